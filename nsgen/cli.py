@@ -1,0 +1,73 @@
+"""The ``nsgen`` command: generation by default, plus a few subcommands.
+
+``nsgen [--config FILE] [options]``   generate a dataset (see ``nsgen --help``)
+``nsgen <command> ...``                one of :data:`COMMANDS`
+
+Bad input ends with one line ``nsgen: error: <problem>; <fix>`` and exit status 2,
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Callable, Sequence
+
+from nsgen.errors import NsgenError
+
+#: subcommand -> "module:function"; each function takes argv (without the command name)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "make-scan": ("nsgen.io.scan_writer:main", "write a synthetic NeXus scan (tests, benchmarks)"),
+}
+
+USAGE_TAIL = "\n".join(f"  nsgen {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())
+
+
+def _resolve(target: str) -> Callable[[Sequence[str]], int | None]:
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def generate_main(argv: Sequence[str]) -> int:
+    """Parse options and generate the dataset."""
+    from nsgen.config import parse_config
+    from nsgen.runner import generate
+
+    config = parse_config(argv)
+    generate(config)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nsgen`` console script and ``python -m nsgen``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help"):
+        from nsgen.config import build_parser
+        build_parser().print_help()
+        print(f"\nsubcommands:\n{USAGE_TAIL}")
+        return 0
+    try:
+        if argv and argv[0] in COMMANDS:
+            code = _resolve(COMMANDS[argv[0]][0])(argv[1:])
+        else:
+            code = generate_main(argv)
+    except NsgenError as exc:
+        print(f"nsgen: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nsgen: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # engine failures: one line, traceback only with -v
+        from nsgen.engine.pipeline import EngineError
+        if isinstance(exc, EngineError):
+            tb = getattr(exc, "remote_traceback", "")
+            if tb and ("-v" in argv or "--verbose" in argv):
+                print(tb, file=sys.stderr)
+            print(f"nsgen: error: {exc}", file=sys.stderr)
+            return 1
+        raise
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

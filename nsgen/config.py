@@ -1,0 +1,359 @@
+"""Command-line, environment and INI options, parsed and validated once.
+
+Precedence, highest first: command-line flag > environment variable
+(``NSGEN_<LONG_NAME>``, dashes as underscores, e.g. ``NSGEN_HDF_ROOT``) > config file
+(``--config FILE``; keys are the long option names, e.g. ``hdf-root = 1000.nxs``) >
+built-in default. The result is an immutable :class:`Config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import configargparse
+
+from nsgen.errors import NsgenError
+
+MODES = ("simple", "complex", "raw", "paired", "dynamic", "patch")
+SYNTHETIC_MODES = ("simple", "complex")
+REAL_MODES = ("raw", "paired", "dynamic", "patch")
+OBJECT_TYPES = ("sphere", "ellipsoid")
+
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9,
+          "t": 1e12, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(text: str) -> int:
+    """Parse a memory size such as ``4GB``, ``512MiB`` or ``1e9``.
+
+    Examples
+    --------
+    >>> parse_bytes("4GB"), parse_bytes("512MiB"), parse_bytes("1000")
+    (4000000000, 536870912, 1000)
+    """
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([A-Za-z]*)\s*", str(text))
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ValueError(f"not a memory size: {text!r} (use e.g. 4GB, 512MiB)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every option of a generation run, validated. See ``docs/user-guide.md``."""
+
+    mode: str = "complex"
+    root: Path = Path("data")
+    samples: int = 1
+    start: int = 0
+    verbose: bool = False
+    seed: int = 0
+    # synthetic
+    size: int = 256
+    objects: int = 300
+    object_type: str = "sphere"
+    shifts: int = 5
+    shiftstep: int = 2
+    flatsnum: int = 20
+    I0: float = 40000.0
+    # real data
+    hdf_root: tuple[Path, ...] = ()
+    flats: Path | None = None
+    darks: Path | None = None
+    data_path: str | None = None
+    image_key_path: str | None = None
+    angles_path: str | None = None
+    mask: Path | None = None
+    frame_angles: int = 900
+    frame_stride: int = 1
+    patch_size: tuple[int, int] = (1801, 256)
+    # engine
+    chunk_size: int | None = None
+    workers: int | None = None
+    memory_limit: int | None = None
+    progress: bool = True
+    preview: bool = True
+    config_file: Path | None = None
+
+    @property
+    def synthetic(self) -> bool:
+        """True for the simulated modes (simple, complex)."""
+        return self.mode in SYNTHETIC_MODES
+
+    def sample_numbers(self) -> range:
+        """Sample numbers of this run: ``start, start+1, ..., start+samples-1``."""
+        return range(self.start, self.start + self.samples)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly view (paths as strings), keyed by long option name."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, Path):
+                v = str(v)
+            elif isinstance(v, tuple):
+                v = [str(x) if isinstance(x, Path) else x for x in v]
+            out[f.name.replace("_", "-")] = v
+        return out
+
+
+class _OneLineParser(configargparse.ArgumentParser):
+    """ArgumentParser whose errors are one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise NsgenError(message)
+
+
+def _add_generation_options(p: configargparse.ArgumentParser) -> None:
+    g = p.add_argument_group("all modes")
+    g.add_argument("--mode", "-m", default="complex", metavar="MODE",
+                   help=f"what to generate: one of {', '.join(MODES)} (default complex)")
+    g.add_argument("--root", "-r", default="./data",
+                   help="directory under which the dataset is written, created if missing "
+                        "(default ./data)")
+    g.add_argument("--samples", "-S", type=int, default=1,
+                   help="number of samples to generate (synthetic) or the sample count used "
+                        "as output prefix (real data); default 1")
+    g.add_argument("--start", type=int, default=0,
+                   help="number of the first sample directory (default 0 -> root/0000)")
+    g.add_argument("--seed", type=int, default=0,
+                   help="seed of every random draw; same seed, same bytes (default 0)")
+    g.add_argument("--verbose", "-v", action="store_true", help="print the stages of the run")
+    g.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar (it is also off when stderr is not a terminal)")
+    g.add_argument("--no-preview", dest="preview", action="store_false",
+                   help="do not write preview.png at the end of the run")
+
+    s = p.add_argument_group("synthetic modes (simple, complex)")
+    s.add_argument("--size", "-N", type=int, default=256,
+                   help="edge of the cubic sample in voxels; sinograms are "
+                        "int(pi/2*N) x int(sqrt(2)*N) (default 256 -> 402 x 362)")
+    s.add_argument("--objects", "-o", type=int, default=300,
+                   help="objects per sample (default 300)")
+    s.add_argument("--object-type", default="sphere",
+                   help="sphere (default) or ellipsoid (random semi-axes and rotation)")
+    s.add_argument("--shifts", "-s", type=int, default=5,
+                   help="number of vertical shifts (default 5)")
+    s.add_argument("--shiftstep", "-p", type=int, default=2,
+                   help="step in detector rows between shifts (default 2)")
+    s.add_argument("--flatsnum", "-f", type=int, default=20,
+                   help="number of simulated flat fields (complex; default 20)")
+    s.add_argument("--I0", "-I", type=float, default=40000.0,
+                   help="full-beam photon count per pixel (complex; default 40000)")
+
+    r = p.add_argument_group("real-data modes (raw, paired, dynamic, patch)")
+    r.add_argument("--hdf-root", "--hdf-file", nargs="+", default=None, metavar="NXS",
+                   help="NeXus scan of shift 0 (shift s is the file whose numeric stem is s "
+                        "higher), or an explicit list of one file per shift")
+    r.add_argument("--chunk-size", "-C", default="auto",
+                   help="detector rows per chunk; auto (default) sizes it from the memory "
+                        "limit, at most 243 rows for real data")
+    r.add_argument("--flats", default=None,
+                   help="file with flat (and dark) fields to normalise with; FILE or "
+                        "FILE:/dataset/path")
+    r.add_argument("--darks", default=None,
+                   help="file with dark fields when they are not in --flats; FILE or "
+                        "FILE:/dataset/path")
+    r.add_argument("--data-path", default=None, help="HDF5 path of the frames dataset")
+    r.add_argument("--image-key-path", default=None, help="HDF5 path of image_key")
+    r.add_argument("--angles-path", default=None, help="HDF5 path of the rotation angles")
+    r.add_argument("--mask", default=None,
+                   help=".npz stripe-mask archive with key m<file stem> per shift "
+                        "(paired, patch); computed on the fly when absent")
+    r.add_argument("--frame-angles", type=int, default=900,
+                   help="angles per frame of a dynamic scan (default 900)")
+    r.add_argument("--frame-stride", type=int, default=1,
+                   help="use every n-th block of frame-angles angles (default 1 = all; "
+                        "2 reproduces the reference)")
+    r.add_argument("--patch-size", nargs=2, type=int, default=[1801, 256], metavar=("H", "W"),
+                   help="patch height (angles) and width (columns) (default 1801 256)")
+
+    e = p.add_argument_group("engine")
+    e.add_argument("--workers", default="auto",
+                   help="worker processes; auto (default) = usable cores of the machine or "
+                        "SLURM allocation")
+    e.add_argument("--memory-limit", default="auto",
+                   help="memory budget of the whole run, e.g. 4GB; auto (default) = 75%% of "
+                        "the available memory of the machine or SLURM allocation")
+
+
+def build_parser(prog: str = "nsgen") -> configargparse.ArgumentParser:
+    """The generation parser (``nsgen [--config FILE] [options]``)."""
+    p = _OneLineParser(
+        prog=prog,
+        description="Generate clean/stripe sinogram pairs for stripe-removal networks.",
+        config_file_parser_class=configargparse.DefaultConfigFileParser,
+        auto_env_var_prefix="NSGEN_",
+        args_for_setting_config_path=["--config", "-c"],
+        formatter_class=configargparse.ArgumentDefaultsRawHelpFormatter
+        if hasattr(configargparse, "ArgumentDefaultsRawHelpFormatter") else None,
+    )
+    _add_generation_options(p)
+    return p
+
+
+_LINE = re.compile(r"^\s*([A-Za-z0-9_][A-Za-z0-9_-]*)\s*[=:]\s*(.*?)\s*$")
+
+
+def check_config_file(path: str, parser: configargparse.ArgumentParser) -> None:
+    """Reject a config file that is missing, malformed or has unknown keys.
+
+    Raises
+    ------
+    NsgenError
+        One line naming the file, the line and the fix.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NsgenError(f"config file {path} does not exist; pass an existing INI file to "
+                         f"--config") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NsgenError(f"cannot read config file {path} ({exc}); pass a readable UTF-8 "
+                         f"INI file") from None
+    known = {s.lstrip("-") for a in parser._actions for s in a.option_strings
+             if s.startswith("--")}
+    for n, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if not s or s[0] in "#;" or (s.startswith("[") and s.endswith("]")):
+            continue
+        m = _LINE.match(line)
+        if not m:
+            raise NsgenError(f"{path} line {n} is not 'key = value': {s!r}; fix the line "
+                             f"or comment it out with #")
+        key = m.group(1)
+        if key not in known or key in ("config",):
+            raise NsgenError(f"{path} line {n}: unknown key '{key}'; keys are the long "
+                             f"option names of 'nsgen --help' (e.g. size, hdf-root)")
+
+
+def _int_range(name: str, value: int, lo: int | None = None, hi: int | None = None) -> int:
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        rng = (f">= {lo}" if hi is None else f"in {lo}..{hi}") if lo is not None else f"<= {hi}"
+        raise NsgenError(f"--{name} must be an integer {rng}, got {value}")
+    return value
+
+
+def _auto_int(name: str, text: str, lo: int) -> int | None:
+    if str(text).strip().lower() == "auto":
+        return None
+    try:
+        v = int(str(text))
+    except ValueError:
+        raise NsgenError(f"--{name} must be an integer >= {lo} or 'auto', got {text!r}") from None
+    return _int_range(name, v, lo)
+
+
+def _check_root(root: Path) -> None:
+    probe = root
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise NsgenError(f"--root {root} is not writable (nearest existing parent: {probe}); "
+                         f"choose a directory you can write to")
+
+
+def config_from_namespace(ns: Any) -> Config:
+    """Validate a parsed namespace into a :class:`Config` (no files are written)."""
+    if ns.mode not in MODES:
+        raise NsgenError(f"--mode must be one of {', '.join(MODES)}, got {ns.mode!r}")
+    if ns.object_type not in OBJECT_TYPES:
+        raise NsgenError(f"--object-type must be one of {', '.join(OBJECT_TYPES)}, "
+                         f"got {ns.object_type!r}")
+    _int_range("samples", ns.samples, 1)
+    _int_range("start", ns.start, 0, 9999)
+    if ns.start + ns.samples - 1 > 9999:
+        raise NsgenError(f"--start + --samples - 1 must be <= 9999 (four-digit sample "
+                         f"directories), got {ns.start + ns.samples - 1}")
+    _int_range("seed", ns.seed, 0)
+    _int_range("size", ns.size, 8, 4096)
+    _int_range("objects", ns.objects, 1)
+    _int_range("shifts", ns.shifts, 1, 100)
+    _int_range("shiftstep", ns.shiftstep, 0)
+    _int_range("flatsnum", ns.flatsnum, 1)
+    if not ns.I0 > 0 or ns.I0 != ns.I0 or ns.I0 == float("inf"):
+        raise NsgenError(f"--I0 must be a positive finite photon count, got {ns.I0}")
+    _int_range("frame-angles", ns.frame_angles, 1)
+    _int_range("frame-stride", ns.frame_stride, 1)
+    ph, pw = ns.patch_size
+    if ph < 1 or pw < 1:
+        raise NsgenError(f"--patch-size must be two positive integers H W, got {ph} {pw}")
+    chunk = _auto_int("chunk-size", ns.chunk_size, 1)
+    workers = _auto_int("workers", ns.workers, 1)
+    mem: int | None = None
+    if str(ns.memory_limit).strip().lower() != "auto":
+        try:
+            mem = parse_bytes(ns.memory_limit)
+        except ValueError:
+            raise NsgenError(f"--memory-limit must be a size such as 4GB or 512MiB, got "
+                             f"{ns.memory_limit!r}") from None
+        if mem < 2**20:
+            raise NsgenError(f"--memory-limit must be at least 1MiB, got {ns.memory_limit!r}")
+    hdf = tuple(Path(p) for p in (ns.hdf_root or ()))
+    if ns.mode in REAL_MODES and not hdf:
+        raise NsgenError(f"--mode {ns.mode} reads a real scan: give it with --hdf-root "
+                         f"FILE.nxs")
+    root = Path(ns.root)
+    _check_root(root)
+    opt = (lambda v: None if v in (None, "") else v)
+    return Config(
+        mode=ns.mode, root=root, samples=ns.samples, start=ns.start, verbose=bool(ns.verbose),
+        seed=ns.seed, size=ns.size, objects=ns.objects, object_type=ns.object_type,
+        shifts=ns.shifts, shiftstep=ns.shiftstep, flatsnum=ns.flatsnum, I0=float(ns.I0),
+        hdf_root=hdf, flats=opt(ns.flats) and Path(ns.flats), darks=opt(ns.darks) and Path(ns.darks),
+        data_path=opt(ns.data_path), image_key_path=opt(ns.image_key_path),
+        angles_path=opt(ns.angles_path), mask=opt(ns.mask) and Path(ns.mask),
+        frame_angles=ns.frame_angles, frame_stride=ns.frame_stride, patch_size=(ph, pw),
+        chunk_size=chunk, workers=workers, memory_limit=mem, progress=bool(ns.progress),
+        preview=bool(ns.preview), config_file=Path(ns.config) if getattr(ns, "config", None)
+        else None,
+    )
+
+
+def _config_path(argv: Sequence[str]) -> str | None:
+    path = None
+    for i, a in enumerate(argv):
+        if a in ("--config", "-c") and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif a.startswith("--config="):
+            path = a.split("=", 1)[1]
+    if path is None:
+        path = os.environ.get("NSGEN_CONFIG") or None
+    return path
+
+
+def parse_config(argv: Sequence[str] | None = None,
+                 env: dict[str, str] | None = None) -> Config:
+    """Parse and validate the generation options.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Command-line arguments (without the program name); default ``sys.argv[1:]``.
+    env : dict, optional
+        Environment to read ``NSGEN_*`` variables from; default ``os.environ``.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    NsgenError
+        Any invalid value, unknown key or malformed file, as one line.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    path = _config_path(argv)
+    if path is not None:
+        check_config_file(path, parser)
+    try:
+        ns = parser.parse_args(argv, env_vars=os.environ if env is None else env)
+    except configargparse.ConfigFileParserException as exc:
+        raise NsgenError(f"malformed config file: {exc}; use 'key = value' lines") from None
+    return config_from_namespace(ns)

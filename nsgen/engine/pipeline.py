@@ -1,0 +1,493 @@
+"""Streaming engine: reader process -> shared-memory slots -> worker processes.
+
+The engine knows nothing about tomography. A :class:`Stage` describes one pass
+over the rows of a volume: which chunks of rows there are, what the reader puts
+into a slot for a chunk (:meth:`Stage.read`, run in the reader process) and what a
+worker does with it (:meth:`Stage.work`, run in a worker process). The engine
+
+* keeps one reader and ``workers`` worker processes alive for the whole run
+  (forkserver start: nothing of the main process's state is inherited);
+* allocates, per stage, a fixed pool of ``multiprocessing.shared_memory`` slots;
+  the reader blocks while every slot is in use, so memory is bounded by
+  ``slots x slot size`` whatever the size of the volume;
+* returns the workers' results in chunk order, so reductions are independent of
+  the order in which chunks finished;
+* stops promptly on the first error of any process (its message is re-raised in
+  the main process) or on the death of any process, and always releases shared
+  memory (also on Ctrl-C and SIGTERM; after ``kill -9`` of the main process the
+  children notice within a second and exit, and stale segments are swept at the
+  next start).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing import shared_memory
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from nsgen.errors import NsgenError
+
+SHM_PREFIX = "nsgen-"
+_POLL = 0.2
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Rows ``[start, stop)`` of a volume; ``index`` orders results."""
+
+    index: int
+    start: int
+    stop: int
+
+    @property
+    def rows(self) -> int:
+        """Number of rows."""
+        return self.stop - self.start
+
+
+def row_chunks(n_rows: int, chunk_rows: int) -> list[Chunk]:
+    """Split ``n_rows`` rows into consecutive chunks of at most ``chunk_rows``.
+
+    Examples
+    --------
+    >>> [(c.start, c.stop) for c in row_chunks(10, 4)]
+    [(0, 4), (4, 8), (8, 10)]
+    """
+    if n_rows < 0 or chunk_rows < 1:
+        raise ValueError(f"bad chunking: {n_rows} rows, {chunk_rows} per chunk")
+    return [Chunk(i, s, min(s + chunk_rows, n_rows))
+            for i, s in enumerate(range(0, n_rows, chunk_rows))]
+
+
+@dataclass
+class WorkResult:
+    """What a worker returns for one chunk: a small value plus output accounting."""
+
+    value: Any = None
+    files: int = 0
+    nbytes: int = 0
+
+
+class Stage:
+    """One pass over the rows of a volume. Subclass and override.
+
+    Instances are pickled to the reader and every worker once per stage, so keep
+    them small (configuration, object lists, 2D maps), never whole volumes.
+    """
+
+    #: label of the progress bar
+    label: str = "stage"
+
+    def chunks(self) -> Sequence[Chunk]:
+        """The chunks of this stage, in result order."""
+        raise NotImplementedError
+
+    def slot_spec(self, chunk: Chunk) -> tuple[tuple[int, ...], str]:
+        """Shape and dtype of the data the reader delivers for ``chunk``.
+
+        The default is an empty array: a compute-only stage whose workers make
+        their own data (for example by simulation).
+        """
+        return (0,), "uint8"
+
+    def read(self, chunk: Chunk, out: np.ndarray) -> None:
+        """Fill ``out`` with the data of ``chunk`` (runs in the reader process)."""
+
+    def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
+        """Process one chunk (runs in a worker process)."""
+        raise NotImplementedError
+
+
+class EngineError(RuntimeError):
+    """A reader or worker process failed or died; the message says which and why."""
+
+
+# --------------------------------------------------------------------------- children
+
+class _Terminated(BaseException):
+    pass
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:  # pragma: no cover - signal path
+    raise _Terminated()
+
+
+def _attach(names: Sequence[str]) -> list[shared_memory.SharedMemory]:
+    return [shared_memory.SharedMemory(name=n) for n in names]
+
+
+def _view(seg: shared_memory.SharedMemory, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    return np.ndarray(shape, dtype=np.dtype(dtype), buffer=seg.buf)
+
+
+def _describe(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+def _get(q: Any, parent: Any) -> Any:
+    """Blocking get that gives up when the main process has gone away."""
+    while True:
+        try:
+            return q.get(timeout=_POLL * 2)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():
+                os._exit(3)
+
+
+def _send_error(results: Any, who: str, exc: BaseException) -> None:
+    try:
+        payload: Any = exc
+        import pickle
+        pickle.dumps(exc)
+    except Exception:
+        payload = None
+    results.put(("error", who, payload, _describe(exc), traceback.format_exc()))
+
+
+def _worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    parent = mp.parent_process()
+    who = f"worker {ident}"
+    stage: Stage | None = None
+    stage_id = -1
+    segments: list[shared_memory.SharedMemory] = []
+    chunks: Sequence[Chunk] = ()
+    while True:
+        msg = None
+        try:
+            msg = control.get_nowait()
+        except queue.Empty:
+            pass
+        if msg is None:
+            try:
+                msg = data.get(timeout=_POLL)
+            except queue.Empty:
+                if parent is not None and not parent.is_alive():
+                    os._exit(3)
+                continue
+        kind = msg[0]
+        if kind == "stop":
+            return
+        if kind == "stage":
+            for s in segments:
+                s.close()
+            stage_id, stage, names = msg[1], msg[2], msg[3]
+            try:
+                segments = _attach(names)
+                chunks = list(stage.chunks())
+            except BaseException as exc:  # noqa: BLE001 - reported to the main process
+                _send_error(results, who, exc)
+                continue
+            results.put(("ready", who, stage_id))
+            continue
+        # ("chunk", stage_id, chunk_index, slot, shape, dtype)
+        _, sid, index, slot, shape, dtype = msg
+        try:
+            assert stage is not None and sid == stage_id, "chunk for an unknown stage"
+            arr = _view(segments[slot], shape, dtype)
+            res = stage.work(chunks[index], arr)
+            del arr
+            results.put(("done", sid, index, res))
+        except BaseException as exc:  # noqa: BLE001 - reported to the main process
+            _send_error(results, f"{who} (rows {chunks[index].start}-{chunks[index].stop - 1})"
+                        if index < len(chunks) else who, exc)
+        finally:
+            free.put(slot)
+
+
+def _reader_main(control: Any, data: Any, free: Any, results: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    parent = mp.parent_process()
+    segments: list[shared_memory.SharedMemory] = []
+    while True:
+        msg = _get(control, parent)
+        if msg[0] == "stop":
+            return
+        _, sid, stage, names = msg
+        for s in segments:
+            s.close()
+        try:
+            segments = _attach(names)
+            for chunk in stage.chunks():
+                slot = _get(free, parent)
+                shape, dtype = stage.slot_spec(chunk)
+                arr = _view(segments[slot], tuple(shape), dtype)
+                stage.read(chunk, arr)
+                del arr
+                data.put(("chunk", sid, chunk.index, slot, tuple(shape), np.dtype(dtype).str))
+        except BaseException as exc:  # noqa: BLE001 - reported to the main process
+            _send_error(results, "reader", exc)
+
+
+# --------------------------------------------------------------------------- engine
+
+def sweep_stale_segments(shm_dir: Path = Path("/dev/shm")) -> int:
+    """Unlink ``nsgen-<pid>-*`` segments whose creating process no longer exists."""
+    n = 0
+    try:
+        entries = list(shm_dir.iterdir())
+    except OSError:
+        return 0
+    for p in entries:
+        if not p.name.startswith(SHM_PREFIX):
+            continue
+        try:
+            pid = int(p.name[len(SHM_PREFIX):].split("-")[0])
+        except ValueError:
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        try:
+            p.unlink()
+            n += 1
+        except OSError:
+            pass
+    return n
+
+
+@dataclass
+class Progress:
+    """Running totals reported to a progress callback."""
+
+    chunks_done: int = 0
+    chunks_total: int = 0
+    files: int = 0
+    nbytes: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class Engine:
+    """Reader + worker processes for a whole run (use as a context manager).
+
+    Parameters
+    ----------
+    workers : int
+        Number of worker processes (>= 1).
+    """
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.workers = workers
+        self._ctx = mp.get_context("forkserver")
+        self._procs: list[Any] = []
+        self._controls: list[Any] = []
+        self._segments: list[shared_memory.SharedMemory] = []
+        self._stage_counter = 0
+        self._closed = False
+
+    # lifecycle -------------------------------------------------------------------
+    def __enter__(self) -> "Engine":
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.close(abort=exc_type is not None)
+
+    def start(self) -> None:
+        """Start the reader and the workers."""
+        sweep_stale_segments()
+        ctx = self._ctx
+        try:
+            ctx.set_forkserver_preload(["nsgen.engine.pipeline", "numpy", "scipy.ndimage"])
+        except Exception:  # pragma: no cover - preload is an optimisation only
+            pass
+        self._data = ctx.Queue()
+        self._free = ctx.Queue()
+        self._results = ctx.Queue()
+        rc = ctx.Queue()
+        self._controls.append(rc)
+        reader = ctx.Process(target=_reader_main, args=(rc, self._data, self._free,
+                                                        self._results),
+                             name="nsgen-reader", daemon=True)
+        self._procs.append(reader)
+        for i in range(self.workers):
+            wc = ctx.Queue()
+            self._controls.append(wc)
+            self._procs.append(ctx.Process(target=_worker_main,
+                                           args=(i + 1, wc, self._data, self._free,
+                                                 self._results),
+                                           name=f"nsgen-worker-{i + 1}", daemon=True))
+        for p in self._procs:
+            p.start()
+
+    def close(self, abort: bool = False) -> None:
+        """Stop the processes and release every shared-memory segment."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if not abort:
+                for c in self._controls:
+                    c.put(("stop",))
+                for _ in range(self.workers):
+                    self._data.put(("stop",))
+                deadline = time.monotonic() + 5
+                for p in self._procs:
+                    p.join(timeout=max(0.0, deadline - time.monotonic()))
+            for p in self._procs:
+                if p.is_alive():
+                    p.kill()
+            for p in self._procs:
+                p.join(timeout=5)
+        finally:
+            self._release()
+            for q in [self._data, self._free, self._results, *self._controls] \
+                    if hasattr(self, "_data") else []:
+                q.cancel_join_thread()
+                q.close()
+
+    def _release(self) -> None:
+        for seg in self._segments:
+            try:
+                seg.close()
+            except Exception:  # pragma: no cover
+                pass
+            try:
+                seg.unlink()
+            except FileNotFoundError:
+                pass
+        self._segments = []
+
+    # running ---------------------------------------------------------------------
+    def _check_alive(self) -> None:
+        for p in self._procs:
+            if p.exitcode is not None:
+                how = (f"was killed by signal {-p.exitcode}" if p.exitcode < 0
+                       else f"exited with status {p.exitcode}")
+                raise EngineError(f"{p.name} {how}; the run was stopped (rerun to resume)")
+
+    def _wait(self) -> tuple:
+        while True:
+            try:
+                return self._results.get(timeout=_POLL)
+            except queue.Empty:
+                self._check_alive()
+
+    def _raise(self, msg: tuple) -> None:
+        _, who, exc, text, tb = msg
+        if isinstance(exc, NsgenError):
+            raise exc
+        err = EngineError(f"{who} failed: {text}")
+        err.remote_traceback = tb  # type: ignore[attr-defined]
+        raise err
+
+    def run(self, stage: Stage, slots: int,
+            progress: ProgressCallback | None = None) -> list[Any]:
+        """Run one stage to completion.
+
+        Parameters
+        ----------
+        stage : Stage
+            The pass to run.
+        slots : int
+            Number of shared-memory slots (>= 1): the bound on data in flight.
+        progress : callable, optional
+            Called with a :class:`Progress` after every finished chunk.
+
+        Returns
+        -------
+        list
+            ``WorkResult.value`` of every chunk, in chunk order.
+        """
+        if self._closed:
+            raise RuntimeError("engine is closed")
+        chunks = list(stage.chunks())
+        self._stage_counter += 1
+        sid = self._stage_counter
+        size = max([1] + [int(np.prod(s)) * np.dtype(d).itemsize
+                          for s, d in (stage.slot_spec(c) for c in chunks)])
+        n_slots = max(1, min(slots, len(chunks) or 1))
+        self._release()
+        for k in range(n_slots):
+            name = f"{SHM_PREFIX}{os.getpid()}-{sid}-{k}"
+            self._segments.append(shared_memory.SharedMemory(name=name, create=True, size=size))
+        names = [s.name for s in self._segments]
+        try:
+            for c in self._controls[1:]:
+                c.put(("stage", sid, stage, names))
+            ready = 0
+            while ready < self.workers:
+                msg = self._wait()
+                if msg[0] == "error":
+                    self._raise(msg)
+                if msg[0] == "ready" and msg[2] == sid:
+                    ready += 1
+            for k in range(n_slots):
+                self._free.put(k)
+            self._controls[0].put(("stage", sid, stage, names))
+            values: dict[int, Any] = {}
+            state = Progress(chunks_total=len(chunks))
+            while len(values) < len(chunks):
+                msg = self._wait()
+                if msg[0] == "error":
+                    self._raise(msg)
+                if msg[0] != "done" or msg[1] != sid:
+                    continue
+                res: WorkResult = msg[3]
+                values[msg[2]] = res.value
+                state.chunks_done += 1
+                state.files += res.files
+                state.nbytes += res.nbytes
+                if progress is not None:
+                    progress(state)
+            # every slot comes back before the next stage may reuse the queue
+            for _ in range(n_slots):
+                while True:
+                    try:
+                        self._free.get(timeout=_POLL)
+                        break
+                    except queue.Empty:
+                        self._check_alive()
+        except BaseException:
+            self.close(abort=True)
+            raise
+        self._release()
+        return [values[c.index] for c in chunks]
+
+
+def install_sigterm_handler() -> None:
+    """Turn SIGTERM (a scheduler's stop) into ``KeyboardInterrupt``-style unwinding.
+
+    The main process then runs its ``finally`` blocks: children are stopped and
+    shared memory is released before the process exits.
+    """
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run_stage(stage: Stage, workers: int, slots: int,
+              progress: ProgressCallback | None = None) -> list[Any]:
+    """Run one stage with a temporary :class:`Engine` (convenience for tests)."""
+    with Engine(workers) as engine:
+        return engine.run(stage, slots, progress)
+
+
+__all__ = ["Chunk", "Engine", "EngineError", "Progress", "Stage", "WorkResult",
+           "install_sigterm_handler", "row_chunks", "run_stage", "sweep_stale_segments"]
+
+if sys.platform != "linux":  # pragma: no cover
+    raise ImportError("nsgen's engine needs Linux (POSIX shared memory, forkserver)")

@@ -1,0 +1,10 @@
+"""The one exception type that means "the user asked for something impossible"."""
+
+
+class NsgenError(Exception):
+    """Bad input or impossible option value.
+
+    The message is one line that names the problem and the fix. The command line
+    prints it as ``nsgen: error: <message>`` and exits with status 2, having
+    written nothing.
+    """

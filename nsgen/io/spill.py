@@ -1,0 +1,68 @@
+"""Scratch volumes between passes: row-major float32 files read and written by rows.
+
+Workers write disjoint row ranges of the same file concurrently; the reader
+reads row ranges straight into shared-memory slots. Nothing is held in memory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Spill:
+    """A scratch volume of ``shape`` (rows first) and ``dtype`` stored at ``path``."""
+
+    path: Path
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of one row (all axes but the first)."""
+        return int(np.prod(self.shape[1:])) * np.dtype(self.dtype).itemsize
+
+    @classmethod
+    def create(cls, path: Path, shape: tuple[int, ...], dtype: str = "float32") -> "Spill":
+        """Create (or truncate) the file at its full size (sparse on most filesystems)."""
+        spill = cls(Path(path), tuple(int(s) for s in shape), np.dtype(dtype).str)
+        spill.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(spill.path, "wb") as f:
+            f.truncate(spill.shape[0] * spill.row_bytes)
+        return spill
+
+    def write_rows(self, start: int, block: np.ndarray) -> None:
+        """Write ``block`` (shape ``(k, *shape[1:])``) as rows ``start .. start+k-1``."""
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        if block.shape[1:] != self.shape[1:] or start < 0 or start + len(block) > self.shape[0]:
+            raise ValueError(f"rows {start}+{block.shape} do not fit spill {self.shape}")
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            view = memoryview(block).cast("B")
+            off = start * self.row_bytes
+            while view:
+                n = os.pwrite(fd, view, off)
+                view, off = view[n:], off + n
+        finally:
+            os.close(fd)
+
+    def read_rows(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Read rows ``start .. stop-1`` (into ``out`` when given, without a copy)."""
+        shape = (stop - start, *self.shape[1:])
+        if out is None:
+            out = np.empty(shape, dtype=self.dtype)
+        if out.shape != shape or out.dtype != np.dtype(self.dtype) or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous {self.dtype} array of shape {shape}")
+        with open(self.path, "rb", buffering=0) as f:
+            f.seek(start * self.row_bytes)
+            view = memoryview(out).cast("B")
+            while view:
+                n = f.readinto(view)
+                if not n:
+                    raise EOFError(f"{self.path} is shorter than its shape {self.shape}")
+                view = view[n:]
+        return out

@@ -1,0 +1,62 @@
+"""16-bit TIFF output: every file appears whole or not at all."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+TMP_MARK = ".nsgen-tmp"
+
+
+def temporary_name(path: Path) -> Path:
+    """Name under which ``path`` is written before it is renamed into place."""
+    return path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
+
+
+def is_temporary(path: Path) -> bool:
+    """True for a leftover of an interrupted write (see :func:`temporary_name`)."""
+    return path.name.startswith(".") and TMP_MARK in path.name
+
+
+def write_tiff(path: Path, image: np.ndarray) -> int:
+    """Write a 2D uint16 image atomically; return the number of bytes written.
+
+    The image goes to a hidden temporary name in the same directory and is then
+    renamed over ``path``, so a crash leaves either the old file, the new file or a
+    temporary that :func:`remove_temporaries` deletes, never a truncated TIFF.
+    The bytes depend only on the pixels (no date or software tags).
+    """
+    if image.dtype != np.uint16 or image.ndim != 2:
+        raise ValueError(f"expected a 2D uint16 image, got {image.dtype} {image.shape}")
+    path = Path(path)
+    tmp = temporary_name(path)
+    try:
+        tifffile.imwrite(tmp, np.ascontiguousarray(image), photometric="minisblack",
+                         metadata=None, software=False)
+        size = tmp.stat().st_size
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return size
+
+
+def read_tiff(path: Path) -> np.ndarray:
+    """Read one TIFF image as a numpy array."""
+    return tifffile.imread(path)
+
+
+def remove_temporaries(directory: Path) -> int:
+    """Delete leftovers of interrupted writes below ``directory``; return how many."""
+    n = 0
+    directory = Path(directory)
+    if not directory.exists():
+        return 0
+    for p in directory.rglob(f".*{TMP_MARK}*"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            n += 1
+    return n

@@ -1,0 +1,168 @@
+"""Complex mode: flat fields, photon noise and detector defects (seed: Synthetic / Complex).
+
+Per sample (see ``docs/architecture.md``, "Complex-mode noise model"):
+
+1. phantom -> exact projection ``P3`` (scratch volume); ``Pn = P3 / max(P3)``;
+2. beam profile ``F0`` (Bessel background + speckle), ``flatsnum`` independent flat
+   realisations (their mean ``Fbar``), three defect maps, temporal responses per shift;
+3. counted photons ``C = Poisson(I0 F0 exp(-Pn))`` drawn once per detector row and shared
+   by the clean target and every shift, ``tau = C / (I0 F0)``;
+4. clean = ``-log(tau)``; shift ``i`` (offset ``o_i = -int(S/2) step + i step`` rows) =
+   ``-log(tau + D_o / Fbar_o)`` with defect maps and flats rolled by ``o_i`` rows;
+5. pass one: global min/max over the clean volume and every shift; pass two: recompute
+   (same random streams) and write every file once on that shared scale.
+
+Clean and shifted inputs differ only on the rolled defect supports.
+Layout: ``root/NNNN/clean/NNNN_clean_VVVV.tif``, ``root/NNNN/shiftSS/NNNN_shiftSS_VVVV.tif``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from nsgen.engine.pipeline import Chunk, WorkResult
+from nsgen.io.tiff import write_tiff
+from nsgen.modes.synthetic import SpillStage, check, objects_record, phantom, project_sample
+from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
+from nsgen.rng import generator
+from nsgen.runner import SampleRecord, SampleRun
+from nsgen.sim.flats import (beam_profile, complex_projections, defect_maps, flat_fields,
+                             temporal_responses)
+from nsgen.sim.noise import photon_counts
+from nsgen.sim.projection import Geometry
+
+__all__ = ["check", "run_sample", "shift_offsets", "DELTA", "N_VARIATIONS"]
+
+#: detector miscalibration strength of the stripe inputs (SCIENCE B 4.5)
+DELTA = 0.07
+#: number of defect-map terms (constant, oscillating, drifting response)
+N_VARIATIONS = 3
+
+
+def shift_offsets(shifts: int, step: int) -> list[int]:
+    """Row offsets of the shifts: ``-int(S/2)*step + i*step``.
+
+    Examples
+    --------
+    >>> shift_offsets(5, 2)
+    [-4, -2, 0, 2, 4]
+    """
+    return [-(shifts // 2) * step + i * step for i in range(shifts)]
+
+
+@dataclass
+class DetectorModel:
+    """Per-sample detector state (small 2D maps, pickled to every worker)."""
+
+    profile: np.ndarray       # (V, Dh) noise-free beam profile F0, max 1
+    flat_mean: np.ndarray     # (V, Dh) mean of the simulated flats / I0
+    maps: np.ndarray          # (3, V, Dh) defect maps
+    sigma: np.ndarray         # (S, P) oscillating responses per shift
+    eps: np.ndarray           # (S, P) drifting responses per shift
+    offsets: tuple[int, ...]
+    i0: float
+
+    @classmethod
+    def simulate(cls, seed: int, sample: int, geometry: Geometry, shifts: int, step: int,
+                 flatsnum: int, i0: float) -> "DetectorModel":
+        shape = (geometry.n_rows, geometry.n_columns)
+        profile = beam_profile(shape, generator(seed, "beam", sample))
+        flats = flat_fields(profile, i0, flatsnum, generator(seed, "flats", sample))
+        flat_mean = flats.mean(axis=0, dtype=np.float64) / i0
+        maps = defect_maps(shape, generator(seed, "defects", sample))
+        resp = [temporal_responses(geometry.n_angles, generator(seed, "temporal", sample, i))
+                for i in range(shifts)]
+        return cls(profile=profile, flat_mean=flat_mean, maps=maps,
+                   sigma=np.stack([r[0] for r in resp]), eps=np.stack([r[1] for r in resp]),
+                   offsets=tuple(shift_offsets(shifts, step)), i0=float(i0))
+
+
+@dataclass
+class ComplexStage(SpillStage):
+    """Pass one (``write=False``: min/max) or pass two (write TIFFs) of complex mode."""
+
+    model: DetectorModel | None = None
+    seed: int = 0
+    sample: int = 0
+    pmax: float = 1.0
+    bounds: Bounds = EMPTY
+    out: Path = Path(".")
+    write: bool = False
+    label: str = "statistics"
+
+    def volumes(self, chunk: Chunk, p3: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield ``(name, sinograms)`` for the clean target and every shift."""
+        m = self.model
+        assert m is not None
+        rows = np.arange(chunk.start, chunk.stop)
+        pn = p3 / np.float32(self.pmax)
+        tau = np.empty_like(pn)
+        for k, v in enumerate(rows):
+            expected = (m.i0 * m.profile[v])[None, :] * np.exp(-pn[k], dtype=np.float64)
+            counts = photon_counts(expected, generator(self.seed, "photons", self.sample, v))
+            tau[k] = counts / (m.i0 * m.profile[v])[None, :]
+        n_rows = m.profile.shape[0]
+        yield "clean", complex_projections(tau, m.flat_mean[rows], m.maps[:, rows],
+                                           m.sigma[0], m.eps[0], 0.0, N_VARIATIONS)
+        for i, o in enumerate(m.offsets):
+            src = (rows - o) % n_rows   # np.roll by o: row r comes from r - o
+            yield f"shift{i:02d}", complex_projections(tau, m.flat_mean[src], m.maps[:, src],
+                                                       m.sigma[i], m.eps[i], DELTA,
+                                                       N_VARIATIONS)
+
+    def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
+        if not self.write:
+            return WorkResult({name: Bounds.of(vol) for name, vol in self.volumes(chunk, data)})
+        files = nbytes = 0
+        tag = f"{self.sample:04d}"
+        for name, vol in self.volumes(chunk, data):
+            for k, v in enumerate(range(chunk.start, chunk.stop)):
+                nbytes += write_tiff(self.out / name / f"{tag}_{name}_{v:04d}.tif",
+                                     to_uint16(vol[k], self.bounds))
+                files += 1
+        return WorkResult(None, files, nbytes)
+
+
+def run_sample(run: SampleRun) -> SampleRecord:
+    """Generate one complex-mode sample."""
+    cfg = run.config
+    geometry = Geometry.for_size(cfg.size)
+    objects = phantom(cfg, run.sample)
+    run.log(f"[{run.tag}] phantom: {len(objects)} objects; projection {geometry.shape}")
+    spill, sizing, (_, pmax) = project_sample(run, objects, geometry,
+                                              work_factor=8 + 2 * cfg.shifts)
+    if not pmax > 0:
+        raise RuntimeError("the phantom projects to zero everywhere")
+    model = DetectorModel.simulate(cfg.seed, run.sample, geometry, cfg.shifts, cfg.shiftstep,
+                                   cfg.flatsnum, cfg.I0)
+    common = dict(model=model, seed=cfg.seed, sample=run.sample, pmax=pmax, out=run.dir)
+    per_chunk = run.run(ComplexStage(spill, sizing.chunk_rows, **common), sizing)
+    bounds = EMPTY
+    for chunk_bounds in per_chunk:
+        for b in chunk_bounds.values():
+            bounds = bounds.union(b)
+    run.log(f"[{run.tag}] shared scale: -log values {bounds.lo:.5g} .. {bounds.hi:.5g}")
+    names = ["clean"] + [f"shift{i:02d}" for i in range(cfg.shifts)]
+    for name in names:
+        (run.dir / name).mkdir(parents=True, exist_ok=True)
+    run.run(ComplexStage(spill, sizing.chunk_rows, bounds=bounds, write=True, label="write",
+                         **common), sizing)
+    record = SampleRecord(extra={
+        "geometry": geometry.shape, "objects": objects_record(objects),
+        "projection_max": pmax,
+        "detector": {"I0": cfg.I0, "flatsnum": cfg.flatsnum, "delta": DELTA,
+                     "variations": N_VARIATIONS, "offsets": list(model.offsets)},
+        "scale": "uint16 0..65535 = -log(transmission) lo..hi, shared by clean and shifts"})
+    shape = (geometry.n_angles, geometry.n_columns)
+    for v in range(geometry.n_rows):
+        record.add_file(f"{run.tag}/clean/{run.tag}_clean_{v:04d}.tif", "clean", v, shape,
+                        (bounds.lo, bounds.hi))
+        for i, o in enumerate(model.offsets):
+            name = f"shift{i:02d}"
+            record.add_file(f"{run.tag}/{name}/{run.tag}_{name}_{v:04d}.tif", "stripe", v, shape,
+                            (bounds.lo, bounds.hi), shift=i, offset=o)
+    return record

@@ -1,0 +1,83 @@
+"""What the synthetic modes share: the sample's phantom and its projection stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nsgen.config import Config
+from nsgen.engine.pipeline import Chunk, Stage, WorkResult, row_chunks
+from nsgen.io.spill import Spill
+from nsgen.rng import generator
+from nsgen.sim.phantom import OBJECT_FIELDS, random_foam
+from nsgen.sim.projection import Geometry, project
+
+
+def check(config: Config) -> None:
+    """Nothing to read for synthetic modes: the options were validated by config."""
+
+
+def phantom(config: Config, sample: int) -> np.ndarray:
+    """The object list of ``sample`` (depends only on seed, sample and options)."""
+    return random_foam(generator(config.seed, "phantom", sample), config.objects,
+                       object_type=config.object_type)
+
+
+def objects_record(objects: np.ndarray) -> list[dict[str, float]]:
+    """JSON form of an object list (floats round-trip exactly through ``repr``)."""
+    return [{k: float(v) for k, v in zip(OBJECT_FIELDS, row)} for row in objects]
+
+
+@dataclass
+class ProjectStage(Stage):
+    """Analytic projection of detector-row chunks into a scratch volume.
+
+    Returns per chunk the (min, max) of the projection values.
+    """
+
+    objects: np.ndarray
+    geometry: Geometry
+    spill: Spill
+    chunk_rows: int
+    label: str = "project"
+
+    def chunks(self) -> list[Chunk]:
+        return row_chunks(self.geometry.n_rows, self.chunk_rows)
+
+    def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
+        p = project(self.objects, self.geometry, (chunk.start, chunk.stop))
+        self.spill.write_rows(chunk.start, p)
+        return WorkResult((float(p.min()), float(p.max())))
+
+
+@dataclass
+class SpillStage(Stage):
+    """Base of stages whose reader streams row chunks of a scratch volume."""
+
+    spill: Spill
+    chunk_rows: int
+
+    def chunks(self) -> list[Chunk]:
+        return row_chunks(self.spill.shape[0], self.chunk_rows)
+
+    def slot_spec(self, chunk: Chunk) -> tuple[tuple[int, ...], str]:
+        return (chunk.rows, *self.spill.shape[1:]), self.spill.dtype
+
+    def read(self, chunk: Chunk, out: np.ndarray) -> None:
+        self.spill.read_rows(chunk.start, chunk.stop, out)
+
+
+def project_sample(run: Any, objects: np.ndarray, geometry: Geometry,
+                   work_factor: float) -> tuple[Spill, Any, tuple[float, float]]:
+    """Project a phantom into ``run.work/projection.f32``.
+
+    Returns the scratch volume, the sizing used for all stages of the sample and
+    the global (min, max) of the projection.
+    """
+    row_bytes = geometry.n_angles * geometry.n_columns * 4
+    sizing = run.sizing(n_rows=geometry.n_rows, row_bytes=row_bytes, work_factor=work_factor)
+    spill = Spill.create(run.work / "projection.f32", geometry.shape)
+    ranges = run.run(ProjectStage(objects, geometry, spill, sizing.chunk_rows), sizing)
+    return spill, sizing, (min(r[0] for r in ranges), max(r[1] for r in ranges))

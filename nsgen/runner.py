@@ -1,0 +1,224 @@
+"""Run a generation job: samples -> mode plans -> engine stages, resumably.
+
+The runner owns everything around the science: the engine's processes, sizing,
+progress, the per-sample scratch directory, completion records and the manifest.
+A mode (``nsgen.modes.<name>``) provides ``check(config)`` (validate inputs before
+anything is written) and ``run_sample(run)`` (compose kernels into stages and name
+output paths), returning the sample's :class:`SampleRecord`.
+
+Resume: a sample whose ``manifest.json`` exists is finished and skipped. Inside a
+sample, work is grouped into *units* (a shift of a real scan, say); a finished
+unit leaves a record under ``.nsgen/`` and is not redone. Files are written
+atomically, so after any interruption a rerun produces the same bytes as an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from nsgen import __version__
+from nsgen.config import Config
+from nsgen.engine.pipeline import Engine, Progress, Stage, install_sigterm_handler
+from nsgen.engine.sizing import Sizing, plan_sizing, usable_cores
+from nsgen.io.tiff import remove_temporaries
+
+MANIFEST = "manifest.json"
+STATE_DIR = ".nsgen"
+WORK_DIR = ".work"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` via a temporary name and rename (never half-written)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.nsgen-tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=False)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class SampleRecord:
+    """What a mode reports about one sample (becomes its manifest)."""
+
+    files: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add_file(self, path: str, role: str, index: int, shape: tuple[int, ...],
+                 bounds: tuple[float, float], **more: Any) -> None:
+        """Record one output file (``path`` relative to the dataset root)."""
+        self.files.append({"path": path, "role": role, "index": index,
+                           "shape": list(shape), "bounds": [bounds[0], bounds[1]], **more})
+
+
+class Log:
+    """``-v`` stage messages on stderr and the progress bars."""
+
+    def __init__(self, verbose: bool, progress: bool) -> None:
+        self.verbose = verbose
+        self.bars = progress and sys.stderr.isatty()
+
+    def __call__(self, msg: str) -> None:
+        if self.verbose:
+            print(f"nsgen: {msg}", file=sys.stderr, flush=True)
+
+
+class SampleRun:
+    """Context handed to a mode's ``run_sample``: one sample of one run."""
+
+    def __init__(self, config: Config, sample: int, engine: Engine, log: Log,
+                 workers: int) -> None:
+        self.config = config
+        self.sample = sample
+        self.engine = engine
+        self.log = log
+        self.workers = workers
+        self.root = Path(config.root)
+        self.dir = self.root / f"{sample:04d}"
+        self.state = self.dir / STATE_DIR
+        self.work = self.dir / WORK_DIR
+
+    @property
+    def tag(self) -> str:
+        """The four-digit sample number."""
+        return f"{self.sample:04d}"
+
+    def sizing(self, *, n_rows: int, row_bytes: int, work_factor: float,
+               max_chunk_rows: int | None = None) -> Sizing:
+        """Chunking for a volume of ``n_rows`` rows of ``row_bytes`` each."""
+        s = plan_sizing(n_rows=n_rows, row_bytes=row_bytes, work_factor=work_factor,
+                        workers=self.workers, chunk_rows=self.config.chunk_size,
+                        memory_limit=self.config.memory_limit, max_chunk_rows=max_chunk_rows)
+        self.log(f"[{self.tag}] sizing: {s.describe(row_bytes)}")
+        return s
+
+    def run(self, stage: Stage, sizing: Sizing) -> list[Any]:
+        """Run one stage on the engine with a progress bar; return chunk values."""
+        t0 = time.monotonic()
+        bar = None
+        if self.log.bars:
+            from tqdm import tqdm
+            bar = tqdm(total=len(stage.chunks()), desc=f"{self.tag} {stage.label}",
+                       unit="chunk", leave=False, file=sys.stderr)
+
+        def progress(p: Progress) -> None:
+            if bar is not None:
+                dt = max(time.monotonic() - p.started, 1e-9)
+                bar.set_postfix(files=p.files, MBps=f"{p.nbytes / dt / 1e6:.0f}", refresh=False)
+                bar.update(p.chunks_done - bar.n)
+
+        try:
+            values = self.engine.run(stage, sizing.slots, progress)
+        finally:
+            if bar is not None:
+                bar.close()
+        self.log(f"[{self.tag}] {stage.label}: {len(values)} chunks in "
+                 f"{time.monotonic() - t0:.2f} s")
+        return values
+
+    def unit_done(self, name: str) -> dict[str, Any] | None:
+        """The record of a finished unit, or None if it must be (re)done."""
+        path = self.state / f"{name}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        return None
+
+    def finish_unit(self, name: str, record: dict[str, Any]) -> None:
+        """Mark a unit finished (atomic)."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.state / f"{name}.json", record)
+
+    def output_dir(self, *parts: str) -> Path:
+        """Create and return ``root/<parts>`` (for modes that write outside the sample)."""
+        d = self.root.joinpath(*parts)
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+
+def manifest_path(root: Path, sample: int) -> Path:
+    """Where a finished sample's manifest lives."""
+    return Path(root) / f"{sample:04d}" / MANIFEST
+
+
+def load_mode(name: str) -> Any:
+    """The mode module ``nsgen.modes.<name>``."""
+    return importlib.import_module(f"nsgen.modes.{name}")
+
+
+def generate(config: Config, on_sample: Callable[[int, Path], None] | None = None) -> list[int]:
+    """Generate every sample of ``config`` that is not finished yet.
+
+    Returns
+    -------
+    list of int
+        The sample numbers generated by this call (finished ones are skipped).
+    """
+    install_sigterm_handler()
+    log = Log(config.verbose, config.progress)
+    mode = load_mode(config.mode)
+    mode.check(config)
+    todo = [s for s in config.sample_numbers() if not manifest_path(config.root, s).exists()]
+    for s in config.sample_numbers():
+        if s not in todo:
+            log(f"[{s:04d}] finished earlier ({manifest_path(config.root, s)}), skipped")
+    if not todo:
+        return []
+    Path(config.root).mkdir(parents=True, exist_ok=True)
+    workers = config.workers or usable_cores()
+    log(f"mode {config.mode}, samples {todo[0]:04d}..{todo[-1]:04d}, {workers} workers, "
+        f"seed {config.seed}")
+    outer = None
+    if log.bars:
+        from tqdm import tqdm
+        outer = tqdm(total=len(todo), desc="samples", unit="sample", file=sys.stderr)
+    done: list[int] = []
+    try:
+        with Engine(workers) as engine:
+            for sample in todo:
+                run = SampleRun(config, sample, engine, log, workers)
+                t0 = time.monotonic()
+                run.dir.mkdir(parents=True, exist_ok=True)
+                removed = remove_temporaries(config.root if config.mode == "dynamic" else run.dir)
+                if removed:
+                    log(f"[{run.tag}] removed {removed} temporary files of an interrupted run")
+                record: SampleRecord = mode.run_sample(run)
+                manifest = {
+                    "nsgen_version": __version__,
+                    "mode": config.mode,
+                    "sample": sample,
+                    "seed": config.seed,
+                    "config": config.to_dict(),
+                    **record.extra,
+                    "files": record.files,
+                }
+                write_json_atomic(manifest_path(config.root, sample), manifest)
+                shutil.rmtree(run.work, ignore_errors=True)
+                shutil.rmtree(run.state, ignore_errors=True)
+                log(f"[{run.tag}] done: {len(record.files)} files in "
+                    f"{time.monotonic() - t0:.2f} s")
+                done.append(sample)
+                if on_sample is not None:
+                    on_sample(sample, run.dir)
+                if outer is not None:
+                    outer.update(1)
+    finally:
+        if outer is not None:
+            outer.close()
+    return done
+
+
+def iter_manifests(root: Path) -> Iterator[dict[str, Any]]:
+    """Every sample manifest below ``root``, in sample order."""
+    for p in sorted(Path(root).glob(f"[0-9][0-9][0-9][0-9]/{MANIFEST}")):
+        yield json.loads(p.read_text())

@@ -1,0 +1,205 @@
+"""Synthetic stripe artefacts on sinograms (SCIENCE.md B 3.1 with the fixes of A.4).
+
+A stripe is a band of ``2h + 1`` adjacent detector columns whose values are shifted by one
+random offset (plus, optionally, a per-column random walk along the angles). Full stripes
+cover every angle; partial stripes cover a non-empty, sorted range of angles. Overlapping
+stripes add.
+
+Differences from the reference (SCIENCE.md A.4):
+
+* ``kind="mix"`` makes each stripe independently partial or full (50:50); the reference
+  silently treats anything but ``"partial"`` as full.
+* A partial stripe always covers a non-empty range ``[a1, a2)`` with ``a1 < a2``; the
+  reference draws ``a1, a2`` unsorted and drops about half of the partial stripes.
+* Every random number comes from the explicit generator passed in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["StripeParams", "SIMPLE", "PAIRED", "PATCH", "add_stripes"]
+
+_KINDS = frozenset({"full", "partial", "mix"})
+_COLUMN_TRIES = 20
+
+
+@dataclass(frozen=True)
+class StripeParams:
+    """Parameters of the stripe generator.
+
+    Parameters
+    ----------
+    percentage : float
+        Stripes per sinogram as a percentage of the detector width:
+        ``n_s = int(Dh * percentage / 100)``. ``0 < percentage <= 100``.
+    max_thickness : int
+        Largest half thickness ``h``; a stripe is ``2h + 1`` columns wide with ``h`` drawn
+        uniformly from ``0..max_thickness``. ``0 <= max_thickness <= 10``.
+    intensity : float
+        Offset scale: offset ``= vmax * u * intensity`` with ``u ~ U[-1, 0.5]``.
+    kind : {"full", "partial", "mix"}
+        Angular extent of each stripe; ``"mix"`` chooses full or partial per stripe (50:50).
+    variability : float
+        Step of the per-column random walk along the angles, relative to ``vmax``
+        (0 gives constant stripes). ``variability >= 0``.
+
+    Raises
+    ------
+    ValueError
+        If a value is outside its range.
+
+    Examples
+    --------
+    >>> StripeParams(1.0, 2, 0.2, "partial", 0.0).kind
+    'partial'
+    >>> StripeParams(0.0, 2, 0.2, "full", 0.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: stripe percentage must be in (0, 100], got 0.0
+    """
+
+    percentage: float
+    max_thickness: int
+    intensity: float
+    kind: str
+    variability: float
+
+    def __post_init__(self) -> None:
+        if not (0.0 < self.percentage <= 100.0):
+            raise ValueError(f"stripe percentage must be in (0, 100], got {self.percentage}")
+        if (
+            isinstance(self.max_thickness, bool)
+            or not float(self.max_thickness).is_integer()
+            or not (0 <= self.max_thickness <= 10)
+        ):
+            raise ValueError(
+                f"stripe max_thickness must be an integer in 0..10, got {self.max_thickness}"
+            )
+        if self.kind not in _KINDS:
+            raise ValueError(
+                f"stripe kind must be one of {sorted(_KINDS)}, got {self.kind!r}"
+            )
+        if not (self.variability >= 0.0) or not math.isfinite(self.variability):
+            raise ValueError(f"stripe variability must be >= 0, got {self.variability}")
+        if not math.isfinite(self.intensity):
+            raise ValueError(f"stripe intensity must be finite, got {self.intensity}")
+
+
+#: 'simple' mode (SCIENCE.md B 4.6 / 7), with 'mix' as defined by A.4.
+SIMPLE = StripeParams(1.2, 3, 0.25, "mix", 0.0)
+#: 'paired' real-data mode (SCIENCE.md B 7).
+PAIRED = StripeParams(1.0, 2, 0.2, "mix", 0.005)
+#: 'patch' real-data mode (SCIENCE.md B 7).
+PATCH = StripeParams(0.4, 6, 0.2, "full", 0.0)
+
+
+def add_stripes(
+    sino: np.ndarray,
+    rng: np.random.Generator,
+    params: StripeParams,
+    vmax: float | None = None,
+) -> np.ndarray:
+    """Return a copy of one sinogram with random stripes added.
+
+    For each of ``n_s = int(Dh * percentage / 100)`` stripes:
+
+    1. column ``c`` uniform in ``0..Dh-1``, redrawn up to 20 times in total until the input's
+       first-angle value at ``c`` is non-zero (the last draw is kept if all fail);
+    2. angular extent: full ``[0, P)``; partial ``[a1, a2)`` with ``a1 < a2`` two distinct
+       values of ``0..P`` sorted; ``"mix"`` picks full or partial with probability 1/2;
+    3. half thickness ``h`` uniform in ``0..max_thickness`` (width ``2h + 1``);
+    4. offset ``= vmax * u * intensity`` with ``u ~ U[-1, 0.5]``;
+    5. applied only if ``h < c < Dh - h``, to columns ``c-h .. c+h``: every column gets
+       ``offset + w_k`` at the ``k``-th angle of the extent, where ``w`` is its own random
+       walk starting at ``variability * vmax`` with steps ``±variability * vmax``;
+    6. overlapping stripes add.
+
+    Parameters
+    ----------
+    sino : numpy.ndarray
+        One sinogram, shape ``(P, Dh)`` = (angle, detector column). Not modified.
+    rng : numpy.random.Generator
+        Source of every random draw.
+    params : StripeParams
+        Stripe parameters (see the presets ``SIMPLE``, ``PAIRED``, ``PATCH``).
+    vmax : float, optional
+        The value the offsets are relative to. Defaults to ``sino.max()``; callers should pass
+        the maximum of the whole 3D sample, as the reference does.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 array of shape ``(P, Dh)``. Pixels no stripe touches equal the input
+        (bit-identical for a float32 input).
+
+    Raises
+    ------
+    ValueError
+        If ``sino`` is not 2D or ``vmax`` is not finite.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> sino = np.ones((4, 50), dtype=np.float32)
+    >>> out = add_stripes(sino, rng, StripeParams(4.0, 1, 0.5, "full", 0.0))
+    >>> out.shape, out.dtype.name
+    ((4, 50), 'float32')
+    >>> bool(np.all(out[:, 0] == 1))
+    True
+    """
+    sino = np.asarray(sino)
+    if sino.ndim != 2:
+        raise ValueError(f"add_stripes needs one 2D sinogram (P, Dh), got shape {sino.shape}")
+    n_angles, n_cols = sino.shape
+    out = sino.astype(np.float64, copy=True)
+    if out.size == 0:
+        return out.astype(np.float32)
+    m = float(out.max()) if vmax is None else float(vmax)
+    if not math.isfinite(m):
+        raise ValueError(f"vmax must be finite, got {m}")
+
+    n_stripes = int(n_cols * params.percentage / 100.0)
+    first_row = sino[0]
+    h_max = int(params.max_thickness)
+    step = params.variability * m
+
+    for _ in range(n_stripes):
+        # 1. column: prefer columns where the object is present at the first angle.
+        for _try in range(_COLUMN_TRIES):
+            c = int(rng.integers(0, n_cols))
+            if first_row[c] != 0:
+                break
+        # 2. angular extent.
+        if params.kind == "mix":
+            partial = bool(rng.random() < 0.5)
+        else:
+            partial = params.kind == "partial"
+        if partial:
+            a1, a2 = np.sort(rng.choice(n_angles + 1, size=2, replace=False))
+            a1, a2 = int(a1), int(a2)
+        else:
+            a1, a2 = 0, n_angles
+        # 3. half thickness, 4. offset.
+        h = int(rng.integers(0, h_max + 1))
+        offset = m * rng.uniform(-1.0, 0.5) * params.intensity
+        # 5. edge rule: silently dropped unless strictly inside.
+        if not (h < c < n_cols - h):
+            continue
+        width = 2 * h + 1
+        length = a2 - a1
+        if params.variability > 0:
+            # walk value at the k-th angle = step * (1 + sum of the first k signs)
+            signs = 2 * rng.integers(0, 2, size=(length - 1, width)) - 1
+            walk = np.empty((length, width), dtype=np.float64)
+            walk[0] = 0.0
+            np.cumsum(signs, axis=0, out=walk[1:])
+            walk += 1.0
+            walk *= step
+            out[a1:a2, c - h : c + h + 1] += offset + walk
+        else:
+            out[a1:a2, c - h : c + h + 1] += offset
+    return out.astype(np.float32)
