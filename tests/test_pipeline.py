@@ -1,0 +1,216 @@
+"""The streaming engine, with real processes and real shared memory (no mocks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nsgen.engine.pipeline import (SHM_PREFIX, Chunk, Engine, EngineError, Stage, WorkResult,
+                                   row_chunks, sweep_stale_segments)
+from nsgen.errors import NsgenError
+
+SHM = Path("/dev/shm")
+
+
+def own_segments(pid: int | None = None) -> list[str]:
+    pid = os.getpid() if pid is None else pid
+    return [p.name for p in SHM.iterdir() if p.name.startswith(f"{SHM_PREFIX}{pid}-")]
+
+
+@dataclass
+class RowSum(Stage):
+    """Reader fills row r with r; worker returns per-row sums (and can misbehave)."""
+
+    n_rows: int
+    chunk_rows: int
+    width: int = 50
+    fail_row: int = -1
+    kill_row: int = -1
+    user_error_row: int = -1
+    read_fail_row: int = -1
+    log: str = ""
+    sleep: float = 0.0
+
+    def chunks(self):
+        return row_chunks(self.n_rows, self.chunk_rows)
+
+    def slot_spec(self, chunk):
+        return (chunk.rows, self.width), "float64"
+
+    def _log(self, what):
+        if self.log:
+            with open(self.log, "a") as f:
+                f.write(f"{what}\n")
+
+    def read(self, chunk, out):
+        if chunk.start <= self.read_fail_row < chunk.stop:
+            raise OSError("disk on fire")
+        self._log(f"read {chunk.index}")
+        out[:] = np.arange(chunk.start, chunk.stop, dtype=np.float64)[:, None]
+
+    def work(self, chunk, data):
+        rows = range(chunk.start, chunk.stop)
+        if self.fail_row in rows:
+            raise ValueError(f"bad value in row {self.fail_row}")
+        if self.user_error_row in rows:
+            raise NsgenError("sinogram has NaNs; fix the scan")
+        if self.kill_row in rows:
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(self.sleep)
+        self._log(f"done {chunk.index}")
+        return WorkResult(data.sum(axis=1).tolist(), files=chunk.rows, nbytes=data.nbytes)
+
+
+def expected(n_rows: int, width: int = 50) -> list[float]:
+    return [float(r * width) for r in range(n_rows)]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    with Engine(2) as e:
+        yield e
+    assert own_segments() == []
+
+
+def test_row_chunks_cover_rows_once():
+    for n, c in [(10, 3), (10, 10), (10, 20), (1, 1), (243, 243), (256, 7)]:
+        chunks = row_chunks(n, c)
+        rows = [r for ch in chunks for r in range(ch.start, ch.stop)]
+        assert rows == list(range(n))
+        assert all(1 <= ch.rows <= c for ch in chunks)
+        assert [ch.index for ch in chunks] == list(range(len(chunks)))
+
+
+@pytest.mark.parametrize("chunk_rows,slots", [(1, 1), (3, 2), (7, 5), (100, 3)])
+def test_results_in_chunk_order_for_any_chunking(engine, chunk_rows, slots):
+    values = engine.run(RowSum(40, chunk_rows), slots)
+    assert [x for v in values for x in v] == expected(40)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_results_independent_of_worker_count(workers):
+    with Engine(workers) as e:
+        values = e.run(RowSum(30, 4, sleep=0.001), 2)
+    assert [x for v in values for x in v] == expected(30)
+
+
+def test_progress_counts_files_and_bytes(engine):
+    seen = []
+    engine.run(RowSum(12, 5), 2, progress=lambda p: seen.append((p.chunks_done, p.files,
+                                                                 p.nbytes)))
+    assert seen[-1] == (3, 12, 12 * 50 * 8)
+    assert [s[0] for s in seen] == [1, 2, 3]
+
+
+def test_one_slot_means_one_chunk_in_flight(tmp_path):
+    log = tmp_path / "events"
+    with Engine(2) as e:
+        e.run(RowSum(10, 2, log=str(log), sleep=0.02), slots=1)
+    events = log.read_text().split()
+    events = [f"{a} {b}" for a, b in zip(events[::2], events[1::2])]
+    # with a single slot the reader can only fill chunk k+1 after chunk k was processed
+    for k in range(4):
+        assert events.index(f"read {k + 1}") > events.index(f"done {k}")
+
+
+def test_worker_exception_stops_the_run_with_its_message():
+    t0 = time.monotonic()
+    with pytest.raises(EngineError, match=r"worker \d \(rows 20-29\) failed: ValueError: bad "
+                                          r"value in row 23"):
+        with Engine(2) as e:
+            e.run(RowSum(200, 10, fail_row=23, sleep=0.01), 3)
+    assert time.monotonic() - t0 < 10
+    assert own_segments() == []
+
+
+def test_user_error_in_worker_is_reraised_as_such():
+    with pytest.raises(NsgenError, match="sinogram has NaNs"):
+        with Engine(2) as e:
+            e.run(RowSum(20, 5, user_error_row=7), 2)
+    assert own_segments() == []
+
+
+def test_reader_exception_surfaces():
+    with pytest.raises(EngineError, match="reader failed: OSError: disk on fire"):
+        with Engine(1) as e:
+            e.run(RowSum(20, 5, read_fail_row=12), 2)
+    assert own_segments() == []
+
+
+def test_killed_worker_is_reported_not_a_hang():
+    t0 = time.monotonic()
+    with pytest.raises(EngineError, match="killed by signal 9"):
+        with Engine(2) as e:
+            e.run(RowSum(50, 5, kill_row=17), 2)
+    assert time.monotonic() - t0 < 10
+    assert own_segments() == []
+
+
+def test_engine_is_reusable_across_stages_of_different_sizes(engine):
+    a = engine.run(RowSum(8, 3, width=10), 2)
+    b = engine.run(RowSum(9, 2, width=1000), 3)
+    assert [x for v in a for x in v] == expected(8, 10)
+    assert [x for v in b for x in v] == expected(9, 1000)
+
+
+SCRIPT = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from test_pipeline import RowSum
+    from nsgen.engine.pipeline import Engine, install_sigterm_handler
+    install_sigterm_handler()
+    with Engine(2) as e:
+        print("started", flush=True)
+        e.run(RowSum(100000, 1, sleep=0.05), 3)
+""")
+
+
+def _start_long_run(tmp_path: Path) -> subprocess.Popen:
+    script = tmp_path / "long_run.py"
+    script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "started"
+    deadline = time.monotonic() + 10
+    while not own_segments(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert own_segments(proc.pid), "the run never allocated its slots"
+    return proc
+
+
+def test_sigterm_stops_children_and_releases_memory(tmp_path):
+    proc = _start_long_run(tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)
+    assert proc.returncode == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 5
+    while own_segments(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert own_segments(proc.pid) == []
+
+
+def test_kill_9_of_main_leaves_no_segments_or_orphans(tmp_path):
+    proc = _start_long_run(tmp_path)
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                              text=True).stdout.split()
+    proc.kill()
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        alive = [c for c in children if Path(f"/proc/{c}").exists()
+                 and "Z" not in Path(f"/proc/{c}/stat").read_text().split()[2]]
+        # the resource tracker unlinks the segments once every child has gone
+        if not alive and not own_segments(proc.pid):
+            break
+        time.sleep(0.1)
+    sweep_stale_segments()
+    assert own_segments(proc.pid) == []
