@@ -246,7 +246,9 @@ def _auto_int(name: str, text: str, lo: int) -> int | None:
         v = int(str(text))
     except ValueError:
         raise NsgenError(f"--{name} must be an integer >= {lo} or 'auto', got {text!r}") from None
-    return _int_range(name, v, lo)
+    if v < lo:
+        raise NsgenError(f"--{name} must be an integer >= {lo} or 'auto', got {text!r}")
+    return v
 
 
 def _check_root(root: Path) -> None:
@@ -310,7 +312,7 @@ def config_from_namespace(ns: Any) -> Config:
         angles_path=opt(ns.angles_path), mask=opt(ns.mask) and Path(ns.mask),
         frame_angles=ns.frame_angles, frame_stride=ns.frame_stride, patch_size=(ph, pw),
         chunk_size=chunk, workers=workers, memory_limit=mem, progress=bool(ns.progress),
-        preview=bool(ns.preview), config_file=Path(ns.config) if getattr(ns, "config", None)
+        preview=bool(ns.preview), config_file=Path(ns.config_file) if getattr(ns, "config_file", None)
         else None,
     )
 
