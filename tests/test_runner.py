@@ -1,0 +1,170 @@
+"""Whole runs through the CLI: layout, determinism, resume after kill -9, seeds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import all_files, nsgen, read, tree_digest
+
+SMALL = ["-N", "32", "-o", "12", "-s", "3", "-f", "4"]
+
+
+@pytest.fixture(scope="module")
+def complex_reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ref") / "data"
+    nsgen("-m", "complex", *SMALL, "-r", str(root), "-S", "2", "--workers", "2")
+    return root
+
+
+def test_complex_layout_and_names_follow_the_seed(complex_reference):
+    root = complex_reference
+    assert sorted(os.listdir(root)) == ["0000", "0001"]
+    assert sorted(os.listdir(root / "0000")) == ["clean", "manifest.json", "shift00", "shift01",
+                                                 "shift02"]
+    assert sorted(os.listdir(root / "0000" / "clean")) == \
+        [f"0000_clean_{v:04d}.tif" for v in range(32)]
+    assert sorted(os.listdir(root / "0001" / "shift02")) == \
+        [f"0001_shift02_{v:04d}.tif" for v in range(32)]
+    img = read(root / "0000" / "shift01" / "0000_shift01_0005.tif")
+    assert img.shape == (int(0.5 * np.pi * 32), int(np.sqrt(2) * 32)) == (50, 45)
+
+
+def test_no_scratch_or_temporary_files_remain(complex_reference):
+    files = all_files(complex_reference)
+    assert all(f.endswith(".tif") or f.endswith("manifest.json") for f in files), files
+    assert len(files) == 2 * (32 * 4 + 1)
+
+
+def test_start_and_samples_number_directories(tmp_path):
+    nsgen("-m", "simple", "-N", "16", "-o", "3", "-r", str(tmp_path), "-S", "2",
+          "--start", "5")
+    assert sorted(os.listdir(tmp_path)) == ["0005", "0006"]
+    assert sorted(os.listdir(tmp_path / "0005")) == ["clean", "manifest.json", "stripe"]
+    assert sorted(os.listdir(tmp_path / "0006" / "stripe"))[-1] == "0006_stripe_0015.tif"
+
+
+@pytest.mark.parametrize("extra", [["--workers", "1", "-C", "1"], ["--workers", "3", "-C", "7"],
+                                   ["--workers", "2", "-C", "32"]])
+def test_bytes_do_not_depend_on_workers_or_chunks(complex_reference, tmp_path, extra):
+    nsgen("-m", "complex", *SMALL, "-r", str(tmp_path), "-S", "2", *extra)
+    assert tree_digest(tmp_path) == tree_digest(complex_reference)
+
+
+def test_a_sample_regenerates_alone(complex_reference, tmp_path):
+    nsgen("-m", "complex", *SMALL, "-r", str(tmp_path), "--start", "1")
+    ref = {k: v for k, v in tree_digest(complex_reference).items() if k.startswith("0001")}
+    assert tree_digest(tmp_path) == ref
+
+
+def test_other_seed_other_data(complex_reference, tmp_path):
+    nsgen("-m", "complex", *SMALL, "-r", str(tmp_path), "--seed", "1")
+    a = tree_digest(tmp_path)
+    b = tree_digest(complex_reference)
+    assert set(a) <= set(b)
+    assert all(a[k] != b[k] for k in a if "clean" in k)
+
+
+def test_clean_and_shift_differ_only_on_defects(complex_reference):
+    """SCIENCE A.5: the photon noise is shared; the difference is the defect supports only."""
+    s = complex_reference / "0000"
+    manifest = json.loads((s / "manifest.json").read_text())
+    offsets = manifest["detector"]["offsets"]
+    support = np.zeros((3, 32, 45), bool)
+    for v in range(32):
+        clean = read(s / "clean" / f"0000_clean_{v:04d}.tif")
+        for i in range(3):
+            diff = read(s / f"shift{i:02d}" / f"0000_shift{i:02d}_{v:04d}.tif") - clean
+            cols = np.abs(diff).max(axis=0) > 0
+            support[i, v] = cols
+            # where a column differs, it differs at (nearly) every angle: a stripe
+            if cols.any():
+                assert (np.abs(diff[:, cols]) > 0).mean() > 0.5
+    assert support.any(), "no stripes at all"
+    # the defects are fixed on the detector: shifting by o rows moves the stripes by o rows
+    for i in range(1, 3):
+        d = offsets[i] - offsets[0]
+        assert np.array_equal(np.roll(support[0], d, axis=0), support[i])
+
+
+def test_manifest_records_config_seed_and_objects(complex_reference):
+    m = json.loads((complex_reference / "0001" / "manifest.json").read_text())
+    assert m["mode"] == "complex" and m["sample"] == 1 and m["seed"] == 0
+    assert m["config"]["size"] == 32 and m["config"]["shifts"] == 3
+    assert 1 <= len(m["objects"]) <= 12 and set(m["objects"][0]) == {
+        "C0", "x0", "y0", "z0", "a", "b", "c", "phi"}
+    assert len(m["files"]) == 32 * 4
+    f = m["files"][1]
+    assert f["role"] == "stripe" and f["shift"] == 0 and f["shape"] == [50, 45]
+    lo, hi = f["bounds"]
+    assert lo < hi
+
+
+def test_finished_samples_are_skipped(complex_reference, tmp_path):
+    nsgen("-m", "simple", "-N", "16", "-o", "3", "-r", str(tmp_path))
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.tif")}
+    r = nsgen("-m", "simple", "-N", "16", "-o", "3", "-r", str(tmp_path), "-v")
+    assert "finished earlier" in r.stderr
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.tif")} == before
+
+
+def _count_tifs(root: Path) -> int:
+    return sum(1 for _ in root.rglob("*.tif")) if root.exists() else 0
+
+
+@pytest.mark.parametrize("victim", ["main", "worker"])
+@pytest.mark.parametrize("after_files", [1, 150])
+def test_kill_9_then_rerun_gives_identical_bytes(complex_reference, tmp_path, victim,
+                                                 after_files):
+    root = tmp_path / "data"
+    args = [sys.executable, "-m", "nsgen", "-m", "complex", *SMALL, "-r", str(root), "-S", "2",
+            "--workers", "2", "-C", "2", "--no-progress"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while _count_tifs(root) < after_files and proc.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.005)
+    if victim == "main":
+        proc.send_signal(signal.SIGKILL)
+    else:
+        kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                              text=True).stdout.split()
+        for k in kids:
+            cmd = Path(f"/proc/{k}/cmdline").read_bytes() if Path(f"/proc/{k}").exists() else b""
+            if b"forkserver" in cmd:
+                grandkids = subprocess.run(["pgrep", "-P", k], capture_output=True,
+                                           text=True).stdout.split()
+                if grandkids:
+                    os.kill(int(grandkids[-1]), signal.SIGKILL)
+                    break
+    proc.wait(timeout=60)
+    nsgen("-m", "complex", *SMALL, "-r", str(root), "-S", "2", "--workers", "2")
+    assert tree_digest(root) == tree_digest(complex_reference)
+    assert all_files(root) == all_files(complex_reference)
+
+
+def test_simple_mode_pairs(tmp_path):
+    # N=64: 90 detector columns -> int(90 * 1.2 %) = 1 stripe per sinogram
+    nsgen("-m", "simple", "-N", "64", "-o", "10", "-r", str(tmp_path))
+    s = tmp_path / "0000"
+    m = json.loads((s / "manifest.json").read_text())
+    lo, hi = m["files"][0]["bounds"]
+    changed = 0
+    for v in range(64):
+        clean = read(s / "clean" / f"0000_clean_{v:04d}.tif")
+        stripe = read(s / "stripe" / f"0000_stripe_{v:04d}.tif")
+        diff = stripe - clean
+        cols = np.abs(diff).max(axis=0) > 1
+        changed += cols.sum()
+        # simple stripes never exceed the 1.2 % of columns x width 7 budget per sinogram
+        assert cols.sum() <= 7
+    assert changed > 0
+    assert lo <= hi
