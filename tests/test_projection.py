@@ -145,6 +145,8 @@ def test_matches_literal_quadratic_formula_for_rotated_ellipsoids() -> None:
         [0.5, -0.3, 0.2, -0.2, 0.1, 0.3, 0.18, 37.0],
         [0.7, 0.4, 0.45, 0.3, 0.25, 0.12, 0.3, 151.5],
         [0.3, -0.5, -0.5, -0.4, 0.17, 0.17, 0.17, 0.0],
+        [0.4, 0.3, 0.9, 0.85, 0.6, 0.2, 0.3, 10.0],         # beyond the detector edges
+        [0.2, 0.0, 0.0, 0.0, 1.8, 1.5, 0.3, 20.0],          # wider than the detector
     ])
     got = project(objs, g)
     np.testing.assert_allclose(got, _literal_projection(objs, g), rtol=2e-6, atol=2e-5)
@@ -216,6 +218,16 @@ def test_row_ranges_are_byte_identical() -> None:
     np.testing.assert_array_equal(np.concatenate(parts), full)
     assert project(objs, g, rows=(10, 10)).shape == (0, g.n_angles, g.n_columns)
     assert full[17:18].any()
+
+
+def test_internal_row_blocking_does_not_change_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nsgen.sim.projection as projection
+
+    g = Geometry.for_size(40)
+    objs = random_foam(generator(2, "phantom", 6), 20, "ellipsoid")
+    ref = project(objs, g)
+    monkeypatch.setattr(projection, "_BLOCK_ELEMENTS", 1)          # one row at a time
+    np.testing.assert_array_equal(project(objs, g), ref)
 
 
 def test_theta0_agrees_with_rasterised_sum() -> None:

@@ -31,7 +31,7 @@ from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.flats import (beam_profile, complex_projections, defect_maps, flat_fields,
-                             temporal_responses)
+                             neg_log, temporal_responses)
 from nsgen.sim.noise import photon_counts
 from nsgen.sim.projection import Geometry
 
@@ -106,13 +106,13 @@ class ComplexStage(SpillStage):
             counts = photon_counts(expected, generator(self.seed, "photons", self.sample, v))
             tau[k] = counts / (m.i0 * m.profile[v])[None, :]
         n_rows = m.profile.shape[0]
-        yield "clean", complex_projections(tau, m.flat_mean[rows], m.maps[:, rows],
-                                           m.sigma[0], m.eps[0], 0.0, N_VARIATIONS)
+        clean = neg_log(tau)
+        yield "clean", clean
         for i, o in enumerate(m.offsets):
             src = (rows - o) % n_rows   # np.roll by o: row r comes from r - o
             yield f"shift{i:02d}", complex_projections(tau, m.flat_mean[src], m.maps[:, src],
                                                        m.sigma[i], m.eps[i], DELTA,
-                                                       N_VARIATIONS)
+                                                       N_VARIATIONS, clean)
 
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
         if not self.write:
@@ -159,10 +159,10 @@ def run_sample(run: SampleRun) -> SampleRecord:
         "scale": "uint16 0..65535 = -log(transmission) lo..hi, shared by clean and shifts"})
     shape = (geometry.n_angles, geometry.n_columns)
     for v in range(geometry.n_rows):
-        record.add_file(f"{run.tag}/clean/{run.tag}_clean_{v:04d}.tif", "clean", v, shape,
-                        (bounds.lo, bounds.hi))
+        clean = f"{run.tag}/clean/{run.tag}_clean_{v:04d}.tif"
+        record.add_file(clean, "clean", v, shape, (bounds.lo, bounds.hi))
         for i, o in enumerate(model.offsets):
             name = f"shift{i:02d}"
             record.add_file(f"{run.tag}/{name}/{run.tag}_{name}_{v:04d}.tif", "stripe", v, shape,
-                            (bounds.lo, bounds.hi), shift=i, offset=o)
+                            (bounds.lo, bounds.hi), shift=i, offset=o, target=clean)
     return record

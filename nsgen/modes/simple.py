@@ -74,7 +74,8 @@ def run_sample(run: SampleRun) -> SampleRecord:
                                  "scale": "uint16 0..65535 = projection value lo..hi"})
     shape = (geometry.n_angles, geometry.n_columns)
     for v in range(geometry.n_rows):
-        for role in ("clean", "stripe"):
-            record.add_file(f"{run.tag}/{role}/{run.tag}_{role}_{v:04d}.tif", role, v, shape,
-                            (lo, hi))
+        clean = f"{run.tag}/clean/{run.tag}_clean_{v:04d}.tif"
+        record.add_file(clean, "clean", v, shape, (lo, hi))
+        record.add_file(f"{run.tag}/stripe/{run.tag}_stripe_{v:04d}.tif", "stripe", v, shape,
+                        (lo, hi), target=clean)
     return record

@@ -409,6 +409,7 @@ def complex_projections(
     eps_p: np.ndarray,
     delta: float,
     n_variations: int = 3,
+    clean: np.ndarray | None = None,
 ) -> np.ndarray:
     """Normalised ``-log`` sinograms of the complex mode for a block of detector rows.
 
@@ -433,6 +434,9 @@ def complex_projections(
         Miscalibration strength; 0 gives the clean target.
     n_variations : int
         Number of defect terms.
+    clean : numpy.ndarray, optional
+        ``neg_log(tau)`` when the caller already has it (the clean target); only the
+        detector pixels under the maps are recomputed.
 
     Returns
     -------
@@ -455,7 +459,7 @@ def complex_projections(
     >>> np.argwhere((noisy != clean).any(axis=1)).tolist()
     [[1, 2]]
     """
-    tau = np.asarray(tau, dtype=np.float64)
+    tau = np.asarray(tau)
     fbar = np.asarray(flat_mean_rel, dtype=np.float64)
     if tau.ndim != 3:
         raise ValueError(f"tau must have shape (rows, P, Dh), got {tau.shape}")
@@ -468,12 +472,34 @@ def complex_projections(
     if np.size(sigma_p) != n_angles:
         raise ValueError(f"temporal responses need {n_angles} angles, got {np.size(sigma_p)}")
     nv = min(max(int(n_variations), 0), 3)
-    arg = tau.copy()
-    if delta != 0 and nv > 0:
-        if not (np.isfinite(fbar).all() and fbar.min() > 0):
-            raise ValueError("flat_mean_rel must be positive and finite")
-        arg += _defect_term(maps, sigma_p, eps_p, delta, nv) / fbar[:, None, :]
-    np.maximum(arg, _TAU_FLOOR, out=arg)
+    if clean is None:
+        clean = neg_log(tau)
+    elif clean.shape != tau.shape:
+        raise ValueError(f"clean must have the shape of tau {tau.shape}, got {clean.shape}")
+    out = np.array(clean, dtype=np.float32, copy=True)
+    if delta == 0 or nv == 0:
+        return out
+    if not (np.isfinite(fbar).all() and fbar.min() > 0):
+        raise ValueError("flat_mean_rel must be positive and finite")
+    # the defects are a few small blobs: only their detector pixels change
+    r, c = np.nonzero((maps[:nv] != 0).any(axis=0))
+    if r.size == 0:
+        return out
+    f = fbar[r, c]
+    term = _defect_term(maps[:nv, r, c][:, None, :], sigma_p, eps_p, delta, nv)[0]  # (P, k)
+    out[r, :, c] = neg_log(tau[r, :, c] + (term / f).T)
+    return out
+
+
+def neg_log(tau: np.ndarray) -> np.ndarray:
+    """``-log(max(tau, 1e-6))`` computed in float64, returned as float32.
+
+    Examples
+    --------
+    >>> neg_log(np.array([1.0, np.exp(-2.0), 0.0])).tolist()
+    [-0.0, 2.0, 13.815510749816895]
+    """
+    arg = np.maximum(np.asarray(tau, dtype=np.float64), _TAU_FLOOR)
     np.log(arg, out=arg)
     np.negative(arg, out=arg)
     return arg.astype(np.float32)

@@ -25,6 +25,9 @@ from nsgen.sim.phantom import validate_objects
 
 __all__ = ["Geometry", "project"]
 
+# Upper bound on the (rows x angles x window) elements evaluated at once for one object.
+_BLOCK_ELEMENTS = 1 << 22
+
 
 @dataclass(frozen=True)
 class Geometry:
@@ -218,22 +221,23 @@ def project(
         delta = (-hmax + cols * dh) - s_c[:, None]
         k_delta2 = (delta * delta) * kappa[:, None]                        # (P, W)
 
-        k = np.arange(k_lo, k_hi)
-        dz = ((-vmax + k * dv) - zc) / c
-        a_row = quad_a[None, :] * (1.0 - dz * dz)[:, None]                # (R, P)
-
-        d = a_row[:, :, None] - k_delta2[None, :, :]                      # (R, P, W)
-        np.maximum(d, 0.0, out=d)
-        np.sqrt(d, out=d)
-        vals = np.multiply(d, scale[None, :, None], out=np.empty(d.shape, np.float32),
-                           casting="same_kind")
-
         windows = win_cache.get(width)
         if windows is None:
             windows = as_strided(flat, shape=(flat.size - width + 1, width),
                                  strides=(flat.strides[0], flat.strides[0]),
                                  writeable=True)
             win_cache[width] = windows
-        starts = ((k - start) * (n_p * n_h))[:, None] + (angle_base + j0)[None, :]
-        windows[starts.ravel()] += vals.reshape(-1, width)
+        # Rows in blocks to bound the temporaries; values do not depend on the blocking.
+        step = max(1, _BLOCK_ELEMENTS // (n_p * width))
+        for b_lo in range(k_lo, k_hi, step):
+            k = np.arange(b_lo, min(b_lo + step, k_hi))
+            dz = ((-vmax + k * dv) - zc) / c
+            a_row = quad_a[None, :] * (1.0 - dz * dz)[:, None]            # (R, P)
+            d = a_row[:, :, None] - k_delta2[None, :, :]                  # (R, P, W)
+            np.maximum(d, 0.0, out=d)
+            np.sqrt(d, out=d)
+            vals = np.multiply(d, scale[None, :, None],
+                               out=np.empty(d.shape, np.float32), casting="same_kind")
+            starts = ((k - start) * (n_p * n_h))[:, None] + (angle_base + j0)[None, :]
+            windows[starts.ravel()] += vals.reshape(-1, width)
     return out

@@ -1,0 +1,115 @@
+#!/usr/bin/env python
+"""Benchmark whole synthetic samples against the issue's targets and a measured floor.
+
+Runs ``nsgen -m complex`` (N=256 by default: 300 objects, 5 shifts, 20 flats, 1536 TIFFs)
+several times and prints the median wall time, the per-stage times from ``-v``, the
+peak RSS of the whole process tree, and the ratio against a floor measured in the same
+run: writing the same number of TIFFs of the same size from one process. Then one
+N=512 sample with its peak memory. No assertions: read the ratios.
+
+    python scripts/bench_synthetic.py [--repeats 3] [--sizes 256 512] [--workers auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from nsgen.io.tiff import write_tiff
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    """Resident memory of a process and all its descendants."""
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_nsgen(args: list[str]) -> tuple[float, int, str]:
+    """Run nsgen; return wall seconds, peak tree RSS and stderr."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "nsgen", *args, "-v", "--no-progress",
+                             "--no-preview"], stderr=subprocess.PIPE, text=True)
+    ps = psutil.Process(proc.pid)
+    peak = [0]
+
+    def sample() -> None:
+        while proc.poll() is None:
+            peak[0] = max(peak[0], tree_rss(ps))
+            time.sleep(0.05)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    _, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    th.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"nsgen failed:\n{err}")
+    return wall, peak[0], err
+
+
+def stage_times(stderr: str) -> dict[str, float]:
+    """Per-stage seconds from the ``-v`` log."""
+    return {m.group(1): float(m.group(2)) for m in
+            re.finditer(r"\] (\w+): \d+ chunks in ([0-9.]+) s", stderr)}
+
+
+def tiff_floor(n_files: int, shape: tuple[int, int], directory: Path) -> float:
+    """Seconds to write ``n_files`` uint16 TIFFs of ``shape`` from one process."""
+    img = np.random.default_rng(0).integers(0, 65535, shape, dtype=np.uint16)
+    t0 = time.perf_counter()
+    for i in range(n_files):
+        write_tiff(directory / f"f{i:05d}.tif", img)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    ap.add_argument("--workers", default="auto")
+    a = ap.parse_args()
+    for n in a.sizes:
+        reps = a.repeats if n <= 256 else 1
+        walls, peaks, stages = [], [], []
+        for _ in range(reps):
+            with tempfile.TemporaryDirectory() as d:
+                wall, peak, err = run_nsgen(["-m", "complex", "-N", str(n), "-o", "300",
+                                             "-s", "5", "-f", "20", "-r", d,
+                                             "--workers", a.workers])
+                walls.append(wall)
+                peaks.append(peak)
+                stages.append(stage_times(err))
+        p, dh = int(0.5 * np.pi * n), int(np.sqrt(2) * n)
+        n_files = n * 6
+        with tempfile.TemporaryDirectory() as d:
+            floor = tiff_floor(n_files, (p, dh), Path(d))
+        med = statistics.median(walls)
+        proj = statistics.median(s.get("project", float("nan")) for s in stages)
+        print(f"N={n}: complex sample ({n_files} TIFFs of {p}x{dh}), {reps} run(s)")
+        print(f"  wall median {med:.2f} s (runs: {', '.join(f'{w:.2f}' for w in walls)})"
+              + (f"; target 10 s -> {med / 10:.2f} of target" if n == 256 else ""))
+        print(f"  projection stage median {proj:.2f} s"
+              + (f"; target 2 s -> {proj / 2:.2f} of target" if n == 256 else ""))
+        print(f"  stages (last run): " + ", ".join(f"{k} {v:.2f} s" for k, v in stages[-1].items()))
+        print(f"  floor: writing {n_files} TIFFs from one process {floor:.2f} s; "
+              f"ratio run/floor {med / floor:.1f}")
+        print(f"  peak RSS of the process tree {max(peaks) / 2**20:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
