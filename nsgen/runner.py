@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import shutil
 import sys
 import time
@@ -29,23 +28,11 @@ from nsgen import __version__
 from nsgen.config import Config
 from nsgen.engine.pipeline import Engine, Progress, Stage, install_sigterm_handler
 from nsgen.engine.sizing import Sizing, plan_sizing, usable_cores
+from nsgen.io.manifest import MANIFEST, write_json_atomic, write_manifest
 from nsgen.io.tiff import remove_temporaries
 
-MANIFEST = "manifest.json"
 STATE_DIR = ".nsgen"
 WORK_DIR = ".work"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` via a temporary name and rename (never half-written)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.nsgen-tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -202,7 +189,10 @@ def generate(config: Config, on_sample: Callable[[int, Path], None] | None = Non
                     **record.extra,
                     "files": record.files,
                 }
-                write_json_atomic(manifest_path(config.root, sample), manifest)
+                if config.preview:
+                    from nsgen.preview import attach_preview
+                    attach_preview(config.root, manifest, log)
+                write_manifest(manifest_path(config.root, sample), manifest)
                 shutil.rmtree(run.work, ignore_errors=True)
                 shutil.rmtree(run.state, ignore_errors=True)
                 log(f"[{run.tag}] done: {len(record.files)} files in "

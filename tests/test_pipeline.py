@@ -214,3 +214,30 @@ def test_kill_9_of_main_leaves_no_segments_or_orphans(tmp_path):
         time.sleep(0.1)
     sweep_stale_segments()
     assert own_segments(proc.pid) == []
+
+
+@dataclass
+class TwoArrays(Stage):
+    """A slot holding two arrays of different dtypes."""
+
+    n_rows: int = 9
+
+    def chunks(self):
+        return row_chunks(self.n_rows, 4)
+
+    def slot_spec(self, chunk):
+        return [((chunk.rows, 3), "uint16"), ((chunk.rows,), "float64")]
+
+    def read(self, chunk, out):
+        a, b = out
+        a[:] = np.arange(chunk.start, chunk.stop)[:, None]
+        b[:] = 0.5
+
+    def work(self, chunk, data):
+        a, b = data
+        return WorkResult((a.sum(axis=1) + b).tolist())
+
+
+def test_slots_can_hold_several_arrays(engine):
+    values = engine.run(TwoArrays(), 2)
+    assert [x for v in values for x in v] == [3 * r + 0.5 for r in range(9)]

@@ -78,6 +78,36 @@ class WorkResult:
     nbytes: int = 0
 
 
+SlotSpec = Any  # (shape, dtype) or a list of (shape, dtype)
+_ALIGN = 64
+
+
+def _layout(spec: SlotSpec) -> list[tuple[int, tuple[int, ...], np.dtype]]:
+    """Byte offset, shape and dtype of each array of a slot specification."""
+    many = isinstance(spec, list)
+    items = spec if many else [spec]
+    out, off = [], 0
+    for shape, dtype in items:
+        dt = np.dtype(dtype)
+        out.append((off, tuple(int(x) for x in shape), dt))
+        off += -(-int(np.prod(shape)) * dt.itemsize // _ALIGN) * _ALIGN
+    return out
+
+
+def slot_bytes(spec: SlotSpec) -> int:
+    """Bytes a slot needs for ``spec``."""
+    lay = _layout(spec)
+    off, shape, dt = lay[-1]
+    return off + int(np.prod(shape)) * dt.itemsize
+
+
+def slot_views(buf: Any, spec: SlotSpec) -> Any:
+    """The arrays of ``spec`` laid out in ``buf`` (one array, or a list)."""
+    views = [np.ndarray(shape, dtype=dt, buffer=buf, offset=off) for off, shape, dt in
+             _layout(spec)]
+    return views if isinstance(spec, list) else views[0]
+
+
 class Stage:
     """One pass over the rows of a volume. Subclass and override.
 
@@ -92,18 +122,20 @@ class Stage:
         """The chunks of this stage, in result order."""
         raise NotImplementedError
 
-    def slot_spec(self, chunk: Chunk) -> tuple[tuple[int, ...], str]:
+    def slot_spec(self, chunk: Chunk) -> SlotSpec:
         """Shape and dtype of the data the reader delivers for ``chunk``.
 
-        The default is an empty array: a compute-only stage whose workers make
-        their own data (for example by simulation).
+        Either one ``(shape, dtype)`` pair, or a list of them when a chunk is several
+        arrays (then :meth:`read` and :meth:`work` receive a list of arrays). The
+        default is an empty array: a compute-only stage whose workers make their own
+        data (for example by simulation).
         """
         return (0,), "uint8"
 
-    def read(self, chunk: Chunk, out: np.ndarray) -> None:
+    def read(self, chunk: Chunk, out: Any) -> None:
         """Fill ``out`` with the data of ``chunk`` (runs in the reader process)."""
 
-    def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
+    def work(self, chunk: Chunk, data: Any) -> WorkResult:
         """Process one chunk (runs in a worker process)."""
         raise NotImplementedError
 
@@ -124,10 +156,6 @@ def _raise_terminated(signum: int, frame: Any) -> None:  # pragma: no cover - si
 
 def _attach(names: Sequence[str]) -> list[shared_memory.SharedMemory]:
     return [shared_memory.SharedMemory(name=n) for n in names]
-
-
-def _view(seg: shared_memory.SharedMemory, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-    return np.ndarray(shape, dtype=np.dtype(dtype), buffer=seg.buf)
 
 
 def _describe(exc: BaseException) -> str:
@@ -191,11 +219,11 @@ def _worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) -
                 continue
             results.put(("ready", who, stage_id))
             continue
-        # ("chunk", stage_id, chunk_index, slot, shape, dtype)
-        _, sid, index, slot, shape, dtype = msg
+        # ("chunk", stage_id, chunk_index, slot)
+        _, sid, index, slot = msg
         try:
             assert stage is not None and sid == stage_id, "chunk for an unknown stage"
-            arr = _view(segments[slot], shape, dtype)
+            arr = slot_views(segments[slot].buf, stage.slot_spec(chunks[index]))
             res = stage.work(chunks[index], arr)
             del arr
             results.put(("done", sid, index, res))
@@ -222,11 +250,10 @@ def _reader_main(control: Any, data: Any, free: Any, results: Any) -> None:
             segments = _attach(names)
             for chunk in stage.chunks():
                 slot = _get(free, parent)
-                shape, dtype = stage.slot_spec(chunk)
-                arr = _view(segments[slot], tuple(shape), dtype)
+                arr = slot_views(segments[slot].buf, stage.slot_spec(chunk))
                 stage.read(chunk, arr)
                 del arr
-                data.put(("chunk", sid, chunk.index, slot, tuple(shape), np.dtype(dtype).str))
+                data.put(("chunk", sid, chunk.index, slot))
         except BaseException as exc:  # noqa: BLE001 - reported to the main process
             _send_error(results, "reader", exc)
 
@@ -417,8 +444,7 @@ class Engine:
         chunks = list(stage.chunks())
         self._stage_counter += 1
         sid = self._stage_counter
-        size = max([1] + [int(np.prod(s)) * np.dtype(d).itemsize
-                          for s, d in (stage.slot_spec(c) for c in chunks)])
+        size = max([1] + [slot_bytes(stage.slot_spec(c)) for c in chunks])
         n_slots = max(1, min(slots, len(chunks) or 1))
         self._release()
         for k in range(n_slots):

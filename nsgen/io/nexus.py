@@ -467,14 +467,17 @@ def _discover(f: _File) -> _Located | None:
             return _Located(data_path, key_path, ang_path)
     # 3. NXdata signals / NXdetector data, paired with an image_key
     candidates: list[tuple[str, h5py.Dataset]] = []
+    dangling: list[str] = []
     for wanted in ("NXdata", "NXdetector"):
         for path, obj in items:
             if not isinstance(obj, h5py.Group) or _attr_str(obj, "NX_class") != wanted:
                 continue
             name = _attr_str(obj, "signal") if wanted == "NXdata" else "data"
-            if not name:
+            if not name or not f.exists(f"{path}/{name}"):
                 continue
             d = f.get(f"{path}/{name}")
+            if d is None and wanted == "NXdata":
+                dangling.append(f"{path}/{name}")
             if _is_image_stack(d) and not any(_same(d, c) for _p, c in candidates):
                 candidates.append((f"{path}/{name}", d))
     keys = [(p, o) for p, o in items if isinstance(o, h5py.Dataset) and p.rsplit("/", 1)[-1] == "image_key"
@@ -485,6 +488,10 @@ def _discover(f: _File) -> _Located | None:
             if _is_image_stack(o) and not any(_same(o, s) for _q, s in stacks):
                 stacks.append((p, o))
         if len(stacks) != 1:
+            if dangling:
+                why, fix = _describe_missing(f.h5, dangling[0], f.lapl)
+                raise NsgenError(f"no readable projection data in {f.name}: {why}; "
+                                 f"{fix + ' or ' if fix else ''}give the data path with --data-path")
             return None
         candidates = stacks
     paired = [(p, d, _image_key_for(f, d, p, keys)) for p, d in candidates]
