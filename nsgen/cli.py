@@ -18,6 +18,8 @@ from nsgen.errors import NsgenError
 #: subcommand -> "module:function"; each function takes argv (without the command name)
 COMMANDS: dict[str, tuple[str, str]] = {
     "make-scan": ("nsgen.io.scan_writer:main", "write a synthetic NeXus scan (tests, benchmarks)"),
+    "check": ("nsgen.check:main", "verify a dataset against its manifests"),
+    "preview": ("nsgen.preview:main", "draw a PNG contact sheet of a sample's pairs"),
 }
 
 USAGE_TAIL = "\n".join(f"  nsgen {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())

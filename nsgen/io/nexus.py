@@ -489,9 +489,10 @@ def _discover(f: _File) -> _Located | None:
                 stacks.append((p, o))
         if len(stacks) != 1:
             if dangling:
-                why, fix = _describe_missing(f.h5, dangling[0], f.lapl)
-                raise NsgenError(f"no readable projection data in {f.name}: {why}; "
-                                 f"{fix + ' or ' if fix else ''}give the data path with --data-path")
+                whys = "; ".join(_describe_missing(f.h5, d, f.lapl)[0] for d in dangling[:3])
+                raise NsgenError(f"no readable projection data in {f.name}, whose NXdata signals are "
+                                 f"broken links: {whys}; put the linked files in place (same relative paths) "
+                                 f"or give the data path with --data-path")
             return None
         candidates = stacks
     paired = [(p, d, _image_key_for(f, d, p, keys)) for p, d in candidates]

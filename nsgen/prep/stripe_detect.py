@@ -176,23 +176,42 @@ def _mirror_index(n: int, m: int) -> np.ndarray:
     return t
 
 
-def _add_shifted(acc: np.ndarray, a: np.ndarray, m: int, axis: int) -> None:
-    """``acc += a[mirror(c + m)]`` along ``axis`` (in place, float).
+def _add_rows(acc: np.ndarray, a: np.ndarray, idx: np.ndarray, axis: int) -> None:
+    """``acc += np.take(a, idx, axis)`` in place, without copying the contiguous part.
 
-    A missing neighbour (both sides out of range; only possible for blocks thinner than
-    ``2|m|``, i.e. in the discarded halo of a chunk) is replaced by the centre value.
+    ``idx`` (one entry per position of ``acc`` along ``axis``) is a mirror index pattern:
+    a run ``idx[c] = c + off`` plus a few mirrored entries at the ends.
     """
-    n = a.shape[axis]
-    lo, hi = (0, n - m) if m >= 0 else (-m, n)
-    lo, hi = min(lo, n), max(min(hi, n), 0)
+    n = idx.size
     pre = (slice(None),) * axis
+    d = idx - np.arange(n)
+    off = int(d[n // 2])
+    direct = np.flatnonzero(d == off)
+    lo, hi = int(direct[0]), int(direct[-1]) + 1
+    if hi - lo != direct.size:  # not one run (tiny arrays): plain gather
+        lo = hi = 0
     if hi > lo:
-        acc[pre + (slice(lo, hi),)] += a[pre + (slice(lo + m, hi + m),)]
-    edge = np.concatenate([np.arange(0, lo), np.arange(max(hi, lo), n)]).astype(np.intp)
-    if edge.size:
-        idx = _mirror_index(n, m)[edge]
-        idx = np.where(idx < 0, edge, idx)
-        acc[pre + (edge,)] += np.take(a, idx, axis=axis)
+        acc[pre + (slice(lo, hi),)] += a[pre + (slice(lo + off, hi + off),)]
+    rest = np.concatenate([np.arange(0, lo), np.arange(hi, n)]).astype(np.intp)
+    if rest.size:
+        acc[pre + (rest,)] += np.take(a, idx[rest], axis=axis)
+
+
+def _mirror_rows(n: int, m: int) -> np.ndarray:
+    """:func:`_mirror_index` with a missing neighbour replaced by the centre itself.
+
+    Missing neighbours only occur in blocks thinner than ``2|m|``, i.e. in the discarded halo
+    of a chunk, so any value is fine there.
+    """
+    idx = _mirror_index(n, m)
+    miss = idx < 0
+    idx[miss] = np.flatnonzero(miss)
+    return idx
+
+
+def _add_shifted(acc: np.ndarray, a: np.ndarray, m: int, axis: int) -> None:
+    """``acc += a[mirror(c + m)]`` along ``axis`` (in place)."""
+    _add_rows(acc, a, _mirror_rows(a.shape[axis], m), axis)
 
 
 def _window_counts(
@@ -239,57 +258,88 @@ def _window_counts(
 # --------------------------------------------------------------------------------------------
 
 
-def _abs_gradient(x: np.ndarray) -> np.ndarray:
+def _abs_gradient(x: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``|G|`` with ``G`` the step-2 difference along detector columns (last axis)."""
     n = x.shape[2]
-    g = np.empty_like(x)
-    np.subtract(x[:, :, 2:], x[:, :, : n - 2], out=g[:, :, : n - 2])
-    np.subtract(x[:, :, n - 4 : n - 2], x[:, :, n - 2 :], out=g[:, :, n - 2 :])
-    np.abs(g, out=g)
-    return g
+    np.subtract(x[:, :, 2:], x[:, :, : n - 2], out=out[:, :, : n - 2])
+    np.subtract(x[:, :, n - 4 : n - 2], x[:, :, n - 2 :], out=out[:, :, n - 2 :])
+    np.abs(out, out=out)
+    return out
 
 
-def _ratio_into(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``ratio(a, b) = min/max`` (0 if either is 0), written into ``b``."""
-    lo = np.minimum(a, b)
+_TINY = np.float32(np.finfo(np.float32).smallest_subnormal)
+
+
+def _ratio_into(a: np.ndarray, b: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """``ratio(a, b) = min/max`` (0 if either is 0), written into ``b``.
+
+    ``lo / max(hi, tiny)`` equals ``lo / hi`` whenever ``lo > 0`` (then ``hi >= lo >= tiny``)
+    and 0 when ``lo == 0``, so no masks are needed.
+    """
+    lo = np.minimum(a, b, out=scratch)
     np.maximum(a, b, out=b)
-    np.divide(lo, b, out=b, where=lo > 0)
-    b[lo <= 0] = 0.0
-    return b
+    np.maximum(b, _TINY, out=b)
+    return np.divide(lo, b, out=b)
+
+
+# Target size (bytes) of one angle tile of the ratio-map scratch buffers.
+_TILE_BYTES = 8 << 20
 
 
 def _ratio_map(x: np.ndarray, radius: int) -> np.ndarray:
-    """Larix-2 ratio map ``R3`` (SCIENCE B §5.2 steps 2-3), float32, same shape as ``x``."""
+    """Larix-2 ratio map ``R3`` (SCIENCE B §5.2 steps 2-3), float32, same shape as ``x``.
+
+    Computed in tiles of angles (each with ``radius`` extra angles of context on either side,
+    mirrored only at the true first/last angle) through reused scratch buffers. Every output
+    voxel is the same sequence of float32 operations as in a whole-array computation:
+    plate sum over ``k`` offsets ``-R..R`` then ``j`` offsets ``-R..R``; side sums over ``i``
+    offsets then ``j`` offsets ``-1, 0, 1``; each divided by its count.
+    """
     r = radius
-    a = _abs_gradient(x)
-    tmp = np.zeros_like(a)
-    # Plate mean over k±R, j±R at fixed i: sum over k (ascending offsets), then over j.
-    for dk in range(-r, r + 1):
-        _add_shifted(tmp, a, dk, 0)
-    mp = np.zeros_like(a)
-    for dj in range(-r, r + 1):
-        _add_shifted(mp, tmp, dj, 1)
-    mp /= np.float32((2 * r + 1) ** 2)
-    # Right mean over j-1..j+1, i+1..i+R at fixed k: sum over i, then over j.
-    tmp.fill(0.0)
-    for di in range(1, r + 1):
-        _add_shifted(tmp, a, di, 2)
-    side = np.zeros_like(a)
-    for dj in (-1, 0, 1):
-        _add_shifted(side, tmp, dj, 1)
-    side /= np.float32(3 * r)
-    r3 = _ratio_into(mp, side)
-    # Left mean over j-1..j+1, i-R..i-1.
-    tmp.fill(0.0)
-    for di in range(-r, 0):
-        _add_shifted(tmp, a, di, 2)
-    side = a  # |G| no longer needed: reuse its memory
-    side.fill(0.0)
-    for dj in (-1, 0, 1):
-        _add_shifted(side, tmp, dj, 1)
-    side /= np.float32(3 * r)
-    np.minimum(r3, _ratio_into(mp, side), out=r3)
-    return r3
+    n_k, n_j, n_i = x.shape
+    out = np.empty(x.shape, dtype=np.float32)
+    bk = min(n_k, max(4 * r, _TILE_BYTES // max(1, n_j * n_i * 4)))
+    a_buf = np.empty((min(n_k, bk + 2 * r), n_j, n_i), dtype=np.float32)
+    tmp_buf, mp_buf, side_buf, lo_buf = (
+        np.empty((bk, n_j, n_i), dtype=np.float32) for _ in range(4)
+    )
+    plate_n, side_n = np.float32((2 * r + 1) ** 2), np.float32(3 * r)
+    k_idx = {dk: _mirror_rows(n_k, dk) for dk in range(-r, r + 1)}
+    for k0 in range(0, n_k, bk):
+        k1 = min(n_k, k0 + bk)
+        ka, kb = max(0, k0 - r), min(n_k, k1 + r)
+        nt = k1 - k0
+        a = _abs_gradient(x[ka:kb], a_buf[: kb - ka])
+        a_out = a[k0 - ka : k1 - ka]  # |G| at the tile's own angles
+        tmp, mp, side, lo = tmp_buf[:nt], mp_buf[:nt], side_buf[:nt], lo_buf[:nt]
+        # Plate mean over k±R, j±R at fixed i: sum over k, then over j.
+        tmp.fill(0.0)
+        for dk in range(-r, r + 1):
+            _add_rows(tmp, a, k_idx[dk][k0:k1] - ka, 0)
+        mp.fill(0.0)
+        for dj in range(-r, r + 1):
+            _add_shifted(mp, tmp, dj, 1)
+        mp /= plate_n
+        # Right mean over j-1..j+1, i+1..i+R at fixed k: sum over i, then over j.
+        tmp.fill(0.0)
+        for di in range(1, r + 1):
+            _add_shifted(tmp, a_out, di, 2)
+        side.fill(0.0)
+        for dj in (-1, 0, 1):
+            _add_shifted(side, tmp, dj, 1)
+        side /= side_n
+        right = _ratio_into(mp, side, lo)
+        np.copyto(out[k0:k1], right)
+        # Left mean over j-1..j+1, i-R..i-1.
+        tmp.fill(0.0)
+        for di in range(-r, 0):
+            _add_shifted(tmp, a_out, di, 2)
+        side.fill(0.0)
+        for dj in (-1, 0, 1):
+            _add_shifted(side, tmp, dj, 1)
+        side /= side_n
+        np.minimum(out[k0:k1], _ratio_into(mp, side, lo), out=out[k0:k1])
+    return out
 
 
 def _edge_order_statistic(block: np.ndarray, size: int) -> np.ndarray:
@@ -317,46 +367,47 @@ def _edge_order_statistic(block: np.ndarray, size: int) -> np.ndarray:
     s = size
     order = np.argsort(block, axis=1, kind="stable")
     svals = np.take_along_axis(block, order, axis=1)
-    ranks = np.empty((n_c, nb), dtype=np.int32)
-    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(nb, dtype=np.int32), (n_c, nb)), 1)
+    row_nb = (np.arange(n_c, dtype=np.intp) * nb)[:, None]
+    cur = np.empty(n_c * nb, dtype=np.int32)  # rank of each value, in position order
+    cur[(row_nb + order).ravel()] = np.tile(np.arange(nb, dtype=np.int32), n_c)
+    cur = cur.reshape(n_c, nb)
     n_lev = max(1, (nb - 1).bit_length())
-    zeros = np.empty((n_lev, n_c, nb + 1), dtype=np.int32)  # zero-bit prefix counts per level
+    # Wavelet matrix: per level (most significant bit first) the prefix counts of zero bits;
+    # elements with a zero bit move (stably) to the front for the next level.
+    zeros = np.empty((n_lev, n_c, nb + 1), dtype=np.int32)
     pos = np.arange(nb, dtype=np.int32)
-    cur = ranks
+    nxt = np.empty_like(cur)
     for li in range(n_lev):
-        bit = n_lev - 1 - li
-        is0 = ((cur >> bit) & 1) == 0
+        is0 = ((cur >> (n_lev - 1 - li)) & 1) == 0
         z = zeros[li]
         z[:, 0] = 0
         np.cumsum(is0, axis=1, dtype=np.int32, out=z[:, 1:])
-        nz = z[:, nb : nb + 1]
-        newpos = np.where(is0, z[:, :nb], nz + pos - z[:, :nb])
-        nxt = np.empty_like(cur)
-        np.put_along_axis(nxt, newpos, cur, 1)
-        cur = nxt
+        newpos = np.where(is0, z[:, :nb], z[:, nb:] + pos - z[:, :nb])
+        nxt.reshape(-1)[(row_nb + newpos).ravel()] = cur.ravel()
+        cur, nxt = nxt, cur
+    # Queries: positions (within the level's row) of the common range start and of the two
+    # range ends. Branch-free updates (0/1 arithmetic) are much faster than masked ones.
+    base = (np.arange(n_c, dtype=np.intp) * (nb + 1))[:, None]
     k = np.arange(s, dtype=np.int32)
-    s_a = np.zeros((n_c, s), dtype=np.int32)
-    s_b = np.zeros((n_c, s), dtype=np.int32)
-    e_a = np.broadcast_to(k + s + 1, (n_c, s)).copy()  # weight +2: t <= k + size
-    e_b = np.broadcast_to(2 * k + 1, (n_c, s)).copy()  # weight -1: t <= 2k
+    start = np.zeros((n_c, s), dtype=np.int32)
+    end_a = np.broadcast_to(k + s + 1, (n_c, s)).copy()  # weight +2: t <= k + size
+    end_b = np.broadcast_to(2 * k + 1, (n_c, s)).copy()  # weight -1: t <= 2k
     rem = np.full((n_c, s), s - 1, dtype=np.int32)
     res = np.zeros((n_c, s), dtype=np.int32)
     for li in range(n_lev):
-        bit = n_lev - 1 - li
-        z = zeros[li]
-        nz = z[:, nb : nb + 1]
-        zsa = np.take_along_axis(z, s_a, 1)
-        zea = np.take_along_axis(z, e_a, 1)
-        zsb = np.take_along_axis(z, s_b, 1)
-        zeb = np.take_along_axis(z, e_b, 1)
-        c0 = 2 * (zea - zsa) - (zeb - zsb)
-        one = rem >= c0
-        rem -= np.where(one, c0, 0)
-        res |= one.astype(np.int32) << bit
-        s_a = np.where(one, nz + s_a - zsa, zsa)
-        e_a = np.where(one, nz + e_a - zea, zea)
-        s_b = np.where(one, nz + s_b - zsb, zsb)
-        e_b = np.where(one, nz + e_b - zeb, zeb)
+        zf = zeros[li].reshape(-1)
+        nz = zeros[li][:, nb:]
+        zs, za, zb = (zf.take(base + q) for q in (start, end_a, end_b))
+        c0 = 2 * za - zb - zs  # weighted count of zero bits in the window
+        one = (rem >= c0).view(np.int8).astype(np.int32)
+        rem -= one * c0
+        res += res + one  # bits collected most significant first
+        for q, z in ((start, zs), (end_a, za), (end_b, zb)):
+            # zero bit -> z (zeros before q); one bit -> nz + q - z (ones before q, after zeros)
+            q += nz
+            q -= 2 * z
+            q *= one
+            q += z
     return np.take_along_axis(svals, res, 1)
 
 

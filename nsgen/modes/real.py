@@ -1,0 +1,267 @@
+"""What the real-data modes share: scans per shift, normalised row chunks, masks, bounds.
+
+A real scan is one sample; every shift file is one *unit* of work with its own completion
+record, so an interrupted run resumes at the first unfinished shift. Within a shift:
+
+* pass one streams detector-row chunks (raw projections plus that chunk's mean flat and
+  dark) from the reader into shared memory; workers normalise (``-log``), apply the mode's
+  transform, collect bounds over the interior rows and, for downsampling modes, keep the
+  small result in a scratch volume;
+* pass two writes every TIFF once with the scan's global bounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nsgen.config import Config
+from nsgen.engine.pipeline import Chunk, Stage, WorkResult, row_chunks
+from nsgen.errors import NsgenError
+from nsgen.io.nexus import Scan, ScanLayout, open_scan, shift_files
+from nsgen.prep.normalise import flat_field_log
+from nsgen.prep.patches import crop_bounds
+from nsgen.prep.scaling import EMPTY, Bounds
+from nsgen.prep.stripe_detect import detect_stripe_mask_rows, halo_rows, rows_to_read
+
+#: sinogram size after downsampling (raw, paired, dynamic), as in the seed
+OUT_SHAPE = (402, 362)
+#: detector rows at each edge left out of the scaling bounds (SCIENCE A.7)
+EDGE_ROWS = 20
+#: the seed's mask parameters (Larix generation 2)
+MASK_PARAMS = dict(size=250, radius=3, threshold=0.63, min_stripe_length=600,
+                   min_stripe_depth=30, min_stripe_width=22, sensitivity_perc=85.0)
+#: automatic chunking never exceeds the seed's default chunk size
+MAX_AUTO_CHUNK = 243
+
+
+def scan_files(config: Config) -> list[Path]:
+    """The scan of every shift: the seed's numbering rule, or the explicit list."""
+    files = list(config.hdf_root)
+    if config.mode == "dynamic":
+        if len(files) != 1:
+            raise NsgenError("dynamic mode reads one scan; give one file to --hdf-root")
+        return files
+    if len(files) == 1:
+        return [Path(p) for p in shift_files(files[0], config.shifts)]
+    return files
+
+
+@dataclass(frozen=True)
+class ScanSource:
+    """How to open one scan (picklable; each process opens its own handle)."""
+
+    path: str
+    layout: ScanLayout
+    flats: str | None = None
+    darks: str | None = None
+
+    @classmethod
+    def of(cls, config: Config, path: Path) -> "ScanSource":
+        return cls(str(path), ScanLayout(config.data_path, config.image_key_path,
+                                         config.angles_path),
+                   None if config.flats is None else str(config.flats),
+                   None if config.darks is None else str(config.darks))
+
+    def open(self) -> Scan:
+        """An open scan, cached per process (the reader keeps its handle)."""
+        scan = _OPEN.get(self)
+        if scan is None:
+            for old in _OPEN.values():
+                old.close()
+            _OPEN.clear()
+            scan = _OPEN[self] = open_scan(self.path, self.layout, self.flats, self.darks)
+        return scan
+
+
+_OPEN: dict[ScanSource, Scan] = {}
+
+
+def interior(n_rows: int) -> range:
+    """Rows that count for the bounds: all but ``EDGE_ROWS`` at each edge (if any remain)."""
+    return range(EDGE_ROWS, n_rows - EDGE_ROWS) if n_rows > 2 * EDGE_ROWS else range(n_rows)
+
+
+def interior_bounds(chunk: Chunk, values: np.ndarray, n_rows: int) -> Bounds:
+    """Bounds of the interior rows of a chunk (``values`` has the chunk's rows first)."""
+    keep = interior(n_rows)
+    lo, hi = max(chunk.start, keep.start), min(chunk.stop, keep.stop)
+    if lo >= hi:
+        return EMPTY
+    return Bounds.of(values[lo - chunk.start:hi - chunk.start])
+
+
+def union(bounds: list[Bounds]) -> Bounds:
+    """Union of per-chunk bounds (EMPTY when there are none)."""
+    out = EMPTY
+    for b in bounds:
+        out = out.union(b)
+    return out
+
+
+@dataclass
+class ScanStage(Stage):
+    """Pass over detector-row chunks of a scan: raw projections + mean flat/dark rows.
+
+    Subclasses implement :meth:`process` on the normalised sinograms
+    ``(rows, angles, columns)``.
+    """
+
+    source: ScanSource
+    shape: tuple[int, int, int]          # (angles, rows, columns) of the projections
+    dtype: str
+    chunk_rows: int
+    halo: int = 0
+    label: str = "normalise"
+
+    def chunks(self) -> list[Chunk]:
+        return row_chunks(self.shape[1], self.chunk_rows)
+
+    def read_rows(self, chunk: Chunk) -> tuple[int, int]:
+        """Detector rows the reader delivers for ``chunk`` (the chunk plus any halo)."""
+        return rows_to_read(chunk.start, chunk.stop, self.shape[1], self.halo)
+
+    def slot_spec(self, chunk: Chunk) -> Any:
+        lo, hi = self.read_rows(chunk)
+        a, _, c = self.shape
+        return [((a, hi - lo, c), self.dtype), ((hi - lo, c), "float32"),
+                ((hi - lo, c), "float32")]
+
+    def read(self, chunk: Chunk, out: Any) -> None:
+        lo, hi = self.read_rows(chunk)
+        scan = self.source.open()
+        scan.read_projections(slice(lo, hi), out[0])
+        out[1][:] = scan.flat_mean(slice(lo, hi))
+        out[2][:] = scan.dark_mean(slice(lo, hi))
+
+    def work(self, chunk: Chunk, data: Any) -> WorkResult:
+        raw, flat, dark = data
+        return self.process(chunk, flat_field_log(raw, flat, dark))
+
+    def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
+        raise NotImplementedError
+
+
+@dataclass
+class MaskFlagStage(ScanStage):
+    """Stripe mask computed on the fly (with a halo of rows), reduced to flags.
+
+    Per chunk returns, for every detector row, whether any stripe was found in each
+    unit: the whole sinogram (``patch_shape=None``) or each patch.
+    """
+
+    patch_shape: tuple[int, int] | None = None
+    label: str = "detect stripes"
+
+    def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
+        lo, _ = self.read_rows(chunk)
+        volume = np.ascontiguousarray(sinos.transpose(1, 0, 2))   # (angles, rows, columns)
+        mask = detect_stripe_mask_rows(volume, lo, (chunk.start, chunk.stop), self.shape[1],
+                                       **MASK_PARAMS)
+        return WorkResult(mask_flags(mask, self.patch_shape))
+
+
+def mask_flags(mask: np.ndarray, patch_shape: tuple[int, int] | None) -> np.ndarray:
+    """Which rows (or row patches) of a full-resolution mask block hold stripes.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        ``(angles, rows, columns)`` 0/1 mask.
+    patch_shape : (int, int) or None
+        None: one flag per row, shape ``(rows, 1)``. Otherwise one flag per patch of the
+        cropped sinogram, shape ``(rows, n_patches)``, in patch order ``p = w * nh + h``.
+    """
+    if patch_shape is None:
+        return mask.any(axis=(0, 2))[:, None]
+    n_angles, rows, n_cols = mask.shape
+    rs, cs = crop_bounds((n_angles, n_cols), patch_shape)
+    ph, pw = patch_shape
+    cropped = mask[rs, :, cs]
+    nh, nw = cropped.shape[0] // ph, cropped.shape[2] // pw
+    blocks = cropped.reshape(nh, ph, rows, nw, pw).any(axis=(1, 4))   # (nh, rows, nw)
+    return blocks.transpose(1, 2, 0).reshape(rows, nw * nh)
+
+
+def scan_shape(config: Config, path: Path) -> tuple[tuple[int, int, int], str]:
+    """Open a scan once in the main process (validates it) and return shape, dtype."""
+    with open_scan(str(path), ScanLayout(config.data_path, config.image_key_path,
+                                         config.angles_path),
+                   None if config.flats is None else str(config.flats),
+                   None if config.darks is None else str(config.darks)) as scan:
+        return tuple(int(x) for x in scan.shape), np.dtype(scan.dtype).str  # type: ignore
+
+
+def check_scans(config: Config) -> list[tuple[Path, tuple[int, int, int], str]]:
+    """Validate every shift's scan before anything is written."""
+    if config.samples != 1:
+        raise NsgenError(f"--samples {config.samples}: a real scan is one sample; choose its "
+                         f"number with --start, and run one job per scan (see nsgen submit)")
+    return [(p, *scan_shape(config, p)) for p in scan_files(config)]
+
+
+def sizing_for(run: Any, shape: tuple[int, int, int], dtype: str, work_factor: float,
+               halo: int = 0) -> Any:
+    """Chunking for a scan: one row = all angles x columns of raw data + float work."""
+    a, v, c = shape
+    row_bytes = a * c * np.dtype(dtype).itemsize + 2 * c * 4
+    s = run.sizing(n_rows=v, row_bytes=row_bytes,
+                   work_factor=work_factor * 4 / np.dtype(dtype).itemsize,
+                   max_chunk_rows=MAX_AUTO_CHUNK)
+    return s
+
+
+def shift_flags(run: Any, config: Config, shift: int, source: ScanSource,
+                shape: tuple[int, int, int], dtype: str,
+                patch_shape: tuple[int, int] | None) -> np.ndarray:
+    """Stripe flags of a shift: from ``--mask`` when given, else detected on the fly."""
+    from nsgen.io.mask_archive import mask_key, read_mask_flags
+
+    if config.mask is not None:
+        return read_mask_flags(config.mask, mask_key(source.path), shape,
+                               lambda block: mask_flags(block, patch_shape))
+    halo = halo_rows(MASK_PARAMS["size"], MASK_PARAMS["radius"],
+                     MASK_PARAMS["min_stripe_depth"], MASK_PARAMS["min_stripe_width"])
+    sizing = sizing_for(run, shape, dtype, work_factor=12)
+    stage = MaskFlagStage(source, shape, dtype, sizing.chunk_rows, halo=halo,
+                          patch_shape=patch_shape)
+    run.log(f"[{run.tag}] shift {shift}: no --mask, detecting stripes on the fly")
+    return np.concatenate(run.run(stage, sizing), axis=0)
+
+
+def run_shifts(run: Any, plan: Any) -> Any:
+    """Run ``plan(run, shift, source, shape, dtype) -> list of file records`` per shift.
+
+    Each shift is a unit: a finished one (from an interrupted earlier run) is not redone.
+    Returns the sample's :class:`~nsgen.runner.SampleRecord` with the source files.
+    """
+    from nsgen.io.manifest import source_record
+    from nsgen.runner import SampleRecord
+
+    scans = check_scans(run.config)
+    record = SampleRecord(extra={"sources": [source_record(p) for p, _, _ in scans],
+                                 "bounds_rows": [interior(scans[0][1][1]).start,
+                                                 interior(scans[0][1][1]).stop]})
+    for shift, (path, shape, dtype) in enumerate(scans):
+        unit = f"shift{shift:02d}"
+        done = run.unit_done(unit)
+        if done is None:
+            run.log(f"[{run.tag}] {unit}: {path} {shape[0]} angles x {shape[1]} rows x "
+                    f"{shape[2]} columns")
+            files = plan(run, shift, ScanSource.of(run.config, path), shape, dtype)
+            run.finish_unit(unit, {"files": files})
+        else:
+            run.log(f"[{run.tag}] {unit}: finished earlier, kept")
+            files = done["files"]
+        record.files.extend(files)
+    return record
+
+
+def file_record(path: str, role: str, index: int, shape: tuple[int, ...], bounds: Bounds,
+                **more: Any) -> dict[str, Any]:
+    """One manifest entry (``path`` relative to the dataset root)."""
+    return {"path": path, "role": role, "index": index, "shape": list(shape),
+            "bounds": [bounds.lo, bounds.hi], **more}

@@ -1,0 +1,314 @@
+"""Contact sheets: look at a sample before training on it.
+
+``nsgen preview ROOT [--sample N] [-o FILE] [--pairs K]`` draws ``K`` input/target pairs
+of one sample as rows of a PNG with columns *clean | stripe | stripe - clean* (and
+*mask* when the manifest references one). Values are decoded to the units of the data
+(``-log`` units; projection values in simple mode) with the manifest bounds, so the
+difference panel shows the artefact in physical units. Samples without targets (raw,
+dynamic) are shown as a grid of inputs instead.
+
+The pairs are chosen deterministically from the manifest alone (no pixel is read to
+choose): rows cycle over the sample's shifts/frames/patches and spread evenly over
+sinogram indices. The runner calls :func:`attach_preview` at the end of every sample
+unless ``--no-preview``; the PNG is byte-identical for identical data.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from nsgen.errors import NsgenError
+from nsgen.io.manifest import MANIFEST, manifest_paths, manifest_problems, read_manifest
+from nsgen.io.tiff import TMP_MARK
+from nsgen.prep.scaling import Bounds
+
+PREVIEW = "preview.png"
+DEFAULT_PAIRS = 4
+#: columns of the pair grid when there are no targets
+GRID_COLUMNS = 3
+#: keys that split a sample's inputs into groups the rows cycle over
+GROUP_KEYS = ("artefact", "shift", "frame", "patch")
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    """What :func:`render_preview` drew."""
+
+    path: Path
+    rows: int
+    columns: int
+    panels: int          # image panels (colour bars not counted)
+    files: tuple[str, ...]  # manifest paths shown, row by row
+
+
+def _group_key(entry: dict[str, Any]) -> tuple:
+    """Sortable (artefact, shift, frame, patch) of an entry; absent keys sort first."""
+    out: list[tuple[int, int, str]] = []
+    for k in GROUP_KEYS:
+        v = entry.get(k)
+        out.append((0, 0, "") if v is None else (1, v, "") if isinstance(v, int)
+                   else (2, 0, str(v)))
+    return tuple(out)
+
+
+def spread(entries: Sequence[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    """Choose up to ``k`` entries: cycle over groups, spread evenly over indices.
+
+    Groups are the distinct (artefact, shift, frame, patch) values in sorted order; row
+    ``i`` takes group ``i mod G`` (skipping exhausted groups) and, within it, the entry at
+    fraction ``(i + 0.5) / k`` of the group's index range (the nearest unused one), so
+    the rows show different shifts *and* different sinogram indices.
+
+    Parameters
+    ----------
+    entries : sequence of dict
+        Manifest file entries.
+    k : int
+        How many to choose.
+
+    Returns
+    -------
+    list of dict
+        Distinct entries, in row order.
+
+    Examples
+    --------
+    >>> e = [{"index": v, "shift": s} for v in range(8) for s in range(2)]
+    >>> [(x["shift"], x["index"]) for x in spread(e, 4)]
+    [(0, 1), (1, 3), (0, 5), (1, 7)]
+    """
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for e in entries:
+        groups.setdefault(_group_key(e), []).append(e)
+    keys = sorted(groups)
+    for key in keys:
+        groups[key].sort(key=lambda e: (e.get("index", 0), e.get("path", "")))
+    k = min(k, len(entries))
+    counts = {key: 0 for key in keys}
+    order: list[tuple] = []
+    i = 0
+    while len(order) < k:
+        key = keys[i % len(keys)]
+        if counts[key] < len(groups[key]):
+            counts[key] += 1
+            order.append(key)
+        i += 1
+    used: dict[tuple, set[int]] = {key: set() for key in keys}
+    out = []
+    for i, key in enumerate(order):
+        n = len(groups[key])
+        pos = min(int((i + 0.5) / k * n), n - 1)
+        free = sorted(set(range(n)) - used[key], key=lambda q: (abs(q - pos), q))
+        used[key].add(free[0])
+        out.append(groups[key][free[0]])
+    return out
+
+
+def _decode(root: Path, entry: dict[str, Any]) -> np.ndarray:
+    import tifffile
+    u = tifffile.imread(root / entry["path"])
+    lo, hi = entry["bounds"]
+    return Bounds(float(lo), float(hi)).decode(u)
+
+
+def _describe(entry: dict[str, Any]) -> str:
+    bits = [f"index {entry.get('index', '?')}"]
+    for k in ("shift", "frame", "patch", "artefact"):
+        if k in entry:
+            bits.append(f"{k} {entry[k]}")
+    lo, hi = entry["bounds"]
+    return f"{Path(entry['path']).name}\n{', '.join(bits)}; bounds [{lo:.4g}, {hi:.4g}]"
+
+
+def _save(fig: Any, out: Path) -> None:
+    """Save a figure atomically as a PNG without date/version metadata."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}{TMP_MARK}{os.getpid()}")
+    try:
+        fig.savefig(tmp, format="png", dpi=fig.dpi, metadata={"Software": None})
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def render_preview(root: Path, manifest: dict[str, Any], out: Path,
+                   pairs: int = DEFAULT_PAIRS) -> PreviewResult:
+    """Draw a contact sheet of one sample and write it as a PNG.
+
+    Parameters
+    ----------
+    root : Path
+        Dataset root (manifest paths are relative to it).
+    manifest : dict
+        The sample's manifest (need not be written yet).
+    out : Path
+        PNG to write (atomically).
+    pairs : int
+        Rows of pairs (default 4); with no targets, ``pairs`` rows of
+        :data:`GRID_COLUMNS` inputs.
+
+    Returns
+    -------
+    PreviewResult
+
+    Raises
+    ------
+    NsgenError
+        When the sample has no files to show or ``pairs < 1``.
+    """
+    if pairs < 1:
+        raise NsgenError(f"--pairs must be >= 1, got {pairs}")
+    from matplotlib.figure import Figure  # no pyplot: Agg canvas, no global state
+
+    root = Path(root)
+    files = manifest["files"]
+    by_path = {f["path"]: f for f in files}
+    inputs = [f for f in files if f.get("target") in by_path]
+    tag = f"{manifest['sample']:04d}"
+    head = (f"sample {tag} - mode {manifest['mode']} - seed {manifest['seed']} - "
+            f"nsgen {manifest.get('nsgen_version', '?')}\n"
+            f"{manifest.get('scale', 'values decoded with the manifest bounds')}")
+    if inputs:
+        rows_e = spread(inputs, pairs)
+        has_mask = any("mask" in e for e in rows_e)
+        ncol = 4 if has_mask else 3
+        nrow = len(rows_e)
+    else:
+        shown = [f for f in files if f["role"] != "mask"]
+        if not shown:
+            raise NsgenError(f"sample {tag} lists no image files; nothing to preview")
+        rows_e = spread(shown, pairs * GRID_COLUMNS)
+        ncol = min(GRID_COLUMNS, len(rows_e))
+        nrow = -(-len(rows_e) // ncol)
+    aspect = files[0]["shape"][0] / files[0]["shape"][-1] if files else 1.0
+    panel_w = 3.2
+    fig = Figure(figsize=(panel_w * ncol, 0.6 + nrow * (0.8 * panel_w * min(max(aspect, 0.4), 2.0)
+                                                         + 0.5)), dpi=90, layout="constrained")
+    axes = np.atleast_2d(fig.subplots(nrow, ncol, squeeze=False))
+    fig.suptitle(head, fontsize=9)
+    shown_paths: list[str] = []
+    panels = 0
+
+    def show(ax: Any, img: np.ndarray, title: str, **kw: Any) -> None:
+        nonlocal panels
+        im = ax.imshow(img, interpolation="nearest", aspect="auto", **kw)
+        cb = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
+        cb.ax.tick_params(labelsize=6)
+        cb.ax.yaxis.get_offset_text().set_fontsize(6)
+        ax.set_title(title, fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        panels += 1
+
+    if inputs:
+        for r, entry in enumerate(rows_e):
+            target = by_path[entry["target"]]
+            clean, stripe = _decode(root, target), _decode(root, entry)
+            vmin = float(min(clean.min(), stripe.min()))
+            vmax = float(max(clean.max(), stripe.max()))
+            diff = stripe - clean
+            amax = float(np.abs(diff).max())
+            step = (entry["bounds"][1] - entry["bounds"][0]) / 65535
+            lim = max(amax, step, 1e-12)   # an all-zero difference gets a +-1 step scale
+            show(axes[r, 0], clean, f"clean  {_describe(target)}", cmap="gray",
+                 vmin=vmin, vmax=vmax)
+            show(axes[r, 1], stripe, f"{entry['role']}  {_describe(entry)}", cmap="gray",
+                 vmin=vmin, vmax=vmax)
+            show(axes[r, 2], diff, f"{entry['role']} - clean\n"
+                 + (f"max |diff| {amax:.3g}" if amax > 0 else "identical (difference 0)"),
+                 cmap="RdBu_r", vmin=-lim, vmax=lim)
+            if has_mask:
+                if "mask" in entry:
+                    import tifffile
+                    mask = tifffile.imread(root / entry["mask"]) != 0
+                    show(axes[r, 3], mask, f"mask  {Path(entry['mask']).name}\n"
+                         f"{mask.mean():.1%} of pixels", cmap="gray", vmin=0, vmax=1)
+                else:
+                    axes[r, 3].set_axis_off()
+                    axes[r, 3].set_title("no mask", fontsize=7)
+            shown_paths += [target["path"], entry["path"]]
+    else:
+        for i, ax in enumerate(axes.flat):
+            if i >= len(rows_e):
+                ax.set_axis_off()
+                continue
+            entry = rows_e[i]
+            show(ax, _decode(root, entry), f"{entry['role']}  {_describe(entry)}", cmap="gray")
+            shown_paths.append(entry["path"])
+    _save(fig, Path(out))
+    return PreviewResult(Path(out), nrow, ncol, panels, tuple(shown_paths))
+
+
+def attach_preview(root: Path, manifest: dict[str, Any],
+                   log: Callable[[str], None] | None = None) -> None:
+    """Runner hook: write ``root/NNNN/preview.png`` and record it in the manifest.
+
+    Sets ``manifest["preview"]`` to the PNG's path relative to ``root``. A failure to
+    draw never fails the run: it is reported on stderr and the key is left out.
+    """
+    tag = f"{manifest['sample']:04d}"
+    out = Path(root) / tag / PREVIEW
+    try:
+        render_preview(root, manifest, out)
+    except Exception as exc:  # a preview must never cost a finished sample
+        print(f"nsgen: warning: no preview for sample {tag} ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
+        return
+    manifest["preview"] = f"{tag}/{PREVIEW}"
+    if log is not None:
+        log(f"[{tag}] preview: {out}")
+
+
+def _parser() -> Any:
+    from nsgen.config import _OneLineParser
+    p = _OneLineParser(prog="nsgen preview",
+                       description="Draw a PNG contact sheet of input/target pairs of one "
+                                   "sample (clean | stripe | difference [| mask]).")
+    p.add_argument("root", metavar="ROOT", help="dataset root (the --root of the run)")
+    p.add_argument("--sample", type=int, default=None,
+                   help="sample number (default: the first sample of ROOT)")
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="PNG to write (default ROOT/NNNN/preview.png)")
+    p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS, metavar="K",
+                   help=f"rows of pairs to draw (default {DEFAULT_PAIRS})")
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    """``nsgen preview ROOT [--sample N] [-o FILE] [--pairs K]``."""
+    ns = _parser().parse_args(list(argv))
+    root = Path(ns.root)
+    if not root.is_dir():
+        raise NsgenError(f"dataset root {root} is not a directory; give the --root of a run")
+    if ns.sample is None:
+        paths = manifest_paths(root)
+        if not paths:
+            raise NsgenError(f"no finished sample in {root} (no NNNN/{MANIFEST}); give the "
+                             f"--root of a finished run")
+        path = paths[0]
+    else:
+        path = root / f"{ns.sample:04d}" / MANIFEST
+        if not path.exists():
+            raise NsgenError(f"sample {ns.sample} of {root} is not finished ({path} missing); "
+                             f"choose another --sample")
+    manifest = read_manifest(path)
+    problems = manifest_problems(manifest)
+    if problems:
+        raise NsgenError(f"manifest {path} is malformed ({problems[0]}); run 'nsgen check "
+                         f"{root}'")
+    out = Path(ns.output) if ns.output else path.parent / PREVIEW
+    try:
+        result = render_preview(root, manifest, out, ns.pairs)
+    except OSError as exc:
+        raise NsgenError(f"cannot draw the preview ({exc}); run 'nsgen check {root}'") from None
+    print(f"{result.path}: {result.rows} rows x {result.columns} columns "
+          f"({result.panels} panels)")
+    return 0

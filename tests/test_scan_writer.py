@@ -1,0 +1,131 @@
+"""Tests of nsgen.io.scan_writer: layout, image_key, determinism, real stripes at the truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from nsgen.errors import NsgenError
+from nsgen.io.nexus import open_scan
+from nsgen.io.scan_writer import Defect, main, write_scan
+from nsgen.prep.normalise import flat_field_log
+
+DATA = "entry1/tomo_entry/data/data"
+KEY = "entry1/tomo_entry/instrument/detector/image_key"
+ANGLES = "entry1/tomo_entry/data/rotation_angle"
+
+
+def sinograms(path: Path) -> np.ndarray:
+    with open_scan(path) as scan:
+        rows = slice(0, scan.shape[1])
+        return flat_field_log(scan.read_projections(rows), scan.flat_mean(rows), scan.dark_mean(rows))
+
+
+def test_i12_layout_and_image_key(tmp_path: Path) -> None:
+    path = tmp_path / "scan.nxs"
+    truth = write_scan(path, n_angles=11, n_rows=4, n_columns=20, n_flats=3, n_darks=2, flats_after=True)
+    with h5py.File(path, "r") as f:
+        data, key, angles = f[DATA], f[KEY][()], f[ANGLES][()]
+        assert data.shape == truth.shape == (11 + 2 * 5, 4, 20)
+        assert data.dtype == np.uint16 and data.chunks == (1, 4, 20)
+        assert key.tolist() == [2, 2, 1, 1, 1] + [0] * 11 + [1, 1, 1, 2, 2]
+        np.testing.assert_array_equal(key, truth.image_key)
+        np.testing.assert_allclose(angles[key == 0], np.linspace(0, 180, 11))
+        assert f["entry1/tomo_entry"].attrs["NX_class"] == "NXsubentry"
+        assert f["entry1/tomo_entry/definition"][()] == b"NXtomo"
+        assert f["entry1/tomo_entry/data"].attrs["signal"] == "data"
+        darks = data[key == 2]
+        assert 80 < darks.mean() < 120
+        assert data[key == 1].mean() > 10000
+    assert (truth.n_projections, truth.n_flats, truth.n_darks) == (11, 6, 4)
+    assert not path.with_name(f".{path.name}.tmp").exists()
+
+
+def test_deterministic_and_seeded(tmp_path: Path) -> None:
+    kw = dict(n_angles=9, n_rows=4, n_columns=24, n_flats=2, n_darks=2)
+    write_scan(tmp_path / "a.nxs", seed=4, **kw)
+    write_scan(tmp_path / "b.nxs", seed=4, compression="gzip", chunks=(3, 2, 24), **kw)
+    write_scan(tmp_path / "c.nxs", seed=5, **kw)
+    read = {n: h5py.File(tmp_path / f"{n}.nxs", "r")[DATA][()] for n in "abc"}
+    np.testing.assert_array_equal(read["a"], read["b"])
+    assert not np.array_equal(read["a"], read["c"])
+
+
+def test_compression_filters(tmp_path: Path) -> None:
+    for name in ("gzip", "blosc", "bitshuffle"):
+        write_scan(tmp_path / f"{name}.nxs", n_angles=3, n_rows=2, n_columns=8, compression=name)
+        with h5py.File(tmp_path / f"{name}.nxs", "r") as f:
+            plist = f[DATA].id.get_create_plist()
+            assert plist.get_nfilters() >= 1
+
+
+def test_truth_from_explicit_defects(tmp_path: Path) -> None:
+    truth = write_scan(tmp_path / "s.nxs", n_angles=5, n_rows=10, n_columns=30,
+                       defect_rows={7: (2, 5), 20: (4, 10, 1.08)})
+    assert truth.defects == (Defect(7, 2, 5, 0.94), Defect(20, 4, 10, 1.08))
+    assert truth.stripe_rows.tolist() == list(range(2, 10))
+    assert truth.stripe_columns.tolist() == [7, 20]
+    assert truth.stripe_columns_in_row(4).tolist() == [7, 20]
+    assert truth.stripe_columns_in_row(0).tolist() == []
+
+
+def test_defects_are_exact_full_stripes_after_normalisation(tmp_path: Path) -> None:
+    """Same seed with and without defects: identical photons, so the normalised
+    difference is -ln(gain) on the defect pixels at every angle and 0 elsewhere."""
+    kw = dict(n_angles=61, n_rows=12, n_columns=64, n_flats=6, n_darks=4, seed=8)
+    truth = write_scan(tmp_path / "stripes.nxs", **kw)
+    write_scan(tmp_path / "clean.nxs", defect_rows={}, **kw)
+    assert truth.defects, "default defects expected"
+    diff = sinograms(tmp_path / "stripes.nxs") - sinograms(tmp_path / "clean.nxs")
+    expected = np.zeros_like(diff)
+    for d in truth.defects:
+        expected[d.row_start:d.row_stop, :, d.column] = -np.log(d.gain)
+    np.testing.assert_allclose(diff, expected, atol=2e-3)
+    hit = np.any(np.abs(diff) > 0.02, axis=1)  # (rows, columns) that carry a stripe
+    assert set(np.flatnonzero(hit.any(axis=1))) == set(truth.stripe_rows.tolist())
+    for row in range(kw["n_rows"]):
+        assert np.flatnonzero(hit[row]).tolist() == truth.stripe_columns_in_row(row).tolist()
+
+
+def test_stripes_visible_in_a_single_scan(tmp_path: Path) -> None:
+    truth = write_scan(tmp_path / "s.nxs", n_angles=91, n_rows=16, n_columns=128, seed=2)
+    sino = sinograms(tmp_path / "s.nxs")
+    profile = sino.mean(axis=1).astype(np.float64)  # (rows, columns): a full stripe survives the mean
+    smooth = (np.roll(profile, 2, axis=1) + np.roll(profile, -2, axis=1)) / 2  # skips the +-1 neighbours
+    residual = np.abs(profile - smooth)[:, 4:-4]
+    threshold = 0.5 * min(abs(np.log(d.gain)) for d in truth.defects)
+    for row in range(16):
+        found = (np.flatnonzero(residual[row] > threshold) + 4).tolist()
+        assert found == truth.stripe_columns_in_row(row).tolist()
+
+
+def test_user_errors(tmp_path: Path) -> None:
+    write_scan(tmp_path / "x.nxs", n_angles=2, n_rows=2, n_columns=8)
+    with pytest.raises(NsgenError, match="already exists"):
+        write_scan(tmp_path / "x.nxs", n_angles=2, n_rows=2, n_columns=8)
+    write_scan(tmp_path / "x.nxs", n_angles=2, n_rows=2, n_columns=8, overwrite=True)
+    with pytest.raises(NsgenError, match="outside the detector"):
+        write_scan(tmp_path / "y.nxs", n_columns=8, defect_rows={8: (0, 1)})
+    with pytest.raises(NsgenError, match="row_start < row_stop"):
+        write_scan(tmp_path / "y.nxs", n_rows=4, defect_rows={1: (3, 3)})
+    with pytest.raises(NsgenError, match="unknown compression"):
+        write_scan(tmp_path / "y.nxs", compression="lzf")
+    with pytest.raises(NsgenError, match="does not exist"):
+        write_scan(tmp_path / "no" / "y.nxs")
+    assert not (tmp_path / "y.nxs").exists()
+
+
+def test_main_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cli.nxs"
+    status = main([str(out), "--angles", "7", "--rows", "5", "--columns", "32", "--flats", "2", "--darks", "1",
+                   "--flats-after", "--defect", "10:1:4", "--defect", "20:0:5:1.1", "--compression", "blosc",
+                   "--seed", "3"])
+    assert status == 0
+    assert "wrote" in capsys.readouterr().out
+    with open_scan(out) as scan:
+        assert scan.shape == (7, 5, 32) and (scan.n_flats, scan.n_darks) == (4, 2)
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "z.nxs"), "--defect", "10:1"])
