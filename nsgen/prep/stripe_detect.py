@@ -378,11 +378,12 @@ def _edge_order_statistic(block: np.ndarray, size: int) -> np.ndarray:
     pos = np.arange(nb, dtype=np.int32)
     nxt = np.empty_like(cur)
     for li in range(n_lev):
-        is0 = ((cur >> (n_lev - 1 - li)) & 1) == 0
+        bit = (cur >> (n_lev - 1 - li)) & 1
         z = zeros[li]
         z[:, 0] = 0
-        np.cumsum(is0, axis=1, dtype=np.int32, out=z[:, 1:])
-        newpos = np.where(is0, z[:, :nb], z[:, nb:] + pos - z[:, :nb])
+        np.cumsum(1 - bit, axis=1, dtype=np.int32, out=z[:, 1:])
+        zb = z[:, :nb]
+        newpos = (z[:, nb:] + pos - 2 * zb) * bit + zb  # bit 0: zb; bit 1: nz + pos - zb
         nxt.reshape(-1)[(row_nb + newpos).ravel()] = cur.ravel()
         cur, nxt = nxt, cur
     # Queries: positions (within the level's row) of the common range start and of the two

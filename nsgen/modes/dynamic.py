@@ -1,0 +1,117 @@
+"""Dynamic mode: frames of a long scan, each downsampled (seed: Dynamic; SCIENCE A.8).
+
+Frame ``f`` is the block of ``frame-angles`` angles starting at ``b * frame-angles`` with
+``b = f * frame-stride``; a frame is used only when its whole stride group lies inside the
+scan, so ``--frame-stride 2`` reproduces the reference (``angles // (2 * frame-angles)``
+frames from the even blocks) and the default stride 1 uses every complete block.
+Layout: ``root/NNNN_frameFF_VVVV.tif`` directly under the root; one scale per scan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nsgen.config import Config
+from nsgen.engine.pipeline import Chunk, WorkResult
+from nsgen.errors import NsgenError
+from nsgen.io.spill import Spill
+from nsgen.io.tiff import write_tiff
+from nsgen.modes.real import (OUT_SHAPE, ScanSource, ScanStage, check_scans, file_record,
+                              interior_bounds, run_shifts, sizing_for, union)
+from nsgen.modes.synthetic import SpillStage
+from nsgen.prep.resize import downsample
+from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
+from nsgen.runner import SampleRecord, SampleRun
+
+__all__ = ["check", "frame_ranges", "run_sample"]
+
+
+def frame_ranges(n_angles: int, frame_angles: int, stride: int = 1) -> list[tuple[int, int]]:
+    """Angle ranges ``[a0, a1)`` of the frames of a dynamic scan.
+
+    Examples
+    --------
+    >>> frame_ranges(3600, 900)
+    [(0, 900), (900, 1800), (1800, 2700), (2700, 3600)]
+    >>> frame_ranges(3600, 900, stride=2)     # the reference: first half of each turn
+    [(0, 900), (1800, 2700)]
+    >>> frame_ranges(2700, 900, stride=2)
+    [(0, 900)]
+    """
+    blocks = n_angles // frame_angles
+    return [(b * frame_angles, (b + 1) * frame_angles) for b in range(0, blocks, stride)
+            if (b + stride) * frame_angles <= n_angles]
+
+
+def check(config: Config) -> None:
+    """The scan opens and holds at least one frame."""
+    for path, shape, _ in check_scans(config):
+        if not frame_ranges(shape[0], config.frame_angles, config.frame_stride):
+            raise NsgenError(f"--frame-angles {config.frame_angles} x --frame-stride "
+                             f"{config.frame_stride} is more than the {shape[0]} projections "
+                             f"of {path}; lower --frame-angles")
+
+
+@dataclass
+class FrameStage(ScanStage):
+    """Pass one: normalise, cut frames, downsample each into the scratch volume."""
+
+    frames: tuple[tuple[int, int], ...] = ()
+    spill: Spill | None = None
+    label: str = "normalise+frames"
+
+    def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
+        small = np.empty((chunk.rows, len(self.frames), *OUT_SHAPE), np.float32)
+        for f, (a0, a1) in enumerate(self.frames):
+            small[:, f] = downsample(sinos[:, a0:a1], OUT_SHAPE)
+        assert self.spill is not None
+        self.spill.write_rows(chunk.start, small)
+        return WorkResult(interior_bounds(chunk, small, self.shape[1]))
+
+
+@dataclass
+class WriteStage(SpillStage):
+    """Pass two: one TIFF per (frame, row) with the scan's bounds."""
+
+    bounds: Bounds = EMPTY
+    out: Path = Path(".")
+    tag: str = "0000"
+    label: str = "write"
+
+    def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
+        nbytes = files = 0
+        for k, v in enumerate(range(chunk.start, chunk.stop)):
+            for f in range(data.shape[1]):
+                nbytes += write_tiff(self.out / f"{self.tag}_frame{f:02d}_{v:04d}.tif",
+                                     to_uint16(data[k, f], self.bounds))
+                files += 1
+        return WorkResult(None, files, nbytes)
+
+
+def plan_scan(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
+              dtype: str) -> list[dict[str, Any]]:
+    """Both passes over the dynamic scan; returns its manifest entries."""
+    cfg = run.config
+    frames = tuple(frame_ranges(shape[0], cfg.frame_angles, cfg.frame_stride))
+    run.log(f"[{run.tag}] {len(frames)} frames of {cfg.frame_angles} angles "
+            f"(stride {cfg.frame_stride})")
+    spill = Spill.create(run.work / "frames.f32", (shape[1], len(frames), *OUT_SHAPE))
+    sizing = sizing_for(run, shape, dtype, work_factor=3)
+    bounds = union(run.run(FrameStage(source, shape, dtype, sizing.chunk_rows, frames=frames,
+                                      spill=spill), sizing))
+    wsizing = run.sizing(n_rows=shape[1], row_bytes=spill.row_bytes, work_factor=3)
+    run.run(WriteStage(spill, wsizing.chunk_rows, bounds=bounds, out=run.root, tag=run.tag),
+            wsizing)
+    spill.path.unlink()
+    return [file_record(f"{run.tag}_frame{f:02d}_{v:04d}.tif", "frame", v, OUT_SHAPE, bounds,
+                        frame=f, angles=list(frames[f]))
+            for v in range(shape[1]) for f in range(len(frames))]
+
+
+def run_sample(run: SampleRun) -> SampleRecord:
+    """Generate the dynamic-mode frames of a scan."""
+    return run_shifts(run, plan_scan)
