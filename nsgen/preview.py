@@ -34,6 +34,14 @@ DEFAULT_PAIRS = 4
 GRID_COLUMNS = 3
 #: keys that split a sample's inputs into groups the rows cycle over
 GROUP_KEYS = ("artefact", "shift", "frame", "patch")
+#: layout in pixels at DPI: panel (height, width) limits, colour bar, gaps, title, header
+DPI = 100
+MIN_PANEL = (150, 240)
+MAX_PANEL = (600, 480)
+BAR_PX = 44
+GAP_PX = 14
+TITLE_PX = 30
+HEAD_PX = 44
 
 
 @dataclass(frozen=True)
@@ -188,25 +196,47 @@ def render_preview(root: Path, manifest: dict[str, Any], out: Path,
         rows_e = spread(shown, pairs * GRID_COLUMNS)
         ncol = min(GRID_COLUMNS, len(rows_e))
         nrow = -(-len(rows_e) // ncol)
-    aspect = files[0]["shape"][0] / files[0]["shape"][-1] if files else 1.0
-    panel_w = 3.2
-    fig = Figure(figsize=(panel_w * ncol, 0.6 + nrow * (0.8 * panel_w * min(max(aspect, 0.4), 2.0)
-                                                         + 0.5)), dpi=90, layout="constrained")
-    axes = np.atleast_2d(fig.subplots(nrow, ncol, squeeze=False))
-    fig.suptitle(head, fontsize=9)
+    first = rows_e[0]["shape"]
+    img_h, img_w = first[0], first[-1]
+    w_px = min(max(img_w, MIN_PANEL[1]), MAX_PANEL[1])
+    h_px = min(max(round(img_h * w_px / img_w), MIN_PANEL[0]), MAX_PANEL[0])
+    smooth = "nearest" if (w_px >= img_w and h_px >= img_h) else "antialiased"
+    bar = BAR_PX if inputs else 0          # pair rows: one bar after stripe, one after diff
+    col_w = w_px + GAP_PX
+    widths = [col_w] * ncol
+    if inputs:
+        widths[1] += bar
+        widths[2] += bar
+    else:
+        widths = [col_w + BAR_PX] * ncol
+    fig_w = GAP_PX + sum(widths)
+    row_h = TITLE_PX + h_px + GAP_PX
+    fig_h = HEAD_PX + nrow * row_h
+    fig = Figure(figsize=(fig_w / DPI, fig_h / DPI), dpi=DPI)
+    fig.text(0.5, 1 - 6 / fig_h, head, ha="center", va="top", fontsize=9)
+    lefts = np.concatenate([[GAP_PX], GAP_PX + np.cumsum(widths)[:-1]])
     shown_paths: list[str] = []
     panels = 0
 
-    def show(ax: Any, img: np.ndarray, title: str, **kw: Any) -> None:
+    def rect(r: int, c: int, dx: float = 0.0, w: float | None = None) -> list[float]:
+        x = lefts[c] + dx
+        y = HEAD_PX + r * row_h + TITLE_PX
+        return [x / fig_w, 1 - (y + h_px) / fig_h, (w_px if w is None else w) / fig_w,
+                h_px / fig_h]
+
+    def show(r: int, c: int, img: np.ndarray, title: str, bar_for: bool, **kw: Any) -> None:
         nonlocal panels
-        im = ax.imshow(img, interpolation="nearest", aspect="auto", **kw)
-        cb = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
-        cb.ax.tick_params(labelsize=6)
-        cb.ax.yaxis.get_offset_text().set_fontsize(6)
-        ax.set_title(title, fontsize=7)
+        ax = fig.add_axes(rect(r, c))
+        im = ax.imshow(img, interpolation=smooth, aspect="auto", **kw)
+        ax.set_title(title, fontsize=7, pad=3)
         ax.set_xticks([])
         ax.set_yticks([])
         panels += 1
+        if bar_for:
+            cax = fig.add_axes(rect(r, c, dx=w_px + 4, w=9))
+            cb = fig.colorbar(im, cax=cax)
+            cb.ax.tick_params(labelsize=6, length=2, pad=1)
+            cb.ax.yaxis.get_offset_text().set_fontsize(6)
 
     if inputs:
         for r, entry in enumerate(rows_e):
@@ -218,30 +248,26 @@ def render_preview(root: Path, manifest: dict[str, Any], out: Path,
             amax = float(np.abs(diff).max())
             step = (entry["bounds"][1] - entry["bounds"][0]) / 65535
             lim = max(amax, step, 1e-12)   # an all-zero difference gets a +-1 step scale
-            show(axes[r, 0], clean, f"clean  {_describe(target)}", cmap="gray",
+            show(r, 0, clean, f"clean  {_describe(target)}", False, cmap="gray",
                  vmin=vmin, vmax=vmax)
-            show(axes[r, 1], stripe, f"{entry['role']}  {_describe(entry)}", cmap="gray",
+            show(r, 1, stripe, f"{entry['role']}  {_describe(entry)}", True, cmap="gray",
                  vmin=vmin, vmax=vmax)
-            show(axes[r, 2], diff, f"{entry['role']} - clean\n"
+            show(r, 2, diff, f"{entry['role']} - clean\n"
                  + (f"max |diff| {amax:.3g}" if amax > 0 else "identical (difference 0)"),
-                 cmap="RdBu_r", vmin=-lim, vmax=lim)
+                 True, cmap="RdBu_r", vmin=-lim, vmax=lim)
             if has_mask:
                 if "mask" in entry:
                     import tifffile
                     mask = tifffile.imread(root / entry["mask"]) != 0
-                    show(axes[r, 3], mask, f"mask  {Path(entry['mask']).name}\n"
-                         f"{mask.mean():.1%} of pixels", cmap="gray", vmin=0, vmax=1)
+                    show(r, 3, mask, f"mask  {Path(entry['mask']).name}\n"
+                         f"{mask.mean():.1%} of pixels", False, cmap="gray", vmin=0, vmax=1)
                 else:
-                    axes[r, 3].set_axis_off()
-                    axes[r, 3].set_title("no mask", fontsize=7)
+                    fig.text(*rect(r, 3)[:2], "no mask", fontsize=7)
             shown_paths += [target["path"], entry["path"]]
     else:
-        for i, ax in enumerate(axes.flat):
-            if i >= len(rows_e):
-                ax.set_axis_off()
-                continue
-            entry = rows_e[i]
-            show(ax, _decode(root, entry), f"{entry['role']}  {_describe(entry)}", cmap="gray")
+        for i, entry in enumerate(rows_e):
+            show(i // ncol, i % ncol, _decode(root, entry),
+                 f"{entry['role']}  {_describe(entry)}", True, cmap="gray")
             shown_paths.append(entry["path"])
     _save(fig, Path(out))
     return PreviewResult(Path(out), nrow, ncol, panels, tuple(shown_paths))

@@ -140,7 +140,7 @@ def _phantom(n_rows: int, n_columns: int, seed: int) -> _Phantom:
     rc = 0.42 * n_columns
     k = 6
     radii = rng.uniform(0.05, 0.13, k) * n_columns
-    dist = rng.uniform(0.0, 1.0, k) * (rc - radii) * 0.95
+    dist = rng.uniform(0.3, 0.95, k) * (rc - radii)  # off the axis: the spheres move in the sinogram
     phi = rng.uniform(0.0, 2 * np.pi, k)
     z = rng.uniform(0.0, n_rows, k)
     mus = rng.uniform(0.15, 0.3, k) / radii  # each sphere 0.3..0.6 through its centre

@@ -265,3 +265,36 @@ def file_record(path: str, role: str, index: int, shape: tuple[int, ...], bounds
     """One manifest entry (``path`` relative to the dataset root)."""
     return {"path": path, "role": role, "index": index, "shape": list(shape),
             "bounds": [bounds.lo, bounds.hi], **more}
+
+
+ARTEFACT_DIRS = ("fake_artifacts/clean", "fake_artifacts/stripe", "real_artifacts/clean",
+                 "real_artifacts/stripe")
+
+
+def make_artefact_dirs(sample_dir: Path) -> None:
+    """The paired/patch layout of the seed (``real_artifacts/clean`` stays empty)."""
+    for d in ARTEFACT_DIRS:
+        (sample_dir / d).mkdir(parents=True, exist_ok=True)
+
+
+def artefact_records(tag: str, shift: int, index: int, name: str, real: bool,
+                     shape: tuple[int, ...], bounds: Bounds, **more: Any) -> list[dict[str, Any]]:
+    """Manifest entries of one fake pair (clean + stripe) or one real-artefact input."""
+    if real:
+        return [file_record(f"{tag}/real_artifacts/stripe/{name}", "stripe", index, shape,
+                            bounds, shift=shift, artefact="real", **more)]
+    clean = f"{tag}/fake_artifacts/clean/{name}"
+    return [file_record(clean, "clean", index, shape, bounds, shift=shift, artefact="fake",
+                        **more),
+            file_record(f"{tag}/fake_artifacts/stripe/{name}", "stripe", index, shape, bounds,
+                        shift=shift, artefact="fake", target=clean, **more)]
+
+
+def synthetic_stripes(x: np.ndarray, rng: np.random.Generator, params: Any) -> np.ndarray:
+    """Stripes on a real (``-log``) sinogram or patch, scaled by its own maximum."""
+    from nsgen.sim.stripes import add_stripes
+
+    vmax = float(np.max(x))
+    if not vmax > 0:
+        vmax = float(np.max(np.abs(x))) or 1.0
+    return add_stripes(x, rng, params, vmax=vmax)

@@ -374,7 +374,7 @@ def _edge_order_statistic(block: np.ndarray, size: int) -> np.ndarray:
     n_lev = max(1, (nb - 1).bit_length())
     # Wavelet matrix: per level (most significant bit first) the prefix counts of zero bits;
     # elements with a zero bit move (stably) to the front for the next level.
-    zeros = np.empty((n_lev, n_c, nb + 1), dtype=np.int32)
+    zeros = [np.empty((n_c, nb + 1), dtype=np.int32) for _ in range(n_lev)]
     pos = np.arange(nb, dtype=np.int32)
     nxt = np.empty_like(cur)
     for li in range(n_lev):

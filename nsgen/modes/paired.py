@@ -1,0 +1,121 @@
+"""Paired mode: fake-artefact pairs from stripe-free sinograms (seed: Paired).
+
+Each downsampled sinogram is classified with the full-resolution stripe mask of its shift
+(``--mask`` archive key ``m<file stem>``, or detected on the fly). Stripe-free sinograms get
+synthetic stripes (``PAIRED`` preset: 1 % of columns, partial or full, small random walk;
+not clipped, the shared bounds cover them) -> ``fake_artifacts/{clean,stripe}``; sinograms
+with real stripes go to ``real_artifacts/stripe`` (no clean target exists).
+Names ``NNNN_shiftSS_VVVV.tif``; one scale per shift shared by clean and stripe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nsgen.config import Config
+from nsgen.engine.pipeline import Chunk, WorkResult
+from nsgen.io.spill import Spill
+from nsgen.io.tiff import write_tiff
+from nsgen.modes.real import (OUT_SHAPE, ScanSource, ScanStage, artefact_records, check_scans,
+                              interior_bounds, make_artefact_dirs, run_shifts, shift_flags,
+                              sizing_for, synthetic_stripes, union)
+from nsgen.modes.synthetic import SpillStage
+from nsgen.prep.resize import downsample
+from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
+from nsgen.rng import generator
+from nsgen.runner import SampleRecord, SampleRun
+from nsgen.sim.stripes import PAIRED
+
+__all__ = ["check", "run_sample"]
+
+
+def check(config: Config) -> None:
+    """Scans open, and the mask archive (if any) has a key of the right shape per shift."""
+    from nsgen.io.mask_archive import check_mask, mask_key
+
+    for path, shape, _ in check_scans(config):
+        if config.mask is not None:
+            check_mask(config.mask, mask_key(path), shape)
+
+
+@dataclass
+class PairStage(ScanStage):
+    """Pass one: normalise, downsample, add stripes to the stripe-free rows -> scratch."""
+
+    flags: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    seed: int = 0
+    sample: int = 0
+    shift: int = 0
+    spill: Spill | None = None
+    label: str = "normalise+pair"
+
+    def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
+        small = downsample(sinos, OUT_SHAPE)
+        out = np.full((chunk.rows, 2, *OUT_SHAPE), np.nan, np.float32)
+        out[:, 0] = small
+        for k, v in enumerate(range(chunk.start, chunk.stop)):
+            if not self.flags[v]:
+                rng = generator(self.seed, "stripes", self.sample, self.shift, v)
+                out[k, 1] = synthetic_stripes(small[k], rng, PAIRED)
+        assert self.spill is not None
+        self.spill.write_rows(chunk.start, out)
+        return WorkResult(interior_bounds(chunk, out, self.shape[1]))
+
+
+@dataclass
+class WriteStage(SpillStage):
+    """Pass two: fake pairs and real-artefact inputs with the shift's bounds."""
+
+    flags: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    bounds: Bounds = EMPTY
+    out: Path = Path(".")
+    prefix: str = ""
+    label: str = "write"
+
+    def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
+        nbytes = files = 0
+        for k, v in enumerate(range(chunk.start, chunk.stop)):
+            name = f"{self.prefix}_{v:04d}.tif"
+            if self.flags[v]:
+                todo = [("real_artifacts/stripe", data[k, 0])]
+            else:
+                todo = [("fake_artifacts/clean", data[k, 0]),
+                        ("fake_artifacts/stripe", data[k, 1])]
+            for sub, img in todo:
+                nbytes += write_tiff(self.out / sub / name, to_uint16(img, self.bounds))
+                files += 1
+        return WorkResult(None, files, nbytes)
+
+
+def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
+               dtype: str) -> list[dict[str, Any]]:
+    """Mask flags, then both passes of one shift; returns its manifest entries."""
+    cfg = run.config
+    flags = shift_flags(run, cfg, shift, source, shape, dtype, None)[:, 0]
+    run.log(f"[{run.tag}] shift {shift}: {int(flags.sum())} of {len(flags)} sinograms have "
+            f"real stripes")
+    spill = Spill.create(run.work / f"shift{shift:02d}.f32", (shape[1], 2, *OUT_SHAPE))
+    sizing = sizing_for(run, shape, dtype, work_factor=4)
+    bounds = union(run.run(PairStage(source, shape, dtype, sizing.chunk_rows, flags=flags,
+                                     seed=cfg.seed, sample=run.sample, shift=shift,
+                                     spill=spill), sizing))
+    make_artefact_dirs(run.dir)
+    prefix = f"{run.tag}_shift{shift:02d}"
+    wsizing = run.sizing(n_rows=shape[1], row_bytes=spill.row_bytes, work_factor=3)
+    run.run(WriteStage(spill, wsizing.chunk_rows, flags=flags, bounds=bounds, out=run.dir,
+                       prefix=prefix), wsizing)
+    spill.path.unlink()
+    files: list[dict[str, Any]] = []
+    for v in range(shape[1]):
+        files += artefact_records(run.tag, shift, v, f"{prefix}_{v:04d}.tif", bool(flags[v]),
+                                  OUT_SHAPE, bounds)
+    return files
+
+
+def run_sample(run: SampleRun) -> SampleRecord:
+    """Generate the paired-mode sample of a scan (all shifts)."""
+    return run_shifts(run, plan_shift)
