@@ -20,7 +20,7 @@ from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
 from nsgen.io.tiff import write_tiff
-from nsgen.modes.real import (OUT_SHAPE, ScanSource, ScanStage, artefact_records, check_scans,
+from nsgen.modes.real import (check_mask_source, OUT_SHAPE, ScanSource, ScanStage, artefact_records, check_scans,
                               interior_bounds, make_artefact_dirs, run_shifts, shift_flags,
                               sizing_for, synthetic_stripes, union)
 from nsgen.modes.synthetic import SpillStage
@@ -35,11 +35,8 @@ __all__ = ["check", "run_sample"]
 
 def check(config: Config) -> None:
     """Scans open, and the mask archive (if any) has a key of the right shape per shift."""
-    from nsgen.io.mask_archive import check_mask, mask_key
-
     for path, shape, _ in check_scans(config):
-        if config.mask is not None:
-            check_mask(config.mask, mask_key(path), shape)
+        check_mask_source(config, path, shape)
 
 
 @dataclass

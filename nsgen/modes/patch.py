@@ -21,7 +21,7 @@ from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
 from nsgen.io.tiff import write_tiff
-from nsgen.modes.real import (ScanSource, ScanStage, artefact_records, check_scans,
+from nsgen.modes.real import (check_mask_source, ScanSource, ScanStage, artefact_records, check_scans,
                               interior, make_artefact_dirs, run_shifts, shift_flags,
                               sizing_for, synthetic_stripes, union)
 from nsgen.prep.patches import crop_to_multiple, split_patches
@@ -35,16 +35,13 @@ __all__ = ["check", "run_sample"]
 
 def check(config: Config) -> None:
     """Scans open, patches fit the sinograms, the mask archive matches."""
-    from nsgen.io.mask_archive import check_mask, mask_key
-
     ph, pw = config.patch_size
     for path, shape, _ in check_scans(config):
         if ph > shape[0] or pw > shape[2]:
             raise NsgenError(f"--patch-size {ph} {pw} is larger than the sinograms of {path} "
                              f"({shape[0]} angles x {shape[2]} columns); choose a patch size "
                              f"of at most {shape[0]} {shape[2]}")
-        if config.mask is not None:
-            check_mask(config.mask, mask_key(path), shape)
+        check_mask_source(config, path, shape)
 
 
 @dataclass

@@ -203,6 +203,24 @@ def check_scans(config: Config) -> list[tuple[Path, tuple[int, int, int], str]]:
     return [(p, *scan_shape(config, p)) for p in scan_files(config)]
 
 
+def check_mask_source(config: Config, path: Path, shape: tuple[int, int, int]) -> None:
+    """The ``--mask`` archive holds this scan's key at full resolution; or, without one,
+    the scan is large enough for on-the-fly detection with the seed's parameters."""
+    if config.mask is not None:
+        from nsgen.io.mask_archive import check_mask, mask_key
+        check_mask(config.mask, mask_key(path), shape)
+        return
+    n_angles = shape[0]
+    need = max(2 * MASK_PARAMS["size"], MASK_PARAMS["min_stripe_length"] + 1)
+    if n_angles < need or shape[2] <= MASK_PARAMS["min_stripe_width"] \
+            or shape[1] <= MASK_PARAMS["min_stripe_depth"]:
+        raise NsgenError(f"{path} ({n_angles} angles x {shape[1]} rows x {shape[2]} columns) is "
+                         f"too small for on-the-fly stripe detection with the seed's parameters "
+                         f"(at least {need} angles, {MASK_PARAMS['min_stripe_depth'] + 1} rows, "
+                         f"{MASK_PARAMS['min_stripe_width'] + 1} columns); give a mask with "
+                         f"--mask (see nsgen mask)")
+
+
 def sizing_for(run: Any, shape: tuple[int, int, int], dtype: str, work_factor: float,
                halo: int = 0) -> Any:
     """Chunking for a scan: one row = all angles x columns of raw data + float work."""
@@ -218,9 +236,8 @@ def shift_flags(run: Any, config: Config, shift: int, source: ScanSource,
                 shape: tuple[int, int, int], dtype: str,
                 patch_shape: tuple[int, int] | None) -> np.ndarray:
     """Stripe flags of a shift: from ``--mask`` when given, else detected on the fly."""
-    from nsgen.io.mask_archive import mask_key, read_mask_flags
-
     if config.mask is not None:
+        from nsgen.io.mask_archive import mask_key, read_mask_flags
         return read_mask_flags(config.mask, mask_key(source.path), shape,
                                lambda block: mask_flags(block, patch_shape))
     halo = halo_rows(MASK_PARAMS["size"], MASK_PARAMS["radius"],

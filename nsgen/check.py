@@ -1,0 +1,331 @@
+"""``nsgen check ROOT``: verify a dataset against its manifests.
+
+For every finished sample (``root/NNNN/manifest.json``) the check verifies, in parallel:
+
+* the manifest follows the schema of :mod:`nsgen.io.manifest` and names its own sample;
+* every listed file is present, a readable TIFF whose first page has the listed shape
+  and dtype uint16, and is not truncated (file size >= end of the image data named by
+  the strip/tile offsets and byte counts of page 0; pixels are never decoded);
+* every pair is complete: each ``target`` is listed and its file is sound;
+* no strays: no temporary files of interrupted writes, no ``.work``/``.nsgen`` scratch
+  directories in finished samples, no ``.tif`` file that no manifest lists, no sample
+  directory without a manifest (unfinished), no file listed by two manifests;
+* the ``preview`` PNG the manifest names exists.
+
+It prints a table per sample (files listed / present / bad) and every problem, and
+returns 0 when the dataset is sound, 1 otherwise. A ROOT that is not a directory or has
+no finished sample is a usage error (``NsgenError``, exit status 2).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence, TextIO
+
+from nsgen.errors import NsgenError
+from nsgen.io.manifest import (MANIFEST, SAMPLE_GLOB, manifest_paths, manifest_problems,
+                               read_manifest)
+from nsgen.io.tiff import is_temporary
+
+#: scratch directories a finished sample must not contain (see nsgen.runner)
+SCRATCH_DIRS = (".work", ".nsgen")
+TIFF_SUFFIXES = (".tif", ".tiff")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: files per task handed to a thread
+BATCH = 256
+#: the per-sample table lists every sample up to this many, else only the bad ones
+TABLE_ROWS = 40
+
+
+@dataclass
+class SampleSummary:
+    """One row of the table: a sample's file counts."""
+
+    sample: int
+    mode: str
+    listed: int = 0
+    present: int = 0
+    bad: int = 0
+    problems: int = 0
+
+
+@dataclass
+class CheckReport:
+    """Everything :func:`check_dataset` found."""
+
+    root: Path
+    samples: list[SampleSummary] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, what)
+    files: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.problems
+
+
+def inspect_tiff(path: Path, shape: Sequence[int], dtype: str = "uint16") -> tuple[bool, str]:
+    """Check one TIFF without decoding its pixels.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    shape : sequence of int
+        Expected shape of page 0.
+    dtype : str
+        Expected dtype of page 0.
+
+    Returns
+    -------
+    (present, problem) : (bool, str)
+        ``problem`` is ``""`` when the file is sound.
+    """
+    import tifffile
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        return False, "missing"
+    except OSError as exc:
+        return False, f"cannot stat ({exc.strerror})"
+    try:
+        with tifffile.TiffFile(path) as tf:
+            page = tf.pages[0]
+            got_shape = tuple(page.shape)
+            got_dtype = str(page.dtype)
+            end = max((o + n for o, n in zip(page.dataoffsets, page.databytecounts)),
+                      default=0)
+    except Exception as exc:  # tifffile raises many types for broken files
+        return True, f"unreadable TIFF ({type(exc).__name__}: {str(exc)[:80]})"
+    if end > size:
+        return True, f"truncated: {size} bytes, image data ends at byte {end}"
+    if got_dtype != dtype:
+        return True, f"dtype {got_dtype}, expected {dtype}"
+    if got_shape != tuple(shape):
+        return True, f"shape {list(got_shape)}, manifest says {list(shape)}"
+    return True, ""
+
+
+def inspect_png(path: Path) -> tuple[bool, str]:
+    """Presence and PNG signature of a preview image."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(PNG_SIGNATURE))
+    except FileNotFoundError:
+        return False, "missing"
+    except OSError as exc:
+        return False, f"cannot read ({exc.strerror})"
+    return True, "" if head == PNG_SIGNATURE else "not a PNG file"
+
+
+@contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    """Silence tifffile's log warnings about broken files (they become problems)."""
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _inspect_batch(root: Path, batch: list[dict[str, Any]]) -> list[tuple[bool, str]]:
+    out = []
+    for entry in batch:
+        if entry.get("role") == "preview":
+            out.append(inspect_png(root / entry["path"]))
+        else:
+            out.append(inspect_tiff(root / entry["path"], entry["shape"]))
+    return out
+
+
+def default_workers() -> int:
+    """Threads for header reads: I/O-bound on cluster file systems, so more than cores."""
+    return min(32, 4 * (os.cpu_count() or 1))
+
+
+def _strays(root: Path, sample_dir: Path, listed: set[str]) -> list[tuple[str, str]]:
+    """Temporaries, scratch directories and unlisted TIFFs below a finished sample."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(sample_dir):
+        here = Path(dirpath)
+        for d in sorted(dirnames):
+            if d in SCRATCH_DIRS:
+                out.append((_rel(root, here / d) + "/",
+                            "leftover scratch directory of an interrupted run"))
+        dirnames[:] = [d for d in dirnames if d not in SCRATCH_DIRS]
+        for name in filenames:
+            p = here / name
+            if is_temporary(p):
+                out.append((_rel(root, p), "leftover temporary file of an interrupted write"))
+            elif name.lower().endswith(TIFF_SUFFIXES) and _rel(root, p) not in listed:
+                out.append((_rel(root, p), "not in any manifest"))
+    return out
+
+
+def _rel(root: Path, p: Path) -> str:
+    return p.relative_to(root).as_posix()
+
+
+def check_dataset(root: Path, workers: int | None = None) -> CheckReport:
+    """Verify a dataset against its manifests.
+
+    Parameters
+    ----------
+    root : Path
+        Dataset root (the ``--root`` of the runs that wrote it).
+    workers : int, optional
+        Threads reading file headers (default :func:`default_workers`).
+
+    Returns
+    -------
+    CheckReport
+
+    Raises
+    ------
+    NsgenError
+        When ``root`` is not a directory or holds no sample manifest.
+    """
+    t0 = time.monotonic()
+    root = Path(root)
+    if not root.is_dir():
+        raise NsgenError(f"{root} is not a directory; give the --root of a generated dataset")
+    paths = manifest_paths(root)
+    if not paths:
+        raise NsgenError(f"no sample manifest (NNNN/{MANIFEST}) under {root}; give the --root "
+                         f"of a generated dataset (unfinished samples have none yet)")
+    report = CheckReport(root)
+    problems = report.problems
+    entries: list[dict[str, Any]] = []     # every listed file (and preview)
+    owner: list[SampleSummary] = []        # its sample's row
+    first_listed: dict[str, int] = {}
+    targets: dict[str, list[str]] = {}     # target path -> inputs pointing at it
+    finished_dirs: list[Path] = []
+    for mpath in paths:
+        rel = _rel(root, mpath)
+        tag = int(mpath.parent.name)
+        try:
+            m = read_manifest(mpath)
+        except NsgenError as exc:
+            problems.append((rel, f"unreadable manifest ({str(exc).split('(')[-1].split(')')[0]})"))
+            report.samples.append(SampleSummary(tag, "?", problems=1))
+            continue
+        row = SampleSummary(tag, str(m.get("mode", "?")))
+        report.samples.append(row)
+        finished_dirs.append(mpath.parent)
+        bad_schema = manifest_problems(m)
+        for what in bad_schema:
+            problems.append((rel, f"manifest: {what}"))
+        row.problems += len(bad_schema)
+        if m.get("sample") != tag:
+            problems.append((rel, f"manifest: sample {m.get('sample')!r} in directory "
+                                  f"{mpath.parent.name}"))
+            row.problems += 1
+        files = [f for f in m.get("files", []) if isinstance(f, dict)
+                 and isinstance(f.get("path"), str) and isinstance(f.get("shape"), list)]
+        if isinstance(m.get("preview"), str):
+            files = files + [{"path": m["preview"], "role": "preview"}]
+        for f in files:
+            p = f["path"]
+            if p in first_listed and first_listed[p] != tag:
+                problems.append((p, f"listed by the manifests of samples "
+                                    f"{first_listed[p]:04d} and {tag:04d}"))
+                row.problems += 1
+                continue
+            first_listed[p] = tag
+            entries.append(f)
+            owner.append(row)
+            row.listed += 1
+            if isinstance(f.get("target"), str):
+                targets.setdefault(f["target"], []).append(p)
+
+    # header reads, in parallel batches
+    batches = [entries[i:i + BATCH] for i in range(0, len(entries), BATCH)]
+    with _quiet_tifffile(), ThreadPoolExecutor(workers or default_workers()) as pool:
+        results = [r for batch in pool.map(lambda b: _inspect_batch(root, b), batches)
+                   for r in batch]
+    for f, row, (present, what) in zip(entries, owner, results):
+        row.present += present
+        if not what:
+            continue
+        row.bad += present
+        row.problems += 1
+        n_in = len(targets.get(f["path"], ()))
+        if n_in:
+            what += f" (target of {n_in} input{'s' if n_in > 1 else ''}: pair incomplete)"
+        problems.append((f["path"], what))
+    report.files = len(entries)
+
+    # strays: in finished samples, at the root (dynamic mode) and unfinished samples
+    listed = set(first_listed)
+    rows = {r.sample: r for r in report.samples}
+    for d in finished_dirs:
+        found = _strays(root, d, listed)
+        rows[int(d.name)].problems += len(found)
+        problems.extend(found)
+    finished = {d.name for d in finished_dirs} | {p.parent.name for p in paths}
+    with os.scandir(root) as it:
+        for e in sorted(it, key=lambda e: e.name):
+            p = Path(e.path)
+            if e.is_dir():
+                if p.match(SAMPLE_GLOB) and e.name not in finished:
+                    problems.append((e.name + "/", "sample directory without manifest "
+                                     "(unfinished: rerun the same nsgen command to finish it)"))
+            elif is_temporary(p):
+                problems.append((e.name, "leftover temporary file of an interrupted write"))
+            elif e.name.lower().endswith(TIFF_SUFFIXES) and e.name not in listed:
+                problems.append((e.name, "not in any manifest"))
+    report.problems.sort()
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def format_report(report: CheckReport, out: TextIO = sys.stdout) -> None:
+    """Print the per-sample table, the totals and every problem."""
+    rows = report.samples
+    shown = rows if len(rows) <= TABLE_ROWS else [r for r in rows if r.problems]
+    print(f"{'sample':>6}  {'mode':<8} {'files':>7} {'present':>7} {'bad':>5} "
+          f"{'problems':>8}", file=out)
+    for r in shown:
+        print(f"{r.sample:06d}"[2:].rjust(6) + f"  {r.mode:<8} {r.listed:>7} {r.present:>7} "
+              f"{r.bad:>5} {r.problems:>8}", file=out)
+    if len(shown) < len(rows):
+        print(f"  ({len(rows) - len(shown)} samples without problems not shown)", file=out)
+    total = (sum(r.listed for r in rows), sum(r.present for r in rows),
+             sum(r.bad for r in rows))
+    print(f"{'total':>6}  {len(rows):<8} {total[0]:>7} {total[1]:>7} {total[2]:>5} "
+          f"{len(report.problems):>8}", file=out)
+    rate = report.files / report.seconds if report.seconds > 0 else float("inf")
+    print(f"checked {report.files} files of {len(rows)} samples in {report.seconds:.2f} s "
+          f"({rate:.0f} files/s)", file=out)
+    if report.ok:
+        print(f"{report.root}: OK", file=out)
+        return
+    print(f"{report.root}: {len(report.problems)} problems", file=out)
+    for path, what in report.problems:
+        print(f"  {path}: {what}", file=out)
+
+
+def main(argv: Sequence[str]) -> int:
+    """``nsgen check ROOT [--workers N]``: exit 0 when sound, 1 with problems."""
+    from nsgen.config import _OneLineParser
+    p = _OneLineParser(prog="nsgen check",
+                       description="Verify a generated dataset against its manifests.")
+    p.add_argument("root", metavar="ROOT", help="dataset root (the --root of the run)")
+    p.add_argument("--workers", type=int, default=None,
+                   help=f"threads reading file headers (default {default_workers()})")
+    ns = p.parse_args(list(argv))
+    if ns.workers is not None and ns.workers < 1:
+        raise NsgenError(f"--workers must be >= 1, got {ns.workers}")
+    report = check_dataset(Path(ns.root), ns.workers)
+    format_report(report)
+    return 0 if report.ok else 1
