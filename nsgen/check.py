@@ -216,7 +216,7 @@ def check_dataset(root: Path, workers: int | None = None) -> CheckReport:
         try:
             m = read_manifest(mpath)
         except NsgenError as exc:
-            problems.append((rel, f"unreadable manifest ({str(exc).split('(')[-1].split(')')[0]})"))
+            problems.append((rel, str(exc)))
             report.samples.append(SampleSummary(tag, "?", problems=1))
             continue
         row = SampleSummary(tag, str(m.get("mode", "?")))
@@ -296,8 +296,8 @@ def format_report(report: CheckReport, out: TextIO = sys.stdout) -> None:
     print(f"{'sample':>6}  {'mode':<8} {'files':>7} {'present':>7} {'bad':>5} "
           f"{'problems':>8}", file=out)
     for r in shown:
-        print(f"{r.sample:06d}"[2:].rjust(6) + f"  {r.mode:<8} {r.listed:>7} {r.present:>7} "
-              f"{r.bad:>5} {r.problems:>8}", file=out)
+        print(f"  {r.sample:04d}  {r.mode:<8} {r.listed:>7} {r.present:>7} {r.bad:>5} "
+              f"{r.problems:>8}", file=out)
     if len(shown) < len(rows):
         print(f"  ({len(rows) - len(shown)} samples without problems not shown)", file=out)
     total = (sum(r.listed for r in rows), sum(r.present for r in rows),

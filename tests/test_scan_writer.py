@@ -90,25 +90,32 @@ def test_defects_are_exact_full_stripes_after_normalisation(tmp_path: Path) -> N
         assert np.flatnonzero(hit[row]).tolist() == truth.stripe_columns_in_row(row).tolist()
 
 
-def test_stripes_visible_in_a_single_scan(tmp_path: Path) -> None:
-    """Without a clean twin: at the truth columns the sinogram departs from its
-    neighbours at every angle (median over angles), nowhere else."""
-    n_cols = 128
-    truth = write_scan(tmp_path / "s.nxs", n_angles=91, n_rows=16, n_columns=n_cols, seed=2)
+@pytest.mark.parametrize("seed", [2, 11])
+def test_stripes_visible_in_a_single_scan(tmp_path: Path, seed: int) -> None:
+    """Without a clean twin: at every truth (row, column) the sinogram departs from
+    its neighbouring columns by about -ln(gain) at (the median over) all angles,
+    while the typical pixel does not depart at all. (The object's own sharp edges
+    can look like that too, so no claim is made about every other pixel.)"""
+    n_cols = 256
+    truth = write_scan(tmp_path / "s.nxs", n_angles=91, n_rows=16, n_columns=n_cols, seed=seed)
     sino = sinograms(tmp_path / "s.nxs").astype(np.float64)
-    neighbours = (np.roll(sino, 2, axis=2) + np.roll(sino, -2, axis=2)) / 2  # skips the +-1 neighbours
-    residual = np.abs(np.median(sino - neighbours, axis=1))  # (rows, columns)
-    # The container (a cylinder on the rotation axis) has sharp, rotation-invariant
-    # edges: leave 4 columns around them (and the detector ends) out of the check.
+    neighbours = np.median(np.stack([np.roll(sino, k, axis=2) for k in (-4, -3, -2, 2, 3, 4)]), axis=0)
+    residual = np.median(sino - neighbours, axis=1)  # (rows, columns)
+    # Leave out the detector ends and the sharp, rotation-invariant container edges.
     axis, radius = (n_cols - 1) / 2, 0.42 * n_cols
     cols = np.arange(n_cols)
     checked = (np.abs(np.abs(cols - axis) - radius) > 4) & (cols >= 4) & (cols < n_cols - 4)
-    threshold = 0.5 * min(abs(np.log(d.gain)) for d in truth.defects)
-    assert checked[truth.stripe_columns].any()
-    for row in range(16):
-        found = np.flatnonzero((residual[row] > threshold) & checked).tolist()
-        expected = [c for c in truth.stripe_columns_in_row(row).tolist() if checked[c]]
-        assert found == expected, row
+    stripe = np.zeros(residual.shape, dtype=bool)
+    seen = 0
+    for d in truth.defects:
+        stripe[d.row_start:d.row_stop, d.column] = True
+        if checked[d.column]:
+            got = residual[d.row_start:d.row_stop, d.column] / -np.log(d.gain)
+            assert np.all((got > 0.5) & (got < 1.5)), (d, got)
+            seen += 1
+    assert seen
+    smallest = min(abs(np.log(d.gain)) for d in truth.defects)
+    assert np.median(np.abs(residual[~stripe & checked[None, :]])) < 0.1 * smallest
 
 
 def test_user_errors(tmp_path: Path) -> None:

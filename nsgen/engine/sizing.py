@@ -1,9 +1,9 @@
 """How many workers, how many rows per chunk, how many slots: from the machine.
 
-Inside a SLURM allocation the allocation is the machine: cores come from
-``SLURM_CPUS_PER_TASK`` (or the CPU affinity mask), memory from
-``SLURM_MEM_PER_CPU`` x cores, ``SLURM_MEM_PER_NODE`` or the cgroup limit,
-whichever applies; outside SLURM from psutil.
+Inside a SLURM allocation the allocation is the machine: cores come from the CPU
+affinity mask capped by ``SLURM_CPUS_PER_TASK`` (else ``SLURM_CPUS_ON_NODE``), memory
+from ``SLURM_MEM_PER_CPU`` x allocated CPUs, ``SLURM_MEM_PER_NODE`` or the job's cgroup
+limit, whichever is tightest; outside SLURM from the affinity mask, psutil and cgroups.
 """
 
 from __future__ import annotations
@@ -24,39 +24,112 @@ DEFAULT_MEMORY_SHARE = 0.75
 PROCESS_OVERHEAD = 80 * 2**20
 
 
-def usable_cores(env: Mapping[str, str] | None = None) -> int:
-    """Cores this process may use: SLURM allocation, else affinity mask, else all."""
+def _positive_int(env: Mapping[str, str], key: str) -> int | None:
+    """``env[key]`` as a positive integer, or None when unset, empty, zero or not a number."""
+    text = env.get(key, "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def allocated_cores(env: Mapping[str, str] | None = None) -> int | None:
+    """CPUs a SLURM allocation gives this task, or None outside SLURM.
+
+    ``SLURM_CPUS_PER_TASK`` when the job asked for ``--cpus-per-task``, else
+    ``SLURM_CPUS_ON_NODE`` (what a one-task batch job holds on its node).
+
+    Examples
+    --------
+    >>> allocated_cores({"SLURM_CPUS_PER_TASK": "4", "SLURM_CPUS_ON_NODE": "8"})
+    4
+    >>> allocated_cores({"SLURM_CPUS_ON_NODE": "2"}), allocated_cores({})
+    (2, None)
+    """
     env = os.environ if env is None else env
-    for key in ("SLURM_CPUS_PER_TASK",):
-        if env.get(key, "").strip().isdigit() and int(env[key]) > 0:
-            return int(env[key])
+    return _positive_int(env, "SLURM_CPUS_PER_TASK") or _positive_int(env, "SLURM_CPUS_ON_NODE")
+
+
+def usable_cores(env: Mapping[str, str] | None = None) -> int:
+    """Cores this process may use: the CPU affinity mask, capped by the SLURM allocation.
+
+    The affinity mask is what the kernel lets the process run on (SLURM's task/affinity
+    or task/cgroup plugins, ``taskset``); the allocation also caps it where SLURM does
+    not bind tasks to CPUs (task/none), so workers never outnumber the allocated CPUs.
+    """
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
-        return max(1, psutil.cpu_count() or 1)
+        cores = max(1, psutil.cpu_count() or 1)
+    allocated = allocated_cores(env)
+    return min(cores, allocated) if allocated else cores
 
 
-def _cgroup_limit() -> int | None:
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+#: cgroup memory-limit files: v2 (unified, also mounted at unified/ in hybrid setups), v1
+_CGROUP_FILES = (("", "memory.max"), ("unified", "memory.max"),
+                 ("memory", "memory.limit_in_bytes"))
+
+
+def cgroup_memory_limit(proc_cgroup: str | None = None,
+                        fs: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Tightest memory limit of this process's cgroup and its ancestors, if any.
+
+    Parameters
+    ----------
+    proc_cgroup : str, optional
+        Text of ``/proc/self/cgroup`` (read when None). Its paths locate the
+        process's own cgroup (e.g. a SLURM job's ``job_<id>/step_batch``) below
+        ``fs``; the limit of every ancestor applies too.
+    fs : Path
+        Mount point of the cgroup file systems.
+
+    Returns
+    -------
+    int or None
+        Bytes, or None when no finite limit is set.
+    """
+    if proc_cgroup is None:
         try:
-            text = Path(path).read_text().strip()
+            proc_cgroup = Path("/proc/self/cgroup").read_text()
         except OSError:
+            proc_cgroup = ""
+    own: dict[str, str] = {}
+    for line in proc_cgroup.splitlines():
+        parts = line.strip().split(":", 2)
+        if len(parts) != 3:
             continue
-        if text.isdigit() and int(text) < 2**60:
-            return int(text)
-    return None
+        hid, controllers, path = parts
+        if hid == "0" and controllers == "":
+            own[""] = own["unified"] = path
+        elif "memory" in controllers.split(","):
+            own["memory"] = path
+    limits = []
+    for sub, name in _CGROUP_FILES:
+        rel = [p for p in own.get(sub, "/").split("/") if p]
+        for depth in range(len(rel), -1, -1):
+            try:
+                text = (fs / sub).joinpath(*rel[:depth], name).read_text().strip()
+            except OSError:
+                continue
+            if text.isdigit() and int(text) < 2**60:
+                limits.append(int(text))
+    return min(limits) if limits else None
 
 
 def available_memory(env: Mapping[str, str] | None = None) -> int:
-    """Bytes this run may use: the tightest of SLURM, cgroup and free memory."""
+    """Bytes this run may use: the tightest of SLURM, cgroup and free memory.
+
+    Inside an allocation ``SLURM_MEM_PER_CPU`` (MiB) x allocated CPUs or
+    ``SLURM_MEM_PER_NODE`` (MiB), whichever is set (0 means "all of the node"
+    and sets no limit), and the job's cgroup limit where SLURM enforces one.
+    """
     env = os.environ if env is None else env
     limits = [psutil.virtual_memory().available]
     mb = 2**20
-    if env.get("SLURM_MEM_PER_CPU", "").isdigit():
-        limits.append(int(env["SLURM_MEM_PER_CPU"]) * mb * usable_cores(env))
-    elif env.get("SLURM_MEM_PER_NODE", "").isdigit():
-        limits.append(int(env["SLURM_MEM_PER_NODE"]) * mb)
-    cg = _cgroup_limit()
+    per_cpu = _positive_int(env, "SLURM_MEM_PER_CPU")
+    per_node = _positive_int(env, "SLURM_MEM_PER_NODE")
+    if per_cpu is not None:
+        limits.append(per_cpu * mb * (allocated_cores(env) or usable_cores(env)))
+    elif per_node is not None:
+        limits.append(per_node * mb)
+    cg = cgroup_memory_limit()
     if cg is not None:
         limits.append(cg)
     return int(min(limits))

@@ -1,0 +1,214 @@
+"""Real-data modes end to end: made scans and the real k11 scan."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import all_files, nsgen, read, tree_digest
+from nsgen.io.nexus import open_scan
+from nsgen.io.scan_writer import write_scan
+from nsgen.modes.dynamic import frame_ranges
+from nsgen.modes.real import EDGE_ROWS, OUT_SHAPE
+from nsgen.prep.normalise import flat_field_log
+from nsgen.prep.patches import crop_to_multiple, split_patches
+from nsgen.prep.resize import downsample
+
+K11 = Path(__file__).parents[2] / "shared" / "data" / "k11-18014" / "k11-18014.nxs"
+if not K11.exists():
+    K11 = Path("/work/shared/data/k11-18014/k11-18014.nxs")
+
+
+@pytest.fixture(scope="module")
+def scans(tmp_path_factory):
+    d = tmp_path_factory.mktemp("scans")
+    write_scan(d / "1000.nxs", n_angles=91, n_rows=48, n_columns=96, seed=1)
+    write_scan(d / "1001.nxs", n_angles=91, n_rows=48, n_columns=96, seed=2, flats_after=True)
+    return d
+
+
+def whole_scan(path: Path) -> np.ndarray:
+    """Normalised sinograms of a whole (small) scan, computed directly."""
+    with open_scan(str(path)) as s:
+        rows = slice(0, s.shape[1])
+        return flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows))
+
+
+def decode(path: Path, bounds: list[float]) -> np.ndarray:
+    lo, hi = bounds
+    return lo + read(path) * (hi - lo) / 65535
+
+
+@pytest.fixture(scope="module")
+def raw_run(scans, tmp_path_factory):
+    root = tmp_path_factory.mktemp("raw")
+    nsgen("-m", "raw", "--hdf-root", str(scans / "1000.nxs"), "-s", "2", "-r", str(root),
+          "--start", "3")
+    return root
+
+
+def test_raw_layout_and_names(raw_run):
+    assert sorted(os.listdir(raw_run)) == ["0003"]
+    assert sorted(os.listdir(raw_run / "0003")) == ["manifest.json", "preview.png", "shift00",
+                                                    "shift01"] or \
+        sorted(os.listdir(raw_run / "0003")) == ["manifest.json", "shift00", "shift01"]
+    assert sorted(os.listdir(raw_run / "0003" / "shift01")) == \
+        [f"0003_shift01_{v:04d}.tif" for v in range(48)]
+    assert read(raw_run / "0003" / "shift00" / "0003_shift00_0007.tif").shape == OUT_SHAPE
+
+
+@pytest.mark.parametrize("shift", [0, 1])
+def test_raw_matches_direct_whole_array_computation(raw_run, scans, shift):
+    m = json.loads((raw_run / "0003" / "manifest.json").read_text())
+    files = [f for f in m["files"] if f["shift"] == shift]
+    direct = downsample(whole_scan(scans / f"100{shift}.nxs"), OUT_SHAPE)
+    lo, hi = files[0]["bounds"]
+    inner = direct[EDGE_ROWS:48 - EDGE_ROWS]
+    # bounds are the global min/max over the interior rows only (SCIENCE A.7)
+    assert lo == pytest.approx(float(inner.min()), abs=1e-6)
+    assert hi == pytest.approx(float(inner.max()), abs=1e-6)
+    step = (hi - lo) / 65535
+    for f in files:
+        got = decode(raw_run / f["path"], f["bounds"])
+        want = np.clip(direct[f["index"]], lo, hi)
+        assert np.max(np.abs(got - want)) <= 0.5 * step + 1e-6
+
+
+def test_flats_after_projections_are_not_projections(scans):
+    with open_scan(str(scans / "1001.nxs")) as s:
+        assert s.shape[0] == 91
+        assert s.n_flats > 10  # flats before and after
+
+
+@pytest.mark.parametrize("extra", [["-C", "1", "--workers", "1"], ["-C", "7", "--workers", "3"]])
+def test_raw_bytes_independent_of_chunks_and_workers(raw_run, scans, tmp_path, extra):
+    nsgen("-m", "raw", "--hdf-root", str(scans / "1000.nxs"), "-s", "2", "-r", str(tmp_path),
+          "--start", "3", *extra)
+    assert tree_digest(tmp_path) == tree_digest(raw_run)
+
+
+def test_explicit_file_list_equals_numbering_rule(raw_run, scans, tmp_path):
+    nsgen("-m", "raw", "--hdf-root", str(scans / "1000.nxs"), str(scans / "1001.nxs"),
+          "-r", str(tmp_path), "--start", "3")
+    assert tree_digest(tmp_path) == tree_digest(raw_run)
+
+
+def test_raw_on_real_k11_scan(tmp_path):
+    nsgen("-m", "raw", "--hdf-root", str(K11), "-s", "1", "-r", str(tmp_path))
+    m = json.loads((tmp_path / "0000" / "manifest.json").read_text())
+    assert len(m["files"]) == 22
+    assert m["sources"][0]["path"].endswith("k11-18014.nxs")
+    direct = downsample(whole_scan(K11), OUT_SHAPE)
+    lo, hi = m["files"][0]["bounds"]
+    # 22 rows: too few to leave 20 out at each edge, so every row counts
+    assert (lo, hi) == pytest.approx((float(direct.min()), float(direct.max())), abs=1e-6)
+    got = decode(tmp_path / m["files"][11]["path"], m["files"][11]["bounds"])
+    assert np.max(np.abs(got - direct[11])) <= 0.5 * (hi - lo) / 65535 + 1e-6
+
+
+def test_dynamic_frames_on_k11(tmp_path):
+    nsgen("-m", "dynamic", "--hdf-root", str(K11), "--frame-angles", "1000", "-r", str(tmp_path))
+    tifs = sorted(p.name for p in tmp_path.glob("*.tif"))
+    assert tifs == [f"0000_frame{f:02d}_{v:04d}.tif" for f in range(3) for v in range(22)]
+    direct = whole_scan(K11)
+    m = json.loads((tmp_path / "0000" / "manifest.json").read_text())
+    f = next(x for x in m["files"] if x["frame"] == 2 and x["index"] == 5)
+    want = downsample(direct[5, 2000:3000], OUT_SHAPE)
+    lo, hi = f["bounds"]
+    assert np.max(np.abs(decode(tmp_path / f["path"], f["bounds"]) - np.clip(want, lo, hi))) \
+        <= 0.5 * (hi - lo) / 65535 + 1e-6
+
+
+def test_dynamic_stride_two_is_the_reference(tmp_path):
+    assert frame_ranges(3001, 1000, 2) == [(0, 1000)]
+    assert len(frame_ranges(7200, 900, 2)) == 7200 // (2 * 900)
+    nsgen("-m", "dynamic", "--hdf-root", str(K11), "--frame-angles", "1000", "--frame-stride",
+          "2", "-r", str(tmp_path))
+    assert len(list(tmp_path.glob("*.tif"))) == 22
+
+
+@pytest.fixture(scope="module")
+def detect_scan(tmp_path_factory):
+    d = tmp_path_factory.mktemp("detect")
+    write_scan(d / "7.nxs", n_angles=601, n_rows=32, n_columns=64, seed=3)
+    return d / "7.nxs"
+
+
+@pytest.fixture(scope="module")
+def paired_run(detect_scan, tmp_path_factory):
+    root = tmp_path_factory.mktemp("paired")
+    nsgen("-m", "paired", "--hdf-root", str(detect_scan), "-s", "1", "-r", str(root))
+    return root
+
+
+def test_paired_split_is_a_partition(paired_run):
+    s = paired_run / "0000"
+    fake = set(os.listdir(s / "fake_artifacts" / "clean"))
+    assert fake == set(os.listdir(s / "fake_artifacts" / "stripe"))
+    real = set(os.listdir(s / "real_artifacts" / "stripe"))
+    assert os.listdir(s / "real_artifacts" / "clean") == []
+    assert fake.isdisjoint(real)
+    assert fake | real == {f"0000_shift00_{v:04d}.tif" for v in range(32)}
+
+
+def test_paired_fake_pairs_differ_by_stripes_only(paired_run):
+    s = paired_run / "0000"
+    for name in sorted(os.listdir(s / "fake_artifacts" / "clean"))[:5]:
+        clean = read(s / "fake_artifacts" / "clean" / name)
+        stripe = read(s / "fake_artifacts" / "stripe" / name)
+        changed = np.flatnonzero(np.abs(stripe - clean).max(axis=0) > 1)
+        # PAIRED preset on 362 columns: int(3.62) = 3 stripes of width <= 5
+        assert len(changed) <= 15
+
+
+def test_paired_bytes_independent_of_chunks(paired_run, detect_scan, tmp_path):
+    nsgen("-m", "paired", "--hdf-root", str(detect_scan), "-s", "1", "-r", str(tmp_path),
+          "-C", "5", "--workers", "1")
+    assert tree_digest(tmp_path) == tree_digest(paired_run)
+
+
+def test_patch_names_counts_and_crop(detect_scan, tmp_path):
+    nsgen("-m", "patch", "--hdf-root", str(detect_scan), "-s", "1", "-r", str(tmp_path),
+          "--patch-size", "300", "20")
+    s = tmp_path / "0000"
+    # 601 x 64 -> crop to 600 x 60 -> nh = 2, nw = 3 -> 6 patches per sinogram
+    fake = set(os.listdir(s / "fake_artifacts" / "clean"))
+    real = set(os.listdir(s / "real_artifacts" / "stripe"))
+    assert fake.isdisjoint(real)
+    assert fake | real == {f"0000_shift00_{v:04d}_w{p:02d}.tif" for v in range(32)
+                           for p in range(6)}
+    m = json.loads((s / "manifest.json").read_text())
+    # the unpaired input of row 25, patch 4: its clean if fake, its stripe input if real
+    f = next(x for x in m["files"] if x["index"] == 25 and x["patch"] == 4
+             and (x["role"] == "clean" or x["artefact"] == "real"))
+    want = split_patches(crop_to_multiple(whole_scan(detect_scan)[25], (300, 20)), (300, 20))[4]
+    lo, hi = f["bounds"]
+    got = decode(tmp_path / f["path"], f["bounds"])
+    assert got.shape == (300, 20)
+    assert np.max(np.abs(got - np.clip(want, lo, hi))) <= 0.5 * (hi - lo) / 65535 + 1e-6
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-m", "raw", "--hdf-root", "/nonexistent/1000.nxs", "-s", "1"], "1000.nxs"),
+    (["-m", "raw", "--hdf-root", "{scans}/1000.nxs", "-s", "3"], "1002.nxs"),
+    (["-m", "raw", "--hdf-root", "{scans}/1000.nxs", "-s", "1", "--data-path", "/entry/nope"],
+     "/entry/nope"),
+    (["-m", "raw", "--hdf-root", "{scans}/1000.nxs", "-s", "1", "-S", "2"], "one sample"),
+    (["-m", "patch", "--hdf-root", "{scans}/1000.nxs", "-s", "1", "--patch-size", "100", "20"],
+     "--patch-size 100 20 is larger than"),
+    (["-m", "paired", "--hdf-root", "{scans}/1000.nxs", "-s", "1"],
+     "too small for on-the-fly stripe detection"),
+    (["-m", "dynamic", "--hdf-root", "{scans}/1000.nxs", "--frame-angles", "92"],
+     "--frame-angles 92"),
+])
+def test_bad_input_is_one_line_exit_2_nothing_written(scans, tmp_path, args, message):
+    root = tmp_path / "out"
+    r = nsgen(*[a.format(scans=scans) for a in args], "-r", str(root), check=False)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nsgen: error: ") and message in lines[0]
+    assert not root.exists()

@@ -1,0 +1,93 @@
+"""Tests of nsgen.prep.resize.downsample against the direct scipy (= skimage) computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+
+from nsgen.prep.resize import axis_operator, downsample
+
+
+def direct(sino: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
+    """skimage.transform.resize(sino, out_shape, anti_aliasing=True), spelled out in scipy."""
+    x = np.asarray(sino, dtype=np.float64)
+    factors = np.divide(x.shape, out_shape)
+    sigma = np.maximum(0.0, (factors - 1) / 2)
+    y = ndi.gaussian_filter(x, sigma, mode="mirror", truncate=4.0)
+    y = ndi.zoom(y, 1 / factors, order=1, mode="mirror", grid_mode=True)
+    return np.clip(y, x.min(), x.max())
+
+
+def smooth_random(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.random(shape) + np.linspace(0, 2, shape[-1])).astype(np.float32)
+
+
+@pytest.mark.parametrize("in_shape,out_shape", [
+    ((181, 256), (40, 36)),
+    ((97, 130), (97, 33)),     # angle axis untouched
+    ((60, 50), (23, 50)),      # column axis untouched
+    ((45, 40), (70, 64)),      # upsampling: sigma 0, mirror boundary
+    ((33, 31), (32, 7)),       # factor barely above 1 on one axis
+    ((7, 9), (1, 1)),
+])
+def test_agrees_with_direct_scipy(in_shape: tuple[int, int], out_shape: tuple[int, int]) -> None:
+    x = smooth_random(in_shape, 1)
+    got = downsample(x, out_shape)
+    assert got.shape == out_shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, direct(x, out_shape), rtol=1e-5, atol=1e-6)
+
+
+def test_i12_size() -> None:
+    x = smooth_random((1801, 2560), 2)
+    np.testing.assert_allclose(downsample(x, (402, 362)), direct(x, (402, 362)), rtol=1e-5, atol=1e-6)
+
+
+def test_pixel_area_alignment_on_a_ramp() -> None:
+    """Away from the borders the Gaussian keeps a ramp, so output o samples (o+0.5)f-0.5."""
+    n_in, n_out = 400, 50
+    f = n_in / n_out
+    x = np.tile(np.arange(n_in, dtype=np.float32), (3, 1))
+    y = downsample(x, (3, n_out))[1]
+    o = np.arange(5, n_out - 5)
+    np.testing.assert_allclose(y[o], (o + 0.5) * f - 0.5, rtol=1e-5)
+
+
+def test_stack_equals_each_sinogram_and_clips_per_sinogram() -> None:
+    rng = np.random.default_rng(3)
+    stack = rng.random((4, 90, 120)).astype(np.float32)
+    stack[1] *= 10.0
+    stack[2, 45, 60] = 1e3  # a spike: the output must stay within this sinogram's own range
+    got = downsample(stack, (30, 40))
+    for v in range(4):
+        np.testing.assert_array_equal(got[v], downsample(stack[v], (30, 40)))
+        assert got[v].min() >= stack[v].min() and got[v].max() <= stack[v].max()
+        np.testing.assert_allclose(got[v], direct(stack[v], (30, 40)), rtol=1e-5, atol=1e-5)
+
+
+def test_constant_stays_constant() -> None:
+    x = np.full((2, 181, 300), 3.7, dtype=np.float32)
+    y = downsample(x, (50, 71))
+    assert np.all(y == np.float32(3.7))
+
+
+def test_operator_is_banded_convex_and_cached() -> None:
+    a = axis_operator(1801, 402)
+    assert a is axis_operator(1801, 402)
+    dense = a.toarray()
+    assert dense.shape == (402, 1801) and dense.min() >= 0
+    np.testing.assert_allclose(dense.sum(axis=1), 1.0, rtol=1e-6)
+    assert a.nnz < 402 * 20
+
+
+def test_out_argument_and_errors() -> None:
+    x = smooth_random((3, 40, 50), 4)
+    buf = np.empty((3, 10, 10), np.float32)
+    assert downsample(x, (10, 10), out=buf) is buf
+    with pytest.raises(ValueError):
+        downsample(x, (10, 10), out=np.empty((3, 10, 11), np.float32))
+    with pytest.raises(ValueError):
+        downsample(x[0, 0], (5, 5))
+    with pytest.raises(ValueError):
+        downsample(x, (0, 5))
