@@ -79,6 +79,8 @@ class Config:
     progress: bool = True
     preview: bool = True
     config_file: Path | None = None
+    # SLURM array job: this process generates only sample start + array_task
+    array_task: int | None = None
 
     @property
     def synthetic(self) -> bool:
@@ -86,7 +88,13 @@ class Config:
         return self.mode in SYNTHETIC_MODES
 
     def sample_numbers(self) -> range:
-        """Sample numbers of this run: ``start, start+1, ..., start+samples-1``."""
+        """Sample numbers of this run: ``start, start+1, ..., start+samples-1``.
+
+        With ``--array-task I`` (one task of a SLURM array, docs/slurm.md) only
+        sample ``start + I`` of that range.
+        """
+        if self.array_task is not None:
+            return range(self.start + self.array_task, self.start + self.array_task + 1)
         return range(self.start, self.start + self.samples)
 
     def to_dict(self) -> dict[str, Any]:
@@ -181,6 +189,12 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
                    help="memory budget of the whole run, e.g. 4GB; auto (default) = 75%% of "
                         "the available memory of the machine or SLURM allocation")
 
+    a = p.add_argument_group("SLURM array jobs (docs/slurm.md)")
+    a.add_argument("--array-task", type=int, default=None, metavar="I",
+                   help="generate only sample start+I of the run's samples "
+                        "start..start+samples-1: one task of a SLURM array, passed as "
+                        "$SLURM_ARRAY_TASK_ID by scripts/nsgen.sbatch and 'nsgen submit'")
+
 
 def build_parser(prog: str = "nsgen") -> configargparse.ArgumentParser:
     """The generation parser (``nsgen [--config FILE] [options]``)."""
@@ -272,6 +286,11 @@ def config_from_namespace(ns: Any) -> Config:
     if ns.start + ns.samples - 1 > 9999:
         raise NsgenError(f"--start + --samples - 1 must be <= 9999 (four-digit sample "
                          f"directories), got {ns.start + ns.samples - 1}")
+    task = getattr(ns, "array_task", None)
+    if task is not None and not 0 <= task < ns.samples:
+        raise NsgenError(f"--array-task {task} is outside the run's {ns.samples} samples "
+                         f"(tasks 0..{ns.samples - 1}); submit --array=0-{ns.samples - 1} "
+                         f"or raise --samples")
     _int_range("seed", ns.seed, 0)
     _int_range("size", ns.size, 8, 4096)
     _int_range("objects", ns.objects, 1)
@@ -313,7 +332,7 @@ def config_from_namespace(ns: Any) -> Config:
         frame_angles=ns.frame_angles, frame_stride=ns.frame_stride, patch_size=(ph, pw),
         chunk_size=chunk, workers=workers, memory_limit=mem, progress=bool(ns.progress),
         preview=bool(ns.preview), config_file=Path(ns.config_file) if getattr(ns, "config_file", None)
-        else None,
+        else None, array_task=task,
     )
 
 

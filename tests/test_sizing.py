@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from nsgen.engine.sizing import available_memory, plan_sizing, usable_cores
+from nsgen.engine.sizing import (allocated_cores, available_memory, cgroup_memory_limit,
+                                 plan_sizing, usable_cores)
 from nsgen.errors import NsgenError
+
+AFFINITY = len(os.sched_getaffinity(0))
 
 
 def test_cores_from_slurm_allocation():
-    assert usable_cores({"SLURM_CPUS_PER_TASK": "3"}) == 3
-    assert usable_cores({}) >= 1
+    assert usable_cores({"SLURM_CPUS_PER_TASK": "1"}) == 1
+    assert usable_cores({"SLURM_CPUS_PER_TASK": "3"}) == min(3, AFFINITY)
+    assert usable_cores({}) == AFFINITY
+
+
+def test_cores_without_cpus_per_task_come_from_the_job_share_and_affinity():
+    """sbatch without --cpus-per-task sets only SLURM_CPUS_ON_NODE; 0/garbage is ignored."""
+    assert allocated_cores({"SLURM_CPUS_ON_NODE": "1"}) == 1
+    assert usable_cores({"SLURM_CPUS_ON_NODE": "1"}) == 1
+    assert allocated_cores({"SLURM_CPUS_PER_TASK": "2", "SLURM_CPUS_ON_NODE": "8"}) == 2
+    for bad in ("", "0", "x", "-2"):
+        assert allocated_cores({"SLURM_CPUS_PER_TASK": bad}) is None
+        assert usable_cores({"SLURM_CPUS_PER_TASK": bad}) == AFFINITY
+
+
+def test_cores_follow_the_affinity_mask():
+    old = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(old)})
+        assert usable_cores({}) == 1
+        assert usable_cores({"SLURM_CPUS_PER_TASK": "4"}) == 1
+    finally:
+        os.sched_setaffinity(0, old)
 
 
 def test_memory_from_slurm_allocation():
@@ -19,6 +45,45 @@ def test_memory_from_slurm_allocation():
         == min(available_memory({}), 200 * mb)
     assert available_memory({"SLURM_MEM_PER_NODE": "300"}) == min(available_memory({}),
                                                                    300 * mb)
+
+
+def test_memory_per_cpu_counts_allocated_cpus():
+    mb = 2**20
+    env = {"SLURM_MEM_PER_CPU": "50", "SLURM_CPUS_ON_NODE": "3"}
+    assert available_memory(env) == min(available_memory({}), 150 * mb)
+
+
+def test_zero_slurm_memory_means_the_whole_node():
+    """--mem=0 sets SLURM_MEM_PER_NODE=0: all of the node's memory, not a zero limit."""
+    free = available_memory({})
+    assert available_memory({"SLURM_MEM_PER_NODE": "0"}) >= 0.5 * free
+    assert available_memory({"SLURM_MEM_PER_CPU": "0", "SLURM_CPUS_PER_TASK": "1"}) \
+        >= 0.5 * free
+
+
+def test_cgroup_v2_limit_of_the_own_cgroup_and_its_ancestors(tmp_path):
+    job = tmp_path / "system.slice" / "slurmstepd.scope" / "job_7"
+    (job / "step_batch").mkdir(parents=True)
+    (tmp_path / "memory.max").write_text("max\n")
+    (job / "memory.max").write_text(f"{3 * 2**30}\n")
+    (job / "step_batch" / "memory.max").write_text("max\n")
+    own = "0::/system.slice/slurmstepd.scope/job_7/step_batch\n"
+    assert cgroup_memory_limit(own, tmp_path) == 3 * 2**30
+    (job / "step_batch" / "memory.max").write_text(f"{2**30}\n")
+    assert cgroup_memory_limit(own, tmp_path) == 2**30
+    assert cgroup_memory_limit("0::/\n", tmp_path) is None
+
+
+def test_cgroup_v1_memory_hierarchy(tmp_path):
+    mem = tmp_path / "memory"
+    (mem / "slurm" / "uid_0" / "job_9").mkdir(parents=True)
+    (mem / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    (mem / "slurm" / "uid_0" / "job_9" / "memory.limit_in_bytes").write_text("536870912\n")
+    own = "4:memory:/slurm/uid_0/job_9\n3:cpuset:/\n0::/\n"
+    assert cgroup_memory_limit(own, tmp_path) == 2**29
+    assert cgroup_memory_limit("4:cpuacct,memory:/slurm/uid_0/job_9\n", tmp_path) == 2**29
+    assert cgroup_memory_limit("3:cpuset:/\n", tmp_path) is None
+    assert cgroup_memory_limit("", tmp_path / "missing") is None
 
 
 def test_auto_chunking_fits_the_memory_limit():

@@ -1,0 +1,143 @@
+#!/usr/bin/env python
+"""Engine benchmarks: real-data throughput vs an h5py read, worker scaling, memory vs rows.
+
+1. Throughput: a scan of 1801 projections x ROWS x 2560 uint16 is made with the project's
+   scan writer (cached under --cache). The floor is reading its projection frames once with
+   h5py, in the same run; then ``nsgen -m raw`` (normalise, anti-aliased downsample, two
+   passes, TIFFs) runs on it with ``--memory-limit``. Printed: medians, the ratio
+   raw/floor (target <= 1.5) and the peak RSS of the whole process tree against the limit.
+   When the page cache can be dropped (root, /proc/sys/vm/drop_caches writable) both are
+   also measured cold.
+2. Scaling: a compute-bound mode (complex, N=256) with --workers 1 and 2 (target >= 1.7x).
+3. Memory: peak RSS of raw mode at ROWS and 4 x ROWS rows (should not grow).
+
+    python scripts/bench_engine.py [--rows 256] [--repeats 3] [--memory-limit 4GB]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_synthetic import run_nsgen  # noqa: E402
+
+
+def make_scan(path: Path, rows: int, columns: int, angles: int) -> None:
+    """Write (once) a scan of the given size with the project's scan writer."""
+    if path.exists():
+        return
+    from nsgen.io.scan_writer import write_scan
+    t0 = time.perf_counter()
+    write_scan(path, n_angles=angles, n_rows=rows, n_columns=columns, n_flats=20, n_darks=10,
+               chunks=(1, rows, columns))
+    print(f"  made {path} in {time.perf_counter() - t0:.0f} s")
+
+
+def drop_caches() -> bool:
+    """Drop the page cache if allowed (root on a writable /proc)."""
+    try:
+        subprocess.run(["sync"], check=True)
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def read_once(path: Path) -> float:
+    """Seconds to read every projection frame of a scan once with h5py."""
+    from nsgen.io.nexus import open_scan
+    with open_scan(str(path)) as scan:
+        first, last = int(scan.projection_indices[0]), int(scan.projection_indices[-1]) + 1
+        dpath = scan.data_path
+    t0 = time.perf_counter()
+    with h5py.File(path, "r") as f:
+        d = f[dpath]
+        buf = np.empty((64, *d.shape[1:]), d.dtype)
+        for a in range(first, last, 64):
+            n = min(64, last - a)
+            d.read_direct(buf, np.s_[a:a + n], np.s_[:n])
+    return time.perf_counter() - t0
+
+
+def bench_raw(scan: Path, repeats: int, limit: str, cold: bool) -> tuple[float, float, int]:
+    floors, runs, peaks = [], [], []
+    for _ in range(repeats):
+        if cold:
+            drop_caches()
+        floors.append(read_once(scan))
+        with tempfile.TemporaryDirectory() as d:
+            if cold:
+                drop_caches()
+            wall, peak, _ = run_nsgen(["-m", "raw", "--hdf-root", str(scan), "-s", "1", "-r", d,
+                                       "--memory-limit", limit])
+        runs.append(wall)
+        peaks.append(peak)
+    return statistics.median(floors), statistics.median(runs), max(peaks)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("--rows", type=int, default=256)
+    ap.add_argument("--columns", type=int, default=2560)
+    ap.add_argument("--angles", type=int, default=1801)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--memory-limit", default="4GB")
+    ap.add_argument("--cache", default="/tmp/nsgen-bench")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["throughput", "scaling", "memory"])
+    a = ap.parse_args()
+    cache = Path(a.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    from nsgen.config import parse_bytes
+    limit = parse_bytes(a.memory_limit)
+    scan = cache / f"scan_{a.angles}x{a.rows}x{a.columns}.nxs"
+    if "throughput" not in a.skip:
+        print(f"1. throughput: raw mode on {a.angles} x {a.rows} x {a.columns} uint16")
+        make_scan(scan, a.rows, a.columns, a.angles)
+        floor, run, peak = bench_raw(scan, a.repeats, a.memory_limit, cold=False)
+        print(f"  warm cache: h5py read {floor:.2f} s, nsgen raw {run:.2f} s -> ratio "
+              f"{run / floor:.2f} (target <= 1.5); peak RSS {peak / 2**20:.0f} MiB of "
+              f"{limit / 2**20:.0f} MiB limit")
+        if drop_caches():
+            floor, run, peak = bench_raw(scan, a.repeats, a.memory_limit, cold=True)
+            print(f"  cold cache: h5py read {floor:.2f} s, nsgen raw {run:.2f} s -> ratio "
+                  f"{run / floor:.2f} (target <= 1.5); peak RSS {peak / 2**20:.0f} MiB")
+        else:
+            print("  (page cache cannot be dropped here: cold-cache figures skipped)")
+    if "scaling" not in a.skip:
+        print("2. scaling: complex mode N=256, 1 vs 2 workers")
+        walls = {}
+        for w in (1, 2):
+            ts = []
+            for _ in range(a.repeats):
+                with tempfile.TemporaryDirectory() as d:
+                    ts.append(run_nsgen(["-m", "complex", "-r", d, "--workers", str(w)])[0])
+            walls[w] = statistics.median(ts)
+        print(f"  1 worker {walls[1]:.2f} s, 2 workers {walls[2]:.2f} s -> speed-up "
+              f"{walls[1] / walls[2]:.2f}x (target >= 1.7x)")
+    if "memory" not in a.skip:
+        print(f"3. memory: raw mode peak RSS at {a.rows // 4} and {a.rows} rows "
+              f"(1801 x rows x 2560)")
+        peaks = {}
+        for rows in (a.rows // 4, a.rows):
+            s = cache / f"scan_{a.angles}x{rows}x{a.columns}.nxs"
+            make_scan(s, rows, a.columns, a.angles)
+            with tempfile.TemporaryDirectory() as d:
+                _, peaks[rows], _ = run_nsgen(["-m", "raw", "--hdf-root", str(s), "-s", "1",
+                                               "-r", d, "--memory-limit", a.memory_limit,
+                                               "-C", "16"])
+        r0, r1 = sorted(peaks)
+        print(f"  peak RSS {peaks[r0] / 2**20:.0f} MiB at {r0} rows, {peaks[r1] / 2**20:.0f} MiB "
+              f"at {r1} rows -> ratio {peaks[r1] / peaks[r0]:.2f} (should stay ~1)")
+
+
+if __name__ == "__main__":
+    main()
