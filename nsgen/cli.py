@@ -17,6 +17,7 @@ from nsgen.errors import NsgenError
 
 #: subcommand -> "module:function"; each function takes argv (without the command name)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "mask": ("nsgen.mask:main", "detect stripes in a scan, append the mask to an .npz archive"),
     "make-scan": ("nsgen.io.scan_writer:main", "write a synthetic NeXus scan (tests, benchmarks)"),
     "check": ("nsgen.check:main", "verify a dataset against its manifests"),
     "preview": ("nsgen.preview:main", "draw a PNG contact sheet of a sample's pairs"),

@@ -146,21 +146,31 @@ class ScanStage(Stage):
 
 
 @dataclass
-class MaskFlagStage(ScanStage):
-    """Stripe mask computed on the fly (with a halo of rows), reduced to flags.
+class MaskStage(ScanStage):
+    """Stripe mask computed per row chunk (with a halo of rows): exact, bounded memory.
 
-    Per chunk returns, for every detector row, whether any stripe was found in each
-    unit: the whole sinogram (``patch_shape=None``) or each patch.
+    Per chunk returns the stripe flags of every detector row for each unit: the whole
+    sinogram (``patch_shape=None``) or each patch. With ``mask_spill`` (and
+    ``weights_spill``) the full-resolution mask (and weights) are also kept, rows first.
     """
 
+    params: dict = field(default_factory=lambda: dict(MASK_PARAMS))
     patch_shape: tuple[int, int] | None = None
+    mask_spill: Any = None
+    weights_spill: Any = None
     label: str = "detect stripes"
 
     def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
         lo, _ = self.read_rows(chunk)
         volume = np.ascontiguousarray(sinos.transpose(1, 0, 2))   # (angles, rows, columns)
-        mask = detect_stripe_mask_rows(volume, lo, (chunk.start, chunk.stop), self.shape[1],
-                                       **MASK_PARAMS)
+        got = detect_stripe_mask_rows(volume, lo, (chunk.start, chunk.stop), self.shape[1],
+                                      return_weights=self.weights_spill is not None,
+                                      **self.params)
+        mask, weights = got if isinstance(got, tuple) else (got, None)
+        if self.mask_spill is not None:
+            self.mask_spill.write_rows(chunk.start, mask.transpose(1, 0, 2))
+        if weights is not None:
+            self.weights_spill.write_rows(chunk.start, weights.transpose(1, 0, 2))
         return WorkResult(mask_flags(mask, self.patch_shape))
 
 
@@ -243,8 +253,8 @@ def shift_flags(run: Any, config: Config, shift: int, source: ScanSource,
     halo = halo_rows(MASK_PARAMS["size"], MASK_PARAMS["radius"],
                      MASK_PARAMS["min_stripe_depth"], MASK_PARAMS["min_stripe_width"])
     sizing = sizing_for(run, shape, dtype, work_factor=12)
-    stage = MaskFlagStage(source, shape, dtype, sizing.chunk_rows, halo=halo,
-                          patch_shape=patch_shape)
+    stage = MaskStage(source, shape, dtype, sizing.chunk_rows, halo=halo,
+                      patch_shape=patch_shape)
     run.log(f"[{run.tag}] shift {shift}: no --mask, detecting stripes on the fly")
     return np.concatenate(run.run(stage, sizing), axis=0)
 
