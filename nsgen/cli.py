@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-scan": ("nsgen.io.scan_writer:main", "write a synthetic NeXus scan (tests, benchmarks)"),
     "check": ("nsgen.check:main", "verify a dataset against its manifests"),
     "preview": ("nsgen.preview:main", "draw a PNG contact sheet of a sample's pairs"),
+    "submit": ("nsgen.slurm:main", "submit an array job, one sample per task"),
 }
 
 USAGE_TAIL = "\n".join(f"  nsgen {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())

@@ -79,7 +79,8 @@ class Config:
     progress: bool = True
     preview: bool = True
     config_file: Path | None = None
-    # SLURM array job: this process generates only sample start + array_task
+    # one task I of a SLURM array (docs/slurm.md): of the run --start S --samples N this
+    # process makes only sample S + I, so start = S + I and samples = 1 here
     array_task: int | None = None
 
     @property
@@ -88,13 +89,7 @@ class Config:
         return self.mode in SYNTHETIC_MODES
 
     def sample_numbers(self) -> range:
-        """Sample numbers of this run: ``start, start+1, ..., start+samples-1``.
-
-        With ``--array-task I`` (one task of a SLURM array, docs/slurm.md) only
-        sample ``start + I`` of that range.
-        """
-        if self.array_task is not None:
-            return range(self.start + self.array_task, self.start + self.array_task + 1)
+        """Sample numbers of this run: ``start, start+1, ..., start+samples-1``."""
         return range(self.start, self.start + self.samples)
 
     def to_dict(self) -> dict[str, Any]:
@@ -286,11 +281,13 @@ def config_from_namespace(ns: Any) -> Config:
     if ns.start + ns.samples - 1 > 9999:
         raise NsgenError(f"--start + --samples - 1 must be <= 9999 (four-digit sample "
                          f"directories), got {ns.start + ns.samples - 1}")
-    task = getattr(ns, "array_task", None)
-    if task is not None and not 0 <= task < ns.samples:
-        raise NsgenError(f"--array-task {task} is outside the run's {ns.samples} samples "
-                         f"(tasks 0..{ns.samples - 1}); submit --array=0-{ns.samples - 1} "
-                         f"or raise --samples")
+    start, samples, task = ns.start, ns.samples, getattr(ns, "array_task", None)
+    if task is not None:  # one task of an array: sample start + task alone
+        if not 0 <= task < samples:
+            raise NsgenError(f"--array-task {task} is outside the run's {samples} samples "
+                             f"(tasks 0..{samples - 1}); submit --array=0-{samples - 1} or "
+                             f"raise --samples")
+        start, samples = start + task, 1
     _int_range("seed", ns.seed, 0)
     _int_range("size", ns.size, 8, 4096)
     _int_range("objects", ns.objects, 1)
@@ -323,7 +320,7 @@ def config_from_namespace(ns: Any) -> Config:
     _check_root(root)
     opt = (lambda v: None if v in (None, "") else v)
     return Config(
-        mode=ns.mode, root=root, samples=ns.samples, start=ns.start, verbose=bool(ns.verbose),
+        mode=ns.mode, root=root, samples=samples, start=start, verbose=bool(ns.verbose),
         seed=ns.seed, size=ns.size, objects=ns.objects, object_type=ns.object_type,
         shifts=ns.shifts, shiftstep=ns.shiftstep, flatsnum=ns.flatsnum, I0=float(ns.I0),
         hdf_root=hdf, flats=opt(ns.flats) and Path(ns.flats), darks=opt(ns.darks) and Path(ns.darks),

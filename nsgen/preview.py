@@ -51,8 +51,9 @@ class PreviewResult:
     path: Path
     rows: int
     columns: int
-    panels: int          # image panels (colour bars not counted)
+    panels: int             # image panels (colour bars not counted)
     files: tuple[str, ...]  # manifest paths shown, row by row
+    size_px: tuple[int, int]  # PNG (height, width)
 
 
 def _group_key(entry: dict[str, Any]) -> tuple:
@@ -183,7 +184,8 @@ def render_preview(root: Path, manifest: dict[str, Any], out: Path,
     tag = f"{manifest['sample']:04d}"
     head = (f"sample {tag} - mode {manifest['mode']} - seed {manifest['seed']} - "
             f"nsgen {manifest.get('nsgen_version', '?')}\n"
-            f"{manifest.get('scale', 'values decoded with the manifest bounds')}")
+            f"{manifest.get('scale', 'values decoded with the manifest bounds')}; "
+            f"image rows = angles, columns = detector columns")
     if inputs:
         rows_e = spread(inputs, pairs)
         has_mask = any("mask" in e for e in rows_e)
@@ -270,7 +272,8 @@ def render_preview(root: Path, manifest: dict[str, Any], out: Path,
                  f"{entry['role']}  {_describe(entry)}", True, cmap="gray")
             shown_paths.append(entry["path"])
     _save(fig, Path(out))
-    return PreviewResult(Path(out), nrow, ncol, panels, tuple(shown_paths))
+    return PreviewResult(Path(out), nrow, ncol, panels, tuple(shown_paths),
+                         (int(fig_h), int(fig_w)))
 
 
 def attach_preview(root: Path, manifest: dict[str, Any],

@@ -157,9 +157,9 @@ def generate(config: Config, on_sample: Callable[[int, Path], None] | None = Non
     mode.check(config)
     todo = [s for s in config.sample_numbers() if not manifest_path(config.root, s).exists()]
     if config.array_task is not None:  # the task -> sample mapping, in every task's log
-        sample = config.start + config.array_task
-        print(f"nsgen: array task {config.array_task} -> sample {sample:04d} (start "
-              f"{config.start} + task {config.array_task}) under {config.root}"
+        task = config.array_task
+        print(f"nsgen: array task {task} -> sample {config.start:04d} (start "
+              f"{config.start - task} + task {task}) under {Path(config.root).absolute()}"
               + ("" if todo else ": finished earlier, nothing to do"),
               file=sys.stderr, flush=True)
     for s in config.sample_numbers():

@@ -242,7 +242,9 @@ def source_record(path: Path, checksum_limit: int = CHECKSUM_LIMIT) -> dict[str,
     """
     p = Path(path).resolve()
     st = p.stat()
-    mtime = _dt.datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=_dt.timezone.utc)
+    ns = st.st_mtime_ns
+    mtime = (_dt.datetime.fromtimestamp(ns // 10**9, tz=_dt.timezone.utc)
+             + _dt.timedelta(microseconds=(ns % 10**9) // 1000))
     rec: dict[str, Any] = {"path": str(p), "size": st.st_size,
                            "mtime": mtime.isoformat(timespec="microseconds").replace("+00:00",
                                                                                      "Z"),

@@ -595,7 +595,7 @@ class _Frames:
 
     def mean(self, rows: slice, n_columns: int) -> np.ndarray:
         n_rows = len(range(rows.start, rows.stop))
-        if self.dataset is None:
+        if self.dataset is None or n_rows == 0 or n_columns == 0:
             return np.zeros((n_rows, n_columns), dtype=np.float32)
         acc = np.zeros((n_rows, n_columns), dtype=np.float64)
         if self.dataset.ndim == 2:

@@ -23,11 +23,8 @@ full-resolution image.
 
 Clipping (step 3) is per sinogram, as when skimage is called on each sinogram.
 The operators' rows are non-negative and sum to 1, so every output value is a
-convex combination of input values and already lies in the input's range: the
-clip only removes float rounding overshoot. It is therefore applied with the
-range of the angle-reduced sinogram, which lies inside the input's range and is
-cheaper to compute (a few times less data); the result is within the input's
-[min, max] as required.
+convex combination of input values: the clip only removes float rounding (it
+makes a constant sinogram come out exactly constant, as in skimage).
 
 Inputs must be finite (:func:`nsgen.prep.normalise.flat_field_log` guarantees
 it).
@@ -134,8 +131,8 @@ def downsample(sinos: np.ndarray, out_shape: tuple[int, int], out: np.ndarray | 
     a_d = None if _is_identity(n_d, d) else axis_operator(n_d, d)
     for v in range(n):
         s = stack[v]
+        lo, hi = s.min(), s.max()
         t = s if a_p is None else a_p @ s  # (p, Dh): sparse @ dense, rows of s are contiguous
-        lo, hi = t.min(), t.max()  # inside the input's range (convex combinations)
         if a_d is None:
             res[v] = t
         else:

@@ -180,19 +180,21 @@ def _add_rows(acc: np.ndarray, a: np.ndarray, idx: np.ndarray, axis: int) -> Non
     """``acc += np.take(a, idx, axis)`` in place, without copying the contiguous part.
 
     ``idx`` (one entry per position of ``acc`` along ``axis``) is a mirror index pattern:
-    a run ``idx[c] = c + off`` plus a few mirrored entries at the ends.
+    a run ``idx[c] = c + off`` plus a few mirrored entries at the ends; ``-1`` entries (no
+    neighbour) are skipped. For bool arrays ``+=`` is a logical or.
     """
     n = idx.size
     pre = (slice(None),) * axis
-    d = idx - np.arange(n)
-    off = int(d[n // 2])
-    direct = np.flatnonzero(d == off)
-    lo, hi = int(direct[0]), int(direct[-1]) + 1
-    if hi - lo != direct.size:  # not one run (tiny arrays): plain gather
-        lo = hi = 0
+    lo = hi = 0
+    if idx[n // 2] >= 0:
+        off = int(idx[n // 2]) - n // 2
+        direct = np.flatnonzero(idx - np.arange(n) == off)
+        if int(direct[-1]) + 1 - int(direct[0]) == direct.size:  # else tiny array: gather all
+            lo, hi = int(direct[0]), int(direct[-1]) + 1
     if hi > lo:
         acc[pre + (slice(lo, hi),)] += a[pre + (slice(lo + off, hi + off),)]
     rest = np.concatenate([np.arange(0, lo), np.arange(hi, n)]).astype(np.intp)
+    rest = rest[idx[rest] >= 0]  # -1: no neighbour, skipped
     if rest.size:
         acc[pre + (rest,)] += np.take(a, idx[rest], axis=axis)
 
@@ -243,7 +245,8 @@ def _window_counts(
     (``lo > hi`` gives zeros; missing neighbours are skipped), computed from one prefix sum.
     """
     n = b.shape[axis]
-    dt = np.int16 if n < np.iinfo(np.int16).max else np.int32
+    bound = max([n] + [hi - lo + 1 for lo, hi in windows])
+    dt = np.int16 if bound < np.iinfo(np.int16).max else np.int32
     p = _prefix_sums(b, axis, dt)
     pre = (slice(None),) * axis
     c = np.arange(n)
@@ -252,10 +255,23 @@ def _window_counts(
         if lo > hi:
             out.append(np.zeros(b.shape, dtype=dt))
             continue
-        start = np.clip(c + lo, 0, n)
-        stop = np.maximum(np.clip(c + hi + 1, 0, n), start)
-        s = np.take(p, stop, axis=axis)
-        s -= np.take(p, start, axis=axis)
+        s = np.empty(b.shape, dtype=dt)
+        # Centres whose whole window is in range: two slices of the prefix sums.
+        a0, a1 = min(max(0, -lo), n), max(min(n, n - hi), 0)
+        if a1 > a0:
+            np.subtract(
+                p[pre + (slice(a0 + hi + 1, a1 + hi + 1),)],
+                p[pre + (slice(a0 + lo, a1 + lo),)],
+                out=s[pre + (slice(a0, a1),)],
+            )
+        else:
+            a0 = a1 = 0
+        # The others: in-range part of the window by gathers (mirrored parts added below).
+        edge = np.concatenate([np.arange(0, a0), np.arange(a1, n)]).astype(np.intp)
+        if edge.size:
+            start = np.clip(edge + lo, 0, n)
+            stop = np.maximum(np.clip(edge + hi + 1, 0, n), start)
+            s[pre + (edge,)] = np.take(p, stop, axis=axis) - np.take(p, start, axis=axis)
         # Offsets falling off the low end (c + m < 0): m in [lo, min(hi, -c-1)] -> t = c - m.
         m_hi = np.minimum(hi, -c - 1)
         t_lo, t_hi = c - m_hi, np.minimum(c - lo, n - 1)
@@ -418,12 +434,12 @@ def _edge_order_statistic(block: np.ndarray, size: int) -> np.ndarray:
     for li in range(n_lev):
         zf = zeros[li].reshape(-1)
         nz = zeros[li][:, nb:]
-        zs, za, zb = (zf.take(base + q) for q in (start, end_a, end_b))
-        c0 = 2 * za - zb - zs  # weighted count of zero bits in the window
+        z_s, z_a, z_b = (zf.take(base + q) for q in (start, end_a, end_b))
+        c0 = 2 * z_a - z_b - z_s  # weighted count of zero bits in the window
         one = (rem >= c0).view(np.int8).astype(np.int32)
         rem -= one * c0
         res += res + one  # bits collected most significant first
-        for q, z in ((start, zs), (end_a, za), (end_b, zb)):
+        for q, z in ((start, z_s), (end_a, z_a), (end_b, z_b)):
             # zero bit -> z (zeros before q); one bit -> nz + q - z (ones before q, after zeros)
             q += nz
             q -= 2 * z
@@ -446,10 +462,12 @@ def _series_order_statistic(series: np.ndarray, size: int) -> np.ndarray:
         flat = ndimage.rank_filter(series.ravel(), s - 1, size=2 * s + 1, mode="nearest")
         out[:, s : n - s] = flat.reshape(n_c, n)[:, s : n - s]
     # Edges: the bottom edge is the top edge of the reversed series (the rule is symmetric).
-    batch = max(1, _EDGE_SCRATCH_BYTES // (4 * (2 * s + 1) * (max(1, (2 * s - 1).bit_length()) + 8)))
+    per_series = 4 * (2 * s + 1) * ((2 * s - 1).bit_length() + 12)  # edge scratch, bytes
+    batch = max(1, _EDGE_SCRATCH_BYTES // per_series)
     for c0 in range(0, n_c, batch):
         rows = series[c0 : c0 + batch]
-        out[c0 : c0 + batch, :s] = _edge_order_statistic(np.ascontiguousarray(rows[:, : 2 * s]), s)
+        head = np.ascontiguousarray(rows[:, : 2 * s])
+        out[c0 : c0 + batch, :s] = _edge_order_statistic(head, s)
         tail = np.ascontiguousarray(rows[:, ::-1][:, : 2 * s])
         out[c0 : c0 + batch, n - s :] = _edge_order_statistic(tail, s)[:, ::-1]
     return out
@@ -512,42 +530,85 @@ def stripe_weights(data: np.ndarray, size: int = 10, radius: int = 3) -> np.ndar
 # --------------------------------------------------------------------------------------------
 
 
+# Windows up to this length are tested with shifted ORs, longer ones with prefix counts.
+_OR_WINDOW_MAX = 16
+# Target size (voxels) of an angle slab in the depth pass.
+_SLAB_VOXELS = 4 << 20
+
+
+def _window_any(b: np.ndarray, axis: int, lo: int, hi: int) -> np.ndarray:
+    """Whether any ``b[mirror(c + m)]``, ``lo <= m <= hi``, is set (bool ``b``)."""
+    if lo > hi:
+        return np.zeros(b.shape, dtype=bool)
+    if hi - lo + 1 > _OR_WINDOW_MAX:
+        (cnt,) = _window_counts(b, axis, [(lo, hi)])
+        return cnt > 0
+    acc = np.zeros(b.shape, dtype=bool)
+    n = b.shape[axis]
+    for m in range(lo, hi + 1):
+        _add_rows(acc, b, _mirror_index(n, m), axis)  # bool += is logical or
+    return acc
+
+
+def _clean_passes(
+    m: np.ndarray, length: int, depth: int, sensitivity_perc: float
+) -> np.ndarray:
+    """STRIPES_MERGE passes 2-4 (depth, length, short stripe) on a bool mask, in place.
+
+    They only ever clear voxels.
+    """
+    n_k, n_j, n_i = m.shape
+    s = np.float32(0.01 * sensitivity_perc)
+    hl, hd = length // 2, depth // 2
+    t_v = int(np.float32(s * np.float32(length)))
+    t_d = int(np.float32(s * np.float32(depth)))
+    if depth > 0:  # the only pass coupling detector rows: run it in slabs of angles
+        step = max(1, _SLAB_VOXELS // max(1, n_j * n_i))
+        for k0 in range(0, n_k, step):
+            slab = m[k0 : k0 + step]
+            if slab.any():
+                (cnt,) = _window_counts(slab, 1, [(-hd, hd)])
+                slab[cnt > t_d] = False
+    for j in np.flatnonzero(m.any(axis=(0, 2))):  # sinogram by sinogram
+        sino = np.ascontiguousarray(m[:, j, :])
+        (cnt,) = _window_counts(sino, 0, [(-hl, hl)])
+        sino[cnt < t_v] = False
+        (cnt,) = _window_counts(sino, 0, [(-hl, hl)])  # recount on the pass-3 result
+        sino[cnt < hl] = False
+        m[:, j, :] = sino
+    return m
+
+
+def _fill_passes(m: np.ndarray, width: int) -> np.ndarray:
+    """STRIPES_MERGE pass 5 (gap filling, ``width`` Jacobi iterations) on a bool mask, in place.
+
+    It only ever sets voxels. Each sinogram is independent, and once an iteration changes
+    nothing in a sinogram none of the later ones will.
+    """
+    hw = width // 2
+    for j in np.flatnonzero(m.any(axis=(0, 2))):
+        sino = np.ascontiguousarray(m[:, j, :])
+        for _ in range(width):
+            fill = _window_any(sino, 1, -hw, -1)
+            fill &= _window_any(sino, 1, 1, hw)
+            vert = _window_any(sino, 0, -2 * width, -1)
+            vert &= _window_any(sino, 0, 1, 2 * width)
+            fill |= vert
+            fill &= ~sino
+            if not fill.any():
+                break
+            sino |= fill
+        m[:, j, :] = sino
+    return m
+
+
 def _merge_passes(
     m: np.ndarray, length: int, depth: int, width: int, sensitivity_perc: float
 ) -> np.ndarray:
     """SCIENCE B §5.2 STRIPES_MERGE passes 2-5 on a boolean mask (modified copy returned)."""
     m = np.array(m, dtype=bool, copy=True)
-    s = np.float32(0.01 * sensitivity_perc)
-    hl, hd, hw = length // 2, depth // 2, width // 2
-    t_v = int(np.float32(s * np.float32(length)))
-    t_d = int(np.float32(s * np.float32(depth)))
-    if depth > 0:
-        (cnt,) = _window_counts(m, 1, [(-hd, hd)])
-        m[cnt > t_d] = False
-    (cnt,) = _window_counts(m, 0, [(-hl, hl)])
-    m[cnt < t_v] = False
-    (cnt,) = _window_counts(m, 0, [(-hl, hl)])
-    m[cnt < hl] = False
-    del cnt
-    # Merge: Jacobi iterations, each within one detector row (sinogram). A sinogram that did
-    # not change in one iteration cannot change in the next, so it drops out.
-    active = np.flatnonzero(m.any(axis=(0, 2)))
-    for _ in range(width):
-        if active.size == 0:
-            break
-        sub = m[:, active, :]
-        left, right = _window_counts(sub, 2, [(-hw, -1), (1, hw)])
-        fill = (left > 0) & (right > 0)
-        del left, right
-        up, down = _window_counts(sub, 0, [(-2 * width, -1), (1, 2 * width)])
-        fill |= (up > 0) & (down > 0)
-        del up, down
-        fill &= ~sub
-        changed = fill.any(axis=(0, 2))
-        sub |= fill
-        m[:, active, :] = sub
-        active = active[changed]
-    return m
+    _clean_passes(m, length, depth, sensitivity_perc)
+    return _fill_passes(m, width)
 
 
 def merge_stripes(

@@ -1,0 +1,191 @@
+"""``nsgen check``: a sound dataset passes; every kind of damage is listed, exit 1."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import tifffile
+
+from helpers import nsgen
+from nsgen.check import check_dataset, main as check_main, tiff_header
+from nsgen.cli import main as cli_main
+from nsgen.io.manifest import write_manifest
+from nsgen.io.tiff import write_tiff
+
+CLEAN = "0000/clean/0000_clean_0003.tif"
+SHIFT = "0001/shift01/0001_shift01_0005.tif"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ref") / "data"
+    nsgen("-m", "complex", "-N", "16", "-o", "3", "-s", "2", "-f", "2", "-r", str(root),
+          "-S", "2")
+    return root
+
+
+@pytest.fixture
+def data(reference, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(reference, root)
+    return root
+
+
+def _run(root, capsys):
+    code = check_main([str(root), "--workers", "3"])
+    return code, capsys.readouterr().out
+
+
+def test_a_sound_dataset_passes(data, capsys):
+    code, out = _run(data, capsys)
+    assert code == 0, out
+    assert "OK" in out
+    # 16 rows x (clean + 2 shifts) + preview, per sample
+    assert "     0  complex       49      49     0        0" not in out  # 4-digit tags
+    assert "  0000  complex       49      49     0        0" in out
+    assert "  0001  complex       49      49     0        0" in out
+    r = nsgen("check", str(data), check=False)
+    assert r.returncode == 0 and "OK" in r.stdout
+
+
+def _truncate(root):
+    p = root / SHIFT
+    p.write_bytes(p.read_bytes()[:300])
+
+
+def _reshape(root):
+    tifffile.imwrite(root / SHIFT, np.zeros((7, 9), np.uint16))
+
+
+def _retype(root):
+    tifffile.imwrite(root / SHIFT, np.zeros((25, 22), np.float32))
+
+
+def _garbage(root):
+    (root / SHIFT).write_bytes(b"not a tiff at all")
+
+
+def _temporary(root):
+    (root / "0001" / "shift01" / ".0001_shift01_0005.tif.nsgen-tmp4242").write_bytes(b"x")
+
+
+def _unlisted(root):
+    shutil.copy(root / SHIFT, root / "0001" / "shift01" / "copy.tif")
+
+
+def _scratch(root):
+    (root / "0001" / ".work").mkdir()
+
+
+def _unfinished(root):
+    (root / "0007" / "clean").mkdir(parents=True)
+
+
+def _target_not_listed(root):
+    m = json.loads((root / "0000" / "manifest.json").read_text())
+    m["files"] = [f for f in m["files"] if f["path"] != CLEAN]
+    (root / "0000" / "manifest.json").write_text(json.dumps(m))
+
+
+def _preview_gone(root):
+    (root / "0001" / "preview.png").unlink()
+
+
+@pytest.mark.parametrize("damage, path, what", [
+    (lambda r: (r / SHIFT).unlink(), SHIFT, "missing"),
+    (lambda r: (r / CLEAN).unlink(), CLEAN, "missing (target of 2 inputs: pair incomplete)"),
+    (_truncate, SHIFT, "truncated: 300 bytes"),
+    (_reshape, SHIFT, "shape [7, 9], manifest says [25, 22]"),
+    (_retype, SHIFT, "dtype float32, expected uint16"),
+    (_garbage, SHIFT, "unreadable TIFF"),
+    (_temporary, "0001/shift01/.0001_shift01_0005.tif.nsgen-tmp4242", "leftover temporary"),
+    (_unlisted, "0001/shift01/copy.tif", "not in any manifest"),
+    (_scratch, "0001/.work/", "leftover scratch directory"),
+    (_unfinished, "0007/", "sample directory without manifest"),
+    (_target_not_listed, "0000/manifest.json",
+     f"target {CLEAN} is not a file of this manifest"),
+    (_preview_gone, "0001/preview.png", "missing"),
+], ids=["deleted", "missing-target", "truncated", "wrong-shape", "wrong-dtype", "garbage",
+        "temporary", "unlisted", "scratch-dir", "unfinished", "target-not-listed",
+        "preview"])
+def test_damage_is_listed_and_fails(data, capsys, damage, path, what):
+    damage(data)
+    code, out = _run(data, capsys)
+    assert code == 1
+    assert f"  {path}: {what}" in out, out
+
+
+def test_every_problem_is_listed(data, capsys):
+    (data / SHIFT).unlink()
+    _truncate_other = data / "0000" / "shift00" / "0000_shift00_0001.tif"
+    _truncate_other.write_bytes(_truncate_other.read_bytes()[:100])
+    _unlisted(data)
+    report = check_dataset(data)
+    assert [p for p, _ in report.problems] == ["0000/shift00/0000_shift00_0001.tif",
+                                                "0001/shift01/copy.tif", SHIFT]
+    rows = {r.sample: r for r in report.samples}
+    assert (rows[0].listed, rows[0].present, rows[0].bad, rows[0].problems) == (49, 49, 1, 1)
+    assert (rows[1].listed, rows[1].present, rows[1].bad, rows[1].problems) == (49, 48, 0, 2)
+    code, out = _run(data, capsys)
+    assert code == 1 and "3 problems" in out
+
+
+def test_bad_root_is_a_usage_error(tmp_path, capsys):
+    assert cli_main(["check", str(tmp_path / "nowhere")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+    (tmp_path / "0000").mkdir()
+    assert cli_main(["check", str(tmp_path)]) == 2
+    assert "no sample manifest" in capsys.readouterr().err
+
+
+def test_dynamic_layout_files_under_the_root(tmp_path, capsys):
+    """Manifest in root/NNNN, TIFFs directly under root (dynamic mode)."""
+    files = []
+    for k in range(3):
+        p = f"0000_frame00_{k:04d}.tif"
+        write_tiff(tmp_path / p, np.full((4, 5), k, np.uint16))
+        files.append({"path": p, "role": "frame", "index": k, "frame": 0, "shape": [4, 5],
+                      "bounds": [0.0, 1.0]})
+    (tmp_path / "0000").mkdir()
+    write_manifest(tmp_path / "0000" / "manifest.json",
+                   {"nsgen_version": "x", "mode": "dynamic", "sample": 0, "seed": 0,
+                    "config": {}, "files": files})
+    code, out = _run(tmp_path, capsys)
+    assert code == 0, out
+    write_tiff(tmp_path / "0000_frame00_0099.tif", np.zeros((4, 5), np.uint16))
+    (tmp_path / ".0000_frame00_0003.tif.nsgen-tmp1").write_bytes(b"")
+    code, out = _run(tmp_path, capsys)
+    assert code == 1
+    assert "  0000_frame00_0099.tif: not in any manifest" in out
+    assert "  .0000_frame00_0003.tif.nsgen-tmp1: leftover temporary" in out
+
+
+@pytest.mark.parametrize("kw", [
+    dict(data=np.zeros((50, 45), np.uint16)),
+    dict(data=np.zeros((402, 362), np.uint16), rowsperstrip=16),
+    dict(data=np.zeros((30, 20), np.uint16), byteorder=">"),
+    dict(data=np.zeros((30, 20), np.uint16), bigtiff=True, byteorder=">", rowsperstrip=4),
+    dict(data=np.zeros((30, 20), np.float32)),
+    dict(data=np.zeros((30, 20), np.int16)),
+    dict(data=np.arange(600, dtype=np.uint16).reshape(30, 20), compression="zlib"),
+    dict(data=np.zeros((1, 1), np.uint16)),
+], ids=["plain", "strips", "big-endian", "bigtiff", "float32", "int16", "zlib", "1x1"])
+def test_fast_header_reader_agrees_with_tifffile(tmp_path, kw):
+    p = tmp_path / "a.tif"
+    tifffile.imwrite(p, kw.pop("data"), **kw)
+    with tifffile.TiffFile(p) as tf:
+        page = tf.pages[0]
+        ref = (tuple(page.shape), str(page.dtype),
+               max(o + n for o, n in zip(page.dataoffsets, page.databytecounts)))
+    assert tiff_header(p) == ref
+
+
+def test_fast_header_reader_defers_unusual_files_to_tifffile(tmp_path):
+    tifffile.imwrite(tmp_path / "tiled.tif", np.zeros((64, 64), np.uint16), tile=(16, 16))
+    tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((8, 8, 3), np.uint8), photometric="rgb")
+    (tmp_path / "short.tif").write_bytes(b"II*\x00\x08\x00\x00\x00\x05")
+    for name in ("tiled.tif", "rgb.tif", "short.tif"):
+        assert tiff_header(tmp_path / name) is None
