@@ -101,7 +101,11 @@ def test_raw_on_real_k11_scan(tmp_path):
     nsgen("-m", "raw", "--hdf-root", str(K11), "-s", "1", "-r", str(tmp_path))
     m = json.loads((tmp_path / "0000" / "manifest.json").read_text())
     assert len(m["files"]) == 22
-    assert m["sources"][0]["path"].endswith("k11-18014.nxs")
+    # the master file and the file its external link points to, with size and checksum
+    names = [Path(src["path"]).name for src in m["sources"]]
+    assert names == ["k11-18014.nxs", "k11-18014-imaging.h5"]
+    assert m["sources"][1]["size"] == (K11.parent / "k11-18014" / "k11-18014-imaging.h5").stat().st_size
+    assert len(m["sources"][1]["sha256"]) == 64
     direct = downsample(whole_scan(K11), OUT_SHAPE)
     lo, hi = m["files"][0]["bounds"]
     # 22 rows: too few to leave 20 out at each edge, so every row counts

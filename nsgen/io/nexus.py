@@ -817,6 +817,18 @@ class Scan:
         """
         return self._darks.mean(self._rows(rows), self.shape[2])
 
+    @property
+    def source_files(self) -> list[str]:
+        """Every file the scan's data, flats and darks are read from (external links
+        resolved), the scan file first, without repeats."""
+        files = [self.path]
+        for ds in (self._data, self._flats.dataset, self._darks.dataset):
+            if ds is not None:
+                name = os.path.abspath(ds.file.filename)
+                if name not in files:
+                    files.append(name)
+        return files
+
     def read_projections(self, rows: slice, out: np.ndarray | None = None) -> np.ndarray:
         """Read the projections for detector ``rows``, in the file's dtype.
 

@@ -66,6 +66,10 @@ class ScanSource:
                    None if config.flats is None else str(config.flats),
                    None if config.darks is None else str(config.darks))
 
+    def open_new(self) -> Scan:
+        """A newly opened scan (close it)."""
+        return open_scan(self.path, self.layout, self.flats, self.darks)
+
     def open(self) -> Scan:
         """An open scan, cached per process (the reader keeps its handle)."""
         scan = _OPEN.get(self)
@@ -73,7 +77,7 @@ class ScanSource:
             for old in _OPEN.values():
                 old.close()
             _OPEN.clear()
-            scan = _OPEN[self] = open_scan(self.path, self.layout, self.flats, self.darks)
+            scan = _OPEN[self] = self.open_new()
         return scan
 
 
@@ -196,13 +200,11 @@ def mask_flags(mask: np.ndarray, patch_shape: tuple[int, int] | None) -> np.ndar
     return blocks.transpose(1, 2, 0).reshape(rows, nw * nh)
 
 
-def scan_shape(config: Config, path: Path) -> tuple[tuple[int, int, int], str]:
-    """Open a scan once in the main process (validates it) and return shape, dtype."""
-    with open_scan(str(path), ScanLayout(config.data_path, config.image_key_path,
-                                         config.angles_path),
-                   None if config.flats is None else str(config.flats),
-                   None if config.darks is None else str(config.darks)) as scan:
-        return tuple(int(x) for x in scan.shape), np.dtype(scan.dtype).str  # type: ignore
+def scan_info(config: Config, path: Path) -> tuple[tuple[int, int, int], str, list[str]]:
+    """Open a scan once in the main process (validates it): shape, dtype, files read."""
+    with ScanSource.of(config, path).open_new() as scan:
+        return (tuple(int(x) for x in scan.shape), np.dtype(scan.dtype).str,  # type: ignore
+                scan.source_files)
 
 
 def check_scans(config: Config) -> list[tuple[Path, tuple[int, int, int], str]]:
@@ -210,7 +212,7 @@ def check_scans(config: Config) -> list[tuple[Path, tuple[int, int, int], str]]:
     if config.samples != 1:
         raise NsgenError(f"--samples {config.samples}: a real scan is one sample; choose its "
                          f"number with --start, and run one job per scan (see nsgen submit)")
-    return [(p, *scan_shape(config, p)) for p in scan_files(config)]
+    return [(p, *scan_info(config, p)[:2]) for p in scan_files(config)]
 
 
 def check_mask_source(config: Config, path: Path, shape: tuple[int, int, int]) -> None:
@@ -269,7 +271,11 @@ def run_shifts(run: Any, plan: Any) -> Any:
     from nsgen.runner import SampleRecord
 
     scans = check_scans(run.config)
-    record = SampleRecord(extra={"sources": [source_record(p) for p, _, _ in scans],
+    files = [f for p, _, _ in scans for f in scan_info(run.config, p)[2]]
+    if run.config.mask is not None:
+        files.append(str(run.config.mask))
+    record = SampleRecord(extra={"sources": [source_record(Path(f))
+                                             for f in dict.fromkeys(files)],
                                  "bounds_rows": [interior(scans[0][1][1]).start,
                                                  interior(scans[0][1][1]).stop]})
     for shift, (path, shape, dtype) in enumerate(scans):
