@@ -1,0 +1,145 @@
+"""``nsgen mask``: streamed detection == whole-volume detection; archive handling; errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import nsgen
+from nsgen.io.nexus import open_scan
+from nsgen.io.scan_writer import write_scan
+from nsgen.prep.normalise import flat_field_log
+from nsgen.prep.stripe_detect import detect_stripe_mask, stripe_weights
+
+SMALL = ["--size", "40", "--min-stripe-length", "60", "--min-stripe-depth", "6",
+         "--min-stripe-width", "4"]
+PARAMS = dict(size=40, radius=3, threshold=0.63, min_stripe_length=60, min_stripe_depth=6,
+              min_stripe_width=4, sensitivity_perc=85.0)
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mask")
+    write_scan(d / "4000.nxs", n_angles=121, n_rows=24, n_columns=64, seed=5)
+    return d / "4000.nxs"
+
+
+def whole_volume(path: Path) -> np.ndarray:
+    with open_scan(str(path)) as s:
+        rows = slice(0, s.shape[1])
+        sinos = flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows))
+    return np.ascontiguousarray(sinos.transpose(1, 0, 2))
+
+
+@pytest.mark.parametrize("chunk", ["1", "5", "24"])
+def test_streamed_mask_equals_whole_volume(scan, tmp_path, chunk):
+    archive = tmp_path / "masks.npz"
+    nsgen("mask", "--h5", str(scan), "-a", str(archive), "-w", "-C", chunk, *SMALL)
+    vol = whole_volume(scan)
+    with np.load(archive) as npz:
+        assert sorted(npz.files) == ["m4000", "m4000_weights"]
+        mask, weights = npz["m4000"], npz["m4000_weights"]
+    assert mask.dtype == np.uint8 and mask.shape == vol.shape == (121, 24, 64)
+    assert np.array_equal(mask, detect_stripe_mask(vol, **PARAMS))
+    assert np.array_equal(weights, stripe_weights(vol, PARAMS["size"], PARAMS["radius"]))
+
+
+def test_append_keeps_existing_entries_and_refuses_duplicates(scan, tmp_path):
+    archive = tmp_path / "masks.npz"
+    np.savez_compressed(archive, m1=np.ones((2, 2, 2), np.uint8))
+    before = zipfile.ZipFile(archive).read("m1.npy")
+    nsgen("mask", "--h5", str(scan), "-a", str(archive), *SMALL)
+    with zipfile.ZipFile(archive) as z:
+        assert sorted(z.namelist()) == ["m1.npy", "m4000.npy"]
+        assert z.read("m1.npy") == before
+    digest = hashlib.md5(archive.read_bytes()).hexdigest()
+    r = nsgen("mask", "--h5", str(scan), "-a", str(archive), *SMALL, check=False)
+    assert r.returncode == 2 and "already holds 'm4000'" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert hashlib.md5(archive.read_bytes()).hexdigest() == digest
+    nsgen("mask", "--h5", str(scan), "-a", str(archive), *SMALL, "--overwrite", "-f", "m4000")
+    assert sorted(os.listdir(tmp_path)) == ["masks.npz"]
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--size", "61"], "--size must be in 1..60"),
+    (["--min-stripe-length", "121"], "--min-stripe-length must be in 1..120"),
+    (["--min-stripe-depth", "24"], "--min-stripe-depth must be in 0..23"),
+    (["--threshold", "1.5"], "--threshold must be in [0, 1]"),
+    (["--sensitivity", "0"], "--sensitivity must be in (0, 100]"),
+])
+def test_bad_parameters_leave_the_archive_alone(scan, tmp_path, extra, message):
+    archive = tmp_path / "masks.npz"
+    np.savez_compressed(archive, m1=np.zeros((1, 1, 1), np.uint8))
+    digest = hashlib.md5(archive.read_bytes()).hexdigest()
+    r = nsgen("mask", "--h5", str(scan), "-a", str(archive), *SMALL, *extra, check=False)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert hashlib.md5(archive.read_bytes()).hexdigest() == digest
+    assert sorted(os.listdir(tmp_path)) == ["masks.npz"]
+
+
+def test_not_an_archive_is_refused(scan, tmp_path):
+    bad = tmp_path / "masks.npz"
+    bad.write_text("not a zip")
+    r = nsgen("mask", "--h5", str(scan), "-a", str(bad), *SMALL, check=False)
+    assert r.returncode == 2 and "is not a mask archive" in r.stderr
+    assert bad.read_text() == "not a zip"
+
+
+def test_missing_scan(tmp_path):
+    r = nsgen("mask", "--h5", str(tmp_path / "nope.nxs"), "-a", str(tmp_path / "m.npz"),
+              check=False)
+    assert r.returncode == 2 and "nope.nxs" in r.stderr
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_paired_mode_with_mask_archive(scan, tmp_path):
+    """An archive mask drives the fake/real split exactly as its rows say."""
+    archive = tmp_path / "masks.npz"
+    mask = np.zeros((121, 24, 64), np.uint8)
+    striped = [3, 4, 17]
+    mask[10:100, striped, 30] = 1
+    np.savez_compressed(archive, m4000=mask, other=np.ones((5, 5, 5), np.uint8))
+    root = tmp_path / "out"
+    nsgen("-m", "paired", "--hdf-root", str(scan), "-s", "1", "--mask", str(archive),
+          "-r", str(root))
+    real = sorted(os.listdir(root / "0000" / "real_artifacts" / "stripe"))
+    assert real == [f"0000_shift00_{v:04d}.tif" for v in striped]
+    assert len(os.listdir(root / "0000" / "fake_artifacts" / "clean")) == 24 - 3
+    m = json.loads((root / "0000" / "manifest.json").read_text())
+    assert any(s["path"].endswith("masks.npz") for s in m["sources"])
+
+
+def test_patch_mode_with_mask_archive(scan, tmp_path):
+    archive = tmp_path / "masks.npz"
+    mask = np.zeros((121, 24, 64), np.uint8)
+    # 121 x 64 in 60 x 32 patches: crop 1 angle at the bottom; nh = 2, nw = 2
+    mask[70, 5, 40] = 1          # row 5: angle block h = 1, column block w = 1 -> p = 3
+    mask[120, 6, 0] = 1          # row 6: angle 120 is cropped away -> no stripe
+    np.savez_compressed(archive, m4000=mask)
+    root = tmp_path / "out"
+    nsgen("-m", "patch", "--hdf-root", str(scan), "-s", "1", "--mask", str(archive),
+          "--patch-size", "60", "32", "-r", str(root))
+    assert os.listdir(root / "0000" / "real_artifacts" / "stripe") == ["0000_shift00_0005_w03.tif"]
+
+
+@pytest.mark.parametrize("content,message", [
+    ({"m9999": np.zeros((121, 24, 64), np.uint8)}, "has no key 'm4000'"),
+    ({"m4000": np.zeros((121, 24, 63), np.uint8)}, "(121, 24, 64)"),
+])
+def test_mask_archive_problems_are_clear_errors(scan, tmp_path, content, message):
+    archive = tmp_path / "masks.npz"
+    np.savez_compressed(archive, **content)
+    root = tmp_path / "out"
+    r = nsgen("-m", "paired", "--hdf-root", str(scan), "-s", "1", "--mask", str(archive),
+              "-r", str(root), check=False)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not root.exists()
