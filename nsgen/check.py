@@ -319,10 +319,11 @@ def check_dataset(root: Path, workers: int | None = None) -> CheckReport:
             files = files + [{"path": m["preview"], "role": "preview"}]
         for f in files:
             p = f["path"]
-            if p in first_listed and first_listed[p] != tag:
-                problems.append((p, f"listed by the manifests of samples "
-                                    f"{first_listed[p]:04d} and {tag:04d}"))
-                row.problems += 1
+            if p in first_listed:      # twice in one manifest: a schema problem above
+                if first_listed[p] != tag:
+                    problems.append((p, f"listed by the manifests of samples "
+                                        f"{first_listed[p]:04d} and {tag:04d}"))
+                    row.problems += 1
                 continue
             first_listed[p] = tag
             entries.append(f)

@@ -219,9 +219,11 @@ class PairDataset:
         empty = [s for s, r in zip(SPLITS, ratios) if r > 0
                  and s not in self.assignment.values()]
         if empty:
+            fix = ("too few groups for every split" if method == "exact"
+                   else "use method='exact' for small datasets")
             warnings.warn(f"{self.root}: split {', '.join(empty)} got none of the "
                           f"{len(groups)} groups (group_by={group_by!r}, method={method!r}); "
-                          f"use method='exact' for small datasets", stacklevel=2)
+                          f"{fix}", stacklevel=2)
         self.pairs: list[Pair] = [p for p in every
                                   if split is None or self.assignment[p.group] == split]
 

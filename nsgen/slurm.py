@@ -152,11 +152,10 @@ class Submission:
         """True when the sbatch options choose the array (e.g. ``--array=0-99%10``)."""
         return any(_is_array_option(a) for a in self.sbatch_args)
 
-    def sbatch_command(self, script: Path, wait: bool = False) -> list[str]:
-        """``sbatch --parsable [--array=0-(N-1)] [options] [--wait] SCRIPT``."""
+    def sbatch_command(self, script: Path) -> list[str]:
+        """``sbatch --parsable [--array=0-(N-1)] [sbatch options] SCRIPT``."""
         array = [] if self.user_array else [f"--array=0-{self.samples - 1}"]
-        return ["sbatch", "--parsable", *array, *self.sbatch_args,
-                *(["--wait"] if wait else []), str(script)]
+        return ["sbatch", "--parsable", *array, *self.sbatch_args, str(script)]
 
 
 def _is_array_option(arg: str) -> bool:
@@ -209,7 +208,7 @@ Submit a SLURM array of N tasks; task i generates sample start + i of the run
                     number of scans of --scan-list)
   --scan-list FILE  real-data modes: one scan per line; task i reads scan i as --hdf-root
   --dry-run         print the batch script and the sbatch command; submit nothing
-  --wait            wait until every task has ended (sbatch --wait); exit 1 if one failed
+  --wait            wait until every task has ended; exit 1 if one did not complete
   sbatch options    passed to sbatch, e.g. --partition=gpu --time=2:00:00 --cpus-per-task=8
                     --array=0-99%10 (your own array: throttle, or rerun some tasks)
   -- nsgen options  generation options for every task, e.g. -- --seed 3 -v
@@ -341,7 +340,11 @@ def _create_unique(directory: Path, stem: str, suffix: str) -> Path:
 
 
 def task_states(job_id: str) -> dict[int, tuple[str, str]]:
-    """Array task id -> (state, exit code) from ``scontrol show job`` (empty if unknown)."""
+    """Array task id -> (state, exit code) from ``scontrol show job`` (empty if unknown).
+
+    Tasks that have not started yet share one record (``ArrayTaskId=2-3``) and are
+    left out; finished tasks stay listed for ``MinJobAge`` (default 300 s).
+    """
     r = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True,
                        text=True)
     out: dict[int, tuple[str, str]] = {}
@@ -350,6 +353,36 @@ def task_states(job_id: str) -> dict[int, tuple[str, str]]:
         if f.get("ArrayTaskId", "").isdigit():
             out[int(f["ArrayTaskId"])] = (f.get("JobState", "?"), f.get("ExitCode", "?"))
     return out
+
+
+def wait_for_array(job_id: str, poll: float = 1.0,
+                   max_poll: float = 15.0) -> dict[int, tuple[str, str]]:
+    """Poll until no task of ``job_id`` is queued or running; return the final states.
+
+    Polls ``squeue`` every ``poll`` seconds, growing to ``max_poll`` (``sbatch --wait``
+    sleeps 2, 8, then 32 s, which makes short jobs look slow).
+
+    Raises
+    ------
+    NsgenError
+        When ``squeue`` keeps failing (the controller is unreachable).
+    """
+    failures = 0
+    while True:
+        time.sleep(poll)
+        r = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%i"], capture_output=True,
+                           text=True)
+        if r.returncode != 0 and "Invalid job id" not in r.stderr:
+            failures += 1
+            if failures >= 10:
+                raise NsgenError(f"squeue keeps failing while waiting for job {job_id} "
+                                 f"({r.stderr.strip()}); check the cluster, then squeue -j "
+                                 f"{job_id}")
+            continue
+        failures = 0
+        if not r.stdout.strip():  # nothing pending, running or completing
+            return task_states(job_id)
+        poll = min(max_poll, poll * 1.5)
 
 
 def submit(sub: Submission, *, dry_run: bool = False, wait: bool = False) -> int:
@@ -366,7 +399,7 @@ def submit(sub: Submission, *, dry_run: bool = False, wait: bool = False) -> int
         scan_file = sub.slurm_dir / f"{stem}.scans" if sub.scans else None
         sys.stdout.write(batch_script(sub, script, scan_file))
         print(f"nsgen: dry run: would write {script} and run: "
-              f"{shlex.join(sub.sbatch_command(script, wait))}", file=sys.stderr)
+              f"{shlex.join(sub.sbatch_command(script))}", file=sys.stderr)
         return 0
     if shutil.which("sbatch") is None:
         raise NsgenError(SBATCH_MISSING)
@@ -377,38 +410,33 @@ def submit(sub: Submission, *, dry_run: bool = False, wait: bool = False) -> int
         scan_file.write_text("".join(f"{s}\n" for s in sub.scans), encoding="utf-8")
     script.write_text(batch_script(sub, script, scan_file), encoding="utf-8")
     script.chmod(0o755)
-    cmd = sub.sbatch_command(script, wait)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stderr is not None
-    first = proc.stdout.readline().strip()
-    job_id = first.split(";")[0]
-    if not job_id.isdigit():
-        err = (proc.stderr.read() + proc.stdout.read()).strip().splitlines()
-        proc.wait()
+    cmd = sub.sbatch_command(script)
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    job_id = r.stdout.strip().split(";")[0]
+    if r.returncode != 0 or not job_id.isdigit():
         script.unlink(missing_ok=True)
         if scan_file is not None:
             scan_file.unlink(missing_ok=True)
-        detail = err[-1] if err else f"exit {proc.returncode}"
+        err = (r.stderr + r.stdout).strip().splitlines()
+        detail = err[-1] if err else f"exit {r.returncode}"
         raise NsgenError(f"sbatch rejected the job ({detail}); fix the sbatch options "
                          f"(command: {shlex.join(cmd)})")
     print(job_id, flush=True)
-    last = sub.start + sub.samples - 1
+    logs = sub.slurm_dir / LOG_PATTERN.replace("%A", job_id)
     print(f"nsgen: submitted array job {job_id}: task i -> sample {sub.start} + i "
-          f"({sub.start:04d}..{last:04d}) under {sub.root}; script {script}; logs "
-          f"{sub.slurm_dir / LOG_PATTERN.replace('%A', job_id).replace('%a', '<task>')}",
+          f"({sub.start:04d}..{sub.start + sub.samples - 1:04d}) under {sub.root}; script "
+          f"{script}; logs {logs.with_name(logs.name.replace('%a', '<task>'))}",
           file=sys.stderr, flush=True)
     if not wait:
-        proc.wait()
         return 0
-    _, err = proc.communicate()
-    if proc.returncode == 0:
-        print(f"nsgen: array job {job_id}: every task completed", file=sys.stderr)
-        return 0
-    states = task_states(job_id)
+    states = wait_for_array(job_id)
     bad = [f"task {t} {s} (exit {e})" for t, (s, e) in sorted(states.items())
-           if s != "COMPLETED"]
-    print(f"nsgen: error: array job {job_id} failed: {', '.join(bad) or err.strip()}; see "
-          f"{sub.slurm_dir / LOG_PATTERN.replace('%A', job_id)}", file=sys.stderr)
+           if (s, e) != ("COMPLETED", "0:0")]
+    if not bad:
+        print(f"nsgen: array job {job_id}: all {len(states)} tasks completed", file=sys.stderr)
+        return 0
+    print(f"nsgen: error: array job {job_id} failed: {', '.join(bad)}; see {logs}",
+          file=sys.stderr)
     return 1
 
 

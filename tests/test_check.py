@@ -89,6 +89,13 @@ def _target_not_listed(root):
     (root / "0000" / "manifest.json").write_text(json.dumps(m))
 
 
+def _listed_twice(root):
+    m0 = json.loads((root / "0000" / "manifest.json").read_text())
+    m1 = json.loads((root / "0001" / "manifest.json").read_text())
+    m1["files"].append(next(f for f in m0["files"] if f["path"] == CLEAN))
+    (root / "0001" / "manifest.json").write_text(json.dumps(m1))
+
+
 def _preview_gone(root):
     (root / "0001" / "preview.png").unlink()
 
@@ -107,10 +114,11 @@ def _preview_gone(root):
     (_target_not_listed, "0000/manifest.json",
      f"manifest: 0000/shift00/0000_shift00_0003.tif: target {CLEAN} is not a file of this "
      f"manifest"),
+    (_listed_twice, CLEAN, "listed by the manifests of samples 0000 and 0001"),
     (_preview_gone, "0001/preview.png", "missing"),
 ], ids=["deleted", "missing-target", "truncated", "wrong-shape", "wrong-dtype", "garbage",
         "temporary", "unlisted", "scratch-dir", "unfinished", "target-not-listed",
-        "preview"])
+        "listed-twice", "preview"])
 def test_damage_is_listed_and_fails(data, capsys, damage, path, what):
     damage(data)
     code, out = _run(data, capsys)

@@ -21,7 +21,7 @@ from nsgen.sim.phantom import OBJECT_FIELDS
 @pytest.fixture(scope="module")
 def simple_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("simple") / "data"
-    nsgen("-m", "simple", "-N", "16", "-o", "4", "-r", str(root), "-S", "2")
+    nsgen("-m", "simple", "-N", "16", "-o", "4", "-r", str(root), "-S", "2", "--no-preview")
     return root
 
 
@@ -41,7 +41,11 @@ def test_manifest_lists_exactly_the_files_on_disk(which, request):
         assert manifest_problems(m) == []
         assert m["manifest_version"] == MANIFEST_VERSION
         assert set(REQUIRED_KEYS) <= set(m)
-        listed += [f["path"] for f in m["files"]] + [m["preview"], f"{m['sample']:04d}/manifest.json"]
+        listed += [f["path"] for f in m["files"]] + [f"{m['sample']:04d}/manifest.json"]
+        if which == "complex_root":
+            listed.append(m["preview"])
+        else:                                   # --no-preview
+            assert "preview" not in m
     assert sorted(listed) == all_files(root)
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -154,6 +156,26 @@ def test_static_script_picks_the_tasks_scan(tmp_path):
     assert f"array task 2 has no scan: {scans} lists fewer than 3 scans" in r.stderr
 
 
+def test_scan_list_real_mode_task_makes_its_scan_sample(tmp_path):
+    """Real data: task 1 of a scan list is `nsgen -m raw --hdf-root <scan 1> --start 1`."""
+    for name, seed in (("a.nxs", 1), ("b.nxs", 2)):
+        nsgen("make-scan", str(tmp_path / name), "--angles", "91", "--rows", "8",
+              "--columns", "64", "--seed", str(seed))
+    (tmp_path / "scans.txt").write_text("a.nxs\nb.nxs\n")
+    raw = ["-m", "raw", "--shifts", "1"]
+    nsgen(*raw, "--hdf-root", "b.nxs", "--start", "1", "-r", "local", cwd=tmp_path)
+    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "1", "NSGEN_NO_PROGRESS": "true"}
+    r = subprocess.run(["bash", str(REPO / "scripts" / "nsgen.sbatch"), "--scan-list",
+                        "scans.txt", *raw, "-r", "array", "--samples", "2"], cwd=tmp_path,
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "array task 1 -> scan b.nxs (entry 2 of scans.txt)" in r.stdout
+    assert "array task 1 -> sample 0001 (start 0 + task 1)" in r.stderr
+    assert sorted(os.listdir(tmp_path / "array")) == ["0001"]
+    assert sample_files(tmp_path / "array", 1) == sample_files(tmp_path / "local", 1)
+    assert sample_digest(tmp_path / "array", 1) == sample_digest(tmp_path / "local", 1)
+
+
 def test_script_outside_an_array_is_a_clear_error(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "SLURM_ARRAY_TASK_ID"}
     r = subprocess.run(["bash", str(REPO / "scripts" / "nsgen.sbatch")], env=env,
@@ -260,12 +282,57 @@ def test_mask_script_merge_role(tmp_path):
     assert r.returncode == 2 and "array task 2 has no scan" in r.stderr
 
 
+def _mask_command_ready() -> bool:
+    try:
+        from nsgen.io.mask_archive import append_mask, check_archive_writable  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _mask_command_ready(), reason="nsgen mask is not complete yet "
+                    "(nsgen.io.mask_archive.check_archive_writable missing)")
+def test_mask_script_tasks_then_merge_equal_direct_masks(tmp_path):
+    """mask.sbatch as tasks 0 and 1, then --merge: the archive of two direct nsgen mask runs."""
+    for name, seed in (("a.nxs", 1), ("b.nxs", 2)):
+        nsgen("make-scan", str(tmp_path / name), "--angles", "181", "--rows", "8",
+              "--columns", "64", "--seed", str(seed))
+    (tmp_path / "scans.txt").write_text("a.nxs\nb.nxs\n")
+    opts = ["--size", "40", "--min-stripe-length", "50", "--min-stripe-depth", "3",
+            "--min-stripe-width", "5"]
+    for scan in ("a.nxs", "b.nxs"):
+        nsgen("mask", "--h5", scan, "-a", "direct.npz", *opts, cwd=tmp_path)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    script = str(REPO / "scripts" / "mask.sbatch")
+    for task in ("1", "0", "1"):  # the second run of task 1 finds its part and does nothing
+        r = subprocess.run(["bash", script, "scans.txt", "masks.npz", *opts], cwd=tmp_path,
+                           env={**env, "SLURM_ARRAY_TASK_ID": task}, capture_output=True,
+                           text=True)
+        assert r.returncode == 0, r.stderr
+    assert "task 1 finished earlier, nothing to do" in r.stdout
+    assert sorted(os.listdir(tmp_path / "masks.parts")) == ["task-0000.npz", "task-0001.npz"]
+    r = subprocess.run(["bash", script, "--merge", "scans.txt", "masks.npz"], cwd=tmp_path,
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with np.load(tmp_path / "direct.npz") as d, np.load(tmp_path / "masks.npz") as m:
+        assert sorted(d.files) == sorted(m.files) == ["ma", "mb"]
+        for key in d.files:
+            assert np.array_equal(d[key], m[key])
+    assert not (tmp_path / "masks.parts").exists()
+
+
 # --------------------------------------------------------------------------- cluster
 
 def _controller_up() -> bool:
+    """sbatch/scontrol exist, their slurm.conf exists and the controller answers."""
     if shutil.which("sbatch") is None or shutil.which("scontrol") is None:
         return False
-    r = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+    if not Path(os.environ.get("SLURM_CONF") or "/etc/slurm/slurm.conf").is_file():
+        return False  # scontrol would retry for 60 s
+    try:
+        r = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return False
     return r.returncode == 0 and "is UP" in r.stdout
 
 
@@ -275,35 +342,55 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
-def slurm():
-    """A usable SLURM controller for the session (started here if needed, then stopped)."""
+def slurm(request):
+    """A usable SLURM controller for the session.
+
+    The cluster ``sbatch`` already reaches (a real one, or ``SLURM_CONF`` of a cluster
+    started by hand) is used and left alone. Otherwise, as root, a private
+    ``scripts/slurm-local.sh`` cluster is started in a new ``/tmp/nsgen-slurm-*``
+    directory on free ports (concurrent sessions do not meet) and stopped at the end;
+    the directory (daemon logs) is removed unless a test failed.
+    """
+    if _controller_up():
+        yield None
+        return
+    if os.geteuid() != 0:
+        _unavailable("sbatch reaches no SLURM controller and starting scripts/slurm-local.sh "
+                     "needs root")
+    if not (shutil.which("slurmctld") or shutil.which("apt-get")):
+        _unavailable("sbatch reaches no SLURM controller and there is no apt-get to install "
+                     "one for scripts/slurm-local.sh")
+    # munged wants every directory above its socket world-executable (pytest's are 0700)
+    root = Path(tempfile.mkdtemp(prefix="nsgen-slurm-"))
+    root.chmod(0o755)
+    settings = {"SLURM_LOCAL_ROOT": str(root), "SLURM_CONF": str(root / "etc" / "slurm.conf"),
+                "SLURM_LOCAL_CTLD_PORT": str(_free_port()),
+                "SLURM_LOCAL_SLURMD_PORT": str(_free_port())}
     with pytest.MonkeyPatch.context() as mp:
-        if _controller_up():
-            yield None  # a real cluster (or one started by hand): use it, leave it running
-            return
-        mp.setenv("SLURM_CONF", subprocess.run(
-            ["bash", str(SLURM_LOCAL), "env"], capture_output=True, text=True,
-            check=True).stdout.strip().split("=", 1)[1])
-        if _controller_up():  # slurm-local started by hand: use it, leave it running
-            yield None
-            return
-        if os.geteuid() != 0:
-            _unavailable("sbatch reaches no SLURM controller and starting "
-                         "scripts/slurm-local.sh needs root")
-        if not (shutil.which("slurmctld") or shutil.which("apt-get")):
-            _unavailable("sbatch reaches no SLURM controller and there is no apt-get to "
-                         "install one for scripts/slurm-local.sh")
+        for key, value in settings.items():
+            mp.setenv(key, value)
         t0 = time.monotonic()
         up = subprocess.run(["bash", str(SLURM_LOCAL), "up"], capture_output=True, text=True)
         try:
-            assert up.returncode == 0, f"slurm-local.sh up failed:\n{up.stderr}"
-            print(f"\n[slurm] local cluster up in {time.monotonic() - t0:.1f} s", file=sys.stderr)
-            yield SLURM_LOCAL
+            assert up.returncode == 0, f"scripts/slurm-local.sh up failed:\n{up.stderr}"
+            print(f"\n[slurm-local up in {time.monotonic() - t0:.1f} s, {root}]",
+                  file=sys.stderr)
+            yield root
         finally:
             down = subprocess.run(["bash", str(SLURM_LOCAL), "down"], capture_output=True,
                                   text=True)
-            assert down.returncode == 0, f"slurm-local.sh down failed:\n{down.stderr}"
+            assert down.returncode == 0, f"scripts/slurm-local.sh down failed:\n{down.stderr}"
+            if request.session.testsfailed:
+                print(f"\n[slurm-local logs kept in {root / 'log'}]", file=sys.stderr)
+            else:
+                shutil.rmtree(root, ignore_errors=True)
 
 
 def job_records(job: str) -> dict[int, dict[str, str]]:
@@ -339,17 +426,17 @@ def test_array_of_4_on_slurm_is_byte_identical_to_a_local_run(slurm, tmp_path, l
     job, r = submit("--config", "small.ini", "--samples", "4", *SBATCH_SMALL, "--wait",
                     cwd=tmp_path)
     root = tmp_path / "data"
-    assert f"nsgen: array job {job}: every task completed" in r.stderr
+    assert f"nsgen: array job {job}: all 4 tasks completed" in r.stderr
     assert sorted(os.listdir(root)) == [".slurm", "0000", "0001", "0002", "0003"]
     for s in range(4):
         assert sample_files(root, s) == sample_files(local_small, s)
         assert sample_digest(root, s) == sample_digest(local_small, s)
         log = (root / ".slurm" / f"nsgen-{job}_{s}.log").read_text()
+        assert f"nsgen.sbatch: task {job}_{s} " in log and ", cpus 1, " in log
         assert f"nsgen: array task {s} -> sample {s:04d} (start 0 + task {s})" in log
     states = job_records(job)
     assert sorted(states) == [0, 1, 2, 3]
-    assert {f["JobState"] for f in states.values()} == {"COMPLETED"}
-    assert {f["CPUs/Task"] for f in states.values()} == {"1"}
+    assert {(f["JobState"], f["ExitCode"]) for f in states.values()} == {("COMPLETED", "0:0")}
     scripts = sorted((root / ".slurm").glob("nsgen-*.sbatch"))
     assert len(scripts) == 1 and "#SBATCH --array=0-3" in scripts[0].read_text()
 
@@ -376,9 +463,12 @@ def test_requeued_task_completes_its_sample(slurm, tmp_path):
     job, _ = submit("--config", "slow.ini", "--samples", "1", "--cpus-per-task=2",
                     "--job-name=nsgen-requeue", cwd=tmp_path)
     sample = tmp_path / "data" / "0000"
+    log = tmp_path / "data" / ".slurm" / f"nsgen-{job}_0.log"
     deadline = time.monotonic() + 120
     while not any(sample.rglob("*.tif")):
-        assert time.monotonic() < deadline, "the task wrote no TIFF in 120 s"
+        assert time.monotonic() < deadline, \
+            f"the task wrote no TIFF in 120 s; {job_records(job)}; log: " \
+            f"{log.read_text() if log.exists() else '(none)'}"
         time.sleep(0.1)
     assert not (sample / "manifest.json").exists()
     task = f"{job}_0"
@@ -393,7 +483,7 @@ def test_requeued_task_completes_its_sample(slurm, tmp_path):
     wait_gone(job, timeout=180)
     record = job_records(job)[0]
     assert (record["JobState"], record["Restarts"]) == ("COMPLETED", "1")
-    log = (tmp_path / "data" / ".slurm" / f"nsgen-{job}_0.log").read_text()
+    log = log.read_text()
     assert "DUE TO JOB REQUEUE" in log
     assert log.count("nsgen: array task 0 -> sample 0000 (start 0 + task 0)") == 2
     assert "restart 1" in log and "finished earlier" not in log

@@ -474,7 +474,7 @@ def _series_order_statistic(series: np.ndarray, size: int) -> np.ndarray:
 
 
 def _vertical_order_statistic(r3: np.ndarray, size: int) -> np.ndarray:
-    """SCIENCE B §5.2 step 4 on a (k, j, i) array: exact, cost independent of the window."""
+    """SCIENCE B §5.2 step 4 on a (k, j, i) array: exact, ``O(log w)`` per value."""
     out = np.empty_like(r3)
     for j in range(r3.shape[1]):
         series = np.ascontiguousarray(r3[:, j, :].T)
@@ -605,8 +605,7 @@ def _fill_passes(m: np.ndarray, width: int) -> np.ndarray:
 def _merge_passes(
     m: np.ndarray, length: int, depth: int, width: int, sensitivity_perc: float
 ) -> np.ndarray:
-    """SCIENCE B §5.2 STRIPES_MERGE passes 2-5 on a boolean mask (modified copy returned)."""
-    m = np.array(m, dtype=bool, copy=True)
+    """SCIENCE B §5.2 STRIPES_MERGE passes 2-5 on a bool mask, in place (returned)."""
     _clean_passes(m, length, depth, sensitivity_perc)
     return _fill_passes(m, width)
 
@@ -822,7 +821,9 @@ def detect_stripe_mask_rows(
         ``(start, stop)``: volume rows of the mask to return.
     n_rows_total : int
         Number of detector rows of the whole volume.
-    size, radius, threshold, min_stripe_length, min_stripe_depth, min_stripe_width, sensitivity_perc
+    size, radius, threshold
+        See :func:`detect_stripe_mask`.
+    min_stripe_length, min_stripe_depth, min_stripe_width, sensitivity_perc
         See :func:`detect_stripe_mask`.
     return_weights : bool
         Also return the exact weights :func:`stripe_weights` of those rows (slower).

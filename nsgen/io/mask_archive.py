@@ -1,0 +1,542 @@
+"""The ``.npz`` stripe-mask archive: lazy read of one key, atomic append.
+
+Format (compatible with ``np.savez_compressed`` and ``np.load``): a zip file whose members
+are ``<key>.npy`` (ZIP_DEFLATED, written with ``np.lib.format.write_array``). A mask is
+stored as uint8 0/1 at full resolution, axes (angles, detector rows, detector columns), under
+``m<scan file stem>`` (see :func:`mask_key`); optional weights as float32 under
+``<key>_weights``. ``np.load(path)[key]`` reads it.
+
+Appending never rewrites existing entries: their zip members (local header, compressed data,
+data descriptor) are copied byte for byte into a new archive written beside the old one
+(hidden temporary name in the same directory), which then replaces it with ``os.replace``.
+An interrupted append leaves the old archive untouched (after a hard kill, a stale
+``.<name>.*.tmp`` file may remain next to it; it is safe to delete).
+
+Reading: :func:`read_mask` loads one key (other members are never decompressed);
+:func:`check_mask` validates a key's shape and dtype from its ``.npy`` header alone;
+:func:`read_mask_flags` streams one mask and reduces it block of detector rows by block,
+without ever holding the whole mask. :func:`check_archive_writable` runs the checks of
+:func:`append_mask` up front, before a long detection.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import secrets
+import shutil
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from nsgen.errors import NsgenError
+
+__all__ = [
+    "WEIGHTS_SUFFIX",
+    "append_mask",
+    "check_archive_writable",
+    "check_mask",
+    "mask_key",
+    "read_mask",
+    "read_mask_flags",
+]
+
+WEIGHTS_SUFFIX = "_weights"
+
+# Fixed member timestamp: identical content gives an identical archive.
+_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+_LOCAL_HEADER = b"PK\x03\x04"
+_DESCRIPTOR_SIG = b"PK\x07\x08"
+_COPY_BLOCK = 16 << 20
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def mask_key(scan_path: str | os.PathLike[str]) -> str:
+    """Archive key of the mask of a scan: ``'m' + file stem``.
+
+    Examples
+    --------
+    >>> mask_key("/dls/i12/data/119617.nxs")
+    'm119617'
+    """
+    return "m" + Path(scan_path).stem
+
+
+def _mask_keys(names: list[str]) -> list[str]:
+    keys = [n[: -len(".npy")] if n.endswith(".npy") else n for n in names]
+    return sorted(k for k in keys if not k.endswith(WEIGHTS_SUFFIX))
+
+
+def read_mask(archive_path: str | os.PathLike[str], key: str) -> np.ndarray:
+    """Load one mask from the archive (only that member is read and decompressed).
+
+    Parameters
+    ----------
+    archive_path : path
+        The ``.npz`` archive.
+    key : str
+        Entry name, e.g. ``mask_key(scan)``.
+
+    Returns
+    -------
+    ndarray
+        The stored array (uint8 0/1, (angles, detector rows, detector columns) when written
+        by :func:`append_mask`).
+
+    Raises
+    ------
+    NsgenError
+        The file is missing, is not a zip/npz archive, is corrupt, or has no such key
+        (the message lists the keys it has).
+    """
+    path = Path(archive_path)
+    if not path.is_file():
+        raise NsgenError(
+            f"mask archive {path} does not exist; create it with `nsgen mask` "
+            f"or give the path of an existing archive"
+        )
+    if not zipfile.is_zipfile(path):
+        raise NsgenError(
+            f"{path} is not a mask archive (.npz zip file); give the archive written by "
+            f"`nsgen mask`"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if key not in npz.files:
+                have = ", ".join(_mask_keys(list(npz.files))) or "no masks"
+                raise NsgenError(
+                    f"mask archive {path} has no key {key!r} (it holds: {have}); "
+                    f"create it with `nsgen mask` on the scan it belongs to"
+                )
+            return npz[key]
+    except NsgenError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
+        raise NsgenError(
+            f"mask archive {path} is unreadable ({_one_line(exc)}); regenerate the mask "
+            f"with `nsgen mask`"
+        ) from None
+
+
+def _open_member(zf: zipfile.ZipFile, path: Path, key: str) -> zipfile.ZipInfo:
+    names = zf.namelist()
+    if key + ".npy" not in names:
+        have = ", ".join(_mask_keys(names)) or "no masks"
+        raise NsgenError(
+            f"mask archive {path} has no key {key!r} (it holds: {have}); "
+            f"create it with `nsgen mask` on the scan it belongs to"
+        )
+    return zf.getinfo(key + ".npy")
+
+
+def _npy_header(fh) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(fh)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(fh)
+    raise ValueError(f"unsupported .npy format version {version}")
+
+
+def _checked_zip(path: Path) -> zipfile.ZipFile:
+    if not path.is_file():
+        raise NsgenError(
+            f"mask archive {path} does not exist; create it with `nsgen mask` "
+            f"or give the path of an existing archive"
+        )
+    if not zipfile.is_zipfile(path):
+        raise NsgenError(
+            f"{path} is not a mask archive (.npz zip file); give the archive written by "
+            f"`nsgen mask`"
+        )
+    return zipfile.ZipFile(path)
+
+
+def _check_header(path: Path, key: str, header, shape: tuple[int, ...]) -> None:
+    got, _, dtype = header
+    if tuple(got) != tuple(shape):
+        raise NsgenError(
+            f"mask {key!r} in {path} has shape {tuple(got)} but the scan is {tuple(shape)} "
+            f"(angles, rows, columns); regenerate it with `nsgen mask` on this scan"
+        )
+    if dtype not in (np.dtype(np.uint8), np.dtype(np.bool_)):
+        raise NsgenError(
+            f"mask {key!r} in {path} has dtype {dtype}, not uint8 0/1; regenerate it with "
+            f"`nsgen mask`"
+        )
+
+
+def check_mask(
+    archive_path: str | os.PathLike[str], key: str, shape: tuple[int, int, int]
+) -> None:
+    """Check that the archive holds ``key`` as a uint8/bool mask of ``shape``.
+
+    Only the member's ``.npy`` header is decompressed.
+
+    Parameters
+    ----------
+    archive_path : path
+    key : str
+    shape : (int, int, int)
+        Expected (angles, detector rows, detector columns): the scan's full resolution.
+
+    Raises
+    ------
+    NsgenError
+        Missing/unreadable archive, missing key, other shape or dtype.
+    """
+    path = Path(archive_path)
+    try:
+        with _checked_zip(path) as zf:
+            info = _open_member(zf, path, key)
+            with zf.open(info) as fh:
+                header = _npy_header(fh)
+    except NsgenError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
+        raise NsgenError(
+            f"mask archive {path} is unreadable ({_one_line(exc)}); regenerate the mask "
+            f"with `nsgen mask`"
+        ) from None
+    _check_header(path, key, header, shape)
+
+
+# Bytes of unpacked mask handed to the callback of read_mask_flags at a time.
+_FLAGS_BLOCK_BYTES = 256 << 20
+
+
+def read_mask_flags(
+    archive_path: str | os.PathLike[str],
+    key: str,
+    shape: tuple[int, int, int],
+    reduce: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Stream a mask from the archive and reduce it block of detector rows by block.
+
+    The member is decompressed once, one angle at a time, into a bit-packed copy (1/8 of
+    the mask), which is then unpacked a block of rows at a time. Peak memory is about
+    ``mask bytes / 8 + 256 MB``, never the whole mask.
+
+    Parameters
+    ----------
+    archive_path : path
+    key : str
+    shape : (int, int, int)
+        Expected (angles, detector rows, detector columns).
+    reduce : callable
+        ``reduce(block) -> array`` with ``block`` a uint8 0/1 ``(angles, rows_in_block,
+        columns)`` array and a result whose first axis is ``rows_in_block``.
+
+    Returns
+    -------
+    ndarray
+        The results concatenated along axis 0 (one entry per detector row).
+
+    Raises
+    ------
+    NsgenError
+        As :func:`check_mask`, or the member is truncated/corrupt.
+    """
+    path = Path(archive_path)
+    n_k, n_j, n_i = (int(v) for v in shape)
+    try:
+        with _checked_zip(path) as zf:
+            info = _open_member(zf, path, key)
+            with zf.open(info) as fh:
+                header = _npy_header(fh)
+                _check_header(path, key, header, shape)
+                if header[1]:  # Fortran order (not written by nsgen): read it whole
+                    packed = None
+                    with zf.open(info) as again:
+                        whole = np.lib.format.read_array(again, allow_pickle=False)
+                    whole = whole.view(np.uint8)
+                else:
+                    packed = np.empty((n_k, n_j, (n_i + 7) // 8), dtype=np.uint8)
+                    slab = bytearray(n_j * n_i)
+                    view = memoryview(slab)
+                    for k in range(n_k):
+                        got = 0
+                        while got < len(slab):
+                            n = fh.readinto(view[got:])
+                            if not n:
+                                raise EOFError(f"member {key}.npy is truncated")
+                            got += n
+                        a = np.frombuffer(slab, dtype=np.uint8).reshape(n_j, n_i)
+                        packed[k] = np.packbits(a != 0, axis=1)
+    except NsgenError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
+        raise NsgenError(
+            f"mask archive {path} is unreadable ({_one_line(exc)}); regenerate the mask "
+            f"with `nsgen mask`"
+        ) from None
+    step = max(1, _FLAGS_BLOCK_BYTES // max(1, n_k * n_i))
+    out = []
+    for j0 in range(0, n_j, step):
+        j1 = min(n_j, j0 + step)
+        if packed is None:
+            block = np.ascontiguousarray(whole[:, j0:j1])
+        else:
+            block = np.unpackbits(packed[:, j0:j1], axis=2, count=n_i)
+        out.append(reduce(block))
+    return np.concatenate(out, axis=0)
+
+
+def _as_mask(mask: np.ndarray) -> np.ndarray:
+    """uint8 0/1 view or copy of a bool or integer 0/1 3D mask (no copy for bool/uint8)."""
+    m = np.asanyarray(mask)
+    if m.ndim != 3:
+        raise ValueError(
+            f"mask must be 3D (angles, detector rows, detector columns); got shape {m.shape}"
+        )
+    if m.dtype == np.bool_:
+        return m.view(np.uint8)
+    if m.dtype.kind not in "iu":
+        raise ValueError(f"mask must be bool or integer 0/1; got dtype {m.dtype}")
+    if m.size and ((m.dtype.kind == "i" and m.min() < 0) or m.max() > 1):
+        raise ValueError("mask values must be 0 or 1")
+    return m if m.dtype == np.uint8 else m.astype(np.uint8)
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not key:
+        raise NsgenError(f"mask key must be a non-empty string; got {key!r}")
+    if any(ch in key for ch in "/\\\0") or key in (".", ".."):
+        raise NsgenError(
+            f"mask key {key!r} contains a path separator; use a plain name like m119617"
+        )
+    if key.endswith(WEIGHTS_SUFFIX):
+        raise NsgenError(
+            f"mask key {key!r} ends in {WEIGHTS_SUFFIX!r}, which marks weights entries; "
+            f"choose another key"
+        )
+
+
+def _member_span(src, info: zipfile.ZipInfo) -> int:
+    """Length in bytes of a member's local header + data (+ data descriptor)."""
+    src.seek(info.header_offset)
+    head = src.read(30)
+    if len(head) != 30 or head[:4] != _LOCAL_HEADER:
+        raise zipfile.BadZipFile(f"bad local header for member {info.filename!r}")
+    flags, = struct.unpack("<H", head[6:8])
+    name_len, extra_len = struct.unpack("<HH", head[26:30])
+    span = 30 + name_len + extra_len + info.compress_size
+    if flags & 0x08:  # sizes in a data descriptor after the data
+        src.seek(info.header_offset + 30 + name_len)
+        extra = src.read(extra_len)
+        zip64 = False
+        while len(extra) >= 4:
+            hid, size = struct.unpack("<HH", extra[:4])
+            zip64 |= hid == 1
+            extra = extra[4 + size :]
+        src.seek(info.header_offset + span)
+        sig = src.read(4) == _DESCRIPTOR_SIG
+        span += (4 if sig else 0) + 4 + (16 if zip64 else 8)
+    return span
+
+
+def _copy_member_raw(src, info: zipfile.ZipInfo, zout: zipfile.ZipFile) -> None:
+    """Append an existing member to ``zout`` byte for byte (no decompression).
+
+    Uses the writer's bookkeeping attributes (``fp``, ``filelist``, ``NameToInfo``,
+    ``start_dir``), stable across CPython 3.x, as the standard library offers no raw copy.
+    """
+    span = _member_span(src, info)
+    offset = zout.fp.tell()
+    src.seek(info.header_offset)
+    left = span
+    while left:
+        block = src.read(min(left, _COPY_BLOCK))
+        if not block:
+            raise zipfile.BadZipFile(f"member {info.filename!r} is truncated")
+        zout.fp.write(block)
+        left -= len(block)
+    new = copy.copy(info)
+    new.header_offset = offset
+    zout.filelist.append(new)
+    zout.NameToInfo[new.filename] = new
+    zout.start_dir = zout.fp.tell()
+    zout._didModify = True
+
+
+def _write_entry(zout: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
+    """Write ``array`` as member ``name`` exactly like ``np.savez_compressed`` does."""
+    info = zipfile.ZipInfo(name, date_time=_DATE_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with zout.open(info, mode="w", force_zip64=True) as fh:
+        np.lib.format.write_array(fh, np.asanyarray(array), allow_pickle=False)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _kept_members(path: Path, key: str, overwrite: bool) -> list[zipfile.ZipInfo]:
+    """Members of an existing archive that an append of ``key`` keeps (checks included)."""
+    _check_key(key)
+    if not path.exists():
+        return []
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        raise NsgenError(
+            f"{path} exists but is not a mask archive (.npz zip file); choose another "
+            f"archive path"
+        )
+    try:
+        with zipfile.ZipFile(path) as zin:
+            members = zin.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise NsgenError(
+            f"mask archive {path} is unreadable ({_one_line(exc)}); choose another "
+            f"archive path"
+        ) from None
+    replaced = {key + ".npy", key + WEIGHTS_SUFFIX + ".npy"}
+    if not overwrite and any(i.filename in replaced for i in members):
+        raise NsgenError(
+            f"mask archive {path} already holds {key!r}; choose another key or "
+            f"overwrite it explicitly"
+        )
+    return [i for i in members if i.filename not in replaced]
+
+
+def check_archive_writable(
+    archive_path: str | os.PathLike[str],
+    key: str,
+    weights: bool = False,
+    overwrite: bool = False,
+) -> None:
+    """Check, before any long computation, that :func:`append_mask` will accept ``key``.
+
+    Parameters
+    ----------
+    archive_path : path
+        The archive (may not exist yet; its directory is created by :func:`append_mask`).
+    key : str
+    weights : bool
+        Whether weights will be stored too (``<key>_weights`` is replaced along with the
+        key either way).
+    overwrite : bool
+
+    Raises
+    ------
+    NsgenError
+        Bad key; the path exists but is not a readable zip archive; the key (or its weights)
+        is already there and ``overwrite`` is false; the directory is not writable.
+    """
+    path = Path(archive_path)
+    _kept_members(path, key, overwrite)
+    directory = path.parent if str(path.parent) else Path(".")
+    existing = next((d for d in (directory, *directory.parents) if d.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise NsgenError(
+            f"cannot write the mask archive {path}: {existing} is not writable; choose "
+            f"another archive path"
+        )
+
+
+def append_mask(
+    archive_path: str | os.PathLike[str],
+    key: str,
+    mask: np.ndarray,
+    weights: np.ndarray | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Add a mask (and optionally its weights) to an archive, creating it if needed.
+
+    Parameters
+    ----------
+    archive_path : path
+        The ``.npz`` archive (it and its directory are created if missing).
+    key : str
+        Entry name, by convention ``mask_key(scan)``; must not end in ``'_weights'``.
+    mask : ndarray, shape (n_angles, n_rows, n_cols)
+        bool or integer 0/1, stored as uint8. May be an ``np.memmap``: it is streamed.
+    weights : ndarray, optional
+        Same shape, stored as float32 under ``key + '_weights'``.
+    overwrite : bool
+        Replace an existing ``key`` (its old weights entry is dropped too).
+
+    Raises
+    ------
+    NsgenError
+        The key exists and ``overwrite`` is false; the path exists but is not a readable
+        zip archive; bad key; writing failed (e.g. disk full).
+    ValueError
+        Mask not 3D or not 0/1; weights of another shape.
+
+    Notes
+    -----
+    The new archive is built beside the old one under a hidden temporary name: existing
+    members are copied byte for byte, then the new ones are compressed in; the file is
+    flushed to disk and renamed over the old archive (``os.replace``). On any error the
+    temporary file is removed and the old archive is left as it was.
+    """
+    path = Path(archive_path)
+    _check_key(key)
+    m = _as_mask(mask)
+    entries: list[tuple[str, np.ndarray]] = [(key + ".npy", m)]
+    if weights is not None:
+        w = np.asanyarray(weights)
+        if w.shape != m.shape:
+            raise ValueError(f"weights shape {w.shape} differs from mask shape {m.shape}")
+        entries.append((key + WEIGHTS_SUFFIX + ".npy", w.astype(np.float32, copy=False)))
+    old = _kept_members(path, key, overwrite)
+
+    directory = path.parent if str(path.parent) else Path(".")
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            with zipfile.ZipFile(
+                fh, mode="w", compression=zipfile.ZIP_DEFLATED, allowZip64=True
+            ) as zout:
+                if old:
+                    try:
+                        with open(path, "rb") as src:
+                            for info in old:
+                                _copy_member_raw(src, info, zout)
+                    except zipfile.BadZipFile as exc:
+                        raise NsgenError(
+                            f"mask archive {path} is unreadable ({_one_line(exc)}); "
+                            f"choose another archive path"
+                        ) from None
+                for name, array in entries:
+                    _write_entry(zout, name, array)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if path.exists():
+            shutil.copymode(path, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        _discard(tmp)
+        raise NsgenError(
+            f"cannot write the mask archive {path} ({_one_line(exc)}); free some space or "
+            f"choose another archive path"
+        ) from None
+    except BaseException:
+        _discard(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def _discard(tmp: Path) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
