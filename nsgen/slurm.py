@@ -68,7 +68,7 @@ _STATIC_HEADER = """\
 _SUBMIT_HEADER = """\
 # Written by `nsgen submit` ({when}); docs/slurm.md.
 # Submitted as: {command}
-# Array task i generates sample {start} + i ({first:04d}..{last:04d}){scans}.
+# Array task i generates sample {start} + i ({start:04d}..{last:04d}){scans}.
 # Resubmit tasks (finished samples are skipped): sbatch --array=<ids> {script}
 """
 
@@ -89,7 +89,7 @@ if [ -z "$task" ]; then
     exit 2
 fi
 echo "nsgen.sbatch: task ${SLURM_ARRAY_JOB_ID:-?}_$task (job ${SLURM_JOB_ID:-?}) on" \
-     "$(hostname), restart ${SLURM_RESTART_COUNT:-0}, cpus" \
+     "${SLURMD_NODENAME:-$HOSTNAME}, restart ${SLURM_RESTART_COUNT:-0}, cpus" \
      "${SLURM_CPUS_PER_TASK:-${SLURM_CPUS_ON_NODE:-?}}, $(date '+%F %T')"
 scan=()
 if [ -n "$SCAN_LIST" ]; then
@@ -159,7 +159,8 @@ class Submission:
 
 
 def _is_array_option(arg: str) -> bool:
-    return arg in ("-a", "--array") or arg.startswith("--array=") or \
+    """``--array``, ``--array=...``, ``-a`` or ``-a...`` (sbatch's array option)."""
+    return arg == "--array" or arg.startswith("--array=") or \
         (arg.startswith("-a") and not arg.startswith("--"))
 
 
@@ -188,7 +189,7 @@ def batch_script(sub: Submission, script: Path, scan_file: Path | None) -> str:
                  "set -- " + " ".join(shlex.quote(a) for a in args) + ' "$@"']
     header = _SUBMIT_HEADER.format(
         when=time.strftime("%Y-%m-%d %H:%M:%S"),
-        command=shlex.join(sub.sbatch_command(script)), start=sub.start, first=sub.start,
+        command=shlex.join(sub.sbatch_command(script)), start=sub.start,
         last=sub.start + sub.samples - 1, script=script,
         scans=f"; task i reads scan i of {scan_file}" if scan_file else "")
     return _render(header, directives, "\n".join(settings))
@@ -216,7 +217,9 @@ Submit a SLURM array of N tasks; task i generates sample start + i of the run
 
 
 @dataclass
-class _Args:
+class SubmitArgs:
+    """``nsgen submit``'s arguments: its own options, sbatch's and nsgen's."""
+
     config: str | None = None
     samples: int | None = None
     scan_list: str | None = None
@@ -227,14 +230,14 @@ class _Args:
     nsgen: list[str] = field(default_factory=list)
 
 
-def parse_submit_args(argv: Sequence[str]) -> _Args:
+def parse_submit_args(argv: Sequence[str]) -> SubmitArgs:
     """Split ``nsgen submit`` arguments into its own, sbatch's and nsgen's.
 
     Only long options are nsgen's own (``-c``, ``-N``, ``-o``, ``-p`` mean other things
     to sbatch); everything else before ``--`` is passed to sbatch unchanged.
     """
     argv = list(argv)
-    out = _Args()
+    out = SubmitArgs()
     if "--" in argv:
         i = argv.index("--")
         argv, out.nsgen = argv[:i], argv[i + 1:]
@@ -281,7 +284,7 @@ def read_scan_list(path: Path) -> list[str]:
     return scans
 
 
-def plan_submission(args: _Args, cwd: Path | None = None,
+def plan_submission(args: SubmitArgs, cwd: Path | None = None,
                     env: dict[str, str] | None = None) -> Submission:
     """Validate a submission as ``nsgen`` would validate each task; write nothing.
 
@@ -307,8 +310,8 @@ def plan_submission(args: _Args, cwd: Path | None = None,
             raise NsgenError(f"--samples {args.samples} does not match the {len(scans)} scans "
                              f"of {args.scan_list}; drop --samples (one task per scan)")
     probe = ["--hdf-root", scans[0]] if scans else []
-    first = parse_config([*base, *args.nsgen, *probe], env=env)
-    samples = len(scans) or args.samples or first.samples
+    samples = len(scans) or args.samples or parse_config([*base, *args.nsgen, *probe],
+                                                         env=env).samples
     nsgen_args = [*base, "--samples", str(samples), *args.nsgen]
     config_ = parse_config([*nsgen_args, *probe], env=env)
     if scans and config_.mode not in REAL_MODES:
@@ -430,6 +433,10 @@ def submit(sub: Submission, *, dry_run: bool = False, wait: bool = False) -> int
     if not wait:
         return 0
     states = wait_for_array(job_id)
+    if not states:
+        print(f"nsgen: error: array job {job_id} ended but SLURM no longer lists its tasks; "
+              f"check sacct -j {job_id} and {logs}", file=sys.stderr)
+        return 1
     bad = [f"task {t} {s} (exit {e})" for t, (s, e) in sorted(states.items())
            if (s, e) != ("COMPLETED", "0:0")]
     if not bad:

@@ -28,8 +28,8 @@ def complex_reference(tmp_path_factory):
 def test_complex_layout_and_names_follow_the_seed(complex_reference):
     root = complex_reference
     assert sorted(os.listdir(root)) == ["0000", "0001"]
-    assert sorted(os.listdir(root / "0000")) == ["clean", "manifest.json", "shift00", "shift01",
-                                                 "shift02"]
+    assert sorted(os.listdir(root / "0000")) == ["clean", "manifest.json", "preview.png",
+                                                 "shift00", "shift01", "shift02"]
     assert sorted(os.listdir(root / "0000" / "clean")) == \
         [f"0000_clean_{v:04d}.tif" for v in range(32)]
     assert sorted(os.listdir(root / "0001" / "shift02")) == \
@@ -40,15 +40,16 @@ def test_complex_layout_and_names_follow_the_seed(complex_reference):
 
 def test_no_scratch_or_temporary_files_remain(complex_reference):
     files = all_files(complex_reference)
-    assert all(f.endswith(".tif") or f.endswith("manifest.json") for f in files), files
-    assert len(files) == 2 * (32 * 4 + 1)
+    assert all(f.endswith((".tif", "manifest.json", "preview.png")) for f in files), files
+    assert len(files) == 2 * (32 * 4 + 2)
 
 
 def test_start_and_samples_number_directories(tmp_path):
     nsgen("-m", "simple", "-N", "16", "-o", "3", "-r", str(tmp_path), "-S", "2",
           "--start", "5")
     assert sorted(os.listdir(tmp_path)) == ["0005", "0006"]
-    assert sorted(os.listdir(tmp_path / "0005")) == ["clean", "manifest.json", "stripe"]
+    assert sorted(os.listdir(tmp_path / "0005")) == ["clean", "manifest.json", "preview.png",
+                                                     "stripe"]
     assert sorted(os.listdir(tmp_path / "0006" / "stripe"))[-1] == "0006_stripe_0015.tif"
 
 

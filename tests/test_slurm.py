@@ -1,11 +1,12 @@
 """SLURM array jobs: submit path, batch scripts, and runs on a real SLURM cluster.
 
 The cluster tests use a real single-node SLURM on localhost: when ``sbatch`` cannot
-reach a controller and we are root, the session fixture starts one with
-``scripts/slurm-local.sh up`` (munge, slurmctld, slurmd from Debian packages) and stops
-it with ``down`` at the end of the session, also when tests fail. They skip, with the
-reason, only when that is impossible (not root and no cluster, no apt-get to install
-SLURM); under CI (``CI=true``) that is a failure instead, so CI cannot skip them.
+reach a controller and we are root, the session fixture starts a private one with
+``scripts/slurm-local.sh up`` (installs munge, slurmctld, slurmd from Debian packages if
+missing) and stops it with ``down`` at the end of the session, also when tests fail.
+They skip, with the reason, only when that is impossible (not root and no cluster, no
+apt-get to install SLURM); under CI (``CI=true``) that is a failure instead, so CI
+cannot skip them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import pytest
 
 from helpers import all_files, nsgen, tree_digest
 from nsgen.errors import NsgenError
-from nsgen.slurm import SBATCH_MISSING, merge_mask_archives, static_script
+from nsgen.slurm import (SBATCH_MISSING, merge_mask_archives, parse_submit_args,
+                         static_script)
 
 REPO = Path(__file__).resolve().parents[1]
 SLURM_LOCAL = REPO / "scripts" / "slurm-local.sh"
@@ -96,6 +98,26 @@ def test_dry_run_prints_the_script_and_writes_nothing(tmp_path):
     assert re.search(r"would write \S+/data/\.slurm/nsgen-\d{8}-\d{6}\.sbatch and run: "
                      r"sbatch --parsable --array=0-3 --partition=debug -c 1 ", r.stderr)
     assert sorted(os.listdir(tmp_path)) == ["small.ini"]
+
+
+def test_arguments_split_into_submit_sbatch_and_nsgen():
+    a = parse_submit_args(["--config=x.ini", "-c", "2", "--samples", "5", "-p", "short",
+                           "--wait", "--array=0-4%2", "--", "-c", "y.ini", "--seed", "1"])
+    assert (a.config, a.samples, a.wait, a.dry_run) == ("x.ini", 5, True, False)
+    assert a.sbatch == ["-c", "2", "-p", "short", "--array=0-4%2"]
+    assert a.nsgen == ["-c", "y.ini", "--seed", "1"]
+    with pytest.raises(NsgenError, match="--config needs a value"):
+        parse_submit_args(["--config"])
+
+
+def test_own_array_replaces_the_default_one(tmp_path):
+    """--array=... of the user (throttle, rerun some tasks) is the one submitted."""
+    write_ini(tmp_path / "small.ini", "data", **SMALL)
+    r = nsgen("submit", "--config", "small.ini", "--samples", "4", "-a", "1,3%1", "--dry-run",
+              cwd=tmp_path)
+    directives = re.findall(r"^#SBATCH (.*)$", r.stdout, re.M)
+    assert directives[-1] == "-a 1,3%1" and "--array=0-3" in directives  # the later wins
+    assert re.search(r"run: sbatch --parsable -a 1,3%1 \S+\.sbatch$", r.stderr.strip())
 
 
 def test_samples_default_to_the_config(tmp_path):
