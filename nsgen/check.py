@@ -403,8 +403,8 @@ def format_report(report: CheckReport, out: TextIO | None = None) -> None:
 
 def main(argv: Sequence[str]) -> int:
     """``nsgen check ROOT [--workers N]``: exit 0 when sound, 1 with problems."""
-    from nsgen.config import _OneLineParser
-    p = _OneLineParser(prog="nsgen check",
+    from nsgen.config import OneLineParser
+    p = OneLineParser(prog="nsgen check",
                        description="Verify a generated dataset against its manifests.")
     p.add_argument("root", metavar="ROOT", help="dataset root (the --root of the run)")
     p.add_argument("--workers", type=int, default=None,

@@ -105,7 +105,7 @@ class Config:
         return out
 
 
-class _OneLineParser(configargparse.ArgumentParser):
+class OneLineParser(configargparse.ArgumentParser):
     """ArgumentParser whose errors are one line and exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -193,7 +193,7 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
 
 def build_parser(prog: str = "nsgen") -> configargparse.ArgumentParser:
     """The generation parser (``nsgen [--config FILE] [options]``)."""
-    p = _OneLineParser(
+    p = OneLineParser(
         prog=prog,
         description="Generate clean/stripe sinogram pairs for stripe-removal networks.",
         config_file_parser_class=configargparse.DefaultConfigFileParser,

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from nsgen.config import OneLineParser
 from nsgen.engine.pipeline import Engine, install_sigterm_handler
 from nsgen.engine.sizing import plan_sizing
 from nsgen.errors import NsgenError
@@ -26,14 +27,9 @@ from nsgen.modes.real import MASK_PARAMS, MAX_AUTO_CHUNK, MaskStage, ScanSource
 from nsgen.prep.stripe_detect import halo_rows
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise NsgenError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Options of ``nsgen mask`` (detection defaults are the seed's values)."""
-    p = _Parser(prog="nsgen mask", description="Detect stripes in a scan and append the mask "
+    p = OneLineParser(prog="nsgen mask", description="Detect stripes in a scan and append the mask "
                                                "to an .npz archive.")
     p.add_argument("--h5", required=True, help="the scan (NeXus/HDF5)")
     p.add_argument("--flats", help="file with flats (and darks): FILE or FILE:/dataset")

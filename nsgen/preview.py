@@ -301,8 +301,8 @@ def attach_preview(root: Path, manifest: dict[str, Any],
 
 
 def _parser() -> Any:
-    from nsgen.config import _OneLineParser
-    p = _OneLineParser(prog="nsgen preview",
+    from nsgen.config import OneLineParser
+    p = OneLineParser(prog="nsgen preview",
                        description="Draw a PNG contact sheet of input/target pairs of one "
                                    "sample (clean | stripe | difference [| mask]).")
     p.add_argument("root", metavar="ROOT", help="dataset root (the --root of the run)")

@@ -212,9 +212,3 @@ def generate(config: Config, on_sample: Callable[[int, Path], None] | None = Non
         if outer is not None:
             outer.close()
     return done
-
-
-def iter_manifests(root: Path) -> Iterator[dict[str, Any]]:
-    """Every sample manifest below ``root``, in sample order."""
-    for p in sorted(Path(root).glob(f"[0-9][0-9][0-9][0-9]/{MANIFEST}")):
-        yield json.loads(p.read_text())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nsgen.sim.stripes import PAIRED, PATCH, SIMPLE, StripeParams, add_stripes
+from nsgen.sim.stripes import stripe_count, PAIRED, PATCH, SIMPLE, StripeParams, add_stripes
 
 P, DH = 40, 100
 
@@ -138,10 +138,14 @@ def test_stripe_count_truncates() -> None:
         for s in range(50)
     }
     assert counts <= {0, 1} and 1 in counts
-    # fewer columns than one stripe -> untouched copy
+    # fewer columns than one stripe: still one stripe (a pair without stripes teaches
+    # nothing), unless its column falls on the edge where it is dropped
     small = np.ones((5, 50), dtype=np.float32)
-    out = add_stripes(small, _gen(0), StripeParams(1.0, 0, 0.3, "full", 0.0))
-    assert np.array_equal(out, small) and out is not small
+    counts = {np.count_nonzero((add_stripes(small, _gen(s), StripeParams(1.0, 0, 0.3, "full",
+                                                                         0.0)) != small).any(0))
+              for s in range(30)}
+    assert counts <= {0, 1} and 1 in counts
+    assert stripe_count(50, 1.0) == 1 and stripe_count(362, 1.2) == 4
 
 
 def test_default_vmax_is_sinogram_max() -> None:

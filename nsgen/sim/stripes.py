@@ -35,7 +35,7 @@ class StripeParams:
     ----------
     percentage : float
         Stripes per sinogram as a percentage of the detector width:
-        ``n_s = int(Dh * percentage / 100)``. ``0 < percentage <= 100``.
+        ``n_s = max(1, int(Dh * percentage / 100))``. ``0 < percentage <= 100``.
     max_thickness : int
         Largest half thickness ``h``; a stripe is ``2h + 1`` columns wide with ``h`` drawn
         uniformly from ``0..max_thickness``. ``0 <= max_thickness <= 10``.
@@ -97,6 +97,21 @@ PAIRED = StripeParams(1.0, 2, 0.2, "mix", 0.005)
 PATCH = StripeParams(0.4, 6, 0.2, "full", 0.0)
 
 
+def stripe_count(n_columns: int, percentage: float) -> int:
+    """Stripes per sinogram: ``int(n_columns * percentage / 100)``, but at least one.
+
+    The reference truncates to zero for narrow sinograms (fewer than 84 columns in simple
+    mode, patches narrower than 250 columns in patch mode), which makes input and target
+    identical: a pair that teaches nothing. nsgen always adds at least one stripe.
+
+    Examples
+    --------
+    >>> stripe_count(362, 1.2), stripe_count(256, 0.4), stripe_count(64, 0.4)
+    (4, 1, 1)
+    """
+    return max(1, int(n_columns * percentage / 100.0))
+
+
 def add_stripes(
     sino: np.ndarray,
     rng: np.random.Generator,
@@ -105,7 +120,7 @@ def add_stripes(
 ) -> np.ndarray:
     """Return a copy of one sinogram with random stripes added.
 
-    For each of ``n_s = int(Dh * percentage / 100)`` stripes:
+    For each of ``n_s = max(1, int(Dh * percentage / 100))`` stripes (:func:`stripe_count`):
 
     1. column ``c`` uniform in ``0..Dh-1``, redrawn up to 20 times in total until the input's
        first-angle value at ``c`` is non-zero (the last draw is kept if all fail);
@@ -162,7 +177,7 @@ def add_stripes(
     if not math.isfinite(m):
         raise ValueError(f"vmax must be finite, got {m}")
 
-    n_stripes = int(n_cols * params.percentage / 100.0)
+    n_stripes = stripe_count(n_cols, params.percentage)
     first_row = sino[0]
     h_max = int(params.max_thickness)
     step = params.variability * m
