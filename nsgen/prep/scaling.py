@@ -23,6 +23,11 @@ class Bounds:
     @classmethod
     def of(cls, values: np.ndarray) -> "Bounds":
         """Bounds of the finite values of an array (``(0, 0)`` when there are none)."""
+        if values.size == 0:
+            return cls(0.0, 0.0)
+        lo, hi = float(values.min()), float(values.max())
+        if np.isfinite(lo) and np.isfinite(hi):   # no NaN or inf: no copy needed
+            return cls(lo, hi)
         finite = values[np.isfinite(values)]
         if finite.size == 0:
             return cls(0.0, 0.0)
