@@ -564,6 +564,78 @@ def _runs(indices: np.ndarray) -> list[tuple[int, int, int]]:
     return [(int(indices[a]), int(indices[b - 1]) + 1, int(a)) for a, b in zip(starts, stops)]
 
 
+class _DirectRows:
+    """Fast path for unfiltered datasets: read detector rows straight from the file.
+
+    HDF5 spends ~0.2 ms of bookkeeping per chunk on a partial-chunk hyperslab read, which
+    caps reading a few rows of every frame at a few hundred MB/s. When a 3D dataset is
+    stored without filters, either contiguously or in chunks spanning whole detector rows,
+    the bytes of rows ``r0..r1`` of frame ``a`` are one contiguous run in the file per row
+    chunk, so they can be read with ``os.preadv`` directly into the destination (the same
+    bytes HDF5 would return). Anything else (filters, partial-width chunks, virtual or
+    external storage, unallocated chunks) returns None from :meth:`of` and uses h5py.
+    """
+
+    def __init__(self, path: str, dtype: np.dtype, shape: tuple[int, ...],
+                 frame_chunk: int, row_chunk: int, offsets: dict[tuple[int, int], int]) -> None:
+        self.path, self.dtype, self.shape = path, dtype, shape
+        self.frame_chunk, self.row_chunk, self.offsets = frame_chunk, row_chunk, offsets
+        self._fd: int | None = None
+
+    @classmethod
+    def of(cls, dset: h5py.Dataset) -> "_DirectRows | None":
+        try:
+            if dset.ndim != 3 or dset.is_virtual or dset.external:
+                return None
+            dcpl = dset.id.get_create_plist()
+            if dcpl.get_nfilters() != 0:
+                return None
+            layout = dcpl.get_layout()
+            n_frames, n_rows, n_cols = dset.shape
+            path = os.path.abspath(dset.file.filename)
+            if layout == h5py.h5d.CONTIGUOUS:
+                off = dset.id.get_offset()
+                if off is None:
+                    return None
+                return cls(path, dset.dtype, dset.shape, n_frames, n_rows, {(0, 0): off})
+            if layout != h5py.h5d.CHUNKED or dset.chunks[2] != n_cols:
+                return None
+            cf, cr, _ = dset.chunks
+            offsets = {}
+            for i in range(dset.id.get_num_chunks()):
+                info = dset.id.get_chunk_info(i)
+                offsets[(info.chunk_offset[0], info.chunk_offset[1])] = info.byte_offset
+            need = -(-n_frames // cf) * -(-n_rows // cr)
+            if len(offsets) != need:      # unallocated chunks read as fill values: use HDF5
+                return None
+            return cls(path, dset.dtype, dset.shape, cf, cr, offsets)
+        except Exception:  # noqa: BLE001 - any doubt: the ordinary h5py path
+            return None
+
+    def read(self, frames: range, rows: slice, out: np.ndarray, first: int) -> None:
+        """Rows ``rows`` of ``frames`` into ``out[first:first + len(frames)]``."""
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        n_cols, item = self.shape[2], self.dtype.itemsize
+        cf, cr = self.frame_chunk, self.row_chunk
+        for k, a in enumerate(frames):
+            fa = a % cf
+            r = rows.start
+            while r < rows.stop:
+                r0 = r - r % cr
+                r_end = min(rows.stop, r0 + cr)
+                base = self.offsets[(a - fa, r0)]
+                pos = base + ((fa * cr + (r - r0)) * n_cols) * item
+                dest = out[first + k, r - rows.start:r_end - rows.start]
+                view = memoryview(dest).cast("B")
+                while view:
+                    n = os.preadv(self._fd, [view], pos)
+                    if n <= 0:
+                        raise OSError(f"{self.path} ends before frame {a} row {r}")
+                    view, pos = view[n:], pos + n
+                r = r_end
+
+
 class _Frames:
     """Some frames of one dataset (or an all-zero field)."""
 
@@ -588,8 +660,19 @@ class _Frames:
             ) from exc
 
     def read(self, rows: slice, out: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "_direct"):
+            self._direct = (_DirectRows.of(self.dataset) if self.dataset is not None
+                            and out.dtype == self.dataset.dtype and out.flags.c_contiguous
+                            else None)
         for start, stop, offset in self.runs:
             n = stop - start
+            if self._direct is not None:
+                try:
+                    self._direct.read(range(start, stop), rows, out, offset)
+                    continue
+                except OSError as exc:
+                    raise NsgenError(f"cannot read {self.label} ({_one_line(exc)}); the file "
+                                     f"may be truncated or damaged") from exc
             self._read(np.s_[start:stop, rows, :], out, np.s_[offset:offset + n])
         return out
 
