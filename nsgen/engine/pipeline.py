@@ -154,8 +154,33 @@ def _raise_terminated(signum: int, frame: Any) -> None:  # pragma: no cover - si
     raise _Terminated()
 
 
-def _attach(names: Sequence[str]) -> list[shared_memory.SharedMemory]:
-    return [shared_memory.SharedMemory(name=n) for n in names]
+_MADV_POPULATE_WRITE = 23   # Linux >= 5.14; not exported by Python's mmap module
+
+
+def _populate(seg: shared_memory.SharedMemory) -> None:
+    """Fault a segment's pages in with one call (page faults are costly in some sandboxes)."""
+    try:
+        seg._mmap.madvise(_MADV_POPULATE_WRITE)  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        pass
+
+
+class _Attached:
+    """A child's mappings of the run's segments, kept while their names stay in use."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, shared_memory.SharedMemory] = {}
+
+    def use(self, names: Sequence[str]) -> list[shared_memory.SharedMemory]:
+        for name in list(self.by_name):
+            if name not in names:
+                self.by_name.pop(name).close()
+        for name in names:
+            if name not in self.by_name:
+                seg = shared_memory.SharedMemory(name=name)
+                _populate(seg)
+                self.by_name[name] = seg
+        return [self.by_name[n] for n in names]
 
 
 def _describe(exc: BaseException) -> str:
@@ -189,6 +214,7 @@ def _worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) -
     who = f"worker {ident}"
     stage: Stage | None = None
     stage_id = -1
+    attached = _Attached()
     segments: list[shared_memory.SharedMemory] = []
     chunks: Sequence[Chunk] = ()
     while True:
@@ -208,11 +234,9 @@ def _worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) -
         if kind == "stop":
             return
         if kind == "stage":
-            for s in segments:
-                s.close()
             stage_id, stage, names = msg[1], msg[2], msg[3]
             try:
-                segments = _attach(names)
+                segments = attached.use(names)
                 chunks = list(stage.chunks())
             except BaseException as exc:  # noqa: BLE001 - reported to the main process
                 _send_error(results, who, exc)
@@ -238,16 +262,14 @@ def _reader_main(control: Any, data: Any, free: Any, results: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     parent = mp.parent_process()
-    segments: list[shared_memory.SharedMemory] = []
+    attached = _Attached()
     while True:
         msg = _get(control, parent)
         if msg[0] == "stop":
             return
         _, sid, stage, names = msg
-        for s in segments:
-            s.close()
         try:
-            segments = _attach(names)
+            segments = attached.use(names)
             for chunk in stage.chunks():
                 slot = _get(free, parent)
                 arr = slot_views(segments[slot].buf, stage.slot_spec(chunk))
@@ -446,11 +468,7 @@ class Engine:
         sid = self._stage_counter
         size = max([1] + [slot_bytes(stage.slot_spec(c)) for c in chunks])
         n_slots = max(1, min(slots, len(chunks) or 1))
-        self._release()
-        for k in range(n_slots):
-            name = f"{SHM_PREFIX}{os.getpid()}-{sid}-{k}"
-            self._segments.append(shared_memory.SharedMemory(name=name, create=True, size=size))
-        names = [s.name for s in self._segments]
+        names = self._slots(n_slots, size, sid)
         try:
             for c in self._controls[1:]:
                 c.put(("stage", sid, stage, names))
@@ -490,8 +508,24 @@ class Engine:
         except BaseException:
             self.close(abort=True)
             raise
-        self._release()
         return [values[c.index] for c in chunks]
+
+    def _slots(self, n_slots: int, size: int, sid: int) -> list[str]:
+        """Names of ``n_slots`` segments of at least ``size`` bytes.
+
+        Segments are kept for the whole run and reused by later stages that fit in them
+        (creating and faulting in fresh shared memory is costly); they are replaced only
+        when a stage needs more or larger slots.
+        """
+        have = self._segments
+        if len(have) < n_slots or min(seg.size for seg in have[:n_slots]) < size:
+            self._release()
+            for k in range(n_slots):
+                name = f"{SHM_PREFIX}{os.getpid()}-{sid}-{k}"
+                seg = shared_memory.SharedMemory(name=name, create=True, size=size)
+                _populate(seg)
+                self._segments.append(seg)
+        return [seg.name for seg in self._segments[:n_slots]]
 
 
 def install_sigterm_handler() -> None:

@@ -22,6 +22,9 @@ from nsgen.errors import NsgenError
 DEFAULT_MEMORY_SHARE = 0.75
 #: memory a process of the run takes before it holds any data (interpreter, numpy, h5py)
 PROCESS_OVERHEAD = 80 * 2**20
+#: automatic chunks stay near this many bytes per slot: large enough to amortise per-chunk
+#: costs, small enough that first-touch of worker buffers and cache misses stay cheap
+TARGET_SLOT_BYTES = 64 * 2**20
 
 
 def _positive_int(env: Mapping[str, str], key: str) -> int | None:
@@ -194,7 +197,8 @@ def plan_sizing(*, n_rows: int, row_bytes: int, work_factor: float,
                              f"--workers")
         # enough chunks to keep every worker busy, not more than memory allows
         balanced = math.ceil(n_rows / (4 * n_workers))
-        rows = max(1, min(fit, balanced if n_rows > 4 * n_workers else n_rows))
+        rows = max(1, min(fit, balanced if n_rows > 4 * n_workers else n_rows,
+                          max(1, TARGET_SLOT_BYTES // max(1, row_bytes))))
         if max_chunk_rows:
             rows = min(rows, max_chunk_rows)
         chunk_rows = min(rows, n_rows)
