@@ -39,11 +39,15 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run_nsgen(args: list[str]) -> tuple[float, int, str]:
-    """Run nsgen; return wall seconds, peak tree RSS and stderr."""
+GENERATION_FLAGS = ("-v", "--no-progress", "--no-preview")
+
+
+def run_nsgen(args: list[str], extra: tuple[str, ...] = GENERATION_FLAGS
+              ) -> tuple[float, int, str]:
+    """Run ``nsgen ARGS EXTRA``; return wall seconds, peak tree RSS and stderr."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "nsgen", *args, "-v", "--no-progress",
-                             "--no-preview"], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "nsgen", *args, *extra],
+                            stderr=subprocess.PIPE, text=True)
     ps = psutil.Process(proc.pid)
     peak = [0]
 

@@ -6,8 +6,9 @@ import os
 
 import pytest
 
-from nsgen.engine.sizing import (allocated_cores, available_memory, cgroup_memory_limit,
-                                 plan_sizing, usable_cores)
+from nsgen.engine.sizing import (TARGET_SLOT_BYTES, allocated_cores, available_memory,
+                                  cgroup_memory_limit,
+                                  plan_sizing, usable_cores)
 from nsgen.errors import NsgenError
 
 AFFINITY = len(os.sched_getaffinity(0))
@@ -88,14 +89,19 @@ def test_cgroup_v1_memory_hierarchy(tmp_path):
 
 def test_auto_chunking_fits_the_memory_limit():
     row = 10 * 2**20
-    s = plan_sizing(n_rows=2160, row_bytes=row, work_factor=3, workers=2,
-                    memory_limit=2 * 2**30, max_chunk_rows=243, env={})
-    in_flight = row * s.chunk_rows * (s.slots + s.workers * 3) + (s.workers + 2) * 80 * 2**20
-    assert 1 <= s.chunk_rows <= 243 and in_flight <= 2 * 2**30
+    small = plan_sizing(n_rows=2160, row_bytes=row, work_factor=3, workers=2,
+                        memory_limit=600 * 2**20, max_chunk_rows=243, env={})
+    in_flight = (row * small.chunk_rows * (small.slots + small.workers * 3)
+                 + (small.workers + 2) * 80 * 2**20)
+    assert 1 <= small.chunk_rows and in_flight <= 600 * 2**20
+    # plenty of memory: chunks stay near TARGET_SLOT_BYTES (cheap first touch, many chunks)
     big = plan_sizing(n_rows=2160, row_bytes=row, work_factor=3, workers=2,
                       memory_limit=64 * 2**30, max_chunk_rows=243, env={})
-    assert big.chunk_rows > s.chunk_rows
-
+    assert big.chunk_rows == TARGET_SLOT_BYTES // row > small.chunk_rows
+    # few rows: every worker still gets chunks
+    few = plan_sizing(n_rows=16, row_bytes=1000, work_factor=3, workers=2,
+                      memory_limit=2**30, env={})
+    assert few.chunk_rows == 2
 
 def test_too_small_limit_is_a_clear_error():
     with pytest.raises(NsgenError, match="cannot hold one chunk of one row"):
