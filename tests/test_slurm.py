@@ -501,6 +501,9 @@ def test_requeued_task_completes_its_sample(slurm, tmp_path):
                          text=True).stdout.strip() != "PENDING":
         assert time.monotonic() < deadline, "the requeued task never became PENDING"
         time.sleep(0.2)
+    # slurmd refuses to relaunch a job id it killed moments ago ("Job N already killed,
+    # do not launch batch job" -> FAILED): let it finish the kill's clean-up first
+    time.sleep(5)
     subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)
     wait_gone(job, timeout=180)
     record = job_records(job)[0]
