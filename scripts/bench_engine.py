@@ -5,11 +5,11 @@
    scan writer (cached under --cache). The floor is reading its projection frames once with
    h5py, in the same run; then ``nsgen -m raw`` (normalise, anti-aliased downsample, two
    passes, TIFFs) runs on it with ``--memory-limit``. Printed: medians, the ratio
-   raw/floor (target <= 1.5) and the peak RSS of the whole process tree against the limit.
+   raw/floor (target <= 1.5) and the peak PSS of the whole process tree against the limit.
    When the page cache can be dropped (root, /proc/sys/vm/drop_caches writable) both are
    also measured cold.
 2. Scaling: a compute-bound mode (complex, N=256) with --workers 1 and 2 (target >= 1.7x).
-3. Memory: peak RSS of raw mode at ROWS and 4 x ROWS rows (should not grow).
+3. Memory: peak PSS of raw mode at ROWS and 4 x ROWS rows (should not grow).
 
     python scripts/bench_engine.py [--rows 256] [--repeats 3] [--memory-limit 4GB]
 """
@@ -104,12 +104,12 @@ def main() -> None:
         make_scan(scan, a.rows, a.columns, a.angles)
         floor, run, peak = bench_raw(scan, a.repeats, a.memory_limit, cold=False)
         print(f"  warm cache: h5py read {floor:.2f} s, nsgen raw {run:.2f} s -> ratio "
-              f"{run / floor:.2f} (target <= 1.5); peak RSS {peak / 2**20:.0f} MiB of "
+              f"{run / floor:.2f} (target <= 1.5); peak PSS {peak / 2**20:.0f} MiB of "
               f"{limit / 2**20:.0f} MiB limit")
         if drop_caches():
             floor, run, peak = bench_raw(scan, a.repeats, a.memory_limit, cold=True)
             print(f"  cold cache: h5py read {floor:.2f} s, nsgen raw {run:.2f} s -> ratio "
-                  f"{run / floor:.2f} (target <= 1.5); peak RSS {peak / 2**20:.0f} MiB")
+                  f"{run / floor:.2f} (target <= 1.5); peak PSS {peak / 2**20:.0f} MiB")
         else:
             print("  (page cache cannot be dropped here: cold-cache figures skipped)")
     if "scaling" not in a.skip:
@@ -124,7 +124,7 @@ def main() -> None:
         print(f"  1 worker {walls[1]:.2f} s, 2 workers {walls[2]:.2f} s -> speed-up "
               f"{walls[1] / walls[2]:.2f}x (target >= 1.7x)")
     if "memory" not in a.skip:
-        print(f"3. memory: raw mode peak RSS at {a.rows // 4} and {a.rows} rows "
+        print(f"3. memory: raw mode peak PSS at {a.rows // 4} and {a.rows} rows "
               f"(1801 x rows x 2560)")
         peaks = {}
         for rows in (a.rows // 4, a.rows):
@@ -135,7 +135,7 @@ def main() -> None:
                                                "-r", d, "--memory-limit", a.memory_limit,
                                                "-C", "16"])
         r0, r1 = sorted(peaks)
-        print(f"  peak RSS {peaks[r0] / 2**20:.0f} MiB at {r0} rows, {peaks[r1] / 2**20:.0f} MiB "
+        print(f"  peak PSS {peaks[r0] / 2**20:.0f} MiB at {r0} rows, {peaks[r1] / 2**20:.0f} MiB "
               f"at {r1} rows -> ratio {peaks[r1] / peaks[r0]:.2f} (should stay ~1)")
 
 

@@ -5,7 +5,7 @@ A scan of 1801 x ROWS x 2560 uint16 is made once with the project's scan writer 
 under --cache, shared with bench_engine.py). Printed: the median time to read its
 projections once with h5py (the floor), the median wall time of ``nsgen mask`` with the
 seed's parameters (size 250, radius 3, threshold 0.63, length 600, depth 30, width 22,
-sensitivity 85), their ratio (target < 5), and the peak RSS of the whole process tree
+sensitivity 85), their ratio (target < 5), and the peak PSS of the whole process tree
 against ``--memory-limit``. The reference needs 2-5 hours per scan.
 
     python scripts/bench_mask.py [--rows 256] [--repeats 2] [--memory-limit 4GB]
@@ -54,7 +54,7 @@ def main() -> None:
           f"(runs: {', '.join(f'{w:.1f}' for w in walls)})")
     print(f"  ratio mask/read {wall / floor:.1f} (target < 5); per detector row "
           f"{wall / a.rows:.2f} s")
-    print(f"  peak RSS of the process tree {max(peaks) / 2**20:.0f} MiB of "
+    print(f"  peak PSS of the process tree {max(peaks) / 2**20:.0f} MiB of "
           f"{parse_bytes(a.memory_limit) / 2**20:.0f} MiB limit")
 
 

@@ -29,13 +29,21 @@ from nsgen.io.tiff import write_tiff
 
 
 def tree_rss(proc: psutil.Process) -> int:
-    """Resident memory of a process and all its descendants."""
+    """Memory of a process and all its descendants: the sum of their PSS.
+
+    PSS (proportional set size) splits shared pages between the processes that map
+    them, so shared-memory slots mapped by the main process, the reader and every worker
+    count once (a plain RSS sum counts them once per process).
+    """
     total = 0
     for p in [proc, *proc.children(recursive=True)]:
         try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
+            total += p.memory_full_info().pss
+        except (psutil.Error, AttributeError):
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
     return total
 
 
@@ -54,7 +62,7 @@ def run_nsgen(args: list[str], extra: tuple[str, ...] = GENERATION_FLAGS
     def sample() -> None:
         while proc.poll() is None:
             peak[0] = max(peak[0], tree_rss(ps))
-            time.sleep(0.05)
+            time.sleep(0.1)
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
@@ -112,7 +120,7 @@ def main() -> None:
         print(f"  stages (last run): " + ", ".join(f"{k} {v:.2f} s" for k, v in stages[-1].items()))
         print(f"  floor: writing {n_files} TIFFs from one process {floor:.2f} s; "
               f"ratio run/floor {med / floor:.1f}")
-        print(f"  peak RSS of the process tree {max(peaks) / 2**20:.0f} MiB")
+        print(f"  peak memory (PSS) of the process tree {max(peaks) / 2**20:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -30,8 +29,8 @@ from nsgen.modes.synthetic import SpillStage, check, objects_record, phantom, pr
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
-from nsgen.sim.flats import (beam_profile, complex_projections, defect_maps, flat_fields,
-                             neg_log, temporal_responses)
+from nsgen.sim.flats import (beam_profile, defect_maps, defect_pixels, flat_fields, neg_log,
+                             temporal_responses)
 from nsgen.sim.noise import photon_counts
 from nsgen.sim.projection import Geometry
 
@@ -94,8 +93,13 @@ class ComplexStage(SpillStage):
     write: bool = False
     label: str = "statistics"
 
-    def volumes(self, chunk: Chunk, p3: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
-        """Yield ``(name, sinograms)`` for the clean target and every shift."""
+    def clean_and_defects(self, chunk: Chunk, p3: np.ndarray
+                          ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        """The clean ``-log`` sinograms of the chunk and, per shift, its defect pixels.
+
+        Shift ``i`` equals the clean volume except at rows ``r``, columns ``c`` where it
+        takes ``values`` (:func:`~nsgen.sim.flats.defect_pixels`).
+        """
         m = self.model
         assert m is not None
         rows = np.arange(chunk.start, chunk.stop)
@@ -106,23 +110,32 @@ class ComplexStage(SpillStage):
             counts = photon_counts(expected, generator(self.seed, "photons", self.sample, v))
             tau[k] = counts / (m.i0 * m.profile[v])[None, :]
         n_rows = m.profile.shape[0]
-        clean = neg_log(tau)
-        yield "clean", clean
+        shifts = []
         for i, o in enumerate(m.offsets):
             src = (rows - o) % n_rows   # np.roll by o: row r comes from r - o
-            yield f"shift{i:02d}", complex_projections(tau, m.flat_mean[src], m.maps[:, src],
-                                                       m.sigma[i], m.eps[i], DELTA,
-                                                       N_VARIATIONS, clean)
+            shifts.append(defect_pixels(tau, m.flat_mean[src], m.maps[:, src], m.sigma[i],
+                                        m.eps[i], DELTA, N_VARIATIONS))
+        return neg_log(tau), shifts
 
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
+        clean, shifts = self.clean_and_defects(chunk, data)
         if not self.write:
-            return WorkResult({name: Bounds.of(vol) for name, vol in self.volumes(chunk, data)})
+            # every value of every volume is a clean value or a defect value
+            bounds = Bounds.of(clean)
+            for _, _, values in shifts:
+                bounds = bounds.union(Bounds.of(values)) if values.size else bounds
+            return WorkResult(bounds)
         files = nbytes = 0
         tag = f"{self.sample:04d}"
-        for name, vol in self.volumes(chunk, data):
+        clean_u16 = to_uint16(clean, self.bounds)
+        volumes = [("clean", clean_u16)]
+        for i, (r, c, values) in enumerate(shifts):
+            u = clean_u16.copy()
+            u[r, :, c] = to_uint16(values, self.bounds)
+            volumes.append((f"shift{i:02d}", u))
+        for name, vol in volumes:
             for k, v in enumerate(range(chunk.start, chunk.stop)):
-                nbytes += write_tiff(self.out / name / f"{tag}_{name}_{v:04d}.tif",
-                                     to_uint16(vol[k], self.bounds))
+                nbytes += write_tiff(self.out / name / f"{tag}_{name}_{v:04d}.tif", vol[k])
                 files += 1
         return WorkResult(None, files, nbytes)
 
@@ -143,8 +156,7 @@ def run_sample(run: SampleRun) -> SampleRecord:
     per_chunk = run.run(ComplexStage(spill, sizing.chunk_rows, **common), sizing)
     bounds = EMPTY
     for chunk_bounds in per_chunk:
-        for b in chunk_bounds.values():
-            bounds = bounds.union(b)
+        bounds = bounds.union(chunk_bounds)
     run.log(f"[{run.tag}] shared scale: -log values {bounds.lo:.5g} .. {bounds.hi:.5g}")
     names = ["clean"] + [f"shift{i:02d}" for i in range(cfg.shifts)]
     for name in names:

@@ -459,6 +459,45 @@ def complex_projections(
     >>> np.argwhere((noisy != clean).any(axis=1)).tolist()
     [[1, 2]]
     """
+    if clean is None:
+        clean = neg_log(tau)
+    elif np.shape(clean) != np.shape(tau):
+        raise ValueError(f"clean must have the shape of tau {np.shape(tau)}, got "
+                         f"{np.shape(clean)}")
+    out = np.array(clean, dtype=np.float32, copy=True)
+    r, c, values = defect_pixels(tau, flat_mean_rel, maps, sigma_p, eps_p, delta,
+                                 n_variations)
+    out[r, :, c] = values
+    return out
+
+
+def defect_pixels(
+    tau: np.ndarray,
+    flat_mean_rel: np.ndarray,
+    maps: np.ndarray,
+    sigma_p: np.ndarray,
+    eps_p: np.ndarray,
+    delta: float,
+    n_variations: int = 3,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The detector pixels a defect changes, and their ``-log`` values at every angle.
+
+    A shifted input of the complex mode is the clean target ``neg_log(tau)`` except on the
+    pixels under the (rolled) defect maps; this returns just those: rows ``r``, columns
+    ``c`` (``k`` pixels) and ``values`` of shape ``(k, P)`` (float32), so that
+    ``complex_projections(...)[r, :, c] == values``. The defects are a few small blobs, so
+    this is far cheaper than a whole volume.
+
+    Parameters and errors are those of :func:`complex_projections` (without ``clean``).
+
+    Examples
+    --------
+    >>> maps = np.zeros((3, 2, 4)); maps[0, 1, 2] = 1.0
+    >>> r, c, v = defect_pixels(np.full((2, 5, 4), 0.5), np.ones((2, 4)), maps,
+    ...                         np.ones(5), np.ones(5), 0.1)
+    >>> r.tolist(), c.tolist(), v.shape
+    ([1], [2], (1, 5))
+    """
     tau = np.asarray(tau)
     fbar = np.asarray(flat_mean_rel, dtype=np.float64)
     if tau.ndim != 3:
@@ -472,23 +511,16 @@ def complex_projections(
     if np.size(sigma_p) != n_angles:
         raise ValueError(f"temporal responses need {n_angles} angles, got {np.size(sigma_p)}")
     nv = min(max(int(n_variations), 0), 3)
-    if clean is None:
-        clean = neg_log(tau)
-    elif clean.shape != tau.shape:
-        raise ValueError(f"clean must have the shape of tau {tau.shape}, got {clean.shape}")
-    out = np.array(clean, dtype=np.float32, copy=True)
+    none = (np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros((0, n_angles), np.float32))
     if delta == 0 or nv == 0:
-        return out
+        return none
     if not (np.isfinite(fbar).all() and fbar.min() > 0):
         raise ValueError("flat_mean_rel must be positive and finite")
-    # the defects are a few small blobs: only their detector pixels change
     r, c = np.nonzero((maps[:nv] != 0).any(axis=0))
     if r.size == 0:
-        return out
-    f = fbar[r, c]
+        return none
     term = _defect_term(maps[:nv, r, c][:, None, :], sigma_p, eps_p, delta, nv)[0]  # (P, k)
-    out[r, :, c] = neg_log(tau[r, :, c] + (term / f).T)
-    return out
+    return r, c, neg_log(tau[r, :, c] + (term / fbar[r, c]).T)
 
 
 def neg_log(tau: np.ndarray) -> np.ndarray:
