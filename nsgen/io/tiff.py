@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import tifffile
@@ -42,6 +43,15 @@ def write_tiff(path: Path, image: np.ndarray) -> int:
         tmp.unlink(missing_ok=True)
         raise
     return size
+
+
+def write_tiffs(items: Iterable[tuple[Path, np.ndarray]]) -> tuple[int, int]:
+    """Write ``(path, uint16 image)`` pairs with :func:`write_tiff`; return (files, bytes)."""
+    files = nbytes = 0
+    for path, image in items:
+        nbytes += write_tiff(path, image)
+        files += 1
+    return files, nbytes
 
 
 def read_tiff(path: Path) -> np.ndarray:

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from nsgen.engine.pipeline import Chunk, WorkResult
-from nsgen.io.tiff import write_tiff
-from nsgen.modes.synthetic import SpillStage, check, objects_record, phantom, project_sample
+from nsgen.io.tiff import write_tiffs
+from nsgen.modes.synthetic import SpillStage, check, objects_record, project_sample
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
@@ -125,7 +125,6 @@ class ComplexStage(SpillStage):
             for _, _, values in shifts:
                 bounds = bounds.union(Bounds.of(values)) if values.size else bounds
             return WorkResult(bounds)
-        files = nbytes = 0
         tag = f"{self.sample:04d}"
         clean_u16 = to_uint16(clean, self.bounds)
         volumes = [("clean", clean_u16)]
@@ -133,21 +132,17 @@ class ComplexStage(SpillStage):
             u = clean_u16.copy()
             u[r, :, c] = to_uint16(values, self.bounds)
             volumes.append((f"shift{i:02d}", u))
-        for name, vol in volumes:
-            for k, v in enumerate(range(chunk.start, chunk.stop)):
-                nbytes += write_tiff(self.out / name / f"{tag}_{name}_{v:04d}.tif", vol[k])
-                files += 1
-        return WorkResult(None, files, nbytes)
+        return WorkResult(None, *write_tiffs(
+            (self.out / name / f"{tag}_{name}_{v:04d}.tif", vol[k])
+            for name, vol in volumes for k, v in enumerate(range(chunk.start, chunk.stop))))
 
 
 def run_sample(run: SampleRun) -> SampleRecord:
     """Generate one complex-mode sample."""
     cfg = run.config
-    geometry = Geometry.for_size(cfg.size)
-    objects = phantom(cfg, run.sample)
-    run.log(f"[{run.tag}] phantom: {len(objects)} objects; projection {geometry.shape}")
-    spill, sizing, (_, pmax) = project_sample(run, objects, geometry,
-                                              work_factor=8 + 2 * cfg.shifts)
+    done = project_sample(run, work_factor=8 + 2 * cfg.shifts)
+    geometry, objects, spill, sizing, pmax = (done.geometry, done.objects, done.spill,
+                                              done.sizing, done.hi)
     if not pmax > 0:
         raise RuntimeError("the phantom projects to zero everywhere")
     model = DetectorModel.simulate(cfg.seed, run.sample, geometry, cfg.shifts, cfg.shiftstep,

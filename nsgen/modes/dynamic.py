@@ -19,9 +19,9 @@ from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
-from nsgen.io.tiff import write_tiff
+from nsgen.io.tiff import write_tiffs
 from nsgen.modes.real import (OUT_SHAPE, ScanSource, ScanStage, check_scans, file_record,
-                              interior_bounds, run_shifts, sizing_for, union)
+                              keep, run_shifts, sizing_for, union)
 from nsgen.modes.synthetic import SpillStage
 from nsgen.prep.resize import downsample
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
@@ -68,9 +68,7 @@ class FrameStage(ScanStage):
         small = np.empty((chunk.rows, len(self.frames), *OUT_SHAPE), np.float32)
         for f, (a0, a1) in enumerate(self.frames):
             small[:, f] = downsample(sinos[:, a0:a1], OUT_SHAPE)
-        assert self.spill is not None
-        self.spill.write_rows(chunk.start, small)
-        return WorkResult(interior_bounds(chunk, small, self.shape[1]))
+        return keep(self.spill, chunk, small, self.shape[1])
 
 
 @dataclass
@@ -83,13 +81,9 @@ class WriteStage(SpillStage):
     label: str = "write"
 
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
-        nbytes = files = 0
-        for k, v in enumerate(range(chunk.start, chunk.stop)):
-            for f in range(data.shape[1]):
-                nbytes += write_tiff(self.out / f"{self.tag}_frame{f:02d}_{v:04d}.tif",
-                                     to_uint16(data[k, f], self.bounds))
-                files += 1
-        return WorkResult(None, files, nbytes)
+        return WorkResult(None, *write_tiffs(
+            (self.out / f"{self.tag}_frame{f:02d}_{v:04d}.tif", to_uint16(data[k, f], self.bounds))
+            for k, v in enumerate(range(chunk.start, chunk.stop)) for f in range(data.shape[1])))
 
 
 def plan_scan(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],

@@ -19,10 +19,11 @@ import numpy as np
 from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
-from nsgen.io.tiff import write_tiff
-from nsgen.modes.real import (check_mask_source, OUT_SHAPE, ScanSource, ScanStage, artefact_records, check_scans,
-                              interior_bounds, make_artefact_dirs, run_shifts, shift_flags,
-                              sizing_for, synthetic_stripes, union)
+from nsgen.io.tiff import write_tiffs
+from nsgen.modes.real import (OUT_SHAPE, ScanSource, ScanStage, artefact_images,
+                              artefact_records, check_mask_source, check_scans, keep,
+                              make_artefact_dirs, run_shifts, shift_flags, sizing_for,
+                              synthetic_stripes, union)
 from nsgen.modes.synthetic import SpillStage
 from nsgen.prep.resize import downsample
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
@@ -58,9 +59,7 @@ class PairStage(ScanStage):
             if not self.flags[v]:
                 rng = generator(self.seed, "stripes", self.sample, self.shift, v)
                 out[k, 1] = synthetic_stripes(small[k], rng, PAIRED)
-        assert self.spill is not None
-        self.spill.write_rows(chunk.start, out)
-        return WorkResult(interior_bounds(chunk, out, self.shape[1]))
+        return keep(self.spill, chunk, out, self.shape[1])
 
 
 @dataclass
@@ -74,18 +73,10 @@ class WriteStage(SpillStage):
     label: str = "write"
 
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
-        nbytes = files = 0
-        for k, v in enumerate(range(chunk.start, chunk.stop)):
-            name = f"{self.prefix}_{v:04d}.tif"
-            if self.flags[v]:
-                todo = [("real_artifacts/stripe", data[k, 0])]
-            else:
-                todo = [("fake_artifacts/clean", data[k, 0]),
-                        ("fake_artifacts/stripe", data[k, 1])]
-            for sub, img in todo:
-                nbytes += write_tiff(self.out / sub / name, to_uint16(img, self.bounds))
-                files += 1
-        return WorkResult(None, files, nbytes)
+        return WorkResult(None, *write_tiffs(
+            (self.out / sub / f"{self.prefix}_{v:04d}.tif", to_uint16(img, self.bounds))
+            for k, v in enumerate(range(chunk.start, chunk.stop))
+            for sub, img in artefact_images(bool(self.flags[v]), data[k, 0], data[k, 1])))
 
 
 def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],

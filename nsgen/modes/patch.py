@@ -20,10 +20,10 @@ import numpy as np
 from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
-from nsgen.io.tiff import write_tiff
-from nsgen.modes.real import (check_mask_source, ScanSource, ScanStage, artefact_records, check_scans,
-                              interior, make_artefact_dirs, run_shifts, shift_flags,
-                              sizing_for, synthetic_stripes, union)
+from nsgen.io.tiff import write_tiffs
+from nsgen.modes.real import (ScanSource, ScanStage, artefact_images, artefact_records,
+                              check_mask_source, check_scans, interior, make_artefact_dirs,
+                              run_shifts, shift_flags, sizing_for, synthetic_stripes, union)
 from nsgen.prep.patches import crop_to_multiple, split_patches
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
@@ -80,16 +80,12 @@ class PatchStage(ScanStage):
                         if stripe is not None:
                             b = b.union(Bounds.of(stripe))
             return WorkResult(b)
-        files = nbytes = 0
-        for k, v in enumerate(range(chunk.start, chunk.stop)):
-            for p, first, stripe in self.patches(v, sinos[k]):
-                name = f"{self.prefix}_{v:04d}_w{p:02d}.tif"
-                todo = ([("real_artifacts/stripe", first)] if stripe is None else
-                        [("fake_artifacts/clean", first), ("fake_artifacts/stripe", stripe)])
-                for sub, img in todo:
-                    nbytes += write_tiff(self.out / sub / name, to_uint16(img, self.bounds))
-                    files += 1
-        return WorkResult(None, files, nbytes)
+        bounds = self.bounds
+        return WorkResult(None, *write_tiffs(
+            (self.out / sub / f"{self.prefix}_{v:04d}_w{p:02d}.tif", to_uint16(img, bounds))
+            for k, v in enumerate(range(chunk.start, chunk.stop))
+            for p, first, stripe in self.patches(v, sinos[k])
+            for sub, img in artefact_images(stripe is None, first, stripe)))
 
 
 def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],

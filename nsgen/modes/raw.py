@@ -14,9 +14,9 @@ import numpy as np
 from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
-from nsgen.io.tiff import write_tiff
+from nsgen.io.tiff import write_tiffs
 from nsgen.modes.real import (OUT_SHAPE, ScanSource, ScanStage, check_scans, file_record,
-                              interior_bounds, run_shifts, sizing_for, union)
+                              keep, run_shifts, sizing_for, union)
 from nsgen.modes.synthetic import SpillStage
 from nsgen.prep.resize import downsample
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
@@ -38,10 +38,7 @@ class DownsampleStage(ScanStage):
     label: str = "normalise+downsample"
 
     def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
-        small = downsample(sinos, OUT_SHAPE)
-        assert self.spill is not None
-        self.spill.write_rows(chunk.start, small)
-        return WorkResult(interior_bounds(chunk, small, self.shape[1]))
+        return keep(self.spill, chunk, downsample(sinos, OUT_SHAPE), self.shape[1])
 
 
 @dataclass
@@ -54,11 +51,9 @@ class WriteStage(SpillStage):
     label: str = "write"
 
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
-        nbytes = 0
-        for k, v in enumerate(range(chunk.start, chunk.stop)):
-            nbytes += write_tiff(self.out / f"{self.prefix}_{v:04d}.tif",
-                                 to_uint16(data[k], self.bounds))
-        return WorkResult(None, chunk.rows, nbytes)
+        return WorkResult(None, *write_tiffs(
+            (self.out / f"{self.prefix}_{v:04d}.tif", to_uint16(data[k], self.bounds))
+            for k, v in enumerate(range(chunk.start, chunk.stop))))
 
 
 def downsample_scan(run: SampleRun, unit: str, source: ScanSource, shape: tuple[int, int, int],

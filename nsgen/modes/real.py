@@ -98,6 +98,12 @@ def interior_bounds(chunk: Chunk, values: np.ndarray, n_rows: int) -> Bounds:
     return Bounds.of(values[lo - chunk.start:hi - chunk.start])
 
 
+def keep(spill: Any, chunk: Chunk, values: np.ndarray, n_rows: int) -> WorkResult:
+    """Pass one of a downsampling mode: keep a chunk's result for pass two, return bounds."""
+    spill.write_rows(chunk.start, values)
+    return WorkResult(interior_bounds(chunk, values, n_rows))
+
+
 def union(bounds: list[Bounds]) -> Bounds:
     """Union of per-chunk bounds (EMPTY when there are none)."""
     out = EMPTY
@@ -308,6 +314,14 @@ def make_artefact_dirs(sample_dir: Path) -> None:
     """The paired/patch layout of the seed (``real_artifacts/clean`` stays empty)."""
     for d in ARTEFACT_DIRS:
         (sample_dir / d).mkdir(parents=True, exist_ok=True)
+
+
+def artefact_images(real: bool, first: np.ndarray, stripe: np.ndarray | None
+                    ) -> list[tuple[str, np.ndarray]]:
+    """(subdirectory, image) of a real-artefact input, or of a fake pair's clean and stripe."""
+    if real:
+        return [("real_artifacts/stripe", first)]
+    return [("fake_artifacts/clean", first), ("fake_artifacts/stripe", stripe)]
 
 
 def artefact_records(tag: str, shift: int, index: int, name: str, real: bool,

@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from nsgen.engine.pipeline import Chunk, WorkResult
-from nsgen.io.tiff import write_tiff
-from nsgen.modes.synthetic import SpillStage, check, objects_record, phantom, project_sample
+from nsgen.io.tiff import write_tiffs
+from nsgen.modes.synthetic import SpillStage, check, objects_record, project_sample
 from nsgen.prep.scaling import Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
-from nsgen.sim.projection import Geometry
 from nsgen.sim.stripes import SIMPLE, add_stripes
 
 __all__ = ["check", "run_sample", "stripe_sinogram"]
@@ -47,25 +46,24 @@ class WriteStage(SpillStage):
         span = self.hi - self.lo
         x = (data - np.float32(self.lo)) / np.float32(span if span > 0 else 1.0)
         unit = Bounds(0.0, 1.0)
-        files = nbytes = 0
         tag = f"{self.sample:04d}"
-        for k, v in enumerate(range(chunk.start, chunk.stop)):
+
+        def images(k: int, v: int) -> list[tuple[Path, np.ndarray]]:
             stripe = stripe_sinogram(x[k], generator(self.seed, "stripes", self.sample, 0, v))
-            nbytes += write_tiff(self.out / "clean" / f"{tag}_clean_{v:04d}.tif",
-                                 to_uint16(x[k], unit))
-            nbytes += write_tiff(self.out / "stripe" / f"{tag}_stripe_{v:04d}.tif",
-                                 to_uint16(stripe, unit))
-            files += 2
-        return WorkResult(None, files, nbytes)
+            return [(self.out / "clean" / f"{tag}_clean_{v:04d}.tif", to_uint16(x[k], unit)),
+                    (self.out / "stripe" / f"{tag}_stripe_{v:04d}.tif",
+                     to_uint16(stripe, unit))]
+
+        return WorkResult(None, *write_tiffs(
+            item for k, v in enumerate(range(chunk.start, chunk.stop)) for item in images(k, v)))
 
 
 def run_sample(run: SampleRun) -> SampleRecord:
     """Generate one simple-mode sample."""
     cfg = run.config
-    geometry = Geometry.for_size(cfg.size)
-    objects = phantom(cfg, run.sample)
-    run.log(f"[{run.tag}] phantom: {len(objects)} objects; projection {geometry.shape}")
-    spill, sizing, (lo, hi) = project_sample(run, objects, geometry, work_factor=6)
+    done = project_sample(run, work_factor=6)
+    geometry, objects, spill, sizing, lo, hi = (done.geometry, done.objects, done.spill,
+                                                done.sizing, done.lo, done.hi)
     for sub in ("clean", "stripe"):
         (run.dir / sub).mkdir(parents=True, exist_ok=True)
     run.run(WriteStage(spill, sizing.chunk_rows, seed=cfg.seed, sample=run.sample, lo=lo,

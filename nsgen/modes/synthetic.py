@@ -69,15 +69,30 @@ class SpillStage(Stage):
         self.spill.read_rows(chunk.start, chunk.stop, out)
 
 
-def project_sample(run: Any, objects: np.ndarray, geometry: Geometry,
-                   work_factor: float) -> tuple[Spill, Any, tuple[float, float]]:
-    """Project a phantom into ``run.work/projection.f32``.
+@dataclass
+class Projected:
+    """A synthetic sample after its projection stage."""
 
-    Returns the scratch volume, the sizing used for all stages of the sample and
-    the global (min, max) of the projection.
+    geometry: Geometry
+    objects: np.ndarray
+    spill: Spill
+    sizing: Any
+    lo: float
+    hi: float
+
+
+def project_sample(run: Any, work_factor: float) -> Projected:
+    """Draw the sample's phantom and project it into ``run.work/projection.f32``.
+
+    Returns the geometry, the object list, the scratch volume, the sizing used for all
+    stages of the sample and the global (min, max) of the projection.
     """
+    geometry = Geometry.for_size(run.config.size)
+    objects = phantom(run.config, run.sample)
+    run.log(f"[{run.tag}] phantom: {len(objects)} objects; projection {geometry.shape}")
     row_bytes = geometry.n_angles * geometry.n_columns * 4
     sizing = run.sizing(n_rows=geometry.n_rows, row_bytes=row_bytes, work_factor=work_factor)
     spill = Spill.create(run.work / "projection.f32", geometry.shape)
     ranges = run.run(ProjectStage(objects, geometry, spill, sizing.chunk_rows), sizing)
-    return spill, sizing, (min(r[0] for r in ranges), max(r[1] for r in ranges))
+    return Projected(geometry, objects, spill, sizing, min(r[0] for r in ranges),
+                     max(r[1] for r in ranges))
