@@ -19,11 +19,12 @@ import numpy as np
 
 from nsgen.config import OneLineParser
 from nsgen.engine.pipeline import Engine, install_sigterm_handler
-from nsgen.engine.sizing import plan_sizing
+from nsgen.engine.sizing import plan_sizing, usable_cores
 from nsgen.errors import NsgenError
 from nsgen.io.nexus import ScanLayout, open_scan
 from nsgen.io.spill import Spill
-from nsgen.modes.real import MASK_PARAMS, MAX_AUTO_CHUNK, MaskStage, ScanSource
+from nsgen.modes.real import (MASK_PARAMS, MASK_WORK_FACTOR, MAX_AUTO_CHUNK, MaskStage,
+                              ScanSource)
 from nsgen.prep.stripe_detect import halo_rows
 
 
@@ -121,9 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     halo = halo_rows(params["size"], params["radius"], params["min_stripe_depth"],
                      params["min_stripe_width"])
     sizing = plan_sizing(n_rows=n_rows, row_bytes=row_bytes,
-                         work_factor=14 * 4 / np.dtype(dtype).itemsize, workers=a.workers,
-                         chunk_rows=a.chunk_size, memory_limit=memory,
-                         max_chunk_rows=MAX_AUTO_CHUNK)
+                         work_factor=MASK_WORK_FACTOR * 4 / np.dtype(dtype).itemsize,
+                         workers=a.workers, chunk_rows=a.chunk_size, memory_limit=memory,
+                         max_chunk_rows=MAX_AUTO_CHUNK, halo=halo)
     log = (lambda m: print(f"nsgen mask: {m}", file=sys.stderr)) if a.verbose else \
         (lambda m: None)
     log(f"{a.h5}: {n_angles} angles x {n_rows} rows x {n_cols} columns -> {archive}[{key}]; "
@@ -138,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = ScanSource(str(a.h5), layout, a.flats, a.darks)
         stage = MaskStage(source, shape, dtype, sizing.chunk_rows, halo=halo, params=params,
                           mask_spill=mask, weights_spill=weights)
-        with Engine(sizing.workers) as engine:
+        with Engine(a.workers or usable_cores()) as engine:
             flags = np.concatenate(engine.run(stage, sizing.slots), axis=0)
         log(f"detection: {time.monotonic() - t0:.1f} s; stripes in {int(flags.sum())} of "
             f"{n_rows} detector rows")

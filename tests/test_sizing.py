@@ -119,3 +119,26 @@ def test_overrides_win_when_they_fit():
     s = plan_sizing(n_rows=100, row_bytes=1000, work_factor=4, workers=3, chunk_rows=7,
                     memory_limit=2**30, env={})
     assert (s.workers, s.chunk_rows) == (3, 7)
+
+
+def test_halo_rows_count_against_the_budget():
+    row = 10 * 2**20
+    plain = plan_sizing(n_rows=2000, row_bytes=row, work_factor=2, workers=2,
+                        memory_limit=4 * 2**30, env={})
+    haloed = plan_sizing(n_rows=2000, row_bytes=row, work_factor=2, workers=2,
+                         memory_limit=4 * 2**30, halo=18, env={})
+    for s, h in ((plain, 0), (haloed, 18)):
+        in_flight = row * (s.chunk_rows + 2 * h) * (s.slots + s.workers * 2)
+        assert in_flight + 4 * 80 * 2**20 <= 4 * 2**30
+    assert haloed.chunk_rows < plain.chunk_rows or haloed.slots < plain.slots
+
+
+def test_tight_memory_uses_fewer_slots_before_failing():
+    row = 10 * 2**20
+    # one row + 2 x 18 halo rows, x (slot + 3 x work) = 1.5 GiB per busy worker
+    s = plan_sizing(n_rows=256, row_bytes=row, work_factor=3, workers=2,
+                    memory_limit=2 * 2**30, halo=18, env={})
+    assert (s.slots, s.workers) == (1, 1) and s.chunk_rows >= 1
+    with pytest.raises(NsgenError, match=r"plus 36 halo rows\) even with one worker busy"):
+        plan_sizing(n_rows=256, row_bytes=row, work_factor=3, workers=2,
+                    memory_limit=1 * 2**30, halo=18, env={})

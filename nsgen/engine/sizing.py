@@ -157,8 +157,14 @@ class Sizing:
 def plan_sizing(*, n_rows: int, row_bytes: int, work_factor: float,
                 workers: int | None = None, chunk_rows: int | None = None,
                 memory_limit: int | None = None, max_chunk_rows: int | None = None,
+                halo: int = 0, max_workers: int | None = None,
                 env: Mapping[str, str] | None = None) -> Sizing:
-    """Choose workers, rows per chunk and slot count within a memory budget.
+    """Choose rows per chunk and slot count within a memory budget.
+
+    Memory in flight: every slot holds ``chunk_rows + 2 * halo`` rows of ``row_bytes``;
+    every slot being processed also costs its worker ``work_factor`` times that. At most
+    ``slots`` chunks are in flight, so when memory is short nsgen uses fewer slots (fewer
+    workers busy at once) before giving up.
 
     Parameters
     ----------
@@ -172,6 +178,10 @@ def plan_sizing(*, n_rows: int, row_bytes: int, work_factor: float,
         User overrides (``--workers``, ``--chunk-size``, ``--memory-limit``).
     max_chunk_rows : int, optional
         Upper bound of automatic chunk rows (e.g. 243 for real data).
+    halo : int
+        Extra rows read and processed on each side of a chunk (stripe detection).
+    max_workers : int, optional
+        Worker processes of the running engine (default: ``workers``).
 
     Returns
     -------
@@ -180,31 +190,43 @@ def plan_sizing(*, n_rows: int, row_bytes: int, work_factor: float,
     Raises
     ------
     NsgenError
-        When the memory limit cannot hold even one row per chunk.
+        When the memory limit cannot hold even one row per chunk with one slot, or an
+        explicit ``chunk_rows`` does not fit.
     """
-    n_workers = workers or usable_cores(env)
+    n_workers = max_workers or workers or usable_cores(env)
     limit = memory_limit or int(available_memory(env) * DEFAULT_MEMORY_SHARE)
-    n_slots = n_workers + 1
     budget = limit - (n_workers + 2) * PROCESS_OVERHEAD
-    per_row = max(1, row_bytes) * (n_slots + n_workers * work_factor)
-    fit = int(budget // per_row) if budget > 0 else 0
+    row_bytes = max(1, row_bytes)
+
+    def fit(slots: int) -> int:
+        per_row = row_bytes * (slots + min(n_workers, slots) * work_factor)
+        return (int(budget // per_row) if budget > 0 else 0) - 2 * halo
+
+    slots = n_workers + 1
+    while slots > 1 and fit(slots) < max(1, chunk_rows or 1):
+        slots -= 1
+    room = fit(slots)
     if chunk_rows is None:
-        if fit < 1:
-            need = (n_workers + 2) * PROCESS_OVERHEAD + per_row
+        if room < 1:
+            need = (n_workers + 2) * PROCESS_OVERHEAD + row_bytes * (1 + 2 * halo) * (
+                1 + work_factor)
             raise NsgenError(f"--memory-limit {limit / 2**20:.0f}MiB cannot hold one chunk of "
-                             f"one row with {n_workers} workers (needs about "
-                             f"{math.ceil(need / 2**20)}MiB); raise --memory-limit or lower "
-                             f"--workers")
-        # enough chunks to keep every worker busy, not more than memory allows
-        balanced = math.ceil(n_rows / (4 * n_workers))
-        rows = max(1, min(fit, balanced if n_rows > 4 * n_workers else n_rows,
-                          max(1, TARGET_SLOT_BYTES // max(1, row_bytes))))
+                             f"one row (plus {2 * halo} halo rows) even with one worker busy "
+                             f"(needs about {math.ceil(need / 2**20)}MiB); raise "
+                             f"--memory-limit")
+        # enough chunks to keep every worker busy, not more than memory allows; slots near
+        # TARGET_SLOT_BYTES, but chunks well above the halo so little work is repeated
+        busy = min(n_workers, slots)
+        balanced = math.ceil(n_rows / (4 * busy)) if n_rows > 4 * busy else n_rows
+        target = max(1, TARGET_SLOT_BYTES // row_bytes, 4 * halo)
+        rows = max(1, min(room, balanced, target))
         if max_chunk_rows:
             rows = min(rows, max_chunk_rows)
         chunk_rows = min(rows, n_rows)
-    elif memory_limit is not None and chunk_rows > fit:
+    elif memory_limit is not None and chunk_rows > room:
         raise NsgenError(f"--chunk-size {chunk_rows} does not fit --memory-limit "
-                         f"{limit / 2**20:.0f}MiB (at most {max(fit, 0)} rows with "
-                         f"{n_workers} workers); lower --chunk-size or raise --memory-limit")
-    return Sizing(workers=n_workers, chunk_rows=max(1, min(chunk_rows, n_rows)),
-                  slots=n_slots, memory_limit=limit)
+                         f"{limit / 2**20:.0f}MiB (at most {max(room, 0)} rows"
+                         f"{f' plus {2 * halo} halo rows' if halo else ''}); lower "
+                         f"--chunk-size or raise --memory-limit")
+    return Sizing(workers=min(n_workers, slots), chunk_rows=max(1, min(chunk_rows, n_rows)),
+                  slots=slots, memory_limit=limit)

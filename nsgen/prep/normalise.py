@@ -41,7 +41,7 @@ _TILE_PIXELS = 1 << 16  # ~256 kB of float32 per tile: stays in L2 through the f
 
 
 def flat_field_log(raw: np.ndarray, flat_mean: np.ndarray, dark_mean: np.ndarray,
-                   out: np.ndarray | None = None) -> np.ndarray:
+                   out: np.ndarray | None = None, sinograms_first: bool = True) -> np.ndarray:
     """Flat/dark-correct raw projections and take ``-log``, sinograms first.
 
     Parameters
@@ -52,7 +52,11 @@ def flat_field_log(raw: np.ndarray, flat_mean: np.ndarray, dark_mean: np.ndarray
     flat_mean, dark_mean : numpy.ndarray
         Mean flat and dark fields ``(n_rows, n_columns)`` for the same rows.
     out : numpy.ndarray, optional
-        float32 ``(n_rows, n_projections, n_columns)`` array to write into.
+        float32 array of the output shape to write into.
+    sinograms_first : bool
+        True (default): output ``(n_rows, n_projections, n_columns)``, a sinogram per row.
+        False: keep the raw layout ``(n_projections, n_rows, n_columns)`` (what stripe
+        detection works on), without a transposed copy.
 
     Returns
     -------
@@ -79,7 +83,7 @@ def flat_field_log(raw: np.ndarray, flat_mean: np.ndarray, dark_mean: np.ndarray
         )
     if not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
         raise TypeError(f"raw must be real numbers, got {raw.dtype}")
-    shape = (n_rows, n_proj, n_cols)
+    shape = (n_rows, n_proj, n_cols) if sinograms_first else (n_proj, n_rows, n_cols)
     if out is None:
         out = np.empty(shape, dtype=np.float32)
     elif out.shape != shape or out.dtype != np.float32:
@@ -104,7 +108,7 @@ def flat_field_log(raw: np.ndarray, flat_mean: np.ndarray, dark_mean: np.ndarray
             src = raw[:, v, :]
             for p0 in range(0, n_proj, tile):
                 p1 = min(n_proj, p0 + tile)
-                o = out[v, p0:p1]
+                o = out[v, p0:p1] if sinograms_first else out[p0:p1, v]
                 np.subtract(src[p0:p1], dv, out=o, dtype=np.float32, casting="unsafe")
                 np.fmax(o, lov, out=o)  # NaN -> lo (fmax ignores NaN)
                 np.minimum(o, hiv, out=o)
