@@ -130,7 +130,8 @@ def test_halo_rows_count_against_the_budget():
     for s, h in ((plain, 0), (haloed, 18)):
         in_flight = row * (s.chunk_rows + 2 * h) * (s.slots + s.workers * 2)
         assert in_flight + 4 * 80 * 2**20 <= 4 * 2**30
-    assert haloed.chunk_rows < plain.chunk_rows or haloed.slots < plain.slots
+    # with a halo, chunks grow (as memory allows) so that little work is repeated
+    assert haloed.chunk_rows > plain.chunk_rows
 
 
 def test_tight_memory_uses_fewer_slots_before_failing():
