@@ -215,3 +215,41 @@ def test_bad_input_is_one_line_exit_2_nothing_written(scans, tmp_path, args, mes
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("nsgen: error: ") and message in lines[0]
     assert not root.exists()
+
+
+I12 = K11.parents[1] / "i12-separate-flats-darks"
+
+
+def test_raw_with_separate_i12_flat_and_dark_files(tmp_path):
+    """A scan without flats, normalised with the real i12 flat/dark files (in place)."""
+    import h5py
+
+    from nsgen.prep.normalise import flat_field_log
+
+    rng = np.random.default_rng(4)
+    proj = rng.integers(1000, 60000, (181, 10, 192), dtype=np.uint16)
+    scan = tmp_path / "5000.nxs"
+    with h5py.File(scan, "w") as f:
+        f.create_dataset("entry1/tomo_entry/data/data", data=proj)
+    flats, darks = I12 / "flat_field.h5", I12 / "dark_field_different_path.h5"
+    root = tmp_path / "out"
+    nsgen("-m", "raw", "--hdf-root", str(scan), "-s", "1", "--flats", str(flats),
+          "--darks", f"{darks}:/tomo/data", "-r", str(root))
+    with h5py.File(flats) as f, h5py.File(darks) as d:
+        flat = f["1-NoProcessPlugin-tomo/data"][...].mean(axis=0, dtype=np.float64)
+        dark = d["tomo/data"][...].mean(axis=0, dtype=np.float64)
+    direct = downsample(flat_field_log(proj, flat.astype(np.float32), dark.astype(np.float32)),
+                        OUT_SHAPE)
+    m = json.loads((root / "0000" / "manifest.json").read_text())
+    lo, hi = m["files"][0]["bounds"]
+    assert (lo, hi) == pytest.approx((float(direct.min()), float(direct.max())), abs=1e-6)
+    for f in m["files"]:
+        got = decode(root / f["path"], f["bounds"])
+        assert np.max(np.abs(got - direct[f["index"]])) <= 0.5 * (hi - lo) / 65535 + 1e-6
+    names = {Path(s["path"]).name for s in m["sources"]}
+    assert names == {"5000.nxs", "flat_field.h5", "dark_field_different_path.h5"}
+    # without the separate files the scan has no flats: one clear line, nothing written
+    r = nsgen("-m", "raw", "--hdf-root", str(scan), "-s", "1", "-r", str(tmp_path / "x"),
+              check=False)
+    assert r.returncode == 2 and "flat" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
