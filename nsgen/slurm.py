@@ -27,7 +27,6 @@ import shutil
 import subprocess
 import sys
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -458,74 +457,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # --------------------------------------------------------------------------- masks
 
-def merge_mask_archives(archive: Path, parts: Sequence[Path]) -> list[str]:
-    """Merge per-task mask archives (``.npz``) into ``archive``, atomically.
-
-    Members are copied as stored (no decompression, constant memory). Keys already in
-    ``archive`` are kept unless a part has them (the part is the newer computation);
-    two parts with one key is an error (two scans with the same file stem).
-
-    Parameters
-    ----------
-    archive : Path
-        The archive to create or extend.
-    parts : sequence of Path
-        The per-task archives, e.g. ``MASKS.parts/task-0000.npz``.
-
-    Returns
-    -------
-    list of str
-        Sorted member names of the merged archive.
-
-    Raises
-    ------
-    NsgenError
-        A part is missing or two parts share a key.
-    """
-    archive = Path(archive)
-    sources: dict[str, Path] = {}
-    for part in map(Path, parts):
-        if not part.is_file():
-            raise NsgenError(f"mask part {part} is missing; rerun its array task, then merge "
-                             f"again")
-        with zipfile.ZipFile(part) as z:
-            for name in z.namelist():
-                if name in sources:
-                    raise NsgenError(f"key {name[:-4] if name.endswith('.npy') else name} is "
-                                     f"in both {sources[name]} and {part}; give the scans "
-                                     f"distinct file names (or --file-name)")
-                sources[name] = part
-    if archive.exists():
-        with zipfile.ZipFile(archive) as z:
-            for name in z.namelist():
-                sources.setdefault(name, archive)
-    tmp = archive.with_name(f".{archive.name}.nsgen-tmp{os.getpid()}")
-    try:
-        with zipfile.ZipFile(tmp, "w", allowZip64=True) as out:
-            for name in sorted(sources):
-                with zipfile.ZipFile(sources[name]) as z:
-                    info = z.getinfo(name)
-                    new = zipfile.ZipInfo(name, date_time=info.date_time)
-                    new.compress_type = info.compress_type
-                    new.external_attr = info.external_attr
-                    with z.open(info) as r, out.open(new, "w", force_zip64=True) as w:
-                        shutil.copyfileobj(r, w, 2**24)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, archive)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return sorted(sources)
-
-
 def _module_main(argv: Sequence[str]) -> int:
     """``python -m nsgen.slurm merge-masks ARCHIVE PART...`` | ``static-script``."""
     if argv[:1] == ["static-script"]:
         sys.stdout.write(static_script())
         return 0
     if argv[:1] == ["merge-masks"] and len(argv) >= 3:
-        keys = merge_mask_archives(Path(argv[1]), [Path(p) for p in argv[2:]])
+        from nsgen.io.mask_archive import merge_archives
+        keys = merge_archives(Path(argv[1]), [Path(p) for p in argv[2:]])
         print(f"nsgen: merged {len(argv) - 2} part(s) into {argv[1]}: {len(keys)} keys")
         return 0
     raise NsgenError("usage: python -m nsgen.slurm merge-masks ARCHIVE PART... | "

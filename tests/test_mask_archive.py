@@ -16,7 +16,7 @@ import pytest
 
 from nsgen.errors import NsgenError
 from nsgen.io import mask_archive as ma
-from nsgen.io.mask_archive import append_mask, mask_key, read_mask
+from nsgen.io.mask_archive import append_mask, mask_key, merge_archives, read_mask
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -339,3 +339,32 @@ def test_read_mask_flags_errors(tmp_path):
     (tmp_path / "cut.npz").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(NsgenError):
         ma.read_mask_flags(tmp_path / "cut.npz", "m1", (6, 4, 10), lambda b: b)
+
+
+def _npz(path: Path, **arrays) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+def test_merge_archives_copies_members_as_stored(tmp_path):
+    a = _npz(tmp_path / "a.npz", ma=np.arange(6, dtype=np.uint8).reshape(2, 3))
+    b = _npz(tmp_path / "b.npz", mb=np.ones((2, 2), np.uint8), mb_weights=np.zeros(2, "f4"))
+    archive = _npz(tmp_path / "masks.npz", mold=np.full(3, 7, np.uint8),
+                   ma=np.zeros(1, np.uint8))
+    stored = {i.filename: (i.CRC, i.compress_size) for p in (a, b)
+              for i in zipfile.ZipFile(p).infolist()}
+    keys = merge_archives(archive, [a, b])
+    merged = {i.filename: (i.CRC, i.compress_size) for i in zipfile.ZipFile(archive).infolist()}
+    assert all(merged[k] == v for k, v in stored.items())
+    assert keys == ["ma.npy", "mb.npy", "mb_weights.npy", "mold.npy"]
+    with np.load(archive) as z:
+        assert sorted(z.files) == ["ma", "mb", "mb_weights", "mold"]
+        assert np.array_equal(z["ma"], np.arange(6).reshape(2, 3))  # recomputed key wins
+        assert np.array_equal(z["mold"], [7, 7, 7]) and z["mb_weights"].dtype == np.float32
+    assert sorted(os.listdir(tmp_path)) == ["a.npz", "b.npz", "masks.npz"]
+    with pytest.raises(NsgenError, match="key ma is in both .*a.npz and .*c.npz"):
+        merge_archives(archive, [a, _npz(tmp_path / "c.npz", ma=np.ones(1))])
+    with pytest.raises(NsgenError, match="mask part .*task-0009.npz is missing; rerun"):
+        merge_archives(archive, [a, tmp_path / "task-0009.npz"])
+    with zipfile.ZipFile(archive) as z:  # the failed merges changed nothing
+        assert sorted(z.namelist()) == keys

@@ -27,7 +27,7 @@ import pytest
 
 from helpers import all_files, nsgen, tree_digest
 from nsgen.errors import NsgenError
-from nsgen.slurm import (SBATCH_MISSING, merge_mask_archives, parse_submit_args,
+from nsgen.slurm import (SBATCH_MISSING, parse_submit_args,
                          static_script)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -255,44 +255,19 @@ def test_scan_list_dry_run(tmp_path):
     assert "task i reads scan i of" in r.stdout
 
 
-def _npz(path: Path, **arrays) -> Path:
-    np.savez(path, **arrays)
-    return path
-
-
-def test_merge_mask_archives(tmp_path):
-    a = _npz(tmp_path / "a.npz", ma=np.arange(6, dtype=np.uint8).reshape(2, 3))
-    b = _npz(tmp_path / "b.npz", mb=np.ones((2, 2), np.uint8), mb_weights=np.zeros(2, "f4"))
-    archive = _npz(tmp_path / "masks.npz", mold=np.full(3, 7, np.uint8),
-                   ma=np.zeros(1, np.uint8))
-    keys = merge_mask_archives(archive, [a, b])
-    assert keys == ["ma.npy", "mb.npy", "mb_weights.npy", "mold.npy"]
-    with np.load(archive) as z:
-        assert sorted(z.files) == ["ma", "mb", "mb_weights", "mold"]
-        assert np.array_equal(z["ma"], np.arange(6).reshape(2, 3))  # recomputed key wins
-        assert np.array_equal(z["mold"], [7, 7, 7]) and z["mb_weights"].dtype == np.float32
-    assert sorted(os.listdir(tmp_path)) == ["a.npz", "b.npz", "masks.npz"]
-    with pytest.raises(NsgenError, match="key ma is in both .*a.npz and .*c.npz"):
-        merge_mask_archives(archive, [a, _npz(tmp_path / "c.npz", ma=np.ones(1))])
-    with pytest.raises(NsgenError, match="mask part .*task-0009.npz is missing; rerun"):
-        merge_mask_archives(archive, [a, tmp_path / "task-0009.npz"])
-    with zipfile.ZipFile(archive) as z:  # the failed merges changed nothing
-        assert sorted(z.namelist()) == keys
-
-
 def test_mask_script_merge_role(tmp_path):
     scans = tmp_path / "scans.txt"
     scans.write_text("/d/x.nxs\n/d/y.nxs\n")
     parts = tmp_path / "masks.parts"
     parts.mkdir()
-    _npz(parts / "task-0000.npz", mx=np.zeros(2, np.uint8))
+    np.savez(parts / "task-0000.npz", mx=np.zeros(2, np.uint8))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     cmd = ["bash", str(REPO / "scripts" / "mask.sbatch"), "--merge", str(scans),
            str(tmp_path / "masks.npz")]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert r.returncode == 2 and "task-0001.npz is missing; rerun its array task" in r.stderr
     assert not (tmp_path / "masks.npz").exists()
-    _npz(parts / "task-0001.npz", my=np.ones(2, np.uint8))
+    np.savez(parts / "task-0001.npz", my=np.ones(2, np.uint8))
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     with np.load(tmp_path / "masks.npz") as z:
@@ -304,16 +279,6 @@ def test_mask_script_merge_role(tmp_path):
     assert r.returncode == 2 and "array task 2 has no scan" in r.stderr
 
 
-def _mask_command_ready() -> bool:
-    try:
-        from nsgen.io.mask_archive import append_mask, check_archive_writable  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _mask_command_ready(), reason="nsgen mask is not complete yet "
-                    "(nsgen.io.mask_archive.check_archive_writable missing)")
 def test_mask_script_tasks_then_merge_equal_direct_masks(tmp_path):
     """mask.sbatch as tasks 0 and 1, then --merge: the archive of two direct nsgen mask runs."""
     for name, seed in (("a.nxs", 1), ("b.nxs", 2)):

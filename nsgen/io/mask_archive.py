@@ -41,6 +41,7 @@ __all__ = [
     "check_archive_writable",
     "check_mask",
     "mask_key",
+    "merge_archives",
     "read_mask",
     "read_mask_flags",
 ]
@@ -497,27 +498,42 @@ def append_mask(
         entries.append((key + WEIGHTS_SUFFIX + ".npy", w.astype(np.float32, copy=False)))
     old = _kept_members(path, key, overwrite)
 
+    def fill(zout: zipfile.ZipFile) -> None:
+        _copy_members(path, old, zout)
+        for name, array in entries:
+            _write_entry(zout, name, array)
+
+    _rewrite(path, fill)
+
+
+def _copy_members(path: Path, members: list[zipfile.ZipInfo], zout: zipfile.ZipFile) -> None:
+    """Copy ``members`` of the archive at ``path`` into ``zout`` byte for byte."""
+    if not members:
+        return
+    try:
+        with open(path, "rb") as src:
+            for info in members:
+                _copy_member_raw(src, info, zout)
+    except zipfile.BadZipFile as exc:
+        raise NsgenError(f"mask archive {path} is unreadable ({_one_line(exc)}); choose "
+                         f"another archive path") from None
+
+
+def _rewrite(path: Path, fill: Callable[[zipfile.ZipFile], None]) -> None:
+    """Build a new archive with ``fill`` beside ``path``, then rename it into place.
+
+    The temporary file is flushed to disk before ``os.replace``; on any error it is
+    removed and ``path`` is left as it was.
+    """
     directory = path.parent if str(path.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(
-                fh, mode="w", compression=zipfile.ZIP_DEFLATED, allowZip64=True
-            ) as zout:
-                if old:
-                    try:
-                        with open(path, "rb") as src:
-                            for info in old:
-                                _copy_member_raw(src, info, zout)
-                    except zipfile.BadZipFile as exc:
-                        raise NsgenError(
-                            f"mask archive {path} is unreadable ({_one_line(exc)}); "
-                            f"choose another archive path"
-                        ) from None
-                for name, array in entries:
-                    _write_entry(zout, name, array)
+            with zipfile.ZipFile(fh, mode="w", compression=zipfile.ZIP_DEFLATED,
+                                 allowZip64=True) as zout:
+                fill(zout)
             fh.flush()
             os.fsync(fh.fileno())
         if path.exists():
@@ -525,14 +541,63 @@ def append_mask(
         os.replace(tmp, path)
     except OSError as exc:
         _discard(tmp)
-        raise NsgenError(
-            f"cannot write the mask archive {path} ({_one_line(exc)}); free some space or "
-            f"choose another archive path"
-        ) from None
+        raise NsgenError(f"cannot write the mask archive {path} ({_one_line(exc)}); free some "
+                         f"space or choose another archive path") from None
     except BaseException:
         _discard(tmp)
         raise
     _fsync_dir(directory)
+
+
+def merge_archives(archive_path: str | os.PathLike[str],
+                   parts: list[str | os.PathLike[str]]) -> list[str]:
+    """Merge per-task mask archives into one, atomically, copying members as stored.
+
+    Keys already in ``archive_path`` are kept unless a part has them (the part is the newer
+    computation); a key in two parts is an error (two scans with one file stem).
+
+    Returns
+    -------
+    list of str
+        Sorted member names of the merged archive.
+
+    Raises
+    ------
+    NsgenError
+        A part is missing or unreadable, or two parts share a key.
+    """
+    path = Path(archive_path)
+    sources: dict[str, tuple[Path, zipfile.ZipInfo]] = {}
+    for part in map(Path, parts):
+        if not part.is_file():
+            raise NsgenError(f"mask part {part} is missing; rerun its array task, then merge "
+                             f"again")
+        for info in _members(part):
+            if info.filename in sources:
+                key = info.filename.removesuffix(".npy")
+                raise NsgenError(f"key {key} is in both {sources[info.filename][0]} and {part}; "
+                                 f"give the scans distinct file names (or --file-name)")
+            sources[info.filename] = (part, info)
+    if path.exists():
+        for info in _members(path):
+            sources.setdefault(info.filename, (path, info))
+
+    def fill(zout: zipfile.ZipFile) -> None:
+        for name in sorted(sources):
+            src, info = sources[name]
+            _copy_members(src, [info], zout)
+
+    _rewrite(path, fill)
+    return sorted(sources)
+
+
+def _members(path: Path) -> list[zipfile.ZipInfo]:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return z.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise NsgenError(f"{path} is not a readable mask archive ({_one_line(exc)}); "
+                         f"regenerate it with `nsgen mask`") from None
 
 
 def _discard(tmp: Path) -> None:
