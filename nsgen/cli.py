@@ -10,6 +10,7 @@ before anything is written.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 from typing import Callable, Sequence
 
@@ -61,6 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nsgen: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except SystemExit as exc:
+        if exc.code == 128 + signal.SIGTERM:   # a scheduler's stop (install_sigterm_handler)
+            print("nsgen: stopped by SIGTERM; rerun the same command to resume",
+                  file=sys.stderr)
+        raise
     except Exception as exc:  # engine failures: one line, traceback only with -v
         from nsgen.engine.pipeline import EngineError
         if isinstance(exc, EngineError):

@@ -183,7 +183,9 @@ def generate(config: Config, on_sample: Callable[[int, Path], None] | None = Non
                 run = SampleRun(config, sample, engine, log, workers)
                 t0 = time.monotonic()
                 run.dir.mkdir(parents=True, exist_ok=True)
-                removed = remove_temporaries(config.root if config.mode == "dynamic" else run.dir)
+                removed = remove_temporaries(run.dir)
+                if config.mode == "dynamic":   # its TIFFs sit directly under the root
+                    removed += remove_temporaries(config.root, f"{run.tag}_", recursive=False)
                 if removed:
                     log(f"[{run.tag}] removed {removed} temporary files of an interrupted run")
                 record: SampleRecord = mode.run_sample(run)

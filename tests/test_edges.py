@@ -66,3 +66,14 @@ def test_uint16_scaling_round_trip_and_clipping():
 def test_bounds_of_ignores_non_finite():
     assert Bounds.of(np.array([np.nan, 2.0, -1.0, np.inf])) == Bounds(-1.0, 2.0)
     assert Bounds(0, 1).union(Bounds(-2, 0.5)) == Bounds(-2, 1)
+
+
+def test_temporaries_of_other_samples_are_left_alone(tmp_path):
+    mine = temporary_name(tmp_path / "0003_frame00_0001.tif")
+    theirs = temporary_name(tmp_path / "0004_frame00_0001.tif")
+    nested = tmp_path / "0003" / ".x.tif.nsgen-tmp1"
+    nested.parent.mkdir()
+    for p in (mine, theirs, nested):
+        p.write_bytes(b"partial")
+    assert remove_temporaries(tmp_path, "0003_", recursive=False) == 1
+    assert not mine.exists() and theirs.exists() and nested.exists()

@@ -121,7 +121,7 @@ def _count_tifs(root: Path) -> int:
     return sum(1 for _ in root.rglob("*.tif")) if root.exists() else 0
 
 
-@pytest.mark.parametrize("victim", ["main", "worker"])
+@pytest.mark.parametrize("victim", ["main", "worker", "sigterm"])
 @pytest.mark.parametrize("after_files", [1, 150])
 def test_kill_9_then_rerun_gives_identical_bytes(complex_reference, tmp_path, victim,
                                                  after_files):
@@ -135,6 +135,12 @@ def test_kill_9_then_rerun_gives_identical_bytes(complex_reference, tmp_path, vi
         time.sleep(0.005)
     if victim == "main":
         proc.send_signal(signal.SIGKILL)
+    elif victim == "sigterm":                    # a scheduler's stop or preemption
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) in (143, 0)  # 0 if it finished first
+        if proc.returncode == 143:
+            assert "stopped by SIGTERM; rerun the same command to resume" in \
+                proc.stderr.read().decode()
     else:
         kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
                               text=True).stdout.split()

@@ -59,13 +59,19 @@ def read_tiff(path: Path) -> np.ndarray:
     return tifffile.imread(path)
 
 
-def remove_temporaries(directory: Path) -> int:
-    """Delete leftovers of interrupted writes below ``directory``; return how many."""
+def remove_temporaries(directory: Path, prefix: str = "", recursive: bool = True) -> int:
+    """Delete leftovers of interrupted writes in ``directory``; return how many.
+
+    Only files whose final name starts with ``prefix`` are considered (so that concurrent
+    runs writing other samples into the same directory are left alone); subdirectories
+    are searched when ``recursive``.
+    """
     n = 0
     directory = Path(directory)
     if not directory.exists():
         return 0
-    for p in directory.rglob(f".*{TMP_MARK}*"):
+    pattern = f".{prefix}*{TMP_MARK}*"
+    for p in (directory.rglob(pattern) if recursive else directory.glob(pattern)):
         if p.is_file():
             p.unlink(missing_ok=True)
             n += 1
