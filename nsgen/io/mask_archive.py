@@ -98,16 +98,7 @@ def read_mask(archive_path: str | os.PathLike[str], key: str) -> np.ndarray:
         (the message lists the keys it has).
     """
     path = Path(archive_path)
-    if not path.is_file():
-        raise NsgenError(
-            f"mask archive {path} does not exist; create it with `nsgen mask` "
-            f"or give the path of an existing archive"
-        )
-    if not zipfile.is_zipfile(path):
-        raise NsgenError(
-            f"{path} is not a mask archive (.npz zip file); give the archive written by "
-            f"`nsgen mask`"
-        )
+    _checked_zip(path).close()
     try:
         with np.load(path, allow_pickle=False) as npz:
             if key not in npz.files:
