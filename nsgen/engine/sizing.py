@@ -217,7 +217,9 @@ def plan_sizing(*, n_rows: int, row_bytes: int, work_factor: float,
         # enough chunks to keep every worker busy, not more than memory allows; slots near
         # TARGET_SLOT_BYTES, but chunks well above the halo so little work is repeated
         busy = min(n_workers, slots)
-        balanced = math.ceil(n_rows / (4 * busy)) if n_rows > 4 * busy else n_rows
+        per_worker = 2 if halo else 4   # with a halo, fewer chunks repeat less work
+        balanced = (math.ceil(n_rows / (per_worker * busy)) if n_rows > per_worker * busy
+                    else n_rows)
         target = max(1, TARGET_SLOT_BYTES // row_bytes, 4 * halo)
         rows = max(1, min(room, balanced, target))
         if max_chunk_rows:
