@@ -21,6 +21,7 @@ without ever holding the whole mask. :func:`check_archive_writable` runs the che
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import secrets
@@ -29,7 +30,7 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -98,23 +99,23 @@ def read_mask(archive_path: str | os.PathLike[str], key: str) -> np.ndarray:
         (the message lists the keys it has).
     """
     path = Path(archive_path)
-    _checked_zip(path).close()
-    try:
+    with _reading(path):
+        with _checked_zip(path) as zf:
+            _open_member(zf, path, key)
         with np.load(path, allow_pickle=False) as npz:
-            if key not in npz.files:
-                have = ", ".join(_mask_keys(list(npz.files))) or "no masks"
-                raise NsgenError(
-                    f"mask archive {path} has no key {key!r} (it holds: {have}); "
-                    f"create it with `nsgen mask` on the scan it belongs to"
-                )
             return npz[key]
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn low-level read failures of an archive into one clear NsgenError line."""
+    try:
+        yield
     except NsgenError:
         raise
     except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
-        raise NsgenError(
-            f"mask archive {path} is unreadable ({_one_line(exc)}); regenerate the mask "
-            f"with `nsgen mask`"
-        ) from None
+        raise NsgenError(f"mask archive {path} is unreadable ({_one_line(exc)}); regenerate "
+                         f"the mask with `nsgen mask`") from None
 
 
 def _open_member(zf: zipfile.ZipFile, path: Path, key: str) -> zipfile.ZipInfo:
@@ -185,18 +186,10 @@ def check_mask(
         Missing/unreadable archive, missing key, other shape or dtype.
     """
     path = Path(archive_path)
-    try:
-        with _checked_zip(path) as zf:
-            info = _open_member(zf, path, key)
-            with zf.open(info) as fh:
-                header = _npy_header(fh)
-    except NsgenError:
-        raise
-    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
-        raise NsgenError(
-            f"mask archive {path} is unreadable ({_one_line(exc)}); regenerate the mask "
-            f"with `nsgen mask`"
-        ) from None
+    with _reading(path), _checked_zip(path) as zf:
+        info = _open_member(zf, path, key)
+        with zf.open(info) as fh:
+            header = _npy_header(fh)
     _check_header(path, key, header, shape)
 
 
@@ -238,7 +231,7 @@ def read_mask_flags(
     """
     path = Path(archive_path)
     n_k, n_j, n_i = (int(v) for v in shape)
-    try:
+    with _reading(path):
         with _checked_zip(path) as zf:
             info = _open_member(zf, path, key)
             with zf.open(info) as fh:
@@ -262,13 +255,6 @@ def read_mask_flags(
                             got += n
                         a = np.frombuffer(slab, dtype=np.uint8).reshape(n_j, n_i)
                         packed[k] = np.packbits(a != 0, axis=1)
-    except NsgenError:
-        raise
-    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
-        raise NsgenError(
-            f"mask archive {path} is unreadable ({_one_line(exc)}); regenerate the mask "
-            f"with `nsgen mask`"
-        ) from None
     step = max(1, _FLAGS_BLOCK_BYTES // max(1, n_k * n_i))
     out = []
     for j0 in range(0, n_j, step):
