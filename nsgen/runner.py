@@ -30,6 +30,7 @@ from nsgen.engine.pipeline import Engine, Progress, Stage, install_sigterm_handl
 from nsgen.engine.sizing import Sizing, plan_sizing, usable_cores
 from nsgen.io.manifest import MANIFEST, write_json_atomic, write_manifest
 from nsgen.io.tiff import remove_temporaries
+from nsgen.prep.scaling import Bounds
 
 STATE_DIR = ".nsgen"
 WORK_DIR = ".work"
@@ -45,8 +46,14 @@ class SampleRecord:
     def add_file(self, path: str, role: str, index: int, shape: tuple[int, ...],
                  bounds: tuple[float, float], **more: Any) -> None:
         """Record one output file (``path`` relative to the dataset root)."""
-        self.files.append({"path": path, "role": role, "index": index,
-                           "shape": list(shape), "bounds": [bounds[0], bounds[1]], **more})
+        self.files.append(file_record(path, role, index, shape, Bounds(*bounds), **more))
+
+
+def file_record(path: str, role: str, index: int, shape: tuple[int, ...], bounds: Bounds,
+                **more: Any) -> dict[str, Any]:
+    """One manifest entry (``path`` relative to the dataset root)."""
+    return {"path": path, "role": role, "index": index, "shape": list(shape),
+            "bounds": [bounds.lo, bounds.hi], **more}
 
 
 class Log:

@@ -20,12 +20,12 @@ from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
 from nsgen.io.tiff import write_tiffs
-from nsgen.modes.real import (OUT_SHAPE, ScanSource, ScanStage, check_scans, file_record,
+from nsgen.modes.real import (OUT_SHAPE, ScanSource, ScanStage, check_scans,
                               keep, run_shifts, sizing_for, union)
 from nsgen.modes.synthetic import SpillStage
 from nsgen.prep.resize import downsample
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
-from nsgen.runner import SampleRecord, SampleRun
+from nsgen.runner import SampleRecord, SampleRun, file_record
 
 __all__ = ["check", "frame_ranges", "run_sample"]
 
@@ -49,7 +49,7 @@ def frame_ranges(n_angles: int, frame_angles: int, stride: int = 1) -> list[tupl
 
 def check(config: Config) -> None:
     """The scan opens and holds at least one frame."""
-    for path, shape, _ in check_scans(config):
+    for path, shape, *_ in check_scans(config):
         if not frame_ranges(shape[0], config.frame_angles, config.frame_stride):
             raise NsgenError(f"--frame-angles {config.frame_angles} x --frame-stride "
                              f"{config.frame_stride} is more than the {shape[0]} projections "

@@ -36,7 +36,7 @@ __all__ = ["check", "run_sample"]
 
 def check(config: Config) -> None:
     """Scans open, and the mask archive (if any) has a key of the right shape per shift."""
-    for path, shape, _ in check_scans(config):
+    for path, shape, *_ in check_scans(config):
         check_mask_source(config, path, shape)
 
 

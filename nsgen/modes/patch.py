@@ -36,7 +36,7 @@ __all__ = ["check", "run_sample"]
 def check(config: Config) -> None:
     """Scans open, patches fit the sinograms, the mask archive matches."""
     ph, pw = config.patch_size
-    for path, shape, _ in check_scans(config):
+    for path, shape, *_ in check_scans(config):
         if ph > shape[0] or pw > shape[2]:
             raise NsgenError(f"--patch-size {ph} {pw} is larger than the sinograms of {path} "
                              f"({shape[0]} angles x {shape[2]} columns); choose a patch size "

@@ -15,12 +15,12 @@ from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
 from nsgen.io.tiff import write_tiffs
-from nsgen.modes.real import (OUT_SHAPE, ScanSource, ScanStage, check_scans, file_record,
+from nsgen.modes.real import (OUT_SHAPE, ScanSource, ScanStage, check_scans,
                               keep, run_shifts, sizing_for, union)
 from nsgen.modes.synthetic import SpillStage
 from nsgen.prep.resize import downsample
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
-from nsgen.runner import SampleRecord, SampleRun
+from nsgen.runner import SampleRecord, SampleRun, file_record
 
 __all__ = ["check", "run_sample"]
 

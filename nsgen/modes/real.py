@@ -26,6 +26,7 @@ from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_bounds
 from nsgen.prep.scaling import EMPTY, Bounds
 from nsgen.prep.stripe_detect import detect_stripe_mask_rows, halo_rows, rows_to_read
+from nsgen.runner import file_record
 
 #: sinogram size after downsampling (raw, paired, dynamic), as in the seed
 OUT_SHAPE = (402, 362)
@@ -217,12 +218,15 @@ def scan_info(config: Config, path: Path) -> tuple[tuple[int, int, int], str, li
                 scan.source_files)
 
 
-def check_scans(config: Config) -> list[tuple[Path, tuple[int, int, int], str]]:
-    """Validate every shift's scan before anything is written."""
+def check_scans(config: Config) -> list[tuple[Path, tuple[int, int, int], str, list[str]]]:
+    """Validate every shift's scan before anything is written.
+
+    Returns ``(path, shape, dtype, files read)`` per shift.
+    """
     if config.samples != 1:
         raise NsgenError(f"--samples {config.samples}: a real scan is one sample; choose its "
                          f"number with --start, and run one job per scan (see nsgen submit)")
-    return [(p, *scan_info(config, p)[:2]) for p in scan_files(config)]
+    return [(p, *scan_info(config, p)) for p in scan_files(config)]
 
 
 def check_mask_source(config: Config, path: Path, shape: tuple[int, int, int]) -> None:
@@ -284,14 +288,14 @@ def run_shifts(run: Any, plan: Any) -> Any:
     from nsgen.runner import SampleRecord
 
     scans = check_scans(run.config)
-    files = [f for p, _, _ in scans for f in scan_info(run.config, p)[2]]
+    files = [f for *_, read in scans for f in read]
     if run.config.mask is not None:
         files.append(str(run.config.mask))
     record = SampleRecord(extra={"sources": [source_record(Path(f))
                                              for f in dict.fromkeys(files)],
                                  "bounds_rows": [interior(scans[0][1][1]).start,
                                                  interior(scans[0][1][1]).stop]})
-    for shift, (path, shape, dtype) in enumerate(scans):
+    for shift, (path, shape, dtype, _) in enumerate(scans):
         unit = f"shift{shift:02d}"
         done = run.unit_done(unit)
         if done is None:
@@ -304,13 +308,6 @@ def run_shifts(run: Any, plan: Any) -> Any:
             files = done["files"]
         record.files.extend(files)
     return record
-
-
-def file_record(path: str, role: str, index: int, shape: tuple[int, ...], bounds: Bounds,
-                **more: Any) -> dict[str, Any]:
-    """One manifest entry (``path`` relative to the dataset root)."""
-    return {"path": path, "role": role, "index": index, "shape": list(shape),
-            "bounds": [bounds.lo, bounds.hi], **more}
 
 
 ARTEFACT_DIRS = ("fake_artifacts/clean", "fake_artifacts/stripe", "real_artifacts/clean",
