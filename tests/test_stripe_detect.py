@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from nsgen.prep import _stripe_jit
 from nsgen.prep import stripe_detect as sd
 from nsgen.prep.stripe_detect import (
     detect_stripe_mask,
@@ -59,7 +60,7 @@ def bf_ratio_map(x: np.ndarray, radius: int) -> np.ndarray:
             for dk in range(-radius, radius + 1):
                 inner = inner + a[mirror(k, dk, nk), mirror(j, dj, nj), i]
             mp = mp + inner
-        mp = mp / F32((2 * radius + 1) ** 2)
+        mp = mp * F32(3 * radius)  # ratio(P/(2R+1)^2, S/3R) == ratio(3R P, (2R+1)^2 S)
         sides = []
         for offsets in (range(1, radius + 1), range(-radius, 0)):
             tot = F32(0)
@@ -68,7 +69,7 @@ def bf_ratio_map(x: np.ndarray, radius: int) -> np.ndarray:
                 for di in offsets:
                     inner = inner + a[k, mirror(j, dj, nj), mirror(i, di, ni)]
                 tot = tot + inner
-            sides.append(tot / F32(3 * radius))
+            sides.append(tot * F32((2 * radius + 1) ** 2))
         r3[k, j, i] = min(ratio(mp, sides[0]), ratio(mp, sides[1]))
     return r3
 
@@ -252,7 +253,9 @@ def test_detect_validates_both_stages():
 
 def test_gradient_border_rule():
     x = (np.arange(7, dtype=F32) ** 2)[None, None, :]  # 0 1 4 9 16 25 36
-    g = sd._abs_gradient(x, np.empty_like(x))[0, 0]
+    g = np.empty((1, 7), F32)
+    _stripe_jit._gradient_plane(x, 0, g)
+    g = g[0]
     # x[i+2]-x[i] for i < 5; x[i-2]-x[i] for i = 5, 6 (absolute values)
     assert g.tolist() == [4, 8, 12, 16, 20, 16, 20]
 
@@ -262,7 +265,9 @@ def test_ratio_map_column_with_double_gradient():
     g = np.ones((n_k, n_j, n_i - 2), F32)
     g[:, :, i0] = 2  # |G| = 1 everywhere except column i0 (= 2)
     x = column_volume(n_i, g)
-    assert np.array_equal(sd._abs_gradient(x, np.empty_like(x))[..., :-2], g)
+    a = np.empty((n_j, n_i), F32)
+    _stripe_jit._gradient_plane(x, 3, a)
+    assert np.array_equal(a[:, :-2], g[3])
     r3 = sd._ratio_map(x, 3)
     # i0: plate 2 vs sides 1 -> 1/2; i0±1..3: plate 1 vs a side holding the 2 -> 3/4
     expected = {i0: 0.5, **{i0 + d: 0.75 for d in (-3, -2, -1, 1, 2, 3)}}
@@ -395,13 +400,28 @@ def test_vertical_merge_is_one_jacobi_iteration_per_width():
 # ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tile_bytes", [sd._TILE_BYTES, 1])
-def test_ratio_map_matches_bruteforce(monkeypatch, tile_bytes):
-    monkeypatch.setattr(sd, "_TILE_BYTES", tile_bytes)  # 1: tiles of 4R angles
+def test_ratio_map_matches_bruteforce():
     rng = np.random.default_rng(10)
-    for shape, radius in [((14, 6, 8), 3), ((17, 7, 9), 2), ((9, 4, 5), 1)]:
+    shapes = [((14, 6, 8), 3), ((17, 7, 9), 2), ((9, 4, 5), 1), ((10, 6, 6), 3), ((30, 7, 40), 3),
+              ((25, 8, 9), 3)]
+    for shape, radius in shapes:
         x = rng.random(shape, dtype=F32)
-        assert np.array_equal(sd._ratio_map(x, radius), bf_ratio_map(x, radius))
+        x[:, :, 3] = 0  # zero gradients and ties exercise the zero and min/max rules
+        x[:, 2] = x[:, 1]
+        expected = bf_ratio_map(x, radius)
+        assert np.array_equal(sd._ratio_map(x, radius), expected)
+        for t in (0.3, 0.63, 1.0):
+            assert np.array_equal(sd._below_threshold(x, radius, t), expected <= F32(t))
+
+
+def test_window_count_matches_bruteforce():
+    rng = np.random.default_rng(16)
+    for n, size in [(10, 5), (11, 5), (21, 3), (7, 1), (40, 20), (300, 7)]:
+        b = rng.random((n, 3, 5)) < 0.5
+        counts = np.array([[[bf_count(b, 0, (k, j, i), -size, size) for i in range(5)]
+                            for j in range(3)] for k in range(n)])
+        for need in (0, 1, size, size + 1, 2 * size + 1):
+            assert np.array_equal(sd._count_at_least(b, size, need), counts >= need)
 
 
 @pytest.mark.parametrize("scratch", [sd._EDGE_SCRATCH_BYTES, 1])

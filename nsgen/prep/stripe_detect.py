@@ -294,87 +294,53 @@ def _window_counts(
 # --------------------------------------------------------------------------------------------
 
 
-def _abs_gradient(x: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``|G|`` with ``G`` the step-2 difference along detector columns (last axis)."""
-    n = x.shape[2]
-    np.subtract(x[:, :, 2:], x[:, :, : n - 2], out=out[:, :, : n - 2])
-    np.subtract(x[:, :, n - 4 : n - 2], x[:, :, n - 2 :], out=out[:, :, n - 2 :])
-    np.abs(out, out=out)
-    return out
+def _mirror_table(n: int, radius: int) -> np.ndarray:
+    """``t[d, c]``: neighbour of centre ``c`` at offset ``d - radius`` (:func:`_mirror_rows`)."""
+    return np.stack([_mirror_rows(n, m) for m in range(-radius, radius + 1)]).astype(np.intp)
 
 
-_TINY = np.float32(np.finfo(np.float32).smallest_subnormal)
+def _ratio_kernel(x: np.ndarray, radius: int, threshold: float | None) -> np.ndarray:
+    """Run the compiled ratio map: ``R3`` (float32) or, with a threshold, ``R3 <= t``."""
+    from nsgen.prep import _stripe_jit  # compiled on first use (cached on disk)
 
-
-def _ratio_into(a: np.ndarray, b: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-    """``ratio(a, b) = min/max`` (0 if either is 0), written into ``b``.
-
-    ``lo / max(hi, tiny)`` equals ``lo / hi`` whenever ``lo > 0`` (then ``hi >= lo >= tiny``)
-    and 0 when ``lo == 0``, so no masks are needed.
-    """
-    lo = np.minimum(a, b, out=scratch)
-    np.maximum(a, b, out=b)
-    np.maximum(b, _TINY, out=b)
-    return np.divide(lo, b, out=b)
-
-
-# Target size (bytes) of one angle tile of the ratio-map scratch buffers.
-_TILE_BYTES = 8 << 20
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    tables = (_mirror_table(n, radius) for n in x.shape)
+    if threshold is None:
+        out_f, out_b = np.empty(x.shape, np.float32), np.empty((1, 1), np.bool_)
+    else:
+        out_f, out_b = np.empty((1, 1), np.float32), np.empty(x.shape, np.bool_)
+    _stripe_jit.ratio_map_into(x, radius, *tables, np.float32(threshold or 0), out_f, out_b)
+    return out_f if threshold is None else out_b
 
 
 def _ratio_map(x: np.ndarray, radius: int) -> np.ndarray:
     """Larix-2 ratio map ``R3`` (SCIENCE B §5.2 steps 2-3), float32, same shape as ``x``.
 
-    Computed in tiles of angles (each with ``radius`` extra angles of context on either side,
-    mirrored only at the true first/last angle) through reused scratch buffers. Every output
-    voxel is the same sequence of float32 operations as in a whole-array computation:
-    plate sum over ``k`` offsets ``-R..R`` then ``j`` offsets ``-R..R``; side sums over ``i``
-    offsets then ``j`` offsets ``-1, 0, 1``; each divided by its count.
+    Per voxel: ``P`` = plate sum of ``|G|`` over angle offsets ``-R..R`` then row offsets
+    ``-R..R``; ``S_r``/``S_l`` = sums over column offsets ``1..R`` / ``-R..-1`` then row
+    offsets ``-1, 0, 1``. The means are ``P / (2R+1)^2`` and ``S / 3R``, and
+    ``ratio(mp, ms) = min/max`` is evaluated as ``ratio(3R * P, (2R+1)^2 * S)`` (the same
+    quotient, one division). Every voxel is the same float32 sequence whatever block it is
+    computed in (:mod:`nsgen.prep._stripe_jit`).
     """
-    r = radius
-    n_k, n_j, n_i = x.shape
-    out = np.empty(x.shape, dtype=np.float32)
-    bk = min(n_k, max(4 * r, _TILE_BYTES // max(1, n_j * n_i * 4)))
-    a_buf = np.empty((min(n_k, bk + 2 * r), n_j, n_i), dtype=np.float32)
-    tmp_buf, mp_buf, side_buf, lo_buf = (
-        np.empty((bk, n_j, n_i), dtype=np.float32) for _ in range(4)
-    )
-    plate_n, side_n = np.float32((2 * r + 1) ** 2), np.float32(3 * r)
-    k_idx = {dk: _mirror_rows(n_k, dk) for dk in range(-r, r + 1)}
-    for k0 in range(0, n_k, bk):
-        k1 = min(n_k, k0 + bk)
-        ka, kb = max(0, k0 - r), min(n_k, k1 + r)
-        nt = k1 - k0
-        a = _abs_gradient(x[ka:kb], a_buf[: kb - ka])
-        a_out = a[k0 - ka : k1 - ka]  # |G| at the tile's own angles
-        tmp, mp, side, lo = tmp_buf[:nt], mp_buf[:nt], side_buf[:nt], lo_buf[:nt]
-        # Plate mean over k±R, j±R at fixed i: sum over k, then over j.
-        tmp.fill(0.0)
-        for dk in range(-r, r + 1):
-            _add_rows(tmp, a, k_idx[dk][k0:k1] - ka, 0)
-        mp.fill(0.0)
-        for dj in range(-r, r + 1):
-            _add_shifted(mp, tmp, dj, 1)
-        mp /= plate_n
-        # Right mean over j-1..j+1, i+1..i+R at fixed k: sum over i, then over j.
-        tmp.fill(0.0)
-        for di in range(1, r + 1):
-            _add_shifted(tmp, a_out, di, 2)
-        side.fill(0.0)
-        for dj in (-1, 0, 1):
-            _add_shifted(side, tmp, dj, 1)
-        side /= side_n
-        right = _ratio_into(mp, side, lo)
-        np.copyto(out[k0:k1], right)
-        # Left mean over j-1..j+1, i-R..i-1.
-        tmp.fill(0.0)
-        for di in range(-r, 0):
-            _add_shifted(tmp, a_out, di, 2)
-        side.fill(0.0)
-        for dj in (-1, 0, 1):
-            _add_shifted(side, tmp, dj, 1)
-        side /= side_n
-        np.minimum(out[k0:k1], _ratio_into(mp, side, lo), out=out[k0:k1])
+    return _ratio_kernel(x, radius, None)
+
+
+def _below_threshold(x: np.ndarray, radius: int, threshold: float) -> np.ndarray:
+    """``_ratio_map(x, radius) <= float32(threshold)`` without forming the ratio map."""
+    return _ratio_kernel(x, radius, threshold)
+
+
+def _count_at_least(b: np.ndarray, size: int, need: int) -> np.ndarray:
+    """Whether at least ``need`` values of the mirrored window ``k ± size`` of ``b`` are set.
+
+    ``b`` is bool ``(angles, rows, columns)`` with ``angles >= 2 * size``.
+    """
+    from nsgen.prep import _stripe_jit
+
+    out = np.empty(b.shape, np.bool_)
+    _stripe_jit.window_count_at_least(np.ascontiguousarray(b).view(np.uint8), size, need,
+                                      256, out)
     return out
 
 
@@ -680,18 +646,13 @@ def _mask_block(
     sens: float,
     return_weights: bool,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    r3 = _ratio_map(x, radius)
-    thr = np.float32(threshold)
     if return_weights:
-        w = _vertical_order_statistic(r3, size)
-        m = w <= thr
+        w = _vertical_order_statistic(_ratio_map(x, radius), size)
+        m = w <= np.float32(threshold)
     else:
         # W <= t  <=>  at least `size` of the 2*size+1 window values are <= t.
         w = None
-        below = r3 <= thr
-        del r3
-        (cnt,) = _window_counts(below, 0, [(-size, size)])
-        m = cnt >= size
+        m = _count_at_least(_below_threshold(x, radius, threshold), size, size)
     return _merge_passes(m, length, depth, width, sens).view(np.uint8), w
 
 
