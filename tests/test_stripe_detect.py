@@ -445,12 +445,9 @@ def test_weights_match_bruteforce():
         assert np.array_equal(stripe_weights(x, size, radius), expected)
 
 
-@pytest.mark.parametrize("or_max, slab", [(sd._OR_WINDOW_MAX, sd._SLAB_VOXELS), (0, 1)])
-def test_merge_matches_bruteforce(monkeypatch, or_max, slab):
-    monkeypatch.setattr(sd, "_OR_WINDOW_MAX", or_max)  # 0: every window by prefix counts
-    monkeypatch.setattr(sd, "_SLAB_VOXELS", slab)  # 1: depth pass one angle at a time
+def test_merge_matches_bruteforce():
     rng = np.random.default_rng(13)
-    for _ in range(6):
+    for _ in range(30):
         n_k, n_j, n_i = (int(v) for v in rng.integers((6, 2, 3), (17, 6, 9)))
         w = rng.random((n_k, n_j, n_i), dtype=F32)
         params = (

@@ -215,37 +215,218 @@ def ratio_map_into(x, r, mk, mj, mi, thr, out_f, out_b):  # pragma: no cover - c
                 _edge_ratio(a, mean, j, i, r, mj, mi, plate_n, side_n, thr, out_f, out_b, k)
 
 
-@nb.njit(**_JIT)
-def window_count_at_least(b, size, need, strip, out):  # pragma: no cover - compiled
-    """``out[k, j, i] = (sum of b over the mirrored window k-size..k+size) >= need``.
+# --------------------------------------------------------------------------------------------
+# windowed counts (mirror rule, missing neighbours skipped) and the STRIPES_MERGE passes
+# --------------------------------------------------------------------------------------------
 
-    ``b`` is 0/1 uint8 ``(n_k, n_j, n_i)`` with ``n_k >= 2 * size``; computed from integer
-    prefix sums (exact), one sinogram and ``strip`` columns at a time.
+
+@nb.njit(**_JIT)
+def _window_ranges(n, c, lo, hi):  # pragma: no cover - compiled
+    """Index ranges ``[a, b)`` whose values make up the mirrored window ``c+lo .. c+hi``.
+
+    Returns three ranges: the in-range part, the part mirrored from below the first index
+    (``c + m < 0`` -> ``c - m``) and the part mirrored from past the last (``c + m >= n``).
+    Neighbours missing on both sides are skipped. Empty ranges are ``(0, 0)``.
     """
-    n_k, n_j, n_i = b.shape
-    p = np.empty((n_k + 1, strip), dtype=np.int32)
-    s = size
-    for j in range(n_j):
-        for i0 in range(0, n_i, strip):
-            w = min(n_i, i0 + strip) - i0
+    a1 = b1 = a2 = b2 = a3 = b3 = 0
+    if lo <= hi:
+        lo_in, hi_in = max(lo, -c), min(hi, n - 1 - c)
+        if lo_in <= hi_in:
+            a1, b1 = c + lo_in, c + hi_in + 1
+        m_hi = min(hi, -c - 1)  # offsets below the first index
+        if lo <= m_hi:
+            t0, t1 = c - m_hi, min(c - lo, n - 1)
+            if t0 <= t1:
+                a2, b2 = t0, t1 + 1
+        m_lo = max(lo, n - c)  # offsets past the last index
+        if m_lo <= hi:
+            t0, t1 = max(c - hi, 0), c - m_lo
+            if t0 <= t1:
+                a3, b3 = t0, t1 + 1
+    return a1, b1, a2, b2, a3, b3
+
+
+@nb.njit(**_JIT)
+def _window_sum(p, n, c, lo, hi):  # pragma: no cover - compiled
+    """Mirrored window sum ``c+lo .. c+hi`` of a series from its prefix sums ``p``."""
+    a1, b1, a2, b2, a3, b3 = _window_ranges(n, c, lo, hi)
+    return (p[b1] - p[a1]) + (p[b2] - p[a2]) + (p[b3] - p[a3])
+
+
+@nb.njit(**_JIT)
+def window_at_least(b, lo, hi, need, out):  # pragma: no cover - compiled
+    """``out[a, c, e] = (sum of b[a, t, e] over the mirrored window c+lo .. c+hi) >= need``.
+
+    ``b`` is 0/1 uint8 ``(A, n, B)`` (the counted axis in the middle); exact integer prefix
+    sums, ``B`` in strips of 256.
+    """
+    n_a, n, n_b = b.shape
+    strip = 256
+    p = np.empty((n + 1, strip), dtype=np.int32)
+    for ia in range(n_a):
+        for e0 in range(0, n_b, strip):
+            w = min(n_b, e0 + strip) - e0
             row = p[0]
-            for c in range(w):
-                row[c] = 0
-            for k in range(n_k):
-                src, prev, row = b[k, j, i0:], row, p[k + 1]
-                for c in range(w):
-                    row[c] = prev[c] + src[c]
-            for k in range(n_k):
-                hi = min(n_k, k + s + 1)
-                lo = max(0, k - s)
-                # mirrored offsets: below the first angle (k < s), past the last (k + s >= n_k)
-                lo2 = hi2 = lo3 = hi3 = 0
-                if k < s:
-                    lo2, hi2 = 2 * k + 1, k + s + 1
-                if k + s >= n_k:
-                    lo3, hi3 = k - s, 2 * k - n_k + 1
-                p_hi, p_lo, p_hi2, p_lo2, p_hi3, p_lo3 = p[hi], p[lo], p[hi2], p[lo2], p[hi3], p[lo3]
-                dst = out[k, j, i0:]
-                for c in range(w):
-                    cnt = (p_hi[c] - p_lo[c]) + (p_hi2[c] - p_lo2[c]) + (p_hi3[c] - p_lo3[c])
-                    dst[c] = cnt >= need
+            for e in range(w):
+                row[e] = 0
+            for c in range(n):
+                src, prev, row = b[ia, c, e0:], row, p[c + 1]
+                for e in range(w):
+                    row[e] = prev[e] + src[e]
+            for c in range(n):
+                a1, b1, a2, b2, a3, b3 = _window_ranges(n, c, lo, hi)
+                pa1, pb1, pa2, pb2, pa3, pb3 = p[a1], p[b1], p[a2], p[b2], p[a3], p[b3]
+                dst = out[ia, c, e0:]
+                for e in range(w):
+                    cnt = (pb1[e] - pa1[e]) + (pb2[e] - pa2[e]) + (pb3[e] - pa3[e])
+                    dst[e] = cnt >= need
+
+
+@nb.njit(**_JIT)
+def depth_pass(m, hd, t_d):  # pragma: no cover - compiled
+    """STRIPES_MERGE pass 2 in place on 0/1 uint8 ``m``: clear set voxels with more than
+    ``t_d`` set voxels in ``j ± hd`` (same angle and column). Angle planes are independent,
+    so each plane's counts are taken (prefix sums over rows) before it is cleared.
+    """
+    n_k, n_j, n_i = m.shape
+    p = np.empty((n_j + 1, n_i), dtype=np.int32)
+    for k in range(n_k):
+        plane = m[k]
+        row = p[0]
+        for i in range(n_i):
+            row[i] = 0
+        for j in range(n_j):
+            src, prev, row = plane[j], row, p[j + 1]
+            for i in range(n_i):
+                row[i] = prev[i] + src[i]
+        for j in range(n_j):
+            a1, b1, a2, b2, a3, b3 = _window_ranges(n_j, j, -hd, hd)
+            pa1, pb1, pa2, pb2, pa3, pb3 = p[a1], p[b1], p[a2], p[b2], p[a3], p[b3]
+            dst = plane[j]
+            for i in range(n_i):
+                cnt = (pb1[i] - pa1[i]) + (pb2[i] - pa2[i]) + (pb3[i] - pa3[i])
+                if cnt > t_d:
+                    dst[i] = 0
+
+
+@nb.njit(**_JIT)
+def length_passes(m, hl, t_v, active):  # pragma: no cover - compiled
+    """STRIPES_MERGE passes 3 and 4 in place on 0/1 uint8 ``m`` ``(angles, rows, columns)``.
+
+    Pass 3 clears set voxels with fewer than ``t_v`` set voxels in ``k ± hl``; pass 4, on the
+    pass-3 result, those with fewer than ``hl``. Only the columns with ``active[j, i]`` (any
+    voxel set) are visited, a sinogram at a time; ``active`` is updated.
+    """
+    n_k, n_j, n_i = m.shape
+    p = np.empty(n_k + 1, dtype=np.int32)
+    cols = np.empty(n_i, dtype=np.intp)
+    buf = np.empty((n_i, n_k), dtype=np.uint8)
+    for j in range(n_j):
+        n_c = 0
+        for i in range(n_i):
+            if active[j, i]:
+                cols[n_c] = i
+                n_c += 1
+        if n_c == 0:
+            continue
+        for k in range(n_k):  # gather the active columns, a detector row at a time
+            for q in range(n_c):
+                buf[q, k] = m[k, j, cols[q]]
+        for q in range(n_c):
+            col = buf[q]
+            for need in (t_v, hl):  # Jacobi: counts from the previous pass's column
+                p[0] = 0
+                for k in range(n_k):
+                    p[k + 1] = p[k] + col[k]
+                for k in range(n_k):
+                    if col[k] and _window_sum(p, n_k, k, -hl, hl) < need:
+                        col[k] = 0
+            active[j, cols[q]] = col.any()
+        for k in range(n_k):
+            for q in range(n_c):
+                m[k, j, cols[q]] = buf[q, k]
+
+
+@nb.njit(**_JIT)
+def _side_columns(active_row, i, lo, hi, out):  # pragma: no cover - compiled
+    """Active columns among the mirrored neighbours ``i+lo .. i+hi`` of column ``i``."""
+    n_i = active_row.shape[0]
+    n = 0
+    for off in range(lo, hi + 1):
+        t = i + off
+        if t < 0 or t >= n_i:
+            t = i - off
+            if t < 0 or t >= n_i:
+                continue
+        if active_row[t]:
+            out[n] = t
+            n += 1
+    return n
+
+
+@nb.njit(**_JIT)
+def fill_passes(m, width, active):  # pragma: no cover - compiled
+    """STRIPES_MERGE pass 5 in place on 0/1 uint8 ``m``, ``width`` Jacobi iterations.
+
+    An unset voxel is set if there are set voxels in both ``i-hw .. i-1`` and
+    ``i+1 .. i+hw`` (``hw = width // 2``), or in both ``k-2w .. k-1`` and ``k+1 .. k+2w``.
+    Set voxels only ever lie in active columns, so per sinogram only columns with an active
+    column in reach are visited; a sinogram that stops changing is done.
+    """
+    n_k, n_j, n_i = m.shape
+    hw, w2 = width // 2, 2 * width
+    left = np.empty(max(hw, 1), dtype=np.intp)
+    right = np.empty(max(hw, 1), dtype=np.intp)
+    p = np.empty(n_k + 1, dtype=np.int32)
+    fills = np.empty((n_i, n_k), dtype=np.uint8)  # per column, applied after the sweep
+    changed = np.empty(n_i, dtype=np.intp)
+    for j in range(n_j):
+        act = active[j]
+        if not act.any():
+            continue
+        for _ in range(width):
+            n_changed = 0
+            for i in range(n_i):
+                n_l = _side_columns(act, i, -hw, -1, left)
+                n_r = _side_columns(act, i, 1, hw, right) if n_l else 0
+                vertical = act[i] != 0
+                if n_r == 0 and not vertical:
+                    continue
+                if vertical:
+                    p[0] = 0
+                    for k in range(n_k):
+                        p[k + 1] = p[k] + m[k, j, i]
+                fill = fills[i]
+                any_fill = False
+                for k in range(n_k):
+                    fill[k] = 0
+                    if m[k, j, i]:
+                        continue
+                    if n_r:
+                        found_l = False
+                        for q in range(n_l):
+                            if m[k, j, left[q]]:
+                                found_l = True
+                                break
+                        if found_l:
+                            for q in range(n_r):
+                                if m[k, j, right[q]]:
+                                    fill[k] = 1
+                                    break
+                    if not fill[k] and vertical:
+                        if (_window_sum(p, n_k, k, -w2, -1) > 0
+                                and _window_sum(p, n_k, k, 1, w2) > 0):
+                            fill[k] = 1
+                    any_fill = any_fill or fill[k] != 0
+                if any_fill:
+                    changed[n_changed] = i
+                    n_changed += 1
+            if n_changed == 0:
+                break
+            for q in range(n_changed):
+                i = changed[q]
+                fill = fills[i]
+                for k in range(n_k):
+                    if fill[k]:
+                        m[k, j, i] = 1
+                act[i] = 1

@@ -176,29 +176,6 @@ def _mirror_index(n: int, m: int) -> np.ndarray:
     return t
 
 
-def _add_rows(acc: np.ndarray, a: np.ndarray, idx: np.ndarray, axis: int) -> None:
-    """``acc += np.take(a, idx, axis)`` in place, without copying the contiguous part.
-
-    ``idx`` (one entry per position of ``acc`` along ``axis``) is a mirror index pattern:
-    a run ``idx[c] = c + off`` plus a few mirrored entries at the ends; ``-1`` entries (no
-    neighbour) are skipped. For bool arrays ``+=`` is a logical or.
-    """
-    n = idx.size
-    pre = (slice(None),) * axis
-    lo = hi = 0
-    if idx[n // 2] >= 0:
-        off = int(idx[n // 2]) - n // 2
-        direct = np.flatnonzero(idx - np.arange(n) == off)
-        if int(direct[-1]) + 1 - int(direct[0]) == direct.size:  # else tiny array: gather all
-            lo, hi = int(direct[0]), int(direct[-1]) + 1
-    if hi > lo:
-        acc[pre + (slice(lo, hi),)] += a[pre + (slice(lo + off, hi + off),)]
-    rest = np.concatenate([np.arange(0, lo), np.arange(hi, n)]).astype(np.intp)
-    rest = rest[idx[rest] >= 0]  # -1: no neighbour, skipped
-    if rest.size:
-        acc[pre + (rest,)] += np.take(a, idx[rest], axis=axis)
-
-
 def _mirror_rows(n: int, m: int) -> np.ndarray:
     """:func:`_mirror_index` with a missing neighbour replaced by the centre itself.
 
@@ -209,89 +186,6 @@ def _mirror_rows(n: int, m: int) -> np.ndarray:
     miss = idx < 0
     idx[miss] = np.flatnonzero(miss)
     return idx
-
-
-def _add_shifted(acc: np.ndarray, a: np.ndarray, m: int, axis: int) -> None:
-    """``acc += a[mirror(c + m)]`` along ``axis`` (in place)."""
-    _add_rows(acc, a, _mirror_rows(a.shape[axis], m), axis)
-
-
-def _prefix_sums(b: np.ndarray, axis: int, dtype: type) -> np.ndarray:
-    """Prefix sums along ``axis`` with a leading 0 (length ``n + 1`` along ``axis``).
-
-    ``np.cumsum`` along a non-last axis walks the array with large strides and is ~50x slower
-    than adding whole slices in a loop, so only the last axis uses it.
-    """
-    n = b.shape[axis]
-    shape = list(b.shape)
-    shape[axis] = n + 1
-    p = np.empty(shape, dtype=dtype)
-    pre = (slice(None),) * axis
-    p[pre + (0,)] = 0
-    if axis == b.ndim - 1:
-        np.cumsum(b, axis=axis, dtype=dtype, out=p[pre + (slice(1, None),)])
-    else:
-        for c in range(n):
-            np.add(p[pre + (c,)], b[pre + (c,)], out=p[pre + (c + 1,)])
-    return p
-
-
-def _window_counts(
-    b: np.ndarray, axis: int, windows: list[tuple[int, int]]
-) -> list[np.ndarray]:
-    """Exact mirrored window sums of a bool/integer array along ``axis``.
-
-    For every ``(lo, hi)`` in ``windows`` returns ``S[c] = sum_{m=lo}^{hi} b[mirror(c + m)]``
-    (``lo > hi`` gives zeros; missing neighbours are skipped), computed from one prefix sum.
-    """
-    n = b.shape[axis]
-    bound = max([n] + [hi - lo + 1 for lo, hi in windows])
-    dt = np.int16 if bound < np.iinfo(np.int16).max else np.int32
-    p = _prefix_sums(b, axis, dt)
-    pre = (slice(None),) * axis
-    c = np.arange(n)
-    out = []
-    for lo, hi in windows:
-        if lo > hi:
-            out.append(np.zeros(b.shape, dtype=dt))
-            continue
-        s = np.empty(b.shape, dtype=dt)
-        # Centres whose whole window is in range: two slices of the prefix sums.
-        a0, a1 = min(max(0, -lo), n), max(min(n, n - hi), 0)
-        if a1 > a0:
-            np.subtract(
-                p[pre + (slice(a0 + hi + 1, a1 + hi + 1),)],
-                p[pre + (slice(a0 + lo, a1 + lo),)],
-                out=s[pre + (slice(a0, a1),)],
-            )
-        else:
-            a0 = a1 = 0
-        # The others: in-range part of the window by gathers (mirrored parts added below).
-        edge = np.concatenate([np.arange(0, a0), np.arange(a1, n)]).astype(np.intp)
-        if edge.size:
-            start = np.clip(edge + lo, 0, n)
-            stop = np.maximum(np.clip(edge + hi + 1, 0, n), start)
-            s[pre + (edge,)] = np.take(p, stop, axis=axis) - np.take(p, start, axis=axis)
-        # Offsets falling off the low end (c + m < 0): m in [lo, min(hi, -c-1)] -> t = c - m.
-        m_hi = np.minimum(hi, -c - 1)
-        t_lo, t_hi = c - m_hi, np.minimum(c - lo, n - 1)
-        sel = (lo <= m_hi) & (t_lo <= t_hi)
-        # Offsets falling off the high end (c + m >= n): m in [max(lo, n-c), hi] -> t = c - m.
-        m_lo = np.maximum(lo, n - c)
-        u_lo, u_hi = np.maximum(c - hi, 0), c - m_lo
-        sel2 = (m_lo <= hi) & (u_lo <= u_hi)
-        for pick, a, z in ((sel, t_lo, t_hi), (sel2, u_lo, u_hi)):
-            if pick.any():
-                s[pre + (c[pick],)] += np.take(p, z[pick] + 1, axis=axis) - np.take(
-                    p, a[pick], axis=axis
-                )
-        out.append(s)
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# STRIPES_DETECT
-# --------------------------------------------------------------------------------------------
 
 
 def _mirror_table(n: int, radius: int) -> np.ndarray:
@@ -334,13 +228,14 @@ def _below_threshold(x: np.ndarray, radius: int, threshold: float) -> np.ndarray
 def _count_at_least(b: np.ndarray, size: int, need: int) -> np.ndarray:
     """Whether at least ``need`` values of the mirrored window ``k ± size`` of ``b`` are set.
 
-    ``b`` is bool ``(angles, rows, columns)`` with ``angles >= 2 * size``.
+    ``b`` is bool ``(angles, rows, columns)``.
     """
     from nsgen.prep import _stripe_jit
 
+    u = np.ascontiguousarray(b).view(np.uint8)
     out = np.empty(b.shape, np.bool_)
-    _stripe_jit.window_count_at_least(np.ascontiguousarray(b).view(np.uint8), size, need,
-                                      256, out)
+    flat = (1, u.shape[0], u.shape[1] * u.shape[2])
+    _stripe_jit.window_at_least(u.reshape(flat), -size, size, need, out.reshape(flat))
     return out
 
 
@@ -496,26 +391,6 @@ def stripe_weights(data: np.ndarray, size: int = 10, radius: int = 3) -> np.ndar
 # --------------------------------------------------------------------------------------------
 
 
-# Windows up to this length are tested with shifted ORs, longer ones with prefix counts.
-_OR_WINDOW_MAX = 16
-# Target size (voxels) of an angle slab in the depth pass.
-_SLAB_VOXELS = 4 << 20
-
-
-def _window_any(b: np.ndarray, axis: int, lo: int, hi: int) -> np.ndarray:
-    """Whether any ``b[mirror(c + m)]``, ``lo <= m <= hi``, is set (bool ``b``)."""
-    if lo > hi:
-        return np.zeros(b.shape, dtype=bool)
-    if hi - lo + 1 > _OR_WINDOW_MAX:
-        (cnt,) = _window_counts(b, axis, [(lo, hi)])
-        return cnt > 0
-    acc = np.zeros(b.shape, dtype=bool)
-    n = b.shape[axis]
-    for m in range(lo, hi + 1):
-        _add_rows(acc, b, _mirror_index(n, m), axis)  # bool += is logical or
-    return acc
-
-
 def _clean_passes(
     m: np.ndarray, length: int, depth: int, sensitivity_perc: float
 ) -> np.ndarray:
@@ -523,26 +398,22 @@ def _clean_passes(
 
     They only ever clear voxels.
     """
-    n_k, n_j, n_i = m.shape
+    from nsgen.prep import _stripe_jit
+
     s = np.float32(0.01 * sensitivity_perc)
     hl, hd = length // 2, depth // 2
     t_v = int(np.float32(s * np.float32(length)))
     t_d = int(np.float32(s * np.float32(depth)))
-    if depth > 0:  # the only pass coupling detector rows: run it in slabs of angles
-        step = max(1, _SLAB_VOXELS // max(1, n_j * n_i))
-        for k0 in range(0, n_k, step):
-            slab = m[k0 : k0 + step]
-            if slab.any():
-                (cnt,) = _window_counts(slab, 1, [(-hd, hd)])
-                slab[cnt > t_d] = False
-    for j in np.flatnonzero(m.any(axis=(0, 2))):  # sinogram by sinogram
-        sino = np.ascontiguousarray(m[:, j, :])
-        (cnt,) = _window_counts(sino, 0, [(-hl, hl)])
-        sino[cnt < t_v] = False
-        (cnt,) = _window_counts(sino, 0, [(-hl, hl)])  # recount on the pass-3 result
-        sino[cnt < hl] = False
-        m[:, j, :] = sino
+    u = m.view(np.uint8)
+    if depth > 0:  # the only pass coupling detector rows
+        _stripe_jit.depth_pass(u, hd, t_d)
+    _stripe_jit.length_passes(u, hl, t_v, _active_columns(m))
     return m
+
+
+def _active_columns(m: np.ndarray) -> np.ndarray:
+    """``(rows, columns)`` uint8: whether any voxel of that detector column is set."""
+    return np.ascontiguousarray(m.any(axis=0)).view(np.uint8)
 
 
 def _fill_passes(m: np.ndarray, width: int) -> np.ndarray:
@@ -551,27 +422,16 @@ def _fill_passes(m: np.ndarray, width: int) -> np.ndarray:
     It only ever sets voxels. Each sinogram is independent, and once an iteration changes
     nothing in a sinogram none of the later ones will.
     """
-    hw = width // 2
-    for j in np.flatnonzero(m.any(axis=(0, 2))):
-        sino = np.ascontiguousarray(m[:, j, :])
-        for _ in range(width):
-            fill = _window_any(sino, 1, -hw, -1)
-            fill &= _window_any(sino, 1, 1, hw)
-            vert = _window_any(sino, 0, -2 * width, -1)
-            vert &= _window_any(sino, 0, 1, 2 * width)
-            fill |= vert
-            fill &= ~sino
-            if not fill.any():
-                break
-            sino |= fill
-        m[:, j, :] = sino
+    from nsgen.prep import _stripe_jit
+
+    _stripe_jit.fill_passes(m.view(np.uint8), width, _active_columns(m))
     return m
 
 
 def _merge_passes(
     m: np.ndarray, length: int, depth: int, width: int, sensitivity_perc: float
 ) -> np.ndarray:
-    """SCIENCE B §5.2 STRIPES_MERGE passes 2-5 on a bool mask, in place (returned)."""
+    """SCIENCE B §5.2 STRIPES_MERGE passes 2-5 on a C-contiguous bool mask, in place."""
     _clean_passes(m, length, depth, sensitivity_perc)
     return _fill_passes(m, width)
 
