@@ -1,8 +1,9 @@
 """``nsgen mask`` / ``python -m nsgen.mask``: stripe mask of a scan into an .npz archive.
 
 Larix generation-2 ``STRIPES_DETECT`` + ``STRIPES_MERGE`` (SCIENCE B 5.2), streamed over
-detector-row chunks with the halo rows the filters need (the result equals the
-whole-volume computation exactly), on the engine's worker pool with bounded memory. The
+detector-row chunks in two passes (detector, then merge passes), each with the halo rows
+its filters need (the result equals the whole-volume computation exactly), on the engine's
+worker pool with bounded memory. The
 full-resolution ``(angles, rows, columns)`` uint8 0/1 mask is appended to the archive under
 ``m<file stem>`` (or ``--file-name``), with ``<name>_weights`` when ``--weights``.
 """
@@ -13,7 +14,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -23,9 +24,7 @@ from nsgen.engine.sizing import plan_sizing, usable_cores
 from nsgen.errors import NsgenError
 from nsgen.io.nexus import ScanLayout, open_scan
 from nsgen.io.spill import Spill
-from nsgen.modes.real import (MASK_PARAMS, MASK_WORK_FACTOR, MAX_AUTO_CHUNK, MaskStage,
-                              ScanSource)
-from nsgen.prep.stripe_detect import halo_rows
+from nsgen.modes.real import MASK_PARAMS, MAX_AUTO_CHUNK, ScanSource, detect_stripes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,17 +117,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             raise NsgenError(f"--memory-limit: {exc}") from None
     n_angles, n_rows, n_cols = shape
-    row_bytes = n_angles * n_cols * np.dtype(dtype).itemsize + 8 * n_cols
-    halo = halo_rows(params["size"], params["radius"], params["min_stripe_depth"],
-                     params["min_stripe_width"])
-    sizing = plan_sizing(n_rows=n_rows, row_bytes=row_bytes,
-                         work_factor=MASK_WORK_FACTOR * 4 / np.dtype(dtype).itemsize,
-                         workers=a.workers, chunk_rows=a.chunk_size, memory_limit=memory,
-                         max_chunk_rows=MAX_AUTO_CHUNK, halo=halo)
+    n_workers = a.workers or usable_cores()
+
+    def plan(**kw: Any) -> Any:
+        return plan_sizing(n_rows=n_rows, workers=n_workers, chunk_rows=a.chunk_size,
+                           memory_limit=memory, max_chunk_rows=MAX_AUTO_CHUNK, **kw)
+
     log = (lambda m: print(f"nsgen mask: {m}", file=sys.stderr)) if a.verbose else \
         (lambda m: None)
     log(f"{a.h5}: {n_angles} angles x {n_rows} rows x {n_cols} columns -> {archive}[{key}]; "
-        f"{sizing.describe(row_bytes)}; halo {halo} rows")
+        f"{n_workers} workers")
     work = archive.parent / f".{archive.name}.nsgen-work"
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
@@ -137,10 +135,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         weights = (Spill.create(work / "weights.f32", (n_rows, n_angles, n_cols), "float32")
                    if a.weights else None)
         source = ScanSource(str(a.h5), layout, a.flats, a.darks)
-        stage = MaskStage(source, shape, dtype, sizing.chunk_rows, halo=halo, params=params,
-                          mask_spill=mask, weights_spill=weights)
-        with Engine(a.workers or usable_cores()) as engine:
-            flags = np.concatenate(engine.run(stage, sizing.slots), axis=0)
+        with Engine(n_workers) as engine:
+            def execute(stage: Any, sizing: Any) -> list:
+                t = time.monotonic()
+                out = engine.run(stage, sizing.slots)
+                log(f"{stage.label}: {sizing.workers} workers, {sizing.chunk_rows} rows per "
+                    f"chunk + {stage.halo} halo rows each side, {sizing.slots} slots; "
+                    f"{time.monotonic() - t:.1f} s")
+                return out
+
+            flags = detect_stripes(execute, plan, source, shape, dtype, params, work,
+                                   mask_spill=mask, weights_spill=weights)
         log(f"detection: {time.monotonic() - t0:.1f} s; stripes in {int(flags.sum())} of "
             f"{n_rows} detector rows")
         as_volume = (lambda s: np.memmap(s.path, s.dtype, "r", shape=s.shape).transpose(1, 0, 2))

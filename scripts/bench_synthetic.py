@@ -117,7 +117,7 @@ def main() -> None:
               + (f"; target 10 s -> {med / 10:.2f} of target" if n == 256 else ""))
         print(f"  projection stage median {proj:.2f} s"
               + (f"; target 2 s -> {proj / 2:.2f} of target" if n == 256 else ""))
-        print(f"  stages (last run): " + ", ".join(f"{k} {v:.2f} s" for k, v in stages[-1].items()))
+        print("  stages (last run): " + ", ".join(f"{k} {v:.2f} s" for k, v in stages[-1].items()))
         print(f"  floor: writing {n_files} TIFFs from one process {floor:.2f} s; "
               f"ratio run/floor {med / floor:.1f}")
         print(f"  peak memory (PSS) of the process tree {max(peaks) / 2**20:.0f} MiB")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import all_files, nsgen, read, tree_digest
+from helpers import nsgen, read, tree_digest
 from nsgen.io.nexus import open_scan
 from nsgen.io.scan_writer import write_scan
 from nsgen.modes.dynamic import frame_ranges

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nsgen.engine.pipeline import (SHM_PREFIX, Chunk, Engine, EngineError, Stage, WorkResult,
+from nsgen.engine.pipeline import (SHM_PREFIX, Engine, EngineError, Stage, WorkResult,
                                    row_chunks, sweep_stale_segments)
 from nsgen.errors import NsgenError
 

@@ -412,6 +412,8 @@ def test_ratio_map_matches_bruteforce():
         assert np.array_equal(sd._ratio_map(x, radius), expected)
         for t in (0.3, 0.63, 1.0):
             assert np.array_equal(sd._below_threshold(x, radius, t), expected <= F32(t))
+        rows = (1, shape[1] - 2)  # output rows only; the others are context
+        assert np.array_equal(sd._ratio_map(x, radius, rows), expected[:, 1:-2])
 
 
 def test_window_count_matches_bruteforce():
@@ -421,7 +423,9 @@ def test_window_count_matches_bruteforce():
         counts = np.array([[[bf_count(b, 0, (k, j, i), -size, size) for i in range(5)]
                             for j in range(3)] for k in range(n)])
         for need in (0, 1, size, size + 1, 2 * size + 1):
-            assert np.array_equal(sd._count_at_least(b, size, need), counts >= need)
+            got = sd._count_at_least(b, size, need)
+            assert got.dtype == np.uint8
+            assert np.array_equal(got, (counts >= need).transpose(1, 0, 2))
 
 
 @pytest.mark.parametrize("scratch", [sd._EDGE_SCRATCH_BYTES, 1])
@@ -558,18 +562,51 @@ def test_chunked_equals_whole(chunk):
     assert np.array_equal(np.concatenate(wparts, axis=1), whole_w)
 
 
-@pytest.mark.parametrize("depth", [8, 0])
-def test_smaller_halo_is_not_enough(depth):
-    kw = {**CHUNK_KW, "min_stripe_depth": depth}
+@pytest.mark.parametrize("chunk_a, chunk_b", [(1, 24), (3, 2), (7, 5), (24, 1)])
+def test_two_stages_chunked_equal_whole(chunk_a, chunk_b):
+    """Candidates (halo R) then merge (halo depth // 2), each with its own chunking."""
+    x = np.random.default_rng(16).random((40, 24, 16), dtype=F32)
+    whole = detect_stripe_mask(x, **CHUNK_KW)
+    det = {k: CHUNK_KW[k] for k in ("size", "radius", "threshold")}
+    merge = {k: CHUNK_KW[k] for k in ("min_stripe_length", "min_stripe_depth",
+                                      "min_stripe_width")}
+    cand = []
+    for start in range(0, 24, chunk_a):
+        stop = min(24, start + chunk_a)
+        lo, hi = rows_to_read(start, stop, 24, CHUNK_KW["radius"])
+        cand.append(sd.stripe_candidates_rows(x[:, lo:hi], lo, (start, stop), 24, **det))
+    cand = np.concatenate(cand)
+    assert cand.shape == (24, 40, 16) and cand.dtype == np.uint8
+    parts = []
+    for start in range(0, 24, chunk_b):
+        stop = min(24, start + chunk_b)
+        lo, hi = rows_to_read(start, stop, 24, CHUNK_KW["min_stripe_depth"] // 2)
+        parts.append(sd.merge_stripes_rows(cand[lo:hi], lo, (start, stop), 24, **merge))
+    assert np.array_equal(np.concatenate(parts).transpose(1, 0, 2), whole)
+
+
+def test_smaller_halo_is_not_enough():
     x = np.random.default_rng(17).random((40, 24, 16), dtype=F32)
-    whole = detect_stripe_mask(x, **kw)
-    halo = halo_rows(5, 2, depth, 3) - 1
+    r, size, t = CHUNK_KW["radius"], CHUNK_KW["size"], CHUNK_KW["threshold"]
+    whole_cand = sd.stripe_candidates_rows(x, 0, (0, 24), 24, size, r, t)
+    # stage 1 with R - 1 rows of halo
+    parts = []
+    for start in range(0, 24, 4):
+        lo, hi = max(0, start - (r - 1)), min(24, start + 4 + (r - 1))
+        below = sd._below_threshold(x[:, lo:hi], r, t, (start - lo, start + 4 - lo))
+        parts.append(sd._count_at_least(below, size, size))
+    assert not np.array_equal(np.concatenate(parts), whole_cand)
+    # stage 2 with depth // 2 - 1 rows of halo
+    depth = CHUNK_KW["min_stripe_depth"]
+    whole = sd.merge_stripes_rows(whole_cand, 0, (0, 24), 24, 6, depth, 3)
+    halo = depth // 2 - 1
     parts = []
     for start in range(0, 24, 4):
         lo, hi = max(0, start - halo), min(24, start + 4 + halo)
-        m, _ = sd._mask_block(x[:, lo:hi], 5, 2, 0.7, 6, depth, 3, 85.0, False)
-        parts.append(m[:, start - lo : start + 4 - lo])
-    assert not np.array_equal(np.concatenate(parts, axis=1), whole)
+        m = whole_cand[lo:hi].astype(bool)
+        sd._merge_passes(m, 6, depth, 3, 85.0)
+        parts.append(m[start - lo:start + 4 - lo])
+    assert not np.array_equal(np.concatenate(parts).view(np.uint8), whole)
 
 
 def test_rows_block_checks():

@@ -25,7 +25,7 @@ from nsgen.io.nexus import Scan, ScanLayout, open_scan, shift_files
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_bounds
 from nsgen.prep.scaling import EMPTY, Bounds
-from nsgen.prep.stripe_detect import detect_stripe_mask_rows, halo_rows, rows_to_read
+from nsgen.prep.stripe_detect import merge_stripes_rows, rows_to_read, stripe_candidates_rows
 from nsgen.runner import file_record
 
 #: sinogram size after downsampling (raw, paired, dynamic), as in the seed
@@ -35,8 +35,6 @@ EDGE_ROWS = 20
 #: the seed's mask parameters (Larix generation 2)
 MASK_PARAMS = dict(size=250, radius=3, threshold=0.63, min_stripe_length=600,
                    min_stripe_depth=30, min_stripe_width=22, sensitivity_perc=85.0)
-#: float32 copies of a block a worker holds during stripe detection (measured peak ~2.5)
-MASK_WORK_FACTOR = 3
 #: automatic chunking never exceeds the seed's default chunk size
 MAX_AUTO_CHUNK = 243
 
@@ -159,17 +157,15 @@ class ScanStage(Stage):
 
 
 @dataclass
-class MaskStage(ScanStage):
-    """Stripe mask computed per row chunk (with a halo of rows): exact, bounded memory.
+class CandidateStage(ScanStage):
+    """Stripe detection, pass one: ``W <= threshold`` per row chunk (halo ``radius`` rows).
 
-    Per chunk returns the stripe flags of every detector row for each unit: the whole
-    sinogram (``patch_shape=None``) or each patch. With ``mask_spill`` (and
-    ``weights_spill``) the full-resolution mask (and weights) are also kept, rows first.
+    Writes the candidate mask rows first (uint8) to ``candidates`` and, when asked, the
+    weights to ``weights_spill``. See :func:`detect_stripes`.
     """
 
     params: dict = field(default_factory=lambda: dict(MASK_PARAMS))
-    patch_shape: tuple[int, int] | None = None
-    mask_spill: Any = None
+    candidates: Any = None
     weights_spill: Any = None
     label: str = "detect stripes"
 
@@ -178,15 +174,113 @@ class MaskStage(ScanStage):
         # the detector works on (angles, rows, columns): the raw layout, no transposed copy
         volume = flat_field_log(raw, flat, dark, sinograms_first=False)
         lo, _ = self.read_rows(chunk)
-        got = detect_stripe_mask_rows(volume, lo, (chunk.start, chunk.stop), self.shape[1],
-                                      return_weights=self.weights_spill is not None,
-                                      **self.params)
-        mask, weights = got if isinstance(got, tuple) else (got, None)
-        if self.mask_spill is not None:
-            self.mask_spill.write_rows(chunk.start, mask.transpose(1, 0, 2))
+        p = self.params
+        got = stripe_candidates_rows(volume, lo, (chunk.start, chunk.stop), self.shape[1],
+                                     p["size"], p["radius"], p["threshold"],
+                                     return_weights=self.weights_spill is not None)
+        cand, weights = got if isinstance(got, tuple) else (got, None)
+        self.candidates.write_rows(chunk.start, cand)
         if weights is not None:
-            self.weights_spill.write_rows(chunk.start, weights.transpose(1, 0, 2))
-        return WorkResult(mask_flags(mask, self.patch_shape))
+            self.weights_spill.write_rows(chunk.start, weights)
+        return WorkResult(None)
+
+
+@dataclass
+class MergeStage(Stage):
+    """Stripe detection, pass two: the merge passes per row chunk (halo ``depth // 2`` rows).
+
+    Reads candidate rows from the scratch volume, returns the stripe flags of each row (or
+    row patch, see :func:`mask_flags`) and, with ``mask_spill``, keeps the full mask.
+    """
+
+    candidates: Any = None
+    chunk_rows: int = 1
+    params: dict = field(default_factory=lambda: dict(MASK_PARAMS))
+    patch_shape: tuple[int, int] | None = None
+    mask_spill: Any = None
+    label: str = "merge stripes"
+
+    @property
+    def halo(self) -> int:
+        return self.params["min_stripe_depth"] // 2
+
+    def chunks(self) -> list[Chunk]:
+        return row_chunks(self.candidates.shape[0], self.chunk_rows)
+
+    def _rows(self, chunk: Chunk) -> tuple[int, int]:
+        return rows_to_read(chunk.start, chunk.stop, self.candidates.shape[0], self.halo)
+
+    def slot_spec(self, chunk: Chunk) -> Any:
+        lo, hi = self._rows(chunk)
+        return (hi - lo, *self.candidates.shape[1:]), "uint8"
+
+    def read(self, chunk: Chunk, out: Any) -> None:
+        self.candidates.read_rows(*self._rows(chunk), out)
+
+    def work(self, chunk: Chunk, data: Any) -> WorkResult:
+        p = self.params
+        lo, _ = self._rows(chunk)
+        mask = merge_stripes_rows(data, lo, (chunk.start, chunk.stop), self.candidates.shape[0],
+                                  p["min_stripe_length"], p["min_stripe_depth"],
+                                  p["min_stripe_width"], p["sensitivity_perc"])
+        if self.mask_spill is not None:
+            self.mask_spill.write_rows(chunk.start, mask)
+        return WorkResult(mask_flags(mask.transpose(1, 0, 2), self.patch_shape))
+
+
+#: bytes a worker holds per slot byte in :class:`CandidateStage` (uint16 raw: the float32
+#: volume, the below-threshold map and the candidates, 2 + 0.5 + 0.5 per raw byte, measured
+#: peak ~2.6)
+CANDIDATE_WORK_FACTOR = 3.0
+#: bytes a worker holds per slot byte in :class:`MergeStage` (the bool copy, the output, the
+#: active-column maps)
+MERGE_WORK_FACTOR = 2.5
+
+
+def detect_stripes(execute: Any, plan: Any, source: ScanSource, shape: tuple[int, int, int],
+                   dtype: str, params: dict, work: Path,
+                   patch_shape: tuple[int, int] | None = None, mask_spill: Any = None,
+                   weights_spill: Any = None) -> np.ndarray:
+    """Stripe mask of a scan in two streamed passes; returns the per-row (patch) flags.
+
+    Pass one (:class:`CandidateStage`) repeats only ``radius`` rows per chunk side of the
+    expensive detector; its uint8 candidates go to a scratch volume in ``work`` (one byte per
+    voxel, removed at the end); pass two (:class:`MergeStage`) repeats ``depth // 2`` rows of
+    the cheap merge passes. The result equals the whole-volume computation exactly.
+
+    Parameters
+    ----------
+    execute : callable
+        ``execute(stage, sizing) -> list`` runs a stage on the engine.
+    plan : callable
+        ``plan(row_bytes=..., work_factor=..., halo=...) -> Sizing`` for a pass.
+    source, shape, dtype
+        The scan (``shape`` = angles, rows, columns of the projections).
+    params : dict
+        Detection parameters (:data:`MASK_PARAMS` keys).
+    work : pathlib.Path
+        Directory for the candidate scratch volume.
+    patch_shape, mask_spill, weights_spill
+        See :class:`MergeStage` and :class:`CandidateStage`.
+    """
+    from nsgen.io.spill import Spill
+    n_angles, n_rows, n_cols = shape
+    raw_row = n_angles * n_cols * np.dtype(dtype).itemsize + 2 * n_cols * 4
+    candidates = Spill.create(work / "candidates.u8", (n_rows, n_angles, n_cols), "uint8")
+    try:
+        sizing = plan(row_bytes=raw_row, halo=params["radius"],
+                      work_factor=CANDIDATE_WORK_FACTOR * 2 / np.dtype(dtype).itemsize)
+        execute(CandidateStage(source, shape, dtype, sizing.chunk_rows, halo=params["radius"],
+                               params=params, candidates=candidates,
+                               weights_spill=weights_spill), sizing)
+        merge = MergeStage(candidates=candidates, chunk_rows=1, params=params,
+                           patch_shape=patch_shape, mask_spill=mask_spill)
+        sizing = plan(row_bytes=n_angles * n_cols, halo=merge.halo,
+                      work_factor=MERGE_WORK_FACTOR)
+        merge.chunk_rows = sizing.chunk_rows
+        return np.concatenate(execute(merge, sizing), axis=0)
+    finally:
+        candidates.path.unlink(missing_ok=True)
 
 
 def mask_flags(mask: np.ndarray, patch_shape: tuple[int, int] | None) -> np.ndarray:
@@ -269,13 +363,11 @@ def shift_flags(run: Any, config: Config, shift: int, source: ScanSource,
         from nsgen.io.mask_archive import mask_key, read_mask_flags
         return read_mask_flags(config.mask, mask_key(source.path), shape,
                                lambda block: mask_flags(block, patch_shape))
-    halo = halo_rows(MASK_PARAMS["size"], MASK_PARAMS["radius"],
-                     MASK_PARAMS["min_stripe_depth"], MASK_PARAMS["min_stripe_width"])
-    sizing = sizing_for(run, shape, dtype, work_factor=MASK_WORK_FACTOR, halo=halo)
-    stage = MaskStage(source, shape, dtype, sizing.chunk_rows, halo=halo,
-                      patch_shape=patch_shape)
     run.log(f"[{run.tag}] shift {shift}: no --mask, detecting stripes on the fly")
-    return np.concatenate(run.run(stage, sizing), axis=0)
+    return detect_stripes(
+        run.run, lambda **kw: run.sizing(n_rows=shape[1], max_chunk_rows=MAX_AUTO_CHUNK, **kw),
+        source, shape, dtype, dict(MASK_PARAMS), run.work / f"shift{shift:02d}",
+        patch_shape=patch_shape)
 
 
 def run_shifts(run: Any, plan: Any) -> Any:

@@ -80,7 +80,6 @@ def _add_into(dst, s0, s1, s2, s3, n_src, first):  # pragma: no cover - compiled
 @nb.njit(**_JIT)
 def _sum_plane_rows(ring, planes, j, dst):  # pragma: no cover - compiled
     """``dst = sum over d of ring[planes[d], j]``, ``d`` in order."""
-    w = dst.shape[0]
     n = planes.shape[0]
     for d0 in range(0, n, 4):
         m = min(4, n - d0)
@@ -128,7 +127,7 @@ def _ratio(p, s):  # pragma: no cover - compiled
 
 
 @nb.njit(**_JIT)
-def _edge_ratio(a, mean, j, i, r, mj, mi, plate_n, side_n, thr, out_f, out_b, k):
+def _edge_ratio(a, mean, j, i, r, mj, mi, plate_n, side_n, thr, out_f, out_b, k, j0):
     """Ratio of one column whose side neighbours are mirrored (pragma: compiled)."""
     j_lo, j_hi = mj[r - 1, j], mj[r + 1, j]
     p = mean[i] * side_n
@@ -138,15 +137,16 @@ def _edge_ratio(a, mean, j, i, r, mj, mi, plate_n, side_n, thr, out_f, out_b, k)
             + _edge_side(a, j_hi, i, r, mi, -1)) * plate_n
     r3 = min(_ratio(p, right), _ratio(p, left))
     if out_f.ndim == 3:
-        out_f[k, j, i] = r3
+        out_f[k, j - j0, i] = r3
     else:
-        out_b[k, j, i] = r3 <= thr
+        out_b[k, j - j0, i] = r3 <= thr
 
 
 @nb.njit(**_JIT)
-def ratio_map_into(x, r, mk, mj, mi, thr, out_f, out_b):  # pragma: no cover - compiled
-    """Ratio map of a ``(angles, rows, columns)`` block.
+def ratio_map_into(x, r, mk, mj, mi, j0, j1, thr, out_f, out_b):  # pragma: no cover
+    """Ratio map of rows ``[j0, j1)`` of a ``(angles, rows, columns)`` block.
 
+    The outputs have ``j1 - j0`` rows; the other rows of ``x`` are context only.
     Writes ``R3`` into ``out_f`` if it is 3-D, else ``R3 <= thr`` into ``out_b``.
     ``ratio(mp, mr)`` with ``mp = P / (2R+1)^2`` and ``mr = S / 3R`` is evaluated as
     ``ratio(3R * P, (2R+1)^2 * S)`` (one division instead of three). The left sum of column
@@ -189,7 +189,7 @@ def ratio_map_into(x, r, mk, mj, mi, thr, out_f, out_b):  # pragma: no cover - c
             for m in range(1, r):
                 for c in range(q_hi):
                     dst[c] += src[c + m]
-        for j in range(n_j):
+        for j in range(j0, j1):
             # plate sum over the row offsets -R..R, side sums over -1, 0, 1
             _sum_rows(plate, mj[:, j], mean)
             s_lo, s_mid, s_hi = side[mj[r - 1, j]], side[j], side[mj[r + 1, j]]
@@ -199,20 +199,20 @@ def ratio_map_into(x, r, mk, mj, mi, thr, out_f, out_b):  # pragma: no cover - c
             sr = sj[v_lo:]
             sl = sj[v_lo - r - 1:]
             if want_float:
-                dst_f = out_f[k, j, v_lo:]
+                dst_f = out_f[k, j - j0, v_lo:]
                 for c in range(nv):
                     p = pm[c] * side_n
                     dst_f[c] = min(_ratio(p, sr[c]), _ratio(p, sl[c]))
             else:
-                dst_b = out_b[k, j, v_lo:]
+                dst_b = out_b[k, j - j0, v_lo:]
                 for c in range(nv):
                     p = pm[c] * side_n
                     dst_b[c] = min(_ratio(p, sr[c]), _ratio(p, sl[c])) <= thr
             # columns next to the detector edges: mirrored side neighbours
             for i in range(v_lo):
-                _edge_ratio(a, mean, j, i, r, mj, mi, plate_n, side_n, thr, out_f, out_b, k)
+                _edge_ratio(a, mean, j, i, r, mj, mi, plate_n, side_n, thr, out_f, out_b, k, j0)
             for i in range(v_hi, n_i):
-                _edge_ratio(a, mean, j, i, r, mj, mi, plate_n, side_n, thr, out_f, out_b, k)
+                _edge_ratio(a, mean, j, i, r, mj, mi, plate_n, side_n, thr, out_f, out_b, k, j0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,29 +254,29 @@ def _window_sum(p, n, c, lo, hi):  # pragma: no cover - compiled
 
 
 @nb.njit(**_JIT)
-def window_at_least(b, lo, hi, need, out):  # pragma: no cover - compiled
-    """``out[a, c, e] = (sum of b[a, t, e] over the mirrored window c+lo .. c+hi) >= need``.
+def count_at_least_rows_first(b, size, need, out):  # pragma: no cover - compiled
+    """``out[j, k, i] = (sum of b[., j, i] over the mirrored window k ± size) >= need``.
 
-    ``b`` is 0/1 uint8 ``(A, n, B)`` (the counted axis in the middle); exact integer prefix
-    sums, ``B`` in strips of 256.
+    ``b`` is 0/1 uint8 ``(angles, rows, columns)``; the result is written rows first.
+    Exact integer prefix sums, columns in strips of 256.
     """
-    n_a, n, n_b = b.shape
+    n_k, n_j, n_i = b.shape
     strip = 256
-    p = np.empty((n + 1, strip), dtype=np.int32)
-    for ia in range(n_a):
-        for e0 in range(0, n_b, strip):
-            w = min(n_b, e0 + strip) - e0
+    p = np.empty((n_k + 1, strip), dtype=np.int32)
+    for j in range(n_j):
+        for e0 in range(0, n_i, strip):
+            w = min(n_i, e0 + strip) - e0
             row = p[0]
             for e in range(w):
                 row[e] = 0
-            for c in range(n):
-                src, prev, row = b[ia, c, e0:], row, p[c + 1]
+            for k in range(n_k):
+                src, prev, row = b[k, j, e0:], row, p[k + 1]
                 for e in range(w):
                     row[e] = prev[e] + src[e]
-            for c in range(n):
-                a1, b1, a2, b2, a3, b3 = _window_ranges(n, c, lo, hi)
+            for k in range(n_k):
+                a1, b1, a2, b2, a3, b3 = _window_ranges(n_k, k, -size, size)
                 pa1, pb1, pa2, pb2, pa3, pb3 = p[a1], p[b1], p[a2], p[b2], p[a3], p[b3]
-                dst = out[ia, c, e0:]
+                dst = out[j, k, e0:]
                 for e in range(w):
                     cnt = (pb1[e] - pa1[e]) + (pb2[e] - pa2[e]) + (pb3[e] - pa3[e])
                     dst[e] = cnt >= need
@@ -284,25 +284,26 @@ def window_at_least(b, lo, hi, need, out):  # pragma: no cover - compiled
 
 @nb.njit(**_JIT)
 def depth_pass(m, hd, t_d):  # pragma: no cover - compiled
-    """STRIPES_MERGE pass 2 in place on 0/1 uint8 ``m``: clear set voxels with more than
-    ``t_d`` set voxels in ``j ± hd`` (same angle and column). Angle planes are independent,
-    so each plane's counts are taken (prefix sums over rows) before it is cleared.
+    """STRIPES_MERGE pass 2 in place on a 0/1 uint8 mask ``m[j, k, i]`` (rows first).
+
+    Clears set voxels with more than ``t_d`` set voxels in ``j ± hd`` (same angle and
+    column). Angles are independent, so each angle's counts (prefix sums over rows) are
+    taken before it is cleared.
     """
-    n_k, n_j, n_i = m.shape
+    n_j, n_k, n_i = m.shape
     p = np.empty((n_j + 1, n_i), dtype=np.int32)
     for k in range(n_k):
-        plane = m[k]
         row = p[0]
         for i in range(n_i):
             row[i] = 0
         for j in range(n_j):
-            src, prev, row = plane[j], row, p[j + 1]
+            src, prev, row = m[j, k], row, p[j + 1]
             for i in range(n_i):
                 row[i] = prev[i] + src[i]
         for j in range(n_j):
             a1, b1, a2, b2, a3, b3 = _window_ranges(n_j, j, -hd, hd)
             pa1, pb1, pa2, pb2, pa3, pb3 = p[a1], p[b1], p[a2], p[b2], p[a3], p[b3]
-            dst = plane[j]
+            dst = m[j, k]
             for i in range(n_i):
                 cnt = (pb1[i] - pa1[i]) + (pb2[i] - pa2[i]) + (pb3[i] - pa3[i])
                 if cnt > t_d:
@@ -311,13 +312,13 @@ def depth_pass(m, hd, t_d):  # pragma: no cover - compiled
 
 @nb.njit(**_JIT)
 def length_passes(m, hl, t_v, active):  # pragma: no cover - compiled
-    """STRIPES_MERGE passes 3 and 4 in place on 0/1 uint8 ``m`` ``(angles, rows, columns)``.
+    """STRIPES_MERGE passes 3 and 4 in place on a 0/1 uint8 mask ``m[j, k, i]`` (rows first).
 
     Pass 3 clears set voxels with fewer than ``t_v`` set voxels in ``k ± hl``; pass 4, on the
     pass-3 result, those with fewer than ``hl``. Only the columns with ``active[j, i]`` (any
     voxel set) are visited, a sinogram at a time; ``active`` is updated.
     """
-    n_k, n_j, n_i = m.shape
+    n_j, n_k, n_i = m.shape
     p = np.empty(n_k + 1, dtype=np.int32)
     cols = np.empty(n_i, dtype=np.intp)
     buf = np.empty((n_i, n_k), dtype=np.uint8)
@@ -331,7 +332,7 @@ def length_passes(m, hl, t_v, active):  # pragma: no cover - compiled
             continue
         for k in range(n_k):  # gather the active columns, a detector row at a time
             for q in range(n_c):
-                buf[q, k] = m[k, j, cols[q]]
+                buf[q, k] = m[j, k, cols[q]]
         for q in range(n_c):
             col = buf[q]
             for need in (t_v, hl):  # Jacobi: counts from the previous pass's column
@@ -344,7 +345,7 @@ def length_passes(m, hl, t_v, active):  # pragma: no cover - compiled
             active[j, cols[q]] = col.any()
         for k in range(n_k):
             for q in range(n_c):
-                m[k, j, cols[q]] = buf[q, k]
+                m[j, k, cols[q]] = buf[q, k]
 
 
 @nb.njit(**_JIT)
@@ -366,14 +367,14 @@ def _side_columns(active_row, i, lo, hi, out):  # pragma: no cover - compiled
 
 @nb.njit(**_JIT)
 def fill_passes(m, width, active):  # pragma: no cover - compiled
-    """STRIPES_MERGE pass 5 in place on 0/1 uint8 ``m``, ``width`` Jacobi iterations.
+    """STRIPES_MERGE pass 5 in place on a 0/1 uint8 mask ``m[j, k, i]``, ``width`` iterations.
 
     An unset voxel is set if there are set voxels in both ``i-hw .. i-1`` and
     ``i+1 .. i+hw`` (``hw = width // 2``), or in both ``k-2w .. k-1`` and ``k+1 .. k+2w``.
     Set voxels only ever lie in active columns, so per sinogram only columns with an active
     column in reach are visited; a sinogram that stops changing is done.
     """
-    n_k, n_j, n_i = m.shape
+    n_j, n_k, n_i = m.shape
     hw, w2 = width // 2, 2 * width
     left = np.empty(max(hw, 1), dtype=np.intp)
     right = np.empty(max(hw, 1), dtype=np.intp)
@@ -395,22 +396,22 @@ def fill_passes(m, width, active):  # pragma: no cover - compiled
                 if vertical:
                     p[0] = 0
                     for k in range(n_k):
-                        p[k + 1] = p[k] + m[k, j, i]
+                        p[k + 1] = p[k] + m[j, k, i]
                 fill = fills[i]
                 any_fill = False
                 for k in range(n_k):
                     fill[k] = 0
-                    if m[k, j, i]:
+                    if m[j, k, i]:
                         continue
                     if n_r:
                         found_l = False
                         for q in range(n_l):
-                            if m[k, j, left[q]]:
+                            if m[j, k, left[q]]:
                                 found_l = True
                                 break
                         if found_l:
                             for q in range(n_r):
-                                if m[k, j, right[q]]:
+                                if m[j, k, right[q]]:
                                     fill[k] = 1
                                     break
                     if not fill[k] and vertical:
@@ -428,5 +429,5 @@ def fill_passes(m, width, active):  # pragma: no cover - compiled
                 fill = fills[i]
                 for k in range(n_k):
                     if fill[k]:
-                        m[k, j, i] = 1
+                        m[j, k, i] = 1
                 act[i] = 1

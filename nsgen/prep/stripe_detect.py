@@ -27,8 +27,13 @@ skipped.
 
 Exact and fast
 --------------
-* Window sums along an axis use shifted adds in a fixed order (floats: results do not depend
-  on how the volume is chunked along detector rows) or integer prefix sums (counts: exact).
+* The ratio map, the windowed counts and the merge passes are compiled with Numba
+  (:mod:`nsgen.prep._stripe_jit`): fused, cache-blocked loops instead of ~40 whole-array
+  passes. Float sums are taken in a fixed order (no fast-math), so results do not depend on
+  how the volume is chunked; counts use integer prefix sums (exact). The merge passes visit
+  only detector columns that hold set voxels (stripes are sparse).
+* ``ratio(P / (2R+1)^2, S / 3R)`` is evaluated as ``ratio(3R P, (2R+1)^2 S)``: the same
+  quotient with one division instead of three.
 * The vertical order statistic (window ``2 * size + 1 = 501`` for the NoStripesNet defaults)
   is computed exactly in ``O(n log w)`` per column: interior angles with SciPy's 1-D rank
   filter on the concatenated column series (windows that do not touch an edge never see the
@@ -41,10 +46,11 @@ Chunking along detector rows
 ----------------------------
 Every stage has a finite dependency radius along ``j`` (gradient 0, plate ``radius``,
 left/right means 1, vertical order statistic 0, threshold 0, depth pass
-``min_stripe_depth // 2``, length/short/merge passes 0), so rows ``[start, stop)`` of the mask
-are exactly reproduced from the rows ``[start - h, stop + h)`` of the volume (clipped to the
-volume) with ``h = halo_rows(...) = radius + min_stripe_depth // 2``. See
-:func:`rows_to_read` and :func:`detect_stripe_mask_rows`.
+``min_stripe_depth // 2``, length/short/merge passes 0). Streaming code runs two row-chunked
+stages: :func:`stripe_candidates_rows` (``W <= threshold``, halo ``radius``) and
+:func:`merge_stripes_rows` (passes 2-5 on the candidates, halo ``min_stripe_depth // 2``), so
+the expensive first stage repeats only ``radius`` rows per side. Chained on one block
+(:func:`detect_stripe_mask_rows`) they need ``halo_rows(...) = radius + min_stripe_depth // 2``.
 """
 
 from __future__ import annotations
@@ -59,7 +65,9 @@ __all__ = [
     "detect_stripe_mask_rows",
     "halo_rows",
     "merge_stripes",
+    "merge_stripes_rows",
     "rows_to_read",
+    "stripe_candidates_rows",
     "stripe_weights",
 ]
 
@@ -193,22 +201,30 @@ def _mirror_table(n: int, radius: int) -> np.ndarray:
     return np.stack([_mirror_rows(n, m) for m in range(-radius, radius + 1)]).astype(np.intp)
 
 
-def _ratio_kernel(x: np.ndarray, radius: int, threshold: float | None) -> np.ndarray:
-    """Run the compiled ratio map: ``R3`` (float32) or, with a threshold, ``R3 <= t``."""
+def _ratio_kernel(x: np.ndarray, radius: int, threshold: float | None,
+                  rows: tuple[int, int] | None = None) -> np.ndarray:
+    """Run the compiled ratio map on rows ``rows`` of ``x`` (all rows by default).
+
+    Returns ``R3`` (float32) or, with a threshold, ``R3 <= t`` (bool); the other rows of
+    ``x`` are only context.
+    """
     from nsgen.prep import _stripe_jit  # compiled on first use (cached on disk)
 
     x = np.ascontiguousarray(x, dtype=np.float32)
+    j0, j1 = rows or (0, x.shape[1])
+    shape = (x.shape[0], j1 - j0, x.shape[2])
     tables = (_mirror_table(n, radius) for n in x.shape)
     if threshold is None:
-        out_f, out_b = np.empty(x.shape, np.float32), np.empty((1, 1), np.bool_)
+        out_f, out_b = np.empty(shape, np.float32), np.empty((1, 1), np.bool_)
     else:
-        out_f, out_b = np.empty((1, 1), np.float32), np.empty(x.shape, np.bool_)
-    _stripe_jit.ratio_map_into(x, radius, *tables, np.float32(threshold or 0), out_f, out_b)
+        out_f, out_b = np.empty((1, 1), np.float32), np.empty(shape, np.bool_)
+    _stripe_jit.ratio_map_into(x, radius, *tables, j0, j1, np.float32(threshold or 0), out_f,
+                               out_b)
     return out_f if threshold is None else out_b
 
 
-def _ratio_map(x: np.ndarray, radius: int) -> np.ndarray:
-    """Larix-2 ratio map ``R3`` (SCIENCE B §5.2 steps 2-3), float32, same shape as ``x``.
+def _ratio_map(x: np.ndarray, radius: int, rows: tuple[int, int] | None = None) -> np.ndarray:
+    """Larix-2 ratio map ``R3`` (SCIENCE B §5.2 steps 2-3), float32, of rows ``rows`` of ``x``.
 
     Per voxel: ``P`` = plate sum of ``|G|`` over angle offsets ``-R..R`` then row offsets
     ``-R..R``; ``S_r``/``S_l`` = sums over column offsets ``1..R`` / ``-R..-1`` then row
@@ -217,25 +233,26 @@ def _ratio_map(x: np.ndarray, radius: int) -> np.ndarray:
     quotient, one division). Every voxel is the same float32 sequence whatever block it is
     computed in (:mod:`nsgen.prep._stripe_jit`).
     """
-    return _ratio_kernel(x, radius, None)
+    return _ratio_kernel(x, radius, None, rows)
 
 
-def _below_threshold(x: np.ndarray, radius: int, threshold: float) -> np.ndarray:
-    """``_ratio_map(x, radius) <= float32(threshold)`` without forming the ratio map."""
-    return _ratio_kernel(x, radius, threshold)
+def _below_threshold(x: np.ndarray, radius: int, threshold: float,
+                     rows: tuple[int, int] | None = None) -> np.ndarray:
+    """``_ratio_map(x, radius, rows) <= float32(threshold)`` without forming the ratio map."""
+    return _ratio_kernel(x, radius, threshold, rows)
 
 
 def _count_at_least(b: np.ndarray, size: int, need: int) -> np.ndarray:
     """Whether at least ``need`` values of the mirrored window ``k ± size`` of ``b`` are set.
 
-    ``b`` is bool ``(angles, rows, columns)``.
+    ``b`` is bool ``(angles, rows, columns)``; the result is uint8 0/1, rows first
+    ``(rows, angles, columns)``.
     """
     from nsgen.prep import _stripe_jit
 
     u = np.ascontiguousarray(b).view(np.uint8)
-    out = np.empty(b.shape, np.bool_)
-    flat = (1, u.shape[0], u.shape[1] * u.shape[2])
-    _stripe_jit.window_at_least(u.reshape(flat), -size, size, need, out.reshape(flat))
+    out = np.empty((u.shape[1], u.shape[0], u.shape[2]), np.uint8)
+    _stripe_jit.count_at_least_rows_first(u, size, need, out)
     return out
 
 
@@ -394,9 +411,10 @@ def stripe_weights(data: np.ndarray, size: int = 10, radius: int = 3) -> np.ndar
 def _clean_passes(
     m: np.ndarray, length: int, depth: int, sensitivity_perc: float
 ) -> np.ndarray:
-    """STRIPES_MERGE passes 2-4 (depth, length, short stripe) on a bool mask, in place.
+    """STRIPES_MERGE passes 2-4 (depth, length, short stripe) in place.
 
-    They only ever clear voxels.
+    ``m`` is a C-contiguous bool mask laid out rows first, ``(rows j, angles k, columns i)``
+    (sinograms contiguous). They only ever clear voxels.
     """
     from nsgen.prep import _stripe_jit
 
@@ -413,12 +431,13 @@ def _clean_passes(
 
 def _active_columns(m: np.ndarray) -> np.ndarray:
     """``(rows, columns)`` uint8: whether any voxel of that detector column is set."""
-    return np.ascontiguousarray(m.any(axis=0)).view(np.uint8)
+    return np.ascontiguousarray(m.any(axis=1)).view(np.uint8)
 
 
 def _fill_passes(m: np.ndarray, width: int) -> np.ndarray:
-    """STRIPES_MERGE pass 5 (gap filling, ``width`` Jacobi iterations) on a bool mask, in place.
+    """STRIPES_MERGE pass 5 (gap filling, ``width`` Jacobi iterations) in place.
 
+    ``m`` as for :func:`_clean_passes`.
     It only ever sets voxels. Each sinogram is independent, and once an iteration changes
     nothing in a sinogram none of the later ones will.
     """
@@ -431,7 +450,7 @@ def _fill_passes(m: np.ndarray, width: int) -> np.ndarray:
 def _merge_passes(
     m: np.ndarray, length: int, depth: int, width: int, sensitivity_perc: float
 ) -> np.ndarray:
-    """SCIENCE B §5.2 STRIPES_MERGE passes 2-5 on a C-contiguous bool mask, in place."""
+    """SCIENCE B §5.2 STRIPES_MERGE passes 2-5 in place on a rows-first bool mask."""
     _clean_passes(m, length, depth, sensitivity_perc)
     return _fill_passes(m, width)
 
@@ -486,34 +505,14 @@ def merge_stripes(
     width = _as_int(min_stripe_width, "min_stripe_width")
     sens = float(sensitivity_perc)
     _check_merge_params(w.shape, length, depth, width, sens)
-    m = w <= np.float32(threshold)
-    return _merge_passes(m, length, depth, width, sens).view(np.uint8)
+    m = np.ascontiguousarray((w <= np.float32(threshold)).transpose(1, 0, 2))
+    _merge_passes(m, length, depth, width, sens)
+    return np.ascontiguousarray(m.transpose(1, 0, 2)).view(np.uint8)
 
 
 # --------------------------------------------------------------------------------------------
 # whole pipeline, whole volume or row chunks
 # --------------------------------------------------------------------------------------------
-
-
-def _mask_block(
-    x: np.ndarray,
-    size: int,
-    radius: int,
-    threshold: float,
-    length: int,
-    depth: int,
-    width: int,
-    sens: float,
-    return_weights: bool,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    if return_weights:
-        w = _vertical_order_statistic(_ratio_map(x, radius), size)
-        m = w <= np.float32(threshold)
-    else:
-        # W <= t  <=>  at least `size` of the 2*size+1 window values are <= t.
-        w = None
-        m = _count_at_least(_below_threshold(x, radius, threshold), size, size)
-    return _merge_passes(m, length, depth, width, sens).view(np.uint8), w
 
 
 def detect_stripe_mask(
@@ -566,9 +565,10 @@ def halo_rows(size: int, radius: int, min_stripe_depth: int, min_stripe_width: i
 
     Dependency radius along detector rows, stage by stage: gradient 0, plate mean
     ``radius``, left/right means 1 (so the ratio map: ``radius``), vertical order statistic 0,
-    threshold 0, depth pass ``min_stripe_depth // 2``, length and short-stripe passes 0, merge
-    passes 0 (they act within one sinogram). ``size`` and ``min_stripe_width`` act along
-    angles/columns only and do not enter.
+    threshold 0 (:func:`stripe_candidates_rows` needs ``radius``); depth pass
+    ``min_stripe_depth // 2``, length and short-stripe passes 0, merge passes 0 (they act
+    within one sinogram; :func:`merge_stripes_rows` needs ``min_stripe_depth // 2``).
+    ``size`` and ``min_stripe_width`` act along angles/columns only and do not enter.
 
     Parameters
     ----------
@@ -606,6 +606,128 @@ def rows_to_read(start: int, stop: int, n_rows_total: int, halo: int) -> tuple[i
     return max(0, start - halo), min(n_rows_total, stop + halo)
 
 
+def _block_rows(block_start: int, n_block: int, rows: tuple[int, int], n_rows_total: int,
+                halo: int) -> tuple[int, int, int, int]:
+    """Validate that a block covers ``rows`` plus ``halo``; return rows and block offsets."""
+    block_start = _as_int(block_start, "block_start")
+    start, stop = (_as_int(v, "rows") for v in rows)
+    lo, hi = rows_to_read(start, stop, n_rows_total, halo)
+    if block_start > lo or block_start + n_block < hi:
+        raise ValueError(
+            f"block holds volume rows [{block_start}, {block_start + n_block}) but rows "
+            f"[{start}, {stop}) need rows [{lo}, {hi}) (halo {halo})"
+        )
+    return start, stop, lo - block_start, hi - block_start
+
+
+def stripe_candidates_rows(
+    block: np.ndarray,
+    block_start: int,
+    rows: tuple[int, int],
+    n_rows_total: int,
+    size: int = 250,
+    radius: int = 3,
+    threshold: float = 0.63,
+    return_weights: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """STRIPES_DETECT and merge pass 1 (``W <= threshold``) for detector rows ``[start, stop)``.
+
+    The first of the two row-chunked stages of :func:`detect_stripe_mask`: it needs
+    ``radius`` rows of halo (``rows_to_read(start, stop, n_rows_total, radius)``) and returns
+    the candidate mask rows first, ready for :func:`merge_stripes_rows`.
+
+    Parameters
+    ----------
+    block : ndarray, shape (n_angles, n_block_rows, n_cols)
+        Normalised volume rows ``[block_start, block_start + n_block_rows)``.
+    block_start : int
+        Volume row of ``block[:, 0]``.
+    rows : (int, int)
+        ``(start, stop)``: volume rows to return.
+    n_rows_total : int
+        Detector rows of the whole volume (parameters are validated against it).
+    size, radius, threshold
+        See :func:`detect_stripe_mask`.
+    return_weights : bool
+        Also return the exact weights :func:`stripe_weights` of those rows (slower).
+
+    Returns
+    -------
+    candidates : ndarray, uint8, shape (stop - start, n_angles, n_cols)
+        ``W <= threshold``, rows first.
+    weights : ndarray, float32, same shape
+        Only if ``return_weights``.
+
+    Raises
+    ------
+    ValueError
+        Parameters out of bounds for the whole volume, non-finite data, or the block does not
+        cover the rows needed.
+    """
+    size = _as_int(size, "size")
+    radius = _as_int(radius, "radius")
+    n_rows_total = _as_int(n_rows_total, "n_rows_total")
+    x = _as_volume(block, "block")
+    _check_detect_params((x.shape[0], n_rows_total, x.shape[2]), size, radius)
+    start, stop, b0, b1 = _block_rows(block_start, x.shape[1], rows, n_rows_total, radius)
+    x = x[:, b0:b1]
+    _check_finite(x)
+    crop = (start - block_start - b0, stop - block_start - b0)
+    if return_weights:
+        w = _vertical_order_statistic(_ratio_map(x, radius, crop), size)
+        w = np.ascontiguousarray(w.transpose(1, 0, 2))
+        return (w <= np.float32(threshold)).view(np.uint8), w
+    # W <= t  <=>  at least `size` of the 2*size+1 window values are <= t.
+    return _count_at_least(_below_threshold(x, radius, threshold, crop), size, size)
+
+
+def merge_stripes_rows(
+    candidates: np.ndarray,
+    block_start: int,
+    rows: tuple[int, int],
+    n_rows_total: int,
+    min_stripe_length: int = 600,
+    min_stripe_depth: int = 30,
+    min_stripe_width: int = 22,
+    sensitivity_perc: float = 85.0,
+) -> np.ndarray:
+    """STRIPES_MERGE passes 2-5 for detector rows ``[start, stop)`` of a candidate mask.
+
+    The second row-chunked stage of :func:`detect_stripe_mask`: it needs
+    ``min_stripe_depth // 2`` rows of halo around ``rows``.
+
+    Parameters
+    ----------
+    candidates : ndarray, shape (n_block_rows, n_angles, n_cols)
+        Rows ``[block_start, block_start + n_block_rows)`` of the output of
+        :func:`stripe_candidates_rows` (rows first, 0/1).
+    block_start, rows, n_rows_total
+        As for :func:`stripe_candidates_rows`.
+    min_stripe_length, min_stripe_depth, min_stripe_width, sensitivity_perc
+        See :func:`merge_stripes`.
+
+    Returns
+    -------
+    ndarray, uint8, shape (stop - start, n_angles, n_cols)
+        0/1 stripe mask, rows first.
+    """
+    length = _as_int(min_stripe_length, "min_stripe_length")
+    depth = _as_int(min_stripe_depth, "min_stripe_depth")
+    width = _as_int(min_stripe_width, "min_stripe_width")
+    sens = float(sensitivity_perc)
+    n_rows_total = _as_int(n_rows_total, "n_rows_total")
+    c = np.asarray(candidates)
+    if c.ndim != 3:
+        raise ValueError(f"candidates must be a 3D array (rows, angles, columns); got {c.shape}")
+    _check_merge_params((c.shape[1], n_rows_total, c.shape[2]), length, depth, width, sens)
+    start, stop, b0, b1 = _block_rows(block_start, c.shape[0], rows, n_rows_total,
+                                      max(depth, 0) // 2)
+    m = np.array(c[b0:b1], dtype=np.bool_, order="C")  # a copy: the passes work in place
+    _merge_passes(m, length, depth, width, sens)
+    off = start - block_start - b0
+    return np.ascontiguousarray(m[off:off + stop - start]).view(np.uint8)
+
+
 def detect_stripe_mask_rows(
     block: np.ndarray,
     block_start: int,
@@ -624,13 +746,16 @@ def detect_stripe_mask_rows(
 
     The result equals ``detect_stripe_mask(volume)[:, start:stop]`` exactly, provided the
     block holds (at least) the volume rows ``rows_to_read(start, stop, n_rows_total, h)``
-    with ``h = halo_rows(size, radius, min_stripe_depth, min_stripe_width)``.
+    with ``h = halo_rows(size, radius, min_stripe_depth, min_stripe_width)``. It chains the
+    two stages :func:`stripe_candidates_rows` (halo ``radius``) and
+    :func:`merge_stripes_rows` (halo ``min_stripe_depth // 2``); a pipeline that streams a
+    scan runs them as two passes so that only the second repeats rows.
 
-    How the edges work: the kernel mirrors at both ends of the (cropped) block. Where a block
+    How the edges work: the kernels mirror at both ends of the (cropped) block. Where a block
     end is the true volume edge (row 0 or ``n_rows_total``), that is exactly what the
     whole-volume computation does. Where it is not, the wrong mirrored values contaminate at
-    most ``h`` rows next to that end, which are the halo and are cropped away. Parameters are
-    validated against the whole-volume shape ``(n_angles, n_rows_total, n_cols)``.
+    most the halo rows next to that end, which are cropped away. Parameters are validated
+    against the whole-volume shape ``(n_angles, n_rows_total, n_cols)``.
 
     Parameters
     ----------
@@ -670,32 +795,22 @@ def detect_stripe_mask_rows(
     >>> bool((part == detect_stripe_mask(vol, **kw)[:, 10:20]).all())
     True
     """
-    size = _as_int(size, "size")
-    radius = _as_int(radius, "radius")
-    length = _as_int(min_stripe_length, "min_stripe_length")
-    depth = _as_int(min_stripe_depth, "min_stripe_depth")
-    width = _as_int(min_stripe_width, "min_stripe_width")
-    sens = float(sensitivity_perc)
-    block_start = _as_int(block_start, "block_start")
-    n_rows_total = _as_int(n_rows_total, "n_rows_total")
-    start, stop = (_as_int(v, "rows") for v in rows)
     x = _as_volume(block, "block")
+    n_rows_total = _as_int(n_rows_total, "n_rows_total")
     shape = (x.shape[0], n_rows_total, x.shape[2])
-    _check_detect_params(shape, size, radius)
-    _check_merge_params(shape, length, depth, width, sens)
-    halo = halo_rows(size, radius, depth, width)
-    lo, hi = rows_to_read(start, stop, n_rows_total, halo)
-    if block_start > lo or block_start + x.shape[1] < hi:
-        raise ValueError(
-            f"block holds volume rows [{block_start}, {block_start + x.shape[1]}) but rows "
-            f"[{start}, {stop}) need rows [{lo}, {hi}) (halo {halo})"
-        )
-    x = x[:, lo - block_start : hi - block_start]
-    _check_finite(x)
-    mask, w = _mask_block(x, size, radius, threshold, length, depth, width, sens, return_weights)
-    crop = slice(start - lo, stop - lo)
-    mask = np.ascontiguousarray(mask[:, crop])
-    if return_weights:
-        assert w is not None
-        return mask, np.ascontiguousarray(w[:, crop])
+    _check_detect_params(shape, _as_int(size, "size"), _as_int(radius, "radius"))
+    _check_merge_params(shape, _as_int(min_stripe_length, "min_stripe_length"),
+                        _as_int(min_stripe_depth, "min_stripe_depth"),
+                        _as_int(min_stripe_width, "min_stripe_width"), float(sensitivity_perc))
+    start, stop, _, _ = _block_rows(block_start, x.shape[1], rows, n_rows_total,
+                                    halo_rows(size, radius, min_stripe_depth, min_stripe_width))
+    c_lo, c_hi = rows_to_read(start, stop, n_rows_total, min_stripe_depth // 2)
+    got = stripe_candidates_rows(x, block_start, (c_lo, c_hi), n_rows_total, size, radius,
+                                 threshold, return_weights)
+    cand, w = got if isinstance(got, tuple) else (got, None)
+    mask = merge_stripes_rows(cand, c_lo, (start, stop), n_rows_total, min_stripe_length,
+                              min_stripe_depth, min_stripe_width, sensitivity_perc)
+    mask = np.ascontiguousarray(mask.transpose(1, 0, 2))
+    if w is not None:
+        return mask, np.ascontiguousarray(w[start - c_lo:stop - c_lo].transpose(1, 0, 2))
     return mask
