@@ -131,8 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     try:
-        mask = Spill.create(work / "mask.u8", (n_rows, n_angles, n_cols), "uint8")
-        weights = (Spill.create(work / "weights.f32", (n_rows, n_angles, n_cols), "float32")
+        # angles first, like the archive entries: the archive streams them sequentially
+        mask = Spill.create(work / "mask.u8", shape, "uint8")
+        weights = (Spill.create(work / "weights.f32", shape, "float32")
                    if a.weights else None)
         source = ScanSource(str(a.h5), layout, a.flats, a.darks)
         with Engine(n_workers) as engine:
@@ -148,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    mask_spill=mask, weights_spill=weights)
         log(f"detection: {time.monotonic() - t0:.1f} s; stripes in {int(flags.sum())} of "
             f"{n_rows} detector rows")
-        as_volume = (lambda s: np.memmap(s.path, s.dtype, "r", shape=s.shape).transpose(1, 0, 2))
+        as_volume = (lambda s: np.memmap(s.path, s.dtype, "r", shape=s.shape))
         append_mask(archive, key, as_volume(mask),
                     weights=None if weights is None else as_volume(weights),
                     overwrite=a.overwrite)

@@ -25,6 +25,8 @@ PROCESS_OVERHEAD = 80 * 2**20
 #: automatic chunks stay near this many bytes per slot: large enough to amortise per-chunk
 #: costs, small enough that first-touch of worker buffers and cache misses stay cheap
 TARGET_SLOT_BYTES = 64 * 2**20
+#: with a halo, chunks aim at this many times the halo (repeated rows 2/16 = 12.5 %)
+HALO_CHUNK_FACTOR = 16
 
 
 def _positive_int(env: Mapping[str, str], key: str) -> int | None:
@@ -220,7 +222,7 @@ def plan_sizing(*, n_rows: int, row_bytes: int, work_factor: float,
         per_worker = 2 if halo else 4   # with a halo, fewer chunks repeat less work
         balanced = (math.ceil(n_rows / (per_worker * busy)) if n_rows > per_worker * busy
                     else n_rows)
-        target = max(1, TARGET_SLOT_BYTES // row_bytes, 4 * halo)
+        target = max(1, TARGET_SLOT_BYTES // row_bytes, HALO_CHUNK_FACTOR * halo)
         rows = max(1, min(room, balanced, target))
         if max_chunk_rows:
             rows = min(rows, max_chunk_rows)

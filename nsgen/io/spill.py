@@ -1,4 +1,4 @@
-"""Scratch volumes between passes: row-major float32 files read and written by rows.
+"""Scratch volumes between passes: row-major files read and written by rows (or bands).
 
 Workers write disjoint row ranges of the same file concurrently; the reader
 reads row ranges straight into shared-memory slots. Nothing is held in memory.
@@ -47,6 +47,40 @@ class Spill:
             while view:
                 n = os.pwrite(fd, view, off)
                 view, off = view[n:], off + n
+        finally:
+            os.close(fd)
+
+    def write_band(self, start: int, block: np.ndarray) -> None:
+        """Write ``block[j]`` (shape ``(b, shape[0], *shape[2:])``) at index ``start + j`` of
+        the second axis, for every first-axis index: a band of a volume stored angles first,
+        from rows-first data, without a transposed copy.
+
+        Examples
+        --------
+        A rows-first block of 2 rows goes into rows 1-2 of an angles-first volume:
+        ``spill.write_band(1, block)`` stores ``block[j, k]`` at ``volume[k, 1 + j]``.
+        """
+        if block.ndim < 2 or block.shape[1] != self.shape[0] or \
+                block.shape[2:] != self.shape[2:] or start < 0 or \
+                start + block.shape[0] > self.shape[1]:
+            raise ValueError(f"band {start}+{block.shape} does not fit spill {self.shape}")
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        line = int(np.prod(self.shape[2:], dtype=np.int64)) * np.dtype(self.dtype).itemsize
+        views = [memoryview(row).cast("B") for row in block.reshape(block.shape[0],
+                                                                    block.shape[1], -1)]
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            for k in range(self.shape[0]):
+                bufs = [v[k * line:(k + 1) * line] for v in views]
+                off = k * self.row_bytes + start * line
+                total = line * len(bufs)
+                n = os.pwritev(fd, bufs, off)
+                if n != total:  # short write: finish it piece by piece
+                    data = b"".join(bytes(b) for b in bufs)[n:]
+                    off += n
+                    while data:
+                        m = os.pwrite(fd, data, off)
+                        data, off = data[m:], off + m
         finally:
             os.close(fd)
 

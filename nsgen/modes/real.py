@@ -161,7 +161,8 @@ class CandidateStage(ScanStage):
     """Stripe detection, pass one: ``W <= threshold`` per row chunk (halo ``radius`` rows).
 
     Writes the candidate mask rows first (uint8) to ``candidates`` and, when asked, the
-    weights to ``weights_spill``. See :func:`detect_stripes`.
+    weights to ``weights_spill`` (angles first, like the archive entry). See
+    :func:`detect_stripes`.
     """
 
     params: dict = field(default_factory=lambda: dict(MASK_PARAMS))
@@ -181,7 +182,7 @@ class CandidateStage(ScanStage):
         cand, weights = got if isinstance(got, tuple) else (got, None)
         self.candidates.write_rows(chunk.start, cand)
         if weights is not None:
-            self.weights_spill.write_rows(chunk.start, weights)
+            self.weights_spill.write_band(chunk.start, weights)
         return WorkResult(None)
 
 
@@ -189,8 +190,10 @@ class CandidateStage(ScanStage):
 class MergeStage(Stage):
     """Stripe detection, pass two: the merge passes per row chunk (halo ``depth // 2`` rows).
 
-    Reads candidate rows from the scratch volume, returns the stripe flags of each row (or
-    row patch, see :func:`mask_flags`) and, with ``mask_spill``, keeps the full mask.
+    Each worker reads its candidate rows (with the halo) straight from the scratch volume
+    (no shared-memory copy), returns the stripe flags of each row (or row patch, see
+    :func:`mask_flags`) and, with ``mask_spill`` (stored angles first, like the archive
+    entry), keeps the full mask.
     """
 
     candidates: Any = None
@@ -207,24 +210,16 @@ class MergeStage(Stage):
     def chunks(self) -> list[Chunk]:
         return row_chunks(self.candidates.shape[0], self.chunk_rows)
 
-    def _rows(self, chunk: Chunk) -> tuple[int, int]:
-        return rows_to_read(chunk.start, chunk.stop, self.candidates.shape[0], self.halo)
-
-    def slot_spec(self, chunk: Chunk) -> Any:
-        lo, hi = self._rows(chunk)
-        return (hi - lo, *self.candidates.shape[1:]), "uint8"
-
-    def read(self, chunk: Chunk, out: Any) -> None:
-        self.candidates.read_rows(*self._rows(chunk), out)
-
     def work(self, chunk: Chunk, data: Any) -> WorkResult:
         p = self.params
-        lo, _ = self._rows(chunk)
-        mask = merge_stripes_rows(data, lo, (chunk.start, chunk.stop), self.candidates.shape[0],
-                                  p["min_stripe_length"], p["min_stripe_depth"],
-                                  p["min_stripe_width"], p["sensitivity_perc"])
+        n_rows = self.candidates.shape[0]
+        lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo)
+        mask = merge_stripes_rows(self.candidates.read_rows(lo, hi), lo,
+                                  (chunk.start, chunk.stop), n_rows, p["min_stripe_length"],
+                                  p["min_stripe_depth"], p["min_stripe_width"],
+                                  p["sensitivity_perc"])
         if self.mask_spill is not None:
-            self.mask_spill.write_rows(chunk.start, mask)
+            self.mask_spill.write_band(chunk.start, mask)
         return WorkResult(mask_flags(mask.transpose(1, 0, 2), self.patch_shape))
 
 
@@ -232,9 +227,11 @@ class MergeStage(Stage):
 #: volume, the below-threshold map and the candidates, 2 + 0.5 + 0.5 per raw byte, measured
 #: peak ~2.6)
 CANDIDATE_WORK_FACTOR = 3.0
-#: bytes a worker holds per slot byte in :class:`MergeStage` (the bool copy, the output, the
-#: active-column maps)
-MERGE_WORK_FACTOR = 2.5
+#: extra bytes per uint16 raw byte with ``--weights`` (ratio map, weights and their copy)
+WEIGHTS_WORK_FACTOR = 6.0
+#: bytes a worker holds per candidate byte in :class:`MergeStage` (the rows read, the bool
+#: copy, the output)
+MERGE_WORK_FACTOR = 3.0
 
 
 def detect_stripes(execute: Any, plan: Any, source: ScanSource, shape: tuple[int, int, int],
@@ -268,13 +265,15 @@ def detect_stripes(execute: Any, plan: Any, source: ScanSource, shape: tuple[int
     raw_row = n_angles * n_cols * np.dtype(dtype).itemsize + 2 * n_cols * 4
     candidates = Spill.create(work / "candidates.u8", (n_rows, n_angles, n_cols), "uint8")
     try:
+        factor = CANDIDATE_WORK_FACTOR + (WEIGHTS_WORK_FACTOR if weights_spill else 0.0)
         sizing = plan(row_bytes=raw_row, halo=params["radius"],
-                      work_factor=CANDIDATE_WORK_FACTOR * 2 / np.dtype(dtype).itemsize)
+                      work_factor=factor * 2 / np.dtype(dtype).itemsize)
         execute(CandidateStage(source, shape, dtype, sizing.chunk_rows, halo=params["radius"],
                                params=params, candidates=candidates,
                                weights_spill=weights_spill), sizing)
         merge = MergeStage(candidates=candidates, chunk_rows=1, params=params,
                            patch_shape=patch_shape, mask_spill=mask_spill)
+        # a compute-only stage: no slot, the worker holds the rows it reads and works on
         sizing = plan(row_bytes=n_angles * n_cols, halo=merge.halo,
                       work_factor=MERGE_WORK_FACTOR)
         merge.chunk_rows = sizing.chunk_rows
