@@ -11,18 +11,23 @@ full-resolution ``(angles, rows, columns)`` uint8 0/1 mask is appended to the ar
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from dataclasses import dataclass
+from types import SimpleNamespace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from nsgen.config import OneLineParser
-from nsgen.engine.pipeline import Engine, install_sigterm_handler
+from nsgen.engine.pipeline import (Chunk, Engine, Stage, WorkResult, install_sigterm_handler,
+                                   row_chunks)
 from nsgen.engine.sizing import plan_sizing, usable_cores
 from nsgen.errors import NsgenError
 from nsgen.io.nexus import ScanLayout, open_scan
+from nsgen.io.mask_archive import Deflated, crc32_combine, deflate_piece
 from nsgen.io.spill import Spill
 from nsgen.modes.real import MASK_PARAMS, MAX_AUTO_CHUNK, ScanSource, detect_stripes
 
@@ -92,6 +97,50 @@ def check_params(params: dict, shape: tuple[int, int, int]) -> None:
             raise NsgenError(message)
 
 
+#: bytes of a mask or weights entry deflated per chunk (pieces compress in parallel)
+DEFLATE_PIECE_BYTES = 32 * 2**20
+
+
+@dataclass
+class DeflateStage(Stage):
+    """Deflate a scratch volume's bytes in independent pieces, one per chunk (pigz style).
+
+    Chunk ``i`` covers bytes ``[i * piece, (i + 1) * piece)`` of the file; its value is
+    ``(compressed piece, CRC-32, length)`` (see :func:`nsgen.io.mask_archive.deflate_piece`).
+    """
+
+    path: str = ""
+    size: int = 0
+    piece: int = DEFLATE_PIECE_BYTES
+    label: str = "compress"
+
+    def chunks(self) -> list[Chunk]:
+        return row_chunks(max(1, -(-self.size // self.piece)), 1)
+
+    def work(self, chunk: Chunk, data: Any) -> WorkResult:
+        start = chunk.start * self.piece
+        stop = min(self.size, start + self.piece)
+        with open(self.path, "rb", buffering=0) as f:
+            raw = os.pread(f.fileno(), stop - start, start)
+        if len(raw) != stop - start:
+            raise EOFError(f"{self.path} is shorter than {self.size} bytes")
+        out, crc = deflate_piece(raw, last=stop == self.size)
+        return WorkResult((out, crc, len(raw)))
+
+
+def deflate_spill(execute: Callable[[Stage, Any], list], spill: Spill) -> Deflated:
+    """Compress a scratch volume (an archive entry, angles first) on the engine's workers."""
+    size = spill.shape[0] * spill.row_bytes
+    stage = DeflateStage(path=str(spill.path), size=size)
+    sizing = SimpleNamespace(slots=usable_cores() + 1, workers=0, chunk_rows=1)
+    pieces = execute(stage, sizing)
+    crc = pieces[0][1]
+    for _, c, n in pieces[1:]:
+        crc = crc32_combine(crc, c, n)
+    return Deflated(spill.shape, np.dtype(spill.dtype).str, tuple(p for p, _, _ in pieces),
+                    crc, size)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``nsgen mask``."""
     from nsgen.io.mask_archive import append_mask, check_archive_writable, mask_key
@@ -140,18 +189,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             def execute(stage: Any, sizing: Any) -> list:
                 t = time.monotonic()
                 out = engine.run(stage, sizing.slots)
-                log(f"{stage.label}: {sizing.workers} workers, {sizing.chunk_rows} rows per "
-                    f"chunk + {stage.halo} halo rows each side, {sizing.slots} slots; "
-                    f"{time.monotonic() - t:.1f} s")
+                if hasattr(stage, "halo"):
+                    log(f"{stage.label}: {sizing.workers} workers, {sizing.chunk_rows} rows "
+                        f"per chunk + {stage.halo} halo rows each side, {sizing.slots} "
+                        f"slots; {time.monotonic() - t:.1f} s")
                 return out
 
             flags = detect_stripes(execute, plan, source, shape, dtype, params, work,
                                    mask_spill=mask, weights_spill=weights)
-        log(f"detection: {time.monotonic() - t0:.1f} s; stripes in {int(flags.sum())} of "
-            f"{n_rows} detector rows")
-        as_volume = (lambda s: np.memmap(s.path, s.dtype, "r", shape=s.shape))
-        append_mask(archive, key, as_volume(mask),
-                    weights=None if weights is None else as_volume(weights),
+            log(f"detection: {time.monotonic() - t0:.1f} s; stripes in {int(flags.sum())} "
+                f"of {n_rows} detector rows")
+            t1 = time.monotonic()
+            deflated = [None if s is None else deflate_spill(execute, s) for s in (mask, weights)]
+            log(f"compression: {time.monotonic() - t1:.1f} s")
+        append_mask(archive, key, deflated[0], weights=deflated[1],
                     overwrite=a.overwrite)
     finally:
         import shutil

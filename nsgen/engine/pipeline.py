@@ -35,6 +35,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from nsgen.engine import scratch
 from nsgen.errors import NsgenError
 
 SHM_PREFIX = "nsgen-"
@@ -235,6 +236,7 @@ def _worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) -
             return
         if kind == "stage":
             stage_id, stage, names = msg[1], msg[2], msg[3]
+            scratch.release()  # the previous stage's work buffers
             try:
                 segments = attached.use(names)
                 chunks = list(stage.chunks())

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from nsgen.config import Config
+from nsgen.engine import scratch
 from nsgen.engine.pipeline import Chunk, Stage, WorkResult, row_chunks
 from nsgen.errors import NsgenError
 from nsgen.io.nexus import Scan, ScanLayout, open_scan, shift_files
@@ -173,12 +174,14 @@ class CandidateStage(ScanStage):
     def work(self, chunk: Chunk, data: Any) -> WorkResult:
         raw, flat, dark = data
         # the detector works on (angles, rows, columns): the raw layout, no transposed copy
-        volume = flat_field_log(raw, flat, dark, sinograms_first=False)
+        volume = flat_field_log(raw, flat, dark, sinograms_first=False,
+                                out=scratch.buffer("volume", raw.shape, np.float32))
         lo, _ = self.read_rows(chunk)
         p = self.params
+        out = scratch.buffer("candidates", (chunk.rows, *self.shape[::2]), np.uint8)
         got = stripe_candidates_rows(volume, lo, (chunk.start, chunk.stop), self.shape[1],
                                      p["size"], p["radius"], p["threshold"],
-                                     return_weights=self.weights_spill is not None)
+                                     return_weights=self.weights_spill is not None, out=out)
         cand, weights = got if isinstance(got, tuple) else (got, None)
         self.candidates.write_rows(chunk.start, cand)
         if weights is not None:
@@ -214,10 +217,11 @@ class MergeStage(Stage):
         p = self.params
         n_rows = self.candidates.shape[0]
         lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo)
-        mask = merge_stripes_rows(self.candidates.read_rows(lo, hi), lo,
+        rows = scratch.buffer("candidates", (hi - lo, *self.candidates.shape[1:]), np.uint8)
+        mask = merge_stripes_rows(self.candidates.read_rows(lo, hi, rows), lo,
                                   (chunk.start, chunk.stop), n_rows, p["min_stripe_length"],
                                   p["min_stripe_depth"], p["min_stripe_width"],
-                                  p["sensitivity_perc"])
+                                  p["sensitivity_perc"], overwrite_input=True)
         if self.mask_spill is not None:
             self.mask_spill.write_band(chunk.start, mask)
         return WorkResult(mask_flags(mask.transpose(1, 0, 2), self.patch_shape))

@@ -29,6 +29,21 @@ TINY = np.float32(np.finfo(np.float32).smallest_subnormal)
 
 
 @nb.njit(**_JIT)
+def all_finite(x):  # pragma: no cover - compiled
+    """Whether every value of the 3-D float32 array ``x`` is finite (no temporary array)."""
+    n_k, n_j, n_i = x.shape
+    for k in range(n_k):
+        for j in range(n_j):
+            row = x[k, j]
+            ok = True
+            for c in range(n_i):
+                ok &= (row[c] - row[c]) == 0  # NaN for NaN and +-inf
+            if not ok:
+                return False
+    return True
+
+
+@nb.njit(**_JIT)
 def _gradient_plane(x, k, out):  # pragma: no cover - compiled
     """``out[j, i] = |G[k, j, i]|``: step-2 difference along columns (backwards at the end)."""
     n_j, n_i = x.shape[1], x.shape[2]

@@ -162,7 +162,9 @@ def _as_volume(data: np.ndarray, name: str) -> np.ndarray:
 
 
 def _check_finite(x: np.ndarray) -> None:
-    if not np.isfinite(x).all():
+    from nsgen.prep import _stripe_jit
+
+    if not _stripe_jit.all_finite(np.ascontiguousarray(x, dtype=np.float32)):
         raise ValueError("data contains NaN or infinite values; normalise the scan first")
 
 
@@ -242,16 +244,21 @@ def _below_threshold(x: np.ndarray, radius: int, threshold: float,
     return _ratio_kernel(x, radius, threshold, rows)
 
 
-def _count_at_least(b: np.ndarray, size: int, need: int) -> np.ndarray:
+def _count_at_least(b: np.ndarray, size: int, need: int,
+                    out: np.ndarray | None = None) -> np.ndarray:
     """Whether at least ``need`` values of the mirrored window ``k ± size`` of ``b`` are set.
 
     ``b`` is bool ``(angles, rows, columns)``; the result is uint8 0/1, rows first
-    ``(rows, angles, columns)``.
+    ``(rows, angles, columns)`` (written into ``out`` when given).
     """
     from nsgen.prep import _stripe_jit
 
     u = np.ascontiguousarray(b).view(np.uint8)
-    out = np.empty((u.shape[1], u.shape[0], u.shape[2]), np.uint8)
+    shape = (u.shape[1], u.shape[0], u.shape[2])
+    if out is None:
+        out = np.empty(shape, np.uint8)
+    elif out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous uint8 array of shape {shape}")
     _stripe_jit.count_at_least_rows_first(u, size, need, out)
     return out
 
@@ -629,6 +636,7 @@ def stripe_candidates_rows(
     radius: int = 3,
     threshold: float = 0.63,
     return_weights: bool = False,
+    out: np.ndarray | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """STRIPES_DETECT and merge pass 1 (``W <= threshold``) for detector rows ``[start, stop)``.
 
@@ -650,6 +658,8 @@ def stripe_candidates_rows(
         See :func:`detect_stripe_mask`.
     return_weights : bool
         Also return the exact weights :func:`stripe_weights` of those rows (slower).
+    out : ndarray, optional
+        C-contiguous uint8 array of the candidates' shape to write them into.
 
     Returns
     -------
@@ -676,9 +686,11 @@ def stripe_candidates_rows(
     if return_weights:
         w = _vertical_order_statistic(_ratio_map(x, radius, crop), size)
         w = np.ascontiguousarray(w.transpose(1, 0, 2))
-        return (w <= np.float32(threshold)).view(np.uint8), w
+        cand = np.less_equal(w, np.float32(threshold),
+                             out=None if out is None else out.view(np.bool_))
+        return cand.view(np.uint8), w
     # W <= t  <=>  at least `size` of the 2*size+1 window values are <= t.
-    return _count_at_least(_below_threshold(x, radius, threshold, crop), size, size)
+    return _count_at_least(_below_threshold(x, radius, threshold, crop), size, size, out)
 
 
 def merge_stripes_rows(
@@ -690,6 +702,7 @@ def merge_stripes_rows(
     min_stripe_depth: int = 30,
     min_stripe_width: int = 22,
     sensitivity_perc: float = 85.0,
+    overwrite_input: bool = False,
 ) -> np.ndarray:
     """STRIPES_MERGE passes 2-5 for detector rows ``[start, stop)`` of a candidate mask.
 
@@ -705,6 +718,9 @@ def merge_stripes_rows(
         As for :func:`stripe_candidates_rows`.
     min_stripe_length, min_stripe_depth, min_stripe_width, sensitivity_perc
         See :func:`merge_stripes`.
+    overwrite_input : bool
+        Work in ``candidates`` itself (a C-contiguous 0/1 uint8 array) instead of a copy;
+        the result is then a view of it.
 
     Returns
     -------
@@ -722,10 +738,13 @@ def merge_stripes_rows(
     _check_merge_params((c.shape[1], n_rows_total, c.shape[2]), length, depth, width, sens)
     start, stop, b0, b1 = _block_rows(block_start, c.shape[0], rows, n_rows_total,
                                       max(depth, 0) // 2)
-    m = np.array(c[b0:b1], dtype=np.bool_, order="C")  # a copy: the passes work in place
+    if overwrite_input and c.dtype == np.uint8 and c.flags.c_contiguous:
+        m = c[b0:b1].view(np.bool_)
+    else:
+        m = np.array(c[b0:b1], dtype=np.bool_, order="C")  # the passes work in place
     _merge_passes(m, length, depth, width, sens)
     off = start - block_start - b0
-    return np.ascontiguousarray(m[off:off + stop - start]).view(np.uint8)
+    return m[off:off + stop - start].view(np.uint8)
 
 
 def detect_stripe_mask_rows(
