@@ -140,6 +140,10 @@ class Stage:
         """Process one chunk (runs in a worker process)."""
         raise NotImplementedError
 
+    def prepare(self) -> None:
+        """Run once in every worker as the stage starts, while the reader reads the first
+        chunks (for example to load compiled kernels). The default does nothing."""
+
 
 class EngineError(RuntimeError):
     """A reader or worker process failed or died; the message says which and why."""
@@ -236,7 +240,7 @@ def _worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) -
             return
         if kind == "stage":
             stage_id, stage, names = msg[1], msg[2], msg[3]
-            scratch.release()  # the previous stage's work buffers
+            scratch.retire()  # the previous stage's buffers: spares for this one
             try:
                 segments = attached.use(names)
                 chunks = list(stage.chunks())
@@ -244,6 +248,10 @@ def _worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) -
                 _send_error(results, who, exc)
                 continue
             results.put(("ready", who, stage_id))
+            try:
+                stage.prepare()
+            except BaseException as exc:  # noqa: BLE001 - reported to the main process
+                _send_error(results, who, exc)
             continue
         # ("chunk", stage_id, chunk_index, slot)
         _, sid, index, slot = msg
@@ -252,6 +260,7 @@ def _worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) -
             arr = slot_views(segments[slot].buf, stage.slot_spec(chunks[index]))
             res = stage.work(chunks[index], arr)
             del arr
+            scratch.trim()
             results.put(("done", sid, index, res))
         except BaseException as exc:  # noqa: BLE001 - reported to the main process
             _send_error(results, f"{who} (rows {chunks[index].start}-{chunks[index].stop - 1})"

@@ -2,9 +2,14 @@
 
 Allocating a fresh multi-GB array for every chunk costs a page fault per 4 KiB page each
 time (and much more in some virtual machines); a stage that asks for its large temporaries
-here gets the same memory back chunk after chunk. The engine releases every buffer when a
-worker starts a new stage, so a stage's buffers never outlive it (the memory limit holds
-stage by stage).
+here gets the same memory back chunk after chunk.
+
+When a worker starts a new stage the engine calls :func:`retire`: the previous stage's
+buffers become spares, which the new stage's requests reuse (any spare large enough) so that
+consecutive stages do not fault their memory in again. A request no spare can serve frees
+every spare first, so a process never holds more than the larger of the two stages' buffers
+plus what it is reusing, and spares left unused are freed after the stage's first chunk
+(:func:`trim`).
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import math
 
 import numpy as np
 
-__all__ = ["buffer", "release"]
+__all__ = ["buffer", "release", "retire", "trim"]
 
 _BUFFERS: dict[str, np.ndarray] = {}
+_SPARES: list[np.ndarray] = []
 
 
 def buffer(name: str, shape: tuple[int, ...], dtype: np.dtype | str | type) -> np.ndarray:
@@ -36,11 +42,32 @@ def buffer(name: str, shape: tuple[int, ...], dtype: np.dtype | str | type) -> n
     nbytes = math.prod(shape) * dt.itemsize
     buf = _BUFFERS.get(name)
     if buf is None or buf.nbytes < nbytes:
-        _BUFFERS.pop(name, None)  # free the old one before allocating the larger one
-        buf = _BUFFERS[name] = np.empty(max(nbytes, 1), dtype=np.uint8)
+        _BUFFERS.pop(name, None)  # free the old one before taking a larger one
+        buf = _BUFFERS[name] = _take(max(nbytes, 1))
     return buf[:nbytes].view(dt).reshape(shape)
 
 
-def release() -> None:
-    """Drop every buffer of this process."""
+def _take(nbytes: int) -> np.ndarray:
+    """The smallest spare of at least ``nbytes``, else a new buffer (after freeing spares)."""
+    fits = [i for i, s in enumerate(_SPARES) if s.nbytes >= nbytes]
+    if fits:
+        return _SPARES.pop(min(fits, key=lambda i: _SPARES[i].nbytes))
+    _SPARES.clear()
+    return np.empty(nbytes, dtype=np.uint8)
+
+
+def retire() -> None:
+    """Make every buffer a spare for the next stage."""
+    _SPARES.extend(_BUFFERS.values())
     _BUFFERS.clear()
+
+
+def trim() -> None:
+    """Free the spares the current stage did not reuse (the engine calls it after a chunk)."""
+    _SPARES.clear()
+
+
+def release() -> None:
+    """Drop every buffer and spare of this process."""
+    _BUFFERS.clear()
+    _SPARES.clear()

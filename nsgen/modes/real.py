@@ -26,7 +26,8 @@ from nsgen.io.nexus import Scan, ScanLayout, open_scan, shift_files
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_bounds
 from nsgen.prep.scaling import EMPTY, Bounds
-from nsgen.prep.stripe_detect import merge_stripes_rows, rows_to_read, stripe_candidates_rows
+from nsgen.prep.stripe_detect import (load_kernels, merge_stripes_rows, rows_to_read,
+                                      stripe_candidates_rows)
 from nsgen.runner import file_record
 
 #: sinogram size after downsampling (raw, paired, dynamic), as in the seed
@@ -161,15 +162,19 @@ class ScanStage(Stage):
 class CandidateStage(ScanStage):
     """Stripe detection, pass one: ``W <= threshold`` per row chunk (halo ``radius`` rows).
 
-    Writes the candidate mask rows first (uint8) to ``candidates`` and, when asked, the
-    weights to ``weights_spill`` (angles first, like the archive entry). See
-    :func:`detect_stripes`.
+    Writes the candidate mask rows first, bit-packed along columns (``np.packbits``), to
+    ``candidates`` and, when asked, the weights to ``weights_spill`` (angles first, like the
+    archive entry). See :func:`detect_stripes`.
     """
 
     params: dict = field(default_factory=lambda: dict(MASK_PARAMS))
     candidates: Any = None
     weights_spill: Any = None
     label: str = "detect stripes"
+
+    def prepare(self) -> None:
+        load_kernels()
+        flat_field_log(np.ones((1, 1, 4), np.uint16), np.ones((1, 4)), np.zeros((1, 4)))
 
     def work(self, chunk: Chunk, data: Any) -> WorkResult:
         raw, flat, dark = data
@@ -183,7 +188,7 @@ class CandidateStage(ScanStage):
                                      p["size"], p["radius"], p["threshold"],
                                      return_weights=self.weights_spill is not None, out=out)
         cand, weights = got if isinstance(got, tuple) else (got, None)
-        self.candidates.write_rows(chunk.start, cand)
+        self.candidates.write_rows(chunk.start, np.packbits(cand, axis=-1))
         if weights is not None:
             self.weights_spill.write_band(chunk.start, weights)
         return WorkResult(None)
@@ -195,11 +200,12 @@ class MergeStage(Stage):
 
     Each worker reads its candidate rows (with the halo) straight from the scratch volume
     (no shared-memory copy), returns the stripe flags of each row (or row patch, see
-    :func:`mask_flags`) and, with ``mask_spill`` (stored angles first, like the archive
-    entry), keeps the full mask.
+    :func:`mask_flags`) and, with ``mask_spill`` (stored angles first like the archive entry,
+    bit-packed along columns), keeps the full mask.
     """
 
     candidates: Any = None
+    n_cols: int = 0
     chunk_rows: int = 1
     params: dict = field(default_factory=lambda: dict(MASK_PARAMS))
     patch_shape: tuple[int, int] | None = None
@@ -217,13 +223,16 @@ class MergeStage(Stage):
         p = self.params
         n_rows = self.candidates.shape[0]
         lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo)
-        rows = scratch.buffer("candidates", (hi - lo, *self.candidates.shape[1:]), np.uint8)
-        mask = merge_stripes_rows(self.candidates.read_rows(lo, hi, rows), lo,
+        rows = scratch.buffer("candidates", (hi - lo, self.candidates.shape[1], self.n_cols),
+                              np.uint8)
+        from nsgen.prep._stripe_jit import unpack_bits  # compiled; numba loads lazily
+        unpack_bits(self.candidates.read_rows(lo, hi), rows)
+        mask = merge_stripes_rows(rows, lo,
                                   (chunk.start, chunk.stop), n_rows, p["min_stripe_length"],
                                   p["min_stripe_depth"], p["min_stripe_width"],
                                   p["sensitivity_perc"], overwrite_input=True)
         if self.mask_spill is not None:
-            self.mask_spill.write_band(chunk.start, mask)
+            self.mask_spill.write_band(chunk.start, np.packbits(mask, axis=-1))
         return WorkResult(mask_flags(mask.transpose(1, 0, 2), self.patch_shape))
 
 
@@ -245,8 +254,8 @@ def detect_stripes(execute: Any, plan: Any, source: ScanSource, shape: tuple[int
     """Stripe mask of a scan in two streamed passes; returns the per-row (patch) flags.
 
     Pass one (:class:`CandidateStage`) repeats only ``radius`` rows per chunk side of the
-    expensive detector; its uint8 candidates go to a scratch volume in ``work`` (one byte per
-    voxel, removed at the end); pass two (:class:`MergeStage`) repeats ``depth // 2`` rows of
+    expensive detector; its candidates go to a scratch volume in ``work`` (one bit per voxel,
+    removed at the end); pass two (:class:`MergeStage`) repeats ``depth // 2`` rows of
     the cheap merge passes. The result equals the whole-volume computation exactly.
 
     Parameters
@@ -262,12 +271,15 @@ def detect_stripes(execute: Any, plan: Any, source: ScanSource, shape: tuple[int
     work : pathlib.Path
         Directory for the candidate scratch volume.
     patch_shape, mask_spill, weights_spill
-        See :class:`MergeStage` and :class:`CandidateStage`.
+        See :class:`MergeStage` and :class:`CandidateStage`; ``mask_spill`` is
+        ``(angles, rows, ceil(columns / 8))`` uint8 (bit-packed), ``weights_spill``
+        ``(angles, rows, columns)`` float32.
     """
     from nsgen.io.spill import Spill
     n_angles, n_rows, n_cols = shape
     raw_row = n_angles * n_cols * np.dtype(dtype).itemsize + 2 * n_cols * 4
-    candidates = Spill.create(work / "candidates.u8", (n_rows, n_angles, n_cols), "uint8")
+    candidates = Spill.create(work / "candidates.bits", (n_rows, n_angles, -(-n_cols // 8)),
+                              "uint8")
     try:
         factor = CANDIDATE_WORK_FACTOR + (WEIGHTS_WORK_FACTOR if weights_spill else 0.0)
         sizing = plan(row_bytes=raw_row, halo=params["radius"],
@@ -275,7 +287,7 @@ def detect_stripes(execute: Any, plan: Any, source: ScanSource, shape: tuple[int
         execute(CandidateStage(source, shape, dtype, sizing.chunk_rows, halo=params["radius"],
                                params=params, candidates=candidates,
                                weights_spill=weights_spill), sizing)
-        merge = MergeStage(candidates=candidates, chunk_rows=1, params=params,
+        merge = MergeStage(candidates=candidates, n_cols=n_cols, chunk_rows=1, params=params,
                            patch_shape=patch_shape, mask_spill=mask_spill)
         # a compute-only stage: no slot, the worker holds the rows it reads and works on
         sizing = plan(row_bytes=n_angles * n_cols, halo=merge.halo,

@@ -446,3 +446,15 @@ def fill_passes(m, width, active):  # pragma: no cover - compiled
                     if fill[k]:
                         m[j, k, i] = 1
                 act[i] = 1
+
+
+@nb.njit(**_JIT)
+def unpack_bits(packed, out):  # pragma: no cover - compiled
+    """``np.unpackbits(packed, axis=-1, count=out.shape[-1])`` into ``out`` (3-D, uint8)."""
+    n_a, n_b, n_c = out.shape
+    for a in range(n_a):
+        for b in range(n_b):
+            src = packed[a, b]
+            dst = out[a, b]
+            for c in range(n_c):
+                dst[c] = (src[c >> 3] >> (7 - (c & 7))) & 1
