@@ -20,8 +20,9 @@ from nsgen.errors import NsgenError
 
 #: share of the available memory used when --memory-limit is auto
 DEFAULT_MEMORY_SHARE = 0.75
-#: memory a process of the run takes before it holds any data (interpreter, numpy, h5py)
-PROCESS_OVERHEAD = 80 * 2**20
+#: memory a process of the run takes before it holds any data (interpreter, numpy, h5py,
+#: and in stripe detection Numba's compiler: ~160 MiB PSS measured)
+PROCESS_OVERHEAD = 160 * 2**20
 #: automatic chunks stay near this many bytes per slot: large enough to amortise per-chunk
 #: costs, small enough that first-touch of worker buffers and cache misses stay cheap
 TARGET_SLOT_BYTES = 64 * 2**20
