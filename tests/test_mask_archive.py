@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -368,3 +369,40 @@ def test_merge_archives_copies_members_as_stored(tmp_path):
         merge_archives(archive, [a, tmp_path / "task-0009.npz"])
     with zipfile.ZipFile(archive) as z:  # the failed merges changed nothing
         assert sorted(z.namelist()) == keys
+
+
+def test_crc32_combine_matches_zlib():
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        a, b = rng.bytes(int(rng.integers(0, 5000))), rng.bytes(int(rng.integers(0, 5000)))
+        assert ma.crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+
+
+def test_deflated_pieces_make_one_valid_member(tmp_path):
+    """Pieces deflated independently (sync-flushed, the last final) are one deflate stream;
+    np.load reads the entry and zipfile's CRC check passes."""
+    rng = np.random.default_rng(4)
+    m = (rng.random((9, 5, 40)) < 0.2).astype(np.uint8)
+    raw = m.tobytes()
+    cuts = [0, 1, 700, 701, 1500, len(raw)]
+    pieces, crc = [], zlib.crc32(b"")
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        p, c = ma.deflate_piece(raw[a:b], last=b == len(raw))
+        pieces.append(p)
+        crc = ma.crc32_combine(crc, c, b - a)
+    w = rng.random(m.shape).astype(np.float32)
+    wp, wc = ma.deflate_piece(w.tobytes(), last=True)
+    path = tmp_path / "a.npz"
+    ma.append_mask(path, "m1", ma.Deflated(m.shape, "|u1", tuple(pieces), crc, len(raw)),
+                   weights=ma.Deflated(w.shape, "<f4", (wp,), wc, w.nbytes))
+    ma.append_mask(path, "m2", m)
+    with np.load(path) as z:
+        assert sorted(z.files) == ["m1", "m1_weights", "m2"]
+        assert np.array_equal(z["m1"], m) and np.array_equal(z["m2"], m)
+        assert np.array_equal(z["m1_weights"], w)
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None
+    bad = ma.Deflated(m.shape, "|u1", tuple(pieces), crc ^ 1, len(raw))
+    ma.append_mask(tmp_path / "b.npz", "m1", bad)
+    with zipfile.ZipFile(tmp_path / "b.npz") as z:
+        assert z.testzip() == "m1.npy"  # a wrong CRC would be caught by readers
