@@ -150,6 +150,10 @@ class ScanStage(Stage):
         out[1][:] = scan.flat_mean(slice(lo, hi))
         out[2][:] = scan.dark_mean(slice(lo, hi))
 
+    def prepare(self) -> None:
+        # load the compiled flat-field pass while the reader reads the first chunk
+        flat_field_log(np.ones((1, 1, 4), np.uint16), np.ones((1, 4)), np.zeros((1, 4)))
+
     def work(self, chunk: Chunk, data: Any) -> WorkResult:
         raw, flat, dark = data
         return self.process(chunk, flat_field_log(raw, flat, dark))
@@ -173,8 +177,8 @@ class CandidateStage(ScanStage):
     label: str = "detect stripes"
 
     def prepare(self) -> None:
+        super().prepare()
         load_kernels()
-        flat_field_log(np.ones((1, 1, 4), np.uint16), np.ones((1, 4)), np.zeros((1, 4)))
 
     def work(self, chunk: Chunk, data: Any) -> WorkResult:
         raw, flat, dark = data
