@@ -89,12 +89,13 @@ class SampleRun:
         return f"{self.sample:04d}"
 
     def sizing(self, *, n_rows: int, row_bytes: int, work_factor: float,
-               max_chunk_rows: int | None = None, halo: int = 0) -> Sizing:
+               max_chunk_rows: int | None = None, halo: int = 0,
+               worker_overhead: int = 0) -> Sizing:
         """Chunking for a volume of ``n_rows`` rows of ``row_bytes`` each."""
         s = plan_sizing(n_rows=n_rows, row_bytes=row_bytes, work_factor=work_factor,
                         workers=self.workers, chunk_rows=self.config.chunk_size,
                         memory_limit=self.config.memory_limit, max_chunk_rows=max_chunk_rows,
-                        halo=halo, max_workers=self.workers)
+                        halo=halo, max_workers=self.workers, worker_overhead=worker_overhead)
         self.log(f"[{self.tag}] sizing: {s.describe(row_bytes)}")
         return s
 

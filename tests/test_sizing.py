@@ -6,8 +6,7 @@ import os
 
 import pytest
 
-from nsgen.engine.sizing import (PROCESS_OVERHEAD, TARGET_SLOT_BYTES, allocated_cores,
-                                  available_memory,
+from nsgen.engine.sizing import (TARGET_SLOT_BYTES, allocated_cores, available_memory,
                                   cgroup_memory_limit,
                                   plan_sizing, usable_cores)
 from nsgen.errors import NsgenError
@@ -91,10 +90,10 @@ def test_cgroup_v1_memory_hierarchy(tmp_path):
 def test_auto_chunking_fits_the_memory_limit():
     row = 10 * 2**20
     small = plan_sizing(n_rows=2160, row_bytes=row, work_factor=3, workers=2,
-                        memory_limit=900 * 2**20, max_chunk_rows=243, env={})
+                        memory_limit=600 * 2**20, max_chunk_rows=243, env={})
     in_flight = (row * small.chunk_rows * (small.slots + small.workers * 3)
-                 + (small.workers + 2) * PROCESS_OVERHEAD)
-    assert 1 <= small.chunk_rows and in_flight <= 900 * 2**20
+                 + (small.workers + 2) * 80 * 2**20)
+    assert 1 <= small.chunk_rows and in_flight <= 600 * 2**20
     # plenty of memory: chunks stay near TARGET_SLOT_BYTES (cheap first touch, many chunks)
     big = plan_sizing(n_rows=2160, row_bytes=row, work_factor=3, workers=2,
                       memory_limit=64 * 2**30, max_chunk_rows=243, env={})
@@ -130,7 +129,7 @@ def test_halo_rows_count_against_the_budget():
                          memory_limit=4 * 2**30, halo=18, env={})
     for s, h in ((plain, 0), (haloed, 18)):
         in_flight = row * (s.chunk_rows + 2 * h) * (s.slots + s.workers * 2)
-        assert in_flight + 4 * PROCESS_OVERHEAD <= 4 * 2**30
+        assert in_flight + 4 * 80 * 2**20 <= 4 * 2**30
     # with a halo, chunks grow (as memory allows) so that little work is repeated
     assert haloed.chunk_rows > plain.chunk_rows
 
@@ -139,8 +138,19 @@ def test_tight_memory_uses_fewer_slots_before_failing():
     row = 10 * 2**20
     # one row + 2 x 18 halo rows, x (slot + 3 x work) = 1.5 GiB per busy worker
     s = plan_sizing(n_rows=256, row_bytes=row, work_factor=3, workers=2,
-                    memory_limit=2 * 2**30 + 256 * 2**20, halo=18, env={})
+                    memory_limit=2 * 2**30, halo=18, env={})
     assert (s.slots, s.workers) == (1, 1) and s.chunk_rows >= 1
     with pytest.raises(NsgenError, match=r"plus 36 halo rows\) even with one worker busy"):
         plan_sizing(n_rows=256, row_bytes=row, work_factor=3, workers=2,
                     memory_limit=1 * 2**30, halo=18, env={})
+
+
+def test_worker_overhead_comes_off_the_budget():
+    row = 2 * 2**20
+    kw = dict(n_rows=2160, row_bytes=row, work_factor=3, workers=2,
+              memory_limit=900 * 2**20, max_chunk_rows=243, env={})
+    plain = plan_sizing(**kw)
+    jit = plan_sizing(**kw, worker_overhead=200 * 2**20)
+    assert jit.chunk_rows < plain.chunk_rows
+    with pytest.raises(NsgenError, match="needs about"):
+        plan_sizing(**{**kw, "memory_limit": 600 * 2**20}, worker_overhead=2**30)

@@ -20,9 +20,8 @@ from nsgen.errors import NsgenError
 
 #: share of the available memory used when --memory-limit is auto
 DEFAULT_MEMORY_SHARE = 0.75
-#: memory a process of the run takes before it holds any data (interpreter, numpy, h5py,
-#: and in stripe detection Numba's compiler: ~160 MiB PSS measured)
-PROCESS_OVERHEAD = 160 * 2**20
+#: memory a process of the run takes before it holds any data (interpreter, numpy, h5py)
+PROCESS_OVERHEAD = 80 * 2**20
 #: automatic chunks stay near this many bytes per slot: large enough to amortise per-chunk
 #: costs, small enough that first-touch of worker buffers and cache misses stay cheap
 TARGET_SLOT_BYTES = 64 * 2**20
@@ -161,6 +160,7 @@ def plan_sizing(*, n_rows: int, row_bytes: int, work_factor: float,
                 workers: int | None = None, chunk_rows: int | None = None,
                 memory_limit: int | None = None, max_chunk_rows: int | None = None,
                 halo: int = 0, max_workers: int | None = None,
+                worker_overhead: int = 0,
                 env: Mapping[str, str] | None = None) -> Sizing:
     """Choose rows per chunk and slot count within a memory budget.
 
@@ -185,6 +185,8 @@ def plan_sizing(*, n_rows: int, row_bytes: int, work_factor: float,
         Extra rows read and processed on each side of a chunk (stripe detection).
     max_workers : int, optional
         Worker processes of the running engine (default: ``workers``).
+    worker_overhead : int
+        Extra fixed bytes per worker for this stage (e.g. a loaded compiler).
 
     Returns
     -------
@@ -198,7 +200,7 @@ def plan_sizing(*, n_rows: int, row_bytes: int, work_factor: float,
     """
     n_workers = max_workers or workers or usable_cores(env)
     limit = memory_limit or int(available_memory(env) * DEFAULT_MEMORY_SHARE)
-    budget = limit - (n_workers + 2) * PROCESS_OVERHEAD
+    budget = limit - (n_workers + 2) * PROCESS_OVERHEAD - n_workers * worker_overhead
     row_bytes = max(1, row_bytes)
 
     def fit(slots: int) -> int:
@@ -211,8 +213,8 @@ def plan_sizing(*, n_rows: int, row_bytes: int, work_factor: float,
     room = fit(slots)
     if chunk_rows is None:
         if room < 1:
-            need = (n_workers + 2) * PROCESS_OVERHEAD + row_bytes * (1 + 2 * halo) * (
-                1 + work_factor)
+            need = (n_workers + 2) * PROCESS_OVERHEAD + n_workers * worker_overhead + \
+                row_bytes * (1 + 2 * halo) * (1 + work_factor)
             raise NsgenError(f"--memory-limit {limit / 2**20:.0f}MiB cannot hold one chunk of "
                              f"one row (plus {2 * halo} halo rows) even with one worker busy "
                              f"(needs about {math.ceil(need / 2**20)}MiB); raise "

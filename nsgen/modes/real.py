@@ -244,6 +244,8 @@ class MergeStage(Stage):
 #: volume, the below-threshold map and the candidates, 2 + 0.5 + 0.5 per raw byte, measured
 #: peak ~2.6)
 CANDIDATE_WORK_FACTOR = 3.0
+#: fixed memory of a detection worker beyond a plain one: Numba's compiler (~80 MiB PSS)
+JIT_OVERHEAD = 96 * 2**20
 #: extra bytes per uint16 raw byte with ``--weights`` (ratio map, weights and their copy)
 WEIGHTS_WORK_FACTOR = 6.0
 #: bytes a worker holds per candidate byte in :class:`MergeStage` (the rows read, the bool
@@ -286,7 +288,7 @@ def detect_stripes(execute: Any, plan: Any, source: ScanSource, shape: tuple[int
                               "uint8")
     try:
         factor = CANDIDATE_WORK_FACTOR + (WEIGHTS_WORK_FACTOR if weights_spill else 0.0)
-        sizing = plan(row_bytes=raw_row, halo=params["radius"],
+        sizing = plan(row_bytes=raw_row, halo=params["radius"], worker_overhead=JIT_OVERHEAD,
                       work_factor=factor * 2 / np.dtype(dtype).itemsize)
         execute(CandidateStage(source, shape, dtype, sizing.chunk_rows, halo=params["radius"],
                                params=params, candidates=candidates,
@@ -294,7 +296,7 @@ def detect_stripes(execute: Any, plan: Any, source: ScanSource, shape: tuple[int
         merge = MergeStage(candidates=candidates, n_cols=n_cols, chunk_rows=1, params=params,
                            patch_shape=patch_shape, mask_spill=mask_spill)
         # a compute-only stage: no slot, the worker holds the rows it reads and works on
-        sizing = plan(row_bytes=n_angles * n_cols, halo=merge.halo,
+        sizing = plan(row_bytes=n_angles * n_cols, halo=merge.halo, worker_overhead=JIT_OVERHEAD,
                       work_factor=MERGE_WORK_FACTOR)
         merge.chunk_rows = sizing.chunk_rows
         return np.concatenate(execute(merge, sizing), axis=0)
