@@ -623,3 +623,18 @@ def test_rows_block_checks():
         detect_stripe_mask_rows(x, 0, (0, 5), 24, **{**CHUNK_KW, "min_stripe_depth": 24})
     single = detect_stripe_mask_rows(x[:, 0:7], 0, (0, 1), 24, **CHUNK_KW)  # 7 rows < depth
     assert np.array_equal(single, detect_stripe_mask(x, **CHUNK_KW)[:, 0:1])
+
+
+def test_read_only_install_caches_compiled_kernels_in_the_user_cache(monkeypatch, tmp_path):
+    import importlib
+    import os
+
+    import numba
+
+    from nsgen.prep import _jit
+    monkeypatch.setattr(numba.config, "CACHE_DIR", numba.config.CACHE_DIR)  # restored after
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)  # package directory read-only
+    importlib.reload(_jit)
+    assert numba.config.CACHE_DIR == str(tmp_path / "nsgen" / "numba")

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-_JIT = dict(nogil=True, cache=True, boundscheck=False, error_model="numpy")
+from nsgen.prep._jit import JIT as _JIT
+
 
 
 @nb.njit(**_JIT)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-_JIT = dict(nogil=True, cache=True, boundscheck=False, error_model="numpy")
+from nsgen.prep._jit import JIT as _JIT
+
 TINY = np.float32(np.finfo(np.float32).smallest_subnormal)
 
 
