@@ -13,6 +13,7 @@ record, so an interrupted run resumes at the first unfinished shift. Within a sh
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -245,14 +246,13 @@ class MergeStage(Stage):
         return WorkResult(mask_flags(mask.transpose(1, 0, 2), self.patch_shape))
 
 
-#: bytes a worker holds per slot byte in :class:`CandidateStage` (uint16 raw: the float32
-#: volume, the below-threshold map and the candidates, 2 + 0.5 + 0.5 per raw byte, measured
-#: peak ~2.6)
-CANDIDATE_WORK_FACTOR = 3.0
+#: float32 copies of a row a worker holds in :class:`CandidateStage`: the float32 volume,
+#: the below-threshold map and the candidates (4 + 1 + 1 bytes per voxel)
+CANDIDATE_FLOAT_COPIES = 1.5
 #: fixed memory of a detection worker beyond a plain one: Numba's compiler (~80 MiB PSS)
 JIT_OVERHEAD = 96 * 2**20
-#: extra bytes per uint16 raw byte with ``--weights`` (ratio map, weights and their copy)
-WEIGHTS_WORK_FACTOR = 6.0
+#: extra float32 copies with ``--weights`` (ratio map, weights and their copy)
+WEIGHTS_FLOAT_COPIES = 3.0
 #: bytes a worker holds per candidate byte in :class:`MergeStage` (the rows read, the bool
 #: copy, the output)
 MERGE_WORK_FACTOR = 3.0
@@ -288,13 +288,12 @@ def detect_stripes(execute: Any, plan: Any, source: ScanSource, shape: tuple[int
     """
     from nsgen.io.spill import Spill
     n_angles, n_rows, n_cols = shape
-    raw_row = n_angles * n_cols * np.dtype(dtype).itemsize + 2 * n_cols * 4
     candidates = Spill.create(work / "candidates.bits", (n_rows, n_angles, -(-n_cols // 8)),
                               "uint8")
     try:
-        factor = CANDIDATE_WORK_FACTOR + (WEIGHTS_WORK_FACTOR if weights_spill else 0.0)
-        sizing = plan(row_bytes=raw_row, halo=params["radius"], worker_overhead=JIT_OVERHEAD,
-                      work_factor=factor * 2 / np.dtype(dtype).itemsize)
+        copies = CANDIDATE_FLOAT_COPIES + (WEIGHTS_FLOAT_COPIES if weights_spill else 0.0)
+        sizing = scan_sizing(plan, shape, dtype, copies, halo=params["radius"],
+                             worker_overhead=JIT_OVERHEAD)
         execute(CandidateStage(source, shape, dtype, sizing.chunk_rows, halo=params["radius"],
                                params=params, candidates=candidates,
                                weights_spill=weights_spill), sizing)
@@ -367,18 +366,28 @@ def check_mask_source(config: Config, path: Path, shape: tuple[int, int, int]) -
                          f"--mask (see nsgen mask)")
 
 
-def sizing_for(run: Any, shape: tuple[int, int, int], dtype: str, work_factor: float,
-               halo: int = 0) -> Any:
-    """Chunking for a scan: one row = all angles x columns of raw data + float work.
+def scan_sizing(plan: Any, shape: tuple[int, int, int], dtype: str, float_copies: float,
+                **kw: Any) -> Any:
+    """Chunking for row chunks of a scan: one row = all angles x columns of raw data plus
+    that row's mean flat and dark.
 
-    ``work_factor`` counts float32 copies of a row a worker holds; ``halo`` rows on each
-    side of a chunk are read and processed too.
+    ``plan(row_bytes=..., work_factor=..., **kw)`` makes the :class:`Sizing`;
+    ``float_copies`` counts float32 copies of a row a worker holds.
     """
-    a, v, c = shape
-    row_bytes = a * c * np.dtype(dtype).itemsize + 2 * c * 4
-    return run.sizing(n_rows=v, row_bytes=row_bytes,
-                      work_factor=work_factor * 4 / np.dtype(dtype).itemsize,
-                      max_chunk_rows=MAX_AUTO_CHUNK, halo=halo)
+    a, _, c = shape
+    itemsize = np.dtype(dtype).itemsize
+    return plan(row_bytes=a * c * itemsize + 2 * c * 4,
+                work_factor=float_copies * 4 / itemsize, **kw)
+
+
+def run_plan(run: Any, n_rows: int) -> Any:
+    """``plan(**kw)`` for :func:`scan_sizing` and :func:`detect_stripes` within a run."""
+    return partial(run.sizing, n_rows=n_rows, max_chunk_rows=MAX_AUTO_CHUNK)
+
+
+def sizing_for(run: Any, shape: tuple[int, int, int], dtype: str, work_factor: float) -> Any:
+    """:func:`scan_sizing` of a run's scan (``work_factor`` float32 copies per row)."""
+    return scan_sizing(run_plan(run, shape[1]), shape, dtype, work_factor)
 
 
 def shift_flags(run: Any, config: Config, shift: int, source: ScanSource,
@@ -390,10 +399,9 @@ def shift_flags(run: Any, config: Config, shift: int, source: ScanSource,
         return read_mask_flags(config.mask, mask_key(source.path), shape,
                                lambda block: mask_flags(block, patch_shape))
     run.log(f"[{run.tag}] shift {shift}: no --mask, detecting stripes on the fly")
-    return detect_stripes(
-        run.run, lambda **kw: run.sizing(n_rows=shape[1], max_chunk_rows=MAX_AUTO_CHUNK, **kw),
-        source, shape, dtype, dict(MASK_PARAMS), run.work / f"shift{shift:02d}",
-        patch_shape=patch_shape)
+    return detect_stripes(run.run, run_plan(run, shape[1]), source, shape, dtype,
+                          dict(MASK_PARAMS), run.work / f"shift{shift:02d}",
+                          patch_shape=patch_shape)
 
 
 def run_shifts(run: Any, plan: Any) -> Any:

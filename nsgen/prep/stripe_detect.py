@@ -693,7 +693,7 @@ def stripe_candidates_rows(
     x = _as_volume(block, "block")
     _check_detect_params((x.shape[0], n_rows_total, x.shape[2]), size, radius)
     start, stop, b0, b1 = _block_rows(block_start, x.shape[1], rows, n_rows_total, radius)
-    x = x[:, b0:b1]
+    x = np.ascontiguousarray(x[:, b0:b1])  # once, for the finite check and the kernels
     _check_finite(x)
     crop = (start - block_start - b0, stop - block_start - b0)
     if return_weights:
