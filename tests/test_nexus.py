@@ -390,3 +390,54 @@ def test_direct_row_reads_equal_hdf5_reads(tmp_path, layout):
             assert np.array_equal(got, data[proj][:, rows])
         fast = scan._projections._direct is not None
     assert fast == (layout in ("contiguous", "frames", "blocks"))
+
+
+def _union(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Merged byte intervals ``[start, end)``."""
+    out: list[list[int]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "frames", "blocks", "gzip"])
+def test_advise_asks_for_exactly_the_bytes_the_read_reads(tmp_path, layout, monkeypatch):
+    """The prefetch hint covers the bytes of those rows, no more (no wasted readahead)."""
+    rng = np.random.default_rng(1)
+    n_frames, n_rows, n_cols = 19, 11, 16
+    data = rng.integers(0, 65535, (n_frames, n_rows, n_cols), dtype=np.uint16)
+    key = np.zeros(n_frames, np.int32)
+    key[:2], key[-2:] = 2, 1
+    opts = {"contiguous": {}, "frames": {"chunks": (1, n_rows, n_cols)},
+            "blocks": {"chunks": (4, 5, n_cols)},
+            "gzip": {"chunks": (1, n_rows, n_cols), "compression": "gzip"}}[layout]
+    path = tmp_path / "scan.nxs"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("entry1/tomo_entry/data/data", data=data, **opts)
+        f.create_dataset("entry1/tomo_entry/instrument/detector/image_key", data=key)
+    advised: list[tuple[int, int]] = []
+    read: list[tuple[int, int]] = []
+    real_preadv = os.preadv
+    monkeypatch.setattr(os, "posix_fadvise",
+                        lambda fd, off, n, advice: advised.append((off, off + n)))
+
+    def preadv(fd: int, buffers: list, pos: int) -> int:
+        n = real_preadv(fd, buffers, pos)
+        read.append((pos, pos + n))
+        return n
+
+    monkeypatch.setattr(os, "preadv", preadv)
+    with open_scan(str(path)) as scan:
+        for rows in [slice(0, n_rows), slice(3, 9), slice(10, 11)]:
+            advised.clear()
+            read.clear()
+            scan.advise_projections(rows)
+            got = scan.read_projections(rows)
+            assert np.array_equal(got, data[2:-2, rows])
+            if layout == "gzip":   # HDF5 decompresses: no direct path, nothing to advise
+                assert advised == [] and read == []
+            else:
+                assert advised and _union(advised) == _union(read)

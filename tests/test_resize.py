@@ -91,3 +91,29 @@ def test_out_argument_and_errors() -> None:
         downsample(x[0, 0], (5, 5))
     with pytest.raises(ValueError):
         downsample(x, (0, 5))
+
+
+@pytest.mark.parametrize("in_shape,out_shape", [
+    ((1801, 2560), (402, 362)),  # the real modes' size
+    ((45, 40), (70, 64)),        # upsampling
+    ((97, 130), (97, 33)),       # one axis the identity
+    ((19, 17), (5, 3)),          # fewer rows than a block of the column pass
+])
+def test_equals_the_sparse_operator_products_bit_for_bit(
+        in_shape: tuple[int, int], out_shape: tuple[int, int]) -> None:
+    """The compiled band walk is the same float32 sums as ``A_p @ X @ A_d.T`` in SciPy."""
+    rng = np.random.default_rng(5)
+    x = (rng.random((2, *in_shape)) * 3 - 1).astype(np.float32)
+    a_p, a_d = axis_operator(in_shape[0], out_shape[0]), axis_operator(in_shape[1], out_shape[1])
+    got = downsample(x, out_shape)
+    for v in range(2):
+        ref = (a_d @ np.ascontiguousarray((a_p @ x[v]).T)).T
+        np.testing.assert_array_equal(got[v], np.clip(ref, x[v].min(), x[v].max()))
+
+
+def test_strided_input_equals_contiguous_input() -> None:
+    """A view (dynamic mode's frame of angles) gives the same result as a copy of it."""
+    x = smooth_random((3, 120, 90), 6)
+    view = x[:, 30:100]
+    np.testing.assert_array_equal(downsample(view, (20, 30)),
+                                  downsample(np.ascontiguousarray(view), (20, 30)))

@@ -612,10 +612,14 @@ class _DirectRows:
         except Exception:  # noqa: BLE001 - any doubt: the ordinary h5py path
             return None
 
-    def read(self, frames: range, rows: slice, out: np.ndarray, first: int) -> None:
-        """Rows ``rows`` of ``frames`` into ``out[first:first + len(frames)]``."""
+    def _fd_open(self) -> int:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDONLY)
+        return self._fd
+
+    def _pieces(self, frames: range, rows: slice) -> Iterator[tuple[int, int, int, int]]:
+        """``(k, r, r_end, pos)``: rows ``r..r_end`` of frame ``frames[k]`` start at byte
+        ``pos`` of the file, one contiguous run each."""
         n_cols, item = self.shape[2], self.dtype.itemsize
         cf, cr = self.frame_chunk, self.row_chunk
         for k, a in enumerate(frames):
@@ -625,15 +629,41 @@ class _DirectRows:
                 r0 = r - r % cr
                 r_end = min(rows.stop, r0 + cr)
                 base = self.offsets[(a - fa, r0)]
-                pos = base + ((fa * cr + (r - r0)) * n_cols) * item
-                dest = out[first + k, r - rows.start:r_end - rows.start]
-                view = memoryview(dest).cast("B")
-                while view:
-                    n = os.preadv(self._fd, [view], pos)
-                    if n <= 0:
-                        raise OSError(f"{self.path} ends before frame {a} row {r}")
-                    view, pos = view[n:], pos + n
+                yield k, r, r_end, base + ((fa * cr + (r - r0)) * n_cols) * item
                 r = r_end
+
+    def advise(self, frames: range, rows: slice) -> None:
+        """Start reading these rows of these frames into the page cache, asynchronously.
+
+        ``posix_fadvise(WILLNEED)`` on the exact byte runs (adjacent runs merged): the disk
+        works on the next chunk while the reader process waits for a free slot or is
+        preempted by the workers, and no readahead beyond the rows asked for is wasted.
+        """
+        if not hasattr(os, "posix_fadvise"):  # pragma: no cover - not Linux
+            return
+        fd = self._fd_open()
+        row_bytes = self.shape[2] * self.dtype.itemsize
+        start = end = -1
+        for _, r, r_end, pos in self._pieces(frames, rows):
+            if pos != end:
+                if end > start:
+                    os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_WILLNEED)
+                start = pos
+            end = pos + (r_end - r) * row_bytes
+        if end > start:
+            os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_WILLNEED)
+
+    def read(self, frames: range, rows: slice, out: np.ndarray, first: int) -> None:
+        """Rows ``rows`` of ``frames`` into ``out[first:first + len(frames)]``."""
+        fd = self._fd_open()
+        for k, r, r_end, pos in self._pieces(frames, rows):
+            dest = out[first + k, r - rows.start:r_end - rows.start]
+            view = memoryview(dest).cast("B")
+            while view:
+                n = os.preadv(fd, [view], pos)
+                if n <= 0:
+                    raise OSError(f"{self.path} ends before frame {frames[k]} row {r}")
+                view, pos = view[n:], pos + n
 
 
 class _Frames:
@@ -660,21 +690,36 @@ class _Frames:
             ) from exc
 
     def read(self, rows: slice, out: np.ndarray) -> np.ndarray:
-        if not hasattr(self, "_direct"):
-            self._direct = (_DirectRows.of(self.dataset) if self.dataset is not None
-                            and out.dtype == self.dataset.dtype and out.flags.c_contiguous
-                            else None)
+        direct = self._direct_rows()
+        if direct is not None and (out.dtype != direct.dtype or not out.flags.c_contiguous):
+            direct = None
         for start, stop, offset in self.runs:
             n = stop - start
-            if self._direct is not None:
+            if direct is not None:
                 try:
-                    self._direct.read(range(start, stop), rows, out, offset)
+                    direct.read(range(start, stop), rows, out, offset)
                     continue
                 except OSError as exc:
                     raise NsgenError(f"cannot read {self.label} ({_one_line(exc)}); the file "
                                      f"may be truncated or damaged") from exc
             self._read(np.s_[start:stop, rows, :], out, np.s_[offset:offset + n])
         return out
+
+    def _direct_rows(self) -> "_DirectRows | None":
+        """The dataset's direct-read path, or None (worked out once)."""
+        if not hasattr(self, "_direct"):
+            self._direct = None if self.dataset is None else _DirectRows.of(self.dataset)
+        return self._direct
+
+    def advise(self, rows: slice) -> None:
+        """Hint that ``rows`` of every frame will be read soon (direct path only)."""
+        direct = self._direct_rows()
+        if direct is not None:
+            try:
+                for start, stop, _offset in self.runs:
+                    direct.advise(range(start, stop), rows)
+            except OSError:
+                pass  # only a hint: the read reports any real problem
 
     def mean(self, rows: slice, n_columns: int) -> np.ndarray:
         n_rows = len(range(rows.start, rows.stop))
@@ -911,6 +956,16 @@ class Scan:
                 if name not in files:
                     files.append(name)
         return files
+
+    def advise_projections(self, rows: slice) -> None:
+        """Hint that the projections of detector ``rows`` will be read next.
+
+        Where the reader reads the file directly (unfiltered data, see
+        :meth:`read_projections`), the kernel starts fetching those bytes in the
+        background (``posix_fadvise``); elsewhere, and once a read has chosen the h5py
+        path, it does nothing. Never raises for a bad file: the read reports it.
+        """
+        self._projections.advise(self._rows(rows))
 
     def read_projections(self, rows: slice, out: np.ndarray | None = None) -> np.ndarray:
         """Read the projections for detector ``rows``, in the file's dtype.

@@ -63,6 +63,7 @@ class FrameStage(ScanStage):
     frames: tuple[tuple[int, int], ...] = ()
     spill: Spill | None = None
     label: str = "normalise+frames"
+    resizes = True
 
     def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
         small = np.empty((chunk.rows, len(self.frames), *OUT_SHAPE), np.float32)

@@ -50,6 +50,7 @@ class PairStage(ScanStage):
     shift: int = 0
     spill: Spill | None = None
     label: str = "normalise+pair"
+    resizes = True
 
     def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
         small = downsample(sinos, OUT_SHAPE)

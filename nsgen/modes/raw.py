@@ -36,6 +36,7 @@ class DownsampleStage(ScanStage):
 
     spill: Spill | None = None
     label: str = "normalise+downsample"
+    resizes = True
 
     def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
         return keep(self.spill, chunk, downsample(sinos, OUT_SHAPE), self.shape[1])

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from nsgen.errors import NsgenError
 from nsgen.io.nexus import Scan, ScanLayout, open_scan, shift_files
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_bounds
+from nsgen.prep.resize import downsample
 from nsgen.prep.scaling import EMPTY, Bounds
 from nsgen.prep.stripe_detect import (load_kernels, merge_stripes_rows, rows_to_read,
                                       stripe_candidates_rows)
@@ -88,6 +89,11 @@ class ScanSource:
 _OPEN: dict[ScanSource, Scan] = {}
 
 
+def load_flat_field() -> None:
+    """Load the compiled flat-field pass in this process (it loads on first use anyway)."""
+    flat_field_log(np.ones((1, 1, 4), np.uint16), np.ones((1, 4)), np.zeros((1, 4)))
+
+
 def interior(n_rows: int) -> range:
     """Rows that count for the bounds: all but ``EDGE_ROWS`` at each edge (if any remain)."""
     return range(EDGE_ROWS, n_rows - EDGE_ROWS) if n_rows > 2 * EDGE_ROWS else range(n_rows)
@@ -130,6 +136,8 @@ class ScanStage(Stage):
     chunk_rows: int
     halo: int = 0
     label: str = "normalise"
+    #: whether :meth:`process` downsamples (its compiled kernel is then loaded early)
+    resizes: ClassVar[bool] = False
 
     def chunks(self) -> list[Chunk]:
         return row_chunks(self.shape[1], self.chunk_rows)
@@ -147,17 +155,31 @@ class ScanStage(Stage):
     def read(self, chunk: Chunk, out: Any) -> None:
         lo, hi = self.read_rows(chunk)
         scan = self.source.open()
+        # the disk fetches this chunk (first one only) and the next one in the background
+        # while this one is copied and the reader then waits for a free slot
+        chunks = self.chunks()
+        for c in ([chunk] if chunk.index == 0 else []) + chunks[chunk.index + 1:chunk.index + 2]:
+            scan.advise_projections(slice(*self.read_rows(c)))
         scan.read_projections(slice(lo, hi), out[0])
         out[1][:] = scan.flat_mean(slice(lo, hi))
         out[2][:] = scan.dark_mean(slice(lo, hi))
 
     def prepare(self) -> None:
-        # load the compiled flat-field pass while the reader reads the first chunk
-        flat_field_log(np.ones((1, 1, 4), np.uint16), np.ones((1, 4)), np.zeros((1, 4)))
+        # load the compiled kernels and fault the work buffer in while the reader reads the
+        # first chunk (first touch of fresh memory is the slowest part of a first chunk)
+        load_flat_field()
+        if self.resizes:
+            downsample(np.ones((1, 8, 8), np.float32), (2, 2))
+        self._sinograms(self.chunk_rows + 2 * self.halo).fill(0)
+
+    def _sinograms(self, rows: int) -> np.ndarray:
+        """This worker's reusable buffer for ``rows`` normalised sinograms."""
+        return scratch.buffer("sinograms", (rows, self.shape[0], self.shape[2]), np.float32)
 
     def work(self, chunk: Chunk, data: Any) -> WorkResult:
         raw, flat, dark = data
-        return self.process(chunk, flat_field_log(raw, flat, dark))
+        return self.process(chunk, flat_field_log(raw, flat, dark,
+                                                  out=self._sinograms(raw.shape[1])))
 
     def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
         raise NotImplementedError
@@ -178,7 +200,7 @@ class CandidateStage(ScanStage):
     label: str = "detect stripes"
 
     def prepare(self) -> None:
-        super().prepare()
+        load_flat_field()
         load_kernels()
         # fault the work buffers in while the reader reads the first chunk (first touch of
         # fresh memory is the slowest part of a first chunk)

@@ -17,9 +17,11 @@ Steps 1 and 2 are linear and separable, so along each axis they are one
 ``(n_in, n_out)`` pair (cached) by applying exactly those scipy calls to the
 columns of an identity matrix, so it agrees with scipy by construction; it is
 banded (about ``4 f + 2`` non-zeros per row) and stored sparse. A sinogram
-``X`` (angles x columns) becomes ``A_angles @ X @ A_columns.T``: two sparse
-products per sinogram instead of a Gaussian filter and a spline evaluation on the
-full-resolution image.
+``X`` (angles x columns) becomes ``A_angles @ X @ A_columns.T``, computed by a
+compiled kernel (:mod:`nsgen.prep._resize_jit`) that walks the bands: the same float32
+sums, in the same order, as SciPy's sparse products (bit-identical to them), at about
+1 ns per input pixel instead of 2, and with the sinogram's min and max found in the
+same pass.
 
 Clipping (step 3) is per sinogram, as when skimage is called on each sinogram.
 The operators' rows are non-negative and sum to 1, so every output value is a
@@ -80,8 +82,25 @@ def axis_operator(n_in: int, n_out: int) -> sp.csr_array:
     return op
 
 
-def _is_identity(n_in: int, n_out: int) -> bool:
-    return n_in == n_out  # sigma 0 and zoom 1: the operator is the identity
+@lru_cache(maxsize=32)
+def _bands(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`axis_operator` as dense bands: ``(start (n_out,) int64, weights (n_out, w))``.
+
+    Row ``o`` of the operator is ``weights[o]`` at columns ``start[o] .. start[o] + w - 1``
+    (zero weights pad the shorter rows; bands are shifted to lie inside ``0 .. n_in - 1``).
+    """
+    op = axis_operator(n_in, n_out)
+    rows = [op.indices[op.indptr[o]:op.indptr[o + 1]] for o in range(n_out)]
+    first = np.array([r[0] if r.size else 0 for r in rows])
+    last = np.array([r[-1] if r.size else 0 for r in rows])
+    width = int(max(1, (last - first + 1).max()))
+    start = np.minimum(first, n_in - width).astype(np.int64)
+    weights = np.zeros((n_out, width), dtype=np.float32)
+    for o, cols in enumerate(rows):
+        weights[o, cols - start[o]] = op.data[op.indptr[o]:op.indptr[o + 1]]
+    start.setflags(write=False)
+    weights.setflags(write=False)
+    return start, weights
 
 
 def downsample(sinos: np.ndarray, out_shape: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
@@ -127,17 +146,7 @@ def downsample(sinos: np.ndarray, out_shape: tuple[int, int], out: np.ndarray | 
     if n == 0:
         return out
 
-    a_p = None if _is_identity(n_p, p) else axis_operator(n_p, p)
-    a_d = None if _is_identity(n_d, d) else axis_operator(n_d, d)
-    for v in range(n):
-        s = stack[v]
-        lo, hi = s.min(), s.max()
-        t = s if a_p is None else a_p @ s  # (p, Dh): sparse @ dense, rows of s are contiguous
-        if a_d is None:
-            res[v] = t
-        else:
-            # (A_d @ t.T).T: a contiguous copy of the (already reduced) t.T feeds the
-            # sparse product, whose inner loop then runs over contiguous memory.
-            res[v] = (a_d @ np.ascontiguousarray(t.T)).T
-        np.clip(res[v], lo, hi, out=res[v])
+    from nsgen.prep._resize_jit import resize_stack  # compiled, cached on disk
+
+    resize_stack(np.ascontiguousarray(stack), *_bands(n_p, p), *_bands(n_d, d), res)
     return out
