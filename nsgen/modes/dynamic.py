@@ -63,7 +63,8 @@ class FrameStage(ScanStage):
     frames: tuple[tuple[int, int], ...] = ()
     spill: Spill | None = None
     label: str = "normalise+frames"
-    resizes = True
+    def resized_shapes(self) -> set[tuple[int, int]]:
+        return {(a1 - a0, self.shape[2]) for a0, a1 in self.frames}
 
     def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
         small = np.empty((chunk.rows, len(self.frames), *OUT_SHAPE), np.float32)

@@ -50,7 +50,8 @@ class PairStage(ScanStage):
     shift: int = 0
     spill: Spill | None = None
     label: str = "normalise+pair"
-    resizes = True
+    def resized_shapes(self) -> set[tuple[int, int]]:
+        return {(self.shape[0], self.shape[2])}
 
     def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
         small = downsample(sinos, OUT_SHAPE)

@@ -36,7 +36,8 @@ class DownsampleStage(ScanStage):
 
     spill: Spill | None = None
     label: str = "normalise+downsample"
-    resizes = True
+    def resized_shapes(self) -> set[tuple[int, int]]:
+        return {(self.shape[0], self.shape[2])}
 
     def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
         return keep(self.spill, chunk, downsample(sinos, OUT_SHAPE), self.shape[1])

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from nsgen.errors import NsgenError
 from nsgen.io.nexus import Scan, ScanLayout, open_scan, shift_files
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_bounds
-from nsgen.prep.resize import downsample
+from nsgen.prep.resize import prepare_downsample
 from nsgen.prep.scaling import EMPTY, Bounds
 from nsgen.prep.stripe_detect import (load_kernels, merge_stripes_rows, rows_to_read,
                                       stripe_candidates_rows)
@@ -136,8 +136,6 @@ class ScanStage(Stage):
     chunk_rows: int
     halo: int = 0
     label: str = "normalise"
-    #: whether :meth:`process` downsamples (its compiled kernel is then loaded early)
-    resizes: ClassVar[bool] = False
 
     def chunks(self) -> list[Chunk]:
         return row_chunks(self.shape[1], self.chunk_rows)
@@ -168,9 +166,13 @@ class ScanStage(Stage):
         # load the compiled kernels and fault the work buffer in while the reader reads the
         # first chunk (first touch of fresh memory is the slowest part of a first chunk)
         load_flat_field()
-        if self.resizes:
-            downsample(np.ones((1, 8, 8), np.float32), (2, 2))
+        for shape in self.resized_shapes():
+            prepare_downsample(shape, OUT_SHAPE)
         self._sinograms(self.chunk_rows + 2 * self.halo).fill(0)
+
+    def resized_shapes(self) -> set[tuple[int, int]]:
+        """Sinogram shapes :meth:`process` downsamples to :data:`OUT_SHAPE` (none here)."""
+        return set()
 
     def _sinograms(self, rows: int) -> np.ndarray:
         """This worker's reusable buffer for ``rows`` normalised sinograms."""
