@@ -261,3 +261,28 @@ def test_slots_are_reused_by_later_stages_that_fit():
         values = e.run(RowSum(12, 4, width=7), 3)
     assert [x for v in values for x in v] == expected(12, 7)
     assert set(own_segments()) <= before
+
+
+def test_stage_larger_than_free_shared_memory_is_a_clear_error(monkeypatch):
+    """Slots that /dev/shm cannot hold stop the run before it starts, with the fix named
+    (otherwise the reader would die of SIGBUS when it first writes a slot)."""
+    real = os.statvfs
+
+    def small_shm(path):
+        st = real(path)
+        if str(path) != "/dev/shm":
+            return st
+        return os.statvfs_result((st.f_bsize, 4096, st.f_blocks, 256, 256, st.f_files,
+                                  st.f_ffree, st.f_favail, st.f_flag, st.f_namemax))
+
+    before = set(own_segments())
+    with Engine(1) as e:
+        assert [x for v in e.run(RowSum(4, 2, width=10), 2) for x in v] == expected(4, 10)
+        monkeypatch.setattr(os, "statvfs", small_shm)        # 1 MiB free from now on
+        with pytest.raises(NsgenError) as err:
+            e.run(RowSum(40, 20, width=10_000), 2)           # 2 slots of 1.6 MB
+        message = str(err.value)
+    assert "/dev/shm has 1 MiB free" in message and "--shm-size" in message
+    assert "--memory-limit" in message and "\n" not in message
+    assert set(own_segments()) <= before
+

@@ -171,21 +171,36 @@ def _populate(seg: shared_memory.SharedMemory) -> None:
 
 
 class _Attached:
-    """A child's mappings of the run's segments, kept while their names stay in use."""
+    """A child's mappings of the run's segments, kept while their names stay in use.
+
+    A segment is faulted in (:func:`_populate`) the first time this process uses it, not
+    when it is created: the reader faults each slot in just before it first writes it,
+    in parallel with the workers' :meth:`Stage.prepare`, instead of the main process
+    faulting every slot in before the stage may start (first touch of fresh memory is
+    the largest fixed cost of a run in some virtual machines); a worker then only maps
+    pages that exist already.
+    """
 
     def __init__(self) -> None:
         self.by_name: dict[str, shared_memory.SharedMemory] = {}
+        self.faulted: set[str] = set()
 
     def use(self, names: Sequence[str]) -> list[shared_memory.SharedMemory]:
         for name in list(self.by_name):
             if name not in names:
                 self.by_name.pop(name).close()
+                self.faulted.discard(name)
         for name in names:
             if name not in self.by_name:
-                seg = shared_memory.SharedMemory(name=name)
-                _populate(seg)
-                self.by_name[name] = seg
+                self.by_name[name] = shared_memory.SharedMemory(name=name)
         return [self.by_name[n] for n in names]
+
+    def buffer(self, seg: shared_memory.SharedMemory) -> Any:
+        """``seg.buf``, faulted in on this process's first use of the segment."""
+        if seg.name not in self.faulted:
+            _populate(seg)
+            self.faulted.add(seg.name)
+        return seg.buf
 
 
 def _describe(exc: BaseException) -> str:
@@ -257,7 +272,7 @@ def _worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) -
         _, sid, index, slot = msg
         try:
             assert stage is not None and sid == stage_id, "chunk for an unknown stage"
-            arr = slot_views(segments[slot].buf, stage.slot_spec(chunks[index]))
+            arr = slot_views(attached.buffer(segments[slot]), stage.slot_spec(chunks[index]))
             res = stage.work(chunks[index], arr)
             del arr
             scratch.trim()
@@ -283,7 +298,7 @@ def _reader_main(control: Any, data: Any, free: Any, results: Any) -> None:
             segments = attached.use(names)
             for chunk in stage.chunks():
                 slot = _get(free, parent)
-                arr = slot_views(segments[slot].buf, stage.slot_spec(chunk))
+                arr = slot_views(attached.buffer(segments[slot]), stage.slot_spec(chunk))
                 stage.read(chunk, arr)
                 del arr
                 data.put(("chunk", sid, chunk.index, slot))
@@ -531,12 +546,30 @@ class Engine:
         have = self._segments
         if len(have) < n_slots or min(seg.size for seg in have[:n_slots]) < size:
             self._release()
+            check_shm_space(n_slots * size)
             for k in range(n_slots):
                 name = f"{SHM_PREFIX}{os.getpid()}-{sid}-{k}"
-                seg = shared_memory.SharedMemory(name=name, create=True, size=size)
-                _populate(seg)
-                self._segments.append(seg)
+                self._segments.append(shared_memory.SharedMemory(name=name, create=True,
+                                                                 size=size))
         return [seg.name for seg in self._segments[:n_slots]]
+
+
+def check_shm_space(nbytes: int, shm_dir: Path = Path("/dev/shm")) -> None:
+    """Refuse to start a stage whose slots do not fit in the shared-memory file system.
+
+    Slots are faulted in lazily, so a ``/dev/shm`` that is too small (64 MB in a default
+    Docker container) would otherwise kill the reader with SIGBUS mid-run.
+    """
+    try:
+        st = os.statvfs(shm_dir)
+    except OSError:  # pragma: no cover - no /dev/shm to ask: let shared_memory decide
+        return
+    free = st.f_bavail * st.f_frsize
+    if nbytes > free:
+        raise NsgenError(
+            f"shared memory {shm_dir} has {free / 2**20:.0f} MiB free but this stage needs "
+            f"{nbytes / 2**20:.0f} MiB of slots; lower --memory-limit or --chunk-size, or "
+            f"give {shm_dir} more space (docker run --shm-size=...)")
 
 
 def install_sigterm_handler() -> None:
