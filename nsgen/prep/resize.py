@@ -153,7 +153,12 @@ def downsample(sinos: np.ndarray, out_shape: tuple[int, int], out: np.ndarray | 
 
     from nsgen.prep._resize_jit import resize_stack  # compiled, cached on disk
 
-    resize_stack(np.ascontiguousarray(stack), *_bands(n_p, p), *_bands(n_d, d), res)
+    bands = (*_bands(n_p, p), *_bands(n_d, d))
+    if stack.flags.c_contiguous:
+        resize_stack(stack, *bands, res)
+    else:  # e.g. a range of angles of a stack: each sinogram is still contiguous, no copy
+        for v in range(n):
+            resize_stack(np.ascontiguousarray(stack[v:v + 1]), *bands, res[v:v + 1])
     return out
 
 
