@@ -177,3 +177,32 @@ def test_simple_mode_pairs(tmp_path):
         assert cols.sum() <= 7
     assert changed > 0
     assert lo <= hi
+
+
+def test_samples_finish_in_order_and_a_failed_finish_is_redone(tmp_path, monkeypatch):
+    """Previews and manifests are written on a thread while the next sample computes: a
+    failure there still fails the run, the sample stays unfinished, and a rerun makes the
+    same dataset as a run that never failed."""
+    from nsgen import runner
+    from nsgen.config import parse_config
+
+    args = ["-m", "simple", "-N", "16", "-o", "3", "-S", "3", "--workers", "1"]
+    ref = tmp_path / "ref"
+    assert runner.generate(parse_config([*args, "-r", str(ref)])) == [0, 1, 2]
+    real = runner.write_manifest
+
+    def failing(path, manifest):
+        if manifest["sample"] == 1:
+            raise OSError("disk full")
+        real(path, manifest)
+
+    monkeypatch.setattr(runner, "write_manifest", failing)
+    root = tmp_path / "data"
+    config = parse_config([*args, "-r", str(root)])
+    with pytest.raises(OSError, match="disk full"):
+        runner.generate(config)
+    assert [(root / f"{s:04d}" / "manifest.json").exists() for s in range(3)] == \
+        [True, False, False]
+    monkeypatch.setattr(runner, "write_manifest", real)
+    assert runner.generate(config) == [1, 2]
+    assert tree_digest(root) == tree_digest(ref)
