@@ -253,3 +253,34 @@ def test_raw_with_separate_i12_flat_and_dark_files(tmp_path):
               check=False)
     assert r.returncode == 2 and "flat" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("prefetch_rows,halo", [(1, 0), (7, 0), (10, 2), (1000, 0)])
+def test_reader_asks_for_every_row_once_before_reading_it(monkeypatch, prefetch_rows, halo):
+    """The prefetch hints cover each chunk's rows before the chunk is read, in batches of
+    about PREFETCH_BYTES, and never ask for a row twice (halo rows aside)."""
+    from nsgen.io.nexus import ScanLayout
+    from nsgen.modes import real
+
+    shape = (5, 40, 8)                       # one row of projections: 5 x 8 x 2 bytes
+    monkeypatch.setattr(real, "PREFETCH_BYTES", prefetch_rows * 5 * 8 * 2)
+    stage = real.ScanStage(real.ScanSource("unused.nxs", ScanLayout()), shape, "uint16",
+                           chunk_rows=3, halo=halo)
+    advised: list[int] = []
+
+    class Hints:
+        def advise_projections(self, rows: slice) -> None:
+            advised.extend(range(rows.start, rows.stop))
+
+    calls = []
+    for chunk in stage.chunks():
+        before = len(advised)
+        stage._prefetch(Hints(), chunk)
+        calls.append(len(advised) > before)
+        lo, hi = stage.read_rows(chunk)
+        assert set(range(lo, hi)) <= set(advised)
+    assert set(advised) == set(range(shape[1]))
+    if halo == 0:
+        assert sorted(advised) == list(range(shape[1]))   # each row asked for once
+    ahead = max(1, prefetch_rows // 3)
+    assert sum(calls) == -(-(len(stage.chunks()) - 1) // ahead)   # one hint per batch

@@ -41,6 +41,8 @@ MASK_PARAMS = dict(size=250, radius=3, threshold=0.63, min_stripe_length=600,
                    min_stripe_depth=30, min_stripe_width=22, sensitivity_perc=85.0)
 #: automatic chunking never exceeds the seed's default chunk size
 MAX_AUTO_CHUNK = 243
+#: bytes of projections the reader asks the disk for ahead of the chunk it reads
+PREFETCH_BYTES = 1024 * 2**20
 
 
 def scan_files(config: Config) -> list[Path]:
@@ -153,14 +155,31 @@ class ScanStage(Stage):
     def read(self, chunk: Chunk, out: Any) -> None:
         lo, hi = self.read_rows(chunk)
         scan = self.source.open()
-        # the disk fetches this chunk (first one only) and the next one in the background
-        # while this one is copied and the reader then waits for a free slot
-        chunks = self.chunks()
-        for c in ([chunk] if chunk.index == 0 else []) + chunks[chunk.index + 1:chunk.index + 2]:
-            scan.advise_projections(slice(*self.read_rows(c)))
+        self._prefetch(scan, chunk)
         scan.read_projections(slice(lo, hi), out[0])
         out[1][:] = scan.flat_mean(slice(lo, hi))
         out[2][:] = scan.dark_mean(slice(lo, hi))
+
+    def _prefetch(self, scan: Scan, chunk: Chunk) -> None:
+        """Have the disk fetch the rows of the next chunks in the background.
+
+        Every ``ahead`` chunks the reader asks for the rows of the following ``ahead``
+        chunks (about :data:`PREFETCH_BYTES`) as one row range, so each projection frame
+        is fetched in pieces of ``ahead`` chunks' rows rather than one small piece per
+        chunk (strided small reads are what make a cold scan slow). The data waits in the
+        page cache, which the kernel may reclaim: it is not part of the memory limit.
+        """
+        chunks = self.chunks()
+        a, _, c = self.shape
+        chunk_bytes = self.chunk_rows * a * c * np.dtype(self.dtype).itemsize
+        ahead = max(1, PREFETCH_BYTES // max(1, chunk_bytes))
+        i = chunk.index
+        if i == 0:
+            scan.advise_projections(slice(*self.read_rows(chunk)))
+        if i % ahead == 0 and i + 1 < len(chunks):
+            last = chunks[min(len(chunks), i + 1 + ahead) - 1]
+            scan.advise_projections(slice(self.read_rows(chunks[i + 1])[0],
+                                          self.read_rows(last)[1]))
 
     def prepare(self) -> None:
         # load the compiled kernels and fault the work buffer in while the reader reads the
