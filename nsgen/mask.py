@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from types import SimpleNamespace
 from pathlib import Path
@@ -107,7 +108,8 @@ class DeflateStage(Stage):
     The volume is stored angles first; a mask is bit-packed along columns (``n_cols`` set),
     weights are plain. Chunk ``i`` covers the angle planes ``[i * planes, (i + 1) * planes)``;
     its value is ``(compressed piece, CRC-32, length)`` of the entry's bytes for them (see
-    :func:`nsgen.io.mask_archive.deflate_piece`).
+    :func:`nsgen.io.mask_archive.deflate_piece`; a mask's 0/1 runs go through the faster
+    run-length encoder :func:`nsgen.io._rle_deflate_jit.rle_deflate`).
     """
 
     spill: Any = None
@@ -118,6 +120,11 @@ class DeflateStage(Stage):
     def chunks(self) -> list[Chunk]:
         return row_chunks(-(-self.spill.shape[0] // self.planes), 1)
 
+    def prepare(self) -> None:
+        if self.n_cols is not None:  # load the compiled encoder before the first piece
+            from nsgen.io._rle_deflate_jit import rle_deflate
+            rle_deflate(np.zeros(16, np.uint8), final=True)
+
     def work(self, chunk: Chunk, data: Any) -> WorkResult:
         k0 = chunk.start * self.planes
         k1 = min(self.spill.shape[0], k0 + self.planes)
@@ -127,8 +134,12 @@ class DeflateStage(Stage):
             raw = np.empty((*stored.shape[:2], self.n_cols), np.uint8)
             unpack_bits(stored, raw)
             stored = raw
-        out, crc = deflate_piece(memoryview(stored).cast("B"),
-                                 last=k1 == self.spill.shape[0])
+        last = k1 == self.spill.shape[0]
+        if self.n_cols is not None:   # 0/1 bytes in long runs: the run-length encoder
+            from nsgen.io._rle_deflate_jit import rle_deflate
+            out, crc = rle_deflate(stored, final=last), zlib.crc32(stored)
+        else:
+            out, crc = deflate_piece(memoryview(stored).cast("B"), last=last)
         return WorkResult((out, crc, stored.nbytes))
 
 
