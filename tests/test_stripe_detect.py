@@ -571,10 +571,14 @@ def test_two_stages_chunked_equal_whole(chunk_a, chunk_b):
     merge = {k: CHUNK_KW[k] for k in ("min_stripe_length", "min_stripe_depth",
                                       "min_stripe_width")}
     cand = []
+    work = np.full(40 * 24 * 16 + 5, 7, np.uint8)   # one dirty scratch reused by every chunk
     for start in range(0, 24, chunk_a):
         stop = min(24, start + chunk_a)
         lo, hi = rows_to_read(start, stop, 24, CHUNK_KW["radius"])
-        cand.append(sd.stripe_candidates_rows(x[:, lo:hi], lo, (start, stop), 24, **det))
+        cand.append(sd.stripe_candidates_rows(x[:, lo:hi], lo, (start, stop), 24, **det,
+                                              work=work))
+    with pytest.raises(ValueError, match="work must be"):
+        sd.stripe_candidates_rows(x, 0, (0, 24), 24, **det, work=work[:100])
     cand = np.concatenate(cand)
     assert cand.shape == (24, 40, 16) and cand.dtype == np.uint8
     parts = []

@@ -228,6 +228,8 @@ class CandidateStage(ScanStage):
         rows = self.chunk_rows + 2 * self.halo
         scratch.buffer("volume", (self.shape[0], rows, self.shape[2]), np.float32).fill(0)
         scratch.buffer("candidates", (self.chunk_rows, *self.shape[::2]), np.uint8).fill(0)
+        scratch.buffer("below", (self.chunk_rows * self.shape[0] * self.shape[2],),
+                       np.uint8).fill(0)
 
     def work(self, chunk: Chunk, data: Any) -> WorkResult:
         raw, flat, dark = data
@@ -239,7 +241,8 @@ class CandidateStage(ScanStage):
         out = scratch.buffer("candidates", (chunk.rows, *self.shape[::2]), np.uint8)
         got = stripe_candidates_rows(volume, lo, (chunk.start, chunk.stop), self.shape[1],
                                      p["size"], p["radius"], p["threshold"],
-                                     return_weights=self.weights_spill is not None, out=out)
+                                     return_weights=self.weights_spill is not None, out=out,
+                                     work=scratch.buffer("below", (out.size,), np.uint8))
         cand, weights = got if isinstance(got, tuple) else (got, None)
         self.candidates.write_rows(chunk.start, np.packbits(cand, axis=-1))
         if weights is not None:

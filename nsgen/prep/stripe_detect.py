@@ -203,11 +203,12 @@ def _mirror_table(n: int, radius: int) -> np.ndarray:
 
 
 def _ratio_kernel(x: np.ndarray, radius: int, threshold: float | None,
-                  rows: tuple[int, int] | None = None) -> np.ndarray:
+                  rows: tuple[int, int] | None = None,
+                  below: np.ndarray | None = None) -> np.ndarray:
     """Run the compiled ratio map on rows ``rows`` of ``x`` (all rows by default).
 
-    Returns ``R3`` (float32) or, with a threshold, ``R3 <= t`` (bool); the other rows of
-    ``x`` are only context.
+    Returns ``R3`` (float32) or, with a threshold, ``R3 <= t`` (bool, written into the
+    C-contiguous bool array ``below`` when given); the other rows of ``x`` are only context.
     """
     from nsgen.prep import _stripe_jit  # compiled on first use (cached on disk)
 
@@ -218,7 +219,10 @@ def _ratio_kernel(x: np.ndarray, radius: int, threshold: float | None,
     if threshold is None:
         out_f, out_b = np.empty(shape, np.float32), np.empty((1, 1), np.bool_)
     else:
-        out_f, out_b = np.empty((1, 1), np.float32), np.empty(shape, np.bool_)
+        out_f = np.empty((1, 1), np.float32)
+        out_b = np.empty(shape, np.bool_) if below is None else below
+        if out_b.shape != shape or out_b.dtype != np.bool_ or not out_b.flags.c_contiguous:
+            raise ValueError(f"below must be a C-contiguous bool array of shape {shape}")
     _stripe_jit.ratio_map_into(x, radius, *tables, j0, j1, np.float32(threshold or 0), out_f,
                                out_b)
     return out_f if threshold is None else out_b
@@ -238,9 +242,10 @@ def _ratio_map(x: np.ndarray, radius: int, rows: tuple[int, int] | None = None) 
 
 
 def _below_threshold(x: np.ndarray, radius: int, threshold: float,
-                     rows: tuple[int, int] | None = None) -> np.ndarray:
+                     rows: tuple[int, int] | None = None,
+                     out: np.ndarray | None = None) -> np.ndarray:
     """``_ratio_map(x, radius, rows) <= float32(threshold)`` without forming the ratio map."""
-    return _ratio_kernel(x, radius, threshold, rows)
+    return _ratio_kernel(x, radius, threshold, rows, out)
 
 
 def _count_at_least(b: np.ndarray, size: int, need: int,
@@ -650,6 +655,7 @@ def stripe_candidates_rows(
     threshold: float = 0.63,
     return_weights: bool = False,
     out: np.ndarray | None = None,
+    work: np.ndarray | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """STRIPES_DETECT and merge pass 1 (``W <= threshold``) for detector rows ``[start, stop)``.
 
@@ -673,6 +679,10 @@ def stripe_candidates_rows(
         Also return the exact weights :func:`stripe_weights` of those rows (slower).
     out : ndarray, optional
         C-contiguous uint8 array of the candidates' shape to write them into.
+    work : ndarray, optional
+        Reusable scratch: a C-contiguous uint8 array of at least
+        ``n_angles * (stop - start) * n_cols`` bytes for the thresholded ratio map (a
+        caller that processes chunk after chunk saves allocating it every time).
 
     Returns
     -------
@@ -702,8 +712,16 @@ def stripe_candidates_rows(
         cand = np.less_equal(w, np.float32(threshold),
                              out=None if out is None else out.view(np.bool_))
         return cand.view(np.uint8), w
+    below = None
+    if work is not None:
+        n = x.shape[0] * (stop - start) * x.shape[2]
+        if work.dtype != np.uint8 or work.size < n or not work.flags.c_contiguous:
+            raise ValueError(f"work must be a C-contiguous uint8 array of at least {n} bytes")
+        below = work.reshape(-1)[:n].view(np.bool_).reshape(x.shape[0], stop - start,
+                                                           x.shape[2])
     # W <= t  <=>  at least `size` of the 2*size+1 window values are <= t.
-    return _count_at_least(_below_threshold(x, radius, threshold, crop), size, size, out)
+    return _count_at_least(_below_threshold(x, radius, threshold, crop, below), size, size,
+                           out)
 
 
 def merge_stripes_rows(
