@@ -284,3 +284,25 @@ def test_reader_asks_for_every_row_once_before_reading_it(monkeypatch, prefetch_
         assert sorted(advised) == list(range(shape[1]))   # each row asked for once
     ahead = max(1, prefetch_rows // 3)
     assert sum(calls) == -(-(len(stage.chunks()) - 1) // ahead)   # one hint per batch
+
+
+def test_compressed_scan_same_output_and_a_warning_about_rereading(tmp_path):
+    """A gzip scan gives the bytes of the same scan uncompressed; read in row chunks smaller
+    than its compressed chunks it warns once, with the factor and the fix."""
+    kw = dict(n_angles=31, n_rows=16, n_columns=40, n_flats=3, n_darks=2, seed=4)
+    plain, packed = tmp_path / "plain.nxs", tmp_path / "packed.nxs"
+    write_scan(plain, chunks=(1, 16, 40), **kw)
+    write_scan(packed, chunks=(1, 16, 40), compression="gzip", **kw)
+    runs = {}
+    for name, scan in [("plain", plain), ("packed", packed)]:
+        root = tmp_path / name
+        r = nsgen("-m", "raw", "--hdf-root", str(scan), "-s", "1", "-r", str(root), "-C", "4",
+                  "--workers", "2", "--no-preview")
+        runs[name] = (root, r.stderr)
+    assert "warning" not in runs["plain"][1]
+    warnings = [line for line in runs["packed"][1].splitlines() if "warning" in line]
+    assert len(warnings) == 1
+    assert "chunks of 16 detector rows" in warnings[0] and "4 times" in warnings[0]
+    assert "h5repack -f NONE" in warnings[0] and "--chunk-size" in warnings[0]
+    digest = tree_digest(runs["plain"][0] / "0000")
+    assert len(digest) == 16 and digest == tree_digest(runs["packed"][0] / "0000")

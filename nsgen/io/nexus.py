@@ -946,6 +946,21 @@ class Scan:
         return self._darks.mean(self._rows(rows), self.shape[2])
 
     @property
+    def compressed_row_span(self) -> int | None:
+        """Detector rows each compressed HDF5 chunk of the projections spans, or None.
+
+        None for unfiltered data. Reading fewer rows than this decompresses whole chunks
+        and keeps only some of their rows, so a scan read in row chunks is decompressed
+        about ``span / chunk rows`` times.
+        """
+        try:
+            if self._data.chunks is None or self._data.id.get_create_plist().get_nfilters() == 0:
+                return None
+        except Exception:  # noqa: BLE001 - virtual or unusual storage: no advice
+            return None
+        return int(min(self._data.chunks[1], self._data.shape[1]))
+
+    @property
     def source_files(self) -> list[str]:
         """Every file the scan's data, flats and darks are read from (external links
         resolved), the scan file first, without repeats."""

@@ -12,6 +12,7 @@ record, so an interrupted run resumes at the first unfinished shift. Within a sh
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -91,6 +92,29 @@ class ScanSource:
 _OPEN: dict[ScanSource, Scan] = {}
 
 
+def reread_warning(path: str, span: int | None, rows: int) -> str | None:
+    """Advice when a compressed scan is read in chunks of fewer rows than it is compressed.
+
+    HDF5 decompresses whole chunks: reading ``rows`` rows of chunks that span ``span`` rows
+    decompresses each chunk about ``span / rows`` times.
+
+    Examples
+    --------
+    >>> reread_warning("s.nxs", None, 7) is None, reread_warning("s.nxs", 8, 16) is None
+    (True, True)
+    >>> "9 times" in reread_warning("s.nxs", 2160, 243)
+    True
+    """
+    if span is None or span <= rows:
+        return None
+    times = -(-span // rows)
+    return (f"{path}: the projections are compressed in HDF5 chunks of {span} detector rows "
+            f"and read {rows} rows at a time, so every chunk is decompressed {times} times "
+            f"(about {times}x the time of one read); decompress the file first "
+            f"(h5repack -f NONE in.nxs out.nxs) or let each chunk hold more rows "
+            f"(--memory-limit, --chunk-size)")
+
+
 def load_flat_field() -> None:
     """Load the compiled flat-field pass in this process (it loads on first use anyway)."""
     flat_field_log(np.ones((1, 1, 4), np.uint16), np.ones((1, 4)), np.zeros((1, 4)))
@@ -155,6 +179,11 @@ class ScanStage(Stage):
     def read(self, chunk: Chunk, out: Any) -> None:
         lo, hi = self.read_rows(chunk)
         scan = self.source.open()
+        if chunk.index == 0:
+            advice = reread_warning(self.source.path, scan.compressed_row_span,
+                                    self.chunk_rows + 2 * self.halo)
+            if advice:
+                print(f"nsgen: warning: {advice}", file=sys.stderr, flush=True)
         self._prefetch(scan, chunk)
         scan.read_projections(slice(lo, hi), out[0])
         out[1][:] = scan.flat_mean(slice(lo, hi))
