@@ -29,7 +29,8 @@ from nsgen.errors import NsgenError
 from nsgen.io.nexus import ScanLayout, open_scan
 from nsgen.io.mask_archive import Deflated, crc32_combine, deflate_piece
 from nsgen.io.spill import Spill
-from nsgen.modes.real import MASK_PARAMS, MAX_AUTO_CHUNK, ScanSource, detect_stripes
+from nsgen.modes.real import (MASK_PARAMS, MAX_AUTO_CHUNK, ScanSource, decompressed,
+                              detect_stripes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"slots; {time.monotonic() - t:.1f} s")
                 return out
 
+            source = decompressed(execute, plan, source, shape, dtype, work, log)
             flags = detect_stripes(execute, plan, source, shape, dtype, params, work,
                                    mask_spill=mask, weights_spill=weights)
             log(f"detection: {time.monotonic() - t0:.1f} s; stripes in {int(flags.sum())} "

@@ -57,6 +57,24 @@ def test_streamed_mask_equals_whole_volume(scan, tmp_path, monkeypatch, chunk, p
         assert z.testzip() is None  # every CRC-32 (combined from the pieces') is right
 
 
+def test_compressed_scan_gives_the_same_mask(scan, tmp_path, capsys):
+    """A Blosc-compressed copy of the scan (a frame per chunk) is decompressed once into
+    the work directory, gives the same archive entry, and leaves no scratch behind."""
+    from nsgen import mask as mask_command
+    packed = tmp_path / "4000.nxs"
+    write_scan(packed, n_angles=121, n_rows=24, n_columns=64, seed=5, chunks=(1, 24, 64),
+               compression="blosc")
+    with open_scan(str(packed)) as s:
+        assert s.compressed_row_span == 24
+    archive = tmp_path / "masks.npz"
+    assert mask_command.main(["--h5", str(packed), "-a", str(archive), "-C", "5", "-v",
+                              *SMALL]) == 0
+    assert "decompressing 136 frames once" in capsys.readouterr().err
+    with np.load(archive) as npz:
+        assert np.array_equal(npz["m4000"], detect_stripe_mask(whole_volume(scan), **PARAMS))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["4000.nxs", "masks.npz"]
+
+
 def test_append_keeps_existing_entries_and_refuses_duplicates(scan, tmp_path):
     archive = tmp_path / "masks.npz"
     np.savez_compressed(archive, m1=np.ones((2, 2, 2), np.uint8))

@@ -286,10 +286,12 @@ def test_reader_asks_for_every_row_once_before_reading_it(monkeypatch, prefetch_
     assert sum(calls) == -(-(len(stage.chunks()) - 1) // ahead)   # one hint per batch
 
 
-def test_compressed_scan_same_output_and_a_warning_about_rereading(tmp_path):
-    """A gzip scan gives the bytes of the same scan uncompressed; read in row chunks smaller
-    than its compressed chunks it warns once, with the factor and the fix."""
-    kw = dict(n_angles=31, n_rows=16, n_columns=40, n_flats=3, n_darks=2, seed=4)
+def test_compressed_scan_is_decompressed_once_and_gives_the_same_bytes(tmp_path):
+    """A gzip scan compressed a frame per chunk, read in row chunks of 4, is first copied
+    uncompressed (each frame decompressed once, no re-reading warning) and gives the TIFFs
+    of the same scan stored uncompressed; the copy is removed afterwards."""
+    kw = dict(n_angles=31, n_rows=16, n_columns=40, n_flats=3, n_darks=2, seed=4,
+              flats_after=True)
     plain, packed = tmp_path / "plain.nxs", tmp_path / "packed.nxs"
     write_scan(plain, chunks=(1, 16, 40), **kw)
     write_scan(packed, chunks=(1, 16, 40), compression="gzip", **kw)
@@ -297,12 +299,44 @@ def test_compressed_scan_same_output_and_a_warning_about_rereading(tmp_path):
     for name, scan in [("plain", plain), ("packed", packed)]:
         root = tmp_path / name
         r = nsgen("-m", "raw", "--hdf-root", str(scan), "-s", "1", "-r", str(root), "-C", "4",
-                  "--workers", "2", "--no-preview")
+                  "--workers", "2", "--no-preview", "-v")
         runs[name] = (root, r.stderr)
-    assert "warning" not in runs["plain"][1]
-    warnings = [line for line in runs["packed"][1].splitlines() if "warning" in line]
-    assert len(warnings) == 1
-    assert "chunks of 16 detector rows" in warnings[0] and "4 times" in warnings[0]
-    assert "h5repack -f NONE" in warnings[0] and "--chunk-size" in warnings[0]
+    assert "decompress" not in runs["plain"][1]
+    assert "decompressing 41 frames once" in runs["packed"][1]
+    assert "warning" not in runs["packed"][1]
     digest = tree_digest(runs["plain"][0] / "0000")
     assert len(digest) == 16 and digest == tree_digest(runs["packed"][0] / "0000")
+    assert not list((tmp_path / "packed").rglob("frames.h5*"))
+
+
+def test_reread_warning_and_copy_space_check(tmp_path, monkeypatch):
+    """The warning names the factor and the fix; a copy that does not fit is a clear error
+    before anything is written."""
+    import shutil
+    from collections import namedtuple
+
+    from nsgen.errors import NsgenError
+    from nsgen.io.nexus import ScanLayout
+    from nsgen.modes import real
+
+    text = real.reread_warning("s.nxs", 2160, 243)
+    assert "9 times" in text and "h5repack -f NONE" in text and "--chunk-size" in text
+    assert real.reread_warning("s.nxs", None, 7) is None
+    scan = tmp_path / "packed.nxs"
+    write_scan(scan, n_angles=31, n_rows=16, n_columns=40, n_flats=3, n_darks=2,
+               chunks=(1, 16, 40), compression="gzip")
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**6, 10**6 - 1000, 1000))
+
+    from nsgen.engine.sizing import plan_sizing
+
+    def plan(**kw):
+        return plan_sizing(n_rows=16, workers=1, chunk_rows=4, **kw)
+
+    work = tmp_path / "work"
+    with pytest.raises(NsgenError) as err:
+        real.decompressed(None, plan, real.ScanSource(str(scan), ScanLayout()), (31, 16, 40),
+                          "<u2", work)
+    message = str(err.value)
+    assert "GiB free" in message and "h5repack -f NONE" in message and "\n" not in message
+    assert not (work / "frames.h5").exists() and not (work / "frames.h5.partial").exists()

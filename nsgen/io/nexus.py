@@ -80,6 +80,7 @@ __all__ = [
     "ZERO_DARKS",
     "Scan",
     "ScanLayout",
+    "create_frame_copy",
     "open_scan",
     "shift_files",
 ]
@@ -982,6 +983,23 @@ class Scan:
         """
         self._projections.advise(self._rows(rows))
 
+    def read_frames(self, frames: slice, out: np.ndarray) -> np.ndarray:
+        """Read whole frames (every row; projections, flats and darks alike) into ``out``.
+
+        Reading whole frames decompresses each compressed chunk once, in file order.
+
+        Parameters
+        ----------
+        frames : slice
+            Contiguous frame indices of the data set (step 1).
+        out : numpy.ndarray
+            C-contiguous ``(n_frames, n_rows, n_columns)`` array of :attr:`dtype`.
+        """
+        a, b, _ = frames.indices(self.n_frames)
+        _Frames(self._data, np.arange(a, b), f"frames of {self.path}")._read(
+            np.s_[a:b], out, np.s_[...])
+        return out
+
     def read_projections(self, rows: slice, out: np.ndarray | None = None) -> np.ndarray:
         """Read the projections for detector ``rows``, in the file's dtype.
 
@@ -1037,6 +1055,34 @@ def _read_angles(f: _File, path: str, key: np.ndarray | None, n_frames: int, n_p
             f"{n_proj} projections; give the matching angles with --angles-path"
         )
     return None
+
+
+def create_frame_copy(path: str | os.PathLike[str], scan: Scan) -> int:
+    """Create an uncompressed NXtomo file to hold a copy of ``scan``'s frames.
+
+    The data set (at the default i12 path, every frame of the original, same dtype) is
+    stored contiguously and allocated now, without fill; the image key, if the scan has
+    one, is copied. Returns the data set's byte offset in the file: whole frames are then
+    written there directly (``offset + frame * frame_bytes``), in any order, by any process.
+    Opened with :func:`open_scan` and the default layout, the filled copy reads exactly as
+    the original (same frames, same flats and darks).
+    """
+    shape = (scan.n_frames, *scan.shape[1:])
+    with h5py.File(path, "w") as f:
+        group = f.require_group(DEFAULT_DATA_PATH.rsplit("/", 1)[0])
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_layout(h5py.h5d.CONTIGUOUS)
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+        dset = h5py.h5d.create(group.id, DEFAULT_DATA_PATH.rsplit("/", 1)[1].encode(),
+                               h5py.h5t.py_create(scan.dtype), h5py.h5s.create_simple(shape),
+                               dcpl=dcpl)
+        offset = dset.get_offset()
+        if scan.image_key is not None:
+            f.create_dataset(DEFAULT_IMAGE_KEY_PATH, data=scan.image_key)
+    if offset is None:  # pragma: no cover - HDF5 always places early-allocated data
+        raise RuntimeError(f"HDF5 did not allocate the data of {path}")
+    return int(offset)
 
 
 def open_scan(path: str | os.PathLike[str], layout: ScanLayout = ScanLayout(),

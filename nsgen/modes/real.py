@@ -12,8 +12,9 @@ record, so an interrupted run resumes at the first unfinished shift. Within a sh
 
 from __future__ import annotations
 
+import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from nsgen.config import Config
 from nsgen.engine import scratch
 from nsgen.engine.pipeline import Chunk, Stage, WorkResult, row_chunks
 from nsgen.errors import NsgenError
-from nsgen.io.nexus import Scan, ScanLayout, open_scan, shift_files
+from nsgen.engine.sizing import TARGET_SLOT_BYTES
+from nsgen.io.nexus import Scan, ScanLayout, create_frame_copy, open_scan, shift_files
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_bounds
 from nsgen.prep.resize import prepare_downsample
@@ -66,6 +68,8 @@ class ScanSource:
     layout: ScanLayout
     flats: str | None = None
     darks: str | None = None
+    #: an uncompressed copy of the scan's frames to read instead (:func:`decompressed`)
+    copy: str | None = None
 
     @classmethod
     def of(cls, config: Config, path: Path) -> "ScanSource":
@@ -76,6 +80,8 @@ class ScanSource:
 
     def open_new(self) -> Scan:
         """A newly opened scan (close it)."""
+        if self.copy is not None:
+            return open_scan(self.copy, ScanLayout(), self.flats, self.darks)
         return open_scan(self.path, self.layout, self.flats, self.darks)
 
     def open(self) -> Scan:
@@ -333,6 +339,97 @@ WEIGHTS_FLOAT_COPIES = 3.0
 MERGE_WORK_FACTOR = 3.0
 
 
+@dataclass
+class DecompressStage(Stage):
+    """Copy a compressed scan's frames, whole, into an uncompressed file (see
+    :func:`decompressed`): the reader decompresses blocks of frames in file order, each
+    chunk once; workers write them at their place in the copy."""
+
+    source: ScanSource
+    frame_shape: tuple[int, int]
+    dtype: str
+    n_frames: int
+    frames_per_chunk: int
+    target: str
+    offset: int
+    label: str = "decompress"
+
+    def chunks(self) -> list[Chunk]:
+        return row_chunks(self.n_frames, self.frames_per_chunk)
+
+    def slot_spec(self, chunk: Chunk) -> Any:
+        return (chunk.rows, *self.frame_shape), self.dtype
+
+    def read(self, chunk: Chunk, out: Any) -> None:
+        self.source.open().read_frames(slice(chunk.start, chunk.stop), out)
+
+    def work(self, chunk: Chunk, data: Any) -> WorkResult:
+        view = memoryview(np.ascontiguousarray(data)).cast("B")
+        pos = self.offset + chunk.start * len(view) // chunk.rows
+        fd = os.open(self.target, os.O_WRONLY)
+        try:
+            while view:
+                n = os.pwrite(fd, view, pos)
+                view, pos = view[n:], pos + n
+        finally:
+            os.close(fd)
+        return WorkResult(None, nbytes=data.nbytes)
+
+
+def decompressed(execute: Any, plan: Any, source: ScanSource, shape: tuple[int, int, int],
+                 dtype: str, work: Path, log: Any = None) -> ScanSource:
+    """``source``, or an uncompressed copy of it when reading it in row chunks would
+    decompress every frame many times.
+
+    HDF5 decompresses whole chunks, and detector frames are usually compressed a frame (or
+    many rows) per chunk: a pass over row chunks then decompresses each frame once per row
+    chunk. When the scan's compressed chunks span more rows than a chunk of the passes will
+    hold, its frames are first copied, decompressed once each, into ``work/frames.h5``
+    (on the engine: the reader decompresses, workers write); the passes then read the copy
+    through the direct row reader. The copy reads exactly as the original (same frames,
+    image key, flats and darks), so the outputs are the same bytes. A finished copy is kept
+    (renamed into place when complete) and reused by a rerun.
+
+    Raises
+    ------
+    NsgenError
+        When ``work``'s file system lacks the space for the copy.
+    """
+    import shutil
+
+    with source.open_new() as scan:
+        span = scan.compressed_row_span
+        rows = scan_sizing(plan, shape, dtype, 4).chunk_rows
+        if span is None or span <= rows:
+            return source
+        n_frames = scan.n_frames
+        frame_bytes = int(np.prod(shape[1:])) * np.dtype(dtype).itemsize
+        target = work / "frames.h5"
+        copy = ScanSource(source.path, source.layout, source.flats, source.darks, str(target))
+        if target.exists():
+            return copy
+        work.mkdir(parents=True, exist_ok=True)
+        need = n_frames * frame_bytes
+        free = shutil.disk_usage(work).free
+        if need > free:
+            raise NsgenError(
+                f"{source.path} is compressed in chunks of {span} detector rows; reading it "
+                f"in chunks of {rows} rows needs an uncompressed copy of {need / 2**30:.1f} GiB "
+                f"but {work} has {free / 2**30:.1f} GiB free; free space there, or decompress "
+                f"the file first (h5repack -f NONE in.nxs out.nxs)")
+        tmp = work / "frames.h5.partial"
+        offset = create_frame_copy(tmp, scan)
+    if log is not None:
+        log(f"{source.path}: compressed in chunks of {span} rows; decompressing "
+            f"{n_frames} frames once into {target}")
+    sizing = plan(row_bytes=frame_bytes, work_factor=0.0)
+    block = max(1, min(n_frames, TARGET_SLOT_BYTES // max(1, frame_bytes)))
+    execute(DecompressStage(source, shape[1:], dtype, n_frames, block, str(tmp), offset),
+            replace(sizing, chunk_rows=block))
+    os.replace(tmp, target)
+    return copy
+
+
 def detect_stripes(execute: Any, plan: Any, source: ScanSource, shape: tuple[int, int, int],
                    dtype: str, params: dict, work: Path,
                    patch_shape: tuple[int, int] | None = None, mask_spill: Any = None,
@@ -502,7 +599,12 @@ def run_shifts(run: Any, plan: Any) -> Any:
         if done is None:
             run.log(f"[{run.tag}] {unit}: {path} {shape[0]} angles x {shape[1]} rows x "
                     f"{shape[2]} columns")
-            files = plan(run, shift, ScanSource.of(run.config, path), shape, dtype)
+            source = decompressed(run.run, run_plan(run, shape[1]),
+                                  ScanSource.of(run.config, path), shape, dtype,
+                                  run.work / unit, lambda m: run.log(f"[{run.tag}] {m}"))
+            files = plan(run, shift, source, shape, dtype)
+            if source.copy is not None:   # done with it: free the space for the next shift
+                Path(source.copy).unlink(missing_ok=True)
             run.finish_unit(unit, {"files": files})
         else:
             run.log(f"[{run.tag}] {unit}: finished earlier, kept")
