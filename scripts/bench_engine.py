@@ -10,6 +10,8 @@
    software: ``posix_fadvise(DONTNEED)`` on the scan file before each timing).
 2. Scaling: a compute-bound mode (complex, N=256) with --workers 1 and 2 (target >= 1.7x).
 3. Memory: peak PSS of raw mode at ROWS and 4 x ROWS rows (should not grow).
+4. Compressed: raw mode on a gzip scan of ROWS / 4 rows compressed a frame per chunk, against
+   h5py reading (decompressing) it once.
 
 Wall times come from runs without memory sampling (reading ``smaps`` every 0.1 s slows
 a multi-GB run by 15-20 %); each peak PSS from one separate, sampled run.
@@ -34,14 +36,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_synthetic import run_nsgen  # noqa: E402
 
 
-def make_scan(path: Path, rows: int, columns: int, angles: int) -> None:
+def make_scan(path: Path, rows: int, columns: int, angles: int,
+              compression: str | None = None) -> None:
     """Write (once) a scan of the given size with the project's scan writer."""
     if path.exists():
         return
     from nsgen.io.scan_writer import write_scan
     t0 = time.perf_counter()
     write_scan(path, n_angles=angles, n_rows=rows, n_columns=columns, n_flats=20, n_darks=10,
-               chunks=(1, rows, columns))
+               chunks=(1, rows, columns), compression=compression)
     print(f"  made {path} in {time.perf_counter() - t0:.0f} s")
 
 
@@ -112,7 +115,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--memory-limit", default="4GB")
     ap.add_argument("--cache", default="/tmp/nsgen-bench")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["throughput", "scaling", "memory"])
+    ap.add_argument("--skip", nargs="*", default=[],
+                    choices=["throughput", "scaling", "memory", "compressed"])
     a = ap.parse_args()
     cache = Path(a.cache)
     cache.mkdir(parents=True, exist_ok=True)
@@ -156,6 +160,15 @@ def main() -> None:
         r0, r1 = sorted(peaks)
         print(f"  peak PSS {peaks[r0] / 2**20:.0f} MiB at {r0} rows, {peaks[r1] / 2**20:.0f} MiB "
               f"at {r1} rows -> ratio {peaks[r1] / peaks[r0]:.2f} (should stay ~1)")
+    if "compressed" not in a.skip:
+        rows = a.rows // 4
+        gz = cache / f"scan_gzip_{a.angles}x{rows}x{a.columns}.nxs"
+        print(f"4. compressed: raw mode on a gzip scan {a.angles} x {rows} x {a.columns} "
+              f"(one frame per HDF5 chunk)")
+        make_scan(gz, rows, a.columns, a.angles, compression="gzip")
+        floor, run = bench_raw(gz, a.repeats, a.memory_limit, cold=False)
+        print(f"  h5py read (decompressing every frame once) {floor:.2f} s, nsgen raw "
+              f"{run:.2f} s -> ratio {run / floor:.2f}")
 
 
 if __name__ == "__main__":
