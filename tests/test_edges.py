@@ -53,6 +53,23 @@ def test_spill_rows_round_trip(tmp_path):
         s.write_rows(8, data[:3])
 
 
+def test_spill_at_an_offset_leaves_the_bytes_before_it_alone(tmp_path):
+    """A volume stored from byte ``offset`` of a file (a data set written in place)."""
+    path = tmp_path / "f.bin"
+    head = bytes(range(256)) * 3
+    path.write_bytes(head + bytes(2 * 3 * 4 * 4))
+    s = Spill(path, (2, 3, 4), "float32", offset=len(head))
+    data = np.random.default_rng(1).random((2, 3, 4), dtype=np.float32)
+    s.write_rows(0, data)
+    assert np.array_equal(s.read_rows(0, 2), data)
+    band = np.zeros((1, 2, 4), np.float32)        # index 1 of the second axis, both rows
+    s.write_band(1, band)
+    data[:, 1] = 0
+    assert np.array_equal(s.read_rows(0, 2), data)
+    raw = path.read_bytes()
+    assert raw[:len(head)] == head and raw[len(head):] == data.tobytes()
+
+
 def test_uint16_scaling_round_trip_and_clipping():
     b = Bounds(-1.0, 3.0)
     x = np.linspace(-1, 3, 1001)

@@ -15,11 +15,14 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Spill:
-    """A scratch volume of ``shape`` (rows first) and ``dtype`` stored at ``path``."""
+    """A scratch volume of ``shape`` (rows first) and ``dtype`` stored at ``path``, from
+    byte ``offset`` on (0 for nsgen's own scratch files; the contiguous data set of an
+    HDF5 file written in place, as :func:`nsgen.io.nexus.create_frame_copy` allows)."""
 
     path: Path
     shape: tuple[int, ...]
     dtype: str = "float32"
+    offset: int = 0
 
     @property
     def row_bytes(self) -> int:
@@ -43,7 +46,7 @@ class Spill:
         fd = os.open(self.path, os.O_WRONLY)
         try:
             view = memoryview(block).cast("B")
-            off = start * self.row_bytes
+            off = self.offset + start * self.row_bytes
             while view:
                 n = os.pwrite(fd, view, off)
                 view, off = view[n:], off + n
@@ -72,7 +75,7 @@ class Spill:
         try:
             for k in range(self.shape[0]):
                 bufs = [v[k * line:(k + 1) * line] for v in views]
-                off = k * self.row_bytes + start * line
+                off = self.offset + k * self.row_bytes + start * line
                 total = line * len(bufs)
                 n = os.pwritev(fd, bufs, off)
                 if n != total:  # short write: finish it piece by piece
@@ -92,7 +95,7 @@ class Spill:
         if out.shape != shape or out.dtype != np.dtype(self.dtype) or not out.flags.c_contiguous:
             raise ValueError(f"out must be a C-contiguous {self.dtype} array of shape {shape}")
         with open(self.path, "rb", buffering=0) as f:
-            f.seek(start * self.row_bytes)
+            f.seek(self.offset + start * self.row_bytes)
             view = memoryview(out).cast("B")
             while view:
                 n = f.readinto(view)

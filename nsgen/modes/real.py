@@ -24,9 +24,10 @@ import numpy as np
 from nsgen.config import Config
 from nsgen.engine import scratch
 from nsgen.engine.pipeline import Chunk, Stage, WorkResult, row_chunks
-from nsgen.errors import NsgenError
 from nsgen.engine.sizing import TARGET_SLOT_BYTES
+from nsgen.errors import NsgenError
 from nsgen.io.nexus import Scan, ScanLayout, create_frame_copy, open_scan, shift_files
+from nsgen.io.spill import Spill
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_bounds
 from nsgen.prep.resize import prepare_downsample
@@ -346,33 +347,21 @@ class DecompressStage(Stage):
     chunk once; workers write them at their place in the copy."""
 
     source: ScanSource
-    frame_shape: tuple[int, int]
-    dtype: str
-    n_frames: int
+    frames: Spill               # every frame of the copy: (frames, rows, columns)
     frames_per_chunk: int
-    target: str
-    offset: int
     label: str = "decompress"
 
     def chunks(self) -> list[Chunk]:
-        return row_chunks(self.n_frames, self.frames_per_chunk)
+        return row_chunks(self.frames.shape[0], self.frames_per_chunk)
 
     def slot_spec(self, chunk: Chunk) -> Any:
-        return (chunk.rows, *self.frame_shape), self.dtype
+        return (chunk.rows, *self.frames.shape[1:]), self.frames.dtype
 
     def read(self, chunk: Chunk, out: Any) -> None:
         self.source.open().read_frames(slice(chunk.start, chunk.stop), out)
 
     def work(self, chunk: Chunk, data: Any) -> WorkResult:
-        view = memoryview(np.ascontiguousarray(data)).cast("B")
-        pos = self.offset + chunk.start * len(view) // chunk.rows
-        fd = os.open(self.target, os.O_WRONLY)
-        try:
-            while view:
-                n = os.pwrite(fd, view, pos)
-                view, pos = view[n:], pos + n
-        finally:
-            os.close(fd)
+        self.frames.write_rows(chunk.start, data)
         return WorkResult(None, nbytes=data.nbytes)
 
 
@@ -424,8 +413,8 @@ def decompressed(execute: Any, plan: Any, source: ScanSource, shape: tuple[int, 
             f"{n_frames} frames once into {target}")
     sizing = plan(row_bytes=frame_bytes, work_factor=0.0)
     block = max(1, min(n_frames, TARGET_SLOT_BYTES // max(1, frame_bytes)))
-    execute(DecompressStage(source, shape[1:], dtype, n_frames, block, str(tmp), offset),
-            replace(sizing, chunk_rows=block))
+    frames = Spill(tmp, (n_frames, *shape[1:]), np.dtype(dtype).str, offset)
+    execute(DecompressStage(source, frames, block), replace(sizing, chunk_rows=block))
     os.replace(tmp, target)
     return copy
 
@@ -458,7 +447,6 @@ def detect_stripes(execute: Any, plan: Any, source: ScanSource, shape: tuple[int
         ``(angles, rows, ceil(columns / 8))`` uint8 (bit-packed), ``weights_spill``
         ``(angles, rows, columns)`` float32.
     """
-    from nsgen.io.spill import Spill
     n_angles, n_rows, n_cols = shape
     candidates = Spill.create(work / "candidates.bits", (n_rows, n_angles, -(-n_cols // 8)),
                               "uint8")
