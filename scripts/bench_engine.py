@@ -28,12 +28,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_synthetic import run_nsgen  # noqa: E402
+from bench_synthetic import GENERATION_FLAGS, run_nsgen  # noqa: E402
 
 
 def make_scan(path: Path, rows: int, columns: int, angles: int,
@@ -82,9 +83,15 @@ def read_once(path: Path) -> float:
     return time.perf_counter() - t0
 
 
-def bench_raw(scan: Path, repeats: int, limit: str, cold: bool) -> tuple[float, float]:
-    """Median seconds of the h5py read and of ``nsgen -m raw`` (unsampled runs)."""
+def time_against_read(scan: Path, repeats: int, cold: bool, args: Callable[[str], list[str]],
+                      extra: tuple[str, ...] = GENERATION_FLAGS) -> tuple[list[float], list[float]]:
+    """Seconds of ``repeats`` h5py reads of the scan and of as many ``nsgen`` runs
+    (``args(temporary directory)`` + ``extra``, unsampled), alternating; with ``cold`` the
+    scan is evicted from the page cache before each of them, without it the scan is read
+    once untimed first (so that a warm figure never includes a cold first read)."""
     floors, runs = [], []
+    if not cold:
+        read_once(scan)
     for _ in range(repeats):
         if cold:
             evict(scan)
@@ -92,7 +99,14 @@ def bench_raw(scan: Path, repeats: int, limit: str, cold: bool) -> tuple[float, 
         with tempfile.TemporaryDirectory() as d:
             if cold:
                 evict(scan)
-            runs.append(run_nsgen([*raw_args(scan, limit), "-r", d])[0])
+            runs.append(run_nsgen(args(d), extra)[0])
+    return floors, runs
+
+
+def bench_raw(scan: Path, repeats: int, limit: str, cold: bool) -> tuple[float, float]:
+    """Median seconds of the h5py read and of ``nsgen -m raw`` (unsampled runs)."""
+    floors, runs = time_against_read(scan, repeats, cold,
+                                     lambda d: [*raw_args(scan, limit), "-r", d])
     return statistics.median(floors), statistics.median(runs)
 
 

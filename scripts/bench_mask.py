@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_engine import evict, make_scan, read_once  # noqa: E402
+from bench_engine import evict, make_scan, time_against_read  # noqa: E402
 from bench_synthetic import run_nsgen  # noqa: E402
 
 
@@ -51,15 +51,7 @@ def main() -> None:
         if cold and not evict(scan):
             print("  (posix_fadvise unavailable: cold-scan figures skipped)")
             break
-        floors, walls = [], []
-        for _ in range(a.repeats):
-            if cold:
-                evict(scan)
-            floors.append(read_once(scan))
-            with tempfile.TemporaryDirectory() as d:
-                if cold:
-                    evict(scan)
-                walls.append(run_nsgen(mask_args(d), extra=("-v",))[0])
+        floors, walls = time_against_read(scan, a.repeats, cold, mask_args, extra=("-v",))
         floor, wall = statistics.median(floors), statistics.median(walls)
         print(f"  {'cold scan' if cold else 'warm cache'}: read once (h5py) median "
               f"{floor:.2f} s; nsgen mask median {wall:.1f} s (runs: "
