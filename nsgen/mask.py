@@ -15,8 +15,8 @@ import sys
 import time
 import zlib
 from dataclasses import dataclass
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -130,18 +130,16 @@ class DeflateStage(Stage):
         k0 = chunk.start * self.planes
         k1 = min(self.spill.shape[0], k0 + self.planes)
         stored = self.spill.read_rows(k0, k1)
-        if self.n_cols is not None:
-            from nsgen.prep._stripe_jit import unpack_bits
-            raw = np.empty((*stored.shape[:2], self.n_cols), np.uint8)
-            unpack_bits(stored, raw)
-            stored = raw
         last = k1 == self.spill.shape[0]
-        if self.n_cols is not None:   # 0/1 bytes in long runs: the run-length encoder
-            from nsgen.io._rle_deflate_jit import rle_deflate
-            out, crc = rle_deflate(stored, final=last), zlib.crc32(stored)
-        else:
+        if self.n_cols is None:
             out, crc = deflate_piece(memoryview(stored).cast("B"), last=last)
-        return WorkResult((out, crc, stored.nbytes))
+            return WorkResult((out, crc, stored.nbytes))
+        # a mask: unpacked, 0/1 bytes in long runs, for the run-length encoder
+        from nsgen.io._rle_deflate_jit import rle_deflate
+        from nsgen.prep._stripe_jit import unpack_bits
+        mask = np.empty((*stored.shape[:2], self.n_cols), np.uint8)
+        unpack_bits(stored, mask)
+        return WorkResult((rle_deflate(mask, final=last), zlib.crc32(mask), mask.nbytes))
 
 
 def deflate_spill(execute: Callable[[Stage, Any], list], spill: Spill,
