@@ -667,6 +667,18 @@ class _DirectRows:
                 view, pos = view[n:], pos + n
 
 
+def _read_selection(dataset: h5py.Dataset, label: str, sel: tuple, out: np.ndarray,
+                    dest: tuple) -> None:
+    """``dataset[sel]`` into ``out[dest]``; an HDF5 failure becomes one clear line."""
+    try:
+        dataset.read_direct(out, source_sel=sel, dest_sel=dest)
+    except (OSError, RuntimeError) as exc:
+        raise NsgenError(
+            f"cannot read {label} ({_one_line(exc)}); the file may be truncated or damaged, "
+            f"or need a compression filter that hdf5plugin does not provide"
+        ) from exc
+
+
 class _Frames:
     """Some frames of one dataset (or an all-zero field)."""
 
@@ -682,13 +694,7 @@ class _Frames:
 
     def _read(self, sel: tuple, out: np.ndarray, dest: tuple) -> None:
         assert self.dataset is not None
-        try:
-            self.dataset.read_direct(out, source_sel=sel, dest_sel=dest)
-        except (OSError, RuntimeError) as exc:
-            raise NsgenError(
-                f"cannot read {self.label} ({_one_line(exc)}); the file may be truncated or damaged, "
-                f"or need a compression filter that hdf5plugin does not provide"
-            ) from exc
+        _read_selection(self.dataset, self.label, sel, out, dest)
 
     def read(self, rows: slice, out: np.ndarray) -> np.ndarray:
         direct = self._direct_rows()
@@ -996,8 +1002,7 @@ class Scan:
             C-contiguous ``(n_frames, n_rows, n_columns)`` array of :attr:`dtype`.
         """
         a, b, _ = frames.indices(self.n_frames)
-        _Frames(self._data, np.arange(a, b), f"frames of {self.path}")._read(
-            np.s_[a:b], out, np.s_[...])
+        _read_selection(self._data, f"frames of {self.path}", np.s_[a:b], out, np.s_[...])
         return out
 
     def read_projections(self, rows: slice, out: np.ndarray | None = None) -> np.ndarray:
