@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-from nsgen.prep.resize import axis_operator, downsample
+from nsgen.prep.normalise import flat_field_log
+from nsgen.prep.resize import _sigma, axis_operator, downsample, normalise_downsample
 
 
 def direct(sino: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
@@ -97,7 +98,7 @@ def test_out_argument_and_errors() -> None:
     ((1801, 2560), (402, 362)),  # the real modes' size
     ((45, 40), (70, 64)),        # upsampling
     ((97, 130), (97, 33)),       # one axis the identity
-    ((19, 17), (5, 3)),          # fewer rows than a block of the column pass
+    ((19, 17), (5, 3)),          # fewer output rows than a transposition tile
 ])
 def test_equals_the_sparse_operator_products_bit_for_bit(
         in_shape: tuple[int, int], out_shape: tuple[int, int]) -> None:
@@ -117,3 +118,85 @@ def test_strided_input_equals_contiguous_input() -> None:
     view = x[:, 30:100]
     np.testing.assert_array_equal(downsample(view, (20, 30)),
                                   downsample(np.ascontiguousarray(view), (20, 30)))
+
+
+def filtered_identity(n_in: int, n_out: int) -> np.ndarray:
+    """The operator by definition: the scipy steps applied to every column of the identity."""
+    eye = np.eye(n_in)
+    sigma = _sigma(n_in, n_out)
+    if sigma > 0:
+        eye = ndi.gaussian_filter1d(eye, sigma, axis=0, mode="mirror", truncate=4.0)
+    if n_out != n_in:
+        eye = ndi.zoom(eye, (n_out / n_in, 1.0), order=1, mode="mirror", grid_mode=True)
+    eye[np.abs(eye) < 1e-12] = 0.0
+    return eye.astype(np.float32)
+
+
+def test_operator_from_impulse_combs_equals_the_filtered_identity() -> None:
+    """The operator is built from a few combs of impulses instead of the whole identity;
+    it is the same matrix, bit for bit, for large and small, down- and up-sampling sizes
+    (including a Gaussian wider than the input, where the combs fall back to the identity)."""
+    rng = np.random.default_rng(11)
+    sizes = [(1801, 402), (2560, 362), (17, 3), (1000, 3), (3, 1000), (1, 1), (1, 5), (5, 1),
+             (100, 99), (45, 70)]
+    sizes += [(int(a), int(b)) for a, b in zip(rng.integers(1, 600, 25), rng.integers(1, 600, 25))]
+    for n_in, n_out in sizes:
+        got = axis_operator(n_in, n_out).toarray()
+        ref = filtered_identity(n_in, n_out)
+        assert np.array_equal(got, ref), (n_in, n_out)
+
+
+def scan_like(shape: tuple[int, int, int], seed: int) -> tuple[np.ndarray, ...]:
+    """uint16 counts with a few dead (below dark) and saturated pixels, flats, darks."""
+    rng = np.random.default_rng(seed)
+    n_p, n, n_d = shape
+    flat = rng.uniform(30000, 45000, (n, n_d)).astype(np.float32)
+    dark = rng.uniform(90, 110, (n, n_d)).astype(np.float32)
+    trans = np.exp(-smooth_random((n_p, n, n_d), seed))
+    raw = (dark + (flat - dark) * trans).astype(np.uint16)
+    raw[rng.random(raw.shape) < 1e-3] = 0
+    raw[rng.random(raw.shape) < 1e-3] = 65535
+    return raw, flat, dark
+
+
+@pytest.mark.parametrize("shape,out_shape", [
+    ((1801, 3, 2560), (402, 362)),   # the real modes' size
+    ((181, 4, 256), (40, 36)),
+    ((45, 2, 40), (70, 64)),         # upsampling
+    ((30, 1, 9), (1, 1)),
+])
+def test_fused_normalise_downsample_equals_the_two_steps_bit_for_bit(
+        shape: tuple[int, int, int], out_shape: tuple[int, int]) -> None:
+    raw, flat, dark = scan_like(shape, 7)
+    got = normalise_downsample(raw, flat, dark, out_shape)
+    np.testing.assert_array_equal(got, downsample(flat_field_log(raw, flat, dark), out_shape))
+
+
+def test_fused_handles_bad_pixels_float_input_and_angle_ranges() -> None:
+    raw, flat, dark = scan_like((120, 3, 50), 8)
+    raw = raw.astype(np.float32)
+    raw[5, 1, 7] = np.nan
+    raw[6, 2, 8] = np.inf
+    flat[0, 3] = np.nan     # a dead flat pixel: no signal
+    flat[1, 4] = dark[1, 4]  # a degenerate one
+    got = normalise_downsample(raw, flat, dark, (20, 10))
+    assert np.all(np.isfinite(got))
+    np.testing.assert_array_equal(got, downsample(flat_field_log(raw, flat, dark), (20, 10)))
+    # a range of angles (dynamic mode's frame) is a view of the raw chunk, not a copy
+    frame = raw[30:90]
+    np.testing.assert_array_equal(normalise_downsample(frame, flat, dark, (15, 10)),
+                                  downsample(flat_field_log(frame, flat, dark), (15, 10)))
+
+
+def test_fused_out_argument_and_errors() -> None:
+    raw, flat, dark = scan_like((40, 2, 30), 9)
+    buf = np.empty((2, 10, 6), np.float32)
+    assert normalise_downsample(raw, flat, dark, (10, 6), out=buf) is buf
+    with pytest.raises(ValueError):
+        normalise_downsample(raw, flat, dark, (10, 6), out=np.empty((2, 10, 7), np.float32))
+    with pytest.raises(ValueError):
+        normalise_downsample(raw, flat[:1], dark, (10, 6))
+    with pytest.raises(ValueError):
+        normalise_downsample(raw, flat, dark, (0, 6))
+    with pytest.raises(ValueError):
+        normalise_downsample(raw[:0], flat, dark, (10, 6))

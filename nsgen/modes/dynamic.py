@@ -20,10 +20,10 @@ from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
 from nsgen.io.tiff import write_tiffs
-from nsgen.modes.real import (OUT_SHAPE, ScanSource, ScanStage, check_scans,
+from nsgen.modes.real import (OUT_SHAPE, ResizeStage, ScanSource, check_scans,
                               keep, run_shifts, sizing_for, union)
 from nsgen.modes.synthetic import SpillStage
-from nsgen.prep.resize import downsample
+from nsgen.prep.resize import normalise_downsample
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.runner import SampleRecord, SampleRun, file_record
 
@@ -57,19 +57,21 @@ def check(config: Config) -> None:
 
 
 @dataclass
-class FrameStage(ScanStage):
+class FrameStage(ResizeStage):
     """Pass one: normalise, cut frames, downsample each into the scratch volume."""
 
     frames: tuple[tuple[int, int], ...] = ()
     spill: Spill | None = None
     label: str = "normalise+frames"
+
     def resized_shapes(self) -> set[tuple[int, int]]:
         return {(a1 - a0, self.shape[2]) for a0, a1 in self.frames}
 
-    def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
+    def work(self, chunk: Chunk, data: Any) -> WorkResult:
+        raw, flat, dark = data
         small = np.empty((chunk.rows, len(self.frames), *OUT_SHAPE), np.float32)
         for f, (a0, a1) in enumerate(self.frames):
-            small[:, f] = downsample(sinos[:, a0:a1], OUT_SHAPE)
+            small[:, f] = normalise_downsample(raw[a0:a1], flat, dark, OUT_SHAPE)
         return keep(self.spill, chunk, small, self.shape[1])
 
 
@@ -96,7 +98,9 @@ def plan_scan(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, 
     run.log(f"[{run.tag}] {len(frames)} frames of {cfg.frame_angles} angles "
             f"(stride {cfg.frame_stride})")
     spill = Spill.create(run.work / "frames.f32", (shape[1], len(frames), *OUT_SHAPE))
-    sizing = sizing_for(run, shape, dtype, work_factor=3)
+    # a worker holds the chunk's small frames (and one frame being made) in float32
+    small = (len(frames) + 1) * OUT_SHAPE[0] * OUT_SHAPE[1] / (shape[0] * shape[2])
+    sizing = sizing_for(run, shape, dtype, work_factor=0.5 + small)
     bounds = union(run.run(FrameStage(source, shape, dtype, sizing.chunk_rows, frames=frames,
                                       spill=spill), sizing))
     wsizing = run.sizing(n_rows=shape[1], row_bytes=spill.row_bytes, work_factor=3)

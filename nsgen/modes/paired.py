@@ -20,12 +20,11 @@ from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
 from nsgen.io.tiff import write_tiffs
-from nsgen.modes.real import (OUT_SHAPE, ScanSource, ScanStage, artefact_images,
+from nsgen.modes.real import (OUT_SHAPE, ResizeStage, ScanSource, artefact_images,
                               artefact_records, check_mask_source, check_scans, keep,
                               make_artefact_dirs, run_shifts, shift_flags, sizing_for,
                               synthetic_stripes, union)
 from nsgen.modes.synthetic import SpillStage
-from nsgen.prep.resize import downsample
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
@@ -41,7 +40,7 @@ def check(config: Config) -> None:
 
 
 @dataclass
-class PairStage(ScanStage):
+class PairStage(ResizeStage):
     """Pass one: normalise, downsample, add stripes to the stripe-free rows -> scratch."""
 
     flags: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
@@ -50,11 +49,8 @@ class PairStage(ScanStage):
     shift: int = 0
     spill: Spill | None = None
     label: str = "normalise+pair"
-    def resized_shapes(self) -> set[tuple[int, int]]:
-        return {(self.shape[0], self.shape[2])}
 
-    def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
-        small = downsample(sinos, OUT_SHAPE)
+    def process(self, chunk: Chunk, small: np.ndarray) -> WorkResult:
         out = np.full((chunk.rows, 2, *OUT_SHAPE), np.nan, np.float32)
         out[:, 0] = small
         for k, v in enumerate(range(chunk.start, chunk.stop)):
@@ -89,7 +85,7 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
     run.log(f"[{run.tag}] shift {shift}: {int(flags.sum())} of {len(flags)} sinograms have "
             f"real stripes")
     spill = Spill.create(run.work / f"shift{shift:02d}.f32", (shape[1], 2, *OUT_SHAPE))
-    sizing = sizing_for(run, shape, dtype, work_factor=4)
+    sizing = sizing_for(run, shape, dtype, work_factor=1)
     bounds = union(run.run(PairStage(source, shape, dtype, sizing.chunk_rows, flags=flags,
                                      seed=cfg.seed, sample=run.sample, shift=shift,
                                      spill=spill), sizing))

@@ -15,10 +15,9 @@ from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
 from nsgen.io.tiff import write_tiffs
-from nsgen.modes.real import (OUT_SHAPE, ScanSource, ScanStage, check_scans,
+from nsgen.modes.real import (OUT_SHAPE, ResizeStage, ScanSource, check_scans,
                               keep, run_shifts, sizing_for, union)
 from nsgen.modes.synthetic import SpillStage
-from nsgen.prep.resize import downsample
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.runner import SampleRecord, SampleRun, file_record
 
@@ -31,16 +30,14 @@ def check(config: Config) -> None:
 
 
 @dataclass
-class DownsampleStage(ScanStage):
+class DownsampleStage(ResizeStage):
     """Pass one: normalise, downsample into the scratch volume, return interior bounds."""
 
     spill: Spill | None = None
     label: str = "normalise+downsample"
-    def resized_shapes(self) -> set[tuple[int, int]]:
-        return {(self.shape[0], self.shape[2])}
 
-    def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
-        return keep(self.spill, chunk, downsample(sinos, OUT_SHAPE), self.shape[1])
+    def process(self, chunk: Chunk, small: np.ndarray) -> WorkResult:
+        return keep(self.spill, chunk, small, self.shape[1])
 
 
 @dataclass
@@ -62,7 +59,7 @@ def downsample_scan(run: SampleRun, unit: str, source: ScanSource, shape: tuple[
                     dtype: str) -> tuple[Spill, Bounds]:
     """Pass one of raw mode for one scan: scratch volume of small sinograms and bounds."""
     spill = Spill.create(run.work / f"{unit}.f32", (shape[1], *OUT_SHAPE))
-    sizing = sizing_for(run, shape, dtype, work_factor=3)
+    sizing = sizing_for(run, shape, dtype, work_factor=0.5)
     bounds = union(run.run(DownsampleStage(source, shape, dtype, sizing.chunk_rows,
                                            spill=spill), sizing))
     return spill, bounds

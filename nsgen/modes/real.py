@@ -30,7 +30,7 @@ from nsgen.io.nexus import Scan, ScanLayout, create_frame_copy, open_scan, shift
 from nsgen.io.spill import Spill
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_bounds
-from nsgen.prep.resize import prepare_downsample
+from nsgen.prep.resize import normalise_downsample, prepare_downsample
 from nsgen.prep.scaling import EMPTY, Bounds
 from nsgen.prep.stripe_detect import (load_kernels, merge_stripes_rows, rows_to_read,
                                       stripe_candidates_rows)
@@ -218,16 +218,10 @@ class ScanStage(Stage):
                                           self.read_rows(last)[1]))
 
     def prepare(self) -> None:
-        # load the compiled kernels and fault the work buffer in while the reader reads the
+        # load the compiled kernel and fault the work buffer in while the reader reads the
         # first chunk (first touch of fresh memory is the slowest part of a first chunk)
         load_flat_field()
-        for shape in self.resized_shapes():
-            prepare_downsample(shape, OUT_SHAPE)
         self._sinograms(self.chunk_rows + 2 * self.halo).fill(0)
-
-    def resized_shapes(self) -> set[tuple[int, int]]:
-        """Sinogram shapes :meth:`process` downsamples to :data:`OUT_SHAPE` (none here)."""
-        return set()
 
     def _sinograms(self, rows: int) -> np.ndarray:
         """This worker's reusable buffer for ``rows`` normalised sinograms."""
@@ -240,6 +234,30 @@ class ScanStage(Stage):
 
     def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
         raise NotImplementedError
+
+
+@dataclass
+class ResizeStage(ScanStage):
+    """Pass over a scan whose workers need only the downsampled sinograms (:data:`OUT_SHAPE`).
+
+    Normalisation and downsampling run fused (:func:`~nsgen.prep.resize.normalise_downsample`):
+    the full-resolution float32 sinograms are never stored. Subclasses implement
+    :meth:`process` on the small sinograms ``(rows, *OUT_SHAPE)``, or override :meth:`work`
+    to downsample ranges of angles (dynamic mode's frames).
+    """
+
+    def prepare(self) -> None:
+        # build the resize operators and load the kernels while the first chunk is read
+        for shape in self.resized_shapes():
+            prepare_downsample(shape, OUT_SHAPE)
+
+    def resized_shapes(self) -> set[tuple[int, int]]:
+        """Sinogram shapes ``(angles, columns)`` this stage downsamples to :data:`OUT_SHAPE`."""
+        return {(self.shape[0], self.shape[2])}
+
+    def work(self, chunk: Chunk, data: Any) -> WorkResult:
+        raw, flat, dark = data
+        return self.process(chunk, normalise_downsample(raw, flat, dark, OUT_SHAPE))
 
 
 @dataclass

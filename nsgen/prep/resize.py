@@ -42,7 +42,7 @@ import numpy as np
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
-__all__ = ["axis_operator", "downsample", "prepare_downsample"]
+__all__ = ["axis_operator", "downsample", "normalise_downsample", "prepare_downsample"]
 
 _TRUNCATE = 4.0
 _MODE = "mirror"
@@ -70,21 +70,52 @@ def axis_operator(n_in: int, n_out: int) -> sp.csr_array:
     """
     if n_in < 1 or n_out < 1:
         raise ValueError(f"lengths must be >= 1, got n_in={n_in}, n_out={n_out}")
-    import scipy.ndimage as ndi  # here: the main process never needs SciPy
-    import scipy.sparse as sp
+    import scipy.sparse as sp  # here: the main process never needs SciPy
 
-    eye = np.eye(n_in, dtype=np.float64)
     sigma = _sigma(n_in, n_out)
-    if sigma > 0:
-        eye = ndi.gaussian_filter1d(eye, sigma, axis=0, mode=_MODE, truncate=_TRUNCATE)
-    if n_out != n_in:
-        eye = ndi.zoom(eye, (n_out / n_in, 1.0), order=1, mode=_MODE, grid_mode=True)
-    if eye.shape != (n_out, n_in):  # pragma: no cover - zoom's rounding of the shape
-        raise RuntimeError(f"operator shape {eye.shape} != {(n_out, n_in)}")
-    eye[np.abs(eye) < 1e-12] = 0.0
-    op = sp.csr_array(eye.astype(np.float32))
+    # Input i reaches outputs whose sample coordinate lies within `reach` of i (or of its
+    # mirror image at an end): the Gaussian's radius plus the interpolation's one sample.
+    reach = int(_TRUNCATE * sigma + 0.5) + 1
+    spacing = 2 * reach + 4
+    s = np.arange(min(spacing, n_in))
+    if spacing >= n_in:  # one impulse per comb: the identity
+        response = _impulse_responses(n_in, n_out, sigma, n_in)
+        i = np.broadcast_to(s[None, :], response.shape).astype(np.float64)
+    else:
+        response = _impulse_responses(n_in, n_out, sigma, spacing)
+        # response[o, s] sums column i of the operator over the impulses i = s (mod
+        # spacing); only the one nearest to o's sample coordinate can reach o (the others
+        # are more than `reach` away and add exact zeros), so it is that column's entry
+        coord = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+        i = s[None, :] + spacing * np.round((coord[:, None] - s[None, :]) / spacing)
+    o = np.broadcast_to(np.arange(n_out)[:, None], i.shape)
+    keep = (i >= 0) & (i < n_in) & (np.abs(response) >= 1e-12)
+    op = sp.csr_array((response[keep].astype(np.float32),
+                       (o[keep], i[keep].astype(np.int64))), shape=(n_out, n_in))
+    op.sum_duplicates()
     op.sort_indices()
     return op
+
+
+def _impulse_responses(n_in: int, n_out: int, sigma: float, spacing: int) -> np.ndarray:
+    """The scipy steps of the module description applied to ``spacing`` combs of unit
+    impulses (comb ``s`` has ones at ``s, s + spacing, ...``): ``(n_out, spacing)``.
+
+    With ``spacing`` the identity matrix itself (what the operator is by definition); the
+    combs need ``n_in / spacing`` times less work, 20x less at 2560 -> 362 columns.
+    """
+    import scipy.ndimage as ndi
+
+    comb = np.zeros((n_in, spacing), dtype=np.float64)
+    for s in range(spacing):
+        comb[s::spacing, s] = 1.0
+    if sigma > 0:
+        comb = ndi.gaussian_filter1d(comb, sigma, axis=0, mode=_MODE, truncate=_TRUNCATE)
+    if n_out != n_in:
+        comb = ndi.zoom(comb, (n_out / n_in, 1.0), order=1, mode=_MODE, grid_mode=True)
+    if comb.shape != (n_out, spacing):  # pragma: no cover - zoom's rounding of the shape
+        raise RuntimeError(f"operator shape {comb.shape} != {(n_out, spacing)}")
+    return comb
 
 
 @lru_cache(maxsize=32)
@@ -162,6 +193,63 @@ def downsample(sinos: np.ndarray, out_shape: tuple[int, int], out: np.ndarray | 
     return out
 
 
+def normalise_downsample(raw: np.ndarray, flat_mean: np.ndarray, dark_mean: np.ndarray,
+                         out_shape: tuple[int, int], out: np.ndarray | None = None
+                         ) -> np.ndarray:
+    """``downsample(flat_field_log(raw, flat_mean, dark_mean), out_shape)``, fused.
+
+    Bit-identical to the two calls, about twice as fast, and without the full-resolution
+    float32 sinograms in memory: each projection row is normalised into a buffer that
+    stays in cache and added straight into the outputs of its band.
+
+    Parameters
+    ----------
+    raw : numpy.ndarray
+        Raw counts ``(n_projections, n_rows, n_columns)``, any real dtype.
+    flat_mean, dark_mean : numpy.ndarray
+        Mean flat and dark fields ``(n_rows, n_columns)``.
+    out_shape : tuple of int
+        ``(p, d)``, the size of each output sinogram.
+    out : numpy.ndarray, optional
+        float32 ``(n_rows, p, d)`` to write into.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(n_rows, p, d)``: the downsampled sinogram of every detector row.
+
+    Examples
+    --------
+    >>> raw = np.full((30, 2, 40), 600, np.uint16)      # half the light everywhere
+    >>> f = np.full((2, 40), 1100.0); d = np.full((2, 40), 100.0)
+    >>> y = normalise_downsample(raw, f, d, (10, 8))
+    >>> y.shape, bool(np.allclose(y, np.log(2.0)))
+    ((2, 10, 8), True)
+    """
+    from nsgen.prep.normalise import check_raw, pixel_constants
+
+    raw, flat, dark = check_raw(raw, flat_mean, dark_mean)
+    n_p, n, n_d = raw.shape
+    p, d = (int(v) for v in out_shape)
+    if p < 1 or d < 1:
+        raise ValueError(f"out_shape must be positive, got {out_shape}")
+    if out is None:
+        out = np.empty((n, p, d), dtype=np.float32)
+    elif out.shape != (n, p, d) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {(n, p, d)}, "
+                         f"got {out.dtype} {out.shape}")
+    if n == 0 or n_p == 0:
+        if n and n_p == 0:
+            raise ValueError("raw has no projections to downsample")
+        return out
+
+    from nsgen.prep._resize_jit import normalise_resize_stack  # compiled, cached on disk
+
+    normalise_resize_stack(raw, *pixel_constants(flat, dark), *_bands(n_p, p),
+                           *_bands(n_d, d), out)
+    return out
+
+
 def prepare_downsample(in_shape: tuple[int, int], out_shape: tuple[int, int]) -> None:
     """Build the operators of one resize and load the compiled kernel in this process.
 
@@ -171,3 +259,5 @@ def prepare_downsample(in_shape: tuple[int, int], out_shape: tuple[int, int]) ->
     _bands(int(in_shape[0]), int(out_shape[0]))
     _bands(int(in_shape[1]), int(out_shape[1]))
     downsample(np.ones((1, 8, 8), np.float32), (2, 2))
+    normalise_downsample(np.ones((8, 1, 8), np.uint16), np.full((1, 8), 2.0),
+                         np.zeros((1, 8)), (2, 2))
