@@ -255,10 +255,11 @@ def test_raw_with_separate_i12_flat_and_dark_files(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.parametrize("prefetch_rows,halo", [(1, 0), (7, 0), (10, 2), (1000, 0)])
+@pytest.mark.parametrize("prefetch_rows,halo", [(1, 0), (7, 0), (12, 0), (10, 2), (1000, 0)])
 def test_reader_asks_for_every_row_once_before_reading_it(monkeypatch, prefetch_rows, halo):
-    """The prefetch hints cover each chunk's rows before the chunk is read, in batches of
-    about PREFETCH_BYTES, and never ask for a row twice (halo rows aside)."""
+    """The prefetch hints keep about PREFETCH_BYTES of rows ahead of the chunk being read,
+    in batches of half that, and never ask for a row twice (halo rows aside); the main
+    process's early hint is the first batch."""
     from nsgen.io.nexus import ScanLayout
     from nsgen.modes import real
 
@@ -272,18 +273,40 @@ def test_reader_asks_for_every_row_once_before_reading_it(monkeypatch, prefetch_
         def advise_projections(self, rows: slice) -> None:
             advised.extend(range(rows.start, rows.stop))
 
-    calls = []
-    for chunk in stage.chunks():
+    chunks = stage.chunks()
+    ahead = max(1, prefetch_rows // 3)
+    batch = max(1, ahead // 2)
+    calls = 0
+    for chunk in chunks:
         before = len(advised)
         stage._prefetch(Hints(), chunk)
-        calls.append(len(advised) > before)
-        lo, hi = stage.read_rows(chunk)
-        assert set(range(lo, hi)) <= set(advised)
+        calls += len(advised) > before
+        # this chunk's rows and those of the `ahead` chunks after it have been asked for
+        last = chunks[min(len(chunks), chunk.index + 1 + ahead) - 1]
+        assert set(range(stage.read_rows(chunk)[0], stage.read_rows(last)[1])) <= set(advised)
     assert set(advised) == set(range(shape[1]))
     if halo == 0:
         assert sorted(advised) == list(range(shape[1]))   # each row asked for once
-    ahead = max(1, prefetch_rows // 3)
-    assert sum(calls) == -(-(len(stage.chunks()) - 1) // ahead)   # one hint per batch
+    assert len(advised) - len(set(advised)) <= 2 * halo * -(-len(chunks) // batch)
+    assert calls <= -(-len(chunks) // batch)   # a call asks for whole batches
+
+    # the main process asks for the first batch early, from a scan it opens itself
+    first = chunks[min(batch, len(chunks)) - 1]
+    early: list[slice] = []
+
+    class Opened(Hints):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def advise_projections(self, rows: slice) -> None:
+            early.append(rows)
+
+    monkeypatch.setattr(real.ScanSource, "open_new", lambda self: Opened())
+    stage.prefetch()
+    assert early == [slice(0, stage.read_rows(first)[1])]
 
 
 def test_compressed_scan_is_decompressed_once_and_gives_the_same_bytes(tmp_path):

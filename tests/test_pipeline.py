@@ -166,6 +166,43 @@ def test_engine_is_reusable_across_stages_of_different_sizes(engine):
     assert [x for v in b for x in v] == expected(9, 1000)
 
 
+@dataclass
+class Prepared(RowSum):
+    """RowSum whose workers log every stage they prepare; the first worker to prepare
+    stage ``slow_tag`` takes ``slow`` seconds over it."""
+
+    tag: int = 0
+    slow_tag: int = -1
+    slow: float = 0.0
+
+    def prepare(self):
+        self._log(f"prepare {self.tag}")
+        if self.tag == self.slow_tag:
+            try:
+                os.close(os.open(f"{self.log}.slow", os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return
+            time.sleep(self.slow)
+
+
+def test_a_worker_that_misses_whole_stages_skips_them(tmp_path):
+    """The reader starts with the workers, so a busy worker may find the control messages
+    of stages that the others finished meanwhile, their slots already released: it must
+    skip them, never fail or mix stages up."""
+    log = tmp_path / "log"
+    with Engine(3) as e:
+        for k in range(30):
+            width = 10 + 30 * (k % 2) + k   # larger and smaller slots: new segments, reused ones
+            got = e.run(Prepared(2, 2, width=width, log=str(log), tag=k, slow_tag=3,
+                                 slow=1.0), 1)
+            assert [x for v in got for x in v] == expected(2, width)
+    lines = log.read_text().splitlines()
+    assert sum(x.startswith("done") for x in lines) == 30
+    prepared = [int(x.split()[1]) for x in lines if x.startswith("prepare")]
+    assert set(prepared) == set(range(30))
+    assert len(prepared) < 3 * 30      # the slow worker skipped the stages it missed
+
+
 SCRIPT = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {tests!r})

@@ -26,6 +26,7 @@ import os
 import queue
 import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -39,6 +40,9 @@ from nsgen.engine import scratch
 from nsgen.errors import NsgenError
 
 SHM_PREFIX = "nsgen-"
+def _T(who, what):
+    if os.environ.get("NSGEN_TRACE"):
+        print(f"T {time.time():.3f} {who} {what}", file=sys.stderr, flush=True)
 _POLL = 0.2
 
 
@@ -144,6 +148,12 @@ class Stage:
         """Run once in every worker as the stage starts, while the reader reads the first
         chunks (for example to load compiled kernels). The default does nothing."""
 
+    def prefetch(self) -> None:
+        """Begin slow input early (for example ask the OS to read ahead). Runs on a thread
+        of the main process as the stage is submitted, while the reader process receives
+        it; it must not change the stage, and its errors are ignored (the reader reports
+        real ones). The default does nothing."""
+
 
 class EngineError(RuntimeError):
     """A reader or worker process failed or died; the message says which and why."""
@@ -203,6 +213,14 @@ class _Attached:
         return seg.buf
 
 
+def _quietly(fn: Callable[[], None]) -> None:
+    """``fn()``, ignoring any error (for hints that cannot fail a run)."""
+    try:
+        fn()
+    except Exception:  # noqa: BLE001 - a hint only
+        pass
+
+
 def _describe(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
@@ -237,6 +255,36 @@ def _worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) -
     attached = _Attached()
     segments: list[shared_memory.SharedMemory] = []
     chunks: Sequence[Chunk] = ()
+
+    def newest(msg: tuple) -> tuple:
+        """The last of the control messages already queued after ``msg``: a stage that
+        finished without this worker (the others took all its chunks) is skipped."""
+        while msg[0] != "stop":
+            try:
+                msg = control.get_nowait()
+            except queue.Empty:
+                break
+        return msg
+
+    def start(msg: tuple) -> None:
+        nonlocal stage_id, stage, segments, chunks
+        stage_id, stage, names = msg[1], msg[2], msg[3]
+        scratch.retire()  # the previous stage's buffers: spares for this one
+        try:
+            segments = attached.use(names)
+            chunks = list(stage.chunks())
+        except FileNotFoundError:
+            # its segments are gone: that stage is over, it ran without this worker
+            stage = None
+            return
+        except BaseException as exc:  # noqa: BLE001 - reported to the main process
+            _send_error(results, who, exc)
+            return
+        try:
+            _T(who, "prepare0"); stage.prepare(); _T(who, "prepare1")
+        except BaseException as exc:  # noqa: BLE001 - reported to the main process
+            _send_error(results, who, exc)
+
     while True:
         msg = None
         try:
@@ -251,29 +299,26 @@ def _worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) -
                     os._exit(3)
                 continue
         kind = msg[0]
+        if kind == "stage":
+            msg = newest(msg)
+            kind = msg[0]
         if kind == "stop":
             return
         if kind == "stage":
-            stage_id, stage, names = msg[1], msg[2], msg[3]
-            scratch.retire()  # the previous stage's buffers: spares for this one
-            try:
-                segments = attached.use(names)
-                chunks = list(stage.chunks())
-            except BaseException as exc:  # noqa: BLE001 - reported to the main process
-                _send_error(results, who, exc)
-                continue
-            results.put(("ready", who, stage_id))
-            try:
-                stage.prepare()
-            except BaseException as exc:  # noqa: BLE001 - reported to the main process
-                _send_error(results, who, exc)
+            start(msg)
             continue
-        # ("chunk", stage_id, chunk_index, slot)
+        # ("chunk", stage_id, chunk_index, slot); the reader starts with the workers, so
+        # a chunk of a new stage may come before that stage's control message
         _, sid, index, slot = msg
+        while sid > stage_id:
+            ctrl = newest(_get(control, parent))
+            if ctrl[0] == "stop":
+                return
+            start(ctrl)
         try:
             assert stage is not None and sid == stage_id, "chunk for an unknown stage"
             arr = slot_views(attached.buffer(segments[slot]), stage.slot_spec(chunks[index]))
-            res = stage.work(chunks[index], arr)
+            _T(who, f"work0 {index}"); res = stage.work(chunks[index], arr); _T(who, f"work1 {index}")
             del arr
             scratch.trim()
             results.put(("done", sid, index, res))
@@ -299,7 +344,7 @@ def _reader_main(control: Any, data: Any, free: Any, results: Any) -> None:
             for chunk in stage.chunks():
                 slot = _get(free, parent)
                 arr = slot_views(attached.buffer(segments[slot]), stage.slot_spec(chunk))
-                stage.read(chunk, arr)
+                _T("reader", f"read0 {chunk.index}"); stage.read(chunk, arr); _T("reader", f"read1 {chunk.index}")
                 del arr
                 data.put(("chunk", sid, chunk.index, slot))
         except BaseException as exc:  # noqa: BLE001 - reported to the main process
@@ -383,6 +428,7 @@ class Engine:
 
     def start(self) -> None:
         """Start the reader and the workers."""
+        _T("main", "engine start")
         sweep_stale_segments()
         ctx = self._ctx
         try:
@@ -496,18 +542,14 @@ class Engine:
         n_slots = max(1, min(slots, len(chunks) or 1))
         names = self._slots(n_slots, size, sid)
         try:
-            for c in self._controls[1:]:
-                c.put(("stage", sid, stage, names))
-            ready = 0
-            while ready < self.workers:
-                msg = self._wait()
-                if msg[0] == "error":
-                    self._raise(msg)
-                if msg[0] == "ready" and msg[2] == sid:
-                    ready += 1
+            threading.Thread(target=_quietly, args=(stage.prefetch,), daemon=True,
+                             name="nsgen-prefetch").start()
+            # the reader starts at once: the workers load their stage (and run its
+            # prepare) while the first chunks are read
             for k in range(n_slots):
                 self._free.put(k)
-            self._controls[0].put(("stage", sid, stage, names))
+            for c in self._controls:
+                c.put(("stage", sid, stage, names))
             values: dict[int, Any] = {}
             state = Progress(chunks_total=len(chunks))
             while len(values) < len(chunks):

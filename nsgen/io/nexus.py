@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -582,6 +583,7 @@ class _DirectRows:
         self.path, self.dtype, self.shape = path, dtype, shape
         self.frame_chunk, self.row_chunk, self.offsets = frame_chunk, row_chunk, offsets
         self._fd: int | None = None
+        self._fd_lock = threading.Lock()   # the reader hints from a second thread
 
     @classmethod
     def of(cls, dset: h5py.Dataset) -> "_DirectRows | None":
@@ -614,9 +616,10 @@ class _DirectRows:
             return None
 
     def _fd_open(self) -> int:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDONLY)
-        return self._fd
+        with self._fd_lock:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDONLY)
+            return self._fd
 
     def _pieces(self, frames: range, rows: slice) -> Iterator[tuple[int, int, int, int]]:
         """``(k, r, r_end, pos)``: rows ``r..r_end`` of frame ``frames[k]`` start at byte
@@ -632,6 +635,13 @@ class _DirectRows:
                 base = self.offsets[(a - fa, r0)]
                 yield k, r, r_end, base + ((fa * cr + (r - r0)) * n_cols) * item
                 r = r_end
+
+    def close(self) -> None:
+        """Close the file descriptor (a later read opens it again)."""
+        with self._fd_lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def advise(self, frames: range, rows: slice) -> None:
         """Start reading these rows of these frames into the page cache, asynchronously.
@@ -679,6 +689,9 @@ def _read_selection(dataset: h5py.Dataset, label: str, sel: tuple, out: np.ndarr
         ) from exc
 
 
+_DIRECT_LOCK = threading.Lock()
+
+
 class _Frames:
     """Some frames of one dataset (or an all-zero field)."""
 
@@ -714,8 +727,9 @@ class _Frames:
 
     def _direct_rows(self) -> "_DirectRows | None":
         """The dataset's direct-read path, or None (worked out once)."""
-        if not hasattr(self, "_direct"):
-            self._direct = None if self.dataset is None else _DirectRows.of(self.dataset)
+        with _DIRECT_LOCK:   # a reader's read and its hint thread may both ask first
+            if not hasattr(self, "_direct"):
+                self._direct = None if self.dataset is None else _DirectRows.of(self.dataset)
         return self._direct
 
     def advise(self, rows: slice) -> None:
@@ -872,6 +886,9 @@ class Scan:
 
     def close(self) -> None:
         """Close the scan file and any separate flats/darks files."""
+        direct = getattr(getattr(self, "_projections", None), "_direct", None)
+        if direct is not None:
+            direct.close()
         for f in self._opened:
             f.close()
         self._opened = []

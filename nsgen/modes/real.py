@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -99,6 +100,27 @@ class ScanSource:
 _OPEN: dict[ScanSource, Scan] = {}
 
 
+class _HintThread:
+    """``advise_projections`` of an open scan, carried out in order on one background thread
+    of this process: asking the kernel for a batch of rows blocks while it queues the
+    reads (~0.5 s per 512 MiB), which the reader must not wait for."""
+
+    _pool: ThreadPoolExecutor | None = None
+
+    def __init__(self, scan: Scan) -> None:
+        self.scan = scan
+
+    @classmethod
+    def of(cls, scan: Scan) -> "_HintThread":
+        if cls._pool is None:
+            cls._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsgen-hints")
+        return cls(scan)
+
+    def advise_projections(self, rows: slice) -> None:
+        assert self._pool is not None
+        self._pool.submit(self.scan.advise_projections, rows)
+
+
 def reread_warning(path: str, span: int | None, rows: int) -> str | None:
     """Advice when a compressed scan is read in chunks of fewer rows than it is compressed.
 
@@ -169,6 +191,8 @@ class ScanStage(Stage):
     chunk_rows: int
     halo: int = 0
     label: str = "normalise"
+    #: chunks whose rows were asked for ahead of reading (:meth:`_prefetch`)
+    _hinted: int = field(default=0, init=False, repr=False, compare=False)
 
     def chunks(self) -> list[Chunk]:
         return row_chunks(self.shape[1], self.chunk_rows)
@@ -191,31 +215,49 @@ class ScanStage(Stage):
                                     self.chunk_rows + 2 * self.halo)
             if advice:
                 print(f"nsgen: warning: {advice}", file=sys.stderr, flush=True)
-        self._prefetch(scan, chunk)
+        self._prefetch(_HintThread.of(scan), chunk)
         scan.read_projections(slice(lo, hi), out[0])
         out[1][:] = scan.flat_mean(slice(lo, hi))
         out[2][:] = scan.dark_mean(slice(lo, hi))
 
-    def _prefetch(self, scan: Scan, chunk: Chunk) -> None:
-        """Have the disk fetch the rows of the next chunks in the background.
-
-        Every ``ahead`` chunks the reader asks for the rows of the following ``ahead``
-        chunks (about :data:`PREFETCH_BYTES`) as one row range, so each projection frame
-        is fetched in pieces of ``ahead`` chunks' rows rather than one small piece per
-        chunk (strided small reads are what make a cold scan slow). The data waits in the
-        page cache, which the kernel may reclaim: it is not part of the memory limit.
-        """
+    def prefetch(self) -> None:
+        """Ask for the first batch of rows while the reader process is starting (main
+        process; the reader then asks for the batches after it)."""
         chunks = self.chunks()
+        if chunks:
+            _, batch = self._window()
+            with self.source.open_new() as scan:
+                scan.advise_projections(self._rows_of(chunks[0],
+                                                      chunks[min(batch, len(chunks)) - 1]))
+
+    def _window(self) -> tuple[int, int]:
+        """Chunks asked for ahead of the one being read, and chunks per request."""
         a, _, c = self.shape
         chunk_bytes = self.chunk_rows * a * c * np.dtype(self.dtype).itemsize
         ahead = max(1, PREFETCH_BYTES // max(1, chunk_bytes))
-        i = chunk.index
-        if i == 0:
-            scan.advise_projections(slice(*self.read_rows(chunk)))
-        if i % ahead == 0 and i + 1 < len(chunks):
-            last = chunks[min(len(chunks), i + 1 + ahead) - 1]
-            scan.advise_projections(slice(self.read_rows(chunks[i + 1])[0],
-                                          self.read_rows(last)[1]))
+        return ahead, max(1, ahead // 2)
+
+    def _rows_of(self, first: Chunk, last: Chunk) -> slice:
+        """Detector rows read for chunks ``first`` to ``last``."""
+        return slice(self.read_rows(first)[0], self.read_rows(last)[1])
+
+    def _prefetch(self, scan: Any, chunk: Chunk) -> None:
+        """Keep the disk reading about :data:`PREFETCH_BYTES` of rows ahead of ``chunk``.
+
+        Rows are asked for (``scan.advise_projections``) in batches of half that: each
+        projection frame is fetched in pieces of a batch's rows rather than one small piece
+        per chunk (strided small reads are what make a cold scan slow), and a new batch is
+        asked for while the previous one is still being read, so the disk never waits for
+        the reader. The data waits in the page cache, which the kernel may reclaim: it is
+        not part of the memory limit.
+        """
+        chunks = self.chunks()
+        ahead, batch = self._window()
+        want = min(len(chunks), chunk.index + 1 + ahead)
+        while self._hinted < want:
+            last = min(len(chunks), self._hinted + batch)
+            scan.advise_projections(self._rows_of(chunks[self._hinted], chunks[last - 1]))
+            self._hinted = last
 
     def prepare(self) -> None:
         # load the compiled kernel and fault the work buffer in while the reader reads the
