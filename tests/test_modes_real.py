@@ -257,9 +257,9 @@ def test_raw_with_separate_i12_flat_and_dark_files(tmp_path):
 
 @pytest.mark.parametrize("prefetch_rows,halo", [(1, 0), (7, 0), (12, 0), (10, 2), (1000, 0)])
 def test_reader_asks_for_every_row_once_before_reading_it(monkeypatch, prefetch_rows, halo):
-    """The prefetch hints keep about PREFETCH_BYTES of rows ahead of the chunk being read,
-    in batches of half that, and never ask for a row twice (halo rows aside); the main
-    process's early hint is the first batch."""
+    """The prefetch hints ask for rows a batch of about PREFETCH_BYTES at a time: before a
+    chunk is read, its batch and the next one, nothing further; each row once (halo rows
+    aside); the main process's early hint is the first batch."""
     from nsgen.io.nexus import ScanLayout
     from nsgen.modes import real
 
@@ -268,27 +268,28 @@ def test_reader_asks_for_every_row_once_before_reading_it(monkeypatch, prefetch_
     stage = real.ScanStage(real.ScanSource("unused.nxs", ScanLayout()), shape, "uint16",
                            chunk_rows=3, halo=halo)
     advised: list[int] = []
+    requests: list[slice] = []
 
     class Hints:
         def advise_projections(self, rows: slice) -> None:
             advised.extend(range(rows.start, rows.stop))
+            requests.append(rows)
 
     chunks = stage.chunks()
-    ahead = max(1, prefetch_rows // 3)
-    batch = max(1, ahead // 2)
-    calls = 0
+    batch = max(1, prefetch_rows // 3)
     for chunk in chunks:
-        before = len(advised)
         stage._prefetch(Hints(), chunk)
-        calls += len(advised) > before
-        # this chunk's rows and those of the `ahead` chunks after it have been asked for
-        last = chunks[min(len(chunks), chunk.index + 1 + ahead) - 1]
-        assert set(range(stage.read_rows(chunk)[0], stage.read_rows(last)[1])) <= set(advised)
+        i = chunk.index
+        end = min(len(chunks), (i // batch + 2) * batch)   # this chunk's batch, the next
+        assert set(range(stage.read_rows(chunk)[0], stage.read_rows(chunks[end - 1])[1])) \
+            <= set(advised)
+        assert max(advised) < stage.read_rows(chunks[end - 1])[1]   # nothing further yet
     assert set(advised) == set(range(shape[1]))
     if halo == 0:
         assert sorted(advised) == list(range(shape[1]))   # each row asked for once
-    assert len(advised) - len(set(advised)) <= 2 * halo * -(-len(chunks) // batch)
-    assert calls <= -(-len(chunks) // batch)   # a call asks for whole batches
+    # one request per batch of chunks
+    assert requests == [stage._rows_of(chunks[k], chunks[min(len(chunks), k + batch) - 1])
+                        for k in range(0, len(chunks), batch)]
 
     # the main process asks for the first batch early, from a scan it opens itself
     first = chunks[min(batch, len(chunks)) - 1]

@@ -643,12 +643,14 @@ class _DirectRows:
                 os.close(self._fd)
                 self._fd = None
 
-    def advise(self, frames: range, rows: slice) -> None:
+    def advise(self, frames: range, rows: slice, wait: bool = False) -> None:
         """Start reading these rows of these frames into the page cache, asynchronously.
 
         ``posix_fadvise(WILLNEED)`` on the exact byte runs (adjacent runs merged): the disk
         works on the next chunk while the reader process waits for a free slot or is
         preempted by the workers, and no readahead beyond the rows asked for is wasted.
+        With ``wait``, return once the last of those bytes is in memory (a one-byte
+        read): the runs arrive about in file order, so the request is then about done.
         """
         if not hasattr(os, "posix_fadvise"):  # pragma: no cover - not Linux
             return
@@ -663,6 +665,8 @@ class _DirectRows:
             end = pos + (r_end - r) * row_bytes
         if end > start:
             os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_WILLNEED)
+            if wait:
+                os.pread(fd, 1, end - 1)
 
     def read(self, frames: range, rows: slice, out: np.ndarray, first: int) -> None:
         """Rows ``rows`` of ``frames`` into ``out[first:first + len(frames)]``."""
@@ -700,6 +704,7 @@ class _Frames:
         self.indices = np.asarray(indices, dtype=np.int64)
         self.label = label
         self.runs = _runs(self.indices)
+        self._mean: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -732,20 +737,34 @@ class _Frames:
                 self._direct = None if self.dataset is None else _DirectRows.of(self.dataset)
         return self._direct
 
-    def advise(self, rows: slice) -> None:
-        """Hint that ``rows`` of every frame will be read soon (direct path only)."""
+    def advise(self, rows: slice, wait: bool = False) -> None:
+        """Hint that ``rows`` of every frame will be read soon (direct path only); with
+        ``wait``, return once they have about arrived (:meth:`_DirectRows.advise`)."""
         direct = self._direct_rows()
         if direct is not None:
             try:
                 for start, stop, _offset in self.runs:
-                    direct.advise(range(start, stop), rows)
+                    direct.advise(range(start, stop), rows, wait)
             except OSError:
                 pass  # only a hint: the read reports any real problem
 
     def mean(self, rows: slice, n_columns: int) -> np.ndarray:
+        """Mean over the frames for detector ``rows``, float32 (accumulated in float64).
+
+        The mean of every row is worked out on first use and kept (one float32 frame): a
+        pass over row chunks asks for each chunk's rows, and a small read of every frame
+        per chunk costs far more than one read of the whole frames.
+        """
         n_rows = len(range(rows.start, rows.stop))
         if self.dataset is None or n_rows == 0 or n_columns == 0:
             return np.zeros((n_rows, n_columns), dtype=np.float32)
+        if self._mean is None:
+            self._mean = self._mean_of(slice(0, self.dataset.shape[-2]), n_columns)
+            self._mean.setflags(write=False)
+        return self._mean[rows]
+
+    def _mean_of(self, rows: slice, n_columns: int) -> np.ndarray:
+        n_rows = len(range(rows.start, rows.stop))
         acc = np.zeros((n_rows, n_columns), dtype=np.float64)
         if self.dataset.ndim == 2:
             buf = np.empty((n_rows, n_columns), dtype=self.dataset.dtype)
@@ -996,15 +1015,17 @@ class Scan:
                     files.append(name)
         return files
 
-    def advise_projections(self, rows: slice) -> None:
+    def advise_projections(self, rows: slice, wait: bool = False) -> None:
         """Hint that the projections of detector ``rows`` will be read next.
 
         Where the reader reads the file directly (unfiltered data, see
         :meth:`read_projections`), the kernel starts fetching those bytes in the
         background (``posix_fadvise``); elsewhere, and once a read has chosen the h5py
-        path, it does nothing. Never raises for a bad file: the read reports it.
+        path, it does nothing. With ``wait``, return only once the bytes have about
+        arrived (so that a following request does not compete with this one). Never
+        raises for a bad file: the read reports it.
         """
-        self._projections.advise(self._rows(rows))
+        self._projections.advise(self._rows(rows), wait)
 
     def read_frames(self, frames: slice, out: np.ndarray) -> np.ndarray:
         """Read whole frames (every row; projections, flats and darks alike) into ``out``.

@@ -46,8 +46,8 @@ MASK_PARAMS = dict(size=250, radius=3, threshold=0.63, min_stripe_length=600,
                    min_stripe_depth=30, min_stripe_width=22, sensitivity_perc=85.0)
 #: automatic chunking never exceeds the seed's default chunk size
 MAX_AUTO_CHUNK = 243
-#: bytes of projections the reader asks the disk for ahead of the chunk it reads
-PREFETCH_BYTES = 1024 * 2**20
+#: bytes of projections the reader asks the disk for at a time, ahead of the chunks it reads
+PREFETCH_BYTES = 512 * 2**20
 
 
 def scan_files(config: Config) -> list[Path]:
@@ -102,8 +102,10 @@ _OPEN: dict[ScanSource, Scan] = {}
 
 class _HintThread:
     """``advise_projections`` of an open scan, carried out in order on one background thread
-    of this process: asking the kernel for a batch of rows blocks while it queues the
-    reads (~0.5 s per 512 MiB), which the reader must not wait for."""
+    of this process, each request waiting for the previous one to arrive: asking the
+    kernel for a batch of rows blocks while it queues the reads (~0.3 s per 512 MiB),
+    which the reader must not wait for, and two batches in flight at once arrive
+    interleaved, both late."""
 
     _pool: ThreadPoolExecutor | None = None
 
@@ -117,8 +119,9 @@ class _HintThread:
         return cls(scan)
 
     def advise_projections(self, rows: slice) -> None:
+        """Ask for ``rows`` once the rows asked for before have arrived."""
         assert self._pool is not None
-        self._pool.submit(self.scan.advise_projections, rows)
+        self._pool.submit(self.scan.advise_projections, rows, True)
 
 
 def reread_warning(path: str, span: int | None, rows: int) -> str | None:
@@ -225,37 +228,37 @@ class ScanStage(Stage):
         process; the reader then asks for the batches after it)."""
         chunks = self.chunks()
         if chunks:
-            _, batch = self._window()
+            last = chunks[min(self._batch(), len(chunks)) - 1]
             with self.source.open_new() as scan:
-                scan.advise_projections(self._rows_of(chunks[0],
-                                                      chunks[min(batch, len(chunks)) - 1]))
+                scan.advise_projections(self._rows_of(chunks[0], last))
 
-    def _window(self) -> tuple[int, int]:
-        """Chunks asked for ahead of the one being read, and chunks per request."""
+    def _batch(self) -> int:
+        """Chunks per read-ahead request (about :data:`PREFETCH_BYTES`)."""
         a, _, c = self.shape
         chunk_bytes = self.chunk_rows * a * c * np.dtype(self.dtype).itemsize
-        ahead = max(1, PREFETCH_BYTES // max(1, chunk_bytes))
-        return ahead, max(1, ahead // 2)
+        return max(1, PREFETCH_BYTES // max(1, chunk_bytes))
 
     def _rows_of(self, first: Chunk, last: Chunk) -> slice:
         """Detector rows read for chunks ``first`` to ``last``."""
         return slice(self.read_rows(first)[0], self.read_rows(last)[1])
 
     def _prefetch(self, scan: Any, chunk: Chunk) -> None:
-        """Keep the disk reading about :data:`PREFETCH_BYTES` of rows ahead of ``chunk``.
+        """Keep the disk reading the next batch of rows while the workers process this one.
 
-        Rows are asked for (``scan.advise_projections``) in batches of half that: each
-        projection frame is fetched in pieces of a batch's rows rather than one small piece
-        per chunk (strided small reads are what make a cold scan slow), and a new batch is
-        asked for while the previous one is still being read, so the disk never waits for
-        the reader. The data waits in the page cache, which the kernel may reclaim: it is
-        not part of the memory limit.
+        Rows are asked for (``scan.advise_projections``) a batch of about
+        :data:`PREFETCH_BYTES` at a time, so that each projection frame is fetched in
+        pieces of a batch's rows rather than one small piece per chunk (strided small
+        reads are what make a cold scan slow). Reading a chunk asks for its batch and the
+        next one: the reader's ``scan`` (:class:`_HintThread`) sends each request once the
+        one before has arrived, so the disk reads the next batch while the workers process
+        this one, and at most two batches wait in the page cache (the kernel may reclaim
+        it; it is not part of the memory limit).
         """
         chunks = self.chunks()
-        ahead, batch = self._window()
-        want = min(len(chunks), chunk.index + 1 + ahead)
+        batch = self._batch()
+        want = min(len(chunks), (chunk.index // batch + 2) * batch)
         while self._hinted < want:
-            last = min(len(chunks), self._hinted + batch)
+            last = min(want, self._hinted + batch)
             scan.advise_projections(self._rows_of(chunks[self._hinted], chunks[last - 1]))
             self._hinted = last
 
