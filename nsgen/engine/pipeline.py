@@ -40,9 +40,6 @@ from nsgen.engine import scratch
 from nsgen.errors import NsgenError
 
 SHM_PREFIX = "nsgen-"
-def _T(who, what):
-    if os.environ.get("NSGEN_TRACE"):
-        print(f"T {time.time():.3f} {who} {what}", file=sys.stderr, flush=True)
 _POLL = 0.2
 
 
@@ -281,7 +278,7 @@ def _worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) -
             _send_error(results, who, exc)
             return
         try:
-            _T(who, "prepare0"); stage.prepare(); _T(who, "prepare1")
+            stage.prepare()
         except BaseException as exc:  # noqa: BLE001 - reported to the main process
             _send_error(results, who, exc)
 
@@ -318,7 +315,7 @@ def _worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) -
         try:
             assert stage is not None and sid == stage_id, "chunk for an unknown stage"
             arr = slot_views(attached.buffer(segments[slot]), stage.slot_spec(chunks[index]))
-            _T(who, f"work0 {index}"); res = stage.work(chunks[index], arr); _T(who, f"work1 {index}")
+            res = stage.work(chunks[index], arr)
             del arr
             scratch.trim()
             results.put(("done", sid, index, res))
@@ -344,7 +341,7 @@ def _reader_main(control: Any, data: Any, free: Any, results: Any) -> None:
             for chunk in stage.chunks():
                 slot = _get(free, parent)
                 arr = slot_views(attached.buffer(segments[slot]), stage.slot_spec(chunk))
-                _T("reader", f"read0 {chunk.index}"); stage.read(chunk, arr); _T("reader", f"read1 {chunk.index}")
+                stage.read(chunk, arr)
                 del arr
                 data.put(("chunk", sid, chunk.index, slot))
         except BaseException as exc:  # noqa: BLE001 - reported to the main process
@@ -428,7 +425,6 @@ class Engine:
 
     def start(self) -> None:
         """Start the reader and the workers."""
-        _T("main", "engine start")
         sweep_stale_segments()
         ctx = self._ctx
         try:
