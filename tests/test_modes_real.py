@@ -258,8 +258,8 @@ def test_raw_with_separate_i12_flat_and_dark_files(tmp_path):
 @pytest.mark.parametrize("prefetch_rows,halo", [(1, 0), (7, 0), (12, 0), (10, 2), (1000, 0)])
 def test_reader_asks_for_every_row_once_before_reading_it(monkeypatch, prefetch_rows, halo):
     """The prefetch hints ask for rows a batch of about PREFETCH_BYTES at a time: before a
-    chunk is read, its batch and the next one, nothing further; each row once (halo rows
-    aside); the main process's early hint is the first batch."""
+    chunk is read, its batch and PREFETCH_AHEAD more, nothing further; each row once (halo
+    rows aside); the main process's early hint is the first batch."""
     from nsgen.io.nexus import ScanLayout
     from nsgen.modes import real
 
@@ -280,7 +280,7 @@ def test_reader_asks_for_every_row_once_before_reading_it(monkeypatch, prefetch_
     for chunk in chunks:
         stage._prefetch(Hints(), chunk)
         i = chunk.index
-        end = min(len(chunks), (i // batch + 2) * batch)   # this chunk's batch, the next
+        end = min(len(chunks), (i // batch + 1 + real.PREFETCH_AHEAD) * batch)  # and ahead
         assert set(range(stage.read_rows(chunk)[0], stage.read_rows(chunks[end - 1])[1])) \
             <= set(advised)
         assert max(advised) < stage.read_rows(chunks[end - 1])[1]   # nothing further yet

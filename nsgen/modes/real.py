@@ -47,7 +47,10 @@ MASK_PARAMS = dict(size=250, radius=3, threshold=0.63, min_stripe_length=600,
 #: automatic chunking never exceeds the seed's default chunk size
 MAX_AUTO_CHUNK = 243
 #: bytes of projections the reader asks the disk for at a time, ahead of the chunks it reads
-PREFETCH_BYTES = 512 * 2**20
+PREFETCH_BYTES = 384 * 2**20
+#: batches asked for beyond the one being read (so at most 3 x PREFETCH_BYTES wait in the
+#: page cache): the disk keeps reading while the first chunks wait for the workers to start
+PREFETCH_AHEAD = 2
 
 
 def scan_files(config: Config) -> list[Path]:
@@ -249,14 +252,14 @@ class ScanStage(Stage):
         :data:`PREFETCH_BYTES` at a time, so that each projection frame is fetched in
         pieces of a batch's rows rather than one small piece per chunk (strided small
         reads are what make a cold scan slow). Reading a chunk asks for its batch and the
-        next one: the reader's ``scan`` (:class:`_HintThread`) sends each request once the
-        one before has arrived, so the disk reads the next batch while the workers process
-        this one, and at most two batches wait in the page cache (the kernel may reclaim
-        it; it is not part of the memory limit).
+        :data:`PREFETCH_AHEAD` after it: the reader's ``scan`` (:class:`_HintThread`) sends
+        each request once the one before has arrived, so the disk reads on while the
+        workers process this batch, and a bounded amount waits in the page cache (the
+        kernel may reclaim it; it is not part of the memory limit).
         """
         chunks = self.chunks()
         batch = self._batch()
-        want = min(len(chunks), (chunk.index // batch + 2) * batch)
+        want = min(len(chunks), (chunk.index // batch + 1 + PREFETCH_AHEAD) * batch)
         while self._hinted < want:
             last = min(want, self._hinted + batch)
             scan.advise_projections(self._rows_of(chunks[self._hinted], chunks[last - 1]))
