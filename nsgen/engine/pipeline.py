@@ -428,7 +428,10 @@ class Engine:
         sweep_stale_segments()
         ctx = self._ctx
         try:
-            ctx.set_forkserver_preload(["nsgen.engine.pipeline", "numpy", "scipy.ndimage"])
+            # only what every child needs: the forkserver imports its preloads serially
+            # before the first child starts (SciPy alone took 0.3 s), and each worker
+            # imports the rest of what its stages need in parallel
+            ctx.set_forkserver_preload(["nsgen.engine.pipeline", "numpy"])
         except Exception:  # pragma: no cover - preload is an optimisation only
             pass
         self._data = ctx.Queue()
