@@ -106,7 +106,7 @@ _OPEN: dict[ScanSource, Scan] = {}
 class _HintThread:
     """``advise_projections`` of an open scan, carried out in order on one background thread
     of this process, each request waiting for the previous one to arrive: asking the
-    kernel for a batch of rows blocks while it queues the reads (~0.3 s per 512 MiB),
+    kernel for a batch of rows blocks while it queues the reads (~0.3 s per batch),
     which the reader must not wait for, and two batches in flight at once arrive
     interleaved, both late."""
 
