@@ -95,27 +95,44 @@ def _columns(t, sd, wd, lo, hi, res, tt, acc):  # pragma: no cover - compiled
 
 
 @nb.njit(**_JIT)
+def _work(p, n_d):  # pragma: no cover - compiled
+    """Work buffers of one sinogram's resize to ``p`` rows from ``n_d`` columns:
+    ``(t, tt, acc, lov, hiv)`` (see :func:`_columns` for ``tt`` and ``acc``)."""
+    return (np.empty((p, n_d), np.float32), np.empty((n_d, p), np.float32),
+            np.empty(p, np.float32), np.empty(n_d, np.float32), np.empty(n_d, np.float32))
+
+
+@nb.njit(**_JIT)
+def _begin(t, lov, hiv):  # pragma: no cover - compiled
+    """Start a sinogram: empty sums, extremes that any finite value replaces."""
+    t[:] = np.float32(0.0)
+    lov[:] = np.inf
+    hiv[:] = -np.inf
+
+
+@nb.njit(**_JIT)
+def _add_row(row, q, sp, wp, t, lov, hiv, first):  # pragma: no cover - compiled
+    """Input row ``q`` of a sinogram: fold it into the extremes and into the angle sums
+    (:func:`_accumulate`); returns the updated ``first``."""
+    _row_extremes(row, lov, hiv)
+    return _accumulate(row, q, sp, wp, t, first)
+
+
+@nb.njit(**_JIT)
 def resize_stack(x, sp, wp, sd, wd, out):  # pragma: no cover - compiled
-    """Resize every sinogram ``x[v]`` (float32 ``(n, P, D)``) into ``out[v]`` (``(n, p, d)``).
+    """Resize every sinogram ``x[v]`` (float32 ``(n, P, D)``, finite) into ``out[v]``
+    (``(n, p, d)``).
 
     ``sp`` (p,) / ``wp`` (p, kp): band starts and weights along angles; ``sd`` / ``wd``
     along columns. Bands lie inside the input.
     """
     n, n_p, n_d = x.shape
-    t = np.empty((wp.shape[0], n_d), np.float32)
-    tt = np.empty((n_d, wp.shape[0]), np.float32)
-    acc = np.empty(wp.shape[0], np.float32)
-    lov = np.empty(n_d, np.float32)
-    hiv = np.empty(n_d, np.float32)
+    t, tt, acc, lov, hiv = _work(wp.shape[0], n_d)
     for v in range(n):
-        s = x[v]
-        t[:] = np.float32(0.0)
-        lov[:] = s[0]
-        hiv[:] = s[0]
+        _begin(t, lov, hiv)
         first = 0
         for q in range(n_p):
-            _row_extremes(s[q], lov, hiv)
-            first = _accumulate(s[q], q, sp, wp, t, first)
+            first = _add_row(x[v, q], q, sp, wp, t, lov, hiv, first)
         _columns(t, sd, wd, lov.min(), hiv.max(), out[v], tt, acc)
 
 
@@ -130,20 +147,12 @@ def normalise_resize_stack(raw, dark, lo, hi, ln_den, sp, wp, sd, wd, out):  # p
     never stored. Same float32 numbers as ``resize_stack(flat_field_log_rows(...))``.
     """
     n_p, n, n_d = raw.shape
-    t = np.empty((wp.shape[0], n_d), np.float32)
-    tt = np.empty((n_d, wp.shape[0]), np.float32)
-    acc = np.empty(wp.shape[0], np.float32)
-    lov = np.empty(n_d, np.float32)
-    hiv = np.empty(n_d, np.float32)
+    t, tt, acc, lov, hiv = _work(wp.shape[0], n_d)
     row = np.empty(n_d, np.float32)
     for v in range(n):
-        t[:] = np.float32(0.0)
+        _begin(t, lov, hiv)
         first = 0
         for q in range(n_p):
             normalise_row(raw[q, v], dark[v], lo[v], hi[v], ln_den[v], row)
-            if q == 0:
-                lov[:] = row
-                hiv[:] = row
-            _row_extremes(row, lov, hiv)
-            first = _accumulate(row, q, sp, wp, t, first)
+            first = _add_row(row, q, sp, wp, t, lov, hiv, first)
         _columns(t, sd, wd, lov.min(), hiv.max(), out[v], tt, acc)
