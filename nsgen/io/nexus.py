@@ -737,6 +737,12 @@ class _Frames:
                 self._direct = None if self.dataset is None else _DirectRows.of(self.dataset)
         return self._direct
 
+    def close(self) -> None:
+        """Close the direct-read path's file descriptor, if it was opened."""
+        direct = getattr(self, "_direct", None)
+        if direct is not None:
+            direct.close()
+
     def advise(self, rows: slice, wait: bool = False) -> None:
         """Hint that ``rows`` of every frame will be read soon (direct path only); with
         ``wait``, return once they have about arrived (:meth:`_DirectRows.advise`)."""
@@ -905,9 +911,8 @@ class Scan:
 
     def close(self) -> None:
         """Close the scan file and any separate flats/darks files."""
-        direct = getattr(getattr(self, "_projections", None), "_direct", None)
-        if direct is not None:
-            direct.close()
+        if hasattr(self, "_projections"):   # not set when opening failed
+            self._projections.close()
         for f in self._opened:
             f.close()
         self._opened = []
