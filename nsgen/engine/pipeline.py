@@ -414,6 +414,8 @@ class Engine:
         self._segments: list[shared_memory.SharedMemory] = []
         self._stage_counter = 0
         self._closed = False
+        self._starter: threading.Thread | None = None
+        self._start_error: BaseException | None = None
 
     # lifecycle -------------------------------------------------------------------
     def __enter__(self) -> "Engine":
@@ -453,7 +455,6 @@ class Engine:
         # The first start waits while the forkserver starts and imports its preloads
         # (~0.4 s): start the processes on a thread, so that the caller gets on with
         # submitting its first stage (whose prefetch begins the input meanwhile).
-        self._start_error: BaseException | None = None
         self._starter = threading.Thread(target=self._start_processes, daemon=True,
                                          name="nsgen-start")
         self._starter.start()
@@ -471,7 +472,7 @@ class Engine:
             return
         self._closed = True
         try:
-            if hasattr(self, "_starter"):
+            if self._starter is not None:
                 self._starter.join()
             if not abort:
                 for c in self._controls:
@@ -509,7 +510,7 @@ class Engine:
 
     # running ---------------------------------------------------------------------
     def _check_alive(self) -> None:
-        if getattr(self, "_start_error", None) is not None:
+        if self._start_error is not None:
             raise EngineError(f"cannot start the reader and worker processes: "
                               f"{_describe(self._start_error)}")
         for p in self._procs:
