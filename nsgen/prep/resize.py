@@ -15,8 +15,9 @@
 Steps 1 and 2 are linear and separable, so along each axis they are one
 ``(n_out, n_in)`` matrix ``A``. :func:`axis_operator` builds it once per
 ``(n_in, n_out)`` pair (cached) by applying exactly those scipy calls to the
-columns of an identity matrix, so it agrees with scipy by construction; it is
-banded (about ``4 f + 2`` non-zeros per row) and stored sparse. A sinogram
+columns of an identity matrix (in practice to a few combs of impulses far enough apart
+not to overlap, which gives the same entries bit for bit), so it agrees with scipy by
+construction; it is banded (about ``4 f + 2`` non-zeros per row) and stored sparse. A sinogram
 ``X`` (angles x columns) becomes ``A_angles @ X @ A_columns.T``, computed by a
 compiled kernel (:mod:`nsgen.prep._resize_jit`) that walks the bands: the same float32
 sums, in the same order, as SciPy's sparse products (bit-identical to them), at about
