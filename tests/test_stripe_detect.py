@@ -96,7 +96,7 @@ def bf_count(m: np.ndarray, axis: int, pos: tuple, lo: int, hi: int) -> int:
 
 
 def bf_clean(m, length, depth, sens):
-    s = F32(0.01 * sens)
+    s = F32(F32(0.01) * F32(sens))  # Larix: 0.01f * sens, float32 arithmetic
     hl, hd = length // 2, depth // 2
     t_v = int(F32(s * F32(length)))
     t_d = int(F32(s * F32(depth)))
@@ -334,6 +334,34 @@ def test_threshold_is_inclusive_float32():
     assert m.dtype == np.uint8
     assert np.array_equal(m[:, :, 1], np.ones((4, 2), np.uint8))
     assert m.sum() == 8
+
+
+def test_merge_counts_follow_larix_float32():
+    """Larix: (int)((0.01f * 85.0f) * 600) = 509; float64 rounding first would give 510."""
+    assert sd.merge_counts(600, 30, 85.0) == (300, 509, 15, 25)
+    assert int(F32(0.01 * 85.0) * F32(600)) == 510  # the rounding the port must not do
+    # more cases where the two roundings differ (float32 products truncated)
+    assert sd.merge_counts(20, 30, 30.0) == (10, 5, 15, 8)
+    assert sd.merge_counts(1000, 0, 85.0) == (500, 849, 0, 0)
+
+
+def test_length_pass_at_seed_parameters():
+    """The seed's merge (600, 30, 22, 85) keeps a voxel whose window k +- 300 counts 509.
+
+    A candidate run on angles 100..899 of one column: centre ``k`` near the start counts
+    ``k + 201`` set voxels, so the length pass keeps ``k >= 308`` (count 509) and, by
+    symmetry, ``k <= 691``. With the float64-rounded Tv = 510 it would keep 309..690.
+    """
+    w = np.ones((1000, 32, 64), F32)
+    w[100:900, 7, 32] = 0  # one column of one row: not deep, nothing to merge with
+    m = merge_stripes(w, threshold=0.63, min_stripe_length=600, min_stripe_depth=30,
+                      min_stripe_width=22, sensitivity_perc=85.0)
+    expected = np.zeros_like(m)
+    expected[308:692, 7, 32] = 1
+    assert np.array_equal(m, expected)
+    cand = np.ascontiguousarray((w <= F32(0.63)).transpose(1, 0, 2)).view(np.uint8)
+    rows = sd.merge_stripes_rows(cand[:24], 0, (0, 8), 32, 600, 30, 22, 85.0)
+    assert np.array_equal(rows.transpose(1, 0, 2), expected[:, :8])
 
 
 def test_depth_pass_by_hand():

@@ -63,6 +63,7 @@ __all__ = [
     "detect_stripe_mask",
     "detect_stripe_mask_rows",
     "halo_rows",
+    "merge_counts",
     "merge_stripes",
     "merge_stripes_rows",
     "rows_to_read",
@@ -431,15 +432,37 @@ def _clean_passes(
     """
     from nsgen.prep import _stripe_jit
 
-    s = np.float32(0.01 * sensitivity_perc)
-    hl, hd = length // 2, depth // 2
-    t_v = int(np.float32(s * np.float32(length)))
-    t_d = int(np.float32(s * np.float32(depth)))
+    hl, t_v, hd, t_d = merge_counts(length, depth, sensitivity_perc)
     u = m.view(np.uint8)
     if depth > 0:  # the only pass coupling detector rows
         _stripe_jit.depth_pass(u, hd, t_d)
     _stripe_jit.length_passes(u, hl, t_v, _active_columns(m))
     return m
+
+
+def merge_counts(length: int, depth: int, sensitivity_perc: float) -> tuple[int, int, int, int]:
+    """Window half-lengths and count thresholds of STRIPES_MERGE passes 2-4, as Larix has them.
+
+    Larix computes in float32 throughout (C ``float`` operands, SSE arithmetic):
+    ``s = 0.01f * sens``, ``Tv = (int)(s * length)``, ``Td = (int)(s * depth)``, each product
+    rounded to float32 before truncation. Rounding ``0.01 * sens`` in float64 first gives
+    ``float32(0.85) = 0.85000002`` and ``Tv = 510`` for the seed's 600 and 85; Larix's
+    ``0.01f * 85.0f = 0.84999996`` gives ``509.99997 -> 509``.
+
+    Returns
+    -------
+    (hl, Tv, hd, Td) : tuple of int
+        ``length // 2``, ``int(s * length)``, ``depth // 2``, ``int(s * depth)``.
+
+    Examples
+    --------
+    >>> merge_counts(600, 30, 85.0)  # the seed's parameters
+    (300, 509, 15, 25)
+    """
+    s = np.float32(0.01) * np.float32(sensitivity_perc)  # float32 * float32 -> float32
+    t_v = int(s * np.float32(length))
+    t_d = int(s * np.float32(depth))
+    return length // 2, t_v, depth // 2, t_d
 
 
 def _active_columns(m: np.ndarray) -> np.ndarray:
@@ -495,7 +518,8 @@ def merge_stripes(
         set voxels in both ``i-w//2 .. i-1`` and ``i+1 .. i+w//2``, or in both
         ``k-2w .. k-1`` and ``k+1 .. k+2w``. A merge distance, not a width filter.
     sensitivity_perc : float
-        ``0 < sens <= 100``; ``s = float32(0.01 * sens)``.
+        ``0 < sens <= 100``; ``s = 0.01f * sens`` in float32 arithmetic
+        (:func:`merge_counts`).
 
     Returns
     -------
