@@ -28,6 +28,7 @@ def scans(tmp_path_factory):
     d = tmp_path_factory.mktemp("scans")
     write_scan(d / "1000.nxs", n_angles=91, n_rows=48, n_columns=96, seed=1)
     write_scan(d / "1001.nxs", n_angles=91, n_rows=48, n_columns=96, seed=2, flats_after=True)
+    write_scan(d / "1100.nxs", n_angles=91, n_rows=1, n_columns=96, seed=3)  # one row
     return d
 
 
@@ -203,8 +204,8 @@ def test_patch_names_counts_and_crop(detect_scan, tmp_path):
     (["-m", "raw", "--hdf-root", "{scans}/1000.nxs", "-s", "1", "-S", "2"], "one sample"),
     (["-m", "patch", "--hdf-root", "{scans}/1000.nxs", "-s", "1", "--patch-size", "100", "20"],
      "--patch-size 100 20 is larger than"),
-    (["-m", "paired", "--hdf-root", "{scans}/1000.nxs", "-s", "1"],
-     "too small for on-the-fly stripe detection"),
+    (["-m", "paired", "--hdf-root", "{scans}/1100.nxs", "-s", "1"],
+     "too small for Larix stripe detection"),
     (["-m", "dynamic", "--hdf-root", "{scans}/1000.nxs", "--frame-angles", "92"],
      "--frame-angles 92"),
 ])

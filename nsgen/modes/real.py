@@ -29,6 +29,7 @@ from nsgen.engine.sizing import TARGET_SLOT_BYTES
 from nsgen.errors import NsgenError
 from nsgen.io.nexus import Scan, ScanLayout, create_frame_copy, open_scan, shift_files
 from nsgen.io.spill import Spill
+from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_bounds
 from nsgen.prep.resize import normalise_downsample, prepare_downsample
@@ -41,9 +42,6 @@ from nsgen.runner import file_record
 OUT_SHAPE = (402, 362)
 #: detector rows at each edge left out of the scaling bounds (SCIENCE A.7)
 EDGE_ROWS = 20
-#: the seed's mask parameters (Larix generation 2)
-MASK_PARAMS = dict(size=250, radius=3, threshold=0.63, min_stripe_length=600,
-                   min_stripe_depth=30, min_stripe_width=22, sensitivity_perc=85.0)
 #: automatic chunking never exceeds the seed's default chunk size
 MAX_AUTO_CHUNK = 243
 #: bytes of projections the reader asks the disk for at a time, ahead of the chunks it reads
@@ -317,7 +315,7 @@ class CandidateStage(ScanStage):
     archive entry). See :func:`detect_stripes`.
     """
 
-    params: dict = field(default_factory=lambda: dict(MASK_PARAMS))
+    params: DetectParams = field(default_factory=DetectParams)
     candidates: Any = None
     weights_spill: Any = None
     label: str = "detect stripes"
@@ -342,8 +340,7 @@ class CandidateStage(ScanStage):
         p = self.params
         out = scratch.buffer("candidates", (chunk.rows, *self.shape[::2]), np.uint8)
         got = stripe_candidates_rows(volume, lo, (chunk.start, chunk.stop), self.shape[1],
-                                     p["size"], p["radius"], p["threshold"],
-                                     return_weights=self.weights_spill is not None, out=out,
+                                     p, return_weights=self.weights_spill is not None, out=out,
                                      work=scratch.buffer("below", (out.size,), np.uint8))
         cand, weights = got if isinstance(got, tuple) else (got, None)
         self.candidates.write_rows(chunk.start, np.packbits(cand, axis=-1))
@@ -365,14 +362,14 @@ class MergeStage(Stage):
     candidates: Any = None
     n_cols: int = 0
     chunk_rows: int = 1
-    params: dict = field(default_factory=lambda: dict(MASK_PARAMS))
+    params: DetectParams = field(default_factory=DetectParams)
     patch_shape: tuple[int, int] | None = None
     mask_spill: Any = None
     label: str = "merge stripes"
 
     @property
     def halo(self) -> int:
-        return self.params["min_stripe_depth"] // 2
+        return self.params.min_stripe_depth // 2
 
     def chunks(self) -> list[Chunk]:
         return row_chunks(self.candidates.shape[0], self.chunk_rows)
@@ -385,10 +382,8 @@ class MergeStage(Stage):
                               np.uint8)
         from nsgen.prep._stripe_jit import unpack_bits  # compiled; numba loads lazily
         unpack_bits(self.candidates.read_rows(lo, hi), rows)
-        mask = merge_stripes_rows(rows, lo,
-                                  (chunk.start, chunk.stop), n_rows, p["min_stripe_length"],
-                                  p["min_stripe_depth"], p["min_stripe_width"],
-                                  p["sensitivity_perc"], overwrite_input=True)
+        mask = merge_stripes_rows(rows, lo, (chunk.start, chunk.stop), n_rows, p,
+                                  overwrite_input=True)
         if self.mask_spill is not None:
             self.mask_spill.write_band(chunk.start, np.packbits(mask, axis=-1))
         return WorkResult(mask_flags(mask.transpose(1, 0, 2), self.patch_shape))
@@ -486,7 +481,7 @@ def decompressed(execute: Any, plan: Any, source: ScanSource, shape: tuple[int, 
 
 
 def detect_stripes(execute: Any, plan: Any, source: ScanSource, shape: tuple[int, int, int],
-                   dtype: str, params: dict, work: Path,
+                   dtype: str, params: DetectParams, work: Path,
                    patch_shape: tuple[int, int] | None = None, mask_spill: Any = None,
                    weights_spill: Any = None) -> np.ndarray:
     """Stripe mask of a scan in two streamed passes; returns the per-row (patch) flags.
@@ -504,8 +499,8 @@ def detect_stripes(execute: Any, plan: Any, source: ScanSource, shape: tuple[int
         ``plan(row_bytes=..., work_factor=..., halo=...) -> Sizing`` for a pass.
     source, shape, dtype
         The scan (``shape`` = angles, rows, columns of the projections).
-    params : dict
-        Detection parameters (:data:`MASK_PARAMS` keys).
+    params : DetectParams
+        Detection parameters, validated for the scan (:meth:`DetectParams.for_scan`).
     work : pathlib.Path
         Directory for the candidate scratch volume.
     patch_shape, mask_spill, weights_spill
@@ -518,9 +513,9 @@ def detect_stripes(execute: Any, plan: Any, source: ScanSource, shape: tuple[int
                               "uint8")
     try:
         copies = CANDIDATE_FLOAT_COPIES + (WEIGHTS_FLOAT_COPIES if weights_spill else 0.0)
-        sizing = scan_sizing(plan, shape, dtype, copies, halo=params["radius"],
+        sizing = scan_sizing(plan, shape, dtype, copies, halo=params.radius,
                              worker_overhead=JIT_OVERHEAD)
-        execute(CandidateStage(source, shape, dtype, sizing.chunk_rows, halo=params["radius"],
+        execute(CandidateStage(source, shape, dtype, sizing.chunk_rows, halo=params.radius,
                                params=params, candidates=candidates,
                                weights_spill=weights_spill), sizing)
         merge = MergeStage(candidates=candidates, n_cols=n_cols, chunk_rows=1, params=params,
@@ -576,20 +571,21 @@ def check_scans(config: Config) -> list[tuple[Path, tuple[int, int, int], str, l
 
 def check_mask_source(config: Config, path: Path, shape: tuple[int, int, int]) -> None:
     """The ``--mask`` archive holds this scan's key at full resolution; or, without one,
-    the scan is large enough for on-the-fly detection with the seed's parameters."""
+    the scan is large enough for on-the-fly detection (parameters derived from its size)."""
     if config.mask is not None:
         from nsgen.io.mask_archive import check_mask, mask_key
         check_mask(config.mask, mask_key(path), shape)
         return
-    n_angles = shape[0]
-    need = max(2 * MASK_PARAMS["size"], MASK_PARAMS["min_stripe_length"] + 1)
-    if n_angles < need or shape[2] <= MASK_PARAMS["min_stripe_width"] \
-            or shape[1] <= MASK_PARAMS["min_stripe_depth"]:
-        raise NsgenError(f"{path} ({n_angles} angles x {shape[1]} rows x {shape[2]} columns) is "
-                         f"too small for on-the-fly stripe detection with the seed's parameters "
-                         f"(at least {need} angles, {MASK_PARAMS['min_stripe_depth'] + 1} rows, "
-                         f"{MASK_PARAMS['min_stripe_width'] + 1} columns); give a mask with "
-                         f"--mask (see nsgen mask)")
+    scan_detect_params(path, shape)
+
+
+def scan_detect_params(path: Path, shape: tuple[int, int, int]) -> DetectParams:
+    """Detection parameters derived from the scan's size (:meth:`DetectParams.for_scan`);
+    a scan too small for any, one line naming the fix."""
+    try:
+        return DetectParams.for_scan(shape)
+    except ValueError as exc:
+        raise NsgenError(f"{path}: {exc}; give a mask with --mask (see nsgen mask)") from None
 
 
 def scan_sizing(plan: Any, shape: tuple[int, int, int], dtype: str, float_copies: float,
@@ -626,7 +622,8 @@ def shift_flags(run: Any, config: Config, shift: int, source: ScanSource,
                                lambda block: mask_flags(block, patch_shape))
     run.log(f"[{run.tag}] shift {shift}: no --mask, detecting stripes on the fly")
     return detect_stripes(run.run, run_plan(run, shape[1]), source, shape, dtype,
-                          dict(MASK_PARAMS), run.work / f"shift{shift:02d}",
+                          scan_detect_params(Path(source.path), shape),
+                          run.work / f"shift{shift:02d}",
                           patch_shape=patch_shape)
 
 
