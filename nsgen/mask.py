@@ -30,6 +30,7 @@ from nsgen.io.nexus import ScanLayout, open_scan
 from nsgen.io.mask_archive import Deflated, crc32_combine, deflate_piece
 from nsgen.io.spill import Spill
 from nsgen.modes.real import MAX_AUTO_CHUNK, ScanSource, decompressed, detect_stripes
+from nsgen.prep.detect import check_detector
 from nsgen.prep.detect_params import DetectParams
 
 
@@ -48,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing key")
     p.add_argument("--data-path"), p.add_argument("--image-key-path")
     p.add_argument("--angles-path")
+    p.add_argument("--detector", default="larix",
+                   help="larix (default: Larix generation 2, the seed's, bit-exact) or robust "
+                        "(decisions from each sinogram's statistics); see docs/detection.md")
     d = p.add_argument_group(
         "detection (Larix STRIPES_DETECT / STRIPES_MERGE)",
         "Defaults: the seed's values for full-size i12 scans (1801 angles x 2560 columns), "
@@ -160,6 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nsgen.io.mask_archive import append_mask, check_archive_writable, mask_key
 
     a = build_parser().parse_args(argv)
+    detector = check_detector(a.detector)
+    if a.weights and detector != "larix":
+        raise NsgenError(f"--weights stores Larix's weights; --detector {detector} has none "
+                         f"(use --detector larix, or leave out --weights)")
     install_sigterm_handler()
     layout = ScanLayout(a.data_path, a.image_key_path, a.angles_path)
     with open_scan(a.h5, layout, a.flats, a.darks) as scan:
@@ -209,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             source = decompressed(execute, plan, source, shape, dtype, work, log)
             flags = detect_stripes(execute, plan, source, shape, dtype, params, work,
-                                   mask_spill=mask, weights_spill=weights)
+                                   mask_spill=mask, weights_spill=weights, detector=detector)
             log(f"detection: {time.monotonic() - t0:.1f} s; stripes in {int(flags.sum())} "
                 f"of {n_rows} detector rows")
             t1 = time.monotonic()

@@ -195,3 +195,21 @@ def test_mask_archive_problems_are_clear_errors(scan, tmp_path, content, message
     assert r.returncode == 2 and message in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert not root.exists()
+
+
+def test_robust_detector_cli_equals_the_library(scan, tmp_path):
+    from nsgen.prep.detect import detect_volume
+    from nsgen.prep.detect_params import DetectParams
+
+    archive = tmp_path / "m.npz"
+    nsgen("mask", "--h5", str(scan), "-a", str(archive), "--detector", "robust", "-C", "5")
+    vol = whole_volume(scan)
+    with np.load(archive) as z:
+        got = z["m4000"]
+    assert np.array_equal(got, detect_volume(vol, "robust", DetectParams.for_scan(vol.shape)))
+    for extra, message in ((["--detector", "vo"], "unknown --detector 'vo'"),
+                           (["--detector", "robust", "-w"], "--weights stores Larix's")):
+        r = nsgen("mask", "--h5", str(scan), "-a", str(tmp_path / "n.npz"), *extra, check=False)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+        assert message in r.stderr
+        assert not (tmp_path / "n.npz").exists()

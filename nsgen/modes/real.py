@@ -389,9 +389,38 @@ class MergeStage(Stage):
         return WorkResult(mask_flags(mask.transpose(1, 0, 2), self.patch_shape))
 
 
+@dataclass
+class RobustStage(ScanStage):
+    """The ``robust`` detector (:mod:`nsgen.prep.stripe_robust`) in one pass over row chunks
+    (halo: its depth rule's rows); keeps the mask (like :class:`MergeStage`) and returns the
+    per-row (patch) flags."""
+
+    params: DetectParams = field(default_factory=DetectParams)
+    patch_shape: tuple[int, int] | None = None
+    mask_spill: Any = None
+    label: str = "detect stripes (robust)"
+
+    def prepare(self) -> None:
+        load_flat_field()
+
+    def work(self, chunk: Chunk, data: Any) -> WorkResult:
+        from nsgen.prep.detect import detect_rows
+        raw, flat, dark = data
+        volume = flat_field_log(raw, flat, dark, sinograms_first=False)
+        lo, _ = self.read_rows(chunk)
+        mask = detect_rows(volume, lo, (chunk.start, chunk.stop), self.shape[1], "robust",
+                           self.params)
+        if self.mask_spill is not None:
+            self.mask_spill.write_band(chunk.start,
+                                       np.packbits(mask.transpose(1, 0, 2), axis=-1))
+        return WorkResult(mask_flags(mask, self.patch_shape))
+
+
 #: float32 copies of a row a worker holds in :class:`CandidateStage`: the float32 volume,
 #: the below-threshold map and the candidates (4 + 1 + 1 bytes per voxel)
 CANDIDATE_FLOAT_COPIES = 1.5
+#: float32 copies of a row the robust detector holds (volume, sorted and filtered sinogram)
+ROBUST_FLOAT_COPIES = 3.0
 #: fixed memory of a detection worker beyond a plain one: Numba's compiler (~80 MiB PSS)
 JIT_OVERHEAD = 96 * 2**20
 #: extra float32 copies with ``--weights`` (ratio map, weights and their copy)
@@ -483,7 +512,7 @@ def decompressed(execute: Any, plan: Any, source: ScanSource, shape: tuple[int, 
 def detect_stripes(execute: Any, plan: Any, source: ScanSource, shape: tuple[int, int, int],
                    dtype: str, params: DetectParams, work: Path,
                    patch_shape: tuple[int, int] | None = None, mask_spill: Any = None,
-                   weights_spill: Any = None) -> np.ndarray:
+                   weights_spill: Any = None, detector: str = "larix") -> np.ndarray:
     """Stripe mask of a scan in two streamed passes; returns the per-row (patch) flags.
 
     Pass one (:class:`CandidateStage`) repeats only ``radius`` rows per chunk side of the
@@ -506,9 +535,19 @@ def detect_stripes(execute: Any, plan: Any, source: ScanSource, shape: tuple[int
     patch_shape, mask_spill, weights_spill
         See :class:`MergeStage` and :class:`CandidateStage`; ``mask_spill`` is
         ``(angles, rows, ceil(columns / 8))`` uint8 (bit-packed), ``weights_spill``
-        ``(angles, rows, columns)`` float32.
+        ``(angles, rows, columns)`` float32 (``larix`` only).
+    detector : str
+        ``larix`` (two passes, above) or ``robust`` (one pass, :class:`RobustStage`).
     """
     n_angles, n_rows, n_cols = shape
+    if detector != "larix":
+        from nsgen.prep.detect import halo
+        h = halo(detector, params, n_rows)
+        sizing = scan_sizing(plan, shape, dtype, ROBUST_FLOAT_COPIES, halo=h)
+        return np.concatenate(execute(RobustStage(source, shape, dtype, sizing.chunk_rows,
+                                                  halo=h, params=params,
+                                                  patch_shape=patch_shape,
+                                                  mask_spill=mask_spill), sizing), axis=0)
     candidates = Spill.create(work / "candidates.bits", (n_rows, n_angles, -(-n_cols // 8)),
                               "uint8")
     try:
@@ -624,7 +663,7 @@ def shift_flags(run: Any, config: Config, shift: int, source: ScanSource,
     return detect_stripes(run.run, run_plan(run, shape[1]), source, shape, dtype,
                           scan_detect_params(Path(source.path), shape),
                           run.work / f"shift{shift:02d}",
-                          patch_shape=patch_shape)
+                          patch_shape=patch_shape, detector=config.detector)
 
 
 def run_shifts(run: Any, plan: Any) -> Any:
