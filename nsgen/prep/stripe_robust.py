@@ -50,10 +50,16 @@ HALF_WINDOW = 8
 DROP = 0.1
 #: fraction of the rows around that makes a candidate part of the sample
 DEEP = 0.85
+#: angle blocks for stripes over part of the scan, the fewest angles a block may have, and
+#: how much stronger than a whole-scan stripe a block-only one must be
+BLOCKS = 6
+MIN_BLOCK = 30
+BLOCK_FACTOR = 2.5
 
 
-def column_scores(x: np.ndarray) -> np.ndarray:
-    """Robust scores ``z`` of every column of a sinogram ``(angles, columns)`` (steps 1-3)."""
+def column_offsets(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """Offsets ``q`` of the columns of a sinogram ``(angles, columns)`` (steps 1-2) and their
+    robust scale within the sinogram (1.4826 x the MAD of the non-zero offsets)."""
     from scipy import ndimage  # a slow import, only when detecting
 
     n_k, n_i = x.shape
@@ -64,7 +70,13 @@ def column_scores(x: np.ndarray) -> np.ndarray:
     q = srt.mean(axis=0, dtype=np.float64) - smooth.mean(axis=0, dtype=np.float64)
     nz = q[q != 0]
     s = 1.4826 * np.median(np.abs(nz - np.median(nz))) if nz.size > 8 else 0.0
-    return q / max(float(s), 1e-12)
+    return q, max(float(s), 1e-12)
+
+
+def column_scores(x: np.ndarray) -> np.ndarray:
+    """Robust scores ``z`` of every column of one sinogram alone (no neighbouring rows)."""
+    q, s = column_offsets(x)
+    return q / s
 
 
 def depth_rule(n_rows_total: int, depth: int = 30) -> tuple[int, float]:
@@ -98,23 +110,66 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
     x = x[:, lo - block_start:hi - block_start]
     if not np.isfinite(x).all():
         raise ValueError("data contains NaN or infinite values; normalise the scan first")
-    z = np.abs(np.stack([column_scores(x[:, j]) for j in range(x.shape[1])]))  # (rows, cols)
-    flag = z > threshold
-    if hd > 0:
-        weak = z > threshold / 2
-        weak[:, 1:] |= z[:, :-1] > threshold / 2
-        weak[:, :-1] |= z[:, 1:] > threshold / 2
-        c = np.concatenate([np.zeros((1, x.shape[2]), np.int64),
-                            np.cumsum(weak, axis=0, dtype=np.int64)])
-        j = np.arange(lo, hi)  # volume rows of the block
-        top = np.minimum(j + hd + 1, hi) - lo
-        bottom = np.maximum(j - hd, lo) - lo
-        deep = (c[top] - c[bottom]) > deep_share * (np.minimum(j + hd + 1, n_rows_total)
-                                                    - np.maximum(j - hd, 0))[:, None]
-        flag &= ~deep
-    out = np.empty((x.shape[0], stop - start, x.shape[2]), np.uint8)
-    out[:] = flag[start - lo:stop - lo][None]
+    n_k = x.shape[0]
+    n_b = BLOCKS if n_k >= BLOCKS * MIN_BLOCK else 1
+    edges = [n_k * b // n_b for b in range(n_b + 1)]
+    z_all = _scores(x, (0, n_k), start - lo, stop - lo, lo, hd, n_rows_total)
+    flag_all = _drop_bias(z_all, threshold)
+    out = np.zeros((n_k, stop - start, x.shape[2]), np.uint8)
+    if n_b == 1:
+        out[:] = flag_all[None]
+        return out
+    for b in range(n_b):
+        z_b = _scores(x, (edges[b], edges[b + 1]), start - lo, stop - lo, lo, hd,
+                      n_rows_total)
+        # a whole-scan stripe, where this block agrees; or a strong one in this block alone
+        part = (flag_all & (np.sign(z_b) == np.sign(z_all)) & (np.abs(z_b) > threshold / 3))
+        part |= _drop_bias(z_b, BLOCK_FACTOR * threshold)
+        out[edges[b]:edges[b + 1]] = part[None]
     return out
+
+
+def _scores(x: np.ndarray, angles: tuple[int, int], r0: int, r1: int, lo: int, hd: int,
+            n_rows_total: int) -> np.ndarray:
+    """Scores ``z`` (rows ``r0:r1`` of the block, columns) over the angles ``angles``.
+
+    Each row's column offsets are compared, column by column, with the rows ``j - hd ..
+    j + hd`` inside the volume: what they share (sample features constant along the rows,
+    such as the edges of a cylinder on the axis) is removed, and their spread (at least the
+    row's own robust scale) is the unit.
+    """
+    a0, a1 = angles
+    got = [column_offsets(x[a0:a1, j]) for j in range(x.shape[1])]
+    q = np.stack([g[0] for g in got])  # (rows, cols)
+    s_row = np.array([g[1] for g in got])[:, None]
+    if hd == 0:
+        return (q / s_row)[r0:r1]
+    z = np.empty((r1 - r0, q.shape[1]))
+    for jj in range(r0, r1):
+        j = jj + lo
+        win = q[max(j - hd, 0) - lo:min(j + hd + 1, n_rows_total) - lo]
+        med = np.median(win, axis=0)
+        spread = 1.4826 * np.median(np.abs(win - med), axis=0)
+        z[jj - r0] = (q[jj] - med) / np.maximum(spread, s_row[jj])
+    return z
+
+
+def _drop_bias(z: np.ndarray, threshold: float) -> np.ndarray:
+    """``|z| > threshold``, less the columns whose offset is only the median filter's answer to
+    a stronger stripe of the opposite sign within :data:`HALF_WINDOW` columns."""
+    flag = np.abs(z) > threshold
+    strong = np.where(flag, np.abs(z), 0.0)
+    signed = np.where(flag, np.sign(z), 0.0)
+    for d in range(1, HALF_WINDOW + 1):
+        for shift in (d, -d):
+            other = np.roll(strong, shift, axis=1)
+            other_sign = np.roll(signed, shift, axis=1)
+            if shift > 0:
+                other[:, :shift] = 0
+            else:
+                other[:, shift:] = 0
+            flag &= ~((other > np.abs(z)) & (other_sign == -np.sign(z)))
+    return flag
 
 
 def robust_stripe_mask(volume: np.ndarray, threshold: float = 6.0, depth: int = 30
