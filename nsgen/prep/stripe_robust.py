@@ -123,7 +123,9 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
         z_b = _scores(x, (edges[b], edges[b + 1]), start - lo, stop - lo, lo, hd,
                       n_rows_total)
         # a whole-scan stripe, where this block agrees; or a strong one in this block alone
-        part = (flag_all & (np.sign(z_b) == np.sign(z_all)) & (np.abs(z_b) > threshold / 3))
+        # (a whole-scan score z spreads over the blocks as about z / sqrt(blocks) each)
+        agree = np.sign(z_b) * np.sign(z_all) * np.abs(z_b)
+        part = flag_all & (agree > np.maximum(0.5, 0.25 * np.abs(z_all) / np.sqrt(n_b)))
         part |= _drop_bias(z_b, BLOCK_FACTOR * threshold)
         out[edges[b]:edges[b + 1]] = part[None]
     return out
