@@ -9,9 +9,9 @@ Per sinogram ``x[k, i]`` (angles ``k``, columns ``i``):
 
 1. Sort every column along the angles (Vo et al. 2018): moving object features become smooth
    profiles shared by neighbouring columns, while a defective column keeps its offset.
-2. ``q[i]`` = mean of the middle 80 % of the sorted column ``i`` minus the same mean of the
-   sorted image median-filtered across 17 columns (mirrored edges): the column's offset
-   from its neighbourhood. Stripes up to 8 columns wide stand out; monotone edges do not.
+2. ``q[i]`` = mean of 64 evenly spaced ranks of the middle 80 % of the sorted column ``i``
+   minus the same mean of the sorted image median-filtered across 17 columns (mirrored
+   edges): the column's offset from its neighbourhood. Stripes up to 8 columns wide stand out; monotone edges do not.
 3. ``z = q / s`` with ``s`` = 1.4826 x the median absolute deviation of the non-zero ``q``
    of the sinogram (robust: a few stripes do not move it; the exact zeros of the median
    filter on monotone stretches are left out).
@@ -48,6 +48,8 @@ __all__ = ["HALF_WINDOW", "column_scores", "depth_rule", "robust_mask_rows",
 HALF_WINDOW = 8
 #: fraction of the angles dropped at each end of a sorted column
 DROP = 0.1
+#: ranks of each sorted column used (evenly spaced over the middle 80 %)
+QUANTILES = 64
 #: fraction of the rows around that makes a candidate part of the sample
 DEEP = 0.85
 #: angle blocks for stripes over part of the scan, the fewest angles a block may have, and
@@ -65,7 +67,10 @@ def column_offsets(x: np.ndarray) -> tuple[np.ndarray, float]:
     n_k, n_i = x.shape
     h = min(HALF_WINDOW, max(1, (n_i - 1) // 2))
     d = int(DROP * n_k)
-    srt = np.sort(np.asarray(x, np.float32), axis=0)[d:n_k - d]
+    srt = np.sort(np.asarray(x, np.float32), axis=0)
+    # QUANTILES evenly spaced ranks of the middle: the filter's cost does not grow with angles
+    ranks = np.unique(np.linspace(d, n_k - 1 - d, QUANTILES).round().astype(np.intp))
+    srt = srt[ranks]
     smooth = ndimage.median_filter(srt, size=(1, 2 * h + 1), mode="mirror")
     q = srt.mean(axis=0, dtype=np.float64) - smooth.mean(axis=0, dtype=np.float64)
     nz = q[q != 0]
