@@ -48,6 +48,9 @@ __all__ = ["HALF_WINDOW", "column_scores", "depth_rule", "robust_mask_rows",
 HALF_WINDOW = 8
 #: fraction of the angles dropped at each end of a sorted column
 DROP = 0.1
+#: score above which a column is left out of its neighbours' background in the second pass
+#: (its own offset is kept from the first)
+EXCLUDE = 3.0
 #: ranks of each sorted column used (evenly spaced over the middle 80 %)
 QUANTILES = 64
 #: fraction of the rows around that makes a candidate part of the sample
@@ -59,9 +62,15 @@ MIN_BLOCK = 30
 BLOCK_FACTOR = 2.5
 
 
-def column_offsets(x: np.ndarray) -> tuple[np.ndarray, float]:
+def column_offsets(x: np.ndarray, exclude: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, float]:
     """Offsets ``q`` of the columns of a sinogram ``(angles, columns)`` (steps 1-2) and their
-    robust scale within the sinogram (1.4826 x the MAD of the non-zero offsets)."""
+    robust scale within the sinogram (1.4826 x the MAD of the non-zero offsets).
+
+    ``exclude`` (bool per column): columns left out of the neighbourhood median (replaced by
+    the linear interpolation of the nearest columns kept), so that strong stripes do not
+    shift their neighbours' background.
+    """
     from scipy import ndimage  # a slow import, only when detecting
 
     n_k, n_i = x.shape
@@ -71,7 +80,14 @@ def column_offsets(x: np.ndarray) -> tuple[np.ndarray, float]:
     # QUANTILES evenly spaced ranks of the middle: the filter's cost does not grow with angles
     ranks = np.unique(np.linspace(d, n_k - 1 - d, QUANTILES).round().astype(np.intp))
     srt = srt[ranks]
-    smooth = ndimage.median_filter(srt, size=(1, 2 * h + 1), mode="mirror")
+    base = srt
+    if exclude is not None and exclude.any() and not exclude.all():
+        keep = np.flatnonzero(~exclude)
+        cols = np.arange(n_i)
+        base = srt.copy()
+        for r in range(srt.shape[0]):
+            base[r, exclude] = np.interp(cols[exclude], keep, srt[r, keep])
+    smooth = ndimage.median_filter(base, size=(1, 2 * h + 1), mode="mirror")
     q = srt.mean(axis=0, dtype=np.float64) - smooth.mean(axis=0, dtype=np.float64)
     nz = q[q != 0]
     s = 1.4826 * np.median(np.abs(nz - np.median(nz))) if nz.size > 8 else 0.0
@@ -124,14 +140,21 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
     if n_b == 1:
         out[:] = flag_all[None]
         return out
+    z_b = [_scores(x, (edges[b], edges[b + 1]), start - lo, stop - lo, lo, hd, n_rows_total)
+           for b in range(n_b)]
+    strong = [_drop_bias(z, BLOCK_FACTOR * threshold) for z in z_b]
     for b in range(n_b):
-        z_b = _scores(x, (edges[b], edges[b + 1]), start - lo, stop - lo, lo, hd,
-                      n_rows_total)
-        # a whole-scan stripe, where this block agrees; or a strong one in this block alone
-        # (a whole-scan score z spreads over the blocks as about z / sqrt(blocks) each)
-        agree = np.sign(z_b) * np.sign(z_all) * np.abs(z_b)
+        # a whole-scan stripe, where this block agrees (a whole-scan score z spreads over
+        # the blocks as about z / sqrt(blocks) each) ...
+        agree = np.sign(z_b[b]) * np.sign(z_all) * np.abs(z_b[b])
         part = flag_all & (agree > np.maximum(0.5, 0.25 * np.abs(z_all) / np.sqrt(n_b)))
-        part |= _drop_bias(z_b, BLOCK_FACTOR * threshold)
+        # ... or a stripe over part of the scan: strong in this block and, with the same
+        # sign, at least half as strong in a neighbouring block (it spans two or more)
+        for nb in (b - 1, b + 1):
+            if 0 <= nb < n_b:
+                half = (np.sign(z_b[nb]) == np.sign(z_b[b])) & \
+                    (np.abs(z_b[nb]) > 0.5 * BLOCK_FACTOR * threshold)
+                part |= strong[b] & half
         out[edges[b]:edges[b + 1]] = part[None]
     return out
 
@@ -147,6 +170,21 @@ def _scores(x: np.ndarray, angles: tuple[int, int], r0: int, r1: int, lo: int, h
     """
     a0, a1 = angles
     got = [column_offsets(x[a0:a1, j]) for j in range(x.shape[1])]
+    # second pass for the other columns: their background again, without the candidate
+    # columns (the row's own |q / s| > EXCLUDE; row-local, so the halo stays hd), whose
+    # rank in the median would shift it (a candidate keeps its first offset: excluding its
+    # neighbours would also inflate sample structures)
+    for j in range(x.shape[1]):
+        cand = np.abs(got[j][0]) > EXCLUDE * got[j][1]
+        if cand.any():
+            q, _ = column_offsets(x[a0:a1, j], cand)
+            got[j] = (np.where(cand, got[j][0], q), got[j][1])
+    return _normalised(got, r0, r1, lo, hd, n_rows_total)
+
+
+def _normalised(got: list[tuple[np.ndarray, float]], r0: int, r1: int, lo: int, hd: int,
+                n_rows_total: int) -> np.ndarray:
+    """Scores of block rows ``r0:r1`` from every block row's offsets and scale."""
     q = np.stack([g[0] for g in got])  # (rows, cols)
     s_row = np.array([g[1] for g in got])[:, None]
     if hd == 0:
