@@ -5,27 +5,30 @@ weight medians 0.55-0.72, around the 0.63 threshold). This detector decides rela
 spread measured in each sinogram, so one rule holds for faint and strong stripes, noisy and
 clean scans.
 
-Per sinogram ``x[k, i]`` (angles ``k``, columns ``i``):
+Per sinogram ``x[k, i]`` (angles ``k``, columns ``i``), over all angles and over each of 6
+angle blocks (scans of at least 180 angles):
 
 1. Sort every column along the angles (Vo et al. 2018): moving object features become smooth
    profiles shared by neighbouring columns, while a defective column keeps its offset.
 2. ``q[i]`` = mean of 64 evenly spaced ranks of the middle 80 % of the sorted column ``i``
    minus the same mean of the sorted image median-filtered across 17 columns (mirrored
-   edges): the column's offset from its neighbourhood. Stripes up to 8 columns wide stand out; monotone edges do not.
-3. ``z = q / s`` with ``s`` = 1.4826 x the median absolute deviation of the non-zero ``q``
-   of the sinogram (robust: a few stripes do not move it; the exact zeros of the median
-   filter on monotone stretches are left out).
-4. Candidates ``|z| > threshold`` (default 6). A candidate is dropped where, within ±1 column,
-   more than 85 % of the rows ``j - hd .. j + hd`` (inside the volume) hold ``|z| >
-   threshold / 2``: a feature that deep along the rows belongs to the sample (e.g. the edge
-   of a cylinder on the rotation axis, constant over angles), not to the detector
-   (``hd = min(min_stripe_depth, rows - 1) // 2``, Larix's depth rule in spirit).
-5. A column kept is masked at every angle.
+   edges): the column's offset from its neighbourhood. Stripes up to 8 columns wide stand
+   out; monotone edges do not. Columns whose offset exceeds 3 x the sinogram's robust scale
+   (1.4826 x the MAD of the non-zero ``q``) are then left out of their neighbours'
+   background (interpolated across) and the other columns' ``q`` recomputed: a strong
+   stripe no longer shifts its neighbours.
+3. Score ``z``: per column, ``q`` minus the median of ``q`` over the rows ``j - hd .. j + hd``
+   inside the volume, over their spread (1.4826 x MAD, at least the row's own scale);
+   ``hd = min(min_stripe_depth, rows - 1) // 2``. What the rows share (the sample's
+   features constant along the rows, e.g. the edges of a cylinder on the rotation axis,
+   constant over angles too) scores near 0: Larix's depth rule, with robust statistics.
+4. Whole-scan stripes: ``|z| > threshold`` (6), less the columns beside a stronger stripe of
+   the opposite sign (the median filter's answer to it); masked in the angle blocks whose
+   own score agrees. Stripes over part of the scan: a block score above 2.5 x the
+   threshold with the same sign at half that in a neighbouring block.
 
-Only step 4 couples rows (halo ``hd``); so a chunk plus ``hd`` rows each side gives exactly
-the whole volume's mask. Limits, measured in ``docs/detection.md``: stripes over part of the
-angles are found only when strong over the whole scan's statistics; stripes at the noise of
-the flat fields (a few 0.1 %) are not found.
+Only step 3 couples rows (halo ``hd``), so a row chunk plus ``hd`` rows each side gives
+exactly the whole volume's mask. Measured quality and limits: ``docs/detection.md``.
 
 Examples
 --------
