@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,8 +25,8 @@ from nsgen.engine.pipeline import (Chunk, Engine, Stage, WorkResult, install_sig
                                    row_chunks)
 from nsgen.engine.sizing import plan_sizing, usable_cores
 from nsgen.errors import NsgenError
+from nsgen.io.deflate import Deflated, crc32_combine, deflate_piece
 from nsgen.io.nexus import ScanLayout, open_scan
-from nsgen.io.mask_archive import Deflated, crc32_combine, deflate_piece
 from nsgen.io.spill import Spill
 from nsgen.modes.real import (MASK_PARAMS, MAX_AUTO_CHUNK, ScanSource, decompressed,
                               detect_stripes)
@@ -109,8 +108,7 @@ class DeflateStage(Stage):
     The volume is stored angles first; a mask is bit-packed along columns (``n_cols`` set),
     weights are plain. Chunk ``i`` covers the angle planes ``[i * planes, (i + 1) * planes)``;
     its value is ``(compressed piece, CRC-32, length)`` of the entry's bytes for them (see
-    :func:`nsgen.io.mask_archive.deflate_piece`; a mask's 0/1 runs go through the faster
-    run-length encoder :func:`nsgen.io._rle_deflate_jit.rle_deflate`).
+    :func:`nsgen.io.deflate.deflate_piece`).
     """
 
     spill: Any = None
@@ -121,11 +119,6 @@ class DeflateStage(Stage):
     def chunks(self) -> list[Chunk]:
         return row_chunks(-(-self.spill.shape[0] // self.planes), 1)
 
-    def prepare(self) -> None:
-        if self.n_cols is not None:  # load the compiled encoder before the first piece
-            from nsgen.io._rle_deflate_jit import rle_deflate
-            rle_deflate(np.zeros(16, np.uint8), final=True)
-
     def work(self, chunk: Chunk, data: Any) -> WorkResult:
         k0 = chunk.start * self.planes
         k1 = min(self.spill.shape[0], k0 + self.planes)
@@ -134,12 +127,11 @@ class DeflateStage(Stage):
         if self.n_cols is None:
             out, crc = deflate_piece(memoryview(stored).cast("B"), last=last)
             return WorkResult((out, crc, stored.nbytes))
-        # a mask: unpacked, 0/1 bytes in long runs, for the run-length encoder
-        from nsgen.io._rle_deflate_jit import rle_deflate
+        # a mask: stored as uint8 0/1, unpacked from the scratch's bits
         from nsgen.prep._stripe_jit import unpack_bits
         mask = np.empty((*stored.shape[:2], self.n_cols), np.uint8)
         unpack_bits(stored, mask)
-        return WorkResult((rle_deflate(mask, final=last), zlib.crc32(mask), mask.nbytes))
+        return WorkResult((*deflate_piece(mask, last=last), mask.nbytes))
 
 
 def deflate_spill(execute: Callable[[Stage, Any], list], spill: Spill,
