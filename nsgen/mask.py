@@ -1,6 +1,6 @@
 """``nsgen mask`` / ``python -m nsgen.mask``: stripe mask of a scan into an .npz archive.
 
-Larix generation-2 ``STRIPES_DETECT`` + ``STRIPES_MERGE`` (SCIENCE B 5.2), streamed over
+Larix generation-2 ``STRIPES_DETECT`` + ``STRIPES_MERGE`` (docs/science.md B 5.2), streamed over
 detector-row chunks in two passes (detector, then merge passes), each with the halo rows
 its filters need (the result equals the whole-volume computation exactly), on the engine's
 worker pool with bounded memory. The
