@@ -29,8 +29,10 @@ from nsgen.errors import NsgenError
 from nsgen.io.nexus import ScanLayout, open_scan
 from nsgen.io.mask_archive import Deflated, crc32_combine, deflate_piece
 from nsgen.io.spill import Spill
-from nsgen.modes.real import (MASK_PARAMS, MAX_AUTO_CHUNK, ScanSource, decompressed,
-                              detect_stripes)
+from nsgen.stages.decompress import decompressed
+from nsgen.stages.scan_sizing import MAX_AUTO_CHUNK
+from nsgen.stages.scan_source import ScanSource
+from nsgen.stages.stripes import MASK_PARAMS, detect_stripes
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,11 +20,12 @@ from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
 from nsgen.io.tiff import write_tiffs
-from nsgen.modes.real import (OUT_SHAPE, ResizeStage, ScanSource, check_scans,
-                              keep, run_shifts, sizing_for, union)
+from nsgen.modes.real import OUT_SHAPE, check_scans, keep, run_shifts, sizing_for, union
 from nsgen.modes.synthetic import SpillStage
 from nsgen.prep.resize import normalise_downsample
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
+from nsgen.stages.scan_source import ScanSource
+from nsgen.stages.scan_stages import ResizeStage
 from nsgen.runner import SampleRecord, SampleRun, file_record
 
 __all__ = ["check", "frame_ranges", "run_sample"]

@@ -20,15 +20,17 @@ from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
 from nsgen.io.tiff import write_tiffs
-from nsgen.modes.real import (OUT_SHAPE, ResizeStage, ScanSource, artefact_images,
-                              artefact_records, check_mask_source, check_scans, keep,
-                              make_artefact_dirs, run_shifts, shift_flags, sizing_for,
-                              synthetic_stripes, union)
+from nsgen.modes.artefacts import (artefact_images, artefact_records, make_artefact_dirs,
+                                   synthetic_stripes)
+from nsgen.modes.real import (OUT_SHAPE, check_mask_source, check_scans, keep, run_shifts,
+                              shift_flags, sizing_for, union)
 from nsgen.modes.synthetic import SpillStage
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.stripes import PAIRED
+from nsgen.stages.scan_source import ScanSource
+from nsgen.stages.scan_stages import ResizeStage
 
 __all__ = ["check", "run_sample"]
 

@@ -21,14 +21,17 @@ from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
 from nsgen.io.tiff import write_tiffs
-from nsgen.modes.real import (ScanSource, ScanStage, artefact_images, artefact_records,
-                              check_mask_source, check_scans, interior, make_artefact_dirs,
-                              run_shifts, shift_flags, sizing_for, synthetic_stripes, union)
+from nsgen.modes.artefacts import (artefact_images, artefact_records, make_artefact_dirs,
+                                   synthetic_stripes)
+from nsgen.modes.real import (check_mask_source, check_scans, interior, run_shifts, shift_flags,
+                              sizing_for, union)
 from nsgen.prep.patches import crop_to_multiple, split_patches
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.stripes import PATCH
+from nsgen.stages.scan_source import ScanSource
+from nsgen.stages.scan_stages import ScanStage
 
 __all__ = ["check", "run_sample"]
 
