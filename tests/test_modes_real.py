@@ -354,15 +354,13 @@ def test_reread_warning_and_copy_space_check(tmp_path, monkeypatch):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**6, 10**6 - 1000, 1000))
 
-    from nsgen.engine.sizing import plan_sizing
+    from nsgen.runner import Log, StageRunner
 
-    def plan(**kw):
-        return plan_sizing(n_rows=16, workers=1, chunk_rows=4, **kw)
-
+    run = StageRunner(None, Log(False, False), workers=1, chunk_size=4, memory_limit=None,
+                      tag="test")
     work = tmp_path / "work"
     with pytest.raises(NsgenError) as err:
-        decompressed(None, plan, ScanSource(str(scan), ScanLayout()), (31, 16, 40), "<u2",
-                     work)
+        decompressed(run, ScanSource(str(scan), ScanLayout()), (31, 16, 40), "<u2", work)
     message = str(err.value)
     assert "GiB free" in message and "h5repack -f NONE" in message and "\n" not in message
     assert not (work / "frames.h5").exists() and not (work / "frames.h5.partial").exists()

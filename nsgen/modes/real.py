@@ -15,7 +15,6 @@ without ``--mask``, stripes are detected on the fly (:mod:`nsgen.stages.stripes`
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,7 +29,7 @@ from nsgen.io.spill import Spill
 from nsgen.prep.scaling import EMPTY, Bounds
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.stages.decompress import decompressed
-from nsgen.stages.scan_sizing import MAX_AUTO_CHUNK, Plan, scan_sizing
+from nsgen.stages.scan_sizing import scan_sizing
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import OUT_SHAPE
 from nsgen.stages.stripes import MASK_PARAMS, detect_stripes, mask_flags
@@ -130,15 +129,10 @@ def check_mask_source(config: Config, path: Path, shape: tuple[int, int, int]) -
                          f"--mask (see nsgen mask)")
 
 
-def run_plan(run: SampleRun, n_rows: int) -> Plan:
-    """``plan(**kw)`` for :func:`scan_sizing` and :func:`detect_stripes` within a run."""
-    return partial(run.sizing, n_rows=n_rows, max_chunk_rows=MAX_AUTO_CHUNK)
-
-
 def sizing_for(run: SampleRun, shape: tuple[int, int, int], dtype: str,
                work_factor: float) -> Sizing:
     """:func:`scan_sizing` of a run's scan (``work_factor`` float32 copies per row)."""
-    return scan_sizing(run_plan(run, shape[1]), shape, dtype, work_factor)
+    return scan_sizing(run, shape, dtype, work_factor)
 
 
 def shift_flags(run: SampleRun, config: Config, shift: int, source: ScanSource,
@@ -149,10 +143,9 @@ def shift_flags(run: SampleRun, config: Config, shift: int, source: ScanSource,
         from nsgen.io.mask_archive import mask_key, read_mask_flags
         return read_mask_flags(config.mask, mask_key(source.path), shape,
                                lambda block: mask_flags(block, patch_shape))
-    run.log(f"[{run.tag}] shift {shift}: no --mask, detecting stripes on the fly")
-    return detect_stripes(run.run, run_plan(run, shape[1]), source, shape, dtype,
-                          dict(MASK_PARAMS), run.work / f"shift{shift:02d}",
-                          patch_shape=patch_shape)
+    run.say(f"shift {shift}: no --mask, detecting stripes on the fly")
+    return detect_stripes(run, source, shape, dtype, dict(MASK_PARAMS),
+                          run.work / f"shift{shift:02d}", patch_shape=patch_shape)
 
 
 def run_shifts(run: SampleRun, plan: ShiftPlan) -> SampleRecord:
@@ -177,9 +170,8 @@ def run_shifts(run: SampleRun, plan: ShiftPlan) -> SampleRecord:
         if done is None:
             run.log(f"[{run.tag}] {unit}: {path} {shape[0]} angles x {shape[1]} rows x "
                     f"{shape[2]} columns")
-            source = decompressed(run.run, run_plan(run, shape[1]),
-                                  ScanSource.of(run.config, path), shape, dtype,
-                                  run.work / unit, lambda m: run.log(f"[{run.tag}] {m}"))
+            source = decompressed(run, ScanSource.of(run.config, path), shape, dtype,
+                                  run.work / unit)
             entries = plan(run, shift, source, shape, dtype)
             if source.copy is not None:   # done with it: free the space for the next shift
                 Path(source.copy).unlink(missing_ok=True)

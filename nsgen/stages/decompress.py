@@ -13,8 +13,6 @@ import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
 
 from nsgen.engine.pipeline import Chunk, SlotSpec, Stage, WorkResult, row_chunks
@@ -22,7 +20,8 @@ from nsgen.engine.sizing import TARGET_SLOT_BYTES
 from nsgen.errors import NsgenError
 from nsgen.io.nexus import create_frame_copy
 from nsgen.io.spill import Spill
-from nsgen.stages.scan_sizing import Execute, Plan, scan_sizing
+from nsgen.runner import StageRunner
+from nsgen.stages.scan_sizing import row_sizing, scan_sizing
 from nsgen.stages.scan_source import ScanSource
 
 __all__ = ["DecompressStage", "decompressed"]
@@ -53,15 +52,14 @@ class DecompressStage(Stage):
         return WorkResult(None, nbytes=data.nbytes)
 
 
-def decompressed(execute: Execute, plan: Plan, source: ScanSource, shape: tuple[int, int, int],
-                 dtype: str, work: Path, log: Callable[[str], None] | None = None
-                 ) -> ScanSource:
+def decompressed(run: StageRunner, source: ScanSource, shape: tuple[int, int, int], dtype: str,
+                 work: Path) -> ScanSource:
     """``source``, or an uncompressed copy of it when reading it in row chunks would
     decompress every frame many times.
 
     When the scan's compressed chunks span more rows than a chunk of the passes will
     hold, its frames are first copied, decompressed once each, into ``work/frames.h5``
-    (on the engine: the reader decompresses, workers write); the passes then read the copy
+    (on ``run``'s engine: the reader decompresses, workers write); the passes then read the copy
     through the direct row reader. The copy reads exactly as the original (same frames,
     image key, flats and darks), so the outputs are the same bytes. A finished copy is kept
     (renamed into place when complete) and reused by a rerun.
@@ -73,7 +71,7 @@ def decompressed(execute: Execute, plan: Plan, source: ScanSource, shape: tuple[
     """
     with source.open_new() as scan:
         span = scan.compressed_row_span
-        rows = scan_sizing(plan, shape, dtype, 4).chunk_rows
+        rows = scan_sizing(run, shape, dtype, 4).chunk_rows
         if span is None or span <= rows:
             return source
         n_frames = scan.n_frames
@@ -93,12 +91,11 @@ def decompressed(execute: Execute, plan: Plan, source: ScanSource, shape: tuple[
                 f"the file first (h5repack -f NONE in.nxs out.nxs)")
         tmp = work / "frames.h5.partial"
         offset = create_frame_copy(tmp, scan)
-    if log is not None:
-        log(f"{source.path}: compressed in chunks of {span} rows; decompressing "
+    run.say(f"{source.path}: compressed in chunks of {span} rows; decompressing "
             f"{n_frames} frames once into {target}")
-    sizing = plan(row_bytes=frame_bytes, work_factor=0.0)
+    sizing = row_sizing(run, shape[1], row_bytes=frame_bytes, work_factor=0.0)
     block = max(1, min(n_frames, TARGET_SLOT_BYTES // max(1, frame_bytes)))
     frames = Spill(tmp, (n_frames, *shape[1:]), np.dtype(dtype).str, offset)
-    execute(DecompressStage(source, frames, block), replace(sizing, chunk_rows=block))
+    run.run(DecompressStage(source, frames, block), replace(sizing, chunk_rows=block))
     os.replace(tmp, target)
     return copy

@@ -22,7 +22,8 @@ from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_bounds
 from nsgen.prep.stripe_detect import (load_kernels, merge_stripes_rows, rows_to_read,
                                       stripe_candidates_rows)
-from nsgen.stages.scan_sizing import Execute, Plan, scan_sizing
+from nsgen.runner import StageRunner
+from nsgen.stages.scan_sizing import row_sizing, scan_sizing
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import ScanStage, load_flat_field
 
@@ -135,8 +136,8 @@ class MergeStage(Stage):
         return WorkResult(mask_flags(mask.transpose(1, 0, 2), self.patch_shape))
 
 
-def detect_stripes(execute: Execute, plan: Plan, source: ScanSource,
-                   shape: tuple[int, int, int], dtype: str, params: dict, work: Path,
+def detect_stripes(run: StageRunner, source: ScanSource, shape: tuple[int, int, int],
+                   dtype: str, params: dict, work: Path,
                    patch_shape: tuple[int, int] | None = None, mask_spill: Spill | None = None,
                    weights_spill: Spill | None = None) -> np.ndarray:
     """Stripe mask of a scan in two streamed passes; returns the per-row (patch) flags.
@@ -148,10 +149,8 @@ def detect_stripes(execute: Execute, plan: Plan, source: ScanSource,
 
     Parameters
     ----------
-    execute : callable
-        ``execute(stage, sizing) -> list`` runs a stage on the engine.
-    plan : callable
-        ``plan(row_bytes=..., work_factor=..., halo=...) -> Sizing`` for a pass.
+    run : StageRunner
+        Runs the two passes on its engine, sized by its options.
     source, shape, dtype
         The scan (``shape`` = angles, rows, columns of the projections).
     params : dict
@@ -168,18 +167,18 @@ def detect_stripes(execute: Execute, plan: Plan, source: ScanSource,
                               "uint8")
     try:
         copies = CANDIDATE_FLOAT_COPIES + (WEIGHTS_FLOAT_COPIES if weights_spill else 0.0)
-        sizing = scan_sizing(plan, shape, dtype, copies, halo=params["radius"],
+        sizing = scan_sizing(run, shape, dtype, copies, halo=params["radius"],
                              worker_overhead=JIT_OVERHEAD)
-        execute(CandidateStage(source, shape, dtype, sizing.chunk_rows, halo=params["radius"],
+        run.run(CandidateStage(source, shape, dtype, sizing.chunk_rows, halo=params["radius"],
                                params=params, candidates=candidates,
                                weights_spill=weights_spill), sizing)
         merge = MergeStage(candidates=candidates, n_cols=n_cols, chunk_rows=1, params=params,
                            patch_shape=patch_shape, mask_spill=mask_spill)
         # a compute-only stage: no slot, the worker holds the rows it reads and works on
-        sizing = plan(row_bytes=n_angles * n_cols, halo=merge.halo, worker_overhead=JIT_OVERHEAD,
-                      work_factor=MERGE_WORK_FACTOR)
+        sizing = row_sizing(run, n_rows, row_bytes=n_angles * n_cols, halo=merge.halo,
+                            worker_overhead=JIT_OVERHEAD, work_factor=MERGE_WORK_FACTOR)
         merge.chunk_rows = sizing.chunk_rows
-        return np.concatenate(execute(merge, sizing), axis=0)
+        return np.concatenate(run.run(merge, sizing), axis=0)
     finally:
         candidates.path.unlink(missing_ok=True)
 
@@ -204,11 +203,11 @@ def mask_flags(mask: np.ndarray, patch_shape: tuple[int, int] | None) -> np.ndar
     [[False, False, False, False], [False, False, True, False]]
     """
     if patch_shape is None:
-        return mask.any(axis=(0, 2))[:, None]
+        return np.asarray(mask.any(axis=(0, 2)))[:, None]
     n_angles, rows, n_cols = mask.shape
     rs, cs = crop_bounds((n_angles, n_cols), patch_shape)
     ph, pw = patch_shape
     cropped = mask[rs, :, cs]
     nh, nw = cropped.shape[0] // ph, cropped.shape[2] // pw
-    blocks = cropped.reshape(nh, ph, rows, nw, pw).any(axis=(1, 4))   # (nh, rows, nw)
+    blocks = np.asarray(cropped.reshape(nh, ph, rows, nw, pw).any(axis=(1, 4)))  # nh, rows, nw
     return blocks.transpose(1, 2, 0).reshape(rows, nw * nh)
