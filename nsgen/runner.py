@@ -31,7 +31,7 @@ from nsgen.config import Config
 from nsgen.engine.pipeline import Engine, Progress, Stage, install_sigterm_handler
 from nsgen.engine.sizing import Sizing, plan_sizing, usable_cores
 from nsgen.io.manifest import MANIFEST, write_json_atomic, write_manifest
-from nsgen.io.tiff import remove_temporaries
+from nsgen.io.tiff import TiffWriter, remove_temporaries
 from nsgen.prep.scaling import Bounds
 
 STATE_DIR = ".nsgen"
@@ -151,6 +151,10 @@ class SampleRun(StageRunner):
         self.dir = self.root / f"{sample:04d}"
         self.state = self.dir / STATE_DIR
         self.work = self.dir / WORK_DIR
+
+    def writer(self) -> TiffWriter:
+        """The output backend of this run's write stages: paths relative to the root."""
+        return TiffWriter(self.root)
 
     def unit_done(self, name: str) -> dict[str, Any] | None:
         """The record of a finished unit, or None if it must be (re)done."""

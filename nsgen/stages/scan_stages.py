@@ -153,10 +153,14 @@ class ScanStage(Stage):
         """This worker's reusable buffer for ``rows`` normalised sinograms."""
         return scratch.buffer("sinograms", (rows, self.shape[0], self.shape[2]), np.float32)
 
-    def work(self, chunk: Chunk, data: list[np.ndarray]) -> WorkResult:
+    def values(self, chunk: Chunk, data: list[np.ndarray]) -> np.ndarray:
+        """The chunk's normalised sinograms ``(rows, angles, columns)`` (with any halo
+        rows), in this worker's reusable buffer."""
         raw, flat, dark = data
-        return self.process(chunk, flat_field_log(raw, flat, dark,
-                                                  out=self._sinograms(raw.shape[1])))
+        return flat_field_log(raw, flat, dark, out=self._sinograms(raw.shape[1]))
+
+    def work(self, chunk: Chunk, data: list[np.ndarray]) -> WorkResult:
+        return self.process(chunk, self.values(chunk, data))
 
     def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
         """A chunk's result from its normalised sinograms ``(rows, angles, columns)``."""
@@ -182,6 +186,7 @@ class ResizeStage(ScanStage):
         """Sinogram shapes ``(angles, columns)`` this stage downsamples to :data:`OUT_SHAPE`."""
         return {(self.shape[0], self.shape[2])}
 
-    def work(self, chunk: Chunk, data: list[np.ndarray]) -> WorkResult:
+    def values(self, chunk: Chunk, data: list[np.ndarray]) -> np.ndarray:
+        """The chunk's downsampled sinograms ``(rows, *OUT_SHAPE)``."""
         raw, flat, dark = data
-        return self.process(chunk, normalise_downsample(raw, flat, dark, OUT_SHAPE))
+        return normalise_downsample(raw, flat, dark, OUT_SHAPE)
