@@ -1,6 +1,6 @@
 """``nsgen mask`` / ``python -m nsgen.mask``: stripe mask of a scan into an .npz archive.
 
-Larix generation-2 ``STRIPES_DETECT`` + ``STRIPES_MERGE`` (SCIENCE B 5.2), streamed over
+Larix generation-2 ``STRIPES_DETECT`` + ``STRIPES_MERGE`` (docs/science.md B 5.2), streamed over
 detector-row chunks in two passes (detector, then merge passes), each with the halo rows
 its filters need (the result equals the whole-volume computation exactly), on the engine's
 worker pool with bounded memory. The
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -25,8 +24,8 @@ from nsgen.engine.pipeline import (Chunk, Engine, Stage, WorkResult, install_sig
                                    row_chunks)
 from nsgen.engine.sizing import usable_cores
 from nsgen.errors import NsgenError
+from nsgen.io.deflate import Deflated, crc32_combine, deflate_piece
 from nsgen.io.nexus import ScanLayout
-from nsgen.io.mask_archive import Deflated, crc32_combine, deflate_piece
 from nsgen.io.spill import Spill
 from nsgen.runner import Log, StageRunner
 from nsgen.stages.decompress import decompressed
@@ -110,8 +109,7 @@ class DeflateStage(Stage):
     The volume is stored angles first; a mask is bit-packed along columns (``n_cols`` set),
     weights are plain. Chunk ``i`` covers the angle planes ``[i * planes, (i + 1) * planes)``;
     its value is ``(compressed piece, CRC-32, length)`` of the entry's bytes for them (see
-    :func:`nsgen.io.mask_archive.deflate_piece`; a mask's 0/1 runs go through the faster
-    run-length encoder :func:`nsgen.io._rle_deflate_jit.rle_deflate`).
+    :func:`nsgen.io.deflate.deflate_piece`).
     """
 
     spill: Spill
@@ -122,11 +120,6 @@ class DeflateStage(Stage):
     def chunks(self) -> list[Chunk]:
         return row_chunks(-(-self.spill.shape[0] // self.planes), 1)
 
-    def prepare(self) -> None:
-        if self.n_cols is not None:  # load the compiled encoder before the first piece
-            from nsgen.io._rle_deflate_jit import rle_deflate
-            rle_deflate(np.zeros(16, np.uint8), final=True)
-
     def work(self, chunk: Chunk, data: object) -> WorkResult:
         k0 = chunk.start * self.planes
         k1 = min(self.spill.shape[0], k0 + self.planes)
@@ -135,12 +128,11 @@ class DeflateStage(Stage):
         if self.n_cols is None:
             out, crc = deflate_piece(stored.data.cast("B"), last=last)
             return WorkResult((out, crc, stored.nbytes))
-        # a mask: unpacked, 0/1 bytes in long runs, for the run-length encoder
-        from nsgen.io._rle_deflate_jit import rle_deflate
+        # a mask: stored as uint8 0/1, unpacked from the scratch's bits
         from nsgen.prep._stripe_jit import unpack_bits
         mask = np.empty((*stored.shape[:2], self.n_cols), np.uint8)
         unpack_bits(stored, mask)
-        return WorkResult((rle_deflate(mask, final=last), zlib.crc32(mask.data), mask.nbytes))
+        return WorkResult((*deflate_piece(mask, last=last), mask.nbytes))
 
 
 def deflate_spill(run: StageRunner, spill: Spill, n_cols: int | None = None) -> Deflated:

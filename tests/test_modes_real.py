@@ -67,7 +67,7 @@ def test_raw_matches_direct_whole_array_computation(raw_run, scans, shift):
     direct = downsample(whole_scan(scans / f"100{shift}.nxs"), OUT_SHAPE)
     lo, hi = files[0]["bounds"]
     inner = direct[EDGE_ROWS:48 - EDGE_ROWS]
-    # bounds are the global min/max over the interior rows only (SCIENCE A.7)
+    # bounds are the global min/max over the interior rows only (docs/science.md A.7)
     assert lo == pytest.approx(float(inner.min()), abs=1e-6)
     assert hi == pytest.approx(float(inner.max()), abs=1e-6)
     step = (hi - lo) / 65535

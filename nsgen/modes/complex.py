@@ -37,7 +37,7 @@ from nsgen.stages.write import WriteStage
 
 __all__ = ["check", "run_sample", "shift_offsets", "DELTA", "N_VARIATIONS"]
 
-#: detector miscalibration strength of the stripe inputs (SCIENCE B 4.5)
+#: detector miscalibration strength of the stripe inputs (docs/science.md B 4.5)
 DELTA = 0.07
 #: number of defect-map terms (constant, oscillating, drifting response)
 N_VARIATIONS = 3

@@ -1,4 +1,4 @@
-"""Dynamic mode: frames of a long scan, each downsampled (seed: Dynamic; SCIENCE A.8).
+"""Dynamic mode: frames of a long scan, each downsampled (seed: Dynamic; docs/science.md A.8).
 
 Frame ``f`` is the block of ``frame-angles`` angles starting at ``b * frame-angles`` with
 ``b = f * frame-stride``; a frame is used only when its whole stride group lies inside the

@@ -2,7 +2,7 @@
 
 Per sample: phantom -> exact projection ``P3`` -> clean = ``P3`` and
 stripe = ``clip(|X + stripes|, 0, 1)`` with ``X = (P3 - min) / (max - min)``
-(SCIENCE B 4.6; ``mix`` stripes are each partial or full, A.4). Both volumes share
+(docs/science.md B 4.6; ``mix`` stripes are each partial or full, A.4). Both volumes share
 one scale: uint16 0..65535 stands for ``P3`` values ``min..max``.
 
 Layout: ``root/NNNN/clean/NNNN_clean_VVVV.tif``, ``root/NNNN/stripe/NNNN_stripe_VVVV.tif``.
