@@ -38,7 +38,7 @@ __all__ = ["EDGE_ROWS", "OUT_SHAPE", "ShiftPlan", "check_mask_source", "check_sc
            "interior", "interior_bounds", "keep", "run_shifts", "scan_files", "shift_flags",
            "sizing_for", "union"]
 
-#: detector rows at each edge left out of the scaling bounds (SCIENCE A.7)
+#: detector rows at each edge left out of the scaling bounds (docs/science.md A.7)
 EDGE_ROWS = 20
 
 #: ``plan(run, shift, source, shape, dtype) -> manifest entries`` of one shift of a mode
