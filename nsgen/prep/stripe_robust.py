@@ -56,8 +56,6 @@ DROP = 0.1
 EXCLUDE = 3.0
 #: ranks of each sorted column used (evenly spaced over the middle 80 %)
 QUANTILES = 64
-#: fraction of the rows around that makes a candidate part of the sample
-DEEP = 0.85
 #: angle blocks for stripes over part of the scan, the fewest angles a block may have, and
 #: how much stronger than a whole-scan stripe a block-only one must be
 BLOCKS = 6
@@ -103,15 +101,15 @@ def column_scores(x: np.ndarray) -> np.ndarray:
     return q / s
 
 
-def depth_rule(n_rows_total: int, depth: int = 30) -> tuple[int, float]:
-    """``(hd, fraction)`` of step 4: rows each side counted, and the share that is "deep".
+def depth_rule(n_rows_total: int, depth: int = 30) -> int:
+    """``hd``: rows each side of a row its score is compared with (step 3); its halo.
 
     Examples
     --------
     >>> depth_rule(256), depth_rule(8), depth_rule(1)
-    ((15, 0.85), (3, 0.85), (0, 0.85))
+    (15, 3, 0)
     """
-    return min(depth, n_rows_total - 1) // 2, DEEP
+    return min(depth, n_rows_total - 1) // 2
 
 
 def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
@@ -125,7 +123,7 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
     x = np.asarray(block)
     if x.ndim != 3:
         raise ValueError(f"block must be 3D (angles, rows, columns); got shape {x.shape}")
-    hd, deep_share = depth_rule(n_rows_total, depth)
+    hd = depth_rule(n_rows_total, depth)
     start, stop = rows
     lo, hi = max(0, start - hd), min(n_rows_total, stop + hd)
     if block_start > lo or block_start + x.shape[1] < hi:

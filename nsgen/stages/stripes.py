@@ -20,8 +20,8 @@ import numpy as np
 from nsgen.engine import scratch
 from nsgen.engine.pipeline import Chunk, Stage, WorkResult, row_chunks
 from nsgen.io.spill import Spill
-from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.detect_params import DetectParams
+from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_bounds
 from nsgen.prep.stripe_detect import (load_kernels, merge_stripes_rows, rows_to_read,
                                       stripe_candidates_rows)
