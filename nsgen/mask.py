@@ -30,7 +30,7 @@ from nsgen.io.spill import Spill
 from nsgen.runner import Log, StageRunner
 from nsgen.stages.decompress import decompressed
 from nsgen.stages.scan_source import ScanSource
-from nsgen.prep.detect import check_detector
+from nsgen.prep.detect import DEFAULT_DETECTOR, check_detector
 from nsgen.prep.detect_params import DetectParams
 from nsgen.stages.stripes import detect_stripes
 
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing key")
     p.add_argument("--data-path"), p.add_argument("--image-key-path")
     p.add_argument("--angles-path")
-    p.add_argument("--detector", default="larix",
+    p.add_argument("--detector", default=DEFAULT_DETECTOR,
                    help="larix (default: Larix generation 2, the seed's, bit-exact) or robust "
                         "(decisions from each sinogram's statistics); see docs/detection.md")
     d = p.add_argument_group(

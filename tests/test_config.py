@@ -66,7 +66,7 @@ def test_shipped_ini_is_the_default_complex_job():
     (["--memory-limit", "lots"], "--memory-limit must be a size such as 4GB"),
     (["-m", "raw"], "--mode raw reads a real scan: give it with --hdf-root"),
     (["--bogus"], "unrecognized arguments: --bogus"),
-    (["--detector", "vo"], "unknown --detector 'vo'; choose one of: robust, larix"),
+    (["--detector", "vo"], "unknown --detector 'vo'; choose one of: larix, robust"),
     (["-N", "abc"], "argument --size/-N: invalid int value: 'abc'"),
 ])
 def test_bad_values_are_one_line_errors(argv, message):

@@ -1,4 +1,4 @@
-"""The stripe detectors by name: ``larix`` (the reference) and ``robust`` (the default).
+"""The stripe detectors by name: ``larix`` (the reference, the default) and ``robust``.
 
 * ``larix``: Larix generation 2 (:mod:`nsgen.prep.stripe_detect`), bit-exact with the
   reference and kept so; it over-detects on realistic scans (its fixed weight threshold sits
@@ -15,7 +15,7 @@ Examples
 >>> check_detector("vo")
 Traceback (most recent call last):
 ...
-nsgen.errors.NsgenError: unknown --detector 'vo'; choose one of: robust, larix
+nsgen.errors.NsgenError: unknown --detector 'vo'; choose one of: larix, robust
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from nsgen.prep.detect_params import DetectParams
 __all__ = ["DEFAULT_DETECTOR", "DETECTORS", "check_detector", "detect_rows", "detect_volume",
            "halo"]
 
-#: detector names, the default first
-DETECTORS = ("robust", "larix")
+#: detector names, the default first (docs/detection.md: why larix)
+DETECTORS = ("larix", "robust")
 DEFAULT_DETECTOR = DETECTORS[0]
 
 
