@@ -365,3 +365,19 @@ def test_reread_warning_and_copy_space_check(tmp_path, monkeypatch):
     message = str(err.value)
     assert "GiB free" in message and "h5repack -f NONE" in message and "\n" not in message
     assert not (work / "frames.h5").exists() and not (work / "frames.h5.partial").exists()
+
+
+def test_paired_with_the_robust_detector_splits_by_its_flags(detect_scan, tmp_path):
+    from nsgen.prep.detect import detect_volume
+    from nsgen.prep.detect_params import DetectParams
+
+    nsgen("-m", "paired", "--hdf-root", str(detect_scan), "-s", "1", "-r", str(tmp_path),
+          "--detector", "robust", "-C", "7")
+    with open_scan(str(detect_scan)) as s:
+        rows = slice(0, s.shape[1])
+        vol = flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
+                             sinograms_first=False)
+    flagged = detect_volume(vol, "robust", DetectParams.for_scan(vol.shape)).any(axis=(0, 2))
+    real = set(os.listdir(tmp_path / "0000" / "real_artifacts" / "stripe"))
+    assert real == {f"0000_shift00_{v:04d}.tif" for v in np.flatnonzero(flagged)}
+    assert 0 < len(real) < 32
