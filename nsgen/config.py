@@ -61,6 +61,7 @@ class Config:
     shiftstep: int = 2
     flatsnum: int = 20
     I0: float = 40000.0
+    defect_density: float = 1.0
     # real data
     hdf_root: tuple[Path, ...] = ()
     flats: Path | None = None
@@ -148,6 +149,11 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
                    help="number of simulated flat fields (complex; default 20)")
     s.add_argument("--I0", "-I", type=float, default=40000.0,
                    help="full-beam photon count per pixel (complex; default 40000)")
+    s.add_argument("--defect-density", type=float, default=1.0,
+                   help="defective detector pixels per detector row on top of the defect "
+                        "clusters (complex; default 1: every sinogram of every shift has a "
+                        "stripe; 0 = the reference's clusters only, about 2/3 of pairs "
+                        "identical)")
 
     r = p.add_argument_group("real-data modes (raw, paired, dynamic, patch)")
     r.add_argument("--hdf-root", "--hdf-file", nargs="+", default=None, metavar="NXS",
@@ -296,6 +302,12 @@ def config_from_namespace(ns: Any) -> Config:
     _int_range("flatsnum", ns.flatsnum, 1)
     if not ns.I0 > 0 or ns.I0 != ns.I0 or ns.I0 == float("inf"):
         raise NsgenError(f"--I0 must be a positive finite photon count, got {ns.I0}")
+    columns = int(2 ** 0.5 * ns.size)  # detector columns of the synthetic geometry
+    if not 0 <= ns.defect_density <= columns:
+        raise NsgenError(f"--defect-density must be a number of defective pixels per detector "
+                         f"row in 0..{columns} (the detector columns at --size {ns.size}), got "
+                         f"{ns.defect_density}; use 1 (default) or 0 for the reference's "
+                         f"density")
     _int_range("frame-angles", ns.frame_angles, 1)
     _int_range("frame-stride", ns.frame_stride, 1)
     ph, pw = ns.patch_size
@@ -323,6 +335,7 @@ def config_from_namespace(ns: Any) -> Config:
         mode=ns.mode, root=root, samples=samples, start=start, verbose=bool(ns.verbose),
         seed=ns.seed, size=ns.size, objects=ns.objects, object_type=ns.object_type,
         shifts=ns.shifts, shiftstep=ns.shiftstep, flatsnum=ns.flatsnum, I0=float(ns.I0),
+        defect_density=float(ns.defect_density),
         hdf_root=hdf, flats=opt(ns.flats) and Path(ns.flats), darks=opt(ns.darks) and Path(ns.darks),
         data_path=opt(ns.data_path), image_key_path=opt(ns.image_key_path),
         angles_path=opt(ns.angles_path), mask=opt(ns.mask) and Path(ns.mask),
