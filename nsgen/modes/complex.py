@@ -31,8 +31,15 @@ from nsgen.modes.synthetic import SpillStage, check, objects_record, project_sam
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
-from nsgen.sim.flats import (add_pixel_defects, beam_profile, defect_maps, defect_pixels, flat_fields, neg_log,
-                             temporal_responses)
+from nsgen.sim.flats import (
+    add_pixel_defects,
+    beam_profile,
+    defect_maps,
+    defect_pixels,
+    flat_fields,
+    neg_log,
+    temporal_responses,
+)
 from nsgen.sim.noise import photon_counts
 from nsgen.sim.projection import Geometry
 

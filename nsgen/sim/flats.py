@@ -257,7 +257,7 @@ def add_pixel_defects(
         raise ValueError(f"density must be in [0, {dh}] pixels per row, got {density}")
     if density == 0:
         return maps
-    whole = int(math.floor(density))
+    whole = math.floor(density)
     for r in range(v):
         k = whole + int(rng.random() < density - whole)
         if k == 0:
