@@ -125,7 +125,7 @@ def test_preview_counts_identical_pairs_and_shows_pairs_that_differ(reference_de
     assert len(shown_inputs) == 4 and not set(shown_inputs) & same
     assert all(by_path[s]["target"] == c for c, s in zip(r.files[::2], shown_inputs))
     # the manifest-only choice would have shown identical pairs here
-    assert set(f["path"] for f in spread(inputs, 4)) & same
+    assert {f["path"] for f in spread(inputs, 4)} & same
     assert cli_main(["preview", str(root), "-o", str(tmp_path / "c.png")]) == 0
     assert f"{len(same)} of {len(inputs)} pairs identical (input = target)" in \
         capsys.readouterr().out
