@@ -72,7 +72,7 @@ class FrameStage(ResizeStage):
         small = np.empty((chunk.rows, len(self.frames), *OUT_SHAPE), np.float32)
         for f, (a0, a1) in enumerate(self.frames):
             small[:, f] = normalise_downsample(raw[a0:a1], flat, dark, OUT_SHAPE)
-        return keep(self.spill, chunk, small, self.shape[1])
+        return keep(self.spill, chunk, small, self.shape[1], self.source.bad)
 
 
 @dataclass

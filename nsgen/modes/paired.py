@@ -57,7 +57,7 @@ class PairStage(ResizeStage):
             if not self.flags[v]:
                 rng = generator(self.seed, "stripes", self.sample, self.shift, v)
                 out[k, 1] = synthetic_stripes(small[k], rng, PAIRED)
-        return keep(self.spill, chunk, out, self.shape[1])
+        return keep(self.spill, chunk, out, self.shape[1], self.source.bad)
 
 
 @dataclass
@@ -82,6 +82,8 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
     """Mask flags, then both passes of one shift; returns its manifest entries."""
     cfg = run.config
     flags = shift_flags(run, cfg, shift, source, shape, dtype, None)[:, 0]
+    if source.bad is not None:   # a dead or saturated pixel is a stripe of its sinogram
+        flags = flags | source.bad.any(axis=1)
     run.log(f"[{run.tag}] shift {shift}: {int(flags.sum())} of {len(flags)} sinograms have "
             f"real stripes")
     spill = Spill.create(run.work / f"shift{shift:02d}.f32", (shape[1], 2, *OUT_SHAPE))

@@ -24,7 +24,7 @@ from nsgen.io.tiff import write_tiffs
 from nsgen.modes.real import (ScanSource, ScanStage, artefact_images, artefact_records,
                               check_mask_source, check_scans, interior, make_artefact_dirs,
                               run_shifts, shift_flags, sizing_for, synthetic_stripes, union)
-from nsgen.prep.patches import crop_to_multiple, split_patches
+from nsgen.prep.patches import crop_bounds, crop_to_multiple, split_patches
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
@@ -75,10 +75,14 @@ class PatchStage(ScanStage):
             b = EMPTY
             for k, v in enumerate(range(chunk.start, chunk.stop)):
                 if v in keep:
-                    for _, first, stripe in self.patches(v, sinos[k]):
-                        b = b.union(Bounds.of(first))
+                    good = patch_good_columns(self.source.bad, v, self.shape, self.patch_shape)
+                    for p, first, stripe in self.patches(v, sinos[k]):
+                        cols = slice(None) if good is None else good[p]
+                        if good is not None and not good[p].any():
+                            continue
+                        b = b.union(Bounds.of(first[:, cols]))
                         if stripe is not None:
-                            b = b.union(Bounds.of(stripe))
+                            b = b.union(Bounds.of(stripe[:, cols]))
             return WorkResult(b)
         bounds = self.bounds
         return WorkResult(None, *write_tiffs(
@@ -88,12 +92,36 @@ class PatchStage(ScanStage):
             for sub, img in artefact_images(stripe is None, first, stripe)))
 
 
+def patch_good_columns(bad: np.ndarray | None, v: int, shape: tuple[int, int, int],
+                       patch_shape: tuple[int, int]) -> np.ndarray | None:
+    """Per patch of row ``v``: its columns without a bad pixel, ``(n_patches, pw)`` bool
+    in patch order ``p = w * nh + h``; None when the scan has no bad pixel.
+
+    Examples
+    --------
+    >>> bad = np.zeros((1, 7), bool); bad[0, 4] = True   # columns 0..5 kept (crop)
+    >>> patch_good_columns(bad, 0, (4, 1, 7), (2, 3)).astype(int).tolist()
+    [[1, 1, 1], [1, 1, 1], [1, 0, 1], [1, 0, 1]]
+    """
+    if bad is None:
+        return None
+    rs, cs = crop_bounds((shape[0], shape[2]), patch_shape)
+    ph, pw = patch_shape
+    nh = (rs.stop - rs.start) // ph
+    blocks = ~bad[v, cs].reshape(-1, pw)                 # (nw, pw)
+    return np.repeat(blocks, nh, axis=0)
+
+
 def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
                dtype: str) -> list[dict[str, Any]]:
     """Mask flags per patch, bounds pass, write pass; returns the manifest entries."""
     cfg = run.config
     ps = tuple(cfg.patch_size)
     flags = shift_flags(run, cfg, shift, source, shape, dtype, ps)  # type: ignore[arg-type]
+    if source.bad is not None:   # a dead or saturated pixel is a stripe of its patches
+        flags = flags | np.stack([~good.all(axis=1) for good in
+                                  (patch_good_columns(source.bad, v, shape, ps)  # type: ignore
+                                   for v in range(shape[1]))])
     run.log(f"[{run.tag}] shift {shift}: {int(flags.sum())} of {flags.size} patches have real "
             f"stripes")
     sizing = sizing_for(run, shape, dtype, work_factor=4)

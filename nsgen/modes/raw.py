@@ -37,7 +37,7 @@ class DownsampleStage(ResizeStage):
     label: str = "normalise+downsample"
 
     def process(self, chunk: Chunk, small: np.ndarray) -> WorkResult:
-        return keep(self.spill, chunk, small, self.shape[1])
+        return keep(self.spill, chunk, small, self.shape[1], self.source.bad)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from nsgen.engine.sizing import TARGET_SLOT_BYTES
 from nsgen.errors import NsgenError
 from nsgen.io.nexus import Scan, ScanLayout, create_frame_copy, open_scan, shift_files
 from nsgen.io.spill import Spill
+from nsgen.prep.bad_pixels import BadPixels, excluded_outputs, find_bad_pixels, saturation_level
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_bounds
 from nsgen.prep.resize import normalise_downsample, prepare_downsample
@@ -75,6 +76,9 @@ class ScanSource:
     darks: str | None = None
     #: an uncompressed copy of the scan's frames to read instead (:func:`decompressed`)
     copy: str | None = None
+    #: ``(rows, columns)`` bool: the scan's dead and saturated pixels (:func:`bad_pixels_of`),
+    #: left out of the bounds; None: not looked for
+    bad: np.ndarray | None = field(default=None, hash=False, compare=False)
 
     @classmethod
     def of(cls, config: Config, path: Path) -> "ScanSource":
@@ -160,19 +164,36 @@ def interior(n_rows: int) -> range:
     return range(EDGE_ROWS, n_rows - EDGE_ROWS) if n_rows > 2 * EDGE_ROWS else range(n_rows)
 
 
-def interior_bounds(chunk: Chunk, values: np.ndarray, n_rows: int) -> Bounds:
-    """Bounds of the interior rows of a chunk (``values`` has the chunk's rows first)."""
+def interior_bounds(chunk: Chunk, values: np.ndarray, n_rows: int,
+                    exclude: np.ndarray | None = None) -> Bounds:
+    """Bounds of the interior rows of a chunk (``values`` has the chunk's rows first).
+
+    ``exclude`` (``(chunk rows, last axis of values)`` bool) leaves those columns of a row
+    out (the columns a bad pixel reaches).
+    """
     keep = interior(n_rows)
     lo, hi = max(chunk.start, keep.start), min(chunk.stop, keep.stop)
     if lo >= hi:
         return EMPTY
-    return Bounds.of(values[lo - chunk.start:hi - chunk.start])
+    part = values[lo - chunk.start:hi - chunk.start]
+    if exclude is None or not exclude[lo - chunk.start:hi - chunk.start].any():
+        return Bounds.of(part)
+    out = EMPTY
+    for row, gone in zip(part, exclude[lo - chunk.start:hi - chunk.start]):
+        if not gone.all():
+            out = out.union(Bounds.of(row[..., ~gone]))
+    return out
 
 
-def keep(spill: Any, chunk: Chunk, values: np.ndarray, n_rows: int) -> WorkResult:
-    """Pass one of a downsampling mode: keep a chunk's result for pass two, return bounds."""
+def keep(spill: Any, chunk: Chunk, values: np.ndarray, n_rows: int,
+         bad: np.ndarray | None = None) -> WorkResult:
+    """Pass one of a downsampling mode: keep a chunk's result for pass two, return bounds
+    (without the output columns that the scan's ``bad`` pixels reach)."""
     spill.write_rows(chunk.start, values)
-    return WorkResult(interior_bounds(chunk, values, n_rows))
+    exclude = None
+    if bad is not None:
+        exclude = excluded_outputs(bad[chunk.start:chunk.stop], values.shape[-1])
+    return WorkResult(interior_bounds(chunk, values, n_rows, exclude))
 
 
 def union(bounds: list[Bounds]) -> Bounds:
@@ -571,7 +592,30 @@ def check_scans(config: Config) -> list[tuple[Path, tuple[int, int, int], str, l
     if config.samples != 1:
         raise NsgenError(f"--samples {config.samples}: a real scan is one sample; choose its "
                          f"number with --start, and run one job per scan (see nsgen submit)")
-    return [(p, *scan_info(config, p)) for p in scan_files(config)]
+    scans = [(p, *scan_info(config, p)) for p in scan_files(config)]
+    for p, *_ in scans:
+        bad_pixels_of(ScanSource.of(config, p))   # refuses flats that cannot normalise
+    return scans
+
+
+_BAD: dict[ScanSource, BadPixels] = {}
+
+
+def bad_pixels_of(source: ScanSource) -> BadPixels:
+    """Dead and saturated pixels of a scan, from its mean flat and dark (cached per scan).
+
+    Raises
+    ------
+    NsgenError
+        When no pixel's flat is above its dark (normalisation impossible).
+    """
+    key = replace(source, copy=None)
+    if key not in _BAD:
+        with key.open_new() as scan:
+            every = slice(0, scan.shape[1])
+            _BAD[key] = find_bad_pixels(scan.flat_mean(every), scan.dark_mean(every),
+                                        saturation_level(scan.dtype), source.path)
+    return _BAD[key]
 
 
 def check_mask_source(config: Config, path: Path, shape: tuple[int, int, int]) -> None:
@@ -656,6 +700,8 @@ def run_shifts(run: Any, plan: Any) -> Any:
             source = decompressed(run.run, run_plan(run, shape[1]),
                                   ScanSource.of(run.config, path), shape, dtype,
                                   run.work / unit, lambda m: run.log(f"[{run.tag}] {m}"))
+            bad = bad_pixels_of(source)
+            source = replace(source, bad=bad.mask if bad.count else None)
             files = plan(run, shift, source, shape, dtype)
             if source.copy is not None:   # done with it: free the space for the next shift
                 Path(source.copy).unlink(missing_ok=True)
@@ -664,7 +710,44 @@ def run_shifts(run: Any, plan: Any) -> Any:
             run.log(f"[{run.tag}] {unit}: finished earlier, kept")
             files = done["files"]
         record.files.extend(files)
+        bad = bad_pixels_of(ScanSource.of(run.config, path))
+        warning = bad.warning(str(path))
+        if warning:
+            print(f"nsgen: warning: {warning}", file=sys.stderr, flush=True)
+        record.extra.setdefault("bad_pixels", {})[unit] = bad.record()
+    if run.config.mode in ("paired", "patch"):
+        record.extra["pairs"] = pair_counts(record.files, run.config.mode)
+        pairs = record.extra["pairs"]
+        if "reason" in pairs:
+            print(f"nsgen: warning: sample {run.tag} made no {pairs['missing']}: "
+                  f"{pairs['reason']}", file=sys.stderr, flush=True)
     return record
+
+
+def pair_counts(files: list[dict[str, Any]], mode: str) -> dict[str, Any]:
+    """Fake pairs and real-artefact inputs of a paired/patch sample, and, when either is
+    zero, why (the manifest's ``pairs`` record).
+
+    Examples
+    --------
+    >>> real = {"role": "stripe", "artefact": "real"}
+    >>> pair_counts([real, real], "paired")["reason"]  # doctest: +ELLIPSIS
+    'the stripe mask flagged 100 % of sinograms (2 of 2) as holding real stripes; ...'
+    """
+    fake = sum(1 for f in files if f.get("artefact") == "fake" and "target" in f)
+    real = sum(1 for f in files if f.get("artefact") == "real" and f.get("role") != "clean")
+    unit = "patches" if mode == "patch" else "sinograms"
+    out: dict[str, Any] = {"fake": fake, "real": real, "unit": unit}
+    if fake == 0 and real:
+        out["missing"] = "fake pairs"
+        out["reason"] = (f"the stripe mask flagged 100 % of {unit} ({real} of {real}) as "
+                         f"holding real stripes; see --detector, or give a mask that flags "
+                         f"fewer with --mask")
+    elif real == 0 and fake:
+        out["missing"] = "real-artefact inputs"
+        out["reason"] = (f"the stripe mask flagged none of the {fake} {unit}; every input is "
+                         f"a fake pair (see --detector if the scan has stripes)")
+    return out
 
 
 ARTEFACT_DIRS = ("fake_artifacts/clean", "fake_artifacts/stripe", "real_artifacts/clean",
