@@ -10,8 +10,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from helpers import nsgen
+
 from nsgen.errors import NsgenError
 from nsgen.io.scan_writer import write_scan
 from nsgen.prep.bad_pixels import excluded_outputs, find_bad_pixels, saturation_level
@@ -86,9 +86,9 @@ def dead_scan(tmp_path_factory):
 def test_dead_pixel_is_warned_listed_and_left_out_of_the_bounds(dead_scan, tmp_path):
     r = nsgen("-m", "raw", "--hdf-root", str(dead_scan), "-s", "1", "-r", str(tmp_path))
     warnings = [line for line in r.stderr.splitlines() if "warning" in line]
-    assert warnings == [f"nsgen: warning: {dead_scan}: 1 dead pixel (flat <= dark) at (row, "
+    assert warnings == [(f"nsgen: warning: {dead_scan}: 1 dead pixel (flat <= dark) at (row, "
                         f"column) (16, 30): flagged as stripes, left out of the scaling "
-                        f"bounds, listed in the manifest"]
+                        f"bounds, listed in the manifest")]
     m = json.loads((tmp_path / "0000" / "manifest.json").read_text())
     assert m["bad_pixels"] == {"shift00": {"dead": [list(DEAD)], "saturated": []}}
     lo, hi = m["files"][0]["bounds"]
@@ -131,9 +131,9 @@ def test_flats_that_cannot_normalise_are_refused(tmp_path):
     r = nsgen("-m", "raw", "--hdf-root", str(path), "-s", "1", "-r", str(root), check=False)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
-        f"nsgen: error: {path}: no detector pixel has a flat above its dark (flat 100..100, dark "
+        (f"nsgen: error: {path}: no detector pixel has a flat above its dark (flat 100..100, dark "
         f"100..100), so the projections cannot be normalised; give the right flats and darks "
-        f"(--flats, --darks)"]
+        f"(--flats, --darks)")]
     assert not root.exists()
 
 
@@ -148,7 +148,7 @@ def test_saturated_separate_flats_are_warned_about(tmp_path):
               str(i12 / "flat_field.h5"), "--darks", str(i12 / "dark_field.h5"),
               "-r", str(tmp_path / "out"), "--no-preview")
     warnings = [line for line in r.stderr.splitlines() if "warning" in line]
-    assert warnings == [f"nsgen: warning: {scan}: every flat pixel is saturated (65535): "
-                        f"normalised values are biased low; use flats taken below saturation"]
+    assert warnings == [(f"nsgen: warning: {scan}: every flat pixel is saturated (65535): "
+                        f"normalised values are biased low; use flats taken below saturation")]
     m = json.loads((tmp_path / "out" / "0000" / "manifest.json").read_text())
     assert m["bad_pixels"]["shift00"]["flats"].startswith("every flat pixel is saturated")

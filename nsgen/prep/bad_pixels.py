@@ -26,7 +26,7 @@ import numpy as np
 
 from nsgen.errors import NsgenError
 
-__all__ = ["BadPixels", "find_bad_pixels", "saturation_level", "excluded_outputs"]
+__all__ = ["BadPixels", "excluded_outputs", "find_bad_pixels", "saturation_level"]
 
 
 def saturation_level(dtype: Any) -> float | None:
