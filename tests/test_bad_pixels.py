@@ -37,13 +37,25 @@ def test_dead_and_saturated_pixels_are_found():
     assert bad.record() == {"dead": [[0, 0], [1, 1], [2, 2]], "saturated": [[2, 4]]}
     line = bad.warning("s.nxs")
     assert "\n" not in line
-    assert line.startswith("s.nxs: 3 dead pixels (flat <= dark) at (row, column) (0, 0) (1, 1) "
-                           "(2, 2); 1 saturated pixel (flat saturated) at (row, column) (2, 4): "
+    assert line.startswith("s.nxs: 3 dead pixels (no signal above dark) at (row, column) (0, 0) (1, 1) "
+                           "(2, 2); 1 saturated pixel (at saturation) at (row, column) (2, 4): "
                            "flagged as stripes")
     assert find_bad_pixels(np.full((3, 5), 1000.0) + np.arange(5), dark, 65535.0).warning(
         "s") is None
     # float data: no saturation level
     assert not find_bad_pixels(flat, dark, saturation_level(np.float32)).saturated.any()
+
+
+def test_pixels_dead_or_saturated_in_the_data_alone_are_found():
+    flat, dark = np.full((2, 4), 30000.0), np.full((2, 4), 100.0)
+    probes = np.full((3, 2, 4), 20000, np.uint16)
+    probes[:, 0, 1] = 0            # reads nothing at every probed angle
+    probes[:2, 1, 0] = 0           # ... at some angles only: an object, not a dead pixel
+    probes[:, 1, 3] = 65535        # stuck at saturation
+    probes[1:, 0, 2] = 65535
+    bad = find_bad_pixels(flat, dark, 65535.0, probes=probes)
+    assert np.argwhere(bad.dead).tolist() == [[0, 1]]
+    assert np.argwhere(bad.saturated).tolist() == [[1, 3]]
 
 
 def test_whole_flat_problems_warn_and_impossible_flats_are_refused():
@@ -86,7 +98,7 @@ def dead_scan(tmp_path_factory):
 def test_dead_pixel_is_warned_listed_and_left_out_of_the_bounds(dead_scan, tmp_path):
     r = nsgen("-m", "raw", "--hdf-root", str(dead_scan), "-s", "1", "-r", str(tmp_path))
     warnings = [line for line in r.stderr.splitlines() if "warning" in line]
-    assert warnings == [(f"nsgen: warning: {dead_scan}: 1 dead pixel (flat <= dark) at (row, "
+    assert warnings == [(f"nsgen: warning: {dead_scan}: 1 dead pixel (no signal above dark) at (row, "
                         f"column) (16, 30): flagged as stripes, left out of the scaling "
                         f"bounds, listed in the manifest")]
     m = json.loads((tmp_path / "0000" / "manifest.json").read_text())
@@ -117,6 +129,21 @@ def test_dead_pixel_is_a_stripe_in_paired_and_patch_masks(dead_scan, tmp_path):
     # whose two patches (p = 1 * 2 + h) hold the stripe
     real = set(os.listdir(tmp_path / "q" / "0000" / "real_artifacts" / "stripe"))
     assert {f"0000_shift00_{DEAD[0]:04d}_w{p:02d}.tif" for p in (2, 3)} <= real
+
+
+def test_a_pixel_dead_in_the_projections_alone_is_found(tmp_path):
+    path = tmp_path / "7.nxs"
+    write_scan(path, n_angles=61, n_rows=8, n_columns=32, seed=1)
+    with h5py.File(path, "r+") as f:
+        keys = f["entry1/tomo_entry/instrument/detector/image_key"][...]
+        frames = f[DATA][...]
+        frames[keys == 0, 3, 7] = 0          # flats and darks are fine there
+        frames[keys == 0, 5, 9] = 65535
+        f[DATA][...] = frames
+    nsgen("-m", "raw", "--hdf-root", str(path), "-s", "1", "-r", str(tmp_path / "out"),
+          "--no-preview")
+    m = json.loads((tmp_path / "out" / "0000" / "manifest.json").read_text())
+    assert m["bad_pixels"]["shift00"] == {"dead": [[3, 7]], "saturated": [[5, 9]]}
 
 
 def test_flats_that_cannot_normalise_are_refused(tmp_path):

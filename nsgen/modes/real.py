@@ -29,7 +29,8 @@ from nsgen.engine.sizing import TARGET_SLOT_BYTES
 from nsgen.errors import NsgenError
 from nsgen.io.nexus import Scan, ScanLayout, create_frame_copy, open_scan, shift_files
 from nsgen.io.spill import Spill
-from nsgen.prep.bad_pixels import BadPixels, excluded_outputs, find_bad_pixels, saturation_level
+from nsgen.prep.bad_pixels import (PROBE_PROJECTIONS, BadPixels, excluded_outputs,
+                                   find_bad_pixels, saturation_level)
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_bounds
 from nsgen.prep.resize import normalise_downsample, prepare_downsample
@@ -613,8 +614,12 @@ def bad_pixels_of(source: ScanSource) -> BadPixels:
     if key not in _BAD:
         with key.open_new() as scan:
             every = slice(0, scan.shape[1])
+            picks = np.unique(np.linspace(0, scan.shape[0] - 1, PROBE_PROJECTIONS).round())
+            probes = np.empty((len(picks), *scan.shape[1:]), scan.dtype)
+            for k, i in enumerate(scan.projection_indices[picks.astype(int)]):
+                scan.read_frames(slice(int(i), int(i) + 1), probes[k:k + 1])
             _BAD[key] = find_bad_pixels(scan.flat_mean(every), scan.dark_mean(every),
-                                        saturation_level(scan.dtype), source.path)
+                                        saturation_level(scan.dtype), source.path, probes)
     return _BAD[key]
 
 

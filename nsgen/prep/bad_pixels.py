@@ -1,14 +1,18 @@
 """Detector pixels whose normalised values carry no information: found per scan from the
-flat and dark means, before anything is written.
+flat and dark means and a few projections, before anything is written.
 
 A pixel is
 
 * **dead** when its mean flat is not above its mean dark (``F <= D``: no response to the
-  beam; a pixel reading 0 in flat, dark and data is one): normalisation divides by
-  nothing there, and ``-log`` sits at its floor, a full-scale stripe;
+  beam; a pixel reading 0 in flat, dark and data is one), or when it reads at most its dark
+  in every probed projection: ``-log`` sits at its floor there, a full-scale stripe;
 * **saturated** when its mean flat is at the detector's saturation level (every flat
-  frame clipped there): the flat underestimates the beam, so the pixel's ``-log`` is
-  biased and the column becomes a stripe.
+  frame clipped there: the flat underestimates the beam, so the pixel's ``-log`` is
+  biased), or when it is at saturation in every probed projection (the counts are lost).
+
+The probed projections are :data:`PROBE_PROJECTIONS` evenly spread over the scan's angles:
+a real object does not hold one detector pixel at the dark level, or at saturation, at
+every one of them.
 
 Such pixels are flagged as stripes in the paired/patch masks, left out of the scaling
 bounds, listed in the manifest and reported in one warning line. When every pixel is
@@ -25,6 +29,10 @@ from typing import Any
 import numpy as np
 
 from nsgen.errors import NsgenError
+
+#: projections, evenly spread over the angles, in which a pixel is tested for data at the
+#: dark level or at saturation (a whole frame each is read once per scan)
+PROBE_PROJECTIONS = 16
 
 __all__ = ["BadPixels", "excluded_outputs", "find_bad_pixels", "saturation_level"]
 
@@ -78,10 +86,10 @@ class BadPixels:
         --------
         >>> dead = np.zeros((2, 3), bool); dead[1, 2] = True
         >>> BadPixels(dead, np.zeros((2, 3), bool)).warning("s.nxs")  # doctest: +ELLIPSIS
-        's.nxs: 1 dead pixel (flat <= dark) at (row, column) (1, 2): flagged as stripes, ...'
+        's.nxs: 1 dead pixel (no signal above dark) at (row, column) (1, 2): flagged as ...'
         """
         parts = []
-        for kind, why in (("dead", "flat <= dark"), ("saturated", "flat saturated")):
+        for kind, why in (("dead", "no signal above dark"), ("saturated", "at saturation")):
             where = np.argwhere(getattr(self, kind))
             if len(where):
                 shown = " ".join(f"({r}, {c})" for r, c in where[:5].tolist())
@@ -97,8 +105,9 @@ class BadPixels:
 
 
 def find_bad_pixels(flat_mean: np.ndarray, dark_mean: np.ndarray,
-                    saturation: float | None, name: str = "scan") -> BadPixels:
-    """Dead and saturated pixels from a scan's mean flat and dark.
+                    saturation: float | None, name: str = "scan",
+                    probes: np.ndarray | None = None) -> BadPixels:
+    """Dead and saturated pixels from a scan's mean flat and dark and probed projections.
 
     Parameters
     ----------
@@ -109,6 +118,10 @@ def find_bad_pixels(flat_mean: np.ndarray, dark_mean: np.ndarray,
         test.
     name : str
         The scan, for messages.
+    probes : numpy.ndarray, optional
+        ``(k, rows, columns)`` raw projections (:data:`PROBE_PROJECTIONS` of them, spread
+        over the angles); a pixel at or below its dark in all of them is dead, one at
+        saturation in all of them saturated.
 
     Returns
     -------
@@ -139,12 +152,18 @@ def find_bad_pixels(flat_mean: np.ndarray, dark_mean: np.ndarray,
                          f"normalised; give the right flats and darks (--flats, --darks)")
     saturated = np.zeros_like(dead)
     problem = None
+    if probes is not None and len(probes):
+        data_dead = (np.asarray(probes) <= dark).all(axis=0)
     if saturation is not None:
         saturated = ~dead & (flat >= saturation)
         if saturated.sum() == (~dead).sum():
             problem = (f"every flat pixel is saturated ({saturation:g}): normalised values "
                        f"are biased low; use flats taken below saturation")
             saturated = np.zeros_like(dead)
+    if probes is not None and len(probes):
+        dead |= data_dead
+        if saturation is not None:
+            saturated |= ~dead & (np.asarray(probes) >= saturation).all(axis=0)
     live = flat[~dead]
     if problem is None and live.size > 1 and live.min() == live.max():
         problem = (f"the flats are constant ({live.min():g} at every pixel), so they correct "
