@@ -73,6 +73,7 @@ class Config:
     frame_angles: int = 900
     frame_stride: int = 1
     patch_size: tuple[int, int] = (1801, 256)
+    bounds_percentile: float = 0.0
     # engine
     chunk_size: int | None = None
     workers: int | None = None
@@ -181,6 +182,10 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
                         "2 reproduces the reference)")
     r.add_argument("--patch-size", nargs=2, type=int, default=[1801, 256], metavar=("H", "W"),
                    help="patch height (angles) and width (columns) (default 1801 256)")
+    r.add_argument("--bounds-percentile", type=float, default=0.0, metavar="P",
+                   help="scale each scan between the P-th and (100-P)-th percentiles of its "
+                        "interior rows (exact; outliers clip) instead of its min and max "
+                        "(default 0: min/max, the seed's)")
 
     e = p.add_argument_group("engine")
     e.add_argument("--workers", default="auto",
@@ -308,6 +313,10 @@ def config_from_namespace(ns: Any) -> Config:
                          f"row in 0..{columns} (the detector columns at --size {ns.size}), got "
                          f"{ns.defect_density}; use 1 (default) or 0 for the reference's "
                          f"density")
+    if not 0 <= ns.bounds_percentile < 50:
+        raise NsgenError(f"--bounds-percentile must be a percentile in [0, 50) (0 = min/max), "
+                         f"got {ns.bounds_percentile}; e.g. 0.1 scales between the 0.1th and "
+                         f"99.9th percentiles")
     _int_range("frame-angles", ns.frame_angles, 1)
     _int_range("frame-stride", ns.frame_stride, 1)
     ph, pw = ns.patch_size
@@ -340,6 +349,7 @@ def config_from_namespace(ns: Any) -> Config:
         data_path=opt(ns.data_path), image_key_path=opt(ns.image_key_path),
         angles_path=opt(ns.angles_path), mask=opt(ns.mask) and Path(ns.mask),
         frame_angles=ns.frame_angles, frame_stride=ns.frame_stride, patch_size=(ph, pw),
+        bounds_percentile=float(ns.bounds_percentile),
         chunk_size=chunk, workers=workers, memory_limit=mem, progress=bool(ns.progress),
         preview=bool(ns.preview), config_file=Path(ns.config_file) if getattr(ns, "config_file", None)
         else None, array_task=task,

@@ -21,7 +21,7 @@ from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
 from nsgen.io.tiff import write_tiffs
 from nsgen.modes.real import (OUT_SHAPE, ResizeStage, ScanSource, check_scans,
-                              keep, run_shifts, sizing_for, union)
+                              keep, run_shifts, sizing_for, spill_bounds, union)
 from nsgen.modes.synthetic import SpillStage
 from nsgen.prep.resize import normalise_downsample
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
@@ -72,7 +72,7 @@ class FrameStage(ResizeStage):
         small = np.empty((chunk.rows, len(self.frames), *OUT_SHAPE), np.float32)
         for f, (a0, a1) in enumerate(self.frames):
             small[:, f] = normalise_downsample(raw[a0:a1], flat, dark, OUT_SHAPE)
-        return keep(self.spill, chunk, small, self.shape[1], self.source.bad)
+        return keep(self.spill, chunk, small, self.shape[1], self.source.bad, self.percentile)
 
 
 @dataclass
@@ -101,8 +101,9 @@ def plan_scan(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, 
     # a worker holds the chunk's small frames (and one frame being made) in float32
     small = (len(frames) + 1) * OUT_SHAPE[0] * OUT_SHAPE[1] / (shape[0] * shape[2])
     sizing = sizing_for(run, shape, dtype, work_factor=0.5 + small)
-    bounds = union(run.run(FrameStage(source, shape, dtype, sizing.chunk_rows, frames=frames,
-                                      spill=spill), sizing))
+    summary = union(run.run(FrameStage(source, shape, dtype, sizing.chunk_rows, frames=frames,
+                                       spill=spill, percentile=cfg.bounds_percentile), sizing))
+    bounds = spill_bounds(run, spill, summary, shape[1], source.bad)
     wsizing = run.sizing(n_rows=shape[1], row_bytes=spill.row_bytes, work_factor=3)
     run.run(WriteStage(spill, wsizing.chunk_rows, bounds=bounds, out=run.root, tag=run.tag),
             wsizing)

@@ -23,7 +23,7 @@ from nsgen.io.tiff import write_tiffs
 from nsgen.modes.real import (OUT_SHAPE, ResizeStage, ScanSource, artefact_images,
                               artefact_records, check_mask_source, check_scans, keep,
                               make_artefact_dirs, run_shifts, shift_flags, sizing_for,
-                              synthetic_stripes, union)
+                              spill_bounds, synthetic_stripes, union)
 from nsgen.modes.synthetic import SpillStage
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
@@ -57,7 +57,7 @@ class PairStage(ResizeStage):
             if not self.flags[v]:
                 rng = generator(self.seed, "stripes", self.sample, self.shift, v)
                 out[k, 1] = synthetic_stripes(small[k], rng, PAIRED)
-        return keep(self.spill, chunk, out, self.shape[1], self.source.bad)
+        return keep(self.spill, chunk, out, self.shape[1], self.source.bad, self.percentile)
 
 
 @dataclass
@@ -88,9 +88,10 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
             f"real stripes")
     spill = Spill.create(run.work / f"shift{shift:02d}.f32", (shape[1], 2, *OUT_SHAPE))
     sizing = sizing_for(run, shape, dtype, work_factor=1)
-    bounds = union(run.run(PairStage(source, shape, dtype, sizing.chunk_rows, flags=flags,
-                                     seed=cfg.seed, sample=run.sample, shift=shift,
-                                     spill=spill), sizing))
+    summary = union(run.run(PairStage(source, shape, dtype, sizing.chunk_rows, flags=flags,
+                                      seed=cfg.seed, sample=run.sample, shift=shift,
+                                      spill=spill, percentile=cfg.bounds_percentile), sizing))
+    bounds = spill_bounds(run, spill, summary, shape[1], source.bad)
     make_artefact_dirs(run.dir)
     prefix = f"{run.tag}_shift{shift:02d}"
     wsizing = run.sizing(n_rows=shape[1], row_bytes=spill.row_bytes, work_factor=3)

@@ -23,9 +23,10 @@ from nsgen.errors import NsgenError
 from nsgen.io.tiff import write_tiffs
 from nsgen.modes.real import (ScanSource, ScanStage, artefact_images, artefact_records,
                               check_mask_source, check_scans, interior, make_artefact_dirs,
-                              run_shifts, shift_flags, sizing_for, synthetic_stripes, union)
+                              run_shifts, scan_bounds, shift_flags, sizing_for, summarise,
+                              synthetic_stripes, union)
 from nsgen.prep.patches import crop_bounds, crop_to_multiple, split_patches
-from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
+from nsgen.prep.scaling import Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.stripes import PATCH
@@ -54,6 +55,8 @@ class PatchStage(ScanStage):
     sample: int = 0
     shift: int = 0
     bounds: Bounds | None = None
+    #: level two of percentile bounds: the key bins to count (pass one again)
+    refine: tuple[int, ...] = ()
     out: Path = Path(".")
     prefix: str = ""
     label: str = "normalise+patches"
@@ -72,18 +75,15 @@ class PatchStage(ScanStage):
     def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
         keep = interior(self.shape[1])
         if self.bounds is None:
-            b = EMPTY
+            parts = []
             for k, v in enumerate(range(chunk.start, chunk.stop)):
                 if v in keep:
                     good = patch_good_columns(self.source.bad, v, self.shape, self.patch_shape)
                     for p, first, stripe in self.patches(v, sinos[k]):
                         cols = slice(None) if good is None else good[p]
-                        if good is not None and not good[p].any():
-                            continue
-                        b = b.union(Bounds.of(first[:, cols]))
-                        if stripe is not None:
-                            b = b.union(Bounds.of(stripe[:, cols]))
-            return WorkResult(b)
+                        parts += [x[:, cols] for x in (first, stripe) if x is not None]
+            percentile = 1.0 if self.refine else self.percentile
+            return WorkResult(summarise(parts, percentile, self.refine))
         bounds = self.bounds
         return WorkResult(None, *write_tiffs(
             (self.out / sub / f"{self.prefix}_{v:04d}_w{p:02d}.tif", to_uint16(img, bounds))
@@ -128,8 +128,11 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
     prefix = f"{run.tag}_shift{shift:02d}"
     common = dict(patch_shape=ps, flags=flags, seed=cfg.seed, sample=run.sample, shift=shift,
                   out=run.dir, prefix=prefix)
-    bounds = union(run.run(PatchStage(source, shape, dtype, sizing.chunk_rows, **common),
-                           sizing))
+    summary = union(run.run(PatchStage(source, shape, dtype, sizing.chunk_rows,
+                                       percentile=cfg.bounds_percentile, **common), sizing))
+    bounds = scan_bounds(run, summary, lambda bins: union(run.run(PatchStage(
+        source, shape, dtype, sizing.chunk_rows, refine=bins, label="percentiles", **common),
+        sizing)))
     make_artefact_dirs(run.dir)
     run.run(PatchStage(source, shape, dtype, sizing.chunk_rows, bounds=bounds, label="write",
                        **common), sizing)

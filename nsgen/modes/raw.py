@@ -16,7 +16,7 @@ from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
 from nsgen.io.tiff import write_tiffs
 from nsgen.modes.real import (OUT_SHAPE, ResizeStage, ScanSource, check_scans,
-                              keep, run_shifts, sizing_for, union)
+                              keep, run_shifts, sizing_for, spill_bounds, union)
 from nsgen.modes.synthetic import SpillStage
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.runner import SampleRecord, SampleRun, file_record
@@ -37,7 +37,7 @@ class DownsampleStage(ResizeStage):
     label: str = "normalise+downsample"
 
     def process(self, chunk: Chunk, small: np.ndarray) -> WorkResult:
-        return keep(self.spill, chunk, small, self.shape[1], self.source.bad)
+        return keep(self.spill, chunk, small, self.shape[1], self.source.bad, self.percentile)
 
 
 @dataclass
@@ -60,9 +60,10 @@ def downsample_scan(run: SampleRun, unit: str, source: ScanSource, shape: tuple[
     """Pass one of raw mode for one scan: scratch volume of small sinograms and bounds."""
     spill = Spill.create(run.work / f"{unit}.f32", (shape[1], *OUT_SHAPE))
     sizing = sizing_for(run, shape, dtype, work_factor=0.5)
-    bounds = union(run.run(DownsampleStage(source, shape, dtype, sizing.chunk_rows,
-                                           spill=spill), sizing))
-    return spill, bounds
+    summary = union(run.run(DownsampleStage(source, shape, dtype, sizing.chunk_rows,
+                                            spill=spill,
+                                            percentile=run.config.bounds_percentile), sizing))
+    return spill, spill_bounds(run, spill, summary, shape[1], source.bad)
 
 
 def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],

@@ -32,6 +32,7 @@ from nsgen.io.spill import Spill
 from nsgen.prep.bad_pixels import (PROBE_PROJECTIONS, BadPixels, excluded_outputs,
                                    find_bad_pixels, saturation_level)
 from nsgen.prep.normalise import flat_field_log
+from nsgen.prep.percentile import KeyCounts, exact_bounds, level_two
 from nsgen.prep.patches import crop_bounds
 from nsgen.prep.resize import normalise_downsample, prepare_downsample
 from nsgen.prep.scaling import EMPTY, Bounds
@@ -165,42 +166,95 @@ def interior(n_rows: int) -> range:
     return range(EDGE_ROWS, n_rows - EDGE_ROWS) if n_rows > 2 * EDGE_ROWS else range(n_rows)
 
 
-def interior_bounds(chunk: Chunk, values: np.ndarray, n_rows: int,
-                    exclude: np.ndarray | None = None) -> Bounds:
-    """Bounds of the interior rows of a chunk (``values`` has the chunk's rows first).
-
-    ``exclude`` (``(chunk rows, last axis of values)`` bool) leaves those columns of a row
-    out (the columns a bad pixel reaches).
-    """
+def interior_parts(chunk: Chunk, values: np.ndarray, n_rows: int,
+                   bad: np.ndarray | None = None) -> list[np.ndarray]:
+    """The values of a chunk that count for the bounds: its interior rows (``values`` has
+    the chunk's rows first), without the columns (last axis) that a ``bad`` pixel
+    (``(rows, columns)`` of the scan, full resolution) reaches."""
     keep = interior(n_rows)
     lo, hi = max(chunk.start, keep.start), min(chunk.stop, keep.stop)
     if lo >= hi:
-        return EMPTY
+        return []
     part = values[lo - chunk.start:hi - chunk.start]
-    if exclude is None or not exclude[lo - chunk.start:hi - chunk.start].any():
-        return Bounds.of(part)
-    out = EMPTY
-    for row, gone in zip(part, exclude[lo - chunk.start:hi - chunk.start]):
-        if not gone.all():
-            out = out.union(Bounds.of(row[..., ~gone]))
-    return out
+    if bad is None or not bad[lo:hi].any():
+        return [part]
+    exclude = excluded_outputs(bad[lo:hi], values.shape[-1])
+    return [row[..., ~gone] for row, gone in zip(part, exclude) if not gone.all()]
+
+
+def summarise(parts: list[np.ndarray], percentile: float = 0.0,
+              refine: tuple[int, ...] = ()) -> Bounds | KeyCounts:
+    """Pass one's summary of a chunk: its bounds (``percentile`` 0, the seed's min/max) or
+    the key counts of :mod:`nsgen.prep.percentile` (level two inside ``refine``'s bins)."""
+    if percentile == 0:
+        return union([Bounds.of(p) for p in parts if p.size])
+    counts = KeyCounts()
+    for p in parts:
+        counts.add(p, refine)
+    return counts
 
 
 def keep(spill: Any, chunk: Chunk, values: np.ndarray, n_rows: int,
-         bad: np.ndarray | None = None) -> WorkResult:
-    """Pass one of a downsampling mode: keep a chunk's result for pass two, return bounds
-    (without the output columns that the scan's ``bad`` pixels reach)."""
+         bad: np.ndarray | None = None, percentile: float = 0.0) -> WorkResult:
+    """Pass one of a downsampling mode: keep a chunk's result for pass two, return its
+    summary (:func:`summarise`, without what the scan's ``bad`` pixels reach)."""
     spill.write_rows(chunk.start, values)
-    exclude = None
-    if bad is not None:
-        exclude = excluded_outputs(bad[chunk.start:chunk.stop], values.shape[-1])
-    return WorkResult(interior_bounds(chunk, values, n_rows, exclude))
+    return WorkResult(summarise(interior_parts(chunk, values, n_rows, bad), percentile))
 
 
-def union(bounds: list[Bounds]) -> Bounds:
-    """Union of per-chunk bounds (EMPTY when there are none)."""
-    out = EMPTY
-    for b in bounds:
+@dataclass
+class RefineStage(Stage):
+    """Level two of exact percentile bounds over a downsampling mode's scratch volume."""
+
+    spill: Spill
+    chunk_rows: int
+    n_rows: int = 0
+    bad: np.ndarray | None = None
+    bins: tuple[int, ...] = ()
+    label: str = "percentiles"
+
+    def chunks(self) -> list[Chunk]:
+        return row_chunks(self.spill.shape[0], self.chunk_rows)
+
+    def slot_spec(self, chunk: Chunk) -> tuple[tuple[int, ...], str]:
+        return (chunk.rows, *self.spill.shape[1:]), self.spill.dtype
+
+    def read(self, chunk: Chunk, out: np.ndarray) -> None:
+        self.spill.read_rows(chunk.start, chunk.stop, out)
+
+    def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
+        return WorkResult(summarise(interior_parts(chunk, data, self.n_rows, self.bad), 1.0,
+                                    self.bins))
+
+
+def scan_bounds(run: Any, summary: Bounds | KeyCounts, refine: Any) -> Bounds:
+    """The scan's bounds from pass one's summary: min/max as they are, or the exact
+    percentiles (``run.config.bounds_percentile``) after ``refine(bins) -> KeyCounts``."""
+    if isinstance(summary, Bounds):
+        return summary
+    if not summary.top.any():
+        return EMPTY
+    where = level_two(summary, run.config.bounds_percentile)
+    lo, hi = exact_bounds(refine(tuple(dict.fromkeys(b for b, _ in where))), where)
+    return Bounds(lo, hi)
+
+
+def spill_bounds(run: Any, spill: Spill, summary: Bounds | KeyCounts, n_rows: int,
+                 bad: np.ndarray | None) -> Bounds:
+    """:func:`scan_bounds` of a downsampling mode: level two over its scratch volume."""
+    def refine(bins: tuple[int, ...]) -> Any:
+        sizing = run.sizing(n_rows=n_rows, row_bytes=spill.row_bytes, work_factor=3)
+        return union(run.run(RefineStage(spill, sizing.chunk_rows, n_rows=n_rows, bad=bad,
+                                         bins=bins), sizing))
+    return scan_bounds(run, summary, refine)
+
+
+def union(summaries: list[Any]) -> Any:
+    """Union of per-chunk bounds or key counts (EMPTY when there are none)."""
+    if not summaries:
+        return EMPTY
+    out = summaries[0]
+    for b in summaries[1:]:
         out = out.union(b)
     return out
 
@@ -219,6 +273,8 @@ class ScanStage(Stage):
     chunk_rows: int
     halo: int = 0
     label: str = "normalise"
+    #: 0: pass one returns bounds (min/max); else key counts for percentile bounds
+    percentile: float = 0.0
     #: chunks whose rows were asked for ahead of reading (:meth:`_prefetch`)
     _hinted: int = field(default=0, init=False, repr=False, compare=False)
 
@@ -695,7 +751,8 @@ def run_shifts(run: Any, plan: Any) -> Any:
     record = SampleRecord(extra={"sources": [source_record(Path(f))
                                              for f in dict.fromkeys(files)],
                                  "bounds_rows": [interior(scans[0][1][1]).start,
-                                                 interior(scans[0][1][1]).stop]})
+                                                 interior(scans[0][1][1]).stop],
+                                 "bounds_method": bounds_method(run.config.bounds_percentile)})
     for shift, (path, shape, dtype, _) in enumerate(scans):
         unit = f"shift{shift:02d}"
         done = run.unit_done(unit)
@@ -727,6 +784,19 @@ def run_shifts(run: Any, plan: Any) -> Any:
             print(f"nsgen: warning: sample {run.tag} made no {pairs['missing']}: "
                   f"{pairs['reason']}", file=sys.stderr, flush=True)
     return record
+
+
+def bounds_method(percentile: float) -> str:
+    """How a real scan's bounds were chosen, for the manifest.
+
+    Examples
+    --------
+    >>> bounds_method(0.0), bounds_method(0.5)
+    ('min/max of the interior rows', 'exact percentiles 0.5 and 99.5 of the interior rows')
+    """
+    if percentile == 0:
+        return "min/max of the interior rows"
+    return f"exact percentiles {percentile:g} and {100 - percentile:g} of the interior rows"
 
 
 def pair_counts(files: list[dict[str, Any]], mode: str) -> dict[str, Any]:
