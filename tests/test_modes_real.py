@@ -364,3 +364,12 @@ def test_reread_warning_and_copy_space_check(tmp_path, monkeypatch):
     message = str(err.value)
     assert "GiB free" in message and "h5repack -f NONE" in message and "\n" not in message
     assert not (work / "frames.h5").exists() and not (work / "frames.h5.partial").exists()
+
+
+def test_manifest_records_the_range_each_file_uses(raw_run):
+    m = json.loads((raw_run / "0003" / "manifest.json").read_text())
+    for f in m["files"]:
+        u = read(raw_run / f["path"])
+        assert f["range_used"] == round((u.max() - u.min()) / 65535, 6)
+    assert max(f["range_used"] for f in m["files"]) > 0.5
+    assert m["bounds_method"] == "min/max of the interior rows"

@@ -19,9 +19,9 @@ from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
-from nsgen.io.tiff import write_tiffs
 from nsgen.modes.real import (OUT_SHAPE, ResizeStage, ScanSource, check_scans,
-                              keep, run_shifts, sizing_for, spill_bounds, union)
+                              add_range_used, keep, run_shifts, sizing_for, spill_bounds,
+                              union, write_measured)
 from nsgen.modes.synthetic import SpillStage
 from nsgen.prep.resize import normalise_downsample
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
@@ -85,9 +85,9 @@ class WriteStage(SpillStage):
     label: str = "write"
 
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
-        return WorkResult(None, *write_tiffs(
+        return write_measured(
             (self.out / f"{self.tag}_frame{f:02d}_{v:04d}.tif", to_uint16(data[k, f], self.bounds))
-            for k, v in enumerate(range(chunk.start, chunk.stop)) for f in range(data.shape[1])))
+            for k, v in enumerate(range(chunk.start, chunk.stop)) for f in range(data.shape[1]))
 
 
 def plan_scan(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
@@ -105,12 +105,14 @@ def plan_scan(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, 
                                        spill=spill, percentile=cfg.bounds_percentile), sizing))
     bounds = spill_bounds(run, spill, summary, shape[1], source.bad)
     wsizing = run.sizing(n_rows=shape[1], row_bytes=spill.row_bytes, work_factor=3)
-    run.run(WriteStage(spill, wsizing.chunk_rows, bounds=bounds, out=run.root, tag=run.tag),
-            wsizing)
+    written = run.run(WriteStage(spill, wsizing.chunk_rows, bounds=bounds, out=run.root,
+                                 tag=run.tag), wsizing)
     spill.path.unlink()
-    return [file_record(f"{run.tag}_frame{f:02d}_{v:04d}.tif", "frame", v, OUT_SHAPE, bounds,
-                        frame=f, angles=list(frames[f]))
-            for v in range(shape[1]) for f in range(len(frames))]
+    files = [file_record(f"{run.tag}_frame{f:02d}_{v:04d}.tif", "frame", v, OUT_SHAPE, bounds,
+                         frame=f, angles=list(frames[f]))
+             for v in range(shape[1]) for f in range(len(frames))]
+    add_range_used(run.root, files, written)
+    return files
 
 
 def run_sample(run: SampleRun) -> SampleRecord:

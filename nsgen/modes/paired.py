@@ -19,11 +19,11 @@ import numpy as np
 from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
-from nsgen.io.tiff import write_tiffs
 from nsgen.modes.real import (OUT_SHAPE, ResizeStage, ScanSource, artefact_images,
                               artefact_records, check_mask_source, check_scans, keep,
                               make_artefact_dirs, run_shifts, shift_flags, sizing_for,
-                              spill_bounds, synthetic_stripes, union)
+                              spill_bounds, synthetic_stripes, union,
+                              add_range_used, write_measured)
 from nsgen.modes.synthetic import SpillStage
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
@@ -71,10 +71,10 @@ class WriteStage(SpillStage):
     label: str = "write"
 
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
-        return WorkResult(None, *write_tiffs(
+        return write_measured(
             (self.out / sub / f"{self.prefix}_{v:04d}.tif", to_uint16(img, self.bounds))
             for k, v in enumerate(range(chunk.start, chunk.stop))
-            for sub, img in artefact_images(bool(self.flags[v]), data[k, 0], data[k, 1])))
+            for sub, img in artefact_images(bool(self.flags[v]), data[k, 0], data[k, 1]))
 
 
 def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
@@ -95,13 +95,14 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
     make_artefact_dirs(run.dir)
     prefix = f"{run.tag}_shift{shift:02d}"
     wsizing = run.sizing(n_rows=shape[1], row_bytes=spill.row_bytes, work_factor=3)
-    run.run(WriteStage(spill, wsizing.chunk_rows, flags=flags, bounds=bounds, out=run.dir,
-                       prefix=prefix), wsizing)
+    written = run.run(WriteStage(spill, wsizing.chunk_rows, flags=flags, bounds=bounds,
+                                 out=run.dir, prefix=prefix), wsizing)
     spill.path.unlink()
     files: list[dict[str, Any]] = []
     for v in range(shape[1]):
         files += artefact_records(run.tag, shift, v, f"{prefix}_{v:04d}.tif", bool(flags[v]),
                                   OUT_SHAPE, bounds)
+    add_range_used(run.root, files, written)
     return files
 
 

@@ -20,11 +20,10 @@ import numpy as np
 from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
-from nsgen.io.tiff import write_tiffs
 from nsgen.modes.real import (ScanSource, ScanStage, artefact_images, artefact_records,
                               check_mask_source, check_scans, interior, make_artefact_dirs,
                               run_shifts, scan_bounds, shift_flags, sizing_for, summarise,
-                              synthetic_stripes, union)
+                              synthetic_stripes, union, add_range_used, write_measured)
 from nsgen.prep.patches import crop_bounds, crop_to_multiple, split_patches
 from nsgen.prep.scaling import Bounds, to_uint16
 from nsgen.rng import generator
@@ -85,11 +84,11 @@ class PatchStage(ScanStage):
             percentile = 1.0 if self.refine else self.percentile
             return WorkResult(summarise(parts, percentile, self.refine))
         bounds = self.bounds
-        return WorkResult(None, *write_tiffs(
+        return write_measured(
             (self.out / sub / f"{self.prefix}_{v:04d}_w{p:02d}.tif", to_uint16(img, bounds))
             for k, v in enumerate(range(chunk.start, chunk.stop))
             for p, first, stripe in self.patches(v, sinos[k])
-            for sub, img in artefact_images(stripe is None, first, stripe)))
+            for sub, img in artefact_images(stripe is None, first, stripe))
 
 
 def patch_good_columns(bad: np.ndarray | None, v: int, shape: tuple[int, int, int],
@@ -134,13 +133,14 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
         source, shape, dtype, sizing.chunk_rows, refine=bins, label="percentiles", **common),
         sizing)))
     make_artefact_dirs(run.dir)
-    run.run(PatchStage(source, shape, dtype, sizing.chunk_rows, bounds=bounds, label="write",
-                       **common), sizing)
+    written = run.run(PatchStage(source, shape, dtype, sizing.chunk_rows, bounds=bounds,
+                                 label="write", **common), sizing)
     files: list[dict[str, Any]] = []
     for v in range(shape[1]):
         for p in range(flags.shape[1]):
             files += artefact_records(run.tag, shift, v, f"{prefix}_{v:04d}_w{p:02d}.tif",
                                       bool(flags[v, p]), ps, bounds, patch=p)
+    add_range_used(run.root, files, written)
     return files
 
 

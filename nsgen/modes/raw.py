@@ -14,9 +14,9 @@ import numpy as np
 from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
-from nsgen.io.tiff import write_tiffs
 from nsgen.modes.real import (OUT_SHAPE, ResizeStage, ScanSource, check_scans,
-                              keep, run_shifts, sizing_for, spill_bounds, union)
+                              add_range_used, keep, run_shifts, sizing_for, spill_bounds,
+                              union, write_measured)
 from nsgen.modes.synthetic import SpillStage
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.runner import SampleRecord, SampleRun, file_record
@@ -50,9 +50,9 @@ class WriteStage(SpillStage):
     label: str = "write"
 
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
-        return WorkResult(None, *write_tiffs(
+        return write_measured(
             (self.out / f"{self.prefix}_{v:04d}.tif", to_uint16(data[k], self.bounds))
-            for k, v in enumerate(range(chunk.start, chunk.stop))))
+            for k, v in enumerate(range(chunk.start, chunk.stop)))
 
 
 def downsample_scan(run: SampleRun, unit: str, source: ScanSource, shape: tuple[int, int, int],
@@ -76,10 +76,13 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
     out.mkdir(parents=True, exist_ok=True)
     sizing = run.sizing(n_rows=shape[1], row_bytes=spill.row_bytes, work_factor=3)
     prefix = f"{run.tag}_{unit}"
-    run.run(WriteStage(spill, sizing.chunk_rows, bounds=bounds, out=out, prefix=prefix), sizing)
+    written = run.run(WriteStage(spill, sizing.chunk_rows, bounds=bounds, out=out,
+                                 prefix=prefix), sizing)
     spill.path.unlink()
-    return [file_record(f"{run.tag}/{unit}/{prefix}_{v:04d}.tif", "raw", v, OUT_SHAPE, bounds,
-                        shift=shift) for v in range(shape[1])]
+    files = [file_record(f"{run.tag}/{unit}/{prefix}_{v:04d}.tif", "raw", v, OUT_SHAPE, bounds,
+                         shift=shift) for v in range(shape[1])]
+    add_range_used(run.root, files, written)
+    return files
 
 
 def run_sample(run: SampleRun) -> SampleRecord:

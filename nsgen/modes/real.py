@@ -29,6 +29,7 @@ from nsgen.engine.sizing import TARGET_SLOT_BYTES
 from nsgen.errors import NsgenError
 from nsgen.io.nexus import Scan, ScanLayout, create_frame_copy, open_scan, shift_files
 from nsgen.io.spill import Spill
+from nsgen.io.tiff import write_tiffs
 from nsgen.prep.bad_pixels import (PROBE_PROJECTIONS, BadPixels, excluded_outputs,
                                    find_bad_pixels, saturation_level)
 from nsgen.prep.normalise import flat_field_log
@@ -784,6 +785,41 @@ def run_shifts(run: Any, plan: Any) -> Any:
             print(f"nsgen: warning: sample {run.tag} made no {pairs['missing']}: "
                   f"{pairs['reason']}", file=sys.stderr, flush=True)
     return record
+
+
+def range_used(image: np.ndarray) -> float:
+    """Fraction of the 16-bit range a written image uses: ``(max - min) / 65535``.
+
+    Examples
+    --------
+    >>> range_used(np.array([[100, 6653]], np.uint16))
+    0.1
+    """
+    return round((int(image.max()) - int(image.min())) / 65535, 6) if image.size else 0.0
+
+
+def write_measured(items: Any) -> WorkResult:
+    """Write ``(path, uint16 image)`` pairs; the chunk's value is ``{path: range used}``."""
+    used: dict[str, float] = {}
+
+    def measured() -> Any:
+        for path, image in items:
+            used[str(path)] = range_used(image)
+            yield path, image
+
+    files, nbytes = write_tiffs(measured())
+    return WorkResult(used, files, nbytes)
+
+
+def add_range_used(root: Path, files: list[dict[str, Any]], written: list[Any]) -> None:
+    """Record each written file's :func:`range_used` in its manifest entry (``range_used``)."""
+    used: dict[str, float] = {}
+    for chunk in written:
+        used.update(chunk or {})
+    for f in files:
+        key = str(Path(root) / f["path"])
+        if key in used:
+            f["range_used"] = used[key]
 
 
 def bounds_method(percentile: float) -> str:
