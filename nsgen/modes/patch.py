@@ -118,9 +118,9 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
     ps = tuple(cfg.patch_size)
     flags = shift_flags(run, cfg, shift, source, shape, dtype, ps)  # type: ignore[arg-type]
     if source.bad is not None:   # a dead or saturated pixel is a stripe of its patches
-        flags = flags | np.stack([~good.all(axis=1) for good in
-                                  (patch_good_columns(source.bad, v, shape, ps)  # type: ignore
-                                   for v in range(shape[1]))])
+        goods = [patch_good_columns(source.bad, v, shape, ps)  # type: ignore[arg-type]
+                 for v in range(shape[1])]
+        flags = flags | np.stack([~g.all(axis=1) for g in goods if g is not None])
     run.log(f"[{run.tag}] shift {shift}: {int(flags.sum())} of {flags.size} patches have real "
             f"stripes")
     sizing = sizing_for(run, shape, dtype, work_factor=4)

@@ -69,7 +69,7 @@ class BadPixels:
 
     def rows(self) -> np.ndarray:
         """Per detector row: does it hold a bad pixel (its sinogram has a stripe)?"""
-        return self.mask.any(axis=1)
+        return np.asarray(self.mask.any(axis=1))
 
     def record(self) -> dict[str, Any]:
         """Manifest form: ``[row, column]`` lists per kind, and the flats problem if any."""

@@ -44,8 +44,8 @@ def key_value(key: int) -> float:
     >>> key_value(int(order_keys(np.array([-1.5], np.float32))[0]))
     -1.5
     """
-    key = np.uint32(key)
-    bits = key & np.uint32(0x7FFFFFFF) if key >> 31 else ~key
+    k = np.uint32(key)
+    bits = k & np.uint32(0x7FFFFFFF) if k >> 31 else ~k
     return float(np.array([bits], np.uint32).view(np.float32)[0])
 
 
