@@ -792,8 +792,8 @@ def range_used(image: np.ndarray) -> float:
 
     Examples
     --------
-    >>> range_used(np.array([[100, 6653]], np.uint16))
-    0.1
+    >>> range_used(np.array([[100, 13207]], np.uint16))   # 13107 = 65535 / 5
+    0.2
     """
     return round((int(image.max()) - int(image.min())) / 65535, 6) if image.size else 0.0
 
