@@ -45,7 +45,7 @@ __all__ = ["EDGE_ROWS", "OUT_SHAPE", "ShiftPlan", "add_range_used", "bad_pixels_
            "keep", "pair_counts", "run_shifts", "scan_bounds", "scan_files", "shift_flags",
            "sizing_for", "spill_bounds", "summarise", "union"]
 
-#: detector rows at each edge left out of the scaling bounds (SCIENCE A.7)
+#: detector rows at each edge left out of the scaling bounds (docs/science.md A.7)
 EDGE_ROWS = 20
 
 #: ``plan(run, shift, source, shape, dtype) -> manifest entries`` of one shift of a mode
