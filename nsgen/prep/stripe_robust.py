@@ -53,7 +53,9 @@ HALF_WINDOW = 8
 DROP = 0.1
 #: score above which a column is left out of its neighbours' background in the second pass
 #: (its own offset is kept from the first)
-EXCLUDE = 3.0
+EXCLUDE = 4.0
+#: passes measuring a row's offsets again without its candidate columns
+PASSES = 2
 #: ranks of each sorted column used (evenly spaced over the middle 80 %)
 QUANTILES = 64
 #: angle blocks for stripes over part of the scan, the fewest angles a block may have, and
@@ -63,6 +65,67 @@ MIN_BLOCK = 30
 BLOCK_FACTOR = 2.5
 
 
+def ranked(x: np.ndarray) -> np.ndarray:
+    """Step 1: :data:`QUANTILES` evenly spaced ranks of the middle of every column of a
+    sinogram ``(angles, columns)`` sorted along the angles, ``(ranks, columns)`` float32."""
+    n_k = x.shape[0]
+    d = int(DROP * n_k)
+    srt = np.sort(np.asarray(x, np.float32), axis=0)
+    # evenly spaced ranks of the middle: the filter's cost does not grow with angles
+    return srt[np.unique(np.linspace(d, n_k - 1 - d, QUANTILES).round().astype(np.intp))]
+
+
+def _offsets(srt: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    """Step 2 on ranked columns: each column's mean minus the mean of the median across
+    ``2 HALF_WINDOW + 1`` columns (mirrored edges), ``exclude``d columns replaced by the
+    linear interpolation of the nearest kept ones in that median."""
+    from scipy import ndimage  # a slow import, only when detecting
+
+    n_i = srt.shape[1]
+    h = min(HALF_WINDOW, max(1, (n_i - 1) // 2))
+    base = srt
+    if exclude is not None and exclude.any() and not exclude.all():
+        keep = np.flatnonzero(~exclude)
+        out = np.flatnonzero(exclude)
+        pos = np.searchsorted(keep, out)
+        left = keep[np.clip(pos - 1, 0, keep.size - 1)]
+        right = keep[np.clip(pos, 0, keep.size - 1)]
+        w = np.where(right != left, (out - left) / np.maximum(right - left, 1), 0.0)
+        base = srt.copy()
+        base[:, out] = srt[:, left] * (1 - w) + srt[:, right] * w
+    smooth = ndimage.median_filter(base, size=(1, 2 * h + 1), mode="mirror")
+    return srt.mean(axis=0, dtype=np.float64) - smooth.mean(axis=0, dtype=np.float64)
+
+
+def _offsets_near(srt: np.ndarray, exclude: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """:func:`_offsets` with ``exclude``, computed only where it differs from ``q`` (the
+    offsets without exclusion): within ``HALF_WINDOW`` columns of an excluded column."""
+    n_i = srt.shape[1]
+    h = min(HALF_WINDOW, max(1, (n_i - 1) // 2))
+    out = q.copy()
+    idx = np.flatnonzero(exclude)
+    if idx.size == 0:
+        return out
+    # groups of excluded columns whose neighbourhoods overlap
+    cut = np.flatnonzero(np.diff(idx) > 2 * h) + 1
+    for g in np.split(idx, cut):
+        a, b = max(0, g[0] - 3 * h), min(n_i, g[-1] + 3 * h + 1)
+        part = _offsets(srt[:, a:b], exclude[a:b])
+        lo_, hi_ = max(a, g[0] - h), min(b, g[-1] + h + 1)
+        # columns of the slice further than h from its cut ends are exact
+        lo_ = lo_ if a == 0 else max(lo_, a + h)
+        hi_ = hi_ if b == n_i else min(hi_, b - h)
+        out[lo_:hi_] = part[lo_ - a:hi_ - a]
+    return out
+
+
+def _robust_scale(q: np.ndarray) -> float:
+    """1.4826 x the MAD of the non-zero offsets (at least 1e-12)."""
+    nz = q[q != 0]
+    s = 1.4826 * np.median(np.abs(nz - np.median(nz))) if nz.size > 8 else 0.0
+    return max(float(s), 1e-12)
+
+
 def column_offsets(x: np.ndarray, exclude: np.ndarray | None = None
                    ) -> tuple[np.ndarray, float]:
     """Offsets ``q`` of the columns of a sinogram ``(angles, columns)`` (steps 1-2) and their
@@ -70,29 +133,10 @@ def column_offsets(x: np.ndarray, exclude: np.ndarray | None = None
 
     ``exclude`` (bool per column): columns left out of the neighbourhood median (replaced by
     the linear interpolation of the nearest columns kept), so that strong stripes do not
-    shift their neighbours' background.
+    shift their own or their neighbours' background.
     """
-    from scipy import ndimage  # a slow import, only when detecting
-
-    n_k, n_i = x.shape
-    h = min(HALF_WINDOW, max(1, (n_i - 1) // 2))
-    d = int(DROP * n_k)
-    srt = np.sort(np.asarray(x, np.float32), axis=0)
-    # QUANTILES evenly spaced ranks of the middle: the filter's cost does not grow with angles
-    ranks = np.unique(np.linspace(d, n_k - 1 - d, QUANTILES).round().astype(np.intp))
-    srt = srt[ranks]
-    base = srt
-    if exclude is not None and exclude.any() and not exclude.all():
-        keep = np.flatnonzero(~exclude)
-        cols = np.arange(n_i)
-        base = srt.copy()
-        for r in range(srt.shape[0]):
-            base[r, exclude] = np.interp(cols[exclude], keep, srt[r, keep])
-    smooth = ndimage.median_filter(base, size=(1, 2 * h + 1), mode="mirror")
-    q = srt.mean(axis=0, dtype=np.float64) - smooth.mean(axis=0, dtype=np.float64)
-    nz = q[q != 0]
-    s = 1.4826 * np.median(np.abs(nz - np.median(nz))) if nz.size > 8 else 0.0
-    return q, max(float(s), 1e-12)
+    q = _offsets(ranked(x), exclude)
+    return q, _robust_scale(q)
 
 
 def column_scores(x: np.ndarray) -> np.ndarray:
@@ -164,40 +208,69 @@ def _scores(x: np.ndarray, angles: tuple[int, int], r0: int, r1: int, lo: int, h
             n_rows_total: int) -> np.ndarray:
     """Scores ``z`` (rows ``r0:r1`` of the block, columns) over the angles ``angles``.
 
-    Each row's column offsets are compared, column by column, with the rows ``j - hd ..
-    j + hd`` inside the volume: what they share (sample features constant along the rows,
-    such as the edges of a cylinder on the axis) is removed, and their spread (at least the
-    row's own robust scale) is the unit.
+    Each row's column offsets are compared, column by column, with those of the other rows
+    ``j - hd .. j + hd`` inside the volume: what they share (sample features constant along
+    the rows, such as the edges of a cylinder on the axis) is removed, and their spread (at
+    least the row's own robust scale) is the unit. Then, up to :data:`PASSES` times, the
+    offsets are measured again without the row's candidate columns (``|z| > EXCLUDE`` and
+    their neighbours) in the median across columns, in the row and in the rows it is
+    compared with alike: a stripe several columns wide, or on the sample's slope, no longer
+    shifts its own background, and a structure the rows share stays cancelled.
     """
     a0, a1 = angles
-    got = [column_offsets(x[a0:a1, j]) for j in range(x.shape[1])]
-    # second pass for the other columns: their background again, without the candidate
-    # columns (the row's own |q / s| > EXCLUDE; row-local, so the halo stays hd), whose
-    # rank in the median would shift it (a candidate keeps its first offset: excluding its
-    # neighbours would also inflate sample structures)
-    for j in range(x.shape[1]):
-        cand = np.abs(got[j][0]) > EXCLUDE * got[j][1]
-        if cand.any():
-            q, _ = column_offsets(x[a0:a1, j], cand)
-            got[j] = (np.where(cand, got[j][0], q), got[j][1])
-    return _normalised(got, r0, r1, lo, hd, n_rows_total)
-
-
-def _normalised(got: list[tuple[np.ndarray, float]], r0: int, r1: int, lo: int, hd: int,
-                n_rows_total: int) -> np.ndarray:
-    """Scores of block rows ``r0:r1`` from every block row's offsets and scale."""
-    q = np.stack([g[0] for g in got])  # (rows, cols)
-    s_row = np.array([g[1] for g in got])[:, None]
-    if hd == 0:
-        return (q / s_row)[r0:r1]
-    z = np.empty((r1 - r0, q.shape[1]))
-    for jj in range(r0, r1):
-        j = jj + lo
-        win = q[max(j - hd, 0) - lo:min(j + hd + 1, n_rows_total) - lo]
-        med = np.median(win, axis=0)
-        spread = 1.4826 * np.median(np.abs(win - med), axis=0)
-        z[jj - r0] = (q[jj] - med) / np.maximum(spread, s_row[jj])
+    srt = [ranked(x[a0:a1, j]) for j in range(x.shape[1])]
+    q1 = np.stack([_offsets(r) for r in srt])  # (block rows, cols)
+    s_row = np.array([_robust_scale(q) for q in q1])[:, None]
+    med, spread = _row_background(q1, r0, r1, lo, hd, n_rows_total)
+    unit = np.maximum(spread, s_row[r0:r1])
+    z = (q1[r0:r1] - med) / unit
+    for jj in range(r1 - r0):
+        cand = np.zeros(z.shape[1], bool)
+        for _ in range(PASSES):
+            new = np.abs(z[jj]) > EXCLUDE
+            new[1:] |= new[:-1].copy()
+            new[:-1] |= new[1:].copy()
+            new |= cand
+            if new.all() or (new == cand).all():
+                break
+            cand = new
+            j = r0 + jj
+            qj = _offsets_near(srt[j], cand, q1[j])
+            others = _window(j + lo, hd, n_rows_total)
+            if others:
+                win = np.stack([_offsets_near(srt[i - lo], cand, q1[i - lo]) for i in others])
+                m = np.median(win, axis=0)
+                sp = 1.4826 * np.median(np.abs(win - m), axis=0)
+                z[jj] = (qj - m) / np.maximum(sp, s_row[j])
+            else:
+                z[jj] = qj / s_row[j]
     return z
+
+
+def _window(j: int, hd: int, n_rows_total: int) -> list[int]:
+    """The other volume rows within ``hd`` of row ``j``; none if fewer than 2 (one row alone
+    is no background: a stripe there would score in this row with the opposite sign)."""
+    rows = [i for i in range(max(j - hd, 0), min(j + hd + 1, n_rows_total)) if i != j]
+    return rows if len(rows) >= 2 else []
+
+
+def _row_background(q: np.ndarray, r0: int, r1: int, lo: int, hd: int, n_rows_total: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Median and spread (1.4826 x MAD) per column of the offsets of the other rows within
+    ``hd`` of each block row ``r0:r1`` (the row itself left out: compared with itself, a
+    clean value's spread would shrink, an outlier's not). Zeros when ``hd`` is 0."""
+    med = np.zeros((r1 - r0, q.shape[1]))
+    spread = np.zeros_like(med)
+    if hd == 0:
+        return med, spread
+    for jj in range(r0, r1):
+        idx = [i - lo for i in _window(jj + lo, hd, n_rows_total)]
+        if not idx:
+            continue
+        win = q[idx]
+        med[jj - r0] = np.median(win, axis=0)
+        spread[jj - r0] = 1.4826 * np.median(np.abs(win - med[jj - r0]), axis=0)
+    return med, spread
 
 
 def _drop_bias(z: np.ndarray, threshold: float) -> np.ndarray:
