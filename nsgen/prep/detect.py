@@ -45,7 +45,7 @@ def halo(name: str, params: DetectParams, n_rows_total: int) -> int:
     if check_detector(name) == "larix":
         return params.halo
     from nsgen.prep.stripe_robust import depth_rule
-    return depth_rule(n_rows_total, params.min_stripe_depth)
+    return 2 * depth_rule(n_rows_total, params.min_stripe_depth)
 
 
 def detect_rows(block: np.ndarray, block_start: int, rows: tuple[int, int], n_rows_total: int,
