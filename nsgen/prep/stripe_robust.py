@@ -24,7 +24,8 @@ angle blocks (scans of at least 180 angles):
 4. Whole-scan stripes: ``|z| > threshold`` (5), less the columns beside a stronger stripe of
    the opposite sign (the median filter's answer to it); masked in the angle blocks whose
    own score agrees. Stripes over part of the scan: a block score above 2.5 x the
-   threshold with the same sign at half that in a neighbouring block.
+   threshold with the same sign at half that in a neighbouring block; their angles are
+   then refined to the angle from the run's trace (:func:`_refine`).
 
 Steps 2-3 couple rows (``q`` of the ``hd`` rows each side, each against its own ``hd``), so
 a row chunk plus ``2 hd`` rows each side gives exactly the whole volume's mask. Measured
@@ -62,6 +63,9 @@ QUANTILES = 64
 BLOCKS = 6
 MIN_BLOCK = 30
 BLOCK_FACTOR = 2.5
+#: angles of stripes over part of the scan: refined to the angle (trace smoothed over this
+#: fraction of the angles, at least 5)
+SMOOTH = 1 / 60
 #: a block keeps a whole-scan stripe when its own score (same sign) exceeds this fraction of
 #: the whole-scan score over sqrt(blocks) (a whole-scan score spreads over the blocks so)
 AGREE = 0.15
@@ -181,7 +185,51 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
                     (np.abs(z_b[nb]) > 0.5 * BLOCK_FACTOR * threshold)
                 part |= strong[b] & half
         out[edges[b]:edges[b + 1]] = part[None]
+    _refine(out, x[:, start - lo:stop - lo], np.array(edges))
     return out
+
+
+def _refine(out: np.ndarray, x: np.ndarray, edges: np.ndarray) -> None:
+    """Angles of the stripes found in some angle blocks but not all, to the angle (in place).
+
+    Per run of adjacent columns of one row with the same blocks: its trace along the angles
+    (its columns' mean minus the median of the unflagged columns within
+    :data:`HALF_WINDOW`, per angle), less its median over the blocks without the stripe, is
+    smoothed over :data:`SMOOTH` of the angles and cut at half its median over the blocks
+    with it; kept within those blocks and their neighbours.
+    """
+    n_k, _, n_i = out.shape
+    n_b = len(edges) - 1
+    on_b = out[edges[:-1]]  # (blocks, rows, cols): block flags
+    mixed = on_b.any(axis=0) & ~on_b.all(axis=0)
+    blk = np.repeat(np.arange(n_b), np.diff(edges))
+    size = max(5, round(SMOOTH * n_k))
+    for j in np.flatnonzero(mixed.any(axis=1)):
+        cols = mixed[j]
+        flagged = on_b[:, j].any(axis=0)
+        c = 0
+        while c < n_i:
+            if not cols[c]:
+                c += 1
+                continue
+            c1 = c + 1
+            while c1 < n_i and cols[c1] and (on_b[:, j, c1] == on_b[:, j, c]).all():
+                c1 += 1
+            on = on_b[:, j, c].astype(bool)
+            nb = [i for i in range(max(0, c - HALF_WINDOW), min(n_i, c1 + HALF_WINDOW))
+                  if not flagged[i]]
+            t = x[:, j, c:c1].mean(axis=1, dtype=np.float64)
+            if nb:
+                t = t - np.median(x[:, j, nb], axis=1)
+            t = t - np.median(t[~on[blk]])
+            amp = np.median(t[on[blk]])
+            ts = np.convolve(t, np.ones(size) / size, mode="same")
+            near = on.copy()
+            near[1:] |= on[:-1]
+            near[:-1] |= on[1:]
+            keep = (np.sign(amp) * ts > 0.5 * abs(amp)) & near[blk]
+            out[:, j, c:c1] = keep[:, None]
+            c = c1
 
 
 def _scores(x: np.ndarray, angles: tuple[int, int], r0: int, r1: int, lo: int, hd: int,
