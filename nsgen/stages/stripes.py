@@ -6,8 +6,8 @@ Used alike by ``nsgen mask`` (full mask into an archive) and the paired and patc
 chunk side and keeps its candidates, one bit per voxel, in a scratch volume; pass two
 (:class:`MergeStage`) runs the cheap merge passes with a halo of ``depth // 2`` rows. The
 result equals the whole-volume computation exactly (docs/science.md B 5.2). The ``robust``
-detector (:mod:`nsgen.prep.stripe_robust`) runs as one pass (:class:`RobustStage`, halo: its
-depth rule's rows); ``detect_stripes(..., detector=...)`` chooses.
+detector (:mod:`nsgen.prep.stripe_robust`) runs as one pass (:class:`RobustStage`, halo:
+twice its depth rule's rows); ``detect_stripes(..., detector=...)`` chooses.
 """
 
 from __future__ import annotations
@@ -131,8 +131,8 @@ class MergeStage(Stage):
 
 @dataclass
 class RobustStage(ScanStage):
-    """The ``robust`` detector in one pass over row chunks (halo: its depth rule's rows);
-    keeps the mask (like :class:`MergeStage`) and returns the per-row (patch) flags."""
+    """The ``robust`` detector in one pass over row chunks (halo: twice its depth rule's
+    rows); keeps the mask (like :class:`MergeStage`) and returns the per-row (patch) flags."""
 
     params: DetectParams = field(default_factory=DetectParams)
     patch_shape: tuple[int, int] | None = None
