@@ -10,6 +10,7 @@ before anything is written.
 from __future__ import annotations
 
 import importlib
+import logging
 import signal
 import sys
 from typing import Callable, Sequence
@@ -33,12 +34,40 @@ def _resolve(target: str) -> Callable[[Sequence[str]], int | None]:
     return getattr(importlib.import_module(module), func)
 
 
+class _StderrHandler(logging.Handler):
+    """``nsgen: <message>`` lines on the current ``sys.stderr`` (looked up per message)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(f"nsgen: {record.getMessage()}", file=sys.stderr, flush=True)
+        except (OSError, ValueError):  # pragma: no cover - stderr closed
+            self.handleError(record)
+
+
+def log_to_stderr(verbose: bool) -> None:
+    """Show the ``nsgen`` logger on stderr, one line per message: the command's format.
+
+    NOTICE and above always, INFO (stage messages) only when ``verbose``.
+    """
+    from nsgen.runner import NOTICE, logger
+    for h in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(h)
+    level = logging.INFO if verbose else NOTICE
+    handler = _StderrHandler(level)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+
+
 def generate_main(argv: Sequence[str]) -> int:
-    """Parse options and generate the dataset."""
+    """Parse options and generate the dataset (the only place that installs a signal
+    handler: SIGTERM from a scheduler unwinds like Ctrl-C)."""
     from nsgen.config import parse_config
+    from nsgen.engine.pipeline import install_sigterm_handler
     from nsgen.runner import generate
 
     config = parse_config(argv)
+    log_to_stderr(config.verbose)
+    install_sigterm_handler()
     generate(config)
     return 0
 

@@ -83,6 +83,26 @@ class Config:
     # process makes only sample S + I, so start = S + I and samples = 1 here
     array_task: int | None = None
 
+    def __post_init__(self) -> None:
+        """Normalise paths and validate (:func:`validate`): a Config is always valid.
+
+        Examples
+        --------
+        >>> Config(size=4)
+        Traceback (most recent call last):
+        ...
+        nsgen.errors.NsgenError: --size must be an integer in 8..4096, got 4
+        """
+        for name in ("root", "flats", "darks", "mask", "config_file"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, Path):
+                object.__setattr__(self, name, Path(v))
+        if isinstance(self.hdf_root, (str, Path)):
+            object.__setattr__(self, "hdf_root", (self.hdf_root,))
+        object.__setattr__(self, "hdf_root", tuple(Path(p) for p in self.hdf_root))
+        object.__setattr__(self, "patch_size", tuple(self.patch_size))
+        validate(self)
+
     @property
     def synthetic(self) -> bool:
         """True for the simulated modes (simple, complex)."""
@@ -270,37 +290,21 @@ def _check_root(root: Path) -> None:
 
 
 def config_from_namespace(ns: Any) -> Config:
-    """Validate a parsed namespace into a :class:`Config` (no files are written)."""
+    """Turn a parsed namespace into a :class:`Config` (validated by its constructor;
+    no files are written)."""
     if ns.mode not in MODES:
         raise NsgenError(f"--mode must be one of {', '.join(MODES)}, got {ns.mode!r}")
-    if ns.object_type not in OBJECT_TYPES:
-        raise NsgenError(f"--object-type must be one of {', '.join(OBJECT_TYPES)}, "
-                         f"got {ns.object_type!r}")
     _int_range("samples", ns.samples, 1)
-    _int_range("start", ns.start, 0, 9999)
-    if ns.start + ns.samples - 1 > 9999:
-        raise NsgenError(f"--start + --samples - 1 must be <= 9999 (four-digit sample "
-                         f"directories), got {ns.start + ns.samples - 1}")
     start, samples, task = ns.start, ns.samples, getattr(ns, "array_task", None)
     if task is not None:  # one task of an array: sample start + task alone
         if not 0 <= task < samples:
             raise NsgenError(f"--array-task {task} is outside the run's {samples} samples "
                              f"(tasks 0..{samples - 1}); submit --array=0-{samples - 1} or "
                              f"raise --samples")
+        _int_range("start", ns.start, 0, 9999)
+        _check_last_sample(ns.start, ns.samples)
         start, samples = start + task, 1
-    _int_range("seed", ns.seed, 0)
-    _int_range("size", ns.size, 8, 4096)
-    _int_range("objects", ns.objects, 1)
-    _int_range("shifts", ns.shifts, 1, 100)
-    _int_range("shiftstep", ns.shiftstep, 0)
-    _int_range("flatsnum", ns.flatsnum, 1)
-    if not ns.I0 > 0 or ns.I0 != ns.I0 or ns.I0 == float("inf"):
-        raise NsgenError(f"--I0 must be a positive finite photon count, got {ns.I0}")
-    _int_range("frame-angles", ns.frame_angles, 1)
-    _int_range("frame-stride", ns.frame_stride, 1)
     ph, pw = ns.patch_size
-    if ph < 1 or pw < 1:
-        raise NsgenError(f"--patch-size must be two positive integers H W, got {ph} {pw}")
     chunk = _auto_int("chunk-size", ns.chunk_size, 1)
     workers = _auto_int("workers", ns.workers, 1)
     mem: int | None = None
@@ -312,18 +316,13 @@ def config_from_namespace(ns: Any) -> Config:
                              f"{ns.memory_limit!r}") from None
         if mem < 2**20:
             raise NsgenError(f"--memory-limit must be at least 1MiB, got {ns.memory_limit!r}")
-    hdf = tuple(Path(p) for p in (ns.hdf_root or ()))
-    if ns.mode in REAL_MODES and not hdf:
-        raise NsgenError(f"--mode {ns.mode} reads a real scan: give it with --hdf-root "
-                         f"FILE.nxs")
-    root = Path(ns.root)
-    _check_root(root)
     opt = (lambda v: None if v in (None, "") else v)
     return Config(
-        mode=ns.mode, root=root, samples=samples, start=start, verbose=bool(ns.verbose),
-        seed=ns.seed, size=ns.size, objects=ns.objects, object_type=ns.object_type,
-        shifts=ns.shifts, shiftstep=ns.shiftstep, flatsnum=ns.flatsnum, I0=float(ns.I0),
-        hdf_root=hdf, flats=opt(ns.flats) and Path(ns.flats), darks=opt(ns.darks) and Path(ns.darks),
+        mode=ns.mode, root=Path(ns.root), samples=samples, start=start,
+        verbose=bool(ns.verbose), seed=ns.seed, size=ns.size, objects=ns.objects,
+        object_type=ns.object_type, shifts=ns.shifts, shiftstep=ns.shiftstep,
+        flatsnum=ns.flatsnum, I0=float(ns.I0), hdf_root=tuple(ns.hdf_root or ()),
+        flats=opt(ns.flats) and Path(ns.flats), darks=opt(ns.darks) and Path(ns.darks),
         data_path=opt(ns.data_path), image_key_path=opt(ns.image_key_path),
         angles_path=opt(ns.angles_path), mask=opt(ns.mask) and Path(ns.mask),
         frame_angles=ns.frame_angles, frame_stride=ns.frame_stride, patch_size=(ph, pw),
@@ -331,6 +330,54 @@ def config_from_namespace(ns: Any) -> Config:
         preview=bool(ns.preview), config_file=Path(ns.config_file) if getattr(ns, "config_file", None)
         else None, array_task=task,
     )
+
+
+def _check_last_sample(start: int, samples: int) -> None:
+    if start + samples - 1 > 9999:
+        raise NsgenError(f"--start + --samples - 1 must be <= 9999 (four-digit sample "
+                         f"directories), got {start + samples - 1}")
+
+
+def validate(c: Config) -> None:
+    """Check every option of ``c``; the messages are the command line's.
+
+    Raises
+    ------
+    NsgenError
+        The first invalid value, as one line naming the option and the fix.
+    """
+    if c.mode not in MODES:
+        raise NsgenError(f"--mode must be one of {', '.join(MODES)}, got {c.mode!r}")
+    if c.object_type not in OBJECT_TYPES:
+        raise NsgenError(f"--object-type must be one of {', '.join(OBJECT_TYPES)}, "
+                         f"got {c.object_type!r}")
+    _int_range("samples", c.samples, 1)
+    _int_range("start", c.start, 0, 9999)
+    _check_last_sample(c.start, c.samples)
+    _int_range("seed", c.seed, 0)
+    _int_range("size", c.size, 8, 4096)
+    _int_range("objects", c.objects, 1)
+    _int_range("shifts", c.shifts, 1, 100)
+    _int_range("shiftstep", c.shiftstep, 0)
+    _int_range("flatsnum", c.flatsnum, 1)
+    if not c.I0 > 0 or c.I0 != c.I0 or c.I0 == float("inf"):
+        raise NsgenError(f"--I0 must be a positive finite photon count, got {c.I0}")
+    _int_range("frame-angles", c.frame_angles, 1)
+    _int_range("frame-stride", c.frame_stride, 1)
+    ph, pw = c.patch_size
+    if ph < 1 or pw < 1:
+        raise NsgenError(f"--patch-size must be two positive integers H W, got {ph} {pw}")
+    for name, value in (("chunk-size", c.chunk_size), ("workers", c.workers)):
+        if value is not None and value < 1:
+            raise NsgenError(f"--{name} must be an integer >= 1 or 'auto', got {value!r}")
+    if c.memory_limit is not None and c.memory_limit < 2**20:
+        raise NsgenError(f"--memory-limit must be at least 1MiB, got {c.memory_limit!r}")
+    if c.array_task is not None and c.array_task < 0:
+        raise NsgenError(f"--array-task must be an integer >= 0, got {c.array_task}")
+    if c.mode in REAL_MODES and not c.hdf_root:
+        raise NsgenError(f"--mode {c.mode} reads a real scan: give it with --hdf-root "
+                         f"FILE.nxs")
+    _check_root(c.root)
 
 
 def _config_path(argv: Sequence[str]) -> str | None:

@@ -34,7 +34,8 @@ from nsgen.sim.flats import (beam_profile, defect_maps, defect_pixels, flat_fiel
 from nsgen.sim.noise import photon_counts
 from nsgen.sim.projection import Geometry
 
-__all__ = ["check", "run_sample", "shift_offsets", "DELTA", "N_VARIATIONS"]
+__all__ = ["check", "run_sample", "shift_offsets", "clean_and_defects", "DetectorModel",
+           "DELTA", "N_VARIATIONS"]
 
 #: detector miscalibration strength of the stripe inputs (SCIENCE B 4.5)
 DELTA = 0.07
@@ -80,6 +81,34 @@ class DetectorModel:
                    offsets=tuple(shift_offsets(shifts, step)), i0=float(i0))
 
 
+def clean_and_defects(model: DetectorModel, seed: int, sample: int, pmax: float, start: int,
+                      p3: np.ndarray
+                      ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """The clean ``-log`` sinograms of rows ``start..start+len(p3)`` and, per shift, its
+    defect pixels.
+
+    ``p3`` holds those rows of the projection (whose maximum over the volume is
+    ``pmax``). Shift ``i`` equals the clean volume except at rows ``r``, columns ``c``
+    where it takes ``values`` (:func:`~nsgen.sim.flats.defect_pixels`). Depends only on
+    the arguments: any row range gives the same rows as the whole volume.
+    """
+    m = model
+    rows = np.arange(start, start + len(p3))
+    pn = p3 / np.float32(pmax)
+    tau = np.empty_like(pn)
+    for k, v in enumerate(rows):
+        expected = (m.i0 * m.profile[v])[None, :] * np.exp(-pn[k], dtype=np.float64)
+        counts = photon_counts(expected, generator(seed, "photons", sample, v))
+        tau[k] = counts / (m.i0 * m.profile[v])[None, :]
+    n_rows = m.profile.shape[0]
+    shifts = []
+    for i, o in enumerate(m.offsets):
+        src = (rows - o) % n_rows   # np.roll by o: row r comes from r - o
+        shifts.append(defect_pixels(tau, m.flat_mean[src], m.maps[:, src], m.sigma[i],
+                                    m.eps[i], DELTA, N_VARIATIONS))
+    return neg_log(tau), shifts
+
+
 @dataclass
 class ComplexStage(SpillStage):
     """Pass one (``write=False``: min/max) or pass two (write TIFFs) of complex mode."""
@@ -95,27 +124,9 @@ class ComplexStage(SpillStage):
 
     def clean_and_defects(self, chunk: Chunk, p3: np.ndarray
                           ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-        """The clean ``-log`` sinograms of the chunk and, per shift, its defect pixels.
-
-        Shift ``i`` equals the clean volume except at rows ``r``, columns ``c`` where it
-        takes ``values`` (:func:`~nsgen.sim.flats.defect_pixels`).
-        """
-        m = self.model
-        assert m is not None
-        rows = np.arange(chunk.start, chunk.stop)
-        pn = p3 / np.float32(self.pmax)
-        tau = np.empty_like(pn)
-        for k, v in enumerate(rows):
-            expected = (m.i0 * m.profile[v])[None, :] * np.exp(-pn[k], dtype=np.float64)
-            counts = photon_counts(expected, generator(self.seed, "photons", self.sample, v))
-            tau[k] = counts / (m.i0 * m.profile[v])[None, :]
-        n_rows = m.profile.shape[0]
-        shifts = []
-        for i, o in enumerate(m.offsets):
-            src = (rows - o) % n_rows   # np.roll by o: row r comes from r - o
-            shifts.append(defect_pixels(tau, m.flat_mean[src], m.maps[:, src], m.sigma[i],
-                                        m.eps[i], DELTA, N_VARIATIONS))
-        return neg_log(tau), shifts
+        """:func:`clean_and_defects` of the chunk's rows."""
+        assert self.model is not None
+        return clean_and_defects(self.model, self.seed, self.sample, self.pmax, chunk.start, p3)
 
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
         clean, shifts = self.clean_and_defects(chunk, data)

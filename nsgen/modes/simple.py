@@ -23,12 +23,18 @@ from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.stripes import SIMPLE, add_stripes
 
-__all__ = ["check", "run_sample", "stripe_sinogram"]
+__all__ = ["check", "rescale", "run_sample", "stripe_sinogram"]
 
 
 def stripe_sinogram(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The stripe input of simple mode for one rescaled sinogram ``x`` in [0, 1]."""
     return np.clip(np.abs(add_stripes(x, rng, SIMPLE, vmax=1.0)), 0.0, 1.0)
+
+
+def rescale(p3: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Projection values ``lo..hi`` -> [0, 1] (float32): the clean target of simple mode."""
+    span = hi - lo
+    return (p3 - np.float32(lo)) / np.float32(span if span > 0 else 1.0)
 
 
 @dataclass
@@ -43,8 +49,7 @@ class WriteStage(SpillStage):
     label: str = "write"
 
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
-        span = self.hi - self.lo
-        x = (data - np.float32(self.lo)) / np.float32(span if span > 0 else 1.0)
+        x = rescale(data, self.lo, self.hi)
         unit = Bounds(0.0, 1.0)
         tag = f"{self.sample:04d}"
 
