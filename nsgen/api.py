@@ -47,7 +47,7 @@ CHUNK_ROWS = 16
 UNIT = Bounds(0.0, 1.0)
 
 __all__ = ["SampleArrays", "SampleScale", "generate", "iter_sample", "make_config",
-           "sample_scale", "simulate_sample"]
+           "sample_scale", "simulate_sample", "synthetic_config"]
 
 
 def make_config(config: Config | None = None, **options: Any) -> Config:
@@ -72,7 +72,8 @@ def make_config(config: Config | None = None, **options: Any) -> Config:
     return dataclasses.replace(config, **options) if options else config
 
 
-def _synthetic(config: Config | None, options: dict[str, Any]) -> Config:
+def synthetic_config(config: Config | None, options: dict[str, Any]) -> Config:
+    """:func:`make_config`, refusing the real-data modes."""
     cfg = make_config(config, **options)
     if cfg.mode not in SYNTHETIC_MODES:
         raise NsgenError(f"only the synthetic modes ({', '.join(SYNTHETIC_MODES)}) are "
@@ -230,11 +231,12 @@ def _model(cfg: Config, sample: int, geometry: Geometry, projection: Bounds
 
 
 def sample_scale(config: Config | None = None, sample: int | None = None, *,
-                 chunk_rows: int = CHUNK_ROWS, **options: Any) -> SampleScale:
+                 chunk_rows: int = CHUNK_ROWS, measured: tuple[Bounds, Bounds] | None = None,
+                 **options: Any) -> SampleScale:
     """Measure a sample's scale in row chunks, holding at most one chunk.
 
-    Two passes over the projection (three in complex mode: the projection, then its
-    ``-log`` volumes), each of ``chunk_rows`` rows at a time.
+    One pass over the projection (two in complex mode: the projection, then its
+    ``-log`` volumes), each ``chunk_rows`` rows at a time.
 
     Parameters
     ----------
@@ -244,16 +246,23 @@ def sample_scale(config: Config | None = None, sample: int | None = None, *,
         Sample number (default ``config.start``).
     chunk_rows : int
         Rows per chunk.
+    measured : (Bounds, Bounds), optional
+        ``(projection, bounds)`` of an earlier call for the same sample: skips the
+        passes and only redraws the phantom and detector.
 
     Returns
     -------
     SampleScale
     """
-    cfg = _synthetic(config, options)
+    cfg = synthetic_config(config, options)
     n = _check_sample(cfg.start if sample is None else sample)
     if chunk_rows < 1:
         raise NsgenError(f"chunk_rows must be >= 1, got {chunk_rows}")
     geometry, objects = _draw(cfg, n)
+    if measured is not None:
+        projection, bounds = measured
+        return SampleScale(cfg, n, geometry, objects, projection, bounds,
+                           _model(cfg, n, geometry, projection))
 
     def chunks() -> Iterator[tuple[int, np.ndarray]]:
         for a in range(0, geometry.n_rows, chunk_rows):
@@ -298,7 +307,7 @@ def simulate_sample(config: Config | None = None, sample: int | None = None, *,
     >>> sorted(s.inputs), s.quantised("shift01").dtype.name
     (['shift00', 'shift01', 'shift02'], 'uint16')
     """
-    cfg = _synthetic(config, options)
+    cfg = synthetic_config(config, options)
     n = _check_sample(cfg.start if sample is None else sample)
     if rows is not None:
         return sample_scale(cfg, n).simulate(*rows)
