@@ -32,6 +32,8 @@ from typing import Any, Iterator, Sequence, TextIO
 from nsgen.errors import NsgenError
 from nsgen.io.manifest import (MANIFEST, SAMPLE_GLOB, manifest_paths, manifest_problems,
                                read_manifest)
+from nsgen.io.formats import inspect_item
+from nsgen.io.layout import split_item
 from nsgen.io.tiff import is_temporary
 
 #: scratch directories a finished sample must not contain (see nsgen.runner)
@@ -226,6 +228,8 @@ def _inspect_batch(root: str, batch: list[dict[str, Any]]) -> list[tuple[bool, s
         path = os.path.join(root, entry["path"])
         if entry.get("role") == "preview":
             out.append(inspect_png(path))
+        elif split_item(entry["path"]) is not None:   # an image inside an HDF5/Zarr container
+            out.append(inspect_item(Path(root), entry["path"], entry["shape"]))
         else:
             out.append(inspect_tiff(path, entry["shape"]))
     return out

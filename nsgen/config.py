@@ -24,6 +24,9 @@ MODES = ("simple", "complex", "raw", "paired", "dynamic", "patch")
 SYNTHETIC_MODES = ("simple", "complex")
 REAL_MODES = ("raw", "paired", "dynamic", "patch")
 OBJECT_TYPES = ("sphere", "ellipsoid")
+#: output formats (nsgen.io.formats) and container compressions (nsgen.io.containers)
+FORMATS = ("tiff", "hdf5", "zarr")
+COMPRESSIONS = ("none", "gzip", "blosc")
 
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9,
           "t": 1e12, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
@@ -82,6 +85,9 @@ class Config:
     # one task I of a SLURM array (docs/slurm.md): of the run --start S --samples N this
     # process makes only sample S + I, so start = S + I and samples = 1 here
     array_task: int | None = None
+    # output (nsgen.io.formats)
+    format: str = "tiff"
+    compression: str = "none"
 
     def __post_init__(self) -> None:
         """Normalise paths and validate (:func:`validate`): a Config is always valid.
@@ -195,6 +201,15 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
                         "2 reproduces the reference)")
     r.add_argument("--patch-size", nargs=2, type=int, default=[1801, 256], metavar=("H", "W"),
                    help="patch height (angles) and width (columns) (default 1801 256)")
+
+    o = p.add_argument_group("output format")
+    o.add_argument("--format", default="tiff",
+                   help="tiff (default: one file per sinogram, the seed's layout), hdf5 "
+                        "(one root/NNNN.h5 per sample) or zarr (one root/NNNN.zarr per "
+                        "sample; pip install 'nsgen[zarr]')")
+    o.add_argument("--compression", default="none",
+                   help="hdf5/zarr chunk compression: none (default), gzip or blosc "
+                        "(zstd; through hdf5plugin for hdf5)")
 
     e = p.add_argument_group("engine")
     e.add_argument("--workers", default="auto",
@@ -328,7 +343,7 @@ def config_from_namespace(ns: Any) -> Config:
         frame_angles=ns.frame_angles, frame_stride=ns.frame_stride, patch_size=(ph, pw),
         chunk_size=chunk, workers=workers, memory_limit=mem, progress=bool(ns.progress),
         preview=bool(ns.preview), config_file=Path(ns.config_file) if getattr(ns, "config_file", None)
-        else None, array_task=task,
+        else None, array_task=task, format=ns.format, compression=ns.compression,
     )
 
 
@@ -374,6 +389,19 @@ def validate(c: Config) -> None:
         raise NsgenError(f"--memory-limit must be at least 1MiB, got {c.memory_limit!r}")
     if c.array_task is not None and c.array_task < 0:
         raise NsgenError(f"--array-task must be an integer >= 0, got {c.array_task}")
+    if c.format not in FORMATS:
+        raise NsgenError(f"--format must be one of {', '.join(FORMATS)}, got {c.format!r}")
+    if c.compression not in COMPRESSIONS:
+        raise NsgenError(f"--compression must be one of {', '.join(COMPRESSIONS)}, got "
+                         f"{c.compression!r}")
+    if c.compression != "none" and c.format == "tiff":
+        raise NsgenError(f"--compression {c.compression} applies to --format hdf5 or zarr; "
+                         f"add --format hdf5 (TIFFs are written uncompressed)")
+    if c.format == "zarr":
+        from importlib.util import find_spec
+        if find_spec("zarr") is None:
+            raise NsgenError("--format zarr needs the zarr package; pip install "
+                             "'nsgen[zarr]' or use --format hdf5")
     if c.mode in REAL_MODES and not c.hdf_root:
         raise NsgenError(f"--mode {c.mode} reads a real scan: give it with --hdf-root "
                          f"FILE.nxs")

@@ -233,10 +233,10 @@ class PairDataset:
         return len(self.pairs)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        import tifffile
+        from nsgen.io.formats import read_item   # TIFF files or images in containers
         p = self.pairs[i]
-        x = tifffile.imread(self.root / p.input)
-        y = tifffile.imread(self.root / p.target)
+        x = read_item(self.root, p.input)
+        y = read_item(self.root, p.target)
         out = (self._decode(x, p.input_bounds), self._decode(y, p.target_bounds))
         return self.transform(*out) if self.transform is not None else out
 

@@ -120,8 +120,8 @@ def spread(entries: Sequence[dict[str, Any]], k: int) -> list[dict[str, Any]]:
 
 
 def _decode(root: Path, entry: dict[str, Any]) -> np.ndarray:
-    import tifffile
-    u = tifffile.imread(root / entry["path"])
+    from nsgen.io.formats import read_item
+    u = read_item(root, entry["path"])
     lo, hi = entry["bounds"]
     return Bounds(float(lo), float(hi)).decode(u)
 
@@ -262,8 +262,8 @@ def render_preview(root: Path, manifest: dict[str, Any], out: Path,
                  True, cmap="RdBu_r", vmin=-lim, vmax=lim)
             if has_mask:
                 if "mask" in entry:
-                    import tifffile
-                    mask = tifffile.imread(root / entry["mask"]) != 0
+                    from nsgen.io.formats import read_item
+                    mask = read_item(root, entry["mask"]) != 0
                     show(r, 3, mask, f"mask: {Path(entry['mask']).name}\n"
                          f"{mask.mean():.1%} of pixels\nwhite: stripe", False,
                          cmap="gray", vmin=0, vmax=1)

@@ -31,6 +31,7 @@ from nsgen import __version__
 from nsgen.config import Config
 from nsgen.engine.pipeline import Engine, Progress, Stage
 from nsgen.engine.sizing import Sizing, plan_sizing, usable_cores
+from nsgen.io.formats import check_root_format, pack_sample, remove_stale_containers, sink_for
 from nsgen.io.manifest import MANIFEST, write_json_atomic, write_manifest
 from nsgen.io.tiff import remove_temporaries
 from nsgen.prep.scaling import Bounds
@@ -90,6 +91,8 @@ class SampleRun:
         self.dir = self.root / f"{sample:04d}"
         self.state = self.dir / STATE_DIR
         self.work = self.dir / WORK_DIR
+        #: where write stages send their images (``--format``: TIFF files or staged parts)
+        self.sink = sink_for(config.format, self.root, self.work)
 
     @property
     def tag(self) -> str:
@@ -163,7 +166,10 @@ def load_mode(name: str) -> Any:
 def finish_sample(run: SampleRun, manifest: dict[str, Any], t0: float) -> None:
     """Complete a computed sample: preview (unless ``--no-preview``), then the manifest
     (written last and atomically: from now on the sample counts as finished), then
-    the removal of its scratch and unit records."""
+    the removal of its scratch and unit records. Container formats are packed first."""
+    cfg = run.config
+    manifest = pack_sample(cfg.format, cfg.compression, cfg.root, run.sample, run.work,
+                           manifest)
     if run.config.preview:
         from nsgen.preview import attach_preview
         attach_preview(run.config.root, manifest, run.log)
@@ -188,6 +194,7 @@ def generate(config: Config, on_sample: Callable[[int, Path], None] | None = Non
     log = Log(config.verbose, config.progress)
     mode = load_mode(config.mode)
     mode.check(config)
+    check_root_format(config.root, config.format)
     todo = [s for s in config.sample_numbers() if not manifest_path(config.root, s).exists()]
     if config.array_task is not None:  # the task -> sample mapping, in every task's log
         task = config.array_task
@@ -232,7 +239,8 @@ def generate(config: Config, on_sample: Callable[[int, Path], None] | None = Non
                 run = SampleRun(config, sample, engine, log, workers)
                 t0 = time.monotonic()
                 run.dir.mkdir(parents=True, exist_ok=True)
-                removed = remove_temporaries(run.dir)
+                removed = remove_temporaries(run.dir) + remove_stale_containers(config.root,
+                                                                                 sample)
                 if config.mode == "dynamic":   # its TIFFs sit directly under the root
                     removed += remove_temporaries(config.root, f"{run.tag}_", recursive=False)
                 if removed:

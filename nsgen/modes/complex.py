@@ -18,13 +18,13 @@ Layout: ``root/NNNN/clean/NNNN_clean_VVVV.tif``, ``root/NNNN/shiftSS/NNNN_shiftS
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from nsgen.engine.pipeline import Chunk, WorkResult
-from nsgen.io.tiff import write_tiffs
+from nsgen.io.formats import Sink, TiffSink
 from nsgen.modes.synthetic import SpillStage, check, objects_record, project_sample
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
@@ -120,6 +120,7 @@ class ComplexStage(SpillStage):
     bounds: Bounds = EMPTY
     out: Path = Path(".")
     write: bool = False
+    sink: Sink = field(default_factory=TiffSink)
     label: str = "statistics"
 
     def clean_and_defects(self, chunk: Chunk, p3: np.ndarray
@@ -143,7 +144,7 @@ class ComplexStage(SpillStage):
             u = clean_u16.copy()
             u[r, :, c] = to_uint16(values, self.bounds)
             volumes.append((f"shift{i:02d}", u))
-        return WorkResult(None, *write_tiffs(
+        return WorkResult(None, *self.sink.write(
             (self.out / name / f"{tag}_{name}_{v:04d}.tif", vol[k])
             for name, vol in volumes for k, v in enumerate(range(chunk.start, chunk.stop))))
 
@@ -158,7 +159,8 @@ def run_sample(run: SampleRun) -> SampleRecord:
         raise RuntimeError("the phantom projects to zero everywhere")
     model = DetectorModel.simulate(cfg.seed, run.sample, geometry, cfg.shifts, cfg.shiftstep,
                                    cfg.flatsnum, cfg.I0)
-    common = dict(model=model, seed=cfg.seed, sample=run.sample, pmax=pmax, out=run.dir)
+    common = dict(model=model, seed=cfg.seed, sample=run.sample, pmax=pmax, out=run.dir,
+              sink=run.sink)
     per_chunk = run.run(ComplexStage(spill, sizing.chunk_rows, **common), sizing)
     bounds = EMPTY
     for chunk_bounds in per_chunk:

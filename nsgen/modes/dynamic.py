@@ -9,7 +9,7 @@ Layout: ``root/NNNN_frameFF_VVVV.tif`` directly under the root; one scale per sc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
-from nsgen.io.tiff import write_tiffs
+from nsgen.io.formats import Sink, TiffSink
 from nsgen.modes.real import (OUT_SHAPE, ResizeStage, ScanSource, check_scans,
                               keep, run_shifts, sizing_for, union)
 from nsgen.modes.synthetic import SpillStage
@@ -82,10 +82,11 @@ class WriteStage(SpillStage):
     bounds: Bounds = EMPTY
     out: Path = Path(".")
     tag: str = "0000"
+    sink: Sink = field(default_factory=TiffSink)
     label: str = "write"
 
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
-        return WorkResult(None, *write_tiffs(
+        return WorkResult(None, *self.sink.write(
             (self.out / f"{self.tag}_frame{f:02d}_{v:04d}.tif", to_uint16(data[k, f], self.bounds))
             for k, v in enumerate(range(chunk.start, chunk.stop)) for f in range(data.shape[1])))
 
@@ -104,7 +105,8 @@ def plan_scan(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, 
     bounds = union(run.run(FrameStage(source, shape, dtype, sizing.chunk_rows, frames=frames,
                                       spill=spill), sizing))
     wsizing = run.sizing(n_rows=shape[1], row_bytes=spill.row_bytes, work_factor=3)
-    run.run(WriteStage(spill, wsizing.chunk_rows, bounds=bounds, out=run.root, tag=run.tag),
+    run.run(WriteStage(spill, wsizing.chunk_rows, bounds=bounds, out=run.root, tag=run.tag,
+                       sink=run.sink),
             wsizing)
     spill.path.unlink()
     return [file_record(f"{run.tag}_frame{f:02d}_{v:04d}.tif", "frame", v, OUT_SHAPE, bounds,

@@ -19,7 +19,7 @@ import numpy as np
 from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
-from nsgen.io.tiff import write_tiffs
+from nsgen.io.formats import Sink, TiffSink
 from nsgen.modes.real import (OUT_SHAPE, ResizeStage, ScanSource, artefact_images,
                               artefact_records, check_mask_source, check_scans, keep,
                               make_artefact_dirs, run_shifts, shift_flags, sizing_for,
@@ -68,10 +68,11 @@ class WriteStage(SpillStage):
     bounds: Bounds = EMPTY
     out: Path = Path(".")
     prefix: str = ""
+    sink: Sink = field(default_factory=TiffSink)
     label: str = "write"
 
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
-        return WorkResult(None, *write_tiffs(
+        return WorkResult(None, *self.sink.write(
             (self.out / sub / f"{self.prefix}_{v:04d}.tif", to_uint16(img, self.bounds))
             for k, v in enumerate(range(chunk.start, chunk.stop))
             for sub, img in artefact_images(bool(self.flags[v]), data[k, 0], data[k, 1])))
@@ -93,7 +94,7 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
     prefix = f"{run.tag}_shift{shift:02d}"
     wsizing = run.sizing(n_rows=shape[1], row_bytes=spill.row_bytes, work_factor=3)
     run.run(WriteStage(spill, wsizing.chunk_rows, flags=flags, bounds=bounds, out=run.dir,
-                       prefix=prefix), wsizing)
+                       prefix=prefix, sink=run.sink), wsizing)
     spill.path.unlink()
     files: list[dict[str, Any]] = []
     for v in range(shape[1]):

@@ -20,7 +20,7 @@ import numpy as np
 from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
-from nsgen.io.tiff import write_tiffs
+from nsgen.io.formats import Sink, TiffSink
 from nsgen.modes.real import (ScanSource, ScanStage, artefact_images, artefact_records,
                               check_mask_source, check_scans, interior, make_artefact_dirs,
                               run_shifts, shift_flags, sizing_for, synthetic_stripes, union)
@@ -56,6 +56,7 @@ class PatchStage(ScanStage):
     bounds: Bounds | None = None
     out: Path = Path(".")
     prefix: str = ""
+    sink: Sink = field(default_factory=TiffSink)
     label: str = "normalise+patches"
 
     def patches(self, v: int, sino: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray
@@ -81,7 +82,7 @@ class PatchStage(ScanStage):
                             b = b.union(Bounds.of(stripe))
             return WorkResult(b)
         bounds = self.bounds
-        return WorkResult(None, *write_tiffs(
+        return WorkResult(None, *self.sink.write(
             (self.out / sub / f"{self.prefix}_{v:04d}_w{p:02d}.tif", to_uint16(img, bounds))
             for k, v in enumerate(range(chunk.start, chunk.stop))
             for p, first, stripe in self.patches(v, sinos[k])
@@ -99,7 +100,7 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
     sizing = sizing_for(run, shape, dtype, work_factor=4)
     prefix = f"{run.tag}_shift{shift:02d}"
     common = dict(patch_shape=ps, flags=flags, seed=cfg.seed, sample=run.sample, shift=shift,
-                  out=run.dir, prefix=prefix)
+                  out=run.dir, prefix=prefix, sink=run.sink)
     bounds = union(run.run(PatchStage(source, shape, dtype, sizing.chunk_rows, **common),
                            sizing))
     make_artefact_dirs(run.dir)

@@ -5,7 +5,7 @@ Layout: ``root/NNNN/shiftSS/NNNN_shiftSS_VVVV.tif`` (402 x 362), one scale per s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import numpy as np
 from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
-from nsgen.io.tiff import write_tiffs
+from nsgen.io.formats import Sink, TiffSink
 from nsgen.modes.real import (OUT_SHAPE, ResizeStage, ScanSource, check_scans,
                               keep, run_shifts, sizing_for, union)
 from nsgen.modes.synthetic import SpillStage
@@ -47,10 +47,11 @@ class WriteStage(SpillStage):
     bounds: Bounds = EMPTY
     out: Path = Path(".")
     prefix: str = ""
+    sink: Sink = field(default_factory=TiffSink)
     label: str = "write"
 
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
-        return WorkResult(None, *write_tiffs(
+        return WorkResult(None, *self.sink.write(
             (self.out / f"{self.prefix}_{v:04d}.tif", to_uint16(data[k], self.bounds))
             for k, v in enumerate(range(chunk.start, chunk.stop))))
 
@@ -75,7 +76,8 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
     out.mkdir(parents=True, exist_ok=True)
     sizing = run.sizing(n_rows=shape[1], row_bytes=spill.row_bytes, work_factor=3)
     prefix = f"{run.tag}_{unit}"
-    run.run(WriteStage(spill, sizing.chunk_rows, bounds=bounds, out=out, prefix=prefix), sizing)
+    run.run(WriteStage(spill, sizing.chunk_rows, bounds=bounds, out=out, prefix=prefix,
+                       sink=run.sink), sizing)
     spill.path.unlink()
     return [file_record(f"{run.tag}/{unit}/{prefix}_{v:04d}.tif", "raw", v, OUT_SHAPE, bounds,
                         shift=shift) for v in range(shape[1])]

@@ -10,13 +10,13 @@ Layout: ``root/NNNN/clean/NNNN_clean_VVVV.tif``, ``root/NNNN/stripe/NNNN_stripe_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from nsgen.engine.pipeline import Chunk, WorkResult
-from nsgen.io.tiff import write_tiffs
+from nsgen.io.formats import Sink, TiffSink
 from nsgen.modes.synthetic import SpillStage, check, objects_record, project_sample
 from nsgen.prep.scaling import Bounds, to_uint16
 from nsgen.rng import generator
@@ -46,6 +46,7 @@ class WriteStage(SpillStage):
     lo: float = 0.0
     hi: float = 1.0
     out: Path = Path(".")
+    sink: Sink = field(default_factory=TiffSink)
     label: str = "write"
 
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
@@ -59,7 +60,7 @@ class WriteStage(SpillStage):
                     (self.out / "stripe" / f"{tag}_stripe_{v:04d}.tif",
                      to_uint16(stripe, unit))]
 
-        return WorkResult(None, *write_tiffs(
+        return WorkResult(None, *self.sink.write(
             item for k, v in enumerate(range(chunk.start, chunk.stop)) for item in images(k, v)))
 
 
@@ -72,7 +73,7 @@ def run_sample(run: SampleRun) -> SampleRecord:
     for sub in ("clean", "stripe"):
         (run.dir / sub).mkdir(parents=True, exist_ok=True)
     run.run(WriteStage(spill, sizing.chunk_rows, seed=cfg.seed, sample=run.sample, lo=lo,
-                       hi=hi, out=run.dir), sizing)
+                       hi=hi, out=run.dir, sink=run.sink), sizing)
     record = SampleRecord(extra={"geometry": geometry.shape, "objects": objects_record(objects),
                                  "scale": "uint16 0..65535 = projection value lo..hi"})
     shape = (geometry.n_angles, geometry.n_columns)
