@@ -131,3 +131,14 @@ def test_cli_keeps_its_one_line_messages(tmp_path):
     quiet = run_cli("-m", "simple", "-N", "16", "-o", "3", "-r", str(tmp_path / "e"),
                     "--no-preview")
     assert quiet.stderr == ""
+
+
+def test_api_md_examples_run(tmp_path, monkeypatch):
+    """Every example of docs/api.md, in an empty directory."""
+    import doctest
+    from pathlib import Path
+    monkeypatch.chdir(tmp_path)
+    doc = Path(__file__).parents[1] / "docs" / "api.md"
+    result = doctest.testfile(str(doc), module_relative=False, verbose=False,
+                              optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 20 and result.failed == 0
