@@ -60,8 +60,8 @@ def main() -> None:
     a.add_argument("--repeats", type=int, default=3)
     ns = a.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        opts = dict(mode=ns.mode, size=ns.size, samples=ns.samples, shifts=ns.shifts,
-                    preview=False, progress=False)
+        opts = {"mode": ns.mode, "size": ns.size, "samples": ns.samples, "shifts": ns.shifts,
+                "preview": False, "progress": False}
         sources: dict[str, Any] = {}
         for fmt in ("tiff", "hdf5"):
             root = Path(tmp) / fmt

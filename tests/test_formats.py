@@ -4,12 +4,12 @@ PairDataset, load_sample, SLURM tasks and resume after kill -9 work for every fo
 from __future__ import annotations
 
 import json
-import warnings
 import os
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import h5py
@@ -170,8 +170,8 @@ def test_bad_format_options_are_one_line_exit_2_nothing_written(tmp_path):
     root = tmp_path / "d"
     base = ["-m", "simple", "-N", "16", "-o", "3", "--no-preview", "-r", str(root)]
     r = nsgen(*base, "--format", "tif", check=False)
-    assert (r.returncode, r.stderr) == (2, "nsgen: error: --format must be one of tiff, hdf5, "
-                                           "zarr, got 'tif'\n")
+    assert (r.returncode, r.stderr) == (2, ("nsgen: error: --format must be one of tiff, hdf5, "
+                                            "zarr, got 'tif'\n"))
     r = nsgen(*base, "--compression", "gzip", check=False)
     assert r.returncode == 2 and "applies to --format hdf5 or zarr" in r.stderr
     assert not root.exists()

@@ -29,8 +29,16 @@ import numpy as np
 
 from nsgen.errors import NsgenError
 from nsgen.io.containers import WRITERS, ContainerReader, remove
-from nsgen.io.layout import (CONTAINER_SUFFIXES, INDEX_SUFFIX, Key, container_name, is_dense,
-                             item_path, locate, split_item)
+from nsgen.io.layout import (
+    CONTAINER_SUFFIXES,
+    INDEX_SUFFIX,
+    Key,
+    container_name,
+    is_dense,
+    item_path,
+    locate,
+    split_item,
+)
 from nsgen.io.manifest import MANIFEST, SAMPLE_GLOB, read_manifest
 from nsgen.io.tiff import read_tiff, temporary_name, write_tiffs
 
@@ -273,7 +281,7 @@ def load_sample(root: str | Path, sample: int) -> LoadedSample:
         return out
     r = ContainerReader(root / manifest["container"], fmt)
     try:
-        for name, (shape, _) in r.datasets().items():
+        for name in r.datasets():
             if name.endswith(INDEX_SUFFIX):
                 out.keys[name[:-len(INDEX_SUFFIX)]] = [tuple(int(x) for x in k)
                                                        for k in r.read(name)]
