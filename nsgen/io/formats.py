@@ -20,6 +20,7 @@ container's values are those of an uninterrupted run.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,18 +180,20 @@ def remove_stale_containers(root: Path, sample: int) -> int:
 
 # ---------------------------------------------------------------------------- reading
 
-_READERS: dict[tuple[int, str, int], ContainerReader] = {}
+_READERS: dict[tuple[int, int, str, int], ContainerReader] = {}
 
 
 def reader(path: Path, fmt: str) -> ContainerReader:
-    """An open reader of a container, cached per process (a few at a time; a container
-    replaced by a rerun is a new inode, hence a new reader)."""
-    key = (os.getpid(), str(Path(path).absolute()), os.stat(path).st_ino)
+    """An open reader of a container, cached per process and thread (a few at a time, so
+    one thread never closes another's; a container replaced by a rerun is a new inode,
+    hence a new reader)."""
+    key = (os.getpid(), threading.get_ident(), str(Path(path).absolute()),
+           os.stat(path).st_ino)
     got = _READERS.get(key)
     if got is None:
-        if len(_READERS) >= 8:
-            old = _READERS.pop(next(iter(_READERS)))
-            old.close()
+        mine = [k for k in list(_READERS) if k[:2] == key[:2]]
+        if len(mine) >= 4:
+            _READERS.pop(mine[0]).close()
         got = _READERS[key] = ContainerReader(path, fmt)
     return got
 
