@@ -136,7 +136,7 @@ def test_kill_9_while_staging_then_rerun_gives_identical_content(fmt, tmp_path):
     root = tmp_path / "d"
     parts = root / "0001" / ".work" / "parts"
     _run_until([*args, "-r", str(root)],
-               lambda: parts.is_dir() and any(parts.rglob("*.npz")))
+               lambda: parts.is_dir() and any(parts.rglob("*.part.npy")))
     assert not (root / "0001" / "manifest.json").exists()
     # and a container half-written by a killed pack: a leftover temporary
     suffix = ".h5" if fmt == "hdf5" else ".zarr"

@@ -19,8 +19,10 @@ container's values are those of an uninterrupted run.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,8 @@ from nsgen.io.tiff import read_tiff, temporary_name, write_tiffs
 
 #: scratch subdirectory (of the sample's ``.work``) holding the staged parts
 PARTS = "parts"
+PART_SUFFIX = ".part.npy"
+logger = logging.getLogger("nsgen")
 
 
 class TiffSink:
@@ -74,11 +78,12 @@ class StagedSink:
         for dataset, (keys, images) in groups.items():
             d = self.parts / _part_dir(dataset)
             d.mkdir(parents=True, exist_ok=True)
-            path = d / f"{'_'.join(map(str, keys[0]))}+{len(keys)}.npz"
+            path = d / f"{'_'.join(map(str, keys[0]))}+{len(keys)}{PART_SUFFIX}"
             tmp = temporary_name(path)
             try:
-                with open(tmp, "wb") as f:
-                    np.savez(f, keys=np.asarray(keys, dtype=np.int64), images=np.stack(images))
+                with open(tmp, "wb") as f:   # two .npy records: keys, then the images
+                    np.save(f, np.asarray(keys, dtype=np.int64))
+                    np.save(f, np.stack(images))
                 nbytes += tmp.stat().st_size
                 os.replace(tmp, path)
             except BaseException:
@@ -118,6 +123,7 @@ def pack_sample(fmt: str, compression: str, root: Path, sample: int, work: Path,
     if fmt == "tiff":
         return manifest
     root = Path(root)
+    t0 = time.monotonic()
     plan = _plan(manifest["files"])
     moved: dict[str, str] = {}
     writer = WRITERS[fmt](root / container_name(sample, fmt), compression)
@@ -130,11 +136,11 @@ def pack_sample(fmt: str, compression: str, root: Path, sample: int, work: Path,
                 writer.index(dataset + INDEX_SUFFIX, np.asarray(keys))
             found: set[Key] = set()
             # oldest first: an image staged again by a rerun (other chunking) is overwritten
-            for part in sorted((Path(work) / PARTS / _part_dir(dataset)).glob("*.npz"),
+            for part in sorted((Path(work) / PARTS / _part_dir(dataset)).glob(f"*{PART_SUFFIX}"),
                                key=lambda p: (p.stat().st_mtime_ns, p.name)):
-                with np.load(part) as z:
-                    got = [tuple(int(x) for x in k) for k in z["keys"]]
-                    images = z["images"]
+                with open(part, "rb") as f:
+                    got = [tuple(int(x) for x in k) for k in np.load(f)]
+                    images = np.load(f)
                 at = [position[k] for k in got]
                 if at == list(range(at[0], at[0] + len(at))):
                     writer.write(dataset, at[0], images)
@@ -158,6 +164,8 @@ def pack_sample(fmt: str, compression: str, root: Path, sample: int, work: Path,
         writer.abort()
         raise
     _remove_empty_dirs(root / f"{sample:04d}")
+    logger.info(f"[{sample:04d}] packed {len(manifest['files'])} images into "
+                f"{container_name(sample, fmt)} in {time.monotonic() - t0:.2f} s")
     return out
 
 
