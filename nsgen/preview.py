@@ -16,7 +16,6 @@ unless ``--no-preview``; the PNG is byte-identical for identical data.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -292,8 +291,9 @@ def attach_preview(root: Path, manifest: dict[str, Any],
     try:
         render_preview(root, manifest, out)
     except Exception as exc:  # a preview must never cost a finished sample
-        print(f"nsgen: warning: no preview for sample {tag} ({type(exc).__name__}: {exc})",
-              file=sys.stderr)
+        import logging   # the run's logger: the command prints "nsgen: warning: ..."
+        logging.getLogger("nsgen").warning(f"warning: no preview for sample {tag} "
+                                           f"({type(exc).__name__}: {exc})")
         return
     manifest["preview"] = f"{tag}/{PREVIEW}"
     if log is not None:

@@ -132,3 +132,11 @@ def test_api_md_examples_run(tmp_path, monkeypatch):
     result = doctest.testfile(str(doc), module_relative=False, verbose=False,
                               optionflags=doctest.ELLIPSIS)
     assert result.attempted > 20 and result.failed == 0
+
+
+def test_run_warnings_go_to_the_nsgen_logger(caplog, capsys):
+    from nsgen.preview import attach_preview
+    with caplog.at_level(logging.WARNING, logger="nsgen"):
+        attach_preview("no-such-root", {"sample": 3, "files": []}, lambda m: None)
+    assert [r.getMessage()[:35] for r in caplog.records] == ["warning: no preview for sample 0003"]
+    assert capsys.readouterr().err == ""   # nothing printed by the library itself
