@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 
 from nsgen.config import SYNTHETIC_MODES, Config
+from nsgen.engine.pipeline import Chunk
 from nsgen.errors import NsgenError
-from nsgen.modes.complex import DELTA, N_VARIATIONS, DetectorModel, clean_and_defects
+from nsgen.modes.complex import DELTA, N_VARIATIONS, ComplexRows, DetectorModel
 from nsgen.modes.simple import rescale, stripe_sinogram
 from nsgen.modes.synthetic import objects_record, phantom
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
@@ -203,8 +204,8 @@ def _rows(scale: SampleScale, start: int, p3: np.ndarray
         stripe = np.stack([stripe_sinogram(x[k], generator(cfg.seed, "stripes", sample, 0, v))
                            for k, v in enumerate(range(start, start + len(x)))])
         return x, {"stripe": stripe.astype(np.float32, copy=False)}, UNIT
-    clean, shifts = clean_and_defects(scale.model, cfg.seed, sample, scale.projection.hi,
-                                      start, p3)
+    rows = ComplexRows(scale.model, cfg.seed, sample, scale.projection.hi)
+    clean, shifts = rows.clean_and_defects(Chunk(0, start, start + len(p3)), p3)
     bounds = Bounds.of(clean)
     inputs = {}
     for name, (r, c, values) in zip(scale.input_names, shifts):

@@ -5,9 +5,10 @@
 (layout: :mod:`nsgen.io.layout`); its manifest (``root/NNNN/manifest.json``, which as
 for TIFF marks the sample finished, next to ``preview.png``) names images inside it.
 
-How a container is written: the modes' write stages hand their images to a *sink*
-(:func:`sink_for`). The TIFF sink writes the files. The staged sink used by the
-container formats writes each chunk's images, per dataset, as one part file in the
+How a container is written: the write stage (:mod:`nsgen.stages.write`) hands its images
+to the run's output backend (:func:`writer_for`). :class:`~nsgen.io.tiff.TiffWriter`
+writes the files. :class:`StagedWriter`, used by the container formats, writes each
+chunk's images, per dataset, as one part file in the
 sample's scratch directory (atomically, from any worker process: one HDF5 file cannot
 be written by several processes). When the sample is computed, :func:`pack_sample`
 copies the parts into the container under a temporary name, stores the manifest as
@@ -43,7 +44,7 @@ from nsgen.io.layout import (
     split_item,
 )
 from nsgen.io.manifest import MANIFEST, SAMPLE_GLOB, read_manifest
-from nsgen.io.tiff import read_tiff, temporary_name, write_tiffs
+from nsgen.io.tiff import TiffWriter, read_tiff, temporary_name
 
 #: scratch subdirectory (of the sample's ``.work``) holding the staged parts
 PARTS = "parts"
@@ -51,26 +52,19 @@ PART_SUFFIX = ".part.npy"
 logger = logging.getLogger("nsgen")
 
 
-class TiffSink:
-    """Every image to its own TIFF file (``--format tiff``)."""
-
-    def write(self, items: Iterable[tuple[Path, np.ndarray]]) -> tuple[int, int]:
-        """Write ``(path, uint16 image)`` items; return (files, bytes)."""
-        return write_tiffs(items)
-
-
 @dataclass
-class StagedSink:
-    """Images grouped by dataset into atomic part files under ``parts`` (container formats)."""
+class StagedWriter:
+    """Output backend of the container formats: images grouped by dataset into atomic part
+    files under ``parts`` (see :class:`nsgen.stages.write.ImageWriter`)."""
 
-    root: Path
     parts: Path
 
-    def write(self, items: Iterable[tuple[Path, np.ndarray]]) -> tuple[int, int]:
-        """Stage ``(TIFF-layout path, uint16 image)`` items; return (images, bytes)."""
+    def write(self, items: Iterable[tuple[str, np.ndarray]]) -> tuple[int, int]:
+        """Stage ``(TIFF-layout path relative to the root, uint16 image)`` items; return
+        (images, bytes)."""
         groups: dict[str, tuple[list[Key], list[np.ndarray]]] = {}
         for path, image in items:
-            _, dataset, key = locate(Path(path).relative_to(self.root).as_posix())
+            _, dataset, key = locate(path)
             keys, images = groups.setdefault(dataset, ([], []))
             keys.append(key)
             images.append(image)
@@ -93,16 +87,13 @@ class StagedSink:
         return n, nbytes
 
 
-Sink = TiffSink | StagedSink
-
-
 def _part_dir(dataset: str) -> str:
     return dataset.replace("/", "~")
 
 
-def sink_for(fmt: str, root: Path, work: Path) -> Sink:
-    """The sink of a sample written in format ``fmt`` (``work``: its scratch directory)."""
-    return TiffSink() if fmt == "tiff" else StagedSink(Path(root), Path(work) / PARTS)
+def writer_for(fmt: str, root: Path, work: Path) -> TiffWriter | StagedWriter:
+    """The output backend of a sample in format ``fmt`` (``work``: its scratch directory)."""
+    return TiffWriter(Path(root)) if fmt == "tiff" else StagedWriter(Path(work) / PARTS)
 
 
 def _plan(files: list[dict[str, Any]]) -> dict[str, dict[Key, dict[str, Any]]]:
