@@ -185,3 +185,17 @@ def test_bad_format_options_are_one_line_exit_2_nothing_written(tmp_path):
     assert all_files(root) == before
     with pytest.raises(NsgenError, match=r"no sample 0005 under .* \(finished: 0000\)"):
         load_sample(root, 5)
+
+
+def test_a_container_root_refuses_other_formats(tmp_path):
+    root = tmp_path / "z"
+    base = ["-m", "simple", "-N", "16", "-o", "3", "--no-preview", "-r", str(root)]
+    nsgen(*base, "--format", "zarr")
+    before = all_files(root)
+    for fmt in ("hdf5", "tiff"):
+        r = nsgen(*base, "--format", fmt, "--start", "1", check=False)
+        assert (r.returncode, r.stderr.count("\n")) == (2, 1)
+        assert "already holds a --format zarr dataset" in r.stderr
+    assert all_files(root) == before
+    nsgen(*base, "--format", "zarr", "--start", "1")      # the same format adds samples
+    assert sorted(os.listdir(root)) == ["0000", "0000.zarr", "0001", "0001.zarr"]

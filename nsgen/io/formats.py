@@ -295,27 +295,33 @@ def load_sample(root: str | Path, sample: int) -> LoadedSample:
 
 
 def formats_in(root: Path) -> set[str]:
-    """Output formats already present under ``root`` (finished or not)."""
+    """Output formats already present under ``root`` (finished or not), from the names
+    alone (no manifest is read): containers ``NNNN.h5``/``NNNN.zarr`` (or their
+    temporaries), TIFFs directly under the root (dynamic mode), and sample directories
+    holding TIFFs or, finished, without a container (a finished container sample keeps
+    only its manifest and preview in ``NNNN/``)."""
     root = Path(root)
     found: set[str] = set()
     if not root.is_dir():
         return found
+    containers: set[str] = set()
+    samples: list[os.DirEntry[str]] = []
     for e in os.scandir(root):
         name = e.name.lstrip(".")
         for fmt, suffix in CONTAINER_SUFFIXES.items():
             if name[:4].isdigit() and name[4:].startswith(suffix):
                 found.add(fmt)
+                containers.add(name[:4])
         if e.name.lower().endswith((".tif", ".tiff")):
             found.add("tiff")
         if e.is_dir() and Path(e.name).match(SAMPLE_GLOB):
-            manifest = Path(e.path) / MANIFEST
-            if manifest.exists():
-                try:
-                    found.add(read_manifest(manifest).get("format", "tiff"))
-                except NsgenError:
-                    pass
-            elif _holds_tiffs(e.path):
-                found.add("tiff")   # an unfinished TIFF sample
+            samples.append(e)
+    for e in samples:
+        if "tiff" in found:
+            break
+        finished = os.path.exists(os.path.join(e.path, MANIFEST))
+        if (finished and e.name not in containers) or _holds_tiffs(e.path):
+            found.add("tiff")
     return found
 
 
