@@ -295,7 +295,12 @@ def _auto_int(name: str, text: str, lo: int) -> int | None:
     return v
 
 
-def _check_root(root: Path) -> None:
+def check_root(root: Path) -> None:
+    """Refuse a ``--root`` that cannot be created or written (before anything is written).
+
+    Checked when the command line is parsed and when a run starts (not by
+    :class:`Config` itself: simulating in memory needs no writable root).
+    """
     probe = root
     while not probe.exists():
         probe = probe.parent
@@ -332,7 +337,7 @@ def config_from_namespace(ns: Any) -> Config:
         if mem < 2**20:
             raise NsgenError(f"--memory-limit must be at least 1MiB, got {ns.memory_limit!r}")
     opt = (lambda v: None if v in (None, "") else v)
-    return Config(
+    config = Config(
         mode=ns.mode, root=Path(ns.root), samples=samples, start=start,
         verbose=bool(ns.verbose), seed=ns.seed, size=ns.size, objects=ns.objects,
         object_type=ns.object_type, shifts=ns.shifts, shiftstep=ns.shiftstep,
@@ -345,6 +350,8 @@ def config_from_namespace(ns: Any) -> Config:
         preview=bool(ns.preview), config_file=Path(ns.config_file) if getattr(ns, "config_file", None)
         else None, array_task=task, format=ns.format, compression=ns.compression,
     )
+    check_root(config.root)
+    return config
 
 
 def _check_last_sample(start: int, samples: int) -> None:
@@ -405,7 +412,6 @@ def validate(c: Config) -> None:
     if c.mode in REAL_MODES and not c.hdf_root:
         raise NsgenError(f"--mode {c.mode} reads a real scan: give it with --hdf-root "
                          f"FILE.nxs")
-    _check_root(c.root)
 
 
 def _config_path(argv: Sequence[str]) -> str | None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nsgen import __version__
-from nsgen.config import Config
+from nsgen.config import Config, check_root
 from nsgen.engine.pipeline import Engine, Progress, Stage
 from nsgen.engine.sizing import Sizing, plan_sizing, usable_cores
 from nsgen.io.formats import (check_root_format, pack_sample, remove_stale_containers,
@@ -225,6 +225,7 @@ def generate(config: Config, on_sample: Callable[[int, Path], None] | None = Non
     """
     log = Log(config.verbose, config.progress)
     mode = load_mode(config.mode)
+    check_root(config.root)
     mode.check(config)
     check_root_format(config.root, config.format)
     todo = [s for s in config.sample_numbers() if not manifest_path(config.root, s).exists()]

@@ -140,3 +140,15 @@ def test_run_warnings_go_to_the_nsgen_logger(caplog, capsys):
         attach_preview("no-such-root", {"sample": 3, "files": []}, lambda m: None)
     assert [r.getMessage()[:35] for r in caplog.records] == ["warning: no preview for sample 0003"]
     assert capsys.readouterr().err == ""   # nothing printed by the library itself
+
+
+def test_root_is_checked_when_writing_not_when_simulating(tmp_path):
+    (tmp_path / "file").write_text("x")
+    bad = tmp_path / "file" / "data"
+    cfg = nsgen.Config(mode="simple", size=16, objects=3, root=bad)   # nothing written yet
+    assert simulate_sample(cfg).clean.shape == (16, 25, 22)
+    r = run_cli("-m", "simple", "-r", str(bad), check=False)
+    with pytest.raises(nsgen.NsgenError) as exc:
+        nsgen.generate(cfg)
+    assert r.returncode == 2 and r.stderr == f"nsgen: error: {exc.value}\n"
+    assert "is not writable" in str(exc.value)
