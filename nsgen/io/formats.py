@@ -72,14 +72,14 @@ class StagedWriter:
         for dataset, (keys, images) in groups.items():
             d = self.parts / _part_dir(dataset)
             d.mkdir(parents=True, exist_ok=True)
-            path = d / f"{'_'.join(map(str, keys[0]))}+{len(keys)}{PART_SUFFIX}"
-            tmp = temporary_name(path)
+            part = d / f"{'_'.join(map(str, keys[0]))}+{len(keys)}{PART_SUFFIX}"
+            tmp = temporary_name(part)
             try:
                 with open(tmp, "wb") as f:   # two .npy records: keys, then the images
                     np.save(f, np.asarray(keys, dtype=np.int64))
                     np.save(f, np.stack(images))
                 nbytes += tmp.stat().st_size
-                os.replace(tmp, path)
+                os.replace(tmp, part)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
