@@ -36,7 +36,7 @@ import numpy as np
 from nsgen.config import SYNTHETIC_MODES, Config
 from nsgen.engine.pipeline import Chunk
 from nsgen.errors import NsgenError
-from nsgen.modes.complex import DELTA, N_VARIATIONS, ComplexRows, DetectorModel
+from nsgen.modes.complex import ComplexRows, DetectorModel, detector_record
 from nsgen.modes.simple import rescale, stripe_sinogram
 from nsgen.modes.synthetic import objects_record, phantom
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
@@ -138,8 +138,7 @@ class SampleScale:
             "bounds": [self.bounds.lo, self.bounds.hi], "inputs": self.input_names}
         if self.model is not None:
             meta["projection_max"] = self.projection.hi
-            meta["detector"] = {"I0": cfg.I0, "flatsnum": cfg.flatsnum, "delta": DELTA,
-                                "variations": N_VARIATIONS, "offsets": list(self.model.offsets)}
+            meta["detector"] = detector_record(cfg, self.model)
         return meta
 
     def simulate(self, start: int, stop: int, p3: np.ndarray | None = None) -> SampleArrays:
@@ -228,7 +227,7 @@ def _model(cfg: Config, sample: int, geometry: Geometry, projection: Bounds
     if not projection.hi > 0:
         raise NsgenError("the phantom projects to zero everywhere; raise --objects")
     return DetectorModel.simulate(cfg.seed, sample, geometry, cfg.shifts, cfg.shiftstep,
-                                  cfg.flatsnum, cfg.I0)
+                                  cfg.flatsnum, cfg.I0, cfg.defect_density)
 
 
 def sample_scale(config: Config | None = None, sample: int | None = None, *,

@@ -398,8 +398,8 @@ def check_archive_writable(
 def append_mask(
     archive_path: str | os.PathLike[str],
     key: str,
-    mask: np.ndarray,
-    weights: np.ndarray | None = None,
+    mask: np.ndarray | Deflated,
+    weights: np.ndarray | Deflated | None = None,
     overwrite: bool = False,
 ) -> None:
     """Add a mask (and optionally its weights) to an archive, creating it if needed.
@@ -432,6 +432,17 @@ def append_mask(
     members are copied byte for byte, then the new ones are compressed in; the file is
     flushed to disk and renamed over the old archive (``os.replace``). On any error the
     temporary file is removed and the old archive is left as it was.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> mask = np.zeros((3, 2, 8), bool); mask[:, 1, 4] = True
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     append_mask(f"{d}/masks.npz", "m1000", mask)
+    ...     append_mask(f"{d}/masks.npz", "m1001", mask, weights=np.ones(mask.shape))
+    ...     with np.load(f"{d}/masks.npz") as npz:
+    ...         print(sorted(npz.files), read_mask(f"{d}/masks.npz", "m1000").sum())
+    ['m1000', 'm1001', 'm1001_weights'] 3
     """
     path = Path(archive_path)
     _check_key(key)

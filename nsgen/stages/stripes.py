@@ -5,7 +5,7 @@ Used alike by ``nsgen mask`` (full mask into an archive) and the paired and patc
 (:class:`CandidateStage`) runs the expensive detector with a halo of ``radius`` rows per
 chunk side and keeps its candidates, one bit per voxel, in a scratch volume; pass two
 (:class:`MergeStage`) runs the cheap merge passes with a halo of ``depth // 2`` rows. The
-result equals the whole-volume computation exactly (SCIENCE B 5.2).
+result equals the whole-volume computation exactly (docs/science.md B 5.2).
 """
 
 from __future__ import annotations
