@@ -44,14 +44,20 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
+def quiet_stderr() -> None:
+    """Remove what :func:`log_to_stderr` added (the command is done)."""
+    logger = logging.getLogger("nsgen")
+    for h in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(h)
+
+
 def log_to_stderr(verbose: bool) -> None:
     """Show the ``nsgen`` logger on stderr, one line per message: the command's format.
 
     NOTICE and above always, INFO (stage messages) only when ``verbose``.
     """
     from nsgen.runner import NOTICE, logger
-    for h in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
-        logger.removeHandler(h)
+    quiet_stderr()
     level = logging.INFO if verbose else NOTICE
     handler = _StderrHandler(level)
     logger.addHandler(handler)
@@ -80,6 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help()
         print(f"\nsubcommands:\n{USAGE_TAIL}")
         return 0
+    try:
+        return _main(argv)
+    finally:
+        quiet_stderr()   # an in-process caller keeps its own logging set-up
+
+
+def _main(argv: list[str]) -> int:
     try:
         if argv and argv[0] in COMMANDS:
             code = _resolve(COMMANDS[argv[0]][0])(argv[1:])

@@ -136,7 +136,9 @@ def test_api_md_examples_run(tmp_path, monkeypatch):
 
 
 def test_run_warnings_go_to_the_nsgen_logger(caplog, capsys):
+    from nsgen.cli import quiet_stderr
     from nsgen.preview import attach_preview
+    quiet_stderr()   # a command called in this process earlier (e.g. nsgen mask's main)
     with caplog.at_level(logging.WARNING, logger="nsgen"):
         attach_preview("no-such-root", {"sample": 3, "files": []}, lambda m: None)
     assert [r.getMessage()[:35] for r in caplog.records] == ["warning: no preview for sample 0003"]
