@@ -58,6 +58,9 @@ class Config:
     objects: int = 300
     object_type: str = "sphere"
     shifts: int = 5
+    #: ``--shifts`` was given (flag, environment or file); without it a real scan uses the
+    #: numbered shift files that exist (at most ``shifts``)
+    shifts_given: bool = False
     shiftstep: int = 2
     flatsnum: int = 20
     I0: float = 40000.0
@@ -140,8 +143,9 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
                    help="objects per sample (default 300)")
     s.add_argument("--object-type", default="sphere",
                    help="sphere (default) or ellipsoid (random semi-axes and rotation)")
-    s.add_argument("--shifts", "-s", type=int, default=5,
-                   help="number of vertical shifts (default 5)")
+    s.add_argument("--shifts", "-s", type=int, default=None,
+                   help="number of vertical shifts (default 5; real modes without it: the "
+                        "numbered shift files that exist, at most 5)")
     s.add_argument("--shiftstep", "-p", type=int, default=2,
                    help="step in detector rows between shifts (default 2)")
     s.add_argument("--flatsnum", "-f", type=int, default=20,
@@ -291,7 +295,9 @@ def config_from_namespace(ns: Any) -> Config:
     _int_range("seed", ns.seed, 0)
     _int_range("size", ns.size, 8, 4096)
     _int_range("objects", ns.objects, 1)
-    _int_range("shifts", ns.shifts, 1, 100)
+    shifts_given = ns.shifts is not None
+    shifts = ns.shifts if shifts_given else 5
+    _int_range("shifts", shifts, 1, 100)
     _int_range("shiftstep", ns.shiftstep, 0)
     _int_range("flatsnum", ns.flatsnum, 1)
     if not ns.I0 > 0 or ns.I0 != ns.I0 or ns.I0 == float("inf"):
@@ -322,7 +328,7 @@ def config_from_namespace(ns: Any) -> Config:
     return Config(
         mode=ns.mode, root=root, samples=samples, start=start, verbose=bool(ns.verbose),
         seed=ns.seed, size=ns.size, objects=ns.objects, object_type=ns.object_type,
-        shifts=ns.shifts, shiftstep=ns.shiftstep, flatsnum=ns.flatsnum, I0=float(ns.I0),
+        shifts=shifts, shifts_given=shifts_given, shiftstep=ns.shiftstep, flatsnum=ns.flatsnum, I0=float(ns.I0),
         hdf_root=hdf, flats=opt(ns.flats) and Path(ns.flats), darks=opt(ns.darks) and Path(ns.darks),
         data_path=opt(ns.data_path), image_key_path=opt(ns.image_key_path),
         angles_path=opt(ns.angles_path), mask=opt(ns.mask) and Path(ns.mask),

@@ -53,6 +53,9 @@ PREFETCH_BYTES = 384 * 2**20
 PREFETCH_AHEAD = 2
 
 
+_NOTED: list[list[str]] = []   # shift-file notes printed by this process
+
+
 def scan_files(config: Config) -> list[Path]:
     """The scan of every shift: the seed's numbering rule, or the explicit list."""
     files = list(config.hdf_root)
@@ -61,7 +64,14 @@ def scan_files(config: Config) -> list[Path]:
             raise NsgenError("dynamic mode reads one scan; give one file to --hdf-root")
         return files
     if len(files) == 1:
-        return [Path(p) for p in shift_files(files[0], config.shifts)]
+        found = shift_files(files[0], config.shifts if config.shifts_given else None)
+        if not config.shifts_given and found not in _NOTED:
+            _NOTED.append(found)
+            print(f"nsgen: --shifts not given: {len(found)} numbered shift file"
+                  f"{'s' if len(found) > 1 else ''} from {Path(files[0]).name} exist"
+                  f"{'s' if len(found) == 1 else ''}, using {len(found)} shift"
+                  f"{'s' if len(found) > 1 else ''}", file=sys.stderr, flush=True)
+        return [Path(p) for p in found]
     return files
 
 
