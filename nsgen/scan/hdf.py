@@ -57,6 +57,13 @@ def _read_angles(f: H5File, path: str, key: np.ndarray | None, n_frames: int, n_
     return None
 
 
+def _whole(f: H5File, path: str, role: str) -> Frames:
+    """Every frame of the dataset ``path`` of the scan file (a 2D dataset is one frame)."""
+    d = f.need(path, role, f"--{role} FILE:DATASET")
+    check_readable(d, f"{role} dataset {f.name}:{path}")
+    return Frames(d, np.arange(1 if d.ndim == 2 else d.shape[0]), f"{role} {f.name}:{path}")
+
+
 def create_frame_copy(path: str | os.PathLike[str], scan: Scan) -> int:
     """Create an uncompressed NXtomo file to hold a copy of ``scan``'s frames.
 
@@ -148,6 +155,8 @@ def open_scan(path: str | os.PathLike[str], layout: ScanLayout = ScanLayout(),
             flats, flats_file_darks = frames_from_spec(flats_path, "flats", opened)
         elif key is not None and np.any(key == FLAT):
             flats = Frames(data, np.flatnonzero(key == FLAT), f"flats {label} (image_key 1)")
+        elif located.flats_path is not None:
+            flats = _whole(f, located.flats_path, "flats")
         if flats is None:
             raise NsgenError(
                 f"no flat fields in {f.name} ({why_none or 'image_key has no 1 frames'}); "
@@ -161,6 +170,8 @@ def open_scan(path: str | os.PathLike[str], layout: ScanLayout = ScanLayout(),
             darks = flats_file_darks
         elif key is not None and np.any(key == DARK):
             darks = Frames(data, np.flatnonzero(key == DARK), f"darks {label} (image_key 2)")
+        elif located.darks_path is not None:
+            darks = _whole(f, located.darks_path, "darks")
         if darks is None:
             where = f"{f.name} ({why_none or 'image_key has no 2 frames'})"
             if flats_path is not None:

@@ -83,9 +83,15 @@ class ScanLayout:
 
 @dataclass(frozen=True)
 class Located:
+    """The datasets of a scan file, and which rule found them (``how``, for ``inspect``)."""
+
     data_path: str
     image_key_path: str | None
     angles_path: str | None
+    #: flats and darks datasets of the same file, every frame of them (Data Exchange)
+    flats_path: str | None = None
+    darks_path: str | None = None
+    how: str = "explicit --data-path"
 
 
 
@@ -144,7 +150,27 @@ def _angles_near(f: H5File, data_path: str, n_frames: int) -> str | None:
     return None
 
 
+def _field(f: H5File, path: str, ndims: tuple[int, ...]) -> str | None:
+    """``path`` if it is a numeric dataset of one of ``ndims`` dimensions."""
+    d = f.get(path)
+    ok = isinstance(d, h5py.Dataset) and d.ndim in ndims and np.issubdtype(d.dtype, np.number)
+    return path if ok else None
+
+
+def _data_exchange(f: H5File) -> Located | None:
+    """APS Data Exchange: ``/exchange/data`` (projections), ``data_white`` (flats),
+    ``data_dark`` (darks), ``theta`` (angles, degrees)."""
+    if not is_image_stack(f.get("/exchange/data")):
+        return None
+    return Located("/exchange/data", None, _field(f, "/exchange/theta", (1,)),
+                   _field(f, "/exchange/data_white", (2, 3)), _field(f, "/exchange/data_dark", (2, 3)),
+                   "APS Data Exchange (/exchange/data, data_white, data_dark, theta)")
+
+
 def _discover(f: H5File) -> Located | None:
+    found = _data_exchange(f)
+    if found is not None:
+        return found
     items = list(walk(f.h5))
     # 2. NXtomo entries
     for path, obj in items:
@@ -158,7 +184,8 @@ def _discover(f: H5File) -> Located | None:
                              if isinstance(k := f.get(f"{path}/{c}"), h5py.Dataset) and k.shape == (n,)), None)
             ang_path = next((f"{path}/{c}" for c in _NXTOMO_ANGLES
                              if isinstance(a := f.get(f"{path}/{c}"), h5py.Dataset) and a.ndim == 1), None)
-            return Located(data_path, key_path, ang_path)
+            return Located(data_path, key_path, ang_path,
+                           how=f"NXtomo entry {path} (definition NXtomo)")
     # 3. NXdata signals / NXdetector data, paired with an image_key
     candidates: list[tuple[str, h5py.Dataset]] = []
     dangling: list[str] = []
@@ -176,11 +203,17 @@ def _discover(f: H5File) -> Located | None:
                 candidates.append((f"{path}/{name}", d))
     keys = [(p, o) for p, o in items if isinstance(o, h5py.Dataset) and p.rsplit("/", 1)[-1] == "image_key"
             and np.issubdtype(o.dtype, np.integer)]
+    only_stack = False
     if not candidates:
         stacks: list[tuple[str, h5py.Dataset]] = []
         for p, o in items:
             if is_image_stack(o) and not any(same_object(o, s) for _q, s in stacks):
                 stacks.append((p, o))
+        if len(stacks) > 1 and not dangling:
+            names = ", ".join(f"{p} {tuple(d.shape)}" for p, d in stacks[:MAX_LISTED])
+            raise NsgenError(f"{f.name} is ambiguous: it holds {len(stacks)} candidate 3D datasets "
+                             f"({names}) and no NXtomo entry or image_key tells which holds the "
+                             f"projections; choose one with --data-path")
         if len(stacks) != 1:
             if dangling:
                 whys = "; ".join(describe_missing(f.h5, d, f.lapl)[0] for d in dangling[:3])
@@ -188,7 +221,7 @@ def _discover(f: H5File) -> Located | None:
                                  f"broken links: {whys}; put the linked files in place (same relative paths) "
                                  f"or give the data path with --data-path")
             return None
-        candidates = stacks
+        candidates, only_stack = stacks, True
     paired = [(p, d, _image_key_for(f, d, p, keys)) for p, d in candidates]
     with_key = [c for c in paired if c[2] is not None]
     chosen = with_key if with_key else paired
@@ -198,11 +231,14 @@ def _discover(f: H5File) -> Located | None:
             f"{f.name} holds several candidate projection datasets ({names}); choose one with --data-path"
         )
     data_path, data, key_path = chosen[0]
-    return Located(data_path, key_path, _angles_near(f, data_path, data.shape[0]))
+    how = "the only 3D dataset of the file" if only_stack else "the NXdata/NXdetector image stack"
+    return Located(data_path, key_path, _angles_near(f, data_path, data.shape[0]),
+                   how=how + (" with the image_key of matching length" if key_path else ""))
 
 
 def locate(f: H5File, layout: ScanLayout, role: str = "data") -> Located:
     """Resolve the layout of ``f``: explicit paths, else i12 defaults, else discovery."""
+    how = "explicit --data-path"
     if layout.data_path is not None:
         data_path = abs_path(layout.data_path)
         f.need(data_path, role, "--data-path")
@@ -211,14 +247,15 @@ def locate(f: H5File, layout: ScanLayout, role: str = "data") -> Located:
         data_path = abs_path(DEFAULT_DATA_PATH)
         f.need(data_path, role, "--data-path")  # present but dangling: a clear error
         found = None
+        how = "Diamond i12/i13 default paths (entry1/tomo_entry)"
     else:
         found = _discover(f)
         if found is None:
             raise NsgenError(
                 f"no projection data found in {f.name} (no '{abs_path(DEFAULT_DATA_PATH)}', no NXtomo entry, "
-                f"no NXdata image stack); {list_3d(f.h5)}; give one with --data-path"
+                f"no /exchange/data, no NXdata image stack); {list_3d(f.h5)}; give one with --data-path"
             )
-        data_path = found.data_path
+        data_path, how = found.data_path, found.how
     if layout.image_key_path is not None:
         key_path: str | None = abs_path(layout.image_key_path)
         f.need(key_path, "image_key", "--image-key-path")
@@ -240,5 +277,7 @@ def locate(f: H5File, layout: ScanLayout, role: str = "data") -> Located:
         ang_path = abs_path(DEFAULT_ANGLES_PATH)
     else:
         ang_path = _angles_near(f, data_path, int(f.need(data_path, role, "--data-path").shape[0]))
-    return Located(data_path, key_path, ang_path)
+    if found is not None and layout.image_key_path is None:
+        return Located(data_path, key_path, ang_path, found.flats_path, found.darks_path, how)
+    return Located(data_path, key_path, ang_path, how=how)
 

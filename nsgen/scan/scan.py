@@ -26,6 +26,8 @@ class Scan:
         Absolute path of the scan file.
     data_path, image_key_path, angles_path : str or None
         The dataset paths actually used (after defaults and discovery).
+    how : str
+        Which layout rule found them (e.g. ``"APS Data Exchange ..."``).
     flats_source, darks_source : str
         Where the flats and darks come from (for logs).
     """
@@ -43,6 +45,7 @@ class Scan:
         self.data_path = located.data_path
         self.image_key_path = located.image_key_path
         self.angles_path = located.angles_path
+        self.how = located.how
         self.flats_source = flats.label
         self.darks_source = darks.label
         n_frames = data.shape[0]

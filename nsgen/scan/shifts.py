@@ -8,7 +8,6 @@ from pathlib import Path
 
 from nsgen.errors import NsgenError
 
-
 #: shifts of a scan when ``--shifts`` is not given (the seed's default)
 DEFAULT_SHIFTS = 5
 
