@@ -154,21 +154,27 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
                    help="full-beam photon count per pixel (complex; default 40000)")
 
     r = p.add_argument_group("real-data modes (raw, paired, dynamic, patch)")
-    r.add_argument("--hdf-root", "--hdf-file", nargs="+", default=None, metavar="NXS",
-                   help="NeXus scan of shift 0 (shift s is the file whose numeric stem is s "
-                        "higher), or an explicit list of one file per shift")
+    r.add_argument("--hdf-root", "--hdf-file", nargs="+", default=None, metavar="SCAN",
+                   help="scan of shift 0 (shift s is the file whose numeric stem is s "
+                        "higher), or an explicit list of one per shift; a NeXus/HDF5 file, or "
+                        "TIFFs: a folder (proj*/flat*/dark* files or sub-folders) or a "
+                        "multi-page TIFF (docs/bring-your-own-data.md)")
     r.add_argument("--chunk-size", "-C", default="auto",
                    help="detector rows per chunk; auto (default) sizes it from the memory "
                         "limit, at most 243 rows for real data")
     r.add_argument("--flats", default=None,
-                   help="file with flat (and dark) fields to normalise with; FILE or "
-                        "FILE:/dataset/path")
+                   help="flat (and dark) fields to normalise with when not in the scan: "
+                        "FILE, FILE:/dataset/path, or a TIFF folder or file")
     r.add_argument("--darks", default=None,
-                   help="file with dark fields when they are not in --flats; FILE or "
-                        "FILE:/dataset/path")
+                   help="dark fields when they are not in the scan or --flats: FILE, "
+                        "FILE:/dataset/path, a TIFF folder or file, or 'zeros' (no dark "
+                        "offset)")
     r.add_argument("--data-path", default=None, help="HDF5 path of the frames dataset")
     r.add_argument("--image-key-path", default=None, help="HDF5 path of image_key")
-    r.add_argument("--angles-path", default=None, help="HDF5 path of the rotation angles")
+    r.add_argument("--angles-path", "--angles", default=None,
+                   help="rotation angles: HDF5 path; for TIFF scans a text file of one "
+                        "angle (degrees) per projection, or START:STOP (evenly spaced, both "
+                        "included)")
     r.add_argument("--mask", default=None,
                    help=".npz stripe-mask archive with key m<file stem> per shift "
                         "(paired, patch); computed on the fly when absent")

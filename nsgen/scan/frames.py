@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -24,6 +25,7 @@ from nsgen.errors import NsgenError
 from nsgen.scan.direct import DirectRows, frame_runs
 from nsgen.scan.h5 import H5File, check_readable, one_line, split_spec
 from nsgen.scan.layout import DARK, FLAT, INVALID, PROJECTION, ScanLayout, locate
+from nsgen.scan.tiffstack import TiffStack, is_tiff, tiff_files
 
 _BLOCK_BYTES = 64 * 2**20  # at most this much raw flat/dark data in memory at once
 
@@ -81,7 +83,8 @@ class Frames:
         """The dataset's direct-read path, or None (worked out once)."""
         with _DIRECT_LOCK:   # a reader's read and its hint thread may both ask first
             if not hasattr(self, "_direct"):
-                self._direct = None if self.dataset is None else DirectRows.of(self.dataset)
+                self._direct = (DirectRows.of(self.dataset)
+                                if isinstance(self.dataset, h5py.Dataset) else None)
         return self._direct
 
     def close(self) -> None:
@@ -178,6 +181,10 @@ def frames_from_spec(spec: str | os.PathLike[str], role: str, opened: list[H5Fil
     file also the other kind (darks when role is flats), if present."""
     file_name, dset_path = split_spec(spec)
     option = "--flats" if role == "flats" else "--darks"
+    if dset_path is None and is_tiff(file_name):
+        path = Path(file_name)
+        stack = TiffStack(tiff_files(path) if path.is_dir() else [path], f"{role} {path}")
+        return Frames(stack, np.arange(len(stack)), f"{role} {path} (TIFF)"), None
     f = H5File(file_name, f"{role} file")
     opened.append(f)
     if dset_path is not None:

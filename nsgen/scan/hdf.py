@@ -28,6 +28,8 @@ from nsgen.scan.layout import (
     locate,
 )
 from nsgen.scan.scan import Scan
+from nsgen.scan.tiffscan import open_tiff_scan
+from nsgen.scan.tiffstack import is_tiff
 
 #: ``darks_path`` value meaning "this detector has no dark offset".
 ZERO_DARKS = "zeros"
@@ -95,13 +97,16 @@ def create_frame_copy(path: str | os.PathLike[str], scan: Scan) -> int:
 def open_scan(path: str | os.PathLike[str], layout: ScanLayout = ScanLayout(),
               flats_path: str | os.PathLike[str] | None = None,
               darks_path: str | os.PathLike[str] | None = None) -> Scan:
-    """Open a NeXus/HDF5 tomography scan for reading.
+    """Open a tomography scan for reading: NeXus/HDF5, or TIFF (a folder or a TIFF file).
 
     Parameters
     ----------
     path : str or os.PathLike
         The scan file (``.nxs``/``.h5``); relative external links inside it are
-        followed from its own directory, whatever the working directory.
+        followed from its own directory, whatever the working directory. A folder of
+        TIFF files or a TIFF file is opened by
+        :func:`~nsgen.scan.tiffscan.open_tiff_scan` (``layout.angles_path`` is then a
+        text file or ``START:STOP``).
     layout : ScanLayout, optional
         Dataset paths; ``None`` fields are defaulted or discovered (module doc).
     flats_path : str or os.PathLike, optional
@@ -124,6 +129,8 @@ def open_scan(path: str | os.PathLike[str], layout: ScanLayout = ScanLayout(),
         image_key length mismatch, no projections, no flats or darks, flats or
         darks of another detector shape, unavailable compression filter.
     """
+    if is_tiff(path):
+        return open_tiff_scan(path, layout.angles_path, flats_path, darks_path)
     opened: list[H5File] = []
     try:
         f = H5File(path, "scan file")

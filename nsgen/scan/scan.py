@@ -152,8 +152,11 @@ class Scan:
 
         None for unfiltered data. Reading fewer rows than this decompresses whole chunks
         and keeps only some of their rows, so a scan read in row chunks is decompressed
-        about ``span / chunk rows`` times.
+        about ``span / chunk rows`` times. For TIFF frames: the rows of a compressed strip
+        or tile (:meth:`~nsgen.scan.tiffstack.TiffStack.row_span`).
         """
+        if not isinstance(self._data, h5py.Dataset):
+            return self._data.row_span(self._projection_indices)
         try:
             if self._data.chunks is None or self._data.id.get_create_plist().get_nfilters() == 0:
                 return None
@@ -165,10 +168,10 @@ class Scan:
     def source_files(self) -> list[str]:
         """Every file the scan's data, flats and darks are read from (external links
         resolved), the scan file first, without repeats."""
-        files = [self.path]
+        files = [self.path] if os.path.isfile(self.path) else []   # not a TIFF folder
         for ds in (self._data, self._flats.dataset, self._darks.dataset):
-            if ds is not None:
-                name = os.path.abspath(ds.file.filename)
+            for name in getattr(ds, "files", [ds.file.filename] if ds is not None else []):
+                name = os.path.abspath(name)
                 if name not in files:
                     files.append(name)
         return files
