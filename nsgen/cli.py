@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("nsgen.check:main", "verify a dataset against its manifests"),
     "preview": ("nsgen.preview:main", "draw a PNG contact sheet of a sample's pairs"),
     "submit": ("nsgen.slurm:main", "submit an array job, one sample per task"),
+    "inspect": ("nsgen.inspect:main", "show what nsgen finds in a scan (writes nothing)"),
 }
 
 USAGE_TAIL = "\n".join(f"  nsgen {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())

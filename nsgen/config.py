@@ -216,6 +216,16 @@ def build_parser(prog: str = "nsgen") -> configargparse.ArgumentParser:
     return p
 
 
+def subcommand_parser(prog: str, description: str) -> configargparse.ArgumentParser:
+    """A subcommand's parser: one-line errors, ``--config FILE`` and ``NSGEN_*`` variables
+    like the main command (keys of other commands in a shared file are ignored)."""
+    return OneLineParser(
+        prog=prog, description=description,
+        config_file_parser_class=configargparse.DefaultConfigFileParser,
+        auto_env_var_prefix="NSGEN_", args_for_setting_config_path=["--config", "-c"],
+        ignore_unknown_config_file_keys=True)
+
+
 _LINE = re.compile(r"^\s*([A-Za-z0-9_][A-Za-z0-9_-]*)\s*[=:]\s*(.*?)\s*$")
 
 

@@ -55,7 +55,8 @@ def _open_h5(path: str | os.PathLike[str], what: str) -> h5py.File:
     except OSError as exc:
         raise NsgenError(f"cannot read {what} '{p}' ({one_line(exc)}); check its permissions") from exc
     if not is_h5:
-        raise NsgenError(f"{what} '{p}' is not an HDF5/NeXus file; give the scan's .nxs or .h5 file")
+        raise NsgenError(f"{what} '{p}' is not an HDF5/NeXus file or a TIFF; give the scan's "
+                         f".nxs/.h5 file, a TIFF folder or a TIFF file")
     try:
         return h5py.File(os.path.abspath(p), "r", locking=False)
     except OSError as exc:

@@ -165,6 +165,22 @@ class Scan:
         return int(min(self._data.chunks[1], self._data.shape[1]))
 
     @property
+    def storage(self) -> str:
+        """How the projections are stored (layout, chunks, compression), for ``inspect``."""
+        d = self._data
+        if not isinstance(d, h5py.Dataset):
+            return str(d.describe(self._projection_indices))
+        try:
+            plist = d.id.get_create_plist()
+            names = [plist.get_filter(i)[3] for i in range(plist.get_nfilters())]
+        except Exception:  # noqa: BLE001 - virtual or unusual storage
+            names = []
+        names = [n.decode(errors="replace") if isinstance(n, bytes) else str(n) for n in names]
+        where = "contiguous" if d.chunks is None else f"chunks {tuple(d.chunks)}"
+        return (f"HDF5 {where}{' (virtual dataset)' if d.is_virtual else ''}, "
+                f"{'compression: ' + ', '.join(names) if names else 'uncompressed'}")
+
+    @property
     def source_files(self) -> list[str]:
         """Every file the scan's data, flats and darks are read from (external links
         resolved), the scan file first, without repeats."""

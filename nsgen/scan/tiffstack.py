@@ -168,6 +168,17 @@ class TiffStack:
         """A short name for messages."""
         return self.label
 
+    def describe(self, frames: np.ndarray) -> str:
+        """Files and storage of the given frames (for ``nsgen inspect``)."""
+        pages = [self.pages[int(a)] for a in frames]
+        direct = sum(p.start is not None for p in pages)
+        files = len({p.file for p in pages})
+        text = f"TIFF, {len(pages)} pages in {files} file{'s' if files > 1 else ''}; "
+        if direct == len(pages):
+            return text + "uncompressed (rows read directly)"
+        return (text + f"{len(pages) - direct} compressed or tiled (decoded in pieces of "
+                f"{self.row_span(frames)} rows), {direct} uncompressed")
+
     def read_direct(self, out: np.ndarray, source_sel: Any = np.s_[...],
                     dest_sel: Any = np.s_[...]) -> None:
         """``self[source_sel]`` into ``out[dest_sel]`` for ``(frames[, rows[, :]])`` slices."""
