@@ -10,7 +10,9 @@ For every finished sample (``root/NNNN/manifest.json``) the check verifies, in p
 * no strays: no temporary files of interrupted writes, no ``.work``/``.nsgen`` scratch
   directories in finished samples, no ``.tif`` file that no manifest lists, no sample
   directory without a manifest (unfinished), no file listed by two manifests;
-* the ``preview`` PNG the manifest names exists.
+* the ``preview`` PNG the manifest names exists;
+* the input files of a real-data sample (its ``sources``) are unchanged since
+  (:func:`nsgen.rerun.changed_inputs`).
 
 It prints a table per sample (files listed / present / bad) and every problem, and
 returns 0 when the dataset is sound, 1 otherwise. A ROOT that is not a directory or has
@@ -312,6 +314,12 @@ def check_dataset(root: Path, workers: int | None = None) -> CheckReport:
         if m.get("sample") != tag:
             problems.append((rel, f"manifest: sample {m.get('sample')!r} in directory "
                                   f"{mpath.parent.name}"))
+            row.problems += 1
+        from nsgen.rerun import changed_inputs
+        for what in changed_inputs([s for s in m.get("sources", []) if isinstance(s, dict)
+                                    and isinstance(s.get("path"), str)]):
+            problems.append((rel, f"input changed since the sample was made: {what}; "
+                                  f"remake it with --overwrite"))
             row.problems += 1
         files = [f for f in m.get("files", []) if isinstance(f, dict)
                  and isinstance(f.get("path"), str) and isinstance(f.get("shape"), list)]

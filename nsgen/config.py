@@ -82,6 +82,8 @@ class Config:
     progress: bool = True
     preview: bool = True
     config_file: Path | None = None
+    #: replace samples made (or started) with other options or inputs (nsgen.rerun)
+    overwrite: bool = False
     # one task I of a SLURM array (docs/slurm.md): of the run --start S --samples N this
     # process makes only sample S + I, so start = S + I and samples = 1 here
     array_task: int | None = None
@@ -130,6 +132,9 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0,
                    help="seed of every random draw; same seed, same bytes (default 0)")
     g.add_argument("--verbose", "-v", action="store_true", help="print the stages of the run")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace samples under the root made or started with other options "
+                        "or inputs (without it such a rerun stops)")
     g.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar (it is also off when stderr is not a terminal)")
     g.add_argument("--no-preview", dest="preview", action="store_false",
@@ -351,7 +356,7 @@ def config_from_namespace(ns: Any) -> Config:
         frame_angles=ns.frame_angles, frame_stride=ns.frame_stride, patch_size=(ph, pw),
         chunk_size=chunk, workers=workers, memory_limit=mem, progress=bool(ns.progress),
         preview=bool(ns.preview), config_file=Path(ns.config_file) if getattr(ns, "config_file", None)
-        else None, array_task=task,
+        else None, array_task=task, overwrite=bool(getattr(ns, "overwrite", False)),
     )
 
 
