@@ -414,10 +414,16 @@ def main(argv: Sequence[str]) -> int:
     from nsgen.config import OneLineParser
     p = OneLineParser(prog="nsgen check",
                        description="Verify a generated dataset against its manifests.")
-    p.add_argument("root", metavar="ROOT", help="dataset root (the --root of the run)")
+    p.add_argument("root", metavar="ROOT", nargs="?",
+                   help="dataset root (the --root of the run; default: --root, NSGEN_ROOT "
+                        "or the root of --config)")
+    p.add_argument("--root", "-r", dest="root_option", help="the dataset root, as ROOT")
     p.add_argument("--workers", type=int, default=None,
                    help=f"threads reading file headers (default {default_workers()})")
     ns = p.parse_args(list(argv))
+    ns.root = ns.root or ns.root_option
+    if ns.root is None:
+        raise NsgenError("no dataset root; give it: nsgen check ROOT")
     if ns.workers is not None and ns.workers < 1:
         raise NsgenError(f"--workers must be >= 1, got {ns.workers}")
     report = check_dataset(Path(ns.root), ns.workers)

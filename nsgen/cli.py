@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
+import time
 from typing import Callable, Sequence
 
 from nsgen.errors import NsgenError
@@ -40,13 +41,21 @@ def generate_main(argv: Sequence[str]) -> int:
     from nsgen.runner import generate
 
     config = parse_config(argv)
-    generate(config)
+    t0 = time.monotonic()
+    done = generate(config)
+    if not config.quiet:
+        from nsgen.summary import summary_line
+        print(summary_line(config, done, time.monotonic() - t0), file=sys.stderr, flush=True)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nsgen`` console script and ``python -m nsgen``."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-V", "--version"):
+        from nsgen import __version__
+        print(f"nsgen {__version__}")
+        return 0
     if argv and argv[0] in ("-h", "--help"):
         from nsgen.config import build_parser
         build_parser().print_help()

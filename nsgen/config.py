@@ -2,8 +2,9 @@
 
 Precedence, highest first: command-line flag > environment variable
 (``NSGEN_<LONG_NAME>``, dashes as underscores, e.g. ``NSGEN_HDF_ROOT``) > config file
-(``--config FILE``; keys are the long option names, e.g. ``hdf-root = 1000.nxs``) >
-built-in default. The result is an immutable :class:`Config`.
+(``--config FILE``; keys are the long option names, ``hdf-root = 1000.nxs`` or
+``hdf-root: 1000.nxs``) > built-in default. The result is an immutable :class:`Config`.
+Subcommands read ``--config`` and ``NSGEN_*`` the same way (:class:`OneLineParser`).
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ class Config:
     config_file: Path | None = None
     #: replace samples made (or started) with other options or inputs (nsgen.rerun)
     overwrite: bool = False
+    #: no summary line at the end of the run
+    quiet: bool = False
     # one task I of a SLURM array (docs/slurm.md): of the run --start S --samples N this
     # process makes only sample S + I, so start = S + I and samples = 1 here
     array_task: int | None = None
@@ -111,7 +114,24 @@ class Config:
 
 
 class OneLineParser(configargparse.ArgumentParser):
-    """ArgumentParser whose errors are one line and exit status 2."""
+    """ArgumentParser whose errors are one line and exit status 2.
+
+    Every nsgen command's parser: it also reads ``--config FILE`` (``key = value`` or
+    ``key: value`` lines; keys another command uses are ignored) and ``NSGEN_<OPTION>``
+    environment variables, with the precedence of the module docstring.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("config_file_parser_class", configargparse.DefaultConfigFileParser)
+        kwargs.setdefault("auto_env_var_prefix", "NSGEN_")
+        kwargs.setdefault("args_for_setting_config_path", ["--config", "-c"])
+        kwargs.setdefault("ignore_unknown_config_file_keys", True)
+        kwargs.setdefault("add_config_file_help", False)   # PRECEDENCE says it (no dead link)
+        kwargs.setdefault("add_env_var_help", False)
+        kwargs.setdefault("config_arg_help_message", "INI file of options: 'key = value' or "
+                          "'key: value' lines, keys the long option names")
+        kwargs.setdefault("formatter_class", configargparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise NsgenError(message)
@@ -132,6 +152,8 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0,
                    help="seed of every random draw; same seed, same bytes (default 0)")
     g.add_argument("--verbose", "-v", action="store_true", help="print the stages of the run")
+    g.add_argument("--quiet", "-q", action="store_true",
+                   help="no summary line at the end of the run (errors are still printed)")
     g.add_argument("--overwrite", action="store_true",
                    help="replace samples under the root made or started with other options "
                         "or inputs (without it such a rerun stops)")
@@ -140,7 +162,7 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
     g.add_argument("--no-preview", dest="preview", action="store_false",
                    help="do not write preview.png at the end of the run")
 
-    s = p.add_argument_group("synthetic modes (simple, complex)")
+    s = p.add_argument_group("synthetic modes (simple, complex; --shifts also real modes)")
     s.add_argument("--size", "-N", type=int, default=256,
                    help="edge of the cubic sample in voxels; sinograms are "
                         "int(pi/2*N) x int(sqrt(2)*N) (default 256 -> 402 x 362)")
@@ -164,9 +186,6 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
                         "higher), or an explicit list of one per shift; a NeXus/HDF5 file, or "
                         "TIFFs: a folder (proj*/flat*/dark* files or sub-folders) or a "
                         "multi-page TIFF (docs/bring-your-own-data.md)")
-    r.add_argument("--chunk-size", "-C", default="auto",
-                   help="detector rows per chunk; auto (default) sizes it from the memory "
-                        "limit, at most 243 rows for real data")
     r.add_argument("--flats", default=None,
                    help="flat (and dark) fields to normalise with when not in the scan: "
                         "FILE, FILE:/dataset/path, or a TIFF folder or file")
@@ -191,7 +210,10 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
     r.add_argument("--patch-size", nargs=2, type=int, default=[1801, 256], metavar=("H", "W"),
                    help="patch height (angles) and width (columns) (default 1801 256)")
 
-    e = p.add_argument_group("engine")
+    e = p.add_argument_group("engine (all modes)")
+    e.add_argument("--chunk-size", "-C", default="auto",
+                   help="detector rows per chunk; auto (default) sizes it from the memory "
+                        "limit, at most 243 rows for real data")
     e.add_argument("--workers", default="auto",
                    help="worker processes; auto (default) = usable cores of the machine or "
                         "SLURM allocation")
@@ -211,25 +233,20 @@ def build_parser(prog: str = "nsgen") -> configargparse.ArgumentParser:
     p = OneLineParser(
         prog=prog,
         description="Generate clean/stripe sinogram pairs for stripe-removal networks.",
-        config_file_parser_class=configargparse.DefaultConfigFileParser,
-        auto_env_var_prefix="NSGEN_",
-        args_for_setting_config_path=["--config", "-c"],
-        formatter_class=configargparse.ArgumentDefaultsRawHelpFormatter
-        if hasattr(configargparse, "ArgumentDefaultsRawHelpFormatter") else None,
+        epilog=PRECEDENCE,
     )
     _add_generation_options(p)
     return p
 
 
-def subcommand_parser(prog: str, description: str) -> configargparse.ArgumentParser:
-    """A subcommand's parser: one-line errors, ``--config FILE`` and ``NSGEN_*`` variables
-    like the main command (keys of other commands in a shared file are ignored)."""
-    return OneLineParser(
-        prog=prog, description=description,
-        config_file_parser_class=configargparse.DefaultConfigFileParser,
-        auto_env_var_prefix="NSGEN_", args_for_setting_config_path=["--config", "-c"],
-        ignore_unknown_config_file_keys=True)
-
+#: how options combine, for ``--help``
+PRECEDENCE = """\
+Every option can also be set by an environment variable NSGEN_<OPTION> (the long
+name in capitals, dashes as underscores: NSGEN_HDF_ROOT, NSGEN_NO_PROGRESS=true) or a
+line of a --config file ('hdf-root = 1000.nxs' or 'hdf-root: 1000.nxs'; # comments).
+Precedence, highest first: command line > NSGEN_* environment > --config file >
+default. The subcommands take --config and NSGEN_* the same way.
+Guides: docs/user-guide.md, docs/bring-your-own-data.md, docs/slurm.md."""
 
 _LINE = re.compile(r"^\s*([A-Za-z0-9_][A-Za-z0-9_-]*)\s*[=:]\s*(.*?)\s*$")
 
@@ -258,8 +275,8 @@ def check_config_file(path: str, parser: configargparse.ArgumentParser) -> None:
             continue
         m = _LINE.match(line)
         if not m:
-            raise NsgenError(f"{path} line {n} is not 'key = value': {s!r}; fix the line "
-                             f"or comment it out with #")
+            raise NsgenError(f"{path} line {n} is not 'key = value' (or 'key: value'): {s!r}; "
+                             f"fix the line or comment it out with #")
         key = m.group(1)
         if key not in known or key in ("config",):
             raise NsgenError(f"{path} line {n}: unknown key '{key}'; keys are the long "
@@ -286,12 +303,24 @@ def _auto_int(name: str, text: str, lo: int) -> int | None:
 
 
 def _check_root(root: Path) -> None:
-    probe = root
-    while not probe.exists():
+    """The root (or its nearest existing parent) is a directory where a file can be made:
+    a probe file is created and removed (``os.access`` trusts root on /proc, /sys and
+    read-only mounts)."""
+    import tempfile
+
+    probe = root.absolute()
+    while not probe.exists() and not probe.is_symlink():
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise NsgenError(f"--root {root} is not writable (nearest existing parent: {probe}); "
-                         f"choose a directory you can write to")
+    if not probe.is_dir():
+        what = "it is a file" if probe == root.absolute() else f"it is below the file {probe}"
+        raise NsgenError(f"--root {root} is not writable: {what}; choose a directory")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".nsgen-probe-", dir=probe)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise NsgenError(f"--root {root} is not writable ({probe}: {exc.strerror or exc}); "
+                         f"choose a directory you can write to") from None
 
 
 def config_from_namespace(ns: Any) -> Config:
@@ -357,6 +386,7 @@ def config_from_namespace(ns: Any) -> Config:
         chunk_size=chunk, workers=workers, memory_limit=mem, progress=bool(ns.progress),
         preview=bool(ns.preview), config_file=Path(ns.config_file) if getattr(ns, "config_file", None)
         else None, array_task=task, overwrite=bool(getattr(ns, "overwrite", False)),
+        quiet=bool(getattr(ns, "quiet", False)),
     )
 
 
@@ -400,5 +430,6 @@ def parse_config(argv: Sequence[str] | None = None,
     try:
         ns = parser.parse_args(argv, env_vars=os.environ if env is None else env)
     except configargparse.ConfigFileParserException as exc:
-        raise NsgenError(f"malformed config file: {exc}; use 'key = value' lines") from None
+        raise NsgenError(f"malformed config file: {exc}; use 'key = value' (or 'key: value') "
+                         f"lines") from None
     return config_from_namespace(ns)

@@ -27,9 +27,10 @@ TIFF_BYTES = 402 * 362 * 2 + 240
 
 def build_parser() -> Any:
     """The ``nsgen inspect`` parser (``--config`` and ``NSGEN_*`` like the main command)."""
-    from nsgen.config import subcommand_parser
+    from nsgen.config import OneLineParser
 
-    p = subcommand_parser("nsgen inspect", "Show what nsgen finds in a scan (writes nothing).")
+    p = OneLineParser(prog="nsgen inspect",
+                      description="Show what nsgen finds in a scan (writes nothing).")
     p.add_argument("scan", nargs="?", help="the scan: NeXus/HDF5 file, TIFF folder or TIFF file "
                                            "(default: --hdf-root)")
     p.add_argument("--hdf-root", "--hdf-file", nargs="+", help="as in 'nsgen --help' (the first "

@@ -227,7 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         import shutil
         shutil.rmtree(work, ignore_errors=True)
-    log(f"wrote {archive}[{key}] in {time.monotonic() - t0:.1f} s")
+    print(f"nsgen mask: wrote {archive}[{key}]{' and its weights' if a.weights else ''}: "
+          f"{n_angles} x {n_rows} x {n_cols} mask, stripes in {int(flags.sum())} of {n_rows} "
+          f"rows; archive {archive.stat().st_size / 1e6:.1f} MB; {time.monotonic() - t0:.1f} s",
+          file=sys.stderr)
     return 0
 
 

@@ -183,6 +183,8 @@ def generate(config: Config, on_sample: Callable[[int, Path], None] | None = Non
     from nsgen.rerun import check_rerun, record_start
     check_rerun(config, list(config.sample_numbers()))
     todo = [s for s in config.sample_numbers() if not manifest_path(config.root, s).exists()]
+    from nsgen.diskspace import check_free_space
+    check_free_space(config, todo)
     if config.array_task is not None:  # the task -> sample mapping, in every task's log
         task = config.array_task
         print(f"nsgen: array task {task} -> sample {config.start:04d} (start "
