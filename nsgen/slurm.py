@@ -140,6 +140,8 @@ class Submission:
     env: dict[str, str] = field(default_factory=dict)
     python: str = sys.executable
     stamp: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
+    #: the script's default resources (:func:`fitted_directives` at submission)
+    directives: tuple[str, ...] = DEFAULT_DIRECTIVES
 
     @property
     def slurm_dir(self) -> Path:
@@ -175,7 +177,7 @@ def batch_script(sub: Submission, script: Path, scan_file: Path | None) -> str:
     scan_file : Path, optional
         The copy of the scan list the tasks read.
     """
-    directives = [*DEFAULT_DIRECTIVES, f"--array=0-{sub.samples - 1}",
+    directives = [*sub.directives, f"--array=0-{sub.samples - 1}",
                   f"--output={sub.slurm_dir / LOG_PATTERN}"]
     if sub.sbatch_args:  # later directives win: a hand resubmission keeps the options
         directives.append(shlex.join(sub.sbatch_args))
@@ -326,6 +328,107 @@ def plan_submission(args: SubmitArgs, cwd: Path | None = None,
                       env=exported)
 
 
+# --------------------------------------------------------------------------- resources
+
+#: pending reasons that never clear by waiting (the request cannot be met as it is)
+HOPELESS = frozenset({"PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit",
+                      "BadConstraints", "InvalidAccount", "InvalidQOS", "PartitionDown",
+                      "PartitionInactive", "QOSMaxCpuPerJobLimit", "QOSMaxMemoryPerJob"})
+
+
+def _partition(sbatch_args: Sequence[str]) -> str | None:
+    """The partition the sbatch options ask for, or None (the default partition)."""
+    for i, a in enumerate(sbatch_args):
+        if a in ("--partition", "-p") and i + 1 < len(sbatch_args):
+            return sbatch_args[i + 1]
+        if a.startswith("--partition="):
+            return a.split("=", 1)[1]
+        if a.startswith("-p") and len(a) > 2 and not a.startswith("--"):
+            return a[2:]
+    return None
+
+
+def partition_resources(partition: str | None) -> tuple[str, int, int] | None:
+    """``(partition, CPUs, memory MB)`` of the largest node of the partition (the
+    default one if None), from ``sinfo``; None when sinfo is missing or says nothing."""
+    if shutil.which("sinfo") is None:
+        return None
+    r = subprocess.run(["sinfo", "-h", "-o", "%P %c %m"], capture_output=True, text=True, check=False)
+    best: tuple[str, int, int] | None = None
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) != 3 or not parts[1].isdigit():
+            continue
+        name, default = parts[0].rstrip("*"), parts[0].endswith("*")
+        if (partition is None and not default) or (partition is not None and name != partition):
+            continue
+        mem = int(parts[2].rstrip("+")) if parts[2].rstrip("+").isdigit() else 0
+        if best is None or int(parts[1]) > best[1]:
+            best = (name, int(parts[1]), mem)
+    return best
+
+
+def fitted_directives(resources: tuple[str, int, int] | None,
+                      sbatch_args: Sequence[str] = ()) -> tuple[str, ...]:
+    """:data:`DEFAULT_DIRECTIVES` capped to what a node of the partition has; no
+    ``--mem-per-cpu`` when the sbatch options ask for memory another way (sbatch refuses
+    two memory options).
+
+    Examples
+    --------
+    >>> [d for d in fitted_directives(("debug", 2, 3000)) if "cpu" in d]
+    ['--cpus-per-task=2', '--mem-per-cpu=1500M']
+    >>> fitted_directives(None) == DEFAULT_DIRECTIVES
+    True
+    >>> any("mem" in d for d in fitted_directives(None, ["--mem=8G"]))
+    False
+    """
+    other_mem = any(a.split("=")[0] in ("--mem", "--mem-per-gpu") for a in sbatch_args)
+    if resources is None:
+        return tuple(d for d in DEFAULT_DIRECTIVES
+                     if not (other_mem and d.startswith("--mem-per-cpu=")))
+    _, cpus, mem_mb = resources
+    if other_mem:
+        mem_mb = 0
+    cpus = max(1, min(4, cpus))
+    out = []
+    for d in DEFAULT_DIRECTIVES:
+        if d.startswith("--cpus-per-task="):
+            d = f"--cpus-per-task={cpus}"
+        elif d.startswith("--mem-per-cpu="):
+            if mem_mb <= 1:        # memory not configured: do not ask for any
+                continue
+            d = f"--mem-per-cpu={min(2048, mem_mb // cpus)}M"
+        out.append(d)
+    return tuple(out)
+
+
+def pending_reasons(job_id: str) -> dict[str, str]:
+    """Task id (or range) -> pending reason, from ``squeue``."""
+    r = subprocess.run(["squeue", "-h", "-j", job_id, "-t", "PENDING", "-o", "%i %r"],
+                       capture_output=True, text=True, check=False)
+    return dict(line.split(None, 1) for line in r.stdout.splitlines() if " " in line.strip())
+
+
+def hopeless(reason: str, partition: str | None = None) -> bool:
+    """True for a pending reason that waiting never clears: :data:`HOPELESS`, or
+    ``ReqNodeNotAvail`` naming every node of the partition."""
+    name = reason.split(",")[0].strip()
+    if name in HOPELESS:
+        return True
+    if name != "ReqNodeNotAvail" or "UnavailableNodes:" not in reason:
+        return False
+    listed = reason.split("UnavailableNodes:", 1)[1].strip()
+    args = ["sinfo", "-h", "-o", "%N"] + (["-p", partition] if partition else [])
+    nodes = subprocess.run(args, capture_output=True, text=True, check=False).stdout.split()
+
+    def expand(text: str) -> set[str]:
+        r = subprocess.run(["scontrol", "show", "hostnames", text], capture_output=True, text=True, check=False)
+        return set(r.stdout.split())
+
+    return bool(nodes) and all(expand(n) <= expand(listed) for n in nodes)
+
+
 # --------------------------------------------------------------------------- submit
 
 def _create_unique(directory: Path, stem: str, suffix: str) -> Path:
@@ -357,19 +460,32 @@ def task_states(job_id: str) -> dict[int, tuple[str, str]]:
     return out
 
 
-def wait_for_array(job_id: str, poll: float = 1.0,
-                   max_poll: float = 15.0) -> dict[int, tuple[str, str]]:
+def _say_pending(job_id: str, reasons: dict[str, str], said: str) -> str:
+    """Print the pending reasons when they change; return what was printed."""
+    text = ", ".join(sorted(set(reasons.values())))
+    if text and text != said:
+        print(f"nsgen: job {job_id}: pending ({text})", file=sys.stderr, flush=True)
+    return text or said
+
+
+def wait_for_array(job_id: str, poll: float = 1.0, max_poll: float = 15.0,
+                   partition: str | None = None) -> dict[int, tuple[str, str]]:
     """Poll until no task of ``job_id`` is queued or running; return the final states.
 
     Polls ``squeue`` every ``poll`` seconds, growing to ``max_poll`` (``sbatch --wait``
     sleeps 2, 8, then 32 s, which makes short jobs look slow).
 
+    Pending reasons are printed as they change; a reason that never clears
+    (:func:`hopeless`) cancels the job and raises.
+
     Raises
     ------
     NsgenError
-        When ``squeue`` keeps failing (the controller is unreachable).
+        When ``squeue`` keeps failing (the controller is unreachable), or the job can
+        never start.
     """
     failures = 0
+    said = ""
     while True:
         time.sleep(poll)
         r = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%i"], capture_output=True,
@@ -384,6 +500,14 @@ def wait_for_array(job_id: str, poll: float = 1.0,
         failures = 0
         if not r.stdout.strip():  # nothing pending, running or completing
             return task_states(job_id)
+        reasons = pending_reasons(job_id)
+        said = _say_pending(job_id, reasons, said)
+        stuck = sorted({why for why in reasons.values() if hopeless(why, partition)})
+        if stuck:
+            subprocess.run(["scancel", job_id], capture_output=True, check=False)
+            raise NsgenError(f"job {job_id} can never start ({'; '.join(stuck)}): the request does "
+                             f"not fit the partition; cancelled it; ask for fewer resources "
+                             f"(--cpus-per-task, --mem-per-cpu, --time) or another --partition")
         poll = min(max_poll, poll * 1.5)
 
 
@@ -396,6 +520,8 @@ def submit(sub: Submission, *, dry_run: bool = False, wait: bool = False) -> int
         0 when submitted (and, with ``wait``, every task completed), else 1.
     """
     stem = f"nsgen-{sub.stamp}"
+    partition = _partition(sub.sbatch_args)
+    sub.directives = fitted_directives(partition_resources(partition), sub.sbatch_args)
     if dry_run:
         script = sub.slurm_dir / f"{stem}.sbatch"
         scan_file = sub.slurm_dir / f"{stem}.scans" if sub.scans else None
@@ -405,6 +531,7 @@ def submit(sub: Submission, *, dry_run: bool = False, wait: bool = False) -> int
         return 0
     if shutil.which("sbatch") is None:
         raise NsgenError(SBATCH_MISSING)
+    created = [d for d in (sub.root, sub.slurm_dir) if not d.exists()]
     script = _create_unique(sub.slurm_dir, stem, ".sbatch")
     scan_file = None
     if sub.scans:
@@ -413,12 +540,17 @@ def submit(sub: Submission, *, dry_run: bool = False, wait: bool = False) -> int
     script.write_text(batch_script(sub, script, scan_file), encoding="utf-8")
     script.chmod(0o755)
     cmd = sub.sbatch_command(script)
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     job_id = r.stdout.strip().split(";")[0]
     if r.returncode != 0 or not job_id.isdigit():
         script.unlink(missing_ok=True)
         if scan_file is not None:
             scan_file.unlink(missing_ok=True)
+        for d in reversed(created):       # nothing left under the root
+            try:
+                d.rmdir()
+            except OSError:
+                pass
         err = (r.stderr + r.stdout).strip().splitlines()
         detail = err[-1] if err else f"exit {r.returncode}"
         raise NsgenError(f"sbatch rejected the job ({detail}); fix the sbatch options "
@@ -431,7 +563,7 @@ def submit(sub: Submission, *, dry_run: bool = False, wait: bool = False) -> int
           file=sys.stderr, flush=True)
     if not wait:
         return 0
-    states = wait_for_array(job_id)
+    states = wait_for_array(job_id, partition=partition)
     if not states:
         print(f"nsgen: error: array job {job_id} ended but SLURM no longer lists its tasks; "
               f"check sacct -j {job_id} and {logs}", file=sys.stderr)
