@@ -113,6 +113,12 @@ def _timing(scan: Any, workers: int) -> str:
             f"downsampling counted as 3x normalising)")
 
 
+def _no_key(scan: Any) -> str:
+    if scan.how.startswith("TIFF"):
+        return "none (TIFF: projections, flats and darks told apart by file name)"
+    return "none (every frame of the data is a projection)"
+
+
 def report(scan: Any, *, workers: int, memory: int) -> list[str]:
     """The lines ``nsgen inspect`` prints for an open scan."""
     n_angles, n_rows, n_cols = scan.shape
@@ -121,7 +127,7 @@ def report(scan: Any, *, workers: int, memory: int) -> list[str]:
         f"scan:        {scan.path}",
         f"layout:      {scan.how}",
         f"data:        {scan.data_path}",
-        f"image_key:   {scan.image_key_path or 'none (every frame of the data is a projection)'}",
+        f"image_key:   {scan.image_key_path or _no_key(scan)}",
         f"angles:      {scan.angles_path or 'none found'}",
         f"flats:       {scan.flats_source}",
         f"darks:       {scan.darks_source}",

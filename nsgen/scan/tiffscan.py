@@ -150,6 +150,13 @@ def read_angles(spec: str, counts: dict[str, int]) -> np.ndarray:
     return values.astype(np.float64)
 
 
+def _label(files: list[Path], why: str) -> str:
+    """``TIFF a/flat_0.tif .. flat_9.tif (10 files, found by name)`` for messages."""
+    if len(files) == 1:
+        return f"TIFF {files[0]} ({why})"
+    return f"TIFF {files[0]} .. {files[-1].name} ({len(files)} files, {why})"
+
+
 class _Input:
     """The scan's input path as the open 'file' of a :class:`Scan`."""
 
@@ -195,8 +202,10 @@ def open_tiff_scan(path: str | os.PathLike[str], angles: str | None = None,
     spec = angles if angles is not None else found.angles
     values = None if spec is None else read_angles(spec, counts)
     located = Located(str(p.absolute()), None, spec, how=found.how)
-    flat_frames = Frames(data, np.flatnonzero(key == FLAT), f"flats of {p.name} (TIFF)")
+    flat_frames = Frames(data, np.flatnonzero(key == FLAT),
+                         _label(flats, "--flats" if flats_path is not None else "found by name"))
     dark_frames = Frames(None if zero else data, np.flatnonzero(key == DARK),
-                         "zero darks (--darks zeros)" if zero else f"darks of {p.name} (TIFF)")
+                         "zero darks (--darks zeros)" if zero else
+                         _label(darks or [], "--darks" if darks_path is not None else "found by name"))
     return Scan(file=_Input(p), located=located, data=data, key=key, angles=values,  # type: ignore[arg-type]
                 flats=flat_frames, darks=dark_frames, opened=[])
