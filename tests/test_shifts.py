@@ -40,7 +40,7 @@ def test_one_scan_runs_without_shifts_and_says_so(tmp_path: Path) -> None:
     write_scan(tmp_path / "1000.nxs", n_angles=31, n_rows=12, n_columns=40, seed=3)
     r = nsgen("-m", "raw", "--hdf-root", str(tmp_path / "1000.nxs"), "-r", str(tmp_path / "out"),
               "--workers", "1", "--no-preview")
-    assert "1 numbered shift file" in r.stderr and "using 1 shift" in r.stderr
+    assert "--shifts not given: using 1 shift (1000.nxs;" in r.stderr
     assert sorted(p.name for p in (tmp_path / "out" / "0000").iterdir()) == ["manifest.json",
                                                                            "shift00"]
     r = nsgen("-m", "raw", "--hdf-root", str(tmp_path / "1000.nxs"), "-r", str(tmp_path / "o2"),

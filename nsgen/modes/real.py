@@ -36,6 +36,7 @@ from nsgen.prep.scaling import EMPTY, Bounds
 from nsgen.prep.stripe_detect import (load_kernels, merge_stripes_rows, rows_to_read,
                                       stripe_candidates_rows)
 from nsgen.runner import file_record
+from nsgen.scan.shifts import shift_note
 
 #: sinogram size after downsampling (raw, paired, dynamic), as in the seed
 OUT_SHAPE = (402, 362)
@@ -65,12 +66,10 @@ def scan_files(config: Config) -> list[Path]:
         return files
     if len(files) == 1:
         found = shift_files(files[0], config.shifts if config.shifts_given else None)
-        if not config.shifts_given and found not in _NOTED:
+        if not config.shifts_given and not config.quiet and found not in _NOTED:
             _NOTED.append(found)
-            print(f"nsgen: --shifts not given: {len(found)} numbered shift file"
-                  f"{'s' if len(found) > 1 else ''} from {Path(files[0]).name} exist"
-                  f"{'s' if len(found) == 1 else ''}, using {len(found)} shift"
-                  f"{'s' if len(found) > 1 else ''}", file=sys.stderr, flush=True)
+            print(f"nsgen: --shifts not given: using {shift_note(found)}", file=sys.stderr,
+                  flush=True)
         return [Path(p) for p in found]
     return files
 

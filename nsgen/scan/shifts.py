@@ -83,3 +83,20 @@ def shift_files(first: str | os.PathLike[str], n_shifts: int | None) -> list[str
             f"them all, or list the shift files explicitly"
         )
     return names
+
+
+def shift_note(files: list[str]) -> str:
+    """What :func:`shift_files` found without ``--shifts``, for a message.
+
+    Examples
+    --------
+    >>> shift_note(["/d/1000.nxs"])
+    '1 shift (1000.nxs; no numbered shift files after it; --shifts N requires N)'
+    >>> shift_note(["/d/1000.nxs", "/d/1001.nxs"])
+    '2 shifts (1000.nxs .. 1001.nxs, the numbered files that exist; --shifts N requires N)'
+    """
+    first = Path(files[0]).name
+    if len(files) == 1:
+        return f"1 shift ({first}; no numbered shift files after it; --shifts N requires N)"
+    return (f"{len(files)} shifts ({first} .. {Path(files[-1]).name}, the numbered files that "
+            f"exist; --shifts N requires N)")
