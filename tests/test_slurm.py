@@ -482,20 +482,6 @@ def test_requeued_task_completes_its_sample(slurm, tmp_path):
     assert sample_digest(tmp_path / "data", 0) == sample_digest(local, 0)
 
 
-def test_default_resources_fit_the_partition():
-    """Capped to the largest node of the partition; no --mem-per-cpu beside --mem."""
-    from nsgen.slurm import DEFAULT_DIRECTIVES, fitted_directives, hopeless
-
-    assert "--cpus-per-task=1" in fitted_directives(("p", 1, 900))
-    assert "--mem-per-cpu=900M" in fitted_directives(("p", 1, 900))
-    assert "--mem-per-cpu=2048M" in fitted_directives(("p", 64, 10**6))
-    assert not any(d.startswith("--mem-per-cpu") for d in fitted_directives(("p", 2, 1)))
-    assert not any(d.startswith("--mem-per-cpu")
-                   for d in fitted_directives(("p", 2, 8000), ["--mem=4G"]))
-    assert fitted_directives(None) == DEFAULT_DIRECTIVES
-    assert hopeless("PartitionConfig") and not hopeless("Resources") and not hopeless("Priority")
-
-
 def test_submit_with_defaults_completes_on_the_cluster(slurm, tmp_path, local_small):
     """No resource options: the defaults are what the cluster's nodes can give."""
     write_ini(tmp_path / "small.ini", "data", **SMALL)
