@@ -131,7 +131,7 @@ class DirectRows:
         fd = self._fd_open()
         for k, r, r_end, pos in self._pieces(frames, rows):
             dest = out[first + k, r - rows.start:r_end - rows.start]
-            view = memoryview(dest).cast("B")
+            view = memoryview(dest).cast("B")  # type: ignore[arg-type]
             while view:
                 n = os.preadv(fd, [view], pos)
                 if n <= 0:

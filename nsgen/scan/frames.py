@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -30,8 +31,7 @@ from nsgen.scan.tiffstack import TiffStack, is_tiff, tiff_files
 _BLOCK_BYTES = 64 * 2**20  # at most this much raw flat/dark data in memory at once
 
 
-def read_selection(dataset: h5py.Dataset, label: str, sel: tuple, out: np.ndarray,
-                    dest: tuple) -> None:
+def read_selection(dataset: Any, label: str, sel: Any, out: np.ndarray, dest: Any) -> None:
     """``dataset[sel]`` into ``out[dest]``; an HDF5 failure becomes one clear line."""
     try:
         dataset.read_direct(out, source_sel=sel, dest_sel=dest)
@@ -59,7 +59,7 @@ class Frames:
     def count(self) -> int:
         return int(self.indices.size)
 
-    def _read(self, sel: tuple, out: np.ndarray, dest: tuple) -> None:
+    def _read(self, sel: Any, out: np.ndarray, dest: Any) -> None:
         assert self.dataset is not None
         read_selection(self.dataset, self.label, sel, out, dest)
 
@@ -120,18 +120,20 @@ class Frames:
         return self._mean[rows]
 
     def _mean_of(self, rows: slice, n_columns: int) -> np.ndarray:
+        assert self.dataset is not None
+        dtype = self.dataset.dtype
         n_rows = len(range(rows.start, rows.stop))
         acc = np.zeros((n_rows, n_columns), dtype=np.float64)
         if self.dataset.ndim == 2:
-            buf = np.empty((n_rows, n_columns), dtype=self.dataset.dtype)
+            buf = np.empty((n_rows, n_columns), dtype=dtype)
             self._read(np.s_[rows, :], buf, np.s_[...])
             return buf.astype(np.float32)
-        frame_bytes = max(1, n_rows * n_columns * self.dataset.dtype.itemsize)
+        frame_bytes = max(1, n_rows * n_columns * dtype.itemsize)
         block = max(1, _BLOCK_BYTES // frame_bytes)
         for start, stop, _offset in self.runs:
             for a in range(start, stop, block):
                 b = min(stop, a + block)
-                buf = np.empty((b - a, n_rows, n_columns), dtype=self.dataset.dtype)
+                buf = np.empty((b - a, n_rows, n_columns), dtype=dtype)
                 self._read(np.s_[a:b, rows, :], buf, np.s_[...])
                 acc += buf.sum(axis=0, dtype=np.float64)
         acc /= self.count
@@ -151,10 +153,10 @@ def read_key(f: H5File, path: str, n_frames: int, data_label: str) -> np.ndarray
             f"give the matching image_key with --image-key-path"
         )
     key = np.asarray(dset[()])
-    if np.issubdtype(key.dtype, np.floating):
-        if not np.all(np.isfinite(key)) or np.any(key != np.round(key)):
-            raise NsgenError(f"image_key '{path}' in {f.name} holds non-integer values; give the right one "
-                             f"with --image-key-path")
+    if np.issubdtype(key.dtype, np.floating) and (not np.all(np.isfinite(key))
+                                                  or np.any(key != np.round(key))):
+        raise NsgenError(f"image_key '{path}' in {f.name} holds non-integer values; give the right one "
+                         f"with --image-key-path")
     key = key.astype(np.int64)
     bad = np.setdiff1d(np.unique(key), [PROJECTION, FLAT, DARK, INVALID])
     if bad.size:

@@ -16,6 +16,7 @@ Blosc, Blosc2, bitshuffle, LZ4, Zstd, ... filters with HDF5.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,10 +198,10 @@ def describe_missing(f: h5py.File, path: str, lapl: h5py.h5p.PropLAID) -> tuple[
                 target = link.filename
                 candidate = target if os.path.isabs(target) else os.path.join(holder_dir, target)
                 if not os.path.exists(candidate):
-                    return (f"'{here}' is an external link to '{target}:{link.path}' and that file is "
-                            f"missing (looked for {candidate})", f"copy the linked file to {candidate}")
-                return (f"'{here}' is an external link to '{target}:{link.path}' and that object does "
-                        f"not exist in {candidate}", f"replace {candidate} by the complete file")
+                    return ((f"'{here}' is an external link to '{target}:{link.path}' and that file is "
+                             f"missing (looked for {candidate})"), f"copy the linked file to {candidate}")
+                return ((f"'{here}' is an external link to '{target}:{link.path}' and that object does "
+                         f"not exist in {candidate}"), f"replace {candidate} by the complete file")
             if isinstance(link, h5py.SoftLink):
                 return f"'{here}' is a soft link to '{link.path}', which does not exist", None
             return f"'{here}' cannot be opened", None
@@ -285,8 +286,6 @@ class H5File:
         raise NsgenError(f"{role} path '{abs_path(path)}' not found in {self.name}: {why}{listing}; {fix}")
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):   # closing must never mask the real error
             self.h5.close()
-        except Exception:  # noqa: BLE001 - closing must never mask the real error
-            pass
 

@@ -31,6 +31,8 @@ from nsgen.scan.scan import Scan
 from nsgen.scan.tiffscan import open_tiff_scan
 from nsgen.scan.tiffstack import is_tiff
 
+_DEFAULT_LAYOUT = ScanLayout()   # every path defaulted or discovered
+
 #: ``darks_path`` value meaning "this detector has no dark offset".
 ZERO_DARKS = "zeros"
 
@@ -94,7 +96,7 @@ def create_frame_copy(path: str | os.PathLike[str], scan: Scan) -> int:
     return int(offset)
 
 
-def open_scan(path: str | os.PathLike[str], layout: ScanLayout = ScanLayout(),
+def open_scan(path: str | os.PathLike[str], layout: ScanLayout = _DEFAULT_LAYOUT,
               flats_path: str | os.PathLike[str] | None = None,
               darks_path: str | os.PathLike[str] | None = None) -> Scan:
     """Open a tomography scan for reading: NeXus/HDF5, or TIFF (a folder or a TIFF file).

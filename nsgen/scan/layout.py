@@ -179,7 +179,7 @@ def _discover(f: H5File) -> Located | None:
             data_path = next((f"{path}/{c}" for c in _NXTOMO_DATA if is_image_stack(f.get(f"{path}/{c}"))), None)
             if data_path is None:
                 continue
-            n = f.get(data_path).shape[0]
+            n = int(f.need(data_path, "data", "--data-path").shape[0])
             key_path = next((f"{path}/{c}" for c in _NXTOMO_KEY
                              if isinstance(k := f.get(f"{path}/{c}"), h5py.Dataset) and k.shape == (n,)), None)
             ang_path = next((f"{path}/{c}" for c in _NXTOMO_ANGLES
@@ -256,21 +256,23 @@ def locate(f: H5File, layout: ScanLayout, role: str = "data") -> Located:
                 f"no /exchange/data, no NXdata image stack); {list_3d(f.h5)}; give one with --data-path"
             )
         data_path, how = found.data_path, found.how
+    key_path: str | None
     if layout.image_key_path is not None:
-        key_path: str | None = abs_path(layout.image_key_path)
-        f.need(key_path, "image_key", "--image-key-path")
+        key_path = abs_path(layout.image_key_path)
+        f.need(abs_path(layout.image_key_path), "image_key", "--image-key-path")
     elif found is not None:
         key_path = found.image_key_path
     elif f.exists(DEFAULT_IMAGE_KEY_PATH):
         key_path = abs_path(DEFAULT_IMAGE_KEY_PATH)
-        f.need(key_path, "image_key", "--image-key-path")
+        f.need(abs_path(DEFAULT_IMAGE_KEY_PATH), "image_key", "--image-key-path")
     else:  # explicit data path in a file without the default image_key: look for one
         keys = [(p, o) for p, o in walk(f.h5) if isinstance(o, h5py.Dataset)
                 and p.rsplit("/", 1)[-1] == "image_key" and np.issubdtype(o.dtype, np.integer)]
         key_path = _image_key_for(f, f.need(data_path, role, "--data-path"), data_path, keys)
+    ang_path: str | None
     if layout.angles_path is not None:
-        ang_path: str | None = abs_path(layout.angles_path)
-        f.need(ang_path, "angles", "--angles-path")
+        ang_path = abs_path(layout.angles_path)
+        f.need(abs_path(layout.angles_path), "angles", "--angles-path")
     elif found is not None:
         ang_path = found.angles_path
     elif isinstance(f.get(DEFAULT_ANGLES_PATH), h5py.Dataset):

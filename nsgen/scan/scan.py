@@ -55,7 +55,7 @@ class Scan:
         self._projection_indices.setflags(write=False)
 
     # -- context manager ------------------------------------------------------
-    def __enter__(self) -> Scan:
+    def __enter__(self) -> Scan:  # noqa: PYI034 - a Scan is never subclassed
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
