@@ -120,8 +120,14 @@ def remove_sample(root: Path, sample_dir: Path) -> None:
     shutil.rmtree(sample_dir, ignore_errors=True)
 
 
-def check_rerun(config: Any, samples: list[int]) -> None:
-    """Refuse (or, with ``--overwrite``, clear) samples made with other options or inputs.
+def check_rerun(config: Any, samples: list[int]) -> list[int]:
+    """Refuse samples made with other options or inputs; with ``--overwrite``, return them
+    (to be removed with :func:`remove_samples` once the run is known to fit).
+
+    Returns
+    -------
+    list of int
+        The samples to remake (``--overwrite`` given), else empty.
 
     Raises
     ------
@@ -131,6 +137,7 @@ def check_rerun(config: Any, samples: list[int]) -> None:
     """
     root = Path(config.root)
     new = json.loads(json.dumps(options(config)))   # lists, as read back from JSON
+    stale = []
     for s in samples:
         d = root / f"{s:04d}"
         got = _recorded(d)
@@ -141,13 +148,20 @@ def check_rerun(config: Any, samples: list[int]) -> None:
         if not why:
             continue
         if getattr(config, "overwrite", False):
-            remove_sample(root, d)
+            stale.append(s)
             continue
         state = "made" if finished else "started"
         raise NsgenError(f"sample {d} was {state} with other options or inputs ({'; '.join(why[:6])}"
                          f"{'; ...' if len(why) > 6 else ''}); rerun with the same options to "
                          f"{'keep' if finished else 'resume'} it, --overwrite to replace it, or "
                          f"choose another --root")
+    return stale
+
+
+def remove_samples(root: Path, samples: list[int]) -> None:
+    """:func:`remove_sample` of each of ``samples`` under ``root``."""
+    for s in samples:
+        remove_sample(root, root / f"{s:04d}")
 
 
 def record_start(config: Any, sample_dir: Path) -> None:

@@ -180,11 +180,13 @@ def generate(config: Config, on_sample: Callable[[int, Path], None] | None = Non
     log = Log(config.verbose, config.progress)
     mode = load_mode(config.mode)
     mode.check(config)
-    from nsgen.rerun import check_rerun, record_start
-    check_rerun(config, list(config.sample_numbers()))
-    todo = [s for s in config.sample_numbers() if not manifest_path(config.root, s).exists()]
     from nsgen.diskspace import check_free_space
+    from nsgen.rerun import check_rerun, record_start, remove_samples
+    stale = check_rerun(config, list(config.sample_numbers()))   # --overwrite: to remake
+    todo = [s for s in config.sample_numbers()
+            if s in stale or not manifest_path(config.root, s).exists()]
     check_free_space(config, todo)
+    remove_samples(Path(config.root), stale)
     if config.array_task is not None:  # the task -> sample mapping, in every task's log
         task = config.array_task
         print(f"nsgen: array task {task} -> sample {config.start:04d} (start "

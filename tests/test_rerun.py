@@ -67,3 +67,21 @@ def test_changed_darks_refused_and_reported_by_check(tmp_path: Path) -> None:
 def test_differences_ignore_options_newer_than_the_record() -> None:
     assert differences({"seed": 1}, {"seed": 1, "format": "tiff"}) == []
     assert differences({"workers": 1, "seed": 1}, {"workers": 4, "seed": 1}) == []
+
+
+def test_overwrite_that_does_not_fit_keeps_the_old_sample(tmp_path: Path, monkeypatch) -> None:
+    """The free-space check comes before --overwrite removes anything."""
+    import pytest
+
+    from nsgen import diskspace
+    from nsgen.config import parse_config
+    from nsgen.errors import NsgenError
+    from nsgen.runner import generate
+
+    root = str(tmp_path / "o")
+    nsgen(*SIMPLE, "-r", root)
+    before = tree_digest(tmp_path / "o")
+    monkeypatch.setattr(diskspace, "free_bytes", lambda root: 1000)
+    with pytest.raises(NsgenError, match="1.0 kB free"):
+        generate(parse_config([*SIMPLE, "-r", root, "--seed", "9", "--overwrite"], env={}))
+    assert tree_digest(tmp_path / "o") == before
