@@ -133,6 +133,15 @@ class OneLineParser(configargparse.ArgumentParser):
         kwargs.setdefault("formatter_class", configargparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
 
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None,
+                         **kwargs: Any) -> Any:  # type: ignore[override]
+        """Check the ``--config`` file's lines first (one-line error for a malformed one)."""
+        path = _config_path(list(sys.argv[1:] if args is None else args),
+                            kwargs.get("env_vars"))
+        if path is not None:
+            check_config_file(path, None)
+        return super().parse_known_args(args, namespace, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise NsgenError(message)
 
@@ -251,8 +260,9 @@ Guides: docs/user-guide.md, docs/bring-your-own-data.md, docs/slurm.md."""
 _LINE = re.compile(r"^\s*([A-Za-z0-9_][A-Za-z0-9_-]*)\s*[=:]\s*(.*?)\s*$")
 
 
-def check_config_file(path: str, parser: configargparse.ArgumentParser) -> None:
-    """Reject a config file that is missing, malformed or has unknown keys.
+def check_config_file(path: str, parser: configargparse.ArgumentParser | None) -> None:
+    """Reject a config file that is missing, malformed or (given the ``parser`` whose
+    options are the keys) has unknown keys.
 
     Raises
     ------
@@ -267,8 +277,8 @@ def check_config_file(path: str, parser: configargparse.ArgumentParser) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         raise NsgenError(f"cannot read config file {path} ({exc}); pass a readable UTF-8 "
                          f"INI file") from None
-    known = {s.lstrip("-") for a in parser._actions for s in a.option_strings
-             if s.startswith("--")}
+    known = None if parser is None else {s.lstrip("-") for a in parser._actions
+                                         for s in a.option_strings if s.startswith("--")}
     for n, line in enumerate(text.splitlines(), 1):
         s = line.strip()
         if not s or s[0] in "#;" or (s.startswith("[") and s.endswith("]")):
@@ -278,7 +288,7 @@ def check_config_file(path: str, parser: configargparse.ArgumentParser) -> None:
             raise NsgenError(f"{path} line {n} is not 'key = value' (or 'key: value'): {s!r}; "
                              f"fix the line or comment it out with #")
         key = m.group(1)
-        if key not in known or key in ("config",):
+        if known is not None and (key not in known or key in ("config",)):
             raise NsgenError(f"{path} line {n}: unknown key '{key}'; keys are the long "
                              f"option names of 'nsgen --help' (e.g. size, hdf-root)")
 
@@ -390,7 +400,7 @@ def config_from_namespace(ns: Any) -> Config:
     )
 
 
-def _config_path(argv: Sequence[str]) -> str | None:
+def _config_path(argv: Sequence[str], env: Any = None) -> str | None:
     path = None
     for i, a in enumerate(argv):
         if a in ("--config", "-c") and i + 1 < len(argv):
@@ -398,7 +408,7 @@ def _config_path(argv: Sequence[str]) -> str | None:
         elif a.startswith("--config="):
             path = a.split("=", 1)[1]
     if path is None:
-        path = os.environ.get("NSGEN_CONFIG") or None
+        path = (os.environ if env is None else env).get("NSGEN_CONFIG") or None
     return path
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nsgen.diskspace import human
 from nsgen.io.manifest import MANIFEST
 
 
@@ -32,7 +33,8 @@ def _range(samples: list[int]) -> str:
 
 
 def summary_line(config: Any, done: list[int], seconds: float) -> str:
-    """``nsgen: made 2 samples (0000..0001): 66 files, 19.2 MB in 5.3 s under /abs/root``.
+    """``nsgen: made 2 samples (0000..0001): 66 files, 19.2 MB in 5.3 s under /abs/root``
+    (sizes in decimal units, :func:`~nsgen.diskspace.human`).
 
     Examples
     --------
@@ -48,4 +50,4 @@ def summary_line(config: Any, done: list[int], seconds: float) -> str:
                 f"finished earlier under {root} (--overwrite to remake)")
     files, size = sample_totals(root, done)
     return (f"nsgen: made {len(done)} sample{'s' if len(done) > 1 else ''} ({_range(done)}): "
-            f"{files} files, {size / 1e6:.1f} MB in {seconds:.1f} s under {root}")
+            f"{files} files, {human(size)} in {seconds:.1f} s under {root}")

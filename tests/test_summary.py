@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from helpers import nsgen
+from nsgen.diskspace import human
 
 ARGS = ("-m", "simple", "-N", "16", "-o", "2", "--workers", "1")
 
@@ -15,7 +16,7 @@ def test_summary_line_without_a_terminal_and_quiet(tmp_path: Path) -> None:
                 and p.suffix in (".tif", ".png"))
     line = r.stderr.strip()
     assert "\n" not in line and line.startswith("nsgen: made 2 samples (0000..0001): 66 files, ")
-    assert f"{total / 1e6:.1f} MB" in line and line.endswith(f"under {tmp_path / 'o'}")
+    assert f", {human(total)} in " in line and line.endswith(f"under {tmp_path / 'o'}")
     r = nsgen(*ARGS, "-S", "2", "-r", str(tmp_path / "o"))
     assert r.stderr.startswith("nsgen: nothing to do: samples 0000..0001 finished earlier")
     r = nsgen(*ARGS, "-r", str(tmp_path / "q"), "-q")
