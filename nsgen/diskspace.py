@@ -18,7 +18,7 @@ from nsgen.errors import NsgenError
 
 #: bytes of a TIFF beyond its pixels (header, one IFD, tags)
 TIFF_OVERHEAD = 300
-#: sinogram shape of the real modes that downsample (nsgen.modes.real.OUT_SHAPE)
+#: sinogram shape of the real modes that downsample (nsgen.stages.scan_stages.OUT_SHAPE)
 REAL_SHAPE = (402, 362)
 
 

@@ -75,7 +75,7 @@ def fitting_params(shape: tuple[int, int, int]) -> tuple[dict[str, Any], str]:
     >>> p["size"], p["min_stripe_length"], p["min_stripe_depth"], why.startswith("scaled")
     (25, 60, 30, True)
     """
-    from nsgen.modes.real import MASK_PARAMS
+    from nsgen.stages.stripes import MASK_PARAMS
 
     a, v, c = shape
     seed = dict(MASK_PARAMS)

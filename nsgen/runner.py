@@ -31,7 +31,7 @@ from nsgen.config import Config
 from nsgen.engine.pipeline import Engine, Progress, Stage, install_sigterm_handler
 from nsgen.engine.sizing import Sizing, plan_sizing, usable_cores
 from nsgen.io.manifest import MANIFEST, write_json_atomic, write_manifest
-from nsgen.io.tiff import remove_temporaries
+from nsgen.io.tiff import TiffWriter, remove_temporaries
 from nsgen.prep.scaling import Bounds
 
 STATE_DIR = ".nsgen"
@@ -70,35 +70,48 @@ class Log:
             print(f"nsgen: {msg}", file=sys.stderr, flush=True)
 
 
-class SampleRun:
-    """Context handed to a mode's ``run_sample``: one sample of one run."""
+class StageRunner:
+    """Stages on one engine: sizing from the run's options, progress bars, ``-v`` lines.
 
-    def __init__(self, config: Config, sample: int, engine: Engine, log: Log,
-                 workers: int) -> None:
-        self.config = config
-        self.sample = sample
+    The one way every mode and command (``nsgen mask``) runs its stages.
+
+    Parameters
+    ----------
+    engine : Engine
+        The running engine.
+    log : Log
+        Messages and progress bars.
+    workers : int
+        Worker processes of ``engine``.
+    chunk_size, memory_limit : int or None
+        ``--chunk-size`` and ``--memory-limit`` (None: automatic).
+    tag : str
+        Names this run in ``-v`` lines (``[tag] ...``) and progress bars.
+    """
+
+    def __init__(self, engine: Engine, log: Log, workers: int, chunk_size: int | None,
+                 memory_limit: int | None, tag: str) -> None:
         self.engine = engine
         self.log = log
         self.workers = workers
-        self.root = Path(config.root)
-        self.dir = self.root / f"{sample:04d}"
-        self.state = self.dir / STATE_DIR
-        self.work = self.dir / WORK_DIR
+        self.chunk_size = chunk_size
+        self.memory_limit = memory_limit
+        self.tag = tag
 
-    @property
-    def tag(self) -> str:
-        """The four-digit sample number."""
-        return f"{self.sample:04d}"
+    def say(self, msg: str) -> None:
+        """A ``-v`` line about this run: ``[tag] msg``."""
+        self.log(f"[{self.tag}] {msg}")
 
     def sizing(self, *, n_rows: int, row_bytes: int, work_factor: float,
                max_chunk_rows: int | None = None, halo: int = 0,
                worker_overhead: int = 0) -> Sizing:
         """Chunking for a volume of ``n_rows`` rows of ``row_bytes`` each."""
         s = plan_sizing(n_rows=n_rows, row_bytes=row_bytes, work_factor=work_factor,
-                        workers=self.workers, chunk_rows=self.config.chunk_size,
-                        memory_limit=self.config.memory_limit, max_chunk_rows=max_chunk_rows,
+                        workers=self.workers, chunk_rows=self.chunk_size,
+                        memory_limit=self.memory_limit, max_chunk_rows=max_chunk_rows,
                         halo=halo, max_workers=self.workers, worker_overhead=worker_overhead)
-        self.log(f"[{self.tag}] sizing: {s.describe(row_bytes)}")
+        self.say(f"sizing: {s.describe(row_bytes)}"
+                 + (f", {halo} halo rows each chunk side" if halo else ""))
         return s
 
     def run(self, stage: Stage, sizing: Sizing) -> list[Any]:
@@ -106,7 +119,7 @@ class SampleRun:
         t0 = time.monotonic()
         bar = None
         if self.log.bars:
-            from tqdm import tqdm
+            from tqdm import tqdm  # type: ignore[import-untyped]
             bar = tqdm(total=len(stage.chunks()), desc=f"{self.tag} {stage.label}",
                        unit="chunk", leave=False, file=sys.stderr)
 
@@ -121,9 +134,27 @@ class SampleRun:
         finally:
             if bar is not None:
                 bar.close()
-        self.log(f"[{self.tag}] {stage.label}: {len(values)} chunks in "
-                 f"{time.monotonic() - t0:.2f} s")
+        self.say(f"{stage.label}: {len(values)} chunks in {time.monotonic() - t0:.2f} s")
         return values
+
+
+class SampleRun(StageRunner):
+    """Context handed to a mode's ``run_sample``: one sample of one run."""
+
+    def __init__(self, config: Config, sample: int, engine: Engine, log: Log,
+                 workers: int) -> None:
+        super().__init__(engine, log, workers, config.chunk_size, config.memory_limit,
+                         f"{sample:04d}")
+        self.config = config
+        self.sample = sample
+        self.root = Path(config.root)
+        self.dir = self.root / f"{sample:04d}"
+        self.state = self.dir / STATE_DIR
+        self.work = self.dir / WORK_DIR
+
+    def writer(self) -> TiffWriter:
+        """The output backend of this run's write stages: paths relative to the root."""
+        return TiffWriter(self.root)
 
     def unit_done(self, name: str) -> dict[str, Any] | None:
         """The record of a finished unit, or None if it must be (re)done."""

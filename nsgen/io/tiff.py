@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -52,6 +53,28 @@ def write_tiffs(items: Iterable[tuple[Path, np.ndarray]]) -> tuple[int, int]:
         nbytes += write_tiff(path, image)
         files += 1
     return files, nbytes
+
+
+@dataclass(frozen=True)
+class TiffWriter:
+    """Output backend of the write stage: image ``path`` -> 16-bit TIFF ``root/path``.
+
+    See :class:`nsgen.stages.write.ImageWriter`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> files, nbytes = TiffWriter(root).write([("a.tif", np.zeros((2, 3), np.uint16))])
+    >>> files, nbytes > 0, read_tiff(root / "a.tif").shape
+    (1, True, (2, 3))
+    """
+
+    root: Path
+
+    def write(self, items: Iterable[tuple[str, np.ndarray]]) -> tuple[int, int]:
+        """Write every ``(path relative to root, uint16 image)``; return (files, bytes)."""
+        return write_tiffs((self.root / path, image) for path, image in items)
 
 
 def read_tiff(path: Path) -> np.ndarray:
