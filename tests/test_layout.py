@@ -78,8 +78,11 @@ def test_nxtomo_any_entry_name(tmp_path: Path) -> None:
 
 def test_esrf_nxtomo_with_per_frame_image_key(tmp_path: Path) -> None:
     """nxtomomill's layout: entry0000 with a ``definition`` dataset, the detector data and
-    per-frame image_key (and image_key_control, -1 = alignment) linked into an NXdata."""
+    per-frame image_key linked into an NXdata; an alignment projection taken after the
+    scan (image_key 0, image_key_control -1) is not read as a projection."""
     data, key, angle = keyed()
+    data = np.concatenate([data, PROJ[:1] + 7])              # the alignment frame
+    key, angle = np.append(key, 0).astype(np.int8), np.append(angle, 90.0)
     path = tmp_path / "esrf.nx"
     with h5py.File(path, "w") as f:
         e = f.create_group("entry0000")
@@ -88,7 +91,7 @@ def test_esrf_nxtomo_with_per_frame_image_key(tmp_path: Path) -> None:
         det = e.create_group("instrument/detector")
         det.attrs["NX_class"] = "NXdetector"
         det["data"], det["image_key"] = data, key
-        control = key.astype(np.int8)
+        control = key.copy()
         control[-1] = -1
         det["image_key_control"] = control
         e["sample/rotation_angle"] = angle
@@ -100,6 +103,7 @@ def test_esrf_nxtomo_with_per_frame_image_key(tmp_path: Path) -> None:
     with open_scan(path) as scan:
         check(scan)
         assert scan.image_key_path == "/entry0000/instrument/detector/image_key"
+        assert scan.image_key[-1] == 3 and scan.n_frames == 20
 
 
 def test_two_candidate_stacks_are_refused_and_listed(tmp_path: Path) -> None:

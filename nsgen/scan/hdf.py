@@ -22,6 +22,7 @@ from nsgen.scan.layout import (
     DEFAULT_DATA_PATH,
     DEFAULT_IMAGE_KEY_PATH,
     FLAT,
+    INVALID,
     PROJECTION,
     ScanLayout,
     is_image_stack,
@@ -59,6 +60,19 @@ def _read_angles(f: H5File, path: str, key: np.ndarray | None, n_frames: int, n_
             f"{n_proj} projections; give the matching angles with --angles-path"
         )
     return None
+
+
+def _without_alignment(f: H5File, key_path: str, key: np.ndarray) -> np.ndarray:
+    """``key`` with the frames an ``image_key_control`` beside it marks -1 (ESRF's
+    alignment projections, taken after the scan) set to invalid: they are not part of the
+    rotation."""
+    control = f.get(key_path.rsplit("/", 1)[0] + "/image_key_control")
+    if not isinstance(control, h5py.Dataset) or control.shape != key.shape \
+            or not np.issubdtype(control.dtype, np.number):
+        return key
+    out = key.copy()
+    out[np.asarray(control[()]) == -1] = INVALID
+    return out
 
 
 def _whole(f: H5File, path: str, role: str) -> Frames:
@@ -148,6 +162,8 @@ def open_scan(path: str | os.PathLike[str], layout: ScanLayout = _DEFAULT_LAYOUT
         n_frames, n_rows, n_cols = (int(s) for s in data.shape)
         label = f"{f.name}:{located.data_path}"
         key = None if located.image_key_path is None else read_key(f, located.image_key_path, n_frames, label)
+        if key is not None and located.image_key_path is not None:
+            key = _without_alignment(f, located.image_key_path, key)
         n_proj = n_frames if key is None else int(np.count_nonzero(key == PROJECTION))
         if n_proj == 0:
             raise NsgenError(f"{label} holds no projections (image_key has no 0 frames); "
