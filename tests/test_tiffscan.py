@@ -119,3 +119,21 @@ def test_tiff_folder_gives_the_bytes_of_the_same_scan_in_hdf5(tmp_path: Path, co
               "--no-preview", "-C", "4")
         digests.append(tree_digest(tmp_path / out))
     assert len(digests[0]) == 16 and digests[0] == digests[1]
+
+
+def test_tiff_sources_are_identified_without_hashing_every_file(tmp_path: Path) -> None:
+    """A TIFF folder's many files are recorded by size and time (no SHA-256 of the whole
+    scan); a changed file is still noticed by the rerun check."""
+    import json
+
+    write_folder(tmp_path / "s", "proj", np.tile(PROJ, (3, 1, 1)))
+    write_folder(tmp_path / "s", "flat", FLATS)
+    write_folder(tmp_path / "s", "dark", DARKS)
+    args = ("-m", "raw", "--hdf-root", str(tmp_path / "s"), "-r", str(tmp_path / "o"),
+            "--workers", "1", "--no-preview")
+    nsgen(*args)
+    sources = json.loads((tmp_path / "o" / "0000" / "manifest.json").read_text())["sources"]
+    assert len(sources) == 27 + 4 + 3 and not any("sha256" in s for s in sources)
+    tifffile.imwrite(tmp_path / "s" / "proj_0005.tif", PROJ[0] + 1)
+    r = nsgen(*args, check=False)
+    assert r.returncode == 2 and "proj_0005.tif (size/time changed)" in r.stderr

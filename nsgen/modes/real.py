@@ -40,6 +40,8 @@ __all__ = ["EDGE_ROWS", "OUT_SHAPE", "ShiftPlan", "check_mask_source", "check_sc
            "interior", "interior_bounds", "keep", "run_shifts", "scan_files", "shift_flags",
            "sizing_for", "union"]
 
+#: a sample's source files get SHA-256s (up to 256 MiB each) when there are at most this many
+MAX_HASHED_SOURCES = 16
 #: detector rows at each edge left out of the scaling bounds (docs/science.md A.7)
 EDGE_ROWS = 20
 
@@ -164,14 +166,18 @@ def run_shifts(run: SampleRun, plan: ShiftPlan) -> SampleRecord:
     Each shift is a unit: a finished one (from an interrupted earlier run) is not redone.
     Returns the sample's :class:`~nsgen.runner.SampleRecord` with the source files.
     """
-    from nsgen.io.manifest import source_record
+    from nsgen.io.manifest import CHECKSUM_LIMIT, source_record
 
     scans = check_scans(run.config)
     files = [f for *_, read in scans for f in read]
     if run.config.mask is not None:
         files.append(str(run.config.mask))
-    record = SampleRecord(extra={"sources": [source_record(Path(f))
-                                             for f in dict.fromkeys(files)],
+    unique = list(dict.fromkeys(files))
+    # a TIFF scan is thousands of files: identify them by size and time, not by hashing
+    # the whole scan (nsgen.rerun compares those)
+    limit = CHECKSUM_LIMIT if len(unique) <= MAX_HASHED_SOURCES else 0
+    record = SampleRecord(extra={"sources": [source_record(Path(f), checksum_limit=limit)
+                                             for f in unique],
                                  "bounds_rows": [interior(scans[0][1][1]).start,
                                                  interior(scans[0][1][1]).stop]})
     for shift, (path, shape, dtype, _) in enumerate(scans):
