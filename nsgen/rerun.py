@@ -3,7 +3,7 @@
 A sample records, when it starts (``NNNN/.nsgen/run.json``) and when it is finished (its
 ``manifest.json``), the options that decide its bytes and the identity of its inputs
 (size and modification time of every scan, flats, darks and mask file; the manifest
-also keeps a SHA-256 of files up to 256 MiB). A rerun into the same root compares them:
+also keeps a SHA-256 of files up to 256 MiB when there are at most 16). A rerun into the same root compares them:
 
 * same options and inputs: a finished sample is kept, an unfinished one resumed;
 * different: the run stops before writing (``NsgenError``, exit status 2) naming the
