@@ -64,33 +64,30 @@ def pixel_report(flat: np.ndarray, dark: np.ndarray, dtype: np.dtype) -> str:
 
 
 def fitting_params(shape: tuple[int, int, int]) -> tuple[dict[str, Any], str]:
-    """Stripe-detection parameters for a scan of ``shape`` (angles, rows, columns): the
-    seed's when they fit, else the seed's scaled to the number of angles and clamped.
+    """Stripe-detection parameters for a scan of ``shape`` (angles, rows, columns): what
+    ``nsgen mask`` and the on-the-fly detection use by default
+    (:meth:`~nsgen.prep.detect_params.DetectParams.for_scan`), and where they come from.
 
     Examples
     --------
     >>> fitting_params((1801, 100, 2560))[1]
-    "the seed's parameters fit"
+    "the seed's values (they fit)"
     >>> p, why = fitting_params((181, 40, 64))
-    >>> p["size"], p["min_stripe_length"], p["min_stripe_depth"], why.startswith("scaled")
+    >>> p["size"], p["min_stripe_length"], p["min_stripe_depth"], why.startswith("derived")
     (25, 60, 30, True)
     """
-    from nsgen.stages.stripes import MASK_PARAMS
+    from dataclasses import asdict
 
-    a, v, c = shape
-    seed = dict(MASK_PARAMS)
-    fits = (seed["size"] <= a // 2 and seed["min_stripe_length"] < a
-            and seed["min_stripe_depth"] < v and seed["min_stripe_width"] < c)
-    if fits:
-        return seed, "the seed's parameters fit"
-    scale = a / 1801
-    p = dict(seed)
-    p["size"] = max(1, min(a // 2, round(seed["size"] * scale)))
-    p["min_stripe_length"] = max(1, min(a - 1, round(seed["min_stripe_length"] * scale)))
-    p["min_stripe_depth"] = max(0, min(v - 1, seed["min_stripe_depth"]))
-    p["min_stripe_width"] = max(1, min(c - 1, seed["min_stripe_width"]))
-    return p, (f"scaled from the seed's (tuned for 1801 angles) to {a} angles and clamped to "
-               f"the scan; pass them to 'nsgen mask'")
+    from nsgen.prep.detect_params import DetectParams
+
+    try:
+        params = DetectParams.for_scan(shape)
+    except ValueError as exc:
+        return {}, str(exc)
+    if params == DetectParams():
+        return asdict(params), "the seed's values (they fit)"
+    return asdict(params), ("derived from the scan's size (DetectParams.for_scan): what nsgen "
+                            "mask uses unless given")
 
 
 def _timing(scan: Any, workers: int) -> str:
@@ -151,8 +148,11 @@ def report(scan: Any, *, workers: int, memory: int) -> list[str]:
                  f"work); {memory / 2**30:.1f} GiB usable here, chunks sized to fit "
                  f"(--memory-limit)")
     lines.append(f"run time:    {_timing(scan, workers)}")
+    from nsgen.mask import OPTIONS
+
     params, why = fitting_params((n_angles, n_rows, n_cols))
-    opts = " ".join(f"--{k.replace('_perc', '').replace('_', '-')} {v}" for k, v in params.items())
+    option = {name: flag for flag, name, *_ in OPTIONS}
+    opts = " ".join(f"{option.get(k, '--' + k)} {v}" for k, v in params.items())
     lines.append(f"detection:   {opts} ({why})")
     return lines
 

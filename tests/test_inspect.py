@@ -57,4 +57,4 @@ def test_pixel_report_and_fitting_params() -> None:
     assert pixel_report(flat, dark, np.dtype(np.uint16)) == \
         "2 dead (flat <= dark), 1 saturated (flat mean at 65535) of 4 pixels"
     params, why = fitting_params((1801, 2160, 2560))
-    assert params["size"] == 250 and why == "the seed's parameters fit"
+    assert params["size"] == 250 and why == "the seed's values (they fit)"
