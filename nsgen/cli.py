@@ -13,6 +13,7 @@ import importlib
 import logging
 import signal
 import sys
+import time
 from typing import Callable, Sequence
 
 from nsgen.errors import NsgenError
@@ -24,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("nsgen.check:main", "verify a dataset against its manifests"),
     "preview": ("nsgen.preview:main", "draw a PNG contact sheet of a sample's pairs"),
     "submit": ("nsgen.slurm:main", "submit an array job, one sample per task"),
+    "inspect": ("nsgen.inspect:main", "show what nsgen finds in a scan (writes nothing)"),
 }
 
 USAGE_TAIL = "\n".join(f"  nsgen {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())
@@ -74,13 +76,21 @@ def generate_main(argv: Sequence[str]) -> int:
     config = parse_config(argv)
     log_to_stderr(config.verbose)
     install_sigterm_handler()
-    generate(config)
+    t0 = time.monotonic()
+    done = generate(config)
+    if not config.quiet:
+        from nsgen.summary import summary_line
+        print(summary_line(config, done, time.monotonic() - t0), file=sys.stderr, flush=True)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nsgen`` console script and ``python -m nsgen``."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-V", "--version"):
+        from nsgen import __version__
+        print(f"nsgen {__version__}")
+        return 0
     if argv and argv[0] in ("-h", "--help"):
         from nsgen.config import build_parser
         build_parser().print_help()

@@ -199,3 +199,16 @@ def test_a_container_root_refuses_other_formats(tmp_path):
     assert all_files(root) == before
     nsgen(*base, "--format", "zarr", "--start", "1")      # the same format adds samples
     assert sorted(os.listdir(root)) == ["0000", "0000.zarr", "0001", "0001.zarr"]
+
+
+def test_overwrite_remakes_a_container_sample(tmp_path):
+    root = tmp_path / "d"
+    base = ["-m", "simple", "-N", "16", "-o", "3", "--no-preview", "-r", str(root),
+            "--format", "hdf5"]
+    nsgen(*base)
+    nsgen(*base, "--seed", "4", "--overwrite")
+    fresh = tmp_path / "f"
+    nsgen(*base[:-5], "-r", str(fresh), "--format", "hdf5", "--seed", "4")
+    np.testing.assert_array_equal(load_sample(root, 0).volumes["stripe"],
+                                  load_sample(fresh, 0).volumes["stripe"])
+    assert sorted(os.listdir(root)) == ["0000", "0000.h5"]

@@ -167,6 +167,13 @@ def _remove_empty_dirs(directory: Path) -> None:
             os.rmdir(dirpath)
 
 
+def remove_containers(root: Path, sample: int) -> None:
+    """Delete the containers of ``sample`` (``--overwrite``), finished or not."""
+    for fmt in CONTAINER_SUFFIXES:
+        remove(Path(root) / container_name(sample, fmt))
+    remove_stale_containers(root, sample)
+
+
 def remove_stale_containers(root: Path, sample: int) -> int:
     """Delete temporary containers of ``sample`` left by an interrupted run."""
     n = 0
