@@ -136,7 +136,7 @@ def rle_deflate(data: np.ndarray, final: bool) -> bytes:
     >>> import zlib
     >>> x = np.zeros(100_000, np.uint8); x[500:9000] = 1
     >>> z = rle_deflate(x, final=True)
-    >>> zlib.decompress(z, -15) == x.tobytes(), len(z) < 200
+    >>> zlib.decompress(z, -15) == x.tobytes(), len(z) < 1000     # 100 kB in < 1 kB
     (True, True)
     """
     flat = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
