@@ -175,6 +175,7 @@ def inspect_tiff(path: Path, shape: Sequence[int], dtype: str = "uint16") -> tup
     except OSError as exc:
         return False, f"cannot stat ({exc.strerror})"
     fast = tiff_header(path)
+    got_shape: tuple[int, ...]
     if fast is not None:
         got_shape, got_dtype, end = fast
     else:
@@ -223,7 +224,7 @@ def _quiet_tifffile() -> Iterator[None]:
 def _inspect_batch(root: str, batch: list[dict[str, Any]]) -> list[tuple[bool, str]]:
     out = []
     for entry in batch:
-        path = os.path.join(root, entry["path"])
+        path = Path(root) / entry["path"]
         if entry.get("role") == "preview":
             out.append(inspect_png(path))
         else:

@@ -17,7 +17,7 @@ import numba
 
 if not os.environ.get("NUMBA_CACHE_DIR") and not os.access(Path(__file__).parent, os.W_OK):
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    numba.config.CACHE_DIR = str(base / "nsgen" / "numba")
+    numba.config.CACHE_DIR = str(base / "nsgen" / "numba")  # type: ignore[attr-defined]
 
 class JitOptions(TypedDict):
     """Keyword arguments of ``numba.njit`` that every kernel shares."""
