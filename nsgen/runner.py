@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -36,6 +37,8 @@ from nsgen.prep.scaling import Bounds
 
 STATE_DIR = ".nsgen"
 WORK_DIR = ".work"
+#: pixel checksums of the files a sample wrote so far (kept across a kill, for the rerun)
+CHECKSUMS = "crc32.json"
 
 
 @dataclass
@@ -84,6 +87,10 @@ class SampleRun:
         self.dir = self.root / f"{sample:04d}"
         self.state = self.dir / STATE_DIR
         self.work = self.dir / WORK_DIR
+        saved = self.state / CHECKSUMS
+        #: absolute path -> pixel CRC-32 of every TIFF this sample wrote (also in earlier,
+        #: interrupted runs): the manifest records them for ``nsgen check --deep``
+        self.checksums: dict[str, str] = json.loads(saved.read_text()) if saved.exists() else {}
 
     @property
     def tag(self) -> str:
@@ -121,6 +128,10 @@ class SampleRun:
         finally:
             if bar is not None:
                 bar.close()
+        if self.engine.checksums:
+            self.checksums.update(self.engine.checksums)
+            self.state.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.state / CHECKSUMS, self.checksums)
         self.log(f"[{self.tag}] {stage.label}: {len(values)} chunks in "
                  f"{time.monotonic() - t0:.2f} s")
         return values
@@ -161,6 +172,10 @@ def finish_sample(run: SampleRun, manifest: dict[str, Any], t0: float) -> None:
     if run.config.preview:
         from nsgen.preview import attach_preview
         attach_preview(run.config.root, manifest, run.log)
+    for f in manifest["files"]:
+        crc = run.checksums.get(os.path.abspath(run.root / f["path"]))
+        if crc is not None:
+            f["crc32"] = crc
     write_manifest(manifest_path(run.config.root, run.sample), manifest)
     shutil.rmtree(run.work, ignore_errors=True)
     shutil.rmtree(run.state, ignore_errors=True)

@@ -82,11 +82,13 @@ def row_chunks(n_rows: int, chunk_rows: int) -> list[Chunk]:
 
 @dataclass
 class WorkResult:
-    """What a worker returns for one chunk: a small value plus output accounting."""
+    """What a worker returns for one chunk: a small value plus output accounting
+    (files and bytes written, and a checksum of each file by path)."""
 
     value: Any = None
     files: int = 0
     nbytes: int = 0
+    checksums: dict[str, str] = field(default_factory=dict)
 
 
 SlotSpec = Any  # (shape, dtype) or a list of (shape, dtype)
@@ -437,6 +439,8 @@ class Engine:
         self._closed = False
         self._starter: threading.Thread | None = None
         self._start_error: BaseException | None = None
+        #: ``WorkResult.checksums`` of every chunk of the last :meth:`run`
+        self.checksums: dict[str, str] = {}
 
     # lifecycle -------------------------------------------------------------------
     def __enter__(self) -> "Engine":
@@ -593,6 +597,7 @@ class Engine:
             for c in self._controls:
                 c.put(("stage", sid, stage, names))
             values: dict[int, Any] = {}
+            self.checksums = {}
             state = Progress(chunks_total=len(chunks))
             while len(values) < len(chunks):
                 msg = self._wait()
@@ -602,6 +607,7 @@ class Engine:
                     continue
                 res: WorkResult = msg[3]
                 values[msg[2]] = res.value
+                self.checksums.update(res.checksums)
                 state.chunks_done += 1
                 state.files += res.files
                 state.nbytes += res.nbytes

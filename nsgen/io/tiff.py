@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 from typing import Iterable
 
@@ -45,13 +46,41 @@ def write_tiff(path: Path, image: np.ndarray) -> int:
     return size
 
 
-def write_tiffs(items: Iterable[tuple[Path, np.ndarray]]) -> tuple[int, int]:
-    """Write ``(path, uint16 image)`` pairs with :func:`write_tiff`; return (files, bytes)."""
+def pixel_crc32(image: np.ndarray) -> str:
+    """CRC-32 of a uint16 image's pixel bytes (little-endian, row by row), as 8 hex digits.
+
+    The checksum a manifest records for each TIFF (``nsgen check --deep`` verifies it):
+    computed from the image in memory as it is written, so writing reads nothing back.
+
+    Examples
+    --------
+    >>> img = np.arange(6, dtype=np.uint16).reshape(2, 3)
+    >>> pixel_crc32(img) == f"{zlib.crc32(bytes([0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0])):08x}"
+    True
+    >>> pixel_crc32(img.astype(">u2")) == pixel_crc32(img)  # values count, not byte order
+    True
+    >>> pixel_crc32(np.zeros((2, 3), np.uint16))
+    '7bd5c66f'
+    """
+    data = np.ascontiguousarray(image, dtype="<u2")
+    return f"{zlib.crc32(data.data.cast('B')):08x}"
+
+
+def write_tiffs(items: Iterable[tuple[Path, np.ndarray]]) -> tuple[int, int, dict[str, str]]:
+    """Write ``(path, uint16 image)`` pairs with :func:`write_tiff`.
+
+    Returns
+    -------
+    (files, bytes, checksums) : (int, int, dict)
+        Files and bytes written, and the :func:`pixel_crc32` of each file by absolute path.
+    """
     files = nbytes = 0
+    checksums: dict[str, str] = {}
     for path, image in items:
         nbytes += write_tiff(path, image)
+        checksums[os.path.abspath(path)] = pixel_crc32(image)
         files += 1
-    return files, nbytes
+    return files, nbytes, checksums
 
 
 def read_tiff(path: Path) -> np.ndarray:
