@@ -9,12 +9,13 @@ before anything is written.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import signal
 import sys
 from typing import Callable, Sequence
 
-from nsgen.errors import NsgenError
+from nsgen.errors import NsgenError, disk_full
 
 #: subcommand -> "module:function"; each function takes argv (without the command name)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -39,7 +40,12 @@ def generate_main(argv: Sequence[str]) -> int:
     from nsgen.runner import generate
 
     config = parse_config(argv)
-    generate(config)
+    try:
+        generate(config)
+    except OSError as exc:      # manifests, previews, state records of the main process
+        if exc.errno == errno.ENOSPC:
+            raise disk_full(exc.filename or config.root) from exc
+        raise
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import zlib
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import Iterable
 
 import numpy as np
 import tifffile
+
+from nsgen.errors import disk_full
 
 TMP_MARK = ".nsgen-tmp"
 
@@ -40,8 +43,10 @@ def write_tiff(path: Path, image: np.ndarray) -> int:
                          metadata=None, software=False)
         size = tmp.stat().st_size
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise disk_full(path) from exc
         raise
     return size
 
