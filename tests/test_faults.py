@@ -13,10 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import psutil
 import pytest
 
 from helpers import HANG, all_files, nsgen, tree_digest, unavailable, wait_for
+from nsgen.io.scan_writer import write_scan
 
 SMALL = ["-m", "complex", "-N", "32", "-o", "12", "-s", "3", "-f", "4", "-S", "2",
          "--workers", "2"]
@@ -98,3 +100,26 @@ def test_kill_9_of_the_reader_stops_the_run_and_a_rerun_completes(tmp_path, refe
                                         "the run was stopped (rerun to resume)"]
     assert_nothing_half_written(root, reference)
     assert_resumes(root, reference)
+
+
+def test_corrupted_chunk_mid_scan_is_one_line_naming_scan_and_rows(tmp_path):
+    """A gzip chunk of projections (frames 50-59, rows 24-27) overwritten with garbage."""
+    scan = tmp_path / "1000.nxs"
+    write_scan(scan, n_angles=91, n_rows=48, n_columns=64, seed=1, chunks=(10, 4, 64),
+               compression="gzip")
+    with h5py.File(scan, "r") as f:
+        data = f["entry1/tomo_entry/data/data"]
+        infos = [data.id.get_chunk_info(i) for i in range(data.id.get_num_chunks())]
+    info = next(i for i in infos if i.chunk_offset == (50, 24, 0))
+    with open(scan, "r+b") as fh:
+        fh.seek(info.byte_offset + info.size // 2)
+        fh.write(b"\xff" * 64)
+    root = tmp_path / "out"
+    r = nsgen("-m", "raw", "--hdf-root", str(scan), "-s", "1", "-C", "4", "-r", str(root),
+              check=False, timeout=HANG)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nsgen: error: reading rows 24-27: "
+                                                   "cannot read projections "), r.stderr
+    assert f"{scan.name}:/entry1/tomo_entry/data/data" in lines[0]
+    assert not list(root.rglob("*.tif")) and not list(root.rglob("manifest.json"))

@@ -151,7 +151,7 @@ def test_user_error_in_worker_is_reraised_as_such():
 
 def test_reader_exception_surfaces():
     before = set(own_segments())
-    with pytest.raises(EngineError, match="reader failed: OSError: disk on fire"):
+    with pytest.raises(EngineError, match=r"reader \(rows 10-14\) failed: OSError: disk on fire"):
         with Engine(1) as e:
             e.run(RowSum(20, 5, read_fail_row=12), 2)
     assert set(own_segments()) <= before

@@ -188,6 +188,25 @@ def _populate(seg: shared_memory.SharedMemory) -> None:
         pass
 
 
+def _attach(name: str) -> shared_memory.SharedMemory:
+    """Map an existing segment without registering it with the resource tracker.
+
+    Before Python 3.13 attaching registers the segment as if this process owned it; the
+    registration can reach the tracker after the main process unlinked and unregistered
+    the segment (a stopped run), which then warns of "leaked" segments at shutdown. The
+    main process alone registers (and, killed, has the tracker unlink) its segments.
+    """
+    if sys.version_info >= (3, 13):
+        return shared_memory.SharedMemory(name=name, track=False)
+    from multiprocessing import resource_tracker
+    register = resource_tracker.register
+    resource_tracker.register = lambda *args, **kwargs: None  # type: ignore[assignment]
+    try:
+        return shared_memory.SharedMemory(name=name)
+    finally:
+        resource_tracker.register = register
+
+
 class _Attached:
     """A child's mappings of the run's segments, kept while their names stay in use.
 
@@ -210,7 +229,7 @@ class _Attached:
                 self.faulted.discard(name)
         for name in names:
             if name not in self.by_name:
-                self.by_name[name] = shared_memory.SharedMemory(name=name)
+                self.by_name[name] = _attach(name)
         return [self.by_name[n] for n in names]
 
     def buffer(self, seg: shared_memory.SharedMemory) -> Any:
@@ -353,6 +372,7 @@ def _reader_main(control: Any, data: Any, free: Any, results: Any) -> None:
         if msg[0] == "stop":
             return
         _, sid, stage, names = msg
+        chunk: Chunk | None = None
         try:
             segments = attached.use(names)
             for chunk in stage.chunks():
@@ -363,7 +383,13 @@ def _reader_main(control: Any, data: Any, free: Any, results: Any) -> None:
                 del arr
                 data.put(("chunk", sid, chunk.index, slot))
         except BaseException as exc:  # noqa: BLE001 - reported to the main process
-            _send_error(results, "reader", exc)
+            if chunk is None:
+                _send_error(results, "reader", exc)
+            else:   # say where in the input: an unreadable (corrupted) part names its rows
+                rows = f"rows {chunk.start}-{chunk.stop - 1}"
+                _send_error(results, f"reader ({rows})",
+                            NsgenError(f"reading {rows}: {exc}")
+                            if isinstance(exc, NsgenError) else exc)
 
 
 # --------------------------------------------------------------------------- engine
