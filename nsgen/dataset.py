@@ -10,7 +10,7 @@ turns the arrays into tensors; the object pickles for worker processes).
 Splits without leakage
 ----------------------
 The reference loader shuffles individual sinograms, so neighbouring sinograms of one
-sample (nearly identical) end up in both train and test (SCIENCE B 6.8 item 9). Here
+sample (nearly identical) end up in both train and test (docs/science.md B 6.8 item 9). Here
 whole *groups* are assigned to a split: a group is a sample (``group_by="sample"``) or,
 for real data with a single scan, a (sample, shift) pair (``group_by="sample+shift"``).
 

@@ -1,6 +1,6 @@
 """``nsgen mask`` / ``python -m nsgen.mask``: stripe mask of a scan into an .npz archive.
 
-Larix generation-2 ``STRIPES_DETECT`` + ``STRIPES_MERGE`` (SCIENCE B 5.2), streamed over
+Larix generation-2 ``STRIPES_DETECT`` + ``STRIPES_MERGE`` (docs/science.md B 5.2), streamed over
 detector-row chunks in two passes (detector, then merge passes), each with the halo rows
 its filters need (the result equals the whole-volume computation exactly), on the engine's
 worker pool with bounded memory. The
@@ -13,24 +13,24 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from nsgen.config import OneLineParser
 from nsgen.engine.pipeline import (Chunk, Engine, Stage, WorkResult, install_sigterm_handler,
                                    row_chunks)
-from nsgen.engine.sizing import plan_sizing, usable_cores
+from nsgen.engine.sizing import usable_cores
 from nsgen.errors import NsgenError
-from nsgen.io.nexus import ScanLayout, open_scan
-from nsgen.io.mask_archive import Deflated, crc32_combine, deflate_piece
+from nsgen.io.deflate import Deflated, crc32_combine, deflate_piece
+from nsgen.io.nexus import ScanLayout
 from nsgen.io.spill import Spill
-from nsgen.modes.real import (MASK_PARAMS, MAX_AUTO_CHUNK, ScanSource, decompressed,
-                              detect_stripes)
+from nsgen.runner import Log, StageRunner
+from nsgen.stages.decompress import decompressed
+from nsgen.stages.scan_source import ScanSource
+from nsgen.stages.stripes import MASK_PARAMS, detect_stripes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,11 +109,10 @@ class DeflateStage(Stage):
     The volume is stored angles first; a mask is bit-packed along columns (``n_cols`` set),
     weights are plain. Chunk ``i`` covers the angle planes ``[i * planes, (i + 1) * planes)``;
     its value is ``(compressed piece, CRC-32, length)`` of the entry's bytes for them (see
-    :func:`nsgen.io.mask_archive.deflate_piece`; a mask's 0/1 runs go through the faster
-    run-length encoder :func:`nsgen.io._rle_deflate_jit.rle_deflate`).
+    :func:`nsgen.io.deflate.deflate_piece`).
     """
 
-    spill: Any = None
+    spill: Spill
     planes: int = 1
     n_cols: int | None = None
     label: str = "compress"
@@ -121,36 +120,30 @@ class DeflateStage(Stage):
     def chunks(self) -> list[Chunk]:
         return row_chunks(-(-self.spill.shape[0] // self.planes), 1)
 
-    def prepare(self) -> None:
-        if self.n_cols is not None:  # load the compiled encoder before the first piece
-            from nsgen.io._rle_deflate_jit import rle_deflate
-            rle_deflate(np.zeros(16, np.uint8), final=True)
-
-    def work(self, chunk: Chunk, data: Any) -> WorkResult:
+    def work(self, chunk: Chunk, data: object) -> WorkResult:
         k0 = chunk.start * self.planes
         k1 = min(self.spill.shape[0], k0 + self.planes)
         stored = self.spill.read_rows(k0, k1)
         last = k1 == self.spill.shape[0]
         if self.n_cols is None:
-            out, crc = deflate_piece(memoryview(stored).cast("B"), last=last)
+            out, crc = deflate_piece(stored.data.cast("B"), last=last)
             return WorkResult((out, crc, stored.nbytes))
-        # a mask: unpacked, 0/1 bytes in long runs, for the run-length encoder
-        from nsgen.io._rle_deflate_jit import rle_deflate
+        # a mask: stored as uint8 0/1, unpacked from the scratch's bits
         from nsgen.prep._stripe_jit import unpack_bits
         mask = np.empty((*stored.shape[:2], self.n_cols), np.uint8)
         unpack_bits(stored, mask)
-        return WorkResult((rle_deflate(mask, final=last), zlib.crc32(mask), mask.nbytes))
+        return WorkResult((*deflate_piece(mask, last=last), mask.nbytes))
 
 
-def deflate_spill(execute: Callable[[Stage, Any], list], spill: Spill,
-                  n_cols: int | None = None) -> Deflated:
-    """Compress an archive entry kept in a scratch volume on the engine's workers."""
+def deflate_spill(run: StageRunner, spill: Spill, n_cols: int | None = None) -> Deflated:
+    """Compress an archive entry kept in a scratch volume on ``run``'s workers."""
     shape = spill.shape if n_cols is None else (*spill.shape[:2], n_cols)
     itemsize = 1 if n_cols is not None else np.dtype(spill.dtype).itemsize
     plane = int(np.prod(shape[1:])) * itemsize
     stage = DeflateStage(spill=spill, planes=max(1, DEFLATE_PIECE_BYTES // plane),
                          n_cols=n_cols)
-    pieces = execute(stage, SimpleNamespace(slots=usable_cores() + 1))
+    # compute-only (no slot data): the slots only bound the pieces in flight
+    pieces = run.run(stage, run.sizing(n_rows=len(stage.chunks()), row_bytes=1, work_factor=0))
     crc = pieces[0][1]
     for _, c, n in pieces[1:]:
         crc = crc32_combine(crc, c, n)
@@ -167,11 +160,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = dict(size=a.size, radius=a.radius, threshold=a.threshold,
                   min_stripe_length=a.min_stripe_length, min_stripe_depth=a.min_stripe_depth,
                   min_stripe_width=a.min_stripe_width, sensitivity_perc=a.sensitivity)
-    layout = ScanLayout(a.data_path, a.image_key_path, a.angles_path)
-    with open_scan(a.h5, layout, a.flats, a.darks) as scan:
-        shape = tuple(int(x) for x in scan.shape)
+    source = ScanSource(str(a.h5), ScanLayout(a.data_path, a.image_key_path, a.angles_path),
+                        a.flats, a.darks)
+    with source.open_new() as scan:
+        n_angles, n_rows, n_cols = (int(x) for x in scan.shape)
         dtype = np.dtype(scan.dtype).str
-    check_params(params, shape)  # type: ignore[arg-type]
+    shape = (n_angles, n_rows, n_cols)
+    check_params(params, shape)
     key = a.file_name or mask_key(a.h5)
     archive = Path(a.archive)
     check_archive_writable(archive, key, a.weights, a.overwrite)
@@ -182,17 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             memory = parse_bytes(a.memory_limit)
         except ValueError as exc:
             raise NsgenError(f"--memory-limit: {exc}") from None
-    n_angles, n_rows, n_cols = shape
     n_workers = a.workers or usable_cores()
-
-    def plan(**kw: Any) -> Any:
-        return plan_sizing(n_rows=n_rows, workers=n_workers, chunk_rows=a.chunk_size,
-                           memory_limit=memory, max_chunk_rows=MAX_AUTO_CHUNK, **kw)
-
-    log = (lambda m: print(f"nsgen mask: {m}", file=sys.stderr)) if a.verbose else \
-        (lambda m: None)
-    log(f"{a.h5}: {n_angles} angles x {n_rows} rows x {n_cols} columns -> {archive}[{key}]; "
-        f"{n_workers} workers")
+    log = Log(a.verbose, progress=False)
+    log(f"[{key}] {a.h5}: {n_angles} angles x {n_rows} rows x {n_cols} columns -> "
+        f"{archive}[{key}]; {n_workers} workers")
     work = archive.parent / f".{archive.name}.nsgen-work"
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
@@ -202,32 +190,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         mask = Spill.create(work / "mask.bits", (n_angles, n_rows, -(-n_cols // 8)), "uint8")
         weights = (Spill.create(work / "weights.f32", shape, "float32")
                    if a.weights else None)
-        source = ScanSource(str(a.h5), layout, a.flats, a.darks)
         with Engine(n_workers) as engine:
-            def execute(stage: Any, sizing: Any) -> list:
-                t = time.monotonic()
-                out = engine.run(stage, sizing.slots)
-                if hasattr(stage, "halo"):
-                    log(f"{stage.label}: {sizing.workers} workers, {sizing.chunk_rows} rows "
-                        f"per chunk + {stage.halo} halo rows each side, {sizing.slots} "
-                        f"slots; {time.monotonic() - t:.1f} s")
-                return out
-
-            source = decompressed(execute, plan, source, shape, dtype, work, log)
-            flags = detect_stripes(execute, plan, source, shape, dtype, params, work,
+            run = StageRunner(engine, log, n_workers, a.chunk_size, memory, key)
+            source = decompressed(run, source, shape, dtype, work)
+            flags = detect_stripes(run, source, shape, dtype, params, work,
                                    mask_spill=mask, weights_spill=weights)
-            log(f"detection: {time.monotonic() - t0:.1f} s; stripes in {int(flags.sum())} "
-                f"of {n_rows} detector rows")
+            run.say(f"detection: {time.monotonic() - t0:.1f} s; stripes in "
+                    f"{int(flags.sum())} of {n_rows} detector rows")
             t1 = time.monotonic()
-            deflated = (deflate_spill(execute, mask, n_cols),
-                        None if weights is None else deflate_spill(execute, weights))
-            log(f"compression: {time.monotonic() - t1:.1f} s")
+            deflated = (deflate_spill(run, mask, n_cols),
+                        None if weights is None else deflate_spill(run, weights))
+            run.say(f"compression: {time.monotonic() - t1:.1f} s")
         append_mask(archive, key, deflated[0], weights=deflated[1],
                     overwrite=a.overwrite)
     finally:
         import shutil
         shutil.rmtree(work, ignore_errors=True)
-    log(f"wrote {archive}[{key}] in {time.monotonic() - t0:.1f} s")
+    log(f"[{key}] wrote {archive}[{key}] in {time.monotonic() - t0:.1f} s")
     return 0
 
 

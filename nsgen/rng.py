@@ -1,4 +1,4 @@
-"""Explicit, reproducible random streams (SCIENCE.md Part A.1).
+"""Explicit, reproducible random streams (docs/science.md A.1).
 
 Every random draw in nsgen comes from a generator derived from the run seed and a
 key naming what the numbers are for, e.g. ``("photons", sample, row)``. The

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import shutil
 import sys
 import time
@@ -32,7 +31,7 @@ from nsgen.config import Config
 from nsgen.engine.pipeline import Engine, Progress, Stage, install_sigterm_handler
 from nsgen.engine.sizing import Sizing, plan_sizing, usable_cores
 from nsgen.io.manifest import MANIFEST, write_json_atomic, write_manifest
-from nsgen.io.tiff import remove_temporaries
+from nsgen.io.tiff import TiffWriter, remove_temporaries
 from nsgen.prep.scaling import Bounds
 
 STATE_DIR = ".nsgen"
@@ -73,39 +72,48 @@ class Log:
             print(f"nsgen: {msg}", file=sys.stderr, flush=True)
 
 
-class SampleRun:
-    """Context handed to a mode's ``run_sample``: one sample of one run."""
+class StageRunner:
+    """Stages on one engine: sizing from the run's options, progress bars, ``-v`` lines.
 
-    def __init__(self, config: Config, sample: int, engine: Engine, log: Log,
-                 workers: int) -> None:
-        self.config = config
-        self.sample = sample
+    The one way every mode and command (``nsgen mask``) runs its stages.
+
+    Parameters
+    ----------
+    engine : Engine
+        The running engine.
+    log : Log
+        Messages and progress bars.
+    workers : int
+        Worker processes of ``engine``.
+    chunk_size, memory_limit : int or None
+        ``--chunk-size`` and ``--memory-limit`` (None: automatic).
+    tag : str
+        Names this run in ``-v`` lines (``[tag] ...``) and progress bars.
+    """
+
+    def __init__(self, engine: Engine, log: Log, workers: int, chunk_size: int | None,
+                 memory_limit: int | None, tag: str) -> None:
         self.engine = engine
         self.log = log
         self.workers = workers
-        self.root = Path(config.root)
-        self.dir = self.root / f"{sample:04d}"
-        self.state = self.dir / STATE_DIR
-        self.work = self.dir / WORK_DIR
-        saved = self.state / CHECKSUMS
-        #: absolute path -> pixel CRC-32 of every TIFF this sample wrote (also in earlier,
-        #: interrupted runs): the manifest records them for ``nsgen check --deep``
-        self.checksums: dict[str, str] = json.loads(saved.read_text()) if saved.exists() else {}
+        self.chunk_size = chunk_size
+        self.memory_limit = memory_limit
+        self.tag = tag
 
-    @property
-    def tag(self) -> str:
-        """The four-digit sample number."""
-        return f"{self.sample:04d}"
+    def say(self, msg: str) -> None:
+        """A ``-v`` line about this run: ``[tag] msg``."""
+        self.log(f"[{self.tag}] {msg}")
 
     def sizing(self, *, n_rows: int, row_bytes: int, work_factor: float,
                max_chunk_rows: int | None = None, halo: int = 0,
                worker_overhead: int = 0) -> Sizing:
         """Chunking for a volume of ``n_rows`` rows of ``row_bytes`` each."""
         s = plan_sizing(n_rows=n_rows, row_bytes=row_bytes, work_factor=work_factor,
-                        workers=self.workers, chunk_rows=self.config.chunk_size,
-                        memory_limit=self.config.memory_limit, max_chunk_rows=max_chunk_rows,
+                        workers=self.workers, chunk_rows=self.chunk_size,
+                        memory_limit=self.memory_limit, max_chunk_rows=max_chunk_rows,
                         halo=halo, max_workers=self.workers, worker_overhead=worker_overhead)
-        self.log(f"[{self.tag}] sizing: {s.describe(row_bytes)}")
+        self.say(f"sizing: {s.describe(row_bytes)}"
+                 + (f", {halo} halo rows each chunk side" if halo else ""))
         return s
 
     def run(self, stage: Stage, sizing: Sizing) -> list[Any]:
@@ -113,7 +121,7 @@ class SampleRun:
         t0 = time.monotonic()
         bar = None
         if self.log.bars:
-            from tqdm import tqdm
+            from tqdm import tqdm  # type: ignore[import-untyped]
             bar = tqdm(total=len(stage.chunks()), desc=f"{self.tag} {stage.label}",
                        unit="chunk", leave=False, file=sys.stderr)
 
@@ -128,12 +136,39 @@ class SampleRun:
         finally:
             if bar is not None:
                 bar.close()
+        self.say(f"{stage.label}: {len(values)} chunks in {time.monotonic() - t0:.2f} s")
+        return values
+
+
+class SampleRun(StageRunner):
+    """Context handed to a mode's ``run_sample``: one sample of one run."""
+
+    def __init__(self, config: Config, sample: int, engine: Engine, log: Log,
+                 workers: int) -> None:
+        super().__init__(engine, log, workers, config.chunk_size, config.memory_limit,
+                         f"{sample:04d}")
+        self.config = config
+        self.sample = sample
+        self.root = Path(config.root)
+        self.dir = self.root / f"{sample:04d}"
+        self.state = self.dir / STATE_DIR
+        self.work = self.dir / WORK_DIR
+        saved = self.state / CHECKSUMS
+        #: path (relative to the root) -> pixel CRC-32 of every TIFF this sample wrote, also
+        #: in earlier, interrupted runs: the manifest records them for ``nsgen check --deep``
+        self.checksums: dict[str, str] = json.loads(saved.read_text()) if saved.exists() else {}
+
+    def writer(self) -> TiffWriter:
+        """The output backend of this run's write stages: paths relative to the root."""
+        return TiffWriter(self.root)
+
+    def run(self, stage: Stage, sizing: Sizing) -> list[Any]:
+        """:meth:`StageRunner.run`, keeping the checksums of the files the stage wrote."""
+        values = super().run(stage, sizing)
         if self.engine.checksums:
             self.checksums.update(self.engine.checksums)
             self.state.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.state / CHECKSUMS, self.checksums)
-        self.log(f"[{self.tag}] {stage.label}: {len(values)} chunks in "
-                 f"{time.monotonic() - t0:.2f} s")
         return values
 
     def unit_done(self, name: str) -> dict[str, Any] | None:
@@ -173,7 +208,7 @@ def finish_sample(run: SampleRun, manifest: dict[str, Any], t0: float) -> None:
         from nsgen.preview import attach_preview
         attach_preview(run.config.root, manifest, run.log)
     for f in manifest["files"]:
-        crc = run.checksums.get(os.path.abspath(run.root / f["path"]))
+        crc = run.checksums.get(f["path"])
         if crc is not None:
             f["crc32"] = crc
     write_manifest(manifest_path(run.config.root, run.sample), manifest)

@@ -1,4 +1,4 @@
-"""Tests for nsgen.sim.flats (SCIENCE.md B 3.4, 4.2, 4.3 and the complex-mode model, A.5)."""
+"""Tests for nsgen.sim.flats (docs/science.md B 3.4, 4.2, 4.3 and the complex-mode model, A.5)."""
 
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ def test_raw_matches_direct_whole_array_computation(raw_run, scans, shift):
     direct = downsample(whole_scan(scans / f"100{shift}.nxs"), OUT_SHAPE)
     lo, hi = files[0]["bounds"]
     inner = direct[EDGE_ROWS:48 - EDGE_ROWS]
-    # bounds are the global min/max over the interior rows only (SCIENCE A.7)
+    # bounds are the global min/max over the interior rows only (docs/science.md A.7)
     assert lo == pytest.approx(float(inner.min()), abs=1e-6)
     assert hi == pytest.approx(float(inner.max()), abs=1e-6)
     step = (hi - lo) / 65535
@@ -263,12 +263,12 @@ def test_reader_asks_for_every_row_once_before_reading_it(monkeypatch, prefetch_
     chunk is read, its batch and PREFETCH_AHEAD more, nothing further; each row once (halo
     rows aside); the main process's early hint is the first batch."""
     from nsgen.io.nexus import ScanLayout
-    from nsgen.modes import real
+    from nsgen.stages import scan_source, scan_stages
 
     shape = (5, 40, 8)                       # one row of projections: 5 x 8 x 2 bytes
-    monkeypatch.setattr(real, "PREFETCH_BYTES", prefetch_rows * 5 * 8 * 2)
-    stage = real.ScanStage(real.ScanSource("unused.nxs", ScanLayout()), shape, "uint16",
-                           chunk_rows=3, halo=halo)
+    monkeypatch.setattr(scan_stages, "PREFETCH_BYTES", prefetch_rows * 5 * 8 * 2)
+    stage = scan_stages.ScanStage(scan_source.ScanSource("unused.nxs", ScanLayout()), shape,
+                                  "uint16", chunk_rows=3, halo=halo)
     advised: list[int] = []
     requests: list[slice] = []
 
@@ -282,7 +282,7 @@ def test_reader_asks_for_every_row_once_before_reading_it(monkeypatch, prefetch_
     for chunk in chunks:
         stage._prefetch(Hints(), chunk)
         i = chunk.index
-        end = min(len(chunks), (i // batch + 1 + real.PREFETCH_AHEAD) * batch)  # and ahead
+        end = min(len(chunks), (i // batch + 1 + scan_stages.PREFETCH_AHEAD) * batch)  # ahead
         assert set(range(stage.read_rows(chunk)[0], stage.read_rows(chunks[end - 1])[1])) \
             <= set(advised)
         assert max(advised) < stage.read_rows(chunks[end - 1])[1]   # nothing further yet
@@ -307,7 +307,7 @@ def test_reader_asks_for_every_row_once_before_reading_it(monkeypatch, prefetch_
         def advise_projections(self, rows: slice) -> None:
             early.append(rows)
 
-    monkeypatch.setattr(real.ScanSource, "open_new", lambda self: Opened())
+    monkeypatch.setattr(scan_source.ScanSource, "open_new", lambda self: Opened())
     stage.prefetch()
     assert early == [slice(0, stage.read_rows(first)[1])]
 
@@ -343,26 +343,26 @@ def test_reread_warning_and_copy_space_check(tmp_path, monkeypatch):
 
     from nsgen.errors import NsgenError
     from nsgen.io.nexus import ScanLayout
-    from nsgen.modes import real
+    from nsgen.stages.decompress import decompressed
+    from nsgen.stages.scan_source import ScanSource
+    from nsgen.stages.scan_stages import reread_warning
 
-    text = real.reread_warning("s.nxs", 2160, 243)
+    text = reread_warning("s.nxs", 2160, 243)
     assert "9 times" in text and "h5repack -f NONE" in text and "--chunk-size" in text
-    assert real.reread_warning("s.nxs", None, 7) is None
+    assert reread_warning("s.nxs", None, 7) is None
     scan = tmp_path / "packed.nxs"
     write_scan(scan, n_angles=31, n_rows=16, n_columns=40, n_flats=3, n_darks=2,
                chunks=(1, 16, 40), compression="gzip")
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**6, 10**6 - 1000, 1000))
 
-    from nsgen.engine.sizing import plan_sizing
+    from nsgen.runner import Log, StageRunner
 
-    def plan(**kw):
-        return plan_sizing(n_rows=16, workers=1, chunk_rows=4, **kw)
-
+    run = StageRunner(None, Log(False, False), workers=1, chunk_size=4, memory_limit=None,
+                      tag="test")
     work = tmp_path / "work"
     with pytest.raises(NsgenError) as err:
-        real.decompressed(None, plan, real.ScanSource(str(scan), ScanLayout()), (31, 16, 40),
-                          "<u2", work)
+        decompressed(run, ScanSource(str(scan), ScanLayout()), (31, 16, 40), "<u2", work)
     message = str(err.value)
     assert "GiB free" in message and "h5repack -f NONE" in message and "\n" not in message
     assert not (work / "frames.h5").exists() and not (work / "frames.h5.partial").exists()

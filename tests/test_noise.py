@@ -1,4 +1,4 @@
-"""Tests for nsgen.sim.noise (SCIENCE.md B 3.3)."""
+"""Tests for nsgen.sim.noise (docs/science.md B 3.3)."""
 
 from __future__ import annotations
 

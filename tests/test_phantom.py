@@ -1,4 +1,4 @@
-"""Tests for nsgen.sim.phantom (SCIENCE.md A.2, B 1.2-1.4)."""
+"""Tests for nsgen.sim.phantom (docs/science.md A.2, B 1.2-1.4)."""
 
 from __future__ import annotations
 

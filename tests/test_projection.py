@@ -1,4 +1,4 @@
-"""Tests for nsgen.sim.projection (SCIENCE.md A.3, B 2.1-2.4, 8.1-8.2)."""
+"""Tests for nsgen.sim.projection (docs/science.md A.3, B 2.1-2.4, 8.1-8.2)."""
 
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ def test_other_seed_other_data(complex_reference, tmp_path):
 
 
 def test_clean_and_shift_differ_only_on_defects(complex_reference):
-    """SCIENCE A.5: the photon noise is shared; the difference is the defect supports only."""
+    """docs/science.md A.5: shared photon noise; the difference is on the defect supports only."""
     s = complex_reference / "0000"
     manifest = json.loads((s / "manifest.json").read_text())
     offsets = manifest["detector"]["offsets"]

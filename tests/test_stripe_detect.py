@@ -1,6 +1,6 @@
 """Tests for nsgen.prep.stripe_detect (Larix generation-2 STRIPES_DETECT / STRIPES_MERGE).
 
-The reference implementations below (``bf_*``) are written plainly from SCIENCE.md B §5.2,
+The reference implementations below (``bf_*``) are written plainly from docs/science.md B 5.2,
 voxel by voxel, and the fast kernels must match them exactly.
 """
 

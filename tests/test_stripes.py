@@ -1,4 +1,4 @@
-"""Tests for nsgen.sim.stripes (SCIENCE.md B 3.1 with the A.4 fixes)."""
+"""Tests for nsgen.sim.stripes (docs/science.md B 3.1 with the A.4 fixes)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The ``.npz`` stripe-mask archive: lazy read of one key, atomic append.
 
 Format (compatible with ``np.savez_compressed`` and ``np.load``): a zip file whose members
-are ``<key>.npy`` (ZIP_DEFLATED, written with ``np.lib.format.write_array``). A mask is
+are ``<key>.npy`` (ZIP_DEFLATED, written with ``np.lib.format.write_array`` or, for entries
+compressed in parallel pieces by the caller, as :class:`nsgen.io.deflate.Deflated`). A mask is
 stored as uint8 0/1 at full resolution, axes (angles, detector rows, detector columns), under
 ``m<scan file stem>`` (see :func:`mask_key`); optional weights as float32 under
 ``<key>_weights``. ``np.load(path)[key]`` reads it.
@@ -9,6 +10,8 @@ stored as uint8 0/1 at full resolution, axes (angles, detector rows, detector co
 Appending never rewrites existing entries: their zip members (local header, compressed data,
 data descriptor) are copied byte for byte into a new archive written beside the old one
 (hidden temporary name in the same directory), which then replaces it with ``os.replace``.
+The zip container is written by :mod:`nsgen.io.zip_writer`, the compression is
+python-isal's (:mod:`nsgen.io.deflate`); this module is the mask API on top of them.
 An interrupted append leaves the old archive untouched (after a hard kill, a stale
 ``.<name>.*.tmp`` file may remain next to it; it is safe to delete).
 
@@ -22,28 +25,25 @@ without ever holding the whole mask. :func:`check_archive_writable` runs the che
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import os
 import secrets
 import shutil
-import struct
 import zipfile
 import zlib
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import cast
 
 import numpy as np
 
 from nsgen.errors import NsgenError
+from nsgen.io.deflate import Deflated, crc32_combine, deflate_piece
+from nsgen.io.zip_writer import ZipWriter
 
 __all__ = [
     "WEIGHTS_SUFFIX",
-    "Deflated",
     "append_mask",
-    "crc32_combine",
-    "deflate_piece",
     "check_archive_writable",
     "check_mask",
     "mask_key",
@@ -53,12 +53,6 @@ __all__ = [
 ]
 
 WEIGHTS_SUFFIX = "_weights"
-
-# Fixed member timestamp: identical content gives an identical archive.
-_DATE_TIME = (1980, 1, 1, 0, 0, 0)
-_LOCAL_HEADER = b"PK\x03\x04"
-_DESCRIPTOR_SIG = b"PK\x07\x08"
-_COPY_BLOCK = 16 << 20
 
 
 def _one_line(exc: BaseException) -> str:
@@ -77,7 +71,7 @@ def mask_key(scan_path: str | os.PathLike[str]) -> str:
 
 
 def _mask_keys(names: list[str]) -> list[str]:
-    keys = [n[: -len(".npy")] if n.endswith(".npy") else n for n in names]
+    keys = [n.removesuffix(".npy") for n in names]
     return sorted(k for k in keys if not k.endswith(WEIGHTS_SUFFIX))
 
 
@@ -236,30 +230,18 @@ def read_mask_flags(
     """
     path = Path(archive_path)
     n_k, n_j, n_i = (int(v) for v in shape)
-    with _reading(path):
-        with _checked_zip(path) as zf:
-            info = _open_member(zf, path, key)
-            with zf.open(info) as fh:
-                header = _npy_header(fh)
-                _check_header(path, key, header, shape)
-                if header[1]:  # Fortran order (not written by nsgen): read it whole
-                    packed = None
-                    with zf.open(info) as again:
-                        whole = np.lib.format.read_array(again, allow_pickle=False)
-                    whole = whole.view(np.uint8)
-                else:
-                    packed = np.empty((n_k, n_j, (n_i + 7) // 8), dtype=np.uint8)
-                    slab = bytearray(n_j * n_i)
-                    view = memoryview(slab)
-                    for k in range(n_k):
-                        got = 0
-                        while got < len(slab):
-                            n = fh.readinto(view[got:])
-                            if not n:
-                                raise EOFError(f"member {key}.npy is truncated")
-                            got += n
-                        a = np.frombuffer(slab, dtype=np.uint8).reshape(n_j, n_i)
-                        packed[k] = np.packbits(a != 0, axis=1)
+    with _reading(path), _checked_zip(path) as zf:
+        info = _open_member(zf, path, key)
+        with zf.open(info) as fh:
+            header = _npy_header(fh)
+            _check_header(path, key, header, shape)
+            if header[1]:  # Fortran order (not written by nsgen): read it whole
+                packed = None
+                with zf.open(info) as again:
+                    whole = np.lib.format.read_array(again, allow_pickle=False)
+                whole = whole.view(np.uint8)
+            else:
+                packed = _packed_planes(cast(io.BufferedIOBase, fh), key, (n_k, n_j, n_i))
     step = max(1, _FLAGS_BLOCK_BYTES // max(1, n_k * n_i))
     out = []
     for j0 in range(0, n_j, step):
@@ -270,6 +252,24 @@ def read_mask_flags(
             block = np.unpackbits(packed[:, j0:j1], axis=2, count=n_i)
         out.append(reduce(block))
     return np.concatenate(out, axis=0)
+
+
+def _packed_planes(fh: io.BufferedIOBase, key: str, shape: tuple[int, int, int]) -> np.ndarray:
+    """Read ``shape`` uint8 from ``fh`` plane by plane, bit-packed along the last axis."""
+    n_k, n_j, n_i = shape
+    packed = np.empty((n_k, n_j, (n_i + 7) // 8), dtype=np.uint8)
+    slab = bytearray(n_j * n_i)
+    view = memoryview(slab)
+    for k in range(n_k):
+        got = 0
+        while got < len(slab):
+            n = fh.readinto(view[got:])
+            if not n:
+                raise EOFError(f"member {key}.npy is truncated")
+            got += n
+        a = np.frombuffer(slab, dtype=np.uint8).reshape(n_j, n_i)
+        packed[k] = np.packbits(a != 0, axis=1)
+    return packed
 
 
 def _as_mask(mask: np.ndarray) -> np.ndarray:
@@ -302,135 +302,7 @@ def _check_key(key: str) -> None:
         )
 
 
-def _member_span(src, info: zipfile.ZipInfo) -> int:
-    """Length in bytes of a member's local header + data (+ data descriptor)."""
-    src.seek(info.header_offset)
-    head = src.read(30)
-    if len(head) != 30 or head[:4] != _LOCAL_HEADER:
-        raise zipfile.BadZipFile(f"bad local header for member {info.filename!r}")
-    flags, = struct.unpack("<H", head[6:8])
-    name_len, extra_len = struct.unpack("<HH", head[26:30])
-    span = 30 + name_len + extra_len + info.compress_size
-    if flags & 0x08:  # sizes in a data descriptor after the data
-        src.seek(info.header_offset + 30 + name_len)
-        extra = src.read(extra_len)
-        zip64 = False
-        while len(extra) >= 4:
-            hid, size = struct.unpack("<HH", extra[:4])
-            zip64 |= hid == 1
-            extra = extra[4 + size :]
-        src.seek(info.header_offset + span)
-        sig = src.read(4) == _DESCRIPTOR_SIG
-        span += (4 if sig else 0) + 4 + (16 if zip64 else 8)
-    return span
-
-
-def _copy_member_raw(src, info: zipfile.ZipInfo, zout: zipfile.ZipFile) -> None:
-    """Append an existing member to ``zout`` byte for byte (no decompression).
-
-    Uses the writer's bookkeeping attributes (``fp``, ``filelist``, ``NameToInfo``,
-    ``start_dir``), stable across CPython 3.x, as the standard library offers no raw copy.
-    """
-    span = _member_span(src, info)
-    offset = zout.fp.tell()
-    src.seek(info.header_offset)
-    left = span
-    while left:
-        block = src.read(min(left, _COPY_BLOCK))
-        if not block:
-            raise zipfile.BadZipFile(f"member {info.filename!r} is truncated")
-        zout.fp.write(block)
-        left -= len(block)
-    new = copy.copy(info)
-    new.header_offset = offset
-    zout.filelist.append(new)
-    zout.NameToInfo[new.filename] = new
-    zout.start_dir = zout.fp.tell()
-    zout._didModify = True
-
-
-#: deflate level of entries nsgen compresses itself (1: ~3x faster than NumPy's default 6,
-#: files about twice as large, still ~100x smaller than the mask; any level reads the same)
-DEFLATE_LEVEL = 1
-
-
-@dataclass(frozen=True)
-class Deflated:
-    """An array whose C-order bytes were deflated in independent pieces (in parallel).
-
-    ``pieces`` are raw deflate streams: every one but the last ends with a sync flush, the
-    last one is final, so their concatenation is one valid deflate stream
-    (:func:`deflate_piece`). ``crc`` is the CRC-32 of the array bytes, ``size`` their count.
-    """
-
-    shape: tuple[int, ...]
-    dtype: str
-    pieces: tuple[bytes, ...]
-    crc: int
-    size: int
-
-
-def deflate_piece(data: bytes | memoryview, last: bool,
-                  level: int = DEFLATE_LEVEL) -> tuple[bytes, int]:
-    """Raw-deflate one piece of a member's bytes; return it and the CRC-32 of ``data``.
-
-    Examples
-    --------
-    >>> a, ca = deflate_piece(b"abc" * 100, last=False)
-    >>> b, cb = deflate_piece(b"xyz" * 100, last=True)
-    >>> zlib.decompress(a + b, -15) == b"abc" * 100 + b"xyz" * 100
-    True
-    >>> crc32_combine(ca, cb, 300) == zlib.crc32(b"abc" * 100 + b"xyz" * 100)
-    True
-    """
-    c = zlib.compressobj(level, zlib.DEFLATED, -15)
-    out = c.compress(data) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
-    return out, zlib.crc32(data)
-
-
-def _gf2_times(matrix: list[int], vector: int) -> int:
-    total, i = 0, 0
-    while vector:
-        if vector & 1:
-            total ^= matrix[i]
-        vector >>= 1
-        i += 1
-    return total
-
-
-def _gf2_square(matrix: list[int]) -> list[int]:
-    return [_gf2_times(matrix, row) for row in matrix]
-
-
-def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
-    """CRC-32 of ``A + B`` from ``crc32(A)``, ``crc32(B)`` and ``len(B)``.
-
-    Appending ``len2`` zero bytes to ``A`` is a linear map of its CRC register over GF(2);
-    it is applied as powers of the one-zero-bit operator (squared repeatedly, one per bit
-    of ``8 * len2``), then ``crc2`` is added (the initial/final inversions cancel).
-    """
-    if len2 <= 0:
-        return crc1
-    odd = [0xEDB88320] + [1 << n for n in range(31)]  # one zero bit (reflected polynomial)
-    even = _gf2_square(odd)  # two zero bits
-    odd = _gf2_square(even)  # four zero bits
-    while True:  # the first square below is one zero byte
-        even = _gf2_square(odd)
-        if len2 & 1:
-            crc1 = _gf2_times(even, crc1)
-        len2 >>= 1
-        if not len2:
-            break
-        odd = _gf2_square(even)
-        if len2 & 1:
-            crc1 = _gf2_times(odd, crc1)
-        len2 >>= 1
-        if not len2:
-            break
-    return crc1 ^ crc2
-
-
-def _write_deflated(zout: zipfile.ZipFile, name: str, d: Deflated) -> None:
+def _write_deflated(zw: ZipWriter, name: str, d: Deflated) -> None:
     """Write a :class:`Deflated` array as member ``name`` (an ``.npy`` like ``np.save``'s)."""
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, {
@@ -438,27 +310,13 @@ def _write_deflated(zout: zipfile.ZipFile, name: str, d: Deflated) -> None:
         "shape": tuple(d.shape)})
     header = buf.getvalue()
     head, head_crc = deflate_piece(header, last=not d.pieces)
-    info = zipfile.ZipInfo(name, date_time=_DATE_TIME)
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info.CRC = crc32_combine(head_crc, d.crc, d.size)
-    info.file_size = len(header) + d.size
-    info.compress_size = len(head) + sum(len(p) for p in d.pieces)
-    info.header_offset = zout.fp.tell()
-    zout.fp.write(info.FileHeader(zip64=True))
-    zout.fp.write(head)
-    for piece in d.pieces:
-        zout.fp.write(piece)
-    zout.filelist.append(info)  # the same bookkeeping as _copy_member_raw
-    zout.NameToInfo[info.filename] = info
-    zout.start_dir = zout.fp.tell()
-    zout._didModify = True
+    zw.add(name, (head, *d.pieces), crc32_combine(head_crc, d.crc, d.size),
+           len(header) + d.size)
 
 
-def _write_entry(zout: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
-    """Write ``array`` as member ``name`` exactly like ``np.savez_compressed`` does."""
-    info = zipfile.ZipInfo(name, date_time=_DATE_TIME)
-    info.compress_type = zipfile.ZIP_DEFLATED
-    with zout.open(info, mode="w", force_zip64=True) as fh:
+def _write_entry(zw: ZipWriter, name: str, array: np.ndarray) -> None:
+    """Write ``array`` as member ``name``: an ``.npy`` like ``np.save``'s, streamed."""
+    with zw.stream(name) as fh:
         np.lib.format.write_array(fh, np.asanyarray(array), allow_pickle=False)
 
 
@@ -540,8 +398,8 @@ def check_archive_writable(
 def append_mask(
     archive_path: str | os.PathLike[str],
     key: str,
-    mask: np.ndarray,
-    weights: np.ndarray | None = None,
+    mask: np.ndarray | Deflated,
+    weights: np.ndarray | Deflated | None = None,
     overwrite: bool = False,
 ) -> None:
     """Add a mask (and optionally its weights) to an archive, creating it if needed.
@@ -574,6 +432,17 @@ def append_mask(
     members are copied byte for byte, then the new ones are compressed in; the file is
     flushed to disk and renamed over the old archive (``os.replace``). On any error the
     temporary file is removed and the old archive is left as it was.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> mask = np.zeros((3, 2, 8), bool); mask[:, 1, 4] = True
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     append_mask(f"{d}/masks.npz", "m1000", mask)
+    ...     append_mask(f"{d}/masks.npz", "m1001", mask, weights=np.ones(mask.shape))
+    ...     with np.load(f"{d}/masks.npz") as npz:
+    ...         print(sorted(npz.files), read_mask(f"{d}/masks.npz", "m1000").sum())
+    ['m1000', 'm1001', 'm1001_weights'] 3
     """
     path = Path(archive_path)
     _check_key(key)
@@ -592,31 +461,31 @@ def append_mask(
         entries.append((key + WEIGHTS_SUFFIX + ".npy", weights))
     old = _kept_members(path, key, overwrite)
 
-    def fill(zout: zipfile.ZipFile) -> None:
-        _copy_members(path, old, zout)
+    def fill(zw: ZipWriter) -> None:
+        _copy_members(path, old, zw)
         for name, array in entries:
             if isinstance(array, Deflated):
-                _write_deflated(zout, name, array)
+                _write_deflated(zw, name, array)
             else:
-                _write_entry(zout, name, array)
+                _write_entry(zw, name, array)
 
     _rewrite(path, fill)
 
 
-def _copy_members(path: Path, members: list[zipfile.ZipInfo], zout: zipfile.ZipFile) -> None:
-    """Copy ``members`` of the archive at ``path`` into ``zout`` byte for byte."""
+def _copy_members(path: Path, members: list[zipfile.ZipInfo], zw: ZipWriter) -> None:
+    """Copy ``members`` of the archive at ``path`` into ``zw`` byte for byte."""
     if not members:
         return
     try:
         with open(path, "rb") as src:
             for info in members:
-                _copy_member_raw(src, info, zout)
+                zw.copy(src, info)
     except zipfile.BadZipFile as exc:
         raise NsgenError(f"mask archive {path} is unreadable ({_one_line(exc)}); choose "
                          f"another archive path") from None
 
 
-def _rewrite(path: Path, fill: Callable[[zipfile.ZipFile], None]) -> None:
+def _rewrite(path: Path, fill: Callable[[ZipWriter], None]) -> None:
     """Build a new archive with ``fill`` beside ``path``, then rename it into place.
 
     The temporary file is flushed to disk before ``os.replace``; on any error it is
@@ -628,9 +497,8 @@ def _rewrite(path: Path, fill: Callable[[zipfile.ZipFile], None]) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, mode="w", compression=zipfile.ZIP_DEFLATED,
-                                 allowZip64=True) as zout:
-                fill(zout)
+            with ZipWriter(fh) as zw:
+                fill(zw)
             fh.flush()
             os.fsync(fh.fileno())
         if path.exists():
@@ -679,10 +547,10 @@ def merge_archives(archive_path: str | os.PathLike[str],
         for info in _members(path):
             sources.setdefault(info.filename, (path, info))
 
-    def fill(zout: zipfile.ZipFile) -> None:
+    def fill(zw: ZipWriter) -> None:
         for name in sorted(sources):
             src, info = sources[name]
-            _copy_members(src, [info], zout)
+            _copy_members(src, [info], zw)
 
     _rewrite(path, fill)
     return sorted(sources)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -71,21 +72,43 @@ def pixel_crc32(image: np.ndarray) -> str:
     return f"{zlib.crc32(data.data.cast('B')):08x}"
 
 
-def write_tiffs(items: Iterable[tuple[Path, np.ndarray]]) -> tuple[int, int, dict[str, str]]:
-    """Write ``(path, uint16 image)`` pairs with :func:`write_tiff`.
-
-    Returns
-    -------
-    (files, bytes, checksums) : (int, int, dict)
-        Files and bytes written, and the :func:`pixel_crc32` of each file by absolute path.
-    """
+def write_tiffs(items: Iterable[tuple[Path, np.ndarray]]) -> tuple[int, int]:
+    """Write ``(path, uint16 image)`` pairs with :func:`write_tiff`; return (files, bytes)."""
     files = nbytes = 0
-    checksums: dict[str, str] = {}
     for path, image in items:
         nbytes += write_tiff(path, image)
-        checksums[os.path.abspath(path)] = pixel_crc32(image)
         files += 1
-    return files, nbytes, checksums
+    return files, nbytes
+
+
+@dataclass(frozen=True)
+class TiffWriter:
+    """Output backend of the write stage: image ``path`` -> 16-bit TIFF ``root/path``.
+
+    See :class:`nsgen.stages.write.ImageWriter`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> files, nbytes, crc = TiffWriter(root).write([("a.tif", np.zeros((2, 3), np.uint16))])
+    >>> files, nbytes > 0, read_tiff(root / "a.tif").shape, crc
+    (1, True, (2, 3), {'a.tif': '7bd5c66f'})
+    """
+
+    root: Path
+
+    def write(self, items: Iterable[tuple[str, np.ndarray]]) -> tuple[int, int, dict[str, str]]:
+        """Write every ``(path relative to root, uint16 image)``; return files and bytes
+        written and the :func:`pixel_crc32` of each path (computed from the image in memory,
+        no second read)."""
+        files = nbytes = 0
+        checksums: dict[str, str] = {}
+        for path, image in items:
+            nbytes += write_tiff(self.root / path, image)
+            checksums[path] = pixel_crc32(image)
+            files += 1
+        return files, nbytes, checksums
 
 
 def read_tiff(path: Path) -> np.ndarray:

@@ -18,14 +18,13 @@ Layout: ``root/NNNN/clean/NNNN_clean_VVVV.tif``, ``root/NNNN/shiftSS/NNNN_shiftS
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from nsgen.engine.pipeline import Chunk, WorkResult
-from nsgen.io.tiff import write_tiffs
-from nsgen.modes.synthetic import SpillStage, check, objects_record, project_sample
+from nsgen.modes.synthetic import check, objects_record, project_sample, volume_path
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
@@ -33,10 +32,12 @@ from nsgen.sim.flats import (beam_profile, defect_maps, defect_pixels, flat_fiel
                              temporal_responses)
 from nsgen.sim.noise import photon_counts
 from nsgen.sim.projection import Geometry
+from nsgen.stages.spill import SpillStage
+from nsgen.stages.write import WriteStage
 
 __all__ = ["check", "run_sample", "shift_offsets", "DELTA", "N_VARIATIONS"]
 
-#: detector miscalibration strength of the stripe inputs (SCIENCE B 4.5)
+#: detector miscalibration strength of the stripe inputs (docs/science.md B 4.5)
 DELTA = 0.07
 #: number of defect-map terms (constant, oscillating, drifting response)
 N_VARIATIONS = 3
@@ -80,18 +81,14 @@ class DetectorModel:
                    offsets=tuple(shift_offsets(shifts, step)), i0=float(i0))
 
 
-@dataclass
-class ComplexStage(SpillStage):
-    """Pass one (``write=False``: min/max) or pass two (write TIFFs) of complex mode."""
+@dataclass(frozen=True, eq=False)
+class ComplexRows:
+    """The clean and shifted ``-log`` sinograms of chunks of projection rows (picklable)."""
 
-    model: DetectorModel | None = None
-    seed: int = 0
-    sample: int = 0
-    pmax: float = 1.0
-    bounds: Bounds = EMPTY
-    out: Path = Path(".")
-    write: bool = False
-    label: str = "statistics"
+    model: DetectorModel
+    seed: int
+    sample: int
+    pmax: float
 
     def clean_and_defects(self, chunk: Chunk, p3: np.ndarray
                           ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
@@ -101,13 +98,12 @@ class ComplexStage(SpillStage):
         takes ``values`` (:func:`~nsgen.sim.flats.defect_pixels`).
         """
         m = self.model
-        assert m is not None
         rows = np.arange(chunk.start, chunk.stop)
         pn = p3 / np.float32(self.pmax)
         tau = np.empty_like(pn)
         for k, v in enumerate(rows):
             expected = (m.i0 * m.profile[v])[None, :] * np.exp(-pn[k], dtype=np.float64)
-            counts = photon_counts(expected, generator(self.seed, "photons", self.sample, v))
+            counts = photon_counts(expected, generator(self.seed, "photons", self.sample, int(v)))
             tau[k] = counts / (m.i0 * m.profile[v])[None, :]
         n_rows = m.profile.shape[0]
         shifts = []
@@ -117,24 +113,43 @@ class ComplexStage(SpillStage):
                                         m.eps[i], DELTA, N_VARIATIONS))
         return neg_log(tau), shifts
 
+
+@dataclass
+class StatisticsStage(SpillStage):
+    """Pass one: min/max over the clean volume and every shift."""
+
+    rows: ComplexRows | None = None
+    label: str = "statistics"
+
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
-        clean, shifts = self.clean_and_defects(chunk, data)
-        if not self.write:
-            # every value of every volume is a clean value or a defect value
-            bounds = Bounds.of(clean)
-            for _, _, values in shifts:
-                bounds = bounds.union(Bounds.of(values)) if values.size else bounds
-            return WorkResult(bounds)
-        tag = f"{self.sample:04d}"
+        assert self.rows is not None
+        clean, shifts = self.rows.clean_and_defects(chunk, data)
+        # every value of every volume is a clean value or a defect value
+        bounds = Bounds.of(clean)
+        for _, _, values in shifts:
+            bounds = bounds.union(Bounds.of(values)) if values.size else bounds
+        return WorkResult(bounds)
+
+
+@dataclass(frozen=True, eq=False)
+class ComplexImages:
+    """Pass two's images: recomputed (same random streams) clean and shifted sinograms on the
+    shared scale."""
+
+    rows: ComplexRows
+    bounds: Bounds
+
+    def __call__(self, chunk: Chunk, rows: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+        clean, shifts = self.rows.clean_and_defects(chunk, rows)
         clean_u16 = to_uint16(clean, self.bounds)
         volumes = [("clean", clean_u16)]
         for i, (r, c, values) in enumerate(shifts):
             u = clean_u16.copy()
             u[r, :, c] = to_uint16(values, self.bounds)
             volumes.append((f"shift{i:02d}", u))
-        return WorkResult(None, *write_tiffs(
-            (self.out / name / f"{tag}_{name}_{v:04d}.tif", vol[k])
-            for name, vol in volumes for k, v in enumerate(range(chunk.start, chunk.stop))))
+        for name, vol in volumes:
+            for k, v in enumerate(range(chunk.start, chunk.stop)):
+                yield volume_path(self.rows.sample, name, v), vol[k]
 
 
 def run_sample(run: SampleRun) -> SampleRecord:
@@ -147,8 +162,8 @@ def run_sample(run: SampleRun) -> SampleRecord:
         raise RuntimeError("the phantom projects to zero everywhere")
     model = DetectorModel.simulate(cfg.seed, run.sample, geometry, cfg.shifts, cfg.shiftstep,
                                    cfg.flatsnum, cfg.I0)
-    common = dict(model=model, seed=cfg.seed, sample=run.sample, pmax=pmax, out=run.dir)
-    per_chunk = run.run(ComplexStage(spill, sizing.chunk_rows, **common), sizing)
+    rows = ComplexRows(model, cfg.seed, run.sample, pmax)
+    per_chunk = run.run(StatisticsStage(spill, sizing.chunk_rows, rows=rows), sizing)
     bounds = EMPTY
     for chunk_bounds in per_chunk:
         bounds = bounds.union(chunk_bounds)
@@ -156,8 +171,8 @@ def run_sample(run: SampleRun) -> SampleRecord:
     names = ["clean"] + [f"shift{i:02d}" for i in range(cfg.shifts)]
     for name in names:
         (run.dir / name).mkdir(parents=True, exist_ok=True)
-    run.run(ComplexStage(spill, sizing.chunk_rows, bounds=bounds, write=True, label="write",
-                         **common), sizing)
+    images = ComplexImages(rows, bounds)
+    run.run(WriteStage(SpillStage(spill, sizing.chunk_rows), images, run.writer()), sizing)
     record = SampleRecord(extra={
         "geometry": geometry.shape, "objects": objects_record(objects),
         "projection_max": pmax,
@@ -166,10 +181,9 @@ def run_sample(run: SampleRun) -> SampleRecord:
         "scale": "uint16 0..65535 = -log(transmission) lo..hi, shared by clean and shifts"})
     shape = (geometry.n_angles, geometry.n_columns)
     for v in range(geometry.n_rows):
-        clean = f"{run.tag}/clean/{run.tag}_clean_{v:04d}.tif"
+        clean = volume_path(run.sample, "clean", v)
         record.add_file(clean, "clean", v, shape, (bounds.lo, bounds.hi))
         for i, o in enumerate(model.offsets):
-            name = f"shift{i:02d}"
-            record.add_file(f"{run.tag}/{name}/{run.tag}_{name}_{v:04d}.tif", "stripe", v, shape,
+            record.add_file(volume_path(run.sample, f"shift{i:02d}", v), "stripe", v, shape,
                             (bounds.lo, bounds.hi), shift=i, offset=o, target=clean)
     return record

@@ -1,4 +1,4 @@
-"""Dynamic mode: frames of a long scan, each downsampled (seed: Dynamic; SCIENCE A.8).
+"""Dynamic mode: frames of a long scan, each downsampled (seed: Dynamic; docs/science.md A.8).
 
 Frame ``f`` is the block of ``frame-angles`` angles starting at ``b * frame-angles`` with
 ``b = f * frame-stride``; a frame is used only when its whole stride group lies inside the
@@ -10,8 +10,7 @@ Layout: ``root/NNNN_frameFF_VVVV.tif`` directly under the root; one scale per sc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -19,13 +18,14 @@ from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
-from nsgen.io.tiff import write_tiffs
-from nsgen.modes.real import (OUT_SHAPE, ResizeStage, ScanSource, check_scans,
-                              keep, run_shifts, sizing_for, union)
-from nsgen.modes.synthetic import SpillStage
+from nsgen.modes.real import OUT_SHAPE, check_scans, keep, run_shifts, sizing_for, union
 from nsgen.prep.resize import normalise_downsample
-from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
+from nsgen.prep.scaling import Bounds, to_uint16
 from nsgen.runner import SampleRecord, SampleRun, file_record
+from nsgen.stages.scan_source import ScanSource
+from nsgen.stages.scan_stages import ResizeStage
+from nsgen.stages.spill import SpillStage
+from nsgen.stages.write import WriteStage
 
 __all__ = ["check", "frame_ranges", "run_sample"]
 
@@ -75,19 +75,27 @@ class FrameStage(ResizeStage):
         return keep(self.spill, chunk, small, self.shape[1])
 
 
-@dataclass
-class WriteStage(SpillStage):
-    """Pass two: one TIFF per (frame, row) with the scan's bounds."""
+@dataclass(frozen=True)
+class FrameImages:
+    """Pass two's images: one per (frame, row) with the scan's bounds."""
 
-    bounds: Bounds = EMPTY
-    out: Path = Path(".")
-    tag: str = "0000"
-    label: str = "write"
+    tag: str
+    bounds: Bounds
 
-    def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
-        return WorkResult(None, *write_tiffs(
-            (self.out / f"{self.tag}_frame{f:02d}_{v:04d}.tif", to_uint16(data[k, f], self.bounds))
-            for k, v in enumerate(range(chunk.start, chunk.stop)) for f in range(data.shape[1])))
+    def path(self, f: int, v: int) -> str:
+        """Where frame ``f`` of row ``v`` goes: directly under the dataset root.
+
+        Examples
+        --------
+        >>> FrameImages("0003", Bounds(0, 1)).path(2, 17)
+        '0003_frame02_0017.tif'
+        """
+        return f"{self.tag}_frame{f:02d}_{v:04d}.tif"
+
+    def __call__(self, chunk: Chunk, rows: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+        for k, v in enumerate(range(chunk.start, chunk.stop)):
+            for f in range(rows.shape[1]):
+                yield self.path(f, v), to_uint16(rows[k, f], self.bounds)
 
 
 def plan_scan(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
@@ -104,11 +112,11 @@ def plan_scan(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, 
     bounds = union(run.run(FrameStage(source, shape, dtype, sizing.chunk_rows, frames=frames,
                                       spill=spill), sizing))
     wsizing = run.sizing(n_rows=shape[1], row_bytes=spill.row_bytes, work_factor=3)
-    run.run(WriteStage(spill, wsizing.chunk_rows, bounds=bounds, out=run.root, tag=run.tag),
-            wsizing)
+    images = FrameImages(run.tag, bounds)
+    run.run(WriteStage(SpillStage(spill, wsizing.chunk_rows), images, run.writer()), wsizing)
     spill.path.unlink()
-    return [file_record(f"{run.tag}_frame{f:02d}_{v:04d}.tif", "frame", v, OUT_SHAPE, bounds,
-                        frame=f, angles=list(frames[f]))
+    return [file_record(images.path(f, v), "frame", v, OUT_SHAPE, bounds, frame=f,
+                        angles=list(frames[f]))
             for v in range(shape[1]) for f in range(len(frames))]
 
 

@@ -11,24 +11,25 @@ Names ``NNNN_shiftSS_VVVV.tif``; one scale per shift shared by clean and stripe.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
-from nsgen.io.tiff import write_tiffs
-from nsgen.modes.real import (OUT_SHAPE, ResizeStage, ScanSource, artefact_images,
-                              artefact_records, check_mask_source, check_scans, keep,
-                              make_artefact_dirs, run_shifts, shift_flags, sizing_for,
-                              synthetic_stripes, union)
-from nsgen.modes.synthetic import SpillStage
-from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
+from nsgen.modes.artefacts import (artefact_images, artefact_records, make_artefact_dirs,
+                                   synthetic_stripes)
+from nsgen.modes.real import (OUT_SHAPE, check_mask_source, check_scans, keep, run_shifts,
+                              shift_flags, sizing_for, union)
+from nsgen.prep.scaling import Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.stripes import PAIRED
+from nsgen.stages.scan_source import ScanSource
+from nsgen.stages.scan_stages import ResizeStage
+from nsgen.stages.spill import SpillStage
+from nsgen.stages.write import WriteStage
 
 __all__ = ["check", "run_sample"]
 
@@ -60,21 +61,29 @@ class PairStage(ResizeStage):
         return keep(self.spill, chunk, out, self.shape[1])
 
 
-@dataclass
-class WriteStage(SpillStage):
-    """Pass two: fake pairs and real-artefact inputs with the shift's bounds."""
+@dataclass(frozen=True, eq=False)
+class PairImages:
+    """Pass two's images: fake pairs and real-artefact inputs with the shift's bounds."""
 
-    flags: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-    bounds: Bounds = EMPTY
-    out: Path = Path(".")
-    prefix: str = ""
-    label: str = "write"
+    tag: str
+    shift: int
+    flags: np.ndarray
+    bounds: Bounds
 
-    def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
-        return WorkResult(None, *write_tiffs(
-            (self.out / sub / f"{self.prefix}_{v:04d}.tif", to_uint16(img, self.bounds))
-            for k, v in enumerate(range(chunk.start, chunk.stop))
-            for sub, img in artefact_images(bool(self.flags[v]), data[k, 0], data[k, 1])))
+    def name(self, v: int) -> str:
+        """File name of row ``v`` (in each artefact directory).
+
+        Examples
+        --------
+        >>> PairImages("0000", 1, np.zeros(0, bool), Bounds(0, 1)).name(5)
+        '0000_shift01_0005.tif'
+        """
+        return f"{self.tag}_shift{self.shift:02d}_{v:04d}.tif"
+
+    def __call__(self, chunk: Chunk, rows: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+        for k, v in enumerate(range(chunk.start, chunk.stop)):
+            for sub, img in artefact_images(bool(self.flags[v]), rows[k, 0], rows[k, 1]):
+                yield f"{self.tag}/{sub}/{self.name(v)}", to_uint16(img, self.bounds)
 
 
 def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
@@ -90,14 +99,13 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
                                      seed=cfg.seed, sample=run.sample, shift=shift,
                                      spill=spill), sizing))
     make_artefact_dirs(run.dir)
-    prefix = f"{run.tag}_shift{shift:02d}"
+    images = PairImages(run.tag, shift, flags, bounds)
     wsizing = run.sizing(n_rows=shape[1], row_bytes=spill.row_bytes, work_factor=3)
-    run.run(WriteStage(spill, wsizing.chunk_rows, flags=flags, bounds=bounds, out=run.dir,
-                       prefix=prefix), wsizing)
+    run.run(WriteStage(SpillStage(spill, wsizing.chunk_rows), images, run.writer()), wsizing)
     spill.path.unlink()
     files: list[dict[str, Any]] = []
     for v in range(shape[1]):
-        files += artefact_records(run.tag, shift, v, f"{prefix}_{v:04d}.tif", bool(flags[v]),
+        files += artefact_records(run.tag, shift, v, images.name(v), bool(flags[v]),
                                   OUT_SHAPE, bounds)
     return files
 

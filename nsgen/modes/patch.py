@@ -11,8 +11,7 @@ patches from the scan (bit-identical) instead of keeping a full-resolution scrat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
@@ -20,15 +19,18 @@ import numpy as np
 from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
-from nsgen.io.tiff import write_tiffs
-from nsgen.modes.real import (ScanSource, ScanStage, artefact_images, artefact_records,
-                              check_mask_source, check_scans, interior, make_artefact_dirs,
-                              run_shifts, shift_flags, sizing_for, synthetic_stripes, union)
+from nsgen.modes.artefacts import (artefact_images, artefact_records, make_artefact_dirs,
+                                   synthetic_stripes)
+from nsgen.modes.real import (check_mask_source, check_scans, interior, run_shifts, shift_flags,
+                              sizing_for, union)
 from nsgen.prep.patches import crop_to_multiple, split_patches
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.stripes import PATCH
+from nsgen.stages.scan_source import ScanSource
+from nsgen.stages.scan_stages import ScanStage
+from nsgen.stages.write import WriteStage
 
 __all__ = ["check", "run_sample"]
 
@@ -44,19 +46,15 @@ def check(config: Config) -> None:
         check_mask_source(config, path, shape)
 
 
-@dataclass
-class PatchStage(ScanStage):
-    """Both passes: pass one returns interior bounds, pass two writes the patches."""
+@dataclass(frozen=True, eq=False)
+class PatchCutter:
+    """The patches of a shift's sinograms: clean or real-artefact input, and fake stripes."""
 
-    patch_shape: tuple[int, int] = (1801, 256)
-    flags: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))
-    seed: int = 0
-    sample: int = 0
-    shift: int = 0
-    bounds: Bounds | None = None
-    out: Path = Path(".")
-    prefix: str = ""
-    label: str = "normalise+patches"
+    patch_shape: tuple[int, int]
+    flags: np.ndarray          # (rows, patches): real stripes in the patch
+    seed: int
+    sample: int
+    shift: int
 
     def patches(self, v: int, sino: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray
                                                                   | None]]:
@@ -69,47 +67,68 @@ class PatchStage(ScanStage):
                 rng = generator(self.seed, "stripes", self.sample, self.shift, v, p)
                 yield p, patch, synthetic_stripes(patch, rng, PATCH)
 
+
+@dataclass
+class BoundsStage(ScanStage):
+    """Pass one: bounds of every patch (and its fake stripes) of the interior rows."""
+
+    cutter: PatchCutter | None = None
+    label: str = "normalise+patches"
+
     def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
-        keep = interior(self.shape[1])
-        if self.bounds is None:
-            b = EMPTY
-            for k, v in enumerate(range(chunk.start, chunk.stop)):
-                if v in keep:
-                    for _, first, stripe in self.patches(v, sinos[k]):
-                        b = b.union(Bounds.of(first))
-                        if stripe is not None:
-                            b = b.union(Bounds.of(stripe))
-            return WorkResult(b)
-        bounds = self.bounds
-        return WorkResult(None, *write_tiffs(
-            (self.out / sub / f"{self.prefix}_{v:04d}_w{p:02d}.tif", to_uint16(img, bounds))
-            for k, v in enumerate(range(chunk.start, chunk.stop))
-            for p, first, stripe in self.patches(v, sinos[k])
-            for sub, img in artefact_images(stripe is None, first, stripe)))
+        assert self.cutter is not None
+        inside = interior(self.shape[1])
+        b = EMPTY
+        for k, v in enumerate(range(chunk.start, chunk.stop)):
+            if v in inside:
+                for _, first, stripe in self.cutter.patches(v, sinos[k]):
+                    b = b.union(Bounds.of(first))
+                    if stripe is not None:
+                        b = b.union(Bounds.of(stripe))
+        return WorkResult(b)
+
+
+@dataclass(frozen=True, eq=False)
+class PatchImages:
+    """Pass two's images: the patches recomputed from the scan, with the shift's bounds."""
+
+    cutter: PatchCutter
+    tag: str
+    bounds: Bounds
+
+    def name(self, v: int, p: int) -> str:
+        """File name of patch ``p`` of row ``v`` (in each artefact directory)."""
+        return f"{self.tag}_shift{self.cutter.shift:02d}_{v:04d}_w{p:02d}.tif"
+
+    def __call__(self, chunk: Chunk, rows: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+        for k, v in enumerate(range(chunk.start, chunk.stop)):
+            for p, first, stripe in self.cutter.patches(v, rows[k]):
+                for sub, img in artefact_images(stripe is None, first, stripe):
+                    yield f"{self.tag}/{sub}/{self.name(v, p)}", to_uint16(img, self.bounds)
 
 
 def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
                dtype: str) -> list[dict[str, Any]]:
     """Mask flags per patch, bounds pass, write pass; returns the manifest entries."""
     cfg = run.config
-    ps = tuple(cfg.patch_size)
-    flags = shift_flags(run, cfg, shift, source, shape, dtype, ps)  # type: ignore[arg-type]
+    ph, pw = cfg.patch_size
+    ps = (ph, pw)
+    flags = shift_flags(run, cfg, shift, source, shape, dtype, ps)
     run.log(f"[{run.tag}] shift {shift}: {int(flags.sum())} of {flags.size} patches have real "
             f"stripes")
     sizing = sizing_for(run, shape, dtype, work_factor=4)
-    prefix = f"{run.tag}_shift{shift:02d}"
-    common = dict(patch_shape=ps, flags=flags, seed=cfg.seed, sample=run.sample, shift=shift,
-                  out=run.dir, prefix=prefix)
-    bounds = union(run.run(PatchStage(source, shape, dtype, sizing.chunk_rows, **common),
+    cutter = PatchCutter(ps, flags, cfg.seed, run.sample, shift)
+    bounds = union(run.run(BoundsStage(source, shape, dtype, sizing.chunk_rows, cutter=cutter),
                            sizing))
     make_artefact_dirs(run.dir)
-    run.run(PatchStage(source, shape, dtype, sizing.chunk_rows, bounds=bounds, label="write",
-                       **common), sizing)
+    images = PatchImages(cutter, run.tag, bounds)
+    run.run(WriteStage(ScanStage(source, shape, dtype, sizing.chunk_rows), images, run.writer()),
+            sizing)
     files: list[dict[str, Any]] = []
     for v in range(shape[1]):
         for p in range(flags.shape[1]):
-            files += artefact_records(run.tag, shift, v, f"{prefix}_{v:04d}_w{p:02d}.tif",
-                                      bool(flags[v, p]), ps, bounds, patch=p)
+            files += artefact_records(run.tag, shift, v, images.name(v, p), bool(flags[v, p]),
+                                      ps, bounds, patch=p)
     return files
 
 

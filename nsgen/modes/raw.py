@@ -6,20 +6,20 @@ Layout: ``root/NNNN/shiftSS/NNNN_shiftSS_VVVV.tif`` (402 x 362), one scale per s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
-from nsgen.io.tiff import write_tiffs
-from nsgen.modes.real import (OUT_SHAPE, ResizeStage, ScanSource, check_scans,
-                              keep, run_shifts, sizing_for, union)
-from nsgen.modes.synthetic import SpillStage
-from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
+from nsgen.modes.real import OUT_SHAPE, check_scans, keep, run_shifts, sizing_for, union
+from nsgen.prep.scaling import Bounds, to_uint16
 from nsgen.runner import SampleRecord, SampleRun, file_record
+from nsgen.stages.scan_source import ScanSource
+from nsgen.stages.scan_stages import ResizeStage
+from nsgen.stages.spill import SpillStage
+from nsgen.stages.write import WriteStage
 
 __all__ = ["check", "run_sample"]
 
@@ -40,19 +40,27 @@ class DownsampleStage(ResizeStage):
         return keep(self.spill, chunk, small, self.shape[1])
 
 
-@dataclass
-class WriteStage(SpillStage):
-    """Pass two: scale every row of the scratch volume with the scan's bounds and write it."""
+@dataclass(frozen=True)
+class RawImages:
+    """Pass two's images: every row of the scratch volume with the shift's bounds."""
 
-    bounds: Bounds = EMPTY
-    out: Path = Path(".")
-    prefix: str = ""
-    label: str = "write"
+    tag: str
+    unit: str
+    bounds: Bounds
 
-    def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
-        return WorkResult(None, *write_tiffs(
-            (self.out / f"{self.prefix}_{v:04d}.tif", to_uint16(data[k], self.bounds))
-            for k, v in enumerate(range(chunk.start, chunk.stop))))
+    def path(self, v: int) -> str:
+        """Where row ``v`` goes (relative to the dataset root).
+
+        Examples
+        --------
+        >>> RawImages("0000", "shift01", Bounds(0, 1)).path(7)
+        '0000/shift01/0000_shift01_0007.tif'
+        """
+        return f"{self.tag}/{self.unit}/{self.tag}_{self.unit}_{v:04d}.tif"
+
+    def __call__(self, chunk: Chunk, rows: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+        for k, v in enumerate(range(chunk.start, chunk.stop)):
+            yield self.path(v), to_uint16(rows[k], self.bounds)
 
 
 def downsample_scan(run: SampleRun, unit: str, source: ScanSource, shape: tuple[int, int, int],
@@ -71,14 +79,13 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
     unit = f"shift{shift:02d}"
     spill, bounds = downsample_scan(run, unit, source, shape, dtype)
     run.log(f"[{run.tag}] {unit}: scale -log {bounds.lo:.5g} .. {bounds.hi:.5g}")
-    out = run.dir / unit
-    out.mkdir(parents=True, exist_ok=True)
+    (run.dir / unit).mkdir(parents=True, exist_ok=True)
     sizing = run.sizing(n_rows=shape[1], row_bytes=spill.row_bytes, work_factor=3)
-    prefix = f"{run.tag}_{unit}"
-    run.run(WriteStage(spill, sizing.chunk_rows, bounds=bounds, out=out, prefix=prefix), sizing)
+    images = RawImages(run.tag, unit, bounds)
+    run.run(WriteStage(SpillStage(spill, sizing.chunk_rows), images, run.writer()), sizing)
     spill.path.unlink()
-    return [file_record(f"{run.tag}/{unit}/{prefix}_{v:04d}.tif", "raw", v, OUT_SHAPE, bounds,
-                        shift=shift) for v in range(shape[1])]
+    return [file_record(images.path(v), "raw", v, OUT_SHAPE, bounds, shift=shift)
+            for v in range(shape[1])]
 
 
 def run_sample(run: SampleRun) -> SampleRecord:

@@ -2,7 +2,7 @@
 
 Per sample: phantom -> exact projection ``P3`` -> clean = ``P3`` and
 stripe = ``clip(|X + stripes|, 0, 1)`` with ``X = (P3 - min) / (max - min)``
-(SCIENCE B 4.6; ``mix`` stripes are each partial or full, A.4). Both volumes share
+(docs/science.md B 4.6; ``mix`` stripes are each partial or full, A.4). Both volumes share
 one scale: uint16 0..65535 stands for ``P3`` values ``min..max``.
 
 Layout: ``root/NNNN/clean/NNNN_clean_VVVV.tif``, ``root/NNNN/stripe/NNNN_stripe_VVVV.tif``.
@@ -10,18 +10,19 @@ Layout: ``root/NNNN/clean/NNNN_clean_VVVV.tif``, ``root/NNNN/stripe/NNNN_stripe_
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from nsgen.engine.pipeline import Chunk, WorkResult
-from nsgen.io.tiff import write_tiffs
-from nsgen.modes.synthetic import SpillStage, check, objects_record, project_sample
+from nsgen.engine.pipeline import Chunk
+from nsgen.modes.synthetic import check, objects_record, project_sample, volume_path
 from nsgen.prep.scaling import Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.stripes import SIMPLE, add_stripes
+from nsgen.stages.spill import SpillStage
+from nsgen.stages.write import WriteStage
 
 __all__ = ["check", "run_sample", "stripe_sinogram"]
 
@@ -31,31 +32,23 @@ def stripe_sinogram(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.abs(add_stripes(x, rng, SIMPLE, vmax=1.0)), 0.0, 1.0)
 
 
-@dataclass
-class WriteStage(SpillStage):
-    """Rescale, add stripes, write both TIFFs of every row of a chunk."""
+@dataclass(frozen=True)
+class SimpleImages:
+    """Pass two's images: every projection row rescaled to [0, 1], clean and with stripes."""
 
-    seed: int = 0
-    sample: int = 0
-    lo: float = 0.0
-    hi: float = 1.0
-    out: Path = Path(".")
-    label: str = "write"
+    seed: int
+    sample: int
+    lo: float
+    hi: float
 
-    def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
+    def __call__(self, chunk: Chunk, rows: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
         span = self.hi - self.lo
-        x = (data - np.float32(self.lo)) / np.float32(span if span > 0 else 1.0)
+        x = (rows - np.float32(self.lo)) / np.float32(span if span > 0 else 1.0)
         unit = Bounds(0.0, 1.0)
-        tag = f"{self.sample:04d}"
-
-        def images(k: int, v: int) -> list[tuple[Path, np.ndarray]]:
+        for k, v in enumerate(range(chunk.start, chunk.stop)):
             stripe = stripe_sinogram(x[k], generator(self.seed, "stripes", self.sample, 0, v))
-            return [(self.out / "clean" / f"{tag}_clean_{v:04d}.tif", to_uint16(x[k], unit)),
-                    (self.out / "stripe" / f"{tag}_stripe_{v:04d}.tif",
-                     to_uint16(stripe, unit))]
-
-        return WorkResult(None, *write_tiffs(
-            item for k, v in enumerate(range(chunk.start, chunk.stop)) for item in images(k, v)))
+            yield volume_path(self.sample, "clean", v), to_uint16(x[k], unit)
+            yield volume_path(self.sample, "stripe", v), to_uint16(stripe, unit)
 
 
 def run_sample(run: SampleRun) -> SampleRecord:
@@ -66,14 +59,14 @@ def run_sample(run: SampleRun) -> SampleRecord:
                                                 done.sizing, done.lo, done.hi)
     for sub in ("clean", "stripe"):
         (run.dir / sub).mkdir(parents=True, exist_ok=True)
-    run.run(WriteStage(spill, sizing.chunk_rows, seed=cfg.seed, sample=run.sample, lo=lo,
-                       hi=hi, out=run.dir), sizing)
+    images = SimpleImages(cfg.seed, run.sample, lo, hi)
+    run.run(WriteStage(SpillStage(spill, sizing.chunk_rows), images, run.writer()), sizing)
     record = SampleRecord(extra={"geometry": geometry.shape, "objects": objects_record(objects),
                                  "scale": "uint16 0..65535 = projection value lo..hi"})
     shape = (geometry.n_angles, geometry.n_columns)
     for v in range(geometry.n_rows):
-        clean = f"{run.tag}/clean/{run.tag}_clean_{v:04d}.tif"
+        clean = volume_path(run.sample, "clean", v)
         record.add_file(clean, "clean", v, shape, (lo, hi))
-        record.add_file(f"{run.tag}/stripe/{run.tag}_stripe_{v:04d}.tif", "stripe", v, shape,
-                        (lo, hi), target=clean)
+        record.add_file(volume_path(run.sample, "stripe", v), "stripe", v, shape, (lo, hi),
+                        target=clean)
     return record

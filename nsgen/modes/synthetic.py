@@ -1,16 +1,16 @@
-"""What the synthetic modes share: the sample's phantom and its projection stage."""
+"""What the synthetic modes share: the sample's phantom, its projection stage, the layout."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 
 from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, Stage, WorkResult, row_chunks
+from nsgen.engine.sizing import Sizing
 from nsgen.io.spill import Spill
 from nsgen.rng import generator
+from nsgen.runner import SampleRun
 from nsgen.sim.phantom import OBJECT_FIELDS, random_foam
 from nsgen.sim.projection import Geometry, project
 
@@ -23,6 +23,18 @@ def phantom(config: Config, sample: int) -> np.ndarray:
     """The object list of ``sample`` (depends only on seed, sample and options)."""
     return random_foam(generator(config.seed, "phantom", sample), config.objects,
                        object_type=config.object_type)
+
+
+def volume_path(sample: int, volume: str, v: int) -> str:
+    """Where row ``v`` of a synthetic sample's ``volume`` (clean, stripe, shiftSS) goes.
+
+    Examples
+    --------
+    >>> volume_path(3, "stripe", 9)
+    '0003/stripe/0003_stripe_0009.tif'
+    """
+    tag = f"{sample:04d}"
+    return f"{tag}/{volume}/{tag}_{volume}_{v:04d}.tif"
 
 
 def objects_record(objects: np.ndarray) -> list[dict[str, float]]:
@@ -53,35 +65,18 @@ class ProjectStage(Stage):
 
 
 @dataclass
-class SpillStage(Stage):
-    """Base of stages whose reader streams row chunks of a scratch volume."""
-
-    spill: Spill
-    chunk_rows: int
-
-    def chunks(self) -> list[Chunk]:
-        return row_chunks(self.spill.shape[0], self.chunk_rows)
-
-    def slot_spec(self, chunk: Chunk) -> tuple[tuple[int, ...], str]:
-        return (chunk.rows, *self.spill.shape[1:]), self.spill.dtype
-
-    def read(self, chunk: Chunk, out: np.ndarray) -> None:
-        self.spill.read_rows(chunk.start, chunk.stop, out)
-
-
-@dataclass
 class Projected:
     """A synthetic sample after its projection stage."""
 
     geometry: Geometry
     objects: np.ndarray
     spill: Spill
-    sizing: Any
+    sizing: Sizing
     lo: float
     hi: float
 
 
-def project_sample(run: Any, work_factor: float) -> Projected:
+def project_sample(run: SampleRun, work_factor: float) -> Projected:
     """Draw the sample's phantom and project it into ``run.work/projection.f32``.
 
     Returns the geometry, the object list, the scratch volume, the sizing used for all

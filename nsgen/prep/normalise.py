@@ -1,4 +1,4 @@
-"""Flat/dark normalisation and ``-log`` (SCIENCE.md B 6.2), NaN-safe and fast.
+"""Flat/dark normalisation and ``-log`` (docs/science.md B 6.2), NaN-safe and fast.
 
 For raw counts ``I``, mean flat ``F`` and mean dark ``D`` (per detector pixel)::
 
@@ -23,7 +23,7 @@ Decisions (differences from the reference, which maps NaN to 0 and ratios
   never spreads NaNs.
 
 The result is float32 in the sinogram-first layout ``(rows, angles, columns)``
-(SCIENCE B 6.3). It is computed as ``ln(den) - ln(clip(I - D, lo, hi))`` with
+(docs/science.md B 6.3). It is computed as ``ln(den) - ln(clip(I - D, lo, hi))`` with
 per-pixel bounds ``lo = 1e-6 den``, ``hi = 1e6 den``, which is the same function
 (to float32 rounding), one detector row at a time by a compiled kernel with a
 vectorised logarithm (:mod:`nsgen.prep._normalise_jit`, within 2 ulp of float64's).

@@ -1,4 +1,4 @@
-"""Crop a sinogram to a whole number of patches and split it (SCIENCE.md B 6.5, patch mode).
+"""Crop a sinogram to a whole number of patches and split it (docs/science.md B 6.5, patch mode).
 
 Crop rule, per axis, with remainder ``r = size mod patch``: ``r`` even -> ``r/2``
 from each side; ``r`` odd -> ``floor(r/2)`` from the top (left) and

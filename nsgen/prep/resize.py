@@ -2,7 +2,7 @@
 
 ``skimage.transform.resize(x, shape, anti_aliasing=True)`` with its defaults
 (order 1, mode 'reflect', clip) is, per axis with factor ``f = n_in / n_out``
-(SCIENCE.md B 6.5):
+(docs/science.md B 6.5):
 
 1. a Gaussian pre-filter, ``sigma = max(0, (f - 1) / 2)``, scipy boundary mode
    ``'mirror'`` (``d c b | a b c d | c b a``; skimage calls it 'reflect'),

@@ -1,9 +1,9 @@
-"""Beam profile, flat fields and detector defects for the complex mode (SCIENCE.md B 3.4, 4.2, 4.3).
+"""Beam, flat fields and detector defects for the complex mode (docs/science.md B 3.4, 4.2, 4.3).
 
 Shapes: a 2D detector image is ``(V, Dh)`` = (detector row, detector column); projection data
 are ``(V, P, Dh)``; stacks of maps or flats put their index first, ``(n, V, Dh)``.
 
-The complex-mode model (docs/architecture.md, SCIENCE.md A.5): counted photons
+The complex-mode model (docs/architecture.md, docs/science.md A.5): counted photons
 ``C = Poisson(I0 * F0 * exp(-Pn))`` give the transmission ``tau = C / (I0 * F0)``; the clean
 target is ``-log(tau)`` and a stripe input is ``-log(tau + D / Fbar)`` with the detector-defect
 term ``D = delta * (-M0 + s_p M1 + e_p M2)`` (:func:`defect_response`) and the relative mean flat
@@ -45,7 +45,7 @@ def _shape2(shape: tuple[int, int]) -> tuple[int, int]:
 def bessel_background(
     n_rows: int, n_columns: int, start: float = 1.0, stop: float = 25.0
 ) -> np.ndarray:
-    """Smooth beam background varying along detector rows only (SCIENCE.md B 4.2 step 1).
+    """Smooth beam background varying along detector rows only (docs/science.md B 4.2 step 1).
 
     ``u_r = linspace(start, stop, V)``, ``f(r) = y1(u_r) + |min_r y1(u_r)|`` with ``y1`` the
     spherical Bessel function of the second kind of order 1, and
@@ -85,7 +85,7 @@ def speckles(
     speckle_size: float = 3.0,
     kbar: float = 2.0,
 ) -> np.ndarray:
-    """Fully developed speckle with shot noise, as photon counts (SCIENCE.md B 3.4).
+    """Fully developed speckle with shot noise, as photon counts (docs/science.md B 3.4).
 
     Each mode: a complex image zero except its top-left ``round(V/s) x round(Dh/s)`` block of
     unit phasors ``exp(2 pi i U)``; intensity ``|FFT2|**2`` normalised to sum 1. The ``modes``
@@ -156,7 +156,7 @@ def defect_maps(
     sigma_smooth: float = 2.0,
     threshold: float = 0.6,
 ) -> np.ndarray:
-    """Detector miscalibration maps: a few smooth blobs each (SCIENCE.md B 4.2 step 3).
+    """Detector miscalibration maps: a few smooth blobs each (docs/science.md B 4.2 step 3).
 
     Each map is a sparse speckle photon image (:func:`speckles`, one mode) blurred with a
     Gaussian of standard deviation ``sigma_smooth`` (reflecting boundary, truncated at
@@ -217,7 +217,7 @@ def beam_profile(
     speckle_size: float = 3.0,
     kbar: float = 2.0,
 ) -> np.ndarray:
-    """Noise-free beam profile ``F0`` (SCIENCE.md B 4.2 step 4).
+    """Noise-free beam profile ``F0`` (docs/science.md B 4.2 step 4).
 
     ``F0 = B + 0.5 * S / max(S)`` with ``B`` the Bessel background and ``S`` the speckle
     texture (one mode), then ``F0 /= max(F0)``.
@@ -256,7 +256,7 @@ def beam_profile(
 def flat_fields(
     profile: np.ndarray, i0: float, n_flats: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Independent Poisson realisations of ``i0 * profile`` (SCIENCE.md A.5).
+    """Independent Poisson realisations of ``i0 * profile`` (docs/science.md A.5).
 
     Parameters
     ----------
@@ -296,7 +296,7 @@ def flat_fields(
 def temporal_responses(
     n_angles: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-angle responses of the drifting defect maps (SCIENCE.md B 4.3 step 1).
+    """Per-angle responses of the drifting defect maps (docs/science.md B 4.3 step 1).
 
     ``sigma_p = sin(1.5 pi t_p) + 0.1 U_p`` and ``eps_p = exp(pi t_p) + 0.1 U'_p`` with
     ``t_p = p / (P - 1)`` (``t = 0`` if ``P = 1``) and ``U, U'`` uniform on ``[0, 1)`` (``U``
@@ -368,7 +368,7 @@ def defect_response(
     delta: float,
     n_variations: int = 3,
 ) -> np.ndarray:
-    """Additive detector-defect term in units of ``I0`` (SCIENCE.md B 4.3 step 2).
+    """Additive detector-defect term in units of ``I0`` (docs/science.md B 4.3 step 2).
 
     ``D[r, p, c] = delta * (-[nv>=1] M0[r, c] + [nv>=2] sigma_p[p] M1[r, c]
     + [nv>=3] eps_p[p] M2[r, c])``: ``M0`` is a constant under-response (note the minus),

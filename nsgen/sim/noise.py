@@ -1,7 +1,7 @@
-"""Noise models (SCIENCE.md B 3.3) and photon counting for the complex mode.
+"""Noise models (docs/science.md B 3.3) and photon counting for the complex mode.
 
 Unlike the reference, nothing here re-seeds anything: every draw comes from the generator
-passed in (SCIENCE.md A.1), and degenerate inputs raise instead of returning ``data / m``.
+passed in (docs/science.md A.1), and degenerate inputs raise instead of returning ``data / m``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _positive_max(data: np.ndarray) -> float:
 
 
 def poisson_noise(data: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """Photon-counting noise on post-log line integrals (SCIENCE.md B 3.3 'Poisson').
+    """Photon-counting noise on post-log line integrals (docs/science.md B 3.3 'Poisson').
 
     With ``m = max(data)`` and ``y = data / m``:
     ``lambda = sigma * exp(-y) + 1``, ``r = Poisson(lambda) + 11**(1/4) * N(0, 1)``,
@@ -74,7 +74,7 @@ def poisson_noise(data: np.ndarray, sigma: float, rng: np.random.Generator) -> n
 
 
 def gaussian_noise(data: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """Additive Gaussian noise relative to the maximum (SCIENCE.md B 3.3 'Gaussian').
+    """Additive Gaussian noise relative to the maximum (docs/science.md B 3.3 'Gaussian').
 
     ``out = m * max(data / m + N(0, sigma**2), 0)`` with ``m = max(data)``, i.e. ``sigma`` is a
     standard deviation in units of the maximum and clipping happens in normalised units.

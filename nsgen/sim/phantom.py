@@ -1,4 +1,4 @@
-"""Random foam phantoms: object lists and their rasterisation (SCIENCE.md A.2, B 1).
+"""Random foam phantoms: object lists and their rasterisation (docs/science.md A.2, B 1).
 
 An *object list* is a float64 array of shape ``(k, 8)`` whose columns are
 :data:`OBJECT_FIELDS`: the attenuation ``C0``, the centre ``(x0, y0, z0)`` in the
@@ -110,7 +110,7 @@ def random_foam(
 ) -> np.ndarray:
     """Draw up to ``n_objects`` non-overlapping objects inside the unit ball.
 
-    Candidates are tested one after another (SCIENCE.md B 1.2 with the fixes of A.2).
+    Candidates are tested one after another (docs/science.md B 1.2 with the fixes of A.2).
     A candidate with exclusion radius ``R`` (``r`` for a sphere, the largest semi-axis for
     an ellipsoid) and centre ``(x0, y0, z0)`` is rejected if
 
@@ -254,7 +254,7 @@ def _index_range(centre: float, half: float, h: float, n: int) -> tuple[int, int
 
 
 def rasterise(objects: np.ndarray, n: int) -> np.ndarray:
-    """Sample an object list on the ``n**3`` left-edge grid (SCIENCE.md B 1.3).
+    """Sample an object list on the ``n**3`` left-edge grid (docs/science.md B 1.3).
 
     Along every axis the sample coordinates are ``g_i = -1 + i * 2/n``, ``i = 0..n-1``.
     Voxel ``vol[k, j, i]`` receives ``C0`` from every object with

@@ -1,4 +1,4 @@
-"""Exact analytic parallel-beam projection of ellipsoid lists (SCIENCE.md A.3, B 2).
+"""Exact analytic parallel-beam projection of ellipsoid lists (docs/science.md A.3, B 2).
 
 Geometry (B 2.1): the rotation axis is volume axis 0 (z). Detector columns sit at
 ``s_j = -Hmax + j*dH`` with ``Hmax = Dh/(N+1)``, ``dH = 2*Hmax/(Dh-1)``; detector rows at
@@ -31,7 +31,7 @@ _BLOCK_ELEMENTS = 1 << 22
 
 @dataclass(frozen=True)
 class Geometry:
-    """Parallel-beam acquisition geometry for an ``N**3`` phantom (SCIENCE.md B 0.2, 2.1).
+    """Parallel-beam acquisition geometry for an ``N**3`` phantom (docs/science.md B 0.2, 2.1).
 
     Attributes
     ----------
@@ -126,7 +126,7 @@ def project(
     geometry: Geometry,
     rows: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """Exact parallel-beam projection of an object list (SCIENCE.md B 2).
+    """Exact parallel-beam projection of an object list (docs/science.md B 2).
 
     For each object, angle ``theta``, detector column ``s`` and row ``t`` the chord of the
     ray through the ellipsoid is evaluated with the quadratic formula of B 2.2: with

@@ -1,11 +1,11 @@
-"""Synthetic stripe artefacts on sinograms (SCIENCE.md B 3.1 with the fixes of A.4).
+"""Synthetic stripe artefacts on sinograms (docs/science.md B 3.1 with the fixes of A.4).
 
 A stripe is a band of ``2h + 1`` adjacent detector columns whose values are shifted by one
 random offset (plus, optionally, a per-column random walk along the angles). Full stripes
 cover every angle; partial stripes cover a non-empty, sorted range of angles. Overlapping
 stripes add.
 
-Differences from the reference (SCIENCE.md A.4):
+Differences from the reference (docs/science.md A.4):
 
 * ``kind="mix"`` makes each stripe independently partial or full (50:50); the reference
   silently treats anything but ``"partial"`` as full.
@@ -89,11 +89,11 @@ class StripeParams:
             raise ValueError(f"stripe intensity must be finite, got {self.intensity}")
 
 
-#: 'simple' mode (SCIENCE.md B 4.6 / 7), with 'mix' as defined by A.4.
+#: 'simple' mode (docs/science.md B 4.6 / 7), with 'mix' as defined by A.4.
 SIMPLE = StripeParams(1.2, 3, 0.25, "mix", 0.0)
-#: 'paired' real-data mode (SCIENCE.md B 7).
+#: 'paired' real-data mode (docs/science.md B 7).
 PAIRED = StripeParams(1.0, 2, 0.2, "mix", 0.005)
-#: 'patch' real-data mode (SCIENCE.md B 7).
+#: 'patch' real-data mode (docs/science.md B 7).
 PATCH = StripeParams(0.4, 6, 0.2, "full", 0.0)
 
 

@@ -1,0 +1,213 @@
+"""The stripe pipeline: Larix generation-2 detection streamed over detector-row chunks.
+
+Used alike by ``nsgen mask`` (full mask into an archive) and the paired and patch modes
+(stripe flags per row or row patch when no ``--mask`` is given). Pass one
+(:class:`CandidateStage`) runs the expensive detector with a halo of ``radius`` rows per
+chunk side and keeps its candidates, one bit per voxel, in a scratch volume; pass two
+(:class:`MergeStage`) runs the cheap merge passes with a halo of ``depth // 2`` rows. The
+result equals the whole-volume computation exactly (docs/science.md B 5.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nsgen.engine import scratch
+from nsgen.engine.pipeline import Chunk, Stage, WorkResult, row_chunks
+from nsgen.io.spill import Spill
+from nsgen.prep.normalise import flat_field_log
+from nsgen.prep.patches import crop_bounds
+from nsgen.prep.stripe_detect import (load_kernels, merge_stripes_rows, rows_to_read,
+                                      stripe_candidates_rows)
+from nsgen.runner import StageRunner
+from nsgen.stages.scan_sizing import row_sizing, scan_sizing
+from nsgen.stages.scan_source import ScanSource
+from nsgen.stages.scan_stages import ScanStage, load_flat_field
+
+__all__ = ["CandidateStage", "MASK_PARAMS", "MergeStage", "detect_stripes", "mask_flags"]
+
+#: the seed's mask parameters (Larix generation 2)
+MASK_PARAMS = dict(size=250, radius=3, threshold=0.63, min_stripe_length=600,
+                   min_stripe_depth=30, min_stripe_width=22, sensitivity_perc=85.0)
+#: float32 copies of a row a worker holds in :class:`CandidateStage`: the float32 volume,
+#: the below-threshold map and the candidates (4 + 1 + 1 bytes per voxel)
+CANDIDATE_FLOAT_COPIES = 1.5
+#: fixed memory of a detection worker beyond a plain one: Numba's compiler (~80 MiB PSS)
+JIT_OVERHEAD = 96 * 2**20
+#: extra float32 copies with ``--weights`` (ratio map, weights and their copy)
+WEIGHTS_FLOAT_COPIES = 3.0
+#: bytes a worker holds per candidate byte in :class:`MergeStage` (the rows read, the bool
+#: copy, the output)
+MERGE_WORK_FACTOR = 3.0
+
+
+def _default_params() -> dict:
+    return dict(MASK_PARAMS)
+
+
+@dataclass
+class CandidateStage(ScanStage):
+    """Stripe detection, pass one: ``W <= threshold`` per row chunk (halo ``radius`` rows).
+
+    Writes the candidate mask rows first, bit-packed along columns (``np.packbits``), to
+    ``candidates`` and, when asked, the weights to ``weights_spill`` (angles first, like the
+    archive entry). See :func:`detect_stripes`.
+    """
+
+    params: dict = field(default_factory=_default_params)
+    candidates: Spill | None = None
+    weights_spill: Spill | None = None
+    label: str = "detect stripes"
+
+    def prepare(self) -> None:
+        load_flat_field()
+        load_kernels()
+        # fault the work buffers in while the reader reads the first chunk (first touch of
+        # fresh memory is the slowest part of a first chunk)
+        rows = self.chunk_rows + 2 * self.halo
+        scratch.buffer("volume", (self.shape[0], rows, self.shape[2]), np.float32).fill(0)
+        scratch.buffer("candidates", (self.chunk_rows, *self.shape[::2]), np.uint8).fill(0)
+        scratch.buffer("below", (self.chunk_rows * self.shape[0] * self.shape[2],),
+                       np.uint8).fill(0)
+
+    def work(self, chunk: Chunk, data: list[np.ndarray]) -> WorkResult:
+        assert self.candidates is not None
+        raw, flat, dark = data
+        # the detector works on (angles, rows, columns): the raw layout, no transposed copy
+        volume = flat_field_log(raw, flat, dark, sinograms_first=False,
+                                out=scratch.buffer("volume", raw.shape, np.float32))
+        lo, _ = self.read_rows(chunk)
+        p = self.params
+        out = scratch.buffer("candidates", (chunk.rows, *self.shape[::2]), np.uint8)
+        got = stripe_candidates_rows(volume, lo, (chunk.start, chunk.stop), self.shape[1],
+                                     p["size"], p["radius"], p["threshold"],
+                                     return_weights=self.weights_spill is not None, out=out,
+                                     work=scratch.buffer("below", (out.size,), np.uint8))
+        cand, weights = got if isinstance(got, tuple) else (got, None)
+        self.candidates.write_rows(chunk.start, np.packbits(cand, axis=-1))
+        if weights is not None and self.weights_spill is not None:
+            self.weights_spill.write_band(chunk.start, weights)
+        return WorkResult(None)
+
+
+@dataclass
+class MergeStage(Stage):
+    """Stripe detection, pass two: the merge passes per row chunk (halo ``depth // 2`` rows).
+
+    Each worker reads its candidate rows (with the halo) straight from the scratch volume
+    (no shared-memory copy), returns the stripe flags of each row (or row patch, see
+    :func:`mask_flags`) and, with ``mask_spill`` (stored angles first like the archive entry,
+    bit-packed along columns), keeps the full mask.
+    """
+
+    candidates: Spill
+    n_cols: int
+    chunk_rows: int = 1
+    params: dict = field(default_factory=_default_params)
+    patch_shape: tuple[int, int] | None = None
+    mask_spill: Spill | None = None
+    label: str = "merge stripes"
+
+    @property
+    def halo(self) -> int:
+        """Rows repeated at each chunk side: half the maximum stripe depth."""
+        return int(self.params["min_stripe_depth"]) // 2
+
+    def chunks(self) -> list[Chunk]:
+        return row_chunks(self.candidates.shape[0], self.chunk_rows)
+
+    def work(self, chunk: Chunk, data: object) -> WorkResult:
+        p = self.params
+        n_rows = self.candidates.shape[0]
+        lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo)
+        rows = scratch.buffer("candidates", (hi - lo, self.candidates.shape[1], self.n_cols),
+                              np.uint8)
+        from nsgen.prep._stripe_jit import unpack_bits  # compiled; numba loads lazily
+        unpack_bits(self.candidates.read_rows(lo, hi), rows)
+        mask = merge_stripes_rows(rows, lo,
+                                  (chunk.start, chunk.stop), n_rows, p["min_stripe_length"],
+                                  p["min_stripe_depth"], p["min_stripe_width"],
+                                  p["sensitivity_perc"], overwrite_input=True)
+        if self.mask_spill is not None:
+            self.mask_spill.write_band(chunk.start, np.packbits(mask, axis=-1))
+        return WorkResult(mask_flags(mask.transpose(1, 0, 2), self.patch_shape))
+
+
+def detect_stripes(run: StageRunner, source: ScanSource, shape: tuple[int, int, int],
+                   dtype: str, params: dict, work: Path,
+                   patch_shape: tuple[int, int] | None = None, mask_spill: Spill | None = None,
+                   weights_spill: Spill | None = None) -> np.ndarray:
+    """Stripe mask of a scan in two streamed passes; returns the per-row (patch) flags.
+
+    Pass one (:class:`CandidateStage`) repeats only ``radius`` rows per chunk side of the
+    expensive detector; its candidates go to a scratch volume in ``work`` (one bit per voxel,
+    removed at the end); pass two (:class:`MergeStage`) repeats ``depth // 2`` rows of
+    the cheap merge passes. The result equals the whole-volume computation exactly.
+
+    Parameters
+    ----------
+    run : StageRunner
+        Runs the two passes on its engine, sized by its options.
+    source, shape, dtype
+        The scan (``shape`` = angles, rows, columns of the projections).
+    params : dict
+        Detection parameters (:data:`MASK_PARAMS` keys).
+    work : pathlib.Path
+        Directory for the candidate scratch volume.
+    patch_shape, mask_spill, weights_spill
+        See :class:`MergeStage` and :class:`CandidateStage`; ``mask_spill`` is
+        ``(angles, rows, ceil(columns / 8))`` uint8 (bit-packed), ``weights_spill``
+        ``(angles, rows, columns)`` float32.
+    """
+    n_angles, n_rows, n_cols = shape
+    candidates = Spill.create(work / "candidates.bits", (n_rows, n_angles, -(-n_cols // 8)),
+                              "uint8")
+    try:
+        copies = CANDIDATE_FLOAT_COPIES + (WEIGHTS_FLOAT_COPIES if weights_spill else 0.0)
+        sizing = scan_sizing(run, shape, dtype, copies, halo=params["radius"],
+                             worker_overhead=JIT_OVERHEAD)
+        run.run(CandidateStage(source, shape, dtype, sizing.chunk_rows, halo=params["radius"],
+                               params=params, candidates=candidates,
+                               weights_spill=weights_spill), sizing)
+        merge = MergeStage(candidates=candidates, n_cols=n_cols, chunk_rows=1, params=params,
+                           patch_shape=patch_shape, mask_spill=mask_spill)
+        # a compute-only stage: no slot, the worker holds the rows it reads and works on
+        sizing = row_sizing(run, n_rows, row_bytes=n_angles * n_cols, halo=merge.halo,
+                            worker_overhead=JIT_OVERHEAD, work_factor=MERGE_WORK_FACTOR)
+        merge.chunk_rows = sizing.chunk_rows
+        return np.concatenate(run.run(merge, sizing), axis=0)
+    finally:
+        candidates.path.unlink(missing_ok=True)
+
+
+def mask_flags(mask: np.ndarray, patch_shape: tuple[int, int] | None) -> np.ndarray:
+    """Which rows (or row patches) of a full-resolution mask block hold stripes.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        ``(angles, rows, columns)`` 0/1 mask.
+    patch_shape : (int, int) or None
+        None: one flag per row, shape ``(rows, 1)``. Otherwise one flag per patch of the
+        cropped sinogram, shape ``(rows, n_patches)``, in patch order ``p = w * nh + h``.
+
+    Examples
+    --------
+    >>> m = np.zeros((4, 2, 6), np.uint8); m[0, 1, 5] = 1
+    >>> mask_flags(m, None)[:, 0].tolist()
+    [False, True]
+    >>> mask_flags(m, (2, 3)).tolist()      # angles 0-1, columns 3-5: p = 1 * 2 + 0
+    [[False, False, False, False], [False, False, True, False]]
+    """
+    if patch_shape is None:
+        return np.asarray(mask.any(axis=(0, 2)))[:, None]
+    n_angles, rows, n_cols = mask.shape
+    rs, cs = crop_bounds((n_angles, n_cols), patch_shape)
+    ph, pw = patch_shape
+    cropped = mask[rs, :, cs]
+    nh, nw = cropped.shape[0] // ph, cropped.shape[2] // pw
+    blocks = np.asarray(cropped.reshape(nh, ph, rows, nw, pw).any(axis=(1, 4)))  # nh, rows, nw
+    return blocks.transpose(1, 2, 0).reshape(rows, nw * nh)

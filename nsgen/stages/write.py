@@ -1,0 +1,101 @@
+"""The one write stage: a mode names a chunk's images, an output backend writes them.
+
+A mode's pass two is ``WriteStage(source, images, writer)``:
+
+* ``source`` - the stage whose reader delivers the chunk's data and whose
+  :meth:`values` turns it into the rows the images are made of (a scratch volume's rows,
+  :class:`~nsgen.stages.spill.SpillStage`, or a scan's normalised sinograms,
+  :class:`~nsgen.stages.scan_stages.ScanStage`);
+* ``images`` - the mode's hook :class:`ChunkImages`: ``(path, uint16 image)`` of every
+  output of the chunk, paths relative to the dataset root (as in the manifest);
+* ``writer`` - the output backend :class:`ImageWriter` (:class:`~nsgen.io.tiff.TiffWriter`:
+  one 16-bit TIFF per path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from nsgen.engine.pipeline import Chunk, SlotSpec, Stage, WorkResult
+
+__all__ = ["ChunkImages", "ImageWriter", "RowSource", "WriteStage"]
+
+#: ``(path relative to the dataset root, uint16 image)``
+Image = tuple[str, np.ndarray]
+
+
+class ImageWriter(Protocol):
+    """An output backend: writes images, each whole or not at all."""
+
+    def write(self, items: Iterable[Image]) -> tuple[int, int, dict[str, str]]:
+        """Write every ``(path, image)``; return files and bytes written and a checksum
+        of each path's pixels (recorded in the manifest, verified by ``check --deep``)."""
+
+
+class ChunkImages(Protocol):
+    """A mode's hook: the images of one chunk of rows (picklable: it goes to the workers)."""
+
+    def __call__(self, chunk: Chunk, rows: np.ndarray) -> Iterable[Image]:
+        """``(path, uint16 image)`` of every output made from ``rows`` of ``chunk``."""
+
+
+class RowSource(Protocol):
+    """A stage whose reader delivers a chunk's data and whose :meth:`values` makes rows."""
+
+    label: str
+
+    def chunks(self) -> Sequence[Chunk]: ...
+
+    def slot_spec(self, chunk: Chunk) -> SlotSpec: ...
+
+    def read(self, chunk: Chunk, out: Any) -> None: ...
+
+    def prefetch(self) -> None: ...
+
+    def prepare(self) -> None: ...
+
+    def values(self, chunk: Chunk, data: Any) -> np.ndarray:
+        """The rows of ``chunk`` from the data the reader delivered."""
+
+
+@dataclass
+class WriteStage(Stage):
+    """Pass two of every mode: read through ``source``, make images, write them.
+
+    Parameters
+    ----------
+    source : RowSource
+        Delivers each chunk's rows (its reader, read-ahead and worker preparation are used).
+    images : ChunkImages
+        Names and makes the chunk's images.
+    writer : ImageWriter
+        Writes them; files and bytes written feed the progress bar.
+    """
+
+    source: RowSource
+    images: ChunkImages
+    writer: ImageWriter
+    label: str = "write"
+
+    def chunks(self) -> Sequence[Chunk]:
+        return self.source.chunks()
+
+    def slot_spec(self, chunk: Chunk) -> SlotSpec:
+        return self.source.slot_spec(chunk)
+
+    def read(self, chunk: Chunk, out: Any) -> None:
+        self.source.read(chunk, out)
+
+    def prefetch(self) -> None:
+        self.source.prefetch()
+
+    def prepare(self) -> None:
+        self.source.prepare()
+
+    def work(self, chunk: Chunk, data: Any) -> WorkResult:
+        rows = self.source.values(chunk, data)
+        return WorkResult(None, *self.writer.write(self.images(chunk, rows)))
