@@ -14,7 +14,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 import configargparse
 
@@ -108,7 +108,7 @@ class Config:
 class OneLineParser(configargparse.ArgumentParser):
     """ArgumentParser whose errors are one line and exit status 2."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise NsgenError(message)
 
 
@@ -318,7 +318,9 @@ def config_from_namespace(ns: Any) -> Config:
                          f"FILE.nxs")
     root = Path(ns.root)
     _check_root(root)
-    opt = (lambda v: None if v in (None, "") else v)
+    def opt(v: Any) -> Any:
+        return None if v in (None, "") else v
+
     return Config(
         mode=ns.mode, root=root, samples=samples, start=start, verbose=bool(ns.verbose),
         seed=ns.seed, size=ns.size, objects=ns.objects, object_type=ns.object_type,

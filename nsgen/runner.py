@@ -121,7 +121,7 @@ class StageRunner:
         t0 = time.monotonic()
         bar = None
         if self.log.bars:
-            from tqdm import tqdm  # type: ignore[import-untyped]
+            from tqdm import tqdm
             bar = tqdm(total=len(stage.chunks()), desc=f"{self.tag} {stage.label}",
                        unit="chunk", leave=False, file=sys.stderr)
 

@@ -30,7 +30,7 @@ def fake_dataset(root, samples, *, layout="simple", shifts=1, rows=4, write_file
         bounds = [float(-s), float(s + 1)]
         files = []
 
-        def add(path, role, v, value, **more):
+        def add(path, role, v, value, files=files, bounds=bounds, **more):
             if write_files:
                 (root / path).parent.mkdir(parents=True, exist_ok=True)
                 write_tiff(root / path, np.full(SHAPE, value, np.uint16))
