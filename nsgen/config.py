@@ -61,6 +61,7 @@ class Config:
     shiftstep: int = 2
     flatsnum: int = 20
     I0: float = 40000.0
+    defect_density: float = 1.0
     # real data
     hdf_root: tuple[Path, ...] = ()
     flats: Path | None = None
@@ -72,6 +73,7 @@ class Config:
     frame_angles: int = 900
     frame_stride: int = 1
     patch_size: tuple[int, int] = (1801, 256)
+    bounds_percentile: float = 0.0
     # engine
     chunk_size: int | None = None
     workers: int | None = None
@@ -148,6 +150,11 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
                    help="number of simulated flat fields (complex; default 20)")
     s.add_argument("--I0", "-I", type=float, default=40000.0,
                    help="full-beam photon count per pixel (complex; default 40000)")
+    s.add_argument("--defect-density", type=float, default=1.0,
+                   help="defective detector pixels per detector row on top of the defect "
+                        "clusters (complex; default 1: every sinogram of every shift has a "
+                        "stripe; 0 = the reference's clusters only, about 2/3 of pairs "
+                        "identical)")
 
     r = p.add_argument_group("real-data modes (raw, paired, dynamic, patch)")
     r.add_argument("--hdf-root", "--hdf-file", nargs="+", default=None, metavar="NXS",
@@ -175,6 +182,10 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
                         "2 reproduces the reference)")
     r.add_argument("--patch-size", nargs=2, type=int, default=[1801, 256], metavar=("H", "W"),
                    help="patch height (angles) and width (columns) (default 1801 256)")
+    r.add_argument("--bounds-percentile", type=float, default=0.0, metavar="P",
+                   help="scale each scan between the P-th and (100-P)-th percentiles of its "
+                        "interior rows (exact; outliers clip) instead of its min and max "
+                        "(default 0: min/max, the seed's)")
 
     e = p.add_argument_group("engine")
     e.add_argument("--workers", default="auto",
@@ -296,6 +307,16 @@ def config_from_namespace(ns: Any) -> Config:
     _int_range("flatsnum", ns.flatsnum, 1)
     if not ns.I0 > 0 or ns.I0 != ns.I0 or ns.I0 == float("inf"):
         raise NsgenError(f"--I0 must be a positive finite photon count, got {ns.I0}")
+    columns = int(2 ** 0.5 * ns.size)  # detector columns of the synthetic geometry
+    if not 0 <= ns.defect_density <= columns:
+        raise NsgenError(f"--defect-density must be a number of defective pixels per detector "
+                         f"row in 0..{columns} (the detector columns at --size {ns.size}), got "
+                         f"{ns.defect_density}; use 1 (default) or 0 for the reference's "
+                         f"density")
+    if not 0 <= ns.bounds_percentile < 50:
+        raise NsgenError(f"--bounds-percentile must be a percentile in [0, 50) (0 = min/max), "
+                         f"got {ns.bounds_percentile}; e.g. 0.1 scales between the 0.1th and "
+                         f"99.9th percentiles")
     _int_range("frame-angles", ns.frame_angles, 1)
     _int_range("frame-stride", ns.frame_stride, 1)
     ph, pw = ns.patch_size
@@ -325,10 +346,12 @@ def config_from_namespace(ns: Any) -> Config:
         mode=ns.mode, root=root, samples=samples, start=start, verbose=bool(ns.verbose),
         seed=ns.seed, size=ns.size, objects=ns.objects, object_type=ns.object_type,
         shifts=ns.shifts, shiftstep=ns.shiftstep, flatsnum=ns.flatsnum, I0=float(ns.I0),
+        defect_density=float(ns.defect_density),
         hdf_root=hdf, flats=opt(ns.flats) and Path(ns.flats), darks=opt(ns.darks) and Path(ns.darks),
         data_path=opt(ns.data_path), image_key_path=opt(ns.image_key_path),
         angles_path=opt(ns.angles_path), mask=opt(ns.mask) and Path(ns.mask),
         frame_angles=ns.frame_angles, frame_stride=ns.frame_stride, patch_size=(ph, pw),
+        bounds_percentile=float(ns.bounds_percentile),
         chunk_size=chunk, workers=workers, memory_limit=mem, progress=bool(ns.progress),
         preview=bool(ns.preview), config_file=Path(ns.config_file) if getattr(ns, "config_file", None)
         else None, array_task=task,

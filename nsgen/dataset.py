@@ -209,10 +209,8 @@ class PairDataset:
                              f"generated dataset")
         every = _pairs(manifests, group_by)
         if not every:
-            modes = sorted({m["mode"] for m in manifests})
-            raise NsgenError(f"{self.root} holds no input/target pairs (mode "
-                             f"{', '.join(modes)}); pairs come from simple, complex, paired "
-                             f"and patch datasets")
+            raise NsgenError(f"{self.root} holds no input/target pairs: "
+                             f"{no_pairs_reason(manifests)}")
         _refuse_shared_targets(every)
         groups = sorted({p.group for p in every})
         self.assignment: dict[Group, str] = assign_splits(groups, ratios, seed, method)
@@ -233,8 +231,13 @@ class PairDataset:
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         import tifffile
         p = self.pairs[i]
-        x = tifffile.imread(self.root / p.input)
-        y = tifffile.imread(self.root / p.target)
+        try:
+            x = tifffile.imread(self.root / p.input)
+            y = tifffile.imread(self.root / p.target)
+        except FileNotFoundError as exc:
+            raise NsgenError(f"{exc.filename} is listed in sample {p.sample:04d}'s manifest "
+                             f"but missing; run 'nsgen check {self.root}' and regenerate the "
+                             f"sample") from None
         out = (self._decode(x, p.input_bounds), self._decode(y, p.target_bounds))
         return self.transform(*out) if self.transform is not None else out
 
@@ -266,6 +269,42 @@ class PairDataset:
     def __repr__(self) -> str:
         return (f"PairDataset({str(self.root)!r}, split={self.split!r}, seed={self.seed}, "
                 f"group_by={self.group_by!r}, units={self.units!r}: {len(self)} pairs)")
+
+
+def no_pairs_reason(manifests: Sequence[dict[str, Any]]) -> str:
+    """Why samples hold no input/target pair, and the fix, in one line.
+
+    Raw and dynamic modes write inputs without targets. Paired and patch modes make fake
+    pairs only from what the stripe mask calls stripe-free; a mask that flags everything
+    leaves only real-artefact inputs (the manifest's ``pairs`` record gives the reason).
+
+    Examples
+    --------
+    >>> m = {"mode": "paired", "sample": 0, "files": [
+    ...     {"path": "a", "role": "stripe", "artefact": "real"}]}
+    >>> no_pairs_reason([m])  # doctest: +ELLIPSIS
+    'sample 0000 (paired): 0 fake pairs, 1 real-artefact input: the stripe mask flagged every ...'
+    """
+    reasons: list[str] = []
+    for m in manifests:
+        tag, mode = f"{m['sample']:04d}", m["mode"]
+        if mode in ("raw", "dynamic"):
+            reasons.append(f"sample {tag} ({mode}) has inputs without targets by design; "
+                           f"generate pairs with -m simple, complex, paired or patch")
+            continue
+        real = sum(1 for f in m["files"] if f.get("artefact") == "real" and f["role"] != "clean")
+        record = m.get("pairs") or {}
+        unit = "patch" if mode == "patch" else "sinogram"
+        why = record.get("reason") or (
+            f"the stripe mask flagged every {unit} ({real} of {real}) as having real stripes"
+            if real else "it lists no input with a target")
+        fix = ("; rerun with a mask that flags fewer (see --detector, or give --mask)"
+               if real else "; regenerate the sample")
+        reasons.append(f"sample {tag} ({mode}): 0 fake pairs, {real} real-artefact "
+                       f"input{'' if real == 1 else 's'}: {why}{fix}")
+    more = len(reasons) - 1
+    return reasons[0] + (f" (and {more} more sample{'s' if more > 1 else ''} without pairs)"
+                         if more > 0 else "")
 
 
 def _pairs(manifests: list[dict[str, Any]], group_by: str) -> list[Pair]:

@@ -7,14 +7,17 @@ of one sample as rows of a PNG with columns *clean | stripe | stripe - clean* (a
 difference panel shows the artefact in physical units. Samples without targets (raw,
 dynamic) are shown as a grid of inputs instead.
 
-The pairs are chosen deterministically from the manifest alone (no pixel is read to
-choose): rows cycle over the sample's shifts/frames/patches and spread evenly over
+Pairs whose input is identical to its target teach a network nothing: every pair's files
+are compared (bytes, which depend only on the pixels), the sheet states how many pairs are
+identical and shows pairs that differ (identical ones only when too few differ). The choice
+is deterministic: rows cycle over the sample's shifts/frames/patches and spread evenly over
 sinogram indices. The runner calls :func:`attach_preview` at the end of every sample
 unless ``--no-preview``; the PNG is byte-identical for identical data.
 """
 
 from __future__ import annotations
 
+import filecmp
 import os
 import sys
 from dataclasses import dataclass
@@ -54,6 +57,8 @@ class PreviewResult:
     panels: int             # image panels (colour bars not counted)
     files: tuple[str, ...]  # manifest paths shown, row by row
     size_px: tuple[int, int]  # PNG (height, width)
+    identical: int = 0      # input/target pairs whose input equals its target
+    pairs: int = 0          # input/target pairs of the sample
 
 
 def _group_key(entry: dict[str, Any]) -> tuple:
@@ -117,6 +122,17 @@ def spread(entries: Sequence[dict[str, Any]], k: int) -> list[dict[str, Any]]:
         used[key].add(free[0])
         out.append(groups[key][free[0]])
     return out
+
+
+def identical_inputs(root: Path, inputs: Sequence[dict[str, Any]]) -> set[str]:
+    """Paths of the inputs whose file is byte-identical to their target's file.
+
+    TIFF bytes depend only on the pixels, so equal bytes mean an input equal to its
+    target (a pair with nothing to learn). Comparison stops at the first differing block.
+    """
+    root = Path(root)
+    return {e["path"] for e in inputs
+            if filecmp.cmp(root / e["path"], root / e["target"], shallow=False)}
 
 
 def _decode(root: Path, entry: dict[str, Any]) -> np.ndarray:
@@ -192,8 +208,13 @@ def render_preview(root: Path, manifest: dict[str, Any], out: Path,
             f"nsgen {manifest.get('nsgen_version', '?')}\n"
             f"{manifest.get('scale', 'values decoded with the manifest bounds')}; "
             f"image rows = angles, columns = detector columns")
+    same = identical_inputs(root, inputs)
     if inputs:
-        rows_e = spread(inputs, pairs)
+        differ = [e for e in inputs if e["path"] not in same]
+        rows_e = spread(differ, pairs)
+        rows_e += spread([e for e in inputs if e["path"] in same], pairs - len(rows_e))
+        head += (f"\n{len(same)} of {len(inputs)} pairs identical (input = target, nothing to "
+                 f"learn){'; shown: pairs that differ' if differ and same else ''}")
         has_mask = any("mask" in e for e in rows_e)
         ncol = 4 if has_mask else 3
         nrow = len(rows_e)
@@ -215,7 +236,7 @@ def render_preview(root: Path, manifest: dict[str, Any], out: Path,
               for c in range(ncol)]
     fig_w = GAP_PX + sum(widths)
     row_h = TITLE_PX + h_px + GAP_PX
-    fig_h = HEAD_PX + nrow * row_h
+    fig_h = HEAD_PX + (14 if inputs else 0) + nrow * row_h
     fig = Figure(figsize=(fig_w / DPI, fig_h / DPI), dpi=DPI)
     fig.text(0.5, 1 - 6 / fig_h, head, ha="center", va="top", fontsize=9)
     lefts = np.concatenate([[GAP_PX], GAP_PX + np.cumsum(widths)[:-1]])
@@ -224,7 +245,7 @@ def render_preview(root: Path, manifest: dict[str, Any], out: Path,
 
     def rect(r: int, c: int, dx: float = 0.0, w: float | None = None) -> list[float]:
         x = lefts[c] + dx
-        y = HEAD_PX + r * row_h + TITLE_PX
+        y = fig_h - nrow * row_h + r * row_h + TITLE_PX
         return [x / fig_w, 1 - (y + h_px) / fig_h, (w_px if w is None else w) / fig_w,
                 h_px / fig_h]
 
@@ -277,7 +298,7 @@ def render_preview(root: Path, manifest: dict[str, Any], out: Path,
             shown_paths.append(entry["path"])
     _save(fig, Path(out))
     return PreviewResult(Path(out), nrow, ncol, panels, tuple(shown_paths),
-                         (int(fig_h), int(fig_w)))
+                         (int(fig_h), int(fig_w)), len(same), len(inputs))
 
 
 def attach_preview(root: Path, manifest: dict[str, Any],
@@ -342,6 +363,8 @@ def main(argv: Sequence[str]) -> int:
         result = render_preview(root, manifest, out, ns.pairs)
     except OSError as exc:
         raise NsgenError(f"cannot draw the preview ({exc}); run 'nsgen check {root}'") from None
+    identical = (f"; {result.identical} of {result.pairs} pairs identical (input = target)"
+                 if result.pairs else "")
     print(f"{result.path}: {result.rows} rows x {result.columns} columns "
-          f"({result.panels} panels)")
+          f"({result.panels} panels){identical}")
     return 0

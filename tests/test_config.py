@@ -67,6 +67,11 @@ def test_shipped_ini_is_the_default_complex_job():
     (["--memory-limit", "lots"], "--memory-limit must be a size such as 4GB"),
     (["-m", "raw"], "--mode raw reads a real scan: give it with --hdf-root"),
     (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--defect-density", "-1"], "--defect-density must be a number of defective pixels per "
+                                 "detector row in 0..362"),
+    (["-N", "16", "--defect-density", "23"], "in 0..22 (the detector columns at --size 16), "
+                                             "got 23.0"),
+    (["--defect-density", "nan"], "--defect-density must be a number"),
     (["-N", "abc"], "argument --size/-N: invalid int value: 'abc'"),
 ])
 def test_bad_values_are_one_line_errors(argv, message):

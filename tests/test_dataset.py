@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import random
 import warnings
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from helpers import nsgen, unavailable
-from nsgen.dataset import SPLITS, PairDataset, assign_splits
+from nsgen.dataset import SPLITS, PairDataset, assign_splits, no_pairs_reason
 from nsgen.errors import NsgenError
 from nsgen.io.manifest import write_manifest
 from nsgen.io.tiff import write_tiff
@@ -192,7 +193,8 @@ def test_shift_split_refused_when_shifts_share_a_target(tmp_path):
 
 def test_datasets_without_targets_are_refused(tmp_path):
     root = fake_dataset(tmp_path, 1, layout="raw", shifts=2, write_files=False)
-    with pytest.raises(NsgenError, match="no input/target pairs"):
+    with pytest.raises(NsgenError, match="no input/target pairs: sample 0000 \\(raw\\) has "
+                       "inputs without targets by design; generate pairs with -m simple"):
         PairDataset(root)
     with pytest.raises(NsgenError, match="no sample manifest"):
         PairDataset(tmp_path / "0000")
@@ -200,6 +202,39 @@ def test_datasets_without_targets_are_refused(tmp_path):
         PairDataset(root, split="training")
     with pytest.raises(NsgenError, match="units must be"):
         PairDataset(root, units="raw")
+
+
+def test_a_paired_root_without_fake_pairs_names_the_mask(tmp_path):
+    root = fake_dataset(tmp_path, 2, layout="paired", shifts=1, rows=6, write_files=False)
+    for tag in ("0000", "0001"):       # every sinogram flagged: only real artefacts remain
+        path = root / tag / "manifest.json"
+        m = json.loads(path.read_text())
+        m["files"] = [f for f in m["files"] if f.get("artefact") == "real"]
+        if tag == "0001":
+            m["pairs"] = {"fake": 0, "real": 3, "reason": "mask flagged 100 % of rows"}
+        write_manifest(path, m)
+    with pytest.raises(NsgenError) as info:
+        PairDataset(root)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.endswith(
+        "holds no input/target pairs: sample 0000 (paired): 0 fake pairs, 3 real-artefact "
+        "inputs: the stripe mask flagged every sinogram (3 of 3) as having real stripes; rerun "
+        "with a "
+        "mask that flags fewer (see --detector, or give --mask) (and 1 more sample without "
+        "pairs)")
+    m = json.loads((root / "0001" / "manifest.json").read_text())
+    assert "0 fake pairs, 3 real-artefact inputs: mask flagged 100 % of rows; rerun" in \
+        no_pairs_reason([m])
+
+
+def test_a_missing_file_is_named(tmp_path):
+    root = fake_dataset(tmp_path, 1, layout="simple", rows=2)
+    ds = PairDataset(root)
+    (root / ds.pairs[1].target).unlink()
+    with pytest.raises(NsgenError, match=f"{ds.pairs[1].target} is listed in sample 0000's "
+                                         f"manifest but missing; run 'nsgen check"):
+        ds[1]
 
 
 def test_works_as_a_map_style_dataset_for_a_loader(tmp_path):

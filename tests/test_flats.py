@@ -8,6 +8,7 @@ from scipy.ndimage import gaussian_filter
 from scipy.special import spherical_yn
 
 from nsgen.sim.flats import (
+    add_pixel_defects,
     beam_profile,
     bessel_background,
     complex_projections,
@@ -136,6 +137,32 @@ def test_defect_maps_without_photons_are_zero() -> None:
 
 
 # -------------------------------------------------------------------------------- beam profile
+
+
+@pytest.mark.parametrize("density", [1.0, 2.0, 1.5, 0.25])
+def test_pixel_defects_per_row(density: float) -> None:
+    clusters = defect_maps((40, 30), np.random.default_rng(3))
+    out = add_pixel_defects(clusters, density, np.random.default_rng(4))
+    added = (out != clusters).any(axis=0).sum(axis=1)   # new or raised pixels per row
+    whole = int(density)
+    assert added.max() <= whole + (density > whole)
+    if density >= 1:   # every detector row has a defect, so every rolled row too
+        assert (out != 0).any(axis=(0, 2)).all()
+    else:
+        assert 0 < (added > 0).sum() < 40
+    assert (out >= clusters).all() and out.max() <= 1.0
+    changed = out != clusters
+    assert (out[changed] >= 0.5).all()
+
+
+def test_pixel_defects_density_zero_draws_nothing() -> None:
+    clusters = defect_maps((16, 22), np.random.default_rng(1))
+    rng = np.random.default_rng(5)
+    out = add_pixel_defects(clusters, 0.0, rng)
+    assert np.array_equal(out, clusters) and out is not clusters
+    assert rng.random() == np.random.default_rng(5).random()
+    with pytest.raises(ValueError, match=r"density must be in \[0, 22\]"):
+        add_pixel_defects(clusters, 23, rng)
 
 
 def test_beam_profile_definition() -> None:

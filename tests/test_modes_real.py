@@ -366,3 +366,38 @@ def test_reread_warning_and_copy_space_check(tmp_path, monkeypatch):
     message = str(err.value)
     assert "GiB free" in message and "h5repack -f NONE" in message and "\n" not in message
     assert not (work / "frames.h5").exists() and not (work / "frames.h5.partial").exists()
+
+
+def test_manifest_records_the_range_each_file_uses(raw_run):
+    m = json.loads((raw_run / "0003" / "manifest.json").read_text())
+    for f in m["files"]:
+        u = read(raw_run / f["path"])
+        assert f["range_used"] == round((u.max() - u.min()) / 65535, 6)
+    assert max(f["range_used"] for f in m["files"]) > 0.5
+    assert m["bounds_method"] == "min/max of the interior rows"
+
+
+def test_a_paired_run_without_fake_pairs_says_why(tmp_path):
+    """A dead detector column flags every sinogram: no fake pairs, one warning, a manifest
+    record, and PairDataset names the cause."""
+    import h5py
+
+    from nsgen.dataset import PairDataset
+    from nsgen.errors import NsgenError
+
+    scan = tmp_path / "7.nxs"
+    write_scan(scan, n_angles=601, n_rows=32, n_columns=64, seed=3)
+    with h5py.File(scan, "r+") as f:
+        f["entry1/tomo_entry/data/data"][:, :, 5] = 0
+    root = tmp_path / "out"
+    r = nsgen("-m", "paired", "--hdf-root", str(scan), "-s", "1", "-r", str(root),
+              "--no-preview")
+    reason = ("the stripe mask flagged 100 % of sinograms (32 of 32) as holding real stripes; "
+              "see --detector, or give a mask that flags fewer with --mask")
+    assert f"nsgen: warning: sample 0000 made no fake pairs: {reason}" in r.stderr.splitlines()
+    m = json.loads((root / "0000" / "manifest.json").read_text())
+    assert m["pairs"] == {"fake": 0, "real": 32, "unit": "sinograms", "missing": "fake pairs",
+                          "reason": reason}
+    with pytest.raises(NsgenError, match=r"0 fake pairs, 32 real-artefact inputs: the stripe "
+                                         r"mask flagged 100 % of sinograms"):
+        PairDataset(root)

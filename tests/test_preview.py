@@ -98,3 +98,45 @@ def test_cli_writes_where_asked_and_rejects_bad_input(root, tmp_path, capsys):
     assert "sample 5 of" in capsys.readouterr().err
     assert cli_main(["preview", str(root), "--pairs", "0", "-o", str(out)]) == 2
     assert cli_main(["preview", str(tmp_path / "none")]) == 2
+
+
+@pytest.fixture(scope="module")
+def reference_density_root(tmp_path_factory):
+    """A complex sample at the reference's defect density: many inputs equal their target."""
+    root = tmp_path_factory.mktemp("prev_ref") / "data"
+    nsgen("-m", "complex", "-N", "16", "-o", "3", "-s", "3", "-f", "2", "--defect-density", "0",
+          "-r", str(root), "--no-preview")
+    return root
+
+
+def test_preview_counts_identical_pairs_and_shows_pairs_that_differ(reference_density_root,
+                                                                      tmp_path, capsys):
+    import tifffile
+    root = reference_density_root
+    m = load_manifests(root)[0]
+    by_path = {f["path"]: f for f in m["files"]}
+    inputs = [f for f in m["files"] if "target" in f]
+    same = {f["path"] for f in inputs if np.array_equal(tifffile.imread(root / f["path"]),
+                                                        tifffile.imread(root / f["target"]))}
+    assert 4 <= len(same) <= len(inputs) - 4          # both kinds present
+    r = render_preview(root, m, tmp_path / "p.png")
+    assert (r.identical, r.pairs) == (len(same), len(inputs))
+    shown_inputs = r.files[1::2]
+    assert len(shown_inputs) == 4 and not set(shown_inputs) & same
+    assert all(by_path[s]["target"] == c for c, s in zip(r.files[::2], shown_inputs))
+    # the manifest-only choice would have shown identical pairs here
+    assert {f["path"] for f in spread(inputs, 4)} & same
+    assert cli_main(["preview", str(root), "-o", str(tmp_path / "c.png")]) == 0
+    assert f"{len(same)} of {len(inputs)} pairs identical (input = target)" in \
+        capsys.readouterr().out
+
+
+def test_preview_falls_back_to_identical_pairs_when_too_few_differ(reference_density_root,
+                                                                    tmp_path):
+    m = copy.deepcopy(load_manifests(reference_density_root)[0])
+    clean = [f for f in m["files"] if "target" not in f]
+    for f in m["files"]:               # every input its own target: all identical
+        if "target" in f:
+            f["target"] = f["path"]
+    r = render_preview(reference_density_root, m, tmp_path / "p.png", pairs=3)
+    assert r.rows == 3 and r.identical == r.pairs == len(m["files"]) - len(clean)

@@ -12,7 +12,9 @@ Per sample (see ``docs/architecture.md``, "Complex-mode noise model"):
 5. pass one: global min/max over the clean volume and every shift; pass two: recompute
    (same random streams) and write every file once on that shared scale.
 
-Clean and shifted inputs differ only on the rolled defect supports.
+Clean and shifted inputs differ only on the rolled defect supports. ``--defect-density``
+(default 1) adds that many defective pixels per detector row to the maps, so every sinogram
+of every shift differs from its target; 0 gives the reference's clusters only (and its bytes).
 Layout: ``root/NNNN/clean/NNNN_clean_VVVV.tif``, ``root/NNNN/shiftSS/NNNN_shiftSS_VVVV.tif``.
 """
 
@@ -28,8 +30,15 @@ from nsgen.modes.synthetic import check, objects_record, project_sample, volume_
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
-from nsgen.sim.flats import (beam_profile, defect_maps, defect_pixels, flat_fields, neg_log,
-                             temporal_responses)
+from nsgen.sim.flats import (
+    add_pixel_defects,
+    beam_profile,
+    defect_maps,
+    defect_pixels,
+    flat_fields,
+    neg_log,
+    temporal_responses,
+)
 from nsgen.sim.noise import photon_counts
 from nsgen.sim.projection import Geometry
 from nsgen.stages.spill import SpillStage
@@ -68,12 +77,15 @@ class DetectorModel:
 
     @classmethod
     def simulate(cls, seed: int, sample: int, geometry: Geometry, shifts: int, step: int,
-                 flatsnum: int, i0: float) -> "DetectorModel":
+                 flatsnum: int, i0: float, density: float = 0.0) -> "DetectorModel":
+        """Draw the detector of one sample; ``density``: defective pixels per row
+        (:func:`~nsgen.sim.flats.add_pixel_defects`; 0 = the reference's clusters only)."""
         shape = (geometry.n_rows, geometry.n_columns)
         profile = beam_profile(shape, generator(seed, "beam", sample))
         flats = flat_fields(profile, i0, flatsnum, generator(seed, "flats", sample))
         flat_mean = flats.mean(axis=0, dtype=np.float64) / i0
-        maps = defect_maps(shape, generator(seed, "defects", sample))
+        maps = add_pixel_defects(defect_maps(shape, generator(seed, "defects", sample)),
+                                 density, generator(seed, "pixel-defects", sample))
         resp = [temporal_responses(geometry.n_angles, generator(seed, "temporal", sample, i))
                 for i in range(shifts)]
         return cls(profile=profile, flat_mean=flat_mean, maps=maps,
@@ -161,7 +173,7 @@ def run_sample(run: SampleRun) -> SampleRecord:
     if not pmax > 0:
         raise RuntimeError("the phantom projects to zero everywhere")
     model = DetectorModel.simulate(cfg.seed, run.sample, geometry, cfg.shifts, cfg.shiftstep,
-                                   cfg.flatsnum, cfg.I0)
+                                   cfg.flatsnum, cfg.I0, cfg.defect_density)
     rows = ComplexRows(model, cfg.seed, run.sample, pmax)
     per_chunk = run.run(StatisticsStage(spill, sizing.chunk_rows, rows=rows), sizing)
     bounds = EMPTY
@@ -177,6 +189,7 @@ def run_sample(run: SampleRun) -> SampleRecord:
         "geometry": geometry.shape, "objects": objects_record(objects),
         "projection_max": pmax,
         "detector": {"I0": cfg.I0, "flatsnum": cfg.flatsnum, "delta": DELTA,
+                     "defect_density": cfg.defect_density,
                      "variations": N_VARIATIONS, "offsets": list(model.offsets)},
         "scale": "uint16 0..65535 = -log(transmission) lo..hi, shared by clean and shifts"})
     shape = (geometry.n_angles, geometry.n_columns)

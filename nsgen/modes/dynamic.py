@@ -18,7 +18,8 @@ from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
-from nsgen.modes.real import OUT_SHAPE, check_scans, keep, run_shifts, sizing_for, union
+from nsgen.modes.real import (OUT_SHAPE, add_range_used, check_scans, keep, run_shifts,
+                              sizing_for, spill_bounds, union)
 from nsgen.prep.resize import normalise_downsample
 from nsgen.prep.scaling import Bounds, to_uint16
 from nsgen.runner import SampleRecord, SampleRun, file_record
@@ -72,7 +73,7 @@ class FrameStage(ResizeStage):
         small = np.empty((chunk.rows, len(self.frames), *OUT_SHAPE), np.float32)
         for f, (a0, a1) in enumerate(self.frames):
             small[:, f] = normalise_downsample(raw[a0:a1], flat, dark, OUT_SHAPE)
-        return keep(self.spill, chunk, small, self.shape[1])
+        return keep(self.spill, chunk, small, self.shape[1], self.source.bad, self.percentile)
 
 
 @dataclass(frozen=True)
@@ -109,15 +110,19 @@ def plan_scan(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, 
     # a worker holds the chunk's small frames (and one frame being made) in float32
     small = (len(frames) + 1) * OUT_SHAPE[0] * OUT_SHAPE[1] / (shape[0] * shape[2])
     sizing = sizing_for(run, shape, dtype, work_factor=0.5 + small)
-    bounds = union(run.run(FrameStage(source, shape, dtype, sizing.chunk_rows, frames=frames,
-                                      spill=spill), sizing))
+    summary = union(run.run(FrameStage(source, shape, dtype, sizing.chunk_rows, frames=frames,
+                                       spill=spill, percentile=cfg.bounds_percentile), sizing))
+    bounds = spill_bounds(run, spill, summary, shape[1], source.bad)
     wsizing = run.sizing(n_rows=shape[1], row_bytes=spill.row_bytes, work_factor=3)
     images = FrameImages(run.tag, bounds)
-    run.run(WriteStage(SpillStage(spill, wsizing.chunk_rows), images, run.writer()), wsizing)
+    written = run.run(WriteStage(SpillStage(spill, wsizing.chunk_rows), images, run.writer()),
+                      wsizing)
     spill.path.unlink()
-    return [file_record(images.path(f, v), "frame", v, OUT_SHAPE, bounds, frame=f,
-                        angles=list(frames[f]))
-            for v in range(shape[1]) for f in range(len(frames))]
+    files = [file_record(images.path(f, v), "frame", v, OUT_SHAPE, bounds, frame=f,
+                         angles=list(frames[f]))
+             for v in range(shape[1]) for f in range(len(frames))]
+    add_range_used(files, written)
+    return files
 
 
 def run_sample(run: SampleRun) -> SampleRecord:

@@ -20,8 +20,8 @@ from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
 from nsgen.modes.artefacts import (artefact_images, artefact_records, make_artefact_dirs,
                                    synthetic_stripes)
-from nsgen.modes.real import (OUT_SHAPE, check_mask_source, check_scans, keep, run_shifts,
-                              shift_flags, sizing_for, union)
+from nsgen.modes.real import (OUT_SHAPE, add_range_used, check_mask_source, check_scans, keep,
+                              run_shifts, shift_flags, sizing_for, spill_bounds, union)
 from nsgen.prep.scaling import Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
@@ -58,7 +58,7 @@ class PairStage(ResizeStage):
             if not self.flags[v]:
                 rng = generator(self.seed, "stripes", self.sample, self.shift, v)
                 out[k, 1] = synthetic_stripes(small[k], rng, PAIRED)
-        return keep(self.spill, chunk, out, self.shape[1])
+        return keep(self.spill, chunk, out, self.shape[1], self.source.bad, self.percentile)
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,22 +91,27 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
     """Mask flags, then both passes of one shift; returns its manifest entries."""
     cfg = run.config
     flags = shift_flags(run, cfg, shift, source, shape, dtype, None)[:, 0]
+    if source.bad is not None:   # a dead or saturated pixel is a stripe of its sinogram
+        flags = flags | source.bad.any(axis=1)
     run.log(f"[{run.tag}] shift {shift}: {int(flags.sum())} of {len(flags)} sinograms have "
             f"real stripes")
     spill = Spill.create(run.work / f"shift{shift:02d}.f32", (shape[1], 2, *OUT_SHAPE))
     sizing = sizing_for(run, shape, dtype, work_factor=1)
-    bounds = union(run.run(PairStage(source, shape, dtype, sizing.chunk_rows, flags=flags,
-                                     seed=cfg.seed, sample=run.sample, shift=shift,
-                                     spill=spill), sizing))
+    summary = union(run.run(PairStage(source, shape, dtype, sizing.chunk_rows, flags=flags,
+                                      seed=cfg.seed, sample=run.sample, shift=shift,
+                                      spill=spill, percentile=cfg.bounds_percentile), sizing))
+    bounds = spill_bounds(run, spill, summary, shape[1], source.bad)
     make_artefact_dirs(run.dir)
     images = PairImages(run.tag, shift, flags, bounds)
     wsizing = run.sizing(n_rows=shape[1], row_bytes=spill.row_bytes, work_factor=3)
-    run.run(WriteStage(SpillStage(spill, wsizing.chunk_rows), images, run.writer()), wsizing)
+    written = run.run(WriteStage(SpillStage(spill, wsizing.chunk_rows), images, run.writer()),
+                      wsizing)
     spill.path.unlink()
     files: list[dict[str, Any]] = []
     for v in range(shape[1]):
         files += artefact_records(run.tag, shift, v, images.name(v), bool(flags[v]),
                                   OUT_SHAPE, bounds)
+    add_range_used(files, written)
     return files
 
 

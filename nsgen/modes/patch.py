@@ -21,10 +21,11 @@ from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
 from nsgen.modes.artefacts import (artefact_images, artefact_records, make_artefact_dirs,
                                    synthetic_stripes)
-from nsgen.modes.real import (check_mask_source, check_scans, interior, run_shifts, shift_flags,
-                              sizing_for, union)
-from nsgen.prep.patches import crop_to_multiple, split_patches
-from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
+from nsgen.modes.real import (add_range_used, check_mask_source, check_scans, interior,
+                              run_shifts, scan_bounds, shift_flags, sizing_for, summarise,
+                              union)
+from nsgen.prep.patches import crop_bounds, crop_to_multiple, split_patches
+from nsgen.prep.scaling import Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.stripes import PATCH
@@ -75,17 +76,21 @@ class BoundsStage(ScanStage):
     cutter: PatchCutter | None = None
     label: str = "normalise+patches"
 
+    #: level two of percentile bounds: the key bins to count (this pass again)
+    refine: tuple[int, ...] = ()
+
     def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
         assert self.cutter is not None
         inside = interior(self.shape[1])
-        b = EMPTY
+        ps = self.cutter.patch_shape
+        parts = []
         for k, v in enumerate(range(chunk.start, chunk.stop)):
             if v in inside:
-                for _, first, stripe in self.cutter.patches(v, sinos[k]):
-                    b = b.union(Bounds.of(first))
-                    if stripe is not None:
-                        b = b.union(Bounds.of(stripe))
-        return WorkResult(b)
+                good = patch_good_columns(self.source.bad, v, self.shape, ps)
+                for p, first, stripe in self.cutter.patches(v, sinos[k]):
+                    cols = slice(None) if good is None else good[p]
+                    parts += [x[:, cols] for x in (first, stripe) if x is not None]
+        return WorkResult(summarise(parts, self.percentile, self.refine))
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,6 +112,26 @@ class PatchImages:
                     yield f"{self.tag}/{sub}/{self.name(v, p)}", to_uint16(img, self.bounds)
 
 
+def patch_good_columns(bad: np.ndarray | None, v: int, shape: tuple[int, int, int],
+                       patch_shape: tuple[int, int]) -> np.ndarray | None:
+    """Per patch of row ``v``: its columns without a bad pixel, ``(n_patches, pw)`` bool
+    in patch order ``p = w * nh + h``; None when the scan has no bad pixel.
+
+    Examples
+    --------
+    >>> bad = np.zeros((1, 7), bool); bad[0, 4] = True   # columns 0..5 kept (crop)
+    >>> patch_good_columns(bad, 0, (4, 1, 7), (2, 3)).astype(int).tolist()
+    [[1, 1, 1], [1, 1, 1], [1, 0, 1], [1, 0, 1]]
+    """
+    if bad is None:
+        return None
+    rs, cs = crop_bounds((shape[0], shape[2]), patch_shape)
+    ph, pw = patch_shape
+    nh = (rs.stop - rs.start) // ph
+    blocks = ~bad[v, cs].reshape(-1, pw)                 # (nw, pw)
+    return np.repeat(blocks, nh, axis=0)
+
+
 def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
                dtype: str) -> list[dict[str, Any]]:
     """Mask flags per patch, bounds pass, write pass; returns the manifest entries."""
@@ -114,21 +139,28 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
     ph, pw = cfg.patch_size
     ps = (ph, pw)
     flags = shift_flags(run, cfg, shift, source, shape, dtype, ps)
+    if source.bad is not None:   # a dead or saturated pixel is a stripe of its patches
+        goods = [patch_good_columns(source.bad, v, shape, ps) for v in range(shape[1])]
+        flags = flags | np.stack([~g.all(axis=1) for g in goods if g is not None])
     run.log(f"[{run.tag}] shift {shift}: {int(flags.sum())} of {flags.size} patches have real "
             f"stripes")
     sizing = sizing_for(run, shape, dtype, work_factor=4)
     cutter = PatchCutter(ps, flags, cfg.seed, run.sample, shift)
-    bounds = union(run.run(BoundsStage(source, shape, dtype, sizing.chunk_rows, cutter=cutter),
-                           sizing))
+    summary = union(run.run(BoundsStage(source, shape, dtype, sizing.chunk_rows, cutter=cutter,
+                                        percentile=cfg.bounds_percentile), sizing))
+    bounds = scan_bounds(run, summary, lambda bins: union(run.run(BoundsStage(
+        source, shape, dtype, sizing.chunk_rows, cutter=cutter, refine=bins,
+        label="percentiles"), sizing)))
     make_artefact_dirs(run.dir)
     images = PatchImages(cutter, run.tag, bounds)
-    run.run(WriteStage(ScanStage(source, shape, dtype, sizing.chunk_rows), images, run.writer()),
-            sizing)
+    written = run.run(WriteStage(ScanStage(source, shape, dtype, sizing.chunk_rows), images,
+                                 run.writer()), sizing)
     files: list[dict[str, Any]] = []
     for v in range(shape[1]):
         for p in range(flags.shape[1]):
             files += artefact_records(run.tag, shift, v, images.name(v, p), bool(flags[v, p]),
                                       ps, bounds, patch=p)
+    add_range_used(files, written)
     return files
 
 

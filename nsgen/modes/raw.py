@@ -13,7 +13,8 @@ import numpy as np
 from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
-from nsgen.modes.real import OUT_SHAPE, check_scans, keep, run_shifts, sizing_for, union
+from nsgen.modes.real import (OUT_SHAPE, add_range_used, check_scans, keep, run_shifts,
+                              sizing_for, spill_bounds, union)
 from nsgen.prep.scaling import Bounds, to_uint16
 from nsgen.runner import SampleRecord, SampleRun, file_record
 from nsgen.stages.scan_source import ScanSource
@@ -37,7 +38,7 @@ class DownsampleStage(ResizeStage):
     label: str = "normalise+downsample"
 
     def process(self, chunk: Chunk, small: np.ndarray) -> WorkResult:
-        return keep(self.spill, chunk, small, self.shape[1])
+        return keep(self.spill, chunk, small, self.shape[1], self.source.bad, self.percentile)
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,10 @@ def downsample_scan(run: SampleRun, unit: str, source: ScanSource, shape: tuple[
     """Pass one of raw mode for one scan: scratch volume of small sinograms and bounds."""
     spill = Spill.create(run.work / f"{unit}.f32", (shape[1], *OUT_SHAPE))
     sizing = sizing_for(run, shape, dtype, work_factor=0.5)
-    bounds = union(run.run(DownsampleStage(source, shape, dtype, sizing.chunk_rows,
-                                           spill=spill), sizing))
-    return spill, bounds
+    summary = union(run.run(DownsampleStage(source, shape, dtype, sizing.chunk_rows,
+                                            spill=spill,
+                                            percentile=run.config.bounds_percentile), sizing))
+    return spill, spill_bounds(run, spill, summary, shape[1], source.bad)
 
 
 def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
@@ -82,10 +84,13 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
     (run.dir / unit).mkdir(parents=True, exist_ok=True)
     sizing = run.sizing(n_rows=shape[1], row_bytes=spill.row_bytes, work_factor=3)
     images = RawImages(run.tag, unit, bounds)
-    run.run(WriteStage(SpillStage(spill, sizing.chunk_rows), images, run.writer()), sizing)
+    written = run.run(WriteStage(SpillStage(spill, sizing.chunk_rows), images, run.writer()),
+                      sizing)
     spill.path.unlink()
-    return [file_record(images.path(v), "raw", v, OUT_SHAPE, bounds, shift=shift)
-            for v in range(shape[1])]
+    files = [file_record(images.path(v), "raw", v, OUT_SHAPE, bounds, shift=shift)
+             for v in range(shape[1])]
+    add_range_used(files, written)
+    return files
 
 
 def run_sample(run: SampleRun) -> SampleRecord:

@@ -15,6 +15,8 @@ without ``--mask``, stripes are detected on the fly (:mod:`nsgen.stages.stripes`
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,17 +28,22 @@ from nsgen.engine.sizing import Sizing
 from nsgen.errors import NsgenError
 from nsgen.io.nexus import shift_files
 from nsgen.io.spill import Spill
+from nsgen.prep.bad_pixels import (PROBE_PROJECTIONS, BadPixels, excluded_outputs,
+                                   find_bad_pixels, saturation_level)
+from nsgen.prep.percentile import KeyCounts, exact_bounds, level_two
 from nsgen.prep.scaling import EMPTY, Bounds
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.stages.decompress import decompressed
 from nsgen.stages.scan_sizing import scan_sizing
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import OUT_SHAPE
+from nsgen.stages.spill import SpillStage
 from nsgen.stages.stripes import MASK_PARAMS, detect_stripes, mask_flags
 
-__all__ = ["EDGE_ROWS", "OUT_SHAPE", "ShiftPlan", "check_mask_source", "check_scans",
-           "interior", "interior_bounds", "keep", "run_shifts", "scan_files", "shift_flags",
-           "sizing_for", "union"]
+__all__ = ["EDGE_ROWS", "OUT_SHAPE", "ShiftPlan", "add_range_used", "bad_pixels_of",
+           "check_mask_source", "check_scans", "interior", "interior_bounds", "interior_parts",
+           "keep", "pair_counts", "run_shifts", "scan_bounds", "scan_files", "shift_flags",
+           "sizing_for", "spill_bounds", "summarise", "union"]
 
 #: detector rows at each edge left out of the scaling bounds (docs/science.md A.7)
 EDGE_ROWS = 20
@@ -78,19 +85,112 @@ def interior_bounds(chunk: Chunk, values: np.ndarray, n_rows: int) -> Bounds:
     return Bounds.of(values[lo - chunk.start:hi - chunk.start])
 
 
-def keep(spill: Spill | None, chunk: Chunk, values: np.ndarray, n_rows: int) -> WorkResult:
-    """Pass one of a downsampling mode: keep a chunk's result for pass two, return bounds."""
+def interior_parts(chunk: Chunk, values: np.ndarray, n_rows: int,
+                   bad: np.ndarray | None = None) -> list[np.ndarray]:
+    """The values of a chunk that count for the bounds: its interior rows (``values`` has
+    the chunk's rows first), without the columns (last axis) that a ``bad`` pixel
+    (``(rows, columns)`` of the scan, full resolution) reaches."""
+    inside = interior(n_rows)
+    lo, hi = max(chunk.start, inside.start), min(chunk.stop, inside.stop)
+    if lo >= hi:
+        return []
+    part = values[lo - chunk.start:hi - chunk.start]
+    if bad is None or not bad[lo:hi].any():
+        return [part]
+    exclude = excluded_outputs(bad[lo:hi], values.shape[-1])
+    return [row[..., ~gone] for row, gone in zip(part, exclude) if not gone.all()]
+
+
+def summarise(parts: list[np.ndarray], percentile: float = 0.0,
+              refine: tuple[int, ...] = ()) -> Bounds | KeyCounts:
+    """Pass one's summary of a chunk: its bounds (``percentile`` 0, the seed's min/max) or
+    the key counts of :mod:`nsgen.prep.percentile` (level two inside ``refine``'s bins)."""
+    if percentile == 0 and not refine:
+        return union([Bounds.of(p) for p in parts if p.size])
+    counts = KeyCounts()
+    for p in parts:
+        counts.add(p, refine)
+    return counts
+
+
+def keep(spill: Spill | None, chunk: Chunk, values: np.ndarray, n_rows: int,
+         bad: np.ndarray | None = None, percentile: float = 0.0) -> WorkResult:
+    """Pass one of a downsampling mode: keep a chunk's result for pass two, return its
+    summary (:func:`summarise`, without what the scan's ``bad`` pixels reach)."""
     assert spill is not None, "a downsampling pass needs its scratch volume"
     spill.write_rows(chunk.start, values)
-    return WorkResult(interior_bounds(chunk, values, n_rows))
+    return WorkResult(summarise(interior_parts(chunk, values, n_rows, bad), percentile))
 
 
-def union(bounds: list[Bounds]) -> Bounds:
-    """Union of per-chunk bounds (EMPTY when there are none)."""
-    out = EMPTY
-    for b in bounds:
+def union(summaries: list[Any]) -> Any:
+    """Union of per-chunk bounds or key counts (EMPTY when there are none)."""
+    if not summaries:
+        return EMPTY
+    out = summaries[0]
+    for b in summaries[1:]:
         out = out.union(b)
     return out
+
+
+@dataclass
+class RefineStage(SpillStage):
+    """Level two of exact percentile bounds over a downsampling mode's scratch volume."""
+
+    n_rows: int = 0
+    bad: np.ndarray | None = None
+    bins: tuple[int, ...] = ()
+    label: str = "percentiles"
+
+    def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
+        return WorkResult(summarise(interior_parts(chunk, data, self.n_rows, self.bad),
+                                    refine=self.bins))
+
+
+def scan_bounds(run: SampleRun, summary: Bounds | KeyCounts,
+                refine: Callable[[tuple[int, ...]], KeyCounts]) -> Bounds:
+    """The scan's bounds from pass one's summary: min/max as they are, or the exact
+    percentiles (``run.config.bounds_percentile``) after ``refine(bins) -> KeyCounts``."""
+    if isinstance(summary, Bounds):
+        return summary
+    if not summary.top.any():
+        return EMPTY
+    where = level_two(summary, run.config.bounds_percentile)
+    lo, hi = exact_bounds(refine(tuple(dict.fromkeys(b for b, _ in where))), where)
+    return Bounds(lo, hi)
+
+
+def spill_bounds(run: SampleRun, spill: Spill, summary: Bounds | KeyCounts, n_rows: int,
+                 bad: np.ndarray | None) -> Bounds:
+    """:func:`scan_bounds` of a downsampling mode: level two over its scratch volume."""
+    def refine(bins: tuple[int, ...]) -> KeyCounts:
+        sizing = run.sizing(n_rows=n_rows, row_bytes=spill.row_bytes, work_factor=3)
+        return union(run.run(RefineStage(spill, sizing.chunk_rows, n_rows=n_rows, bad=bad,
+                                         bins=bins), sizing))
+    return scan_bounds(run, summary, refine)
+
+
+def add_range_used(files: list[dict[str, Any]], written: list[Any]) -> None:
+    """Record each written file's fraction of the 16-bit range (the write stage's values,
+    :func:`nsgen.stages.write.range_used`) in its manifest entry as ``range_used``."""
+    used: dict[str, float] = {}
+    for chunk in written:
+        used.update(chunk or {})
+    for f in files:
+        if f["path"] in used:
+            f["range_used"] = used[f["path"]]
+
+
+def bounds_method(percentile: float) -> str:
+    """How a real scan's bounds were chosen, for the manifest.
+
+    Examples
+    --------
+    >>> bounds_method(0.0), bounds_method(0.5)
+    ('min/max of the interior rows', 'exact percentiles 0.5 and 99.5 of the interior rows')
+    """
+    if percentile == 0:
+        return "min/max of the interior rows"
+    return f"exact percentiles {percentile:g} and {100 - percentile:g} of the interior rows"
 
 
 def scan_info(config: Config, path: Path) -> tuple[tuple[int, int, int], str, list[str]]:
@@ -108,7 +208,35 @@ def check_scans(config: Config) -> list[tuple[Path, tuple[int, int, int], str, l
     if config.samples != 1:
         raise NsgenError(f"--samples {config.samples}: a real scan is one sample; choose its "
                          f"number with --start, and run one job per scan (see nsgen submit)")
-    return [(p, *scan_info(config, p)) for p in scan_files(config)]
+    scans = [(p, *scan_info(config, p)) for p in scan_files(config)]
+    for p, *_ in scans:
+        bad_pixels_of(ScanSource.of(config, p))   # refuses flats that cannot normalise
+    return scans
+
+
+_BAD: dict[ScanSource, BadPixels] = {}
+
+
+def bad_pixels_of(source: ScanSource) -> BadPixels:
+    """Dead and saturated pixels of a scan, from its mean flat and dark and
+    :data:`~nsgen.prep.bad_pixels.PROBE_PROJECTIONS` projections (cached per scan).
+
+    Raises
+    ------
+    NsgenError
+        When no pixel's flat is above its dark (normalisation impossible).
+    """
+    key = replace(source, copy=None, bad=None)
+    if key not in _BAD:
+        with key.open_new() as scan:
+            every = slice(0, scan.shape[1])
+            picks = np.unique(np.linspace(0, scan.shape[0] - 1, PROBE_PROJECTIONS).round())
+            probes = np.empty((len(picks), *scan.shape[1:]), scan.dtype)
+            for k, i in enumerate(scan.projection_indices[picks.astype(int)]):
+                scan.read_frames(slice(int(i), int(i) + 1), probes[k:k + 1])
+            _BAD[key] = find_bad_pixels(scan.flat_mean(every), scan.dark_mean(every),
+                                        saturation_level(scan.dtype), source.path, probes)
+    return _BAD[key]
 
 
 def check_mask_source(config: Config, path: Path, shape: tuple[int, int, int]) -> None:
@@ -163,7 +291,8 @@ def run_shifts(run: SampleRun, plan: ShiftPlan) -> SampleRecord:
     record = SampleRecord(extra={"sources": [source_record(Path(f))
                                              for f in dict.fromkeys(files)],
                                  "bounds_rows": [interior(scans[0][1][1]).start,
-                                                 interior(scans[0][1][1]).stop]})
+                                                 interior(scans[0][1][1]).stop],
+                                 "bounds_method": bounds_method(run.config.bounds_percentile)})
     for shift, (path, shape, dtype, _) in enumerate(scans):
         unit = f"shift{shift:02d}"
         done = run.unit_done(unit)
@@ -172,6 +301,8 @@ def run_shifts(run: SampleRun, plan: ShiftPlan) -> SampleRecord:
                     f"{shape[2]} columns")
             source = decompressed(run, ScanSource.of(run.config, path), shape, dtype,
                                   run.work / unit)
+            bad = bad_pixels_of(source)
+            source = replace(source, bad=bad.mask if bad.count else None)
             entries = plan(run, shift, source, shape, dtype)
             if source.copy is not None:   # done with it: free the space for the next shift
                 Path(source.copy).unlink(missing_ok=True)
@@ -180,4 +311,40 @@ def run_shifts(run: SampleRun, plan: ShiftPlan) -> SampleRecord:
             run.log(f"[{run.tag}] {unit}: finished earlier, kept")
             entries = done["files"]
         record.files.extend(entries)
+        bad = bad_pixels_of(ScanSource.of(run.config, path))
+        warning = bad.warning(str(path))
+        if warning:
+            print(f"nsgen: warning: {warning}", file=sys.stderr, flush=True)
+        record.extra.setdefault("bad_pixels", {})[unit] = bad.record()
+    if run.config.mode in ("paired", "patch"):
+        pairs = record.extra["pairs"] = pair_counts(record.files, run.config.mode)
+        if "reason" in pairs:
+            print(f"nsgen: warning: sample {run.tag} made no {pairs['missing']}: "
+                  f"{pairs['reason']}", file=sys.stderr, flush=True)
     return record
+
+
+def pair_counts(files: list[dict[str, Any]], mode: str) -> dict[str, Any]:
+    """Fake pairs and real-artefact inputs of a paired/patch sample, and, when either is
+    zero, why (the manifest's ``pairs`` record).
+
+    Examples
+    --------
+    >>> real = {"role": "stripe", "artefact": "real"}
+    >>> pair_counts([real, real], "paired")["reason"]  # doctest: +ELLIPSIS
+    'the stripe mask flagged 100 % of sinograms (2 of 2) as holding real stripes; ...'
+    """
+    fake = sum(1 for f in files if f.get("artefact") == "fake" and "target" in f)
+    real = sum(1 for f in files if f.get("artefact") == "real" and f.get("role") != "clean")
+    unit = "patches" if mode == "patch" else "sinograms"
+    out: dict[str, Any] = {"fake": fake, "real": real, "unit": unit}
+    if fake == 0 and real:
+        out["missing"] = "fake pairs"
+        out["reason"] = (f"the stripe mask flagged 100 % of {unit} ({real} of {real}) as "
+                         f"holding real stripes; see --detector, or give a mask that flags "
+                         f"fewer with --mask")
+    elif real == 0 and fake:
+        out["missing"] = "real-artefact inputs"
+        out["reason"] = (f"the stripe mask flagged none of the {fake} {unit}; every input is "
+                         f"a fake pair (see --detector if the scan has stripes)")
+    return out

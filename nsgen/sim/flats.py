@@ -22,6 +22,7 @@ __all__ = [
     "bessel_background",
     "speckles",
     "defect_maps",
+    "add_pixel_defects",
     "beam_profile",
     "flat_fields",
     "temporal_responses",
@@ -207,6 +208,64 @@ def defect_maps(
     peak = maps.max()
     if peak > 0:
         maps /= peak
+    return maps
+
+
+def add_pixel_defects(
+    maps: np.ndarray, density: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Defective single pixels on top of the defect clusters: ``density`` per detector row.
+
+    The clusters of :func:`defect_maps` cover only some detector rows (a third of them at the
+    reference's parameters), so most sinograms would be stripe-free. Real detectors also have
+    isolated pixels whose response differs from the rest (the classic cause of ring artefacts);
+    this draws them. Row ``r`` gets ``floor(density)`` pixels, plus one more with probability
+    ``density - floor(density)``, at distinct random columns. Each pixel joins one map,
+    chosen uniformly (constant, oscillating or drifting response), with amplitude uniform in
+    ``[0.5, 1)`` of the strongest cluster (kept if the map is already stronger there). With
+    ``density >= 1`` every detector row, hence every sinogram of every (rolled) shift, has a
+    defect. Draw order: per row, the extra-pixel draw, the columns, the maps, the amplitudes.
+
+    Parameters
+    ----------
+    maps : numpy.ndarray
+        Defect maps ``(n_maps, V, Dh)`` from :func:`defect_maps` (not modified).
+    density : float
+        Mean defective pixels per detector row, ``0 <= density <= Dh``; 0 returns a copy
+        of ``maps`` without drawing (the reference's defects).
+    rng : numpy.random.Generator
+        Source of the draws.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(n_maps, V, Dh)``, values in ``[0, 1]``.
+
+    Examples
+    --------
+    >>> m = add_pixel_defects(np.zeros((3, 4, 6)), 1.0, np.random.default_rng(0))
+    >>> (m != 0).any(axis=0).sum(axis=1).tolist()
+    [1, 1, 1, 1]
+    >>> bool(((m == 0) | (m >= 0.5)).all())
+    True
+    """
+    maps = np.array(maps, dtype=np.float64, copy=True)
+    if maps.ndim != 3:
+        raise ValueError(f"maps must have shape (n_maps, V, Dh), got {maps.shape}")
+    n_maps, v, dh = maps.shape
+    if not (0 <= density <= dh):
+        raise ValueError(f"density must be in [0, {dh}] pixels per row, got {density}")
+    if density == 0:
+        return maps
+    whole = math.floor(density)
+    for r in range(v):
+        k = whole + int(rng.random() < density - whole)
+        if k == 0:
+            continue
+        cols = rng.choice(dh, size=k, replace=False)
+        which = rng.integers(0, n_maps, size=k)
+        amp = rng.uniform(0.5, 1.0, size=k)
+        maps[which, r, cols] = np.maximum(maps[which, r, cols], amp)
     return maps
 
 

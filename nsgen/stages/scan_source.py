@@ -4,9 +4,11 @@ the read-ahead hint thread of the reader process."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+import numpy as np
 
 from nsgen.config import Config
 from nsgen.io.nexus import Scan, ScanLayout, open_scan
@@ -33,6 +35,9 @@ class ScanSource:
     #: an uncompressed copy of the scan's frames to read instead
     #: (:func:`nsgen.stages.decompress.decompressed`)
     copy: str | None = None
+    #: ``(rows, columns)`` bool: the scan's dead and saturated pixels
+    #: (:func:`nsgen.modes.real.bad_pixels_of`), left out of the bounds; None: none
+    bad: np.ndarray | None = field(default=None, hash=False, compare=False)
 
     @classmethod
     def of(cls, config: Config, path: Path) -> "ScanSource":

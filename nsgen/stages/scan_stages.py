@@ -75,6 +75,9 @@ class ScanStage(Stage):
     chunk_rows: int
     halo: int = 0
     label: str = "normalise"
+    #: 0: pass one returns bounds (min/max); else key counts for percentile bounds
+    #: (:func:`nsgen.modes.real.summarise`)
+    percentile: float = 0.0
     #: chunks whose rows were asked for ahead of reading (:meth:`_prefetch`)
     _hinted: int = field(default=0, init=False, repr=False, compare=False)
 

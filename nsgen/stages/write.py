@@ -22,7 +22,7 @@ import numpy as np
 
 from nsgen.engine.pipeline import Chunk, SlotSpec, Stage, WorkResult
 
-__all__ = ["ChunkImages", "ImageWriter", "RowSource", "WriteStage"]
+__all__ = ["ChunkImages", "ImageWriter", "RowSource", "WriteStage", "range_used"]
 
 #: ``(path relative to the dataset root, uint16 image)``
 Image = tuple[str, np.ndarray]
@@ -97,5 +97,25 @@ class WriteStage(Stage):
         self.source.prepare()
 
     def work(self, chunk: Chunk, data: Any) -> WorkResult:
+        """Write the chunk's images; its value is ``{path: fraction of 0..65535 used}``."""
         rows = self.source.values(chunk, data)
-        return WorkResult(None, *self.writer.write(self.images(chunk, rows)))
+        used: dict[str, float] = {}
+
+        def measured() -> Iterable[Image]:
+            for path, image in self.images(chunk, rows):
+                used[path] = range_used(image)
+                yield path, image
+
+        files, nbytes, checksums = self.writer.write(measured())
+        return WorkResult(used, files, nbytes, checksums)
+
+
+def range_used(image: np.ndarray) -> float:
+    """Fraction of the 16-bit range an image uses: ``(max - min) / 65535``, 6 decimals.
+
+    Examples
+    --------
+    >>> range_used(np.array([[100, 13207]], np.uint16))   # 13107 = 65535 / 5
+    0.2
+    """
+    return round((int(image.max()) - int(image.min())) / 65535, 6) if image.size else 0.0
