@@ -56,6 +56,7 @@ the expensive first stage repeats only ``radius`` rows per side. Chained on one 
 from __future__ import annotations
 
 import operator
+from typing import cast
 
 import numpy as np
 
@@ -215,7 +216,7 @@ def _ratio_kernel(x: np.ndarray, radius: int, threshold: float | None,
     x = np.ascontiguousarray(x, dtype=np.float32)
     j0, j1 = rows or (0, x.shape[1])
     shape = (x.shape[0], j1 - j0, x.shape[2])
-    tables = (_mirror_table(n, radius) for n in x.shape)
+    mk, mj, mi = (_mirror_table(n, radius) for n in x.shape)
     if threshold is None:
         out_f, out_b = np.empty(shape, np.float32), np.empty((1, 1), np.bool_)
     else:
@@ -223,7 +224,7 @@ def _ratio_kernel(x: np.ndarray, radius: int, threshold: float | None,
         out_b = np.empty(shape, np.bool_) if below is None else below
         if out_b.shape != shape or out_b.dtype != np.bool_ or not out_b.flags.c_contiguous:
             raise ValueError(f"below must be a C-contiguous bool array of shape {shape}")
-    _stripe_jit.ratio_map_into(x, radius, *tables, j0, j1, np.float32(threshold or 0), out_f,
+    _stripe_jit.ratio_map_into(x, radius, mk, mj, mi, j0, j1, np.float32(threshold or 0), out_f,
                                out_b)
     return out_f if threshold is None else out_b
 
@@ -558,7 +559,7 @@ def detect_stripe_mask(
         0/1 stripe mask.
     """
     x = _as_volume(data, "data")
-    return detect_stripe_mask_rows(
+    return cast(np.ndarray, detect_stripe_mask_rows(
         x,
         0,
         (0, x.shape[1]),
@@ -570,7 +571,7 @@ def detect_stripe_mask(
         min_stripe_depth=min_stripe_depth,
         min_stripe_width=min_stripe_width,
         sensitivity_perc=sensitivity_perc,
-    )
+    ))  # without return_weights: the mask alone
 
 
 def load_kernels() -> None:
@@ -580,7 +581,8 @@ def load_kernels() -> None:
     chunk is being read) takes the ~1 s off the first chunk.
     """
     x = np.ones((8, 6, 8), np.float32)
-    cand = stripe_candidates_rows(x, 0, (0, 6), 6, size=2, radius=1, threshold=0.5)
+    cand = cast(np.ndarray, stripe_candidates_rows(x, 0, (0, 6), 6, size=2, radius=1,
+                                                   threshold=0.5))
     merge_stripes_rows(cand, 0, (0, 6), 6, min_stripe_length=2, min_stripe_depth=2,
                        min_stripe_width=2)
 
