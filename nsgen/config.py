@@ -19,6 +19,7 @@ from typing import Any, NoReturn, Sequence
 import configargparse
 
 from nsgen.errors import NsgenError
+from nsgen.prep.detect import DEFAULT_DETECTOR, check_detector
 
 MODES = ("simple", "complex", "raw", "paired", "dynamic", "patch")
 SYNTHETIC_MODES = ("simple", "complex")
@@ -70,6 +71,7 @@ class Config:
     image_key_path: str | None = None
     angles_path: str | None = None
     mask: Path | None = None
+    detector: str = DEFAULT_DETECTOR
     frame_angles: int = 900
     frame_stride: int = 1
     patch_size: tuple[int, int] = (1801, 256)
@@ -175,6 +177,9 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
     r.add_argument("--mask", default=None,
                    help=".npz stripe-mask archive with key m<file stem> per shift "
                         "(paired, patch); computed on the fly when absent")
+    r.add_argument("--detector", default=DEFAULT_DETECTOR,
+                   help="stripe detector of the on-the-fly masks: larix (default, the seed's) "
+                        "or robust (see docs/detection.md)")
     r.add_argument("--frame-angles", type=int, default=900,
                    help="angles per frame of a dynamic scan (default 900)")
     r.add_argument("--frame-stride", type=int, default=1,
@@ -350,6 +355,7 @@ def config_from_namespace(ns: Any) -> Config:
         hdf_root=hdf, flats=opt(ns.flats) and Path(ns.flats), darks=opt(ns.darks) and Path(ns.darks),
         data_path=opt(ns.data_path), image_key_path=opt(ns.image_key_path),
         angles_path=opt(ns.angles_path), mask=opt(ns.mask) and Path(ns.mask),
+        detector=check_detector(ns.detector),
         frame_angles=ns.frame_angles, frame_stride=ns.frame_stride, patch_size=(ph, pw),
         bounds_percentile=float(ns.bounds_percentile),
         chunk_size=chunk, workers=workers, memory_limit=mem, progress=bool(ns.progress),

@@ -30,7 +30,9 @@ from nsgen.io.spill import Spill
 from nsgen.runner import Log, StageRunner
 from nsgen.stages.decompress import decompressed
 from nsgen.stages.scan_source import ScanSource
-from nsgen.stages.stripes import MASK_PARAMS, detect_stripes
+from nsgen.prep.detect import DEFAULT_DETECTOR, check_detector
+from nsgen.prep.detect_params import DetectParams
+from nsgen.stages.stripes import detect_stripes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,22 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing key")
     p.add_argument("--data-path"), p.add_argument("--image-key-path")
     p.add_argument("--angles-path")
-    d = p.add_argument_group("detection (Larix STRIPES_DETECT / STRIPES_MERGE)")
-    d.add_argument("--size", type=int, default=MASK_PARAMS["size"],
-                   help="half window of the vertical median along angles (default 250)")
-    d.add_argument("--radius", type=int, default=MASK_PARAMS["radius"],
-                   help="radius of the neighbourhood means (default 3)")
-    d.add_argument("--threshold", type=float, default=MASK_PARAMS["threshold"],
-                   help="weights <= threshold are stripe candidates (default 0.63)")
-    d.add_argument("--min-stripe-length", type=int, default=MASK_PARAMS["min_stripe_length"],
-                   help="minimum length along angles (default 600)")
-    d.add_argument("--min-stripe-depth", type=int, default=MASK_PARAMS["min_stripe_depth"],
-                   help="features deeper than this along detector rows are not stripes "
-                        "(default 30)")
-    d.add_argument("--min-stripe-width", type=int, default=MASK_PARAMS["min_stripe_width"],
-                   help="merge distance across columns and angles (default 22)")
-    d.add_argument("--sensitivity", type=float, default=MASK_PARAMS["sensitivity_perc"],
-                   help="percentage of a window that must be stripe (default 85)")
+    p.add_argument("--detector", default=DEFAULT_DETECTOR,
+                   help="larix (default: Larix generation 2, the seed's, bit-exact) or robust "
+                        "(decisions from each sinogram's statistics); see docs/detection.md")
+    d = p.add_argument_group(
+        "detection (Larix STRIPES_DETECT / STRIPES_MERGE)",
+        "Defaults: the seed's values for full-size i12 scans (1801 angles x 2560 columns), "
+        "with --size, --min-stripe-length (angles) and --min-stripe-width (columns) scaled to "
+        "the scan, --radius and --min-stripe-depth capped by it; give a value to fix it")
+    for option, name, kind, text in OPTIONS:
+        d.add_argument(option, type=kind, dest=name, help=text)
     e = p.add_argument_group("engine")
     e.add_argument("--workers", type=int, help="worker processes (default: usable cores)")
     e.add_argument("--chunk-size", "-C", type=int, help="detector rows per chunk")
@@ -72,30 +68,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_params(params: dict, shape: tuple[int, int, int]) -> None:
-    """Validate detection parameters against a scan of ``shape`` (angles, rows, columns)."""
-    a, v, c = shape
-    rules = [
-        (0 < params["size"] <= a // 2, f"--size must be in 1..{a // 2} (half the {a} angles), "
-                                       f"got {params['size']}"),
-        (params["radius"] >= 1, f"--radius must be >= 1, got {params['radius']}"),
-        (0 < params["min_stripe_length"] < a,
-         f"--min-stripe-length must be in 1..{a - 1} (fewer than the {a} angles), got "
-         f"{params['min_stripe_length']}"),
-        (0 <= params["min_stripe_depth"] < v,
-         f"--min-stripe-depth must be in 0..{v - 1} (fewer than the {v} rows), got "
-         f"{params['min_stripe_depth']}"),
-        (0 < params["min_stripe_width"] < c,
-         f"--min-stripe-width must be in 1..{c - 1} (fewer than the {c} columns), got "
-         f"{params['min_stripe_width']}"),
-        (0 < params["sensitivity_perc"] <= 100,
-         f"--sensitivity must be in (0, 100], got {params['sensitivity_perc']}"),
-        (np.isfinite(params["threshold"]) and 0 <= params["threshold"] <= 1,
-         f"--threshold must be in [0, 1] (weights are ratios), got {params['threshold']}"),
-    ]
-    for ok, message in rules:
-        if not ok:
-            raise NsgenError(message)
+#: detection options: (option, DetectParams field, type, help)
+OPTIONS = (
+    ("--size", "size", int, "half window of the vertical median along angles (seed: 250)"),
+    ("--radius", "radius", int, "radius of the neighbourhood means (seed: 3)"),
+    ("--threshold", "threshold", float,
+     "weights <= threshold are stripe candidates (seed: 0.63)"),
+    ("--min-stripe-length", "min_stripe_length", int, "minimum length along angles (seed: 600)"),
+    ("--min-stripe-depth", "min_stripe_depth", int,
+     "features deeper than this along detector rows are not stripes (seed: 30)"),
+    ("--min-stripe-width", "min_stripe_width", int,
+     "merge distance across columns and angles (seed: 22)"),
+    ("--sensitivity", "sensitivity_perc", float,
+     "percentage of a window that must be stripe (seed: 85)"),
+)
+_OPTION = {f: o for o, f, _, _ in OPTIONS}
+
+
+def scan_params(args: argparse.Namespace, shape: tuple[int, int, int]) -> DetectParams:
+    """Detection parameters for a scan of ``shape``: the options given, the rest derived.
+
+    Every problem of the given options is reported in one line (exit 2); an option that was
+    not given is never the cause (:meth:`DetectParams.for_scan`).
+    """
+    given = {f: getattr(args, f) for f in _OPTION if getattr(args, f) is not None}
+    try:
+        return DetectParams.for_scan(shape, given, name=_OPTION.__getitem__)
+    except ValueError as exc:
+        a, v, c = shape
+        raise NsgenError(f"detection parameters do not fit the scan ({a} angles x {v} rows x "
+                         f"{c} columns): {exc}; change or leave out those options") from None
 
 
 #: bytes of a mask or weights entry deflated per chunk (pieces compress in parallel)
@@ -156,17 +158,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nsgen.io.mask_archive import append_mask, check_archive_writable, mask_key
 
     a = build_parser().parse_args(argv)
+    detector = check_detector(a.detector)
+    if a.weights and detector != "larix":
+        raise NsgenError(f"--weights stores Larix's weights; --detector {detector} has none "
+                         f"(use --detector larix, or leave out --weights)")
     install_sigterm_handler()
-    params = dict(size=a.size, radius=a.radius, threshold=a.threshold,
-                  min_stripe_length=a.min_stripe_length, min_stripe_depth=a.min_stripe_depth,
-                  min_stripe_width=a.min_stripe_width, sensitivity_perc=a.sensitivity)
     source = ScanSource(str(a.h5), ScanLayout(a.data_path, a.image_key_path, a.angles_path),
                         a.flats, a.darks)
     with source.open_new() as scan:
         n_angles, n_rows, n_cols = (int(x) for x in scan.shape)
         dtype = np.dtype(scan.dtype).str
     shape = (n_angles, n_rows, n_cols)
-    check_params(params, shape)
+    params = scan_params(a, shape)
     key = a.file_name or mask_key(a.h5)
     archive = Path(a.archive)
     check_archive_writable(archive, key, a.weights, a.overwrite)
@@ -194,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run = StageRunner(engine, log, n_workers, a.chunk_size, memory, key)
             source = decompressed(run, source, shape, dtype, work)
             flags = detect_stripes(run, source, shape, dtype, params, work,
-                                   mask_spill=mask, weights_spill=weights)
+                                   mask_spill=mask, weights_spill=weights, detector=detector)
             run.say(f"detection: {time.monotonic() - t0:.1f} s; stripes in "
                     f"{int(flags.sum())} of {n_rows} detector rows")
             t1 = time.monotonic()

@@ -92,6 +92,33 @@ def test_append_keeps_existing_entries_and_refuses_duplicates(scan, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["masks.npz"]
 
 
+def test_every_bad_parameter_in_one_line_and_derived_ones_never_blamed(scan, tmp_path):
+    r = nsgen("mask", "--h5", str(scan), "-a", str(tmp_path / "m.npz"), "--size", "61",
+              "--min-stripe-depth", "24", "--radius", "13", check=False)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    for part in ("--size must be in 1..60", "--min-stripe-depth must be in 0..23",
+                 "--radius 13 needs at least 26 detector rows"):
+        assert part in r.stderr
+    assert "length" not in r.stderr and "width" not in r.stderr
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_one_row_scan_refused_up_front(tmp_path):
+    write_scan(tmp_path / "4100.nxs", n_angles=61, n_rows=1, n_columns=32, seed=6)
+    r = nsgen("mask", "--h5", str(tmp_path / "4100.nxs"), "-a", str(tmp_path / "m.npz"),
+              check=False)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "1 rows" in r.stderr and "at least 2 angles, 2 detector rows" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["4100.nxs"]
+
+
+def test_derived_parameters_fit_a_small_scan(scan, tmp_path):
+    """No detection option given on a 121-angle, 24-row scan: derived, and it runs."""
+    nsgen("mask", "--h5", str(scan), "-a", str(tmp_path / "m.npz"))
+    with np.load(tmp_path / "m.npz") as z:
+        assert z["m4000"].shape == (121, 24, 64)
+
+
 @pytest.mark.parametrize("extra,message", [
     (["--size", "61"], "--size must be in 1..60"),
     (["--min-stripe-length", "121"], "--min-stripe-length must be in 1..120"),
@@ -168,3 +195,21 @@ def test_mask_archive_problems_are_clear_errors(scan, tmp_path, content, message
     assert r.returncode == 2 and message in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert not root.exists()
+
+
+def test_robust_detector_cli_equals_the_library(scan, tmp_path):
+    from nsgen.prep.detect import detect_volume
+    from nsgen.prep.detect_params import DetectParams
+
+    archive = tmp_path / "m.npz"
+    nsgen("mask", "--h5", str(scan), "-a", str(archive), "--detector", "robust", "-C", "5")
+    vol = whole_volume(scan)
+    with np.load(archive) as z:
+        got = z["m4000"]
+    assert np.array_equal(got, detect_volume(vol, "robust", DetectParams.for_scan(vol.shape)))
+    for extra, message in ((["--detector", "vo"], "unknown --detector 'vo'"),
+                           (["--detector", "robust", "-w"], "--weights stores Larix's")):
+        r = nsgen("mask", "--h5", str(scan), "-a", str(tmp_path / "n.npz"), *extra, check=False)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+        assert message in r.stderr
+        assert not (tmp_path / "n.npz").exists()

@@ -26,6 +26,7 @@ def scans(tmp_path_factory):
     d = tmp_path_factory.mktemp("scans")
     write_scan(d / "1000.nxs", n_angles=91, n_rows=48, n_columns=96, seed=1)
     write_scan(d / "1001.nxs", n_angles=91, n_rows=48, n_columns=96, seed=2, flats_after=True)
+    write_scan(d / "1100.nxs", n_angles=91, n_rows=1, n_columns=96, seed=3)  # one row
     return d
 
 
@@ -204,8 +205,8 @@ def test_patch_names_counts_and_crop(detect_scan, tmp_path):
     (["-m", "raw", "--hdf-root", "{scans}/1000.nxs", "-s", "1", "-S", "2"], "one sample"),
     (["-m", "patch", "--hdf-root", "{scans}/1000.nxs", "-s", "1", "--patch-size", "100", "20"],
      "--patch-size 100 20 is larger than"),
-    (["-m", "paired", "--hdf-root", "{scans}/1000.nxs", "-s", "1"],
-     "too small for on-the-fly stripe detection"),
+    (["-m", "paired", "--hdf-root", "{scans}/1100.nxs", "-s", "1"],
+     "too small for Larix stripe detection"),
     (["-m", "dynamic", "--hdf-root", "{scans}/1000.nxs", "--frame-angles", "92"],
      "--frame-angles 92"),
 ])
@@ -366,6 +367,22 @@ def test_reread_warning_and_copy_space_check(tmp_path, monkeypatch):
     message = str(err.value)
     assert "GiB free" in message and "h5repack -f NONE" in message and "\n" not in message
     assert not (work / "frames.h5").exists() and not (work / "frames.h5.partial").exists()
+
+
+def test_paired_with_the_robust_detector_splits_by_its_flags(detect_scan, tmp_path):
+    from nsgen.prep.detect import detect_volume
+    from nsgen.prep.detect_params import DetectParams
+
+    nsgen("-m", "paired", "--hdf-root", str(detect_scan), "-s", "1", "-r", str(tmp_path),
+          "--detector", "robust", "-C", "7")
+    with open_scan(str(detect_scan)) as s:
+        rows = slice(0, s.shape[1])
+        vol = flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
+                             sinograms_first=False)
+    flagged = detect_volume(vol, "robust", DetectParams.for_scan(vol.shape)).any(axis=(0, 2))
+    real = set(os.listdir(tmp_path / "0000" / "real_artifacts" / "stripe"))
+    assert real == {f"0000_shift00_{v:04d}.tif" for v in np.flatnonzero(flagged)}
+    assert 0 < len(real) < 32
 
 
 def test_manifest_records_the_range_each_file_uses(raw_run):

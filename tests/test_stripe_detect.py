@@ -12,10 +12,10 @@ from scipy import ndimage
 
 from nsgen.prep import _stripe_jit
 from nsgen.prep import stripe_detect as sd
+from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.stripe_detect import (
     detect_stripe_mask,
     detect_stripe_mask_rows,
-    halo_rows,
     merge_stripes,
     rows_to_read,
     stripe_weights,
@@ -96,7 +96,7 @@ def bf_count(m: np.ndarray, axis: int, pos: tuple, lo: int, hi: int) -> int:
 
 
 def bf_clean(m, length, depth, sens):
-    s = F32(0.01 * sens)
+    s = F32(F32(0.01) * F32(sens))  # Larix: 0.01f * sens, float32 arithmetic
     hl, hd = length // 2, depth // 2
     t_v = int(F32(s * F32(length)))
     t_d = int(F32(s * F32(depth)))
@@ -187,10 +187,10 @@ def test_weights_size_bounds():
     x = np.random.default_rng(0).random((21, 6, 8), dtype=F32)  # 21 // 2 = 10
     stripe_weights(x, size=10)
     stripe_weights(x, size=1)
-    with pytest.raises(ValueError, match=r"size must be <= n_angles // 2 = 10"):
+    with pytest.raises(ValueError, match=r"size must be in 1\.\.10 \(half the 21 angles\)"):
         stripe_weights(x, size=11)
     for bad in (0, -1):
-        with pytest.raises(ValueError, match="size must be > 0"):
+        with pytest.raises(ValueError, match=r"size must be in 1\.\.10"):
             stripe_weights(x, size=bad)
     with pytest.raises(TypeError):
         stripe_weights(x, size=2.5)
@@ -198,7 +198,7 @@ def test_weights_size_bounds():
 
 def test_weights_radius_and_shape_bounds():
     rng = np.random.default_rng(0)
-    with pytest.raises(ValueError, match="radius must be > 0"):
+    with pytest.raises(ValueError, match="radius must be >= 1"):
         stripe_weights(rng.random((20, 8, 8), dtype=F32), size=2, radius=0)
     stripe_weights(rng.random((20, 6, 6), dtype=F32), size=2, radius=3)  # 2R rows/cols: ok
     with pytest.raises(ValueError, match="at least 6 detector rows"):
@@ -221,10 +221,11 @@ def test_non_finite_rejected():
 @pytest.mark.parametrize(
     "name, ok, bad, bound",
     [
-        ("min_stripe_length", [1, 9], [0, 10], r"0 < min_stripe_length < 10"),
-        ("min_stripe_depth", [0, 5], [-1, 6], r"0 <= min_stripe_depth < 6"),
-        ("min_stripe_width", [1, 6], [0, 7], r"0 < min_stripe_width < 7"),
-        ("sensitivity_perc", [1e-6, 100.0], [0.0, 100.0001], r"0 < sensitivity_perc <= 100"),
+        ("min_stripe_length", [1, 9], [0, 10], r"min_stripe_length must be in 1\.\.9 "),
+        ("min_stripe_depth", [0, 5], [-1, 6], r"min_stripe_depth must be in 0\.\.5 "),
+        ("min_stripe_width", [1, 6], [0, 7], r"min_stripe_width must be in 1\.\.6 "),
+        ("sensitivity_perc", [1e-6, 100.0], [0.0, 100.0001],
+         r"sensitivity_perc must be in \(0, 100\]"),
     ],
 )
 def test_merge_validation_bounds(name, ok, bad, bound):
@@ -240,9 +241,9 @@ def test_merge_validation_bounds(name, ok, bad, bound):
 def test_detect_validates_both_stages():
     x = np.random.default_rng(2).random((20, 8, 8), dtype=F32)
     kw = dict(min_stripe_length=5, min_stripe_depth=2, min_stripe_width=2)
-    with pytest.raises(ValueError, match="size must be <= n_angles // 2 = 10"):
+    with pytest.raises(ValueError, match=r"size must be in 1\.\.10 "):
         detect_stripe_mask(x, size=11, **kw)
-    with pytest.raises(ValueError, match="0 < min_stripe_length < 20"):
+    with pytest.raises(ValueError, match=r"min_stripe_length must be in 1\.\.19 "):
         detect_stripe_mask(x, size=3, **{**kw, "min_stripe_length": 20})
 
 
@@ -334,6 +335,38 @@ def test_threshold_is_inclusive_float32():
     assert m.dtype == np.uint8
     assert np.array_equal(m[:, :, 1], np.ones((4, 2), np.uint8))
     assert m.sum() == 8
+
+
+def test_merge_counts_follow_larix_float32():
+    """Larix: (int)((0.01f * 85.0f) * 600) = 509; float64 rounding first would give 510."""
+    def counts(length, depth, sens):
+        return DetectParams(min_stripe_length=length, min_stripe_depth=depth,
+                            sensitivity_perc=sens).merge_counts()
+
+    assert counts(600, 30, 85.0) == (300, 509, 15, 25)
+    assert int(F32(0.01 * 85.0) * F32(600)) == 510  # the rounding the port must not do
+    # more cases where the two roundings differ (float32 products truncated)
+    assert counts(20, 30, 30.0) == (10, 5, 15, 8)
+    assert counts(1000, 0, 85.0) == (500, 849, 0, 0)
+
+
+def test_length_pass_at_seed_parameters():
+    """The seed's merge (600, 30, 22, 85) keeps a voxel whose window k +- 300 counts 509.
+
+    A candidate run on angles 100..899 of one column: centre ``k`` near the start counts
+    ``k + 201`` set voxels, so the length pass keeps ``k >= 308`` (count 509) and, by
+    symmetry, ``k <= 691``. With the float64-rounded Tv = 510 it would keep 309..690.
+    """
+    w = np.ones((1000, 32, 64), F32)
+    w[100:900, 7, 32] = 0  # one column of one row: not deep, nothing to merge with
+    m = merge_stripes(w, threshold=0.63, min_stripe_length=600, min_stripe_depth=30,
+                      min_stripe_width=22, sensitivity_perc=85.0)
+    expected = np.zeros_like(m)
+    expected[308:692, 7, 32] = 1
+    assert np.array_equal(m, expected)
+    cand = np.ascontiguousarray((w <= F32(0.63)).transpose(1, 0, 2)).view(np.uint8)
+    rows = sd.merge_stripes_rows(cand[:24], 0, (0, 8), 32, DetectParams())
+    assert np.array_equal(rows.transpose(1, 0, 2), expected[:, :8])
 
 
 def test_depth_pass_by_hand():
@@ -485,8 +518,10 @@ def test_clean_passes_never_add_and_fill_never_removes():
     rng = np.random.default_rng(15)
     for _ in range(10):
         m = rng.random((40, 8, 12)) < rng.uniform(0.2, 0.8)
-        cleaned = sd._clean_passes(m.copy(), int(rng.integers(1, 40)), int(rng.integers(0, 8)),
-                                   float(rng.uniform(10, 100)))
+        p = DetectParams(min_stripe_length=int(rng.integers(1, 40)),
+                         min_stripe_depth=int(rng.integers(0, 8)),
+                         sensitivity_perc=float(rng.uniform(10, 100)))
+        cleaned = sd._clean_passes(m.copy(), p)
         assert not (cleaned & ~m).any()
         filled = sd._fill_passes(cleaned.copy(), int(rng.integers(1, 12)))
         assert not (cleaned & ~filled).any()
@@ -526,9 +561,9 @@ def test_injected_stripe_detected(c0):
 
 
 def test_halo_rows():
-    assert halo_rows(250, 3, 30, 22) == 18
-    assert halo_rows(10, 2, 0, 5) == 2
-    assert halo_rows(10, 1, 7, 5) == 4
+    assert DetectParams().halo == 18
+    assert DetectParams(size=10, radius=2, min_stripe_depth=0, min_stripe_width=5).halo == 2
+    assert DetectParams(size=10, radius=1, min_stripe_depth=7, min_stripe_width=5).halo == 4
 
 
 def test_rows_to_read():
@@ -541,6 +576,7 @@ def test_rows_to_read():
 
 CHUNK_KW = dict(size=5, radius=2, threshold=0.7, min_stripe_length=6, min_stripe_depth=8,
                 min_stripe_width=3)
+CHUNK_P = DetectParams(**CHUNK_KW)
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 24])
@@ -549,12 +585,12 @@ def test_chunked_equals_whole(chunk):
     whole = detect_stripe_mask(x, **CHUNK_KW)
     whole_w = stripe_weights(x, CHUNK_KW["size"], CHUNK_KW["radius"])
     assert 0.05 < whole.mean() < 0.95  # a non-trivial mask
-    halo = halo_rows(5, 2, 8, 3)
+    halo = CHUNK_P.halo
     parts, wparts = [], []
     for start in range(0, 24, chunk):
         stop = min(24, start + chunk)
         lo, hi = rows_to_read(start, stop, 24, halo)
-        m, w = detect_stripe_mask_rows(x[:, lo:hi], lo, (start, stop), 24, **CHUNK_KW,
+        m, w = detect_stripe_mask_rows(x[:, lo:hi], lo, (start, stop), 24, CHUNK_P,
                                        return_weights=True)
         parts.append(m)
         wparts.append(w)
@@ -567,32 +603,29 @@ def test_two_stages_chunked_equal_whole(chunk_a, chunk_b):
     """Candidates (halo R) then merge (halo depth // 2), each with its own chunking."""
     x = np.random.default_rng(16).random((40, 24, 16), dtype=F32)
     whole = detect_stripe_mask(x, **CHUNK_KW)
-    det = {k: CHUNK_KW[k] for k in ("size", "radius", "threshold")}
-    merge = {k: CHUNK_KW[k] for k in ("min_stripe_length", "min_stripe_depth",
-                                      "min_stripe_width")}
     cand = []
     work = np.full(40 * 24 * 16 + 5, 7, np.uint8)   # one dirty scratch reused by every chunk
     for start in range(0, 24, chunk_a):
         stop = min(24, start + chunk_a)
         lo, hi = rows_to_read(start, stop, 24, CHUNK_KW["radius"])
-        cand.append(sd.stripe_candidates_rows(x[:, lo:hi], lo, (start, stop), 24, **det,
+        cand.append(sd.stripe_candidates_rows(x[:, lo:hi], lo, (start, stop), 24, CHUNK_P,
                                               work=work))
     with pytest.raises(ValueError, match="work must be"):
-        sd.stripe_candidates_rows(x, 0, (0, 24), 24, **det, work=work[:100])
+        sd.stripe_candidates_rows(x, 0, (0, 24), 24, CHUNK_P, work=work[:100])
     cand = np.concatenate(cand)
     assert cand.shape == (24, 40, 16) and cand.dtype == np.uint8
     parts = []
     for start in range(0, 24, chunk_b):
         stop = min(24, start + chunk_b)
         lo, hi = rows_to_read(start, stop, 24, CHUNK_KW["min_stripe_depth"] // 2)
-        parts.append(sd.merge_stripes_rows(cand[lo:hi], lo, (start, stop), 24, **merge))
+        parts.append(sd.merge_stripes_rows(cand[lo:hi], lo, (start, stop), 24, CHUNK_P))
     assert np.array_equal(np.concatenate(parts).transpose(1, 0, 2), whole)
 
 
 def test_smaller_halo_is_not_enough():
     x = np.random.default_rng(17).random((40, 24, 16), dtype=F32)
     r, size, t = CHUNK_KW["radius"], CHUNK_KW["size"], CHUNK_KW["threshold"]
-    whole_cand = sd.stripe_candidates_rows(x, 0, (0, 24), 24, size, r, t)
+    whole_cand = sd.stripe_candidates_rows(x, 0, (0, 24), 24, CHUNK_P)
     # stage 1 with R - 1 rows of halo
     parts = []
     for start in range(0, 24, 4):
@@ -602,30 +635,31 @@ def test_smaller_halo_is_not_enough():
     assert not np.array_equal(np.concatenate(parts), whole_cand)
     # stage 2 with depth // 2 - 1 rows of halo
     depth = CHUNK_KW["min_stripe_depth"]
-    whole = sd.merge_stripes_rows(whole_cand, 0, (0, 24), 24, 6, depth, 3)
+    whole = sd.merge_stripes_rows(whole_cand, 0, (0, 24), 24, CHUNK_P)
     halo = depth // 2 - 1
     parts = []
     for start in range(0, 24, 4):
         lo, hi = max(0, start - halo), min(24, start + 4 + halo)
         m = whole_cand[lo:hi].astype(bool)
-        sd._merge_passes(m, 6, depth, 3, 85.0)
+        sd._merge_passes(m, CHUNK_P)
         parts.append(m[start - lo:start + 4 - lo])
     assert not np.array_equal(np.concatenate(parts).view(np.uint8), whole)
 
 
 def test_rows_block_checks():
     x = np.random.default_rng(18).random((40, 24, 16), dtype=F32)
-    assert halo_rows(5, 2, 8, 3) == 6
+    assert CHUNK_P.halo == 6
     with pytest.raises(ValueError, match=r"need rows \[0, 11\)"):
-        detect_stripe_mask_rows(x[:, 0:10], 0, (0, 5), 24, **CHUNK_KW)
+        detect_stripe_mask_rows(x[:, 0:10], 0, (0, 5), 24, CHUNK_P)
     with pytest.raises(ValueError, match=r"need rows \[1, 18\)"):
-        detect_stripe_mask_rows(x[:, 3:20], 3, (7, 12), 24, **CHUNK_KW)
+        detect_stripe_mask_rows(x[:, 3:20], 3, (7, 12), 24, CHUNK_P)
     # a larger block than needed is fine; validation uses the whole-volume row count
-    part = detect_stripe_mask_rows(x, 0, (7, 12), 24, **CHUNK_KW)
+    part = detect_stripe_mask_rows(x, 0, (7, 12), 24, CHUNK_P)
     assert np.array_equal(part, detect_stripe_mask(x, **CHUNK_KW)[:, 7:12])
-    with pytest.raises(ValueError, match="0 <= min_stripe_depth < 24"):
-        detect_stripe_mask_rows(x, 0, (0, 5), 24, **{**CHUNK_KW, "min_stripe_depth": 24})
-    single = detect_stripe_mask_rows(x[:, 0:7], 0, (0, 1), 24, **CHUNK_KW)  # 7 rows < depth
+    with pytest.raises(ValueError, match=r"min_stripe_depth must be in 0\.\.23"):
+        detect_stripe_mask_rows(x, 0, (0, 5), 24, DetectParams(**{**CHUNK_KW,
+                                                                  "min_stripe_depth": 24}))
+    single = detect_stripe_mask_rows(x[:, 0:7], 0, (0, 1), 24, CHUNK_P)  # 7 rows < depth
     assert np.array_equal(single, detect_stripe_mask(x, **CHUNK_KW)[:, 0:1])
 
 

@@ -54,6 +54,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nsgen.errors import NsgenError
+from nsgen.io.scan_defects import apply_defects, draw_defects, write_truth
 from nsgen.rng import generator
 
 __all__ = ["Defect", "ScanTruth", "main", "write_scan"]
@@ -178,6 +179,12 @@ def _beam(n_rows: int, n_columns: int, i0: float) -> np.ndarray:
     return (i0 * along[:, None] * across[None, :]).astype(np.float64)
 
 
+def _drift(k: int, n_angles: int, n_columns: int) -> np.ndarray:
+    """Beam drift after the flats (labelled scans): +-2 %, smooth in columns and angles."""
+    u = np.arange(n_columns) / max(n_columns, 1)
+    return 1.0 + 0.02 * np.sin(2 * np.pi * (1.5 * u + k / max(n_angles, 1)))
+
+
 def _default_defects(n_rows: int, n_columns: int, seed: int) -> list[Defect]:
     rng = generator(seed, "scan-defects")
     k = int(np.clip(n_columns // 64, 1, 8))
@@ -241,7 +248,7 @@ def write_scan(path: str | os.PathLike[str], *, n_angles: int = 181, n_rows: int
                defect_rows: Mapping[int, Sequence[float]] | None = None,
                chunks: tuple[int, int, int] | None = None, compression: str | None = None,
                seed: int = 0, dtype: npt.DTypeLike = np.uint16, i0: float = 20000.0,
-               overwrite: bool = False) -> ScanTruth:
+               overwrite: bool = False, labelled: bool = False) -> ScanTruth:
     """Write a synthetic NXtomo scan with known stripe defects.
 
     Parameters
@@ -272,6 +279,11 @@ def write_scan(path: str | os.PathLike[str], *, n_angles: int = 181, n_rows: int
         Photons per pixel at the centre of the beam.
     overwrite : bool
         Replace an existing file.
+    labelled : bool
+        Realistic labelled defects of every kind of :mod:`nsgen.io.scan_defects` instead of
+        the gain defects (``defect_rows`` must be None), with hard negatives (a cylinder just
+        off the rotation axis, a beam drifting smoothly after the flats), and the ground
+        truth written beside the scan (:func:`~nsgen.io.scan_defects.truth_path`).
 
     Returns
     -------
@@ -298,7 +310,10 @@ def write_scan(path: str | os.PathLike[str], *, n_angles: int = 181, n_rows: int
     if not out.parent.is_dir():
         raise NsgenError(f"directory '{out.parent}' does not exist; create it first")
 
-    defects = (_default_defects(n_rows, n_columns, seed) if defect_rows is None
+    if labelled and defect_rows is not None:
+        raise NsgenError("a labelled scan draws its own defects; leave out --defect")
+    labels = draw_defects(n_angles, n_rows, n_columns, seed) if labelled else []
+    defects = ([] if labelled else _default_defects(n_rows, n_columns, seed) if defect_rows is None
                else _parse_defects(defect_rows, n_rows, n_columns))
     angles = np.linspace(0.0, 180.0, n_angles) if n_angles > 1 else np.zeros(1)
     blocks = [(2, n_darks), (1, n_flats), (0, n_angles)] + ([(1, n_flats), (2, n_darks)] if flats_after else [])
@@ -313,6 +328,9 @@ def write_scan(path: str | os.PathLike[str], *, n_angles: int = 181, n_rows: int
     phantom = _phantom(n_rows, n_columns, seed)
     s = np.arange(n_columns) - (n_columns - 1) / 2.0
     container = (2.0 * phantom.container_mu * np.sqrt(np.maximum(phantom.container_radius**2 - s**2, 0.0)))
+    if labelled:  # hard negative: a cylinder 1.5 px off the axis, edges almost fixed
+        rk = 0.12 * n_columns
+        container += 2.0 * (0.3 / rk) * np.sqrt(np.maximum(rk**2 - (s - 1.5) ** 2, 0.0))
     container = container.astype(np.float32)[None, :]
     beam = _beam(n_rows, n_columns, i0)
     dark = DARK_LEVEL + 3.0 * generator(seed, "scan-dark-pattern").standard_normal((n_rows, n_columns))
@@ -333,9 +351,15 @@ def write_scan(path: str | os.PathLike[str], *, n_angles: int = 181, n_rows: int
             p = _line_integrals(phantom, frame_angle[index], n_rows, n_columns, container)
             np.negative(p, out=p)
             np.exp(p, out=p)
-            photons = rng.poisson(beam * p).astype(np.float32)
+            k = index - first
+            photons = rng.poisson(beam * p if not labelled else
+                                  beam * p * _drift(k, n_angles, n_columns)).astype(np.float32)
             photons *= gain
+            cap = np.zeros_like(photons) if labels else None
+            apply_defects(photons, cap, k, n_angles, labels)
             counts += photons
+            if cap is not None:
+                np.copyto(counts, cap, where=cap > 0)
         if dtype == np.uint16:
             np.rint(counts, out=counts)
             np.clip(counts, 0, 65535, out=counts)
@@ -368,6 +392,8 @@ def write_scan(path: str | os.PathLike[str], *, n_angles: int = 181, n_rows: int
             for a in range(0, n_frames, block):
                 b = min(n_frames, a + block)
                 dset[a:b] = np.stack([frame(i) for i in range(a, b)])
+        if labelled:
+            write_truth(out, labels, (n_angles, n_rows, n_columns))
         os.replace(tmp, out)
     except BaseException:
         try:
@@ -439,6 +465,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=["uint16", "float32"], default="uint16")
     p.add_argument("--i0", type=float, default=20000.0, help="photons per pixel at the beam centre")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--labelled", action="store_true",
+                   help="realistic labelled defects (full, partial, fluctuating, dead, saturated, "
+                        "low-contrast stripes of 1-5 columns) and hard negatives; writes the "
+                        "ground truth beside the scan as OUTPUT.truth.h5")
     return p
 
 
@@ -452,8 +482,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.output, n_angles=args.angles, n_rows=args.rows, n_columns=args.columns, n_flats=args.flats,
         n_darks=args.darks, flats_after=args.flats_after, defect_rows=defects, chunks=args.chunks,
         compression=None if args.compression == "none" else args.compression, seed=args.seed,
-        dtype=np.dtype(args.dtype), i0=args.i0, overwrite=args.overwrite,
+        dtype=np.dtype(args.dtype), i0=args.i0, overwrite=args.overwrite, labelled=args.labelled,
     )
+    if args.labelled:
+        print(f"wrote {args.output} and its ground truth {args.output}.truth.h5", file=sys.stdout)
+        return 0
     cols = ", ".join(f"{d.column}@{d.row_start}-{d.row_stop - 1}" for d in truth.defects)
     print(f"wrote {args.output}: {truth.n_projections} projections, {truth.n_flats} flats, {truth.n_darks} darks "
           f"of {args.rows} x {args.columns} ({args.dtype}); stripes at column@rows {cols}", file=sys.stdout)

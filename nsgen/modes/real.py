@@ -37,8 +37,9 @@ from nsgen.stages.decompress import decompressed
 from nsgen.stages.scan_sizing import scan_sizing
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import OUT_SHAPE
+from nsgen.prep.detect_params import DetectParams
 from nsgen.stages.spill import SpillStage
-from nsgen.stages.stripes import MASK_PARAMS, detect_stripes, mask_flags
+from nsgen.stages.stripes import detect_stripes, mask_flags
 
 __all__ = ["EDGE_ROWS", "OUT_SHAPE", "ShiftPlan", "add_range_used", "bad_pixels_of",
            "check_mask_source", "check_scans", "interior", "interior_bounds", "interior_parts",
@@ -241,20 +242,21 @@ def bad_pixels_of(source: ScanSource) -> BadPixels:
 
 def check_mask_source(config: Config, path: Path, shape: tuple[int, int, int]) -> None:
     """The ``--mask`` archive holds this scan's key at full resolution; or, without one,
-    the scan is large enough for on-the-fly detection with the seed's parameters."""
+    the scan is large enough for on-the-fly detection (parameters derived from its size)."""
     if config.mask is not None:
         from nsgen.io.mask_archive import check_mask, mask_key
         check_mask(config.mask, mask_key(path), shape)
         return
-    n_angles = shape[0]
-    need = max(2 * MASK_PARAMS["size"], MASK_PARAMS["min_stripe_length"] + 1)
-    if n_angles < need or shape[2] <= MASK_PARAMS["min_stripe_width"] \
-            or shape[1] <= MASK_PARAMS["min_stripe_depth"]:
-        raise NsgenError(f"{path} ({n_angles} angles x {shape[1]} rows x {shape[2]} columns) is "
-                         f"too small for on-the-fly stripe detection with the seed's parameters "
-                         f"(at least {need} angles, {MASK_PARAMS['min_stripe_depth'] + 1} rows, "
-                         f"{MASK_PARAMS['min_stripe_width'] + 1} columns); give a mask with "
-                         f"--mask (see nsgen mask)")
+    scan_detect_params(path, shape)
+
+
+def scan_detect_params(path: Path, shape: tuple[int, int, int]) -> DetectParams:
+    """Detection parameters derived from the scan's size (:meth:`DetectParams.for_scan`);
+    a scan too small for any: one line naming the fix."""
+    try:
+        return DetectParams.for_scan(shape)
+    except ValueError as exc:
+        raise NsgenError(f"{path}: {exc}; give a mask with --mask (see nsgen mask)") from None
 
 
 def sizing_for(run: SampleRun, shape: tuple[int, int, int], dtype: str,
@@ -272,8 +274,9 @@ def shift_flags(run: SampleRun, config: Config, shift: int, source: ScanSource,
         return read_mask_flags(config.mask, mask_key(source.path), shape,
                                lambda block: mask_flags(block, patch_shape))
     run.say(f"shift {shift}: no --mask, detecting stripes on the fly")
-    return detect_stripes(run, source, shape, dtype, dict(MASK_PARAMS),
-                          run.work / f"shift{shift:02d}", patch_shape=patch_shape)
+    return detect_stripes(run, source, shape, dtype, scan_detect_params(Path(source.path), shape),
+                          run.work / f"shift{shift:02d}", patch_shape=patch_shape,
+                          detector=config.detector)
 
 
 def run_shifts(run: SampleRun, plan: ShiftPlan) -> SampleRecord:

@@ -50,20 +50,19 @@ left/right means 1, vertical order statistic 0, threshold 0, depth pass
 stages: :func:`stripe_candidates_rows` (``W <= threshold``, halo ``radius``) and
 :func:`merge_stripes_rows` (passes 2-5 on the candidates, halo ``min_stripe_depth // 2``), so
 the expensive first stage repeats only ``radius`` rows per side. Chained on one block
-(:func:`detect_stripe_mask_rows`) they need ``halo_rows(...) = radius + min_stripe_depth // 2``.
+(:func:`detect_stripe_mask_rows`) they need :attr:`DetectParams.halo` ``= radius + min_stripe_depth // 2``.
 """
 
 from __future__ import annotations
 
-import operator
-from typing import cast
-
 import numpy as np
 
+from nsgen.prep.detect_params import DETECT_FIELDS, MERGE_FIELDS, DetectParams
+
 __all__ = [
+    "DetectParams",
     "detect_stripe_mask",
     "detect_stripe_mask_rows",
-    "halo_rows",
     "merge_stripes",
     "merge_stripes_rows",
     "rows_to_read",
@@ -78,77 +77,6 @@ _EDGE_SCRATCH_BYTES = 1 << 28
 # --------------------------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------------------------
-
-
-def _as_int(value: object, name: str) -> int:
-    try:
-        return operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{name} must be an integer; got {value!r}") from None
-
-
-def _check_detect_params(shape: tuple[int, ...], size: int, radius: int) -> None:
-    """Validate STRIPES_DETECT parameters against the whole-volume shape."""
-    if len(shape) != 3:
-        raise ValueError(
-            f"stripe detection needs a 3D array (angles, detector rows, detector columns); "
-            f"got shape {shape}"
-        )
-    n_k, n_j, n_i = shape
-    if size <= 0:
-        raise ValueError(f"size must be > 0; got {size}")
-    if size > n_k // 2:
-        raise ValueError(
-            f"size must be <= n_angles // 2 = {n_k // 2} ({n_k} angles); got {size}"
-        )
-    if radius <= 0:
-        raise ValueError(f"radius must be > 0; got {radius}")
-    # Below these sizes the mirror rule has no neighbour to fall back on.
-    if n_k < 2 * radius:
-        raise ValueError(f"radius {radius} needs at least {2 * radius} angles; got {n_k}")
-    if n_j < 2 * radius:
-        raise ValueError(
-            f"radius {radius} needs at least {2 * radius} detector rows; got {n_j}"
-        )
-    if n_i < max(4, 2 * radius):
-        raise ValueError(
-            f"radius {radius} needs at least {max(4, 2 * radius)} detector columns; got {n_i}"
-        )
-
-
-def _check_merge_params(
-    shape: tuple[int, ...],
-    min_stripe_length: int,
-    min_stripe_depth: int,
-    min_stripe_width: int,
-    sensitivity_perc: float,
-) -> None:
-    """Validate STRIPES_MERGE parameters against the whole-volume shape (SCIENCE B §5.2)."""
-    if len(shape) != 3:
-        raise ValueError(
-            f"stripe merging needs a 3D array (angles, detector rows, detector columns); "
-            f"got shape {shape}"
-        )
-    n_k, n_j, n_i = shape
-    if not 0 < min_stripe_length < n_k:
-        raise ValueError(
-            f"min_stripe_length must satisfy 0 < min_stripe_length < {n_k} "
-            f"(number of angles); got {min_stripe_length}"
-        )
-    if not 0 <= min_stripe_depth < n_j:
-        raise ValueError(
-            f"min_stripe_depth must satisfy 0 <= min_stripe_depth < {n_j} "
-            f"(number of detector rows); got {min_stripe_depth}"
-        )
-    if not 0 < min_stripe_width < n_i:
-        raise ValueError(
-            f"min_stripe_width must satisfy 0 < min_stripe_width < {n_i} "
-            f"(number of detector columns); got {min_stripe_width}"
-        )
-    if not 0.0 < sensitivity_perc <= 100.0:
-        raise ValueError(
-            f"sensitivity_perc must satisfy 0 < sensitivity_perc <= 100; got {sensitivity_perc}"
-        )
 
 
 def _as_volume(data: np.ndarray, name: str) -> np.ndarray:
@@ -409,12 +337,11 @@ def stripe_weights(data: np.ndarray, size: int = 10, radius: int = 3) -> np.ndar
     >>> stripe_weights(x, size=5).shape
     (40, 8, 16)
     """
-    size = _as_int(size, "size")
-    radius = _as_int(radius, "radius")
+    p = DetectParams(size=size, radius=radius)
     x = _as_volume(data, "data")
-    _check_detect_params(x.shape, size, radius)
+    p.check(x.shape, only=DETECT_FIELDS)
     _check_finite(x)
-    return _weights_block(x, size, radius)
+    return _weights_block(x, p.size, p.radius)
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,22 +349,18 @@ def stripe_weights(data: np.ndarray, size: int = 10, radius: int = 3) -> np.ndar
 # --------------------------------------------------------------------------------------------
 
 
-def _clean_passes(
-    m: np.ndarray, length: int, depth: int, sensitivity_perc: float
-) -> np.ndarray:
+def _clean_passes(m: np.ndarray, params: DetectParams) -> np.ndarray:
     """STRIPES_MERGE passes 2-4 (depth, length, short stripe) in place.
 
     ``m`` is a C-contiguous bool mask laid out rows first, ``(rows j, angles k, columns i)``
-    (sinograms contiguous). They only ever clear voxels.
+    (sinograms contiguous). They only ever clear voxels. Counts as Larix has them, in float32
+    arithmetic (:meth:`DetectParams.merge_counts`).
     """
     from nsgen.prep import _stripe_jit
 
-    s = np.float32(0.01 * sensitivity_perc)
-    hl, hd = length // 2, depth // 2
-    t_v = int(np.float32(s * np.float32(length)))
-    t_d = int(np.float32(s * np.float32(depth)))
+    hl, t_v, hd, t_d = params.merge_counts()
     u = m.view(np.uint8)
-    if depth > 0:  # the only pass coupling detector rows
+    if params.min_stripe_depth > 0:  # the only pass coupling detector rows
         _stripe_jit.depth_pass(u, hd, t_d)
     _stripe_jit.length_passes(u, hl, t_v, _active_columns(m))
     return m
@@ -461,12 +384,10 @@ def _fill_passes(m: np.ndarray, width: int) -> np.ndarray:
     return m
 
 
-def _merge_passes(
-    m: np.ndarray, length: int, depth: int, width: int, sensitivity_perc: float
-) -> np.ndarray:
+def _merge_passes(m: np.ndarray, params: DetectParams) -> np.ndarray:
     """SCIENCE B §5.2 STRIPES_MERGE passes 2-5 in place on a rows-first bool mask."""
-    _clean_passes(m, length, depth, sensitivity_perc)
-    return _fill_passes(m, width)
+    _clean_passes(m, params)
+    return _fill_passes(m, params.min_stripe_width)
 
 
 def merge_stripes(
@@ -496,7 +417,8 @@ def merge_stripes(
         set voxels in both ``i-w//2 .. i-1`` and ``i+1 .. i+w//2``, or in both
         ``k-2w .. k-1`` and ``k+1 .. k+2w``. A merge distance, not a width filter.
     sensitivity_perc : float
-        ``0 < sens <= 100``; ``s = float32(0.01 * sens)``.
+        ``0 < sens <= 100``; ``s = 0.01f * sens`` in float32 arithmetic
+        (:meth:`DetectParams.merge_counts`).
 
     Returns
     -------
@@ -513,14 +435,13 @@ def merge_stripes(
     ValueError
         Not 3D or a parameter outside the bounds above (the message names the bound).
     """
+    p = DetectParams(threshold=threshold, min_stripe_length=min_stripe_length,
+                     min_stripe_depth=min_stripe_depth, min_stripe_width=min_stripe_width,
+                     sensitivity_perc=sensitivity_perc)
     w = _as_volume(weights, "weights")
-    length = _as_int(min_stripe_length, "min_stripe_length")
-    depth = _as_int(min_stripe_depth, "min_stripe_depth")
-    width = _as_int(min_stripe_width, "min_stripe_width")
-    sens = float(sensitivity_perc)
-    _check_merge_params(w.shape, length, depth, width, sens)
-    m = np.ascontiguousarray((w <= np.float32(threshold)).transpose(1, 0, 2))
-    _merge_passes(m, length, depth, width, sens)
+    p.check(w.shape, only=MERGE_FIELDS)
+    m = np.ascontiguousarray((w <= np.float32(p.threshold)).transpose(1, 0, 2))
+    _merge_passes(m, p)
     return np.ascontiguousarray(m.transpose(1, 0, 2)).view(np.uint8)
 
 
@@ -529,20 +450,15 @@ def merge_stripes(
 # --------------------------------------------------------------------------------------------
 
 
-def detect_stripe_mask(
-    data: np.ndarray,
-    size: int = 250,
-    radius: int = 3,
-    threshold: float = 0.63,
-    min_stripe_length: int = 600,
-    min_stripe_depth: int = 30,
-    min_stripe_width: int = 22,
-    sensitivity_perc: float = 85.0,
-) -> np.ndarray:
+def detect_stripe_mask(data: np.ndarray, size: int = 250, radius: int = 3,
+                       threshold: float = 0.63, min_stripe_length: int = 600,
+                       min_stripe_depth: int = 30, min_stripe_width: int = 22,
+                       sensitivity_perc: float = 85.0) -> np.ndarray:
     """Stripe mask of a whole volume: ``merge_stripes(stripe_weights(data, ...), ...)``.
 
-    Defaults are the NoStripesNet mask-script values. The result is identical to the two-step
-    call, but the weights themselves are never formed (only whether ``W <= threshold``).
+    Defaults are the NoStripesNet mask-script values (:class:`DetectParams`). The result is
+    identical to the two-step call, but the weights themselves are never formed (only whether
+    ``W <= threshold``).
 
     Parameters
     ----------
@@ -558,20 +474,10 @@ def detect_stripe_mask(
     ndarray, uint8, same shape
         0/1 stripe mask.
     """
+    params = DetectParams(size, radius, threshold, min_stripe_length, min_stripe_depth,
+                          min_stripe_width, sensitivity_perc)
     x = _as_volume(data, "data")
-    return cast(np.ndarray, detect_stripe_mask_rows(
-        x,
-        0,
-        (0, x.shape[1]),
-        x.shape[1],
-        size=size,
-        radius=radius,
-        threshold=threshold,
-        min_stripe_length=min_stripe_length,
-        min_stripe_depth=min_stripe_depth,
-        min_stripe_width=min_stripe_width,
-        sensitivity_perc=sensitivity_perc,
-    ))  # without return_weights: the mask alone
+    return detect_stripe_mask_rows(x, 0, (0, x.shape[1]), x.shape[1], params)  # type: ignore
 
 
 def load_kernels() -> None:
@@ -581,52 +487,30 @@ def load_kernels() -> None:
     chunk is being read) takes the ~1 s off the first chunk.
     """
     x = np.ones((8, 6, 8), np.float32)
-    cand = cast(np.ndarray, stripe_candidates_rows(x, 0, (0, 6), 6, size=2, radius=1,
-                                                   threshold=0.5))
-    merge_stripes_rows(cand, 0, (0, 6), 6, min_stripe_length=2, min_stripe_depth=2,
-                       min_stripe_width=2)
-
-
-def halo_rows(size: int, radius: int, min_stripe_depth: int, min_stripe_width: int) -> int:
-    """Extra detector rows needed on each side of a row chunk for an exact chunked mask.
-
-    Dependency radius along detector rows, stage by stage: gradient 0, plate mean
-    ``radius``, left/right means 1 (so the ratio map: ``radius``), vertical order statistic 0,
-    threshold 0 (:func:`stripe_candidates_rows` needs ``radius``); depth pass
-    ``min_stripe_depth // 2``, length and short-stripe passes 0, merge passes 0 (they act
-    within one sinogram; :func:`merge_stripes_rows` needs ``min_stripe_depth // 2``).
-    ``size`` and ``min_stripe_width`` act along angles/columns only and do not enter.
-
-    Parameters
-    ----------
-    size, radius, min_stripe_depth, min_stripe_width : int
-        As for :func:`detect_stripe_mask`.
-
-    Returns
-    -------
-    int
-        ``radius + min_stripe_depth // 2`` (18 for the NoStripesNet defaults).
-
-    Examples
-    --------
-    >>> halo_rows(250, 3, 30, 22)
-    18
-    """
-    radius = _as_int(radius, "radius")
-    depth = _as_int(min_stripe_depth, "min_stripe_depth")
-    return radius + max(depth, 0) // 2
+    p = DetectParams(size=2, radius=1, threshold=0.5, min_stripe_length=2, min_stripe_depth=2,
+                     min_stripe_width=2)
+    cand = stripe_candidates_rows(x, 0, (0, 6), 6, p)
+    merge_stripes_rows(cand, 0, (0, 6), 6, p)  # type: ignore[arg-type]
 
 
 def rows_to_read(start: int, stop: int, n_rows_total: int, halo: int) -> tuple[int, int]:
     """Volume rows ``[lo, hi)`` to read to compute mask rows ``[start, stop)``.
 
     The halo is clipped at the true volume edges (there the kernel mirrors exactly as it does
-    on the whole volume).
+    on the whole volume). The halos: :func:`stripe_candidates_rows` needs ``radius`` rows,
+    :func:`merge_stripes_rows` ``min_stripe_depth // 2``, the two chained
+    (:func:`detect_stripe_mask_rows`) :attr:`DetectParams.halo` (dependency radius along
+    detector rows, stage by stage: gradient 0, plate mean ``radius``, left/right means 1,
+    vertical order statistic 0, threshold 0; depth pass ``min_stripe_depth // 2``, length,
+    short-stripe and merge passes 0; ``size`` and ``min_stripe_width`` act along angles and
+    columns only).
 
     Examples
     --------
     >>> rows_to_read(0, 32, 100, 18), rows_to_read(32, 64, 100, 18), rows_to_read(96, 100, 100, 18)
     ((0, 50), (14, 82), (78, 100))
+    >>> DetectParams().halo
+    18
     """
     if not 0 <= start < stop <= n_rows_total:
         raise ValueError(f"need 0 <= start < stop <= {n_rows_total}; got ({start}, {stop})")
@@ -636,8 +520,7 @@ def rows_to_read(start: int, stop: int, n_rows_total: int, halo: int) -> tuple[i
 def _block_rows(block_start: int, n_block: int, rows: tuple[int, int], n_rows_total: int,
                 halo: int) -> tuple[int, int, int, int]:
     """Validate that a block covers ``rows`` plus ``halo``; return rows and block offsets."""
-    block_start = _as_int(block_start, "block_start")
-    start, stop = (_as_int(v, "rows") for v in rows)
+    start, stop = (int(v) for v in rows)
     lo, hi = rows_to_read(start, stop, n_rows_total, halo)
     if block_start > lo or block_start + n_block < hi:
         raise ValueError(
@@ -652,9 +535,7 @@ def stripe_candidates_rows(
     block_start: int,
     rows: tuple[int, int],
     n_rows_total: int,
-    size: int = 250,
-    radius: int = 3,
-    threshold: float = 0.63,
+    params: DetectParams,
     return_weights: bool = False,
     out: np.ndarray | None = None,
     work: np.ndarray | None = None,
@@ -675,8 +556,8 @@ def stripe_candidates_rows(
         ``(start, stop)``: volume rows to return.
     n_rows_total : int
         Detector rows of the whole volume (parameters are validated against it).
-    size, radius, threshold
-        See :func:`detect_stripe_mask`.
+    params : DetectParams
+        ``size``, ``radius`` and ``threshold`` are used.
     return_weights : bool
         Also return the exact weights :func:`stripe_weights` of those rows (slower).
     out : ndarray, optional
@@ -699,11 +580,9 @@ def stripe_candidates_rows(
         Parameters out of bounds for the whole volume, non-finite data, or the block does not
         cover the rows needed.
     """
-    size = _as_int(size, "size")
-    radius = _as_int(radius, "radius")
-    n_rows_total = _as_int(n_rows_total, "n_rows_total")
     x = _as_volume(block, "block")
-    _check_detect_params((x.shape[0], n_rows_total, x.shape[2]), size, radius)
+    params.check((x.shape[0], n_rows_total, x.shape[2]), only=DETECT_FIELDS)
+    size, radius, threshold = params.size, params.radius, params.threshold
     start, stop, b0, b1 = _block_rows(block_start, x.shape[1], rows, n_rows_total, radius)
     x = np.ascontiguousarray(x[:, b0:b1])  # once, for the finite check and the kernels
     _check_finite(x)
@@ -731,10 +610,7 @@ def merge_stripes_rows(
     block_start: int,
     rows: tuple[int, int],
     n_rows_total: int,
-    min_stripe_length: int = 600,
-    min_stripe_depth: int = 30,
-    min_stripe_width: int = 22,
-    sensitivity_perc: float = 85.0,
+    params: DetectParams,
     overwrite_input: bool = False,
 ) -> np.ndarray:
     """STRIPES_MERGE passes 2-5 for detector rows ``[start, stop)`` of a candidate mask.
@@ -749,8 +625,8 @@ def merge_stripes_rows(
         :func:`stripe_candidates_rows` (rows first, 0/1).
     block_start, rows, n_rows_total
         As for :func:`stripe_candidates_rows`.
-    min_stripe_length, min_stripe_depth, min_stripe_width, sensitivity_perc
-        See :func:`merge_stripes`.
+    params : DetectParams
+        The merge fields are used (see :func:`merge_stripes`).
     overwrite_input : bool
         Work in ``candidates`` itself (a C-contiguous 0/1 uint8 array) instead of a copy;
         the result is then a view of it.
@@ -760,22 +636,17 @@ def merge_stripes_rows(
     ndarray, uint8, shape (stop - start, n_angles, n_cols)
         0/1 stripe mask, rows first.
     """
-    length = _as_int(min_stripe_length, "min_stripe_length")
-    depth = _as_int(min_stripe_depth, "min_stripe_depth")
-    width = _as_int(min_stripe_width, "min_stripe_width")
-    sens = float(sensitivity_perc)
-    n_rows_total = _as_int(n_rows_total, "n_rows_total")
     c = np.asarray(candidates)
     if c.ndim != 3:
         raise ValueError(f"candidates must be a 3D array (rows, angles, columns); got {c.shape}")
-    _check_merge_params((c.shape[1], n_rows_total, c.shape[2]), length, depth, width, sens)
+    params.check((c.shape[1], n_rows_total, c.shape[2]), only=MERGE_FIELDS)
     start, stop, b0, b1 = _block_rows(block_start, c.shape[0], rows, n_rows_total,
-                                      max(depth, 0) // 2)
+                                      params.min_stripe_depth // 2)
     if overwrite_input and c.dtype == np.uint8 and c.flags.c_contiguous:
         m = c[b0:b1].view(np.bool_)
     else:
         m = np.array(c[b0:b1], dtype=np.bool_, order="C")  # the passes work in place
-    _merge_passes(m, length, depth, width, sens)
+    _merge_passes(m, params)
     off = start - block_start - b0
     return m[off:off + stop - start].view(np.uint8)
 
@@ -785,23 +656,16 @@ def detect_stripe_mask_rows(
     block_start: int,
     rows: tuple[int, int],
     n_rows_total: int,
-    size: int = 250,
-    radius: int = 3,
-    threshold: float = 0.63,
-    min_stripe_length: int = 600,
-    min_stripe_depth: int = 30,
-    min_stripe_width: int = 22,
-    sensitivity_perc: float = 85.0,
+    params: DetectParams,
     return_weights: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Stripe mask for detector rows ``[start, stop)`` computed from a block of rows.
 
     The result equals ``detect_stripe_mask(volume)[:, start:stop]`` exactly, provided the
     block holds (at least) the volume rows ``rows_to_read(start, stop, n_rows_total, h)``
-    with ``h = halo_rows(size, radius, min_stripe_depth, min_stripe_width)``. It chains the
-    two stages :func:`stripe_candidates_rows` (halo ``radius``) and
-    :func:`merge_stripes_rows` (halo ``min_stripe_depth // 2``); a pipeline that streams a
-    scan runs them as two passes so that only the second repeats rows.
+    with ``h = params.halo``. It chains the two stages :func:`stripe_candidates_rows` (halo
+    ``radius``) and :func:`merge_stripes_rows` (halo ``min_stripe_depth // 2``); a pipeline
+    that streams a scan runs them as two passes so that only the second repeats rows.
 
     How the edges work: the kernels mirror at both ends of the (cropped) block. Where a block
     end is the true volume edge (row 0 or ``n_rows_total``), that is exactly what the
@@ -819,10 +683,7 @@ def detect_stripe_mask_rows(
         ``(start, stop)``: volume rows of the mask to return.
     n_rows_total : int
         Number of detector rows of the whole volume.
-    size, radius, threshold
-        See :func:`detect_stripe_mask`.
-    min_stripe_length, min_stripe_depth, min_stripe_width, sensitivity_perc
-        See :func:`detect_stripe_mask`.
+    params : DetectParams
     return_weights : bool
         Also return the exact weights :func:`stripe_weights` of those rows (slower).
 
@@ -835,33 +696,27 @@ def detect_stripe_mask_rows(
     Raises
     ------
     ValueError
-        Parameters out of bounds for the whole volume, or the block does not cover the rows
-        needed.
+        Parameters out of bounds for the whole volume (all problems in one message), or the
+        block does not cover the rows needed.
 
     Examples
     --------
     >>> vol = np.random.default_rng(1).random((60, 40, 24), dtype=np.float32)
-    >>> kw = dict(size=10, radius=3, min_stripe_length=20, min_stripe_depth=6, min_stripe_width=4)
-    >>> lo, hi = rows_to_read(10, 20, 40, halo_rows(10, 3, 6, 4))
-    >>> part = detect_stripe_mask_rows(vol[:, lo:hi], lo, (10, 20), 40, **kw)
-    >>> bool((part == detect_stripe_mask(vol, **kw)[:, 10:20]).all())
+    >>> p = DetectParams(size=10, radius=3, min_stripe_length=20, min_stripe_depth=6,
+    ...                  min_stripe_width=4)
+    >>> lo, hi = rows_to_read(10, 20, 40, p.halo)
+    >>> part = detect_stripe_mask_rows(vol[:, lo:hi], lo, (10, 20), 40, p)
+    >>> bool((part == detect_stripe_mask(vol, **vars(p))[:, 10:20]).all())
     True
     """
     x = _as_volume(block, "block")
-    n_rows_total = _as_int(n_rows_total, "n_rows_total")
-    shape = (x.shape[0], n_rows_total, x.shape[2])
-    _check_detect_params(shape, _as_int(size, "size"), _as_int(radius, "radius"))
-    _check_merge_params(shape, _as_int(min_stripe_length, "min_stripe_length"),
-                        _as_int(min_stripe_depth, "min_stripe_depth"),
-                        _as_int(min_stripe_width, "min_stripe_width"), float(sensitivity_perc))
-    start, stop, _, _ = _block_rows(block_start, x.shape[1], rows, n_rows_total,
-                                    halo_rows(size, radius, min_stripe_depth, min_stripe_width))
-    c_lo, c_hi = rows_to_read(start, stop, n_rows_total, min_stripe_depth // 2)
-    got = stripe_candidates_rows(x, block_start, (c_lo, c_hi), n_rows_total, size, radius,
-                                 threshold, return_weights)
+    params.check((x.shape[0], n_rows_total, x.shape[2]))
+    start, stop, _, _ = _block_rows(block_start, x.shape[1], rows, n_rows_total, params.halo)
+    c_lo, c_hi = rows_to_read(start, stop, n_rows_total, params.min_stripe_depth // 2)
+    got = stripe_candidates_rows(x, block_start, (c_lo, c_hi), n_rows_total, params,
+                                 return_weights)
     cand, w = got if isinstance(got, tuple) else (got, None)
-    mask = merge_stripes_rows(cand, c_lo, (start, stop), n_rows_total, min_stripe_length,
-                              min_stripe_depth, min_stripe_width, sensitivity_perc)
+    mask = merge_stripes_rows(cand, c_lo, (start, stop), n_rows_total, params)
     mask = np.ascontiguousarray(mask.transpose(1, 0, 2))
     if w is not None:
         return mask, np.ascontiguousarray(w[start - c_lo:stop - c_lo].transpose(1, 0, 2))

@@ -5,7 +5,9 @@ Used alike by ``nsgen mask`` (full mask into an archive) and the paired and patc
 (:class:`CandidateStage`) runs the expensive detector with a halo of ``radius`` rows per
 chunk side and keeps its candidates, one bit per voxel, in a scratch volume; pass two
 (:class:`MergeStage`) runs the cheap merge passes with a halo of ``depth // 2`` rows. The
-result equals the whole-volume computation exactly (docs/science.md B 5.2).
+result equals the whole-volume computation exactly (docs/science.md B 5.2). The ``robust``
+detector (:mod:`nsgen.prep.stripe_robust`) runs as one pass (:class:`RobustStage`, halo: its
+depth rule's rows); ``detect_stripes(..., detector=...)`` chooses.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 from nsgen.engine import scratch
 from nsgen.engine.pipeline import Chunk, Stage, WorkResult, row_chunks
 from nsgen.io.spill import Spill
+from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_bounds
 from nsgen.prep.stripe_detect import (load_kernels, merge_stripes_rows, rows_to_read,
@@ -27,11 +30,8 @@ from nsgen.stages.scan_sizing import row_sizing, scan_sizing
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import ScanStage, load_flat_field
 
-__all__ = ["CandidateStage", "MASK_PARAMS", "MergeStage", "detect_stripes", "mask_flags"]
+__all__ = ["CandidateStage", "MergeStage", "RobustStage", "detect_stripes", "mask_flags"]
 
-#: the seed's mask parameters (Larix generation 2)
-MASK_PARAMS = dict(size=250, radius=3, threshold=0.63, min_stripe_length=600,
-                   min_stripe_depth=30, min_stripe_width=22, sensitivity_perc=85.0)
 #: float32 copies of a row a worker holds in :class:`CandidateStage`: the float32 volume,
 #: the below-threshold map and the candidates (4 + 1 + 1 bytes per voxel)
 CANDIDATE_FLOAT_COPIES = 1.5
@@ -44,10 +44,6 @@ WEIGHTS_FLOAT_COPIES = 3.0
 MERGE_WORK_FACTOR = 3.0
 
 
-def _default_params() -> dict:
-    return dict(MASK_PARAMS)
-
-
 @dataclass
 class CandidateStage(ScanStage):
     """Stripe detection, pass one: ``W <= threshold`` per row chunk (halo ``radius`` rows).
@@ -57,7 +53,7 @@ class CandidateStage(ScanStage):
     archive entry). See :func:`detect_stripes`.
     """
 
-    params: dict = field(default_factory=_default_params)
+    params: DetectParams = field(default_factory=DetectParams)
     candidates: Spill | None = None
     weights_spill: Spill | None = None
     label: str = "detect stripes"
@@ -83,8 +79,7 @@ class CandidateStage(ScanStage):
         p = self.params
         out = scratch.buffer("candidates", (chunk.rows, *self.shape[::2]), np.uint8)
         got = stripe_candidates_rows(volume, lo, (chunk.start, chunk.stop), self.shape[1],
-                                     p["size"], p["radius"], p["threshold"],
-                                     return_weights=self.weights_spill is not None, out=out,
+                                     p, return_weights=self.weights_spill is not None, out=out,
                                      work=scratch.buffer("below", (out.size,), np.uint8))
         cand, weights = got if isinstance(got, tuple) else (got, None)
         self.candidates.write_rows(chunk.start, np.packbits(cand, axis=-1))
@@ -106,7 +101,7 @@ class MergeStage(Stage):
     candidates: Spill
     n_cols: int
     chunk_rows: int = 1
-    params: dict = field(default_factory=_default_params)
+    params: DetectParams = field(default_factory=DetectParams)
     patch_shape: tuple[int, int] | None = None
     mask_spill: Spill | None = None
     label: str = "merge stripes"
@@ -114,7 +109,7 @@ class MergeStage(Stage):
     @property
     def halo(self) -> int:
         """Rows repeated at each chunk side: half the maximum stripe depth."""
-        return int(self.params["min_stripe_depth"]) // 2
+        return self.params.min_stripe_depth // 2
 
     def chunks(self) -> list[Chunk]:
         return row_chunks(self.candidates.shape[0], self.chunk_rows)
@@ -127,19 +122,47 @@ class MergeStage(Stage):
                               np.uint8)
         from nsgen.prep._stripe_jit import unpack_bits  # compiled; numba loads lazily
         unpack_bits(self.candidates.read_rows(lo, hi), rows)
-        mask = merge_stripes_rows(rows, lo,
-                                  (chunk.start, chunk.stop), n_rows, p["min_stripe_length"],
-                                  p["min_stripe_depth"], p["min_stripe_width"],
-                                  p["sensitivity_perc"], overwrite_input=True)
+        mask = merge_stripes_rows(rows, lo, (chunk.start, chunk.stop), n_rows, p,
+                                  overwrite_input=True)
         if self.mask_spill is not None:
             self.mask_spill.write_band(chunk.start, np.packbits(mask, axis=-1))
         return WorkResult(mask_flags(mask.transpose(1, 0, 2), self.patch_shape))
 
 
+@dataclass
+class RobustStage(ScanStage):
+    """The ``robust`` detector in one pass over row chunks (halo: its depth rule's rows);
+    keeps the mask (like :class:`MergeStage`) and returns the per-row (patch) flags."""
+
+    params: DetectParams = field(default_factory=DetectParams)
+    patch_shape: tuple[int, int] | None = None
+    mask_spill: Spill | None = None
+    label: str = "detect stripes (robust)"
+
+    def prepare(self) -> None:
+        load_flat_field()
+
+    def work(self, chunk: Chunk, data: list[np.ndarray]) -> WorkResult:
+        from nsgen.prep.detect import detect_rows
+        raw, flat, dark = data
+        volume = flat_field_log(raw, flat, dark, sinograms_first=False)
+        lo, _ = self.read_rows(chunk)
+        mask = detect_rows(volume, lo, (chunk.start, chunk.stop), self.shape[1], "robust",
+                           self.params)
+        if self.mask_spill is not None:
+            self.mask_spill.write_band(chunk.start,
+                                       np.packbits(mask.transpose(1, 0, 2), axis=-1))
+        return WorkResult(mask_flags(mask, self.patch_shape))
+
+
+#: float32 copies of a row the robust detector holds (volume, sorted sinogram, its filter)
+ROBUST_FLOAT_COPIES = 3.0
+
+
 def detect_stripes(run: StageRunner, source: ScanSource, shape: tuple[int, int, int],
-                   dtype: str, params: dict, work: Path,
+                   dtype: str, params: DetectParams, work: Path,
                    patch_shape: tuple[int, int] | None = None, mask_spill: Spill | None = None,
-                   weights_spill: Spill | None = None) -> np.ndarray:
+                   weights_spill: Spill | None = None, detector: str = "larix") -> np.ndarray:
     """Stripe mask of a scan in two streamed passes; returns the per-row (patch) flags.
 
     Pass one (:class:`CandidateStage`) repeats only ``radius`` rows per chunk side of the
@@ -153,23 +176,33 @@ def detect_stripes(run: StageRunner, source: ScanSource, shape: tuple[int, int, 
         Runs the two passes on its engine, sized by its options.
     source, shape, dtype
         The scan (``shape`` = angles, rows, columns of the projections).
-    params : dict
-        Detection parameters (:data:`MASK_PARAMS` keys).
+    params : DetectParams
+        Detection parameters, fitted to the scan (:meth:`DetectParams.for_scan`).
     work : pathlib.Path
         Directory for the candidate scratch volume.
     patch_shape, mask_spill, weights_spill
         See :class:`MergeStage` and :class:`CandidateStage`; ``mask_spill`` is
         ``(angles, rows, ceil(columns / 8))`` uint8 (bit-packed), ``weights_spill``
-        ``(angles, rows, columns)`` float32.
+        ``(angles, rows, columns)`` float32 (``larix`` only).
+    detector : str
+        ``larix`` (the two passes above) or ``robust`` (one pass, :class:`RobustStage`).
     """
     n_angles, n_rows, n_cols = shape
+    if detector != "larix":
+        from nsgen.prep.detect import halo
+        h = halo(detector, params, n_rows)
+        sizing = scan_sizing(run, shape, dtype, ROBUST_FLOAT_COPIES, halo=h)
+        return np.concatenate(run.run(RobustStage(source, shape, dtype, sizing.chunk_rows,
+                                                  halo=h, params=params,
+                                                  patch_shape=patch_shape,
+                                                  mask_spill=mask_spill), sizing), axis=0)
     candidates = Spill.create(work / "candidates.bits", (n_rows, n_angles, -(-n_cols // 8)),
                               "uint8")
     try:
         copies = CANDIDATE_FLOAT_COPIES + (WEIGHTS_FLOAT_COPIES if weights_spill else 0.0)
-        sizing = scan_sizing(run, shape, dtype, copies, halo=params["radius"],
+        sizing = scan_sizing(run, shape, dtype, copies, halo=params.radius,
                              worker_overhead=JIT_OVERHEAD)
-        run.run(CandidateStage(source, shape, dtype, sizing.chunk_rows, halo=params["radius"],
+        run.run(CandidateStage(source, shape, dtype, sizing.chunk_rows, halo=params.radius,
                                params=params, candidates=candidates,
                                weights_spill=weights_spill), sizing)
         merge = MergeStage(candidates=candidates, n_cols=n_cols, chunk_rows=1, params=params,

@@ -1,0 +1,66 @@
+"""The stripe detectors by name: ``larix`` (the reference, the default) and ``robust``.
+
+* ``larix``: Larix generation 2 (:mod:`nsgen.prep.stripe_detect`), bit-exact with the
+  reference and kept so; it over-detects on realistic scans (its fixed weight threshold sits
+  inside the background's weight distribution), see ``docs/detection.md``.
+* ``robust``: decisions from each sinogram's own noise (:mod:`nsgen.prep.stripe_robust`).
+
+Both run exactly on row chunks with halos: :func:`halo` rows on each side of a chunk make
+the chunk's mask identical to the whole volume's.
+
+Examples
+--------
+>>> check_detector("larix")
+'larix'
+>>> check_detector("vo")
+Traceback (most recent call last):
+...
+nsgen.errors.NsgenError: unknown --detector 'vo'; choose one of: larix, robust
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nsgen.errors import NsgenError
+from nsgen.prep.detect_params import DetectParams
+
+__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "check_detector", "detect_rows", "detect_volume",
+           "halo"]
+
+#: detector names, the default first (docs/detection.md: why larix)
+DETECTORS = ("larix", "robust")
+DEFAULT_DETECTOR = DETECTORS[0]
+
+
+def check_detector(name: str) -> str:
+    """``name`` if it is a detector, else one line naming the choices."""
+    if name not in DETECTORS:
+        raise NsgenError(f"unknown --detector {name!r}; choose one of: {', '.join(DETECTORS)}")
+    return name
+
+
+def halo(name: str, params: DetectParams, n_rows_total: int) -> int:
+    """Rows of context each side of a row chunk for an exact chunked mask."""
+    if check_detector(name) == "larix":
+        return params.halo
+    from nsgen.prep.stripe_robust import depth_rule
+    return depth_rule(n_rows_total, params.min_stripe_depth)
+
+
+def detect_rows(block: np.ndarray, block_start: int, rows: tuple[int, int], n_rows_total: int,
+                name: str, params: DetectParams) -> np.ndarray:
+    """Mask ``(angles, stop - start, columns)`` uint8 of volume rows ``rows`` from a block
+    holding them plus :func:`halo` rows each side (clipped at the volume's edges)."""
+    if check_detector(name) == "larix":
+        from nsgen.prep.stripe_detect import detect_stripe_mask_rows
+        return detect_stripe_mask_rows(block, block_start, rows, n_rows_total,  # type: ignore
+                                       params)
+    from nsgen.prep.stripe_robust import robust_mask_rows
+    return robust_mask_rows(block, block_start, rows, n_rows_total,
+                            depth=params.min_stripe_depth)
+
+
+def detect_volume(x: np.ndarray, name: str, params: DetectParams) -> np.ndarray:
+    """Mask of a whole normalised volume ``(angles, rows, columns)`` (uint8 0/1)."""
+    return detect_rows(x, 0, (0, x.shape[1]), x.shape[1], name, params)

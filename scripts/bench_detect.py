@@ -1,0 +1,135 @@
+"""Quality of the stripe detectors on labelled synthetic scans (``nsgen make-scan --labelled``).
+
+For every size, noise level (``--i0``: photons per pixel at the beam centre) and seed, writes a
+labelled scan, reads and normalises it (timed: the floor), runs every detector on the whole
+volume (timed) and prints, per detector and per defect kind:
+
+* voxel level: precision, recall, F1. A kind's precision counts the false voxels in the rows
+  of that kind's defects within 8 columns of them (false alarms elsewhere go to ``clean``);
+* row (sinogram) level: recall of the rows holding that kind; overall row precision/recall
+  and the percentage of clean rows flagged.
+
+Then the totals over all runs. Timings are of the current machine (2 shared cores: say so).
+
+Usage::
+
+    PYTHONPATH=$PWD python scripts/bench_detect.py [--quick] [--sizes 181x8x256,...]
+        [--i0 20000,4000] [--seeds 1,2] [--detectors larix,robust]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from nsgen.io.nexus import open_scan
+from nsgen.io.scan_defects import KINDS, read_truth
+from nsgen.io.scan_writer import write_scan
+from nsgen.prep.detect import DETECTORS, detect_volume
+from nsgen.prep.detect_params import DetectParams
+from nsgen.prep.normalise import flat_field_log
+
+
+def counts(mask: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
+    """Per kind: [tp, fp, fn] voxels, [rows found, rows]; overall rows [tp, fp, fn, clean]."""
+    out: dict[str, np.ndarray] = {}
+    m = mask.astype(bool)
+    t = truth > 0
+    near = np.zeros_like(t)
+    for code, kind in enumerate(KINDS, 1):
+        tk = truth == code
+        if not tk.any():
+            continue
+        cols = np.flatnonzero(tk.any(axis=(0, 1)))
+        rows = np.flatnonzero(tk.any(axis=(0, 2)))
+        zone = np.zeros(t.shape[1:], bool)
+        for c in cols:
+            zone[rows, max(0, c - 8):c + 9] = True
+        local = np.broadcast_to(zone, t.shape) & ~t
+        near |= local
+        row_has = tk.any(axis=(0, 2))
+        out[kind] = np.array([(m & tk).sum(), (m & local).sum(), (~m & tk).sum(),
+                              (m.any(axis=(0, 2)) & row_has).sum(), row_has.sum()])
+    out["clean"] = np.array([0, (m & ~t & ~near).sum(), 0, 0, 0])
+    rt, rm = t.any(axis=(0, 2)), m.any(axis=(0, 2))
+    out["rows"] = np.array([(rm & rt).sum(), (rm & ~rt).sum(), (~rm & rt).sum(), (~rt).sum()])
+    out["voxels"] = np.array([(m & t).sum(), (m & ~t).sum(), (~m & t).sum()])
+    return out
+
+
+def prf(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / (tp + fn) if tp + fn else 1.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def report(name: str, c: dict[str, np.ndarray]) -> None:
+    print(f"  {name}:")
+    print(f"    {'kind':13s} {'vox P':>6s} {'vox R':>6s} {'vox F1':>6s} {'row R':>6s}")
+    for kind in KINDS:
+        if kind in c:
+            tp, fp, fn, rf, rn = c[kind]
+            p, r, f = prf(tp, fp, fn)
+            print(f"    {kind:13s} {p:6.3f} {r:6.3f} {f:6.3f} {rf / max(rn, 1):6.3f}")
+    p, r, f = prf(*c["voxels"])
+    rp, rr, rf1 = prf(*c["rows"][:3])
+    print(f"    all voxels P {p:.3f} R {r:.3f} F1 {f:.3f}; false voxels away from defects "
+          f"{int(c['clean'][1])}")
+    print(f"    rows P {rp:.3f} R {rr:.3f} F1 {rf1:.3f}; clean rows flagged "
+          f"{int(c['rows'][1])} of {int(c['rows'][3])} "
+          f"({100 * c['rows'][1] / max(c['rows'][3], 1):.1f} %)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="181x8x256,361x32x256,721x64x512,1801x32x1024",
+                    help="ANGLESxROWSxCOLUMNS,...")
+    ap.add_argument("--i0", default="20000,4000", help="photons per pixel (noise levels)")
+    ap.add_argument("--seeds", default="1,2")
+    ap.add_argument("--detectors", default=",".join(DETECTORS))
+    ap.add_argument("--quick", action="store_true", help="one small size, one seed")
+    a = ap.parse_args(argv)
+    sizes = [tuple(int(v) for v in s.split("x")) for s in a.sizes.split(",")]
+    if a.quick:
+        sizes, a.seeds = sizes[:2], a.seeds.split(",")[0]
+    detectors = a.detectors.split(",")
+    totals: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
+    with tempfile.TemporaryDirectory() as tmp:
+        for shape in sizes:
+            for i0 in (float(v) for v in a.i0.split(",")):
+                for seed in (int(v) for v in a.seeds.split(",")):
+                    path = Path(tmp) / "scan.nxs"
+                    write_scan(path, n_angles=shape[0], n_rows=shape[1], n_columns=shape[2],
+                               seed=seed, i0=i0, labelled=True, overwrite=True)
+                    t0 = time.perf_counter()
+                    with open_scan(str(path)) as s:
+                        rows = slice(0, s.shape[1])
+                        x = flat_field_log(s.read_projections(rows), s.flat_mean(rows),
+                                           s.dark_mean(rows), sinograms_first=False)
+                    t_read = time.perf_counter() - t0
+                    truth = read_truth(path)
+                    print(f"{shape[0]}x{shape[1]}x{shape[2]} i0 {i0:g} seed {seed}: read + "
+                          f"normalise {t_read:.2f} s", flush=True)
+                    params = DetectParams.for_scan(x.shape)  # type: ignore[arg-type]
+                    for name in detectors:
+                        t0 = time.perf_counter()
+                        mask = detect_volume(x, name, params)
+                        dt = time.perf_counter() - t0
+                        c = counts(mask, truth)
+                        report(f"{name} ({dt:.2f} s, {dt / t_read:.1f}x reading)", c)
+                        for k, v in c.items():
+                            totals[name][k] = totals[name].get(k, 0) + v
+    print("TOTAL over all runs")
+    for name in detectors:
+        report(name, totals[name])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
