@@ -66,7 +66,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Iterator
+from typing import Any, Iterator
 
 import h5py
 import hdf5plugin  # noqa: F401  (registers the compression filters with HDF5)
@@ -461,7 +461,7 @@ def _discover(f: _File) -> _Located | None:
             data_path = next((f"{path}/{c}" for c in _NXTOMO_DATA if _is_image_stack(f.get(f"{path}/{c}"))), None)
             if data_path is None:
                 continue
-            n = f.get(data_path).shape[0]
+            n = f.h5[data_path].shape[0]
             key_path = next((f"{path}/{c}" for c in _NXTOMO_KEY
                              if isinstance(k := f.get(f"{path}/{c}"), h5py.Dataset) and k.shape == (n,)), None)
             ang_path = next((f"{path}/{c}" for c in _NXTOMO_ANGLES
@@ -527,8 +527,9 @@ def _locate(f: _File, layout: ScanLayout, role: str = "data") -> _Located:
                 f"no NXdata image stack); {_list_3d(f.h5)}; give one with --data-path"
             )
         data_path = found.data_path
+    key_path: str | None
     if layout.image_key_path is not None:
-        key_path: str | None = _abs(layout.image_key_path)
+        key_path = _abs(layout.image_key_path)
         f.need(key_path, "image_key", "--image-key-path")
     elif found is not None:
         key_path = found.image_key_path
@@ -539,8 +540,9 @@ def _locate(f: _File, layout: ScanLayout, role: str = "data") -> _Located:
         keys = [(p, o) for p, o in _walk(f.h5) if isinstance(o, h5py.Dataset)
                 and p.rsplit("/", 1)[-1] == "image_key" and np.issubdtype(o.dtype, np.integer)]
         key_path = _image_key_for(f, f.need(data_path, role, "--data-path"), data_path, keys)
+    ang_path: str | None
     if layout.angles_path is not None:
-        ang_path: str | None = _abs(layout.angles_path)
+        ang_path = _abs(layout.angles_path)
         f.need(ang_path, "angles", "--angles-path")
     elif found is not None:
         ang_path = found.angles_path
@@ -673,7 +675,7 @@ class _DirectRows:
         fd = self._fd_open()
         for k, r, r_end, pos in self._pieces(frames, rows):
             dest = out[first + k, r - rows.start:r_end - rows.start]
-            view = memoryview(dest).cast("B")
+            view = dest.data.cast("B")
             while view:
                 n = os.preadv(fd, [view], pos)
                 if n <= 0:
@@ -681,8 +683,8 @@ class _DirectRows:
                 view, pos = view[n:], pos + n
 
 
-def _read_selection(dataset: h5py.Dataset, label: str, sel: tuple, out: np.ndarray,
-                    dest: tuple) -> None:
+def _read_selection(dataset: h5py.Dataset, label: str, sel: Any, out: np.ndarray,
+                    dest: Any) -> None:
     """``dataset[sel]`` into ``out[dest]``; an HDF5 failure becomes one clear line."""
     try:
         dataset.read_direct(out, source_sel=sel, dest_sel=dest)
@@ -710,7 +712,7 @@ class _Frames:
     def count(self) -> int:
         return int(self.indices.size)
 
-    def _read(self, sel: tuple, out: np.ndarray, dest: tuple) -> None:
+    def _read(self, sel: Any, out: np.ndarray, dest: Any) -> None:
         assert self.dataset is not None
         _read_selection(self.dataset, self.label, sel, out, dest)
 
@@ -727,7 +729,7 @@ class _Frames:
                 except OSError as exc:
                     raise NsgenError(f"cannot read {self.label} ({_one_line(exc)}); the file "
                                      f"may be truncated or damaged") from exc
-            self._read(np.s_[start:stop, rows, :], out, np.s_[offset:offset + n])
+            self._read(np.s_[start:stop, rows, :], out, slice(offset, offset + n))
         return out
 
     def _direct_rows(self) -> "_DirectRows | None":
@@ -772,17 +774,19 @@ class _Frames:
     def _mean_of(self, rows: slice, n_columns: int) -> np.ndarray:
         n_rows = len(range(rows.start, rows.stop))
         acc = np.zeros((n_rows, n_columns), dtype=np.float64)
-        if self.dataset.ndim == 2:
-            buf = np.empty((n_rows, n_columns), dtype=self.dataset.dtype)
-            self._read(np.s_[rows, :], buf, np.s_[...])
+        dataset = self.dataset
+        assert dataset is not None  # the caller returned zeros when there is none
+        if dataset.ndim == 2:
+            buf = np.empty((n_rows, n_columns), dtype=dataset.dtype)
+            self._read((rows, slice(None)), buf, ...)
             return buf.astype(np.float32)
-        frame_bytes = max(1, n_rows * n_columns * self.dataset.dtype.itemsize)
+        frame_bytes = max(1, n_rows * n_columns * dataset.dtype.itemsize)
         block = max(1, _BLOCK_BYTES // frame_bytes)
         for start, stop, _offset in self.runs:
             for a in range(start, stop, block):
                 b = min(stop, a + block)
-                buf = np.empty((b - a, n_rows, n_columns), dtype=self.dataset.dtype)
-                self._read(np.s_[a:b, rows, :], buf, np.s_[...])
+                buf = np.empty((b - a, n_rows, n_columns), dtype=dataset.dtype)
+                self._read((slice(a, b), rows, slice(None)), buf, ...)
                 acc += buf.sum(axis=0, dtype=np.float64)
         acc /= self.count
         return acc.astype(np.float32)
@@ -1045,8 +1049,7 @@ class Scan:
             C-contiguous ``(n_frames, n_rows, n_columns)`` array of :attr:`dtype`.
         """
         a, b, _ = frames.indices(self.n_frames)
-        _read_selection(self._data, f"frames {a}-{b - 1} of {self.path}", np.s_[a:b], out,
-                        np.s_[...])
+        _read_selection(self._data, f"frames {a}-{b - 1} of {self.path}", slice(a, b), out, ...)
         return out
 
     def read_projections(self, rows: slice, out: np.ndarray | None = None) -> np.ndarray:
