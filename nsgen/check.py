@@ -11,6 +11,8 @@ For every finished sample (``root/NNNN/manifest.json``) the check verifies, in p
   directories in finished samples, no ``.tif`` file that no manifest lists, no sample
   directory without a manifest (unfinished), no file listed by two manifests;
 * the ``preview`` PNG the manifest names exists;
+* the input files of a real-data sample (its ``sources``) are unchanged since
+  (:func:`nsgen.rerun.changed_inputs`);
 * with ``--deep`` only: every TIFF's pixels are decoded and their CRC-32 compared with the
   one the manifest recorded while writing (:func:`nsgen.io.tiff.pixel_crc32`), which
   catches pixel data corrupted in place (sizes and headers intact). A plain check never
@@ -340,6 +342,12 @@ def check_dataset(root: Path, workers: int | None = None, deep: bool = False) ->
             problems.append((rel, f"manifest: sample {m.get('sample')!r} in directory "
                                   f"{mpath.parent.name}"))
             row.problems += 1
+        from nsgen.rerun import changed_inputs
+        for what in changed_inputs([s for s in m.get("sources", []) if isinstance(s, dict)
+                                    and isinstance(s.get("path"), str)]):
+            problems.append((rel, f"input changed since the sample was made: {what}; "
+                                  f"remake it with --overwrite"))
+            row.problems += 1
         files = [f for f in m.get("files", []) if isinstance(f, dict)
                  and isinstance(f.get("path"), str) and isinstance(f.get("shape"), list)]
         if isinstance(m.get("preview"), str):
@@ -433,13 +441,19 @@ def main(argv: Sequence[str]) -> int:
     from nsgen.config import OneLineParser
     p = OneLineParser(prog="nsgen check",
                        description="Verify a generated dataset against its manifests.")
-    p.add_argument("root", metavar="ROOT", help="dataset root (the --root of the run)")
+    p.add_argument("root", metavar="ROOT", nargs="?",
+                   help="dataset root (the --root of the run; default: --root, NSGEN_ROOT "
+                        "or the root of --config)")
+    p.add_argument("--root", "-r", dest="root_option", help="the dataset root, as ROOT")
     p.add_argument("--workers", type=int, default=None,
                    help=f"threads reading file headers (default {default_workers()})")
     p.add_argument("--deep", action="store_true",
                    help="also decode every TIFF and verify the pixel checksum its manifest "
                         "recorded when it was written (catches corruption in place; slower)")
     ns = p.parse_args(list(argv))
+    ns.root = ns.root or ns.root_option
+    if ns.root is None:
+        raise NsgenError("no dataset root; give it: nsgen check ROOT")
     if ns.workers is not None and ns.workers < 1:
         raise NsgenError(f"--workers must be >= 1, got {ns.workers}")
     report = check_dataset(Path(ns.root), ns.workers, ns.deep)

@@ -13,6 +13,7 @@ import errno
 import importlib
 import signal
 import sys
+import time
 from typing import Callable, Sequence
 
 from nsgen.errors import NsgenError, disk_full
@@ -24,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("nsgen.check:main", "verify a dataset against its manifests"),
     "preview": ("nsgen.preview:main", "draw a PNG contact sheet of a sample's pairs"),
     "submit": ("nsgen.slurm:main", "submit an array job, one sample per task"),
+    "inspect": ("nsgen.inspect:main", "show what nsgen finds in a scan (writes nothing)"),
 }
 
 USAGE_TAIL = "\n".join(f"  nsgen {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())
@@ -40,18 +42,26 @@ def generate_main(argv: Sequence[str]) -> int:
     from nsgen.runner import generate
 
     config = parse_config(argv)
+    t0 = time.monotonic()
     try:
-        generate(config)
+        done = generate(config)
     except OSError as exc:      # manifests, previews, state records of the main process
         if exc.errno == errno.ENOSPC:
             raise disk_full(exc.filename or config.root) from exc
         raise
+    if not config.quiet:
+        from nsgen.summary import summary_line
+        print(summary_line(config, done, time.monotonic() - t0), file=sys.stderr, flush=True)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nsgen`` console script and ``python -m nsgen``."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-V", "--version"):
+        from nsgen import __version__
+        print(f"nsgen {__version__}")
+        return 0
     if argv and argv[0] in ("-h", "--help"):
         from nsgen.config import build_parser
         build_parser().print_help()

@@ -328,7 +328,10 @@ def _parser() -> Any:
     p = OneLineParser(prog="nsgen preview",
                        description="Draw a PNG contact sheet of input/target pairs of one "
                                    "sample (clean | stripe | difference [| mask]).")
-    p.add_argument("root", metavar="ROOT", help="dataset root (the --root of the run)")
+    p.add_argument("root", metavar="ROOT", nargs="?",
+                   help="dataset root (the --root of the run; default: --root, NSGEN_ROOT "
+                        "or the root of --config)")
+    p.add_argument("--root", "-r", dest="root_option", help="the dataset root, as ROOT")
     p.add_argument("--sample", type=int, default=None,
                    help="sample number (default: the first sample of ROOT)")
     p.add_argument("-o", "--output", default=None, metavar="FILE",
@@ -341,7 +344,9 @@ def _parser() -> Any:
 def main(argv: Sequence[str]) -> int:
     """``nsgen preview ROOT [--sample N] [-o FILE] [--pairs K]``."""
     ns = _parser().parse_args(list(argv))
-    root = Path(ns.root)
+    if (ns.root or ns.root_option) is None:
+        raise NsgenError("no dataset root; give it: nsgen preview ROOT")
+    root = Path(ns.root or ns.root_option)
     if not root.is_dir():
         raise NsgenError(f"dataset root {root} is not a directory; give the --root of a run")
     if ns.sample is None:

@@ -230,7 +230,13 @@ def generate(config: Config, on_sample: Callable[[int, Path], None] | None = Non
     log = Log(config.verbose, config.progress)
     mode = load_mode(config.mode)
     mode.check(config)
-    todo = [s for s in config.sample_numbers() if not manifest_path(config.root, s).exists()]
+    from nsgen.diskspace import check_free_space
+    from nsgen.rerun import check_rerun, record_start, remove_samples
+    stale = check_rerun(config, list(config.sample_numbers()))   # --overwrite: to remake
+    todo = [s for s in config.sample_numbers()
+            if s in stale or not manifest_path(config.root, s).exists()]
+    check_free_space(config, todo)
+    remove_samples(Path(config.root), stale)
     if config.array_task is not None:  # the task -> sample mapping, in every task's log
         task = config.array_task
         print(f"nsgen: array task {task} -> sample {config.start:04d} (start "
@@ -275,6 +281,7 @@ def generate(config: Config, on_sample: Callable[[int, Path], None] | None = Non
                 run = SampleRun(config, sample, engine, log, workers)
                 t0 = time.monotonic()
                 run.dir.mkdir(parents=True, exist_ok=True)
+                record_start(config, run.dir)
                 removed = remove_temporaries(run.dir)
                 if config.mode == "dynamic":   # its TIFFs sit directly under the root
                     removed += remove_temporaries(config.root, f"{run.tag}_", recursive=False)

@@ -122,3 +122,15 @@ def test_cli_error_is_one_line_exit_2_and_writes_nothing(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip() == "nsgen: error: --size must be an integer in 8..4096, got 2"
     assert not root.exists()
+
+
+@pytest.mark.parametrize("root, want", [("/proc/nsgen", "not writable"),
+                                        ("/sys/nsgen", "not writable"),
+                                        ("FILE", "is a file"), ("FILE/sub", "below the file")])
+def test_unwritable_roots_are_one_line(tmp_path, root, want):
+    """Also where os.access says yes (root on /proc, /sys): a probe file is tried."""
+    from helpers import nsgen
+    (tmp_path / "f").write_text("x")
+    root = root.replace("FILE", str(tmp_path / "f"))
+    r = nsgen("-m", "simple", "-N", "16", "-r", root, check=False)
+    assert r.returncode == 2 and want in r.stderr and r.stderr.count("\n") == 1

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from helpers import SHARED, nsgen, read, tree_digest
-from nsgen.io.nexus import open_scan
 from nsgen.io.scan_writer import write_scan
 from nsgen.modes.dynamic import frame_ranges
 from nsgen.modes.real import EDGE_ROWS, OUT_SHAPE
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_to_multiple, split_patches
 from nsgen.prep.resize import downsample
+from nsgen.scan import open_scan
 
 K11 = SHARED / "data" / "k11-18014" / "k11-18014.nxs"
 
@@ -263,7 +263,7 @@ def test_reader_asks_for_every_row_once_before_reading_it(monkeypatch, prefetch_
     """The prefetch hints ask for rows a batch of about PREFETCH_BYTES at a time: before a
     chunk is read, its batch and PREFETCH_AHEAD more, nothing further; each row once (halo
     rows aside); the main process's early hint is the first batch."""
-    from nsgen.io.nexus import ScanLayout
+    from nsgen.scan import ScanLayout
     from nsgen.stages import scan_source, scan_stages
 
     shape = (5, 40, 8)                       # one row of projections: 5 x 8 x 2 bytes
@@ -343,7 +343,7 @@ def test_reread_warning_and_copy_space_check(tmp_path, monkeypatch):
     from collections import namedtuple
 
     from nsgen.errors import NsgenError
-    from nsgen.io.nexus import ScanLayout
+    from nsgen.scan import ScanLayout
     from nsgen.stages.decompress import decompressed
     from nsgen.stages.scan_source import ScanSource
     from nsgen.stages.scan_stages import reread_warning

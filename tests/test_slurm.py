@@ -487,3 +487,30 @@ def test_requeued_task_completes_its_sample(slurm, tmp_path):
     nsgen("--config", str(tmp_path / "slow.ini"), "-r", str(local))
     assert sample_files(tmp_path / "data", 0) == sample_files(local, 0)
     assert sample_digest(tmp_path / "data", 0) == sample_digest(local, 0)
+
+
+def test_submit_with_defaults_completes_on_the_cluster(slurm, tmp_path, local_small):
+    """No resource options: the defaults are what the cluster's nodes can give."""
+    write_ini(tmp_path / "small.ini", "data", **SMALL)
+    job, r = submit("--config", "small.ini", "--samples", "1", "--wait", cwd=tmp_path)
+    assert f"nsgen: array job {job}: all 1 tasks completed" in r.stderr
+    assert sample_digest(tmp_path / "data", 0) == sample_digest(local_small, 0)
+
+
+def test_impossible_request_stops_with_its_reason_and_is_cancelled(slurm, tmp_path):
+    write_ini(tmp_path / "small.ini", "data", **SMALL)
+    job, r = submit("--config", "small.ini", "--samples", "1", "--cpus-per-task=4096",
+                    "--wait", cwd=tmp_path, check=False)
+    assert r.returncode == 2
+    assert f"nsgen: job {job}: pending (" in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"nsgen: error: job {job} can never start (") and "cancelled" in last
+    wait_gone(job, timeout=60)
+
+
+def test_rejected_submission_leaves_nothing_under_the_root(slurm, tmp_path):
+    write_ini(tmp_path / "small.ini", "data", **SMALL)
+    r = nsgen("submit", "--config", "small.ini", "--samples", "1", "--nodelist=nosuchnode",
+              cwd=tmp_path, check=False, timeout=120)
+    assert r.returncode == 2 and "sbatch rejected the job" in r.stderr
+    assert not (tmp_path / "data").exists()

@@ -17,7 +17,7 @@ import numpy as np
 class Spill:
     """A scratch volume of ``shape`` (rows first) and ``dtype`` stored at ``path``, from
     byte ``offset`` on (0 for nsgen's own scratch files; the contiguous data set of an
-    HDF5 file written in place, as :func:`nsgen.io.nexus.create_frame_copy` allows)."""
+    HDF5 file written in place, as :func:`nsgen.scan.create_frame_copy` allows)."""
 
     path: Path
     shape: tuple[int, ...]

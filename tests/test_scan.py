@@ -1,4 +1,4 @@
-"""Tests of nsgen.io.nexus: real k11 and i12 files in place, synthetic scans, errors."""
+"""Tests of nsgen.scan (HDF5 scans): real k11 and i12 files in place, synthetic scans, errors."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 
 from helpers import SHARED
 from nsgen.errors import NsgenError
-from nsgen.io.nexus import ScanLayout, open_scan, shift_files
 from nsgen.io.scan_writer import write_scan
+from nsgen.scan import ScanLayout, open_scan, shift_files
 
 DATA = SHARED / "data"
 K11 = DATA / "k11-18014" / "k11-18014.nxs"
@@ -370,7 +370,8 @@ def test_shift_files_errors(tmp_path: Path) -> None:
 def test_direct_row_reads_equal_hdf5_reads(tmp_path, layout):
     """The unfiltered fast path returns exactly what h5py returns, for every row range."""
     import h5py
-    from nsgen.io import nexus
+
+    from nsgen import scan as nexus
 
     rng = np.random.default_rng(0)
     n_frames, n_rows, n_cols = 23, 13, 17
