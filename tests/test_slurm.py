@@ -24,7 +24,7 @@ import numpy as np
 import psutil
 import pytest
 
-from helpers import all_files, nsgen, tree_digest, unavailable, wait_for
+from helpers import HANG, all_files, nsgen, tree_digest, unavailable, wait_for
 from nsgen.errors import NsgenError
 from nsgen.slurm import (SBATCH_MISSING, parse_submit_args,
                          static_script)
@@ -397,11 +397,11 @@ def job_records(job: str) -> dict[int, dict[str, str]]:
     return out
 
 
-def wait_gone(job: str) -> None:
-    """Wait until no task of ``job`` is pending or running."""
+def wait_gone(job: str, timeout: float = HANG) -> None:
+    """Wait until no task of ``job`` is pending or running (``timeout`` only catches hangs)."""
     wait_for(lambda: not subprocess.run(["squeue", "-h", "-j", job, "-o", "%i"],
                                         capture_output=True, text=True).stdout.strip(),
-             f"job {job} left the queue")
+             f"job {job} left the queue", timeout=timeout)
 
 
 def _stepd_alive() -> bool:
