@@ -9,6 +9,7 @@ before anything is written.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import signal
@@ -16,7 +17,7 @@ import sys
 import time
 from typing import Callable, Sequence
 
-from nsgen.errors import NsgenError
+from nsgen.errors import NsgenError, disk_full
 
 #: subcommand -> "module:function"; each function takes argv (without the command name)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -77,7 +78,12 @@ def generate_main(argv: Sequence[str]) -> int:
     log_to_stderr(config.verbose)
     install_sigterm_handler()
     t0 = time.monotonic()
-    done = generate(config)
+    try:
+        done = generate(config)
+    except OSError as exc:      # manifests, previews, state records of the main process
+        if exc.errno == errno.ENOSPC:
+            raise disk_full(exc.filename or config.root) from exc
+        raise
     if not config.quiet:
         from nsgen.summary import summary_line
         print(summary_line(config, done, time.monotonic() - t0), file=sys.stderr, flush=True)

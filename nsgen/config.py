@@ -164,7 +164,7 @@ class OneLineParser(configargparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None,
-                         **kwargs: Any) -> Any:  # type: ignore[override]
+                         **kwargs: Any) -> Any:
         """Check the ``--config`` file's lines first (one-line error for a malformed one)."""
         path = _config_path(list(sys.argv[1:] if args is None else args),
                             kwargs.get("env_vars"))
@@ -172,7 +172,7 @@ class OneLineParser(configargparse.ArgumentParser):
             check_config_file(path, None)
         return super().parse_known_args(args, namespace, **kwargs)
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> None:
         raise NsgenError(message)
 
 
@@ -417,7 +417,9 @@ def config_from_namespace(ns: Any) -> Config:
                              f"{ns.memory_limit!r}") from None
         if mem < 2**20:
             raise NsgenError(f"--memory-limit must be at least 1MiB, got {ns.memory_limit!r}")
-    opt = (lambda v: None if v in (None, "") else v)
+    def opt(v: Any) -> Any:
+        return None if v in (None, "") else v
+
     config = Config(
         mode=ns.mode, root=Path(ns.root), samples=samples, start=start,
         verbose=bool(ns.verbose), seed=ns.seed, size=ns.size, objects=ns.objects,

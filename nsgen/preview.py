@@ -250,11 +250,12 @@ def render_preview(root: Path, manifest: dict[str, Any], out: Path,
     shown_paths: list[str] = []
     panels = 0
 
-    def rect(r: int, c: int, dx: float = 0.0, w: float | None = None) -> list[float]:
+    def rect(r: int, c: int, dx: float = 0.0,
+             w: float | None = None) -> tuple[float, float, float, float]:
         x = lefts[c] + dx
         y = fig_h - nrow * row_h + r * row_h + TITLE_PX
-        return [x / fig_w, 1 - (y + h_px) / fig_h, (w_px if w is None else w) / fig_w,
-                h_px / fig_h]
+        return (x / fig_w, 1 - (y + h_px) / fig_h, (w_px if w is None else w) / fig_w,
+                h_px / fig_h)
 
     def show(r: int, c: int, img: np.ndarray, title: str, bar_for: bool, **kw: Any) -> None:
         nonlocal panels
@@ -296,7 +297,8 @@ def render_preview(root: Path, manifest: dict[str, Any], out: Path,
                          f"{mask.mean():.1%} of pixels\nwhite: stripe", False,
                          cmap="gray", vmin=0, vmax=1)
                 else:
-                    fig.text(*rect(r, 3)[:2], "no mask", fontsize=7)
+                    left, bottom, _, _ = rect(r, 3)
+                    fig.text(left, bottom, "no mask", fontsize=7)
             shown_paths += [target["path"], entry["path"]]
     else:
         for i, entry in enumerate(rows_e):

@@ -46,6 +46,8 @@ logging.addLevelName(NOTICE, "NOTICE")
 
 STATE_DIR = ".nsgen"
 WORK_DIR = ".work"
+#: pixel checksums of the files a sample wrote so far (kept across a kill, for the rerun)
+CHECKSUMS = "crc32.json"
 
 
 @dataclass
@@ -128,7 +130,7 @@ class StageRunner:
         t0 = time.monotonic()
         bar = None
         if self.log.bars:
-            from tqdm import tqdm  # type: ignore[import-untyped]
+            from tqdm import tqdm
             bar = tqdm(total=len(stage.chunks()), desc=f"{self.tag} {stage.label}",
                        unit="chunk", leave=False, file=sys.stderr)
 
@@ -160,11 +162,24 @@ class SampleRun(StageRunner):
         self.dir = self.root / f"{sample:04d}"
         self.state = self.dir / STATE_DIR
         self.work = self.dir / WORK_DIR
+        saved = self.state / CHECKSUMS
+        #: path (relative to the root) -> pixel CRC-32 of every TIFF this sample wrote, also
+        #: in earlier, interrupted runs: the manifest records them for ``nsgen check --deep``
+        self.checksums: dict[str, str] = json.loads(saved.read_text()) if saved.exists() else {}
 
     def writer(self) -> ImageWriter:
         """The output backend of this run's write stages (paths relative to the root):
         TIFF files, or parts staged for this sample's HDF5/Zarr container (``--format``)."""
         return writer_for(self.config.format, self.root, self.work)
+
+    def run(self, stage: Stage, sizing: Sizing) -> list[Any]:
+        """:meth:`StageRunner.run`, keeping the checksums of the files the stage wrote."""
+        values = super().run(stage, sizing)
+        if self.engine.checksums:
+            self.checksums.update(self.engine.checksums)
+            self.state.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.state / CHECKSUMS, self.checksums)
+        return values
 
     def unit_done(self, name: str) -> dict[str, Any] | None:
         """The record of a finished unit, or None if it must be (re)done."""
@@ -200,6 +215,10 @@ def finish_sample(run: SampleRun, manifest: dict[str, Any], t0: float) -> None:
     (written last and atomically: from now on the sample counts as finished), then
     the removal of its scratch and unit records. Container formats are packed first."""
     cfg = run.config
+    for f in manifest["files"]:   # TIFF-layout paths: packing carries the checksums along
+        crc = run.checksums.get(f["path"])
+        if crc is not None:
+            f["crc32"] = crc
     manifest = pack_sample(cfg.format, cfg.compression, cfg.root, run.sample, run.work,
                            manifest)
     if run.config.preview:

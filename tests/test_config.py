@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -110,7 +111,7 @@ def test_parse_bytes():
 
 def test_config_is_immutable():
     c = Config()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         c.size = 3  # type: ignore[misc]
 
 

@@ -10,17 +10,18 @@ import h5py
 import numpy as np
 import pytest
 
+from helpers import SHARED
 from nsgen.errors import NsgenError
 from nsgen.io.scan_writer import write_scan
 from nsgen.scan import ScanLayout, open_scan, shift_files
 
-DATA = Path("/work/shared/data")
+DATA = SHARED / "data"
 K11 = DATA / "k11-18014" / "k11-18014.nxs"
 K11_IMAGING = DATA / "k11-18014" / "k11-18014" / "k11-18014-imaging.h5"
 I12 = DATA / "i12-separate-flats-darks"
 
-needs_k11 = pytest.mark.skipif(not K11.exists(), reason="k11 test scan not available")
-needs_i12 = pytest.mark.skipif(not I12.exists(), reason="i12 flat/dark files not available")
+needs_k11 = pytest.mark.shared_data("data/k11-18014/k11-18014.nxs")
+needs_i12 = pytest.mark.shared_data("data/i12-separate-flats-darks")
 
 
 def one_line_error(excinfo: pytest.ExceptionInfo) -> str:

@@ -44,7 +44,7 @@ from nsgen.io.layout import (
     split_item,
 )
 from nsgen.io.manifest import MANIFEST, SAMPLE_GLOB, read_manifest
-from nsgen.io.tiff import TiffWriter, read_tiff, temporary_name
+from nsgen.io.tiff import TiffWriter, pixel_crc32, read_tiff, temporary_name
 
 #: scratch subdirectory (of the sample's ``.work``) holding the staged parts
 PARTS = "parts"
@@ -59,11 +59,13 @@ class StagedWriter:
 
     parts: Path
 
-    def write(self, items: Iterable[tuple[str, np.ndarray]]) -> tuple[int, int]:
+    def write(self, items: Iterable[tuple[str, np.ndarray]]) -> tuple[int, int, dict[str, str]]:
         """Stage ``(TIFF-layout path relative to the root, uint16 image)`` items; return
-        (images, bytes)."""
+        images and bytes written and the :func:`~nsgen.io.tiff.pixel_crc32` of each path."""
         groups: dict[str, tuple[list[Key], list[np.ndarray]]] = {}
+        checksums: dict[str, str] = {}
         for path, image in items:
+            checksums[path] = pixel_crc32(image)
             _, dataset, key = locate(path)
             keys, images = groups.setdefault(dataset, ([], []))
             keys.append(key)
@@ -84,7 +86,7 @@ class StagedWriter:
                 tmp.unlink(missing_ok=True)
                 raise
             n += len(keys)
-        return n, nbytes
+        return n, nbytes, checksums
 
 
 def _part_dir(dataset: str) -> str:
@@ -260,10 +262,10 @@ def load_sample(root: str | Path, sample: int) -> LoadedSample:
 
     Examples
     --------
-    >>> load_sample("no/such/root", 0)
+    >>> load_sample("no/such/root", 0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    nsgen.errors.NsgenError: no sample 0000 under no/such/root (no finished samples there); give the --root and a sample number of a generated dataset
+    nsgen.errors.NsgenError: no sample 0000 under no/such/root (no finished samples there); ...
     """
     root = Path(root)
     path = root / f"{sample:04d}" / MANIFEST
@@ -274,7 +276,8 @@ def load_sample(root: str | Path, sample: int) -> LoadedSample:
             raise NsgenError(f"sample {sample:04d} under {root} is unfinished (no manifest); "
                              f"rerun the same nsgen command to finish it")
         have = sorted(p.parent.name for p in root.glob(f"{SAMPLE_GLOB}/{MANIFEST}"))
-        listing = f"finished: {', '.join(have[:5])}{'...' if len(have) > 5 else ''}"             if have else "no finished samples there"
+        listing = (f"finished: {', '.join(have[:5])}{'...' if len(have) > 5 else ''}"
+                   if have else "no finished samples there")
         raise NsgenError(f"no sample {sample:04d} under {root} ({listing}); give the --root "
                          f"and a sample number of a generated dataset")
     manifest = read_manifest(path)
@@ -333,7 +336,7 @@ def formats_in(root: Path) -> set[str]:
 
 
 def _holds_tiffs(directory: str) -> bool:
-    for dirpath, dirnames, filenames in os.walk(directory):
+    for _, dirnames, filenames in os.walk(directory):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         if any(f.lower().endswith((".tif", ".tiff")) for f in filenames):
             return True

@@ -300,9 +300,8 @@ def write_scan(path: str | os.PathLike[str], *, n_angles: int = 181, n_rows: int
     if dtype not in (np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64)):
         raise NsgenError(f"--dtype must be uint16, float32 or float64, got {dtype}; choose one of these")
     filters = _compression_kwargs(compression)
-    if chunks is None:
-        chunks = (1, n_rows, n_columns)
-    chunks = tuple(int(c) for c in chunks)
+    chunks = (1, n_rows, n_columns) if chunks is None else chunks
+    chunks = (int(chunks[0]), int(chunks[1]), int(chunks[2])) if len(chunks) == 3 else chunks
     if len(chunks) != 3 or any(c < 1 for c in chunks):
         raise NsgenError(f"--chunks must be three positive integers, got {chunks}; e.g. 1,{n_rows},{n_columns}")
     out = Path(path)
@@ -441,7 +440,7 @@ def _chunks_arg(text: str) -> tuple[int, int, int]:
             raise ValueError
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected FRAMES,ROWS,COLUMNS, got {text!r}") from None
-    return values  # type: ignore[return-value]
+    return values
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -217,7 +217,8 @@ class Scan:
             C-contiguous ``(n_frames, n_rows, n_columns)`` array of :attr:`dtype`.
         """
         a, b, _ = frames.indices(self.n_frames)
-        read_selection(self._data, f"frames of {self.path}", np.s_[a:b], out, np.s_[...])
+        read_selection(self._data, f"frames {a}-{b - 1} of {self.path}", np.s_[a:b], out,
+                       np.s_[...])
         return out
 
     def read_projections(self, rows: slice, out: np.ndarray | None = None) -> np.ndarray:

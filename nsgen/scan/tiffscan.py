@@ -112,7 +112,9 @@ def discover(path: Path) -> TiffLayout:
         raise NsgenError(f"TIFF folder {path}: {what} among {listed or 'no TIFF files'}; put the "
                          f"projections alone in a folder and give it to --hdf-root (flats and darks "
                          f"with --flats and --darks)")
-    pick = (lambda kind: [f for n in by_kind[kind] for f in groups[n]] or None)
+    def pick(kind: str) -> list[Path] | None:
+        return [f for n in by_kind[kind] for f in groups[n]] or None
+
     return TiffLayout(groups[proj[0]], pick("flats"), pick("darks"), _angles_file(path),
                       f"{how}: projections '{proj[0]}', flats {by_kind['flats'] or 'none'}, "
                       f"darks {by_kind['darks'] or 'none'}")
