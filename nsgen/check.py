@@ -10,7 +10,13 @@ For every finished sample (``root/NNNN/manifest.json``) the check verifies, in p
 * no strays: no temporary files of interrupted writes, no ``.work``/``.nsgen`` scratch
   directories in finished samples, no ``.tif`` file that no manifest lists, no sample
   directory without a manifest (unfinished), no file listed by two manifests;
-* the ``preview`` PNG the manifest names exists.
+* the ``preview`` PNG the manifest names exists;
+* the input files of a real-data sample (its ``sources``) are unchanged since
+  (:func:`nsgen.rerun.changed_inputs`);
+* with ``--deep`` only: every TIFF's pixels are decoded and their CRC-32 compared with the
+  one the manifest recorded while writing (:func:`nsgen.io.tiff.pixel_crc32`), which
+  catches pixel data corrupted in place (sizes and headers intact). A plain check never
+  reads pixels, so it stays fast.
 
 It prints a table per sample (files listed / present / bad) and every problem, and
 returns 0 when the dataset is sound, 1 otherwise. A ROOT that is not a directory or has
@@ -32,7 +38,9 @@ from typing import Any, Iterator, Sequence, TextIO
 from nsgen.errors import NsgenError
 from nsgen.io.manifest import (MANIFEST, SAMPLE_GLOB, manifest_paths, manifest_problems,
                                read_manifest)
-from nsgen.io.tiff import is_temporary
+from nsgen.io.formats import inspect_item, read_item
+from nsgen.io.layout import split_item
+from nsgen.io.tiff import is_temporary, pixel_crc32
 
 #: scratch directories a finished sample must not contain (see nsgen.runner)
 SCRATCH_DIRS = (".work", ".nsgen")
@@ -175,6 +183,7 @@ def inspect_tiff(path: Path, shape: Sequence[int], dtype: str = "uint16") -> tup
     except OSError as exc:
         return False, f"cannot stat ({exc.strerror})"
     fast = tiff_header(path)
+    got_shape: tuple[int, ...]
     if fast is not None:
         got_shape, got_dtype, end = fast
     else:
@@ -220,14 +229,37 @@ def _quiet_tifffile() -> Iterator[None]:
         log.setLevel(level)
 
 
-def _inspect_batch(root: str, batch: list[dict[str, Any]]) -> list[tuple[bool, str]]:
+def verify_pixels(root: Path, path: str, crc32: Any) -> str:
+    """Decode the pixels of the manifest path ``path`` (a TIFF, or an image inside an
+    HDF5/Zarr container) and compare their CRC-32 with the manifest's ``crc32``; return the
+    problem, or ``""`` when they match."""
+    if not isinstance(crc32, str):
+        return "no pixel checksum (crc32) in the manifest: --deep cannot verify it"
+    try:
+        got = pixel_crc32(read_item(root, path))
+    except Exception as exc:  # tifffile raises many types for broken files
+        return f"pixels unreadable ({type(exc).__name__}: {str(exc)[:80]})"
+    if got != crc32:
+        return (f"pixel data corrupted: CRC-32 {got}, the manifest recorded {crc32} when it "
+                f"was written; regenerate the sample")
+    return ""
+
+
+def _inspect_batch(root: str, batch: list[dict[str, Any]],
+                   deep: bool = False) -> list[tuple[bool, str]]:
     out = []
     for entry in batch:
-        path = os.path.join(root, entry["path"])
+        path = Path(root) / entry["path"]
         if entry.get("role") == "preview":
             out.append(inspect_png(path))
+            continue
+        if split_item(entry["path"]) is not None:   # an image inside an HDF5/Zarr container
+            present, what = inspect_item(Path(root), entry["path"], entry["shape"])
         else:
-            out.append(inspect_tiff(path, entry["shape"]))
+            present, what = inspect_tiff(path, entry["shape"])
+        if deep and present and not what:
+            what = verify_pixels(Path(root), entry["path"], entry.get("crc32"))
+        out.append((present, what))
     return out
 
 
@@ -259,7 +291,7 @@ def _rel(root: Path, p: Path) -> str:
     return p.relative_to(root).as_posix()
 
 
-def check_dataset(root: Path, workers: int | None = None) -> CheckReport:
+def check_dataset(root: Path, workers: int | None = None, deep: bool = False) -> CheckReport:
     """Verify a dataset against its manifests.
 
     Parameters
@@ -268,6 +300,8 @@ def check_dataset(root: Path, workers: int | None = None) -> CheckReport:
         Dataset root (the ``--root`` of the runs that wrote it).
     workers : int, optional
         Threads reading file headers (default :func:`default_workers`).
+    deep : bool
+        Also decode every TIFF and verify its pixels' CRC-32 against the manifest.
 
     Returns
     -------
@@ -313,6 +347,12 @@ def check_dataset(root: Path, workers: int | None = None) -> CheckReport:
             problems.append((rel, f"manifest: sample {m.get('sample')!r} in directory "
                                   f"{mpath.parent.name}"))
             row.problems += 1
+        from nsgen.rerun import changed_inputs
+        for what in changed_inputs([s for s in m.get("sources", []) if isinstance(s, dict)
+                                    and isinstance(s.get("path"), str)]):
+            problems.append((rel, f"input changed since the sample was made: {what}; "
+                                  f"remake it with --overwrite"))
+            row.problems += 1
         files = [f for f in m.get("files", []) if isinstance(f, dict)
                  and isinstance(f.get("path"), str) and isinstance(f.get("shape"), list)]
         if isinstance(m.get("preview"), str):
@@ -337,7 +377,7 @@ def check_dataset(root: Path, workers: int | None = None) -> CheckReport:
     batches = [entries[i:i + BATCH] for i in range(0, len(entries), BATCH)]
     with _quiet_tifffile(), ThreadPoolExecutor(workers or default_workers()) as pool:
         strays = [pool.submit(_strays, str(root), str(d), listed) for d in finished_dirs]
-        results = [r for batch in pool.map(lambda b: _inspect_batch(str(root), b), batches)
+        results = [r for batch in pool.map(lambda b: _inspect_batch(str(root), b, deep), batches)
                    for r in batch]
         rows = {r.sample: r for r in report.samples}
         for d, fut in zip(finished_dirs, strays):
@@ -402,16 +442,25 @@ def format_report(report: CheckReport, out: TextIO | None = None) -> None:
 
 
 def main(argv: Sequence[str]) -> int:
-    """``nsgen check ROOT [--workers N]``: exit 0 when sound, 1 with problems."""
+    """``nsgen check ROOT [--workers N] [--deep]``: exit 0 when sound, 1 with problems."""
     from nsgen.config import OneLineParser
     p = OneLineParser(prog="nsgen check",
                        description="Verify a generated dataset against its manifests.")
-    p.add_argument("root", metavar="ROOT", help="dataset root (the --root of the run)")
+    p.add_argument("root", metavar="ROOT", nargs="?",
+                   help="dataset root (the --root of the run; default: --root, NSGEN_ROOT "
+                        "or the root of --config)")
+    p.add_argument("--root", "-r", dest="root_option", help="the dataset root, as ROOT")
     p.add_argument("--workers", type=int, default=None,
                    help=f"threads reading file headers (default {default_workers()})")
+    p.add_argument("--deep", action="store_true",
+                   help="also decode every TIFF and verify the pixel checksum its manifest "
+                        "recorded when it was written (catches corruption in place; slower)")
     ns = p.parse_args(list(argv))
+    ns.root = ns.root or ns.root_option
+    if ns.root is None:
+        raise NsgenError("no dataset root; give it: nsgen check ROOT")
     if ns.workers is not None and ns.workers < 1:
         raise NsgenError(f"--workers must be >= 1, got {ns.workers}")
-    report = check_dataset(Path(ns.root), ns.workers)
+    report = check_dataset(Path(ns.root), ns.workers, ns.deep)
     format_report(report)
     return 0 if report.ok else 1

@@ -9,12 +9,15 @@ before anything is written.
 
 from __future__ import annotations
 
+import errno
 import importlib
+import logging
 import signal
 import sys
+import time
 from typing import Callable, Sequence
 
-from nsgen.errors import NsgenError
+from nsgen.errors import NsgenError, disk_full
 
 #: subcommand -> "module:function"; each function takes argv (without the command name)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -23,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("nsgen.check:main", "verify a dataset against its manifests"),
     "preview": ("nsgen.preview:main", "draw a PNG contact sheet of a sample's pairs"),
     "submit": ("nsgen.slurm:main", "submit an array job, one sample per task"),
+    "inspect": ("nsgen.inspect:main", "show what nsgen finds in a scan (writes nothing)"),
 }
 
 USAGE_TAIL = "\n".join(f"  nsgen {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())
@@ -33,24 +37,78 @@ def _resolve(target: str) -> Callable[[Sequence[str]], int | None]:
     return getattr(importlib.import_module(module), func)
 
 
+class _StderrHandler(logging.Handler):
+    """``nsgen: <message>`` lines on the current ``sys.stderr`` (looked up per message)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(f"nsgen: {record.getMessage()}", file=sys.stderr, flush=True)
+        except (OSError, ValueError):  # pragma: no cover - stderr closed
+            self.handleError(record)
+
+
+def quiet_stderr() -> None:
+    """Remove what :func:`log_to_stderr` added (the command is done)."""
+    logger = logging.getLogger("nsgen")
+    for h in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(h)
+
+
+def log_to_stderr(verbose: bool) -> None:
+    """Show the ``nsgen`` logger on stderr, one line per message: the command's format.
+
+    NOTICE and above always, INFO (stage messages) only when ``verbose``.
+    """
+    from nsgen.runner import NOTICE, logger
+    quiet_stderr()
+    level = logging.INFO if verbose else NOTICE
+    handler = _StderrHandler(level)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+
+
 def generate_main(argv: Sequence[str]) -> int:
-    """Parse options and generate the dataset."""
+    """Parse options and generate the dataset (the only place that installs a signal
+    handler: SIGTERM from a scheduler unwinds like Ctrl-C)."""
     from nsgen.config import parse_config
+    from nsgen.engine.pipeline import install_sigterm_handler
     from nsgen.runner import generate
 
     config = parse_config(argv)
-    generate(config)
+    log_to_stderr(config.verbose)
+    install_sigterm_handler()
+    t0 = time.monotonic()
+    try:
+        done = generate(config)
+    except OSError as exc:      # manifests, previews, state records of the main process
+        if exc.errno == errno.ENOSPC:
+            raise disk_full(exc.filename or config.root) from exc
+        raise
+    if not config.quiet:
+        from nsgen.summary import summary_line
+        print(summary_line(config, done, time.monotonic() - t0), file=sys.stderr, flush=True)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nsgen`` console script and ``python -m nsgen``."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-V", "--version"):
+        from nsgen import __version__
+        print(f"nsgen {__version__}")
+        return 0
     if argv and argv[0] in ("-h", "--help"):
         from nsgen.config import build_parser
         build_parser().print_help()
         print(f"\nsubcommands:\n{USAGE_TAIL}")
         return 0
+    try:
+        return _main(argv)
+    finally:
+        quiet_stderr()   # an in-process caller keeps its own logging set-up
+
+
+def _main(argv: list[str]) -> int:
     try:
         if argv and argv[0] in COMMANDS:
             code = _resolve(COMMANDS[argv[0]][0])(argv[1:])

@@ -6,6 +6,8 @@ fake-artefact stripe -> clean) as a pair of float32 arrays. It has no deep-learn
 dependency: it is a plain sequence (``len`` and integer indexing) of numpy arrays, which
 ``torch.utils.data.DataLoader`` accepts as a map-style dataset (the default collate
 turns the arrays into tensors; the object pickles for worker processes).
+``SyntheticPairs`` (:mod:`nsgen.onthefly`, importable from here) serves the same pairs
+of synthetic modes simulated on the fly instead of read from disk.
 
 Splits without leakage
 ----------------------
@@ -229,11 +231,11 @@ class PairDataset:
         return len(self.pairs)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        import tifffile
+        from nsgen.io.formats import read_item   # TIFF files or images in containers
         p = self.pairs[i]
         try:
-            x = tifffile.imread(self.root / p.input)
-            y = tifffile.imread(self.root / p.target)
+            x = read_item(self.root, p.input)
+            y = read_item(self.root, p.target)
         except FileNotFoundError as exc:
             raise NsgenError(f"{exc.filename} is listed in sample {p.sample:04d}'s manifest "
                              f"but missing; run 'nsgen check {self.root}' and regenerate the "
@@ -242,11 +244,7 @@ class PairDataset:
         return self.transform(*out) if self.transform is not None else out
 
     def _decode(self, u: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
-        v = u.astype(np.float32) / np.float32(65535)
-        if self.units == "physical":
-            lo, hi = bounds
-            v = np.float32(lo) + v * np.float32(hi - lo)
-        return v
+        return decode(u, bounds, self.units)
 
     def split_of(self, sample: int, shift: int | None = None) -> str:
         """The split a sample (or, with ``group_by="sample+shift"``, a shift) belongs to."""
@@ -269,6 +267,29 @@ class PairDataset:
     def __repr__(self) -> str:
         return (f"PairDataset({str(self.root)!r}, split={self.split!r}, seed={self.seed}, "
                 f"group_by={self.group_by!r}, units={self.units!r}: {len(self)} pairs)")
+
+
+def decode(u: np.ndarray, bounds: tuple[float, float], units: str) -> np.ndarray:
+    """Stored uint16 values as float32: ``u / 65535`` (``units="unit"``) or
+    ``lo + u (hi - lo) / 65535`` (``"physical"``, ``bounds = (lo, hi)``).
+
+    Examples
+    --------
+    >>> decode(np.array([0, 65535], np.uint16), (2.0, 4.0), "physical").tolist()
+    [2.0, 4.0]
+    """
+    v = u.astype(np.float32) / np.float32(65535)
+    if units == "physical":
+        lo, hi = bounds
+        v = np.float32(lo) + v * np.float32(hi - lo)
+    return v
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SyntheticPairs":   # pairs simulated on the fly (imports the simulation)
+        from nsgen.onthefly import SyntheticPairs
+        return SyntheticPairs
+    raise AttributeError(f"module 'nsgen.dataset' has no attribute {name!r}")
 
 
 def no_pairs_reason(manifests: Sequence[dict[str, Any]]) -> str:

@@ -20,14 +20,20 @@ from typing import Sequence
 import numpy as np
 
 from nsgen.config import OneLineParser
-from nsgen.engine.pipeline import (Chunk, Engine, Stage, WorkResult, install_sigterm_handler,
-                                   row_chunks)
+from nsgen.engine.pipeline import (
+    Chunk,
+    Engine,
+    Stage,
+    WorkResult,
+    install_sigterm_handler,
+    row_chunks,
+)
 from nsgen.engine.sizing import usable_cores
 from nsgen.errors import NsgenError
 from nsgen.io.deflate import Deflated, crc32_combine, deflate_piece
-from nsgen.io.nexus import ScanLayout
 from nsgen.io.spill import Spill
 from nsgen.runner import Log, StageRunner
+from nsgen.scan import ScanLayout
 from nsgen.stages.decompress import decompressed
 from nsgen.stages.scan_source import ScanSource
 from nsgen.prep.detect import DEFAULT_DETECTOR, check_detector
@@ -158,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nsgen.io.mask_archive import append_mask, check_archive_writable, mask_key
 
     a = build_parser().parse_args(argv)
+    from nsgen.cli import log_to_stderr
+    log_to_stderr(a.verbose)   # run messages (the "nsgen" logger) on stderr, INFO with -v
     detector = check_detector(a.detector)
     if a.weights and detector != "larix":
         raise NsgenError(f"--weights stores Larix's weights; --detector {detector} has none "
@@ -209,7 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         import shutil
         shutil.rmtree(work, ignore_errors=True)
-    log(f"[{key}] wrote {archive}[{key}] in {time.monotonic() - t0:.1f} s")
+    print(f"nsgen mask: wrote {archive}[{key}]{' and its weights' if a.weights else ''}: "
+          f"{n_angles} x {n_rows} x {n_cols} mask, stripes in {int(flags.sum())} of {n_rows} "
+          f"rows; archive {archive.stat().st_size / 1e6:.1f} MB; {time.monotonic() - t0:.1f} s",
+          file=sys.stderr)
     return 0
 
 

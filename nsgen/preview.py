@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import filecmp
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -128,16 +127,24 @@ def identical_inputs(root: Path, inputs: Sequence[dict[str, Any]]) -> set[str]:
     """Paths of the inputs whose file is byte-identical to their target's file.
 
     TIFF bytes depend only on the pixels, so equal bytes mean an input equal to its
-    target (a pair with nothing to learn). Comparison stops at the first differing block.
+    target (a pair with nothing to learn). Comparison stops at the first differing block;
+    images inside a container are compared as arrays.
     """
+    from nsgen.io.formats import read_item
+    from nsgen.io.layout import split_item
     root = Path(root)
-    return {e["path"] for e in inputs
-            if filecmp.cmp(root / e["path"], root / e["target"], shallow=False)}
+
+    def same(e: dict[str, Any]) -> bool:
+        if split_item(e["path"]) is not None:   # an image in an HDF5/Zarr container
+            return bool(np.array_equal(read_item(root, e["path"]), read_item(root, e["target"])))
+        return filecmp.cmp(root / e["path"], root / e["target"], shallow=False)
+
+    return {e["path"] for e in inputs if same(e)}
 
 
 def _decode(root: Path, entry: dict[str, Any]) -> np.ndarray:
-    import tifffile
-    u = tifffile.imread(root / entry["path"])
+    from nsgen.io.formats import read_item
+    u = read_item(root, entry["path"])
     lo, hi = entry["bounds"]
     return Bounds(float(lo), float(hi)).decode(u)
 
@@ -243,11 +250,12 @@ def render_preview(root: Path, manifest: dict[str, Any], out: Path,
     shown_paths: list[str] = []
     panels = 0
 
-    def rect(r: int, c: int, dx: float = 0.0, w: float | None = None) -> list[float]:
+    def rect(r: int, c: int, dx: float = 0.0,
+             w: float | None = None) -> tuple[float, float, float, float]:
         x = lefts[c] + dx
         y = fig_h - nrow * row_h + r * row_h + TITLE_PX
-        return [x / fig_w, 1 - (y + h_px) / fig_h, (w_px if w is None else w) / fig_w,
-                h_px / fig_h]
+        return (x / fig_w, 1 - (y + h_px) / fig_h, (w_px if w is None else w) / fig_w,
+                h_px / fig_h)
 
     def show(r: int, c: int, img: np.ndarray, title: str, bar_for: bool, **kw: Any) -> None:
         nonlocal panels
@@ -283,13 +291,14 @@ def render_preview(root: Path, manifest: dict[str, Any], out: Path,
                  True, cmap="RdBu_r", vmin=-lim, vmax=lim)
             if has_mask:
                 if "mask" in entry:
-                    import tifffile
-                    mask = tifffile.imread(root / entry["mask"]) != 0
+                    from nsgen.io.formats import read_item
+                    mask = read_item(root, entry["mask"]) != 0
                     show(r, 3, mask, f"mask: {Path(entry['mask']).name}\n"
                          f"{mask.mean():.1%} of pixels\nwhite: stripe", False,
                          cmap="gray", vmin=0, vmax=1)
                 else:
-                    fig.text(*rect(r, 3)[:2], "no mask", fontsize=7)
+                    left, bottom, _, _ = rect(r, 3)
+                    fig.text(left, bottom, "no mask", fontsize=7)
             shown_paths += [target["path"], entry["path"]]
     else:
         for i, entry in enumerate(rows_e):
@@ -313,8 +322,9 @@ def attach_preview(root: Path, manifest: dict[str, Any],
     try:
         render_preview(root, manifest, out)
     except Exception as exc:  # a preview must never cost a finished sample
-        print(f"nsgen: warning: no preview for sample {tag} ({type(exc).__name__}: {exc})",
-              file=sys.stderr)
+        import logging   # the run's logger: the command prints "nsgen: warning: ..."
+        logging.getLogger("nsgen").warning(f"warning: no preview for sample {tag} "
+                                           f"({type(exc).__name__}: {exc})")
         return
     manifest["preview"] = f"{tag}/{PREVIEW}"
     if log is not None:
@@ -326,7 +336,10 @@ def _parser() -> Any:
     p = OneLineParser(prog="nsgen preview",
                        description="Draw a PNG contact sheet of input/target pairs of one "
                                    "sample (clean | stripe | difference [| mask]).")
-    p.add_argument("root", metavar="ROOT", help="dataset root (the --root of the run)")
+    p.add_argument("root", metavar="ROOT", nargs="?",
+                   help="dataset root (the --root of the run; default: --root, NSGEN_ROOT "
+                        "or the root of --config)")
+    p.add_argument("--root", "-r", dest="root_option", help="the dataset root, as ROOT")
     p.add_argument("--sample", type=int, default=None,
                    help="sample number (default: the first sample of ROOT)")
     p.add_argument("-o", "--output", default=None, metavar="FILE",
@@ -339,7 +352,9 @@ def _parser() -> Any:
 def main(argv: Sequence[str]) -> int:
     """``nsgen preview ROOT [--sample N] [-o FILE] [--pairs K]``."""
     ns = _parser().parse_args(list(argv))
-    root = Path(ns.root)
+    if (ns.root or ns.root_option) is None:
+        raise NsgenError("no dataset root; give it: nsgen preview ROOT")
+    root = Path(ns.root or ns.root_option)
     if not root.is_dir():
         raise NsgenError(f"dataset root {root} is not a directory; give the --root of a run")
     if ns.sample is None:

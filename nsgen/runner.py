@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import shutil
 import sys
 import time
@@ -27,15 +28,26 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nsgen import __version__
-from nsgen.config import Config
-from nsgen.engine.pipeline import Engine, Progress, Stage, install_sigterm_handler
+from nsgen.config import Config, check_root
+from nsgen.engine.pipeline import Engine, Progress, Stage
 from nsgen.engine.sizing import Sizing, plan_sizing, usable_cores
+from nsgen.io.formats import (check_root_format, pack_sample, remove_stale_containers,
+                              writer_for)
 from nsgen.io.manifest import MANIFEST, write_json_atomic, write_manifest
-from nsgen.io.tiff import TiffWriter, remove_temporaries
+from nsgen.io.tiff import remove_temporaries
 from nsgen.prep.scaling import Bounds
+from nsgen.stages.write import ImageWriter
+
+#: every message of a run goes to this logger: stage messages at INFO, the SLURM
+#: task -> sample line at NOTICE (the command prints NOTICE always, INFO with -v)
+logger = logging.getLogger("nsgen")
+NOTICE = 25
+logging.addLevelName(NOTICE, "NOTICE")
 
 STATE_DIR = ".nsgen"
 WORK_DIR = ".work"
+#: pixel checksums of the files a sample wrote so far (kept across a kill, for the rerun)
+CHECKSUMS = "crc32.json"
 
 
 @dataclass
@@ -59,15 +71,14 @@ def file_record(path: str, role: str, index: int, shape: tuple[int, ...], bounds
 
 
 class Log:
-    """``-v`` stage messages on stderr and the progress bars."""
+    """Stage messages (INFO on the ``nsgen`` logger) and the progress bars."""
 
     def __init__(self, verbose: bool, progress: bool) -> None:
         self.verbose = verbose
         self.bars = progress and sys.stderr.isatty()
 
     def __call__(self, msg: str) -> None:
-        if self.verbose:
-            print(f"nsgen: {msg}", file=sys.stderr, flush=True)
+        logger.info(msg)
 
 
 class StageRunner:
@@ -119,7 +130,7 @@ class StageRunner:
         t0 = time.monotonic()
         bar = None
         if self.log.bars:
-            from tqdm import tqdm  # type: ignore[import-untyped]
+            from tqdm import tqdm
             bar = tqdm(total=len(stage.chunks()), desc=f"{self.tag} {stage.label}",
                        unit="chunk", leave=False, file=sys.stderr)
 
@@ -151,10 +162,24 @@ class SampleRun(StageRunner):
         self.dir = self.root / f"{sample:04d}"
         self.state = self.dir / STATE_DIR
         self.work = self.dir / WORK_DIR
+        saved = self.state / CHECKSUMS
+        #: path (relative to the root) -> pixel CRC-32 of every TIFF this sample wrote, also
+        #: in earlier, interrupted runs: the manifest records them for ``nsgen check --deep``
+        self.checksums: dict[str, str] = json.loads(saved.read_text()) if saved.exists() else {}
 
-    def writer(self) -> TiffWriter:
-        """The output backend of this run's write stages: paths relative to the root."""
-        return TiffWriter(self.root)
+    def writer(self) -> ImageWriter:
+        """The output backend of this run's write stages (paths relative to the root):
+        TIFF files, or parts staged for this sample's HDF5/Zarr container (``--format``)."""
+        return writer_for(self.config.format, self.root, self.work)
+
+    def run(self, stage: Stage, sizing: Sizing) -> list[Any]:
+        """:meth:`StageRunner.run`, keeping the checksums of the files the stage wrote."""
+        values = super().run(stage, sizing)
+        if self.engine.checksums:
+            self.checksums.update(self.engine.checksums)
+            self.state.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.state / CHECKSUMS, self.checksums)
+        return values
 
     def unit_done(self, name: str) -> dict[str, Any] | None:
         """The record of a finished unit, or None if it must be (re)done."""
@@ -188,7 +213,14 @@ def load_mode(name: str) -> Any:
 def finish_sample(run: SampleRun, manifest: dict[str, Any], t0: float) -> None:
     """Complete a computed sample: preview (unless ``--no-preview``), then the manifest
     (written last and atomically: from now on the sample counts as finished), then
-    the removal of its scratch and unit records."""
+    the removal of its scratch and unit records. Container formats are packed first."""
+    cfg = run.config
+    for f in manifest["files"]:   # TIFF-layout paths: packing carries the checksums along
+        crc = run.checksums.get(f["path"])
+        if crc is not None:
+            f["crc32"] = crc
+    manifest = pack_sample(cfg.format, cfg.compression, cfg.root, run.sample, run.work,
+                           manifest)
     if run.config.preview:
         from nsgen.preview import attach_preview
         attach_preview(run.config.root, manifest, run.log)
@@ -202,22 +234,31 @@ def finish_sample(run: SampleRun, manifest: dict[str, Any], t0: float) -> None:
 def generate(config: Config, on_sample: Callable[[int, Path], None] | None = None) -> list[int]:
     """Generate every sample of ``config`` that is not finished yet.
 
+    Callable from any thread (it installs no signal handler: the command line does) and
+    from Jupyter; messages go to ``logging.getLogger("nsgen")``.
+
     Returns
     -------
     list of int
         The sample numbers generated by this call (finished ones are skipped).
     """
-    install_sigterm_handler()
     log = Log(config.verbose, config.progress)
     mode = load_mode(config.mode)
+    check_root(config.root)
     mode.check(config)
-    todo = [s for s in config.sample_numbers() if not manifest_path(config.root, s).exists()]
+    check_root_format(config.root, config.format)
+    from nsgen.diskspace import check_free_space
+    from nsgen.rerun import check_rerun, record_start, remove_samples
+    stale = check_rerun(config, list(config.sample_numbers()))   # --overwrite: to remake
+    todo = [s for s in config.sample_numbers()
+            if s in stale or not manifest_path(config.root, s).exists()]
+    check_free_space(config, todo)
+    remove_samples(Path(config.root), stale)
     if config.array_task is not None:  # the task -> sample mapping, in every task's log
         task = config.array_task
-        print(f"nsgen: array task {task} -> sample {config.start:04d} (start "
-              f"{config.start - task} + task {task}) under {Path(config.root).absolute()}"
-              + ("" if todo else ": finished earlier, nothing to do"),
-              file=sys.stderr, flush=True)
+        logger.log(NOTICE, f"array task {task} -> sample {config.start:04d} (start "
+                   f"{config.start - task} + task {task}) under {Path(config.root).absolute()}"
+                   + ("" if todo else ": finished earlier, nothing to do"))
     for s in config.sample_numbers():
         if s not in todo:
             log(f"[{s:04d}] finished earlier ({manifest_path(config.root, s)}), skipped")
@@ -256,7 +297,9 @@ def generate(config: Config, on_sample: Callable[[int, Path], None] | None = Non
                 run = SampleRun(config, sample, engine, log, workers)
                 t0 = time.monotonic()
                 run.dir.mkdir(parents=True, exist_ok=True)
-                removed = remove_temporaries(run.dir)
+                record_start(config, run.dir)
+                removed = remove_temporaries(run.dir) + remove_stale_containers(config.root,
+                                                                                 sample)
                 if config.mode == "dynamic":   # its TIFFs sit directly under the root
                     removed += remove_temporaries(config.root, f"{run.tag}_", recursive=False)
                 if removed:

@@ -27,25 +27,25 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from nsgen.errors import NsgenError
+from nsgen.slurm_fit import (
+    DEFAULT_DIRECTIVES,
+    fitted_directives,
+    hopeless,
+    partition_of,
+    partition_resources,
+    pending_reasons,
+)
 
 #: where ``nsgen submit`` keeps scripts, scan lists and task logs, below the dataset root
 SLURM_DIR = ".slurm"
 #: task log name pattern (``%A`` array job id, ``%a`` task id), in SLURM_DIR
 LOG_PATTERN = "nsgen-%A_%a.log"
 
-#: default resources, overridable on the sbatch command line
-DEFAULT_DIRECTIVES: tuple[str, ...] = (
-    "--job-name=nsgen",
-    "--cpus-per-task=4",
-    "--mem-per-cpu=2G",
-    "--open-mode=append",
-    "--requeue",
-)
 
 SBATCH_MISSING = "sbatch not found; run on a SLURM login node or use scripts/slurm-local.sh up"
 
@@ -140,6 +140,8 @@ class Submission:
     env: dict[str, str] = field(default_factory=dict)
     python: str = sys.executable
     stamp: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
+    #: the script's default resources (:func:`fitted_directives` at submission)
+    directives: tuple[str, ...] = DEFAULT_DIRECTIVES
 
     @property
     def slurm_dir(self) -> Path:
@@ -175,7 +177,7 @@ def batch_script(sub: Submission, script: Path, scan_file: Path | None) -> str:
     scan_file : Path, optional
         The copy of the scan list the tasks read.
     """
-    directives = [*DEFAULT_DIRECTIVES, f"--array=0-{sub.samples - 1}",
+    directives = [*sub.directives, f"--array=0-{sub.samples - 1}",
                   f"--output={sub.slurm_dir / LOG_PATTERN}"]
     if sub.sbatch_args:  # later directives win: a hand resubmission keeps the options
         directives.append(shlex.join(sub.sbatch_args))
@@ -357,19 +359,32 @@ def task_states(job_id: str) -> dict[int, tuple[str, str]]:
     return out
 
 
-def wait_for_array(job_id: str, poll: float = 1.0,
-                   max_poll: float = 15.0) -> dict[int, tuple[str, str]]:
+def _say_pending(job_id: str, reasons: dict[str, str], said: str) -> str:
+    """Print the pending reasons when they change; return what was printed."""
+    text = ", ".join(sorted(set(reasons.values())))
+    if text and text != said:
+        print(f"nsgen: job {job_id}: pending ({text})", file=sys.stderr, flush=True)
+    return text or said
+
+
+def wait_for_array(job_id: str, poll: float = 1.0, max_poll: float = 15.0,
+                   partition: str | None = None) -> dict[int, tuple[str, str]]:
     """Poll until no task of ``job_id`` is queued or running; return the final states.
 
     Polls ``squeue`` every ``poll`` seconds, growing to ``max_poll`` (``sbatch --wait``
     sleeps 2, 8, then 32 s, which makes short jobs look slow).
 
+    Pending reasons are printed as they change; a reason that never clears
+    (:func:`hopeless`) cancels the job and raises.
+
     Raises
     ------
     NsgenError
-        When ``squeue`` keeps failing (the controller is unreachable).
+        When ``squeue`` keeps failing (the controller is unreachable), or the job can
+        never start.
     """
     failures = 0
+    said = ""
     while True:
         time.sleep(poll)
         r = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%i"], capture_output=True,
@@ -384,6 +399,14 @@ def wait_for_array(job_id: str, poll: float = 1.0,
         failures = 0
         if not r.stdout.strip():  # nothing pending, running or completing
             return task_states(job_id)
+        reasons = pending_reasons(job_id)
+        said = _say_pending(job_id, reasons, said)
+        stuck = sorted({why for why in reasons.values() if hopeless(why, partition)})
+        if stuck:
+            subprocess.run(["scancel", job_id], capture_output=True, check=False)
+            raise NsgenError(f"job {job_id} can never start ({'; '.join(stuck)}): the request does "
+                             f"not fit the partition; cancelled it; ask for fewer resources "
+                             f"(--cpus-per-task, --mem-per-cpu, --time) or another --partition")
         poll = min(max_poll, poll * 1.5)
 
 
@@ -396,6 +419,8 @@ def submit(sub: Submission, *, dry_run: bool = False, wait: bool = False) -> int
         0 when submitted (and, with ``wait``, every task completed), else 1.
     """
     stem = f"nsgen-{sub.stamp}"
+    partition = partition_of(sub.sbatch_args)
+    sub.directives = fitted_directives(partition_resources(partition), sub.sbatch_args)
     if dry_run:
         script = sub.slurm_dir / f"{stem}.sbatch"
         scan_file = sub.slurm_dir / f"{stem}.scans" if sub.scans else None
@@ -405,6 +430,7 @@ def submit(sub: Submission, *, dry_run: bool = False, wait: bool = False) -> int
         return 0
     if shutil.which("sbatch") is None:
         raise NsgenError(SBATCH_MISSING)
+    created = [d for d in (sub.root, sub.slurm_dir) if not d.exists()]
     script = _create_unique(sub.slurm_dir, stem, ".sbatch")
     scan_file = None
     if sub.scans:
@@ -413,12 +439,17 @@ def submit(sub: Submission, *, dry_run: bool = False, wait: bool = False) -> int
     script.write_text(batch_script(sub, script, scan_file), encoding="utf-8")
     script.chmod(0o755)
     cmd = sub.sbatch_command(script)
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     job_id = r.stdout.strip().split(";")[0]
     if r.returncode != 0 or not job_id.isdigit():
         script.unlink(missing_ok=True)
         if scan_file is not None:
             scan_file.unlink(missing_ok=True)
+        for d in reversed(created):       # nothing left under the root
+            try:
+                d.rmdir()
+            except OSError:
+                pass
         err = (r.stderr + r.stdout).strip().splitlines()
         detail = err[-1] if err else f"exit {r.returncode}"
         raise NsgenError(f"sbatch rejected the job ({detail}); fix the sbatch options "
@@ -431,7 +462,7 @@ def submit(sub: Submission, *, dry_run: bool = False, wait: bool = False) -> int
           file=sys.stderr, flush=True)
     if not wait:
         return 0
-    states = wait_for_array(job_id)
+    states = wait_for_array(job_id, partition=partition)
     if not states:
         print(f"nsgen: error: array job {job_id} ended but SLURM no longer lists its tasks; "
               f"check sacct -j {job_id} and {logs}", file=sys.stderr)

@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from nsgen.io.nexus import open_scan
 from nsgen.io.scan_defects import KINDS, read_truth
 from nsgen.io.scan_writer import write_scan
 from nsgen.prep.detect import DETECTORS, detect_volume
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.normalise import flat_field_log
+from nsgen.scan import open_scan
 
 
 def counts(mask: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:

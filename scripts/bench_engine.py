@@ -73,7 +73,7 @@ def evict(path: Path) -> bool:
 
 def read_once(path: Path) -> float:
     """Seconds to read every projection frame of a scan once with h5py."""
-    from nsgen.io.nexus import open_scan
+    from nsgen.scan import open_scan
     with open_scan(str(path)) as scan:
         first, last = int(scan.projection_indices[0]), int(scan.projection_indices[-1]) + 1
         dpath = scan.data_path

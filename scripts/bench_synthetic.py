@@ -6,8 +6,11 @@ several times and prints the median wall time, the per-stage times from ``-v``, 
 peak RSS of the whole process tree, and the ratio against a floor measured in the same
 run: writing the same number of TIFFs of the same size from one process. Then one
 N=512 sample. Peak memory comes from one more run (sampling it slows a run down). No assertions: read the ratios.
+``--formats tiff hdf5`` instead compares whole-sample wall times per output format
+(runs alternate between formats; ratio against tiff in the same run).
 
     python scripts/bench_synthetic.py [--repeats 3] [--sizes 256 512] [--workers auto]
+    python scripts/bench_synthetic.py --sizes 256 --formats tiff hdf5 zarr
 """
 
 from __future__ import annotations
@@ -98,12 +101,35 @@ def tiff_floor(n_files: int, shape: tuple[int, int], directory: Path) -> float:
     return time.perf_counter() - t0
 
 
+def compare_formats(n: int, workers: str, repeats: int, formats: list[str]) -> None:
+    """Median wall time of a complex sample per output format, runs alternating."""
+    args = ["-m", "complex", "-N", str(n), "-o", "300", "-s", "5", "-f", "20",
+            "--workers", workers]
+    walls: dict[str, list[float]] = {f: [] for f in formats}
+    for _ in range(repeats):
+        for fmt in formats:
+            with tempfile.TemporaryDirectory() as d:
+                walls[fmt].append(run_nsgen([*args, "-r", d, "--format", fmt])[0])
+    ref = statistics.median(walls[formats[0]])
+    print(f"N={n}: complex sample, {repeats} runs per format (alternating)")
+    for fmt, w in walls.items():
+        med = statistics.median(w)
+        print(f"  {fmt:<5} wall median {med:.2f} s (runs: {', '.join(f'{x:.2f}' for x in w)}); "
+              f"ratio to {formats[0]} {med / ref:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--workers", default="auto")
+    ap.add_argument("--formats", nargs="+", default=None,
+                    help="compare these --format values (first = reference) instead")
     a = ap.parse_args()
+    if a.formats:
+        for n in a.sizes:
+            compare_formats(n, a.workers, a.repeats, a.formats)
+        return
     for n in a.sizes:
         reps = a.repeats if n <= 256 else 1
         walls, stages = [], []

@@ -6,10 +6,58 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
+import pytest
 import tifffile
+
+#: the repository root (the folder holding ``nsgen/`` and ``tests/``)
+REPO = Path(__file__).resolve().parents[1]
+#: the project's shared folder, beside the repository root (real scans in ``data/``)
+SHARED = REPO.parent / "shared"
+#: seconds an event wait may take before the test is declared hung: generous, since it only
+#: catches hangs (a busy machine makes everything slower, never wrong)
+HANG = 300.0
+
+
+def in_ci() -> bool:
+    """Whether this is a CI run (``CI=true``), where nothing may be skipped."""
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(reason: str) -> None:
+    """Skip the test with ``reason``; under ``CI=true`` fail it instead (CI must run it)."""
+    if in_ci():
+        pytest.fail(f"CI must run this test, but {reason}")
+    pytest.skip(reason)
+
+
+def shared_path(relative: str) -> Path:
+    """``relative`` inside the shared folder; skips (fails under CI) when it is missing."""
+    path = SHARED / relative
+    if not path.exists():
+        unavailable(f"{path} is missing: the tests read the project's shared data from "
+                    f"../shared beside the repository root ({REPO})")
+    return path
+
+
+def wait_for(condition: Callable[[], Any], what: str, proc: subprocess.Popen | None = None,
+             timeout: float = HANG) -> None:
+    """Wait until ``condition()`` is true (an event: a file written, a process gone).
+
+    Fails naming ``what`` if ``proc`` exits first, or if nothing happened for ``timeout``
+    seconds (a hang, not slowness: the timeout is generous).
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what}: the process exited first (status {proc.returncode})")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not after {timeout:.0f} s (hung?)")
+        time.sleep(0.01)
 
 
 def tree_digest(root: Path, pattern: str = "*.tif") -> dict[str, str]:

@@ -197,3 +197,43 @@ def test_fast_header_reader_defers_unusual_files_to_tifffile(tmp_path):
     (tmp_path / "short.tif").write_bytes(b"II*\x00\x08\x00\x00\x00\x05")
     for name in ("tiled.tif", "rgb.tif", "short.tif"):
         assert tiff_header(tmp_path / name) is None
+
+
+def _zero_pixels_in_place(path):
+    """Overwrite a TIFF's pixel data with zeros: size, header and tags stay as they were."""
+    with tifffile.TiffFile(path) as tf:
+        spans = list(zip(tf.pages[0].dataoffsets, tf.pages[0].databytecounts))
+    with open(path, "r+b") as f:
+        for offset, count in spans:
+            f.seek(offset)
+            f.write(bytes(count))
+
+
+def test_deep_check_names_files_whose_pixels_were_corrupted_in_place(data, capsys):
+    """Every manifest entry carries the CRC-32 of its pixels, computed while writing."""
+    manifest = json.loads((data / "0000" / "manifest.json").read_text())
+    tifs = [f for f in manifest["files"] if f["path"].endswith(".tif")]
+    assert tifs and all(len(f["crc32"]) == 8 for f in tifs)
+    assert check_main([str(data), "--deep"]) == 0
+    assert "OK" in capsys.readouterr().out
+    size = (data / CLEAN).stat().st_size
+    for rel in (CLEAN, SHIFT):
+        _zero_pixels_in_place(data / rel)
+    assert (data / CLEAN).stat().st_size == size
+    code, out = _run(data, capsys)                      # headers and sizes are intact
+    assert code == 0, out
+    r = nsgen("check", str(data), "--deep", check=False)
+    assert r.returncode == 1
+    bad = [line.strip() for line in r.stdout.splitlines() if "pixel data corrupted" in line]
+    assert [line.split(":")[0] for line in bad] == sorted([CLEAN, SHIFT])
+    assert "2 problems" in r.stdout
+
+
+def test_deep_check_of_a_file_without_checksum_says_so(data, capsys):
+    path = data / "0001" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["files"][4]["crc32"]
+    write_manifest(path, manifest)
+    assert check_main([str(data), "--deep"]) == 1
+    out = capsys.readouterr().out
+    assert f"{manifest['files'][4]['path']}: no pixel checksum (crc32) in the manifest" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -110,7 +111,7 @@ def test_parse_bytes():
 
 def test_config_is_immutable():
     c = Config()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         c.size = 3  # type: ignore[misc]
 
 
@@ -121,3 +122,15 @@ def test_cli_error_is_one_line_exit_2_and_writes_nothing(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip() == "nsgen: error: --size must be an integer in 8..4096, got 2"
     assert not root.exists()
+
+
+@pytest.mark.parametrize("root, want", [("/proc/nsgen", "not writable"),
+                                        ("/sys/nsgen", "not writable"),
+                                        ("FILE", "is a file"), ("FILE/sub", "below the file")])
+def test_unwritable_roots_are_one_line(tmp_path, root, want):
+    """Also where os.access says yes (root on /proc, /sys): a probe file is tried."""
+    from helpers import nsgen
+    (tmp_path / "f").write_text("x")
+    root = root.replace("FILE", str(tmp_path / "f"))
+    r = nsgen("-m", "simple", "-N", "16", "-r", root, check=False)
+    assert r.returncode == 2 and want in r.stderr and r.stderr.count("\n") == 1

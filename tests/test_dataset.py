@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from helpers import nsgen
+from helpers import nsgen, unavailable
 from nsgen.dataset import SPLITS, PairDataset, assign_splits, no_pairs_reason
 from nsgen.errors import NsgenError
 from nsgen.io.manifest import write_manifest
@@ -31,7 +31,7 @@ def fake_dataset(root, samples, *, layout="simple", shifts=1, rows=4, write_file
         bounds = [float(-s), float(s + 1)]
         files = []
 
-        def add(path, role, v, value, **more):
+        def add(path, role, v, value, files=files, bounds=bounds, **more):
             if write_files:
                 (root / path).parent.mkdir(parents=True, exist_ok=True)
                 write_tiff(root / path, np.full(SHAPE, value, np.uint16))
@@ -254,3 +254,21 @@ def test_works_as_a_map_style_dataset_for_a_loader(tmp_path):
     torch = pytest.importorskip("torch")
     loader = torch.utils.data.DataLoader(ds, batch_size=4, shuffle=True)
     assert sum(xb.shape[0] for xb, _ in loader) == len(ds)
+
+
+def test_torch_dataloader_with_worker_processes_yields_every_pair_once(tmp_path):
+    """The documented training path: torch's DataLoader, its worker processes each
+    unpickling the dataset, batches in order equal to indexing the dataset directly."""
+    try:
+        import torch
+    except ImportError:
+        unavailable("torch is not installed (.ci/run installs it: pip install torch)")
+    root = fake_dataset(tmp_path, 4, layout="complex", shifts=2, rows=5)
+    ds = PairDataset(root, split="train", method="exact")
+    loader = torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2)
+    xs, ys = zip(*[(xb, yb) for xb, yb in loader])
+    x, y = torch.cat(xs).numpy(), torch.cat(ys).numpy()
+    assert x.shape == y.shape == (len(ds), *SHAPE)
+    assert np.array_equal(x, np.stack([ds[i][0] for i in range(len(ds))]))
+    assert np.array_equal(y, np.stack([ds[i][1] for i in range(len(ds))]))
+    assert not np.array_equal(x, y)

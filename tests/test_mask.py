@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from helpers import nsgen
-from nsgen.io.nexus import open_scan
 from nsgen.io.scan_writer import write_scan
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.stripe_detect import detect_stripe_mask, stripe_weights
+from nsgen.scan import open_scan
 
 SMALL = ["--size", "40", "--min-stripe-length", "60", "--min-stripe-depth", "6",
          "--min-stripe-width", "4"]

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import HANG, wait_for
 from nsgen.errors import NsgenError
 from nsgen.io import mask_archive as ma
 from nsgen.io.deflate import Deflated, crc32_combine, deflate_piece
@@ -229,7 +229,7 @@ def test_hard_kill_during_write_leaves_archive_intact(tmp_path):
         def hang(fh, array, allow_pickle=False):
             fh.write(b"\\x93NUMPY" + bytes(4096))
             open({str(marker)!r}, "w").close()
-            time.sleep(60)
+            time.sleep({HANG})
 
         np.lib.format.write_array = hang
         ma.append_mask({str(path)!r}, "m2", np.ones((50, 40, 30), bool))
@@ -237,11 +237,7 @@ def test_hard_kill_during_write_leaves_archive_intact(tmp_path):
     )
     proc = subprocess.Popen([sys.executable, "-c", script])
     try:
-        deadline = time.monotonic() + 30
-        while not marker.exists():
-            assert proc.poll() is None, "writer exited early"
-            assert time.monotonic() < deadline, "writer never started"
-            time.sleep(0.02)
+        wait_for(marker.exists, "the writer began its entry", proc)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()

@@ -9,18 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import nsgen, read, tree_digest
-from nsgen.io.nexus import open_scan
+from helpers import SHARED, nsgen, read, tree_digest
 from nsgen.io.scan_writer import write_scan
 from nsgen.modes.dynamic import frame_ranges
 from nsgen.modes.real import EDGE_ROWS, OUT_SHAPE
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_to_multiple, split_patches
 from nsgen.prep.resize import downsample
+from nsgen.scan import open_scan
 
-K11 = Path(__file__).parents[2] / "shared" / "data" / "k11-18014" / "k11-18014.nxs"
-if not K11.exists():
-    K11 = Path("/work/shared/data/k11-18014/k11-18014.nxs")
+K11 = SHARED / "data" / "k11-18014" / "k11-18014.nxs"
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +95,7 @@ def test_explicit_file_list_equals_numbering_rule(raw_run, scans, tmp_path):
     assert tree_digest(tmp_path) == tree_digest(raw_run)
 
 
+@pytest.mark.shared_data("data/k11-18014/k11-18014.nxs")
 def test_raw_on_real_k11_scan(tmp_path):
     nsgen("-m", "raw", "--hdf-root", str(K11), "-s", "1", "-r", str(tmp_path))
     m = json.loads((tmp_path / "0000" / "manifest.json").read_text())
@@ -114,6 +113,7 @@ def test_raw_on_real_k11_scan(tmp_path):
     assert np.max(np.abs(got - direct[11])) <= 0.5 * (hi - lo) / 65535 + 1e-6
 
 
+@pytest.mark.shared_data("data/k11-18014/k11-18014.nxs")
 def test_dynamic_frames_on_k11(tmp_path):
     nsgen("-m", "dynamic", "--hdf-root", str(K11), "--frame-angles", "1000", "-r", str(tmp_path))
     tifs = sorted(p.name for p in tmp_path.glob("*.tif"))
@@ -127,6 +127,7 @@ def test_dynamic_frames_on_k11(tmp_path):
         <= 0.5 * (hi - lo) / 65535 + 1e-6
 
 
+@pytest.mark.shared_data("data/k11-18014/k11-18014.nxs")
 def test_dynamic_stride_two_is_the_reference(tmp_path):
     assert frame_ranges(3001, 1000, 2) == [(0, 1000)]
     assert len(frame_ranges(7200, 900, 2)) == 7200 // (2 * 900)
@@ -221,6 +222,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(scans, tmp_path, args, mes
 I12 = K11.parents[1] / "i12-separate-flats-darks"
 
 
+@pytest.mark.shared_data("data/i12-separate-flats-darks")
 def test_raw_with_separate_i12_flat_and_dark_files(tmp_path):
     """A scan without flats, normalised with the real i12 flat/dark files (in place)."""
     import h5py
@@ -261,7 +263,7 @@ def test_reader_asks_for_every_row_once_before_reading_it(monkeypatch, prefetch_
     """The prefetch hints ask for rows a batch of about PREFETCH_BYTES at a time: before a
     chunk is read, its batch and PREFETCH_AHEAD more, nothing further; each row once (halo
     rows aside); the main process's early hint is the first batch."""
-    from nsgen.io.nexus import ScanLayout
+    from nsgen.scan import ScanLayout
     from nsgen.stages import scan_source, scan_stages
 
     shape = (5, 40, 8)                       # one row of projections: 5 x 8 x 2 bytes
@@ -341,7 +343,7 @@ def test_reread_warning_and_copy_space_check(tmp_path, monkeypatch):
     from collections import namedtuple
 
     from nsgen.errors import NsgenError
-    from nsgen.io.nexus import ScanLayout
+    from nsgen.scan import ScanLayout
     from nsgen.stages.decompress import decompressed
     from nsgen.stages.scan_source import ScanSource
     from nsgen.stages.scan_stages import reread_warning

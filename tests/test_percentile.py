@@ -11,7 +11,6 @@ from helpers import nsgen
 
 from nsgen.config import parse_config
 from nsgen.errors import NsgenError
-from nsgen.io.nexus import open_scan
 from nsgen.io.scan_writer import write_scan
 from nsgen.modes.real import OUT_SHAPE, interior
 from nsgen.prep.normalise import flat_field_log
@@ -23,6 +22,7 @@ from nsgen.prep.percentile import (
     order_keys,
 )
 from nsgen.prep.resize import downsample
+from nsgen.scan import open_scan
 
 
 def test_keys_sort_like_the_values_and_invert():

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
-from nsgen.engine.pipeline import (SHM_PREFIX, Engine, EngineError, Stage, WorkResult,
-                                   row_chunks, sweep_stale_segments)
+from helpers import HANG, wait_for
+from nsgen.engine.pipeline import (SHM_PREFIX, UNGUARDED_SCRIPT, Engine, EngineError, Stage,
+                                   WorkResult, row_chunks)
 from nsgen.errors import NsgenError
 
 SHM = Path("/dev/shm")
@@ -37,6 +39,7 @@ class RowSum(Stage):
     kill_row: int = -1
     user_error_row: int = -1
     read_fail_row: int = -1
+    block_from_row: int = -1
     log: str = ""
     sleep: float = 0.0
 
@@ -65,6 +68,8 @@ class RowSum(Stage):
             raise NsgenError("sinogram has NaNs; fix the scan")
         if self.kill_row in rows:
             os.kill(os.getpid(), signal.SIGKILL)
+        if 0 <= self.block_from_row < chunk.stop:
+            time.sleep(HANG)        # a chunk the run must not wait for
         time.sleep(self.sleep)
         self._log(f"done {chunk.index}")
         return WorkResult(data.sum(axis=1).tolist(), files=chunk.rows, nbytes=data.nbytes)
@@ -122,14 +127,17 @@ def test_one_slot_means_one_chunk_in_flight(tmp_path):
         assert events.index(f"read {k + 1}") > events.index(f"done {k}")
 
 
-def test_worker_exception_stops_the_run_with_its_message():
+def test_worker_exception_stops_the_run_with_its_message(tmp_path):
+    """The first error stops the run: the chunks still in work are abandoned (their
+    workers killed), not waited for."""
     before = set(own_segments())
-    t0 = time.monotonic()
+    log = tmp_path / "events"
     with pytest.raises(EngineError, match=r"worker \d \(rows 20-29\) failed: ValueError: bad "
                                           r"value in row 23"):
         with Engine(2) as e:
-            e.run(RowSum(200, 10, fail_row=23, sleep=0.01), 3)
-    assert time.monotonic() - t0 < 10
+            e.run(RowSum(200, 10, fail_row=23, block_from_row=30, log=str(log)), 3)
+    assert all(p.exitcode is not None for p in e._procs)
+    assert "done 3" not in log.read_text().split("\n")      # rows 30-39 were never finished
     assert set(own_segments()) <= before
 
 
@@ -143,7 +151,7 @@ def test_user_error_in_worker_is_reraised_as_such():
 
 def test_reader_exception_surfaces():
     before = set(own_segments())
-    with pytest.raises(EngineError, match="reader failed: OSError: disk on fire"):
+    with pytest.raises(EngineError, match=r"reader \(rows 10-14\) failed: OSError: disk on fire"):
         with Engine(1) as e:
             e.run(RowSum(20, 5, read_fail_row=12), 2)
     assert set(own_segments()) <= before
@@ -151,11 +159,9 @@ def test_reader_exception_surfaces():
 
 def test_killed_worker_is_reported_not_a_hang():
     before = set(own_segments())
-    t0 = time.monotonic()
     with pytest.raises(EngineError, match="killed by signal 9"):
         with Engine(2) as e:
-            e.run(RowSum(50, 5, kill_row=17), 2)
-    assert time.monotonic() - t0 < 10
+            e.run(RowSum(50, 5, kill_row=17, block_from_row=25), 2)
     assert set(own_segments()) <= before
 
 
@@ -169,11 +175,11 @@ def test_engine_is_reusable_across_stages_of_different_sizes(engine):
 @dataclass
 class Prepared(RowSum):
     """RowSum whose workers log every stage they prepare; the first worker to prepare
-    stage ``slow_tag`` takes ``slow`` seconds over it."""
+    stage ``slow_tag`` stays in it until ``slow_until`` stages are done."""
 
     tag: int = 0
     slow_tag: int = -1
-    slow: float = 0.0
+    slow_until: int = 0
 
     def prepare(self):
         self._log(f"prepare {self.tag}")
@@ -182,7 +188,8 @@ class Prepared(RowSum):
                 os.close(os.open(f"{self.log}.slow", os.O_CREAT | os.O_EXCL))
             except FileExistsError:
                 return
-            time.sleep(self.slow)
+            wait_for(lambda: Path(self.log).read_text().count("done") >= self.slow_until,
+                     f"{self.slow_until} stages done by the other workers")
 
 
 def test_a_worker_that_misses_whole_stages_skips_them(tmp_path):
@@ -193,67 +200,94 @@ def test_a_worker_that_misses_whole_stages_skips_them(tmp_path):
     with Engine(3) as e:
         for k in range(30):
             width = 10 + 30 * (k % 2) + k   # larger and smaller slots: new segments, reused ones
-            got = e.run(Prepared(2, 2, width=width, log=str(log), tag=k, slow_tag=3,
-                                 slow=1.0), 1)
-            assert [x for v in got for x in v] == expected(2, width)
+            # stage 3 has no rows, so the worker that stays in its prepare holds no chunk
+            rows = 0 if k == 3 else 2
+            got = e.run(Prepared(rows, 2, width=width, log=str(log), tag=k, slow_tag=3,
+                                 slow_until=20), 1)
+            assert [x for v in got for x in v] == expected(rows, width)
+            if k == 3:
+                wait_for(lambda: "prepare 3" in log.read_text(), "a worker prepared stage 3")
     lines = log.read_text().splitlines()
-    assert sum(x.startswith("done") for x in lines) == 30
+    assert sum(x.startswith("done") for x in lines) == 29
     prepared = [int(x.split()[1]) for x in lines if x.startswith("prepare")]
     assert set(prepared) == set(range(30))
-    assert len(prepared) < 3 * 30      # the slow worker skipped the stages it missed
+    # the slow worker prepared at most stages 0-3 and 20-29: it skipped 4..19 at least
+    assert 3 * 30 - len(prepared) >= 16
 
 
 SCRIPT = textwrap.dedent("""
-    import sys, time
+    import sys
     sys.path.insert(0, {tests!r})
     from test_pipeline import RowSum
     from nsgen.engine.pipeline import Engine, install_sigterm_handler
-    install_sigterm_handler()
-    with Engine(2) as e:
-        print("started", flush=True)
-        e.run(RowSum(100000, 1, sleep=0.05), 3)
+
+    if __name__ == "__main__":
+        install_sigterm_handler()
+        with Engine(2) as e:
+            e.run(RowSum(100000, 1, sleep=0.05, log={log!r}), 3)
 """)
 
 
-def _start_long_run(tmp_path: Path) -> subprocess.Popen:
+def descendants(pid: int) -> list[psutil.Process]:
+    """Every process below ``pid``: the forkserver, the resource tracker, reader, workers."""
+    return psutil.Process(pid).children(recursive=True)
+
+
+def gone(procs: list[psutil.Process]) -> bool:
+    """Whether every process of ``procs`` has exited (zombies count as exited)."""
+    for p in procs:
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.NoSuchProcess:
+            pass
+    return True
+
+
+def _start_long_run(tmp_path: Path) -> tuple[subprocess.Popen, list[psutil.Process]]:
+    """A run of a long stage, once its reader and both workers are at work; with them."""
     script = tmp_path / "long_run.py"
-    script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "started"
-    deadline = time.monotonic() + 10
-    while not own_segments(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert own_segments(proc.pid), "the run never allocated its slots"
-    return proc
+    log = tmp_path / "events"
+    script.write_text(SCRIPT.format(tests=str(Path(__file__).parent), log=str(log)))
+    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    # a chunk done: the reader and a worker run; 3 processes under the forkserver: all run
+    wait_for(lambda: log.exists() and "done" in log.read_text(), "a chunk done", proc)
+    wait_for(lambda: len(descendants(proc.pid)) >= 5, "reader, workers, forkserver and "
+             "resource tracker started", proc)
+    assert own_segments(proc.pid), "the run holds no slots"
+    return proc, descendants(proc.pid)
 
 
 def test_sigterm_stops_children_and_releases_memory(tmp_path):
-    proc = _start_long_run(tmp_path)
+    proc, children = _start_long_run(tmp_path)
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=20)
-    assert proc.returncode == 128 + signal.SIGTERM
-    deadline = time.monotonic() + 5
-    while own_segments(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert own_segments(proc.pid) == []
+    proc.wait(timeout=HANG)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr.read()
+    assert own_segments(proc.pid) == []          # released by the main process itself
+    wait_for(lambda: gone(children), "every child exited")
+    assert "bootstrapping" not in proc.stderr.read()
 
 
 def test_kill_9_of_main_leaves_no_segments_or_orphans(tmp_path):
-    proc = _start_long_run(tmp_path)
-    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                              text=True).stdout.split()
+    """The children notice that the main process died and exit; then the resource tracker
+    (the last to go) unlinks the segments: no sweep by a later run is needed."""
+    proc, children = _start_long_run(tmp_path)
     proc.kill()
-    proc.wait(timeout=10)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        alive = [c for c in children if Path(f"/proc/{c}").exists()
-                 and "Z" not in Path(f"/proc/{c}/stat").read_text().split()[2]]
-        # the resource tracker unlinks the segments once every child has gone
-        if not alive and not own_segments(proc.pid):
-            break
-        time.sleep(0.1)
-    sweep_stale_segments()
+    proc.wait(timeout=HANG)
+    wait_for(lambda: gone(children), "every child of the killed run exited")
+    assert own_segments(proc.pid) == []
+
+
+def test_script_without_main_guard_is_one_clear_error(tmp_path):
+    """Children import the main script: unguarded, each would start nsgen again."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(SCRIPT.format(tests=str(Path(__file__).parent), log="")
+                      .replace('if __name__ == "__main__":', "if True:"))
+    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate(timeout=HANG)
+    assert proc.returncode == 1
+    assert err.strip().splitlines()[-1] == f"nsgen.errors.NsgenError: {UNGUARDED_SCRIPT}"
+    assert "bootstrapping" not in err
     assert own_segments(proc.pid) == []
 
 

@@ -10,7 +10,6 @@ import pytest
 from helpers import nsgen
 
 from nsgen.errors import NsgenError
-from nsgen.io.nexus import open_scan
 from nsgen.io.scan_defects import (
     KINDS,
     apply_defects,
@@ -21,6 +20,7 @@ from nsgen.io.scan_defects import (
 )
 from nsgen.io.scan_writer import write_scan
 from nsgen.prep.normalise import flat_field_log
+from nsgen.scan import open_scan
 
 
 def test_every_kind_once_at_least_and_within_bounds():

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from nsgen.errors import NsgenError
-from nsgen.io.nexus import open_scan
 from nsgen.io.scan_writer import Defect, main, write_scan
 from nsgen.prep.normalise import flat_field_log
+from nsgen.scan import open_scan
 
 DATA = "entry1/tomo_entry/data/data"
 KEY = "entry1/tomo_entry/instrument/detector/image_key"

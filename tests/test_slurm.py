@@ -1,12 +1,11 @@
 """SLURM array jobs: submit path, batch scripts, and runs on a real SLURM cluster.
 
-The cluster tests use a real single-node SLURM on localhost: when ``sbatch`` cannot
-reach a controller and we are root, the session fixture starts a private one with
-``scripts/slurm-local.sh up`` (installs munge, slurmctld, slurmd from Debian packages if
-missing) and stops it with ``down`` at the end of the session, also when tests fail.
-They skip, with the reason, only when that is impossible (not root and no cluster, no
-apt-get to install SLURM); under CI (``CI=true``) that is a failure instead, so CI
-cannot skip them.
+The cluster tests use a real single-node SLURM on localhost: the one ``sbatch`` reaches
+(``.ci/run`` installs and starts one with ``scripts/slurm-local.sh up``), or else, as root
+with SLURM installed, a private one the session fixture starts with ``scripts/slurm-local.sh
+up`` and stops with ``down`` at the end (also when tests fail). Pytest never installs
+packages: without SLURM the tests skip, naming the command that installs it; under CI
+(``CI=true``) that is a failure instead, so CI cannot skip them.
 """
 
 from __future__ import annotations
@@ -22,9 +21,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
-from helpers import all_files, nsgen, tree_digest
+from helpers import HANG, all_files, nsgen, tree_digest, unavailable, wait_for
 from nsgen.errors import NsgenError
 from nsgen.slurm import (SBATCH_MISSING, parse_submit_args,
                          static_script)
@@ -36,6 +36,18 @@ SMALL = {"mode": "complex", "size": 32, "objects": 8, "shifts": 2, "flatsnum": 4
 #: one sample that runs ~10 s (its write stage alone several seconds): time to requeue it
 SLOW = {"mode": "complex", "size": 256, "objects": 100, "shifts": 3, "flatsnum": 8}
 SBATCH_SMALL = ["--cpus-per-task=1", "--mem-per-cpu=500M", "--job-name=nsgen-test"]
+
+
+@pytest.fixture(scope="module")
+def script_env(tmp_path_factory) -> dict[str, str]:
+    """Environment for running the batch scripts by hand: their ``nsgen`` is this tree's
+    (``python -m nsgen`` of the running interpreter, with the inherited PYTHONPATH)."""
+    bin_dir = tmp_path_factory.mktemp("bin")
+    shim = bin_dir / "nsgen"
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m nsgen "$@"\n')
+    shim.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "NSGEN_NO_PROGRESS": "true"}
 
 
 def write_ini(path: Path, root: Path, **options) -> Path:
@@ -145,10 +157,10 @@ def test_dry_run_script_maps_task_to_sample_without_slurm(tmp_path, local_small)
     assert sample_digest(tmp_path / "data", 2) == sample_digest(local_small, 2)
 
 
-def test_static_script_maps_start_plus_task(tmp_path, local_small):
+def test_static_script_maps_start_plus_task(tmp_path, local_small, script_env):
     """scripts/nsgen.sbatch as task 1 of a run starting at 2 makes sample 0003."""
     ini = write_ini(tmp_path / "s.ini", tmp_path / "data", start=2, **SMALL)
-    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "1", "NSGEN_NO_PROGRESS": "true"}
+    env = {**script_env, "SLURM_ARRAY_TASK_ID": "1"}
     r = subprocess.run(["bash", str(REPO / "scripts" / "nsgen.sbatch"), "--config", str(ini),
                         "--samples", "2"], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -161,10 +173,10 @@ def test_static_script_maps_start_plus_task(tmp_path, local_small):
     assert "finished earlier, nothing to do" in again.stderr
 
 
-def test_static_script_picks_the_tasks_scan(tmp_path):
+def test_static_script_picks_the_tasks_scan(tmp_path, script_env):
     scans = tmp_path / "scans.txt"
     scans.write_text("# scans of the beamtime\n/data/a 1.nxs\n\n  /data/b.nxs  \n")
-    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "1"}
+    env = {**script_env, "SLURM_ARRAY_TASK_ID": "1"}
     cmd = ["bash", str(REPO / "scripts" / "nsgen.sbatch"), "--scan-list", str(scans),
            "-m", "raw", "-r", str(tmp_path / "out"), "--samples", "2"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -177,7 +189,7 @@ def test_static_script_picks_the_tasks_scan(tmp_path):
     assert f"array task 2 has no scan: {scans} lists fewer than 3 scans" in r.stderr
 
 
-def test_scan_list_real_mode_task_makes_its_scan_sample(tmp_path):
+def test_scan_list_real_mode_task_makes_its_scan_sample(tmp_path, script_env):
     """Real data: task 1 of a scan list is `nsgen -m raw --hdf-root <scan 1> --start 1`."""
     for name, seed in (("a.nxs", 1), ("b.nxs", 2)):
         nsgen("make-scan", str(tmp_path / name), "--angles", "91", "--rows", "8",
@@ -185,7 +197,7 @@ def test_scan_list_real_mode_task_makes_its_scan_sample(tmp_path):
     (tmp_path / "scans.txt").write_text("a.nxs\nb.nxs\n")
     raw = ["-m", "raw", "--shifts", "1"]
     nsgen(*raw, "--hdf-root", "b.nxs", "--start", "1", "-r", "local", cwd=tmp_path)
-    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "1", "NSGEN_NO_PROGRESS": "true"}
+    env = {**script_env, "SLURM_ARRAY_TASK_ID": "1"}
     r = subprocess.run(["bash", str(REPO / "scripts" / "nsgen.sbatch"), "--scan-list",
                         "scans.txt", *raw, "-r", "array", "--samples", "2"], cwd=tmp_path,
                        env=env, capture_output=True, text=True)
@@ -322,12 +334,6 @@ def _controller_up() -> bool:
     return r.returncode == 0 and "is UP" in r.stdout
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI must run the SLURM tests, but {reason}")
-    pytest.skip(reason)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -347,18 +353,18 @@ def slurm(request):
     if _controller_up():
         yield None
         return
+    if not all(shutil.which(b) for b in ("slurmctld", "slurmd", "sbatch", "munged")):
+        unavailable(f"SLURM is not installed; install and start a local cluster with `sudo "
+                    f"{SLURM_LOCAL} up` and then `eval \"$({SLURM_LOCAL} env)\"`")
     if os.geteuid() != 0:
-        _unavailable("sbatch reaches no SLURM controller and starting scripts/slurm-local.sh "
-                     "needs root")
-    if not (shutil.which("slurmctld") or shutil.which("apt-get")):
-        _unavailable("sbatch reaches no SLURM controller and there is no apt-get to install "
-                     "one for scripts/slurm-local.sh")
+        unavailable(f"sbatch reaches no SLURM controller and starting one needs root: run "
+                    f"`sudo {SLURM_LOCAL} up` and then `eval \"$({SLURM_LOCAL} env)\"`")
     # munged wants every directory above its socket world-executable (pytest's are 0700)
     root = Path(tempfile.mkdtemp(prefix="nsgen-slurm-"))
     root.chmod(0o755)
     settings = {"SLURM_LOCAL_ROOT": str(root), "SLURM_CONF": str(root / "etc" / "slurm.conf"),
                 "SLURM_LOCAL_CTLD_PORT": str(_free_port()),
-                "SLURM_LOCAL_SLURMD_PORT": str(_free_port())}
+                "SLURM_LOCAL_SLURMD_PORT": str(_free_port()), "SLURM_LOCAL_NO_INSTALL": "1"}
     with pytest.MonkeyPatch.context() as mp:
         for key, value in settings.items():
             mp.setenv(key, value)
@@ -391,13 +397,21 @@ def job_records(job: str) -> dict[int, dict[str, str]]:
     return out
 
 
-def wait_gone(job: str, timeout: float = 120) -> None:
-    """Wait until no task of ``job`` is pending or running."""
-    deadline = time.monotonic() + timeout
-    while subprocess.run(["squeue", "-h", "-j", job, "-o", "%i"], capture_output=True,
-                         text=True).stdout.strip():
-        assert time.monotonic() < deadline, f"job {job} still queued after {timeout} s"
-        time.sleep(0.5)
+def wait_gone(job: str, timeout: float = HANG) -> None:
+    """Wait until no task of ``job`` is pending or running (``timeout`` only catches hangs)."""
+    wait_for(lambda: not subprocess.run(["squeue", "-h", "-j", job, "-o", "%i"],
+                                        capture_output=True, text=True).stdout.strip(),
+             f"job {job} left the queue", timeout=timeout)
+
+
+def _stepd_alive() -> bool:
+    """Whether a ``slurmstepd`` (the daemon that runs and cleans up one job) still runs:
+    the test cluster runs one job at a time, so any of them is the job's."""
+    for p in psutil.process_iter(["name", "cmdline"]):
+        if p.info["name"] == "slurmstepd" or \
+                " ".join(p.info["cmdline"] or []).startswith("slurmstepd"):
+            return True
+    return False
 
 
 def submit(*args: str, cwd: Path, check: bool = True) -> tuple[str, subprocess.CompletedProcess]:
@@ -450,26 +464,19 @@ def test_requeued_task_completes_its_sample(slurm, tmp_path):
                     "--job-name=nsgen-requeue", cwd=tmp_path)
     sample = tmp_path / "data" / "0000"
     log = tmp_path / "data" / ".slurm" / f"nsgen-{job}_0.log"
-    deadline = time.monotonic() + 120
-    while not any(sample.rglob("*.tif")):
-        assert time.monotonic() < deadline, \
-            f"the task wrote no TIFF in 120 s; {job_records(job)}; log: " \
-            f"{log.read_text() if log.exists() else '(none)'}"
-        time.sleep(0.1)
+    wait_for(lambda: any(sample.rglob("*.tif")), f"task {job}_0 wrote a TIFF")
     assert not (sample / "manifest.json").exists()
     task = f"{job}_0"
     subprocess.run(["scontrol", "requeue", task], check=True)
     # a requeued job waits ~2 min (BeginTime) before it may start again: let it start now
-    deadline = time.monotonic() + 60
-    while subprocess.run(["squeue", "-h", "-j", task, "-o", "%T"], capture_output=True,
-                         text=True).stdout.strip() != "PENDING":
-        assert time.monotonic() < deadline, "the requeued task never became PENDING"
-        time.sleep(0.2)
+    wait_for(lambda: subprocess.run(["squeue", "-h", "-j", task, "-o", "%T"],
+                                    capture_output=True, text=True).stdout.strip()
+             == "PENDING", "the requeued task is PENDING")
     # slurmd refuses to relaunch a job id it killed moments ago ("Job N already killed,
-    # do not launch batch job" -> FAILED): let it finish the kill's clean-up first
-    time.sleep(5)
+    # do not launch batch job" -> FAILED): wait until the killed task's step daemon is gone
+    wait_for(lambda: not _stepd_alive(), f"the step daemon of job {job} exited")
     subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)
-    wait_gone(job, timeout=180)
+    wait_gone(job)
     record = job_records(job)[0]
     assert (record["JobState"], record["Restarts"]) == ("COMPLETED", "1")
     log = log.read_text()
@@ -480,3 +487,30 @@ def test_requeued_task_completes_its_sample(slurm, tmp_path):
     nsgen("--config", str(tmp_path / "slow.ini"), "-r", str(local))
     assert sample_files(tmp_path / "data", 0) == sample_files(local, 0)
     assert sample_digest(tmp_path / "data", 0) == sample_digest(local, 0)
+
+
+def test_submit_with_defaults_completes_on_the_cluster(slurm, tmp_path, local_small):
+    """No resource options: the defaults are what the cluster's nodes can give."""
+    write_ini(tmp_path / "small.ini", "data", **SMALL)
+    job, r = submit("--config", "small.ini", "--samples", "1", "--wait", cwd=tmp_path)
+    assert f"nsgen: array job {job}: all 1 tasks completed" in r.stderr
+    assert sample_digest(tmp_path / "data", 0) == sample_digest(local_small, 0)
+
+
+def test_impossible_request_stops_with_its_reason_and_is_cancelled(slurm, tmp_path):
+    write_ini(tmp_path / "small.ini", "data", **SMALL)
+    job, r = submit("--config", "small.ini", "--samples", "1", "--cpus-per-task=4096",
+                    "--wait", cwd=tmp_path, check=False)
+    assert r.returncode == 2
+    assert f"nsgen: job {job}: pending (" in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"nsgen: error: job {job} can never start (") and "cancelled" in last
+    wait_gone(job, timeout=60)
+
+
+def test_rejected_submission_leaves_nothing_under_the_root(slurm, tmp_path):
+    write_ini(tmp_path / "small.ini", "data", **SMALL)
+    r = nsgen("submit", "--config", "small.ini", "--samples", "1", "--nodelist=nosuchnode",
+              cwd=tmp_path, check=False, timeout=120)
+    assert r.returncode == 2 and "sbatch rejected the job" in r.stderr
+    assert not (tmp_path / "data").exists()

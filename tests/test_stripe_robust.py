@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from nsgen.errors import NsgenError
-from nsgen.io.nexus import open_scan
 from nsgen.io.scan_defects import KINDS, read_truth
 from nsgen.io.scan_writer import write_scan
 from nsgen.prep.detect import check_detector, detect_rows, detect_volume, halo
@@ -14,6 +13,7 @@ from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.stripe_detect import rows_to_read
 from nsgen.prep.stripe_robust import column_scores, depth_rule, robust_stripe_mask
+from nsgen.scan import open_scan
 
 
 def noise_volume(shape=(180, 12, 64), sigma=0.01, seed=0):

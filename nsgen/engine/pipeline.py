@@ -15,8 +15,9 @@ worker does with it (:meth:`Stage.work`, run in a worker process). The engine
 * stops promptly on the first error of any process (its message is re-raised in
   the main process) or on the death of any process, and always releases shared
   memory (also on Ctrl-C and SIGTERM; after ``kill -9`` of the main process the
-  children notice within a second and exit, and stale segments are swept at the
-  next start).
+  children notice before their next chunk and exit, and multiprocessing's resource
+  tracker, the last process of the run, unlinks the segments; stale segments of a run
+  whose tracker was killed too are swept at the next start).
 """
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ from nsgen.errors import NsgenError
 
 SHM_PREFIX = "nsgen-"
 _POLL = 0.2
+#: exit status of a child that found itself starting an engine while it imported the
+#: user's main script (a script without a ``if __name__ == "__main__":`` guard)
+_UNGUARDED_EXIT = 86
+UNGUARDED_SCRIPT = (
+    "the script that runs nsgen has no `if __name__ == \"__main__\":` guard: nsgen's "
+    "reader and worker processes import the main script (multiprocessing forkserver), so "
+    "unguarded code would start nsgen again in each of them; put the code that runs nsgen "
+    "under `if __name__ == \"__main__\":`")
 
 
 @dataclass(frozen=True)
@@ -73,11 +82,13 @@ def row_chunks(n_rows: int, chunk_rows: int) -> list[Chunk]:
 
 @dataclass
 class WorkResult:
-    """What a worker returns for one chunk: a small value plus output accounting."""
+    """What a worker returns for one chunk: a small value plus output accounting
+    (files and bytes written, and a checksum of each file by path)."""
 
     value: Any = None
     files: int = 0
     nbytes: int = 0
+    checksums: dict[str, str] = field(default_factory=dict)
 
 
 SlotSpec = Any  # (shape, dtype) or a list of (shape, dtype)
@@ -177,6 +188,25 @@ def _populate(seg: shared_memory.SharedMemory) -> None:
         pass
 
 
+def _attach(name: str) -> shared_memory.SharedMemory:
+    """Map an existing segment without registering it with the resource tracker.
+
+    Before Python 3.13 attaching registers the segment as if this process owned it; the
+    registration can reach the tracker after the main process unlinked and unregistered
+    the segment (a stopped run), which then warns of "leaked" segments at shutdown. The
+    main process alone registers (and, killed, has the tracker unlink) its segments.
+    """
+    if sys.version_info >= (3, 13):
+        return shared_memory.SharedMemory(name=name, track=False)
+    from multiprocessing import resource_tracker
+    register = resource_tracker.register
+    resource_tracker.register = lambda *args, **kwargs: None
+    try:
+        return shared_memory.SharedMemory(name=name)
+    finally:
+        resource_tracker.register = register
+
+
 class _Attached:
     """A child's mappings of the run's segments, kept while their names stay in use.
 
@@ -199,7 +229,7 @@ class _Attached:
                 self.faulted.discard(name)
         for name in names:
             if name not in self.by_name:
-                self.by_name[name] = shared_memory.SharedMemory(name=name)
+                self.by_name[name] = _attach(name)
         return [self.by_name[n] for n in names]
 
     def buffer(self, seg: shared_memory.SharedMemory) -> Any:
@@ -222,14 +252,20 @@ def _describe(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
+def _exit_if_orphaned(parent: Any) -> None:
+    """Exit at once if the main process has gone away (``kill -9``): checked before every
+    chunk too, since a busy pipeline never waits long enough to notice it otherwise."""
+    if parent is not None and not parent.is_alive():
+        os._exit(3)
+
+
 def _get(q: Any, parent: Any) -> Any:
     """Blocking get that gives up when the main process has gone away."""
     while True:
         try:
             return q.get(timeout=_POLL * 2)
         except queue.Empty:
-            if parent is not None and not parent.is_alive():
-                os._exit(3)
+            _exit_if_orphaned(parent)
 
 
 def _send_error(results: Any, who: str, exc: BaseException) -> None:
@@ -292,8 +328,7 @@ def _worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) -
             try:
                 msg = data.get(timeout=_POLL)
             except queue.Empty:
-                if parent is not None and not parent.is_alive():
-                    os._exit(3)
+                _exit_if_orphaned(parent)
                 continue
         kind = msg[0]
         if kind == "stage":
@@ -307,6 +342,7 @@ def _worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) -
         # ("chunk", stage_id, chunk_index, slot); the reader starts with the workers, so
         # a chunk of a new stage may come before that stage's control message
         _, sid, index, slot = msg
+        _exit_if_orphaned(parent)
         while sid > stage_id:
             ctrl = newest(_get(control, parent))
             if ctrl[0] == "stop":
@@ -336,16 +372,24 @@ def _reader_main(control: Any, data: Any, free: Any, results: Any) -> None:
         if msg[0] == "stop":
             return
         _, sid, stage, names = msg
+        chunk: Chunk | None = None
         try:
             segments = attached.use(names)
             for chunk in stage.chunks():
                 slot = _get(free, parent)
+                _exit_if_orphaned(parent)
                 arr = slot_views(attached.buffer(segments[slot]), stage.slot_spec(chunk))
                 stage.read(chunk, arr)
                 del arr
                 data.put(("chunk", sid, chunk.index, slot))
         except BaseException as exc:  # noqa: BLE001 - reported to the main process
-            _send_error(results, "reader", exc)
+            if chunk is None:
+                _send_error(results, "reader", exc)
+            else:   # say where in the input: an unreadable (corrupted) part names its rows
+                rows = f"rows {chunk.start}-{chunk.stop - 1}"
+                _send_error(results, f"reader ({rows})",
+                            NsgenError(f"reading {rows}: {exc}")
+                            if isinstance(exc, NsgenError) else exc)
 
 
 # --------------------------------------------------------------------------- engine
@@ -407,6 +451,11 @@ class Engine:
     def __init__(self, workers: int) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
+        if getattr(mp.current_process(), "_inheriting", False):
+            # a child of an engine importing an unguarded main script: stop at once, with a
+            # status the parent engine turns into UNGUARDED_SCRIPT (instead of a storm of
+            # multiprocessing's "bootstrapping phase" errors)
+            os._exit(_UNGUARDED_EXIT)
         self.workers = workers
         self._ctx = mp.get_context("forkserver")
         self._procs: list[Any] = []
@@ -416,6 +465,8 @@ class Engine:
         self._closed = False
         self._starter: threading.Thread | None = None
         self._start_error: BaseException | None = None
+        #: ``WorkResult.checksums`` of every chunk of the last :meth:`run`
+        self.checksums: dict[str, str] = {}
 
     # lifecycle -------------------------------------------------------------------
     def __enter__(self) -> "Engine":
@@ -514,6 +565,8 @@ class Engine:
             raise EngineError(f"cannot start the reader and worker processes: "
                               f"{_describe(self._start_error)}")
         for p in self._procs:
+            if p.exitcode == _UNGUARDED_EXIT:
+                raise NsgenError(UNGUARDED_SCRIPT)
             if p.exitcode is not None:
                 how = (f"was killed by signal {-p.exitcode}" if p.exitcode < 0
                        else f"exited with status {p.exitcode}")
@@ -570,6 +623,7 @@ class Engine:
             for c in self._controls:
                 c.put(("stage", sid, stage, names))
             values: dict[int, Any] = {}
+            self.checksums = {}
             state = Progress(chunks_total=len(chunks))
             while len(values) < len(chunks):
                 msg = self._wait()
@@ -579,6 +633,7 @@ class Engine:
                     continue
                 res: WorkResult = msg[3]
                 values[msg[2]] = res.value
+                self.checksums.update(res.checksums)
                 state.chunks_done += 1
                 state.files += res.files
                 state.nbytes += res.nbytes

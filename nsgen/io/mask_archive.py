@@ -354,8 +354,8 @@ def _kept_members(path: Path, key: str, overwrite: bool) -> list[zipfile.ZipInfo
     replaced = {key + ".npy", key + WEIGHTS_SUFFIX + ".npy"}
     if not overwrite and any(i.filename in replaced for i in members):
         raise NsgenError(
-            f"mask archive {path} already holds {key!r}; choose another key or "
-            f"overwrite it explicitly"
+            f"mask archive {path} already holds {key!r}; choose another key with "
+            f"--file-name, or replace it with --overwrite"
         )
     return [i for i in members if i.filename not in replaced]
 

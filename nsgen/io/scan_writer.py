@@ -290,21 +290,20 @@ def write_scan(path: str | os.PathLike[str], *, n_angles: int = 181, n_rows: int
     ScanTruth
         Which rows and columns carry real stripes, and the frame layout.
     """
-    for name, value, least in (("n_angles", n_angles, 1), ("n_rows", n_rows, 1), ("n_columns", n_columns, 1),
-                               ("n_flats", n_flats, 0), ("n_darks", n_darks, 0)):
+    for name, value, least in (("--angles", n_angles, 1), ("--rows", n_rows, 1), ("--columns", n_columns, 1),
+                               ("--flats", n_flats, 0), ("--darks", n_darks, 0)):
         if int(value) != value or value < least:
             raise NsgenError(f"{name} must be an integer >= {least}, got {value}; fix the scan size")
     if not (np.isfinite(i0) and 0 < i0 <= 60000):
-        raise NsgenError(f"i0 must be in (0, 60000] photons, got {i0}; choose a smaller beam intensity")
+        raise NsgenError(f"--i0 must be in (0, 60000] photons, got {i0}; choose a smaller beam intensity")
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64)):
-        raise NsgenError(f"dtype must be uint16, float32 or float64, got {dtype}; choose one of these")
+        raise NsgenError(f"--dtype must be uint16, float32 or float64, got {dtype}; choose one of these")
     filters = _compression_kwargs(compression)
-    if chunks is None:
-        chunks = (1, n_rows, n_columns)
-    chunks = tuple(int(c) for c in chunks)
+    chunks = (1, n_rows, n_columns) if chunks is None else chunks
+    chunks = (int(chunks[0]), int(chunks[1]), int(chunks[2])) if len(chunks) == 3 else chunks
     if len(chunks) != 3 or any(c < 1 for c in chunks):
-        raise NsgenError(f"chunks must be three positive integers, got {chunks}; e.g. 1,{n_rows},{n_columns}")
+        raise NsgenError(f"--chunks must be three positive integers, got {chunks}; e.g. 1,{n_rows},{n_columns}")
     out = Path(path)
     if out.exists() and not overwrite:
         raise NsgenError(f"'{out}' already exists; remove it or pass --overwrite")
@@ -441,7 +440,7 @@ def _chunks_arg(text: str) -> tuple[int, int, int]:
             raise ValueError
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected FRAMES,ROWS,COLUMNS, got {text!r}") from None
-    return values  # type: ignore[return-value]
+    return values
 
 
 def build_parser() -> argparse.ArgumentParser:

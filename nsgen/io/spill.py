@@ -17,7 +17,7 @@ import numpy as np
 class Spill:
     """A scratch volume of ``shape`` (rows first) and ``dtype`` stored at ``path``, from
     byte ``offset`` on (0 for nsgen's own scratch files; the contiguous data set of an
-    HDF5 file written in place, as :func:`nsgen.io.nexus.create_frame_copy` allows)."""
+    HDF5 file written in place, as :func:`nsgen.scan.create_frame_copy` allows)."""
 
     path: Path
     shape: tuple[int, ...]
@@ -45,7 +45,7 @@ class Spill:
             raise ValueError(f"rows {start}+{block.shape} do not fit spill {self.shape}")
         fd = os.open(self.path, os.O_WRONLY)
         try:
-            view = memoryview(block).cast("B")
+            view = block.data.cast("B")
             off = self.offset + start * self.row_bytes
             while view:
                 n = os.pwrite(fd, view, off)
@@ -69,7 +69,7 @@ class Spill:
             raise ValueError(f"band {start}+{block.shape} does not fit spill {self.shape}")
         block = np.ascontiguousarray(block, dtype=self.dtype)
         line = int(np.prod(self.shape[2:], dtype=np.int64)) * np.dtype(self.dtype).itemsize
-        views = [memoryview(row).cast("B") for row in block.reshape(block.shape[0],
+        views = [row.data.cast("B") for row in block.reshape(block.shape[0],
                                                                     block.shape[1], -1)]
         fd = os.open(self.path, os.O_WRONLY)
         try:
@@ -96,7 +96,7 @@ class Spill:
             raise ValueError(f"out must be a C-contiguous {self.dtype} array of shape {shape}")
         with open(self.path, "rb", buffering=0) as f:
             f.seek(self.offset + start * self.row_bytes)
-            view = memoryview(out).cast("B")
+            view = out.data.cast("B")
             while view:
                 n = f.readinto(view)
                 if not n:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import tifffile
+
+from nsgen.errors import disk_full
 
 TMP_MARK = ".nsgen-tmp"
 
@@ -40,10 +44,32 @@ def write_tiff(path: Path, image: np.ndarray) -> int:
                          metadata=None, software=False)
         size = tmp.stat().st_size
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise disk_full(path) from exc
         raise
     return size
+
+
+def pixel_crc32(image: np.ndarray) -> str:
+    """CRC-32 of a uint16 image's pixel bytes (little-endian, row by row), as 8 hex digits.
+
+    The checksum a manifest records for each TIFF (``nsgen check --deep`` verifies it):
+    computed from the image in memory as it is written, so writing reads nothing back.
+
+    Examples
+    --------
+    >>> img = np.arange(6, dtype=np.uint16).reshape(2, 3)
+    >>> pixel_crc32(img) == f"{zlib.crc32(bytes([0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0])):08x}"
+    True
+    >>> pixel_crc32(img.astype(">u2")) == pixel_crc32(img)  # values count, not byte order
+    True
+    >>> pixel_crc32(np.zeros((2, 3), np.uint16))
+    '7bd5c66f'
+    """
+    data = np.ascontiguousarray(image, dtype="<u2")
+    return f"{zlib.crc32(data.data.cast('B')):08x}"
 
 
 def write_tiffs(items: Iterable[tuple[Path, np.ndarray]]) -> tuple[int, int]:
@@ -65,16 +91,24 @@ class TiffWriter:
     --------
     >>> import tempfile
     >>> root = Path(tempfile.mkdtemp())
-    >>> files, nbytes = TiffWriter(root).write([("a.tif", np.zeros((2, 3), np.uint16))])
-    >>> files, nbytes > 0, read_tiff(root / "a.tif").shape
-    (1, True, (2, 3))
+    >>> files, nbytes, crc = TiffWriter(root).write([("a.tif", np.zeros((2, 3), np.uint16))])
+    >>> files, nbytes > 0, read_tiff(root / "a.tif").shape, crc
+    (1, True, (2, 3), {'a.tif': '7bd5c66f'})
     """
 
     root: Path
 
-    def write(self, items: Iterable[tuple[str, np.ndarray]]) -> tuple[int, int]:
-        """Write every ``(path relative to root, uint16 image)``; return (files, bytes)."""
-        return write_tiffs((self.root / path, image) for path, image in items)
+    def write(self, items: Iterable[tuple[str, np.ndarray]]) -> tuple[int, int, dict[str, str]]:
+        """Write every ``(path relative to root, uint16 image)``; return files and bytes
+        written and the :func:`pixel_crc32` of each path (computed from the image in memory,
+        no second read)."""
+        files = nbytes = 0
+        checksums: dict[str, str] = {}
+        for path, image in items:
+            nbytes += write_tiff(self.root / path, image)
+            checksums[path] = pixel_crc32(image)
+            files += 1
+        return files, nbytes, checksums
 
 
 def read_tiff(path: Path) -> np.ndarray:

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.modes.synthetic import check, objects_record, project_sample, volume_path
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
@@ -164,6 +166,13 @@ class ComplexImages:
                 yield volume_path(self.rows.sample, name, v), vol[k]
 
 
+def detector_record(cfg: Config, model: DetectorModel) -> dict[str, Any]:
+    """The manifest's ``detector`` entry of a complex-mode sample."""
+    return {"I0": cfg.I0, "flatsnum": cfg.flatsnum, "delta": DELTA,
+            "defect_density": cfg.defect_density, "variations": N_VARIATIONS,
+            "offsets": list(model.offsets)}
+
+
 def run_sample(run: SampleRun) -> SampleRecord:
     """Generate one complex-mode sample."""
     cfg = run.config
@@ -188,9 +197,7 @@ def run_sample(run: SampleRun) -> SampleRecord:
     record = SampleRecord(extra={
         "geometry": geometry.shape, "objects": objects_record(objects),
         "projection_max": pmax,
-        "detector": {"I0": cfg.I0, "flatsnum": cfg.flatsnum, "delta": DELTA,
-                     "defect_density": cfg.defect_density,
-                     "variations": N_VARIATIONS, "offsets": list(model.offsets)},
+        "detector": detector_record(cfg, model),
         "scale": "uint16 0..65535 = -log(transmission) lo..hi, shared by clean and shifts"})
     shape = (geometry.n_angles, geometry.n_columns)
     for v in range(geometry.n_rows):

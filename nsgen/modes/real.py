@@ -26,18 +26,24 @@ from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.engine.sizing import Sizing
 from nsgen.errors import NsgenError
-from nsgen.io.nexus import shift_files
 from nsgen.io.spill import Spill
-from nsgen.prep.bad_pixels import (PROBE_PROJECTIONS, BadPixels, excluded_outputs,
-                                   find_bad_pixels, saturation_level)
+from nsgen.prep.bad_pixels import (
+    PROBE_PROJECTIONS,
+    BadPixels,
+    excluded_outputs,
+    find_bad_pixels,
+    saturation_level,
+)
+from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.percentile import KeyCounts, exact_bounds, level_two
 from nsgen.prep.scaling import EMPTY, Bounds
 from nsgen.runner import SampleRecord, SampleRun
+from nsgen.scan import shift_files
+from nsgen.scan.shifts import shift_note
 from nsgen.stages.decompress import decompressed
 from nsgen.stages.scan_sizing import scan_sizing
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import OUT_SHAPE
-from nsgen.prep.detect_params import DetectParams
 from nsgen.stages.spill import SpillStage
 from nsgen.stages.stripes import detect_stripes, mask_flags
 
@@ -46,12 +52,17 @@ __all__ = ["EDGE_ROWS", "OUT_SHAPE", "ShiftPlan", "add_range_used", "bad_pixels_
            "keep", "pair_counts", "run_shifts", "scan_bounds", "scan_files", "shift_flags",
            "sizing_for", "spill_bounds", "summarise", "union"]
 
+#: a sample's source files get SHA-256s (up to 256 MiB each) when there are at most this many
+MAX_HASHED_SOURCES = 16
 #: detector rows at each edge left out of the scaling bounds (docs/science.md A.7)
 EDGE_ROWS = 20
 
 #: ``plan(run, shift, source, shape, dtype) -> manifest entries`` of one shift of a mode
 ShiftPlan = Callable[[SampleRun, int, ScanSource, tuple[int, int, int], str],
                      list[dict[str, Any]]]
+
+
+_NOTED: list[list[str]] = []   # shift-file notes printed by this process
 
 
 def scan_files(config: Config) -> list[Path]:
@@ -62,7 +73,12 @@ def scan_files(config: Config) -> list[Path]:
             raise NsgenError("dynamic mode reads one scan; give one file to --hdf-root")
         return files
     if len(files) == 1:
-        return [Path(p) for p in shift_files(files[0], config.shifts)]
+        found = shift_files(files[0], config.shifts if config.shifts_given else None)
+        if not config.shifts_given and not config.quiet and found not in _NOTED:
+            _NOTED.append(found)
+            print(f"nsgen: --shifts not given: using {shift_note(found)}", file=sys.stderr,
+                  flush=True)
+        return [Path(p) for p in found]
     return files
 
 
@@ -285,14 +301,18 @@ def run_shifts(run: SampleRun, plan: ShiftPlan) -> SampleRecord:
     Each shift is a unit: a finished one (from an interrupted earlier run) is not redone.
     Returns the sample's :class:`~nsgen.runner.SampleRecord` with the source files.
     """
-    from nsgen.io.manifest import source_record
+    from nsgen.io.manifest import CHECKSUM_LIMIT, source_record
 
     scans = check_scans(run.config)
     files = [f for *_, read in scans for f in read]
     if run.config.mask is not None:
         files.append(str(run.config.mask))
-    record = SampleRecord(extra={"sources": [source_record(Path(f))
-                                             for f in dict.fromkeys(files)],
+    unique = list(dict.fromkeys(files))
+    # a TIFF scan is thousands of files: identify them by size and time, not by hashing
+    # the whole scan (nsgen.rerun compares those)
+    limit = CHECKSUM_LIMIT if len(unique) <= MAX_HASHED_SOURCES else 0
+    record = SampleRecord(extra={"sources": [source_record(Path(f), checksum_limit=limit)
+                                             for f in unique],
                                  "bounds_rows": [interior(scans[0][1][1]).start,
                                                  interior(scans[0][1][1]).stop],
                                  "bounds_method": bounds_method(run.config.bounds_percentile)})

@@ -24,12 +24,18 @@ from nsgen.sim.stripes import SIMPLE, add_stripes
 from nsgen.stages.spill import SpillStage
 from nsgen.stages.write import WriteStage
 
-__all__ = ["check", "run_sample", "stripe_sinogram"]
+__all__ = ["check", "rescale", "run_sample", "stripe_sinogram"]
 
 
 def stripe_sinogram(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The stripe input of simple mode for one rescaled sinogram ``x`` in [0, 1]."""
     return np.clip(np.abs(add_stripes(x, rng, SIMPLE, vmax=1.0)), 0.0, 1.0)
+
+
+def rescale(p3: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Projection values ``lo..hi`` -> [0, 1] (float32): the clean target of simple mode."""
+    span = hi - lo
+    return (p3 - np.float32(lo)) / np.float32(span if span > 0 else 1.0)
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,7 @@ class SimpleImages:
     hi: float
 
     def __call__(self, chunk: Chunk, rows: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
-        span = self.hi - self.lo
-        x = (rows - np.float32(self.lo)) / np.float32(span if span > 0 else 1.0)
+        x = rescale(rows, self.lo, self.hi)
         unit = Bounds(0.0, 1.0)
         for k, v in enumerate(range(chunk.start, chunk.stop)):
             stripe = stripe_sinogram(x[k], generator(self.seed, "stripes", self.sample, 0, v))

@@ -11,12 +11,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal, TypedDict
 
 import numba
 
 if not os.environ.get("NUMBA_CACHE_DIR") and not os.access(Path(__file__).parent, os.W_OK):
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    numba.config.CACHE_DIR = str(base / "nsgen" / "numba")
+    numba.config.CACHE_DIR = str(base / "nsgen" / "numba")  # type: ignore[attr-defined]
+
+class JitOptions(TypedDict):
+    """Keyword arguments of ``numba.njit`` that every kernel shares."""
+
+    nogil: bool
+    cache: bool
+    boundscheck: bool
+    error_model: Literal["python", "numpy"]
+
 
 #: options of every compiled kernel
-JIT = dict(nogil=True, cache=True, boundscheck=False, error_model="numpy")
+JIT: JitOptions = {"nogil": True, "cache": True, "boundscheck": False, "error_model": "numpy"}

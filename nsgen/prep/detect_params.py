@@ -186,7 +186,7 @@ class DetectParams:
         if len(shape) != 3:
             raise ValueError(f"stripe detection needs a 3D array (angles, detector rows, "
                              f"detector columns); got shape {tuple(shape)}")
-        found = self.problems(shape, name, only)  # type: ignore[arg-type]
+        found = self.problems(shape, name, only)
         if found:
             raise ValueError("; ".join(found))
 

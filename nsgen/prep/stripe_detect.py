@@ -144,7 +144,7 @@ def _ratio_kernel(x: np.ndarray, radius: int, threshold: float | None,
     x = np.ascontiguousarray(x, dtype=np.float32)
     j0, j1 = rows or (0, x.shape[1])
     shape = (x.shape[0], j1 - j0, x.shape[2])
-    tables = (_mirror_table(n, radius) for n in x.shape)
+    mk, mj, mi = (_mirror_table(n, radius) for n in x.shape)
     if threshold is None:
         out_f, out_b = np.empty(shape, np.float32), np.empty((1, 1), np.bool_)
     else:
@@ -152,7 +152,7 @@ def _ratio_kernel(x: np.ndarray, radius: int, threshold: float | None,
         out_b = np.empty(shape, np.bool_) if below is None else below
         if out_b.shape != shape or out_b.dtype != np.bool_ or not out_b.flags.c_contiguous:
             raise ValueError(f"below must be a C-contiguous bool array of shape {shape}")
-    _stripe_jit.ratio_map_into(x, radius, *tables, j0, j1, np.float32(threshold or 0), out_f,
+    _stripe_jit.ratio_map_into(x, radius, mk, mj, mi, j0, j1, np.float32(threshold or 0), out_f,
                                out_b)
     return out_f if threshold is None else out_b
 

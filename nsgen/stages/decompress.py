@@ -13,14 +13,15 @@ import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
+
 import numpy as np
 
 from nsgen.engine.pipeline import Chunk, SlotSpec, Stage, WorkResult, row_chunks
 from nsgen.engine.sizing import TARGET_SLOT_BYTES
 from nsgen.errors import NsgenError
-from nsgen.io.nexus import create_frame_copy
 from nsgen.io.spill import Spill
 from nsgen.runner import StageRunner
+from nsgen.scan import create_frame_copy
 from nsgen.stages.scan_sizing import row_sizing, scan_sizing
 from nsgen.stages.scan_source import ScanSource
 

@@ -11,7 +11,7 @@ from typing import Protocol
 import numpy as np
 
 from nsgen.config import Config
-from nsgen.io.nexus import Scan, ScanLayout, open_scan
+from nsgen.scan import Scan, ScanLayout, open_scan
 
 __all__ = ["HintThread", "RowHints", "ScanSource"]
 
@@ -22,7 +22,7 @@ class ScanSource:
 
     Examples
     --------
-    >>> from nsgen.io.nexus import ScanLayout
+    >>> from nsgen.scan import ScanLayout
     >>> s = ScanSource("1000.nxs", ScanLayout())
     >>> s.path, s.copy is None
     ('1000.nxs', True)

@@ -31,8 +31,9 @@ Image = tuple[str, np.ndarray]
 class ImageWriter(Protocol):
     """An output backend: writes images, each whole or not at all."""
 
-    def write(self, items: Iterable[Image]) -> tuple[int, int]:
-        """Write every ``(path, image)``; return (files, bytes) written."""
+    def write(self, items: Iterable[Image]) -> tuple[int, int, dict[str, str]]:
+        """Write every ``(path, image)``; return files and bytes written and a checksum
+        of each path's pixels (recorded in the manifest, verified by ``check --deep``)."""
 
 
 class ChunkImages(Protocol):
@@ -105,8 +106,8 @@ class WriteStage(Stage):
                 used[path] = range_used(image)
                 yield path, image
 
-        files, nbytes = self.writer.write(measured())
-        return WorkResult(used, files, nbytes)
+        files, nbytes, checksums = self.writer.write(measured())
+        return WorkResult(used, files, nbytes, checksums)
 
 
 def range_used(image: np.ndarray) -> float:

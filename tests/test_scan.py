@@ -1,4 +1,4 @@
-"""Tests of nsgen.io.nexus: real k11 and i12 files in place, synthetic scans, errors."""
+"""Tests of nsgen.scan (HDF5 scans): real k11 and i12 files in place, synthetic scans, errors."""
 
 from __future__ import annotations
 
@@ -10,17 +10,18 @@ import h5py
 import numpy as np
 import pytest
 
+from helpers import SHARED
 from nsgen.errors import NsgenError
-from nsgen.io.nexus import ScanLayout, open_scan, shift_files
 from nsgen.io.scan_writer import write_scan
+from nsgen.scan import ScanLayout, open_scan, shift_files
 
-DATA = Path("/work/shared/data")
+DATA = SHARED / "data"
 K11 = DATA / "k11-18014" / "k11-18014.nxs"
 K11_IMAGING = DATA / "k11-18014" / "k11-18014" / "k11-18014-imaging.h5"
 I12 = DATA / "i12-separate-flats-darks"
 
-needs_k11 = pytest.mark.skipif(not K11.exists(), reason="k11 test scan not available")
-needs_i12 = pytest.mark.skipif(not I12.exists(), reason="i12 flat/dark files not available")
+needs_k11 = pytest.mark.shared_data("data/k11-18014/k11-18014.nxs")
+needs_i12 = pytest.mark.shared_data("data/i12-separate-flats-darks")
 
 
 def one_line_error(excinfo: pytest.ExceptionInfo) -> str:
@@ -369,7 +370,8 @@ def test_shift_files_errors(tmp_path: Path) -> None:
 def test_direct_row_reads_equal_hdf5_reads(tmp_path, layout):
     """The unfiltered fast path returns exactly what h5py returns, for every row range."""
     import h5py
-    from nsgen.io import nexus
+
+    from nsgen import scan as nexus
 
     rng = np.random.default_rng(0)
     n_frames, n_rows, n_cols = 23, 13, 17
