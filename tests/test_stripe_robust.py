@@ -100,3 +100,14 @@ def test_labelled_scan_strong_full_stripes_found_and_hard_negatives_left(tmp_pat
     near_axis = np.zeros(256, bool)
     near_axis[[96, 97, 98, 161, 162]] = True  # the cylinder's edges (0.12 x 256 off 128.5)
     assert not (m & (truth == 0))[:, :, near_axis].any()
+
+
+def test_a_wide_stripe_on_the_sample_slope_keeps_its_height():
+    """A 4-column stripe whose height equals 4 columns of a steep ramp shared by every row:
+    a median across columns alone follows it (the stripe's columns interleave with the
+    ramp's); with the other rows subtracted first it is found, all of it, and nothing else."""
+    x = noise_volume((180, 16, 96))
+    x += (0.004 * np.arange(96, dtype=np.float32))[None, None, :]
+    x[:, 5:8, 40:44] += 0.016
+    m = robust_stripe_mask(x)
+    assert m[:, 5:8, 40:44].all() and m.sum() == 180 * 3 * 4
