@@ -85,7 +85,8 @@ def test_unknown_detector_is_one_line():
 
 def test_labelled_scan_strong_full_stripes_found_and_hard_negatives_left(tmp_path):
     """On a small labelled scan: the full-angle kinds are found (voxel recall >= 0.95), and
-    the cylinder just off the axis (edges constant over angles, every row) is not flagged. (Measured quality of every kind: docs/detection.md.)"""
+    the cylinder just off the axis (edges constant over angles, every row) is not flagged.
+    (Measured quality of every kind: docs/detection.md.)"""
     path = tmp_path / "l.nxs"
     write_scan(path, n_angles=361, n_rows=32, n_columns=256, seed=1, labelled=True)
     with open_scan(str(path)) as s:
