@@ -66,8 +66,6 @@ BLOCK_FACTOR = 2.5
 #: angles of stripes over part of the scan: refined to the angle (trace smoothed over this
 #: fraction of the angles, at least 5)
 SMOOTH = 1 / 60
-#: robust scales off its neighbours at which another row's column is no background
-STRONG = 20.0
 #: a block keeps a whole-scan stripe when its own score (same sign) exceeds this fraction of
 #: the whole-scan score over sqrt(blocks) (a whole-scan score spreads over the blocks so)
 AGREE = 0.15
@@ -93,7 +91,14 @@ def _offsets(srt: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
     h = min(HALF_WINDOW, max(1, (n_i - 1) // 2))
     base = srt
     if exclude is not None and exclude.any() and not exclude.all():
-        base = _interpolated(srt, exclude)
+        keep = np.flatnonzero(~exclude)
+        out = np.flatnonzero(exclude)
+        pos = np.searchsorted(keep, out)
+        left = keep[np.clip(pos - 1, 0, keep.size - 1)]
+        right = keep[np.clip(pos, 0, keep.size - 1)]
+        w = np.where(right != left, (out - left) / np.maximum(right - left, 1), 0.0)
+        base = srt.copy()
+        base[:, out] = srt[:, left] * (1 - w) + srt[:, right] * w
     smooth = ndimage.median_filter(base, size=(1, 2 * h + 1), mode="mirror")
     return srt.mean(axis=0, dtype=np.float64) - smooth.mean(axis=0, dtype=np.float64)
 
@@ -240,16 +245,12 @@ def _scores(x: np.ndarray, angles: tuple[int, int], r0: int, r1: int, lo: int, h
     """
     a0, a1 = angles
     srt = [ranked(x[a0:a1, j]) for j in range(x.shape[1])]
-    bumps = [_bumps(r) for r in srt]
     # offsets of every row needed: the output rows and the rows they are compared with
     q: dict[int, tuple[np.ndarray, float]] = {}
     for i in range(max(r0 + lo - hd, 0), min(r1 + lo + hd, n_rows_total)):
         others = _window(i, hd, n_rows_total)
-        # another row's strong bumps that this row does not share (its defects) are no
-        # background: interpolated across; shared ones (the sample) stay in both
-        refs = [srt[o - lo] if not (bumps[o - lo] & ~bumps[i - lo]).any() else
-                _interpolated(srt[o - lo], bumps[o - lo] & ~bumps[i - lo]) for o in others]
-        d = srt[i - lo] - np.median(np.stack(refs), axis=0) if others else srt[i - lo]
+        d = srt[i - lo] - np.median(np.stack([srt[o - lo] for o in others]), axis=0) \
+            if others else srt[i - lo]
         qi = _offsets(d)
         q[i] = (qi, _robust_scale(qi))
     z = np.empty((r1 - r0, x.shape[2]))
@@ -263,35 +264,6 @@ def _scores(x: np.ndarray, angles: tuple[int, int], r0: int, r1: int, lo: int, h
             unit = np.maximum(unit, spread)
         z[jj - r0] = qj / unit
     return z
-
-
-def _bumps(srt: np.ndarray) -> np.ndarray:
-    """Columns of a row far off their neighbours: the ranked columns' mean :data:`STRONG`
-    robust scales beyond the medians of the :data:`HALF_WINDOW` columns on both sides (a
-    bump, not a step: dead, saturated, strong stripes, or narrow sample features)."""
-    from scipy import ndimage
-
-    p = srt.mean(axis=0, dtype=np.float64)
-    h = min(HALF_WINDOW, max(1, (p.size - 1) // 2))
-    r = p - ndimage.median_filter(p, size=2 * h + 1, mode="mirror")
-    left = np.r_[np.ones(h, bool), np.zeros(h + 1, bool)]
-    m_l = ndimage.median_filter(p, footprint=left, mode="mirror")
-    m_r = ndimage.median_filter(p, footprint=left[::-1].copy(), mode="mirror")
-    bump = p - np.clip(p, np.minimum(m_l, m_r), np.maximum(m_l, m_r))
-    return np.abs(bump) > STRONG * _robust_scale(r)
-
-
-def _interpolated(srt: np.ndarray, exclude: np.ndarray) -> np.ndarray:
-    """``srt`` ``(ranks, columns)`` with the ``exclude``d columns (some, not all) replaced by
-    the linear interpolation of the nearest kept columns (the nearest one at the ends)."""
-    keep, out = np.flatnonzero(~exclude), np.flatnonzero(exclude)
-    pos = np.searchsorted(keep, out)
-    left = keep[np.clip(pos - 1, 0, keep.size - 1)]
-    right = keep[np.clip(pos, 0, keep.size - 1)]
-    w = np.where(right != left, (out - left) / np.maximum(right - left, 1), 0.0)
-    res = srt.copy()
-    res[:, out] = srt[:, left] * (1 - w) + srt[:, right] * w
-    return res
 
 
 def _window(j: int, hd: int, n_rows_total: int) -> list[int]:
