@@ -183,10 +183,19 @@ class PairDataset:
 
     Examples
     --------
-    >>> ds = PairDataset("data", split="train")            # doctest: +SKIP
-    >>> x, y = ds[0]                                       # doctest: +SKIP
-    >>> loader = torch.utils.data.DataLoader(ds, batch_size=16, shuffle=True,
-    ...                                      num_workers=4)  # doctest: +SKIP
+    A small simple-mode dataset of two samples, its training split and one pair:
+
+    >>> import tempfile, nsgen
+    >>> root = tempfile.mkdtemp()
+    >>> nsgen.generate(mode="simple", root=root, samples=2, size=16, objects=5, preview=False)
+    [0, 1]
+    >>> ds = PairDataset(root, split="train")
+    >>> x, y = ds[0]
+    >>> x.shape == y.shape, x.dtype, bool((x != y).any())
+    (True, dtype('float32'), True)
+
+    With PyTorch: ``torch.utils.data.DataLoader(ds, batch_size=16, shuffle=True,
+    num_workers=4)``.
     """
 
     def __init__(self, root: str | Path, split: str | None = None,
