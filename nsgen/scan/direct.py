@@ -24,6 +24,28 @@ def frame_runs(indices: np.ndarray) -> list[tuple[int, int, int]]:
     return [(int(indices[a]), int(indices[b - 1]) + 1, int(a)) for a, b in zip(starts, stops)]
 
 
+def pread_into(fd: int, pos: int, dest: np.ndarray, short: str) -> None:
+    """Fill the C-contiguous array ``dest`` with the bytes of file ``fd`` from offset ``pos``
+    (as many ``preadv`` calls as the kernel needs); ``OSError(short)`` if the file ends first.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryFile() as f:
+    ...     _ = f.write(bytes(range(8))); f.flush()
+    ...     dest = np.empty(3, np.uint8)
+    ...     pread_into(f.fileno(), 2, dest, "too short")
+    >>> dest
+    array([2, 3, 4], dtype=uint8)
+    """
+    view = memoryview(dest).cast("B")  # type: ignore[arg-type]
+    while view:
+        n = os.preadv(fd, [view], pos)
+        if n <= 0:
+            raise OSError(short)
+        view, pos = view[n:], pos + n
+
+
 class DirectRows:
     """Fast path for unfiltered datasets: read detector rows straight from the file.
 
@@ -130,11 +152,6 @@ class DirectRows:
         """Rows ``rows`` of ``frames`` into ``out[first:first + len(frames)]``."""
         fd = self._fd_open()
         for k, r, r_end, pos in self._pieces(frames, rows):
-            dest = out[first + k, r - rows.start:r_end - rows.start]
-            view = memoryview(dest).cast("B")  # type: ignore[arg-type]
-            while view:
-                n = os.preadv(fd, [view], pos)
-                if n <= 0:
-                    raise OSError(f"{self.path} ends before frame {frames[k]} row {r}")
-                view, pos = view[n:], pos + n
+            pread_into(fd, pos, out[first + k, r - rows.start:r_end - rows.start],
+                       f"{self.path} ends before frame {frames[k]} row {r}")
 

@@ -29,6 +29,7 @@ import numpy as np
 import tifffile
 
 from nsgen.errors import NsgenError
+from nsgen.scan.direct import pread_into
 
 #: file name endings read as TIFF
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -230,11 +231,6 @@ def _decode_rows(page: tifffile.TiffPage) -> int:
 def _pread_into(path: str, pos: int, dest: np.ndarray) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
-        view = memoryview(dest).cast("B")  # type: ignore[arg-type]
-        while view:
-            n = os.preadv(fd, [view], pos)
-            if n <= 0:
-                raise OSError(f"{path} ends early")
-            view, pos = view[n:], pos + n
+        pread_into(fd, pos, dest, f"{path} ends early")
     finally:
         os.close(fd)
