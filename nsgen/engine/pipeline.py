@@ -259,6 +259,18 @@ def _exit_if_orphaned(parent: Any) -> None:
         os._exit(3)
 
 
+def _watch_parent(parent: Any) -> None:
+    """Start a daemon thread that ends this child when the main process is gone. The checks
+    in :func:`_get` and before each chunk cannot see it while a queue read blocks inside
+    multiprocessing: a main process killed (``kill -9``) in the middle of putting a large
+    message leaves the child reading the rest of it forever."""
+    def watch() -> None:
+        while True:
+            time.sleep(_POLL * 2)
+            _exit_if_orphaned(parent)
+    threading.Thread(target=watch, name="nsgen-parent-watch", daemon=True).start()
+
+
 def _get(q: Any, parent: Any) -> Any:
     """Blocking get that gives up when the main process has gone away."""
     while True:
@@ -282,6 +294,7 @@ def _worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) -
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     parent = mp.parent_process()
+    _watch_parent(parent)
     who = f"worker {ident}"
     stage: Stage | None = None
     stage_id = -1
@@ -366,6 +379,7 @@ def _reader_main(control: Any, data: Any, free: Any, results: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     parent = mp.parent_process()
+    _watch_parent(parent)
     attached = _Attached()
     while True:
         msg = _get(control, parent)
