@@ -357,3 +357,57 @@ def test_stage_larger_than_free_shared_memory_is_a_clear_error(monkeypatch):
     assert "--memory-limit" in message and "\n" not in message
     assert set(own_segments()) <= before
 
+
+
+CLEANUP_SCRIPT = textwrap.dedent("""
+    import atexit, sys, threading
+    cleaned = []   # (semaphore name, thread that unlinked it)
+
+    def report():  # registered first, so it runs after multiprocessing's exit handler
+        print(repr(cleaned))
+    atexit.register(report)
+
+    import gc
+    from multiprocessing import synchronize
+    cleanup = synchronize.SemLock._cleanup
+
+    def recording_cleanup(name):
+        cleaned.append((name, threading.current_thread().name))
+        cleanup(name)
+    synchronize.SemLock._cleanup = staticmethod(recording_cleanup)
+
+    sys.path.insert(0, {tests!r})
+    from test_pipeline import RowSum
+    from nsgen.engine.pipeline import Engine, EngineError
+
+    if __name__ == "__main__":
+        e = Engine(1)
+        e.start()
+        try:
+            e.run(RowSum(40, 5, {fault}), 2)
+            e.close()
+        except EngineError:
+            pass
+        del e
+        gc.collect()
+        for t in threading.enumerate():   # the queues' feeder threads end and drop their refs
+            if t.name == "QueueFeederThread":
+                t.join()
+        gc.collect()
+""")
+
+
+@pytest.mark.parametrize("fault", ["kill_row=12", "read_fail_row=12", "sleep=0.0"])
+def test_queue_semaphores_are_unlinked_by_the_main_thread(tmp_path, fault):
+    """A semaphore unlinked on a queue's daemon feeder thread can be left registered when
+    the interpreter stops that thread at exit: the resource tracker then prints "leaked
+    semaphore" warnings after an nsgen error line (seen after a reader was killed)."""
+    script = tmp_path / "cleanup.py"
+    script.write_text(CLEANUP_SCRIPT.format(tests=str(Path(__file__).parent), fault=fault))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=HANG)
+    assert proc.returncode == 0, proc.stderr
+    cleaned = eval(proc.stdout.strip().splitlines()[-1])
+    assert len(cleaned) >= 3 * 4          # 4 queues (data, free, results, one control) at least
+    assert {thread for _, thread in cleaned} == {"MainThread"}, cleaned
+    assert "resource_tracker" not in proc.stderr, proc.stderr

@@ -271,6 +271,32 @@ def _watch_parent(parent: Any) -> None:
     threading.Thread(target=watch, name="nsgen-parent-watch", daemon=True).start()
 
 
+#: queues of engines stopped by a failure, kept until the process exits (see _close_queues)
+_ABANDONED_QUEUES: list[Any] = []
+
+
+def _close_queues(queues: Sequence[Any], clean: bool) -> None:
+    """Close the main process's ends of the engine's queues.
+
+    Each queue's semaphores are unlinked, and unregistered from multiprocessing's resource
+    tracker, when the queue is garbage collected; if the last reference is dropped by the
+    queue's daemon feeder thread, the interpreter can stop that thread between the two and
+    the tracker then warns of a "leaked semaphore" on stderr. After a clean stop every
+    child has read everything, so the feeders end at once and are joined here; after a
+    failure a feeder may be blocked on a full pipe that no child reads any more, so it is
+    not joined and the queue is kept alive until exit, when multiprocessing's exit handler
+    cleans it up on the main thread.
+    """
+    for q in queues:
+        if not clean:
+            q.cancel_join_thread()
+        q.close()
+        if clean:
+            q.join_thread()
+    if not clean:
+        _ABANDONED_QUEUES.extend(queues)
+
+
 def _get(q: Any, parent: Any) -> Any:
     """Blocking get that gives up when the main process has gone away."""
     while True:
@@ -536,6 +562,7 @@ class Engine:
         if self._closed:
             return
         self._closed = True
+        clean = False
         try:
             if self._starter is not None:
                 self._starter.join()
@@ -554,12 +581,12 @@ class Engine:
                     p.kill()
             for p in started:
                 p.join(timeout=5)
+            clean = not abort and all(p.exitcode == 0 for p in started)
         finally:
             self._release()
-            for q in [self._data, self._free, self._results, *self._controls] \
-                    if hasattr(self, "_data") else []:
-                q.cancel_join_thread()
-                q.close()
+            if hasattr(self, "_data"):
+                _close_queues([self._data, self._free, self._results, *self._controls],
+                              clean=clean)
 
     def _release(self) -> None:
         for seg in self._segments:
