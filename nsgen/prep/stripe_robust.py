@@ -45,6 +45,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nsgen.prep import _robust_jit as _rj
+
 __all__ = ["HALF_WINDOW", "column_scores", "depth_rule", "robust_mask_rows",
            "robust_stripe_mask"]
 
@@ -54,8 +56,6 @@ HALF_WINDOW = 8
 THRESHOLD = 5.0
 #: fraction of the angles dropped at each end of a sorted column
 DROP = 0.1
-#: score above which a column is left out of its neighbours' background in the second pass
-#: (its own offset is kept from the first)
 #: ranks of each sorted column used (evenly spaced over the middle 80 %)
 QUANTILES = 64
 #: angle blocks for stripes over part of the scan, the fewest angles a block may have, and
@@ -71,38 +71,6 @@ SMOOTH = 1 / 60
 AGREE = 0.15
 
 
-def ranked(x: np.ndarray) -> np.ndarray:
-    """Step 1: :data:`QUANTILES` evenly spaced ranks of the middle of every column of a
-    sinogram ``(angles, columns)`` sorted along the angles, ``(ranks, columns)`` float32."""
-    n_k = x.shape[0]
-    d = int(DROP * n_k)
-    srt = np.sort(np.asarray(x, np.float32), axis=0)
-    # evenly spaced ranks of the middle: the filter's cost does not grow with angles
-    return srt[np.unique(np.linspace(d, n_k - 1 - d, QUANTILES).round().astype(np.intp))]
-
-
-def _offsets(srt: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
-    """Step 2 on ranked columns: each column's mean minus the mean of the median across
-    ``2 HALF_WINDOW + 1`` columns (mirrored edges), ``exclude``d columns replaced by the
-    linear interpolation of the nearest kept ones in that median."""
-    from scipy import ndimage  # a slow import, only when detecting
-
-    n_i = srt.shape[1]
-    h = min(HALF_WINDOW, max(1, (n_i - 1) // 2))
-    base = srt
-    if exclude is not None and exclude.any() and not exclude.all():
-        keep = np.flatnonzero(~exclude)
-        out = np.flatnonzero(exclude)
-        pos = np.searchsorted(keep, out)
-        left = keep[np.clip(pos - 1, 0, keep.size - 1)]
-        right = keep[np.clip(pos, 0, keep.size - 1)]
-        w = np.where(right != left, (out - left) / np.maximum(right - left, 1), 0.0)
-        base = srt.copy()
-        base[:, out] = srt[:, left] * (1 - w) + srt[:, right] * w
-    smooth = ndimage.median_filter(base, size=(1, 2 * h + 1), mode="mirror")
-    return srt.mean(axis=0, dtype=np.float64) - smooth.mean(axis=0, dtype=np.float64)
-
-
 def _robust_scale(q: np.ndarray) -> float:
     """1.4826 x the MAD of the non-zero offsets (at least 1e-12)."""
     nz = q[q != 0]
@@ -110,23 +78,11 @@ def _robust_scale(q: np.ndarray) -> float:
     return max(float(s), 1e-12)
 
 
-def column_offsets(x: np.ndarray, exclude: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, float]:
-    """Offsets ``q`` of the columns of a sinogram ``(angles, columns)`` (steps 1-2) and their
-    robust scale within the sinogram (1.4826 x the MAD of the non-zero offsets).
-
-    ``exclude`` (bool per column): columns left out of the neighbourhood median (replaced by
-    the linear interpolation of the nearest columns kept), so that strong stripes do not
-    shift their own or their neighbours' background.
-    """
-    q = _offsets(ranked(x), exclude)
-    return q, _robust_scale(q)
-
-
 def column_scores(x: np.ndarray) -> np.ndarray:
-    """Robust scores ``z`` of every column of one sinogram alone (no neighbouring rows)."""
-    q, s = column_offsets(x)
-    return q / s
+    """Robust scores ``z`` of every column of one sinogram ``(angles, columns)`` alone (no
+    neighbouring rows): steps 1 and 3 with the row's own robust scale."""
+    x = np.ascontiguousarray(x, np.float32)
+    return _scores(x[:, None, :], (0, x.shape[0]), 0, 1, 0, 0, 1)[0]
 
 
 def depth_rule(n_rows_total: int, depth: int = 30) -> int:
@@ -148,7 +104,7 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
     ``hd`` of :func:`depth_rule`; the result (uint8 0/1, ``(angles, stop - start, cols)``)
     is then the same whatever the chunking.
     """
-    x = np.asarray(block)
+    x = np.asarray(block, np.float32)
     if x.ndim != 3:
         raise ValueError(f"block must be 3D (angles, rows, columns); got shape {x.shape}")
     hd = depth_rule(n_rows_total, depth)
@@ -242,28 +198,54 @@ def _scores(x: np.ndarray, angles: tuple[int, int], r0: int, r1: int, lo: int, h
     what differs between rows); its offsets over the larger of the row's robust scale and,
     per column, the spread of the other rows' offsets (where the rows differ anyway, e.g. a
     sample edge that is not parallel to the rotation axis). Rows needed: ``2 hd`` each side.
+    Compiled kernels: :mod:`nsgen.prep._robust_jit`.
     """
     a0, a1 = angles
-    srt = [ranked(x[a0:a1, j]) for j in range(x.shape[1])]
+    n_j, n_i = x.shape[1], x.shape[2]
+    idx = _rank_index(a1 - a0)
+    srt = np.empty((n_j, idx.size, n_i), np.float32)
+    _rj.ranked_rows(x, a0, a1, _rj.network(a1 - a0), idx, srt)
+    mir = _mirror_table(n_i)
+    pairs_w = _rj.network(mir.shape[0])
     # offsets of every row needed: the output rows and the rows they are compared with
-    q: dict[int, tuple[np.ndarray, float]] = {}
-    for i in range(max(r0 + lo - hd, 0), min(r1 + lo + hd, n_rows_total)):
+    first = max(r0 + lo - hd, 0)
+    rows = range(first, min(r1 + lo + hd, n_rows_total))
+    q = np.empty((len(rows), n_i))
+    scale = np.empty(len(rows))
+    for n, i in enumerate(rows):
         others = _window(i, hd, n_rows_total)
-        d = srt[i - lo] - np.median(np.stack([srt[o - lo] for o in others]), axis=0) \
-            if others else srt[i - lo]
-        qi = _offsets(d)
-        q[i] = (qi, _robust_scale(qi))
-    z = np.empty((r1 - r0, x.shape[2]))
+        o_lo, o_hi = (others[0] - lo, others[-1] + 1 - lo) if others else (0, 0)
+        _rj.row_offsets(srt, i - lo, o_lo, o_hi, _rj.network(len(others)), mir, pairs_w, q[n])
+        scale[n] = _robust_scale(q[n])
+    z = np.empty((r1 - r0, n_i))
+    spread = np.empty(n_i)
     for jj in range(r0, r1):
-        qj, sj = q[jj + lo]
-        others = _window(jj + lo, hd, n_rows_total)
-        unit = np.full(qj.shape, sj)
+        i = jj + lo
+        others = _window(i, hd, n_rows_total)
+        unit = np.full(n_i, scale[i - first])
         if others:  # how much the other rows differ from their own backgrounds here
-            win = np.stack([q[o][0] for o in others])
-            spread = 1.4826 * np.median(np.abs(win - np.median(win, axis=0)), axis=0)
+            _rj.spread(q[[o - first for o in others]], _rj.network(len(others)), spread)
             unit = np.maximum(unit, spread)
-        z[jj - r0] = qj / unit
+        z[jj - r0] = q[i - first] / unit
     return z
+
+
+def _rank_index(n_k: int) -> np.ndarray:
+    """Ranks kept of a column of ``n_k`` sorted values: :data:`QUANTILES` evenly spaced over
+    its middle (``DROP`` cut at each end)."""
+    d = int(DROP * n_k)
+    return np.unique(np.linspace(d, n_k - 1 - d, QUANTILES).round().astype(np.intp))
+
+
+def _mirror_table(n_i: int) -> np.ndarray:
+    """``(2 h + 1, n_i)`` columns of the median window across columns, mirrored at the
+    edges without repeating the edge column (SciPy's ``mode="mirror"``)."""
+    h = min(HALF_WINDOW, max(1, (n_i - 1) // 2))
+    c = np.arange(n_i)[None, :] + np.arange(-h, h + 1)[:, None]
+    if n_i == 1:
+        return np.zeros_like(c)
+    c = np.abs(c) % (2 * n_i - 2)
+    return np.where(c >= n_i, 2 * n_i - 2 - c, c)
 
 
 def _window(j: int, hd: int, n_rows_total: int) -> list[int]:
