@@ -56,7 +56,7 @@ def test_kernels_equal_the_numpy_formulation(n_others):
     others = [o for o in range(o_lo, o_hi) if o != 1]
     assert len(others) == n_others
     q = np.empty(45)
-    rj.row_offsets(srt, 1, o_lo, o_hi, rj.network(len(others)), mir,
+    rj.row_offsets(srt, srt, 1, o_lo, o_hi, rj.network(len(others)), mir,
                    rj.network(mir.shape[0]), q)
     assert np.array_equal(q, reference_offsets(srt, 1, others, mir.shape[0] // 2))
 

@@ -117,10 +117,11 @@ def _median_sorted(buf, m, dst):  # pragma: no cover - compiled
 
 
 @nb.njit(**_JIT)
-def row_offsets(srt, i, o_lo, o_hi, pairs_o, mir, pairs_w, q):  # pragma: no cover - compiled
+def row_offsets(srt, bg, i, o_lo, o_hi, pairs_o, mir, pairs_w, q):  # pragma: no cover
     """Offsets ``q`` (float64 per column) of row ``i`` of the ranked rows ``srt`` ``(rows,
     ranks, columns)``: ``d`` = its ranks minus, rank by rank, the median of the other rows
-    ``o_lo .. o_hi - 1`` (none if ``o_hi <= o_lo``; ``pairs_o``: their network), then
+    ``o_lo .. o_hi - 1`` of ``bg`` (same shape: the rows as background; none if
+    ``o_hi <= o_lo``; ``pairs_o``: their network), then
     ``q`` = mean over ranks of ``d`` minus that of ``d`` median-filtered across columns
     (window ``mir.shape[0]``, ``mir[o, c]`` the mirrored column at offset ``o - h``;
     ``pairs_w``: its network)."""
@@ -143,7 +144,7 @@ def row_offsets(srt, i, o_lo, o_hi, pairs_o, mir, pairs_w, q):  # pragma: no cov
             m = 0
             for o in range(o_lo, o_hi):
                 if o != i:
-                    src = srt[o, r]
+                    src = bg[o, r]
                     dst = bo[m]
                     for t in range(n_i):
                         dst[t] = src[t]

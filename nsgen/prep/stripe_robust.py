@@ -21,15 +21,23 @@ angle blocks (scans of at least 180 angles):
    columns goes, stripes up to 8 columns wide stand out. Score ``z = q / unit``, the unit
    per column the larger of the row's robust scale (1.4826 x the MAD of the non-zero
    ``q``) and the spread of the other rows' ``q`` there (where rows differ anyway).
-4. Whole-scan stripes: ``|z| > threshold`` (5), less the columns beside a stronger stripe of
-   the opposite sign (the median filter's answer to it); masked in the angle blocks whose
-   own score agrees. Stripes over part of the scan: a block score above 2.5 x the
-   threshold with the same sign at half that in a neighbouring block; their angles are
-   then refined to the angle from the run's trace (:func:`_refine`).
+4. Strong defects (dead, saturated columns: ``|q|`` above :data:`STRONG` robust scales of
+   their row, from a first pass) are replaced, in the rows that serve as background, by
+   their row's neighbouring columns, and step 2-3 run again where a background row had
+   one: such a defect shifts the other rows' per-rank median enough to score beside it.
+5. Whole-scan stripes: ``|z| > threshold`` (5), less the columns beside a stronger stripe of
+   the opposite sign (the median filter's answer to it) and those the angle blocks do not
+   agree on (median block score, same sign, below :data:`CONSISTENT` of its expected
+   share: a feature's turning point along the angles is one or two blocks' event); masked
+   in the angle blocks whose own score agrees. Stripes over part of the scan: a run of 2
+   to ``blocks - 1`` adjacent blocks, each scoring above :data:`RUN_LEVEL` with one sign,
+   whose sum over ``sqrt(length)`` exceeds 2.5 x the threshold; their angles are then
+   refined to the angle from the run's trace (:func:`_refine`).
 
-Steps 2-3 couple rows (``q`` of the ``hd`` rows each side, each against its own ``hd``), so
-a row chunk plus ``2 hd`` rows each side gives exactly the whole volume's mask. Measured
-quality and limits: ``docs/detection.md``.
+Steps 2-4 couple rows (``q`` of the ``hd`` rows each side, each against its own ``hd``,
+whose strong defects come from their own ``hd`` rows), so a row chunk plus ``3 hd`` rows
+each side gives exactly the whole volume's mask. Compiled kernels:
+:mod:`nsgen.prep._robust_jit`. Measured quality and limits: ``docs/detection.md``.
 
 Examples
 --------
@@ -69,6 +77,16 @@ SMOOTH = 1 / 60
 #: a block keeps a whole-scan stripe when its own score (same sign) exceeds this fraction of
 #: the whole-scan score over sqrt(blocks) (a whole-scan score spreads over the blocks so)
 AGREE = 0.15
+#: a whole-scan stripe needs the median of its blocks' scores (same sign) above this
+#: fraction of its expected share (the whole-scan score over sqrt(blocks))
+CONSISTENT = 0.4
+#: stripes over part of the scan: every block of the run scores above this (same sign)
+RUN_LEVEL = 3.0
+#: a column whose offset exceeds this many robust scales of its row (pass 1) is left out of
+#: the other rows' background (dead and saturated columns score in the hundreds)
+STRONG = 20.0
+#: halo rows of a chunk, in units of ``hd`` (the background rows' own backgrounds, pass 1)
+HALO = 3
 
 
 def _robust_scale(q: np.ndarray) -> float:
@@ -86,7 +104,7 @@ def column_scores(x: np.ndarray) -> np.ndarray:
 
 
 def depth_rule(n_rows_total: int, depth: int = 30) -> int:
-    """``hd``: rows each side of a row it is compared with (step 3); the halo is ``2 hd``.
+    """``hd``: rows each side of a row it is compared with (step 2); the halo is ``3 hd``.
 
     Examples
     --------
@@ -100,7 +118,7 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
                      n_rows_total: int, threshold: float = THRESHOLD, depth: int = 30) -> np.ndarray:
     """Robust mask of volume rows ``[start, stop)`` from a block ``(angles, rows, cols)``.
 
-    The block must hold the rows ``[start - 2 hd, stop + 2 hd)`` (clipped to the volume) with
+    The block must hold the rows ``[start - 3 hd, stop + 3 hd)`` (clipped to the volume) with
     ``hd`` of :func:`depth_rule`; the result (uint8 0/1, ``(angles, stop - start, cols)``)
     is then the same whatever the chunking.
     """
@@ -109,10 +127,10 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
         raise ValueError(f"block must be 3D (angles, rows, columns); got shape {x.shape}")
     hd = depth_rule(n_rows_total, depth)
     start, stop = rows
-    lo, hi = max(0, start - 2 * hd), min(n_rows_total, stop + 2 * hd)
+    lo, hi = max(0, start - HALO * hd), min(n_rows_total, stop + HALO * hd)
     if block_start > lo or block_start + x.shape[1] < hi:
         raise ValueError(f"block holds rows [{block_start}, {block_start + x.shape[1]}) but rows "
-                         f"[{start}, {stop}) need rows [{lo}, {hi}) (halo {2 * hd})")
+                         f"[{start}, {stop}) need rows [{lo}, {hi}) (halo {HALO * hd})")
     x = x[:, lo - block_start:hi - block_start]
     if not np.isfinite(x).all():
         raise ValueError("data contains NaN or infinite values; normalise the scan first")
@@ -127,22 +145,40 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
         return out
     z_b = [_scores(x, (edges[b], edges[b + 1]), start - lo, stop - lo, lo, hd, n_rows_total)
            for b in range(n_b)]
-    strong = [_drop_bias(z, BLOCK_FACTOR * threshold) for z in z_b]
+    zb = np.stack(z_b)
+    # a whole-scan stripe is one the blocks agree on: not one or two blocks' event (a
+    # feature's turning point along the angles, which sorting does not remove from a block)
+    typical = np.median(np.sign(z_all) * zb, axis=0)
+    flag_all &= typical > CONSISTENT * np.abs(z_all) / np.sqrt(n_b)
+    run = _run_scores(zb, RUN_LEVEL)
     for b in range(n_b):
         # a whole-scan stripe, where this block agrees (a whole-scan score z spreads over
         # the blocks as about z / sqrt(blocks) each) ...
-        agree = np.sign(z_b[b]) * np.sign(z_all) * np.abs(z_b[b])
+        agree = np.sign(zb[b]) * np.sign(z_all) * np.abs(zb[b])
         part = flag_all & (agree > AGREE * np.abs(z_all) / np.sqrt(n_b))
-        # ... or a stripe over part of the scan: strong in this block and, with the same
-        # sign, at least half as strong in a neighbouring block (it spans two or more)
-        for nb in (b - 1, b + 1):
-            if 0 <= nb < n_b:
-                half = (np.sign(z_b[nb]) == np.sign(z_b[b])) & \
-                    (np.abs(z_b[nb]) > 0.5 * BLOCK_FACTOR * threshold)
-                part |= strong[b] & half
+        # ... or a stripe over part of the scan: a run of blocks each above RUN_LEVEL with
+        # the same sign, whose summed score is strong
+        part |= _drop_bias(run[b], BLOCK_FACTOR * threshold)
         out[edges[b]:edges[b + 1]] = part[None]
     _refine(out, x[:, start - lo:stop - lo], np.array(edges))
     return out
+
+
+def _run_scores(zb: np.ndarray, level: float) -> np.ndarray:
+    """Per block ``(blocks, rows, columns)``: the signed score of the strongest run of 2 to
+    ``blocks - 1`` adjacent blocks holding it whose scores all exceed ``level`` with one
+    sign, ``sum / sqrt(length)`` (0 where none)."""
+    n_b = zb.shape[0]
+    best = np.zeros_like(zb)
+    for sign in (1.0, -1.0):
+        above = sign * zb > level
+        for b0 in range(n_b):
+            for b1 in range(b0 + 2, min(n_b - 1, n_b - b0) + b0 + 1):
+                ok = above[b0:b1].all(axis=0)
+                score = np.where(ok, sign * zb[b0:b1].sum(axis=0) / np.sqrt(b1 - b0), 0.0)
+                seg = best[b0:b1]
+                np.copyto(seg, sign * score, where=score > np.abs(seg))
+    return best
 
 
 def _refine(out: np.ndarray, x: np.ndarray, edges: np.ndarray) -> None:
@@ -197,7 +233,8 @@ def _scores(x: np.ndarray, angles: tuple[int, int], r0: int, r1: int, lo: int, h
     edges included, is removed before the median across columns, which then only meets
     what differs between rows); its offsets over the larger of the row's robust scale and,
     per column, the spread of the other rows' offsets (where the rows differ anyway, e.g. a
-    sample edge that is not parallel to the rotation axis). Rows needed: ``2 hd`` each side.
+    sample edge that is not parallel to the rotation axis). Rows needed: ``3 hd`` each side
+    (step 4).
     Compiled kernels: :mod:`nsgen.prep._robust_jit`.
     """
     a0, a1 = angles
@@ -207,16 +244,36 @@ def _scores(x: np.ndarray, angles: tuple[int, int], r0: int, r1: int, lo: int, h
     _rj.ranked_rows(x, a0, a1, _rj.network(a1 - a0), idx, srt)
     mir = _mirror_table(n_i)
     pairs_w = _rj.network(mir.shape[0])
-    # offsets of every row needed: the output rows and the rows they are compared with
+
+    def offsets(rows: range, bg: np.ndarray, again: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        q = np.empty((len(rows), n_i))
+        scale = np.empty(len(rows))
+        for n, i in enumerate(rows):
+            others = _window(i, hd, n_rows_total)
+            if again is not None and not again[[o - rows1.start for o in others]].any():
+                q[n], scale[n] = q1[i - rows1.start], s1[i - rows1.start]
+                continue
+            o_lo, o_hi = (others[0] - lo, others[-1] + 1 - lo) if others else (0, 0)
+            _rj.row_offsets(srt, bg, i - lo, o_lo, o_hi, _rj.network(len(others)), mir,
+                            pairs_w, q[n])
+            scale[n] = _robust_scale(q[n])
+        return q, scale
+
+    # pass 1: the strong defects (dead, saturated columns) of every row that serves as
+    # background, replaced there by their row's neighbouring columns: a defect far above
+    # the noise shifts the per-rank median of the other rows enough to score beside it
+    rows1 = range(max(r0 + lo - 2 * hd, 0), min(r1 + lo + 2 * hd, n_rows_total))
+    q1, s1 = offsets(rows1, srt) if hd else (np.zeros((0, n_i)), np.zeros(0))
+    strong = np.abs(q1) > STRONG * s1[:, None]
+    bg, again = srt, np.asarray(strong.any(axis=1), bool)
+    if again.any():
+        bg = srt.copy()
+        for n in np.flatnonzero(again):
+            _interpolate(bg[rows1[n] - lo], strong[n])
+    # pass 2: offsets of every row needed: the output rows and the rows they are compared with
     first = max(r0 + lo - hd, 0)
-    rows = range(first, min(r1 + lo + hd, n_rows_total))
-    q = np.empty((len(rows), n_i))
-    scale = np.empty(len(rows))
-    for n, i in enumerate(rows):
-        others = _window(i, hd, n_rows_total)
-        o_lo, o_hi = (others[0] - lo, others[-1] + 1 - lo) if others else (0, 0)
-        _rj.row_offsets(srt, i - lo, o_lo, o_hi, _rj.network(len(others)), mir, pairs_w, q[n])
-        scale[n] = _robust_scale(q[n])
+    q, scale = offsets(range(first, min(r1 + lo + hd, n_rows_total)), bg, again if hd else None)
     z = np.empty((r1 - r0, n_i))
     spread = np.empty(n_i)
     for jj in range(r0, r1):
@@ -228,6 +285,20 @@ def _scores(x: np.ndarray, angles: tuple[int, int], r0: int, r1: int, lo: int, h
             unit = np.maximum(unit, spread)
         z[jj - r0] = q[i - first] / unit
     return z
+
+
+def _interpolate(ranks: np.ndarray, exclude: np.ndarray) -> None:
+    """Replace the ``exclude``d columns of ``ranks`` ``(ranks, columns)`` by the linear
+    interpolation of the nearest columns kept (in place; nothing if none is kept)."""
+    keep = np.flatnonzero(~exclude)
+    if keep.size == 0:
+        return
+    out = np.flatnonzero(exclude)
+    pos = np.searchsorted(keep, out)
+    left = keep[np.clip(pos - 1, 0, keep.size - 1)]
+    right = keep[np.clip(pos, 0, keep.size - 1)]
+    w = np.where(right != left, (out - left) / np.maximum(right - left, 1), 0.0)
+    ranks[:, out] = ranks[:, left] * (1 - w) + ranks[:, right] * w
 
 
 def _rank_index(n_k: int) -> np.ndarray:
