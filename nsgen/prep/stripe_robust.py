@@ -245,18 +245,32 @@ def _scores(x: np.ndarray, angles: tuple[int, int], r0: int, r1: int, lo: int, h
     mir = _mirror_table(n_i)
     pairs_w = _rj.network(mir.shape[0])
 
-    def offsets(rows: range, bg: np.ndarray, again: np.ndarray | None = None
+    def offsets(rows: range, bg: np.ndarray, redo: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
+        """q and robust scale of ``rows``; with ``redo`` (pass 2: per pass-1 row, the
+        columns changed in its background), only the columns whose median window meets
+        the changed columns of a row's background rows are computed again."""
         q = np.empty((len(rows), n_i))
         scale = np.empty(len(rows))
+        h = mir.shape[0] // 2
         for n, i in enumerate(rows):
             others = _window(i, hd, n_rows_total)
-            if again is not None and not again[[o - rows1.start for o in others]].any():
-                q[n], scale[n] = q1[i - rows1.start], s1[i - rows1.start]
-                continue
             o_lo, o_hi = (others[0] - lo, others[-1] + 1 - lo) if others else (0, 0)
-            _rj.row_offsets(srt, bg, i - lo, o_lo, o_hi, _rj.network(len(others)), mir,
-                            pairs_w, q[n])
+            pairs_o = _rj.network(len(others))
+            if redo is None:
+                _rj.row_offsets(srt, bg, i - lo, o_lo, o_hi, pairs_o, mir, pairs_w, 0, n_i,
+                                q[n])
+            else:
+                q[n] = q1[i - rows1.start]
+                changed = redo[[o - rows1.start for o in others]].any(axis=0)
+                if not changed.any():
+                    scale[n] = s1[i - rows1.start]
+                    continue
+                near = np.convolve(changed, np.ones(2 * h + 1), mode="same") > 0
+                edges = np.flatnonzero(np.diff(np.concatenate(([0], near.view(np.int8), [0]))))
+                for c_lo, c_hi in edges.reshape(-1, 2):
+                    _rj.row_offsets(srt, bg, i - lo, o_lo, o_hi, pairs_o, mir, pairs_w,
+                                    c_lo, c_hi, q[n])
             scale[n] = _robust_scale(q[n])
         return q, scale
 
@@ -266,14 +280,15 @@ def _scores(x: np.ndarray, angles: tuple[int, int], r0: int, r1: int, lo: int, h
     rows1 = range(max(r0 + lo - 2 * hd, 0), min(r1 + lo + 2 * hd, n_rows_total))
     q1, s1 = offsets(rows1, srt) if hd else (np.zeros((0, n_i)), np.zeros(0))
     strong = np.abs(q1) > STRONG * s1[:, None]
-    bg, again = srt, np.asarray(strong.any(axis=1), bool)
+    bg, again = srt, strong.any(axis=1)
     if again.any():
         bg = srt.copy()
         for n in np.flatnonzero(again):
             _interpolate(bg[rows1[n] - lo], strong[n])
     # pass 2: offsets of every row needed: the output rows and the rows they are compared with
     first = max(r0 + lo - hd, 0)
-    q, scale = offsets(range(first, min(r1 + lo + hd, n_rows_total)), bg, again if hd else None)
+    q, scale = offsets(range(first, min(r1 + lo + hd, n_rows_total)), bg,
+                       strong if hd else None)
     z = np.empty((r1 - r0, n_i))
     spread = np.empty(n_i)
     for jj in range(r0, r1):
