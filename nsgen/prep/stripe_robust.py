@@ -8,9 +8,10 @@ clean scans.
 Per sinogram ``x[k, i]`` (angles ``k``, columns ``i``), over all angles and over each of 6
 angle blocks (scans of at least 180 angles):
 
-1. Sort every column along the angles (Vo et al. 2018) and keep 64 evenly spaced ranks of
+1. Sort every column along the angles (Vo et al. 2018) and keep 32 evenly spaced ranks of
    its middle 80 %: moving object features become smooth profiles shared by neighbouring
-   columns, while a defective column keeps its offset.
+   columns, while a defective column keeps its offset. The whole scan's ranks are those of
+   its blocks' ranks pooled (:func:`_pooled`: no sort of every angle twice).
 2. Rows first: subtract, rank by rank, the median of the other rows ``j - hd .. j + hd``
    inside the volume (``hd = min(min_stripe_depth, rows - 1) // 2``; Larix's depth rule):
    what the rows share (the sample, its steep slopes and edges, e.g. a cylinder on the
@@ -64,8 +65,9 @@ HALF_WINDOW = 8
 THRESHOLD = 5.0
 #: fraction of the angles dropped at each end of a sorted column
 DROP = 0.1
-#: ranks of each sorted column used (evenly spaced over the middle 80 %)
-QUANTILES = 64
+#: ranks of each sorted column used (evenly spaced over the middle 80 %; 64 gave the same
+#: quality at twice the cost, 16 lost some: docs/detection.md)
+QUANTILES = 32
 #: angle blocks for stripes over part of the scan, the fewest angles a block may have, and
 #: how much stronger than a whole-scan stripe a block-only one must be
 BLOCKS = 6
@@ -100,7 +102,7 @@ def column_scores(x: np.ndarray) -> np.ndarray:
     """Robust scores ``z`` of every column of one sinogram ``(angles, columns)`` alone (no
     neighbouring rows): steps 1 and 3 with the row's own robust scale."""
     x = np.ascontiguousarray(x, np.float32)
-    return _scores(x[:, None, :], (0, x.shape[0]), 0, 1, 0, 0, 1)[0]
+    return _scores(_ranks(x[:, None, :], 0, x.shape[0]), 0, 1, 0, 0, 1)[0]
 
 
 def depth_rule(n_rows_total: int, depth: int = 30) -> int:
@@ -137,14 +139,15 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
     n_k = x.shape[0]
     n_b = BLOCKS if n_k >= BLOCKS * MIN_BLOCK else 1
     edges = [n_k * b // n_b for b in range(n_b + 1)]
-    z_all = _scores(x, (0, n_k), start - lo, stop - lo, lo, hd, n_rows_total)
+    r0, r1 = start - lo, stop - lo
+    if n_b == 1:
+        z_all = _scores(_ranks(x, 0, n_k), r0, r1, lo, hd, n_rows_total)
+        return np.broadcast_to(_drop_bias(z_all, threshold)[None], (n_k,) + z_all.shape).copy()
+    ranks_b = [_ranks(x, edges[b], edges[b + 1]) for b in range(n_b)]
+    z_all = _scores(_pooled(ranks_b), r0, r1, lo, hd, n_rows_total)
     flag_all = _drop_bias(z_all, threshold)
     out = np.zeros((n_k, stop - start, x.shape[2]), np.uint8)
-    if n_b == 1:
-        out[:] = flag_all[None]
-        return out
-    z_b = [_scores(x, (edges[b], edges[b + 1]), start - lo, stop - lo, lo, hd, n_rows_total)
-           for b in range(n_b)]
+    z_b = [_scores(srt, r0, r1, lo, hd, n_rows_total) for srt in ranks_b]
     zb = np.stack(z_b)
     # a whole-scan stripe is one the blocks agree on: not one or two blocks' event (a
     # feature's turning point along the angles, which sorting does not remove from a block)
@@ -224,9 +227,30 @@ def _refine(out: np.ndarray, x: np.ndarray, edges: np.ndarray) -> None:
             c = c1
 
 
-def _scores(x: np.ndarray, angles: tuple[int, int], r0: int, r1: int, lo: int, hd: int,
-            n_rows_total: int) -> np.ndarray:
-    """Scores ``z`` (rows ``r0:r1`` of the block, columns) over the angles ``angles``.
+def _ranks(x: np.ndarray, a0: int, a1: int) -> np.ndarray:
+    """Step 1 over the angles ``a0:a1``: ``(rows, ranks, columns)`` float32."""
+    idx = _rank_index(a1 - a0)
+    srt = np.empty((x.shape[1], idx.size, x.shape[2]), np.float32)
+    _rj.ranked_rows(x, a0, a1, _rj.network(a1 - a0), idx, srt)
+    return srt
+
+
+def _pooled(ranks_b: list[np.ndarray]) -> np.ndarray:
+    """Ranks of the whole scan from those of its angle blocks: :data:`QUANTILES` evenly
+    spaced ranks of the blocks' ranks pooled (each block's middle stands for its share of
+    the angles; a sort of ``blocks x QUANTILES`` values, not of every angle)."""
+    pool = np.ascontiguousarray(np.concatenate(ranks_b, axis=1).transpose(1, 0, 2))
+    n = pool.shape[0]
+    idx = np.unique(np.linspace(0, n - 1, QUANTILES).round().astype(np.intp))
+    srt = np.empty((pool.shape[1], idx.size, pool.shape[2]), np.float32)
+    _rj.ranked_rows(pool, 0, n, _rj.network(n), idx, srt)
+    return srt
+
+
+def _scores(srt: np.ndarray, r0: int, r1: int, lo: int, hd: int, n_rows_total: int
+            ) -> np.ndarray:
+    """Scores ``z`` (rows ``r0:r1`` of the block, columns) from the ranked rows ``srt``
+    ``(block rows, ranks, columns)`` of one angle set.
 
     Rows first: each row's ranked sinogram minus the per-rank median of the other rows
     ``j - hd .. j + hd`` inside the volume (what the rows share, the sample, steep slopes and
@@ -234,14 +258,9 @@ def _scores(x: np.ndarray, angles: tuple[int, int], r0: int, r1: int, lo: int, h
     what differs between rows); its offsets over the larger of the row's robust scale and,
     per column, the spread of the other rows' offsets (where the rows differ anyway, e.g. a
     sample edge that is not parallel to the rotation axis). Rows needed: ``3 hd`` each side
-    (step 4).
-    Compiled kernels: :mod:`nsgen.prep._robust_jit`.
+    (step 4). Compiled kernels: :mod:`nsgen.prep._robust_jit`.
     """
-    a0, a1 = angles
-    n_j, n_i = x.shape[1], x.shape[2]
-    idx = _rank_index(a1 - a0)
-    srt = np.empty((n_j, idx.size, n_i), np.float32)
-    _rj.ranked_rows(x, a0, a1, _rj.network(a1 - a0), idx, srt)
+    n_i = srt.shape[2]
     mir = _mirror_table(n_i)
     pairs_w = _rj.network(mir.shape[0])
 
