@@ -117,14 +117,13 @@ def _median_sorted(buf, m, dst):  # pragma: no cover - compiled
 
 
 @nb.njit(**_JIT)
-def row_offsets(srt, bg, i, o_lo, o_hi, pairs_o, mir, pairs_w, c_lo, c_hi, q):  # pragma: no cover
-    """Offsets ``q[c_lo:c_hi]`` (float64 per column) of row ``i`` of the ranked rows ``srt``
+def row_offsets(srt, bg, i, o_lo, o_hi, pairs_o, mir, pairs_w, q):  # pragma: no cover
+    """Offsets ``q`` (float64 per column) of row ``i`` of the ranked rows ``srt``
     ``(rows, ranks, columns)``: ``d`` = its ranks minus, rank by rank, the median of the other
     rows ``o_lo .. o_hi - 1`` of ``bg`` (same shape: the rows as background; none if
     ``o_hi <= o_lo``; ``pairs_o``: their network), then ``q`` = mean over ranks of ``d`` minus
     that of ``d`` median-filtered across columns (window ``mir.shape[0]``, ``mir[o, c]`` the
-    mirrored column at offset ``o - h``; ``pairs_w``: its network). Every column's value is
-    the same whatever ``c_lo, c_hi`` (``d`` is taken on the columns the window reaches)."""
+    mirrored column at offset ``o - h``; ``pairs_w``: its network)."""
     n_r, n_i = srt.shape[1], srt.shape[2]
     n_o = 0
     for o in range(o_lo, o_hi):
@@ -132,15 +131,12 @@ def row_offsets(srt, bg, i, o_lo, o_hi, pairs_o, mir, pairs_w, c_lo, c_hi, q):  
             n_o += 1
     win = mir.shape[0]
     h = win // 2
-    a = max(0, c_lo - h)
-    n_d = min(n_i, c_hi + h) - a
-    n_q = c_hi - c_lo
-    bo = np.empty((max(n_o, 1), n_d), np.float32)
-    med = np.empty(n_d, np.float32)
-    d = np.empty(n_d, np.float32)
-    bw = np.empty((win, n_q), np.float32)
-    acc_d = np.zeros(n_q)
-    acc_s = np.zeros(n_q)
+    bo = np.empty((max(n_o, 1), n_i), np.float32)
+    med = np.empty(n_i, np.float32)
+    d = np.empty(n_i, np.float32)
+    bw = np.empty((win, n_i), np.float32)
+    acc_d = np.zeros(n_i)
+    acc_s = np.zeros(n_i)
     for r in range(n_r):
         row = srt[i, r]
         if n_o > 0:
@@ -149,28 +145,28 @@ def row_offsets(srt, bg, i, o_lo, o_hi, pairs_o, mir, pairs_w, c_lo, c_hi, q):  
                 if o != i:
                     src = bg[o, r]
                     dst = bo[m]
-                    for t in range(n_d):
-                        dst[t] = src[a + t]
+                    for t in range(n_i):
+                        dst[t] = src[t]
                     m += 1
-            _sort_rows(bo, n_o, pairs_o, n_d)
+            _sort_rows(bo, n_o, pairs_o, n_i)
             _median_sorted(bo, n_o, med)
-            for t in range(n_d):
-                d[t] = row[a + t] - med[t]
+            for t in range(n_i):
+                d[t] = row[t] - med[t]
         else:
-            for t in range(n_d):
-                d[t] = row[a + t]
+            for t in range(n_i):
+                d[t] = row[t]
         for o in range(win):
             dst = bw[o]
             mo = mir[o]
-            for t in range(n_q):
-                dst[t] = d[mo[c_lo + t] - a]
-        _sort_rows(bw, win, pairs_w, n_q)
+            for t in range(n_i):
+                dst[t] = d[mo[t]]
+        _sort_rows(bw, win, pairs_w, n_i)
         mid = bw[h]
-        for t in range(n_q):
-            acc_d[t] += np.float64(d[c_lo - a + t])
+        for t in range(n_i):
+            acc_d[t] += np.float64(d[t])
             acc_s[t] += np.float64(mid[t])
-    for t in range(n_q):
-        q[c_lo + t] = acc_d[t] / n_r - acc_s[t] / n_r
+    for t in range(n_i):
+        q[t] = acc_d[t] / n_r - acc_s[t] / n_r
 
 
 @nb.njit(**_JIT)

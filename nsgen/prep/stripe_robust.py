@@ -22,10 +22,10 @@ angle blocks (scans of at least 180 angles):
    columns goes, stripes up to 8 columns wide stand out. Score ``z = q / unit``, the unit
    per column the larger of the row's robust scale (1.4826 x the MAD of the non-zero
    ``q``) and the spread of the other rows' ``q`` there (where rows differ anyway).
-4. Strong defects (dead, saturated columns: ``|q|`` above :data:`STRONG` robust scales of
-   their row, from a first pass) are replaced, in the rows that serve as background, by
-   their row's neighbouring columns, and step 2-3 run again where a background row had
-   one: such a defect shifts the other rows' per-rank median enough to score beside it.
+4. Strong defects (dead, saturated columns: ``|q|`` of the row alone, without step 2,
+   above :data:`STRONG` robust scales of that row) are replaced, in the rows that serve as
+   background, by their row's neighbouring columns: such a defect shifts the other rows'
+   per-rank median enough to score beside it.
 5. Whole-scan stripes: ``|z| > threshold`` (5), less the columns beside a stronger stripe of
    the opposite sign (the median filter's answer to it) and those the angle blocks do not
    agree on (median block score, same sign, below :data:`CONSISTENT` of its expected
@@ -35,10 +35,10 @@ angle blocks (scans of at least 180 angles):
    whose sum over ``sqrt(length)`` exceeds 2.5 x the threshold; their angles are then
    refined to the angle from the run's trace (:func:`_refine`).
 
-Steps 2-4 couple rows (``q`` of the ``hd`` rows each side, each against its own ``hd``,
-whose strong defects come from their own ``hd`` rows), so a row chunk plus ``3 hd`` rows
-each side gives exactly the whole volume's mask. Compiled kernels:
-:mod:`nsgen.prep._robust_jit`. Measured quality and limits: ``docs/detection.md``.
+Steps 2-4 couple rows (``q`` of the ``hd`` rows each side, each against its own ``hd``
+rows, whose strong defects are their own), so a row chunk plus ``2 hd`` rows each side
+gives exactly the whole volume's mask. Compiled kernels: :mod:`nsgen.prep._robust_jit`.
+Measured quality and limits: ``docs/detection.md``.
 
 Examples
 --------
@@ -84,11 +84,12 @@ AGREE = 0.15
 CONSISTENT = 0.4
 #: stripes over part of the scan: every block of the run scores above this (same sign)
 RUN_LEVEL = 3.0
-#: a column whose offset exceeds this many robust scales of its row (pass 1) is left out of
-#: the other rows' background (dead and saturated columns score in the hundreds)
-STRONG = 20.0
-#: halo rows of a chunk, in units of ``hd`` (the background rows' own backgrounds, pass 1)
-HALO = 3
+#: a column whose offset in its row alone exceeds this many robust scales of that row is
+#: left out of the other rows' background (labelled benchmark: dead and saturated columns
+#: score 300-6000 there, sample features at most 73; 50 let sample features in)
+STRONG = 150.0
+#: halo rows of a chunk, in units of ``hd`` (the compared rows' own backgrounds)
+HALO = 2
 
 
 def _robust_scale(q: np.ndarray) -> float:
@@ -106,7 +107,7 @@ def column_scores(x: np.ndarray) -> np.ndarray:
 
 
 def depth_rule(n_rows_total: int, depth: int = 30) -> int:
-    """``hd``: rows each side of a row it is compared with (step 2); the halo is ``3 hd``.
+    """``hd``: rows each side of a row it is compared with (step 2); the halo is ``2 hd``.
 
     Examples
     --------
@@ -120,7 +121,7 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
                      n_rows_total: int, threshold: float = THRESHOLD, depth: int = 30) -> np.ndarray:
     """Robust mask of volume rows ``[start, stop)`` from a block ``(angles, rows, cols)``.
 
-    The block must hold the rows ``[start - 3 hd, stop + 3 hd)`` (clipped to the volume) with
+    The block must hold the rows ``[start - 2 hd, stop + 2 hd)`` (clipped to the volume) with
     ``hd`` of :func:`depth_rule`; the result (uint8 0/1, ``(angles, stop - start, cols)``)
     is then the same whatever the chunking.
     """
@@ -257,57 +258,40 @@ def _scores(srt: np.ndarray, r0: int, r1: int, lo: int, hd: int, n_rows_total: i
     edges included, is removed before the median across columns, which then only meets
     what differs between rows); its offsets over the larger of the row's robust scale and,
     per column, the spread of the other rows' offsets (where the rows differ anyway, e.g. a
-    sample edge that is not parallel to the rotation axis). Rows needed: ``3 hd`` each side
-    (step 4). Compiled kernels: :mod:`nsgen.prep._robust_jit`.
+    sample edge that is not parallel to the rotation axis). Rows needed: ``2 hd`` each side.
+    Compiled kernels: :mod:`nsgen.prep._robust_jit`.
     """
     n_i = srt.shape[2]
     mir = _mirror_table(n_i)
     pairs_w = _rj.network(mir.shape[0])
 
-    def offsets(rows: range, bg: np.ndarray, redo: np.ndarray | None = None
+    def offsets(rows: range, bg: np.ndarray, alone: bool = False
                 ) -> tuple[np.ndarray, np.ndarray]:
-        """q and robust scale of ``rows``; with ``redo`` (pass 2: per pass-1 row, the
-        columns changed in its background), only the columns whose median window meets
-        the changed columns of a row's background rows are computed again."""
+        """q and robust scale of ``rows`` against ``bg`` (or ``alone``: no other rows)."""
         q = np.empty((len(rows), n_i))
         scale = np.empty(len(rows))
-        h = mir.shape[0] // 2
         for n, i in enumerate(rows):
-            others = _window(i, hd, n_rows_total)
+            others = [] if alone else _window(i, hd, n_rows_total)
             o_lo, o_hi = (others[0] - lo, others[-1] + 1 - lo) if others else (0, 0)
-            pairs_o = _rj.network(len(others))
-            if redo is None:
-                _rj.row_offsets(srt, bg, i - lo, o_lo, o_hi, pairs_o, mir, pairs_w, 0, n_i,
-                                q[n])
-            else:
-                q[n] = q1[i - rows1.start]
-                changed = redo[[o - rows1.start for o in others]].any(axis=0)
-                if not changed.any():
-                    scale[n] = s1[i - rows1.start]
-                    continue
-                near = np.convolve(changed, np.ones(2 * h + 1), mode="same") > 0
-                edges = np.flatnonzero(np.diff(np.concatenate(([0], near.view(np.int8), [0]))))
-                for c_lo, c_hi in edges.reshape(-1, 2):
-                    _rj.row_offsets(srt, bg, i - lo, o_lo, o_hi, pairs_o, mir, pairs_w,
-                                    c_lo, c_hi, q[n])
+            _rj.row_offsets(srt, bg, i - lo, o_lo, o_hi, _rj.network(len(others)), mir,
+                            pairs_w, q[n])
             scale[n] = _robust_scale(q[n])
         return q, scale
 
-    # pass 1: the strong defects (dead, saturated columns) of every row that serves as
-    # background, replaced there by their row's neighbouring columns: a defect far above
-    # the noise shifts the per-rank median of the other rows enough to score beside it
-    rows1 = range(max(r0 + lo - 2 * hd, 0), min(r1 + lo + 2 * hd, n_rows_total))
-    q1, s1 = offsets(rows1, srt) if hd else (np.zeros((0, n_i)), np.zeros(0))
-    strong = np.abs(q1) > STRONG * s1[:, None]
-    bg, again = srt, strong.any(axis=1)
-    if again.any():
-        bg = srt.copy()
-        for n in np.flatnonzero(again):
-            _interpolate(bg[rows1[n] - lo], strong[n])
-    # pass 2: offsets of every row needed: the output rows and the rows they are compared with
+    # step 4: strong defects (dead, saturated columns) of every row that serves as
+    # background, found in the row alone, replaced there by their row's neighbouring columns
+    bg = srt
+    if hd:
+        rows1 = range(max(r0 + lo - 2 * hd, 0), min(r1 + lo + 2 * hd, n_rows_total))
+        q1, s1 = offsets(rows1, srt, alone=True)
+        strong = np.abs(q1) > STRONG * s1[:, None]
+        if strong.any():
+            bg = srt.copy()
+            for n in np.flatnonzero(strong.any(axis=1)):
+                _interpolate(bg[rows1[n] - lo], strong[n])
+    # offsets of every row needed: the output rows and the rows they are compared with
     first = max(r0 + lo - hd, 0)
-    q, scale = offsets(range(first, min(r1 + lo + hd, n_rows_total)), bg,
-                       strong if hd else None)
+    q, scale = offsets(range(first, min(r1 + lo + hd, n_rows_total)), bg)
     z = np.empty((r1 - r0, n_i))
     spread = np.empty(n_i)
     for jj in range(r0, r1):
