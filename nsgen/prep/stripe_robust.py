@@ -82,6 +82,8 @@ AGREE = 0.15
 #: a whole-scan stripe needs the median of its blocks' scores (same sign) above this
 #: fraction of its expected share (the whole-scan score over sqrt(blocks))
 CONSISTENT = 0.4
+#: a column next to a flagged one (same sign) is flagged above this fraction of the bar
+GROW = 0.5
 #: stripes over part of the scan: every block of the run scores above this (same sign)
 RUN_LEVEL = 3.0
 #: a column whose offset in its row alone exceeds this many robust scales of that row is
@@ -143,10 +145,11 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
     r0, r1 = start - lo, stop - lo
     if n_b == 1:
         z_all = _scores(_ranks(x, 0, n_k), r0, r1, lo, hd, n_rows_total)
-        return np.broadcast_to(_drop_bias(z_all, threshold)[None], (n_k,) + z_all.shape).copy()
+        flag = _grow(_drop_bias(z_all, threshold), z_all, GROW * threshold)
+        return np.broadcast_to(flag[None], (n_k,) + z_all.shape).copy()
     ranks_b = [_ranks(x, edges[b], edges[b + 1]) for b in range(n_b)]
     z_all = _scores(_pooled(ranks_b), r0, r1, lo, hd, n_rows_total)
-    flag_all = _drop_bias(z_all, threshold)
+    flag_all = _grow(_drop_bias(z_all, threshold), z_all, GROW * threshold)
     out = np.zeros((n_k, stop - start, x.shape[2]), np.uint8)
     z_b = [_scores(srt, r0, r1, lo, hd, n_rows_total) for srt in ranks_b]
     zb = np.stack(z_b)
@@ -162,10 +165,29 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
         part = flag_all & (agree > AGREE * np.abs(z_all) / np.sqrt(n_b))
         # ... or a stripe over part of the scan: a run of blocks each above RUN_LEVEL with
         # the same sign, whose summed score is strong
-        part |= _drop_bias(run[b], BLOCK_FACTOR * threshold)
+        part |= _grow(_drop_bias(run[b], BLOCK_FACTOR * threshold), run[b],
+                      GROW * BLOCK_FACTOR * threshold)
         out[edges[b]:edges[b + 1]] = part[None]
     _refine(out, x[:, start - lo:stop - lo], np.array(edges))
     return out
+
+
+def _grow(flag: np.ndarray, score: np.ndarray, low: float) -> np.ndarray:
+    """``flag`` (rows, columns) grown along columns into adjacent columns whose ``score`` has
+    the same sign and exceeds ``low`` (hysteresis: the columns of one stripe share its
+    cause, each is tested against a lower bar once a neighbour is found)."""
+    sign = np.sign(score)
+    cand = np.abs(score) > low
+    same = sign[:, 1:] == sign[:, :-1]
+    for _ in range(2 * HALF_WINDOW):
+        nb = np.zeros_like(flag)
+        nb[:, 1:] |= flag[:, :-1] & same
+        nb[:, :-1] |= flag[:, 1:] & same
+        new = flag | (nb & cand)
+        if np.array_equal(new, flag):
+            break
+        flag = new
+    return flag
 
 
 def _run_scores(zb: np.ndarray, level: float) -> np.ndarray:
