@@ -73,14 +73,17 @@ QUANTILES = 32
 BLOCKS = 6
 MIN_BLOCK = 30
 BLOCK_FACTOR = 2.5
-#: angles of stripes over part of the scan: refined to the angle (trace smoothed over this
-#: fraction of the angles, at least 5)
-SMOOTH = 1 / 60
+#: angles of stripes over part of the scan: refined to the angle, the one range of angles
+#: where the trace adds most above this fraction of its amplitude (0.5: weak full stripes
+#: whose blocks disagree lost their ends)
+CUT = 0.3
 #: a block keeps a whole-scan stripe when its own score (same sign) exceeds this fraction of
-#: the whole-scan score over sqrt(blocks) (a whole-scan score spreads over the blocks so;
-#: 0.15 kept partial stripes strong enough to score over the whole scan at every angle:
-#: partial precision 0.75, 0.8 gives 0.96; blocks a full stripe loses are its refined angles)
+#: its share, the whole-scan score over sqrt(blocks) (a whole-scan score spreads over the
+#: blocks so), or its share less OFF noise units where that is lower (a weak stripe's
+#: blocks scatter by about one unit): partial stripes strong enough to score over the whole
+#: scan are not flagged at every angle (AGREE 0.15 without OFF: partial precision 0.75)
 AGREE = 0.8
+OFF = -1e9
 #: a whole-scan stripe needs the median of its blocks' scores (same sign) above this
 #: fraction of its expected share (the whole-scan score over sqrt(blocks))
 CONSISTENT = 0.4
@@ -164,7 +167,8 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
         # a whole-scan stripe, where this block agrees (a whole-scan score z spreads over
         # the blocks as about z / sqrt(blocks) each) ...
         agree = np.sign(zb[b]) * np.sign(z_all) * np.abs(zb[b])
-        part = flag_all & (agree > AGREE * np.abs(z_all) / np.sqrt(n_b))
+        share = np.abs(z_all) / np.sqrt(n_b)
+        part = flag_all & (agree > np.minimum(AGREE * share, share - OFF))
         # ... or a stripe over part of the scan: a run of blocks each above RUN_LEVEL with
         # the same sign, whose summed score is strong
         part |= _grow(_drop_bias(run[b], BLOCK_FACTOR * threshold), run[b],
@@ -214,16 +218,15 @@ def _refine(out: np.ndarray, x: np.ndarray, edges: np.ndarray) -> None:
 
     Per run of adjacent columns of one row with the same blocks: its trace along the angles
     (its columns' mean minus the median of the unflagged columns within
-    :data:`HALF_WINDOW`, per angle), less its median over the blocks without the stripe, is
-    smoothed over :data:`SMOOTH` of the angles and cut at half its median over the blocks
-    with it; kept within those blocks and their neighbours.
+    :data:`HALF_WINDOW`, per angle; without such columns, less its median over the blocks
+    without the stripe) gives the one range of angles where it adds most above
+    :data:`CUT` of its median over the blocks with the stripe (:func:`_best_interval`).
     """
     n_k, _, n_i = out.shape
     n_b = len(edges) - 1
     on_b = out[edges[:-1]]  # (blocks, rows, cols): block flags
     mixed = on_b.any(axis=0) & ~on_b.all(axis=0)
     blk = np.repeat(np.arange(n_b), np.diff(edges))
-    size = max(5, round(SMOOTH * n_k))
     for j in np.flatnonzero(mixed.any(axis=1)):
         cols = mixed[j]
         flagged = on_b[:, j].any(axis=0)
@@ -239,16 +242,13 @@ def _refine(out: np.ndarray, x: np.ndarray, edges: np.ndarray) -> None:
             nb = [i for i in range(max(0, c - HALF_WINDOW), min(n_i, c1 + HALF_WINDOW))
                   if not flagged[i]]
             t = x[:, j, c:c1].mean(axis=1, dtype=np.float64)
-            if nb:
+            if nb:  # the neighbours per angle are the baseline
                 t = t - np.median(x[:, j, nb], axis=1)
-            t = t - np.median(t[~on[blk]])
+            else:
+                t = t - np.median(t[~on[blk]])
             amp = np.median(t[on[blk]])
-            ts = np.convolve(t, np.ones(size) / size, mode="same")
-            near = on.copy()
-            near[1:] |= on[:-1]
-            near[:-1] |= on[1:]
-            keep = (np.sign(amp) * ts > 0.5 * abs(amp)) & near[blk]
-            out[:, j, c:c1] = keep[:, None]
+            out[:, j, c:c1] = _best_interval(np.sign(amp) * t - CUT * abs(amp),
+                                             np.ones(n_k, bool))[:, None]
             c = c1
 
 
@@ -270,6 +270,27 @@ def _pooled(ranks_b: list[np.ndarray]) -> np.ndarray:
     srt = np.empty((pool.shape[1], idx.size, pool.shape[2]), np.float32)
     _rj.ranked_rows(pool, 0, n, _rj.network(n), idx, srt)
     return srt
+
+
+def _best_interval(v: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """The one contiguous run of ``allowed`` angles with the largest sum of ``v`` (a stripe
+    over part of the scan covers one range of angles; each angle adds its trace above half
+    the stripe's amplitude, so noise cannot chop the range), as a bool mask.
+
+    Examples
+    --------
+    >>> v = np.array([-1.0, 2, -0.5, 2, -3, 1])
+    >>> _best_interval(v, np.ones(6, bool)).astype(int).tolist()
+    [0, 1, 1, 1, 0, 0]
+    """
+    v = np.where(allowed, v, -(np.abs(v).sum() + 1.0))
+    c = np.concatenate(([0.0], np.cumsum(v)))
+    gain = c[1:] - np.minimum.accumulate(c[:-1])
+    b = int(np.argmax(gain)) + 1
+    a = int(np.argmin(c[:b]))
+    keep = np.zeros(v.shape, bool)
+    keep[a:b] = gain[b - 1] > 0
+    return keep
 
 
 def _scores(srt: np.ndarray, r0: int, r1: int, lo: int, hd: int, n_rows_total: int
