@@ -79,11 +79,10 @@ BLOCK_FACTOR = 2.5
 CUT = 0.3
 #: a block keeps a whole-scan stripe when its own score (same sign) exceeds this fraction of
 #: its share, the whole-scan score over sqrt(blocks) (a whole-scan score spreads over the
-#: blocks so), or its share less OFF noise units where that is lower (a weak stripe's
-#: blocks scatter by about one unit): partial stripes strong enough to score over the whole
-#: scan are not flagged at every angle (AGREE 0.15 without OFF: partial precision 0.75)
+#: blocks so; at 0.15, partial stripes strong enough to score over the whole scan were
+#: flagged at every angle: partial precision 0.75, at 0.8 0.93). Blocks a full stripe loses
+#: make it a stripe over part of the scan, whose angles :func:`_refine` finds again.
 AGREE = 0.8
-OFF = -1e9
 #: a whole-scan stripe needs the median of its blocks' scores (same sign) above this
 #: fraction of its expected share (the whole-scan score over sqrt(blocks))
 CONSISTENT = 0.4
@@ -168,7 +167,7 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
         # the blocks as about z / sqrt(blocks) each) ...
         agree = np.sign(zb[b]) * np.sign(z_all) * np.abs(zb[b])
         share = np.abs(z_all) / np.sqrt(n_b)
-        part = flag_all & (agree > np.minimum(AGREE * share, share - OFF))
+        part = flag_all & (agree > AGREE * share)
         # ... or a stripe over part of the scan: a run of blocks each above RUN_LEVEL with
         # the same sign, whose summed score is strong
         part |= _grow(_drop_bias(run[b], BLOCK_FACTOR * threshold), run[b],
