@@ -185,7 +185,9 @@ class ComplexImages:
     #: pass two's input is the transmission (scripts/bench_synthetic.py reads this)
     from_transmission = True
 
-    def __call__(self, chunk: Chunk, tau: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+    def __call__(self, chunk: Chunk, rows: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+        """The chunk's images from its transmission ``rows`` (kept by pass one)."""
+        tau = rows
         clean = clean_uint16(tau, self.bounds)
         sample = self.rows.sample
         for k, v in enumerate(range(chunk.start, chunk.stop)):
