@@ -23,6 +23,7 @@ Layout: ``root/NNNN/clean/NNNN_clean_VVVV.tif``, ``root/NNNN/shiftSS/NNNN_shiftS
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -243,13 +244,18 @@ def detector_record(cfg: Config, model: DetectorModel) -> dict[str, Any]:
 def run_sample(run: SampleRun) -> SampleRecord:
     """Generate one complex-mode sample."""
     cfg = run.config
-    done = project_sample(run, work_factor=8 + 2 * cfg.shifts)
+    # the detector does not depend on the phantom: the main process draws it on a thread
+    # while the workers project (its NumPy and SciPy calls release the GIL)
+    with ThreadPoolExecutor(1, thread_name_prefix="nsgen-detector") as pool:
+        detector = pool.submit(DetectorModel.simulate, cfg.seed, run.sample,
+                               Geometry.for_size(cfg.size), cfg.shifts, cfg.shiftstep,
+                               cfg.flatsnum, cfg.I0, cfg.defect_density)
+        done = project_sample(run, work_factor=8 + 2 * cfg.shifts)
+        model = detector.result()
     geometry, objects, spill, sizing, pmax = (done.geometry, done.objects, done.spill,
                                               done.sizing, done.hi)
     if not pmax > 0:
         raise RuntimeError("the phantom projects to zero everywhere")
-    model = DetectorModel.simulate(cfg.seed, run.sample, geometry, cfg.shifts, cfg.shiftstep,
-                                   cfg.flatsnum, cfg.I0, cfg.defect_density)
     rows = ComplexRows(model, cfg.seed, run.sample, pmax)
     per_chunk = run.run(StatisticsStage(spill, sizing.chunk_rows, rows=rows), sizing)
     bounds = EMPTY
