@@ -146,6 +146,16 @@ class ComplexRows:
                                         m.eps[i], DELTA, N_VARIATIONS))
         return shifts
 
+    def bounds(self, chunk: Chunk, tau: np.ndarray) -> Bounds:
+        """Min and max of the chunk's clean and shifted ``-log`` sinograms: every value of
+        every volume is a clean value or a defect value, and ``-log`` is decreasing, so the
+        clean volume's extremes are those of ``tau``'s extremes (no volume of logarithms)."""
+        lo, hi = neg_log(np.array([tau.max(), tau.min()], dtype=tau.dtype))
+        bounds = Bounds(float(lo), float(hi))
+        for _, _, values in self.defects(chunk, tau):
+            bounds = bounds.union(Bounds.of(values)) if values.size else bounds
+        return bounds
+
     def clean_and_defects(self, chunk: Chunk, p3: np.ndarray
                           ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
         """The clean ``-log`` sinograms of the chunk and, per shift, its defect pixels
@@ -167,13 +177,7 @@ class StatisticsStage(SpillStage):
         assert self.rows is not None
         tau = self.rows.transmission(chunk, data)
         self.spill.write_rows(chunk.start, tau)
-        # -log is decreasing, so the clean volume's bounds are those of tau's extremes
-        lo, hi = neg_log(np.array([tau.max(), tau.min()], dtype=tau.dtype))
-        bounds = Bounds(float(lo), float(hi))
-        # every value of every volume is a clean value or a defect value
-        for _, _, values in self.rows.defects(chunk, tau):
-            bounds = bounds.union(Bounds.of(values)) if values.size else bounds
-        return WorkResult(bounds)
+        return WorkResult(self.rows.bounds(chunk, tau))
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,8 +187,6 @@ class ComplexImages:
 
     rows: ComplexRows
     bounds: Bounds
-    #: pass two's input is the transmission (scripts/bench_synthetic.py reads this)
-    from_transmission = True
 
     def __call__(self, chunk: Chunk, rows: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
         """The chunk's images from its transmission ``rows`` (kept by pass one)."""
