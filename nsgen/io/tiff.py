@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
-import tifffile
 from isal import isal_zlib
 
 from nsgen.errors import disk_full
@@ -41,7 +40,7 @@ def write_tiff(path: Path, image: np.ndarray) -> int:
 
     Examples
     --------
-    >>> import io, tempfile
+    >>> import io, tempfile, tifffile
     >>> img = np.arange(12, dtype=np.uint16).reshape(3, 4)
     >>> path = Path(tempfile.mkdtemp()) / "a.tif"
     >>> ref = io.BytesIO()
@@ -57,6 +56,7 @@ def write_tiff(path: Path, image: np.ndarray) -> int:
     header = tiff_header(pixels.shape)
     try:
         if header is None:   # a layout other than header + one strip: tifffile writes it
+            import tifffile
             tifffile.imwrite(tmp, pixels, **_TIFF_OPTIONS)
             size = tmp.stat().st_size
         else:
@@ -88,6 +88,8 @@ def tiff_header(shape: tuple[int, ...]) -> bytes | None:
     >>> len(tiff_header((402, 362)))
     176
     """
+    import tifffile   # here: processes that write no TIFF (the reader) never import it
+
     buf = io.BytesIO()
     zeros = np.zeros(shape, dtype=np.uint16)
     tifffile.imwrite(buf, zeros, **_TIFF_OPTIONS)
@@ -180,6 +182,8 @@ class TiffWriter:
 
 def read_tiff(path: Path) -> np.ndarray:
     """Read one TIFF image as a numpy array."""
+    import tifffile
+
     return tifffile.imread(path)
 
 
