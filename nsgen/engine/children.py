@@ -13,7 +13,7 @@ import traceback
 from multiprocessing import shared_memory
 from typing import Any, Sequence
 
-from nsgen.engine import scratch
+from nsgen.engine import profile, scratch
 from nsgen.engine.shm import Attached
 from nsgen.engine.stage import Chunk, Stage, slot_views
 from nsgen.errors import NsgenError
@@ -121,7 +121,8 @@ def worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) ->
             send_error(results, who, exc)
             return
         try:
-            stage.prepare()
+            with profile.phase("prepare"):
+                stage.prepare()
         except BaseException as exc:  # noqa: BLE001 - reported to the main process
             send_error(results, who, exc)
 
@@ -132,11 +133,14 @@ def worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) ->
         except queue.Empty:
             pass
         if msg is None:
+            t0 = time.perf_counter()
             try:
                 msg = data.get(timeout=POLL)
             except queue.Empty:
                 exit_if_orphaned(parent)
                 continue
+            finally:
+                profile.add("idle", time.perf_counter() - t0)
         kind = msg[0]
         if kind == "stage":
             msg = newest(msg)
@@ -158,10 +162,12 @@ def worker_main(ident: int, control: Any, data: Any, free: Any, results: Any) ->
         try:
             assert stage is not None and sid == stage_id, "chunk for an unknown stage"
             arr = slot_views(attached.buffer(segments[slot]), stage.slot_spec(chunks[index]))
-            res = stage.work(chunks[index], arr)
+            with profile.phase("work"):
+                res = stage.work(chunks[index], arr)
             del arr
             scratch.trim()
             results.put(("done", sid, index, res))
+            profile.flush("worker", stage.label)
         except BaseException as exc:  # noqa: BLE001 - reported to the main process
             send_error(results, f"{who} ({where(stage, chunks[index])})"
                        if stage is not None and index < len(chunks) else who, exc)
@@ -185,12 +191,15 @@ def reader_main(control: Any, data: Any, free: Any, results: Any) -> None:
         try:
             segments = attached.use(names)
             for chunk in stage.chunks():
-                slot = get(free, parent)
+                with profile.phase("wait for a slot"):
+                    slot = get(free, parent)
                 exit_if_orphaned(parent)
                 arr = slot_views(attached.buffer(segments[slot]), stage.slot_spec(chunk))
-                stage.read(chunk, arr)
+                with profile.phase("read"):
+                    stage.read(chunk, arr)
                 del arr
                 data.put(("chunk", sid, chunk.index, slot))
+            profile.flush("reader", stage.label)
         except BaseException as exc:  # noqa: BLE001 - reported to the main process
             if chunk is None:
                 send_error(results, "reader", exc)

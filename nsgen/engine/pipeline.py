@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from multiprocessing import shared_memory
 from typing import Any, Callable, Sequence
 
+from nsgen.engine import profile
 from nsgen.engine.children import (POLL, UNGUARDED_EXIT, UNGUARDED_SCRIPT, describe,
                                    reader_main, worker_main)
 from nsgen.engine.shm import SHM_PREFIX, check_shm_space, sweep_stale_segments
@@ -263,6 +264,7 @@ class Engine:
         """
         if self._closed:
             raise RuntimeError("engine is closed")
+        t0 = time.perf_counter()
         chunks = list(stage.chunks())
         self._stage_counter += 1
         sid = self._stage_counter
@@ -306,6 +308,8 @@ class Engine:
         except BaseException:
             self.close(abort=True)
             raise
+        profile.add("wall", time.perf_counter() - t0)
+        profile.flush("main", stage.label)
         return [values[c.index] for c in chunks]
 
     def _slots(self, n_slots: int, size: int, sid: int) -> list[str]:

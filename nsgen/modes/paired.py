@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from nsgen.config import Config
+from nsgen.engine import profile
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
 from nsgen.modes.artefacts import (artefact_images, artefact_records, make_artefact_dirs,
@@ -54,10 +55,11 @@ class PairStage(ResizeStage):
     def process(self, chunk: Chunk, small: np.ndarray) -> WorkResult:
         out = np.full((chunk.rows, 2, *OUT_SHAPE), np.nan, np.float32)
         out[:, 0] = small
-        for k, v in enumerate(range(chunk.start, chunk.stop)):
-            if not self.flags[v]:
-                rng = generator(self.seed, "stripes", self.sample, self.shift, v)
-                out[k, 1] = synthetic_stripes(small[k], rng, PAIRED)
+        with profile.phase("stripes"):
+            for k, v in enumerate(range(chunk.start, chunk.stop)):
+                if not self.flags[v]:
+                    rng = generator(self.seed, "stripes", self.sample, self.shift, v)
+                    out[k, 1] = synthetic_stripes(small[k], rng, PAIRED)
         return keep(self.spill, chunk, out, self.shape[1], self.source.bad, self.percentile)
 
 

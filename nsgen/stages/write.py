@@ -14,12 +14,14 @@ A mode's pass two is ``WriteStage(source, images, writer)``:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
+from nsgen.engine import profile
 from nsgen.engine.pipeline import Chunk, SlotSpec, Stage, WorkResult
 
 __all__ = ["ChunkImages", "ImageWriter", "RowSource", "WriteStage", "range_used"]
@@ -100,13 +102,26 @@ class WriteStage(Stage):
         """Write the chunk's images; its value is ``{path: fraction of 0..65535 used}``."""
         rows = self.source.values(chunk, data)
         used: dict[str, float] = {}
+        making = [0.0, 0.0]     # wall and CPU seconds making images, inside the writer's loop
 
         def measured() -> Iterable[Image]:
-            for path, image in self.images(chunk, rows):
-                used[path] = range_used(image)
-                yield path, image
+            images = iter(self.images(chunk, rows))
+            while True:
+                t0, c0 = time.perf_counter(), time.thread_time()
+                item = next(images, None)
+                if item is not None:
+                    used[item[0]] = range_used(item[1])
+                making[0] += time.perf_counter() - t0
+                making[1] += time.thread_time() - c0
+                if item is None:
+                    return
+                yield item
 
+        t0, c0 = time.perf_counter(), time.thread_time()
         files, nbytes, checksums = self.writer.write(measured())
+        profile.add("images", *making)
+        profile.add("encode+write files", time.perf_counter() - t0 - making[0],
+                    time.thread_time() - c0 - making[1])
         return WorkResult(used, files, nbytes, checksums)
 
 
