@@ -211,6 +211,8 @@ def print_breakdown(b: dict[tuple[str, str, str], float]) -> None:
                          + (f"/{b[stage, role, n + ' cpu']:.2f}"
                             if (stage, role, n + " cpu") in b else "") for n in names)
 
+    total = sum(s for (_, _, n), s in b.items() if n == "process cpu")
+    print(f"    CPU seconds of the run's processes (forkserver aside): {total:.2f}")
     print(f"    {'stage':<22} {'wall s':>7}  reader (wall/cpu s) | workers, summed (wall/cpu s)")
     for st in stages:
         wall = b.get((st, "main", "wall"), 0.0)
