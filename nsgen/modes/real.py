@@ -16,7 +16,6 @@ without ``--mask``, stripes are detected on the fly (:mod:`nsgen.stages.stripes`
 from __future__ import annotations
 
 import sys
-import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -45,7 +44,7 @@ from nsgen.scan.shifts import shift_note
 from nsgen.stages.decompress import decompressed
 from nsgen.stages.scan_sizing import scan_sizing
 from nsgen.stages.scan_source import ScanSource
-from nsgen.stages.scan_stages import OUT_SHAPE, PREFETCH_BYTES
+from nsgen.stages.scan_stages import OUT_SHAPE
 from nsgen.stages.spill import SpillStage
 from nsgen.stages.stripes import detect_stripes, mask_flags
 
@@ -231,31 +230,9 @@ def check_scans(config: Config) -> list[tuple[Path, tuple[int, int, int], str, l
                          f"number with --start, and run one job per scan (see nsgen submit)")
     with profile.phase("scan checks"):
         scans = [(p, *scan_info(config, p)) for p in scan_files(config)]
-        if scans and not _ADVISED:
-            _ADVISED.append(True)
-            advise_first_rows(ScanSource.of(config, scans[0][0]), scans[0][1], scans[0][2])
         for p, *_ in scans:
             bad_pixels_of(ScanSource.of(config, p))   # refuses flats that cannot normalise
     return scans
-
-
-_ADVISED: list[bool] = []   # this process asked for a scan's first rows already
-
-
-def advise_first_rows(source: ScanSource, shape: tuple[int, int, int], dtype: str) -> None:
-    """Ask the disk, on a daemon thread, for the projections' first rows (about
-    :data:`~nsgen.stages.scan_stages.PREFETCH_BYTES`), which pass one reads first: a cold
-    scan is then read while the run starts (imports, checks, processes) instead of after."""
-    a, _, c = shape
-    rows = max(1, PREFETCH_BYTES // max(1, a * c * np.dtype(dtype).itemsize))
-
-    def advise() -> None:
-        try:
-            with source.open_new() as scan:
-                scan.advise_projections(slice(0, rows), True)
-        except Exception:  # noqa: BLE001 - a hint only: the reader reports real errors
-            pass
-    threading.Thread(target=advise, name="nsgen-advise", daemon=True).start()
 
 
 _BAD: dict[ScanSource, BadPixels] = {}
