@@ -12,8 +12,10 @@ twice its depth rule's rows); ``detect_stripes(..., detector=...)`` chooses.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +32,51 @@ from nsgen.stages.scan_sizing import row_sizing, scan_sizing
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import ScanStage, load_flat_field
 
-__all__ = ["CandidateStage", "MergeStage", "RobustStage", "detect_stripes", "mask_flags"]
+__all__ = ["CandidateStage", "MergeStage", "RobustStage", "StepClock", "detect_stripes",
+           "mask_flags"]
+
+
+class StepClock:
+    """Seconds a worker spends per step of a chunk, summed over chunks for ``-v``.
+
+    Examples
+    --------
+    >>> c = StepClock(); c.lap("a"); c.lap("b"); c.add("rows", 3)
+    >>> sorted(c.seconds), c.seconds["rows"]
+    (['a', 'b', 'rows'], 3)
+    >>> StepClock.total([{"a": 1.0}, {"a": 0.5, "b": 2.0}])
+    {'a': 1.5, 'b': 2.0}
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        """Charge the time since the previous lap (or the start) to ``step``."""
+        t = time.perf_counter()
+        self.add(step, t - self._t)
+        self._t = t
+
+    def add(self, step: str, value: float) -> None:
+        """Add ``value`` (seconds measured elsewhere, or a count) to ``step``."""
+        self.seconds[step] = self.seconds.get(step, 0) + value
+
+    @staticmethod
+    def total(clocks: list[dict[str, float]]) -> dict[str, float]:
+        """Sum of the chunks' ``seconds``, step by step."""
+        out: dict[str, float] = {}
+        for c in clocks:
+            for k, v in c.items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+    @staticmethod
+    def describe(label: str, clocks: list[dict[str, float]]) -> str:
+        """One ``-v`` line: ``label worker seconds: step s, ...`` (counts as integers)."""
+        tot = StepClock.total(clocks)
+        return f"{label} worker seconds: " + ", ".join(
+            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in tot.items())
 
 #: float32 copies of a row a worker holds in :class:`CandidateStage`: the float32 volume,
 #: the below-threshold map and the candidates (4 + 1 + 1 bytes per voxel)
@@ -59,6 +105,7 @@ class CandidateStage(ScanStage):
     label: str = "detect stripes"
 
     def prepare(self) -> None:
+        t = time.perf_counter()
         load_flat_field()
         load_kernels()
         # fault the work buffers in while the reader reads the first chunk (first touch of
@@ -68,24 +115,46 @@ class CandidateStage(ScanStage):
         scratch.buffer("candidates", (self.chunk_rows, *self.shape[::2]), np.uint8).fill(0)
         scratch.buffer("below", (self.chunk_rows * self.shape[0] * self.shape[2],),
                        np.uint8).fill(0)
+        self._prepared = time.perf_counter() - t
+
+    #: seconds of :meth:`prepare` in this worker, charged to its first chunk
+    _prepared: float = field(default=0.0, init=False, repr=False, compare=False)
+
+    def slot_spec(self, chunk: Chunk) -> Any:
+        # the reader's seconds for the chunk travel with it (for the -v profile)
+        return [*super().slot_spec(chunk), ((1,), "float64")]
+
+    def read(self, chunk: Chunk, out: list[np.ndarray]) -> None:
+        t = time.perf_counter()
+        super().read(chunk, out)
+        out[3][0] = time.perf_counter() - t
 
     def work(self, chunk: Chunk, data: list[np.ndarray]) -> WorkResult:
         assert self.candidates is not None
-        raw, flat, dark = data
+        clock = StepClock()
+        raw, flat, dark, read_seconds = data
+        clock.add("read (reader)", float(read_seconds[0]))
+        clock.add("prepare (load kernels, fault buffers)", self._prepared)
+        self._prepared = 0.0
+        lo, hi = self.read_rows(chunk)
+        clock.add("rows", hi - lo)
+        clock.add("halo rows", hi - lo - chunk.rows)
         # the detector works on (angles, rows, columns): the raw layout, no transposed copy
         volume = flat_field_log(raw, flat, dark, sinograms_first=False,
                                 out=scratch.buffer("volume", raw.shape, np.float32))
-        lo, _ = self.read_rows(chunk)
+        clock.lap("normalise")
         p = self.params
         out = scratch.buffer("candidates", (chunk.rows, *self.shape[::2]), np.uint8)
         got = stripe_candidates_rows(volume, lo, (chunk.start, chunk.stop), self.shape[1],
                                      p, return_weights=self.weights_spill is not None, out=out,
                                      work=scratch.buffer("below", (out.size,), np.uint8))
         cand, weights = got if isinstance(got, tuple) else (got, None)
+        clock.lap("detect")
         self.candidates.write_rows(chunk.start, np.packbits(cand, axis=-1))
         if weights is not None and self.weights_spill is not None:
             self.weights_spill.write_band(chunk.start, weights)
-        return WorkResult(None)
+        clock.lap("pack+write")
+        return WorkResult(clock.seconds)
 
 
 @dataclass
@@ -115,18 +184,28 @@ class MergeStage(Stage):
         return row_chunks(self.candidates.shape[0], self.chunk_rows)
 
     def work(self, chunk: Chunk, data: object) -> WorkResult:
+        clock = StepClock()
         p = self.params
         n_rows = self.candidates.shape[0]
         lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo)
+        clock.add("rows", hi - lo)
+        clock.add("halo rows", hi - lo - chunk.rows)
         rows = scratch.buffer("candidates", (hi - lo, self.candidates.shape[1], self.n_cols),
                               np.uint8)
         from nsgen.prep._stripe_jit import unpack_bits  # compiled; numba loads lazily
-        unpack_bits(self.candidates.read_rows(lo, hi), rows)
+        packed = self.candidates.read_rows(lo, hi)
+        clock.lap("read")
+        unpack_bits(packed, rows)
+        clock.lap("unpack")
         mask = merge_stripes_rows(rows, lo, (chunk.start, chunk.stop), n_rows, p,
                                   overwrite_input=True)
+        clock.lap("merge")
         if self.mask_spill is not None:
             self.mask_spill.write_band(chunk.start, np.packbits(mask, axis=-1))
-        return WorkResult(mask_flags(mask.transpose(1, 0, 2), self.patch_shape))
+        clock.lap("pack+write")
+        flags = mask_flags(mask.transpose(1, 0, 2), self.patch_shape)
+        clock.lap("flags")
+        return WorkResult((flags, clock.seconds))
 
 
 @dataclass
@@ -202,16 +281,20 @@ def detect_stripes(run: StageRunner, source: ScanSource, shape: tuple[int, int, 
         copies = CANDIDATE_FLOAT_COPIES + (WEIGHTS_FLOAT_COPIES if weights_spill else 0.0)
         sizing = scan_sizing(run, shape, dtype, copies, halo=params.radius,
                              worker_overhead=JIT_OVERHEAD)
-        run.run(CandidateStage(source, shape, dtype, sizing.chunk_rows, halo=params.radius,
-                               params=params, candidates=candidates,
-                               weights_spill=weights_spill), sizing)
+        clocks = run.run(CandidateStage(source, shape, dtype, sizing.chunk_rows,
+                                        halo=params.radius, params=params,
+                                        candidates=candidates, weights_spill=weights_spill),
+                         sizing)
+        run.say(StepClock.describe("detect stripes", clocks))
         merge = MergeStage(candidates=candidates, n_cols=n_cols, chunk_rows=1, params=params,
                            patch_shape=patch_shape, mask_spill=mask_spill)
         # a compute-only stage: no slot, the worker holds the rows it reads and works on
         sizing = row_sizing(run, n_rows, row_bytes=n_angles * n_cols, halo=merge.halo,
                             worker_overhead=JIT_OVERHEAD, work_factor=MERGE_WORK_FACTOR)
         merge.chunk_rows = sizing.chunk_rows
-        return np.concatenate(run.run(merge, sizing), axis=0)
+        got = run.run(merge, sizing)
+        run.say(StepClock.describe("merge stripes", [c for _, c in got]))
+        return np.concatenate([f for f, _ in got], axis=0)
     finally:
         candidates.path.unlink(missing_ok=True)
 
