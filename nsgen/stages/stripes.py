@@ -134,7 +134,7 @@ class CandidateStage(ScanStage):
         clock = StepClock()
         raw, flat, dark, read_seconds = data
         clock.add("read (reader)", float(read_seconds[0]))
-        clock.add("prepare (load kernels, fault buffers)", self._prepared)
+        clock.add("prepare (kernels+buffers)", self._prepared)
         self._prepared = 0.0
         lo, hi = self.read_rows(chunk)
         clock.add("rows", hi - lo)
