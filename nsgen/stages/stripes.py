@@ -2,10 +2,13 @@
 
 Used alike by ``nsgen mask`` (full mask into an archive) and the paired and patch modes
 (stripe flags per row or row patch when no ``--mask`` is given). Pass one
-(:class:`CandidateStage`) runs the expensive detector with a halo of ``radius`` rows per
-chunk side and keeps its candidates, one bit per voxel, in a scratch volume; pass two
-(:class:`MergeStage`) runs the cheap merge passes with a halo of ``depth // 2`` rows. The
-result equals the whole-volume computation exactly (docs/science.md B 5.2). The ``robust``
+(:class:`CandidateStage`) runs the expensive detector on the raw counts with a halo of
+``radius`` rows per chunk side (normalising plane by plane inside the ratio map: no float32
+volume is held) and keeps its candidates, one bit per voxel, in a scratch volume; pass two
+(:class:`MergeStage`) runs the cheap merge passes on those bits: its halo of ``depth // 2``
+rows is read packed and only counted for the depth pass, never unpacked or merged
+(:mod:`nsgen.prep.stripe_packed`). The result equals the whole-volume computation exactly
+(docs/science.md B 5.2). Each pass reports seconds per step with ``-v``. The ``robust``
 detector (:mod:`nsgen.prep.stripe_robust`) runs as one pass (:class:`RobustStage`, halo:
 twice its depth rule's rows); ``detect_stripes(..., detector=...)`` chooses.
 """
@@ -25,8 +28,8 @@ from nsgen.io.spill import Spill
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_bounds
-from nsgen.prep.stripe_detect import (load_kernels, merge_stripes_rows, rows_to_read,
-                                      stripe_candidates_rows)
+from nsgen.prep.stripe_detect import load_kernels, rows_to_read, stripe_candidates_rows
+from nsgen.prep.stripe_packed import candidates_from_raw, merge_packed, packed_columns
 from nsgen.runner import StageRunner
 from nsgen.stages.scan_sizing import row_sizing, scan_sizing
 from nsgen.stages.scan_source import ScanSource
@@ -78,16 +81,17 @@ class StepClock:
         return f"{label} worker seconds: " + ", ".join(
             f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in tot.items())
 
-#: float32 copies of a row a worker holds in :class:`CandidateStage`: the float32 volume,
-#: the below-threshold map and the candidates (4 + 1 + 1 bytes per voxel)
-CANDIDATE_FLOAT_COPIES = 1.5
+#: float32 copies of a row a worker holds in :class:`CandidateStage`: the below-threshold
+#: map and the packed candidates (1 + 1/8 bytes per voxel; the ratio map's ring of 2R+1
+#: gradient planes is small); no normalised volume (:func:`candidates_from_raw`)
+CANDIDATE_FLOAT_COPIES = 0.3
 #: fixed memory of a detection worker beyond a plain one: Numba's compiler (~80 MiB PSS)
 JIT_OVERHEAD = 96 * 2**20
-#: extra float32 copies with ``--weights`` (ratio map, weights and their copy)
-WEIGHTS_FLOAT_COPIES = 3.0
-#: bytes a worker holds per candidate byte in :class:`MergeStage` (the rows read, the bool
-#: copy, the output)
-MERGE_WORK_FACTOR = 3.0
+#: extra float32 copies with ``--weights`` (the volume, ratio map, weights and their copy)
+WEIGHTS_FLOAT_COPIES = 4.5
+#: bytes a worker holds per mask voxel in :class:`MergeStage`: the mask rows, their packed
+#: copy, the packed candidate rows read (with their halo, 1 bit per voxel)
+MERGE_WORK_FACTOR = 1.5
 
 
 @dataclass
@@ -110,15 +114,21 @@ class CandidateStage(ScanStage):
         load_kernels()
         # fault the work buffers in while the reader reads the first chunk (first touch of
         # fresh memory is the slowest part of a first chunk)
-        rows = self.chunk_rows + 2 * self.halo
-        scratch.buffer("volume", (self.shape[0], rows, self.shape[2]), np.float32).fill(0)
-        scratch.buffer("candidates", (self.chunk_rows, *self.shape[::2]), np.uint8).fill(0)
+        if self.weights_spill is not None:
+            rows = self.chunk_rows + 2 * self.halo
+            scratch.buffer("volume", (self.shape[0], rows, self.shape[2]), np.float32).fill(0)
+        scratch.buffer("candidates", self._candidates_shape(self.chunk_rows),
+                       np.uint8).fill(0)
         scratch.buffer("below", (self.chunk_rows * self.shape[0] * self.shape[2],),
                        np.uint8).fill(0)
         self._prepared = time.perf_counter() - t
 
     #: seconds of :meth:`prepare` in this worker, charged to its first chunk
     _prepared: float = field(default=0.0, init=False, repr=False, compare=False)
+
+    def _candidates_shape(self, rows: int) -> tuple[int, int, int]:
+        """Packed candidates of ``rows`` rows (rows first, a bit per column)."""
+        return rows, self.shape[0], packed_columns(self.shape[2])
 
     def slot_spec(self, chunk: Chunk) -> Any:
         # the reader's seconds for the chunk travel with it (for the -v profile)
@@ -139,21 +149,27 @@ class CandidateStage(ScanStage):
         lo, hi = self.read_rows(chunk)
         clock.add("rows", hi - lo)
         clock.add("halo rows", hi - lo - chunk.rows)
-        # the detector works on (angles, rows, columns): the raw layout, no transposed copy
-        volume = flat_field_log(raw, flat, dark, sinograms_first=False,
-                                out=scratch.buffer("volume", raw.shape, np.float32))
-        clock.lap("normalise")
         p = self.params
-        out = scratch.buffer("candidates", (chunk.rows, *self.shape[::2]), np.uint8)
-        got = stripe_candidates_rows(volume, lo, (chunk.start, chunk.stop), self.shape[1],
-                                     p, return_weights=self.weights_spill is not None, out=out,
-                                     work=scratch.buffer("below", (out.size,), np.uint8))
-        cand, weights = got if isinstance(got, tuple) else (got, None)
-        clock.lap("detect")
-        self.candidates.write_rows(chunk.start, np.packbits(cand, axis=-1))
-        if weights is not None and self.weights_spill is not None:
+        out = scratch.buffer("candidates", self._candidates_shape(chunk.rows), np.uint8)
+        below = scratch.buffer("below", (out.shape[0] * out.shape[1] * self.shape[2],),
+                               np.uint8)
+        if self.weights_spill is None:
+            # normalised plane by plane inside the ratio map: no float32 volume
+            candidates_from_raw(raw, flat, dark, lo, (chunk.start, chunk.stop),
+                                self.shape[1], p, out=out, work=below)
+            clock.lap("normalise+detect")
+        else:
+            # the weights need the float32 volume (order statistic of the ratio map)
+            volume = flat_field_log(raw, flat, dark, sinograms_first=False,
+                                    out=scratch.buffer("volume", raw.shape, np.float32))
+            clock.lap("normalise")
+            cand, weights = stripe_candidates_rows(volume, lo, (chunk.start, chunk.stop),
+                                                   self.shape[1], p, return_weights=True)
+            np.copyto(out, np.packbits(cand, axis=-1))
             self.weights_spill.write_band(chunk.start, weights)
-        clock.lap("pack+write")
+            clock.lap("detect+weights")
+        self.candidates.write_rows(chunk.start, out)
+        clock.lap("write")
         return WorkResult(clock.seconds)
 
 
@@ -185,25 +201,26 @@ class MergeStage(Stage):
 
     def work(self, chunk: Chunk, data: object) -> WorkResult:
         clock = StepClock()
-        p = self.params
-        n_rows = self.candidates.shape[0]
+        n_rows, n_angles, n_bytes = self.candidates.shape
         lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo)
-        clock.add("rows", hi - lo)
-        clock.add("halo rows", hi - lo - chunk.rows)
-        rows = scratch.buffer("candidates", (hi - lo, self.candidates.shape[1], self.n_cols),
-                              np.uint8)
-        from nsgen.prep._stripe_jit import unpack_bits  # compiled; numba loads lazily
-        packed = self.candidates.read_rows(lo, hi)
+        clock.add("rows", chunk.rows)
+        clock.add("halo rows (read packed)", hi - lo - chunk.rows)
+        packed = self.candidates.read_rows(
+            lo, hi, scratch.buffer("packed", (hi - lo, n_angles, n_bytes), np.uint8))
         clock.lap("read")
-        unpack_bits(packed, rows)
-        clock.lap("unpack")
-        mask = merge_stripes_rows(rows, lo, (chunk.start, chunk.stop), n_rows, p,
-                                  overwrite_input=True)
+        mask = merge_packed(packed, lo, (chunk.start, chunk.stop), n_rows, self.params,
+                            self.n_cols, out=scratch.buffer(
+                                "mask", (chunk.rows, n_angles, self.n_cols), np.uint8))
         clock.lap("merge")
-        if self.mask_spill is not None:
-            self.mask_spill.write_band(chunk.start, np.packbits(mask, axis=-1))
-        clock.lap("pack+write")
-        flags = mask_flags(mask.transpose(1, 0, 2), self.patch_shape)
+        if self.mask_spill is not None or self.patch_shape is None:
+            bits = np.packbits(mask, axis=-1)
+            if self.mask_spill is not None:
+                self.mask_spill.write_band(chunk.start, bits)
+            clock.lap("pack+write")
+        if self.patch_shape is None:   # from the packed rows: 8x fewer bytes to look at
+            flags = np.asarray(bits.reshape(chunk.rows, -1).any(axis=1))[:, None]
+        else:
+            flags = mask_flags(mask.transpose(1, 0, 2), self.patch_shape)
         clock.lap("flags")
         return WorkResult((flags, clock.seconds))
 
@@ -288,8 +305,9 @@ def detect_stripes(run: StageRunner, source: ScanSource, shape: tuple[int, int, 
         run.say(StepClock.describe("detect stripes", clocks))
         merge = MergeStage(candidates=candidates, n_cols=n_cols, chunk_rows=1, params=params,
                            patch_shape=patch_shape, mask_spill=mask_spill)
-        # a compute-only stage: no slot, the worker holds the rows it reads and works on
-        sizing = row_sizing(run, n_rows, row_bytes=n_angles * n_cols, halo=merge.halo,
+        # a compute-only stage: no slot, the worker holds the rows it reads and works on;
+        # its halo rows are read packed and never merged, so chunks need not be large
+        sizing = row_sizing(run, n_rows, row_bytes=n_angles * n_cols,
                             worker_overhead=JIT_OVERHEAD, work_factor=MERGE_WORK_FACTOR)
         merge.chunk_rows = sizing.chunk_rows
         got = run.run(merge, sizing)
