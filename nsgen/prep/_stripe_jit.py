@@ -377,8 +377,7 @@ def depth_unpack(packed, b0, hd, t_d, out, active):  # pragma: no cover - compil
         for k in range(n_k):
             src = packed[j, k]
             dst = out[q, k]
-            for c in range(n_i):
-                dst[c] = (src[c >> 3] >> (7 - (c & 7))) & 1
+            _unpack_row(src, dst)
             for cb in range(n_b):
                 v = src[cb]
                 if v == 0:
@@ -552,13 +551,27 @@ def fill_passes(m, width, active):  # pragma: no cover - compiled
                 act[i] = 1
 
 
+#: the 8 unpacked bytes of every byte value, as one native uint64 each (memory order)
+_UNPACKED = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).view(np.uint64)[:, 0]
+
+
+@nb.njit(**_JIT)
+def _unpack_row(src, dst):  # pragma: no cover - compiled
+    """``dst[c] = bit c of src`` (``np.unpackbits`` order): 8 columns per table look-up."""
+    n_c = dst.shape[0]
+    full = n_c >> 3
+    words = dst[:full * 8].view(np.uint64)
+    for c in range(full):
+        words[c] = _UNPACKED[src[c]]
+    for c in range(full * 8, n_c):
+        dst[c] = (src[c >> 3] >> (7 - (c & 7))) & 1
+
+
 @nb.njit(**_JIT)
 def unpack_bits(packed, out):  # pragma: no cover - compiled
-    """``np.unpackbits(packed, axis=-1, count=out.shape[-1])`` into ``out`` (3-D, uint8)."""
+    """``np.unpackbits(packed, axis=-1, count=out.shape[-1])`` into ``out`` (3-D, uint8,
+    C-contiguous)."""
     n_a, n_b, n_c = out.shape
     for a in range(n_a):
         for b in range(n_b):
-            src = packed[a, b]
-            dst = out[a, b]
-            for c in range(n_c):
-                dst[c] = (src[c >> 3] >> (7 - (c & 7))) & 1
+            _unpack_row(packed[a, b], out[a, b])
