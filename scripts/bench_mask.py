@@ -107,7 +107,7 @@ def main() -> None:
         for key in stages[0]:
             values = [s.get(key, 0.0) for s in stages]
             med = statistics.median(values)
-            rows = key.endswith("rows")
+            rows = "rows" in key
             print(f"      {key:42s} {med:8.0f}" if rows else
                   f"      {key:42s} {med:8.2f} s  ({med / floor:5.2f} x read)")
     with tempfile.TemporaryDirectory() as d:

@@ -44,7 +44,7 @@ from nsgen.prep.detect_params import DETECT_FIELDS, MERGE_FIELDS, DetectParams
 from nsgen.prep.normalise import check_raw, pixel_constants
 from nsgen.prep.stripe_detect import _block_rows, _mirror_table
 
-__all__ = ["candidates_from_raw", "merge_packed", "packed_columns"]
+__all__ = ["candidates_from_raw", "load_packed_kernels", "merge_packed", "packed_columns"]
 
 
 def packed_columns(n_cols: int) -> int:
@@ -160,3 +160,13 @@ def merge_packed(packed: np.ndarray, block_start: int, rows: tuple[int, int],
     _stripe_jit.length_passes(out, hl, t_v, active)   # keeps `active` exact
     _stripe_jit.fill_passes(out, params.min_stripe_width, active)
     return out
+
+
+def load_packed_kernels(dtype: str = "<u2") -> None:
+    """Load (or compile, the first time) the compiled kernels of both stages for raw counts
+    of ``dtype`` in this process (a worker calls it while its first chunk is read)."""
+    raw = np.ones((8, 6, 8), dtype)
+    p = DetectParams(size=2, radius=1, threshold=0.5, min_stripe_length=2, min_stripe_depth=2,
+                     min_stripe_width=2)
+    cand = candidates_from_raw(raw, np.full((6, 8), 2.0), np.zeros((6, 8)), 0, (0, 6), 6, p)
+    merge_packed(cand, 0, (0, 6), 6, p, 8)

@@ -29,9 +29,10 @@ from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_bounds
 from nsgen.prep.stripe_detect import load_kernels, rows_to_read, stripe_candidates_rows
-from nsgen.prep.stripe_packed import candidates_from_raw, merge_packed, packed_columns
+from nsgen.prep.stripe_packed import (candidates_from_raw, load_packed_kernels, merge_packed,
+                                      packed_columns)
 from nsgen.runner import StageRunner
-from nsgen.stages.scan_sizing import row_sizing, scan_sizing
+from nsgen.stages.scan_sizing import MAX_AUTO_CHUNK, row_sizing, scan_sizing
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import ScanStage, load_flat_field
 
@@ -89,9 +90,28 @@ CANDIDATE_FLOAT_COPIES = 0.3
 JIT_OVERHEAD = 96 * 2**20
 #: extra float32 copies with ``--weights`` (the volume, ratio map, weights and their copy)
 WEIGHTS_FLOAT_COPIES = 4.5
-#: bytes a worker holds per mask voxel in :class:`MergeStage`: the mask rows, their packed
-#: copy, the packed candidate rows read (with their halo, 1 bit per voxel)
-MERGE_WORK_FACTOR = 1.5
+#: bytes a worker holds per packed candidate byte read in :class:`MergeStage`: the mask
+#: rows (8), their packed copy (1), the halo rows read with them (about 1)
+MERGE_WORK_FACTOR = 10.0
+#: pass one aims at this many chunks per worker: the last chunks of a pass leave workers
+#: idle, and smaller chunks start sooner and fault in less memory ...
+CHUNKS_PER_WORKER = 4
+#: ... but its chunks keep at least this many times the radius (halo rows, which are read,
+#: normalised and differentiated again, at most 2/8 = 25 % more)
+MIN_CHUNK_RADII = 8
+
+
+def candidate_chunk_rows(n_rows: int, workers: int, radius: int) -> int:
+    """Largest automatic chunk of pass one (:class:`CandidateStage`).
+
+    Examples
+    --------
+    >>> candidate_chunk_rows(256, 2, 3), candidate_chunk_rows(64, 2, 3)
+    (32, 24)
+    >>> candidate_chunk_rows(2160, 2, 3)   # memory and the sizing's targets decide
+    270
+    """
+    return max(-(-n_rows // (CHUNKS_PER_WORKER * workers)), MIN_CHUNK_RADII * radius)
 
 
 @dataclass
@@ -110,8 +130,9 @@ class CandidateStage(ScanStage):
 
     def prepare(self) -> None:
         t = time.perf_counter()
-        load_flat_field()
-        load_kernels()
+        if self.weights_spill is not None:
+            load_flat_field()
+            load_kernels()
         # fault the work buffers in while the reader reads the first chunk (first touch of
         # fresh memory is the slowest part of a first chunk)
         if self.weights_spill is not None:
@@ -121,6 +142,7 @@ class CandidateStage(ScanStage):
                        np.uint8).fill(0)
         scratch.buffer("below", (self.chunk_rows * self.shape[0] * self.shape[2],),
                        np.uint8).fill(0)
+        load_packed_kernels(self.dtype)
         self._prepared = time.perf_counter() - t
 
     #: seconds of :meth:`prepare` in this worker, charged to its first chunk
@@ -296,8 +318,12 @@ def detect_stripes(run: StageRunner, source: ScanSource, shape: tuple[int, int, 
                               "uint8")
     try:
         copies = CANDIDATE_FLOAT_COPIES + (WEIGHTS_FLOAT_COPIES if weights_spill else 0.0)
-        sizing = scan_sizing(run, shape, dtype, copies, halo=params.radius,
-                             worker_overhead=JIT_OVERHEAD)
+        itemsize = np.dtype(dtype).itemsize   # rows as scan_sizing counts them
+        sizing = run.sizing(n_rows=n_rows, row_bytes=n_angles * n_cols * itemsize + 8 * n_cols,
+                            work_factor=copies * 4 / itemsize, halo=params.radius,
+                            worker_overhead=JIT_OVERHEAD,
+                            max_chunk_rows=min(MAX_AUTO_CHUNK, candidate_chunk_rows(
+                                n_rows, run.workers, params.radius)))
         clocks = run.run(CandidateStage(source, shape, dtype, sizing.chunk_rows,
                                         halo=params.radius, params=params,
                                         candidates=candidates, weights_spill=weights_spill),
@@ -306,8 +332,9 @@ def detect_stripes(run: StageRunner, source: ScanSource, shape: tuple[int, int, 
         merge = MergeStage(candidates=candidates, n_cols=n_cols, chunk_rows=1, params=params,
                            patch_shape=patch_shape, mask_spill=mask_spill)
         # a compute-only stage: no slot, the worker holds the rows it reads and works on;
-        # its halo rows are read packed and never merged, so chunks need not be large
-        sizing = row_sizing(run, n_rows, row_bytes=n_angles * n_cols,
+        # its halo rows are read packed and never merged, so chunks need not be large:
+        # sized by the packed rows read (a mask row is 8 of them)
+        sizing = row_sizing(run, n_rows, row_bytes=n_angles * packed_columns(n_cols),
                             worker_overhead=JIT_OVERHEAD, work_factor=MERGE_WORK_FACTOR)
         merge.chunk_rows = sizing.chunk_rows
         got = run.run(merge, sizing)
