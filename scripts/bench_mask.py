@@ -17,21 +17,28 @@ radius 3, threshold 0.63, length 600, depth 30, width 22, sensitivity 85) are us
 * the peak PSS of the whole process tree against ``--memory-limit`` (target <= 75 %), from a
   separate run (sampling it slows a run by 15-20 %).
 
+With ``--baseline ROOT`` another checkout's ``nsgen mask`` (its code, its compiled kernels)
+runs alternating with this one's, and both columns print side by side: before/after figures
+from one run, under the same load.
+
 Only ratios within one run mean anything on a shared machine: other jobs slow the floor
 and nsgen alike, but not equally from run to run.
 
     python scripts/bench_mask.py [--rows 256] [--repeats 3] [--memory-limit 4GB]
-                                 [--detector larix]
+                                 [--detector larix] [--baseline ROOT]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
 import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_engine import evict, make_scan, read_once  # noqa: E402
@@ -65,6 +72,8 @@ def main() -> None:
     ap.add_argument("--memory-limit", default="4GB")
     ap.add_argument("--detector", help="--detector of nsgen mask (default: nsgen's)")
     ap.add_argument("--cache", default="/tmp/nsgen-bench")
+    ap.add_argument("--baseline", help="root of another nsgen checkout (e.g. `git worktree "
+                    "add /tmp/base main`) whose nsgen mask runs alternating with this one's")
     a = ap.parse_args()
     cache = Path(a.cache)
     cache.mkdir(parents=True, exist_ok=True)
@@ -81,40 +90,70 @@ def main() -> None:
           f"--memory-limit {a.memory_limit}{f', --detector {a.detector}' if a.detector else ''}"
           f"), {a.repeats} run(s) each, alternating with the floor; a shared machine: only "
           f"ratios within this run mean anything")
+    versions = [("nsgen mask", None)]
+    if a.baseline:
+        versions.insert(0, (f"baseline ({a.baseline})", a.baseline))
     for cold in (False, True):
         if cold and not evict(scan):
             print("  (posix_fadvise unavailable: cold-scan figures skipped)")
             break
         if not cold:
             read_once(scan)   # a warm figure never includes a cold first read
-        floors, walls, stages = [], [], []
+        floors: list[float] = []
+        walls: dict[str, list[float]] = {name: [] for name, _ in versions}
+        stages: dict[str, list[dict[str, float]]] = {name: [] for name, _ in versions}
         for _ in range(a.repeats):
             if cold:
                 evict(scan)
             floors.append(read_once(scan))
-            with tempfile.TemporaryDirectory() as d:
-                if cold:
-                    evict(scan)
-                wall, _, err = run_nsgen(mask_args(d), extra=("-v",))
-            walls.append(wall)
-            stages.append(breakdown(err))
-        floor, wall = statistics.median(floors), statistics.median(walls)
+            for name, root in versions:
+                with tempfile.TemporaryDirectory() as d, python_path(root):
+                    if cold:
+                        evict(scan)
+                    wall, _, err = run_nsgen(mask_args(d), extra=("-v",))
+                walls[name].append(wall)
+                stages[name].append(breakdown(err))
+        floor = statistics.median(floors)
         print(f"  {'cold scan' if cold else 'warm cache'}: read once (h5py) median "
-              f"{floor:.2f} s; nsgen mask median {wall:.2f} s (runs: "
-              f"{', '.join(f'{w:.1f}' for w in walls)}) -> ratio {wall / floor:.1f} "
-              f"(target <= {TARGETS[cold]:g})")
+              f"{floor:.2f} s (runs: {', '.join(f'{f:.2f}' for f in floors)})")
+        for name, _ in versions:
+            wall = statistics.median(walls[name])
+            print(f"    {name}: median {wall:.2f} s (runs: "
+                  f"{', '.join(f'{w:.1f}' for w in walls[name])}) -> ratio {wall / floor:.1f} "
+                  f"(target <= {TARGETS[cold]:g})")
         print("    breakdown (medians; 'worker' steps are seconds summed over workers):")
-        for key in stages[0]:
-            values = [s.get(key, 0.0) for s in stages]
-            med = statistics.median(values)
-            rows = "rows" in key
-            print(f"      {key:42s} {med:8.0f}" if rows else
-                  f"      {key:42s} {med:8.2f} s  ({med / floor:5.2f} x read)")
-    with tempfile.TemporaryDirectory() as d:
-        peak = run_nsgen(mask_args(d), extra=("-v",), memory=True)[1]
+        keys = list(dict.fromkeys(k for name, _ in versions for k in stages[name][0]))
+        print(f"      {'':42s}" + "".join(f"{name[:24]:>26s}" for name, _ in versions))
+        for key in keys:
+            cells = []
+            for name, _ in versions:
+                med = statistics.median([s.get(key, 0.0) for s in stages[name]])
+                cells.append(f"{med:8.0f}" + " " * 18 if "rows" in key else
+                             f"{med:8.2f} s ({med / floor:5.2f} x read)")
+            print(f"      {key:42s}" + "".join(f"{c:>26s}" for c in cells))
     limit = parse_bytes(a.memory_limit)
-    print(f"  peak PSS of the process tree (separate run) {peak / 2**20:.0f} MiB of "
-          f"{limit / 2**20:.0f} MiB limit = {100 * peak / limit:.0f} % (target <= 75 %)")
+    for name, root in versions:
+        with tempfile.TemporaryDirectory() as d, python_path(root):
+            peak = run_nsgen(mask_args(d), extra=("-v",), memory=True)[1]
+        print(f"  {name}: peak PSS of the process tree (separate run) {peak / 2**20:.0f} MiB "
+              f"of {limit / 2**20:.0f} MiB limit = {100 * peak / limit:.0f} % (target <= 75 %)")
+
+
+@contextlib.contextmanager
+def python_path(root: str | None) -> Iterator[None]:
+    """Run ``nsgen`` from the checkout at ``root`` (None: as this script does)."""
+    if root is None:
+        yield
+        return
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(Path(root).resolve())
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = old
 
 
 if __name__ == "__main__":
