@@ -353,7 +353,7 @@ def count_at_least_packed(b, size, need, out):  # pragma: no cover - compiled
 
 
 @nb.njit(**_JIT)
-def depth_unpack(packed, b0, hd, t_d, out, active):  # pragma: no cover - compiled
+def depth_unpack(packed, b0, hd, t_d, out, active, kept):  # pragma: no cover - compiled
     """STRIPES_MERGE pass 2 on bit-packed candidates, unpacking only the rows it keeps.
 
     ``packed`` is ``(block rows, angles, ceil(columns / 8))`` (``np.packbits`` along
@@ -361,43 +361,90 @@ def depth_unpack(packed, b0, hd, t_d, out, active):  # pragma: no cover - compil
     rows ``b0 .. b0 + n_out - 1`` with the depth pass applied (``hd < 0``: not applied):
     a set voxel is cleared if more than ``t_d`` voxels are set in rows ``j ± hd`` of the
     block (same angle and column; mirror rule, as :func:`depth_pass`). Only the set
-    voxels (sparse) are counted, on the packed rows, so the halo rows are never unpacked.
-    ``active[q, i]`` (uint8) is set to whether column ``i`` of output row ``q`` holds a
-    set voxel after the pass.
+    voxels (sparse) are counted, on the packed rows, so the halo rows are never unpacked;
+    angles are the outer loop, so the packed rows of a window stay in cache from one
+    output row to the next. ``active[q, i]`` (uint8) is set to whether column ``i`` of
+    output row ``q`` holds a set voxel after the pass, and ``kept`` (like ``packed``, with
+    ``n_out`` rows) to the result bit-packed.
     """
     n_block, n_k, n_b = packed.shape
     n_out, _, n_i = out.shape
+    ranges = np.zeros((n_out, 6), dtype=np.intp)
     for q in range(n_out):
-        j = b0 + q
-        a1, e1, a2, e2, a3, e3 = _window_ranges(n_block, j, -hd, hd) if hd >= 0 else \
-            (0, 0, 0, 0, 0, 0)
-        act = active[q]
+        if hd >= 0:
+            a1, e1, a2, e2, a3, e3 = _window_ranges(n_block, b0 + q, -hd, hd)
+            ranges[q, 0], ranges[q, 1], ranges[q, 2] = a1, e1, a2
+            ranges[q, 3], ranges[q, 4], ranges[q, 5] = e2, a3, e3
         for i in range(n_i):
-            act[i] = 0
-        for k in range(n_k):
-            src = packed[j, k]
+            active[q, i] = 0
+    for k in range(n_k):
+        for q in range(n_out):
+            src = packed[b0 + q, k]
             dst = out[q, k]
+            keep = kept[q, k]
+            act = active[q]
             _unpack_row(src, dst)
             for cb in range(n_b):
                 v = src[cb]
+                keep[cb] = v
                 if v == 0:
                     continue
-                for t in range(8):
-                    if not (v >> (7 - t)) & 1:
-                        continue
-                    i = 8 * cb + t
-                    if hd >= 0:
-                        cnt = 0
-                        for rr in range(a1, e1):
-                            cnt += (packed[rr, k, cb] >> (7 - t)) & 1
-                        for rr in range(a2, e2):
-                            cnt += (packed[rr, k, cb] >> (7 - t)) & 1
-                        for rr in range(a3, e3):
-                            cnt += (packed[rr, k, cb] >> (7 - t)) & 1
-                        if cnt > t_d:
-                            dst[i] = 0
+                if hd >= 0:
+                    clear = 0
+                    for t in range(8):
+                        if not (v >> (7 - t)) & 1:
                             continue
-                    act[i] = 1
+                        cnt = 0
+                        for g in range(0, 6, 2):
+                            for rr in range(ranges[q, g], ranges[q, g + 1]):
+                                cnt += (packed[rr, k, cb] >> (7 - t)) & 1
+                        if cnt > t_d:
+                            dst[8 * cb + t] = 0
+                            clear |= 1 << (7 - t)
+                    v = v & ~clear
+                    keep[cb] = v
+                for t in range(8):
+                    if (v >> (7 - t)) & 1:
+                        act[8 * cb + t] = 1
+
+
+@nb.njit(**_JIT)
+def length_passes_packed(m, bits, hl, t_v, active):  # pragma: no cover - compiled
+    """:func:`length_passes` reading the active columns from ``bits`` (``m`` bit-packed).
+
+    A sinogram's packed bits (``angles x columns / 8`` bytes) stay in cache where its
+    unpacked rows do not, so gathering the active columns from them is cheap; the passes
+    only clear voxels, so only the voxels they clear are written back to ``m``.
+    """
+    n_j, n_k, n_i = m.shape
+    p = np.empty(n_k + 1, dtype=np.int32)
+    cols = np.empty(n_i, dtype=np.intp)
+    buf = np.empty((n_i, n_k), dtype=np.uint8)
+    for j in range(n_j):
+        n_c = 0
+        for i in range(n_i):
+            if active[j, i]:
+                cols[n_c] = i
+                n_c += 1
+        if n_c == 0:
+            continue
+        for k in range(n_k):
+            row = bits[j, k]
+            for q in range(n_c):
+                i = cols[q]
+                buf[q, k] = (row[i >> 3] >> (7 - (i & 7))) & 1
+        for q in range(n_c):
+            col = buf[q]
+            i = cols[q]
+            for need in (t_v, hl):  # Jacobi: counts from the previous pass's column
+                p[0] = 0
+                for k in range(n_k):
+                    p[k + 1] = p[k] + col[k]
+                for k in range(n_k):
+                    if col[k] and _window_sum(p, n_k, k, -hl, hl) < need:
+                        col[k] = 0
+                        m[j, k, i] = 0
+            active[j, i] = col.any()
 
 
 @nb.njit(**_JIT)

@@ -154,10 +154,11 @@ def merge_packed(packed: np.ndarray, block_start: int, rows: tuple[int, int],
     if out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous uint8 array of shape {shape}")
     active = np.empty((shape[0], n_cols), np.uint8)
+    kept = np.empty((shape[0], n_k, c.shape[2]), np.uint8)
     # the block cropped to the rows the kernels need: its ends mirror like the volume's
     _stripe_jit.depth_unpack(c[b0:b1], start - block_start - b0,
-                             hd if params.min_stripe_depth > 0 else -1, t_d, out, active)
-    _stripe_jit.length_passes(out, hl, t_v, active)   # keeps `active` exact
+                             hd if params.min_stripe_depth > 0 else -1, t_d, out, active, kept)
+    _stripe_jit.length_passes_packed(out, kept, hl, t_v, active)   # keeps `active` exact
     _stripe_jit.fill_passes(out, params.min_stripe_width, active)
     return out
 
