@@ -75,7 +75,7 @@ def main() -> None:
     ap.add_argument("--baseline", help="root of another nsgen checkout (e.g. `git worktree "
                     "add /tmp/base main`) whose nsgen mask runs alternating with this one's")
     a = ap.parse_args()
-    cache = Path(a.cache)
+    cache = Path(a.cache).resolve()
     cache.mkdir(parents=True, exist_ok=True)
     scan = cache / f"scan_{a.angles}x{a.rows}x{a.columns}.nxs"
     make_scan(scan, a.rows, a.columns, a.angles)
@@ -141,15 +141,19 @@ def main() -> None:
 
 @contextlib.contextmanager
 def python_path(root: str | None) -> Iterator[None]:
-    """Run ``nsgen`` from the checkout at ``root`` (None: as this script does)."""
+    """Run ``nsgen`` from the checkout at ``root`` (None: as this script does): on
+    ``PYTHONPATH`` and as the working directory (``python -m`` puts the working directory
+    first on ``sys.path``, before ``PYTHONPATH``)."""
     if root is None:
         yield
         return
-    old = os.environ.get("PYTHONPATH")
+    old, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
     os.environ["PYTHONPATH"] = str(Path(root).resolve())
+    os.chdir(root)
     try:
         yield
     finally:
+        os.chdir(cwd)
         if old is None:
             del os.environ["PYTHONPATH"]
         else:
