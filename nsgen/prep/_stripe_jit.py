@@ -409,45 +409,6 @@ def depth_unpack(packed, b0, hd, t_d, out, active, kept):  # pragma: no cover - 
 
 
 @nb.njit(**_JIT)
-def length_passes_packed(m, bits, hl, t_v, active):  # pragma: no cover - compiled
-    """:func:`length_passes` reading the active columns from ``bits`` (``m`` bit-packed).
-
-    A sinogram's packed bits (``angles x columns / 8`` bytes) stay in cache where its
-    unpacked rows do not, so gathering the active columns from them is cheap; the passes
-    only clear voxels, so only the voxels they clear are written back to ``m``.
-    """
-    n_j, n_k, n_i = m.shape
-    p = np.empty(n_k + 1, dtype=np.int32)
-    cols = np.empty(n_i, dtype=np.intp)
-    buf = np.empty((n_i, n_k), dtype=np.uint8)
-    for j in range(n_j):
-        n_c = 0
-        for i in range(n_i):
-            if active[j, i]:
-                cols[n_c] = i
-                n_c += 1
-        if n_c == 0:
-            continue
-        for k in range(n_k):
-            row = bits[j, k]
-            for q in range(n_c):
-                i = cols[q]
-                buf[q, k] = (row[i >> 3] >> (7 - (i & 7))) & 1
-        for q in range(n_c):
-            col = buf[q]
-            i = cols[q]
-            for need in (t_v, hl):  # Jacobi: counts from the previous pass's column
-                p[0] = 0
-                for k in range(n_k):
-                    p[k + 1] = p[k] + col[k]
-                for k in range(n_k):
-                    if col[k] and _window_sum(p, n_k, k, -hl, hl) < need:
-                        col[k] = 0
-                        m[j, k, i] = 0
-            active[j, i] = col.any()
-
-
-@nb.njit(**_JIT)
 def depth_pass(m, hd, t_d):  # pragma: no cover - compiled
     """STRIPES_MERGE pass 2 in place on a 0/1 uint8 mask ``m[j, k, i]`` (rows first).
 
@@ -476,14 +437,18 @@ def depth_pass(m, hd, t_d):  # pragma: no cover - compiled
 
 
 @nb.njit(**_JIT)
-def length_passes(m, hl, t_v, active):  # pragma: no cover - compiled
+def length_passes(m, hl, t_v, active, bits):  # pragma: no cover - compiled
     """STRIPES_MERGE passes 3 and 4 in place on a 0/1 uint8 mask ``m[j, k, i]`` (rows first).
 
     Pass 3 clears set voxels with fewer than ``t_v`` set voxels in ``k ± hl``; pass 4, on the
     pass-3 result, those with fewer than ``hl``. Only the columns with ``active[j, i]`` (any
-    voxel set) are visited, a sinogram at a time; ``active`` is updated.
+    voxel set) are visited, a sinogram at a time; ``active`` is updated. ``bits`` is empty
+    or ``m`` bit-packed along columns: then the active columns are gathered from it (a
+    sinogram's packed bits stay in cache where its unpacked rows do not). The passes only
+    clear voxels, so only the voxels they clear are written back to ``m``.
     """
     n_j, n_k, n_i = m.shape
+    packed = bits.shape[0] != 0
     p = np.empty(n_k + 1, dtype=np.int32)
     cols = np.empty(n_i, dtype=np.intp)
     buf = np.empty((n_i, n_k), dtype=np.uint8)
@@ -496,10 +461,17 @@ def length_passes(m, hl, t_v, active):  # pragma: no cover - compiled
         if n_c == 0:
             continue
         for k in range(n_k):  # gather the active columns, a detector row at a time
-            for q in range(n_c):
-                buf[q, k] = m[j, k, cols[q]]
+            if packed:
+                row = bits[j, k]
+                for q in range(n_c):
+                    i = cols[q]
+                    buf[q, k] = (row[i >> 3] >> (7 - (i & 7))) & 1
+            else:
+                for q in range(n_c):
+                    buf[q, k] = m[j, k, cols[q]]
         for q in range(n_c):
             col = buf[q]
+            i = cols[q]
             for need in (t_v, hl):  # Jacobi: counts from the previous pass's column
                 p[0] = 0
                 for k in range(n_k):
@@ -507,10 +479,8 @@ def length_passes(m, hl, t_v, active):  # pragma: no cover - compiled
                 for k in range(n_k):
                     if col[k] and _window_sum(p, n_k, k, -hl, hl) < need:
                         col[k] = 0
-            active[j, cols[q]] = col.any()
-        for k in range(n_k):
-            for q in range(n_c):
-                m[j, k, cols[q]] = buf[q, k]
+                        m[j, k, i] = 0
+            active[j, i] = col.any()
 
 
 @nb.njit(**_JIT)

@@ -74,6 +74,8 @@ __all__ = [
 _EDGE_SCRATCH_BYTES = 1 << 28
 # ``norm`` argument of the compiled ratio map for a volume that is normalised already
 _NO_NORM = np.empty((0, 1, 1), np.float32)
+# ``bits`` argument of the compiled length passes for a mask that is not bit-packed
+_NO_BITS = np.empty((0, 1, 1), np.uint8)
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,7 +367,7 @@ def _clean_passes(m: np.ndarray, params: DetectParams) -> np.ndarray:
     u = m.view(np.uint8)
     if params.min_stripe_depth > 0:  # the only pass coupling detector rows
         _stripe_jit.depth_pass(u, hd, t_d)
-    _stripe_jit.length_passes(u, hl, t_v, _active_columns(m))
+    _stripe_jit.length_passes(u, hl, t_v, _active_columns(m), _NO_BITS)
     return m
 
 

@@ -158,7 +158,7 @@ def merge_packed(packed: np.ndarray, block_start: int, rows: tuple[int, int],
     # the block cropped to the rows the kernels need: its ends mirror like the volume's
     _stripe_jit.depth_unpack(c[b0:b1], start - block_start - b0,
                              hd if params.min_stripe_depth > 0 else -1, t_d, out, active, kept)
-    _stripe_jit.length_passes_packed(out, kept, hl, t_v, active)   # keeps `active` exact
+    _stripe_jit.length_passes(out, hl, t_v, active, kept)   # keeps `active` exact
     _stripe_jit.fill_passes(out, params.min_stripe_width, active)
     return out
 
