@@ -286,6 +286,18 @@ def _window_sum(p, n, c, lo, hi):  # pragma: no cover - compiled
 
 
 @nb.njit(**_JIT)
+def _prefix_along_angles(b, j, e0, w, p):  # pragma: no cover - compiled
+    """``p[k, e] = sum of b[:k, j, e0 + e]`` for ``e < w`` (int32 prefix sums over angles)."""
+    row = p[0]
+    for e in range(w):
+        row[e] = 0
+    for k in range(b.shape[0]):
+        src, prev, row = b[k, j, e0:], row, p[k + 1]
+        for e in range(w):
+            row[e] = prev[e] + src[e]
+
+
+@nb.njit(**_JIT)
 def count_at_least_rows_first(b, size, need, out):  # pragma: no cover - compiled
     """``out[j, k, i] = (sum of b[., j, i] over the mirrored window k ± size) >= need``.
 
@@ -298,13 +310,7 @@ def count_at_least_rows_first(b, size, need, out):  # pragma: no cover - compile
     for j in range(n_j):
         for e0 in range(0, n_i, strip):
             w = min(n_i, e0 + strip) - e0
-            row = p[0]
-            for e in range(w):
-                row[e] = 0
-            for k in range(n_k):
-                src, prev, row = b[k, j, e0:], row, p[k + 1]
-                for e in range(w):
-                    row[e] = prev[e] + src[e]
+            _prefix_along_angles(b, j, e0, w, p)
             for k in range(n_k):
                 a1, b1, a2, b2, a3, b3 = _window_ranges(n_k, k, -size, size)
                 pa1, pb1, pa2, pb2, pa3, pb3 = p[a1], p[b1], p[a2], p[b2], p[a3], p[b3]
@@ -329,13 +335,7 @@ def count_at_least_packed(b, size, need, out):  # pragma: no cover - compiled
     for j in range(n_j):
         for e0 in range(0, n_i, strip):
             w = min(n_i, e0 + strip) - e0
-            row = p[0]
-            for e in range(w):
-                row[e] = 0
-            for k in range(n_k):
-                src, prev, row = b[k, j, e0:], row, p[k + 1]
-                for e in range(w):
-                    row[e] = prev[e] + src[e]
+            _prefix_along_angles(b, j, e0, w, p)
             for e in range(w, strip):
                 bits[e] = 0
             for k in range(n_k):
