@@ -166,6 +166,31 @@ def deflate_spill(run: StageRunner, spill: Spill, n_cols: int | None = None) -> 
                     tuple(p for p, *_ in pieces), crc, sum(n for _, _, n, _ in pieces))
 
 
+def flag_bad_pixels(mask: Spill, bad: np.ndarray) -> None:
+    """Set the ``bad`` pixels ``(rows, columns)`` (dead, saturated) in every angle of the
+    bit-packed mask spill ``(angles, rows, ceil(columns / 8))``: no value of theirs is data.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     m = Spill.create(Path(d) / "m.bits", (3, 2, 1), "uint8")
+    ...     bad = np.zeros((2, 5), bool); bad[1, 2] = True
+    ...     flag_bad_pixels(m, bad)
+    ...     np.unpackbits(m.read_rows(0, 3), axis=-1)[:, :, :5].sum(axis=0).tolist()
+    [[0, 0, 0, 0, 0], [0, 0, 3, 0, 0]]
+    """
+    rows = np.flatnonzero(bad.any(axis=1))
+    if rows.size == 0:
+        return
+    bits = np.memmap(mask.path, dtype=np.uint8, mode="r+", offset=mask.offset, shape=mask.shape)
+    packed = np.packbits(bad[rows], axis=-1)
+    for k in range(mask.shape[0]):
+        bits[k, rows] |= packed
+    bits.flush()
+    del bits
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``nsgen mask``."""
     from nsgen.io.mask_archive import append_mask, check_archive_writable, mask_key
@@ -195,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             memory = parse_bytes(a.memory_limit)
         except ValueError as exc:
             raise NsgenError(f"--memory-limit: {exc}") from None
+    from nsgen.modes.real import bad_pixels_of
+    bad = bad_pixels_of(source)   # refuses flats that cannot normalise, before any work
     n_workers = a.workers or usable_cores()
     log = Log(a.verbose, progress=False)
     log(f"[{key}] {a.h5}: {n_angles} angles x {n_rows} rows x {n_cols} columns -> "
@@ -216,6 +243,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             source = decompressed(run, source, shape, dtype, work)
             flags = detect_stripes(run, source, shape, dtype, params, work,
                                    mask_spill=mask, weights_spill=weights, detector=detector)
+            if bad.count:   # dead and saturated pixels are stripes whatever the detector
+                flag_bad_pixels(mask, bad.mask)
+                flags = flags | bad.rows()[:, None]
+                print(f"nsgen: warning: {a.h5}: {int(bad.dead.sum())} dead and "
+                      f"{int(bad.saturated.sum())} saturated pixels: flagged as stripes at "
+                      f"every angle", file=sys.stderr, flush=True)
             run.say(f"detection: {time.monotonic() - t0:.1f} s; stripes in "
                     f"{int(flags.sum())} of {n_rows} detector rows")
             t1 = time.monotonic()

@@ -213,3 +213,22 @@ def test_robust_detector_cli_equals_the_library(scan, tmp_path):
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
         assert message in r.stderr
         assert not (tmp_path / "n.npz").exists()
+
+
+def test_dead_pixel_is_flagged_at_every_angle_in_the_archive(tmp_path):
+    """A pixel reading 0 in every flat, dark and projection is a stripe of its row at every
+    angle in the archive, whatever the detector; the run warns once."""
+    import h5py
+
+    path = tmp_path / "7.nxs"
+    write_scan(path, n_angles=121, n_rows=16, n_columns=48, seed=3)
+    with h5py.File(path, "r+") as f:
+        f["entry1/tomo_entry/data/data"][:, 5, 20] = 0
+    for detector in ("larix", "robust"):
+        archive = tmp_path / f"{detector}.npz"
+        r = nsgen("mask", "--h5", str(path), "-a", str(archive), "--detector", detector)
+        assert [line for line in r.stderr.splitlines() if "warning" in line] == [
+            f"nsgen: warning: {path}: 1 dead and 0 saturated pixels: flagged as stripes at "
+            f"every angle"]
+        with np.load(archive) as z:
+            assert z["m7"][:, 5, 20].all()

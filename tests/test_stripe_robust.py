@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,6 +15,7 @@ from nsgen.prep.detect import check_detector, detect_rows, detect_volume, halo
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.stripe_detect import rows_to_read
+from nsgen.prep import stripe_robust
 from nsgen.prep.stripe_robust import column_scores, depth_rule, robust_stripe_mask
 from nsgen.scan import open_scan
 
@@ -62,7 +66,8 @@ def test_chunked_masks_equal_the_whole(name, chunk):
     x = noise_volume((120, 32, 48), seed=3)
     x[:, 3:9, 30] += 0.04
     x[:, 20:21, 7:10] -= 0.04
-    p = DetectParams.for_scan(x.shape)
+    # depth 16 (robust: hd 8, halo 24): chunks whose halo is not clipped at both edges
+    p = DetectParams.for_scan(x.shape, {"min_stripe_depth": 16})
     whole = detect_volume(x, name, p)
     h = halo(name, p, 32)
     parts = []
@@ -73,6 +78,7 @@ def test_chunked_masks_equal_the_whole(name, chunk):
     assert np.array_equal(np.concatenate(parts, axis=1), whole)
     if h > 0:  # a smaller halo is not enough
         s0 = min(h, 31)  # a chunk whose smaller halo is not clipped at the volume's edge
+        assert h < 31
         lo, hi = rows_to_read(s0, s0 + 1, 32, h - 1)
         with pytest.raises(ValueError, match="need rows"):
             detect_rows(x[:, lo:hi], lo, (s0, s0 + 1), 32, name, p)
@@ -83,10 +89,15 @@ def test_unknown_detector_is_one_line():
         check_detector("vo")
 
 
-def test_labelled_scan_strong_full_stripes_found_and_hard_negatives_left(tmp_path):
-    """On a small labelled scan: the full-angle kinds are found (voxel recall >= 0.95), and
-    the cylinder just off the axis (edges constant over angles, every row) is not flagged.
-    (Measured quality of every kind: docs/detection.md.)"""
+def test_labelled_scan_meets_the_targets_and_leaves_hard_negatives(tmp_path):
+    """On a small labelled scan (361 x 32 x 256): voxel F1 >= 0.85 for every defect kind but
+    the near-noise stripes (precision counted as scripts/bench_detect.py does, within 8
+    columns of a kind's defects), every row holding one is flagged, at most one of the 21
+    clean rows is (measured: 1, row 25: a sample feature; docs/detection.md), and the
+    cylinder just off the axis (edges constant over angles, every row) is not flagged."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+    from bench_detect import counts, prf
+
     path = tmp_path / "l.nxs"
     write_scan(path, n_angles=361, n_rows=32, n_columns=256, seed=1, labelled=True)
     with open_scan(str(path)) as s:
@@ -95,12 +106,42 @@ def test_labelled_scan_strong_full_stripes_found_and_hard_negatives_left(tmp_pat
                            sinograms_first=False)
     truth = read_truth(path)
     m = detect_volume(x, "robust", DetectParams.for_scan(x.shape)).astype(bool)
-    for kind in ("full", "saturated"):
-        t = truth == KINDS.index(kind) + 1
-        assert m[t].mean() >= 0.95, kind
+    c = counts(m, truth)
+    kinds = [k for k in KINDS if k in c and k != "low_contrast"]
+    assert len(kinds) == 5
+    for kind in kinds:
+        tp, fp, fn, rows_found, rows_with = c[kind]
+        assert prf(tp, fp, fn)[2] >= 0.85, kind
+        assert rows_found == rows_with, kind
+    assert c["rows"][1] <= 1 and c["rows"][3] == 21
     near_axis = np.zeros(256, bool)
     near_axis[[96, 97, 98, 161, 162]] = True  # the cylinder's edges (0.12 x 256 off 128.5)
     assert not (m & (truth == 0))[:, :, near_axis].any()
+
+
+def test_stripe_over_part_of_the_scan_is_found_in_its_angles_and_one_block_is_not():
+    """A 2-sigma stripe over a third of the angles (two angle blocks) is found at exactly
+    its angles; a 5-sigma offset over one block alone (a feature's turning point) is not a
+    stripe (needs two blocks, and the blocks to agree for a whole-scan stripe)."""
+    x = noise_volume((360, 8, 64), seed=1)
+    x[120:240, 3, 20:23] += 0.02
+    x[0:60, 5, 40] += 0.05
+    m = robust_stripe_mask(x)
+    assert np.flatnonzero(m.any(axis=(0, 2))).tolist() == [3]
+    assert np.flatnonzero(m.any(axis=(0, 1))).tolist() == [20, 21, 22]
+    assert m[120:240, 3, 20:23].all() and m.sum() == 120 * 3
+
+
+def test_a_strong_defect_does_not_flag_the_rows_beside_it(monkeypatch):
+    """A dead column in 10 rows (far above anything) is left out of the other rows'
+    background: without that, it shifts their per-rank median and a clean row scores."""
+    x = noise_volume((180, 32, 64))
+    x[:, 10:20, 30] = 5.0
+    m = robust_stripe_mask(x)
+    assert np.flatnonzero(m.any(axis=(0, 2))).tolist() == list(range(10, 20))
+    assert np.flatnonzero(m.any(axis=(0, 1))).tolist() == [30]
+    monkeypatch.setattr(stripe_robust, "STRONG", np.inf)
+    assert robust_stripe_mask(x).any(axis=(0, 2)).sum() > 10
 
 
 def test_a_wide_stripe_on_the_sample_slope_keeps_its_height():

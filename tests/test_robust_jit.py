@@ -1,0 +1,69 @@
+"""Tests for nsgen.prep._robust_jit: the sorting-network kernels give the same numbers as the
+NumPy/SciPy formulation of the robust detector's steps (sort, per-rank median of the other
+rows, median filter across columns with mirrored edges, means over ranks)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from nsgen.prep import _robust_jit as rj
+from nsgen.prep.stripe_robust import _mirror_table, _rank_index
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 17, 30, 31, 64, 300, 301])
+def test_pruned_network_sorts_every_column(n):
+    rng = np.random.default_rng(n)
+    buf = rng.normal(size=(n, 37)).astype(np.float32)
+    buf[:, 3] = 1.0  # ties
+    want = np.sort(buf, axis=0)
+    rj._sort_rows(buf, n, rj.network(n), 37)
+    assert np.array_equal(buf, want)
+
+
+@pytest.mark.parametrize("n_i", [1, 2, 3, 5, 17, 40])
+def test_mirror_table_is_scipys_mirror_mode(n_i):
+    m = _mirror_table(n_i)
+    v = np.arange(n_i, dtype=float) ** 2 + 1
+    h = m.shape[0] // 2
+    for o in range(m.shape[0]):  # a shift filter picks the same neighbour as the table
+        kern = np.zeros(m.shape[0])
+        kern[m.shape[0] - 1 - o] = 1
+        want = ndimage.convolve1d(v, kern, mode="mirror", origin=0)
+        assert np.array_equal(v[m[o]], want), (o, h)
+
+
+def reference_offsets(srt, i, others, h):
+    """NumPy/SciPy form: ranks minus the per-rank median of the other rows, minus its
+    median across 2h+1 columns (mirror), each averaged over the ranks in float64."""
+    d = srt[i] - np.median(srt[others], axis=0) if others else srt[i]
+    smooth = ndimage.median_filter(d, size=(1, 2 * h + 1), mode="mirror")
+    return d.mean(axis=0, dtype=np.float64) - smooth.mean(axis=0, dtype=np.float64)
+
+
+@pytest.mark.parametrize("n_others", [0, 2, 3, 6])
+def test_kernels_equal_the_numpy_formulation(n_others):
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 0.01, (97, 8, 45)).astype(np.float32)
+    x[:, 2, 10:13] += 0.02
+    idx = _rank_index(97)
+    srt = np.empty((8, idx.size, 45), np.float32)
+    rj.ranked_rows(x, 0, 97, rj.network(97), idx, srt)
+    assert np.array_equal(srt, np.sort(x, axis=0)[idx].transpose(1, 0, 2))
+    mir = _mirror_table(45)
+    o_lo, o_hi = (1 - (n_others > 2), 2 + n_others - (n_others > 2)) if n_others else (0, 0)
+    others = [o for o in range(o_lo, o_hi) if o != 1]
+    assert len(others) == n_others
+    q = np.empty(45)
+    args = (srt, srt, 1, o_lo, o_hi, rj.network(len(others)), mir, rj.network(mir.shape[0]))
+    rj.row_offsets(*args, q)
+    assert np.array_equal(q, reference_offsets(srt, 1, others, mir.shape[0] // 2))
+
+
+def test_spread_is_scaled_mad_over_rows():
+    q = np.random.default_rng(1).normal(size=(6, 30))
+    want = 1.4826 * np.median(np.abs(q - np.median(q, axis=0)), axis=0)
+    out = np.empty(30)
+    rj.spread(q.copy(), rj.network(6), out)
+    assert np.array_equal(out, want)
