@@ -325,10 +325,10 @@ def check_dataset(root: Path, workers: int | None = None, deep: bool = False) ->
         raise NsgenError(f"{root} is not a directory; give the --root of a generated dataset")
     paths = manifest_paths(root)
     if not paths:
-        containers = sorted(e.name for e in os.scandir(root) if _CONTAINER.match(e.name))
-        if containers:
-            raise NsgenError(f"{root} holds output containers ({', '.join(containers[:3])}"
-                             f"{', ...' if len(containers) > 3 else ''}) but no sample manifest "
+        orphans = sorted(e.name for e in os.scandir(root) if _CONTAINER.match(e.name))
+        if orphans:
+            raise NsgenError(f"{root} holds output containers ({', '.join(orphans[:3])}"
+                             f"{', ...' if len(orphans) > 3 else ''}) but no sample manifest "
                              f"(NNNN/{MANIFEST}): the samples are unfinished or their manifests "
                              f"were deleted; rerun the same nsgen command to finish them")
         raise NsgenError(f"no sample manifest (NNNN/{MANIFEST}) under {root}; give the --root "
