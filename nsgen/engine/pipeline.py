@@ -39,6 +39,7 @@ import numpy as np
 
 from nsgen.engine import scratch
 from nsgen.errors import NsgenError
+from nsgen.mainscript import check_main_importable
 
 SHM_PREFIX = "nsgen-"
 _POLL = 0.2
@@ -518,6 +519,7 @@ class Engine:
 
     def start(self) -> None:
         """Start the reader and the workers."""
+        check_main_importable()   # a script read from stdin: one clear error, not a dead child
         sweep_stale_segments()
         ctx = self._ctx
         try:
