@@ -99,8 +99,8 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--dir", type=Path, default=None, help="where the files go (default: a temporary folder)")
     args = p.parse_args()
-    from nsgen.io.scan_writer import _BLOCK_BYTES, default_workers
-    from nsgen.io.scan_frames import FrameMaker, FrameSpec
+    from nsgen.io.scan_frames import FrameMaker, FrameSpec, default_workers
+    from nsgen.io.scan_writer import _BLOCK_BYTES
 
     n_frames = args.angles + FLATS + DARKS
     nbytes = n_frames * args.rows * args.columns * 2

@@ -161,8 +161,7 @@ def test_same_bytes_whatever_the_workers_and_block_size(tmp_path: Path) -> None:
     np.testing.assert_array_equal(data[1], data[3])
     key = write_scan(tmp_path / "k.nxs", **{**kw, "labelled": False}).image_key
     spec_blocks = {}
-    from nsgen.io.scan_frames import FrameSpec
-    from nsgen.io.scan_writer import generate_frames
+    from nsgen.io.scan_frames import FrameSpec, generate_frames
     n = key.size
     spec = FrameSpec(n_rows=6, n_columns=96, n_angles=23, seed=9, i0=2e4, dtype="float32", image_key=key,
                      frame_angle=np.linspace(0, 180, n))

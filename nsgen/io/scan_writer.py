@@ -31,15 +31,11 @@ the calling process in blocks of a few tens of MB: memory stays bounded for any 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import sys
-from collections import deque
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import h5py
 import hdf5plugin
@@ -48,11 +44,11 @@ import numpy.typing as npt
 
 from nsgen.errors import NsgenError
 from nsgen.io.scan_defects import draw_defects, write_truth
-from nsgen.io.scan_frames import Defect, FrameMaker, FrameSpec
+from nsgen.io.scan_frames import Defect, FrameSpec, default_workers, generate_frames
 from nsgen.mainscript import check_main_importable
 from nsgen.rng import generator
 
-__all__ = ["Defect", "ScanTruth", "default_workers", "main", "write_scan"]
+__all__ = ["Defect", "ScanTruth", "main", "write_scan"]
 
 DEFAULT_GAIN_ERROR = 0.94
 _BLOCK_BYTES = 32 * 2**20
@@ -313,68 +309,6 @@ def write_scan(path: str | os.PathLike[str], *, n_angles: int = 181, n_rows: int
         stripe_rows=np.array(rows, dtype=np.int64),
         stripe_columns=np.array(sorted({d.column for d in defects}), dtype=np.int64),
     )
-
-
-def default_workers() -> int:
-    """Processes :func:`write_scan` uses for a large scan: the cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-_MAKER: FrameMaker | None = None
-
-
-def _start_worker(spec: FrameSpec) -> None:
-    global _MAKER
-    _MAKER = FrameMaker(spec)
-
-
-def _make_frames(start: int, stop: int) -> np.ndarray:
-    assert _MAKER is not None
-    return _MAKER.frames(start, stop)
-
-
-def generate_frames(spec: FrameSpec, block: int, workers: int) -> Iterator[tuple[int, np.ndarray]]:
-    """Every frame of ``spec``, in order, as ``(first index, frames)`` blocks of ``block`` frames.
-
-    With ``workers > 1``, that many processes make the blocks, at most two each ahead of
-    the caller (bounded memory); the blocks are the same whatever ``workers`` is.
-
-    Examples
-    --------
-    >>> key = np.array([2, 1, 0, 0, 0], np.int32)
-    >>> spec = FrameSpec(n_rows=2, n_columns=8, n_angles=3, seed=0, i0=1e4, dtype="uint16",
-    ...                  image_key=key, frame_angle=np.array([0., 0., 0., 90., 180.]))
-    >>> [(a, f.shape) for a, f in generate_frames(spec, 2, 1)]
-    [(0, (2, 2, 8)), (2, (2, 2, 8)), (4, (1, 2, 8))]
-    """
-    n_frames = len(spec.image_key)
-    starts = range(0, n_frames, block)
-    if workers <= 1:
-        maker = FrameMaker(spec)
-        for a in starts:
-            yield a, maker.frames(a, min(n_frames, a + block))
-        return
-    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver"),
-                               initializer=_start_worker, initargs=(spec,))
-    try:
-        pending: deque = deque()
-        todo = iter(starts)
-        for a in todo:
-            pending.append((a, pool.submit(_make_frames, a, min(n_frames, a + block))))
-            if len(pending) >= 2 * workers:
-                break
-        while pending:
-            a, future = pending.popleft()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append((nxt, pool.submit(_make_frames, nxt, min(n_frames, nxt + block))))
-            yield a, future.result()
-    except BrokenProcessPool:
-        raise NsgenError("a make-scan worker process died (killed, out of memory, or started from a "
-                         "script without an `if __name__ == \"__main__\":` guard); rerun, with "
-                         "--workers 1 or more memory, or guard the script") from None
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ----------------------------------------------------------------------------
