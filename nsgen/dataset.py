@@ -183,13 +183,16 @@ class PairDataset:
 
     Examples
     --------
-    A small simple-mode dataset of two samples, its training split and one pair:
+    A small simple-mode dataset of three samples, its training split (one sample each
+    for training, validation and test: ``method="exact"`` suits so few samples) and one pair:
 
     >>> import tempfile, nsgen
     >>> root = tempfile.mkdtemp()
-    >>> nsgen.generate(mode="simple", root=root, samples=2, size=16, objects=5, preview=False)
-    [0, 1]
-    >>> ds = PairDataset(root, split="train")
+    >>> nsgen.generate(mode="simple", root=root, samples=3, size=16, objects=5, preview=False)
+    [0, 1, 2]
+    >>> ds = PairDataset(root, split="train", method="exact")
+    >>> [len(ds.samples_in(split)) for split in ("train", "validate", "test")]
+    [1, 1, 1]
     >>> x, y = ds[0]
     >>> x.shape == y.shape, x.dtype, bool((x != y).any())
     (True, dtype('float32'), True)

@@ -107,10 +107,13 @@ def _recorded(sample_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]], b
 
 
 def remove_sample(root: Path, sample_dir: Path) -> None:
-    """Remove a sample: every file its manifest lists (some live outside its directory,
-    as in dynamic mode), its HDF5/Zarr container if any, then its directory."""
+    """Remove a sample: every file its manifest lists, and the files of its number that
+    lie directly under the root (dynamic mode's layout: the listed ones, and those of an
+    unfinished sample, which has no manifest yet, with their temporary files), its
+    HDF5/Zarr container if any, then its directory."""
     from nsgen.io.formats import remove_containers
     from nsgen.io.layout import split_item
+    from nsgen.io.tiff import TMP_MARK
 
     manifest = sample_dir / MANIFEST
     if manifest.exists():
@@ -121,6 +124,9 @@ def remove_sample(root: Path, sample_dir: Path) -> None:
         for f in files:
             if split_item(f["path"]) is None:   # a file, not an image in a container
                 (root / f["path"]).unlink(missing_ok=True)
+    for pattern in (f"{sample_dir.name}_*.tif", f".{sample_dir.name}_*.tif{TMP_MARK}*"):
+        for path in root.glob(pattern):
+            path.unlink(missing_ok=True)
     remove_containers(root, int(sample_dir.name))
     shutil.rmtree(sample_dir, ignore_errors=True)
 

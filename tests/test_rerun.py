@@ -85,3 +85,26 @@ def test_overwrite_that_does_not_fit_keeps_the_old_sample(tmp_path: Path, monkey
     with pytest.raises(NsgenError, match="1.0 kB free"):
         generate(parse_config([*SIMPLE, "-r", root, "--seed", "9", "--overwrite"], env={}))
     assert tree_digest(tmp_path / "o") == before
+
+
+def test_overwrite_of_an_unfinished_dynamic_sample_leaves_none_of_its_files(tmp_path: Path) -> None:
+    """Dynamic mode writes its frames directly under the root; an interrupted sample has no
+    manifest listing them, and --overwrite must still remove them (and its temporary files)."""
+    scan = tmp_path / "1000.nxs"
+    write_scan(scan, n_angles=40, n_rows=4, n_columns=32, seed=1)
+    args = ("-m", "dynamic", "--hdf-root", str(scan), "--workers", "1", "--no-preview")
+    root, ref = tmp_path / "o", tmp_path / "ref"
+    nsgen(*args, "-r", str(root), "--frame-angles", "10")
+    nsgen(*args, "-r", str(ref), "--frame-angles", "20")
+    assert {p.name for p in root.glob("0000_frame03_*.tif")}        # 4 frames, then 2
+    record = json.loads((root / "0000" / "manifest.json").read_text())
+    (root / "0000" / "manifest.json").unlink()                      # as if interrupted
+    (root / "0000" / ".nsgen").mkdir()
+    (root / "0000" / ".nsgen" / "run.json").write_text(json.dumps({"config": record["config"],
+                                                                  "inputs": []}))
+    (root / ".0000_frame03_0001.tif.nsgen-tmp123").write_bytes(b"partial")
+    r = nsgen(*args, "-r", str(root), "--frame-angles", "20", check=False)
+    assert r.returncode == 2 and "--frame-angles 10 -> 20" in r.stderr
+    nsgen(*args, "-r", str(root), "--frame-angles", "20", "--overwrite")
+    assert tree_digest(root) == tree_digest(ref)
+    assert not list(root.glob(".0000_*"))
