@@ -2,21 +2,40 @@
 """Benchmark whole synthetic samples against the issue's targets and a measured floor.
 
 Runs ``nsgen -m complex`` (N=256 by default: 300 objects, 5 shifts, 20 flats, 1536 TIFFs)
-several times and prints the median wall time, the per-stage times from ``-v``, the
-peak RSS of the whole process tree, and the ratio against a floor measured in the same
-run: writing the same number of TIFFs of the same size from one process. Then one
-N=512 sample. Peak memory comes from one more run (sampling it slows a run down). No assertions: read the ratios.
+several times and prints medians of
+
+1. the whole run with 2 workers and with 1 (runs alternate): wall time and **CPU-seconds of
+   the whole process tree** (main, forkserver, reader, workers, resource tracker: this
+   script makes itself a child subreaper, reaps every orphan of a run and reads
+   ``RUSAGE_CHILDREN``), the engine stages' wall times from ``-v``, and the 2-vs-1 speed-up;
+2. the floor, measured in the same run: writing the same number of TIFFs of the same size
+   with the same writer (:func:`nsgen.io.tiff.write_tiff`) from one process, wall and CPU;
+   the ratios run/floor (target <= 2x) and the run's CPU-seconds (target <= 5);
+3. a per-stage breakdown in one process (N <= 256 unless ``--no-profile``): the mode's own
+   kernels called in the mode's order over the whole sample (phantom, projection,
+   beam/flats/defect maps, noise draws, scratch-volume reads and writes, bounds, uint16
+   images, TIFF encoding, TIFF files) and the fixed cost of a run (start-up: a whole N=16
+   run; imports: ``import nsgen.modes.complex`` alone), each wall and CPU-seconds. Their
+   sum against the run's CPU-seconds shows the engine's overhead.
+
+The machine this was tuned on has 2 cores shared with other jobs: wall times vary with
+their load, CPU-seconds much less; both are printed. Peak memory comes from one more run
+(sampling it slows a run down). No assertions: read the ratios.
 ``--formats tiff hdf5`` instead compares whole-sample wall times per output format
 (runs alternate between formats; ratio against tiff in the same run).
 
     python scripts/bench_synthetic.py [--repeats 3] [--sizes 256 512] [--workers auto]
+    python scripts/bench_synthetic.py --sizes 256 --samples 4 --output /dev/shm --no-profile
     python scripts/bench_synthetic.py --sizes 256 --formats tiff hdf5 zarr
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -24,9 +43,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import psutil
+import tifffile
 
 from nsgen.io.tiff import write_tiff
 
@@ -51,6 +72,31 @@ def tree_rss(proc: psutil.Process) -> int:
 
 
 GENERATION_FLAGS = ("-v", "--no-progress", "--no-preview")
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> bool:
+    """Make orphaned descendants (the forkserver and its children) this process's children,
+    so that their CPU time reaches ``RUSAGE_CHILDREN`` once they are reaped."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _reap_orphans() -> None:
+    """Wait for every remaining child (orphans of the run that exit once its main is gone)."""
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
 
 
 def run_nsgen(args: list[str], extra: tuple[str, ...] = GENERATION_FLAGS,
@@ -86,19 +132,128 @@ def run_nsgen(args: list[str], extra: tuple[str, ...] = GENERATION_FLAGS,
     return wall, peak[0], err
 
 
+def run_cpu(args: list[str]) -> tuple[float, float, str]:
+    """Run ``nsgen ARGS -v``; return wall seconds, CPU-seconds of the whole tree, stderr."""
+    _reap_orphans()
+    cpu0 = _children_cpu()
+    wall, _, err = run_nsgen(args)
+    _reap_orphans()
+    return wall, _children_cpu() - cpu0, err
+
+
 def stage_times(stderr: str) -> dict[str, float]:
-    """Per-stage seconds from the ``-v`` log."""
-    return {m.group(1): float(m.group(2)) for m in
-            re.finditer(r"\] (\w+): \d+ chunks in ([0-9.]+) s", stderr)}
+    """Per-stage seconds from the ``-v`` log (summed over the run's samples)."""
+    times: dict[str, float] = {}
+    for m in re.finditer(r"\] (\w+): \d+ chunks in ([0-9.]+) s", stderr):
+        times[m.group(1)] = times.get(m.group(1), 0.0) + float(m.group(2))
+    return times
 
 
-def tiff_floor(n_files: int, shape: tuple[int, int], directory: Path) -> float:
-    """Seconds to write ``n_files`` uint16 TIFFs of ``shape`` from one process."""
+def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """Wall and CPU seconds of ``fn()`` in this process, and its value."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    value = fn()
+    return time.perf_counter() - w0, time.process_time() - c0, value
+
+
+def tiff_floor(n_files: int, shape: tuple[int, int], directory: Path) -> tuple[float, float]:
+    """Wall and CPU seconds to write ``n_files`` uint16 TIFFs of ``shape`` from one process."""
     img = np.random.default_rng(0).integers(0, 65535, shape, dtype=np.uint16)
-    t0 = time.perf_counter()
-    for i in range(n_files):
-        write_tiff(directory / f"f{i:05d}.tif", img)
-    return time.perf_counter() - t0
+    wall, cpu, _ = timed(lambda: [write_tiff(directory / f"f{i:05d}.tif", img)
+                                  for i in range(n_files)])
+    return wall, cpu
+
+
+def tifffile_floor(n_files: int, shape: tuple[int, int], directory: Path) -> tuple[float, float]:
+    """The floor with the writer before nsgen cached TIFF headers: ``tifffile.imwrite`` per
+    file (the issue's 1.54 s), for comparison with the issue's figures."""
+    img = np.random.default_rng(0).integers(0, 65535, shape, dtype=np.uint16)
+    wall, cpu, _ = timed(lambda: [tifffile.imwrite(directory / f"f{i:05d}.tif", img,
+                                                   photometric="minisblack", metadata=None,
+                                                   software=False) for i in range(n_files)])
+    return wall, cpu
+
+
+def profile_stages(n: int, objects: int, shifts: int, flats: int, directory: Path
+                   ) -> dict[str, tuple[float, float]]:
+    """(wall, CPU) seconds of each stage of one complex sample computed in this process.
+
+    Calls the mode's kernels in the mode's order over every chunk of the sample (the
+    chunking of a 2-worker run): pass one draws the photons, keeps the transmission in a
+    scratch volume and finds the bounds; pass two reads it back, makes the images and
+    writes them (:func:`write_tiff`: header lookup, then the file-system calls).
+    """
+    from nsgen.engine.pipeline import row_chunks
+    from nsgen.io.spill import Spill
+    from nsgen.io.tiff import tiff_header
+    from nsgen.modes import complex as cx
+    from nsgen.modes.synthetic import phantom
+    from nsgen.prep.scaling import EMPTY
+    from nsgen.rng import generator
+    from nsgen.sim import flats as fl
+    from nsgen.sim.projection import Geometry, project
+
+    class Cfg:
+        seed, object_type = 0, "sphere"
+
+    Cfg.objects = objects   # type: ignore[attr-defined]
+    out: dict[str, list[float]] = {}
+
+    def stage(name: str, fn: Callable[[], Any]) -> Any:
+        wall, cpu, value = timed(fn)
+        w, c = out.setdefault(name, [0.0, 0.0])
+        out[name] = [w + wall, c + cpu]
+        return value
+
+    g = Geometry.for_size(n)
+    objs = stage("phantom", lambda: phantom(Cfg, 0))   # type: ignore[arg-type]
+    chunks = row_chunks(g.n_rows, 32)
+    spill = Spill.create(directory / "projection.f32", g.shape)
+    for c in chunks:
+        p3 = stage("projection", lambda c=c: project(objs, g, (c.start, c.stop)))
+        spill.write_rows(c.start, p3)
+    pmax = max(float(spill.read_rows(c.start, c.stop).max()) for c in chunks)
+    shape = (g.n_rows, g.n_columns)
+    det = "flats (beam, flats, defect maps)"
+    profile = stage(det, lambda: fl.beam_profile(shape, generator(0, "beam", 0)))
+    stage(det, lambda: fl.flat_fields(profile, 40000.0, flats, generator(0, "flats", 0)))
+    stage(det, lambda: fl.add_pixel_defects(fl.defect_maps(shape, generator(0, "defects", 0)),
+                                            1.0, generator(0, "pixel-defects", 0)))
+    model = cx.DetectorModel.simulate(0, 0, g, shifts, 2, flats, 40000.0, 1.0)
+    rows = cx.ComplexRows(model, 0, 0, pmax)
+    bounds = EMPTY
+    for c in chunks:   # pass one
+        p3 = stage("scratch volume reads and writes", lambda c=c: spill.read_rows(c.start, c.stop))
+        tau = stage("noise draws (transmission)", lambda c=c, p3=p3: rows.transmission(c, p3))
+        stage("scratch volume reads and writes", lambda c=c, tau=tau: spill.write_rows(c.start, tau))
+        bounds = bounds.union(stage("bounds (clean extremes, defect pixels)",
+                                    lambda c=c, tau=tau: rows.bounds(c, tau)))
+    images = cx.ComplexImages(rows, bounds)
+    for c in chunks:   # pass two
+        tau = stage("scratch volume reads and writes", lambda c=c: spill.read_rows(c.start, c.stop))
+        made = stage("uint16 images (clean -log, shifts)", lambda c=c, tau=tau: list(images(c, tau)))
+        for path, image in made:
+            stage("TIFF encoding (header)", lambda image=image: tiff_header(image.shape))
+            target = directory / path.replace("/", "_")
+            stage("write (TIFF files)", lambda t=target, i=image: write_tiff(t, i))
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def fixed_costs() -> dict[str, tuple[float, float]]:
+    """(wall, CPU) of a whole N=16 run (start-up, forkserver, processes, imports) and of
+    ``import nsgen.modes.complex`` in a fresh interpreter."""
+    with tempfile.TemporaryDirectory() as d:
+        wall, cpu, _ = run_cpu(["-m", "complex", "-N", "16", "-o", "3", "-s", "2", "-f", "2",
+                                "-r", d])
+    _reap_orphans()
+    cpu0, t0 = _children_cpu(), time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import nsgen.modes.complex"], check=True)
+    imp = (time.perf_counter() - t0, _children_cpu() - cpu0)
+    return {"start-up (whole N=16 run)": (wall, cpu), "imports (one interpreter)": imp}
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values)
 
 
 def compare_formats(n: int, workers: str, repeats: int, formats: list[str]) -> None:
@@ -110,12 +265,74 @@ def compare_formats(n: int, workers: str, repeats: int, formats: list[str]) -> N
         for fmt in formats:
             with tempfile.TemporaryDirectory() as d:
                 walls[fmt].append(run_nsgen([*args, "-r", d, "--format", fmt])[0])
-    ref = statistics.median(walls[formats[0]])
+    ref = med(walls[formats[0]])
     print(f"N={n}: complex sample, {repeats} runs per format (alternating)")
     for fmt, w in walls.items():
-        med = statistics.median(w)
-        print(f"  {fmt:<5} wall median {med:.2f} s (runs: {', '.join(f'{x:.2f}' for x in w)}); "
-              f"ratio to {formats[0]} {med / ref:.2f}")
+        print(f"  {fmt:<5} wall median {med(w):.2f} s (runs: {', '.join(f'{x:.2f}' for x in w)}); "
+              f"ratio to {formats[0]} {med(w) / ref:.2f}")
+
+
+def bench_size(n: int, workers: str, reps: int, profile: bool, samples: int = 1,
+               base: str | None = None) -> None:
+    """Whole runs (2 and 1 workers, alternating), floor, breakdown for one size ``n``;
+    ``samples`` per run, written under ``base`` (default: the temporary directory)."""
+    args = ["-m", "complex", "-N", str(n), "-o", "300", "-s", "5", "-f", "20",
+            "-S", str(samples)]
+    p, dh = int(0.5 * np.pi * n), int(np.sqrt(2) * n)
+    n_files = n * 6 * samples
+    counts = [workers, "1"] if workers != "1" else ["1"]
+    runs: dict[str, list[tuple[float, float, dict[str, float]]]] = {w: [] for w in counts}
+    floors, old_floors = [], []
+    for _ in range(reps):
+        for w in counts:
+            with tempfile.TemporaryDirectory(dir=base) as d:
+                wall, cpu, err = run_cpu([*args, "--workers", w, "-r", d])
+                runs[w].append((wall, cpu, stage_times(err)))
+        with tempfile.TemporaryDirectory(dir=base) as d:
+            floors.append(tiff_floor(n_files, (p, dh), Path(d)))
+        with tempfile.TemporaryDirectory(dir=base) as d:
+            old_floors.append(tifffile_floor(n_files, (p, dh), Path(d)))
+    with tempfile.TemporaryDirectory() as d:
+        peak = run_nsgen([*args, "--workers", workers, "-r", d], memory=True)[1]
+    floor_w, floor_c = med([f[0] for f in floors]), med([f[1] for f in floors])
+    old_w, old_c = med([f[0] for f in old_floors]), med([f[1] for f in old_floors])
+    print(f"N={n}: {samples} complex sample(s) per run ({n_files} TIFFs of {p}x{dh}"
+          f"{', under ' + base if base else ''}), medians of {reps} "
+          f"(2 shared cores: wall varies with other jobs' load, CPU-seconds much less)")
+    print(f"  floor: writing {n_files} TIFFs with write_tiff from one process: wall "
+          f"{floor_w:.2f} s, CPU {floor_c:.2f} s; with tifffile.imwrite per file (the "
+          f"writer before, the issue's floor) wall {old_w:.2f} s, CPU {old_c:.2f} s")
+    for w, rs in runs.items():
+        wall, cpu = med([r[0] for r in rs]), med([r[1] for r in rs])
+        stages = {k: med([r[2].get(k, float("nan")) for r in rs]) for k in rs[0][2]}
+        print(f"  --workers {w}: wall {wall:.2f} s (runs {', '.join(f'{r[0]:.2f}' for r in rs)})"
+              f", CPU {cpu:.2f} s (runs {', '.join(f'{r[1]:.2f}' for r in rs)})")
+        print(f"    ratio to the floor: wall {wall / floor_w:.2f}x, CPU {cpu / floor_c:.2f}x; to "
+              f"the tifffile.imwrite floor: wall {wall / old_w:.2f}x (target <= 2), CPU "
+              f"{cpu / old_c:.2f}x; CPU-seconds per sample {cpu / samples:.2f} (target <= 5)")
+        print("    engine stages (wall): " + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items())
+              + f"; outside them {wall - sum(stages.values()):.2f} s")
+    if len(runs) == 2:
+        w2, w1 = med([r[0] for r in runs[counts[0]]]), med([r[0] for r in runs["1"]])
+        print(f"  scaling: 1 worker {w1:.2f} s / {counts[0]} workers {w2:.2f} s = "
+              f"{w1 / w2:.2f}x (target >= 1.7x)")
+    print(f"  peak memory (PSS) of the process tree {peak / 2**20:.0f} MiB (separate run)")
+    if not profile:
+        return
+    prof: list[dict[str, tuple[float, float]]] = []
+    for _ in range(reps):
+        with tempfile.TemporaryDirectory() as d:
+            one = fixed_costs()
+            one.update(profile_stages(n, 300, 5, 20, Path(d)))
+            prof.append(one)
+    print(f"  per-stage breakdown, one process, medians of {reps} (wall / CPU seconds):")
+    total_c = 0.0
+    for k in prof[0]:
+        wall, cpu = med([x[k][0] for x in prof]), med([x[k][1] for x in prof])
+        if not k.startswith("imports"):
+            total_c += cpu
+        print(f"    {k:<36} {wall:6.2f} {cpu:6.2f}")
+    print(f"    {'sum (imports are inside start-up)':<36} {'':6} {total_c:6.2f}")
 
 
 def main() -> None:
@@ -123,40 +340,25 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--workers", default="auto")
+    ap.add_argument("--samples", type=int, default=1,
+                    help="samples per run (start-up paid once, as when making a dataset)")
+    ap.add_argument("--output", default=None,
+                    help="write under this directory (e.g. /dev/shm: no disk write-back)")
+    ap.add_argument("--no-profile", action="store_true",
+                    help="skip the one-process per-stage breakdown")
     ap.add_argument("--formats", nargs="+", default=None,
                     help="compare these --format values (first = reference) instead")
     a = ap.parse_args()
+    if not _become_subreaper():
+        print("(cannot become a child subreaper: CPU-seconds miss the engine's processes)")
     if a.formats:
         for n in a.sizes:
             compare_formats(n, a.workers, a.repeats, a.formats)
         return
+    workers = a.workers if a.workers != "auto" else str(min(2, os.cpu_count() or 1))
     for n in a.sizes:
-        reps = a.repeats if n <= 256 else 1
-        walls, stages = [], []
-        args = ["-m", "complex", "-N", str(n), "-o", "300", "-s", "5", "-f", "20",
-                "--workers", a.workers]
-        for _ in range(reps):
-            with tempfile.TemporaryDirectory() as d:
-                wall, _, err = run_nsgen([*args, "-r", d])
-                walls.append(wall)
-                stages.append(stage_times(err))
-        with tempfile.TemporaryDirectory() as d:
-            peak = run_nsgen([*args, "-r", d], memory=True)[1]
-        p, dh = int(0.5 * np.pi * n), int(np.sqrt(2) * n)
-        n_files = n * 6
-        with tempfile.TemporaryDirectory() as d:
-            floor = tiff_floor(n_files, (p, dh), Path(d))
-        med = statistics.median(walls)
-        proj = statistics.median(s.get("project", float("nan")) for s in stages)
-        print(f"N={n}: complex sample ({n_files} TIFFs of {p}x{dh}), {reps} run(s)")
-        print(f"  wall median {med:.2f} s (runs: {', '.join(f'{w:.2f}' for w in walls)})"
-              + (f"; target 10 s -> {med / 10:.2f} of target" if n == 256 else ""))
-        print(f"  projection stage median {proj:.2f} s"
-              + (f"; target 2 s -> {proj / 2:.2f} of target" if n == 256 else ""))
-        print("  stages (last run): " + ", ".join(f"{k} {v:.2f} s" for k, v in stages[-1].items()))
-        print(f"  floor: writing {n_files} TIFFs from one process {floor:.2f} s; "
-              f"ratio run/floor {med / floor:.1f}")
-        print(f"  peak memory (PSS) of the process tree {peak / 2**20:.0f} MiB (separate run)")
+        bench_size(n, workers, a.repeats if n <= 256 else 1,
+                   profile=not a.no_profile and n <= 256, samples=a.samples, base=a.output)
 
 
 if __name__ == "__main__":

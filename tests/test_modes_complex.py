@@ -70,3 +70,38 @@ def test_density_out_of_range_is_one_line_exit_2(tmp_path):
     assert "--defect-density must be a number of defective pixels per detector row in 0..22" \
         in r.stderr
     assert not root.exists()
+
+
+def test_images_from_the_kept_transmission_equal_the_whole_volume_formula():
+    """Pass two's images (from tau, clean extremes, defect pixels only) equal the model's
+    whole volumes: ``to_uint16(complex_projections(tau, rolled maps), bounds)`` per shift,
+    and pass one's bounds are those of all the volumes."""
+    from nsgen.engine.pipeline import Chunk
+    from nsgen.modes.complex import (DELTA, N_VARIATIONS, ComplexImages, ComplexRows,
+                                     DetectorModel)
+    from nsgen.prep.scaling import Bounds, to_uint16
+    from nsgen.rng import generator
+    from nsgen.sim.flats import complex_projections, neg_log
+    from nsgen.sim.phantom import random_foam
+    from nsgen.sim.projection import Geometry, project
+
+    g = Geometry.for_size(16)
+    p3 = project(random_foam(generator(4, "phantom", 0), 5), g)
+    model = DetectorModel.simulate(4, 0, g, 3, 2, 4, 4e4, density=1.0)
+    rows = ComplexRows(model, 4, 0, float(p3.max()))
+    chunk = Chunk(0, 0, g.n_rows)
+    tau = rows.transmission(chunk, p3)
+    src = [(np.arange(g.n_rows) - o) % g.n_rows for o in model.offsets]
+    volumes = [neg_log(tau)] + [
+        complex_projections(tau, model.flat_mean[s], model.maps[:, s], model.sigma[i],
+                            model.eps[i], DELTA, N_VARIATIONS) for i, s in enumerate(src)]
+    bounds = rows.bounds(chunk, tau)
+    assert bounds == Bounds(float(min(v.min() for v in volumes)),
+                            float(max(v.max() for v in volumes)))
+    images = dict(ComplexImages(rows, bounds)(chunk, tau))
+    names = ["clean"] + [f"shift{i:02d}" for i in range(3)]
+    assert len(images) == len(names) * g.n_rows
+    for name, volume in zip(names, volumes):
+        expected = to_uint16(volume, bounds)
+        for v in range(g.n_rows):
+            assert np.array_equal(images[f"0000/{name}/0000_{name}_{v:04d}.tif"], expected[v])

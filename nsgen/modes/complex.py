@@ -9,8 +9,10 @@ Per sample (see ``docs/architecture.md``, "Complex-mode noise model"):
    by the clean target and every shift, ``tau = C / (I0 F0)``;
 4. clean = ``-log(tau)``; shift ``i`` (offset ``o_i = -int(S/2) step + i step`` rows) =
    ``-log(tau + D_o / Fbar_o)`` with defect maps and flats rolled by ``o_i`` rows;
-5. pass one: global min/max over the clean volume and every shift; pass two: recompute
-   (same random streams) and write every file once on that shared scale.
+5. pass one: draws the photons, replaces each chunk's rows of the scratch volume by their
+   transmission ``tau`` (float32, so pass two draws nothing again) and finds the global
+   min/max over the clean volume and every shift; pass two reads ``tau`` back and writes
+   every file once on that shared scale.
 
 Clean and shifted inputs differ only on the rolled defect supports. ``--defect-density``
 (default 1) adds that many defective pixels per detector row to the maps, so every sinogram
@@ -21,6 +23,7 @@ Layout: ``root/NNNN/clean/NNNN_clean_VVVV.tif``, ``root/NNNN/shiftSS/NNNN_shiftS
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +32,11 @@ import numpy as np
 from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.modes.synthetic import check, objects_record, project_sample, volume_path
-from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
+from nsgen.prep.scaling import EMPTY, UINT16_MAX, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.flats import (
+    TAU_FLOOR,
     add_pixel_defects,
     beam_profile,
     defect_maps,
@@ -104,66 +108,132 @@ class ComplexRows:
     sample: int
     pmax: float
 
-    def clean_and_defects(self, chunk: Chunk, p3: np.ndarray
-                          ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-        """The clean ``-log`` sinograms of the chunk and, per shift, its defect pixels.
+    def transmission(self, chunk: Chunk, p3: np.ndarray) -> np.ndarray:
+        """Measured transmission ``tau = C / (I0 F0)`` of the chunk's rows (float32), the
+        photon counts ``C`` drawn per detector row from that row's own stream.
 
-        Shift ``i`` equals the clean volume except at rows ``r``, columns ``c`` where it
-        takes ``values`` (:func:`~nsgen.sim.flats.defect_pixels`).
+        Row by row in reused buffers: ``expected = I0 F0 exp(-float32(P3 / max))`` and
+        ``tau = float32(C / (I0 F0))``, both in float64.
         """
         m = self.model
+        pmax = np.float32(self.pmax)
+        tau = np.empty(p3.shape, dtype=np.float32)
+        pn = np.empty(p3.shape[1:], dtype=np.float32)
+        wide = np.empty(p3.shape[1:], dtype=np.float64)
+        for k, v in enumerate(range(chunk.start, chunk.stop)):
+            photons = m.i0 * m.profile[v]                           # I0 F0 of this row
+            np.divide(p3[k], pmax, out=pn)
+            np.negative(pn, out=pn)
+            np.exp(pn, out=wide, dtype=np.float64)
+            np.multiply(photons[None, :], wide, out=wide)
+            counts = photon_counts(wide, generator(self.seed, "photons", self.sample, int(v)))
+            np.divide(counts, photons[None, :], out=wide, dtype=np.float64)
+            np.copyto(tau[k], wide, casting="same_kind")
+        return tau
+
+    def defects(self, chunk: Chunk, tau: np.ndarray
+                ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per shift, the chunk's defect pixels: shift ``i`` equals the clean volume except
+        at rows ``r``, columns ``c`` where it takes ``values``
+        (:func:`~nsgen.sim.flats.defect_pixels`)."""
+        m = self.model
         rows = np.arange(chunk.start, chunk.stop)
-        pn = p3 / np.float32(self.pmax)
-        tau = np.empty_like(pn)
-        for k, v in enumerate(rows):
-            expected = (m.i0 * m.profile[v])[None, :] * np.exp(-pn[k], dtype=np.float64)
-            counts = photon_counts(expected, generator(self.seed, "photons", self.sample, int(v)))
-            tau[k] = counts / (m.i0 * m.profile[v])[None, :]
         n_rows = m.profile.shape[0]
         shifts = []
         for i, o in enumerate(m.offsets):
             src = (rows - o) % n_rows   # np.roll by o: row r comes from r - o
             shifts.append(defect_pixels(tau, m.flat_mean[src], m.maps[:, src], m.sigma[i],
                                         m.eps[i], DELTA, N_VARIATIONS))
-        return neg_log(tau), shifts
+        return shifts
+
+    def bounds(self, chunk: Chunk, tau: np.ndarray) -> Bounds:
+        """Min and max of the chunk's clean and shifted ``-log`` sinograms: every value of
+        every volume is a clean value or a defect value, and ``-log`` is decreasing, so the
+        clean volume's extremes are those of ``tau``'s extremes (no volume of logarithms)."""
+        lo, hi = neg_log(np.array([tau.max(), tau.min()], dtype=tau.dtype))
+        bounds = Bounds(float(lo), float(hi))
+        for _, _, values in self.defects(chunk, tau):
+            bounds = bounds.union(Bounds.of(values)) if values.size else bounds
+        return bounds
+
+    def clean_and_defects(self, chunk: Chunk, p3: np.ndarray
+                          ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        """The clean ``-log`` sinograms of the chunk and, per shift, its defect pixels
+        (:meth:`defects`)."""
+        tau = self.transmission(chunk, p3)
+        return neg_log(tau), self.defects(chunk, tau)
 
 
 @dataclass
 class StatisticsStage(SpillStage):
-    """Pass one: min/max over the clean volume and every shift."""
+    """Pass one: draw the photons, keep each chunk's transmission in place of its projection
+    rows (the chunk's own rows of the scratch volume), min/max over the clean volume and
+    every shift."""
 
     rows: ComplexRows | None = None
     label: str = "statistics"
 
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
         assert self.rows is not None
-        clean, shifts = self.rows.clean_and_defects(chunk, data)
-        # every value of every volume is a clean value or a defect value
-        bounds = Bounds.of(clean)
-        for _, _, values in shifts:
-            bounds = bounds.union(Bounds.of(values)) if values.size else bounds
-        return WorkResult(bounds)
+        tau = self.rows.transmission(chunk, data)
+        self.spill.write_rows(chunk.start, tau)
+        return WorkResult(self.rows.bounds(chunk, tau))
 
 
 @dataclass(frozen=True, eq=False)
 class ComplexImages:
-    """Pass two's images: recomputed (same random streams) clean and shifted sinograms on the
-    shared scale."""
+    """Pass two's images from the transmission pass one kept: the clean and shifted
+    sinograms on the shared scale."""
 
     rows: ComplexRows
     bounds: Bounds
 
     def __call__(self, chunk: Chunk, rows: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
-        clean, shifts = self.rows.clean_and_defects(chunk, rows)
-        clean_u16 = to_uint16(clean, self.bounds)
-        volumes = [("clean", clean_u16)]
-        for i, (r, c, values) in enumerate(shifts):
-            u = clean_u16.copy()
-            u[r, :, c] = to_uint16(values, self.bounds)
-            volumes.append((f"shift{i:02d}", u))
-        for name, vol in volumes:
+        """The chunk's images from its transmission ``rows`` (kept by pass one)."""
+        tau = rows
+        clean = clean_uint16(tau, self.bounds)
+        sample = self.rows.sample
+        for k, v in enumerate(range(chunk.start, chunk.stop)):
+            yield volume_path(sample, "clean", v), clean[k]
+        for i, (r, c, values) in enumerate(self.rows.defects(chunk, tau)):
+            name = f"shift{i:02d}"
+            u = to_uint16(values, self.bounds)
             for k, v in enumerate(range(chunk.start, chunk.stop)):
-                yield volume_path(self.rows.sample, name, v), vol[k]
+                image = clean[k].copy()
+                here = r == k
+                image[:, c[here]] = u[here].T
+                yield volume_path(sample, name, v), image
+
+
+def clean_uint16(tau: np.ndarray, bounds: Bounds) -> np.ndarray:
+    """``to_uint16(neg_log(tau), bounds)``, the same values, computed a row at a time in
+    reused buffers (the whole-chunk float64 temporaries do not fit in the caches).
+
+    Examples
+    --------
+    >>> tau = np.random.default_rng(0).uniform(0.0, 1.2, (3, 4, 5)).astype(np.float32)
+    >>> b = Bounds(-0.1, 3.0)
+    >>> bool((clean_uint16(tau, b) == to_uint16(neg_log(tau), b)).all())
+    True
+    """
+    span = bounds.hi - bounds.lo
+    if not span > 0:
+        return np.zeros(tau.shape, dtype=np.uint16)
+    out = np.empty(tau.shape, dtype=np.uint16)
+    wide = np.empty(tau.shape[1:], dtype=np.float64)
+    narrow = np.empty(tau.shape[1:], dtype=np.float32)
+    for k in range(tau.shape[0]):
+        np.maximum(tau[k], TAU_FLOOR, out=wide, dtype=np.float64)       # neg_log ...
+        np.log(wide, out=wide)
+        np.negative(wide, out=wide)
+        np.copyto(narrow, wide, casting="same_kind")                     # ... as float32
+        np.subtract(narrow, bounds.lo, out=wide, dtype=np.float64)      # to_uint16
+        np.multiply(wide, UINT16_MAX / span, out=wide)
+        np.clip(wide, 0, UINT16_MAX, out=wide)
+        wide[np.isnan(wide)] = 0
+        np.rint(wide, out=wide)
+        np.copyto(out[k], wide, casting="unsafe")
+    return out
 
 
 def detector_record(cfg: Config, model: DetectorModel) -> dict[str, Any]:
@@ -176,13 +246,18 @@ def detector_record(cfg: Config, model: DetectorModel) -> dict[str, Any]:
 def run_sample(run: SampleRun) -> SampleRecord:
     """Generate one complex-mode sample."""
     cfg = run.config
-    done = project_sample(run, work_factor=8 + 2 * cfg.shifts)
+    # the detector does not depend on the phantom: the main process draws it on a thread
+    # while the workers project (its NumPy and SciPy calls release the GIL)
+    with ThreadPoolExecutor(1, thread_name_prefix="nsgen-detector") as pool:
+        detector = pool.submit(DetectorModel.simulate, cfg.seed, run.sample,
+                               Geometry.for_size(cfg.size), cfg.shifts, cfg.shiftstep,
+                               cfg.flatsnum, cfg.I0, cfg.defect_density)
+        done = project_sample(run, work_factor=8 + 2 * cfg.shifts)
+        model = detector.result()
     geometry, objects, spill, sizing, pmax = (done.geometry, done.objects, done.spill,
                                               done.sizing, done.hi)
     if not pmax > 0:
         raise RuntimeError("the phantom projects to zero everywhere")
-    model = DetectorModel.simulate(cfg.seed, run.sample, geometry, cfg.shifts, cfg.shiftstep,
-                                   cfg.flatsnum, cfg.I0, cfg.defect_density)
     rows = ComplexRows(model, cfg.seed, run.sample, pmax)
     per_chunk = run.run(StatisticsStage(spill, sizing.chunk_rows, rows=rows), sizing)
     bounds = EMPTY
@@ -192,7 +267,7 @@ def run_sample(run: SampleRun) -> SampleRecord:
     names = ["clean"] + [f"shift{i:02d}" for i in range(cfg.shifts)]
     for name in names:
         (run.dir / name).mkdir(parents=True, exist_ok=True)
-    images = ComplexImages(rows, bounds)
+    images = ComplexImages(rows, bounds)   # spill holds tau now (StatisticsStage)
     run.run(WriteStage(SpillStage(spill, sizing.chunk_rows), images, run.writer()), sizing)
     record = SampleRecord(extra={
         "geometry": geometry.shape, "objects": objects_record(objects),

@@ -15,8 +15,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
-from scipy.special import spherical_yn
 
 __all__ = [
     "bessel_background",
@@ -31,7 +29,7 @@ __all__ = [
 ]
 
 #: Transmission floor before the logarithm in :func:`complex_projections`.
-_TAU_FLOOR = 1e-6
+TAU_FLOOR = 1e-6
 
 
 def _shape2(shape: tuple[int, int]) -> tuple[int, int]:
@@ -70,6 +68,8 @@ def bessel_background(
     >>> round(float(b.min()), 3), round(float(b.max()), 3)
     (1.385, 2.996)
     """
+    from scipy.special import spherical_yn   # here: the workers never import SciPy (0.15 s)
+
     v, dh = _shape2((n_rows, n_columns))
     if not (start > 0 and stop > 0):
         raise ValueError(f"Bessel arguments must be positive, got ({start}, {stop})")
@@ -191,6 +191,8 @@ def defect_maps(
     >>> m.shape, float(m.max())
     ((3, 64, 90), 1.0)
     """
+    from scipy.ndimage import gaussian_filter   # here: the workers never import SciPy
+
     v, dh = _shape2(shape)
     if int(n_maps) != n_maps or n_maps < 1:
         raise ValueError(f"n_maps must be a positive integer, got {n_maps}")
@@ -590,7 +592,7 @@ def neg_log(tau: np.ndarray) -> np.ndarray:
     >>> neg_log(np.array([1.0, np.exp(-2.0), 0.0])).tolist()
     [-0.0, 2.0, 13.815510749816895]
     """
-    arg = np.maximum(np.asarray(tau, dtype=np.float64), _TAU_FLOOR)
+    arg = np.maximum(np.asarray(tau, dtype=np.float64), TAU_FLOOR)
     np.log(arg, out=arg)
     np.negative(arg, out=arg)
     return arg.astype(np.float32)
