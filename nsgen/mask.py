@@ -38,7 +38,7 @@ from nsgen.stages.decompress import decompressed
 from nsgen.stages.scan_source import ScanSource
 from nsgen.prep.detect import DEFAULT_DETECTOR, check_detector
 from nsgen.prep.detect_params import DetectParams
-from nsgen.stages.stripes import detect_stripes
+from nsgen.stages.stripes import StepClock, detect_stripes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,18 +129,24 @@ class DeflateStage(Stage):
         return row_chunks(-(-self.spill.shape[0] // self.planes), 1)
 
     def work(self, chunk: Chunk, data: object) -> WorkResult:
+        clock = StepClock()
         k0 = chunk.start * self.planes
         k1 = min(self.spill.shape[0], k0 + self.planes)
         stored = self.spill.read_rows(k0, k1)
+        clock.lap("read")
         last = k1 == self.spill.shape[0]
         if self.n_cols is None:
             out, crc = deflate_piece(stored.data.cast("B"), last=last)
-            return WorkResult((out, crc, stored.nbytes))
+            clock.lap("deflate")
+            return WorkResult((out, crc, stored.nbytes, clock.seconds))
         # a mask: stored as uint8 0/1, unpacked from the scratch's bits
         from nsgen.prep._stripe_jit import unpack_bits
         mask = np.empty((*stored.shape[:2], self.n_cols), np.uint8)
         unpack_bits(stored, mask)
-        return WorkResult((*deflate_piece(mask, last=last), mask.nbytes))
+        clock.lap("unpack")
+        out, crc = deflate_piece(mask, last=last)
+        clock.lap("deflate")
+        return WorkResult((out, crc, mask.nbytes, clock.seconds))
 
 
 def deflate_spill(run: StageRunner, spill: Spill, n_cols: int | None = None) -> Deflated:
@@ -152,11 +158,12 @@ def deflate_spill(run: StageRunner, spill: Spill, n_cols: int | None = None) -> 
                          n_cols=n_cols)
     # compute-only (no slot data): the slots only bound the pieces in flight
     pieces = run.run(stage, run.sizing(n_rows=len(stage.chunks()), row_bytes=1, work_factor=0))
+    run.say(StepClock.describe(stage.label, [c for *_, c in pieces]))
     crc = pieces[0][1]
-    for _, c, n in pieces[1:]:
+    for _, c, n, _ in pieces[1:]:
         crc = crc32_combine(crc, c, n)
     return Deflated(shape, "|u1" if n_cols is not None else np.dtype(spill.dtype).str,
-                    tuple(p for p, _, _ in pieces), crc, sum(n for _, _, n in pieces))
+                    tuple(p for p, *_ in pieces), crc, sum(n for _, _, n, _ in pieces))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -194,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{archive}[{key}]; {n_workers} workers")
     work = archive.parent / f".{archive.name}.nsgen-work"
     work.mkdir(parents=True, exist_ok=True)
+    import psutil
+    log(f"[{key}] start-up: {time.time() - psutil.Process().create_time():.2f} s "
+        f"(process start to the first stage)")
     t0 = time.monotonic()
     try:
         # angles first like the archive entries (compressed plane range by plane range);
@@ -212,8 +222,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             deflated = (deflate_spill(run, mask, n_cols),
                         None if weights is None else deflate_spill(run, weights))
             run.say(f"compression: {time.monotonic() - t1:.1f} s")
+            t2 = time.monotonic()
+        t3 = time.monotonic()
         append_mask(archive, key, deflated[0], weights=deflated[1],
                     overwrite=a.overwrite)
+        log(f"[{key}] engine stop: {t3 - t2:.2f} s; archive write: "
+            f"{time.monotonic() - t3:.2f} s")
     finally:
         import shutil
         shutil.rmtree(work, ignore_errors=True)

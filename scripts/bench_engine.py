@@ -1,13 +1,21 @@
 #!/usr/bin/env python
 """Engine benchmarks: real-data throughput vs an h5py read, worker scaling, memory vs rows.
 
-1. Throughput: a scan of 1801 projections x ROWS x 2560 uint16 is made with the project's
-   scan writer (cached under --cache). The floor is reading its projection frames once with
-   h5py, in the same run; then ``nsgen -m raw`` (normalise, anti-aliased downsample, two
-   passes, TIFFs) runs on it with ``--memory-limit``. Printed: medians, the ratio
-   raw/floor (target <= 1.5) and the peak PSS of the whole process tree against the limit.
-   Both are also measured with the scan evicted from the page cache (cold scan, warm
-   software: ``posix_fadvise(DONTNEED)`` on the scan file before each timing).
+1. Real modes: a scan of 1801 projections x ROWS x 2560 uint16 is made with the project's
+   scan writer (cached under --cache), and its stripe mask with ``nsgen mask`` (cached).
+   The floor is reading its projection frames once with h5py, in the same run; then each
+   of ``nsgen -m raw``, ``paired --mask``, ``dynamic`` and ``patch --mask`` runs on it
+   with ``--memory-limit``, alternating with the floor. Printed per mode: medians, the
+   ratios to the cold read (scan evicted from the page cache before each timing:
+   ``posix_fadvise(DONTNEED)``; target <= 1.5) and to the warm read (raw: target <= 3),
+   and the per-stage breakdown of the cold runs (``NSGEN_PROFILE``,
+   :mod:`nsgen.engine.profile`: wall seconds of each stage; the reader's read and wait for
+   a free slot; the workers' phases, wall and CPU seconds summed over the workers; the main
+   process outside the stages = start-up, checks, manifest). Then the peak PSS of raw mode
+   against the limit, and raw mode with 1 worker against 2.
+   On a machine shared with other jobs only ratios within one run mean anything: the
+   floors are measured in the same run, alternating with the modes; CPU seconds are
+   steadier than wall seconds.
 2. Scaling: a compute-bound mode (complex, N=256) with --workers 1 and 2 (target >= 1.7x):
    4 samples in one run (how datasets are made: the ~1 s of interpreter, import and
    process start-up is paid once) written to /dev/shm, so that the disk's write-back of
@@ -21,6 +29,7 @@ Wall times come from runs without memory sampling (reading ``smaps`` every 0.1 s
 a multi-GB run by 15-20 %); each peak PSS from one separate, sampled run.
 
     python scripts/bench_engine.py [--rows 256] [--repeats 3] [--memory-limit 4GB]
+        [--modes raw paired dynamic patch] [--skip scaling memory compressed]
 """
 
 from __future__ import annotations
@@ -28,11 +37,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import h5py
 import numpy as np
@@ -43,14 +54,30 @@ from bench_synthetic import GENERATION_FLAGS, run_nsgen  # noqa: E402
 
 def make_scan(path: Path, rows: int, columns: int, angles: int,
               compression: str | None = None) -> None:
-    """Write (once) a scan of the given size with the project's scan writer."""
+    """Write (once) a scan of the given size with the project's scan writer (under a
+    temporary name, renamed when complete: an interrupted write is never used)."""
     if path.exists():
         return
     from nsgen.io.scan_writer import write_scan
     t0 = time.perf_counter()
-    write_scan(path, n_angles=angles, n_rows=rows, n_columns=columns, n_flats=20, n_darks=10,
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    write_scan(tmp, n_angles=angles, n_rows=rows, n_columns=columns, n_flats=20, n_darks=10,
                chunks=(1, rows, columns), compression=compression)
+    tmp.rename(path)
     print(f"  made {path} in {time.perf_counter() - t0:.0f} s")
+
+
+def make_mask(scan: Path, limit: str) -> Path:
+    """The scan's stripe mask archive (made once with ``nsgen mask``, cached beside it)."""
+    archive = scan.with_name(f"masks_{scan.stem}.npz")
+    if not archive.exists():
+        tmp = archive.with_name(f".{archive.stem}.{os.getpid()}.npz")
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "nsgen", "mask", "--h5", str(scan), "-a", str(tmp),
+                        "--memory-limit", limit], check=True, capture_output=True)
+        tmp.rename(archive)
+        print(f"  made {archive} in {time.perf_counter() - t0:.0f} s")
+    return archive
 
 
 def evict(path: Path) -> bool:
@@ -119,6 +146,138 @@ def raw_args(scan: Path, limit: str, *more: str) -> list[str]:
     return ["-m", "raw", "--hdf-root", str(scan), "-s", "1", "--memory-limit", limit, *more]
 
 
+#: the real modes measured (paired and patch read the cached ``nsgen mask`` archive)
+MODES = ("raw", "paired", "dynamic", "patch")
+
+
+def mode_args(mode: str, scan: Path, limit: str, mask: Path | None, *more: str) -> list[str]:
+    """``nsgen`` arguments of a one-shift run of ``mode`` (without ``-r``); ``patch-onthefly``
+    and ``paired-onthefly`` detect the stripes on the fly instead of reading ``mask``."""
+    name, _, how = mode.partition("-")
+    args = ["-m", name, "--hdf-root", str(scan), "-s", "1", "--memory-limit", limit]
+    if name in ("paired", "patch") and how != "onthefly":
+        assert mask is not None
+        args += ["--mask", str(mask)]
+    return [*args, *more]
+
+
+def profiled_run(args: list[str]) -> tuple[float, list[dict[str, Any]]]:
+    """Wall seconds of one ``nsgen`` run (``args`` without ``-r``) and its profile lines."""
+    from nsgen.engine import profile
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "profile.jsonl"
+        os.environ[profile.ENV] = str(path)
+        try:
+            wall = run_nsgen([*args, "-r", str(Path(d) / "out")])[0]
+        finally:
+            del os.environ[profile.ENV]
+        return wall, profile.load(path)
+
+
+def breakdown(wall: float, lines: list[dict[str, Any]]) -> dict[tuple[str, str, str], float]:
+    """One run's seconds by ``(stage, role, phase)`` (summed over processes; phase
+    ``"<name> cpu"`` for CPU seconds), with ``("outside stages", "main", "wall")``: the
+    run's wall time less its stages' (start-up, checks, manifest)."""
+    out: dict[tuple[str, str, str], float] = defaultdict(float)
+    for line in lines:
+        for name, s in line["seconds"].items():
+            out[line["stage"], line["role"], name] += s
+        for name, s in line.get("cpu", {}).items():
+            out[line["stage"], line["role"], f"{name} cpu"] += s
+    staged = sum(s for (st, role, name), s in out.items() if role == "main" and name == "wall"
+                 and st != "outside stages")
+    out["outside stages", "main", "wall"] = wall - staged
+    return out
+
+
+def median_breakdown(runs: list[dict[tuple[str, str, str], float]]
+                     ) -> dict[tuple[str, str, str], float]:
+    """Median of each figure over runs (0 where a run lacks it)."""
+    keys = dict.fromkeys(k for r in runs for k in r)
+    return {k: statistics.median(r.get(k, 0.0) for r in runs) for k in keys}
+
+
+def print_breakdown(b: dict[tuple[str, str, str], float]) -> None:
+    """The per-stage table of :func:`breakdown` (wall / CPU seconds)."""
+    stages = list(dict.fromkeys(st for st, _, _ in b))
+    stages.remove("outside stages")
+    stages.append("outside stages")
+
+    def phases(stage: str, role: str, skip: tuple[str, ...] = ()) -> str:
+        names = [n for (st, r, n) in b if st == stage and r == role and not n.endswith(" cpu")
+                 and n not in skip]
+        names.sort(key=lambda n: -b[stage, role, n])
+        return ", ".join(f"{n} {b[stage, role, n]:.2f}"
+                         + (f"/{b[stage, role, n + ' cpu']:.2f}"
+                            if (stage, role, n + " cpu") in b else "") for n in names)
+
+    total = sum(s for (_, _, n), s in b.items() if n == "process cpu")
+    print(f"    CPU seconds of the run's processes (forkserver aside): {total:.2f}")
+    print(f"    {'stage':<22} {'wall s':>7}  reader (wall/cpu s) | workers, summed (wall/cpu s)")
+    for st in stages:
+        wall = b.get((st, "main", "wall"), 0.0)
+        if st == "outside stages":
+            print(f"    {'main, outside stages':<22} {wall:7.2f}  start-up, checks, manifest; "
+                  + phases(st, "main", ("wall",)))
+            continue
+        print(f"    {st:<22} {wall:7.2f}  {phases(st, 'reader')} | "
+              f"{phases(st, 'worker', ('work',))}")
+
+
+def time_mode(scan: Path, args: list[str], repeats: int
+              ) -> tuple[list[float], list[float], list[float], list[float], list[Any]]:
+    """Cold reads, cold runs (profiled), warm reads, warm runs of one mode, alternating;
+    returns them and the cold runs' breakdowns."""
+    cold_floor, cold_run, warm_floor, warm_run, parts = [], [], [], [], []
+    can_evict = evict(scan)
+    for _ in range(repeats if can_evict else 0):
+        evict(scan)
+        cold_floor.append(read_once(scan))
+        evict(scan)
+        wall, lines = profiled_run(args)
+        cold_run.append(wall)
+        parts.append(breakdown(wall, lines))
+    read_once(scan)
+    for _ in range(repeats):
+        warm_floor.append(read_once(scan))
+        wall, lines = profiled_run(args)
+        warm_run.append(wall)
+        if not can_evict:
+            parts.append(breakdown(wall, lines))
+    return cold_floor, cold_run, warm_floor, warm_run, parts
+
+
+def bench_modes(scan: Path, modes: list[str], repeats: int, limit: str) -> list[str]:
+    """Section 1: every mode against the cold and warm read; returns the summary rows."""
+    mask = make_mask(scan, limit) if any(m in ("paired", "patch") for m in modes) else None
+    rows = []
+    med = statistics.median
+    for mode in modes:
+        cf, cr, wf, wr, parts = time_mode(scan, mode_args(mode, scan, limit, mask), repeats)
+        cold = (f"cold read {med(cf):.2f} s -> {med(cr):.2f} s = {med(cr) / med(cf):.2f}x"
+                if cf else "cold: posix_fadvise unavailable")
+        print(f"  {mode}: {cold}; warm read {med(wf):.2f} s -> {med(wr):.2f} s = "
+              f"{med(wr) / med(wf):.2f}x")
+        print_breakdown(median_breakdown(parts))
+        rows.append(f"| {mode} | {med(cr) if cr else float('nan'):.2f} | "
+                    f"{med(cf) if cf else float('nan'):.2f} | "
+                    f"{med(cr) / med(cf) if cf else float('nan'):.2f}x | {med(wr):.2f} | "
+                    f"{med(wf):.2f} | {med(wr) / med(wf):.2f}x |")
+    return rows
+
+
+def bench_workers(scan: Path, repeats: int, limit: str) -> None:
+    """Raw mode with 1 worker against 2 (warm scan: compute, not the disk)."""
+    read_once(scan)
+    walls: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(repeats):
+        for w in (1, 2):
+            walls[w].append(profiled_run(raw_args(scan, limit, "--workers", str(w)))[0])
+    one, two = statistics.median(walls[1]), statistics.median(walls[2])
+    print(f"  raw, warm scan: 1 worker {one:.2f} s, 2 workers {two:.2f} s -> speed-up "
+          f"{one / two:.2f}x")
+
+
 def peak_memory(args: list[str]) -> int:
     """Peak PSS of the process tree of one separate, sampled run (``args`` without -r)."""
     with tempfile.TemporaryDirectory() as d:
@@ -133,8 +292,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--memory-limit", default="4GB")
     ap.add_argument("--cache", default="/tmp/nsgen-bench")
+    ap.add_argument("--modes", nargs="*", default=list(MODES),
+                    choices=[*MODES, "paired-onthefly", "patch-onthefly"])
     ap.add_argument("--skip", nargs="*", default=[],
-                    choices=["throughput", "scaling", "memory", "compressed"])
+                    choices=["throughput", "workers", "scaling", "memory", "compressed"])
     a = ap.parse_args()
     cache = Path(a.cache)
     cache.mkdir(parents=True, exist_ok=True)
@@ -142,20 +303,23 @@ def main() -> None:
     limit = parse_bytes(a.memory_limit)
     scan = cache / f"scan_{a.angles}x{a.rows}x{a.columns}.nxs"
     if "throughput" not in a.skip:
-        print(f"1. throughput: raw mode on {a.angles} x {a.rows} x {a.columns} uint16")
+        print(f"1. real modes on {a.angles} x {a.rows} x {a.columns} uint16, medians of "
+              f"{a.repeats} (targets: raw <= 1.5x cold, <= 3x warm; paired, dynamic, patch "
+              f"<= 1.5x cold); breakdown: medians of the cold runs")
         make_scan(scan, a.rows, a.columns, a.angles)
-        floor, run = bench_raw(scan, a.repeats, a.memory_limit, cold=False)
+        rows = bench_modes(scan, a.modes, a.repeats, a.memory_limit)
+        print("  | mode | run s (cold) | cold read s | ratio | run s (warm) | warm read s | "
+              "ratio |")
+        print("  |---|---|---|---|---|---|---|")
+        for row in rows:
+            print(f"  {row}")
         peak = peak_memory(raw_args(scan, a.memory_limit))
-        print(f"  warm cache: h5py read {floor:.2f} s, nsgen raw {run:.2f} s -> ratio "
-              f"{run / floor:.2f} (target <= 1.5)")
-        if evict(scan):
-            floor, run = bench_raw(scan, a.repeats, a.memory_limit, cold=True)
-            print(f"  cold scan: h5py read {floor:.2f} s, nsgen raw {run:.2f} s -> ratio "
-                  f"{run / floor:.2f} (target <= 1.5)")
-        else:
-            print("  (posix_fadvise unavailable: cold-scan figures skipped)")
-        print(f"  peak PSS (separate run) {peak / 2**20:.0f} MiB of {limit / 2**20:.0f} MiB "
-              f"limit")
+        print(f"  raw: peak PSS (separate run) {peak / 2**20:.0f} MiB of "
+              f"{limit / 2**20:.0f} MiB limit")
+    if "workers" not in a.skip:
+        print("1b. workers: raw mode, 1 vs 2 workers")
+        make_scan(scan, a.rows, a.columns, a.angles)
+        bench_workers(scan, a.repeats, a.memory_limit)
     if "scaling" not in a.skip:
         print("2. scaling: complex mode N=256, 1 vs 2 workers")
         shm = Path("/dev/shm")

@@ -157,6 +157,22 @@ def test_reader_exception_surfaces():
     assert set(own_segments()) <= before
 
 
+@dataclass
+class FrameSum(RowSum):
+    """RowSum whose chunks are frames (as a decompression pass's are)."""
+
+    unit: str = "frames"
+
+
+def test_failures_name_the_chunk_in_its_stage_unit():
+    with pytest.raises(EngineError, match=r"worker 1 \(frames 5-9\) failed: ValueError"):
+        with Engine(1) as e:
+            e.run(FrameSum(20, 5, fail_row=7), 2)
+    with pytest.raises(EngineError, match=r"reader \(frames 10-14\) failed: OSError"):
+        with Engine(1) as e:
+            e.run(FrameSum(20, 5, read_fail_row=12), 2)
+
+
 def test_killed_worker_is_reported_not_a_hang():
     before = set(own_segments())
     with pytest.raises(EngineError, match="killed by signal 9"):

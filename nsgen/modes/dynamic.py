@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from nsgen.config import Config
+from nsgen.engine import profile
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
@@ -71,8 +72,9 @@ class FrameStage(ResizeStage):
     def work(self, chunk: Chunk, data: Any) -> WorkResult:
         raw, flat, dark = data
         small = np.empty((chunk.rows, len(self.frames), *OUT_SHAPE), np.float32)
-        for f, (a0, a1) in enumerate(self.frames):
-            small[:, f] = normalise_downsample(raw[a0:a1], flat, dark, OUT_SHAPE)
+        with profile.phase("normalise+downsample"):
+            for f, (a0, a1) in enumerate(self.frames):
+                small[:, f] = normalise_downsample(raw[a0:a1], flat, dark, OUT_SHAPE)
         return keep(self.spill, chunk, small, self.shape[1], self.source.bad, self.percentile)
 
 

@@ -10,19 +10,22 @@ Names ``NNNN_shiftSS_VVVV.tif``; one scale per shift shared by clean and stripe.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
 
 from nsgen.config import Config
+from nsgen.engine import profile
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
 from nsgen.modes.artefacts import (artefact_images, artefact_records, make_artefact_dirs,
                                    synthetic_stripes)
-from nsgen.modes.real import (OUT_SHAPE, add_range_used, check_mask_source, check_scans, keep,
-                              run_shifts, shift_flags, sizing_for, spill_bounds, union)
-from nsgen.prep.scaling import Bounds, to_uint16
+from nsgen.modes.real import (OUT_SHAPE, add_range_used, check_mask_source, check_scans,
+                              interior, interior_parts, keep, run_shifts, shift_flags,
+                              sizing_for, spill_bounds, union)
+from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.stripes import PAIRED
@@ -42,9 +45,13 @@ def check(config: Config) -> None:
 
 @dataclass
 class PairStage(ResizeStage):
-    """Pass one: normalise, downsample, add stripes to the stripe-free rows -> scratch."""
+    """Pass one: normalise, downsample, add stripes to the stripe-free rows -> scratch.
 
-    flags: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    With ``flags`` None (not known yet: read from the mask archive meanwhile), every row
+    gets stripes and a chunk's value is :func:`row_bounds` instead of its summary.
+    """
+
+    flags: np.ndarray | None = field(default_factory=lambda: np.zeros(0, bool))
     seed: int = 0
     sample: int = 0
     shift: int = 0
@@ -54,11 +61,84 @@ class PairStage(ResizeStage):
     def process(self, chunk: Chunk, small: np.ndarray) -> WorkResult:
         out = np.full((chunk.rows, 2, *OUT_SHAPE), np.nan, np.float32)
         out[:, 0] = small
-        for k, v in enumerate(range(chunk.start, chunk.stop)):
-            if not self.flags[v]:
-                rng = generator(self.seed, "stripes", self.sample, self.shift, v)
-                out[k, 1] = synthetic_stripes(small[k], rng, PAIRED)
-        return keep(self.spill, chunk, out, self.shape[1], self.source.bad, self.percentile)
+        with profile.phase("stripes"):
+            for k, v in enumerate(range(chunk.start, chunk.stop)):
+                if self.flags is None or not self.flags[v]:
+                    rng = generator(self.seed, "stripes", self.sample, self.shift, v)
+                    out[k, 1] = synthetic_stripes(small[k], rng, PAIRED)
+        if self.flags is not None:
+            return keep(self.spill, chunk, out, self.shape[1], self.source.bad,
+                        self.percentile)
+        assert self.spill is not None
+        with profile.phase("scratch write"):
+            self.spill.write_rows(chunk.start, out)
+        with profile.phase("bounds"):
+            return WorkResult(row_bounds(chunk, out, self.shape[1], self.source.bad))
+
+
+def image_bounds(x: np.ndarray) -> Bounds:
+    """Bounds of the finite values of ``x`` (EMPTY when there are none)."""
+    return Bounds.of(x) if x.size and np.isfinite(x).any() else EMPTY
+
+
+def row_bounds(chunk: Chunk, values: np.ndarray, n_rows: int, bad: np.ndarray | None
+               ) -> list[tuple[int, Bounds, Bounds]]:
+    """``(row, bounds of its clean sinogram, bounds of its stripe sinogram)`` of every
+    interior row of a chunk (``values``: ``(rows, 2, *OUT_SHAPE)``), over the columns that
+    count (:func:`~nsgen.modes.real.interior_parts`): the union of the clean bounds and of
+    the stripe bounds of the stripe-free rows is pass one's summary with the flags known."""
+    out = []
+    for k, v in enumerate(range(chunk.start, chunk.stop)):
+        if v in interior(n_rows):
+            for part in interior_parts(Chunk(0, v, v + 1), values[k:k + 1], n_rows, bad):
+                out.append((v, image_bounds(part[..., 0, :, :]),
+                            image_bounds(part[..., 1, :, :])))
+    return out
+
+
+def pair_flags(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
+               dtype: str) -> np.ndarray:
+    """Which sinograms of a shift have real stripes: the mask's, and a dead or saturated
+    pixel's (a bad pixel is a stripe of its sinogram)."""
+    with profile.phase("mask flags"):
+        flags = shift_flags(run, run.config, shift, source, shape, dtype, None)[:, 0]
+    if source.bad is not None:
+        flags = flags | source.bad.any(axis=1)
+    return flags
+
+
+def pass_one(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
+             dtype: str, spill: Spill) -> tuple[np.ndarray, Any]:
+    """The flags and pass one's summary. With ``--mask`` and min/max bounds, the flags are
+    read from the archive (a serial decompression of the whole mask) on a thread while pass
+    one runs, and combined with its per-row bounds after."""
+    cfg = run.config
+    sizing = sizing_for(run, shape, dtype, work_factor=1)
+
+    def stage(flags: np.ndarray | None) -> PairStage:
+        return PairStage(source, shape, dtype, sizing.chunk_rows, flags=flags, seed=cfg.seed,
+                         sample=run.sample, shift=shift, spill=spill,
+                         percentile=cfg.bounds_percentile)
+
+    if cfg.mask is None or cfg.bounds_percentile != 0:
+        flags = pair_flags(run, shift, source, shape, dtype)
+        return flags, union(run.run(stage(flags), sizing))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsgen-flags") as pool:
+        future = pool.submit(pair_flags, run, shift, source, shape, dtype)
+        try:
+            rows = [r for chunk in run.run(stage(None), sizing) for r in chunk]
+        except BaseException:
+            future.cancel()
+            raise
+        flags = future.result()
+    return flags, flagged_summary(rows, flags)
+
+
+def flagged_summary(rows: list[tuple[int, Bounds, Bounds]], flags: np.ndarray) -> Bounds:
+    """Pass one's min/max summary from :func:`row_bounds` once the flags are known: every
+    clean sinogram, and the stripe sinograms of the stripe-free rows."""
+    return union([clean for _, clean, _ in rows] + [stripe for v, _, stripe in rows
+                                                    if not flags[v]])
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,17 +169,10 @@ class PairImages:
 def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
                dtype: str) -> list[dict[str, Any]]:
     """Mask flags, then both passes of one shift; returns its manifest entries."""
-    cfg = run.config
-    flags = shift_flags(run, cfg, shift, source, shape, dtype, None)[:, 0]
-    if source.bad is not None:   # a dead or saturated pixel is a stripe of its sinogram
-        flags = flags | source.bad.any(axis=1)
+    spill = Spill.create(run.work / f"shift{shift:02d}.f32", (shape[1], 2, *OUT_SHAPE))
+    flags, summary = pass_one(run, shift, source, shape, dtype, spill)
     run.log(f"[{run.tag}] shift {shift}: {int(flags.sum())} of {len(flags)} sinograms have "
             f"real stripes")
-    spill = Spill.create(run.work / f"shift{shift:02d}.f32", (shape[1], 2, *OUT_SHAPE))
-    sizing = sizing_for(run, shape, dtype, work_factor=1)
-    summary = union(run.run(PairStage(source, shape, dtype, sizing.chunk_rows, flags=flags,
-                                      seed=cfg.seed, sample=run.sample, shift=shift,
-                                      spill=spill, percentile=cfg.bounds_percentile), sizing))
     bounds = spill_bounds(run, spill, summary, shape[1], source.bad)
     make_artefact_dirs(run.dir)
     images = PairImages(run.tag, shift, flags, bounds)

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from nsgen.config import Config
+from nsgen.engine import profile
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
 from nsgen.modes.artefacts import (artefact_images, artefact_records, make_artefact_dirs,
@@ -84,13 +85,15 @@ class BoundsStage(ScanStage):
         inside = interior(self.shape[1])
         ps = self.cutter.patch_shape
         parts = []
-        for k, v in enumerate(range(chunk.start, chunk.stop)):
-            if v in inside:
-                good = patch_good_columns(self.source.bad, v, self.shape, ps)
-                for p, first, stripe in self.cutter.patches(v, sinos[k]):
-                    cols = slice(None) if good is None else good[p]
-                    parts += [x[:, cols] for x in (first, stripe) if x is not None]
-        return WorkResult(summarise(parts, self.percentile, self.refine))
+        with profile.phase("patches+stripes"):
+            for k, v in enumerate(range(chunk.start, chunk.stop)):
+                if v in inside:
+                    good = patch_good_columns(self.source.bad, v, self.shape, ps)
+                    for p, first, stripe in self.cutter.patches(v, sinos[k]):
+                        cols = slice(None) if good is None else good[p]
+                        parts += [x[:, cols] for x in (first, stripe) if x is not None]
+        with profile.phase("bounds"):
+            return WorkResult(summarise(parts, self.percentile, self.refine))
 
 
 @dataclass(frozen=True, eq=False)

@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from nsgen.config import Config
+from nsgen.engine import profile
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.engine.sizing import Sizing
 from nsgen.errors import NsgenError
@@ -135,8 +136,10 @@ def keep(spill: Spill | None, chunk: Chunk, values: np.ndarray, n_rows: int,
     """Pass one of a downsampling mode: keep a chunk's result for pass two, return its
     summary (:func:`summarise`, without what the scan's ``bad`` pixels reach)."""
     assert spill is not None, "a downsampling pass needs its scratch volume"
-    spill.write_rows(chunk.start, values)
-    return WorkResult(summarise(interior_parts(chunk, values, n_rows, bad), percentile))
+    with profile.phase("scratch write"):
+        spill.write_rows(chunk.start, values)
+    with profile.phase("bounds"):
+        return WorkResult(summarise(interior_parts(chunk, values, n_rows, bad), percentile))
 
 
 def union(summaries: list[Any]) -> Any:
@@ -225,9 +228,10 @@ def check_scans(config: Config) -> list[tuple[Path, tuple[int, int, int], str, l
     if config.samples != 1:
         raise NsgenError(f"--samples {config.samples}: a real scan is one sample; choose its "
                          f"number with --start, and run one job per scan (see nsgen submit)")
-    scans = [(p, *scan_info(config, p)) for p in scan_files(config)]
-    for p, *_ in scans:
-        bad_pixels_of(ScanSource.of(config, p))   # refuses flats that cannot normalise
+    with profile.phase("scan checks"):
+        scans = [(p, *scan_info(config, p)) for p in scan_files(config)]
+        for p, *_ in scans:
+            bad_pixels_of(ScanSource.of(config, p))   # refuses flats that cannot normalise
     return scans
 
 
@@ -344,6 +348,7 @@ def run_shifts(run: SampleRun, plan: ShiftPlan) -> SampleRecord:
         if "reason" in pairs:
             print(f"nsgen: warning: sample {run.tag} made no {pairs['missing']}: "
                   f"{pairs['reason']}", file=sys.stderr, flush=True)
+    profile.flush("main", "outside stages")
     return record
 
 

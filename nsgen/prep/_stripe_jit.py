@@ -20,6 +20,7 @@ import numba as nb
 import numpy as np
 
 from nsgen.prep._jit import JIT as _JIT
+from nsgen.prep._normalise_jit import normalise_row
 
 TINY = np.float32(np.finfo(np.float32).smallest_subnormal)
 
@@ -45,11 +46,12 @@ def all_finite(x):  # pragma: no cover - compiled
 
 
 @nb.njit(**_JIT)
-def _gradient_plane(x, k, out):  # pragma: no cover - compiled
-    """``out[j, i] = |G[k, j, i]|``: step-2 difference along columns (backwards at the end)."""
-    n_j, n_i = x.shape[1], x.shape[2]
+def _gradient_plane(x, out):  # pragma: no cover - compiled
+    """``out[j, i] = |G[j, i]|`` of one angle's plane ``x[j, i]``: step-2 difference along
+    columns (backwards at the end)."""
+    n_j, n_i = x.shape
     for j in range(n_j):
-        src = x[k, j]
+        src = x[j]
         dst = out[j]
         for c in range(n_i - 2):
             dst[c] = abs(src[c + 2] - src[c])
@@ -159,11 +161,17 @@ def _edge_ratio(a, mean, j, i, r, mj, mi, plate_n, side_n, thr, out_f, out_b, k,
 
 
 @nb.njit(**_JIT)
-def ratio_map_into(x, r, mk, mj, mi, j0, j1, thr, out_f, out_b):  # pragma: no cover
+def ratio_map_into(x, norm, r, mk, mj, mi, j0, j1, thr, out_f, out_b):  # pragma: no cover
     """Ratio map of rows ``[j0, j1)`` of a ``(angles, rows, columns)`` block.
 
     The outputs have ``j1 - j0`` rows; the other rows of ``x`` are context only.
     Writes ``R3`` into ``out_f`` if it is 3-D, else ``R3 <= thr`` into ``out_b``.
+    ``norm`` empty: ``x`` is the float32 volume. Otherwise ``x`` holds raw counts and
+    ``norm = (dark, lo, hi, ln_den)`` (float32 ``(4, rows, columns)``,
+    :func:`nsgen.prep.normalise.pixel_constants`): each angle's plane is normalised
+    (:func:`nsgen.prep._normalise_jit.normalise_row`, the same float32 values as
+    :func:`~nsgen.prep.normalise.flat_field_log`) just before its gradient, so the
+    normalised volume is never stored.
     ``ratio(mp, mr)`` with ``mp = P / (2R+1)^2`` and ``mr = S / 3R`` is evaluated as
     ``ratio(3R * P, (2R+1)^2 * S)`` (one division instead of three). The left sum of column
     ``i`` is the right sum of column ``i - R - 1`` (same terms, same order), so one row of
@@ -185,10 +193,18 @@ def ratio_map_into(x, r, mk, mj, mi, j0, j1, thr, out_f, out_b):  # pragma: no c
     v_hi = max(n_i - r, v_lo)
     nv = v_hi - v_lo
     planes = np.empty(nr, dtype=np.intp)
+    raw = norm.shape[0] != 0
+    xp = np.empty((n_j, n_i) if raw else (1, 1), dtype=np.float32)  # a normalised plane
     computed = 0  # next angle whose |G| plane is not in the ring yet
     for k in range(n_k):
         while computed <= min(n_k - 1, k + r):
-            _gradient_plane(x, computed, ring[computed % nr])
+            if raw:
+                for j in range(n_j):
+                    normalise_row(x[computed, j], norm[0, j], norm[1, j], norm[2, j],
+                                  norm[3, j], xp[j])
+                _gradient_plane(xp, ring[computed % nr])
+            else:
+                _gradient_plane(x[computed], ring[computed % nr])
             computed += 1
         # plate column sums over the angle offsets -R..R (fixed row, column)
         for d in range(nr):
@@ -270,6 +286,18 @@ def _window_sum(p, n, c, lo, hi):  # pragma: no cover - compiled
 
 
 @nb.njit(**_JIT)
+def _prefix_along_angles(b, j, e0, w, p):  # pragma: no cover - compiled
+    """``p[k, e] = sum of b[:k, j, e0 + e]`` for ``e < w`` (int32 prefix sums over angles)."""
+    row = p[0]
+    for e in range(w):
+        row[e] = 0
+    for k in range(b.shape[0]):
+        src, prev, row = b[k, j, e0:], row, p[k + 1]
+        for e in range(w):
+            row[e] = prev[e] + src[e]
+
+
+@nb.njit(**_JIT)
 def count_at_least_rows_first(b, size, need, out):  # pragma: no cover - compiled
     """``out[j, k, i] = (sum of b[., j, i] over the mirrored window k ± size) >= need``.
 
@@ -282,13 +310,7 @@ def count_at_least_rows_first(b, size, need, out):  # pragma: no cover - compile
     for j in range(n_j):
         for e0 in range(0, n_i, strip):
             w = min(n_i, e0 + strip) - e0
-            row = p[0]
-            for e in range(w):
-                row[e] = 0
-            for k in range(n_k):
-                src, prev, row = b[k, j, e0:], row, p[k + 1]
-                for e in range(w):
-                    row[e] = prev[e] + src[e]
+            _prefix_along_angles(b, j, e0, w, p)
             for k in range(n_k):
                 a1, b1, a2, b2, a3, b3 = _window_ranges(n_k, k, -size, size)
                 pa1, pb1, pa2, pb2, pa3, pb3 = p[a1], p[b1], p[a2], p[b2], p[a3], p[b3]
@@ -296,6 +318,94 @@ def count_at_least_rows_first(b, size, need, out):  # pragma: no cover - compile
                 for e in range(w):
                     cnt = (pb1[e] - pa1[e]) + (pb2[e] - pa2[e]) + (pb3[e] - pa3[e])
                     dst[e] = cnt >= need
+
+
+@nb.njit(**_JIT)
+def count_at_least_packed(b, size, need, out):  # pragma: no cover - compiled
+    """:func:`count_at_least_rows_first` written bit-packed along columns.
+
+    ``out[j, k]`` is ``np.packbits`` of the 0/1 row ``(count >= need)[j, k, :]``
+    (``ceil(columns / 8)`` bytes, most significant bit first, the last byte zero-padded).
+    Columns in strips of 256 (a multiple of 8, so a strip fills whole bytes).
+    """
+    n_k, n_j, n_i = b.shape
+    strip = 256
+    p = np.empty((n_k + 1, strip), dtype=np.int32)
+    bits = np.empty(strip, dtype=np.uint8)
+    for j in range(n_j):
+        for e0 in range(0, n_i, strip):
+            w = min(n_i, e0 + strip) - e0
+            _prefix_along_angles(b, j, e0, w, p)
+            for e in range(w, strip):
+                bits[e] = 0
+            for k in range(n_k):
+                a1, b1, a2, b2, a3, b3 = _window_ranges(n_k, k, -size, size)
+                pa1, pb1, pa2, pb2, pa3, pb3 = p[a1], p[b1], p[a2], p[b2], p[a3], p[b3]
+                for e in range(w):
+                    cnt = (pb1[e] - pa1[e]) + (pb2[e] - pa2[e]) + (pb3[e] - pa3[e])
+                    bits[e] = cnt >= need
+                dst = out[j, k, e0 >> 3:]
+                for q in range((w + 7) >> 3):
+                    v = 0
+                    for t in range(8):
+                        v = (v << 1) | bits[8 * q + t]
+                    dst[q] = np.uint8(v)
+
+
+@nb.njit(**_JIT)
+def depth_unpack(packed, b0, hd, t_d, out, active, kept):  # pragma: no cover - compiled
+    """STRIPES_MERGE pass 2 on bit-packed candidates, unpacking only the rows it keeps.
+
+    ``packed`` is ``(block rows, angles, ceil(columns / 8))`` (``np.packbits`` along
+    columns, rows first); ``out`` (uint8 0/1, ``(n_out, angles, columns)``) receives block
+    rows ``b0 .. b0 + n_out - 1`` with the depth pass applied (``hd < 0``: not applied):
+    a set voxel is cleared if more than ``t_d`` voxels are set in rows ``j ± hd`` of the
+    block (same angle and column; mirror rule, as :func:`depth_pass`). Only the set
+    voxels (sparse) are counted, on the packed rows, so the halo rows are never unpacked;
+    angles are the outer loop, so the packed rows of a window stay in cache from one
+    output row to the next. ``active[q, i]`` (uint8) is set to whether column ``i`` of
+    output row ``q`` holds a set voxel after the pass, and ``kept`` (like ``packed``, with
+    ``n_out`` rows) to the result bit-packed.
+    """
+    n_block, n_k, n_b = packed.shape
+    n_out, _, n_i = out.shape
+    ranges = np.zeros((n_out, 6), dtype=np.intp)
+    for q in range(n_out):
+        if hd >= 0:
+            a1, e1, a2, e2, a3, e3 = _window_ranges(n_block, b0 + q, -hd, hd)
+            ranges[q, 0], ranges[q, 1], ranges[q, 2] = a1, e1, a2
+            ranges[q, 3], ranges[q, 4], ranges[q, 5] = e2, a3, e3
+        for i in range(n_i):
+            active[q, i] = 0
+    for k in range(n_k):
+        for q in range(n_out):
+            src = packed[b0 + q, k]
+            dst = out[q, k]
+            keep = kept[q, k]
+            act = active[q]
+            _unpack_row(src, dst)
+            for cb in range(n_b):
+                v = src[cb]
+                keep[cb] = v
+                if v == 0:
+                    continue
+                if hd >= 0:
+                    clear = 0
+                    for t in range(8):
+                        if not (v >> (7 - t)) & 1:
+                            continue
+                        cnt = 0
+                        for g in range(0, 6, 2):
+                            for rr in range(ranges[q, g], ranges[q, g + 1]):
+                                cnt += (packed[rr, k, cb] >> (7 - t)) & 1
+                        if cnt > t_d:
+                            dst[8 * cb + t] = 0
+                            clear |= 1 << (7 - t)
+                    v = v & ~clear
+                    keep[cb] = v
+                for t in range(8):
+                    if (v >> (7 - t)) & 1:
+                        act[8 * cb + t] = 1
 
 
 @nb.njit(**_JIT)
@@ -327,14 +437,18 @@ def depth_pass(m, hd, t_d):  # pragma: no cover - compiled
 
 
 @nb.njit(**_JIT)
-def length_passes(m, hl, t_v, active):  # pragma: no cover - compiled
+def length_passes(m, hl, t_v, active, bits):  # pragma: no cover - compiled
     """STRIPES_MERGE passes 3 and 4 in place on a 0/1 uint8 mask ``m[j, k, i]`` (rows first).
 
     Pass 3 clears set voxels with fewer than ``t_v`` set voxels in ``k ± hl``; pass 4, on the
     pass-3 result, those with fewer than ``hl``. Only the columns with ``active[j, i]`` (any
-    voxel set) are visited, a sinogram at a time; ``active`` is updated.
+    voxel set) are visited, a sinogram at a time; ``active`` is updated. ``bits`` is empty
+    or ``m`` bit-packed along columns: then the active columns are gathered from it (a
+    sinogram's packed bits stay in cache where its unpacked rows do not). The passes only
+    clear voxels, so only the voxels they clear are written back to ``m``.
     """
     n_j, n_k, n_i = m.shape
+    packed = bits.shape[0] != 0
     p = np.empty(n_k + 1, dtype=np.int32)
     cols = np.empty(n_i, dtype=np.intp)
     buf = np.empty((n_i, n_k), dtype=np.uint8)
@@ -347,10 +461,17 @@ def length_passes(m, hl, t_v, active):  # pragma: no cover - compiled
         if n_c == 0:
             continue
         for k in range(n_k):  # gather the active columns, a detector row at a time
-            for q in range(n_c):
-                buf[q, k] = m[j, k, cols[q]]
+            if packed:
+                row = bits[j, k]
+                for q in range(n_c):
+                    i = cols[q]
+                    buf[q, k] = (row[i >> 3] >> (7 - (i & 7))) & 1
+            else:
+                for q in range(n_c):
+                    buf[q, k] = m[j, k, cols[q]]
         for q in range(n_c):
             col = buf[q]
+            i = cols[q]
             for need in (t_v, hl):  # Jacobi: counts from the previous pass's column
                 p[0] = 0
                 for k in range(n_k):
@@ -358,10 +479,8 @@ def length_passes(m, hl, t_v, active):  # pragma: no cover - compiled
                 for k in range(n_k):
                     if col[k] and _window_sum(p, n_k, k, -hl, hl) < need:
                         col[k] = 0
-            active[j, cols[q]] = col.any()
-        for k in range(n_k):
-            for q in range(n_c):
-                m[j, k, cols[q]] = buf[q, k]
+                        m[j, k, i] = 0
+            active[j, i] = col.any()
 
 
 @nb.njit(**_JIT)
@@ -449,13 +568,27 @@ def fill_passes(m, width, active):  # pragma: no cover - compiled
                 act[i] = 1
 
 
+#: the 8 unpacked bytes of every byte value, as one native uint64 each (memory order)
+_UNPACKED = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).view(np.uint64)[:, 0]
+
+
+@nb.njit(**_JIT)
+def _unpack_row(src, dst):  # pragma: no cover - compiled
+    """``dst[c] = bit c of src`` (``np.unpackbits`` order): 8 columns per table look-up."""
+    n_c = dst.shape[0]
+    full = n_c >> 3
+    words = dst[:full * 8].view(np.uint64)
+    for c in range(full):
+        words[c] = _UNPACKED[src[c]]
+    for c in range(full * 8, n_c):
+        dst[c] = (src[c >> 3] >> (7 - (c & 7))) & 1
+
+
 @nb.njit(**_JIT)
 def unpack_bits(packed, out):  # pragma: no cover - compiled
-    """``np.unpackbits(packed, axis=-1, count=out.shape[-1])`` into ``out`` (3-D, uint8)."""
+    """``np.unpackbits(packed, axis=-1, count=out.shape[-1])`` into ``out`` (3-D, uint8,
+    C-contiguous)."""
     n_a, n_b, n_c = out.shape
     for a in range(n_a):
         for b in range(n_b):
-            src = packed[a, b]
-            dst = out[a, b]
-            for c in range(n_c):
-                dst[c] = (src[c >> 3] >> (7 - (c & 7))) & 1
+            _unpack_row(packed[a, b], out[a, b])

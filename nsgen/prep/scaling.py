@@ -7,6 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 UINT16_MAX = 65535
+#: images of at least this many pixels are scaled by a compiled kernel (the same integers
+#: as NumPy's expression, in one pass); smaller ones by NumPy (no compiler to load)
+COMPILED_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,12 @@ def to_uint16(x: np.ndarray, bounds: Bounds) -> np.ndarray:
     span = bounds.hi - bounds.lo
     if not span > 0:
         return np.zeros(np.shape(x), dtype=np.uint16)
+    x = np.asarray(x)
+    if x.size >= COMPILED_SIZE and x.ndim == 2 and x.dtype in (np.float32, np.float64):
+        from nsgen.prep._scaling_jit import scale_rows   # compiled, cached on disk
+        out = np.empty(x.shape, np.uint16)
+        scale_rows(x, float(bounds.lo), UINT16_MAX / span, out)
+        return out
     y = (np.asarray(x, dtype=np.float64) - bounds.lo) * (UINT16_MAX / span)
     np.clip(y, 0, UINT16_MAX, out=y)
     y[np.isnan(y)] = 0

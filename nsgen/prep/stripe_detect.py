@@ -72,6 +72,10 @@ __all__ = [
 
 # Bound on the int32 scratch of the edge order statistic (bytes), see _edge_order_statistic.
 _EDGE_SCRATCH_BYTES = 1 << 28
+# ``norm`` argument of the compiled ratio map for a volume that is normalised already
+_NO_NORM = np.empty((0, 1, 1), np.float32)
+# ``bits`` argument of the compiled length passes for a mask that is not bit-packed
+_NO_BITS = np.empty((0, 1, 1), np.uint8)
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,7 +156,8 @@ def _ratio_kernel(x: np.ndarray, radius: int, threshold: float | None,
         out_b = np.empty(shape, np.bool_) if below is None else below
         if out_b.shape != shape or out_b.dtype != np.bool_ or not out_b.flags.c_contiguous:
             raise ValueError(f"below must be a C-contiguous bool array of shape {shape}")
-    _stripe_jit.ratio_map_into(x, radius, mk, mj, mi, j0, j1, np.float32(threshold or 0), out_f,
+    _stripe_jit.ratio_map_into(x, _NO_NORM, radius, mk, mj, mi, j0, j1,
+                               np.float32(threshold or 0), out_f,
                                out_b)
     return out_f if threshold is None else out_b
 
@@ -362,7 +367,7 @@ def _clean_passes(m: np.ndarray, params: DetectParams) -> np.ndarray:
     u = m.view(np.uint8)
     if params.min_stripe_depth > 0:  # the only pass coupling detector rows
         _stripe_jit.depth_pass(u, hd, t_d)
-    _stripe_jit.length_passes(u, hl, t_v, _active_columns(m))
+    _stripe_jit.length_passes(u, hl, t_v, _active_columns(m), _NO_BITS)
     return m
 
 

@@ -38,6 +38,7 @@ class DecompressStage(Stage):
     frames: Spill               # every frame of the copy: (frames, rows, columns)
     frames_per_chunk: int
     label: str = "decompress"
+    unit: str = "frames"
 
     def chunks(self) -> list[Chunk]:
         return row_chunks(self.frames.shape[0], self.frames_per_chunk)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nsgen.engine import scratch
+from nsgen.engine import profile, scratch
 from nsgen.engine.pipeline import Chunk, SlotSpec, Stage, WorkResult, row_chunks
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.resize import normalise_downsample, prepare_downsample
@@ -160,7 +160,8 @@ class ScanStage(Stage):
         """The chunk's normalised sinograms ``(rows, angles, columns)`` (with any halo
         rows), in this worker's reusable buffer."""
         raw, flat, dark = data
-        return flat_field_log(raw, flat, dark, out=self._sinograms(raw.shape[1]))
+        with profile.phase("normalise"):
+            return flat_field_log(raw, flat, dark, out=self._sinograms(raw.shape[1]))
 
     def work(self, chunk: Chunk, data: list[np.ndarray]) -> WorkResult:
         return self.process(chunk, self.values(chunk, data))
@@ -192,4 +193,5 @@ class ResizeStage(ScanStage):
     def values(self, chunk: Chunk, data: list[np.ndarray]) -> np.ndarray:
         """The chunk's downsampled sinograms ``(rows, *OUT_SHAPE)``."""
         raw, flat, dark = data
-        return normalise_downsample(raw, flat, dark, OUT_SHAPE)
+        with profile.phase("normalise+downsample"):
+            return normalise_downsample(raw, flat, dark, OUT_SHAPE)

@@ -2,18 +2,23 @@
 
 Used alike by ``nsgen mask`` (full mask into an archive) and the paired and patch modes
 (stripe flags per row or row patch when no ``--mask`` is given). Pass one
-(:class:`CandidateStage`) runs the expensive detector with a halo of ``radius`` rows per
-chunk side and keeps its candidates, one bit per voxel, in a scratch volume; pass two
-(:class:`MergeStage`) runs the cheap merge passes with a halo of ``depth // 2`` rows. The
-result equals the whole-volume computation exactly (docs/science.md B 5.2). The ``robust``
+(:class:`CandidateStage`) runs the expensive detector on the raw counts with a halo of
+``radius`` rows per chunk side (normalising plane by plane inside the ratio map: no float32
+volume is held) and keeps its candidates, one bit per voxel, in a scratch volume; pass two
+(:class:`MergeStage`) runs the cheap merge passes on those bits: its halo of ``depth // 2``
+rows is read packed and only counted for the depth pass, never unpacked or merged
+(:mod:`nsgen.prep.stripe_packed`). The result equals the whole-volume computation exactly
+(docs/science.md B 5.2). Each pass reports seconds per step with ``-v``. The ``robust``
 detector (:mod:`nsgen.prep.stripe_robust`) runs as one pass (:class:`RobustStage`, halo:
 twice its depth rule's rows); ``detect_stripes(..., detector=...)`` chooses.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,25 +28,90 @@ from nsgen.io.spill import Spill
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.patches import crop_bounds
-from nsgen.prep.stripe_detect import (load_kernels, merge_stripes_rows, rows_to_read,
-                                      stripe_candidates_rows)
+from nsgen.prep.stripe_detect import load_kernels, rows_to_read, stripe_candidates_rows
+from nsgen.prep.stripe_packed import (candidates_from_raw, load_packed_kernels, merge_packed,
+                                      packed_columns)
 from nsgen.runner import StageRunner
-from nsgen.stages.scan_sizing import row_sizing, scan_sizing
+from nsgen.stages.scan_sizing import MAX_AUTO_CHUNK, row_sizing, scan_sizing
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import ScanStage, load_flat_field
 
-__all__ = ["CandidateStage", "MergeStage", "RobustStage", "detect_stripes", "mask_flags"]
+__all__ = ["CandidateStage", "MergeStage", "RobustStage", "StepClock", "detect_stripes",
+           "mask_flags"]
 
-#: float32 copies of a row a worker holds in :class:`CandidateStage`: the float32 volume,
-#: the below-threshold map and the candidates (4 + 1 + 1 bytes per voxel)
-CANDIDATE_FLOAT_COPIES = 1.5
+
+class StepClock:
+    """Seconds a worker spends per step of a chunk, summed over chunks for ``-v``.
+
+    Examples
+    --------
+    >>> c = StepClock(); c.lap("a"); c.lap("b"); c.add("rows", 3)
+    >>> sorted(c.seconds), c.seconds["rows"]
+    (['a', 'b', 'rows'], 3)
+    >>> StepClock.total([{"a": 1.0}, {"a": 0.5, "b": 2.0}])
+    {'a': 1.5, 'b': 2.0}
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        """Charge the time since the previous lap (or the start) to ``step``."""
+        t = time.perf_counter()
+        self.add(step, t - self._t)
+        self._t = t
+
+    def add(self, step: str, value: float) -> None:
+        """Add ``value`` (seconds measured elsewhere, or a count) to ``step``."""
+        self.seconds[step] = self.seconds.get(step, 0) + value
+
+    @staticmethod
+    def total(clocks: list[dict[str, float]]) -> dict[str, float]:
+        """Sum of the chunks' ``seconds``, step by step."""
+        out: dict[str, float] = {}
+        for c in clocks:
+            for k, v in c.items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+    @staticmethod
+    def describe(label: str, clocks: list[dict[str, float]]) -> str:
+        """One ``-v`` line: ``label worker seconds: step s, ...`` (counts as integers)."""
+        tot = StepClock.total(clocks)
+        return f"{label} worker seconds: " + ", ".join(
+            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in tot.items())
+
+#: float32 copies of a row a worker holds in :class:`CandidateStage`: the below-threshold
+#: map and the packed candidates (1 + 1/8 bytes per voxel; the ratio map's ring of 2R+1
+#: gradient planes is small); no normalised volume (:func:`candidates_from_raw`)
+CANDIDATE_FLOAT_COPIES = 0.3
 #: fixed memory of a detection worker beyond a plain one: Numba's compiler (~80 MiB PSS)
 JIT_OVERHEAD = 96 * 2**20
-#: extra float32 copies with ``--weights`` (ratio map, weights and their copy)
-WEIGHTS_FLOAT_COPIES = 3.0
-#: bytes a worker holds per candidate byte in :class:`MergeStage` (the rows read, the bool
-#: copy, the output)
-MERGE_WORK_FACTOR = 3.0
+#: extra float32 copies with ``--weights`` (the volume, ratio map, weights and their copy)
+WEIGHTS_FLOAT_COPIES = 4.5
+#: bytes a worker holds per packed candidate byte read in :class:`MergeStage`: the mask
+#: rows (8), their packed copy (1), the halo rows read with them (about 1)
+MERGE_WORK_FACTOR = 10.0
+#: pass one aims at this many chunks per worker: the last chunks of a pass leave workers
+#: idle, and smaller chunks start sooner and fault in less memory ...
+CHUNKS_PER_WORKER = 4
+#: ... but its chunks keep at least this many times the radius (halo rows, which are read,
+#: normalised and differentiated again, at most 2/8 = 25 % more)
+MIN_CHUNK_RADII = 8
+
+
+def candidate_chunk_rows(n_rows: int, workers: int, radius: int) -> int:
+    """Largest automatic chunk of pass one (:class:`CandidateStage`).
+
+    Examples
+    --------
+    >>> candidate_chunk_rows(256, 2, 3), candidate_chunk_rows(64, 2, 3)
+    (32, 24)
+    >>> candidate_chunk_rows(2160, 2, 3)   # memory and the sizing's targets decide
+    270
+    """
+    return max(-(-n_rows // (CHUNKS_PER_WORKER * workers)), MIN_CHUNK_RADII * radius)
 
 
 @dataclass
@@ -59,33 +129,70 @@ class CandidateStage(ScanStage):
     label: str = "detect stripes"
 
     def prepare(self) -> None:
-        load_flat_field()
-        load_kernels()
+        t = time.perf_counter()
+        if self.weights_spill is not None:
+            load_flat_field()
+            load_kernels()
         # fault the work buffers in while the reader reads the first chunk (first touch of
         # fresh memory is the slowest part of a first chunk)
-        rows = self.chunk_rows + 2 * self.halo
-        scratch.buffer("volume", (self.shape[0], rows, self.shape[2]), np.float32).fill(0)
-        scratch.buffer("candidates", (self.chunk_rows, *self.shape[::2]), np.uint8).fill(0)
+        if self.weights_spill is not None:
+            rows = self.chunk_rows + 2 * self.halo
+            scratch.buffer("volume", (self.shape[0], rows, self.shape[2]), np.float32).fill(0)
+        scratch.buffer("candidates", self._candidates_shape(self.chunk_rows),
+                       np.uint8).fill(0)
         scratch.buffer("below", (self.chunk_rows * self.shape[0] * self.shape[2],),
                        np.uint8).fill(0)
+        load_packed_kernels(self.dtype)
+        self._prepared = time.perf_counter() - t
+
+    #: seconds of :meth:`prepare` in this worker, charged to its first chunk
+    _prepared: float = field(default=0.0, init=False, repr=False, compare=False)
+
+    def _candidates_shape(self, rows: int) -> tuple[int, int, int]:
+        """Packed candidates of ``rows`` rows (rows first, a bit per column)."""
+        return rows, self.shape[0], packed_columns(self.shape[2])
+
+    def slot_spec(self, chunk: Chunk) -> Any:
+        # the reader's seconds for the chunk travel with it (for the -v profile)
+        return [*super().slot_spec(chunk), ((1,), "float64")]
+
+    def read(self, chunk: Chunk, out: list[np.ndarray]) -> None:
+        t = time.perf_counter()
+        super().read(chunk, out)
+        out[3][0] = time.perf_counter() - t
 
     def work(self, chunk: Chunk, data: list[np.ndarray]) -> WorkResult:
         assert self.candidates is not None
-        raw, flat, dark = data
-        # the detector works on (angles, rows, columns): the raw layout, no transposed copy
-        volume = flat_field_log(raw, flat, dark, sinograms_first=False,
-                                out=scratch.buffer("volume", raw.shape, np.float32))
-        lo, _ = self.read_rows(chunk)
+        clock = StepClock()
+        raw, flat, dark, read_seconds = data
+        clock.add("read (reader)", float(read_seconds[0]))
+        clock.add("prepare (kernels+buffers)", self._prepared)
+        self._prepared = 0.0
+        lo, hi = self.read_rows(chunk)
+        clock.add("rows", hi - lo)
+        clock.add("halo rows", hi - lo - chunk.rows)
         p = self.params
-        out = scratch.buffer("candidates", (chunk.rows, *self.shape[::2]), np.uint8)
-        got = stripe_candidates_rows(volume, lo, (chunk.start, chunk.stop), self.shape[1],
-                                     p, return_weights=self.weights_spill is not None, out=out,
-                                     work=scratch.buffer("below", (out.size,), np.uint8))
-        cand, weights = got if isinstance(got, tuple) else (got, None)
-        self.candidates.write_rows(chunk.start, np.packbits(cand, axis=-1))
-        if weights is not None and self.weights_spill is not None:
+        out = scratch.buffer("candidates", self._candidates_shape(chunk.rows), np.uint8)
+        below = scratch.buffer("below", (out.shape[0] * out.shape[1] * self.shape[2],),
+                               np.uint8)
+        if self.weights_spill is None:
+            # normalised plane by plane inside the ratio map: no float32 volume
+            candidates_from_raw(raw, flat, dark, lo, (chunk.start, chunk.stop),
+                                self.shape[1], p, out=out, work=below)
+            clock.lap("normalise+detect")
+        else:
+            # the weights need the float32 volume (order statistic of the ratio map)
+            volume = flat_field_log(raw, flat, dark, sinograms_first=False,
+                                    out=scratch.buffer("volume", raw.shape, np.float32))
+            clock.lap("normalise")
+            cand, weights = stripe_candidates_rows(volume, lo, (chunk.start, chunk.stop),
+                                                   self.shape[1], p, return_weights=True)
+            np.copyto(out, np.packbits(cand, axis=-1))
             self.weights_spill.write_band(chunk.start, weights)
-        return WorkResult(None)
+            clock.lap("detect+weights")
+        self.candidates.write_rows(chunk.start, out)
+        clock.lap("write")
+        return WorkResult(clock.seconds)
 
 
 @dataclass
@@ -115,18 +222,29 @@ class MergeStage(Stage):
         return row_chunks(self.candidates.shape[0], self.chunk_rows)
 
     def work(self, chunk: Chunk, data: object) -> WorkResult:
-        p = self.params
-        n_rows = self.candidates.shape[0]
+        clock = StepClock()
+        n_rows, n_angles, n_bytes = self.candidates.shape
         lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo)
-        rows = scratch.buffer("candidates", (hi - lo, self.candidates.shape[1], self.n_cols),
-                              np.uint8)
-        from nsgen.prep._stripe_jit import unpack_bits  # compiled; numba loads lazily
-        unpack_bits(self.candidates.read_rows(lo, hi), rows)
-        mask = merge_stripes_rows(rows, lo, (chunk.start, chunk.stop), n_rows, p,
-                                  overwrite_input=True)
-        if self.mask_spill is not None:
-            self.mask_spill.write_band(chunk.start, np.packbits(mask, axis=-1))
-        return WorkResult(mask_flags(mask.transpose(1, 0, 2), self.patch_shape))
+        clock.add("rows", chunk.rows)
+        clock.add("halo rows (read packed)", hi - lo - chunk.rows)
+        packed = self.candidates.read_rows(
+            lo, hi, scratch.buffer("packed", (hi - lo, n_angles, n_bytes), np.uint8))
+        clock.lap("read")
+        mask = merge_packed(packed, lo, (chunk.start, chunk.stop), n_rows, self.params,
+                            self.n_cols, out=scratch.buffer(
+                                "mask", (chunk.rows, n_angles, self.n_cols), np.uint8))
+        clock.lap("merge")
+        if self.mask_spill is not None or self.patch_shape is None:
+            bits = np.packbits(mask, axis=-1)
+            if self.mask_spill is not None:
+                self.mask_spill.write_band(chunk.start, bits)
+            clock.lap("pack+write")
+        if self.patch_shape is None:   # from the packed rows: 8x fewer bytes to look at
+            flags = np.asarray(bits.reshape(chunk.rows, -1).any(axis=1))[:, None]
+        else:
+            flags = mask_flags(mask.transpose(1, 0, 2), self.patch_shape)
+        clock.lap("flags")
+        return WorkResult((flags, clock.seconds))
 
 
 @dataclass
@@ -200,18 +318,28 @@ def detect_stripes(run: StageRunner, source: ScanSource, shape: tuple[int, int, 
                               "uint8")
     try:
         copies = CANDIDATE_FLOAT_COPIES + (WEIGHTS_FLOAT_COPIES if weights_spill else 0.0)
-        sizing = scan_sizing(run, shape, dtype, copies, halo=params.radius,
-                             worker_overhead=JIT_OVERHEAD)
-        run.run(CandidateStage(source, shape, dtype, sizing.chunk_rows, halo=params.radius,
-                               params=params, candidates=candidates,
-                               weights_spill=weights_spill), sizing)
+        itemsize = np.dtype(dtype).itemsize   # rows as scan_sizing counts them
+        sizing = run.sizing(n_rows=n_rows, row_bytes=n_angles * n_cols * itemsize + 8 * n_cols,
+                            work_factor=copies * 4 / itemsize, halo=params.radius,
+                            worker_overhead=JIT_OVERHEAD,
+                            max_chunk_rows=min(MAX_AUTO_CHUNK, candidate_chunk_rows(
+                                n_rows, run.workers, params.radius)))
+        clocks = run.run(CandidateStage(source, shape, dtype, sizing.chunk_rows,
+                                        halo=params.radius, params=params,
+                                        candidates=candidates, weights_spill=weights_spill),
+                         sizing)
+        run.say(StepClock.describe("detect stripes", clocks))
         merge = MergeStage(candidates=candidates, n_cols=n_cols, chunk_rows=1, params=params,
                            patch_shape=patch_shape, mask_spill=mask_spill)
-        # a compute-only stage: no slot, the worker holds the rows it reads and works on
-        sizing = row_sizing(run, n_rows, row_bytes=n_angles * n_cols, halo=merge.halo,
+        # a compute-only stage: no slot, the worker holds the rows it reads and works on;
+        # its halo rows are read packed and never merged, so chunks need not be large:
+        # sized by the packed rows read (a mask row is 8 of them)
+        sizing = row_sizing(run, n_rows, row_bytes=n_angles * packed_columns(n_cols),
                             worker_overhead=JIT_OVERHEAD, work_factor=MERGE_WORK_FACTOR)
         merge.chunk_rows = sizing.chunk_rows
-        return np.concatenate(run.run(merge, sizing), axis=0)
+        got = run.run(merge, sizing)
+        run.say(StepClock.describe("merge stripes", [c for _, c in got]))
+        return np.concatenate([f for f, _ in got], axis=0)
     finally:
         candidates.path.unlink(missing_ok=True)
 

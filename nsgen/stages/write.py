@@ -14,15 +14,21 @@ A mode's pass two is ``WriteStage(source, images, writer)``:
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
+from nsgen.engine import profile
 from nsgen.engine.pipeline import Chunk, SlotSpec, Stage, WorkResult
 
-__all__ = ["ChunkImages", "ImageWriter", "RowSource", "WriteStage", "range_used"]
+__all__ = ["IMAGES_AHEAD", "ChunkImages", "ImageWriter", "RowSource", "WriteStage", "range_used"]
+
+#: images a write stage's worker makes ahead of the one being written
+IMAGES_AHEAD = 4
 
 #: ``(path relative to the dataset root, uint16 image)``
 Image = tuple[str, np.ndarray]
@@ -97,16 +103,56 @@ class WriteStage(Stage):
         self.source.prepare()
 
     def work(self, chunk: Chunk, data: Any) -> WorkResult:
-        """Write the chunk's images; its value is ``{path: fraction of 0..65535 used}``."""
+        """Write the chunk's images; its value is ``{path: fraction of 0..65535 used}``.
+
+        The images are made on a thread, at most :data:`IMAGES_AHEAD` ahead of the writer,
+        so that making the next images overlaps writing the last ones (file writes that
+        wait for the disk, once the page cache holds many dirty pages, release the GIL, as
+        the compiled kernels do). The writer receives them in order: the same bytes.
+        """
         rows = self.source.values(chunk, data)
         used: dict[str, float] = {}
+        ahead: queue.Queue[Any] = queue.Queue(maxsize=IMAGES_AHEAD)
+        stop = threading.Event()
 
-        def measured() -> Iterable[Image]:
-            for path, image in self.images(chunk, rows):
-                used[path] = range_used(image)
-                yield path, image
+        def put(item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    ahead.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    pass
+            return False
 
-        files, nbytes, checksums = self.writer.write(measured())
+        def make() -> None:
+            try:
+                with profile.phase("images"):
+                    for path, image in self.images(chunk, rows):
+                        used[path] = range_used(image)
+                        if not put((path, image)):
+                            return
+            except BaseException as exc:  # noqa: BLE001 - re-raised by the writer's side
+                put(exc)
+                return
+            put(None)
+
+        def made() -> Iterable[Image]:
+            while True:
+                item = ahead.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+
+        maker = threading.Thread(target=make, name="nsgen-images", daemon=True)
+        maker.start()
+        try:
+            with profile.phase("encode+write files"):
+                files, nbytes, checksums = self.writer.write(made())
+        finally:
+            stop.set()        # a writer that failed: the maker gives up at its next image
+            maker.join()
         return WorkResult(used, files, nbytes, checksums)
 
 

@@ -1,0 +1,128 @@
+"""What the engine runs: :class:`Stage` (one pass over the rows of a volume), its
+:class:`Chunk` s, a worker's :class:`WorkResult`, and the layout of a chunk's arrays in a
+shared-memory slot (:func:`slot_bytes`, :func:`slot_views`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Rows ``[start, stop)`` of a volume; ``index`` orders results."""
+
+    index: int
+    start: int
+    stop: int
+
+    @property
+    def rows(self) -> int:
+        """Number of rows."""
+        return self.stop - self.start
+
+
+def row_chunks(n_rows: int, chunk_rows: int) -> list[Chunk]:
+    """Split ``n_rows`` rows into consecutive chunks of at most ``chunk_rows``.
+
+    Examples
+    --------
+    >>> [(c.start, c.stop) for c in row_chunks(10, 4)]
+    [(0, 4), (4, 8), (8, 10)]
+    """
+    if n_rows < 0 or chunk_rows < 1:
+        raise ValueError(f"bad chunking: {n_rows} rows, {chunk_rows} per chunk")
+    return [Chunk(i, s, min(s + chunk_rows, n_rows))
+            for i, s in enumerate(range(0, n_rows, chunk_rows))]
+
+
+@dataclass
+class WorkResult:
+    """What a worker returns for one chunk: a small value plus output accounting
+    (files and bytes written, and a checksum of each file by path)."""
+
+    value: Any = None
+    files: int = 0
+    nbytes: int = 0
+    checksums: dict[str, str] = field(default_factory=dict)
+
+
+SlotSpec = Any  # (shape, dtype) or a list of (shape, dtype)
+_ALIGN = 64
+
+
+def _layout(spec: SlotSpec) -> list[tuple[int, tuple[int, ...], np.dtype]]:
+    """Byte offset, shape and dtype of each array of a slot specification."""
+    many = isinstance(spec, list)
+    items = spec if many else [spec]
+    out, off = [], 0
+    for shape, dtype in items:
+        dt = np.dtype(dtype)
+        out.append((off, tuple(int(x) for x in shape), dt))
+        off += -(-int(np.prod(shape)) * dt.itemsize // _ALIGN) * _ALIGN
+    return out
+
+
+def slot_bytes(spec: SlotSpec) -> int:
+    """Bytes a slot needs for ``spec``."""
+    lay = _layout(spec)
+    off, shape, dt = lay[-1]
+    return off + int(np.prod(shape)) * dt.itemsize
+
+
+def slot_views(buf: Any, spec: SlotSpec) -> Any:
+    """The arrays of ``spec`` laid out in ``buf`` (one array, or a list)."""
+    views = [np.ndarray(shape, dtype=dt, buffer=buf, offset=off) for off, shape, dt in
+             _layout(spec)]
+    return views if isinstance(spec, list) else views[0]
+
+
+class Stage:
+    """One pass over the rows of a volume. Subclass and override.
+
+    Instances are pickled to the reader and every worker once per stage, so keep
+    them small (configuration, object lists, 2D maps), never whole volumes.
+    """
+
+    #: label of the progress bar
+    label: str = "stage"
+    #: what a chunk's ``start``/``stop`` count, as error messages name them
+    unit: str = "rows"
+
+    def chunks(self) -> Sequence[Chunk]:
+        """The chunks of this stage, in result order."""
+        raise NotImplementedError
+
+    def slot_spec(self, chunk: Chunk) -> SlotSpec:
+        """Shape and dtype of the data the reader delivers for ``chunk``.
+
+        Either one ``(shape, dtype)`` pair, or a list of them when a chunk is several
+        arrays (then :meth:`read` and :meth:`work` receive a list of arrays). The
+        default is an empty array: a compute-only stage whose workers make their own
+        data (for example by simulation).
+        """
+        return (0,), "uint8"
+
+    def read(self, chunk: Chunk, out: Any) -> None:
+        """Fill ``out`` with the data of ``chunk`` (runs in the reader process)."""
+
+    def work(self, chunk: Chunk, data: Any) -> WorkResult:
+        """Process one chunk (runs in a worker process)."""
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Run once in every worker as the stage starts, while the reader reads the first
+        chunks (for example to load compiled kernels). The default does nothing."""
+
+    def prefetch(self) -> None:
+        """Begin slow input early (for example ask the OS to read ahead). Runs on a thread
+        of the main process as the stage is submitted, while the reader process receives
+        it; it must not change the stage, and its errors are ignored (the reader reports
+        real ones). The default does nothing."""
+
+
+class EngineError(RuntimeError):
+    """A reader or worker process failed or died; the message says which and why."""
+
