@@ -9,7 +9,8 @@ For every finished sample (``root/NNNN/manifest.json``) the check verifies, in p
 * every pair is complete: each ``target`` is listed and its file is sound;
 * no strays: no temporary files of interrupted writes, no ``.work``/``.nsgen`` scratch
   directories in finished samples, no ``.tif`` file that no manifest lists, no sample
-  directory without a manifest (unfinished), no file listed by two manifests;
+  directory or output container (``NNNN.h5``, ``NNNN.zarr``) without a manifest
+  (unfinished, or the manifest was deleted), no file listed by two manifests;
 * the ``preview`` PNG the manifest names exists;
 * the input files of a real-data sample (its ``sources``) are unchanged since
   (:func:`nsgen.rerun.changed_inputs`);
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,13 +41,15 @@ from nsgen.errors import NsgenError
 from nsgen.io.manifest import (MANIFEST, SAMPLE_GLOB, manifest_paths, manifest_problems,
                                read_manifest)
 from nsgen.io.formats import inspect_item, read_item
-from nsgen.io.layout import split_item
+from nsgen.io.layout import CONTAINER_SUFFIXES, split_item
 from nsgen.io.tiff import is_temporary, pixel_crc32
 
 #: scratch directories a finished sample must not contain (see nsgen.runner)
 SCRATCH_DIRS = (".work", ".nsgen")
 TIFF_SUFFIXES = (".tif", ".tiff")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: a sample's output container (``--format hdf5|zarr``) directly under the root
+_CONTAINER = re.compile(r"^(\d{4})(" + "|".join(re.escape(s) for s in CONTAINER_SUFFIXES.values()) + ")$")
 #: files per task handed to a thread
 BATCH = 256
 #: the per-sample table lists every sample up to this many, else only the bad ones
@@ -314,10 +318,19 @@ def check_dataset(root: Path, workers: int | None = None, deep: bool = False) ->
     """
     t0 = time.monotonic()
     root = Path(root)
+    if _CONTAINER.match(root.name) and root.exists():
+        raise NsgenError(f"{root} is the output container of sample {root.name[:4]}, not a dataset "
+                         f"root; check the dataset it belongs to: nsgen check {root.parent}")
     if not root.is_dir():
         raise NsgenError(f"{root} is not a directory; give the --root of a generated dataset")
     paths = manifest_paths(root)
     if not paths:
+        orphans = sorted(e.name for e in os.scandir(root) if _CONTAINER.match(e.name))
+        if orphans:
+            raise NsgenError(f"{root} holds output containers ({', '.join(orphans[:3])}"
+                             f"{', ...' if len(orphans) > 3 else ''}) but no sample manifest "
+                             f"(NNNN/{MANIFEST}): the samples are unfinished or their manifests "
+                             f"were deleted; rerun the same nsgen command to finish them")
         raise NsgenError(f"no sample manifest (NNNN/{MANIFEST}) under {root}; give the --root "
                          f"of a generated dataset (unfinished samples have none yet)")
     report = CheckReport(root)
@@ -398,10 +411,20 @@ def check_dataset(root: Path, workers: int | None = None, deep: bool = False) ->
 
     # the root: unfinished samples, and strays of dynamic mode (its TIFFs lie here)
     finished = {d.name for d in finished_dirs} | {p.parent.name for p in paths}
+    containers = {item[1] for item in map(split_item, listed) if item is not None}
     with os.scandir(root) as it:
         for e in sorted(it, key=lambda e: e.name):
             p = Path(e.path)
-            if e.is_dir():
+            container = _CONTAINER.match(e.name)
+            if container and e.name not in containers:
+                if container.group(1) in finished:
+                    problems.append((e.name, "output container not in any manifest"))
+                else:
+                    problems.append((e.name, f"output container without its manifest "
+                                     f"({container.group(1)}/{MANIFEST} missing: the sample is "
+                                     f"unfinished or its manifest was deleted; rerun the same "
+                                     f"nsgen command to finish it)"))
+            elif e.is_dir():
                 if p.match(SAMPLE_GLOB) and e.name not in finished:
                     problems.append((e.name + "/", "sample directory without manifest "
                                      "(unfinished: rerun the same nsgen command to finish it)"))

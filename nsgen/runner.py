@@ -35,6 +35,7 @@ from nsgen.io.formats import (check_root_format, pack_sample, remove_stale_conta
                               writer_for)
 from nsgen.io.manifest import MANIFEST, write_json_atomic, write_manifest
 from nsgen.io.tiff import remove_temporaries
+from nsgen.mainscript import check_main_importable
 from nsgen.prep.scaling import Bounds
 from nsgen.stages.write import ImageWriter
 
@@ -245,6 +246,7 @@ def generate(config: Config, on_sample: Callable[[int, Path], None] | None = Non
     log = Log(config.verbose, config.progress)
     mode = load_mode(config.mode)
     check_root(config.root)
+    check_main_importable()   # before anything is written: the engine's children import it
     mode.check(config)
     check_root_format(config.root, config.format)
     from nsgen.diskspace import check_free_space

@@ -237,3 +237,39 @@ def test_deep_check_of_a_file_without_checksum_says_so(data, capsys):
     assert check_main([str(data), "--deep"]) == 1
     out = capsys.readouterr().out
     assert f"{manifest['files'][4]['path']}: no pixel checksum (crc32) in the manifest" in out
+
+
+@pytest.fixture(scope="module")
+def containers(tmp_path_factory):
+    root = tmp_path_factory.mktemp("h5") / "data"
+    nsgen("-m", "simple", "-N", "16", "-o", "2", "-S", "2", "--no-preview", "--format", "hdf5",
+          "-r", str(root))
+    return root
+
+
+def test_output_container_without_its_manifest_is_reported(containers, tmp_path, capsys):
+    root = tmp_path / "data"
+    shutil.copytree(containers, root)
+    assert _run(root, capsys)[0] == 0
+    shutil.rmtree(root / "0001")        # the manifest of 0001.h5 is gone
+    code, out = _run(root, capsys)
+    assert code == 1
+    assert "0001.h5: output container without its manifest (0001/manifest.json missing" in out
+    shutil.copy(root / "0000.h5", root / "0007.h5")    # a container no manifest lists
+    code, out = _run(root, capsys)
+    assert code == 1 and "0007.h5: output container without its manifest" in out
+
+
+def test_no_manifest_at_all_or_a_container_as_root_is_a_usage_error(containers, tmp_path, capsys):
+    root = tmp_path / "data"
+    shutil.copytree(containers, root)
+    assert cli_main(["check", str(root / "0000.h5")]) == 2
+    err = capsys.readouterr().err
+    assert "is the output container of sample 0000, not a dataset root" in err
+    assert f"nsgen check {root}" in err
+    shutil.rmtree(root / "0000")
+    shutil.rmtree(root / "0001")
+    assert cli_main(["check", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "holds output containers (0000.h5, 0001.h5) but no sample manifest" in err
+    assert err.count("\n") == 1

@@ -145,3 +145,58 @@ def test_main_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert scan.shape == (7, 5, 32) and (scan.n_flats, scan.n_darks) == (4, 2)
     with pytest.raises(SystemExit):
         main([str(tmp_path / "z.nxs"), "--defect", "10:1"])
+
+
+def test_same_bytes_whatever_the_workers_and_block_size(tmp_path: Path) -> None:
+    """Frame i has its own random stream: 1, 2 or 3 worker processes and any block size
+    write the same file contents (labelled scan: every kind of defect, the drifting beam)."""
+    kw = dict(n_angles=23, n_rows=6, n_columns=96, n_flats=3, n_darks=2, flats_after=True, seed=9,
+              labelled=True)
+    data = {}
+    for workers in (1, 2, 3):
+        write_scan(tmp_path / f"w{workers}.nxs", workers=workers, **kw)
+        with h5py.File(tmp_path / f"w{workers}.nxs", "r") as f:
+            data[workers] = f[DATA][()]
+    np.testing.assert_array_equal(data[1], data[2])
+    np.testing.assert_array_equal(data[1], data[3])
+    key = write_scan(tmp_path / "k.nxs", **{**kw, "labelled": False}).image_key
+    spec_blocks = {}
+    from nsgen.io.scan_frames import FrameSpec, generate_frames
+    n = key.size
+    spec = FrameSpec(n_rows=6, n_columns=96, n_angles=23, seed=9, i0=2e4, dtype="float32", image_key=key,
+                     frame_angle=np.linspace(0, 180, n))
+    for block, workers in ((1, 1), (4, 1), (5, 2)):
+        spec_blocks[(block, workers)] = np.concatenate([f for _, f in generate_frames(spec, block, workers)])
+    for got in spec_blocks.values():
+        np.testing.assert_array_equal(got, spec_blocks[(1, 1)])
+
+
+@pytest.mark.parametrize("i0", [60.0, 20000.0])
+def test_counts_have_the_mean_and_variance_of_poisson_photons_plus_read_noise(i0: float) -> None:
+    """Flat counts at every pixel: mean dark + beam, variance beam + 2**2, below the exact
+    Poisson threshold (i0 = 60: skewness beam / (beam + 4)**1.5 ~ 0.14, the photons' third
+    cumulant) and above it (one Gaussian draw of the same mean and variance: no skew)."""
+    from nsgen.io.scan_frames import READ_NOISE, FrameMaker, FrameSpec, _beam
+    n = 2000
+    key = np.ones(n, np.int32)
+    key[0] = 0
+    spec = FrameSpec(n_rows=2, n_columns=8, n_angles=1, seed=1, i0=i0, dtype="float64", image_key=key,
+                     frame_angle=np.zeros(n))
+    maker = FrameMaker(spec)
+    flats = maker.frames(1, n)
+    beam = _beam(2, 8, i0).astype(np.float64)
+    dark = maker._dark.astype(np.float64)
+    mean_err = (flats.mean(axis=0) - dark - beam) / np.sqrt((beam + READ_NOISE**2) / n)
+    assert np.all(np.abs(mean_err) < 4.5)
+    ratio = flats.var(axis=0, ddof=1) / (beam + READ_NOISE**2)
+    assert abs(ratio.mean() - 1) < 0.06 and np.all(np.abs(ratio - 1) < 0.3)
+    centred = flats - flats.mean(axis=0)
+    skew = (centred**3).mean(axis=0) / flats.var(axis=0) ** 1.5
+    expected = beam / (beam + READ_NOISE**2) ** 1.5 if i0 < 100 else np.zeros_like(beam)
+    assert abs(skew.mean() - expected.mean()) < 0.045  # standard error ~0.014
+
+
+def test_workers_option_errors(tmp_path: Path) -> None:
+    with pytest.raises(NsgenError, match="--workers must be an integer >= 1"):
+        write_scan(tmp_path / "x.nxs", workers=0)
+    assert not (tmp_path / "x.nxs").exists()

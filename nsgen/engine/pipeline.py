@@ -44,6 +44,7 @@ from nsgen.engine.shm import SHM_PREFIX, check_shm_space, sweep_stale_segments
 from nsgen.engine.stage import (Chunk, EngineError, SlotSpec, Stage, WorkResult, row_chunks,
                                 slot_bytes, slot_views)
 from nsgen.errors import NsgenError
+from nsgen.mainscript import check_main_importable
 
 
 def _quietly(fn: Callable[[], None]) -> None:
@@ -134,6 +135,7 @@ class Engine:
 
     def start(self) -> None:
         """Start the reader and the workers."""
+        check_main_importable()   # a script read from stdin: one clear error, not a dead child
         sweep_stale_segments()
         ctx = self._ctx
         try:

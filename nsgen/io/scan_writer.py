@@ -15,28 +15,17 @@ i12 scan::
 Frames: ``n_darks`` darks, ``n_flats`` flats, ``n_angles`` projections, and with
 ``flats_after`` a second block of ``n_flats`` flats and ``n_darks`` darks.
 
-Content (closed forms only, no other nsgen module):
+Content: the phantom, beam, detector and noise of :mod:`nsgen.io.scan_frames`, plus
+defects: on a known range of rows, a few detector columns respond with a gain error
+(``gain`` != 1) during the projections but not during the flats (a pixel whose response
+drifted after the flat fields were taken). Flat-field correction cannot remove this, so
+after ``-log`` normalisation each defective pixel adds exactly ``-ln(gain)`` at every
+angle: a full stripe in the sinograms of those rows, at those columns. :class:`ScanTruth`
+lists them. With ``labelled=True`` the defects are those of :mod:`nsgen.io.scan_defects`.
 
-* object: a vertical cylinder (the sample container, radius 0.42 of the detector
-  width, centred on the rotation axis) holding a few spheres; the line integral
-  at (row, column) for angle theta is the sum of exact chord lengths times the
-  attenuation coefficients (maximum roughly 1.5);
-* beam: ``i0`` photons per pixel at the centre, falling smoothly to about 60 %
-  at the detector edges, with a gentle variation along the rows;
-* counts: ``Poisson(beam * gain * exp(-line integral)) + dark``, the dark being
-  a fixed pattern around 100 counts plus Gaussian read noise (sigma 2); flats
-  are the same without the object, darks without the beam;
-* defects: on a known range of rows, a few detector columns respond with a gain
-  error (``gain`` != 1) during the projections but not during the flats (a
-  pixel whose response drifted after the flat fields were taken). Flat-field
-  correction cannot remove this, so after ``-log`` normalisation each defective
-  pixel adds exactly ``-ln(gain)`` at every angle: a full stripe in the
-  sinograms of those rows, at those columns. :class:`ScanTruth` lists them.
-
-Every frame draws its noise from its own generator, ``nsgen.rng.generator(seed,
-"scan-frame", frame)``, so the file does not depend on the block size used to
-write it. Projections are written in blocks of a few tens of MB: memory stays
-bounded for any scan size (1801 x 256 x 2560 uint16, 2.4 GB, is fine).
+Frames are made in parallel (``workers`` processes; frame ``i`` has its own random stream,
+so the bytes do not depend on the number of processes or the block size) and written by
+the calling process in blocks of a few tens of MB: memory stays bounded for any scan size.
 """
 
 from __future__ import annotations
@@ -54,30 +43,18 @@ import numpy as np
 import numpy.typing as npt
 
 from nsgen.errors import NsgenError
-from nsgen.io.scan_defects import apply_defects, draw_defects, write_truth
+from nsgen.io.scan_defects import draw_defects, write_truth
+from nsgen.io.scan_frames import Defect, FrameSpec, default_workers, generate_frames
+from nsgen.mainscript import check_main_importable
 from nsgen.rng import generator
 
 __all__ = ["Defect", "ScanTruth", "main", "write_scan"]
 
-DARK_LEVEL = 100.0
-READ_NOISE = 2.0
 DEFAULT_GAIN_ERROR = 0.94
 _BLOCK_BYTES = 32 * 2**20
+#: scans smaller than this are made in the calling process (starting workers costs ~1 s)
+_PARALLEL_BYTES = 256 * 2**20
 _COMPRESSIONS = (None, "gzip", "blosc", "bitshuffle")
-
-
-@dataclass(frozen=True)
-class Defect:
-    """A detector column with a gain error on rows ``row_start <= r < row_stop``.
-
-    In ``-log`` normalised sinograms of those rows it is a full stripe of height
-    ``-ln(gain)`` at ``column``.
-    """
-
-    column: int
-    row_start: int
-    row_stop: int
-    gain: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,66 +100,8 @@ class ScanTruth:
 
 
 # ----------------------------------------------------------------------------
-# content
+# defects and filters
 # ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Phantom:
-    container_radius: float
-    container_mu: float
-    centres: np.ndarray  # (k, 3): x, y (pixels from the axis), z (row)
-    radii: np.ndarray  # (k,)
-    mus: np.ndarray  # (k,)
-
-
-def _phantom(n_rows: int, n_columns: int, seed: int) -> _Phantom:
-    rng = generator(seed, "scan-phantom")
-    rc = 0.42 * n_columns
-    k = 6
-    radii = rng.uniform(0.05, 0.13, k) * n_columns
-    dist = rng.uniform(0.3, 0.95, k) * (rc - radii)  # off the axis: the spheres move in the sinogram
-    phi = rng.uniform(0.0, 2 * np.pi, k)
-    z = rng.uniform(0.0, n_rows, k)
-    mus = rng.uniform(0.15, 0.3, k) / radii  # each sphere 0.3..0.6 through its centre
-    centres = np.stack([dist * np.cos(phi), dist * np.sin(phi), z], axis=1)
-    return _Phantom(rc, 0.5 / (2 * rc), centres, radii, mus)
-
-
-def _line_integrals(ph: _Phantom, theta_deg: float, n_rows: int, n_columns: int,
-                    container: np.ndarray) -> np.ndarray:
-    """Exact line integrals (n_rows, n_columns) for one angle (parallel beam)."""
-    out = np.broadcast_to(container, (n_rows, n_columns)).astype(np.float32)
-    t = np.deg2rad(theta_deg)
-    axis = (n_columns - 1) / 2.0
-    s = np.arange(n_columns) - axis
-    rows = np.arange(n_rows) + 0.5
-    for (x0, y0, z0), r, mu in zip(ph.centres, ph.radii, ph.mus):
-        sc = x0 * np.cos(t) + y0 * np.sin(t)
-        c0, c1 = max(0, int(np.floor(sc + axis - r))), min(n_columns, int(np.ceil(sc + axis + r)) + 1)
-        r0, r1 = max(0, int(np.floor(z0 - r))), min(n_rows, int(np.ceil(z0 + r)) + 1)
-        if c0 >= c1 or r0 >= r1:
-            continue
-        rz2 = r * r - (rows[r0:r1] - z0) ** 2  # squared radius of the section in each row
-        d2 = (s[c0:c1] - sc) ** 2
-        chord2 = rz2[:, None] - d2[None, :]
-        np.maximum(chord2, 0.0, out=chord2)
-        out[r0:r1, c0:c1] += (2.0 * mu) * np.sqrt(chord2).astype(np.float32)
-    return out
-
-
-def _beam(n_rows: int, n_columns: int, i0: float) -> np.ndarray:
-    u = (np.arange(n_columns) - (n_columns - 1) / 2.0) / max(n_columns / 2.0, 1.0)
-    v = np.arange(n_rows) / max(n_rows, 1)
-    across = 0.6 + 0.4 * np.exp(-1.2 * u**2)
-    along = 1.0 + 0.05 * np.sin(2 * np.pi * v + 0.3)
-    return (i0 * along[:, None] * across[None, :]).astype(np.float64)
-
-
-def _drift(k: int, n_angles: int, n_columns: int) -> np.ndarray:
-    """Beam drift after the flats (labelled scans): +-2 %, smooth in columns and angles."""
-    u = np.arange(n_columns) / max(n_columns, 1)
-    return 1.0 + 0.02 * np.sin(2 * np.pi * (1.5 * u + k / max(n_angles, 1)))
 
 
 def _default_defects(n_rows: int, n_columns: int, seed: int) -> list[Defect]:
@@ -248,7 +167,7 @@ def write_scan(path: str | os.PathLike[str], *, n_angles: int = 181, n_rows: int
                defect_rows: Mapping[int, Sequence[float]] | None = None,
                chunks: tuple[int, int, int] | None = None, compression: str | None = None,
                seed: int = 0, dtype: npt.DTypeLike = np.uint16, i0: float = 20000.0,
-               overwrite: bool = False, labelled: bool = False) -> ScanTruth:
+               overwrite: bool = False, labelled: bool = False, workers: int | None = None) -> ScanTruth:
     """Write a synthetic NXtomo scan with known stripe defects.
 
     Parameters
@@ -284,6 +203,10 @@ def write_scan(path: str | os.PathLike[str], *, n_angles: int = 181, n_rows: int
         the gain defects (``defect_rows`` must be None), with hard negatives (a cylinder just
         off the rotation axis, a beam drifting smoothly after the flats), and the ground
         truth written beside the scan (:func:`~nsgen.io.scan_defects.truth_path`).
+    workers : int, optional
+        Processes that make the frames (the calling process writes them). ``None``: one
+        per available core for scans of 256 MiB or more, else 1 (no child process). The
+        file is the same whatever the number.
 
     Returns
     -------
@@ -294,6 +217,8 @@ def write_scan(path: str | os.PathLike[str], *, n_angles: int = 181, n_rows: int
                                ("--flats", n_flats, 0), ("--darks", n_darks, 0)):
         if int(value) != value or value < least:
             raise NsgenError(f"{name} must be an integer >= {least}, got {value}; fix the scan size")
+    if workers is not None and (int(workers) != workers or workers < 1):
+        raise NsgenError(f"--workers must be an integer >= 1, got {workers}; e.g. --workers 2")
     if not (np.isfinite(i0) and 0 < i0 <= 60000):
         raise NsgenError(f"--i0 must be in (0, 60000] photons, got {i0}; choose a smaller beam intensity")
     dtype = np.dtype(dtype)
@@ -325,45 +250,17 @@ def write_scan(path: str | os.PathLike[str], *, n_angles: int = 181, n_rows: int
     frame_angle[:first] = angles[0]
     frame_angle[first + n_angles:] = angles[-1]
 
-    phantom = _phantom(n_rows, n_columns, seed)
-    s = np.arange(n_columns) - (n_columns - 1) / 2.0
-    container = (2.0 * phantom.container_mu * np.sqrt(np.maximum(phantom.container_radius**2 - s**2, 0.0)))
-    if labelled:  # hard negative: a cylinder 1.5 px off the axis, edges almost fixed
-        rk = 0.12 * n_columns
-        container += 2.0 * (0.3 / rk) * np.sqrt(np.maximum(rk**2 - (s - 1.5) ** 2, 0.0))
-    container = container.astype(np.float32)[None, :]
-    beam = _beam(n_rows, n_columns, i0)
-    dark = DARK_LEVEL + 3.0 * generator(seed, "scan-dark-pattern").standard_normal((n_rows, n_columns))
-    np.maximum(dark, 0.0, out=dark)
-    dark32 = dark.astype(np.float32)
-    gain = np.ones((n_rows, n_columns), dtype=np.float32)
-    for d in defects:
-        gain[d.row_start:d.row_stop, d.column] *= d.gain
-
-    def frame(index: int) -> np.ndarray:
-        rng = generator(seed, "scan-frame", index)
-        kind = image_key[index]
-        counts = READ_NOISE * rng.standard_normal((n_rows, n_columns), dtype=np.float32)
-        counts += dark32
-        if kind == 1:
-            counts += rng.poisson(beam)
-        elif kind == 0:
-            p = _line_integrals(phantom, frame_angle[index], n_rows, n_columns, container)
-            np.negative(p, out=p)
-            np.exp(p, out=p)
-            k = index - first
-            photons = rng.poisson(beam * p if not labelled else
-                                  beam * p * _drift(k, n_angles, n_columns)).astype(np.float32)
-            photons *= gain
-            cap = np.zeros_like(photons) if labels else None
-            apply_defects(photons, cap, k, n_angles, labels)
-            counts += photons
-            if cap is not None:
-                np.copyto(counts, cap, where=cap > 0)
-        if dtype == np.uint16:
-            np.rint(counts, out=counts)
-            np.clip(counts, 0, 65535, out=counts)
-        return counts.astype(dtype)
+    spec = FrameSpec(n_rows=n_rows, n_columns=n_columns, n_angles=n_angles, seed=seed, i0=float(i0),
+                     dtype=dtype.name, image_key=image_key, frame_angle=frame_angle,
+                     defects=tuple(defects), labels=tuple(labels), labelled=labelled)
+    frame_bytes = n_rows * n_columns * dtype.itemsize
+    if workers is None:
+        workers = default_workers() if n_frames * frame_bytes >= _PARALLEL_BYTES else 1
+    workers = max(1, min(int(workers), n_frames))
+    # blocks of at most _BLOCK_BYTES (float32 while made), at least 4 per worker
+    block = max(1, min(_BLOCK_BYTES // (n_rows * n_columns * 4), -(-n_frames // (4 * workers))))
+    if workers > 1:
+        check_main_importable()
 
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
@@ -388,10 +285,8 @@ def write_scan(path: str | os.PathLike[str], *, n_angles: int = 181, n_rows: int
             detector.attrs["NX_class"] = "NXdetector"
             detector.create_dataset("image_key", data=image_key)
             detector["data"] = dset
-            block = max(1, _BLOCK_BYTES // (n_rows * n_columns * 4))
-            for a in range(0, n_frames, block):
-                b = min(n_frames, a + block)
-                dset[a:b] = np.stack([frame(i) for i in range(a, b)])
+            for a, frames in generate_frames(spec, block, workers):
+                dset[a:a + len(frames)] = frames
         if labelled:
             write_truth(out, labels, (n_angles, n_rows, n_columns))
         os.replace(tmp, out)
@@ -465,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=["uint16", "float32"], default="uint16")
     p.add_argument("--i0", type=float, default=20000.0, help="photons per pixel at the beam centre")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes making the frames (default: one per core for scans of 256 MiB "
+                        "or more, else 1); the file is the same whatever the number")
     p.add_argument("--labelled", action="store_true",
                    help="realistic labelled defects (full, partial, fluctuating, dead, saturated, "
                         "low-contrast stripes of 1-5 columns) and hard negatives; writes the "
@@ -483,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_darks=args.darks, flats_after=args.flats_after, defect_rows=defects, chunks=args.chunks,
         compression=None if args.compression == "none" else args.compression, seed=args.seed,
         dtype=np.dtype(args.dtype), i0=args.i0, overwrite=args.overwrite, labelled=args.labelled,
+        workers=args.workers,
     )
     if args.labelled:
         print(f"wrote {args.output} and its ground truth {args.output}.truth.h5", file=sys.stdout)

@@ -1,0 +1,138 @@
+#!/usr/bin/env python
+"""``nsgen make-scan`` against writing the same bytes with h5py, in the same run.
+
+For a scan of ANGLES projections (plus 20 flats and 10 darks) of ROWS x COLUMNS uint16:
+
+* floor: h5py writes the same number of frames, same shape, chunks (one frame each) and
+  dtype, from one frame made beforehand, in blocks of the size make-scan writes;
+* ``python -m nsgen make-scan`` (whole command: start-up, workers, writing) with
+  ``--workers 1`` and with one worker per core.
+
+Printed: medians of ``--repeats`` runs, MB/s, the ratio to the floor (target <= 2) and the
+per-frame CPU breakdown of frame synthesis (noise draw, line integrals, counts kernel,
+whole frame) measured in this process. Each file is deleted after its timing. Timings on a
+shared machine vary with the other load: compare the ratios, not the seconds.
+
+    python scripts/bench_make_scan.py [--angles 1801] [--rows 256] [--columns 2560]
+                                      [--repeats 3] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+FLATS, DARKS = 20, 10
+
+
+def write_floor(path: Path, frame: np.ndarray, n_frames: int, block: int) -> float:
+    """Seconds to write ``n_frames`` copies of ``frame`` with h5py (one frame per chunk)."""
+    rows, columns = frame.shape
+    blockdata = np.broadcast_to(frame, (block, rows, columns)).copy()
+    t0 = time.perf_counter()
+    with h5py.File(path, "w") as f:
+        d = f.create_dataset("data", (n_frames, rows, columns), frame.dtype, chunks=(1, rows, columns))
+        for a in range(0, n_frames, block):
+            b = min(n_frames, a + block)
+            d[a:b] = blockdata[:b - a]
+    return time.perf_counter() - t0
+
+
+def make_scan(path: Path, args: argparse.Namespace, workers: int) -> float:
+    """Seconds of one ``python -m nsgen make-scan`` (the whole command)."""
+    cmd = [sys.executable, "-m", "nsgen", "make-scan", str(path), "--angles", str(args.angles),
+           "--rows", str(args.rows), "--columns", str(args.columns), "--flats", str(FLATS),
+           "--darks", str(DARKS), "--workers", str(workers), "--overwrite"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def frame_breakdown(rows: int, columns: int) -> dict[str, float]:
+    """Median CPU milliseconds of the parts of one projection frame."""
+    from nsgen.io._scan_jit import expose_frame
+    from nsgen.io.scan_frames import FrameMaker, FrameSpec, _line_integrals
+    from nsgen.rng import generator
+
+    key = np.array([2, 1] + [0] * 9, np.int32)
+    spec = FrameSpec(n_rows=rows, n_columns=columns, n_angles=9, seed=0, i0=20000.0, dtype="uint16",
+                     image_key=key, frame_angle=np.linspace(0, 180, key.size))
+    maker = FrameMaker(spec)
+    maker.frame(2)  # compile
+    out = np.empty((rows, columns), np.uint16)
+    rng = generator(0, "bench")
+    z = rng.standard_normal((rows, columns), dtype=np.float32)
+    t = _line_integrals(maker._phantom, 30.0, rows, columns, maker._container)
+    parts = {
+        "noise draw": lambda: rng.standard_normal((rows, columns), dtype=np.float32),
+        "line integrals": lambda: _line_integrals(maker._phantom, 30.0, rows, columns, maker._container),
+        "exp": lambda: np.exp(t),
+        "counts kernel": lambda: expose_frame(t, maker._beam, maker._flat_drift, maker._gain, maker._dark,
+                                              z, np.float32(4), np.float32(100), True, out),
+        "whole frame": lambda: maker.frame(5, out),
+    }
+    result = {}
+    for name, fn in parts.items():
+        times = []
+        for _ in range(5):
+            t0 = time.process_time()
+            fn()
+            times.append(time.process_time() - t0)
+        result[name] = 1e3 * statistics.median(times)
+    return result
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--angles", type=int, default=1801)
+    p.add_argument("--rows", type=int, default=256)
+    p.add_argument("--columns", type=int, default=2560)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--dir", type=Path, default=None, help="where the files go (default: a temporary folder)")
+    args = p.parse_args()
+    from nsgen.io.scan_frames import FrameMaker, FrameSpec, default_workers
+    from nsgen.io.scan_writer import _BLOCK_BYTES
+
+    n_frames = args.angles + FLATS + DARKS
+    nbytes = n_frames * args.rows * args.columns * 2
+    cores = default_workers()
+    block = max(1, _BLOCK_BYTES // (args.rows * args.columns * 4))
+    print(f"scan {args.angles} x {args.rows} x {args.columns} uint16 + {FLATS} flats, {DARKS} darks: "
+          f"{nbytes / 1e9:.2f} GB; {cores} cores; load average {os.getloadavg()[0]:.1f}")
+    parts = frame_breakdown(args.rows, args.columns)
+    print("per-frame CPU (ms, median of 5): " + ", ".join(f"{k} {v:.1f}" for k, v in parts.items()))
+    key = np.array([0], np.int32)
+    frame = FrameMaker(FrameSpec(n_rows=args.rows, n_columns=args.columns, n_angles=1, seed=0, i0=2e4,
+                                 dtype="uint16", image_key=key, frame_angle=np.zeros(1))).frame(0)
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="nsgen-bench-make-scan-") as tmp:
+        path = Path(tmp) / "scan.nxs"
+        times: dict[str, list[float]] = {"h5py write (floor)": [], "make-scan --workers 1": [],
+                                         f"make-scan --workers {cores}": []}
+        for _ in range(args.repeats):
+            times["h5py write (floor)"].append(write_floor(path, frame, n_frames, block))
+            path.unlink()
+            for w in (1, cores):
+                times[f"make-scan --workers {w}"].append(make_scan(path, args, w))
+                path.unlink()
+    floor = statistics.median(times["h5py write (floor)"])
+    print(f"{'':28s} {'median s':>9s} {'MB/s':>7s} {'x floor':>8s}  runs")
+    for name, ts in times.items():
+        m = statistics.median(ts)
+        print(f"{name:28s} {m:9.2f} {nbytes / 1e6 / m:7.0f} {m / floor:8.2f}  "
+              + " ".join(f"{t:.1f}" for t in ts))
+    print(f"target: make-scan with one worker per core <= 2.00 x floor "
+          f"(got {statistics.median(times[f'make-scan --workers {cores}']) / floor:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
