@@ -126,7 +126,13 @@ class Config:
                 object.__setattr__(self, name, Path(v))
         if isinstance(self.hdf_root, (str, Path)):
             object.__setattr__(self, "hdf_root", (self.hdf_root,))
-        object.__setattr__(self, "hdf_root", tuple(Path(p) for p in self.hdf_root))
+        # inputs absolute: a sample records (and a rerun compares) the files it was made
+        # from, not names relative to wherever the command happened to run
+        object.__setattr__(self, "hdf_root", tuple(Path(p).absolute() for p in self.hdf_root))
+        for name in ("flats", "darks", "mask"):
+            v = getattr(self, name)
+            if v is not None and str(v) != "zeros":
+                object.__setattr__(self, name, v.absolute())
         object.__setattr__(self, "patch_size", tuple(self.patch_size))
         validate(self)
 

@@ -2,7 +2,8 @@
 
 A sample records, when it starts (``NNNN/.nsgen/run.json``) and when it is finished (its
 ``manifest.json``), the options that decide its bytes and the identity of its inputs
-(size and modification time of every scan, flats, darks and mask file; the manifest
+(their absolute paths, size and modification time of every scan, flats, darks and mask
+file: ``--hdf-root scan.nxs`` run from two directories names two inputs; the manifest
 also keeps a SHA-256 of files up to 256 MiB when there are at most 16). A rerun into the same root compares them:
 
 * same options and inputs: a finished sample is kept, an unfinished one resumed;
@@ -89,7 +90,24 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     ['--seed 0 -> 1']
     """
     keys = sorted((set(old) & set(new)) - NEUTRAL)
-    return [f"--{k} {old[k]} -> {new[k]}" for k in keys if old[k] != new[k]]
+    return [f"--{k} {old[k]} -> {new[k]}" for k in keys
+            if old[k] != new[k] and not _same_legacy_path(old[k], new[k])]
+
+
+def _same_legacy_path(old: Any, new: Any) -> bool:
+    """Whether ``old``, a relative input path recorded before inputs were made absolute,
+    names the absolute ``new`` (which ends with it); lists element by element.
+
+    >>> _same_legacy_path(["scan.nxs"], ["/data/scan.nxs"]), _same_legacy_path("a", "/b")
+    (True, False)
+    """
+    if isinstance(old, list) and isinstance(new, list):
+        return len(old) == len(new) and all(map(_same_legacy_path, old, new))
+    if not (isinstance(old, str) and isinstance(new, str)):
+        return False
+    o, n = Path(old), Path(new)
+    return (not o.is_absolute() and n.is_absolute() and ".." not in o.parts
+            and n.parts[-len(o.parts):] == o.parts)
 
 
 def _recorded(sample_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]], bool] | None:

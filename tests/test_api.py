@@ -98,7 +98,7 @@ def test_config_validates_like_the_command_line(tmp_path):
         nsgen.Config(mode="paired", root=tmp_path / "d")
     assert r.stderr.strip() == f"nsgen: error: {exc.value}"
     cfg = nsgen.Config(root=str(tmp_path), hdf_root="a.nxs", mode="raw")
-    assert cfg.root == tmp_path and cfg.hdf_root == (tmp_path.__class__("a.nxs"),)
+    assert cfg.root == tmp_path and cfg.hdf_root == (tmp_path.__class__("a.nxs").absolute(),)
 
 
 def test_generate_from_a_thread_logs_and_equals_the_command(written, tmp_path, caplog):

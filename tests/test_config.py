@@ -27,7 +27,7 @@ def test_short_and_long_names():
     assert (c.mode, str(c.root), c.samples, c.size, c.objects, c.shifts, c.shiftstep,
             c.flatsnum, c.I0, c.verbose) == ("simple", "out", 3, 64, 10, 3, 4, 7, 1000.0, True)
     c = parse_config(["--hdf-file", "a.nxs", "-m", "raw", "-C", "17"], env={})
-    assert c.hdf_root == (Path("a.nxs"),) and c.chunk_size == 17
+    assert c.hdf_root == (Path("a.nxs").absolute(),) and c.chunk_size == 17
 
 
 def test_precedence_flag_over_env_over_file_over_default(tmp_path):
@@ -43,7 +43,7 @@ def test_config_file_lists_and_flags(tmp_path):
     ini.write_text("mode = raw\nhdf-root = [1000.nxs, 1001.nxs]\npatch-size = [100, 50]\n"
                    "verbose = true\n# comment\n; comment\n")
     c = parse_config(["--config", str(ini)], env={})
-    assert c.hdf_root == (Path("1000.nxs"), Path("1001.nxs"))
+    assert c.hdf_root == (Path("1000.nxs").absolute(), Path("1001.nxs").absolute())
     assert c.patch_size == (100, 50) and c.verbose
 
 

@@ -108,3 +108,18 @@ def test_overwrite_of_an_unfinished_dynamic_sample_leaves_none_of_its_files(tmp_
     nsgen(*args, "-r", str(root), "--frame-angles", "20", "--overwrite")
     assert tree_digest(root) == tree_digest(ref)
     assert not list(root.glob(".0000_*"))
+
+
+def test_same_relative_input_name_from_another_directory_is_another_input(tmp_path: Path) -> None:
+    """Inputs are recorded absolute: ``--hdf-root scan.nxs`` run from two directories names
+    two scans, and the second run into the same root is refused, not taken as finished."""
+    for d, seed in (("a", 1), ("b", 2)):
+        (tmp_path / d).mkdir()
+        write_scan(tmp_path / d / "scan.nxs", n_angles=31, n_rows=4, n_columns=32, seed=seed)
+    args = ("-m", "raw", "--hdf-root", "scan.nxs", "-r", str(tmp_path / "o"), "--workers", "1",
+            "--no-preview")
+    nsgen(*args, cwd=tmp_path / "a")
+    manifest = json.loads((tmp_path / "o" / "0000" / "manifest.json").read_text())
+    assert manifest["config"]["hdf-root"] == [str(tmp_path / "a" / "scan.nxs")]
+    r = nsgen(*args, cwd=tmp_path / "b", check=False)
+    assert r.returncode == 2 and "--hdf-root" in r.stderr and "b/scan.nxs" in r.stderr, r.stderr
