@@ -230,7 +230,7 @@ def test_a_paired_root_without_fake_pairs_names_the_mask(tmp_path):
 
 def test_a_missing_file_is_named(tmp_path):
     root = fake_dataset(tmp_path, 1, layout="simple", rows=2)
-    ds = PairDataset(root)
+    ds = PairDataset(root, ratios=(1, 0, 0))   # one sample: all of it in train
     (root / ds.pairs[1].target).unlink()
     with pytest.raises(NsgenError, match=f"{ds.pairs[1].target} is listed in sample 0000's "
                                          f"manifest but missing; run 'nsgen check"):
