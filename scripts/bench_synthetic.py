@@ -75,7 +75,7 @@ GENERATION_FLAGS = ("-v", "--no-progress", "--no-preview")
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def _become_subreaper() -> bool:
+def become_subreaper() -> bool:
     """Make orphaned descendants (the forkserver and its children) this process's children,
     so that their CPU time reaches ``RUSAGE_CHILDREN`` once they are reaped."""
     try:
@@ -100,7 +100,7 @@ def _reap_orphans() -> None:
 
 
 def run_nsgen(args: list[str], extra: tuple[str, ...] = GENERATION_FLAGS,
-              memory: bool = False) -> tuple[float, int, str]:
+              memory: bool = False, env: dict[str, str] | None = None) -> tuple[float, int, str]:
     """Run ``nsgen ARGS EXTRA``; return wall seconds, peak tree PSS and stderr.
 
     The peak (``memory=True``) is sampled every 0.1 s from ``/proc/<pid>/smaps``, which
@@ -110,7 +110,7 @@ def run_nsgen(args: list[str], extra: tuple[str, ...] = GENERATION_FLAGS,
     """
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "nsgen", *args, *extra],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=env)
     peak = [0]
     th = None
     if memory:
@@ -132,11 +132,13 @@ def run_nsgen(args: list[str], extra: tuple[str, ...] = GENERATION_FLAGS,
     return wall, peak[0], err
 
 
-def run_cpu(args: list[str]) -> tuple[float, float, str]:
-    """Run ``nsgen ARGS -v``; return wall seconds, CPU-seconds of the whole tree, stderr."""
+def run_cpu(args: list[str], extra: tuple[str, ...] = GENERATION_FLAGS,
+            env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Run ``nsgen ARGS EXTRA``; return wall seconds, CPU-seconds of the whole tree (exact
+    once this process is a child subreaper, :func:`become_subreaper`), stderr."""
     _reap_orphans()
     cpu0 = _children_cpu()
-    wall, _, err = run_nsgen(args)
+    wall, _, err = run_nsgen(args, extra, env=env)
     _reap_orphans()
     return wall, _children_cpu() - cpu0, err
 
@@ -349,7 +351,7 @@ def main() -> None:
     ap.add_argument("--formats", nargs="+", default=None,
                     help="compare these --format values (first = reference) instead")
     a = ap.parse_args()
-    if not _become_subreaper():
+    if not become_subreaper():
         print("(cannot become a child subreaper: CPU-seconds miss the engine's processes)")
     if a.formats:
         for n in a.sizes:
