@@ -320,36 +320,86 @@ def count_at_least_rows_first(b, size, need, out):  # pragma: no cover - compile
                     dst[e] = cnt >= need
 
 
+#: ``(w * PACK_MAGIC) >> 56`` is the byte whose bits, most significant first, are the
+#: eight 0/1 bytes of the native uint64 ``w`` in memory order (``np.packbits`` order): each
+#: byte's bit lands in the top byte exactly once and no partial product carries into it
+PACK_MAGIC = np.uint64(0x8040201008040201)
+
+
+@nb.njit(**_JIT)
+def _pack_at_least(cnt, need, flags, dst):  # pragma: no cover - compiled
+    """``dst = np.packbits(cnt >= need)`` (``flags``: scratch of at least ``8 * len(dst)``
+    bytes)."""
+    n = cnt.shape[0]
+    for c in range(n):
+        flags[c] = cnt[c] >= need
+    for c in range(n, 8 * dst.shape[0]):
+        flags[c] = 0
+    words = flags.view(np.uint64)
+    for q in range(dst.shape[0]):
+        dst[q] = np.uint8((words[q] * PACK_MAGIC) >> np.uint64(56))
+
+
 @nb.njit(**_JIT)
 def count_at_least_packed(b, size, need, out):  # pragma: no cover - compiled
     """:func:`count_at_least_rows_first` written bit-packed along columns.
 
     ``out[j, k]`` is ``np.packbits`` of the 0/1 row ``(count >= need)[j, k, :]``
     (``ceil(columns / 8)`` bytes, most significant bit first, the last byte zero-padded).
-    Columns in strips of 256 (a multiple of 8, so a strip fills whole bytes).
+    A running count per detector row, updated angle by angle with the rows that enter and
+    leave the mirrored window (``2 * size + 1 <= angles``: the window mirrors at one end
+    at a time; otherwise from prefix sums, :func:`_count_packed_prefix`).
     """
+    n_k, n_j, n_i = b.shape
+    if n_k < 2 * size + 1:
+        _count_packed_prefix(b, size, need, out)
+        return
+    cnt = np.empty(n_i, np.int32)
+    flags = np.zeros(out.shape[2] * 8, np.uint8)
+    for j in range(n_j):
+        # angle 0: the window is rows 0 .. size and, mirrored, 1 .. size again
+        first = b[0, j]
+        for c in range(n_i):
+            cnt[c] = first[c]
+        for t in range(1, size + 1):
+            row = b[t, j]
+            for c in range(n_i):
+                cnt[c] += 2 * row[c]
+        _pack_at_least(cnt, need, flags, out[j, 0])
+        for k in range(1, n_k):
+            if k <= size:   # [0, k+size] + mirrored [2k+1, k+size]
+                add, sub1, sub2 = b[k + size, j], b[2 * k - 1, j], b[2 * k, j]
+                for c in range(n_i):
+                    cnt[c] += 2 * np.int32(add[c]) - (np.int32(sub1[c]) + sub2[c])
+            elif k < n_k - size:   # [k-size, k+size]
+                add, sub = b[k + size, j], b[k - size - 1, j]
+                for c in range(n_i):
+                    cnt[c] += np.int32(add[c]) - sub[c]
+            else:   # [k-size, n-1] + mirrored [k-size, 2k-n]
+                add1, add2, sub = b[2 * k - 1 - n_k, j], b[2 * k - n_k, j], b[k - 1 - size, j]
+                for c in range(n_i):
+                    cnt[c] += (np.int32(add1[c]) + add2[c]) - 2 * np.int32(sub[c])
+            _pack_at_least(cnt, need, flags, out[j, k])
+
+
+@nb.njit(**_JIT)
+def _count_packed_prefix(b, size, need, out):  # pragma: no cover - compiled
+    """:func:`count_at_least_packed` from prefix sums along angles (any window length)."""
     n_k, n_j, n_i = b.shape
     strip = 256
     p = np.empty((n_k + 1, strip), dtype=np.int32)
-    bits = np.empty(strip, dtype=np.uint8)
+    cnt = np.empty(strip, dtype=np.int32)
+    flags = np.zeros(strip, dtype=np.uint8)
     for j in range(n_j):
         for e0 in range(0, n_i, strip):
             w = min(n_i, e0 + strip) - e0
             _prefix_along_angles(b, j, e0, w, p)
-            for e in range(w, strip):
-                bits[e] = 0
             for k in range(n_k):
                 a1, b1, a2, b2, a3, b3 = _window_ranges(n_k, k, -size, size)
                 pa1, pb1, pa2, pb2, pa3, pb3 = p[a1], p[b1], p[a2], p[b2], p[a3], p[b3]
                 for e in range(w):
-                    cnt = (pb1[e] - pa1[e]) + (pb2[e] - pa2[e]) + (pb3[e] - pa3[e])
-                    bits[e] = cnt >= need
-                dst = out[j, k, e0 >> 3:]
-                for q in range((w + 7) >> 3):
-                    v = 0
-                    for t in range(8):
-                        v = (v << 1) | bits[8 * q + t]
-                    dst[q] = np.uint8(v)
+                    cnt[e] = (pb1[e] - pa1[e]) + (pb2[e] - pa2[e]) + (pb3[e] - pa3[e])
+                _pack_at_least(cnt[:w], need, flags, out[j, k, e0 >> 3:(e0 + w + 7) >> 3])
 
 
 @nb.njit(**_JIT)
