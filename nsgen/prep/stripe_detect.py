@@ -28,9 +28,10 @@ skipped.
 Exact and fast
 --------------
 * The ratio map, the windowed counts and the merge passes are compiled with Numba
-  (:mod:`nsgen.prep._stripe_jit`): fused, cache-blocked loops instead of ~40 whole-array
-  passes. Float sums are taken in a fixed order (no fast-math), so results do not depend on
-  how the volume is chunked; counts use integer prefix sums (exact). The merge passes visit
+  (:mod:`nsgen.prep._ratio_jit`, :mod:`nsgen.prep._stripe_jit`): fused, cache-blocked
+  loops instead of ~40 whole-array passes. Float sums are taken in a fixed order (no
+  fast-math), so results do not depend on how the volume is chunked; counts are exact
+  integers. The merge passes visit
   only detector columns that hold set voxels (stripes are sparse).
 * ``ratio(P / (2R+1)^2, S / 3R)`` is evaluated as ``ratio(3R P, (2R+1)^2 S)``: the same
   quotient with one division instead of three.
@@ -94,9 +95,9 @@ def _as_volume(data: np.ndarray, name: str) -> np.ndarray:
 
 
 def _check_finite(x: np.ndarray) -> None:
-    from nsgen.prep import _stripe_jit
+    from nsgen.prep import _ratio_jit
 
-    if not _stripe_jit.all_finite(np.ascontiguousarray(x, dtype=np.float32)):
+    if not _ratio_jit.all_finite(np.ascontiguousarray(x, dtype=np.float32)):
         raise ValueError("data contains NaN or infinite values; normalise the scan first")
 
 
@@ -143,7 +144,7 @@ def _ratio_kernel(x: np.ndarray, radius: int, threshold: float | None,
     Returns ``R3`` (float32) or, with a threshold, ``R3 <= t`` (bool, written into the
     C-contiguous bool array ``below`` when given); the other rows of ``x`` are only context.
     """
-    from nsgen.prep import _stripe_jit  # compiled on first use (cached on disk)
+    from nsgen.prep import _ratio_jit  # compiled on first use (cached on disk)
 
     x = np.ascontiguousarray(x, dtype=np.float32)
     j0, j1 = rows or (0, x.shape[1])
@@ -156,9 +157,8 @@ def _ratio_kernel(x: np.ndarray, radius: int, threshold: float | None,
         out_b = np.empty(shape, np.bool_) if below is None else below
         if out_b.shape != shape or out_b.dtype != np.bool_ or not out_b.flags.c_contiguous:
             raise ValueError(f"below must be a C-contiguous bool array of shape {shape}")
-    _stripe_jit.ratio_map_into(x, _NO_NORM, radius, mk, mj, mi, j0, j1,
-                               np.float32(threshold or 0), out_f,
-                               out_b)
+    _ratio_jit.ratio_map_into(x, _NO_NORM, radius, mk, mj, mi, j0, j1,
+                              np.float32(threshold or 0), out_f, out_b, 0)
     return out_f if threshold is None else out_b
 
 
@@ -170,7 +170,7 @@ def _ratio_map(x: np.ndarray, radius: int, rows: tuple[int, int] | None = None) 
     offsets ``-1, 0, 1``. The means are ``P / (2R+1)^2`` and ``S / 3R``, and
     ``ratio(mp, ms) = min/max`` is evaluated as ``ratio(3R * P, (2R+1)^2 * S)`` (the same
     quotient, one division). Every voxel is the same float32 sequence whatever block it is
-    computed in (:mod:`nsgen.prep._stripe_jit`).
+    computed in (:mod:`nsgen.prep._ratio_jit`).
     """
     return _ratio_kernel(x, radius, None, rows)
 

@@ -84,7 +84,7 @@ def candidates_from_raw(raw: np.ndarray, flat_mean: np.ndarray, dark_mean: np.nd
         The candidates of :func:`~nsgen.prep.stripe_detect.stripe_candidates_rows`, rows
         first, ``np.packbits`` along columns.
     """
-    from nsgen.prep import _stripe_jit  # compiled on first use (cached on disk)
+    from nsgen.prep import _ratio_jit, _stripe_jit  # compiled on first use (cached on disk)
 
     raw, flat, dark = check_raw(raw, flat_mean, dark_mean)
     n_k, n_block, n_i = raw.shape
@@ -107,9 +107,9 @@ def candidates_from_raw(raw: np.ndarray, flat_mean: np.ndarray, dark_mean: np.nd
     r = params.radius
     j0 = start - block_start - b0
     mk, mj, mi = (_mirror_table(m, r) for m in raw.shape)
-    _stripe_jit.ratio_map_into(raw, norm, r, mk, mj, mi, j0, j0 + n_out,
-                               np.float32(params.threshold), np.empty((1, 1), np.float32),
-                               below)
+    _ratio_jit.ratio_map_into(raw, norm, r, mk, mj, mi, j0, j0 + n_out,
+                              np.float32(params.threshold), np.empty((1, 1), np.float32),
+                              below, 0)
     # W <= t  <=>  at least `size` of the 2*size+1 window values are <= t
     _stripe_jit.count_at_least_packed(below.view(np.uint8), params.size, params.size, out)
     return out
