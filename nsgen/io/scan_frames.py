@@ -59,6 +59,7 @@ import numpy as np
 
 from nsgen.errors import NsgenError
 from nsgen.io.scan_defects import LabelledDefect, apply_defects
+from nsgen.mainscript import UNGUARDED_EXIT, UNGUARDED_SCRIPT, check_main_importable
 from nsgen.rng import generator
 
 __all__ = ["DARK_LEVEL", "Defect", "EXACT_BELOW", "FrameMaker", "FrameSpec", "READ_NOISE",
@@ -322,6 +323,7 @@ def generate_frames(spec: FrameSpec, block: int, workers: int) -> Iterator[tuple
         for a in starts:
             yield a, maker.frames(a, min(n_frames, a + block))
         return
+    check_main_importable()
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver"),
                                initializer=_start_worker, initargs=(spec,))
     try:
@@ -338,8 +340,10 @@ def generate_frames(spec: FrameSpec, block: int, workers: int) -> Iterator[tuple
                 pending.append((nxt, pool.submit(_make_frames, nxt, min(n_frames, nxt + block))))
             yield a, future.result()
     except BrokenProcessPool:
-        raise NsgenError("a make-scan worker process died (killed, out of memory, or started from a "
-                         "script without an `if __name__ == \"__main__\":` guard); rerun, with "
-                         "--workers 1 or more memory, or guard the script") from None
+        statuses = [p.exitcode for p in (getattr(pool, "_processes", None) or {}).values()]
+        if UNGUARDED_EXIT in statuses:
+            raise NsgenError(UNGUARDED_SCRIPT) from None
+        raise NsgenError("a make-scan worker process died (killed or out of memory); rerun, with "
+                         "--workers 1 or more memory") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
