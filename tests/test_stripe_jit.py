@@ -33,3 +33,47 @@ def test_pack_magic_is_packbits():
     words = np.ascontiguousarray(bits).view(np.uint64)[:, 0]
     packed = (words * _stripe_jit.PACK_MAGIC) >> np.uint64(56)
     assert packed.astype(np.uint8).tolist() == list(range(256))
+
+
+def depth_reference(bits: np.ndarray, b0: int, n_out: int, hd: int, t_d: int) -> np.ndarray:
+    """The depth pass on unpacked rows (``depth_pass``, itself checked against a brute
+    force in tests/test_stripe_detect.py), rows ``b0 .. b0 + n_out - 1``."""
+    m = bits.copy()
+    if hd >= 0:
+        _stripe_jit.depth_pass(m, hd, t_d)
+    return m[b0:b0 + n_out]
+
+
+@pytest.mark.parametrize("density", [0.02, 0.5, 0.95])
+def test_depth_pass_on_packed_rows_equals_the_unpacked_one(density):
+    """Sparse or dense candidates, any output rows of the block, mirrored windows."""
+    rng = np.random.default_rng(int(density * 100))
+    for _ in range(60):
+        n_block, n_k, n_i = int(rng.integers(1, 30)), int(rng.integers(1, 5)), int(rng.integers(1, 40))
+        bits = (rng.random((n_block, n_k, n_i)) < density).astype(np.uint8)
+        b0 = int(rng.integers(0, n_block))
+        n_out = int(rng.integers(1, n_block - b0 + 1))
+        hd = int(rng.integers(-1, 8))
+        t_d = int(rng.integers(0, 2 * max(hd, 0) + 2))
+        out = np.full((n_out, n_k, n_i), 7, np.uint8)
+        active = np.full((n_out, n_i), 7, np.uint8)
+        kept = np.full((n_out, n_k, -(-n_i // 8)), 0x55, np.uint8)
+        _stripe_jit.depth_unpack(np.packbits(bits, axis=-1), b0, hd, t_d, out, active, kept)
+        ref = depth_reference(bits, b0, n_out, hd, t_d)
+        assert np.array_equal(out, ref)
+        assert np.array_equal(active, ref.any(axis=1))
+        assert np.array_equal(kept, np.packbits(ref, axis=-1))
+
+
+def test_depth_pass_counts_in_blocks_taller_than_its_counters():
+    """Prefix sums over rows wrap at 2**16; the window counts must not."""
+    n_block = 70_000
+    bits = np.zeros((n_block, 1, 8), np.uint8)
+    bits[:, 0, 2] = 1                        # a column set in every row: deep, cleared
+    bits[68_000:68_005, 0, 5] = 1            # 5 rows deep: kept
+    out = np.empty((10, 1, 8), np.uint8)
+    active = np.empty((10, 8), np.uint8)
+    kept = np.empty((10, 1, 1), np.uint8)
+    _stripe_jit.depth_unpack(np.packbits(bits, axis=-1), 67_998, 15, 25, out, active, kept)
+    assert out[:, 0, 2].sum() == 0
+    assert out[:, 0, 5].tolist() == [0, 0, 1, 1, 1, 1, 1, 0, 0, 0]

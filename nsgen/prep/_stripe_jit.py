@@ -172,52 +172,61 @@ def depth_unpack(packed, b0, hd, t_d, out, active, kept):  # pragma: no cover - 
     columns, rows first); ``out`` (uint8 0/1, ``(n_out, angles, columns)``) receives block
     rows ``b0 .. b0 + n_out - 1`` with the depth pass applied (``hd < 0``: not applied):
     a set voxel is cleared if more than ``t_d`` voxels are set in rows ``j ± hd`` of the
-    block (same angle and column; mirror rule, as :func:`depth_pass`). Only the set
-    voxels (sparse) are counted, on the packed rows, so the halo rows are never unpacked;
-    angles are the outer loop, so the packed rows of a window stay in cache from one
-    output row to the next. ``active[q, i]`` (uint8) is set to whether column ``i`` of
-    output row ``q`` holds a set voxel after the pass, and ``kept`` (like ``packed``, with
-    ``n_out`` rows) to the result bit-packed.
+    block (same angle and column; mirror rule, as :func:`depth_pass`). Angle by angle, the
+    block rows the windows reach are unpacked (8 columns per look-up) and counted with
+    prefix sums over rows: the cost does not depend on how many candidates are set (a scan
+    with dense candidates costs what a sparse one does). ``active[q, i]`` (uint8) is set
+    to whether column ``i`` of output row ``q`` holds a set voxel after the pass, and
+    ``kept`` (like ``packed``, with ``n_out`` rows) to the result bit-packed.
     """
     n_block, n_k, n_b = packed.shape
     n_out, _, n_i = out.shape
     ranges = np.zeros((n_out, 6), dtype=np.intp)
+    lo, hi = b0, b0 + n_out   # block rows the windows reach
     for q in range(n_out):
         if hd >= 0:
             a1, e1, a2, e2, a3, e3 = _window_ranges(n_block, b0 + q, -hd, hd)
             ranges[q, 0], ranges[q, 1], ranges[q, 2] = a1, e1, a2
             ranges[q, 3], ranges[q, 4], ranges[q, 5] = e2, a3, e3
+            for g in range(0, 6, 2):
+                if ranges[q, g + 1] > ranges[q, g]:
+                    lo, hi = min(lo, ranges[q, g]), max(hi, ranges[q, g + 1])
         for i in range(n_i):
             active[q, i] = 0
+    width = 8 * n_b
+    rows = np.zeros((n_block, width), dtype=np.uint8)
+    # p[j] = rows lo .. j-1 summed, modulo 2**16: a window's count (at most 2 hd + 1) is
+    # the difference modulo 2**16 whatever the block's height
+    p = np.zeros((n_block + 1, width), dtype=np.uint16)
+    flags = np.zeros(width, dtype=np.uint8)
     for k in range(n_k):
+        for jb in range(lo, hi):
+            _unpack_row(packed[jb, k], rows[jb])
+        if hd >= 0:
+            for jb in range(lo, hi):
+                prev, row, nxt = p[jb], rows[jb], p[jb + 1]
+                for c in range(width):
+                    nxt[c] = prev[c] + row[c]
         for q in range(n_out):
-            src = packed[b0 + q, k]
-            dst = out[q, k]
+            src, dst, act = rows[b0 + q], out[q, k], active[q]
+            if hd >= 0:
+                pa1, pb1 = p[ranges[q, 0]], p[ranges[q, 1]]
+                pa2, pb2 = p[ranges[q, 2]], p[ranges[q, 3]]
+                pa3, pb3 = p[ranges[q, 4]], p[ranges[q, 5]]
+                for c in range(width):
+                    cnt = ((np.uint16(pb1[c] - pa1[c]) + np.uint16(pb2[c] - pa2[c]))
+                           + np.uint16(pb3[c] - pa3[c]))
+                    flags[c] = src[c] & (cnt <= t_d)
+            else:
+                for c in range(width):
+                    flags[c] = src[c]
+            for c in range(n_i):
+                dst[c] = flags[c]
+                act[c] |= flags[c]
+            words = flags.view(np.uint64)
             keep = kept[q, k]
-            act = active[q]
-            _unpack_row(src, dst)
             for cb in range(n_b):
-                v = src[cb]
-                keep[cb] = v
-                if v == 0:
-                    continue
-                if hd >= 0:
-                    clear = 0
-                    for t in range(8):
-                        if not (v >> (7 - t)) & 1:
-                            continue
-                        cnt = 0
-                        for g in range(0, 6, 2):
-                            for rr in range(ranges[q, g], ranges[q, g + 1]):
-                                cnt += (packed[rr, k, cb] >> (7 - t)) & 1
-                        if cnt > t_d:
-                            dst[8 * cb + t] = 0
-                            clear |= 1 << (7 - t)
-                    v = v & ~clear
-                    keep[cb] = v
-                for t in range(8):
-                    if (v >> (7 - t)) & 1:
-                        act[8 * cb + t] = 1
+                keep[cb] = np.uint8((words[cb] * PACK_MAGIC) >> np.uint64(56))
 
 
 @nb.njit(**_JIT)
