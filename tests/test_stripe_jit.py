@@ -77,3 +77,10 @@ def test_depth_pass_counts_in_blocks_taller_than_its_counters():
     _stripe_jit.depth_unpack(np.packbits(bits, axis=-1), 67_998, 15, 25, out, active, kept)
     assert out[:, 0, 2].sum() == 0
     assert out[:, 0, 5].tolist() == [0, 0, 1, 1, 1, 1, 1, 0, 0, 0]
+
+
+def test_pack_bits_is_packbits():
+    m = (np.random.default_rng(4).random((3, 5, 21)) < 0.5).astype(np.uint8)
+    out = np.full((3, 5, 3), 0xAA, np.uint8)
+    _stripe_jit.pack_bits(m, out)
+    assert np.array_equal(out, np.packbits(m, axis=-1))

@@ -413,3 +413,19 @@ def unpack_bits(packed, out):  # pragma: no cover - compiled
     for a in range(n_a):
         for b in range(n_b):
             _unpack_row(packed[a, b], out[a, b])
+
+
+@nb.njit(**_JIT)
+def pack_bits(m, out):  # pragma: no cover - compiled
+    """``np.packbits(m, axis=-1)`` of the 0/1 uint8 array ``m`` (3-D, C-contiguous) into
+    ``out``: 8 columns per multiply."""
+    n_a, n_b, n_c = m.shape
+    flags = np.zeros(8 * out.shape[2], dtype=np.uint8)
+    words = flags.view(np.uint64)
+    for a in range(n_a):
+        for b in range(n_b):
+            src, dst = m[a, b], out[a, b]
+            for c in range(n_c):
+                flags[c] = src[c]
+            for q in range(dst.shape[0]):
+                dst[q] = np.uint8((words[q] * PACK_MAGIC) >> np.uint64(56))

@@ -165,9 +165,14 @@ def merge_packed(packed: np.ndarray, block_start: int, rows: tuple[int, int],
 
 def load_packed_kernels(dtype: str = "<u2") -> None:
     """Load (or compile, the first time) the compiled kernels of both stages for raw counts
-    of ``dtype`` in this process (a worker calls it while its first chunk is read)."""
+    of ``dtype``, and the packing kernels, in this process (a worker calls it while its
+    first chunk is read)."""
+    from nsgen.prep import _stripe_jit
     raw = np.ones((8, 6, 8), dtype)
     p = DetectParams(size=2, radius=1, threshold=0.5, min_stripe_length=2, min_stripe_depth=2,
                      min_stripe_width=2)
     cand = candidates_from_raw(raw, np.full((6, 8), 2.0), np.zeros((6, 8)), 0, (0, 6), 6, p)
-    merge_packed(cand, 0, (0, 6), 6, p, 8)
+    mask = merge_packed(cand, 0, (0, 6), 6, p, 8)
+    bits = np.empty((*mask.shape[:2], 1), np.uint8)
+    _stripe_jit.pack_bits(mask, bits)
+    _stripe_jit.unpack_bits(bits, mask)     # the archive's compression stage

@@ -235,7 +235,9 @@ class MergeStage(Stage):
                                 "mask", (chunk.rows, n_angles, self.n_cols), np.uint8))
         clock.lap("merge")
         if self.mask_spill is not None or self.patch_shape is None:
-            bits = np.packbits(mask, axis=-1)
+            from nsgen.prep._stripe_jit import pack_bits
+            bits = np.empty((*mask.shape[:2], packed_columns(self.n_cols)), np.uint8)
+            pack_bits(mask, bits)
             if self.mask_spill is not None:
                 self.mask_spill.write_band(chunk.start, bits)
             clock.lap("pack+write")
