@@ -166,13 +166,33 @@ def merge_packed(packed: np.ndarray, block_start: int, rows: tuple[int, int],
 def load_packed_kernels(dtype: str = "<u2") -> None:
     """Load (or compile, the first time) the compiled kernels of both stages for raw counts
     of ``dtype``, and the packing kernels, in this process (a worker calls it while its
-    first chunk is read)."""
-    from nsgen.prep import _stripe_jit
+    first chunk is read).
+
+    Two groups, about equally long to compile (the ratio map; the counts, merge passes and
+    packing), taken in turn with the other workers (:func:`nsgen.prep._jit.load_in_turn`):
+    on an empty cache two workers compile one group each at the same time.
+    """
+    from nsgen.prep import _ratio_jit, _stripe_jit
+    from nsgen.prep._jit import load_in_turn
+    from nsgen.prep.stripe_detect import _mirror_table
+
     raw = np.ones((8, 6, 8), dtype)
     p = DetectParams(size=2, radius=1, threshold=0.5, min_stripe_length=2, min_stripe_depth=2,
                      min_stripe_width=2)
-    cand = candidates_from_raw(raw, np.full((6, 8), 2.0), np.zeros((6, 8)), 0, (0, 6), 6, p)
-    mask = merge_packed(cand, 0, (0, 6), 6, p, 8)
-    bits = np.empty((*mask.shape[:2], 1), np.uint8)
-    _stripe_jit.pack_bits(mask, bits)
-    _stripe_jit.unpack_bits(bits, mask)     # the archive's compression stage
+    below = np.zeros((8, 6, 8), np.bool_)
+
+    def ratio() -> None:
+        norm = np.stack(pixel_constants(np.full((6, 8), 2.0), np.zeros((6, 8))))
+        mk, mj, mi = (_mirror_table(m, 1) for m in raw.shape)
+        _ratio_jit.ratio_map_into(raw, norm, 1, mk, mj, mi, 0, 6, np.float32(0.5),
+                                  np.empty((1, 1), np.float32), below, 0)
+
+    def merge() -> None:
+        cand = np.empty((6, 8, 1), np.uint8)
+        _stripe_jit.count_at_least_packed(below.view(np.uint8), 2, 2, cand)
+        mask = merge_packed(cand, 0, (0, 6), 6, p, 8)
+        bits = np.empty((*mask.shape[:2], 1), np.uint8)
+        _stripe_jit.pack_bits(mask, bits)
+        _stripe_jit.unpack_bits(bits, mask)     # the archive's compression stage
+
+    load_in_turn([(f"larix-ratio-{np.dtype(dtype).name}", ratio), ("larix-merge", merge)])
