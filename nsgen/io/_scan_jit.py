@@ -221,11 +221,11 @@ def _spheres(sc, rows, columns, z0, radius, mu2, out):  # pragma: no cover - com
             half = np.sqrt(rz2)
             c0 = max(columns[k, 0], int(np.floor(sc[k] + axis - half)) - 1)
             c1 = min(columns[k, 1], int(np.ceil(sc[k] + axis + half)) + 2)
-            for c in range(c0, c1):
-                d = (c - axis) - sc[k]
+            seg = out[r, c0:c1]  # from index 0: no negative-index wraparound, the loop vectorises
+            for i in range(seg.size):
+                d = (c0 + i - axis) - sc[k]
                 chord2 = max(rz2 - d * d, 0.0)
-                v = np.float32(np.sqrt(chord2))
-                out[r, c] = np.float32(np.float64(out[r, c]) + mu2[k] * np.float64(v))
+                seg[i] = np.float32(np.float64(seg[i]) + mu2[k] * np.float64(np.float32(np.sqrt(chord2))))
 
 
 def line_integrals(container: np.ndarray, sc: np.ndarray, rows: np.ndarray, columns: np.ndarray,
