@@ -60,6 +60,7 @@ import numpy as np
 
 from nsgen.errors import NsgenError
 from nsgen.io.scan_defects import LabelledDefect, apply_defects
+from nsgen.mainscript import UNGUARDED_EXIT, UNGUARDED_SCRIPT, check_main_importable
 from nsgen.rng import generator
 
 __all__ = ["DARK_LEVEL", "Defect", "EXACT_BELOW", "FrameMaker", "FrameSpec", "READ_NOISE",
@@ -318,6 +319,7 @@ def _fill_frames(start: int, stop: int) -> None:
 @contextmanager
 def _pool(workers: int, initargs: tuple) -> Iterator[ProcessPoolExecutor]:
     """Forkserver worker processes, each with a :class:`FrameMaker` (``_start_worker``)."""
+    check_main_importable()
     ctx = mp.get_context("forkserver")
     # a forkserver started here imports the frame code once; its children inherit it
     ctx.set_forkserver_preload(["nsgen.io.scan_frames", "nsgen.io._scan_jit"])
@@ -325,9 +327,11 @@ def _pool(workers: int, initargs: tuple) -> Iterator[ProcessPoolExecutor]:
     try:
         yield pool
     except BrokenProcessPool:
-        raise NsgenError("a make-scan worker process died (killed, out of memory, or started from a "
-                         "script without an `if __name__ == \"__main__\":` guard); rerun, with "
-                         "--workers 1 or more memory, or guard the script") from None
+        statuses = [p.exitcode for p in (getattr(pool, "_processes", None) or {}).values()]
+        if UNGUARDED_EXIT in statuses:
+            raise NsgenError(UNGUARDED_SCRIPT) from None
+        raise NsgenError("a make-scan worker process died (killed or out of memory); rerun, with "
+                         "--workers 1 or more memory") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
