@@ -62,10 +62,10 @@ def test_raw_counts_equal_the_normalised_volume_in_strips():
 
 def test_strip_columns():
     assert _ratio_jit.strip_columns(38, 2560, 3) % 16 == 0
-    assert 64 <= _ratio_jit.strip_columns(38, 2560, 3) < 2560
-    assert _ratio_jit.strip_columns(2000, 2560, 3) == 64      # tall blocks: the minimum
+    assert _ratio_jit.MIN_STRIP <= _ratio_jit.strip_columns(38, 2560, 3) < 2560
+    assert _ratio_jit.strip_columns(2000, 2560, 3) == _ratio_jit.MIN_STRIP   # tall blocks
     assert _ratio_jit.strip_columns(38, 40, 3) == 40          # narrow scans: one strip
-    assert _ratio_jit.strip_columns(2000, 2560, 20) == 4 * 20 + 20
+    assert _ratio_jit.strip_columns(2000, 9000, 200) == 4 * 200 + 20
 
 
 def test_all_finite():

@@ -27,6 +27,10 @@ TINY = np.float32(np.finfo(np.float32).smallest_subnormal)
 #: bytes of a strip's working set (ring of gradient planes, plate and side sums, the
 #: normalised rows) that :func:`strip_columns` aims at: well inside a core's L2 cache
 STRIP_BYTES = 1024 * 1024
+#: ... but at least this many columns: a strip normalises each of its rows in a call of its
+#: own, whose fixed cost (~0.2 us) must stay small beside the row's (tall blocks, whose
+#: working set cannot fit, go by this)
+MIN_STRIP = 512
 
 
 # Inner loops index 1-D row views only with ``c + constant`` (``c`` from ``range(n)``): Numba
@@ -52,10 +56,10 @@ def all_finite(x):  # pragma: no cover - compiled
 @nb.njit(**_JIT)
 def strip_columns(n_j, n_i, r):  # pragma: no cover - compiled
     """Output columns per strip: a multiple of 16 whose working set is about
-    :data:`STRIP_BYTES` (at least 64 and ``4R + 20`` columns: every strip holds the mirrored
-    neighbours of its edge columns; all ``n_i`` if that is fewer)."""
+    :data:`STRIP_BYTES`, at least :data:`MIN_STRIP` and ``4R + 20`` columns (every strip
+    holds the mirrored neighbours of its edge columns); all ``n_i`` if that is fewer."""
     per_column = (2 * r + 1 + 4) * max(n_j, 1) * 4
-    width = max(STRIP_BYTES // per_column // 16 * 16, 64, 4 * r + 20)
+    width = max(STRIP_BYTES // per_column // 16 * 16, MIN_STRIP, 4 * r + 20)
     return min(width, n_i)
 
 
