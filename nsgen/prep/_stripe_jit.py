@@ -164,6 +164,11 @@ def _count_packed_prefix(b, size, need, out):  # pragma: no cover - compiled
                 _pack_at_least(cnt[:w], need, flags, out[j, k, e0 >> 3:(e0 + w + 7) >> 3])
 
 
+#: set bits of every byte value
+_POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1).astype(
+    np.int64)
+
+
 @nb.njit(**_JIT)
 def depth_unpack(packed, b0, hd, t_d, out, active, kept):  # pragma: no cover - compiled
     """STRIPES_MERGE pass 2 on bit-packed candidates, unpacking only the rows it keeps.
@@ -172,12 +177,14 @@ def depth_unpack(packed, b0, hd, t_d, out, active, kept):  # pragma: no cover - 
     columns, rows first); ``out`` (uint8 0/1, ``(n_out, angles, columns)``) receives block
     rows ``b0 .. b0 + n_out - 1`` with the depth pass applied (``hd < 0``: not applied):
     a set voxel is cleared if more than ``t_d`` voxels are set in rows ``j ± hd`` of the
-    block (same angle and column; mirror rule, as :func:`depth_pass`). Angle by angle, the
-    block rows the windows reach are unpacked (8 columns per look-up) and counted with
-    prefix sums over rows: the cost does not depend on how many candidates are set (a scan
-    with dense candidates costs what a sparse one does). ``active[q, i]`` (uint8) is set
-    to whether column ``i`` of output row ``q`` holds a set voxel after the pass, and
-    ``kept`` (like ``packed``, with ``n_out`` rows) to the result bit-packed.
+    block (same angle and column; mirror rule, as :func:`depth_pass`). ``active[q, i]``
+    (uint8) is set to whether column ``i`` of output row ``q`` holds a set voxel after the
+    pass, and ``kept`` (like ``packed``, with ``n_out`` rows) to the result bit-packed.
+
+    Angle by angle, whichever is cheaper for that angle's candidates: sparse ones are
+    counted voxel by voxel on the packed rows (:func:`_depth_sparse`: the halo rows are
+    never unpacked), dense ones by unpacking the rows the windows reach and prefix sums
+    over rows (:func:`_depth_dense`: a cost that does not grow with the set voxels).
     """
     n_block, n_k, n_b = packed.shape
     n_out, _, n_i = out.shape
@@ -199,34 +206,85 @@ def depth_unpack(packed, b0, hd, t_d, out, active, kept):  # pragma: no cover - 
     # the difference modulo 2**16 whatever the block's height
     p = np.zeros((n_block + 1, width), dtype=np.uint16)
     flags = np.zeros(width, dtype=np.uint8)
+    dense_cost = (hi - lo) * width + 4 * n_out * width   # rough operation counts
     for k in range(n_k):
-        for jb in range(lo, hi):
-            _unpack_row(packed[jb, k], rows[jb])
-        if hd >= 0:
-            for jb in range(lo, hi):
-                prev, row, nxt = p[jb], rows[jb], p[jb + 1]
-                for c in range(width):
-                    nxt[c] = prev[c] + row[c]
+        n_set = 0
         for q in range(n_out):
-            src, dst, act = rows[b0 + q], out[q, k], active[q]
-            if hd >= 0:
-                pa1, pb1 = p[ranges[q, 0]], p[ranges[q, 1]]
-                pa2, pb2 = p[ranges[q, 2]], p[ranges[q, 3]]
-                pa3, pb3 = p[ranges[q, 4]], p[ranges[q, 5]]
-                for c in range(width):
-                    cnt = ((np.uint16(pb1[c] - pa1[c]) + np.uint16(pb2[c] - pa2[c]))
-                           + np.uint16(pb3[c] - pa3[c]))
-                    flags[c] = src[c] & (cnt <= t_d)
-            else:
-                for c in range(width):
-                    flags[c] = src[c]
-            for c in range(n_i):
-                dst[c] = flags[c]
-                act[c] |= flags[c]
-            words = flags.view(np.uint64)
-            keep = kept[q, k]
+            src = packed[b0 + q, k]
             for cb in range(n_b):
-                keep[cb] = np.uint8((words[cb] * PACK_MAGIC) >> np.uint64(56))
+                n_set += _POPCOUNT[src[cb]]
+        if hd < 0 or n_set * (2 * hd + 1) * 4 < dense_cost:
+            _depth_sparse(packed, b0, k, hd, t_d, ranges, out, active, kept)
+        else:
+            _depth_dense(packed, b0, k, t_d, ranges, lo, hi, rows, p, flags, out, active,
+                         kept)
+
+
+@nb.njit(**_JIT)
+def _depth_sparse(packed, b0, k, hd, t_d, ranges, out, active, kept):  # pragma: no cover
+    """:func:`depth_unpack` of angle ``k``, counting each set voxel's window on the packed
+    rows."""
+    n_out, _, n_b = kept.shape
+    for q in range(n_out):
+        src = packed[b0 + q, k]
+        dst = out[q, k]
+        keep = kept[q, k]
+        act = active[q]
+        _unpack_row(src, dst)
+        for cb in range(n_b):
+            v = src[cb]
+            keep[cb] = v
+            if v == 0:
+                continue
+            if hd >= 0:
+                clear = 0
+                for t in range(8):
+                    if not (v >> (7 - t)) & 1:
+                        continue
+                    cnt = 0
+                    for g in range(0, 6, 2):
+                        for rr in range(ranges[q, g], ranges[q, g + 1]):
+                            cnt += (packed[rr, k, cb] >> (7 - t)) & 1
+                    if cnt > t_d:
+                        dst[8 * cb + t] = 0
+                        clear |= 1 << (7 - t)
+                v = v & ~clear
+                keep[cb] = v
+            for t in range(8):
+                if (v >> (7 - t)) & 1:
+                    act[8 * cb + t] = 1
+
+
+@nb.njit(**_JIT)
+def _depth_dense(packed, b0, k, t_d, ranges, lo, hi, rows, p, flags, out, active,
+                 kept):  # pragma: no cover - compiled
+    """:func:`depth_unpack` of angle ``k`` from the unpacked rows ``lo .. hi - 1`` and
+    their prefix sums (``rows``, ``p``, ``flags``: scratch)."""
+    n_out, _, n_i = out.shape
+    n_b = kept.shape[2]
+    width = rows.shape[1]
+    for jb in range(lo, hi):
+        _unpack_row(packed[jb, k], rows[jb])
+    for jb in range(lo, hi):
+        prev, row, nxt = p[jb], rows[jb], p[jb + 1]
+        for c in range(width):
+            nxt[c] = prev[c] + row[c]
+    for q in range(n_out):
+        src, dst, act = rows[b0 + q], out[q, k], active[q]
+        pa1, pb1 = p[ranges[q, 0]], p[ranges[q, 1]]
+        pa2, pb2 = p[ranges[q, 2]], p[ranges[q, 3]]
+        pa3, pb3 = p[ranges[q, 4]], p[ranges[q, 5]]
+        for c in range(width):
+            cnt = ((np.uint16(pb1[c] - pa1[c]) + np.uint16(pb2[c] - pa2[c]))
+                   + np.uint16(pb3[c] - pa3[c]))
+            flags[c] = src[c] & (cnt <= t_d)
+        for c in range(n_i):
+            dst[c] = flags[c]
+            act[c] |= flags[c]
+        words = flags.view(np.uint64)
+        keep = kept[q, k]
+        for cb in range(n_b):
+            keep[cb] = np.uint8((words[cb] * PACK_MAGIC) >> np.uint64(56))
 
 
 @nb.njit(**_JIT)
