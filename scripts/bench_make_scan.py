@@ -110,7 +110,8 @@ def main() -> int:
     p.add_argument("--columns", type=int, default=2560)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--dir", type=Path, default=None, help="where the files go (default: a temporary folder)")
-    p.add_argument("--baseline", default=None, help="another source tree to run alternately (before/after)")
+    p.add_argument("--baseline", action="append", default=[],
+                   help="another source tree to run alternately (before/after; repeatable)")
     args = p.parse_args()
     if not become_subreaper():
         print("(cannot become a child subreaper: CPU-seconds miss the worker processes)")
@@ -128,7 +129,7 @@ def main() -> int:
     key = np.array([0], np.int32)
     frame = FrameMaker(FrameSpec(n_rows=args.rows, n_columns=args.columns, n_angles=1, seed=0, i0=2e4,
                                  dtype="uint16", image_key=key, frame_angle=np.zeros(1))).frame(0)
-    trees = ([("before ", args.baseline)] if args.baseline else []) + [("", None)]
+    trees = [(f"{Path(t).name}: ", t) for t in args.baseline] + [("", None)]
     names = {(label, w): f"{label}make-scan --workers {w}" for label, _ in trees for w in (1, cores)}
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="nsgen-bench-make-scan-") as tmp:
         path = Path(tmp) / "scan.nxs"
