@@ -15,7 +15,7 @@ from nsgen.prep.detect import check_detector, detect_rows, detect_volume, halo
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.stripe_detect import rows_to_read
-from nsgen.prep import stripe_robust
+from nsgen.prep import robust_scores
 from nsgen.prep.stripe_robust import column_scores, depth_rule, robust_stripe_mask
 from nsgen.scan import open_scan
 
@@ -142,7 +142,7 @@ def test_a_strong_defect_does_not_flag_the_rows_beside_it(monkeypatch):
     m = robust_stripe_mask(x)
     assert np.flatnonzero(m.any(axis=(0, 2))).tolist() == list(range(10, 20))
     assert np.flatnonzero(m.any(axis=(0, 1))).tolist() == [30]
-    monkeypatch.setattr(stripe_robust, "STRONG", np.inf)
+    monkeypatch.setattr(robust_scores, "STRONG", np.inf)
     assert robust_stripe_mask(x).any(axis=(0, 2)).sum() > 10
 
 
