@@ -15,7 +15,7 @@ import numpy as np
 
 from nsgen.prep.robust_scores import HALF_WINDOW
 
-__all__ = ["best_interval", "refine", "run_scores", "stands_out"]
+__all__ = ["angle_bins", "best_interval", "bin_means", "refine", "run_scores", "stands_out"]
 
 #: angles of stripes over part of the scan: refined to the angle, the one range of angles
 #: where the trace adds most above this fraction of its amplitude (0.5: weak full stripes
@@ -25,6 +25,9 @@ CUT = 0.3
 #: stripes over part of the scan: every block of the run scores above this (same sign)
 RUN_LEVEL = 3.0
 
+#: width of the angle bins whose means :func:`refine` works on, as a fraction of the angles
+#: (1801 angles: bins of 7; fewer than 512 angles: every angle)
+BIN = 1 / 256
 #: a stripe over part of the scan must exceed this multiple of its trace's largest
 #: excursion elsewhere (:func:`stands_out`)
 STAND_OUT = 1.0
@@ -47,20 +50,45 @@ def run_scores(zb: np.ndarray, level: float) -> np.ndarray:
     return best
 
 
-def refine(out: np.ndarray, x: np.ndarray, edges: np.ndarray) -> None:
-    """Angles of the stripes found in some angle blocks but not all, to the angle (in place).
+def angle_bins(edges: np.ndarray, n_k: int) -> np.ndarray:
+    """Edges of the angle bins the traces are kept in: :data:`BIN` of ``n_k`` angles wide
+    (at least 1 angle), each angle block ``edges`` split on its own (bins nest in blocks).
 
-    Per run of adjacent columns of one row with the same blocks: its trace along the angles
-    (its columns' mean minus the median of the unflagged columns within
-    :data:`HALF_WINDOW`, per angle; without such columns, less its median over the blocks
-    without the stripe) gives the one range of angles where it adds most above
-    :data:`CUT` of its median over the blocks with the stripe (:func:`best_interval`).
+    Examples
+    --------
+    >>> angle_bins(np.array([0, 5, 10]), 1000).tolist()   # bins of 3 angles
+    [0, 3, 5, 8, 10]
     """
-    n_k, _, n_i = out.shape
-    n_b = len(edges) - 1
+    w = max(1, int(BIN * n_k))
+    return np.concatenate([np.arange(e0, e1, w) for e0, e1 in zip(edges[:-1], edges[1:])]
+                          + [edges[-1:]]).astype(np.intp)
+
+
+def bin_means(x: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """Means of ``x`` ``(angles, rows, columns)`` over the angle ``bins``:
+    ``(rows, bins, columns)`` float32 (sums in float64)."""
+    sums = np.add.reduceat(x, bins[:-1], axis=0, dtype=np.float64)
+    means = sums / np.diff(bins)[:, None, None]
+    return np.ascontiguousarray(means.transpose(1, 0, 2), np.float32)
+
+
+def refine(out: np.ndarray, xb: np.ndarray, bins: np.ndarray, edges: np.ndarray) -> None:
+    """Angles of the stripes found in some angle blocks but not all, to the bin (in place).
+
+    ``out`` ``(angles, rows, columns)`` holds the block flags; ``xb`` ``(rows, bins,
+    columns)`` the rows' means over the angle ``bins`` (:func:`bin_means`), ``edges`` the
+    blocks'. Per run of adjacent columns of one row with the same blocks: its trace along
+    the bins (its columns' mean minus the median of the unflagged columns within
+    :data:`HALF_WINDOW`, per bin; without such columns, less its median over the blocks
+    without the stripe) gives the one range of angles where it adds most above
+    :data:`CUT` of its median over the blocks with the stripe (:func:`best_interval`, each
+    bin weighted by its angles); dropped where that range does not :func:`stands_out`.
+    """
+    n_i = out.shape[2]
+    width = np.diff(bins)
     on_b = out[edges[:-1]]  # (blocks, rows, cols): block flags
     mixed = on_b.any(axis=0) & ~on_b.all(axis=0)
-    blk = np.repeat(np.arange(n_b), np.diff(edges))
+    blk = np.searchsorted(edges, bins[:-1], side="right") - 1
     for j in np.flatnonzero(mixed.any(axis=1)):
         cols = mixed[j]
         flagged = on_b[:, j].any(axis=0)
@@ -75,16 +103,17 @@ def refine(out: np.ndarray, x: np.ndarray, edges: np.ndarray) -> None:
             on = on_b[:, j, c].astype(bool)
             nb = [i for i in range(max(0, c - HALF_WINDOW), min(n_i, c1 + HALF_WINDOW))
                   if not flagged[i]]
-            t = x[:, j, c:c1].mean(axis=1, dtype=np.float64)
-            if nb:  # the neighbours per angle are the baseline
-                t = t - np.median(x[:, j, nb], axis=1)
+            t = xb[j, :, c:c1].mean(axis=1, dtype=np.float64)
+            if nb:  # the neighbours per bin are the baseline
+                t = t - np.median(xb[j][:, nb], axis=1)
             else:
                 t = t - np.median(t[~on[blk]])
             amp = np.median(t[on[blk]])
-            keep = best_interval(np.sign(amp) * t - CUT * abs(amp), np.ones(n_k, bool))
+            keep = best_interval(width * (np.sign(amp) * t - CUT * abs(amp)),
+                                 np.ones(t.size, bool))
             if not stands_out(t, keep, abs(amp)):
                 keep[:] = False
-            out[:, j, c:c1] = keep[:, None]
+            out[:, j, c:c1] = np.repeat(keep, width)[:, None]
             c = c1
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from nsgen.prep import _robust_jit as _rj
 
 __all__ = ["HALF_WINDOW", "column_scores", "depth_rule", "mirror_table", "pooled",
-           "rank_index", "ranks", "scores"]
+           "rank_index", "ranks", "scores", "strong_columns"]
 
 #: half window of the median across columns (stripes up to this wide are found)
 HALF_WINDOW = 8
@@ -52,7 +52,8 @@ def column_scores(x: np.ndarray) -> np.ndarray:
     """Robust scores ``z`` of every column of one sinogram ``(angles, columns)`` alone (no
     neighbouring rows): steps 1 and 3 with the row's own robust scale."""
     x = np.ascontiguousarray(x, np.float32)
-    return scores(ranks(x[:, None, :], 0, x.shape[0]), 0, 1, 0, 0, 1)[0]
+    srt = ranks(x[:, None, :], 0, x.shape[0])
+    return scores(srt, np.zeros((1, x.shape[1]), bool), 0, 1, 0, 0, 1)[0]
 
 
 def depth_rule(n_rows_total: int, depth: int = 30) -> int:
@@ -86,50 +87,55 @@ def pooled(ranks_b: list[np.ndarray]) -> np.ndarray:
     return srt
 
 
-def scores(srt: np.ndarray, r0: int, r1: int, lo: int, hd: int, n_rows_total: int
-            ) -> np.ndarray:
+def strong_columns(srt: np.ndarray) -> np.ndarray:
+    """Step 4's strong defects (dead, saturated columns) of every row of the ranked rows
+    ``srt`` ``(rows, ranks, columns)``, found in the row alone (no other rows): ``|q|`` above
+    :data:`STRONG` robust scales of that row; ``(rows, columns)`` bool."""
+    n_j, _, n_i = srt.shape
+    mir = mirror_table(n_i)
+    pairs_w = _rj.network(mir.shape[0])
+    out = np.empty((n_j, n_i), bool)
+    q = np.empty(n_i)
+    for i in range(n_j):
+        _rj.row_offsets(srt, srt, i, 0, 0, _rj.network(0), mir, pairs_w, q)
+        out[i] = np.abs(q) > STRONG * _robust_scale(q)
+    return out
+
+
+def scores(srt: np.ndarray, strong: np.ndarray, r0: int, r1: int, lo: int, hd: int,
+           n_rows_total: int) -> np.ndarray:
     """Scores ``z`` (rows ``r0:r1`` of the block, columns) from the ranked rows ``srt``
-    ``(block rows, ranks, columns)`` of one angle set.
+    ``(block rows, ranks, columns)`` of one angle set and their :func:`strong_columns`.
 
     Rows first: each row's ranked sinogram minus the per-rank median of the other rows
     ``j - hd .. j + hd`` inside the volume (what the rows share, the sample, steep slopes and
     edges included, is removed before the median across columns, which then only meets
     what differs between rows); its offsets over the larger of the row's robust scale and,
     per column, the spread of the other rows' offsets (where the rows differ anyway, e.g. a
-    sample edge that is not parallel to the rotation axis). Rows needed: ``2 hd`` each side.
-    Compiled kernels: :mod:`nsgen.prep._robust_jit`.
+    sample edge that is not parallel to the rotation axis). The strong defects of the rows
+    that serve as background are replaced there by their row's neighbouring columns (such
+    a defect shifts the other rows' per-rank median enough to score beside it). Rows
+    needed: ``2 hd`` each side. Compiled kernels: :mod:`nsgen.prep._robust_jit`.
     """
     n_i = srt.shape[2]
     mir = mirror_table(n_i)
     pairs_w = _rj.network(mir.shape[0])
-
-    def offsets(rows: range, bg: np.ndarray, alone: bool = False
-                ) -> tuple[np.ndarray, np.ndarray]:
-        """q and robust scale of ``rows`` against ``bg`` (or ``alone``: no other rows)."""
-        q = np.empty((len(rows), n_i))
-        scale = np.empty(len(rows))
-        for n, i in enumerate(rows):
-            others = [] if alone else _window(i, hd, n_rows_total)
-            o_lo, o_hi = (others[0] - lo, others[-1] + 1 - lo) if others else (0, 0)
-            _rj.row_offsets(srt, bg, i - lo, o_lo, o_hi, _rj.network(len(others)), mir,
-                            pairs_w, q[n])
-            scale[n] = _robust_scale(q[n])
-        return q, scale
-
-    # step 4: strong defects (dead, saturated columns) of every row that serves as
-    # background, found in the row alone, replaced there by their row's neighbouring columns
     bg = srt
-    if hd:
-        rows1 = range(max(r0 + lo - 2 * hd, 0), min(r1 + lo + 2 * hd, n_rows_total))
-        q1, s1 = offsets(rows1, srt, alone=True)
-        strong = np.abs(q1) > STRONG * s1[:, None]
-        if strong.any():
-            bg = srt.copy()
-            for n in np.flatnonzero(strong.any(axis=1)):
-                _interpolate(bg[rows1[n] - lo], strong[n])
+    if hd and strong.any():
+        bg = srt.copy()
+        for r in np.flatnonzero(strong.any(axis=1)):
+            _interpolate(bg[r], strong[r])
     # offsets of every row needed: the output rows and the rows they are compared with
     first = max(r0 + lo - hd, 0)
-    q, scale = offsets(range(first, min(r1 + lo + hd, n_rows_total)), bg)
+    rows = range(first, min(r1 + lo + hd, n_rows_total))
+    q = np.empty((len(rows), n_i))
+    scale = np.empty(len(rows))
+    for n, i in enumerate(rows):
+        others = _window(i, hd, n_rows_total)
+        o_lo, o_hi = (others[0] - lo, others[-1] + 1 - lo) if others else (0, 0)
+        _rj.row_offsets(srt, bg, i - lo, o_lo, o_hi, _rj.network(len(others)), mir,
+                        pairs_w, q[n])
+        scale[n] = _robust_scale(q[n])
     z = np.empty((r1 - r0, n_i))
     spread = np.empty(n_i)
     for jj in range(r0, r1):

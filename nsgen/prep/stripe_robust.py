@@ -54,11 +54,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsgen.prep.robust_angles import RUN_LEVEL, refine, run_scores
-from nsgen.prep.robust_scores import (HALF_WINDOW, column_scores, depth_rule, pooled, ranks,
-                                      scores)
+from nsgen.prep.robust_angles import RUN_LEVEL, angle_bins, bin_means, refine, run_scores
+from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, depth_rule,
+                                      pooled, rank_index, ranks, scores, strong_columns)
 
-__all__ = ["HALF_WINDOW", "column_scores", "depth_rule", "robust_mask_rows",
+__all__ = ["HALF_WINDOW", "column_scores", "decide", "depth_rule", "feature_layout",
+           "robust_mask_rows", "row_features",
            "robust_stripe_mask"]
 
 #: decision threshold on the robust scores
@@ -103,20 +104,85 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
     x = x[:, lo - block_start:hi - block_start]
     if not np.isfinite(x).all():
         raise ValueError("data contains NaN or infinite values; normalise the scan first")
-    n_k = x.shape[0]
+    return decide(row_features(x), lo, rows, n_rows_total, x.shape[0], threshold, depth)
+
+
+def _blocks(n_k: int) -> np.ndarray:
+    """Edges of the angle blocks of ``n_k`` angles (one block below ``BLOCKS * MIN_BLOCK``)."""
     n_b = BLOCKS if n_k >= BLOCKS * MIN_BLOCK else 1
-    edges = [n_k * b // n_b for b in range(n_b + 1)]
-    r0, r1 = start - lo, stop - lo
-    if n_b == 1:
-        z_all = scores(ranks(x, 0, n_k), r0, r1, lo, hd, n_rows_total)
-        flag = _grow(_drop_bias(z_all, threshold), z_all, GROW * threshold)
-        return np.broadcast_to(flag[None], (n_k,) + z_all.shape).copy()
-    ranks_b = [ranks(x, edges[b], edges[b + 1]) for b in range(n_b)]
-    z_all = scores(pooled(ranks_b), r0, r1, lo, hd, n_rows_total)
+    return np.array([n_k * b // n_b for b in range(n_b + 1)], np.intp)
+
+
+def feature_layout(n_k: int) -> tuple[list[int], int]:
+    """Fields of :func:`row_features` for ``n_k`` angles: the ranks kept of each angle set
+    (the blocks, then the whole scan's pooled from them; or the whole scan alone) and the
+    angle bins of :func:`~nsgen.prep.robust_angles.refine` (none with one block). The
+    fields are ``sum(ranks) + len(ranks) + bins`` (ranks, strong flags per set, bins).
+
+    Examples
+    --------
+    >>> feature_layout(1801)
+    ([32, 32, 32, 32, 32, 32, 32], 258)
+    >>> feature_layout(100)
+    ([32], 0)
+    """
+    edges = _blocks(n_k)
+    sizes = [rank_index(int(e1 - e0)).size for e0, e1 in zip(edges[:-1], edges[1:])]
+    if len(sizes) == 1:
+        return sizes, 0
+    n = sum(sizes)
+    sizes.append(np.unique(np.linspace(0, n - 1, QUANTILES).round()).size)
+    return sizes, angle_bins(edges, n_k).size - 1
+
+
+def row_features(x: np.ndarray) -> np.ndarray:
+    """What the detector needs of each row of ``x`` ``(angles, rows, columns)`` float32,
+    from that row alone (so a pass over row chunks needs no halo): ``(rows, fields,
+    columns)`` float32 in :func:`feature_layout`'s order: the ranks of every angle set,
+    its strong defects (0/1), the means over the angle bins."""
+    n_k = x.shape[0]
+    edges = _blocks(n_k)
+    if edges.size == 2:
+        sets = [ranks(x, 0, n_k)]
+    else:
+        sets = [ranks(x, int(e0), int(e1)) for e0, e1 in zip(edges[:-1], edges[1:])]
+        sets.append(pooled(sets))
+    parts = sets + [strong_columns(srt)[:, None].astype(np.float32) for srt in sets]
+    if edges.size > 2:
+        parts.append(bin_means(x, angle_bins(edges, n_k)))
+    return np.concatenate(parts, axis=1)
+
+
+def decide(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_rows_total: int,
+           n_k: int, threshold: float = THRESHOLD, depth: int = 30) -> np.ndarray:
+    """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
+    :func:`row_features` ``feat`` of volume rows ``feat_start ...``, which must hold the
+    rows ``[start - 2 hd, stop + 2 hd)`` (clipped to the volume; ``hd`` of
+    :func:`depth_rule`): the same mask whatever the chunking (steps 2-5)."""
+    hd = depth_rule(n_rows_total, depth)
+    start, stop = rows
+    lo, hi = max(0, start - HALO * hd), min(n_rows_total, stop + HALO * hd)
+    if feat_start > lo or feat_start + feat.shape[0] < hi:
+        raise ValueError(f"features hold rows [{feat_start}, {feat_start + feat.shape[0]}) "
+                         f"but rows [{start}, {stop}) need rows [{lo}, {hi})")
+    feat = feat[lo - feat_start:hi - feat_start]
+    sizes, n_bins = feature_layout(n_k)
+    if feat.shape[1] != sum(sizes) + len(sizes) + n_bins:
+        raise ValueError(f"features have {feat.shape[1]} fields; {n_k} angles need "
+                         f"{sum(sizes) + len(sizes) + n_bins}")
+    cut = np.cumsum([0] + sizes)
+    sets = [feat[:, a:b] for a, b in zip(cut[:-1], cut[1:])]
+    strong = [feat[:, cut[-1] + n] > 0.5 for n in range(len(sizes))]
+    z = [scores(np.ascontiguousarray(srt), st, start - lo, stop - lo, lo, hd, n_rows_total)
+         for srt, st in zip(sets, strong)]
+    z_all = z[-1]
     flag_all = _grow(_drop_bias(z_all, threshold), z_all, GROW * threshold)
-    out = np.zeros((n_k, stop - start, x.shape[2]), np.uint8)
-    z_b = [scores(srt, r0, r1, lo, hd, n_rows_total) for srt in ranks_b]
-    zb = np.stack(z_b)
+    if len(sizes) == 1:
+        return np.broadcast_to(flag_all[None], (n_k,) + z_all.shape).copy()
+    edges = _blocks(n_k)
+    n_b = edges.size - 1
+    out = np.zeros((n_k,) + z_all.shape, np.uint8)
+    zb = np.stack(z[:-1])
     # a whole-scan stripe is one the blocks agree on: not one or two blocks' event (a
     # feature's turning point along the angles, which sorting does not remove from a block)
     typical = np.median(np.sign(z_all) * zb, axis=0)
@@ -133,7 +199,8 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
         part |= _grow(_drop_bias(run[b], BLOCK_FACTOR * threshold), run[b],
                       GROW * BLOCK_FACTOR * threshold)
         out[edges[b]:edges[b + 1]] = part[None]
-    refine(out, x[:, start - lo:stop - lo], np.array(edges))
+    xb = feat[start - lo:stop - lo, cut[-1] + len(sizes):]
+    refine(out, xb, angle_bins(edges, n_k), edges)
     return out
 
 
