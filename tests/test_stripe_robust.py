@@ -15,7 +15,7 @@ from nsgen.prep.detect import check_detector, detect_rows, detect_volume, halo
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.stripe_detect import rows_to_read
-from nsgen.prep import robust_scores
+from nsgen.prep import robust_scores, stripe_robust
 from nsgen.prep.stripe_robust import column_scores, depth_rule, robust_stripe_mask
 from nsgen.scan import open_scan
 
@@ -155,3 +155,18 @@ def test_a_wide_stripe_on_the_sample_slope_keeps_its_height():
     x[:, 5:8, 40:44] += 0.016
     m = robust_stripe_mask(x)
     assert m[:, 5:8, 40:44].all() and m.sum() == 180 * 3 * 4
+
+
+def test_row_features_need_no_other_rows():
+    """A row's features come from that row alone (pass one of nsgen.stages.robust reads no
+    halo): features of a block are those of its rows one by one, and their layout is
+    feature_layout's."""
+    x = noise_volume((200, 5, 40), seed=4)
+    x[:, 2, 7] = 3.0  # a strong defect
+    feat = stripe_robust.row_features(x)
+    sizes, bins = stripe_robust.feature_layout(200)
+    assert feat.shape == (5, sum(sizes) + len(sizes) + bins, 40)
+    for j in range(5):
+        assert np.array_equal(stripe_robust.row_features(x[:, j:j + 1])[0], feat[j])
+    strong = feat[:, sum(sizes):sum(sizes) + len(sizes)]
+    assert strong[2, :, 7].all() and strong.sum() == len(sizes)
