@@ -67,9 +67,11 @@ def angle_bins(edges: np.ndarray, n_k: int) -> np.ndarray:
 def bin_means(x: np.ndarray, bins: np.ndarray) -> np.ndarray:
     """Means of ``x`` ``(angles, rows, columns)`` over the angle ``bins``:
     ``(rows, bins, columns)`` float32 (sums in float64)."""
-    sums = np.add.reduceat(x, bins[:-1], axis=0, dtype=np.float64)
-    means = sums / np.diff(bins)[:, None, None]
-    return np.ascontiguousarray(means.transpose(1, 0, 2), np.float32)
+    out = np.empty((x.shape[1], bins.size - 1, x.shape[2]), np.float32)
+    for n in range(bins.size - 1):   # (np.add.reduceat over axis 0 is 15x slower)
+        out[:, n] = x[bins[n]:bins[n + 1]].sum(axis=0, dtype=np.float64) / (bins[n + 1]
+                                                                           - bins[n])
+    return out
 
 
 def refine(out: np.ndarray, xb: np.ndarray, bins: np.ndarray, edges: np.ndarray) -> None:

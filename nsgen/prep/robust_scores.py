@@ -23,7 +23,7 @@ import numpy as np
 from nsgen.prep import _robust_jit as _rj
 
 __all__ = ["HALF_WINDOW", "column_scores", "depth_rule", "mirror_table", "pooled",
-           "rank_index", "ranks", "scores", "strong_columns"]
+           "offset_scores", "offsets", "rank_index", "ranks", "scores", "strong_columns"]
 
 #: half window of the median across columns (stripes up to this wide are found)
 HALF_WINDOW = 8
@@ -102,20 +102,20 @@ def strong_columns(srt: np.ndarray) -> np.ndarray:
     return out
 
 
-def scores(srt: np.ndarray, strong: np.ndarray, r0: int, r1: int, lo: int, hd: int,
-           n_rows_total: int) -> np.ndarray:
-    """Scores ``z`` (rows ``r0:r1`` of the block, columns) from the ranked rows ``srt``
-    ``(block rows, ranks, columns)`` of one angle set and their :func:`strong_columns`.
+def offsets(srt: np.ndarray, strong: np.ndarray, r0: int, r1: int, lo: int, hd: int,
+            n_rows_total: int) -> np.ndarray:
+    """Offsets ``q`` of the rows ``r0:r1`` of a block (volume rows from ``lo``) and their
+    robust scales, from the ranked rows ``srt`` ``(block rows, ranks, columns)`` of one
+    angle set and their :func:`strong_columns`: ``(r1 - r0, columns + 1)`` float64, the
+    scale last. The block must hold ``hd`` rows each side (clipped to the volume).
 
     Rows first: each row's ranked sinogram minus the per-rank median of the other rows
     ``j - hd .. j + hd`` inside the volume (what the rows share, the sample, steep slopes and
     edges included, is removed before the median across columns, which then only meets
-    what differs between rows); its offsets over the larger of the row's robust scale and,
-    per column, the spread of the other rows' offsets (where the rows differ anyway, e.g. a
-    sample edge that is not parallel to the rotation axis). The strong defects of the rows
-    that serve as background are replaced there by their row's neighbouring columns (such
-    a defect shifts the other rows' per-rank median enough to score beside it). Rows
-    needed: ``2 hd`` each side. Compiled kernels: :mod:`nsgen.prep._robust_jit`.
+    what differs between rows). The strong defects of the rows that serve as background
+    are replaced there by their row's neighbouring columns (such a defect shifts the other
+    rows' per-rank median enough to score beside it). Compiled kernels:
+    :mod:`nsgen.prep._robust_jit`.
     """
     n_i = srt.shape[2]
     mir = mirror_table(n_i)
@@ -125,28 +125,47 @@ def scores(srt: np.ndarray, strong: np.ndarray, r0: int, r1: int, lo: int, hd: i
         bg = srt.copy()
         for r in np.flatnonzero(strong.any(axis=1)):
             _interpolate(bg[r], strong[r])
-    # offsets of every row needed: the output rows and the rows they are compared with
-    first = max(r0 + lo - hd, 0)
-    rows = range(first, min(r1 + lo + hd, n_rows_total))
-    q = np.empty((len(rows), n_i))
-    scale = np.empty(len(rows))
-    for n, i in enumerate(rows):
+    out = np.empty((r1 - r0, n_i + 1))
+    for n in range(r1 - r0):
+        i = r0 + n + lo
         others = _window(i, hd, n_rows_total)
         o_lo, o_hi = (others[0] - lo, others[-1] + 1 - lo) if others else (0, 0)
         _rj.row_offsets(srt, bg, i - lo, o_lo, o_hi, _rj.network(len(others)), mir,
-                        pairs_w, q[n])
-        scale[n] = _robust_scale(q[n])
-    z = np.empty((r1 - r0, n_i))
+                        pairs_w, out[n, :n_i])
+        out[n, n_i] = _robust_scale(out[n, :n_i])
+    return out
+
+
+def offset_scores(qs: np.ndarray, q_lo: int, rows: tuple[int, int], hd: int,
+                  n_rows_total: int) -> np.ndarray:
+    """Scores ``z`` ``(stop - start, columns)`` of volume rows ``rows`` from the
+    :func:`offsets` ``qs`` of volume rows ``q_lo ...`` (holding ``hd`` rows each side,
+    clipped to the volume): each offset over the larger of its row's robust scale and, per
+    column, the spread of the other rows' offsets (where the rows differ anyway, e.g. a
+    sample edge that is not parallel to the rotation axis)."""
+    start, stop = rows
+    n_i = qs.shape[1] - 1
+    z = np.empty((stop - start, n_i))
     spread = np.empty(n_i)
-    for jj in range(r0, r1):
-        i = jj + lo
+    for i in range(start, stop):
         others = _window(i, hd, n_rows_total)
-        unit = np.full(n_i, scale[i - first])
+        unit = np.full(n_i, qs[i - q_lo, n_i])
         if others:  # how much the other rows differ from their own backgrounds here
-            _rj.spread(q[[o - first for o in others]], _rj.network(len(others)), spread)
+            _rj.spread(qs[[o - q_lo for o in others], :n_i], _rj.network(len(others)),
+                       spread)
             unit = np.maximum(unit, spread)
-        z[jj - r0] = q[i - first] / unit
+        z[i - start] = qs[i - q_lo, :n_i] / unit
     return z
+
+
+def scores(srt: np.ndarray, strong: np.ndarray, r0: int, r1: int, lo: int, hd: int,
+           n_rows_total: int) -> np.ndarray:
+    """Scores ``z`` (rows ``r0:r1`` of the block, columns) from the ranked rows ``srt``
+    ``(block rows, ranks, columns)`` of one angle set and their :func:`strong_columns`
+    (:func:`offsets`, then :func:`offset_scores`); rows needed: ``2 hd`` each side."""
+    first, last = max(r0 + lo - hd, 0), min(r1 + lo + hd, n_rows_total)
+    qs = offsets(srt, strong, first - lo, last - lo, lo, hd, n_rows_total)
+    return offset_scores(qs, first, (r0 + lo, r1 + lo), hd, n_rows_total)
 
 
 def _interpolate(ranks: np.ndarray, exclude: np.ndarray) -> None:

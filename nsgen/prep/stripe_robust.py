@@ -56,10 +56,11 @@ import numpy as np
 
 from nsgen.prep.robust_angles import RUN_LEVEL, angle_bins, bin_means, refine, run_scores
 from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, depth_rule,
-                                      pooled, rank_index, ranks, scores, strong_columns)
+                                      offset_scores, offsets, pooled, rank_index, ranks,
+                                      strong_columns)
 
-__all__ = ["HALF_WINDOW", "column_scores", "decide", "depth_rule", "feature_layout",
-           "robust_mask_rows", "row_features",
+__all__ = ["HALF_WINDOW", "column_scores", "decide", "decide_offsets", "depth_rule",
+           "feature_layout", "robust_mask_rows", "row_features", "row_offsets",
            "robust_stripe_mask"]
 
 #: decision threshold on the robust scores
@@ -153,31 +154,56 @@ def row_features(x: np.ndarray) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def decide(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_rows_total: int,
-           n_k: int, threshold: float = THRESHOLD, depth: int = 30) -> np.ndarray:
-    """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
-    :func:`row_features` ``feat`` of volume rows ``feat_start ...``, which must hold the
-    rows ``[start - 2 hd, stop + 2 hd)`` (clipped to the volume; ``hd`` of
-    :func:`depth_rule`): the same mask whatever the chunking (steps 2-5)."""
-    hd = depth_rule(n_rows_total, depth)
-    start, stop = rows
-    lo, hi = max(0, start - HALO * hd), min(n_rows_total, stop + HALO * hd)
-    if feat_start > lo or feat_start + feat.shape[0] < hi:
-        raise ValueError(f"features hold rows [{feat_start}, {feat_start + feat.shape[0]}) "
-                         f"but rows [{start}, {stop}) need rows [{lo}, {hi})")
-    feat = feat[lo - feat_start:hi - feat_start]
+def _check_rows(have: tuple[int, int], rows: tuple[int, int], n_rows_total: int,
+                halo: int) -> None:
+    """``have`` (volume rows held) must cover ``rows`` plus ``halo`` rows each side."""
+    lo, hi = max(0, rows[0] - halo), min(n_rows_total, rows[1] + halo)
+    if have[0] > lo or have[1] < hi:
+        raise ValueError(f"block holds rows [{have[0]}, {have[1]}) but rows "
+                         f"[{rows[0]}, {rows[1]}) need rows [{lo}, {hi}) (halo {halo})")
+
+
+def _fields(feat: np.ndarray, n_k: int) -> tuple[list[np.ndarray], list[np.ndarray],
+                                                 np.ndarray]:
+    """The ranks of each angle set, their strong defects and the bin means of
+    :func:`row_features` ``feat`` ``(rows, fields, columns)``."""
     sizes, n_bins = feature_layout(n_k)
     if feat.shape[1] != sum(sizes) + len(sizes) + n_bins:
         raise ValueError(f"features have {feat.shape[1]} fields; {n_k} angles need "
                          f"{sum(sizes) + len(sizes) + n_bins}")
     cut = np.cumsum([0] + sizes)
-    sets = [feat[:, a:b] for a, b in zip(cut[:-1], cut[1:])]
+    sets = [np.ascontiguousarray(feat[:, a:b]) for a, b in zip(cut[:-1], cut[1:])]
     strong = [feat[:, cut[-1] + n] > 0.5 for n in range(len(sizes))]
-    z = [scores(np.ascontiguousarray(srt), st, start - lo, stop - lo, lo, hd, n_rows_total)
-         for srt, st in zip(sets, strong)]
+    return sets, strong, feat[:, cut[-1] + len(sizes):]
+
+
+def row_offsets(feat: np.ndarray, feat_start: int, rows: tuple[int, int],
+                n_rows_total: int, n_k: int, depth: int = 30) -> np.ndarray:
+    """Step 2's offsets (and robust scales) of volume rows ``rows`` for every angle set,
+    ``(stop - start, sets, columns + 1)`` float64
+    (:func:`~nsgen.prep.robust_scores.offsets`), from the :func:`row_features` of volume
+    rows ``feat_start ...``, which must hold ``hd`` rows each side."""
+    hd = depth_rule(n_rows_total, depth)
+    _check_rows((feat_start, feat_start + feat.shape[0]), rows, n_rows_total, hd)
+    sets, strong, _ = _fields(feat, n_k)
+    r0, r1 = rows[0] - feat_start, rows[1] - feat_start
+    return np.stack([offsets(srt, st, r0, r1, feat_start, hd, n_rows_total)
+                     for srt, st in zip(sets, strong)], axis=1)
+
+
+def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int, int],
+                   n_rows_total: int, n_k: int, threshold: float = THRESHOLD,
+                   depth: int = 30) -> np.ndarray:
+    """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
+    :func:`row_offsets` ``qs`` of volume rows ``q_start ...`` (holding ``hd`` rows each
+    side) and the bin means ``xb`` ``(stop - start, bins, columns)`` of the rows themselves
+    (steps 3-5)."""
+    hd = depth_rule(n_rows_total, depth)
+    _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
+    z = [offset_scores(qs[:, n], q_start, rows, hd, n_rows_total) for n in range(qs.shape[1])]
     z_all = z[-1]
     flag_all = _grow(_drop_bias(z_all, threshold), z_all, GROW * threshold)
-    if len(sizes) == 1:
+    if len(z) == 1:
         return np.broadcast_to(flag_all[None], (n_k,) + z_all.shape).copy()
     edges = _blocks(n_k)
     n_b = edges.size - 1
@@ -199,9 +225,23 @@ def decide(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_rows_tota
         part |= _grow(_drop_bias(run[b], BLOCK_FACTOR * threshold), run[b],
                       GROW * BLOCK_FACTOR * threshold)
         out[edges[b]:edges[b + 1]] = part[None]
-    xb = feat[start - lo:stop - lo, cut[-1] + len(sizes):]
     refine(out, xb, angle_bins(edges, n_k), edges)
     return out
+
+
+def decide(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_rows_total: int,
+           n_k: int, threshold: float = THRESHOLD, depth: int = 30) -> np.ndarray:
+    """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
+    :func:`row_features` ``feat`` of volume rows ``feat_start ...``, which must hold the
+    rows ``[start - 2 hd, stop + 2 hd)`` (clipped to the volume; ``hd`` of
+    :func:`depth_rule`): the same mask whatever the chunking (steps 2-5)."""
+    hd = depth_rule(n_rows_total, depth)
+    start, stop = rows
+    _check_rows((feat_start, feat_start + feat.shape[0]), rows, n_rows_total, HALO * hd)
+    near = (max(0, start - hd), min(n_rows_total, stop + hd))
+    qs = row_offsets(feat, feat_start, near, n_rows_total, n_k, depth)
+    xb = _fields(feat[start - feat_start:stop - feat_start], n_k)[2]
+    return decide_offsets(qs, near[0], xb, rows, n_rows_total, n_k, threshold, depth)
 
 
 def _grow(flag: np.ndarray, score: np.ndarray, low: float) -> np.ndarray:
