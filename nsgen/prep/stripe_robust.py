@@ -11,7 +11,8 @@ angle blocks (scans of at least 180 angles):
 1. Sort every column along the angles (Vo et al. 2018) and keep 32 evenly spaced ranks of
    its middle 80 %: moving object features become smooth profiles shared by neighbouring
    columns, while a defective column keeps its offset. The whole scan's ranks are those of
-   its blocks' ranks pooled (:func:`~nsgen.prep.robust_scores.pooled`: no sort of every angle twice).
+   its blocks' ranks pooled (no sort of every angle twice). Module
+   :mod:`nsgen.prep.robust_scores` (steps 1-4).
 2. Rows first: subtract, rank by rank, the median of the other rows ``j - hd .. j + hd``
    inside the volume (``hd = min(min_stripe_depth, rows - 1) // 2``; Larix's depth rule):
    what the rows share (the sample, its steep slopes and edges, e.g. a cylinder on the
@@ -23,7 +24,7 @@ angle blocks (scans of at least 180 angles):
    per column the larger of the row's robust scale (1.4826 x the MAD of the non-zero
    ``q``) and the spread of the other rows' ``q`` there (where rows differ anyway).
 4. Strong defects (dead, saturated columns: ``|q|`` of the row alone, without step 2,
-   above :data:`~nsgen.prep.robust_scores.STRONG` robust scales of that row) are replaced, in the rows that serve as
+   above ``STRONG`` robust scales of that row) are replaced, in the rows that serve as
    background, by their row's neighbouring columns: such a defect shifts the other rows'
    per-rank median enough to score beside it.
 5. Whole-scan stripes: ``|z| > threshold`` (5), less the columns beside a stronger stripe of
@@ -31,13 +32,18 @@ angle blocks (scans of at least 180 angles):
    agree on (median block score, same sign, below :data:`CONSISTENT` of its expected
    share: a feature's turning point along the angles is one or two blocks' event); masked
    in the angle blocks whose own score agrees. Stripes over part of the scan: a run of 2
-   to ``blocks - 1`` adjacent blocks, each scoring above :data:`~nsgen.prep.robust_angles.RUN_LEVEL` with one sign,
+   to ``blocks - 1`` adjacent blocks, each scoring above ``RUN_LEVEL`` with one sign,
    whose sum over ``sqrt(length)`` exceeds 2.5 x the threshold; their angles are then
-   refined to the angle from the run's trace (:func:`~nsgen.prep.robust_angles.refine`).
+   refined from the run's trace over angle bins, and dropped where that range does not
+   stand out of the trace elsewhere (module :mod:`nsgen.prep.robust_angles`).
 
 Steps 2-4 couple rows (``q`` of the ``hd`` rows each side, each against its own ``hd``
 rows, whose strong defects are their own), so a row chunk plus ``2 hd`` rows each side
-gives exactly the whole volume's mask. Compiled kernels: :mod:`nsgen.prep._robust_jit`.
+gives exactly the whole volume's mask. The work splits so that each row's is done once
+whatever the chunking (:mod:`nsgen.stages.robust`): :func:`row_features` (steps 1 and 4's
+detection and the bin means: each row alone), :func:`row_offsets` (step 2 and ``q``:
+``hd`` rows each side), :func:`decide_offsets` (the rest: ``hd`` rows of offsets each
+side). Compiled kernels: :mod:`nsgen.prep._robust_jit`.
 Measured quality and limits: ``docs/detection.md``.
 
 Examples
@@ -74,7 +80,7 @@ BLOCK_FACTOR = 2.5
 #: its share, the whole-scan score over sqrt(blocks) (a whole-scan score spreads over the
 #: blocks so; at 0.15, partial stripes strong enough to score over the whole scan were
 #: flagged at every angle: partial precision 0.75, at 0.8 0.93). Blocks a full stripe loses
-#: make it a stripe over part of the scan, whose angles :func:`~nsgen.prep.robust_angles.refine` finds again.
+#: make it a stripe over part of the scan, whose angles the refinement finds again.
 AGREE = 0.8
 #: a whole-scan stripe needs the median of its blocks' scores (same sign) above this
 #: fraction of its expected share (the whole-scan score over sqrt(blocks))
@@ -86,7 +92,8 @@ HALO = 2
 
 
 def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
-                     n_rows_total: int, threshold: float = THRESHOLD, depth: int = 30) -> np.ndarray:
+                     n_rows_total: int, threshold: float = THRESHOLD, depth: int = 30
+                     ) -> np.ndarray:
     """Robust mask of volume rows ``[start, stop)`` from a block ``(angles, rows, cols)``.
 
     The block must hold the rows ``[start - 2 hd, stop + 2 hd)`` (clipped to the volume) with
