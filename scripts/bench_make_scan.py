@@ -10,7 +10,7 @@ For a scan of ANGLES projections (plus 20 flats and 10 darks) of ROWS x COLUMNS 
 
 Printed: medians of ``--repeats`` runs (wall and CPU-seconds of the whole process tree),
 MB/s, the ratio to the floor (target <= 2) and the per-frame CPU breakdown of frame synthesis
-(line integrals, exp, noise draw, counts kernel with the noise, whole frame) measured in this
+(line integrals, exp, noise draw, counts kernel, whole frame) measured in this
 process. ``--baseline TREE`` also runs make-scan from another source tree (e.g. a worktree
 of main), alternating with this one in every repeat. Each file is deleted after its timing.
 Timings on a shared machine vary with the other load: compare the ratios, not the seconds.
@@ -71,8 +71,9 @@ def make_scan(path: Path, args: argparse.Namespace, workers: int, tree: str | No
 
 def frame_breakdown(rows: int, columns: int) -> dict[str, float]:
     """Median CPU milliseconds of the parts of one projection frame."""
-    from nsgen.io._scan_jit import expose_frame, standard_normals
+    from nsgen.io._scan_jit import expose_frame
     from nsgen.io.scan_frames import READ_NOISE, FrameMaker, FrameSpec, _line_integrals
+    from nsgen.rng import generator
 
     key = np.array([2, 1] + [0] * 9, np.int32)
     spec = FrameSpec(n_rows=rows, n_columns=columns, n_angles=9, seed=0, i0=20000.0, dtype="uint16",
@@ -80,15 +81,15 @@ def frame_breakdown(rows: int, columns: int) -> dict[str, float]:
     maker = FrameMaker(spec)
     out = np.empty((rows, columns), np.uint16)
     maker.frame(2, out)  # compile
-    z = np.empty(rows * columns, np.float32)
+    rng = generator(0, "bench")
+    z = rng.standard_normal((rows, columns), dtype=np.float32)
     t = _line_integrals(maker._phantom, 30.0, rows, columns, maker._container)
     parts = {
         "line integrals": lambda: _line_integrals(maker._phantom, 30.0, rows, columns, maker._container),
         "exp": lambda: np.exp(t),
-        "noise draw alone": lambda: standard_normals(np.uint64(1), np.uint64(0), z),
-        "counts kernel (with the noise)": lambda: expose_frame(
-            t, maker._beam, maker._flat_drift, maker._gain, maker._dark, np.uint64(1), np.uint64(0),
-            np.float32(READ_NOISE**2), np.float32(100), True, out),
+        "noise draw": lambda: rng.standard_normal((rows, columns), dtype=np.float32),
+        "counts kernel": lambda: expose_frame(t, maker._beam, maker._flat_drift, maker._gain, maker._dark, z,
+                                              np.float32(READ_NOISE**2), np.float32(100), True, out),
         "whole frame": lambda: maker.frame(5, out),
     }
     result = {}

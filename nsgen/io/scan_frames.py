@@ -23,17 +23,13 @@ Content
 
 Random streams
 --------------
-The standard normal ``z`` of pixel ``p`` (row-major) of frame ``i`` is number
-``i * rows * columns + p`` of one counter-based stream of the scan (SplitMix64 seeded from
-``nsgen.rng.generator(seed, "scan-noise")``, through the inverse normal CDF:
-:mod:`nsgen.io._scan_jit`), computed in the same compiled pass as the counts. Only if some
-pixels have ``0 < lam < 100``, frame ``i`` draws Poisson photons for those pixels, in
-row-major order, from ``nsgen.rng.generator(seed, "scan-frame", i)``. The phantom, the
+Frame ``i`` draws from ``nsgen.rng.generator(seed, "scan-frame", i)``: first one float32
+standard normal per pixel (``z``, row-major), then, only if some pixels have
+``0 < lam < 100``, Poisson photons for those pixels in row-major order. The phantom, the
 dark pattern and the default defects have streams of their own. So the bytes of a scan
 depend on its parameters and seed only, never on the processes or block size that wrote
-it. (make-scan first drew a Poisson count and a read noise per pixel, then NumPy's float32
-normals from the frame's generator: 3 and 2 times slower, statistically the same at these
-photon counts, but different bytes.)
+it. (make-scan used to draw a Poisson count and a read noise per pixel: three times
+slower, statistically the same at these photon counts, but different bytes.)
 
 Examples
 --------
@@ -58,8 +54,7 @@ from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -176,8 +171,7 @@ def _drift(k: int, n_angles: int, n_columns: int) -> np.ndarray:
 
 
 def expose(t: np.ndarray, beam: np.ndarray, drift: np.ndarray, gain: np.ndarray, dark: np.ndarray,
-           noise: tuple[int, int], photon_rng: Callable[[], np.random.Generator], out: np.ndarray
-           ) -> np.ndarray:
+           rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
     """Detector counts of one frame into ``out`` (the noise model of the module docstring).
 
     Parameters
@@ -193,13 +187,8 @@ def expose(t: np.ndarray, beam: np.ndarray, drift: np.ndarray, gain: np.ndarray,
         Detector gain, float32 ``(rows, columns)``.
     dark : numpy.ndarray
         Dark counts, float32 ``(rows, columns)``.
-    noise : tuple of int
-        ``(base, first)``: the standard normals ``z`` of the pixels (row-major) are numbers
-        ``first, first + 1, ...`` of the counter-based stream ``base``
-        (:func:`nsgen.io._scan_jit.standard_normals`).
-    photon_rng : callable
-        Returns the frame's generator of exact Poisson photons (called only if some pixels
-        have ``0 < lam < 100``).
+    rng : numpy.random.Generator
+        The frame's stream; draws ``z`` first, then the exact Poisson photons.
     out : numpy.ndarray
         uint16 (rounded, clipped to 0..65535), float32 or float64 ``(rows, columns)``.
 
@@ -212,21 +201,21 @@ def expose(t: np.ndarray, beam: np.ndarray, drift: np.ndarray, gain: np.ndarray,
     --------
     >>> one = np.ones((2, 3), np.float32)
     >>> out = np.empty((2, 3), np.float64)
-    >>> c = expose(0 * one, 1e4 * one, one[0], one, 100 * one, (5, 0), lambda: generator(0, "x"), out)
+    >>> c = expose(0 * one, 1e4 * one, one[0], one, 100 * one, generator(0, "x"), out)
     >>> bool(abs(c.mean() - 100) < 6)   # a dark: 100 + read noise of sigma 2
     True
     """
-    from nsgen.io._scan_jit import expose_frame, normals_at  # compiled on first use, cached on disk
+    from nsgen.io._scan_jit import expose_frame  # compiled on first use, cached on disk
 
+    z = rng.standard_normal(t.shape, dtype=np.float32)
     rounded = out.dtype == np.uint16
-    n_low = expose_frame(t, beam, drift, gain, dark, np.uint64(noise[0]), np.uint64(noise[1]),
-                         np.float32(READ_NOISE**2), np.float32(EXACT_BELOW), rounded, out)
+    n_low = expose_frame(t, beam, drift, gain, dark, z, np.float32(READ_NOISE**2),
+                         np.float32(EXACT_BELOW), rounded, out)
     if n_low:
         lam = t * beam * drift
         idx = np.flatnonzero((lam > 0) & (lam < EXACT_BELOW))
-        photons = photon_rng().poisson(lam.ravel()[idx]).astype(np.float32)
-        z = normals_at(np.uint64(noise[0]), np.uint64(noise[1]), idx)
-        x = (dark.ravel()[idx] + gain.ravel()[idx] * photons) + np.float32(READ_NOISE) * z
+        photons = rng.poisson(lam.ravel()[idx]).astype(np.float32)
+        x = (dark.ravel()[idx] + gain.ravel()[idx] * photons) + np.float32(READ_NOISE) * z.ravel()[idx]
         if rounded:
             x = np.clip(np.rint(x), 0, 65535)
         out.ravel()[idx] = x
@@ -255,7 +244,6 @@ class FrameMaker:
             self._gain[d.row_start:d.row_stop, d.column] *= np.float32(d.gain)
         self._ones = np.ones((rows, cols), dtype=np.float32)
         self._flat_drift = np.ones(cols, dtype=np.float32)
-        self._noise_base = int(generator(seed, "scan-noise").integers(2**64, dtype=np.uint64))
 
     def frame(self, index: int, out: np.ndarray | None = None) -> np.ndarray:
         """Frame ``index`` (``(rows, columns)`` of the spec's dtype), into ``out`` if given."""
@@ -281,9 +269,7 @@ class FrameMaker:
                 gain = gain.copy()
                 cap = np.zeros_like(gain)
                 apply_defects(gain, cap, k, spec.n_angles, list(spec.labels))
-        noise = (self._noise_base, index * spec.n_rows * spec.n_columns)
-        expose(t, self._beam, drift, gain, self._dark, noise, partial(generator, spec.seed, "scan-frame", index),
-               out)
+        expose(t, self._beam, drift, gain, self._dark, generator(spec.seed, "scan-frame", index), out)
         if kind == 0 and spec.labels:
             out[cap > 0] = 65535
         return out
