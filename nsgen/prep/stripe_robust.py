@@ -155,9 +155,7 @@ def row_features(x: np.ndarray) -> np.ndarray:
     else:
         sets = [ranks(x, int(e0), int(e1)) for e0, e1 in zip(edges[:-1], edges[1:])]
         sets.append(pooled(sets))
-    # dead and saturated columns are so over every angle: found in the whole scan's ranks
-    strong = strong_columns(sets[-1])[:, None].astype(np.float32)
-    parts = sets + [strong] * len(sets)
+    parts = sets + [strong_columns(srt)[:, None].astype(np.float32) for srt in sets]
     if edges.size > 2:
         parts.append(bin_means(x, angle_bins(edges, n_k)))
     return np.concatenate(parts, axis=1)
