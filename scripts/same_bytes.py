@@ -23,7 +23,8 @@ VOLATILE = {"config", "nsgen_version", "sources"}
 
 def run(tree: str, args: list[str], root: Path) -> None:
     env = {**os.environ, "PYTHONPATH": tree}
-    subprocess.run([sys.executable, "-m", "nsgen", *args, "-r", str(root), "--no-progress",
+    # -P: the working directory is not put first on sys.path (a checkout there would win)
+    subprocess.run([sys.executable, "-P", "-m", "nsgen", *args, "-r", str(root), "--no-progress",
                     "--no-preview"], env=env, check=True)
 
 
