@@ -23,7 +23,9 @@ VOLATILE = {"config", "nsgen_version", "sources"}
 
 def run(tree: str, args: list[str], root: Path) -> None:
     env = {**os.environ, "PYTHONPATH": tree}
-    subprocess.run([sys.executable, "-m", "nsgen", *args, "-r", str(root), "--no-progress",
+    # -P: ``-m`` would otherwise put the current directory (often one of the two
+    # checkouts) before PYTHONPATH, and both runs would use that tree
+    subprocess.run([sys.executable, "-P", "-m", "nsgen", *args, "-r", str(root), "--no-progress",
                     "--no-preview"], env=env, check=True)
 
 
