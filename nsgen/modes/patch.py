@@ -26,6 +26,7 @@ from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
 from nsgen.modes.artefacts import (artefact_images, artefact_records, make_artefact_dirs,
                                    stripe_scale)
+from nsgen.modes.real import ENGINE_PRELOAD as REAL_PRELOAD
 from nsgen.modes.real import (add_range_used, check_mask_source, check_scans, interior,
                               run_shifts, scan_bounds, shift_flags, sizing_for, summarise,
                               union)
@@ -38,7 +39,11 @@ from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import ScanStage
 from nsgen.stages.write import WriteStage
 
-__all__ = ["check", "run_sample"]
+__all__ = ["ENGINE_PRELOAD", "check", "run_sample"]
+
+#: modules the engine's processes import before they start
+#: (:data:`nsgen.modes.real.ENGINE_PRELOAD`)
+ENGINE_PRELOAD = ("nsgen.modes.patch", *REAL_PRELOAD)
 
 
 def check(config: Config) -> None:
