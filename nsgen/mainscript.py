@@ -9,19 +9,47 @@ has the file name ``<stdin>``: the child cannot find it and dies before doing an
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import sys
 from types import ModuleType
 
 from nsgen.errors import NsgenError
 
-__all__ = ["STDIN_SCRIPT", "check_main_importable"]
+__all__ = ["STDIN_SCRIPT", "UNGUARDED_EXIT", "UNGUARDED_SCRIPT", "check_main_importable", "exit_if_importing_main"]
 
 STDIN_SCRIPT = (
     "the script that runs nsgen was read from standard input ({name!r}), but nsgen's worker "
     "processes import the main script from its file (multiprocessing forkserver) and cannot "
     "read it again; save the script to a file and run `python script.py` (with the code that "
     "runs nsgen under `if __name__ == \"__main__\":`)")
+
+#: exit status of a child that found itself starting nsgen's processes while it imported
+#: the user's main script (a script without an ``if __name__ == "__main__":`` guard)
+UNGUARDED_EXIT = 86
+UNGUARDED_SCRIPT = (
+    "the script that runs nsgen has no `if __name__ == \"__main__\":` guard: nsgen's "
+    "child processes import the main script (multiprocessing forkserver), so unguarded "
+    "code would start nsgen again in each of them; put the code that runs nsgen under "
+    "`if __name__ == \"__main__\":`")
+
+
+def exit_if_importing_main() -> None:
+    """End this process at once, with status :data:`UNGUARDED_EXIT`, if it is a
+    multiprocessing child still importing the main script.
+
+    A script without an ``if __name__ == "__main__":`` guard runs nsgen again in every
+    child that imports it; multiprocessing would then raise its "bootstrapping phase"
+    error, with a traceback, in each child. Called before nsgen starts processes, this
+    ends such a child silently; the parent sees the status and reports the missing guard
+    in one line.
+
+    Examples
+    --------
+    >>> exit_if_importing_main()  # the main process: returns
+    """
+    if getattr(mp.current_process(), "_inheriting", False):
+        os._exit(UNGUARDED_EXIT)
 
 
 def check_main_importable(main: ModuleType | None = None) -> None:
@@ -31,6 +59,9 @@ def check_main_importable(main: ModuleType | None = None) -> None:
     ----------
     main : module, optional
         The main module (default ``sys.modules["__main__"]``).
+
+    A child process still importing an unguarded main script ends here, silently
+    (:func:`exit_if_importing_main`), before it writes anything.
 
     Raises
     ------
@@ -50,6 +81,7 @@ def check_main_importable(main: ModuleType | None = None) -> None:
     ...
     nsgen.errors.NsgenError: the script that runs nsgen was read from standard input ('<stdin>'), ...
     """
+    exit_if_importing_main()
     if main is None:
         main = sys.modules.get("__main__")
     if main is None or getattr(getattr(main, "__spec__", None), "name", None) is not None:

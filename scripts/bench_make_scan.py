@@ -8,13 +8,15 @@ For a scan of ANGLES projections (plus 20 flats and 10 darks) of ROWS x COLUMNS 
 * ``python -m nsgen make-scan`` (whole command: start-up, workers, writing) with
   ``--workers 1`` and with one worker per core.
 
-Printed: medians of ``--repeats`` runs, MB/s, the ratio to the floor (target <= 2) and the
-per-frame CPU breakdown of frame synthesis (noise draw, line integrals, counts kernel,
-whole frame) measured in this process. Each file is deleted after its timing. Timings on a
-shared machine vary with the other load: compare the ratios, not the seconds.
+Printed: medians of ``--repeats`` runs (wall and CPU-seconds of the whole process tree),
+MB/s, the ratio to the floor (target <= 2) and the per-frame CPU breakdown of frame synthesis
+(line integrals, exp, noise draw, counts kernel, whole frame) measured in this
+process. ``--baseline TREE`` also runs make-scan from another source tree (e.g. a worktree
+of main), alternating with this one in every repeat. Each file is deleted after its timing.
+Timings on a shared machine vary with the other load: compare the ratios, not the seconds.
 
     python scripts/bench_make_scan.py [--angles 1801] [--rows 256] [--columns 2560]
-                                      [--repeats 3] [--dir DIR]
+                                      [--repeats 3] [--dir DIR] [--baseline TREE]
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_synthetic import _children_cpu, _reap_orphans, become_subreaper  # noqa: E402
 
 FLATS, DARKS = 20, 10
 
@@ -47,37 +52,44 @@ def write_floor(path: Path, frame: np.ndarray, n_frames: int, block: int) -> flo
     return time.perf_counter() - t0
 
 
-def make_scan(path: Path, args: argparse.Namespace, workers: int) -> float:
-    """Seconds of one ``python -m nsgen make-scan`` (the whole command)."""
+def make_scan(path: Path, args: argparse.Namespace, workers: int, tree: str | None = None
+              ) -> tuple[float, float]:
+    """Wall and CPU seconds (whole process tree) of one ``python -m nsgen make-scan``, run
+    from source ``tree`` (first on ``PYTHONPATH``) if given."""
     cmd = [sys.executable, "-m", "nsgen", "make-scan", str(path), "--angles", str(args.angles),
            "--rows", str(args.rows), "--columns", str(args.columns), "--flats", str(FLATS),
            "--darks", str(DARKS), "--workers", str(workers), "--overwrite"]
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    env = None if tree is None else {**os.environ, "PYTHONPATH": tree}
+    _reap_orphans()
+    c0, t0 = _children_cpu(), time.perf_counter()
+    # cwd: `python -m` puts the working directory first on sys.path (a checkout there would win)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env, cwd=path.parent)
+    wall = time.perf_counter() - t0
+    _reap_orphans()
+    return wall, _children_cpu() - c0
 
 
 def frame_breakdown(rows: int, columns: int) -> dict[str, float]:
     """Median CPU milliseconds of the parts of one projection frame."""
     from nsgen.io._scan_jit import expose_frame
-    from nsgen.io.scan_frames import FrameMaker, FrameSpec, _line_integrals
+    from nsgen.io.scan_frames import READ_NOISE, FrameMaker, FrameSpec, _line_integrals
     from nsgen.rng import generator
 
     key = np.array([2, 1] + [0] * 9, np.int32)
     spec = FrameSpec(n_rows=rows, n_columns=columns, n_angles=9, seed=0, i0=20000.0, dtype="uint16",
                      image_key=key, frame_angle=np.linspace(0, 180, key.size))
     maker = FrameMaker(spec)
-    maker.frame(2)  # compile
     out = np.empty((rows, columns), np.uint16)
+    maker.frame(2, out)  # compile
     rng = generator(0, "bench")
     z = rng.standard_normal((rows, columns), dtype=np.float32)
     t = _line_integrals(maker._phantom, 30.0, rows, columns, maker._container)
     parts = {
-        "noise draw": lambda: rng.standard_normal((rows, columns), dtype=np.float32),
         "line integrals": lambda: _line_integrals(maker._phantom, 30.0, rows, columns, maker._container),
         "exp": lambda: np.exp(t),
-        "counts kernel": lambda: expose_frame(t, maker._beam, maker._flat_drift, maker._gain, maker._dark,
-                                              z, np.float32(4), np.float32(100), True, out),
+        "noise draw": lambda: rng.standard_normal((rows, columns), dtype=np.float32),
+        "counts kernel": lambda: expose_frame(t, maker._beam, maker._flat_drift, maker._gain, maker._dark, z,
+                                              np.float32(READ_NOISE**2), np.float32(100), True, out),
         "whole frame": lambda: maker.frame(5, out),
     }
     result = {}
@@ -98,7 +110,10 @@ def main() -> int:
     p.add_argument("--columns", type=int, default=2560)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--dir", type=Path, default=None, help="where the files go (default: a temporary folder)")
+    p.add_argument("--baseline", default=None, help="another source tree to run alternately (before/after)")
     args = p.parse_args()
+    if not become_subreaper():
+        print("(cannot become a child subreaper: CPU-seconds miss the worker processes)")
     from nsgen.io.scan_frames import FrameMaker, FrameSpec, default_workers
     from nsgen.io.scan_writer import _BLOCK_BYTES
 
@@ -113,24 +128,31 @@ def main() -> int:
     key = np.array([0], np.int32)
     frame = FrameMaker(FrameSpec(n_rows=args.rows, n_columns=args.columns, n_angles=1, seed=0, i0=2e4,
                                  dtype="uint16", image_key=key, frame_angle=np.zeros(1))).frame(0)
+    trees = ([("before ", args.baseline)] if args.baseline else []) + [("", None)]
+    names = {(label, w): f"{label}make-scan --workers {w}" for label, _ in trees for w in (1, cores)}
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="nsgen-bench-make-scan-") as tmp:
         path = Path(tmp) / "scan.nxs"
-        times: dict[str, list[float]] = {"h5py write (floor)": [], "make-scan --workers 1": [],
-                                         f"make-scan --workers {cores}": []}
+        times: dict[str, list[tuple[float, float]]] = {"h5py write (floor)": []}
+        times.update({name: [] for name in names.values()})
         for _ in range(args.repeats):
-            times["h5py write (floor)"].append(write_floor(path, frame, n_frames, block))
+            c0 = time.process_time()
+            wall = write_floor(path, frame, n_frames, block)
+            times["h5py write (floor)"].append((wall, time.process_time() - c0))
             path.unlink()
             for w in (1, cores):
-                times[f"make-scan --workers {w}"].append(make_scan(path, args, w))
-                path.unlink()
-    floor = statistics.median(times["h5py write (floor)"])
-    print(f"{'':28s} {'median s':>9s} {'MB/s':>7s} {'x floor':>8s}  runs")
+                for label, tree in trees:
+                    times[names[(label, w)]].append(make_scan(path, args, w, tree))
+                    path.unlink()
+    floor = statistics.median(t[0] for t in times["h5py write (floor)"])
+    floor_cpu = statistics.median(t[1] for t in times["h5py write (floor)"])
+    print(f"{'':35s} {'median s':>9s} {'MB/s':>7s} {'x floor':>8s} {'CPU s':>7s} {'x CPU':>6s}  runs (wall/CPU)")
     for name, ts in times.items():
-        m = statistics.median(ts)
-        print(f"{name:28s} {m:9.2f} {nbytes / 1e6 / m:7.0f} {m / floor:8.2f}  "
-              + " ".join(f"{t:.1f}" for t in ts))
+        m, c = statistics.median(t[0] for t in ts), statistics.median(t[1] for t in ts)
+        print(f"{name:35s} {m:9.2f} {nbytes / 1e6 / m:7.0f} {m / floor:8.2f} {c:7.2f} {c / floor_cpu:6.2f}  "
+              + " ".join(f"{t[0]:.1f}/{t[1]:.1f}" for t in ts))
     print(f"target: make-scan with one worker per core <= 2.00 x floor "
-          f"(got {statistics.median(times[f'make-scan --workers {cores}']) / floor:.2f})")
+          f"(got {statistics.median(t[0] for t in times[names[('', cores)]]) / floor:.2f}); "
+          f"load average now {os.getloadavg()[0]:.1f}")
     return 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nsgen.errors import NsgenError
-from nsgen.mainscript import STDIN_SCRIPT, check_main_importable
+from nsgen.mainscript import STDIN_SCRIPT, UNGUARDED_SCRIPT, check_main_importable
 
 
 def test_main_modules_children_can_or_cannot_import(tmp_path: Path) -> None:
@@ -58,3 +58,19 @@ def test_the_same_script_saved_to_a_file_runs(tmp_path: Path) -> None:
                          timeout=600)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "out.nxs").is_file()
+
+
+def test_make_scan_from_an_unguarded_script_is_one_clear_error(tmp_path: Path) -> None:
+    """Each worker would run the script, and write_scan, again: it ends itself silently
+    and the parent names the missing guard (no child traceback, no leaked semaphores)."""
+    script = tmp_path / "make.py"
+    script.write_text("from nsgen.io.scan_writer import write_scan\n"
+                      "write_scan('out.nxs', n_angles=40, n_rows=4, n_columns=64, workers=2)\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=600)
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert lines[-1] == f"nsgen.errors.NsgenError: {UNGUARDED_SCRIPT}"
+    assert "bootstrapping" not in run.stderr and "leaked" not in run.stderr
+    assert sum(line.startswith("Traceback") for line in lines) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["make.py"]  # nothing written

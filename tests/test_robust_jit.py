@@ -9,7 +9,7 @@ import pytest
 from scipy import ndimage
 
 from nsgen.prep import _robust_jit as rj
-from nsgen.prep.stripe_robust import _mirror_table, _rank_index
+from nsgen.prep.robust_scores import mirror_table as _mirror_table, rank_index as _rank_index
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 17, 30, 31, 64, 300, 301])

@@ -200,3 +200,18 @@ def test_workers_option_errors(tmp_path: Path) -> None:
     with pytest.raises(NsgenError, match="--workers must be an integer >= 1"):
         write_scan(tmp_path / "x.nxs", workers=0)
     assert not (tmp_path / "x.nxs").exists()
+
+
+def test_default_layout_written_by_the_workers_is_the_same_file(tmp_path: Path) -> None:
+    """Default layout: every chunk allocated at creation and filled by the workers; the whole
+    file (metadata and data) is the same for 1 and 2 workers, and its data equal the frames
+    the compressed path writes through h5py."""
+    kw = dict(n_angles=13, n_rows=5, n_columns=40, n_flats=2, n_darks=2, seed=6)
+    for workers in (1, 2):
+        write_scan(tmp_path / f"w{workers}.nxs", workers=workers, **kw)
+    write_scan(tmp_path / "gzip.nxs", compression="gzip", **kw)
+    assert (tmp_path / "w1.nxs").read_bytes() == (tmp_path / "w2.nxs").read_bytes()
+    with h5py.File(tmp_path / "w1.nxs", "r") as f, h5py.File(tmp_path / "gzip.nxs", "r") as g:
+        assert f[DATA].id.get_create_plist().get_alloc_time() == h5py.h5d.ALLOC_TIME_EARLY
+        assert g[DATA].compression == "gzip"
+        np.testing.assert_array_equal(f[DATA][()], g[DATA][()])

@@ -46,4 +46,8 @@ def test_mixed_shapes_or_types_are_one_line_errors(tmp_path: Path) -> None:
     tifffile.imwrite(tmp_path / "p_1.tif", FRAMES[1].astype(np.float32))
     with pytest.raises(NsgenError) as e:
         TiffStack([tmp_path / "p_0.tif", tmp_path / "p_1.tif"], "projections")
-    assert "float32" in str(e.value) and "move the odd files out" in str(e.value)
+    assert "float32" in str(e.value) and "move the odd files out, or save them as uint16" in str(e.value)
+    assert str(e.value).startswith("projections: ")   # not wrapped as an unreadable file
+    tifffile.imwrite(tmp_path / "p_1.tif", np.zeros((11, 13, 3), np.uint8), photometric="rgb")
+    with pytest.raises(NsgenError, match=r"^\S+p_1.tif page 0 is not a grayscale image"):
+        TiffStack([tmp_path / "p_0.tif", tmp_path / "p_1.tif"], "projections")

@@ -19,16 +19,6 @@ from nsgen.engine.stage import Chunk, Stage, slot_views
 from nsgen.errors import NsgenError
 
 POLL = 0.2
-#: exit status of a child that found itself starting an engine while it imported the
-#: user's main script (a script without a ``if __name__ == "__main__":`` guard)
-UNGUARDED_EXIT = 86
-UNGUARDED_SCRIPT = (
-    "the script that runs nsgen has no `if __name__ == \"__main__\":` guard: nsgen's "
-    "reader and worker processes import the main script (multiprocessing forkserver), so "
-    "unguarded code would start nsgen again in each of them; put the code that runs nsgen "
-    "under `if __name__ == \"__main__\":`")
-
-
 def describe(exc: BaseException) -> str:
     """``exc`` as one line: its type and message."""
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()

@@ -38,13 +38,13 @@ from multiprocessing import shared_memory
 from typing import Any, Callable, Sequence
 
 from nsgen.engine import profile
-from nsgen.engine.children import (POLL, UNGUARDED_EXIT, UNGUARDED_SCRIPT, describe,
-                                   reader_main, worker_main)
+from nsgen.engine.children import POLL, describe, reader_main, worker_main
 from nsgen.engine.shm import SHM_PREFIX, check_shm_space, sweep_stale_segments
 from nsgen.engine.stage import (Chunk, EngineError, SlotSpec, Stage, WorkResult, row_chunks,
                                 slot_bytes, slot_views)
 from nsgen.errors import NsgenError
-from nsgen.mainscript import check_main_importable
+from nsgen.mainscript import (UNGUARDED_EXIT, UNGUARDED_SCRIPT, check_main_importable,
+                              exit_if_importing_main)
 
 
 def _quietly(fn: Callable[[], None]) -> None:
@@ -111,11 +111,7 @@ class Engine:
     def __init__(self, workers: int, preload: Sequence[str] = ()) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
-        if getattr(mp.current_process(), "_inheriting", False):
-            # a child of an engine importing an unguarded main script: stop at once, with a
-            # status the parent engine turns into UNGUARDED_SCRIPT (instead of a storm of
-            # multiprocessing's "bootstrapping phase" errors)
-            os._exit(UNGUARDED_EXIT)
+        exit_if_importing_main()  # a child importing an unguarded script: ends it
         self.workers = workers
         self.preload = list(preload)
         self._ctx = mp.get_context("forkserver")

@@ -50,6 +50,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -59,10 +60,11 @@ import numpy as np
 
 from nsgen.errors import NsgenError
 from nsgen.io.scan_defects import LabelledDefect, apply_defects
+from nsgen.mainscript import UNGUARDED_EXIT, UNGUARDED_SCRIPT, check_main_importable
 from nsgen.rng import generator
 
 __all__ = ["DARK_LEVEL", "Defect", "EXACT_BELOW", "FrameMaker", "FrameSpec", "READ_NOISE",
-           "default_workers", "expose", "generate_frames"]
+           "default_workers", "expose", "fill_frames", "generate_frames"]
 
 DARK_LEVEL = 100.0
 READ_NOISE = 2.0
@@ -136,24 +138,22 @@ def _phantom(n_rows: int, n_columns: int, seed: int) -> _Phantom:
 def _line_integrals(ph: _Phantom, theta_deg: float, n_rows: int, n_columns: int,
                     container: np.ndarray) -> np.ndarray:
     """Exact line integrals (n_rows, n_columns) for one angle (parallel beam)."""
-    out = np.empty((n_rows, n_columns), dtype=np.float32)  # C order (astype of a broadcast is F)
-    out[...] = container
+    from nsgen.io._scan_jit import line_integrals  # compiled on first use, cached on disk
+
     t = np.deg2rad(theta_deg)
     axis = (n_columns - 1) / 2.0
-    s = np.arange(n_columns) - axis
-    rows = np.arange(n_rows) + 0.5
-    for (x0, y0, z0), r, mu in zip(ph.centres, ph.radii, ph.mus):
-        sc = x0 * np.cos(t) + y0 * np.sin(t)
-        c0, c1 = max(0, int(np.floor(sc + axis - r))), min(n_columns, int(np.ceil(sc + axis + r)) + 1)
+    k = len(ph.radii)
+    sc = np.empty(k)
+    bounds = np.zeros((k, 4), dtype=np.int64)  # rows r0:r1, columns c0:c1 (empty: 0:0)
+    for i, ((x0, y0, z0), r) in enumerate(zip(ph.centres, ph.radii)):
+        sc[i] = x0 * np.cos(t) + y0 * np.sin(t)
+        c0, c1 = max(0, int(np.floor(sc[i] + axis - r))), min(n_columns, int(np.ceil(sc[i] + axis + r)) + 1)
         r0, r1 = max(0, int(np.floor(z0 - r))), min(n_rows, int(np.ceil(z0 + r)) + 1)
-        if c0 >= c1 or r0 >= r1:
-            continue
-        rz2 = r * r - (rows[r0:r1] - z0) ** 2  # squared radius of the section in each row
-        d2 = (s[c0:c1] - sc) ** 2
-        chord2 = rz2[:, None] - d2[None, :]
-        np.maximum(chord2, 0.0, out=chord2)
-        out[r0:r1, c0:c1] += (2.0 * mu) * np.sqrt(chord2).astype(np.float32)
-    return out
+        if c0 < c1 and r0 < r1:
+            bounds[i] = r0, r1, c0, c1
+    out = np.empty((n_rows, n_columns), dtype=np.float32)
+    return line_integrals(container[0], sc, bounds[:, :2].copy(), bounds[:, 2:].copy(),
+                          np.ascontiguousarray(ph.centres[:, 2]), ph.radii, 2.0 * ph.mus, out)
 
 
 def _beam(n_rows: int, n_columns: int, i0: float) -> np.ndarray:
@@ -250,7 +250,6 @@ class FrameMaker:
         spec = self.spec
         if out is None:
             out = np.empty((spec.n_rows, spec.n_columns), dtype=spec.dtype)
-        rng = generator(spec.seed, "scan-frame", index)
         kind = spec.image_key[index]
         drift, gain = self._flat_drift, self._ones
         if kind == 2:
@@ -270,7 +269,7 @@ class FrameMaker:
                 gain = gain.copy()
                 cap = np.zeros_like(gain)
                 apply_defects(gain, cap, k, spec.n_angles, list(spec.labels))
-        expose(t, self._beam, drift, gain, self._dark, rng, out)
+        expose(t, self._beam, drift, gain, self._dark, generator(spec.seed, "scan-frame", index), out)
         if kind == 0 and spec.labels:
             out[cap > 0] = 65535
         return out
@@ -289,16 +288,52 @@ def default_workers() -> int:
 
 
 _MAKER: FrameMaker | None = None
+_TARGET: tuple[int, np.ndarray] | None = None  # a worker's file descriptor and frame offsets
 
 
-def _start_worker(spec: FrameSpec) -> None:
-    global _MAKER
+def _start_worker(spec: FrameSpec, path: str | None = None, offsets: np.ndarray | None = None) -> None:
+    global _MAKER, _TARGET
     _MAKER = FrameMaker(spec)
+    if path is not None and offsets is not None:
+        _TARGET = (os.open(path, os.O_WRONLY), offsets)
 
 
 def _make_frames(start: int, stop: int) -> np.ndarray:
     assert _MAKER is not None
     return _MAKER.frames(start, stop)
+
+
+def _fill_frames(start: int, stop: int) -> None:
+    """Make frames ``[start, stop)`` and write each at its offset in the worker's file."""
+    assert _MAKER is not None and _TARGET is not None
+    fd, offsets = _TARGET
+    frame = np.empty((_MAKER.spec.n_rows, _MAKER.spec.n_columns), dtype=_MAKER.spec.dtype)
+    for i in range(start, stop):
+        _MAKER.frame(i, frame)
+        view, at = frame.data.cast("B"), int(offsets[i])
+        while view:
+            n = os.pwrite(fd, view, at)
+            view, at = view[n:], at + n
+
+
+@contextmanager
+def _pool(workers: int, initargs: tuple) -> Iterator[ProcessPoolExecutor]:
+    """Forkserver worker processes, each with a :class:`FrameMaker` (``_start_worker``)."""
+    check_main_importable()
+    ctx = mp.get_context("forkserver")
+    # a forkserver started here imports the frame code once; its children inherit it
+    ctx.set_forkserver_preload(["nsgen.io.scan_frames", "nsgen.io._scan_jit"])
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker, initargs=initargs)
+    try:
+        yield pool
+    except BrokenProcessPool:
+        statuses = [p.exitcode for p in (getattr(pool, "_processes", None) or {}).values()]
+        if UNGUARDED_EXIT in statuses:
+            raise NsgenError(UNGUARDED_SCRIPT) from None
+        raise NsgenError("a make-scan worker process died (killed or out of memory); rerun, with "
+                         "--workers 1 or more memory") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def generate_frames(spec: FrameSpec, block: int, workers: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -322,9 +357,7 @@ def generate_frames(spec: FrameSpec, block: int, workers: int) -> Iterator[tuple
         for a in starts:
             yield a, maker.frames(a, min(n_frames, a + block))
         return
-    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver"),
-                               initializer=_start_worker, initargs=(spec,))
-    try:
+    with _pool(workers, (spec,)) as pool:
         pending: deque = deque()
         todo = iter(starts)
         for a in todo:
@@ -337,9 +370,47 @@ def generate_frames(spec: FrameSpec, block: int, workers: int) -> Iterator[tuple
             if nxt is not None:
                 pending.append((nxt, pool.submit(_make_frames, nxt, min(n_frames, nxt + block))))
             yield a, future.result()
-    except BrokenProcessPool:
-        raise NsgenError("a make-scan worker process died (killed, out of memory, or started from a "
-                         "script without an `if __name__ == \"__main__\":` guard); rerun, with "
-                         "--workers 1 or more memory, or guard the script") from None
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def fill_frames(spec: FrameSpec, path: str | os.PathLike[str], offsets: np.ndarray, block: int,
+                workers: int) -> None:
+    """Write every frame of ``spec`` into the file at ``path``, frame ``i`` as its raw bytes
+    (C order) at byte ``offsets[i]``: the storage HDF5 allocated for an uncompressed chunk of
+    one frame. Each worker process writes the frames it makes (``block`` per task), so no
+    frame passes through the calling process; the bytes are the same whatever ``workers``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> key = np.array([2, 1, 0], np.int32)
+    >>> spec = FrameSpec(n_rows=2, n_columns=8, n_angles=1, seed=0, i0=1e4, dtype="uint16",
+    ...                  image_key=key, frame_angle=np.zeros(3))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "raw")
+    ...     open(path, "wb").close()
+    ...     fill_frames(spec, path, np.array([64, 32, 0]), 2, 1)
+    ...     raw = np.fromfile(path, np.uint16).reshape(3, 2, 8)
+    >>> bool((raw[::-1] == np.concatenate([f for _, f in generate_frames(spec, 3, 1)])).all())
+    True
+    """
+    n_frames = len(spec.image_key)
+    tasks = [(a, min(n_frames, a + block)) for a in range(0, n_frames, block)]
+    initargs = (spec, os.fspath(path), np.asarray(offsets, dtype=np.int64))
+    if workers <= 1:
+        _start_worker(*initargs)
+        try:
+            for a, b in tasks:
+                _fill_frames(a, b)
+        finally:
+            _close_target()
+        return
+    with _pool(workers, initargs) as pool:
+        for future in [pool.submit(_fill_frames, a, b) for a, b in tasks]:
+            future.result()
+
+
+def _close_target() -> None:
+    global _MAKER, _TARGET
+    if _TARGET is not None:
+        os.close(_TARGET[0])
+    _MAKER, _TARGET = None, None

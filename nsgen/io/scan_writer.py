@@ -23,9 +23,12 @@ after ``-log`` normalisation each defective pixel adds exactly ``-ln(gain)`` at 
 angle: a full stripe in the sinograms of those rows, at those columns. :class:`ScanTruth`
 lists them. With ``labelled=True`` the defects are those of :mod:`nsgen.io.scan_defects`.
 
-Frames are made in parallel (``workers`` processes; frame ``i`` has its own random stream,
-so the bytes do not depend on the number of processes or the block size) and written by
-the calling process in blocks of a few tens of MB: memory stays bounded for any scan size.
+Frames are made in parallel (``workers`` processes; frame ``i`` has its own random numbers,
+so the bytes do not depend on the number of processes or the block size). With the default
+layout (one uncompressed chunk per frame) HDF5 allocates every chunk when the data set is
+created and each worker writes the frames it makes straight into their chunks' storage;
+otherwise (compression, other chunks) the calling process writes them through h5py in
+blocks of a few tens of MB. Memory stays bounded for any scan size.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import numpy.typing as npt
 
 from nsgen.errors import NsgenError
 from nsgen.io.scan_defects import draw_defects, write_truth
-from nsgen.io.scan_frames import Defect, FrameSpec, default_workers, generate_frames
+from nsgen.io.scan_frames import Defect, FrameSpec, default_workers, fill_frames, generate_frames
 from nsgen.mainscript import check_main_importable
 from nsgen.rng import generator
 
@@ -143,6 +146,15 @@ def _parse_defects(defect_rows: Mapping[int, Sequence[float]], n_rows: int, n_co
                              f"use e.g. 0.94 or 1.06")
         defects.append(Defect(int(column), start, stop, gain))
     return defects
+
+
+def _allocated_now() -> h5py.h5p.PropDCID:
+    """Dataset creation properties: storage of every chunk allocated at creation, never
+    filled (its bytes are written by :func:`~nsgen.io.scan_frames.fill_frames`)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    return dcpl
 
 
 def _compression_kwargs(compression: str | None) -> dict:
@@ -275,8 +287,10 @@ def write_scan(path: str | os.PathLike[str], *, n_angles: int = 181, n_rows: int
             data_group.attrs["signal"] = "data"
             data_group.attrs["axes"] = np.array([b"rotation_angle", b".", b"."])
             data_group.attrs["rotation_angle_indices"] = 0
+            direct = not filters and chunks == (1, n_rows, n_columns)
             dset = data_group.create_dataset("data", shape=(n_frames, n_rows, n_columns), dtype=dtype,
-                                             chunks=chunks, **filters)
+                                             chunks=chunks, dcpl=_allocated_now() if direct else None,
+                                             **filters)
             rot = data_group.create_dataset("rotation_angle", data=frame_angle)
             rot.attrs["units"] = "deg"
             instrument = tomo.create_group("instrument")
@@ -285,8 +299,13 @@ def write_scan(path: str | os.PathLike[str], *, n_angles: int = 181, n_rows: int
             detector.attrs["NX_class"] = "NXdetector"
             detector.create_dataset("image_key", data=image_key)
             detector["data"] = dset
-            for a, frames in generate_frames(spec, block, workers):
-                dset[a:a + len(frames)] = frames
+            if direct:  # the workers write each frame into its chunk's storage
+                offsets = [dset.id.get_chunk_info_by_coord((i, 0, 0)).byte_offset for i in range(n_frames)]
+                f.flush()
+                fill_frames(spec, tmp, np.array(offsets, dtype=np.int64), block, workers)
+            else:
+                for a, frames in generate_frames(spec, block, workers):
+                    dset[a:a + len(frames)] = frames
         if labelled:
             write_truth(out, labels, (n_angles, n_rows, n_columns))
         os.replace(tmp, out)

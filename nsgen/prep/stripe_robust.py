@@ -11,7 +11,8 @@ angle blocks (scans of at least 180 angles):
 1. Sort every column along the angles (Vo et al. 2018) and keep 32 evenly spaced ranks of
    its middle 80 %: moving object features become smooth profiles shared by neighbouring
    columns, while a defective column keeps its offset. The whole scan's ranks are those of
-   its blocks' ranks pooled (:func:`_pooled`: no sort of every angle twice).
+   its blocks' ranks pooled (no sort of every angle twice). Module
+   :mod:`nsgen.prep.robust_scores` (steps 1-4).
 2. Rows first: subtract, rank by rank, the median of the other rows ``j - hd .. j + hd``
    inside the volume (``hd = min(min_stripe_depth, rows - 1) // 2``; Larix's depth rule):
    what the rows share (the sample, its steep slopes and edges, e.g. a cylinder on the
@@ -23,7 +24,7 @@ angle blocks (scans of at least 180 angles):
    per column the larger of the row's robust scale (1.4826 x the MAD of the non-zero
    ``q``) and the spread of the other rows' ``q`` there (where rows differ anyway).
 4. Strong defects (dead, saturated columns: ``|q|`` of the row alone, without step 2,
-   above :data:`STRONG` robust scales of that row) are replaced, in the rows that serve as
+   above ``STRONG`` robust scales of that row) are replaced, in the rows that serve as
    background, by their row's neighbouring columns: such a defect shifts the other rows'
    per-rank median enough to score beside it.
 5. Whole-scan stripes: ``|z| > threshold`` (5), less the columns beside a stronger stripe of
@@ -31,13 +32,18 @@ angle blocks (scans of at least 180 angles):
    agree on (median block score, same sign, below :data:`CONSISTENT` of its expected
    share: a feature's turning point along the angles is one or two blocks' event); masked
    in the angle blocks whose own score agrees. Stripes over part of the scan: a run of 2
-   to ``blocks - 1`` adjacent blocks, each scoring above :data:`RUN_LEVEL` with one sign,
+   to ``blocks - 1`` adjacent blocks, each scoring above ``RUN_LEVEL`` with one sign,
    whose sum over ``sqrt(length)`` exceeds 2.5 x the threshold; their angles are then
-   refined to the angle from the run's trace (:func:`_refine`).
+   refined from the run's trace over angle bins, and dropped where that range does not
+   stand out of the trace elsewhere (module :mod:`nsgen.prep.robust_angles`).
 
 Steps 2-4 couple rows (``q`` of the ``hd`` rows each side, each against its own ``hd``
 rows, whose strong defects are their own), so a row chunk plus ``2 hd`` rows each side
-gives exactly the whole volume's mask. Compiled kernels: :mod:`nsgen.prep._robust_jit`.
+gives exactly the whole volume's mask. The work splits so that each row's is done once
+whatever the chunking (:mod:`nsgen.stages.robust`): :func:`row_features` (steps 1 and 4's
+detection and the bin means: each row alone), :func:`row_offsets` (step 2 and ``q``:
+``hd`` rows each side), :func:`decide_offsets` (the rest: ``hd`` rows of offsets each
+side). Compiled kernels: :mod:`nsgen.prep._robust_jit`.
 Measured quality and limits: ``docs/detection.md``.
 
 Examples
@@ -54,77 +60,40 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsgen.prep import _robust_jit as _rj
+from nsgen.prep.robust_angles import RUN_LEVEL, angle_bins, bin_means, refine, run_scores
+from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, depth_rule,
+                                      offset_scores, offsets, pooled, rank_index, ranks,
+                                      strong_columns)
 
-__all__ = ["HALF_WINDOW", "column_scores", "depth_rule", "robust_mask_rows",
+__all__ = ["HALF_WINDOW", "column_scores", "decide", "decide_offsets", "depth_rule",
+           "feature_layout", "robust_mask_rows", "row_features", "row_offsets",
            "robust_stripe_mask"]
 
-#: half window of the median across columns (stripes up to this wide are found)
-HALF_WINDOW = 8
 #: decision threshold on the robust scores
 THRESHOLD = 5.0
-#: fraction of the angles dropped at each end of a sorted column
-DROP = 0.1
-#: ranks of each sorted column used (evenly spaced over the middle 80 %; 64 gave the same
-#: quality at twice the cost, 16 lost some: docs/detection.md)
-QUANTILES = 32
 #: angle blocks for stripes over part of the scan, the fewest angles a block may have, and
 #: how much stronger than a whole-scan stripe a block-only one must be
 BLOCKS = 6
 MIN_BLOCK = 30
 BLOCK_FACTOR = 2.5
-#: angles of stripes over part of the scan: refined to the angle, the one range of angles
-#: where the trace adds most above this fraction of its amplitude (0.5: weak full stripes
-#: whose blocks disagree lost their ends)
-CUT = 0.3
 #: a block keeps a whole-scan stripe when its own score (same sign) exceeds this fraction of
 #: its share, the whole-scan score over sqrt(blocks) (a whole-scan score spreads over the
 #: blocks so; at 0.15, partial stripes strong enough to score over the whole scan were
 #: flagged at every angle: partial precision 0.75, at 0.8 0.93). Blocks a full stripe loses
-#: make it a stripe over part of the scan, whose angles :func:`_refine` finds again.
+#: make it a stripe over part of the scan, whose angles the refinement finds again.
 AGREE = 0.8
 #: a whole-scan stripe needs the median of its blocks' scores (same sign) above this
 #: fraction of its expected share (the whole-scan score over sqrt(blocks))
 CONSISTENT = 0.4
 #: a column next to a flagged one (same sign) is flagged above this fraction of the bar
 GROW = 0.5
-#: stripes over part of the scan: every block of the run scores above this (same sign)
-RUN_LEVEL = 3.0
-#: a column whose offset in its row alone exceeds this many robust scales of that row is
-#: left out of the other rows' background (labelled benchmark: dead and saturated columns
-#: score 300-6000 there, sample features at most 73; 50 let sample features in)
-STRONG = 150.0
 #: halo rows of a chunk, in units of ``hd`` (the compared rows' own backgrounds)
 HALO = 2
 
 
-def _robust_scale(q: np.ndarray) -> float:
-    """1.4826 x the MAD of the non-zero offsets (at least 1e-12)."""
-    nz = q[q != 0]
-    s = 1.4826 * np.median(np.abs(nz - np.median(nz))) if nz.size > 8 else 0.0
-    return max(float(s), 1e-12)
-
-
-def column_scores(x: np.ndarray) -> np.ndarray:
-    """Robust scores ``z`` of every column of one sinogram ``(angles, columns)`` alone (no
-    neighbouring rows): steps 1 and 3 with the row's own robust scale."""
-    x = np.ascontiguousarray(x, np.float32)
-    return _scores(_ranks(x[:, None, :], 0, x.shape[0]), 0, 1, 0, 0, 1)[0]
-
-
-def depth_rule(n_rows_total: int, depth: int = 30) -> int:
-    """``hd``: rows each side of a row it is compared with (step 2); the halo is ``2 hd``.
-
-    Examples
-    --------
-    >>> depth_rule(256), depth_rule(8), depth_rule(1)
-    (15, 3, 0)
-    """
-    return min(depth, n_rows_total - 1) // 2
-
-
 def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
-                     n_rows_total: int, threshold: float = THRESHOLD, depth: int = 30) -> np.ndarray:
+                     n_rows_total: int, threshold: float = THRESHOLD, depth: int = 30
+                     ) -> np.ndarray:
     """Robust mask of volume rows ``[start, stop)`` from a block ``(angles, rows, cols)``.
 
     The block must hold the rows ``[start - 2 hd, stop + 2 hd)`` (clipped to the volume) with
@@ -143,25 +112,115 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
     x = x[:, lo - block_start:hi - block_start]
     if not np.isfinite(x).all():
         raise ValueError("data contains NaN or infinite values; normalise the scan first")
-    n_k = x.shape[0]
+    return decide(row_features(x), lo, rows, n_rows_total, x.shape[0], threshold, depth)
+
+
+def _blocks(n_k: int) -> np.ndarray:
+    """Edges of the angle blocks of ``n_k`` angles (one block below ``BLOCKS * MIN_BLOCK``)."""
     n_b = BLOCKS if n_k >= BLOCKS * MIN_BLOCK else 1
-    edges = [n_k * b // n_b for b in range(n_b + 1)]
-    r0, r1 = start - lo, stop - lo
-    if n_b == 1:
-        z_all = _scores(_ranks(x, 0, n_k), r0, r1, lo, hd, n_rows_total)
-        flag = _grow(_drop_bias(z_all, threshold), z_all, GROW * threshold)
-        return np.broadcast_to(flag[None], (n_k,) + z_all.shape).copy()
-    ranks_b = [_ranks(x, edges[b], edges[b + 1]) for b in range(n_b)]
-    z_all = _scores(_pooled(ranks_b), r0, r1, lo, hd, n_rows_total)
+    return np.array([n_k * b // n_b for b in range(n_b + 1)], np.intp)
+
+
+def feature_layout(n_k: int) -> tuple[list[int], int]:
+    """Fields of :func:`row_features` for ``n_k`` angles: the ranks kept of each angle set
+    (the blocks, then the whole scan's pooled from them; or the whole scan alone) and the
+    angle bins of :func:`~nsgen.prep.robust_angles.refine` (none with one block). The
+    fields are ``sum(ranks) + len(ranks) + bins`` (ranks, strong flags per set, bins).
+
+    Examples
+    --------
+    >>> feature_layout(1801)
+    ([32, 32, 32, 32, 32, 32, 32], 258)
+    >>> feature_layout(100)
+    ([32], 0)
+    """
+    edges = _blocks(n_k)
+    sizes = [rank_index(int(e1 - e0)).size for e0, e1 in zip(edges[:-1], edges[1:])]
+    if len(sizes) == 1:
+        return sizes, 0
+    n = sum(sizes)
+    sizes.append(np.unique(np.linspace(0, n - 1, QUANTILES).round()).size)
+    return sizes, angle_bins(edges, n_k).size - 1
+
+
+def row_features(x: np.ndarray) -> np.ndarray:
+    """What the detector needs of each row of ``x`` ``(angles, rows, columns)`` float32,
+    from that row alone (so a pass over row chunks needs no halo): ``(rows, fields,
+    columns)`` float32 in :func:`feature_layout`'s order: the ranks of every angle set,
+    its strong defects (0/1), the means over the angle bins."""
+    n_k = x.shape[0]
+    edges = _blocks(n_k)
+    if edges.size == 2:
+        sets = [ranks(x, 0, n_k)]
+    else:
+        sets = [ranks(x, int(e0), int(e1)) for e0, e1 in zip(edges[:-1], edges[1:])]
+        sets.append(pooled(sets))
+    parts = sets + [strong_columns(srt)[:, None].astype(np.float32) for srt in sets]
+    if edges.size > 2:
+        parts.append(bin_means(x, angle_bins(edges, n_k)))
+    return np.concatenate(parts, axis=1)
+
+
+def _check_rows(have: tuple[int, int], rows: tuple[int, int], n_rows_total: int,
+                halo: int) -> None:
+    """``have`` (volume rows held) must cover ``rows`` plus ``halo`` rows each side."""
+    lo, hi = max(0, rows[0] - halo), min(n_rows_total, rows[1] + halo)
+    if have[0] > lo or have[1] < hi:
+        raise ValueError(f"block holds rows [{have[0]}, {have[1]}) but rows "
+                         f"[{rows[0]}, {rows[1]}) need rows [{lo}, {hi}) (halo {halo})")
+
+
+def _fields(feat: np.ndarray, n_k: int) -> tuple[list[np.ndarray], list[np.ndarray],
+                                                 np.ndarray]:
+    """The ranks of each angle set, their strong defects and the bin means of
+    :func:`row_features` ``feat`` ``(rows, fields, columns)``."""
+    sizes, n_bins = feature_layout(n_k)
+    if feat.shape[1] != sum(sizes) + len(sizes) + n_bins:
+        raise ValueError(f"features have {feat.shape[1]} fields; {n_k} angles need "
+                         f"{sum(sizes) + len(sizes) + n_bins}")
+    cut = np.cumsum([0] + sizes)
+    sets = [np.ascontiguousarray(feat[:, a:b]) for a, b in zip(cut[:-1], cut[1:])]
+    strong = [feat[:, cut[-1] + n] > 0.5 for n in range(len(sizes))]
+    return sets, strong, feat[:, cut[-1] + len(sizes):]
+
+
+def row_offsets(feat: np.ndarray, feat_start: int, rows: tuple[int, int],
+                n_rows_total: int, n_k: int, depth: int = 30) -> np.ndarray:
+    """Step 2's offsets (and robust scales) of volume rows ``rows`` for every angle set,
+    ``(stop - start, sets, columns + 1)`` float64
+    (:func:`~nsgen.prep.robust_scores.offsets`), from the :func:`row_features` of volume
+    rows ``feat_start ...``, which must hold ``hd`` rows each side."""
+    hd = depth_rule(n_rows_total, depth)
+    _check_rows((feat_start, feat_start + feat.shape[0]), rows, n_rows_total, hd)
+    sets, strong, _ = _fields(feat, n_k)
+    r0, r1 = rows[0] - feat_start, rows[1] - feat_start
+    return np.stack([offsets(srt, st, r0, r1, feat_start, hd, n_rows_total)
+                     for srt, st in zip(sets, strong)], axis=1)
+
+
+def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int, int],
+                   n_rows_total: int, n_k: int, threshold: float = THRESHOLD,
+                   depth: int = 30) -> np.ndarray:
+    """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
+    :func:`row_offsets` ``qs`` of volume rows ``q_start ...`` (holding ``hd`` rows each
+    side) and the bin means ``xb`` ``(stop - start, bins, columns)`` of the rows themselves
+    (steps 3-5)."""
+    hd = depth_rule(n_rows_total, depth)
+    _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
+    z = [offset_scores(qs[:, n], q_start, rows, hd, n_rows_total) for n in range(qs.shape[1])]
+    z_all = z[-1]
     flag_all = _grow(_drop_bias(z_all, threshold), z_all, GROW * threshold)
-    out = np.zeros((n_k, stop - start, x.shape[2]), np.uint8)
-    z_b = [_scores(srt, r0, r1, lo, hd, n_rows_total) for srt in ranks_b]
-    zb = np.stack(z_b)
+    if len(z) == 1:
+        return np.broadcast_to(flag_all[None], (n_k,) + z_all.shape).copy()
+    edges = _blocks(n_k)
+    n_b = edges.size - 1
+    out = np.zeros((n_k,) + z_all.shape, np.uint8)
+    zb = np.stack(z[:-1])
     # a whole-scan stripe is one the blocks agree on: not one or two blocks' event (a
     # feature's turning point along the angles, which sorting does not remove from a block)
     typical = np.median(np.sign(z_all) * zb, axis=0)
     flag_all &= typical > CONSISTENT * np.abs(z_all) / np.sqrt(n_b)
-    run = _run_scores(zb, RUN_LEVEL)
+    run = run_scores(zb, RUN_LEVEL)
     for b in range(n_b):
         # a whole-scan stripe, where this block agrees (a whole-scan score z spreads over
         # the blocks as about z / sqrt(blocks) each) ...
@@ -173,8 +232,23 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
         part |= _grow(_drop_bias(run[b], BLOCK_FACTOR * threshold), run[b],
                       GROW * BLOCK_FACTOR * threshold)
         out[edges[b]:edges[b + 1]] = part[None]
-    _refine(out, x[:, start - lo:stop - lo], np.array(edges))
+    refine(out, xb, angle_bins(edges, n_k), edges)
     return out
+
+
+def decide(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_rows_total: int,
+           n_k: int, threshold: float = THRESHOLD, depth: int = 30) -> np.ndarray:
+    """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
+    :func:`row_features` ``feat`` of volume rows ``feat_start ...``, which must hold the
+    rows ``[start - 2 hd, stop + 2 hd)`` (clipped to the volume; ``hd`` of
+    :func:`depth_rule`): the same mask whatever the chunking (steps 2-5)."""
+    hd = depth_rule(n_rows_total, depth)
+    start, stop = rows
+    _check_rows((feat_start, feat_start + feat.shape[0]), rows, n_rows_total, HALO * hd)
+    near = (max(0, start - hd), min(n_rows_total, stop + hd))
+    qs = row_offsets(feat, feat_start, near, n_rows_total, n_k, depth)
+    xb = _fields(feat[start - feat_start:stop - feat_start], n_k)[2]
+    return decide_offsets(qs, near[0], xb, rows, n_rows_total, n_k, threshold, depth)
 
 
 def _grow(flag: np.ndarray, score: np.ndarray, low: float) -> np.ndarray:
@@ -193,199 +267,6 @@ def _grow(flag: np.ndarray, score: np.ndarray, low: float) -> np.ndarray:
             break
         flag = new
     return flag
-
-
-def _run_scores(zb: np.ndarray, level: float) -> np.ndarray:
-    """Per block ``(blocks, rows, columns)``: the signed score of the strongest run of 2 to
-    ``blocks - 1`` adjacent blocks holding it whose scores all exceed ``level`` with one
-    sign, ``sum / sqrt(length)`` (0 where none)."""
-    n_b = zb.shape[0]
-    best = np.zeros_like(zb)
-    for sign in (1.0, -1.0):
-        above = sign * zb > level
-        for b0 in range(n_b):
-            for b1 in range(b0 + 2, min(n_b - 1, n_b - b0) + b0 + 1):
-                ok = above[b0:b1].all(axis=0)
-                score = np.where(ok, sign * zb[b0:b1].sum(axis=0) / np.sqrt(b1 - b0), 0.0)
-                seg = best[b0:b1]
-                np.copyto(seg, sign * score, where=score > np.abs(seg))
-    return best
-
-
-def _refine(out: np.ndarray, x: np.ndarray, edges: np.ndarray) -> None:
-    """Angles of the stripes found in some angle blocks but not all, to the angle (in place).
-
-    Per run of adjacent columns of one row with the same blocks: its trace along the angles
-    (its columns' mean minus the median of the unflagged columns within
-    :data:`HALF_WINDOW`, per angle; without such columns, less its median over the blocks
-    without the stripe) gives the one range of angles where it adds most above
-    :data:`CUT` of its median over the blocks with the stripe (:func:`_best_interval`).
-    """
-    n_k, _, n_i = out.shape
-    n_b = len(edges) - 1
-    on_b = out[edges[:-1]]  # (blocks, rows, cols): block flags
-    mixed = on_b.any(axis=0) & ~on_b.all(axis=0)
-    blk = np.repeat(np.arange(n_b), np.diff(edges))
-    for j in np.flatnonzero(mixed.any(axis=1)):
-        cols = mixed[j]
-        flagged = on_b[:, j].any(axis=0)
-        c = 0
-        while c < n_i:
-            if not cols[c]:
-                c += 1
-                continue
-            c1 = c + 1
-            while c1 < n_i and cols[c1] and (on_b[:, j, c1] == on_b[:, j, c]).all():
-                c1 += 1
-            on = on_b[:, j, c].astype(bool)
-            nb = [i for i in range(max(0, c - HALF_WINDOW), min(n_i, c1 + HALF_WINDOW))
-                  if not flagged[i]]
-            t = x[:, j, c:c1].mean(axis=1, dtype=np.float64)
-            if nb:  # the neighbours per angle are the baseline
-                t = t - np.median(x[:, j, nb], axis=1)
-            else:
-                t = t - np.median(t[~on[blk]])
-            amp = np.median(t[on[blk]])
-            out[:, j, c:c1] = _best_interval(np.sign(amp) * t - CUT * abs(amp),
-                                             np.ones(n_k, bool))[:, None]
-            c = c1
-
-
-def _ranks(x: np.ndarray, a0: int, a1: int) -> np.ndarray:
-    """Step 1 over the angles ``a0:a1``: ``(rows, ranks, columns)`` float32."""
-    idx = _rank_index(a1 - a0)
-    srt = np.empty((x.shape[1], idx.size, x.shape[2]), np.float32)
-    _rj.ranked_rows(x, a0, a1, _rj.network(a1 - a0), idx, srt)
-    return srt
-
-
-def _pooled(ranks_b: list[np.ndarray]) -> np.ndarray:
-    """Ranks of the whole scan from those of its angle blocks: :data:`QUANTILES` evenly
-    spaced ranks of the blocks' ranks pooled (each block's middle stands for its share of
-    the angles; a sort of ``blocks x QUANTILES`` values, not of every angle)."""
-    pool = np.ascontiguousarray(np.concatenate(ranks_b, axis=1).transpose(1, 0, 2))
-    n = pool.shape[0]
-    idx = np.unique(np.linspace(0, n - 1, QUANTILES).round().astype(np.intp))
-    srt = np.empty((pool.shape[1], idx.size, pool.shape[2]), np.float32)
-    _rj.ranked_rows(pool, 0, n, _rj.network(n), idx, srt)
-    return srt
-
-
-def _best_interval(v: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """The one contiguous run of ``allowed`` angles with the largest sum of ``v`` (a stripe
-    over part of the scan covers one range of angles; each angle adds its trace above half
-    the stripe's amplitude, so noise cannot chop the range), as a bool mask.
-
-    Examples
-    --------
-    >>> v = np.array([-1.0, 2, -0.5, 2, -3, 1])
-    >>> _best_interval(v, np.ones(6, bool)).astype(int).tolist()
-    [0, 1, 1, 1, 0, 0]
-    """
-    v = np.where(allowed, v, -(np.abs(v).sum() + 1.0))
-    c = np.concatenate(([0.0], np.cumsum(v)))
-    gain = c[1:] - np.minimum.accumulate(c[:-1])
-    b = int(np.argmax(gain)) + 1
-    a = int(np.argmin(c[:b]))
-    keep = np.zeros(v.shape, bool)
-    keep[a:b] = gain[b - 1] > 0
-    return keep
-
-
-def _scores(srt: np.ndarray, r0: int, r1: int, lo: int, hd: int, n_rows_total: int
-            ) -> np.ndarray:
-    """Scores ``z`` (rows ``r0:r1`` of the block, columns) from the ranked rows ``srt``
-    ``(block rows, ranks, columns)`` of one angle set.
-
-    Rows first: each row's ranked sinogram minus the per-rank median of the other rows
-    ``j - hd .. j + hd`` inside the volume (what the rows share, the sample, steep slopes and
-    edges included, is removed before the median across columns, which then only meets
-    what differs between rows); its offsets over the larger of the row's robust scale and,
-    per column, the spread of the other rows' offsets (where the rows differ anyway, e.g. a
-    sample edge that is not parallel to the rotation axis). Rows needed: ``2 hd`` each side.
-    Compiled kernels: :mod:`nsgen.prep._robust_jit`.
-    """
-    n_i = srt.shape[2]
-    mir = _mirror_table(n_i)
-    pairs_w = _rj.network(mir.shape[0])
-
-    def offsets(rows: range, bg: np.ndarray, alone: bool = False
-                ) -> tuple[np.ndarray, np.ndarray]:
-        """q and robust scale of ``rows`` against ``bg`` (or ``alone``: no other rows)."""
-        q = np.empty((len(rows), n_i))
-        scale = np.empty(len(rows))
-        for n, i in enumerate(rows):
-            others = [] if alone else _window(i, hd, n_rows_total)
-            o_lo, o_hi = (others[0] - lo, others[-1] + 1 - lo) if others else (0, 0)
-            _rj.row_offsets(srt, bg, i - lo, o_lo, o_hi, _rj.network(len(others)), mir,
-                            pairs_w, q[n])
-            scale[n] = _robust_scale(q[n])
-        return q, scale
-
-    # step 4: strong defects (dead, saturated columns) of every row that serves as
-    # background, found in the row alone, replaced there by their row's neighbouring columns
-    bg = srt
-    if hd:
-        rows1 = range(max(r0 + lo - 2 * hd, 0), min(r1 + lo + 2 * hd, n_rows_total))
-        q1, s1 = offsets(rows1, srt, alone=True)
-        strong = np.abs(q1) > STRONG * s1[:, None]
-        if strong.any():
-            bg = srt.copy()
-            for n in np.flatnonzero(strong.any(axis=1)):
-                _interpolate(bg[rows1[n] - lo], strong[n])
-    # offsets of every row needed: the output rows and the rows they are compared with
-    first = max(r0 + lo - hd, 0)
-    q, scale = offsets(range(first, min(r1 + lo + hd, n_rows_total)), bg)
-    z = np.empty((r1 - r0, n_i))
-    spread = np.empty(n_i)
-    for jj in range(r0, r1):
-        i = jj + lo
-        others = _window(i, hd, n_rows_total)
-        unit = np.full(n_i, scale[i - first])
-        if others:  # how much the other rows differ from their own backgrounds here
-            _rj.spread(q[[o - first for o in others]], _rj.network(len(others)), spread)
-            unit = np.maximum(unit, spread)
-        z[jj - r0] = q[i - first] / unit
-    return z
-
-
-def _interpolate(ranks: np.ndarray, exclude: np.ndarray) -> None:
-    """Replace the ``exclude``d columns of ``ranks`` ``(ranks, columns)`` by the linear
-    interpolation of the nearest columns kept (in place; nothing if none is kept)."""
-    keep = np.flatnonzero(~exclude)
-    if keep.size == 0:
-        return
-    out = np.flatnonzero(exclude)
-    pos = np.searchsorted(keep, out)
-    left = keep[np.clip(pos - 1, 0, keep.size - 1)]
-    right = keep[np.clip(pos, 0, keep.size - 1)]
-    w = np.where(right != left, (out - left) / np.maximum(right - left, 1), 0.0)
-    ranks[:, out] = ranks[:, left] * (1 - w) + ranks[:, right] * w
-
-
-def _rank_index(n_k: int) -> np.ndarray:
-    """Ranks kept of a column of ``n_k`` sorted values: :data:`QUANTILES` evenly spaced over
-    its middle (``DROP`` cut at each end)."""
-    d = int(DROP * n_k)
-    return np.unique(np.linspace(d, n_k - 1 - d, QUANTILES).round().astype(np.intp))
-
-
-def _mirror_table(n_i: int) -> np.ndarray:
-    """``(2 h + 1, n_i)`` columns of the median window across columns, mirrored at the
-    edges without repeating the edge column (SciPy's ``mode="mirror"``)."""
-    h = min(HALF_WINDOW, max(1, (n_i - 1) // 2))
-    c = np.arange(n_i)[None, :] + np.arange(-h, h + 1)[:, None]
-    if n_i == 1:
-        return np.zeros_like(c)
-    c = np.abs(c) % (2 * n_i - 2)
-    return np.where(c >= n_i, 2 * n_i - 2 - c, c)
-
-
-def _window(j: int, hd: int, n_rows_total: int) -> list[int]:
-    """The other volume rows within ``hd`` of row ``j``; none if fewer than 2 (one row alone
-    is no background: a stripe there would score in this row with the opposite sign)."""
-    rows = [i for i in range(max(j - hd, 0), min(j + hd + 1, n_rows_total)) if i != j]
-    return rows if len(rows) >= 2 else []
 
 
 def _drop_bias(z: np.ndarray, threshold: float) -> np.ndarray:

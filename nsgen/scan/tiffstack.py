@@ -133,10 +133,13 @@ class TiffStack:
                             raise NsgenError(
                                 f"{label}: {path} page {k} is {page.shape[0]} x {page.shape[1]} "
                                 f"{pdtype} but {first} is {shape[0]} x {shape[1]} {dtype}; every "
-                                f"frame must have one shape and type: move the odd files out")
+                                f"frame (darks, flats, projections) must have one shape and "
+                                f"type: move the odd files out, or save them as {dtype}")
                         start = _direct_start(page, swap)
                         self.pages.append(_Page(i, k, start,
                                                 None if start is not None else _decode_rows(page)))
+            except NsgenError:
+                raise
             except (OSError, ValueError, tifffile.TiffFileError) as exc:
                 raise NsgenError(f"cannot read TIFF {path} ({' '.join(str(exc).split())}); "
                                  f"check that it is a complete TIFF file") from exc

@@ -9,8 +9,8 @@ volume is held) and keeps its candidates, one bit per voxel, in a scratch volume
 rows is read packed and only counted for the depth pass, never unpacked or merged
 (:mod:`nsgen.prep.stripe_packed`). The result equals the whole-volume computation exactly
 (docs/science.md B 5.2). Each pass reports seconds per step with ``-v``. The ``robust``
-detector (:mod:`nsgen.prep.stripe_robust`) runs as one pass (:class:`RobustStage`, halo:
-twice its depth rule's rows); ``detect_stripes(..., detector=...)`` chooses.
+detector (:mod:`nsgen.prep.stripe_robust`) runs in two passes of its own
+(:mod:`nsgen.stages.robust`); ``detect_stripes(..., detector=...)`` chooses.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from nsgen.prep.stripe_detect import load_kernels, rows_to_read, stripe_candidat
 from nsgen.prep.stripe_packed import (candidates_from_raw, load_packed_kernels, merge_packed,
                                       packed_columns)
 from nsgen.runner import StageRunner
-from nsgen.stages.scan_sizing import MAX_AUTO_CHUNK, row_sizing, scan_sizing
+from nsgen.stages.scan_sizing import MAX_AUTO_CHUNK, row_sizing
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import ScanStage, load_flat_field
 
-__all__ = ["CandidateStage", "MergeStage", "RobustStage", "StepClock", "detect_stripes",
+__all__ = ["CandidateStage", "MergeStage", "StepClock", "detect_stripes",
            "mask_flags"]
 
 
@@ -247,36 +247,6 @@ class MergeStage(Stage):
         return WorkResult((flags, clock.seconds))
 
 
-@dataclass
-class RobustStage(ScanStage):
-    """The ``robust`` detector in one pass over row chunks (halo: twice its depth rule's
-    rows); keeps the mask (like :class:`MergeStage`) and returns the per-row (patch) flags."""
-
-    params: DetectParams = field(default_factory=DetectParams)
-    patch_shape: tuple[int, int] | None = None
-    mask_spill: Spill | None = None
-    label: str = "detect stripes (robust)"
-
-    def prepare(self) -> None:
-        load_flat_field()
-
-    def work(self, chunk: Chunk, data: list[np.ndarray]) -> WorkResult:
-        from nsgen.prep.detect import detect_rows
-        raw, flat, dark = data
-        volume = flat_field_log(raw, flat, dark, sinograms_first=False)
-        lo, _ = self.read_rows(chunk)
-        mask = detect_rows(volume, lo, (chunk.start, chunk.stop), self.shape[1], "robust",
-                           self.params)
-        if self.mask_spill is not None:
-            self.mask_spill.write_band(chunk.start,
-                                       np.packbits(mask.transpose(1, 0, 2), axis=-1))
-        return WorkResult(mask_flags(mask, self.patch_shape))
-
-
-#: float32 copies of a row the robust detector holds (volume, sorted sinogram, its filter)
-ROBUST_FLOAT_COPIES = 3.0
-
-
 def detect_stripes(run: StageRunner, source: ScanSource, shape: tuple[int, int, int],
                    dtype: str, params: DetectParams, work: Path,
                    patch_shape: tuple[int, int] | None = None, mask_spill: Spill | None = None,
@@ -303,17 +273,13 @@ def detect_stripes(run: StageRunner, source: ScanSource, shape: tuple[int, int, 
         ``(angles, rows, ceil(columns / 8))`` uint8 (bit-packed), ``weights_spill``
         ``(angles, rows, columns)`` float32 (``larix`` only).
     detector : str
-        ``larix`` (the two passes above) or ``robust`` (one pass, :class:`RobustStage`).
+        ``larix`` (the two passes above) or ``robust`` (two passes too:
+        :func:`nsgen.stages.robust.detect_robust`).
     """
     n_angles, n_rows, n_cols = shape
     if detector != "larix":
-        from nsgen.prep.detect import halo
-        h = halo(detector, params, n_rows)
-        sizing = scan_sizing(run, shape, dtype, ROBUST_FLOAT_COPIES, halo=h)
-        return np.concatenate(run.run(RobustStage(source, shape, dtype, sizing.chunk_rows,
-                                                  halo=h, params=params,
-                                                  patch_shape=patch_shape,
-                                                  mask_spill=mask_spill), sizing), axis=0)
+        from nsgen.stages.robust import detect_robust
+        return detect_robust(run, source, shape, dtype, params, work, patch_shape, mask_spill)
     candidates = Spill.create(work / "candidates.bits", (n_rows, n_angles, -(-n_cols // 8)),
                               "uint8")
     try:

@@ -1,0 +1,207 @@
+"""Scores of the robust stripe detector: ranks along the angles, rows first, robust z.
+
+Steps 1-4 of :mod:`nsgen.prep.stripe_robust`, for one angle set (the whole scan or one angle
+block): :func:`ranks` sorts every column along the angles and keeps :data:`QUANTILES` ranks
+of its middle (:func:`pooled`: the whole scan's from its blocks'); :func:`scores` gives each
+row's robust z per column from those ranks and its neighbouring rows'. Pure: arrays in,
+arrays out; compiled kernels in :mod:`nsgen.prep._robust_jit`.
+
+Examples
+--------
+>>> rng = np.random.default_rng(0)
+>>> x = rng.normal(0, 0.01, (180, 64)).astype(np.float32)
+>>> x[:, 30:33] += 0.03
+>>> z = column_scores(x)
+>>> bool((z[30:33] > 8).all()), bool(np.abs(np.delete(z, range(30, 33))).max() < 5)
+(True, True)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nsgen.prep import _robust_jit as _rj
+
+__all__ = ["HALF_WINDOW", "column_scores", "depth_rule", "mirror_table", "pooled",
+           "offset_scores", "offsets", "rank_index", "ranks", "scores", "strong_columns"]
+
+#: half window of the median across columns (stripes up to this wide are found)
+HALF_WINDOW = 8
+
+#: fraction of the angles dropped at each end of a sorted column
+DROP = 0.1
+
+#: ranks of each sorted column used (evenly spaced over the middle 80 %; 64 gave the same
+#: quality at twice the cost, 16 lost some: docs/detection.md)
+QUANTILES = 32
+
+#: a column whose offset in its row alone exceeds this many robust scales of that row is
+#: left out of the other rows' background (labelled benchmark: dead and saturated columns
+#: score 300-6000 there, sample features at most 73; 50 let sample features in)
+STRONG = 150.0
+
+
+def _robust_scale(q: np.ndarray) -> float:
+    """1.4826 x the MAD of the non-zero offsets (at least 1e-12)."""
+    nz = q[q != 0]
+    s = 1.4826 * np.median(np.abs(nz - np.median(nz))) if nz.size > 8 else 0.0
+    return max(float(s), 1e-12)
+
+
+def column_scores(x: np.ndarray) -> np.ndarray:
+    """Robust scores ``z`` of every column of one sinogram ``(angles, columns)`` alone (no
+    neighbouring rows): steps 1 and 3 with the row's own robust scale."""
+    x = np.ascontiguousarray(x, np.float32)
+    srt = ranks(x[:, None, :], 0, x.shape[0])
+    return scores(srt, np.zeros((1, x.shape[1]), bool), 0, 1, 0, 0, 1)[0]
+
+
+def depth_rule(n_rows_total: int, depth: int = 30) -> int:
+    """``hd``: rows each side of a row it is compared with (step 2); the halo is ``2 hd``.
+
+    Examples
+    --------
+    >>> depth_rule(256), depth_rule(8), depth_rule(1)
+    (15, 3, 0)
+    """
+    return min(depth, n_rows_total - 1) // 2
+
+
+def ranks(x: np.ndarray, a0: int, a1: int) -> np.ndarray:
+    """Step 1 over the angles ``a0:a1``: ``(rows, ranks, columns)`` float32."""
+    idx = rank_index(a1 - a0)
+    srt = np.empty((x.shape[1], idx.size, x.shape[2]), np.float32)
+    _rj.ranked_rows(x, a0, a1, _rj.network(a1 - a0), idx, srt)
+    return srt
+
+
+def pooled(ranks_b: list[np.ndarray]) -> np.ndarray:
+    """Ranks of the whole scan from those of its angle blocks: :data:`QUANTILES` evenly
+    spaced ranks of the blocks' ranks pooled (each block's middle stands for its share of
+    the angles; a sort of ``blocks x QUANTILES`` values, not of every angle)."""
+    pool = np.ascontiguousarray(np.concatenate(ranks_b, axis=1).transpose(1, 0, 2))
+    n = pool.shape[0]
+    idx = np.unique(np.linspace(0, n - 1, QUANTILES).round().astype(np.intp))
+    srt = np.empty((pool.shape[1], idx.size, pool.shape[2]), np.float32)
+    _rj.ranked_rows(pool, 0, n, _rj.network(n), idx, srt)
+    return srt
+
+
+def strong_columns(srt: np.ndarray) -> np.ndarray:
+    """Step 4's strong defects (dead, saturated columns) of every row of the ranked rows
+    ``srt`` ``(rows, ranks, columns)``, found in the row alone (no other rows): ``|q|`` above
+    :data:`STRONG` robust scales of that row; ``(rows, columns)`` bool."""
+    n_j, _, n_i = srt.shape
+    mir = mirror_table(n_i)
+    pairs_w = _rj.network(mir.shape[0])
+    out = np.empty((n_j, n_i), bool)
+    q = np.empty(n_i)
+    for i in range(n_j):
+        _rj.row_offsets(srt, srt, i, 0, 0, _rj.network(0), mir, pairs_w, q)
+        out[i] = np.abs(q) > STRONG * _robust_scale(q)
+    return out
+
+
+def offsets(srt: np.ndarray, strong: np.ndarray, r0: int, r1: int, lo: int, hd: int,
+            n_rows_total: int) -> np.ndarray:
+    """Offsets ``q`` of the rows ``r0:r1`` of a block (volume rows from ``lo``) and their
+    robust scales, from the ranked rows ``srt`` ``(block rows, ranks, columns)`` of one
+    angle set and their :func:`strong_columns`: ``(r1 - r0, columns + 1)`` float64, the
+    scale last. The block must hold ``hd`` rows each side (clipped to the volume).
+
+    Rows first: each row's ranked sinogram minus the per-rank median of the other rows
+    ``j - hd .. j + hd`` inside the volume (what the rows share, the sample, steep slopes and
+    edges included, is removed before the median across columns, which then only meets
+    what differs between rows). The strong defects of the rows that serve as background
+    are replaced there by their row's neighbouring columns (such a defect shifts the other
+    rows' per-rank median enough to score beside it). Compiled kernels:
+    :mod:`nsgen.prep._robust_jit`.
+    """
+    n_i = srt.shape[2]
+    mir = mirror_table(n_i)
+    pairs_w = _rj.network(mir.shape[0])
+    bg = srt
+    if hd and strong.any():
+        bg = srt.copy()
+        for r in np.flatnonzero(strong.any(axis=1)):
+            _interpolate(bg[r], strong[r])
+    out = np.empty((r1 - r0, n_i + 1))
+    for n in range(r1 - r0):
+        i = r0 + n + lo
+        others = _window(i, hd, n_rows_total)
+        o_lo, o_hi = (others[0] - lo, others[-1] + 1 - lo) if others else (0, 0)
+        _rj.row_offsets(srt, bg, i - lo, o_lo, o_hi, _rj.network(len(others)), mir,
+                        pairs_w, out[n, :n_i])
+        out[n, n_i] = _robust_scale(out[n, :n_i])
+    return out
+
+
+def offset_scores(qs: np.ndarray, q_lo: int, rows: tuple[int, int], hd: int,
+                  n_rows_total: int) -> np.ndarray:
+    """Scores ``z`` ``(stop - start, columns)`` of volume rows ``rows`` from the
+    :func:`offsets` ``qs`` of volume rows ``q_lo ...`` (holding ``hd`` rows each side,
+    clipped to the volume): each offset over the larger of its row's robust scale and, per
+    column, the spread of the other rows' offsets (where the rows differ anyway, e.g. a
+    sample edge that is not parallel to the rotation axis)."""
+    start, stop = rows
+    n_i = qs.shape[1] - 1
+    z = np.empty((stop - start, n_i))
+    spread = np.empty(n_i)
+    for i in range(start, stop):
+        others = _window(i, hd, n_rows_total)
+        unit = np.full(n_i, qs[i - q_lo, n_i])
+        if others:  # how much the other rows differ from their own backgrounds here
+            _rj.spread(qs[[o - q_lo for o in others], :n_i], _rj.network(len(others)),
+                       spread)
+            unit = np.maximum(unit, spread)
+        z[i - start] = qs[i - q_lo, :n_i] / unit
+    return z
+
+
+def scores(srt: np.ndarray, strong: np.ndarray, r0: int, r1: int, lo: int, hd: int,
+           n_rows_total: int) -> np.ndarray:
+    """Scores ``z`` (rows ``r0:r1`` of the block, columns) from the ranked rows ``srt``
+    ``(block rows, ranks, columns)`` of one angle set and their :func:`strong_columns`
+    (:func:`offsets`, then :func:`offset_scores`); rows needed: ``2 hd`` each side."""
+    first, last = max(r0 + lo - hd, 0), min(r1 + lo + hd, n_rows_total)
+    qs = offsets(srt, strong, first - lo, last - lo, lo, hd, n_rows_total)
+    return offset_scores(qs, first, (r0 + lo, r1 + lo), hd, n_rows_total)
+
+
+def _interpolate(ranks: np.ndarray, exclude: np.ndarray) -> None:
+    """Replace the ``exclude``d columns of ``ranks`` ``(ranks, columns)`` by the linear
+    interpolation of the nearest columns kept (in place; nothing if none is kept)."""
+    keep = np.flatnonzero(~exclude)
+    if keep.size == 0:
+        return
+    out = np.flatnonzero(exclude)
+    pos = np.searchsorted(keep, out)
+    left = keep[np.clip(pos - 1, 0, keep.size - 1)]
+    right = keep[np.clip(pos, 0, keep.size - 1)]
+    w = np.where(right != left, (out - left) / np.maximum(right - left, 1), 0.0)
+    ranks[:, out] = ranks[:, left] * (1 - w) + ranks[:, right] * w
+
+
+def rank_index(n_k: int) -> np.ndarray:
+    """Ranks kept of a column of ``n_k`` sorted values: :data:`QUANTILES` evenly spaced over
+    its middle (``DROP`` cut at each end)."""
+    d = int(DROP * n_k)
+    return np.unique(np.linspace(d, n_k - 1 - d, QUANTILES).round().astype(np.intp))
+
+
+def mirror_table(n_i: int) -> np.ndarray:
+    """``(2 h + 1, n_i)`` columns of the median window across columns, mirrored at the
+    edges without repeating the edge column (SciPy's ``mode="mirror"``)."""
+    h = min(HALF_WINDOW, max(1, (n_i - 1) // 2))
+    c = np.arange(n_i)[None, :] + np.arange(-h, h + 1)[:, None]
+    if n_i == 1:
+        return np.zeros_like(c)
+    c = np.abs(c) % (2 * n_i - 2)
+    return np.where(c >= n_i, 2 * n_i - 2 - c, c)
+
+
+def _window(j: int, hd: int, n_rows_total: int) -> list[int]:
+    """The other volume rows within ``hd`` of row ``j``; none if fewer than 2 (one row alone
+    is no background: a stripe there would score in this row with the opposite sign)."""
+    rows = [i for i in range(max(j - hd, 0), min(j + hd + 1, n_rows_total)) if i != j]
+    return rows if len(rows) >= 2 else []
