@@ -23,8 +23,7 @@ VOLATILE = {"config", "nsgen_version", "sources"}
 
 def run(tree: str, args: list[str], root: Path) -> None:
     env = {**os.environ, "PYTHONPATH": tree}
-    # -P: ``-m`` would otherwise put the current directory (often one of the two
-    # checkouts) before PYTHONPATH, and both runs would use that tree
+    # -P: the working directory is not put first on sys.path (a checkout there would win)
     subprocess.run([sys.executable, "-P", "-m", "nsgen", *args, "-r", str(root), "--no-progress",
                     "--no-preview"], env=env, check=True)
 
