@@ -247,6 +247,23 @@ def generate(config: Config, on_sample: Callable[[int, Path], None] | None = Non
     mode = load_mode(config.mode)
     check_root(config.root)
     check_main_importable()   # before anything is written: the engine's children import it
+    workers = config.workers or usable_cores()
+    # the engine's processes start, and import what the mode's stages need
+    # (ENGINE_PRELOAD), while the inputs are checked
+    engine = Engine(workers, preload=getattr(mode, "ENGINE_PRELOAD", ()))
+    engine.start()
+    try:
+        return _generate(config, on_sample, log, mode, engine)
+    except BaseException:
+        engine.close(abort=True)
+        raise
+    finally:
+        engine.close()
+
+
+def _generate(config: Config, on_sample: Callable[[int, Path], None] | None, log: Log,
+              mode: Any, engine: Engine) -> list[int]:
+    """:func:`generate` once its engine is starting."""
     mode.check(config)
     check_root_format(config.root, config.format)
     from nsgen.diskspace import check_free_space
@@ -267,7 +284,7 @@ def generate(config: Config, on_sample: Callable[[int, Path], None] | None = Non
     if not todo:
         return []
     Path(config.root).mkdir(parents=True, exist_ok=True)
-    workers = config.workers or usable_cores()
+    workers = engine.workers
     log(f"mode {config.mode}, samples {todo[0]:04d}..{todo[-1]:04d}, {workers} workers, "
         f"seed {config.seed}")
     outer = None
@@ -294,7 +311,7 @@ def generate(config: Config, on_sample: Callable[[int, Path], None] | None = Non
             outer.update(1)
 
     try:
-        with Engine(workers) as engine:
+        with engine:
             for sample in todo:
                 run = SampleRun(config, sample, engine, log, workers)
                 t0 = time.monotonic()

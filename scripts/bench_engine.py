@@ -30,6 +30,11 @@ a multi-GB run by 15-20 %); each peak PSS from one separate, sampled run.
 
     python scripts/bench_engine.py [--rows 256] [--repeats 3] [--memory-limit 4GB]
         [--modes raw paired dynamic patch] [--skip scaling memory compressed]
+        [--baseline ROOT]
+
+With ``--baseline ROOT`` section 1 runs another checkout (its code and compiled kernels)
+and this one alternately in every repeat, against the same floors: a before/after whose
+load changes affect both alike.
 """
 
 from __future__ import annotations
@@ -161,16 +166,17 @@ def mode_args(mode: str, scan: Path, limit: str, mask: Path | None, *more: str) 
     return [*args, *more]
 
 
-def profiled_run(args: list[str]) -> tuple[float, list[dict[str, Any]]]:
-    """Wall seconds of one ``nsgen`` run (``args`` without ``-r``) and its profile lines."""
+def profiled_run(args: list[str], tree: str | None = None
+                 ) -> tuple[float, list[dict[str, Any]]]:
+    """Wall seconds of one ``nsgen`` run (``args`` without ``-r``) and its profile lines;
+    ``tree``: the source tree to run (first on ``PYTHONPATH``; None: this one)."""
     from nsgen.engine import profile
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "profile.jsonl"
-        os.environ[profile.ENV] = str(path)
-        try:
-            wall = run_nsgen([*args, "-r", str(Path(d) / "out")])[0]
-        finally:
-            del os.environ[profile.ENV]
+        env = {**os.environ, profile.ENV: str(path)}
+        if tree is not None:
+            env["PYTHONPATH"] = tree
+        wall = run_nsgen([*args, "-r", str(Path(d) / "out")], env=env)[0]
         return wall, profile.load(path)
 
 
@@ -224,27 +230,36 @@ def print_breakdown(b: dict[tuple[str, str, str], float]) -> None:
               f"{phases(st, 'worker', ('work',))}")
 
 
-def time_mode(scan: Path, args: list[str], repeats: int
-              ) -> tuple[list[float], list[float], list[float], list[float], list[Any]]:
-    """Cold reads, cold runs (profiled), warm reads, warm runs of one mode, alternating;
-    returns them and the cold runs' breakdowns."""
-    cold_floor, cold_run, warm_floor, warm_run, parts = [], [], [], [], []
+#: the source trees section 1 runs, alternating: ``(name, tree or None for this one)``
+TREES: list[tuple[str, str | None]] = [("", None)]
+
+
+def time_mode(scan: Path, args: list[str], repeats: int) -> dict[str, Any]:
+    """Cold reads and runs (profiled), then warm reads and runs of one mode, alternating
+    (each repeat reads once, then runs every tree of :data:`TREES` in turn); returns the
+    lists ``cold_floor``, ``warm_floor`` and, per tree name, ``cold``, ``warm`` and the
+    breakdowns ``parts`` of its cold runs (warm ones where the scan cannot be evicted)."""
+    out: dict[str, Any] = {"cold_floor": [], "warm_floor": []}
+    for name, _ in TREES:
+        out[name] = {"cold": [], "warm": [], "parts": []}
     can_evict = evict(scan)
     for _ in range(repeats if can_evict else 0):
         evict(scan)
-        cold_floor.append(read_once(scan))
-        evict(scan)
-        wall, lines = profiled_run(args)
-        cold_run.append(wall)
-        parts.append(breakdown(wall, lines))
+        out["cold_floor"].append(read_once(scan))
+        for name, tree in TREES:
+            evict(scan)
+            wall, lines = profiled_run(args, tree)
+            out[name]["cold"].append(wall)
+            out[name]["parts"].append(breakdown(wall, lines))
     read_once(scan)
     for _ in range(repeats):
-        warm_floor.append(read_once(scan))
-        wall, lines = profiled_run(args)
-        warm_run.append(wall)
-        if not can_evict:
-            parts.append(breakdown(wall, lines))
-    return cold_floor, cold_run, warm_floor, warm_run, parts
+        out["warm_floor"].append(read_once(scan))
+        for name, tree in TREES:
+            wall, lines = profiled_run(args, tree)
+            out[name]["warm"].append(wall)
+            if not can_evict:
+                out[name]["parts"].append(breakdown(wall, lines))
+    return out
 
 
 def bench_modes(scan: Path, modes: list[str], repeats: int, limit: str) -> list[str]:
@@ -253,16 +268,20 @@ def bench_modes(scan: Path, modes: list[str], repeats: int, limit: str) -> list[
     rows = []
     med = statistics.median
     for mode in modes:
-        cf, cr, wf, wr, parts = time_mode(scan, mode_args(mode, scan, limit, mask), repeats)
-        cold = (f"cold read {med(cf):.2f} s -> {med(cr):.2f} s = {med(cr) / med(cf):.2f}x"
-                if cf else "cold: posix_fadvise unavailable")
-        print(f"  {mode}: {cold}; warm read {med(wf):.2f} s -> {med(wr):.2f} s = "
-              f"{med(wr) / med(wf):.2f}x")
-        print_breakdown(median_breakdown(parts))
-        rows.append(f"| {mode} | {med(cr) if cr else float('nan'):.2f} | "
-                    f"{med(cf) if cf else float('nan'):.2f} | "
-                    f"{med(cr) / med(cf) if cf else float('nan'):.2f}x | {med(wr):.2f} | "
-                    f"{med(wf):.2f} | {med(wr) / med(wf):.2f}x |")
+        t = time_mode(scan, mode_args(mode, scan, limit, mask), repeats)
+        cf, wf = t["cold_floor"], t["warm_floor"]
+        for name, _ in TREES:
+            cr, wr = t[name]["cold"], t[name]["warm"]
+            label = f"{mode}{' ' + name if name else ''}"
+            cold = (f"cold read {med(cf):.2f} s -> {med(cr):.2f} s = {med(cr) / med(cf):.2f}x"
+                    if cf else "cold: posix_fadvise unavailable")
+            print(f"  {label}: {cold}; warm read {med(wf):.2f} s -> {med(wr):.2f} s = "
+                  f"{med(wr) / med(wf):.2f}x")
+            print_breakdown(median_breakdown(t[name]["parts"]))
+            rows.append(f"| {label} | {med(cr) if cr else float('nan'):.2f} | "
+                        f"{med(cf) if cf else float('nan'):.2f} | "
+                        f"{med(cr) / med(cf) if cf else float('nan'):.2f}x | {med(wr):.2f} | "
+                        f"{med(wf):.2f} | {med(wr) / med(wf):.2f}x |")
     return rows
 
 
@@ -294,9 +313,15 @@ def main() -> None:
     ap.add_argument("--cache", default="/tmp/nsgen-bench")
     ap.add_argument("--modes", nargs="*", default=list(MODES),
                     choices=[*MODES, "paired-onthefly", "patch-onthefly"])
+    ap.add_argument("--baseline", help="root of another nsgen checkout (e.g. `git worktree "
+                    "add /tmp/base main`): section 1 runs it and this one alternately, "
+                    "against the same floors")
     ap.add_argument("--skip", nargs="*", default=[],
                     choices=["throughput", "workers", "scaling", "memory", "compressed"])
     a = ap.parse_args()
+    if a.baseline:
+        here = str(Path(__file__).resolve().parents[1])
+        TREES[:] = [(f"baseline ({a.baseline})", a.baseline), (f"this ({here})", here)]
     cache = Path(a.cache)
     cache.mkdir(parents=True, exist_ok=True)
     from nsgen.config import parse_bytes

@@ -109,7 +109,10 @@ def run_nsgen(args: list[str], extra: tuple[str, ...] = GENERATION_FLAGS,
     separate run.
     """
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "nsgen", *args, *extra],
+    # ``-P``: with a source tree on PYTHONPATH (a baseline), ``-m`` must not put the
+    # current directory (often another checkout) before it
+    isolate = ["-P"] if env is not None and env.get("PYTHONPATH") else []
+    proc = subprocess.Popen([sys.executable, *isolate, "-m", "nsgen", *args, *extra],
                             stderr=subprocess.PIPE, text=True, env=env)
     peak = [0]
     th = None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nsgen.sim.stripes import stripe_count, PAIRED, PATCH, SIMPLE, StripeParams, add_stripes
+from nsgen.sim.stripes import (PAIRED, PATCH, SIMPLE, StripeParams, add_stripes, stripe_count,
+                               stripe_spans)
 
 P, DH = 40, 100
 
@@ -272,3 +273,56 @@ def test_input_not_modified_and_dtype() -> None:
     out = add_stripes(sino, _gen(0), StripeParams(10.0, 2, 0.3, "mix", 0.01))
     assert np.array_equal(sino, before)
     assert out.dtype == np.float32
+
+
+
+def _reference_add_stripes(sino, rng, params, vmax=None):
+    """add_stripes as it was before it touched only the striped columns: every pixel
+    through float64 (the outputs of earlier nsgen versions; kept as the oracle)."""
+    out = np.asarray(sino).astype(np.float64, copy=True)
+    n_angles, n_cols = out.shape
+    m = float(out.max()) if vmax is None else float(vmax)
+    step = params.variability * m
+    for _ in range(max(1, int(n_cols * params.percentage / 100.0))):
+        for _try in range(20):
+            c = int(rng.integers(0, n_cols))
+            if sino[0][c] != 0:
+                break
+        partial = bool(rng.random() < 0.5) if params.kind == "mix" else params.kind == "partial"
+        if partial:
+            a1, a2 = (int(a) for a in np.sort(rng.choice(n_angles + 1, size=2, replace=False)))
+        else:
+            a1, a2 = 0, n_angles
+        h = int(rng.integers(0, params.max_thickness + 1))
+        offset = m * rng.uniform(-1.0, 0.5) * params.intensity
+        if not (h < c < n_cols - h):
+            continue
+        if params.variability > 0:
+            signs = 2 * rng.integers(0, 2, size=(a2 - a1 - 1, 2 * h + 1)) - 1
+            walk = np.empty((a2 - a1, 2 * h + 1))
+            walk[0] = 0.0
+            np.cumsum(signs, axis=0, out=walk[1:])
+            walk += 1.0
+            walk *= step
+            out[a1:a2, c - h:c + h + 1] += offset + walk
+        else:
+            out[a1:a2, c - h:c + h + 1] += offset
+    return out.astype(np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint16])
+@pytest.mark.parametrize("params", [SIMPLE, PAIRED, PATCH,
+                                    StripeParams(30.0, 10, 0.7, "mix", 0.3)])
+def test_stripes_are_the_whole_float64_sum_and_spans_are_what_changes(dtype, params):
+    for seed in range(20):
+        r = np.random.default_rng(seed)
+        x = r.random((int(r.integers(1, 40)), int(r.integers(2, 90)))) * 3 - 0.5
+        x = (x * 1000).clip(0).astype(dtype) if dtype == np.uint16 else x.astype(dtype)
+        y = add_stripes(x, np.random.default_rng(seed), params)
+        assert y.tobytes() == _reference_add_stripes(x, np.random.default_rng(seed),
+                                                     params).tobytes()
+        touched = np.zeros(x.shape[1], bool)
+        for left, block in stripe_spans(x, np.random.default_rng(seed), params):
+            assert np.array_equal(y[:, left:left + block.shape[1]], block)
+            touched[left:left + block.shape[1]] = True
+        assert y[:, ~touched].tobytes() == x[:, ~touched].astype(np.float32).tobytes()

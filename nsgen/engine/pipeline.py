@@ -103,13 +103,17 @@ class Engine:
     ----------
     workers : int
         Number of worker processes (>= 1).
+    preload : sequence of str
+        Modules the processes import before they start (in the forkserver, once, shared
+        by every child), beside the engine's own: what the run's stages need.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, preload: Sequence[str] = ()) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         exit_if_importing_main()  # a child importing an unguarded script: ends it
         self.workers = workers
+        self.preload = list(preload)
         self._ctx = mp.get_context("forkserver")
         self._procs: list[Any] = []
         self._controls: list[Any] = []
@@ -130,15 +134,19 @@ class Engine:
         self.close(abort=exc_type is not None)
 
     def start(self) -> None:
-        """Start the reader and the workers."""
+        """Start the reader and the workers (once: a started engine is left as it is)."""
+        if self._starter is not None:
+            return
         check_main_importable()   # a script read from stdin: one clear error, not a dead child
         sweep_stale_segments()
         ctx = self._ctx
         try:
-            # only what every child needs: the forkserver imports its preloads serially
-            # before the first child starts (SciPy alone took 0.3 s), and each worker
-            # imports the rest of what its stages need in parallel
-            ctx.set_forkserver_preload(["nsgen.engine.pipeline", "numpy"])
+            # what every child needs, and the ``preload`` of the run: the forkserver
+            # imports them serially before the first child starts (SciPy alone took
+            # 0.3 s), once for all children; each worker imports the rest of what its
+            # stages need in parallel. Only the process's first engine sets them (the
+            # forkserver lives as long as the process).
+            ctx.set_forkserver_preload(["nsgen.engine.pipeline", "numpy", *self.preload])
         except Exception:  # pragma: no cover - preload is an optimisation only
             pass
         self._data = ctx.Queue()

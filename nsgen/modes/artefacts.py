@@ -18,7 +18,7 @@ from nsgen.runner import file_record
 from nsgen.sim.stripes import StripeParams, add_stripes
 
 __all__ = ["ARTEFACT_DIRS", "artefact_images", "artefact_records", "make_artefact_dirs",
-           "synthetic_stripes"]
+           "stripe_scale", "synthetic_stripes"]
 
 ARTEFACT_DIRS = ("fake_artifacts/clean", "fake_artifacts/stripe", "real_artifacts/clean",
                  "real_artifacts/stripe")
@@ -63,7 +63,20 @@ def artefact_records(tag: str, shift: int, index: int, name: str, real: bool,
 def synthetic_stripes(x: np.ndarray, rng: np.random.Generator,
                       params: StripeParams) -> np.ndarray:
     """Stripes on a real (``-log``) sinogram or patch, scaled by its own maximum."""
-    vmax = float(np.max(x))
+    return add_stripes(x, rng, params, vmax=stripe_scale(x))
+
+
+def stripe_scale(x: np.ndarray, maximum: float | None = None) -> float:
+    """What :func:`synthetic_stripes` scales the stripes of ``x`` by: its maximum
+    (``maximum``, when known already), or, when that is not positive, the maximum of
+    ``|x|`` (1 when ``x`` is all zeros).
+
+    Examples
+    --------
+    >>> stripe_scale(np.array([-3.0, 2.0])), stripe_scale(np.array([-3.0, -1.0]))
+    (2.0, 3.0)
+    """
+    vmax = float(np.max(x)) if maximum is None else maximum
     if not vmax > 0:
         vmax = float(np.max(np.abs(x))) or 1.0
-    return add_stripes(x, rng, params, vmax=vmax)
+    return vmax

@@ -19,6 +19,7 @@ from nsgen.engine import profile
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
+from nsgen.modes.real import ENGINE_PRELOAD as REAL_PRELOAD
 from nsgen.modes.real import (OUT_SHAPE, add_range_used, check_scans, keep, run_shifts,
                               sizing_for, spill_bounds, union)
 from nsgen.prep.resize import normalise_downsample
@@ -29,7 +30,11 @@ from nsgen.stages.scan_stages import ResizeStage
 from nsgen.stages.spill import SpillStage
 from nsgen.stages.write import WriteStage
 
-__all__ = ["check", "frame_ranges", "run_sample"]
+__all__ = ["ENGINE_PRELOAD", "check", "frame_ranges", "run_sample"]
+
+#: modules the engine's processes import before they start
+#: (:data:`nsgen.modes.real.ENGINE_PRELOAD`)
+ENGINE_PRELOAD = ("nsgen.modes.dynamic", *REAL_PRELOAD)
 
 
 def frame_ranges(n_angles: int, frame_angles: int, stride: int = 1) -> list[tuple[int, int]]:

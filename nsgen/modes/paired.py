@@ -22,6 +22,7 @@ from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
 from nsgen.modes.artefacts import (artefact_images, artefact_records, make_artefact_dirs,
                                    synthetic_stripes)
+from nsgen.modes.real import ENGINE_PRELOAD as REAL_PRELOAD
 from nsgen.modes.real import (OUT_SHAPE, add_range_used, check_mask_source, check_scans,
                               interior, interior_parts, keep, run_shifts, shift_flags,
                               sizing_for, spill_bounds, union)
@@ -34,7 +35,11 @@ from nsgen.stages.scan_stages import ResizeStage
 from nsgen.stages.spill import SpillStage
 from nsgen.stages.write import WriteStage
 
-__all__ = ["check", "run_sample"]
+__all__ = ["ENGINE_PRELOAD", "check", "run_sample"]
+
+#: modules the engine's processes import before they start
+#: (:data:`nsgen.modes.real.ENGINE_PRELOAD`)
+ENGINE_PRELOAD = ("nsgen.modes.paired", *REAL_PRELOAD)
 
 
 def check(config: Config) -> None:

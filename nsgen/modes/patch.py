@@ -7,10 +7,14 @@ classified with the mask; stripe-free patches get synthetic full stripes (``PATC
 -> ``fake_artifacts/{clean,stripe}``, others -> ``real_artifacts/stripe``.
 Names ``NNNN_shiftSS_VVVV_wPP.tif``; one scale per shift. Pass two recomputes pass one's
 patches from the scan (bit-identical) instead of keeping a full-resolution scratch copy.
+With ``--mask`` and min/max bounds, the mask's flags are read on a thread while pass one
+runs (every patch gets its fake stripes there, and its bounds are kept per patch until
+the flags say which of them count), as in paired mode.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -21,20 +25,25 @@ from nsgen.engine import profile
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
 from nsgen.modes.artefacts import (artefact_images, artefact_records, make_artefact_dirs,
-                                   synthetic_stripes)
+                                   stripe_scale)
+from nsgen.modes.real import ENGINE_PRELOAD as REAL_PRELOAD
 from nsgen.modes.real import (add_range_used, check_mask_source, check_scans, interior,
                               run_shifts, scan_bounds, shift_flags, sizing_for, summarise,
                               union)
 from nsgen.prep.patches import crop_bounds, crop_to_multiple, split_patches
-from nsgen.prep.scaling import Bounds, to_uint16
+from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
-from nsgen.sim.stripes import PATCH
+from nsgen.sim.stripes import PATCH, stripe_spans
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import ScanStage
 from nsgen.stages.write import WriteStage
 
-__all__ = ["check", "run_sample"]
+__all__ = ["ENGINE_PRELOAD", "check", "run_sample"]
+
+#: modules the engine's processes import before they start
+#: (:data:`nsgen.modes.real.ENGINE_PRELOAD`)
+ENGINE_PRELOAD = ("nsgen.modes.patch", *REAL_PRELOAD)
 
 
 def check(config: Config) -> None:
@@ -53,21 +62,80 @@ class PatchCutter:
     """The patches of a shift's sinograms: clean or real-artefact input, and fake stripes."""
 
     patch_shape: tuple[int, int]
-    flags: np.ndarray          # (rows, patches): real stripes in the patch
+    #: (rows, patches): real stripes in the patch; None: not known yet (every patch gets
+    #: its fake stripes)
+    flags: np.ndarray | None
     seed: int
     sample: int
     shift: int
 
-    def patches(self, v: int, sino: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray
+    def patches(self, v: int, sino: np.ndarray) -> Iterator[tuple[int, np.ndarray, Spans
                                                                   | None]]:
-        """``(p, clean_or_real_input, stripe_or_None)`` for every patch of row ``v``."""
+        """``(p, clean_or_real_input, stripes_or_None)`` for every patch of row ``v``: a
+        fake pair's stripe image is the patch with the :data:`Spans` pasted on
+        (:func:`paste`; :func:`~nsgen.modes.artefacts.synthetic_stripes` as computed by
+        :func:`~nsgen.sim.stripes.stripe_spans`, touching only the striped columns)."""
         parts = split_patches(crop_to_multiple(sino, self.patch_shape), self.patch_shape)
         for p, patch in enumerate(parts):
-            if self.flags[v, p]:
+            if self.flags is not None and self.flags[v, p]:
                 yield p, patch, None
             else:
                 rng = generator(self.seed, "stripes", self.sample, self.shift, v, p)
-                yield p, patch, synthetic_stripes(patch, rng, PATCH)
+                yield p, patch, stripe_spans(patch, rng, PATCH, stripe_scale(patch))
+
+
+#: ``(first column, values)`` of the column ranges a patch's fake stripes change
+Spans = list[tuple[int, np.ndarray]]
+
+
+def paste(image: np.ndarray, spans: Spans) -> np.ndarray:
+    """A copy of ``image`` with each span's values in its columns.
+
+    Examples
+    --------
+    >>> paste(np.zeros((1, 4), np.uint16), [(1, np.array([[7, 8]], np.uint16))]).tolist()
+    [[0, 7, 8, 0]]
+    """
+    out = image.copy()
+    for left, values in spans:
+        out[:, left:left + values.shape[1]] = values
+    return out
+
+
+def patch_bounds(patch: np.ndarray, spans: Spans | None, good: np.ndarray | None
+                 ) -> tuple[Bounds, Bounds | None]:
+    """Bounds of a patch and of its stripe image (None without stripes) over its ``good``
+    columns (all when None), each :func:`image_bounds` of the image, found from the
+    patch's column extremes and the striped columns alone (no stripe image is made).
+
+    Examples
+    --------
+    >>> x = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], np.float32)
+    >>> patch_bounds(x, [(2, np.array([[9.0], [0.5]], np.float32))], None)
+    (Bounds(lo=1.0, hi=6.0), Bounds(lo=0.5, hi=9.0))
+    >>> patch_bounds(x, None, np.array([False, True, False]))
+    (Bounds(lo=2.0, hi=5.0), None)
+    """
+    lo, hi = patch.min(axis=0), patch.max(axis=0)
+    keep = np.ones(lo.shape, bool) if good is None else good
+    clean = _extremes(lo[keep], hi[keep])
+    if not (np.isfinite(clean.lo) and np.isfinite(clean.hi)):   # no columns, or not finite
+        stripe = None if spans is None else paste(patch, spans)[:, keep]
+        return image_bounds(patch[:, keep]), None if stripe is None else image_bounds(stripe)
+    if spans is None:
+        return clean, None
+    untouched = keep.copy()
+    parts = []
+    for left, values in spans:
+        cols = keep[left:left + values.shape[1]]
+        untouched[left:left + values.shape[1]] = False
+        parts.append(image_bounds(values[:, cols]))
+    return clean, union([_extremes(lo[untouched], hi[untouched]), *parts])
+
+
+def _extremes(lo: np.ndarray, hi: np.ndarray) -> Bounds:
+    """Bounds from per-column minima and maxima (EMPTY for no columns)."""
+    return Bounds(float(lo.min()), float(hi.max())) if lo.size else EMPTY
 
 
 @dataclass
@@ -81,19 +149,60 @@ class BoundsStage(ScanStage):
     refine: tuple[int, ...] = ()
 
     def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
+        """The chunk's summary (:func:`~nsgen.modes.real.summarise`); without the flags,
+        the bounds of every interior patch (:func:`flagged_summary`) instead."""
         assert self.cutter is not None
         inside = interior(self.shape[1])
         ps = self.cutter.patch_shape
+        exact = self.percentile != 0 or bool(self.refine)   # key counts of every value
         parts = []
+        found = []
         with profile.phase("patches+stripes"):
             for k, v in enumerate(range(chunk.start, chunk.stop)):
-                if v in inside:
-                    good = patch_good_columns(self.source.bad, v, self.shape, ps)
-                    for p, first, stripe in self.cutter.patches(v, sinos[k]):
-                        cols = slice(None) if good is None else good[p]
-                        parts += [x[:, cols] for x in (first, stripe) if x is not None]
+                if v not in inside:
+                    continue
+                good = patch_good_columns(self.source.bad, v, self.shape, ps)
+                for p, first, spans in self.cutter.patches(v, sinos[k]):
+                    cols = None if good is None else good[p]
+                    if exact:
+                        these = [first] if spans is None else [first, paste(first, spans)]
+                        parts += [x if cols is None else x[:, cols] for x in these]
+                    else:
+                        found.append((v, p, *patch_bounds(first, spans, cols)))
+        if self.cutter.flags is None:
+            return WorkResult(found)
         with profile.phase("bounds"):
-            return WorkResult(summarise(parts, self.percentile, self.refine))
+            if exact:
+                return WorkResult(summarise(parts, self.percentile, self.refine))
+            return WorkResult(union([b for _, _, *both in found for b in both
+                                     if b is not None]))
+
+
+def image_bounds(x: np.ndarray) -> Bounds:
+    """Bounds of ``x`` as :func:`~nsgen.modes.real.summarise` counts it (EMPTY when empty).
+
+    Examples
+    --------
+    >>> image_bounds(np.array([[2.0, -1.0]])), image_bounds(np.zeros((3, 0))) == EMPTY
+    (Bounds(lo=-1.0, hi=2.0), True)
+    """
+    return Bounds.of(x) if x.size else EMPTY
+
+
+def flagged_summary(patches: list[tuple[int, int, Bounds, Bounds | None]],
+                    flags: np.ndarray) -> Bounds:
+    """Pass one's min/max summary from the per-patch bounds of a pass run without the
+    flags: every patch's first image, and the fake stripes of the stripe-free patches.
+
+    Examples
+    --------
+    >>> flags = np.array([[False, True]])
+    >>> flagged_summary([(0, 0, Bounds(0, 1), Bounds(-1, 1)),
+    ...                  (0, 1, Bounds(0, 2), Bounds(-5, 9))], flags)
+    Bounds(lo=-1, hi=2)
+    """
+    return union([first for _, _, first, _ in patches]
+                 + [stripe for v, p, _, stripe in patches if not flags[v, p] and stripe is not None])
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,10 +218,15 @@ class PatchImages:
         return f"{self.tag}_shift{self.cutter.shift:02d}_{v:04d}_w{p:02d}.tif"
 
     def __call__(self, chunk: Chunk, rows: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+        """Each patch scaled once; a stripe image is its scaled patch with the scaled
+        stripe columns pasted on (scaling is per pixel: the same integers)."""
         for k, v in enumerate(range(chunk.start, chunk.stop)):
-            for p, first, stripe in self.cutter.patches(v, rows[k]):
-                for sub, img in artefact_images(stripe is None, first, stripe):
-                    yield f"{self.tag}/{sub}/{self.name(v, p)}", to_uint16(img, self.bounds)
+            for p, first, spans in self.cutter.patches(v, rows[k]):
+                clean = to_uint16(first, self.bounds)
+                stripe = None if spans is None else paste(
+                    clean, [(c, to_uint16(x, self.bounds)) for c, x in spans])
+                for sub, img in artefact_images(spans is None, clean, stripe):
+                    yield f"{self.tag}/{sub}/{self.name(v, p)}", img
 
 
 def patch_good_columns(bad: np.ndarray | None, v: int, shape: tuple[int, int, int],
@@ -135,22 +249,56 @@ def patch_good_columns(bad: np.ndarray | None, v: int, shape: tuple[int, int, in
     return np.repeat(blocks, nh, axis=0)
 
 
+def patch_flags(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
+                dtype: str) -> np.ndarray:
+    """Which patches of a shift have real stripes: the mask's, and those a dead or
+    saturated pixel reaches (a bad pixel is a stripe of its patches)."""
+    ps = run.config.patch_size
+    with profile.phase("mask flags"):
+        flags = shift_flags(run, run.config, shift, source, shape, dtype, ps)
+    if source.bad is not None:
+        goods = [patch_good_columns(source.bad, v, shape, ps) for v in range(shape[1])]
+        flags = flags | np.stack([~g.all(axis=1) for g in goods if g is not None])
+    return flags
+
+
+def pass_one(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
+             dtype: str) -> tuple[np.ndarray, Any]:
+    """The flags and pass one's summary. With ``--mask`` and min/max bounds, the flags are
+    read from the archive (a serial decompression of the whole mask) on a thread while pass
+    one runs, and combined with its per-patch bounds after."""
+    cfg = run.config
+    sizing = sizing_for(run, shape, dtype, work_factor=4)
+
+    def stage(flags: np.ndarray | None) -> BoundsStage:
+        cutter = PatchCutter(cfg.patch_size, flags, cfg.seed, run.sample, shift)
+        return BoundsStage(source, shape, dtype, sizing.chunk_rows, cutter=cutter,
+                           percentile=cfg.bounds_percentile)
+
+    if cfg.mask is None or cfg.bounds_percentile != 0:
+        flags = patch_flags(run, shift, source, shape, dtype)
+        return flags, union(run.run(stage(flags), sizing))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsgen-flags") as pool:
+        future = pool.submit(patch_flags, run, shift, source, shape, dtype)
+        try:
+            patches = [b for chunk in run.run(stage(None), sizing) for b in chunk]
+        except BaseException:
+            future.cancel()
+            raise
+        flags = future.result()
+    return flags, flagged_summary(patches, flags)
+
+
 def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
                dtype: str) -> list[dict[str, Any]]:
     """Mask flags per patch, bounds pass, write pass; returns the manifest entries."""
     cfg = run.config
-    ph, pw = cfg.patch_size
-    ps = (ph, pw)
-    flags = shift_flags(run, cfg, shift, source, shape, dtype, ps)
-    if source.bad is not None:   # a dead or saturated pixel is a stripe of its patches
-        goods = [patch_good_columns(source.bad, v, shape, ps) for v in range(shape[1])]
-        flags = flags | np.stack([~g.all(axis=1) for g in goods if g is not None])
+    ps = cfg.patch_size
+    flags, summary = pass_one(run, shift, source, shape, dtype)
     run.log(f"[{run.tag}] shift {shift}: {int(flags.sum())} of {flags.size} patches have real "
             f"stripes")
     sizing = sizing_for(run, shape, dtype, work_factor=4)
     cutter = PatchCutter(ps, flags, cfg.seed, run.sample, shift)
-    summary = union(run.run(BoundsStage(source, shape, dtype, sizing.chunk_rows, cutter=cutter,
-                                        percentile=cfg.bounds_percentile), sizing))
     bounds = scan_bounds(run, summary, lambda bins: union(run.run(BoundsStage(
         source, shape, dtype, sizing.chunk_rows, cutter=cutter, refine=bins,
         label="percentiles"), sizing)))

@@ -13,6 +13,7 @@ import numpy as np
 from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.io.spill import Spill
+from nsgen.modes.real import ENGINE_PRELOAD as REAL_PRELOAD
 from nsgen.modes.real import (OUT_SHAPE, add_range_used, check_scans, keep, run_shifts,
                               sizing_for, spill_bounds, union)
 from nsgen.prep.scaling import Bounds, to_uint16
@@ -22,7 +23,11 @@ from nsgen.stages.scan_stages import ResizeStage
 from nsgen.stages.spill import SpillStage
 from nsgen.stages.write import WriteStage
 
-__all__ = ["check", "run_sample"]
+__all__ = ["ENGINE_PRELOAD", "check", "run_sample"]
+
+#: modules the engine's processes import before they start
+#: (:data:`nsgen.modes.real.ENGINE_PRELOAD`)
+ENGINE_PRELOAD = ("nsgen.modes.raw", *REAL_PRELOAD)
 
 
 def check(config: Config) -> None:

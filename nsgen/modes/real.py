@@ -48,11 +48,16 @@ from nsgen.stages.scan_stages import OUT_SHAPE
 from nsgen.stages.spill import SpillStage
 from nsgen.stages.stripes import detect_stripes, mask_flags
 
-__all__ = ["EDGE_ROWS", "OUT_SHAPE", "ShiftPlan", "add_range_used", "bad_pixels_of",
+__all__ = ["EDGE_ROWS", "ENGINE_PRELOAD", "OUT_SHAPE", "ShiftPlan", "add_range_used", "bad_pixels_of",
            "check_mask_source", "check_scans", "interior", "interior_bounds", "interior_parts",
            "keep", "pair_counts", "run_shifts", "scan_bounds", "scan_files", "shift_flags",
            "sizing_for", "spill_bounds", "summarise", "union"]
 
+#: what the engine's processes of a real mode import once, in the forkserver, while the
+#: scans are checked (:class:`~nsgen.engine.pipeline.Engine` ``preload``): the stages and
+#: the compiled kernels' modules (Numba's import alone took 0.15-0.4 s per process)
+ENGINE_PRELOAD = ("nsgen.modes.real", "nsgen.prep._resize_jit", "nsgen.prep._normalise_jit",
+                  "nsgen.prep._scaling_jit")
 #: a sample's source files get SHA-256s (up to 256 MiB each) when there are at most this many
 MAX_HASHED_SOURCES = 16
 #: detector rows at each edge left out of the scaling bounds (docs/science.md A.7)

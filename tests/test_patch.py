@@ -1,0 +1,72 @@
+"""Patch mode's pieces (nsgen.modes.patch): stripe spans, bounds without stripe images,
+scaled images pasted, and the flags applied after a pass run without them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nsgen.modes.artefacts import synthetic_stripes
+from nsgen.modes.patch import (PatchCutter, flagged_summary, image_bounds, paste,
+                               patch_bounds)
+from nsgen.modes.real import summarise, union
+from nsgen.prep.scaling import Bounds, to_uint16
+from nsgen.rng import generator
+from nsgen.sim.stripes import PATCH
+
+
+def _sinogram(seed: int) -> np.ndarray:
+    r = np.random.default_rng(seed)
+    return (r.random((60, 90)) * 2 - 0.3).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_patches_paste_to_the_synthetic_stripes(seed):
+    cutter = PatchCutter((30, 30), None, seed, 0, 0)
+    for p, patch, spans in cutter.patches(3, _sinogram(seed)):
+        want = synthetic_stripes(patch, generator(seed, "stripes", 0, 0, 3, p), PATCH)
+        assert spans is not None and paste(patch, spans).tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_patch_bounds_are_the_images_bounds_over_the_good_columns(seed):
+    r = np.random.default_rng(100 + seed)
+    cutter = PatchCutter((30, 30), None, seed, 0, 0)
+    for _, patch, spans in cutter.patches(0, _sinogram(seed)):
+        good = r.random(patch.shape[1]) < 0.8
+        for cols in (None, good, np.zeros(patch.shape[1], bool)):
+            keep = slice(None) if cols is None else cols
+            clean, stripe = patch_bounds(patch, spans, cols)
+            assert clean == image_bounds(patch[:, keep])
+            assert stripe == image_bounds(paste(patch, spans)[:, keep])
+            assert patch_bounds(patch, None, cols) == (clean, None)
+
+
+def test_patch_bounds_leave_out_values_that_are_not_finite():
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    x[1, 2] = np.nan
+    clean, stripe = patch_bounds(x, [(0, np.full((3, 1), -5, np.float32))], None)
+    assert clean == Bounds.of(x) == Bounds(0.0, 11.0) and stripe == Bounds(-5.0, 11.0)
+
+
+def test_scaling_a_patch_then_pasting_its_scaled_stripes_is_scaling_the_stripe_image():
+    bounds = Bounds(-0.2, 1.4)
+    for _, patch, spans in PatchCutter((30, 45), None, 7, 0, 0).patches(1, _sinogram(7)):
+        pasted = paste(to_uint16(patch, bounds), [(c, to_uint16(v, bounds)) for c, v in spans])
+        assert pasted.tobytes() == to_uint16(paste(patch, spans), bounds).tobytes()
+
+
+def test_flagged_summary_is_the_summary_with_the_flags_known():
+    sinos = [_sinogram(s) for s in range(3)]
+    flags = np.array([[False, True, False, True, False, False],
+                      [True, True, False, False, False, True],
+                      [False] * 6])
+    found, parts = [], []
+    for v, sino in enumerate(sinos):
+        unknown = PatchCutter((30, 30), None, 1, 0, 0).patches(v, sino)
+        known = PatchCutter((30, 30), flags, 1, 0, 0).patches(v, sino)
+        for (p, patch, spans), (_, _, kept) in zip(unknown, known):
+            found.append((v, p, *patch_bounds(patch, spans, None)))
+            parts += [patch] if kept is None else [patch, paste(patch, kept)]
+    assert flagged_summary(found, flags) == summarise(parts)
+    assert flagged_summary(found, flags) != union([b for *_, a, b in found])
