@@ -50,7 +50,12 @@ from nsgen.sim.projection import Geometry
 from nsgen.stages.spill import SpillStage
 from nsgen.stages.write import WriteStage
 
-__all__ = ["check", "run_sample", "shift_offsets", "DELTA", "N_VARIATIONS"]
+__all__ = ["ENGINE_PRELOAD", "check", "run_sample", "shift_offsets", "DELTA", "N_VARIATIONS"]
+
+#: what the engine's processes import once, in the forkserver, before they start
+#: (:class:`~nsgen.engine.pipeline.Engine` ``preload``): the stages, and Numba with the
+#: uint16 scaling kernel loaded (~0.4 CPU-s that each worker paid before its first image)
+ENGINE_PRELOAD = ("nsgen.modes.complex", "nsgen.prep._scaling_preload")
 
 #: detector miscalibration strength of the stripe inputs (docs/science.md B 4.5)
 DELTA = 0.07

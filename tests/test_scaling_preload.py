@@ -1,0 +1,67 @@
+"""nsgen.prep._scaling_preload: importing it loads the uint16 kernel, never raises, and the
+synthetic modes' forkserver preloads it (so their workers start with Numba set up)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import nsgen.prep._scaling_jit as scaling_jit
+from nsgen.prep import _scaling_preload
+
+
+def run_python(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_import_loads_the_kernel_in_a_fresh_process():
+    out = run_python(
+        "import sys; import nsgen.prep._scaling_preload as p; "
+        "from nsgen.prep._scaling_jit import scale_rows; "
+        "print(p.LOADED, len(scale_rows.signatures) > 0)")
+    assert out == "True True"
+
+
+def test_a_failing_kernel_is_left_to_the_workers(monkeypatch):
+    def broken(*args):
+        raise RuntimeError("no kernel")
+
+    monkeypatch.setattr(scaling_jit, "scale_rows", broken)
+    assert _scaling_preload.load() is False          # the forkserver would survive it
+    monkeypatch.undo()
+    assert _scaling_preload.load() is True
+
+
+@pytest.mark.parametrize("mode", ["complex", "simple"])
+def test_synthetic_modes_preload_their_stages_and_the_kernel(mode):
+    names = importlib.import_module(f"nsgen.modes.{mode}").ENGINE_PRELOAD
+    assert names == (f"nsgen.modes.{mode}", "nsgen.prep._scaling_preload")
+    # the forkserver skips a module that fails to import without a word: each must import
+    out = run_python("import importlib; " + "; ".join(
+        f"importlib.import_module({n!r})" for n in names) + "; print('ok')")
+    assert out == "ok"
+
+
+def test_forked_child_scales_with_the_loaded_kernel():
+    """A child forked after the import (as the engine's workers are) gets NumPy's integers."""
+    from nsgen.prep.scaling import Bounds, to_uint16
+    x = np.random.default_rng(5).uniform(-0.5, 1.5, (64, 96))
+    expected = np.rint(np.clip((x + 0.25) * (65535 / 1.5), 0, 65535)).astype(np.uint16)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # pragma: no cover - the child
+        try:
+            os.write(w, to_uint16(x, Bounds(-0.25, 1.25)).tobytes())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        got = f.read()
+    os.waitpid(pid, 0)
+    assert got == expected.tobytes()
