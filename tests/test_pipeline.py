@@ -335,13 +335,23 @@ def test_slots_can_hold_several_arrays(engine):
 
 
 def test_slots_are_reused_by_later_stages_that_fit():
+    """...and only by stages of similar size: every process maps and faults in whole
+    segments, so slots much larger than a stage asked for would hold memory its sizing
+    did not count."""
+    from nsgen.engine.pipeline import SLOT_REUSE
+
     before = set(own_segments())
     with Engine(2) as e:
         names = lambda: [seg.name for seg in e._segments]  # noqa: E731
         e.run(RowSum(40, 10, width=1000), 3)
         first = names()
-        e.run(RowSum(40, 5, width=100), 3)        # smaller: the same segments serve
+        e.run(RowSum(40, 10, width=600), 3)       # smaller, same order: the same segments
         assert names() == first
+        small = 1000 // (2 * SLOT_REUSE)
+        assert e.run(RowSum(40, 10, width=small), 3) == [expected(40, small)[i:i + 10]
+                                                         for i in range(0, 40, 10)]
+        assert not set(names()) & set(first)      # much smaller: replaced
+        first = names()
         e.run(RowSum(40, 20, width=1000), 3)      # larger: replaced
         assert names() != first and len(names()) == 2
         assert not set(first) & set(own_segments())
@@ -427,3 +437,14 @@ def test_queue_semaphores_are_unlinked_by_the_main_thread(tmp_path, fault):
     assert len(cleaned) >= 3 * 4          # 4 queues (data, free, results, one control) at least
     assert {thread for _, thread in cleaned} == {"MainThread"}, cleaned
     assert "resource_tracker" not in proc.stderr, proc.stderr
+
+
+
+def test_two_engines_in_one_process_use_their_own_segments():
+    """Engines count their stages from 1 each: segment names must still not collide (two
+    runs from two threads of one program)."""
+    flat = lambda values: [x for v in values for x in v]  # noqa: E731
+    with Engine(1) as a, Engine(1) as b:
+        assert flat(a.run(RowSum(8, 4), 2)) == expected(8)
+        assert flat(b.run(RowSum(8, 4), 2)) == expected(8)   # stage 1 of each, both alive
+        assert not {s.name for s in a._segments} & {s.name for s in b._segments}

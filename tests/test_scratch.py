@@ -43,6 +43,15 @@ def test_retired_buffers_serve_the_next_stage_then_trim_frees_the_rest():
     assert not np.shares_memory(fresh, got2) and not np.shares_memory(fresh, got)
 
 
+def test_a_spare_much_larger_than_the_request_is_freed_not_reused():
+    """A stage's memory is what its sizing counted: a previous stage's spare of more than
+    _REUSE times a request does not serve it (and no spare is kept beside the new buffer)."""
+    big = scratch.buffer("volume", (1000,), np.uint8)
+    scratch.retire()
+    small = scratch.buffer("rows", (1000 // (2 * scratch._REUSE),), np.uint8)
+    assert not np.shares_memory(small, big) and scratch._SPARES == []
+
+
 def test_a_request_no_spare_fits_frees_the_spares_first():
     scratch.buffer("a", (10,), np.uint8)
     scratch.retire()

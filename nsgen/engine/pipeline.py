@@ -27,6 +27,7 @@ segments), :mod:`~nsgen.engine.children` (the reader's and workers' mains) and t
 from __future__ import annotations
 
 import multiprocessing as mp
+import itertools
 import os
 import queue
 import signal
@@ -45,6 +46,12 @@ from nsgen.engine.stage import (Chunk, EngineError, SlotSpec, Stage, WorkResult,
 from nsgen.errors import NsgenError
 from nsgen.mainscript import (UNGUARDED_EXIT, UNGUARDED_SCRIPT, check_main_importable,
                               exit_if_importing_main)
+
+
+#: numbers the process's segments (an engine's stage ids alone repeat across engines)
+_SEGMENT_SERIAL = itertools.count()
+#: segments are reused by a later stage while they hold at most this many times its slots' bytes
+SLOT_REUSE = 2
 
 
 def _quietly(fn: Callable[[], None]) -> None:
@@ -322,15 +329,20 @@ class Engine:
         """Names of ``n_slots`` segments of at least ``size`` bytes.
 
         Segments are kept for the whole run and reused by later stages that fit in them
-        (creating and faulting in fresh shared memory is costly); they are replaced only
-        when a stage needs more or larger slots.
+        (creating and faulting in fresh shared memory is costly); they are replaced when a
+        stage needs more or larger slots, or much smaller ones: every process maps and
+        faults in the whole of each segment, so a stage's memory is its slots' sizes only
+        when those are what it asked for (after a mask's detection pass, 3 x 423 MiB of
+        slots kept for a merge pass sized for 3 x 64 MiB held 1.1 GiB too many).
         """
         have = self._segments
-        if len(have) < n_slots or min(seg.size for seg in have[:n_slots]) < size:
+        if (len(have) < n_slots or min(seg.size for seg in have[:n_slots]) < size
+                or sum(seg.size for seg in have) > SLOT_REUSE * n_slots * size):
             self._release()
             check_shm_space(n_slots * size)
             for k in range(n_slots):
-                name = f"{SHM_PREFIX}{os.getpid()}-{sid}-{k}"
+                # unique in the process: several engines may run at once (threads)
+                name = f"{SHM_PREFIX}{os.getpid()}-{next(_SEGMENT_SERIAL)}-{sid}-{k}"
                 self._segments.append(shared_memory.SharedMemory(name=name, create=True,
                                                                  size=size))
         return [seg.name for seg in self._segments[:n_slots]]

@@ -5,7 +5,8 @@ time (and much more in some virtual machines); a stage that asks for its large t
 here gets the same memory back chunk after chunk.
 
 When a worker starts a new stage the engine calls :func:`retire`: the previous stage's
-buffers become spares, which the new stage's requests reuse (any spare large enough) so that
+buffers become spares, which the new stage's requests reuse (a spare large enough, but not
+more than ``_REUSE`` times the request: the stage's sizing did not count more) so that
 consecutive stages do not fault their memory in again. A request no spare can serve frees
 every spare first, so a process never holds more than the larger of the two stages' buffers
 plus what it is reusing, and spares left unused are freed after the stage's first chunk
@@ -22,6 +23,8 @@ __all__ = ["buffer", "release", "retire", "trim"]
 
 _BUFFERS: dict[str, np.ndarray] = {}
 _SPARES: list[np.ndarray] = []
+#: a spare serves a request of at least 1 / _REUSE of its size (a larger one is freed)
+_REUSE = 2
 
 
 def buffer(name: str, shape: tuple[int, ...], dtype: np.dtype | str | type) -> np.ndarray:
@@ -48,8 +51,9 @@ def buffer(name: str, shape: tuple[int, ...], dtype: np.dtype | str | type) -> n
 
 
 def _take(nbytes: int) -> np.ndarray:
-    """The smallest spare of at least ``nbytes``, else a new buffer (after freeing spares)."""
-    fits = [i for i, s in enumerate(_SPARES) if s.nbytes >= nbytes]
+    """The smallest spare of ``nbytes`` to ``_REUSE * nbytes``, else a new buffer (after
+    freeing spares)."""
+    fits = [i for i, s in enumerate(_SPARES) if nbytes <= s.nbytes <= _REUSE * nbytes]
     if fits:
         return _SPARES.pop(min(fits, key=lambda i: _SPARES[i].nbytes))
     _SPARES.clear()
