@@ -10,7 +10,6 @@ Names ``NNNN_shiftSS_VVVV.tif``; one scale per shift shared by clean and stripe.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -23,7 +22,7 @@ from nsgen.io.spill import Spill
 from nsgen.modes.artefacts import (artefact_images, artefact_records, make_artefact_dirs,
                                    synthetic_stripes)
 from nsgen.modes.real import ENGINE_PRELOAD as REAL_PRELOAD
-from nsgen.modes.real import (OUT_SHAPE, add_range_used, check_mask_source, check_scans,
+from nsgen.modes.real import (flags_and_pass_one, OUT_SHAPE, add_range_used, check_mask_source, check_scans,
                               interior, interior_parts, keep, run_shifts, shift_flags,
                               sizing_for, spill_bounds, union)
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
@@ -125,18 +124,8 @@ def pass_one(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, i
                          sample=run.sample, shift=shift, spill=spill,
                          percentile=cfg.bounds_percentile)
 
-    if cfg.mask is None or cfg.bounds_percentile != 0:
-        flags = pair_flags(run, shift, source, shape, dtype)
-        return flags, union(run.run(stage(flags), sizing))
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsgen-flags") as pool:
-        future = pool.submit(pair_flags, run, shift, source, shape, dtype)
-        try:
-            rows = [r for chunk in run.run(stage(None), sizing) for r in chunk]
-        except BaseException:
-            future.cancel()
-            raise
-        flags = future.result()
-    return flags, flagged_summary(rows, flags)
+    return flags_and_pass_one(run, lambda: pair_flags(run, shift, source, shape, dtype), stage,
+                              sizing, flagged_summary)
 
 
 def flagged_summary(rows: list[tuple[int, Bounds, Bounds]], flags: np.ndarray) -> Bounds:

@@ -14,7 +14,6 @@ the flags say which of them count), as in paired mode.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -27,7 +26,7 @@ from nsgen.errors import NsgenError
 from nsgen.modes.artefacts import (artefact_images, artefact_records, make_artefact_dirs,
                                    stripe_scale)
 from nsgen.modes.real import ENGINE_PRELOAD as REAL_PRELOAD
-from nsgen.modes.real import (add_range_used, check_mask_source, check_scans, interior,
+from nsgen.modes.real import (flags_and_pass_one, add_range_used, check_mask_source, check_scans, interior,
                               run_shifts, scan_bounds, shift_flags, sizing_for, summarise,
                               union)
 from nsgen.prep.patches import crop_bounds, crop_to_multiple, split_patches
@@ -275,18 +274,8 @@ def pass_one(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, i
         return BoundsStage(source, shape, dtype, sizing.chunk_rows, cutter=cutter,
                            percentile=cfg.bounds_percentile)
 
-    if cfg.mask is None or cfg.bounds_percentile != 0:
-        flags = patch_flags(run, shift, source, shape, dtype)
-        return flags, union(run.run(stage(flags), sizing))
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsgen-flags") as pool:
-        future = pool.submit(patch_flags, run, shift, source, shape, dtype)
-        try:
-            patches = [b for chunk in run.run(stage(None), sizing) for b in chunk]
-        except BaseException:
-            future.cancel()
-            raise
-        flags = future.result()
-    return flags, flagged_summary(patches, flags)
+    return flags_and_pass_one(run, lambda: patch_flags(run, shift, source, shape, dtype), stage,
+                              sizing, flagged_summary)
 
 
 def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],

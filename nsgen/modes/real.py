@@ -16,6 +16,7 @@ without ``--mask``, stripes are detected on the fly (:mod:`nsgen.stages.stripes`
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -49,7 +50,7 @@ from nsgen.stages.spill import SpillStage
 from nsgen.stages.stripes import detect_stripes, mask_flags
 
 __all__ = ["EDGE_ROWS", "ENGINE_PRELOAD", "OUT_SHAPE", "ShiftPlan", "add_range_used", "bad_pixels_of",
-           "check_mask_source", "check_scans", "interior", "interior_bounds", "interior_parts",
+           "check_mask_source", "check_scans", "flags_and_pass_one", "interior", "interior_bounds", "interior_parts",
            "keep", "pair_counts", "run_shifts", "scan_bounds", "scan_files", "shift_flags",
            "sizing_for", "spill_bounds", "summarise", "union"]
 
@@ -302,6 +303,32 @@ def shift_flags(run: SampleRun, config: Config, shift: int, source: ScanSource,
     return detect_stripes(run, source, shape, dtype, scan_detect_params(Path(source.path), shape),
                           run.work / f"shift{shift:02d}", patch_shape=patch_shape,
                           detector=config.detector)
+
+
+def flags_and_pass_one(run: SampleRun, read_flags: Callable[[], np.ndarray],
+                       stage: Callable[[np.ndarray | None], Any], sizing: Sizing,
+                       flagged: Callable[[list[Any], np.ndarray], Bounds]
+                       ) -> tuple[np.ndarray, Any]:
+    """A shift's stripe flags and pass one's summary (paired and patch modes).
+
+    ``stage(flags)`` is pass one. With ``--mask`` and min/max bounds, the flags are read
+    from the archive (a serial decompression of the whole mask) on a thread while
+    ``stage(None)`` runs, and ``flagged(items, flags)`` then makes the summary from its
+    per-item results; otherwise the flags come first and the stage summarises itself.
+    """
+    cfg = run.config
+    if cfg.mask is None or cfg.bounds_percentile != 0:
+        flags = read_flags()
+        return flags, union(run.run(stage(flags), sizing))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsgen-flags") as pool:
+        future = pool.submit(read_flags)
+        try:
+            items = [item for chunk in run.run(stage(None), sizing) for item in chunk]
+        except BaseException:
+            future.cancel()
+            raise
+        flags = future.result()
+    return flags, flagged(items, flags)
 
 
 def run_shifts(run: SampleRun, plan: ShiftPlan) -> SampleRecord:
