@@ -92,24 +92,31 @@ class RobustFeatureStage(ScanStage):
 
 
 @dataclass
-class RobustOffsetStage(Stage):
-    """Pass two: each row's offsets and robust scales for every angle set from the features
-    of its rows and ``hd`` rows each side, into ``offsets`` (rows first; small)."""
+class _RobustRowStage(Stage):
+    """A pass over the detector rows of the spilled features and offsets, reading ``hd``
+    rows each side of its chunk (the rows-first comparison's reach)."""
 
     features: Spill
     offsets: Spill
     n_angles: int
     chunk_rows: int = 1
     params: DetectParams = field(default_factory=DetectParams)
-    label: str = "detect stripes (robust, offsets)"
 
     @property
     def halo(self) -> int:
-        """Rows of features read at each chunk side."""
+        """Rows read at each chunk side."""
         return depth_rule(self.features.shape[0], self.params.min_stripe_depth)
 
     def chunks(self) -> list[Chunk]:
         return row_chunks(self.features.shape[0], self.chunk_rows)
+
+
+@dataclass
+class RobustOffsetStage(_RobustRowStage):
+    """Pass two: each row's offsets and robust scales for every angle set from the features
+    of its rows and ``hd`` rows each side, into ``offsets`` (rows first; small)."""
+
+    label: str = "detect stripes (robust, offsets)"
 
     def work(self, chunk: Chunk, data: object) -> WorkResult:
         n_rows = self.features.shape[0]
@@ -123,27 +130,14 @@ class RobustOffsetStage(Stage):
 
 
 @dataclass
-class RobustDecideStage(Stage):
+class RobustDecideStage(_RobustRowStage):
     """Pass three: the mask of each row chunk from the offsets of its rows and ``hd`` rows
     each side and its rows' angle-bin means; keeps the mask (like
     :class:`~nsgen.stages.stripes.MergeStage`) and returns the per-row (patch) flags."""
 
-    features: Spill
-    offsets: Spill
-    n_angles: int
-    chunk_rows: int = 1
-    params: DetectParams = field(default_factory=DetectParams)
     patch_shape: tuple[int, int] | None = None
     mask_spill: Spill | None = None
     label: str = "decide stripes (robust)"
-
-    @property
-    def halo(self) -> int:
-        """Rows of offsets read at each chunk side."""
-        return depth_rule(self.features.shape[0], self.params.min_stripe_depth)
-
-    def chunks(self) -> list[Chunk]:
-        return row_chunks(self.features.shape[0], self.chunk_rows)
 
     def work(self, chunk: Chunk, data: object) -> WorkResult:
         n_rows = self.features.shape[0]
