@@ -44,8 +44,7 @@ from nsgen.engine.shm import SHM_PREFIX, check_shm_space, sweep_stale_segments
 from nsgen.engine.stage import (Chunk, EngineError, SlotSpec, Stage, WorkResult, row_chunks,
                                 slot_bytes, slot_views)
 from nsgen.errors import NsgenError
-from nsgen.mainscript import (UNGUARDED_EXIT, UNGUARDED_SCRIPT, check_main_importable,
-                              exit_if_importing_main)
+from nsgen.mainscript import UNGUARDED_EXIT, UNGUARDED_SCRIPT, check_main_importable
 
 
 #: numbers the process's segments (an engine's stage ids alone repeat across engines)
@@ -118,7 +117,6 @@ class Engine:
     def __init__(self, workers: int, preload: Sequence[str] = ()) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
-        exit_if_importing_main()  # a child importing an unguarded script: ends it
         self.workers = workers
         self.preload = list(preload)
         self._ctx = mp.get_context("forkserver")
@@ -144,7 +142,7 @@ class Engine:
         """Start the reader and the workers (once: a started engine is left as it is)."""
         if self._starter is not None:
             return
-        check_main_importable()   # a script read from stdin: one clear error, not a dead child
+        check_main_importable()   # stdin script: one clear error; a child importing an unguarded script: ends here
         sweep_stale_segments()
         ctx = self._ctx
         try:
