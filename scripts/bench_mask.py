@@ -50,9 +50,9 @@ TARGETS = {False: 8.0, True: 4.0}   # ratio to the read: warm, cold
 def breakdown(stderr: str) -> dict[str, float]:
     """Seconds per stage and per worker step from one ``nsgen mask -v`` log."""
     out: dict[str, float] = {}
-    for m in re.finditer(r"\] ([\w ()+-]+?): \d+ chunks in ([0-9.]+) s", stderr):
+    for m in re.finditer(r"\] ([\w ()+,-]+?): \d+ chunks in ([0-9.]+) s", stderr):
         out[f"{m.group(1)}: wall"] = float(m.group(2))
-    for m in re.finditer(r"\] ([\w ()+-]+?) worker seconds: (.*)", stderr):
+    for m in re.finditer(r"\] ([\w ()+,-]+?) worker seconds: (.*)", stderr):
         for item in m.group(2).split(", "):
             step, value = item.rsplit(" ", 1)
             out[f"{m.group(1)}: {step}"] = float(value)
