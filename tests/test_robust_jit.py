@@ -49,7 +49,7 @@ def test_kernels_equal_the_numpy_formulation(n_others):
     x[:, 2, 10:13] += 0.02
     idx = _rank_index(97)
     srt = np.empty((8, idx.size, 45), np.float32)
-    rj.ranked_rows(x, 0, 97, rj.network(97), idx, srt)
+    rj.ranked_rows(x, 0, 97, *rj.sort_plan(97), idx, srt)
     assert np.array_equal(srt, np.sort(x, axis=0)[idx].transpose(1, 0, 2))
     mir = _mirror_table(45)
     o_lo, o_hi = (1 - (n_others > 2), 2 + n_others - (n_others > 2)) if n_others else (0, 0)
@@ -67,3 +67,31 @@ def test_spread_is_scaled_mad_over_rows():
     out = np.empty(30)
     rj.spread(q.copy(), rj.network(6), out)
     assert np.array_equal(out, want)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 16, 17, 33, 192, 300, 301, 700])
+def test_register_pass_sort_equals_numpy(n):
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, 2, 300)).astype(np.float32)
+    x[:, 1, :7] = np.round(x[:, 1, :7])  # ties
+    idx = np.arange(n)
+    out = np.empty((2, n, 300), np.float32)
+    rj.ranked_rows(x, 0, n, *rj.sort_plan(n), idx, out)
+    assert np.array_equal(out, np.sort(x, axis=0).transpose(1, 0, 2))
+
+
+@pytest.mark.parametrize("n_others", [2, 7, 15, 16, 29, 30, 31, 34])
+@pytest.mark.parametrize("n_i", [9, 45])
+def test_row_offsets_equal_the_numpy_formulation(n_others, n_i):
+    """The register kernels (up to 30 other rows, 17 columns of window) and the buffered
+    ones (more rows; narrower windows) give NumPy's medians."""
+    rng = np.random.default_rng(n_others)
+    srt = rng.normal(0, 0.01, (n_others + 1, 5, n_i)).astype(np.float32)
+    srt[:, 2, :4] = 0.0  # ties
+    mir = _mirror_table(n_i)
+    i = n_others // 3
+    others = [o for o in range(n_others + 1) if o != i]
+    q = np.empty(n_i)
+    rj.row_offsets(srt, srt, i, 0, n_others + 1, rj.network(n_others), mir,
+                   rj.network(mir.shape[0]), q)
+    assert np.array_equal(q, reference_offsets(srt, i, others, mir.shape[0] // 2))

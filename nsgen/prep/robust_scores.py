@@ -71,7 +71,7 @@ def ranks(x: np.ndarray, a0: int, a1: int) -> np.ndarray:
     """Step 1 over the angles ``a0:a1``: ``(rows, ranks, columns)`` float32."""
     idx = rank_index(a1 - a0)
     srt = np.empty((x.shape[1], idx.size, x.shape[2]), np.float32)
-    _rj.ranked_rows(x, a0, a1, _rj.network(a1 - a0), idx, srt)
+    _rj.ranked_rows(x, a0, a1, *_rj.sort_plan(a1 - a0), idx, srt)
     return srt
 
 
@@ -83,7 +83,7 @@ def pooled(ranks_b: list[np.ndarray]) -> np.ndarray:
     n = pool.shape[0]
     idx = np.unique(np.linspace(0, n - 1, QUANTILES).round().astype(np.intp))
     srt = np.empty((pool.shape[1], idx.size, pool.shape[2]), np.float32)
-    _rj.ranked_rows(pool, 0, n, _rj.network(n), idx, srt)
+    _rj.ranked_rows(pool, 0, n, *_rj.sort_plan(n), idx, srt)
     return srt
 
 
