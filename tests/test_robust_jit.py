@@ -95,3 +95,15 @@ def test_row_offsets_equal_the_numpy_formulation(n_others, n_i):
     rj.row_offsets(srt, srt, i, 0, n_others + 1, rj.network(n_others), mir,
                    rj.network(mir.shape[0]), q)
     assert np.array_equal(q, reference_offsets(srt, i, others, mir.shape[0] // 2))
+
+
+def test_bin_means_equal_numpys():
+    from nsgen.prep.robust_angles import bin_means
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 3, 21)).astype(np.float32)
+    x[:, 1, 2] = -0.0
+    bins = np.array([0, 7, 14, 20, 27, 33, 40])
+    out = np.empty((3, 6, 21), np.float32)
+    rj.bin_means(x, bins, out)
+    assert np.array_equal(out, bin_means(x, bins))
+    assert np.array_equal(np.signbit(out), np.signbit(bin_means(x, bins)))

@@ -276,3 +276,25 @@ def spread(qs, pairs, out):  # pragma: no cover - compiled
     _median_sorted(qs, m, out)
     for t in range(n_i):
         out[t] = 1.4826 * out[t]
+
+
+@nb.njit(**_JIT)
+def bin_means(x, bins, out):  # pragma: no cover - compiled
+    """``out[j, n]`` = mean of ``x[bins[n]:bins[n + 1], j]`` (``x`` ``(angles, rows,
+    columns)``; float64 sums from 0 in angle order, then divided: NumPy's
+    ``sum(axis=0, dtype=float64) / width``), as float32."""
+    n_j, n_i = x.shape[1], x.shape[2]
+    acc = np.empty(n_i)
+    for j in range(n_j):
+        for n in range(bins.shape[0] - 1):
+            b0, b1 = bins[n], bins[n + 1]
+            for t in range(n_i):
+                acc[t] = 0.0
+            for k in range(b0, b1):
+                src = x[k, j]
+                for t in range(n_i):
+                    acc[t] += np.float64(src[t])
+            width = np.float64(b1 - b0)
+            dst = out[j, n]
+            for t in range(n_i):
+                dst[t] = np.float32(acc[t] / width)

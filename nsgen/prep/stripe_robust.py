@@ -60,7 +60,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsgen.prep.robust_angles import RUN_LEVEL, angle_bins, bin_means, refine, run_scores
+from nsgen.prep import _robust_jit as _rj
+from nsgen.prep.robust_angles import RUN_LEVEL, angle_bins, refine, run_scores
 from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, depth_rule,
                                       offset_scores, offsets, pooled, rank_index, ranks,
                                       strong_columns)
@@ -157,7 +158,10 @@ def row_features(x: np.ndarray) -> np.ndarray:
         sets.append(pooled(sets))
     parts = sets + [strong_columns(srt)[:, None].astype(np.float32) for srt in sets]
     if edges.size > 2:
-        parts.append(bin_means(x, angle_bins(edges, n_k)))
+        bins = angle_bins(edges, n_k)
+        means = np.empty((x.shape[1], bins.size - 1, x.shape[2]), np.float32)
+        _rj.bin_means(x, bins, means)   # robust_angles.bin_means, compiled
+        parts.append(means)
     return np.concatenate(parts, axis=1)
 
 
