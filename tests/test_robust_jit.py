@@ -81,7 +81,7 @@ def test_register_pass_sort_equals_numpy(n):
 
 
 @pytest.mark.parametrize("n_others", [2, 7, 15, 16, 29, 30, 31, 34])
-@pytest.mark.parametrize("n_i", [9, 45])
+@pytest.mark.parametrize("n_i", [9, 45, 46])
 def test_row_offsets_equal_the_numpy_formulation(n_others, n_i):
     """The register kernels (up to 30 other rows, 17 columns of window) and the buffered
     ones (more rows; narrower windows) give NumPy's medians."""

@@ -185,34 +185,39 @@ def _padded(rows):  # pragma: no cover - compiled
 
 
 @nb.njit(**_JIT)
-def _column_median(d, mir, pairs_w, bw, out):  # pragma: no cover - compiled
+def _column_median(d, mir, pairs_w, bw, half, out):  # pragma: no cover - compiled
     """``out`` = ``d`` median-filtered across columns (window ``mir.shape[0]``, mirrored
     edges: ``mir[o, c]`` the column at offset ``o - h`` of column ``c``; ``pairs_w``: its
-    network; ``bw``: a buffer ``(window, columns)``)."""
+    network; ``bw``: a buffer ``(window, columns)``; ``half``: ``(4, columns // 2 + 1)``)."""
     win, n_i = mir.shape
     h = win // 2
+    m_count = 0
     if win == _plan.COLUMN_WINDOW:
-        _net.column_median(d, out)   # all but the h columns at each edge
-        for o in range(win):
-            dst = bw[o]
-            mo = mir[o]
-            for e in range(h):
-                dst[e] = d[mo[e]]
-                dst[h + e] = d[mo[n_i - h + e]]
-        _sort_rows(bw, win, pairs_w, 2 * h)
-        for e in range(h):
-            out[e] = bw[h, e]
-            out[n_i - h + e] = bw[h, h + e]
-        return
-    for o in range(win):
-        dst = bw[o]
-        mo = mir[o]
-        for t in range(n_i):
-            dst[t] = d[mo[t]]
-    _sort_rows(bw, win, pairs_w, n_i)
-    mid = bw[h]
-    for t in range(n_i):
-        out[t] = mid[t]
+        # the inner columns two at a time from the even and the odd columns
+        m_count = (n_i - 2 * h) // 2
+        de, do, oe, oo = half[0], half[1], half[2], half[3]
+        for m in range((n_i + 1) // 2):
+            de[m] = d[2 * m]
+        for m in range(n_i // 2):
+            do[m] = d[2 * m + 1]
+        _net.column_median_pairs(de, do, oe, oo, m_count)
+        for m in range(m_count):
+            out[2 * m + h] = oe[m]
+            out[2 * m + h + 1] = oo[m]
+    # the others (all without the kernel): their windows sorted side by side
+    n_e = 0
+    for c in range(n_i):
+        if c < h or c >= h + 2 * m_count:
+            mc = mir[:, c]
+            for o in range(win):
+                bw[o, n_e] = d[mc[o]]
+            n_e += 1
+    _sort_rows(bw, win, pairs_w, n_e)
+    n_e = 0
+    for c in range(n_i):
+        if c < h or c >= h + 2 * m_count:
+            out[c] = bw[h, n_e]
+            n_e += 1
 
 
 @nb.njit(**_JIT)
@@ -240,6 +245,7 @@ def row_offsets(srt, bg, i, o_lo, o_hi, pairs_o, mir, pairs_w, q):  # pragma: no
     d = np.empty(n_i, np.float32)
     sm = np.empty(n_i, np.float32)
     bw = np.empty((win, n_i), np.float32)
+    half = np.empty((4, n_i // 2 + 1), np.float32)
     acc_d = np.zeros(n_i)
     acc_s = np.zeros(n_i)
     for r in range(n_r):
@@ -251,7 +257,7 @@ def row_offsets(srt, bg, i, o_lo, o_hi, pairs_o, mir, pairs_w, q):  # pragma: no
         else:
             for t in range(n_i):
                 d[t] = row[t]
-        _column_median(d, mir, pairs_w, bw, sm)
+        _column_median(d, mir, pairs_w, bw, half, sm)
         for t in range(n_i):
             acc_d[t] += np.float64(d[t])
             acc_s[t] += np.float64(sm[t])

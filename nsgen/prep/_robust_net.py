@@ -632,27 +632,29 @@ def row_median(src, rows, r, odd, med):  # pragma: no cover - compiled
 
 
 @nb.njit(**JIT, fastmath=NNAN)
-def column_median(d, out):  # pragma: no cover - compiled
-    """``out[t]`` = median of ``d[t - 8:t + 9]`` for the columns ``t`` it covers
-    (``8 <= t < len(d) - 8``; the others are left)."""
-    for t in range(8, d.shape[0] - 8):
-        v0 = d[t + -8]
-        v1 = d[t + -7]
-        v2 = d[t + -6]
-        v3 = d[t + -5]
-        v4 = d[t + -4]
-        v5 = d[t + -3]
-        v6 = d[t + -2]
-        v7 = d[t + -1]
-        v8 = d[t + 0]
-        v9 = d[t + 1]
-        v10 = d[t + 2]
-        v11 = d[t + 3]
-        v12 = d[t + 4]
-        v13 = d[t + 5]
-        v14 = d[t + 6]
-        v15 = d[t + 7]
-        v16 = d[t + 8]
+def column_median_pairs(de, do, oe, oo, m_count):  # pragma: no cover - compiled
+    """Medians of 17 columns two at a time: with ``d`` a row, ``de = d[0::2]``,
+    ``do = d[1::2]``: ``oe[m]``, ``oo[m]`` = medians of ``d[2m:2m + 17]`` and
+    ``d[2m + 1:2m + 18]`` for ``m < m_count``. The windows share 16 values;
+    of their ranks 7 and 8, ``a <= b``, a window's median is ``max(a, min(e, b))``
+    with ``e`` its own value."""
+    for m in range(m_count):
+        v0 = do[m + 0]
+        v1 = do[m + 1]
+        v2 = do[m + 2]
+        v3 = do[m + 3]
+        v4 = do[m + 4]
+        v5 = do[m + 5]
+        v6 = do[m + 6]
+        v7 = do[m + 7]
+        v8 = de[m + 1]
+        v9 = de[m + 2]
+        v10 = de[m + 3]
+        v11 = de[m + 4]
+        v12 = de[m + 5]
+        v13 = de[m + 6]
+        v14 = de[m + 7]
+        v15 = de[m + 8]
         v0, v1 = (v0 if v0 <= v1 else v1), (v1 if v0 <= v1 else v0)
         v2, v3 = (v2 if v2 <= v3 else v3), (v3 if v2 <= v3 else v2)
         v4, v5 = (v4 if v4 <= v5 else v5), (v5 if v4 <= v5 else v4)
@@ -703,24 +705,12 @@ def column_median(d, out):  # pragma: no cover - compiled
         v5, v9 = (v5 if v5 <= v9 else v9), (v9 if v5 <= v9 else v5)
         v6, v10 = (v6 if v6 <= v10 else v10), (v10 if v6 <= v10 else v6)
         v7, v11 = (v7 if v7 <= v11 else v11), (v11 if v7 <= v11 else v7)
-        v2, v4 = (v2 if v2 <= v4 else v4), (v4 if v2 <= v4 else v2)
-        v3, v5 = (v3 if v3 <= v5 else v5), (v5 if v3 <= v5 else v3)
-        v6, v8 = (v6 if v6 <= v8 else v8), (v8 if v6 <= v8 else v6)
-        v7, v9 = (v7 if v7 <= v9 else v9), (v9 if v7 <= v9 else v7)
-        v10, v12 = (v10 if v10 <= v12 else v12), (v12 if v10 <= v12 else v10)
-        v11, v13 = (v11 if v11 <= v13 else v13), (v13 if v11 <= v13 else v11)
-        v3, v4 = (v3 if v3 <= v4 else v4), (v4 if v3 <= v4 else v3)
-        v5, v6 = (v5 if v5 <= v6 else v6), (v6 if v5 <= v6 else v5)
-        v7, v8 = (v7 if v7 <= v8 else v8), (v8 if v7 <= v8 else v7)
-        v9, v10 = (v9 if v9 <= v10 else v10), (v10 if v9 <= v10 else v9)
-        v11, v12 = (v11 if v11 <= v12 else v12), (v12 if v11 <= v12 else v11)
-        v0, v16 = (v0 if v0 <= v16 else v16), (v16 if v0 <= v16 else v0)
-        v8, v16 = (v8 if v8 <= v16 else v16), (v16 if v8 <= v16 else v8)
-        v4, v8 = (v4 if v4 <= v8 else v8), (v8 if v4 <= v8 else v4)
-        v5, v9 = (v5 if v5 <= v9 else v9), (v9 if v5 <= v9 else v5)
-        v6, v10 = (v6 if v6 <= v10 else v10), (v10 if v6 <= v10 else v6)
-        v7, v11 = (v7 if v7 <= v11 else v11), (v11 if v7 <= v11 else v7)
         v6, v8 = (v6 if v6 <= v8 else v8), (v8 if v6 <= v8 else v6)
         v7, v9 = (v7 if v7 <= v9 else v9), (v9 if v7 <= v9 else v7)
         v7, v8 = (v7 if v7 <= v8 else v8), (v8 if v7 <= v8 else v7)
-        out[t] = v8
+        e0 = de[m]
+        e0 = e0 if e0 <= v8 else v8
+        oe[m] = e0 if v7 <= e0 else v7
+        e1 = do[m + 8]
+        e1 = e1 if e1 <= v8 else v8
+        oo[m] = e1 if v7 <= e1 else v7

@@ -220,14 +220,22 @@ def _row_median_kernel() -> list[str]:
 def _column_median_kernel() -> list[str]:
     n = COLUMN_WINDOW
     h = n // 2
+    k = h - 1   # ranks h - 1 and h of the 2 h values two neighbouring windows share
     out = ["", "", "@nb.njit(**JIT, fastmath=NNAN)",
-           "def column_median(d, out):  # pragma: no cover - compiled",
-           f'    """``out[t]`` = median of ``d[t - {h}:t + {h + 1}]`` for the columns ``t`` it covers',
-           f'    (``{h} <= t < len(d) - {h}``; the others are left)."""',
-           f"    for t in range({h}, d.shape[0] - {h}):"]
-    out += [f"        v{i} = d[t + {i - h}]" for i in range(n)]
-    out += [_cx(a, b, " " * 8) for a, b in selection(n, (h,))]
-    out.append(f"        out[t] = v{h}")
+           "def column_median_pairs(de, do, oe, oo, m_count):  # pragma: no cover - compiled",
+           f'    """Medians of {n} columns two at a time: with ``d`` a row, ``de = d[0::2]``,',
+           f"    ``do = d[1::2]``: ``oe[m]``, ``oo[m]`` = medians of ``d[2m:2m + {n}]`` and",
+           f"    ``d[2m + 1:2m + {n + 1}]`` for ``m < m_count``. The windows share {2 * h} values;",
+           f"    of their ranks {k} and {h}, ``a <= b``, a window's median is ``max(a, min(e, b))``",
+           '    with ``e`` its own value."""',
+           "    for m in range(m_count):"]
+    out += [f"        v{i} = do[m + {i}]" for i in range(h)]
+    out += [f"        v{h + i} = de[m + {i + 1}]" for i in range(h)]
+    out += [_cx(a, b, " " * 8) for a, b in selection(2 * h, (k, h))]
+    for e, (src, dst) in enumerate([("de[m]", "oe[m]"), (f"do[m + {h}]", "oo[m]")]):
+        out += [f"        e{e} = {src}",
+                f"        e{e} = e{e} if e{e} <= v{h} else v{h}",
+                f"        {dst} = e{e} if v{k} <= e{e} else v{k}"]
     return out
 
 
