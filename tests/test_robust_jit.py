@@ -11,6 +11,9 @@ from scipy import ndimage
 from nsgen.prep import _robust_jit as rj
 from nsgen.prep.robust_scores import mirror_table as _mirror_table, rank_index as _rank_index
 
+#: ranked_rows' arguments for no angle bins
+NO_BINS = (np.zeros(1, np.intp), 0, np.empty((0, 0, 0), np.float32))
+
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 17, 30, 31, 64, 300, 301])
 def test_pruned_network_sorts_every_column(n):
@@ -49,7 +52,7 @@ def test_kernels_equal_the_numpy_formulation(n_others):
     x[:, 2, 10:13] += 0.02
     idx = _rank_index(97)
     srt = np.empty((8, idx.size, 45), np.float32)
-    rj.ranked_rows(x, 0, 97, *rj.sort_plan(97), idx, srt)
+    rj.ranked_rows(x, 0, 97, *rj.sort_plan(97), idx, srt, *NO_BINS)
     assert np.array_equal(srt, np.sort(x, axis=0)[idx].transpose(1, 0, 2))
     mir = _mirror_table(45)
     o_lo, o_hi = (1 - (n_others > 2), 2 + n_others - (n_others > 2)) if n_others else (0, 0)
@@ -76,7 +79,7 @@ def test_register_pass_sort_equals_numpy(n):
     x[:, 1, :7] = np.round(x[:, 1, :7])  # ties
     idx = np.arange(n)
     out = np.empty((2, n, 300), np.float32)
-    rj.ranked_rows(x, 0, n, *rj.sort_plan(n), idx, out)
+    rj.ranked_rows(x, 0, n, *rj.sort_plan(n), idx, out, *NO_BINS)
     assert np.array_equal(out, np.sort(x, axis=0).transpose(1, 0, 2))
 
 
@@ -97,13 +100,17 @@ def test_row_offsets_equal_the_numpy_formulation(n_others, n_i):
     assert np.array_equal(q, reference_offsets(srt, i, others, mir.shape[0] // 2))
 
 
-def test_bin_means_equal_numpys():
+def test_bin_means_on_the_way_equal_numpys():
     from nsgen.prep.robust_angles import bin_means
     rng = np.random.default_rng(3)
-    x = rng.normal(size=(40, 3, 21)).astype(np.float32)
+    x = rng.normal(size=(40, 3, 300)).astype(np.float32)
     x[:, 1, 2] = -0.0
-    bins = np.array([0, 7, 14, 20, 27, 33, 40])
-    out = np.empty((3, 6, 21), np.float32)
-    rj.bin_means(x, bins, out)
-    assert np.array_equal(out, bin_means(x, bins))
-    assert np.array_equal(np.signbit(out), np.signbit(bin_means(x, bins)))
+    bins = np.array([10, 17, 24, 30, 37])
+    means = np.full((3, 6, 300), np.nan, np.float32)
+    idx = np.arange(27)
+    out = np.empty((3, 27, 300), np.float32)
+    rj.ranked_rows(x, 10, 37, *rj.sort_plan(27), idx, out, bins, 2, means)
+    want = bin_means(x, bins)
+    assert np.array_equal(out, np.sort(x[10:37], axis=0).transpose(1, 0, 2))
+    assert np.array_equal(means[:, 2:], want) and np.isnan(means[:, :2]).all()
+    assert np.array_equal(np.signbit(means[:, 2:]), np.signbit(want))

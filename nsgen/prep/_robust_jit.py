@@ -112,23 +112,42 @@ def _sort_passes(buf, kinds, offs, groups, w):  # pragma: no cover - compiled
 
 
 @nb.njit(**_JIT)
-def ranked_rows(x, a0, a1, size, kinds, offs, groups, idx, out):  # pragma: no cover
+def ranked_rows(x, a0, a1, size, kinds, offs, groups, idx, out, bins, bin0,
+                means):  # pragma: no cover - compiled
     """``out[j, r, i]`` = value of rank ``idx[r]`` of ``x[a0:a1, j, i]`` sorted along the
     angles, for every row ``j`` and column ``i`` of ``x`` ``(angles, rows, columns)``
-    (``size, kinds, offs, groups``: the :func:`sort_plan` of ``a1 - a0`` values)."""
+    (``size, kinds, offs, groups``: the :func:`sort_plan` of ``a1 - a0`` values); on the
+    way, ``means[j, bin0 + b]`` = the mean over the angles ``bins[b]:bins[b + 1]``
+    (``bins`` from ``a0`` to ``a1``, or one value: none) as :func:`bin_means`."""
     n = a1 - a0
     n_j, n_i = x.shape[1], x.shape[2]
     # rows of TILE columns, padded so that rows a power of 2 apart do not share cache sets
     buf = np.empty((size, TILE + 16), np.float32)
     buf[n:] = np.inf
+    acc = np.zeros(TILE)
+    n_b = bins.shape[0] - 1
     for j in range(n_j):
         for c0 in range(0, n_i, TILE):
             w = min(TILE, n_i - c0)
+            b = 0
             for k in range(n):
                 src = x[a0 + k, j]
                 dst = buf[k]
-                for t in range(w):
-                    dst[t] = src[c0 + t]
+                if n_b > 0:
+                    for t in range(w):
+                        v = src[c0 + t]
+                        dst[t] = v
+                        acc[t] += np.float64(v)
+                    if a0 + k + 1 == bins[b + 1]:
+                        width = np.float64(bins[b + 1] - bins[b])
+                        mrow = means[j, bin0 + b]
+                        for t in range(w):
+                            mrow[c0 + t] = np.float32(acc[t] / width)
+                            acc[t] = 0.0
+                        b += 1
+                else:
+                    for t in range(w):
+                        dst[t] = src[c0 + t]
             _sort_passes(buf, kinds, offs, groups, w)
             for r in range(idx.shape[0]):
                 src = buf[idx[r]]
@@ -283,24 +302,3 @@ def spread(qs, pairs, out):  # pragma: no cover - compiled
     for t in range(n_i):
         out[t] = 1.4826 * out[t]
 
-
-@nb.njit(**_JIT)
-def bin_means(x, bins, out):  # pragma: no cover - compiled
-    """``out[j, n]`` = mean of ``x[bins[n]:bins[n + 1], j]`` (``x`` ``(angles, rows,
-    columns)``; float64 sums from 0 in angle order, then divided: NumPy's
-    ``sum(axis=0, dtype=float64) / width``), as float32."""
-    n_j, n_i = x.shape[1], x.shape[2]
-    acc = np.empty(n_i)
-    for j in range(n_j):
-        for n in range(bins.shape[0] - 1):
-            b0, b1 = bins[n], bins[n + 1]
-            for t in range(n_i):
-                acc[t] = 0.0
-            for k in range(b0, b1):
-                src = x[k, j]
-                for t in range(n_i):
-                    acc[t] += np.float64(src[t])
-            width = np.float64(b1 - b0)
-            dst = out[j, n]
-            for t in range(n_i):
-                dst[t] = np.float32(acc[t] / width)

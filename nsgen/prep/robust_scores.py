@@ -67,11 +67,16 @@ def depth_rule(n_rows_total: int, depth: int = 30) -> int:
     return min(depth, n_rows_total - 1) // 2
 
 
-def ranks(x: np.ndarray, a0: int, a1: int) -> np.ndarray:
-    """Step 1 over the angles ``a0:a1``: ``(rows, ranks, columns)`` float32."""
+def ranks(x: np.ndarray, a0: int, a1: int, bins: np.ndarray | None = None,
+          means: np.ndarray | None = None, bin0: int = 0) -> np.ndarray:
+    """Step 1 over the angles ``a0:a1``: ``(rows, ranks, columns)`` float32; with ``bins``
+    (angle edges from ``a0`` to ``a1``), the means over them into ``means[:, bin0:]``
+    ``(rows, bins, columns)`` float32 on the way (the values are read once)."""
     idx = rank_index(a1 - a0)
     srt = np.empty((x.shape[1], idx.size, x.shape[2]), np.float32)
-    _rj.ranked_rows(x, a0, a1, *_rj.sort_plan(a1 - a0), idx, srt)
+    if bins is None or means is None:
+        bins, means = np.zeros(1, np.intp), np.empty((0, 0, 0), np.float32)
+    _rj.ranked_rows(x, a0, a1, *_rj.sort_plan(a1 - a0), idx, srt, bins, bin0, means)
     return srt
 
 
@@ -83,7 +88,8 @@ def pooled(ranks_b: list[np.ndarray]) -> np.ndarray:
     n = pool.shape[0]
     idx = np.unique(np.linspace(0, n - 1, QUANTILES).round().astype(np.intp))
     srt = np.empty((pool.shape[1], idx.size, pool.shape[2]), np.float32)
-    _rj.ranked_rows(pool, 0, n, *_rj.sort_plan(n), idx, srt)
+    _rj.ranked_rows(pool, 0, n, *_rj.sort_plan(n), idx, srt, np.zeros(1, np.intp), 0,
+                    np.empty((0, 0, 0), np.float32))
     return srt
 
 

@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsgen.prep import _robust_jit as _rj
 from nsgen.prep.robust_angles import RUN_LEVEL, angle_bins, refine, run_scores
 from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, depth_rule,
                                       offset_scores, offsets, pooled, rank_index, ranks,
@@ -161,12 +160,16 @@ def row_feature_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     edges = _blocks(n_k)
     if edges.size == 2:
         sets = [ranks(x, 0, n_k)]
+        means = np.empty((x.shape[1], 0, x.shape[2]), np.float32)
     else:
-        sets = [ranks(x, int(e0), int(e1)) for e0, e1 in zip(edges[:-1], edges[1:])]
+        # the bin means (robust_angles.bin_means) as the blocks are ranked
+        bins = angle_bins(edges, n_k)
+        means = np.empty((x.shape[1], bins.size - 1, x.shape[2]), np.float32)
+        sets = []
+        for e0, e1 in zip(edges[:-1], edges[1:]):
+            b0, b1 = np.searchsorted(bins, [e0, e1])
+            sets.append(ranks(x, int(e0), int(e1), bins[b0:b1 + 1], means, int(b0)))
         sets.append(pooled(sets))
-    bins = angle_bins(edges, n_k) if edges.size > 2 else np.zeros(1, np.intp)
-    means = np.empty((x.shape[1], bins.size - 1, x.shape[2]), np.float32)
-    _rj.bin_means(x, bins, means)   # robust_angles.bin_means, compiled
     strong = [strong_columns(srt)[:, None].astype(np.float32) for srt in sets]
     return np.concatenate(sets + strong, axis=1), means
 
