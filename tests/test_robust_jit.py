@@ -114,3 +114,12 @@ def test_bin_means_on_the_way_equal_numpys():
     assert np.array_equal(out, np.sort(x[10:37], axis=0).transpose(1, 0, 2))
     assert np.array_equal(means[:, 2:], want) and np.isnan(means[:, :2]).all()
     assert np.array_equal(np.signbit(means[:, 2:]), np.signbit(want))
+
+
+def test_pooled_ranks_equal_numpy():
+    from nsgen.prep.robust_scores import pooled
+    rng = np.random.default_rng(5)
+    blocks = [np.sort(rng.normal(size=(2, 32, 50)).astype(np.float32), axis=1) for _ in range(6)]
+    pool = np.sort(np.concatenate(blocks, axis=1), axis=1)
+    idx = np.unique(np.linspace(0, 191, 32).round().astype(np.intp))
+    assert np.array_equal(pooled(blocks), pool[:, idx])

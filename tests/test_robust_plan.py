@@ -42,3 +42,18 @@ def test_selection_selects(n, keep):
     v = np.random.default_rng(n).normal(size=(n, 200))
     got = apply(plan.selection(n, keep), v)
     assert np.array_equal(got[list(keep)], np.sort(v, axis=0)[list(keep)])
+
+
+@pytest.mark.parametrize("n,runs", [(192, 32), (64, 16), (40, 8)])
+def test_passes_merge_sorted_runs(n, runs):
+    size, passes = plan.sort_plan(n, runs)
+    rng = np.random.default_rng(n)
+    v = np.full((size, 30), np.inf)
+    v[:n] = rng.normal(size=(n, 30))
+    for r0 in range(0, n, runs):
+        v[r0:r0 + runs] = np.sort(v[r0:r0 + runs], axis=0)
+    want = np.sort(v, axis=0)
+    for name, groups in passes:
+        for g in groups:
+            v[g] = apply(plan.template(name), v[g])
+    assert np.array_equal(v, want)

@@ -77,11 +77,12 @@ def _sort_rows(buf, m, pairs, w):  # pragma: no cover - compiled
 
 
 @lru_cache(maxsize=64)
-def sort_plan(n: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`~nsgen.prep._robust_plan.sort_plan` of ``n`` rows as :func:`ranked_rows` takes
-    it: padded rows, template of each pass (index in ``TEMPLATES``), the passes' first group
-    and the groups ``(groups, 16)`` int64 (fewer rows: the first columns)."""
-    size, passes = _plan.sort_plan(n)
+def sort_plan(n: int, runs: int = 1) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`~nsgen.prep._robust_plan.sort_plan` of ``n`` rows (sorted in ``runs``) as
+    :func:`ranked_rows` takes it: padded rows, template of each pass (index in
+    ``TEMPLATES``), the passes' first group and the groups ``(groups, 16)`` int64 (fewer
+    rows: the first columns)."""
+    size, passes = _plan.sort_plan(n, runs)
     names = list(_plan.TEMPLATES)
     kinds = np.array([names.index(name) for name, _ in passes], np.int64)
     offs = np.cumsum([0] + [g.shape[0] for _, g in passes]).astype(np.int64)

@@ -51,15 +51,16 @@ def _stages(size: int) -> list[tuple[int, list[int]]]:
     return out
 
 
-def _passes(size: int) -> list[tuple[str, list[int]]]:
-    """The sort of ``size`` (>= 16) rows as passes: template name and masks."""
+def _passes(size: int) -> list[tuple[str, list[int], int]]:
+    """The sort of ``size`` (>= 16) rows as passes: template name, masks and the (last)
+    merge ``p`` they belong to."""
     st = _stages(size)
-    out = [("S", [m for p, ms in st if p <= 8 for m in ms])]
+    out = [("S", [m for p, ms in st if p <= 8 for m in ms], 8)]
     for p, ms in st:
         if p > 8:
             r = len(ms) % 4 or 4
-            out.append((f"M{r}", ms[:r]))
-            out += [("H4", ms[i:i + 4]) for i in range(r, len(ms), 4)]
+            out.append((f"M{r}", ms[:r], p))
+            out += [("H4", ms[i:i + 4], p) for i in range(r, len(ms), 4)]
     return out
 
 
@@ -116,20 +117,26 @@ def template(name: str) -> list[tuple[int, int]]:
 
 
 @lru_cache(maxsize=64)
-def sort_plan(n: int) -> tuple[int, tuple[tuple[str, np.ndarray], ...]]:
+def sort_plan(n: int, runs: int = 1) -> tuple[int, tuple[tuple[str, np.ndarray], ...]]:
     """The register-pass sort of ``n`` rows: the padded row count (a power of 2, at least
     16; rows from ``n`` up hold ``+inf``) and its passes, each a template name and the
     groups ``(groups, rows of a group)`` int64 that hold two rows below ``n`` or more.
+    With ``runs`` (a power of 2) the rows are already sorted in runs of that many: the
+    merges that made them are left out.
 
     Examples
     --------
     >>> size, passes = sort_plan(300)
     >>> size, [name for name, _ in passes][:4], passes[0][1].shape
     (512, ['S', 'M1', 'H4', 'M2'], (19, 16))
+    >>> [name for name, _ in sort_plan(192, runs=32)[1]]
+    ['M2', 'H4', 'M3', 'H4', 'M4', 'H4']
     """
     size = max(16, 1 << max(0, (n - 1).bit_length()))
     out = []
-    for name, masks in _passes(size):
+    for name, masks, p in _passes(size):
+        if 2 * p <= runs:
+            continue
         groups = _groups(masks, size)
         want = template(name)
         for g in groups:

@@ -88,7 +88,10 @@ def pooled(ranks_b: list[np.ndarray]) -> np.ndarray:
     n = pool.shape[0]
     idx = np.unique(np.linspace(0, n - 1, QUANTILES).round().astype(np.intp))
     srt = np.empty((pool.shape[1], idx.size, pool.shape[2]), np.float32)
-    _rj.ranked_rows(pool, 0, n, *_rj.sort_plan(n), idx, srt, np.zeros(1, np.intp), 0,
+    # each block's ranks are sorted: runs of that many when they are alike
+    runs = ranks_b[0].shape[1] if len({r.shape[1] for r in ranks_b}) == 1 else 1
+    runs = runs if runs & (runs - 1) == 0 else 1
+    _rj.ranked_rows(pool, 0, n, *_rj.sort_plan(n, runs), idx, srt, np.zeros(1, np.intp), 0,
                     np.empty((0, 0, 0), np.float32))
     return srt
 
