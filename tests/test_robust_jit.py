@@ -123,3 +123,21 @@ def test_pooled_ranks_equal_numpy():
     pool = np.sort(np.concatenate(blocks, axis=1), axis=1)
     idx = np.unique(np.linspace(0, 191, 32).round().astype(np.intp))
     assert np.array_equal(pooled(blocks), pool[:, idx])
+
+
+def test_row_offsets_pair_equal_single_rows():
+    rng = np.random.default_rng(11)
+    srt = rng.normal(0, 0.01, (33, 4, 40)).astype(np.float32)
+    srt[:, 1, :5] = 0.0  # ties
+    bg = srt.copy()
+    bg[3] += 0.5   # a background that differs from the ranks
+    mir = _mirror_table(40)
+    q = np.empty((2, 40))
+    rj.row_offsets_pair(srt, bg, 15, 15, mir, rj.network(17), q[0], q[1])
+    for k, i in enumerate((15, 16)):
+        want = np.empty(40)
+        rj.row_offsets(srt, bg, i, i - 15, i + 16, rj.network(30), mir, rj.network(17), want)
+        assert np.array_equal(q[k], want)
+    others = [o for o in range(1, 32) if o != 16]
+    assert np.array_equal(q[1], reference_offsets(np.where(np.arange(33)[:, None, None] == 16,
+                                                           srt, bg), 16, others, 8))

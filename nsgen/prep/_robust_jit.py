@@ -286,6 +286,44 @@ def row_offsets(srt, bg, i, o_lo, o_hi, pairs_o, mir, pairs_w, q):  # pragma: no
 
 
 @nb.njit(**_JIT)
+def row_offsets_pair(srt, bg, i, hd, mir, pairs_w, q0, q1):  # pragma: no cover
+    """:func:`row_offsets` of the rows ``i`` and ``i + 1`` against the other rows within
+    ``hd`` of each (``2 hd`` = :data:`~nsgen.prep._robust_plan.ROW_MEDIAN`, all in
+    ``bg``): into ``q0`` and ``q1``, the same values, the per-rank medians taken for both
+    rows at once (their backgrounds share all but 2 rows each)."""
+    n_r, n_i = srt.shape[1], srt.shape[2]
+    rows = np.empty(_plan.ROW_MEDIAN + 2, np.int64)
+    m = 0
+    for o in range(i - hd + 1, i + hd + 1):
+        if o != i and o != i + 1:
+            rows[m] = o
+            m += 1
+    rows[m], rows[m + 1], rows[m + 2], rows[m + 3] = i - hd, i + 1, i, i + 1 + hd
+    med0 = np.empty(n_i, np.float32)
+    med1 = np.empty(n_i, np.float32)
+    d = np.empty(n_i, np.float32)
+    sm = np.empty(n_i, np.float32)
+    bw = np.empty((mir.shape[0], n_i), np.float32)
+    half = np.empty((4, n_i // 2 + 1), np.float32)
+    acc = np.zeros((4, n_i))
+    for r in range(n_r):
+        _net.row_median_pair(bg, rows, r, med0, med1)
+        for k in range(2):
+            row = srt[i + k, r]
+            med = med0 if k == 0 else med1
+            for t in range(n_i):
+                d[t] = row[t] - med[t]
+            _column_median(d, mir, pairs_w, bw, half, sm)
+            acc_d, acc_s = acc[2 * k], acc[2 * k + 1]
+            for t in range(n_i):
+                acc_d[t] += np.float64(d[t])
+                acc_s[t] += np.float64(sm[t])
+    for t in range(n_i):
+        q0[t] = acc[0, t] / n_r - acc[1, t] / n_r
+        q1[t] = acc[2, t] / n_r - acc[3, t] / n_r
+
+
+@nb.njit(**_JIT)
 def spread(qs, pairs, out):  # pragma: no cover - compiled
     """``out`` = 1.4826 x the median absolute deviation from the median of the rows of
     ``qs`` ``(rows, columns)`` float64, per column (as NumPy's ``median`` over axis 0;

@@ -632,6 +632,257 @@ def row_median(src, rows, r, odd, med):  # pragma: no cover - compiled
 
 
 @nb.njit(**JIT, fastmath=NNAN)
+def row_median_pair(src, rows, r, med0, med1):  # pragma: no cover - compiled
+    """Medians of 30 rows for two rows at once: ``rows`` holds the 28 rows both
+    backgrounds share, then the 2 of the first's own, then the second's; ``med0``,
+    ``med1`` = per column the mean of the middle two (float32) of ``src[rows[o], r]``
+    over each background. Ranks 12-15 of the shared values and the
+    own 2 hold both middle values: ranks 2 and 3 of those 6."""
+    r0 = src[rows[0], r]
+    r1 = src[rows[1], r]
+    r2 = src[rows[2], r]
+    r3 = src[rows[3], r]
+    r4 = src[rows[4], r]
+    r5 = src[rows[5], r]
+    r6 = src[rows[6], r]
+    r7 = src[rows[7], r]
+    r8 = src[rows[8], r]
+    r9 = src[rows[9], r]
+    r10 = src[rows[10], r]
+    r11 = src[rows[11], r]
+    r12 = src[rows[12], r]
+    r13 = src[rows[13], r]
+    r14 = src[rows[14], r]
+    r15 = src[rows[15], r]
+    r16 = src[rows[16], r]
+    r17 = src[rows[17], r]
+    r18 = src[rows[18], r]
+    r19 = src[rows[19], r]
+    r20 = src[rows[20], r]
+    r21 = src[rows[21], r]
+    r22 = src[rows[22], r]
+    r23 = src[rows[23], r]
+    r24 = src[rows[24], r]
+    r25 = src[rows[25], r]
+    r26 = src[rows[26], r]
+    r27 = src[rows[27], r]
+    r28 = src[rows[28], r]
+    r29 = src[rows[29], r]
+    r30 = src[rows[30], r]
+    r31 = src[rows[31], r]
+    two = np.float32(2)
+    for t in range(med0.shape[0]):
+        v0 = r0[t]
+        v1 = r1[t]
+        v2 = r2[t]
+        v3 = r3[t]
+        v4 = r4[t]
+        v5 = r5[t]
+        v6 = r6[t]
+        v7 = r7[t]
+        v8 = r8[t]
+        v9 = r9[t]
+        v10 = r10[t]
+        v11 = r11[t]
+        v12 = r12[t]
+        v13 = r13[t]
+        v14 = r14[t]
+        v15 = r15[t]
+        v16 = r16[t]
+        v17 = r17[t]
+        v18 = r18[t]
+        v19 = r19[t]
+        v20 = r20[t]
+        v21 = r21[t]
+        v22 = r22[t]
+        v23 = r23[t]
+        v24 = r24[t]
+        v25 = r25[t]
+        v26 = r26[t]
+        v27 = r27[t]
+        v0, v1 = (v0 if v0 <= v1 else v1), (v1 if v0 <= v1 else v0)
+        v2, v3 = (v2 if v2 <= v3 else v3), (v3 if v2 <= v3 else v2)
+        v4, v5 = (v4 if v4 <= v5 else v5), (v5 if v4 <= v5 else v4)
+        v6, v7 = (v6 if v6 <= v7 else v7), (v7 if v6 <= v7 else v6)
+        v8, v9 = (v8 if v8 <= v9 else v9), (v9 if v8 <= v9 else v8)
+        v10, v11 = (v10 if v10 <= v11 else v11), (v11 if v10 <= v11 else v10)
+        v12, v13 = (v12 if v12 <= v13 else v13), (v13 if v12 <= v13 else v12)
+        v14, v15 = (v14 if v14 <= v15 else v15), (v15 if v14 <= v15 else v14)
+        v16, v17 = (v16 if v16 <= v17 else v17), (v17 if v16 <= v17 else v16)
+        v18, v19 = (v18 if v18 <= v19 else v19), (v19 if v18 <= v19 else v18)
+        v20, v21 = (v20 if v20 <= v21 else v21), (v21 if v20 <= v21 else v20)
+        v22, v23 = (v22 if v22 <= v23 else v23), (v23 if v22 <= v23 else v22)
+        v24, v25 = (v24 if v24 <= v25 else v25), (v25 if v24 <= v25 else v24)
+        v26, v27 = (v26 if v26 <= v27 else v27), (v27 if v26 <= v27 else v26)
+        v0, v2 = (v0 if v0 <= v2 else v2), (v2 if v0 <= v2 else v0)
+        v1, v3 = (v1 if v1 <= v3 else v3), (v3 if v1 <= v3 else v1)
+        v4, v6 = (v4 if v4 <= v6 else v6), (v6 if v4 <= v6 else v4)
+        v5, v7 = (v5 if v5 <= v7 else v7), (v7 if v5 <= v7 else v5)
+        v8, v10 = (v8 if v8 <= v10 else v10), (v10 if v8 <= v10 else v8)
+        v9, v11 = (v9 if v9 <= v11 else v11), (v11 if v9 <= v11 else v9)
+        v12, v14 = (v12 if v12 <= v14 else v14), (v14 if v12 <= v14 else v12)
+        v13, v15 = (v13 if v13 <= v15 else v15), (v15 if v13 <= v15 else v13)
+        v16, v18 = (v16 if v16 <= v18 else v18), (v18 if v16 <= v18 else v16)
+        v17, v19 = (v17 if v17 <= v19 else v19), (v19 if v17 <= v19 else v17)
+        v20, v22 = (v20 if v20 <= v22 else v22), (v22 if v20 <= v22 else v20)
+        v21, v23 = (v21 if v21 <= v23 else v23), (v23 if v21 <= v23 else v21)
+        v24, v26 = (v24 if v24 <= v26 else v26), (v26 if v24 <= v26 else v24)
+        v25, v27 = (v25 if v25 <= v27 else v27), (v27 if v25 <= v27 else v25)
+        v1, v2 = (v1 if v1 <= v2 else v2), (v2 if v1 <= v2 else v1)
+        v5, v6 = (v5 if v5 <= v6 else v6), (v6 if v5 <= v6 else v5)
+        v9, v10 = (v9 if v9 <= v10 else v10), (v10 if v9 <= v10 else v9)
+        v13, v14 = (v13 if v13 <= v14 else v14), (v14 if v13 <= v14 else v13)
+        v17, v18 = (v17 if v17 <= v18 else v18), (v18 if v17 <= v18 else v17)
+        v21, v22 = (v21 if v21 <= v22 else v22), (v22 if v21 <= v22 else v21)
+        v25, v26 = (v25 if v25 <= v26 else v26), (v26 if v25 <= v26 else v25)
+        v0, v4 = (v0 if v0 <= v4 else v4), (v4 if v0 <= v4 else v0)
+        v1, v5 = (v1 if v1 <= v5 else v5), (v5 if v1 <= v5 else v1)
+        v2, v6 = (v2 if v2 <= v6 else v6), (v6 if v2 <= v6 else v2)
+        v3, v7 = (v3 if v3 <= v7 else v7), (v7 if v3 <= v7 else v3)
+        v8, v12 = (v8 if v8 <= v12 else v12), (v12 if v8 <= v12 else v8)
+        v9, v13 = (v9 if v9 <= v13 else v13), (v13 if v9 <= v13 else v9)
+        v10, v14 = (v10 if v10 <= v14 else v14), (v14 if v10 <= v14 else v10)
+        v11, v15 = (v11 if v11 <= v15 else v15), (v15 if v11 <= v15 else v11)
+        v16, v20 = (v16 if v16 <= v20 else v20), (v20 if v16 <= v20 else v16)
+        v17, v21 = (v17 if v17 <= v21 else v21), (v21 if v17 <= v21 else v17)
+        v18, v22 = (v18 if v18 <= v22 else v22), (v22 if v18 <= v22 else v18)
+        v19, v23 = (v19 if v19 <= v23 else v23), (v23 if v19 <= v23 else v19)
+        v2, v4 = (v2 if v2 <= v4 else v4), (v4 if v2 <= v4 else v2)
+        v3, v5 = (v3 if v3 <= v5 else v5), (v5 if v3 <= v5 else v3)
+        v10, v12 = (v10 if v10 <= v12 else v12), (v12 if v10 <= v12 else v10)
+        v11, v13 = (v11 if v11 <= v13 else v13), (v13 if v11 <= v13 else v11)
+        v18, v20 = (v18 if v18 <= v20 else v20), (v20 if v18 <= v20 else v18)
+        v19, v21 = (v19 if v19 <= v21 else v21), (v21 if v19 <= v21 else v19)
+        v1, v2 = (v1 if v1 <= v2 else v2), (v2 if v1 <= v2 else v1)
+        v3, v4 = (v3 if v3 <= v4 else v4), (v4 if v3 <= v4 else v3)
+        v5, v6 = (v5 if v5 <= v6 else v6), (v6 if v5 <= v6 else v5)
+        v9, v10 = (v9 if v9 <= v10 else v10), (v10 if v9 <= v10 else v9)
+        v11, v12 = (v11 if v11 <= v12 else v12), (v12 if v11 <= v12 else v11)
+        v13, v14 = (v13 if v13 <= v14 else v14), (v14 if v13 <= v14 else v13)
+        v17, v18 = (v17 if v17 <= v18 else v18), (v18 if v17 <= v18 else v17)
+        v19, v20 = (v19 if v19 <= v20 else v20), (v20 if v19 <= v20 else v19)
+        v21, v22 = (v21 if v21 <= v22 else v22), (v22 if v21 <= v22 else v21)
+        v25, v26 = (v25 if v25 <= v26 else v26), (v26 if v25 <= v26 else v25)
+        v0, v8 = (v0 if v0 <= v8 else v8), (v8 if v0 <= v8 else v0)
+        v1, v9 = (v1 if v1 <= v9 else v9), (v9 if v1 <= v9 else v1)
+        v2, v10 = (v2 if v2 <= v10 else v10), (v10 if v2 <= v10 else v2)
+        v3, v11 = (v3 if v3 <= v11 else v11), (v11 if v3 <= v11 else v3)
+        v4, v12 = (v4 if v4 <= v12 else v12), (v12 if v4 <= v12 else v4)
+        v5, v13 = (v5 if v5 <= v13 else v13), (v13 if v5 <= v13 else v5)
+        v6, v14 = (v6 if v6 <= v14 else v14), (v14 if v6 <= v14 else v6)
+        v7, v15 = (v7 if v7 <= v15 else v15), (v15 if v7 <= v15 else v7)
+        v16, v24 = (v16 if v16 <= v24 else v24), (v24 if v16 <= v24 else v16)
+        v17, v25 = (v17 if v17 <= v25 else v25), (v25 if v17 <= v25 else v17)
+        v18, v26 = (v18 if v18 <= v26 else v26), (v26 if v18 <= v26 else v18)
+        v19, v27 = (v19 if v19 <= v27 else v27), (v27 if v19 <= v27 else v19)
+        v4, v8 = (v4 if v4 <= v8 else v8), (v8 if v4 <= v8 else v4)
+        v5, v9 = (v5 if v5 <= v9 else v9), (v9 if v5 <= v9 else v5)
+        v6, v10 = (v6 if v6 <= v10 else v10), (v10 if v6 <= v10 else v6)
+        v7, v11 = (v7 if v7 <= v11 else v11), (v11 if v7 <= v11 else v7)
+        v20, v24 = (v20 if v20 <= v24 else v24), (v24 if v20 <= v24 else v20)
+        v21, v25 = (v21 if v21 <= v25 else v25), (v25 if v21 <= v25 else v21)
+        v22, v26 = (v22 if v22 <= v26 else v26), (v26 if v22 <= v26 else v22)
+        v23, v27 = (v23 if v23 <= v27 else v27), (v27 if v23 <= v27 else v23)
+        v2, v4 = (v2 if v2 <= v4 else v4), (v4 if v2 <= v4 else v2)
+        v3, v5 = (v3 if v3 <= v5 else v5), (v5 if v3 <= v5 else v3)
+        v6, v8 = (v6 if v6 <= v8 else v8), (v8 if v6 <= v8 else v6)
+        v7, v9 = (v7 if v7 <= v9 else v9), (v9 if v7 <= v9 else v7)
+        v10, v12 = (v10 if v10 <= v12 else v12), (v12 if v10 <= v12 else v10)
+        v11, v13 = (v11 if v11 <= v13 else v13), (v13 if v11 <= v13 else v11)
+        v18, v20 = (v18 if v18 <= v20 else v20), (v20 if v18 <= v20 else v18)
+        v19, v21 = (v19 if v19 <= v21 else v21), (v21 if v19 <= v21 else v19)
+        v22, v24 = (v22 if v22 <= v24 else v24), (v24 if v22 <= v24 else v22)
+        v23, v25 = (v23 if v23 <= v25 else v25), (v25 if v23 <= v25 else v23)
+        v1, v2 = (v1 if v1 <= v2 else v2), (v2 if v1 <= v2 else v1)
+        v3, v4 = (v3 if v3 <= v4 else v4), (v4 if v3 <= v4 else v3)
+        v5, v6 = (v5 if v5 <= v6 else v6), (v6 if v5 <= v6 else v5)
+        v7, v8 = (v7 if v7 <= v8 else v8), (v8 if v7 <= v8 else v7)
+        v9, v10 = (v9 if v9 <= v10 else v10), (v10 if v9 <= v10 else v9)
+        v11, v12 = (v11 if v11 <= v12 else v12), (v12 if v11 <= v12 else v11)
+        v13, v14 = (v13 if v13 <= v14 else v14), (v14 if v13 <= v14 else v13)
+        v17, v18 = (v17 if v17 <= v18 else v18), (v18 if v17 <= v18 else v17)
+        v19, v20 = (v19 if v19 <= v20 else v20), (v20 if v19 <= v20 else v19)
+        v21, v22 = (v21 if v21 <= v22 else v22), (v22 if v21 <= v22 else v21)
+        v23, v24 = (v23 if v23 <= v24 else v24), (v24 if v23 <= v24 else v23)
+        v25, v26 = (v25 if v25 <= v26 else v26), (v26 if v25 <= v26 else v25)
+        v0, v16 = (v0 if v0 <= v16 else v16), (v16 if v0 <= v16 else v0)
+        v1, v17 = (v1 if v1 <= v17 else v17), (v17 if v1 <= v17 else v1)
+        v2, v18 = (v2 if v2 <= v18 else v18), (v18 if v2 <= v18 else v2)
+        v3, v19 = (v3 if v3 <= v19 else v19), (v19 if v3 <= v19 else v3)
+        v4, v20 = (v4 if v4 <= v20 else v20), (v20 if v4 <= v20 else v4)
+        v5, v21 = (v5 if v5 <= v21 else v21), (v21 if v5 <= v21 else v5)
+        v6, v22 = (v6 if v6 <= v22 else v22), (v22 if v6 <= v22 else v6)
+        v7, v23 = (v7 if v7 <= v23 else v23), (v23 if v7 <= v23 else v7)
+        v8, v24 = (v8 if v8 <= v24 else v24), (v24 if v8 <= v24 else v8)
+        v9, v25 = (v9 if v9 <= v25 else v25), (v25 if v9 <= v25 else v9)
+        v10, v26 = (v10 if v10 <= v26 else v26), (v26 if v10 <= v26 else v10)
+        v11, v27 = (v11 if v11 <= v27 else v27), (v27 if v11 <= v27 else v11)
+        v8, v16 = (v8 if v8 <= v16 else v16), (v16 if v8 <= v16 else v8)
+        v9, v17 = (v9 if v9 <= v17 else v17), (v17 if v9 <= v17 else v9)
+        v10, v18 = (v10 if v10 <= v18 else v18), (v18 if v10 <= v18 else v10)
+        v11, v19 = (v11 if v11 <= v19 else v19), (v19 if v11 <= v19 else v11)
+        v12, v20 = (v12 if v12 <= v20 else v20), (v20 if v12 <= v20 else v12)
+        v13, v21 = (v13 if v13 <= v21 else v21), (v21 if v13 <= v21 else v13)
+        v14, v22 = (v14 if v14 <= v22 else v22), (v22 if v14 <= v22 else v14)
+        v15, v23 = (v15 if v15 <= v23 else v23), (v23 if v15 <= v23 else v15)
+        v6, v10 = (v6 if v6 <= v10 else v10), (v10 if v6 <= v10 else v6)
+        v7, v11 = (v7 if v7 <= v11 else v11), (v11 if v7 <= v11 else v7)
+        v12, v16 = (v12 if v12 <= v16 else v16), (v16 if v12 <= v16 else v12)
+        v13, v17 = (v13 if v13 <= v17 else v17), (v17 if v13 <= v17 else v13)
+        v14, v18 = (v14 if v14 <= v18 else v18), (v18 if v14 <= v18 else v14)
+        v15, v19 = (v15 if v15 <= v19 else v19), (v19 if v15 <= v19 else v15)
+        v10, v12 = (v10 if v10 <= v12 else v12), (v12 if v10 <= v12 else v10)
+        v11, v13 = (v11 if v11 <= v13 else v13), (v13 if v11 <= v13 else v11)
+        v14, v16 = (v14 if v14 <= v16 else v16), (v16 if v14 <= v16 else v14)
+        v15, v17 = (v15 if v15 <= v17 else v17), (v17 if v15 <= v17 else v15)
+        v11, v12 = (v11 if v11 <= v12 else v12), (v12 if v11 <= v12 else v11)
+        v13, v14 = (v13 if v13 <= v14 else v14), (v14 if v13 <= v14 else v13)
+        v15, v16 = (v15 if v15 <= v16 else v16), (v16 if v15 <= v16 else v15)
+        w0 = r28[t]
+        w1 = r29[t]
+        u0 = v12
+        u1 = v13
+        u2 = v14
+        u3 = v15
+        u4 = w0
+        u5 = w1
+        u0, u1 = (u0 if u0 <= u1 else u1), (u1 if u0 <= u1 else u0)
+        u2, u3 = (u2 if u2 <= u3 else u3), (u3 if u2 <= u3 else u2)
+        u4, u5 = (u4 if u4 <= u5 else u5), (u5 if u4 <= u5 else u4)
+        u0, u2 = (u0 if u0 <= u2 else u2), (u2 if u0 <= u2 else u0)
+        u1, u3 = (u1 if u1 <= u3 else u3), (u3 if u1 <= u3 else u1)
+        u1, u2 = (u1 if u1 <= u2 else u2), (u2 if u1 <= u2 else u1)
+        u0, u4 = (u0 if u0 <= u4 else u4), (u4 if u0 <= u4 else u0)
+        u1, u5 = (u1 if u1 <= u5 else u5), (u5 if u1 <= u5 else u1)
+        u2, u4 = (u2 if u2 <= u4 else u4), (u4 if u2 <= u4 else u2)
+        u3, u5 = (u3 if u3 <= u5 else u5), (u5 if u3 <= u5 else u3)
+        u1, u2 = (u1 if u1 <= u2 else u2), (u2 if u1 <= u2 else u1)
+        u3, u4 = (u3 if u3 <= u4 else u4), (u4 if u3 <= u4 else u3)
+        med0[t] = (u2 + u3) / two
+        w0 = r30[t]
+        w1 = r31[t]
+        u0 = v12
+        u1 = v13
+        u2 = v14
+        u3 = v15
+        u4 = w0
+        u5 = w1
+        u0, u1 = (u0 if u0 <= u1 else u1), (u1 if u0 <= u1 else u0)
+        u2, u3 = (u2 if u2 <= u3 else u3), (u3 if u2 <= u3 else u2)
+        u4, u5 = (u4 if u4 <= u5 else u5), (u5 if u4 <= u5 else u4)
+        u0, u2 = (u0 if u0 <= u2 else u2), (u2 if u0 <= u2 else u0)
+        u1, u3 = (u1 if u1 <= u3 else u3), (u3 if u1 <= u3 else u1)
+        u1, u2 = (u1 if u1 <= u2 else u2), (u2 if u1 <= u2 else u1)
+        u0, u4 = (u0 if u0 <= u4 else u4), (u4 if u0 <= u4 else u0)
+        u1, u5 = (u1 if u1 <= u5 else u5), (u5 if u1 <= u5 else u1)
+        u2, u4 = (u2 if u2 <= u4 else u4), (u4 if u2 <= u4 else u2)
+        u3, u5 = (u3 if u3 <= u5 else u5), (u5 if u3 <= u5 else u3)
+        u1, u2 = (u1 if u1 <= u2 else u2), (u2 if u1 <= u2 else u1)
+        u3, u4 = (u3 if u3 <= u4 else u4), (u4 if u3 <= u4 else u3)
+        med1[t] = (u2 + u3) / two
+
+
+@nb.njit(**JIT, fastmath=NNAN)
 def column_median_pairs(de, do, oe, oo, m_count):  # pragma: no cover - compiled
     """Medians of 17 columns two at a time: with ``d`` a row, ``de = d[0::2]``,
     ``do = d[1::2]``: ``oe[m]``, ``oo[m]`` = medians of ``d[2m:2m + 17]`` and

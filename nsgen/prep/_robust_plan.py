@@ -224,6 +224,33 @@ def _row_median_kernel() -> list[str]:
     return out
 
 
+def _row_median_pair_kernel() -> list[str]:
+    n = ROW_MEDIAN
+    m = n - 2                       # rows two neighbouring rows' backgrounds share
+    lo = n // 2 - 1                 # the middle two of n values are lo and lo + 1
+    keep = tuple(range(lo - 2, lo + 2))
+    out = ["", "", "@nb.njit(**JIT, fastmath=NNAN)",
+           "def row_median_pair(src, rows, r, med0, med1):  # pragma: no cover - compiled",
+           f'    """Medians of {n} rows for two rows at once: ``rows`` holds the {m} rows both',
+           "    backgrounds share, then the 2 of the first's own, then the second's; ``med0``,",
+           "    ``med1`` = per column the mean of the middle two (float32) of ``src[rows[o], r]``",
+           f"    over each background. Ranks {keep[0]}-{keep[-1]} of the shared values and the",
+           '    own 2 hold both middle values: ranks 2 and 3 of those 6."""']
+    out += [f"    r{i} = src[rows[{i}], r]" for i in range(n + 2)]
+    out.append("    two = np.float32(2)")
+    out.append("    for t in range(med0.shape[0]):")
+    out += [f"        v{i} = r{i}[t]" for i in range(m)]
+    out += [_cx(a, b, " " * 8) for a, b in selection(m, keep)]
+    six = selection(6, (2, 3))
+    for h, dst in enumerate(("med0", "med1")):
+        names = [f"v{k}" for k in keep] + [f"w{j}" for j in range(2)]
+        out += [f"        w{j} = r{m + 2 * h + j}[t]" for j in range(2)]
+        out += [f"        u{j} = {names[j]}" for j in range(6)]
+        out += [_cx(a, b, " " * 8).replace("v", "u") for a, b in six]
+        out.append(f"        {dst}[t] = (u2 + u3) / two")
+    return out
+
+
 def _column_median_kernel() -> list[str]:
     n = COLUMN_WINDOW
     h = n // 2
@@ -271,7 +298,7 @@ def source() -> str:
     body = []
     for name in TEMPLATES:
         body += _sort_kernel(name)
-    body += _row_median_kernel() + _column_median_kernel()
+    body += _row_median_kernel() + _row_median_pair_kernel() + _column_median_kernel()
     return "\n".join(head + body) + "\n"
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsgen.prep import _robust_jit as _rj
+from nsgen.prep import _robust_jit as _rj, _robust_plan as _plan
 
 __all__ = ["HALF_WINDOW", "column_scores", "depth_rule", "mirror_table", "pooled",
            "offset_scores", "offsets", "rank_index", "ranks", "scores", "strong_columns"]
@@ -135,13 +135,23 @@ def offsets(srt: np.ndarray, strong: np.ndarray, r0: int, r1: int, lo: int, hd: 
         for r in np.flatnonzero(strong.any(axis=1)):
             _interpolate(bg[r], strong[r])
     out = np.empty((r1 - r0, n_i + 1))
-    for n in range(r1 - r0):
+    n = 0
+    while n < r1 - r0:
         i = r0 + n + lo
-        others = _window(i, hd, n_rows_total)
-        o_lo, o_hi = (others[0] - lo, others[-1] + 1 - lo) if others else (0, 0)
-        _rj.row_offsets(srt, bg, i - lo, o_lo, o_hi, _rj.network(len(others)), mir,
-                        pairs_w, out[n, :n_i])
-        out[n, n_i] = _robust_scale(out[n, :n_i])
+        if (2 * hd == _plan.ROW_MEDIAN and n + 1 < r1 - r0 and i >= hd
+                and i + 1 + hd < n_rows_total):   # two rows with whole backgrounds
+            _rj.row_offsets_pair(srt, bg, i - lo, hd, mir, pairs_w, out[n, :n_i],
+                                 out[n + 1, :n_i])
+            step = 2
+        else:
+            others = _window(i, hd, n_rows_total)
+            o_lo, o_hi = (others[0] - lo, others[-1] + 1 - lo) if others else (0, 0)
+            _rj.row_offsets(srt, bg, i - lo, o_lo, o_hi, _rj.network(len(others)), mir,
+                            pairs_w, out[n, :n_i])
+            step = 1
+        for k in range(n, n + step):
+            out[k, n_i] = _robust_scale(out[k, :n_i])
+        n += step
     return out
 
 
