@@ -13,6 +13,12 @@ are Batcher's odd-even merge sort, pruned to ``n`` elements (every comparator pu
 minimum at the lower index, so padding ``+inf`` rows would never move and the comparators
 that touch them are no-ops: dropping them sorts ``n`` exactly).
 
+Where it pays, the networks run in registers (:mod:`nsgen.prep._robust_net`, planned in
+:mod:`nsgen.prep._robust_plan`): the sorts along angles as bitonic passes over groups of 16
+rows of a tile of :data:`TILE` columns; the per-rank medians of 30 rows and the median
+across 17 columns as pruned selection networks, two rows or two columns at a time (their
+windows share all but two values each). Buffered networks remain for other counts.
+
 Exactness: order statistics are the sorted values themselves; a median of an even count is
 ``(a + b) / 2`` in the values' own precision, as NumPy's ``median``; means over ranks add
 in rank order in float64, as NumPy's ``mean(axis=0, dtype=float64)``. The kernels give the
