@@ -107,7 +107,8 @@ class RobustFeatureStage(ScanStage):
         feat, means = row_feature_parts(volume)
         clock.lap("features")
         self.features.write_rows(chunk.start, feat)
-        self.bins.write_rows(chunk.start, means)
+        if means.size:   # none with one angle block
+            self.bins.write_rows(chunk.start, means)
         clock.lap("write")
         return WorkResult(clock.seconds)
 
@@ -166,7 +167,8 @@ class RobustDecideStage(_RobustRowStage):
         n_rows = self.features.shape[0]
         lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo)
         qs = self.offsets.read_rows(lo, hi)
-        xb = self.bins.read_rows(chunk.start, chunk.stop)
+        xb = (self.bins.read_rows(chunk.start, chunk.stop) if self.bins.row_bytes else
+              np.empty((chunk.rows,) + self.bins.shape[1:], np.float32))
         mask = decide_offsets(qs, lo, xb, (chunk.start, chunk.stop), n_rows, self.n_angles,
                               depth=self.params.min_stripe_depth)
         if self.mask_spill is not None:
