@@ -133,7 +133,7 @@ def main() -> None:
             cells = []
             for name, _, _ in versions:
                 med = statistics.median([s.get(key, 0.0) for s in stages[name]])
-                cells.append(f"{med:8.0f}" + " " * 18 if "rows" in key else
+                cells.append(f"{med:8.0f}" + " " * 18 if key.endswith(" rows") else
                              f"{med:8.2f} s ({med / floor:5.2f} x read)")
             print(f"      {key:42s}" + "".join(f"{c:>26s}" for c in cells))
     limit = parse_bytes(a.memory_limit)

@@ -181,10 +181,10 @@ def _median_sorted(buf, m, dst):  # pragma: no cover - compiled
 
 
 @nb.njit(**_JIT)
-def _row_median(bg, r, o_lo, o_hi, i, pairs_o, rows, bo, med):  # pragma: no cover
-    """``med`` = per column the median of ``bg[o, r]`` over the rows ``o_lo <= o < o_hi``
-    other than ``i`` (``rows``: their indices, ``pairs_o``: their network, ``bo``: a
-    buffer of their rows for more than :data:`~nsgen.prep._robust_plan.ROW_MEDIAN`)."""
+def _row_median(bg, r, pairs_o, rows, bo, med):  # pragma: no cover - compiled
+    """``med`` = per column the median of ``bg[o, r]`` over the rows ``rows`` (``pairs_o``:
+    their network, ``bo``: a buffer of their rows for more than
+    :data:`~nsgen.prep._robust_plan.ROW_MEDIAN`)."""
     n_o = rows.shape[0]
     if n_o <= _plan.ROW_MEDIAN:
         _net.row_median(bg, _padded(rows), r, n_o % 2 == 1, med)
@@ -277,7 +277,7 @@ def row_offsets(srt, bg, i, o_lo, o_hi, pairs_o, mir, pairs_w, q):  # pragma: no
     for r in range(n_r):
         row = srt[i, r]
         if n_o > 0:
-            _row_median(bg, r, o_lo, o_hi, i, pairs_o, rows, bo, med)
+            _row_median(bg, r, pairs_o, rows, bo, med)
             for t in range(n_i):
                 d[t] = row[t] - med[t]
         else:
