@@ -19,13 +19,14 @@ radius 3, threshold 0.63, length 600, depth 30, width 22, sensitivity 85) are us
 
 With ``--baseline ROOT`` another checkout's ``nsgen mask`` (its code, its compiled kernels)
 runs alternating with this one's, and both columns print side by side: before/after figures
-from one run, under the same load.
+from one run, under the same load. With ``--versus DETECTOR`` this checkout's ``nsgen mask
+--detector DETECTOR`` runs alternating too (e.g. the robust detector against Larix's).
 
 Only ratios within one run mean anything on a shared machine: other jobs slow the floor
 and nsgen alike, but not equally from run to run.
 
     python scripts/bench_mask.py [--rows 256] [--repeats 3] [--memory-limit 4GB]
-                                 [--detector larix] [--baseline ROOT]
+                                 [--detector larix] [--baseline ROOT] [--versus larix]
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--memory-limit", default="4GB")
     ap.add_argument("--detector", help="--detector of nsgen mask (default: nsgen's)")
+    ap.add_argument("--versus", help="another --detector whose nsgen mask (this checkout's) "
+                    "runs alternating with the others")
     ap.add_argument("--cache", default="/tmp/nsgen-bench")
     ap.add_argument("--baseline", help="root of another nsgen checkout (e.g. `git worktree "
                     "add /tmp/base main`) whose nsgen mask runs alternating with this one's")
@@ -81,18 +84,20 @@ def main() -> None:
     make_scan(scan, a.rows, a.columns, a.angles)
     from nsgen.config import parse_bytes
 
-    def mask_args(directory: str) -> list[str]:
+    def mask_args(directory: str, detector: str | None) -> list[str]:
         return ["mask", "--h5", str(scan), "-a", str(Path(directory) / "masks.npz"),
                 "--memory-limit", a.memory_limit,
-                *(["--detector", a.detector] if a.detector else [])]
+                *(["--detector", detector] if detector else [])]
 
     print(f"nsgen mask on {a.angles} x {a.rows} x {a.columns} uint16 (seed parameters, "
           f"--memory-limit {a.memory_limit}{f', --detector {a.detector}' if a.detector else ''}"
           f"), {a.repeats} run(s) each, alternating with the floor; a shared machine: only "
           f"ratios within this run mean anything")
-    versions = [("nsgen mask", None)]
+    versions: list[tuple[str, str | None, str | None]] = [("nsgen mask", None, a.detector)]
     if a.baseline:
-        versions.insert(0, (f"baseline ({a.baseline})", a.baseline))
+        versions.insert(0, (f"baseline ({a.baseline})", a.baseline, a.detector))
+    if a.versus:
+        versions.append((f"--detector {a.versus}", None, a.versus))
     for cold in (False, True):
         if cold and not evict(scan):
             print("  (posix_fadvise unavailable: cold-scan figures skipped)")
@@ -100,41 +105,41 @@ def main() -> None:
         if not cold:
             read_once(scan)   # a warm figure never includes a cold first read
         floors: list[float] = []
-        walls: dict[str, list[float]] = {name: [] for name, _ in versions}
-        stages: dict[str, list[dict[str, float]]] = {name: [] for name, _ in versions}
+        walls: dict[str, list[float]] = {name: [] for name, _, _ in versions}
+        stages: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in versions}
         for _ in range(a.repeats):
             if cold:
                 evict(scan)
             floors.append(read_once(scan))
-            for name, root in versions:
+            for name, root, detector in versions:
                 with tempfile.TemporaryDirectory() as d, python_path(root):
                     if cold:
                         evict(scan)
-                    wall, _, err = run_nsgen(mask_args(d), extra=("-v",))
+                    wall, _, err = run_nsgen(mask_args(d, detector), extra=("-v",))
                 walls[name].append(wall)
                 stages[name].append(breakdown(err))
         floor = statistics.median(floors)
         print(f"  {'cold scan' if cold else 'warm cache'}: read once (h5py) median "
               f"{floor:.2f} s (runs: {', '.join(f'{f:.2f}' for f in floors)})")
-        for name, _ in versions:
+        for name, _, _ in versions:
             wall = statistics.median(walls[name])
             print(f"    {name}: median {wall:.2f} s (runs: "
                   f"{', '.join(f'{w:.1f}' for w in walls[name])}) -> ratio {wall / floor:.1f} "
                   f"(target <= {TARGETS[cold]:g})")
         print("    breakdown (medians; 'worker' steps are seconds summed over workers):")
-        keys = list(dict.fromkeys(k for name, _ in versions for k in stages[name][0]))
-        print(f"      {'':42s}" + "".join(f"{name[:24]:>26s}" for name, _ in versions))
+        keys = list(dict.fromkeys(k for name, _, _ in versions for k in stages[name][0]))
+        print(f"      {'':42s}" + "".join(f"{name[:24]:>26s}" for name, _, _ in versions))
         for key in keys:
             cells = []
-            for name, _ in versions:
+            for name, _, _ in versions:
                 med = statistics.median([s.get(key, 0.0) for s in stages[name]])
-                cells.append(f"{med:8.0f}" + " " * 18 if "rows" in key else
+                cells.append(f"{med:8.0f}" + " " * 18 if key.endswith(" rows") else
                              f"{med:8.2f} s ({med / floor:5.2f} x read)")
             print(f"      {key:42s}" + "".join(f"{c:>26s}" for c in cells))
     limit = parse_bytes(a.memory_limit)
-    for name, root in versions:
+    for name, root, detector in versions:
         with tempfile.TemporaryDirectory() as d, python_path(root):
-            peak = run_nsgen(mask_args(d), extra=("-v",), memory=True)[1]
+            peak = run_nsgen(mask_args(d, detector), extra=("-v",), memory=True)[1]
         print(f"  {name}: peak PSS of the process tree (separate run) {peak / 2**20:.0f} MiB "
               f"of {limit / 2**20:.0f} MiB limit = {100 * peak / limit:.0f} % (target <= 75 %)")
 

@@ -11,6 +11,9 @@ from scipy import ndimage
 from nsgen.prep import _robust_jit as rj
 from nsgen.prep.robust_scores import mirror_table as _mirror_table, rank_index as _rank_index
 
+#: ranked_rows' arguments for no angle bins
+NO_BINS = (np.zeros(1, np.intp), 0, np.empty((0, 0, 0), np.float32))
+
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 17, 30, 31, 64, 300, 301])
 def test_pruned_network_sorts_every_column(n):
@@ -49,7 +52,7 @@ def test_kernels_equal_the_numpy_formulation(n_others):
     x[:, 2, 10:13] += 0.02
     idx = _rank_index(97)
     srt = np.empty((8, idx.size, 45), np.float32)
-    rj.ranked_rows(x, 0, 97, rj.network(97), idx, srt)
+    rj.ranked_rows(x, 0, 97, *rj.sort_plan(97), idx, srt, *NO_BINS)
     assert np.array_equal(srt, np.sort(x, axis=0)[idx].transpose(1, 0, 2))
     mir = _mirror_table(45)
     o_lo, o_hi = (1 - (n_others > 2), 2 + n_others - (n_others > 2)) if n_others else (0, 0)
@@ -67,3 +70,74 @@ def test_spread_is_scaled_mad_over_rows():
     out = np.empty(30)
     rj.spread(q.copy(), rj.network(6), out)
     assert np.array_equal(out, want)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 16, 17, 33, 192, 300, 301, 700])
+def test_register_pass_sort_equals_numpy(n):
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, 2, 300)).astype(np.float32)
+    x[:, 1, :7] = np.round(x[:, 1, :7])  # ties
+    idx = np.arange(n)
+    out = np.empty((2, n, 300), np.float32)
+    rj.ranked_rows(x, 0, n, *rj.sort_plan(n), idx, out, *NO_BINS)
+    assert np.array_equal(out, np.sort(x, axis=0).transpose(1, 0, 2))
+
+
+@pytest.mark.parametrize("n_others", [2, 7, 15, 16, 29, 30, 31, 34])
+@pytest.mark.parametrize("n_i", [9, 45, 46])
+def test_row_offsets_equal_the_numpy_formulation(n_others, n_i):
+    """The register kernels (up to 30 other rows, 17 columns of window) and the buffered
+    ones (more rows; narrower windows) give NumPy's medians."""
+    rng = np.random.default_rng(n_others)
+    srt = rng.normal(0, 0.01, (n_others + 1, 5, n_i)).astype(np.float32)
+    srt[:, 2, :4] = 0.0  # ties
+    mir = _mirror_table(n_i)
+    i = n_others // 3
+    others = [o for o in range(n_others + 1) if o != i]
+    q = np.empty(n_i)
+    rj.row_offsets(srt, srt, i, 0, n_others + 1, rj.network(n_others), mir,
+                   rj.network(mir.shape[0]), q)
+    assert np.array_equal(q, reference_offsets(srt, i, others, mir.shape[0] // 2))
+
+
+def test_bin_means_on_the_way_equal_numpys():
+    from nsgen.prep.robust_angles import bin_means
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 3, 300)).astype(np.float32)
+    x[:, 1, 2] = -0.0
+    bins = np.array([10, 17, 24, 30, 37])
+    means = np.full((3, 6, 300), np.nan, np.float32)
+    idx = np.arange(27)
+    out = np.empty((3, 27, 300), np.float32)
+    rj.ranked_rows(x, 10, 37, *rj.sort_plan(27), idx, out, bins, 2, means)
+    want = bin_means(x, bins)
+    assert np.array_equal(out, np.sort(x[10:37], axis=0).transpose(1, 0, 2))
+    assert np.array_equal(means[:, 2:], want) and np.isnan(means[:, :2]).all()
+    assert np.array_equal(np.signbit(means[:, 2:]), np.signbit(want))
+
+
+def test_pooled_ranks_equal_numpy():
+    from nsgen.prep.robust_scores import pooled
+    rng = np.random.default_rng(5)
+    blocks = [np.sort(rng.normal(size=(2, 32, 50)).astype(np.float32), axis=1) for _ in range(6)]
+    pool = np.sort(np.concatenate(blocks, axis=1), axis=1)
+    idx = np.unique(np.linspace(0, 191, 32).round().astype(np.intp))
+    assert np.array_equal(pooled(blocks), pool[:, idx])
+
+
+def test_row_offsets_pair_equal_single_rows():
+    rng = np.random.default_rng(11)
+    srt = rng.normal(0, 0.01, (33, 4, 40)).astype(np.float32)
+    srt[:, 1, :5] = 0.0  # ties
+    bg = srt.copy()
+    bg[3] += 0.5   # a background that differs from the ranks
+    mir = _mirror_table(40)
+    q = np.empty((2, 40))
+    rj.row_offsets_pair(srt, bg, 15, 15, mir, rj.network(17), q[0], q[1])
+    for k, i in enumerate((15, 16)):
+        want = np.empty(40)
+        rj.row_offsets(srt, bg, i, i - 15, i + 16, rj.network(30), mir, rj.network(17), want)
+        assert np.array_equal(q[k], want)
+    others = [o for o in range(1, 32) if o != 16]
+    assert np.array_equal(q[1], reference_offsets(np.where(np.arange(33)[:, None, None] == 16,
+                                                           srt, bg), 16, others, 8))

@@ -13,6 +13,12 @@ are Batcher's odd-even merge sort, pruned to ``n`` elements (every comparator pu
 minimum at the lower index, so padding ``+inf`` rows would never move and the comparators
 that touch them are no-ops: dropping them sorts ``n`` exactly).
 
+Where it pays, the networks run in registers (:mod:`nsgen.prep._robust_net`, planned in
+:mod:`nsgen.prep._robust_plan`): the sorts along angles as bitonic passes over groups of 16
+rows of a tile of :data:`TILE` columns; the per-rank medians of 30 rows and the median
+across 17 columns as pruned selection networks, two rows or two columns at a time (their
+windows share all but two values each). Buffered networks remain for other counts.
+
 Exactness: order statistics are the sorted values themselves; a median of an even count is
 ``(a + b) / 2`` in the values' own precision, as NumPy's ``median``; means over ranks add
 in rank order in float64, as NumPy's ``mean(axis=0, dtype=float64)``. The kernels give the
@@ -26,10 +32,11 @@ from functools import lru_cache
 import numba as nb
 import numpy as np
 
+from nsgen.prep import _robust_net as _net, _robust_plan as _plan
 from nsgen.prep._jit import JIT as _JIT
 
-#: columns per tile of the long sorts along angles (a tile's buffer stays in cache)
-TILE = 32
+#: columns per tile of the long sorts along angles (a tile's buffer stays in L2)
+TILE = 256
 
 
 @lru_cache(maxsize=64)
@@ -75,23 +82,80 @@ def _sort_rows(buf, m, pairs, w):  # pragma: no cover - compiled
             rb[t] = v if u <= v else u
 
 
+@lru_cache(maxsize=64)
+def sort_plan(n: int, runs: int = 1) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`~nsgen.prep._robust_plan.sort_plan` of ``n`` rows (sorted in ``runs``) as
+    :func:`ranked_rows` takes it: padded rows, template of each pass (index in
+    ``TEMPLATES``), the passes' first group and the groups ``(groups, 16)`` int64 (fewer
+    rows: the first columns)."""
+    size, passes = _plan.sort_plan(n, runs)
+    names = list(_plan.TEMPLATES)
+    kinds = np.array([names.index(name) for name, _ in passes], np.int64)
+    offs = np.cumsum([0] + [g.shape[0] for _, g in passes]).astype(np.int64)
+    groups = np.zeros((int(offs[-1]), 16), np.int64)
+    for (_, g), o in zip(passes, offs[:-1]):
+        groups[o:o + g.shape[0], :g.shape[1]] = g
+    return size, kinds, offs, groups
+
+
 @nb.njit(**_JIT)
-def ranked_rows(x, a0, a1, pairs, idx, out):  # pragma: no cover - compiled
+def _sort_passes(buf, kinds, offs, groups, w):  # pragma: no cover - compiled
+    """Sort the first ``w`` columns of ``buf`` by the passes of :func:`sort_plan`."""
+    for p in range(kinds.shape[0]):
+        gs = groups[offs[p]:offs[p + 1]]
+        kind = kinds[p]
+        if kind == 0:
+            _net.sort_s(buf, gs, w)
+        elif kind == 1:
+            _net.sort_m1(buf, gs, w)
+        elif kind == 2:
+            _net.sort_m2(buf, gs, w)
+        elif kind == 3:
+            _net.sort_m3(buf, gs, w)
+        elif kind == 4:
+            _net.sort_m4(buf, gs, w)
+        else:
+            _net.sort_h4(buf, gs, w)
+
+
+@nb.njit(**_JIT)
+def ranked_rows(x, a0, a1, size, kinds, offs, groups, idx, out, bins, bin0,
+                means):  # pragma: no cover - compiled
     """``out[j, r, i]`` = value of rank ``idx[r]`` of ``x[a0:a1, j, i]`` sorted along the
     angles, for every row ``j`` and column ``i`` of ``x`` ``(angles, rows, columns)``
-    (``pairs``: the network for ``a1 - a0`` values)."""
+    (``size, kinds, offs, groups``: the :func:`sort_plan` of ``a1 - a0`` values); on the
+    way, ``means[j, bin0 + b]`` = the mean over the angles ``bins[b]:bins[b + 1]``
+    (``bins`` from ``a0`` to ``a1``, or one value: none) as :func:`bin_means`."""
     n = a1 - a0
     n_j, n_i = x.shape[1], x.shape[2]
-    buf = np.empty((n, TILE), np.float32)
+    # rows of TILE columns, padded so that rows a power of 2 apart do not share cache sets
+    buf = np.empty((size, TILE + 16), np.float32)
+    buf[n:] = np.inf
+    acc = np.zeros(TILE)
+    n_b = bins.shape[0] - 1
     for j in range(n_j):
         for c0 in range(0, n_i, TILE):
             w = min(TILE, n_i - c0)
+            b = 0
             for k in range(n):
                 src = x[a0 + k, j]
                 dst = buf[k]
-                for t in range(w):
-                    dst[t] = src[c0 + t]
-            _sort_rows(buf, n, pairs, TILE if w == TILE else w)
+                if n_b > 0:
+                    for t in range(w):
+                        v = src[c0 + t]
+                        dst[t] = v
+                        acc[t] += np.float64(v)
+                    if a0 + k + 1 == bins[b + 1]:
+                        width = np.float64(bins[b + 1] - bins[b])
+                        mrow = means[j, bin0 + b]
+                        for t in range(w):
+                            mrow[c0 + t] = np.float32(acc[t] / width)
+                            acc[t] = 0.0
+                        b += 1
+                else:
+                    for t in range(w):
+                        dst[t] = src[c0 + t]
+            _sort_passes(buf, kinds, offs, groups, w)
             for r in range(idx.shape[0]):
                 src = buf[idx[r]]
                 dst = out[j, r]
@@ -117,6 +181,72 @@ def _median_sorted(buf, m, dst):  # pragma: no cover - compiled
 
 
 @nb.njit(**_JIT)
+def _row_median(bg, r, pairs_o, rows, bo, med):  # pragma: no cover - compiled
+    """``med`` = per column the median of ``bg[o, r]`` over the rows ``rows`` (``pairs_o``:
+    their network, ``bo``: a buffer of their rows for more than
+    :data:`~nsgen.prep._robust_plan.ROW_MEDIAN`)."""
+    n_o = rows.shape[0]
+    if n_o <= _plan.ROW_MEDIAN:
+        _net.row_median(bg, _padded(rows), r, n_o % 2 == 1, med)
+        return
+    for m in range(n_o):
+        src = bg[rows[m], r]
+        dst = bo[m]
+        for t in range(med.shape[0]):
+            dst[t] = src[t]
+    _sort_rows(bo, n_o, pairs_o, med.shape[0])
+    _median_sorted(bo, n_o, med)
+
+
+@nb.njit(**_JIT)
+def _padded(rows):  # pragma: no cover - compiled
+    """``rows`` padded to :data:`~nsgen.prep._robust_plan.ROW_MEDIAN` with -1 (a row of
+    -inf) and -2 (+inf), as many of each (one more +inf for an odd count)."""
+    n = _plan.ROW_MEDIAN
+    out = np.empty(n, np.int64)
+    n_lo = (n - rows.shape[0]) // 2
+    for m in range(n):
+        out[m] = -1 if m < n_lo else (rows[m - n_lo] if m < n_lo + rows.shape[0] else -2)
+    return out
+
+
+@nb.njit(**_JIT)
+def _column_median(d, mir, pairs_w, bw, half, out):  # pragma: no cover - compiled
+    """``out`` = ``d`` median-filtered across columns (window ``mir.shape[0]``, mirrored
+    edges: ``mir[o, c]`` the column at offset ``o - h`` of column ``c``; ``pairs_w``: its
+    network; ``bw``: a buffer ``(window, columns)``; ``half``: ``(4, columns // 2 + 1)``)."""
+    win, n_i = mir.shape
+    h = win // 2
+    m_count = 0
+    if win == _plan.COLUMN_WINDOW:
+        # the inner columns two at a time from the even and the odd columns
+        m_count = (n_i - 2 * h) // 2
+        de, do, oe, oo = half[0], half[1], half[2], half[3]
+        for m in range((n_i + 1) // 2):
+            de[m] = d[2 * m]
+        for m in range(n_i // 2):
+            do[m] = d[2 * m + 1]
+        _net.column_median_pairs(de, do, oe, oo, m_count)
+        for m in range(m_count):
+            out[2 * m + h] = oe[m]
+            out[2 * m + h + 1] = oo[m]
+    # the others (all without the kernel): their windows sorted side by side
+    n_e = 0
+    for c in range(n_i):
+        if c < h or c >= h + 2 * m_count:
+            mc = mir[:, c]
+            for o in range(win):
+                bw[o, n_e] = d[mc[o]]
+            n_e += 1
+    _sort_rows(bw, win, pairs_w, n_e)
+    n_e = 0
+    for c in range(n_i):
+        if c < h or c >= h + 2 * m_count:
+            out[c] = bw[h, n_e]
+            n_e += 1
+
+
+@nb.njit(**_JIT)
 def row_offsets(srt, bg, i, o_lo, o_hi, pairs_o, mir, pairs_w, q):  # pragma: no cover
     """Offsets ``q`` (float64 per column) of row ``i`` of the ranked rows ``srt``
     ``(rows, ranks, columns)``: ``d`` = its ranks minus, rank by rank, the median of the other
@@ -129,44 +259,74 @@ def row_offsets(srt, bg, i, o_lo, o_hi, pairs_o, mir, pairs_w, q):  # pragma: no
     for o in range(o_lo, o_hi):
         if o != i:
             n_o += 1
+    rows = np.empty(n_o, np.int64)
+    m = 0
+    for o in range(o_lo, o_hi):
+        if o != i:
+            rows[m] = o
+            m += 1
     win = mir.shape[0]
-    h = win // 2
-    bo = np.empty((max(n_o, 1), n_i), np.float32)
+    bo = np.empty((n_o if n_o > _plan.ROW_MEDIAN else 0, n_i), np.float32)
     med = np.empty(n_i, np.float32)
     d = np.empty(n_i, np.float32)
+    sm = np.empty(n_i, np.float32)
     bw = np.empty((win, n_i), np.float32)
+    half = np.empty((4, n_i // 2 + 1), np.float32)
     acc_d = np.zeros(n_i)
     acc_s = np.zeros(n_i)
     for r in range(n_r):
         row = srt[i, r]
         if n_o > 0:
-            m = 0
-            for o in range(o_lo, o_hi):
-                if o != i:
-                    src = bg[o, r]
-                    dst = bo[m]
-                    for t in range(n_i):
-                        dst[t] = src[t]
-                    m += 1
-            _sort_rows(bo, n_o, pairs_o, n_i)
-            _median_sorted(bo, n_o, med)
+            _row_median(bg, r, pairs_o, rows, bo, med)
             for t in range(n_i):
                 d[t] = row[t] - med[t]
         else:
             for t in range(n_i):
                 d[t] = row[t]
-        for o in range(win):
-            dst = bw[o]
-            mo = mir[o]
-            for t in range(n_i):
-                dst[t] = d[mo[t]]
-        _sort_rows(bw, win, pairs_w, n_i)
-        mid = bw[h]
+        _column_median(d, mir, pairs_w, bw, half, sm)
         for t in range(n_i):
             acc_d[t] += np.float64(d[t])
-            acc_s[t] += np.float64(mid[t])
+            acc_s[t] += np.float64(sm[t])
     for t in range(n_i):
         q[t] = acc_d[t] / n_r - acc_s[t] / n_r
+
+
+@nb.njit(**_JIT)
+def row_offsets_pair(srt, bg, i, hd, mir, pairs_w, q0, q1):  # pragma: no cover
+    """:func:`row_offsets` of the rows ``i`` and ``i + 1`` against the other rows within
+    ``hd`` of each (``2 hd`` = :data:`~nsgen.prep._robust_plan.ROW_MEDIAN`, all in
+    ``bg``): into ``q0`` and ``q1``, the same values, the per-rank medians taken for both
+    rows at once (their backgrounds share all but 2 rows each)."""
+    n_r, n_i = srt.shape[1], srt.shape[2]
+    rows = np.empty(_plan.ROW_MEDIAN + 2, np.int64)
+    m = 0
+    for o in range(i - hd + 1, i + hd + 1):
+        if o != i and o != i + 1:
+            rows[m] = o
+            m += 1
+    rows[m], rows[m + 1], rows[m + 2], rows[m + 3] = i - hd, i + 1, i, i + 1 + hd
+    med0 = np.empty(n_i, np.float32)
+    med1 = np.empty(n_i, np.float32)
+    d = np.empty(n_i, np.float32)
+    sm = np.empty(n_i, np.float32)
+    bw = np.empty((mir.shape[0], n_i), np.float32)
+    half = np.empty((4, n_i // 2 + 1), np.float32)
+    acc = np.zeros((4, n_i))
+    for r in range(n_r):
+        _net.row_median_pair(bg, rows, r, med0, med1)
+        for k in range(2):
+            row = srt[i + k, r]
+            med = med0 if k == 0 else med1
+            for t in range(n_i):
+                d[t] = row[t] - med[t]
+            _column_median(d, mir, pairs_w, bw, half, sm)
+            acc_d, acc_s = acc[2 * k], acc[2 * k + 1]
+            for t in range(n_i):
+                acc_d[t] += np.float64(d[t])
+                acc_s[t] += np.float64(sm[t])
+    for t in range(n_i):
+        q0[t] = acc[0, t] / n_r - acc[1, t] / n_r
+        q1[t] = acc[2, t] / n_r - acc[3, t] / n_r
 
 
 @nb.njit(**_JIT)
@@ -186,3 +346,4 @@ def spread(qs, pairs, out):  # pragma: no cover - compiled
     _median_sorted(qs, m, out)
     for t in range(n_i):
         out[t] = 1.4826 * out[t]
+

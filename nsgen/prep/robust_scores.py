@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsgen.prep import _robust_jit as _rj
+from nsgen.prep import _robust_jit as _rj, _robust_plan as _plan
 
 __all__ = ["HALF_WINDOW", "column_scores", "depth_rule", "mirror_table", "pooled",
            "offset_scores", "offsets", "rank_index", "ranks", "scores", "strong_columns"]
@@ -67,11 +67,16 @@ def depth_rule(n_rows_total: int, depth: int = 30) -> int:
     return min(depth, n_rows_total - 1) // 2
 
 
-def ranks(x: np.ndarray, a0: int, a1: int) -> np.ndarray:
-    """Step 1 over the angles ``a0:a1``: ``(rows, ranks, columns)`` float32."""
+def ranks(x: np.ndarray, a0: int, a1: int, bins: np.ndarray | None = None,
+          means: np.ndarray | None = None, bin0: int = 0) -> np.ndarray:
+    """Step 1 over the angles ``a0:a1``: ``(rows, ranks, columns)`` float32; with ``bins``
+    (angle edges from ``a0`` to ``a1``), the means over them into ``means[:, bin0:]``
+    ``(rows, bins, columns)`` float32 on the way (the values are read once)."""
     idx = rank_index(a1 - a0)
     srt = np.empty((x.shape[1], idx.size, x.shape[2]), np.float32)
-    _rj.ranked_rows(x, a0, a1, _rj.network(a1 - a0), idx, srt)
+    if bins is None or means is None:
+        bins, means = np.zeros(1, np.intp), np.empty((0, 0, 0), np.float32)
+    _rj.ranked_rows(x, a0, a1, *_rj.sort_plan(a1 - a0), idx, srt, bins, bin0, means)
     return srt
 
 
@@ -83,7 +88,11 @@ def pooled(ranks_b: list[np.ndarray]) -> np.ndarray:
     n = pool.shape[0]
     idx = np.unique(np.linspace(0, n - 1, QUANTILES).round().astype(np.intp))
     srt = np.empty((pool.shape[1], idx.size, pool.shape[2]), np.float32)
-    _rj.ranked_rows(pool, 0, n, _rj.network(n), idx, srt)
+    # each block's ranks are sorted: runs of that many when they are alike
+    runs = ranks_b[0].shape[1] if len({r.shape[1] for r in ranks_b}) == 1 else 1
+    runs = runs if runs & (runs - 1) == 0 else 1
+    _rj.ranked_rows(pool, 0, n, *_rj.sort_plan(n, runs), idx, srt, np.zeros(1, np.intp), 0,
+                    np.empty((0, 0, 0), np.float32))
     return srt
 
 
@@ -126,13 +135,23 @@ def offsets(srt: np.ndarray, strong: np.ndarray, r0: int, r1: int, lo: int, hd: 
         for r in np.flatnonzero(strong.any(axis=1)):
             _interpolate(bg[r], strong[r])
     out = np.empty((r1 - r0, n_i + 1))
-    for n in range(r1 - r0):
+    n = 0
+    while n < r1 - r0:
         i = r0 + n + lo
-        others = _window(i, hd, n_rows_total)
-        o_lo, o_hi = (others[0] - lo, others[-1] + 1 - lo) if others else (0, 0)
-        _rj.row_offsets(srt, bg, i - lo, o_lo, o_hi, _rj.network(len(others)), mir,
-                        pairs_w, out[n, :n_i])
-        out[n, n_i] = _robust_scale(out[n, :n_i])
+        if (2 * hd == _plan.ROW_MEDIAN and n + 1 < r1 - r0 and i >= hd
+                and i + 1 + hd < n_rows_total):   # two rows with whole backgrounds
+            _rj.row_offsets_pair(srt, bg, i - lo, hd, mir, pairs_w, out[n, :n_i],
+                                 out[n + 1, :n_i])
+            step = 2
+        else:
+            others = _window(i, hd, n_rows_total)
+            o_lo, o_hi = (others[0] - lo, others[-1] + 1 - lo) if others else (0, 0)
+            _rj.row_offsets(srt, bg, i - lo, o_lo, o_hi, _rj.network(len(others)), mir,
+                            pairs_w, out[n, :n_i])
+            step = 1
+        for k in range(n, n + step):
+            out[k, n_i] = _robust_scale(out[k, :n_i])
+        n += step
     return out
 
 

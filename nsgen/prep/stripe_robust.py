@@ -60,14 +60,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsgen.prep.robust_angles import RUN_LEVEL, angle_bins, bin_means, refine, run_scores
+from nsgen.prep.robust_angles import RUN_LEVEL, angle_bins, refine, run_scores
 from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, depth_rule,
                                       offset_scores, offsets, pooled, rank_index, ranks,
                                       strong_columns)
 
 __all__ = ["HALF_WINDOW", "column_scores", "decide", "decide_offsets", "depth_rule",
-           "feature_layout", "robust_mask_rows", "row_features", "row_offsets",
-           "robust_stripe_mask"]
+           "feature_layout", "robust_mask_rows", "row_feature_parts", "row_features",
+           "row_offsets", "robust_stripe_mask"]
 
 #: decision threshold on the robust scores
 THRESHOLD = 5.0
@@ -147,18 +147,31 @@ def row_features(x: np.ndarray) -> np.ndarray:
     """What the detector needs of each row of ``x`` ``(angles, rows, columns)`` float32,
     from that row alone (so a pass over row chunks needs no halo): ``(rows, fields,
     columns)`` float32 in :func:`feature_layout`'s order: the ranks of every angle set,
-    its strong defects (0/1), the means over the angle bins."""
+    its strong defects (0/1), the means over the angle bins
+    (:func:`row_feature_parts` joined)."""
+    return np.concatenate(row_feature_parts(x), axis=1)
+
+
+def row_feature_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`row_features` in two parts: the ranks and strong defects (what
+    :func:`row_offsets` reads, with ``hd`` rows each side) and the angle-bin means (what
+    the decision reads of its rows only; ``(rows, 0, columns)`` with one block)."""
     n_k = x.shape[0]
     edges = _blocks(n_k)
     if edges.size == 2:
         sets = [ranks(x, 0, n_k)]
+        means = np.empty((x.shape[1], 0, x.shape[2]), np.float32)
     else:
-        sets = [ranks(x, int(e0), int(e1)) for e0, e1 in zip(edges[:-1], edges[1:])]
+        # the bin means (robust_angles.bin_means) as the blocks are ranked
+        bins = angle_bins(edges, n_k)
+        means = np.empty((x.shape[1], bins.size - 1, x.shape[2]), np.float32)
+        sets = []
+        for e0, e1 in zip(edges[:-1], edges[1:]):
+            b0, b1 = np.searchsorted(bins, [e0, e1])
+            sets.append(ranks(x, int(e0), int(e1), bins[b0:b1 + 1], means, int(b0)))
         sets.append(pooled(sets))
-    parts = sets + [strong_columns(srt)[:, None].astype(np.float32) for srt in sets]
-    if edges.size > 2:
-        parts.append(bin_means(x, angle_bins(edges, n_k)))
-    return np.concatenate(parts, axis=1)
+    strong = [strong_columns(srt)[:, None].astype(np.float32) for srt in sets]
+    return np.concatenate(sets + strong, axis=1), means
 
 
 def _check_rows(have: tuple[int, int], rows: tuple[int, int], n_rows_total: int,
@@ -173,9 +186,10 @@ def _check_rows(have: tuple[int, int], rows: tuple[int, int], n_rows_total: int,
 def _fields(feat: np.ndarray, n_k: int) -> tuple[list[np.ndarray], list[np.ndarray],
                                                  np.ndarray]:
     """The ranks of each angle set, their strong defects and the bin means of
-    :func:`row_features` ``feat`` ``(rows, fields, columns)``."""
+    :func:`row_features` ``feat`` ``(rows, fields, columns)`` (or of the first of
+    :func:`row_feature_parts`: no bin means)."""
     sizes, n_bins = feature_layout(n_k)
-    if feat.shape[1] != sum(sizes) + len(sizes) + n_bins:
+    if feat.shape[1] not in (sum(sizes) + len(sizes) + n_bins, sum(sizes) + len(sizes)):
         raise ValueError(f"features have {feat.shape[1]} fields; {n_k} angles need "
                          f"{sum(sizes) + len(sizes) + n_bins}")
     cut = np.cumsum([0] + sizes)
@@ -189,7 +203,8 @@ def row_offsets(feat: np.ndarray, feat_start: int, rows: tuple[int, int],
     """Step 2's offsets (and robust scales) of volume rows ``rows`` for every angle set,
     ``(stop - start, sets, columns + 1)`` float64
     (:func:`~nsgen.prep.robust_scores.offsets`), from the :func:`row_features` of volume
-    rows ``feat_start ...``, which must hold ``hd`` rows each side."""
+    rows ``feat_start ...`` (or the first of :func:`row_feature_parts`), which must hold
+    ``hd`` rows each side."""
     hd = depth_rule(n_rows_total, depth)
     _check_rows((feat_start, feat_start + feat.shape[0]), rows, n_rows_total, hd)
     sets, strong, _ = _fields(feat, n_k)
