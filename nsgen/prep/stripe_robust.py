@@ -70,7 +70,7 @@ __all__ = ["HALF_WINDOW", "column_scores", "decide", "decide_offsets", "depth_ru
            "robust_stripe_mask"]
 
 #: decision threshold on the robust scores
-THRESHOLD = 5.0
+THRESHOLD = 4.5
 #: angle blocks for stripes over part of the scan, the fewest angles a block may have, and
 #: how much stronger than a whole-scan stripe a block-only one must be
 BLOCKS = 6
@@ -89,6 +89,11 @@ CONSISTENT = 0.4
 GROW = 0.5
 #: halo rows of a chunk, in units of ``hd`` (the compared rows' own backgrounds)
 HALO = 2
+#: whole-scan scores pooled over up to POOL_WIDTH adjacent columns, each above POOL_FLOOR
+#: with one sign (``sum / sqrt(width)``): the columns of one stripe add their evidence (the
+#: block scores are not pooled: sample features over two blocks came in, docs/detection.md)
+POOL_WIDTH = 5
+POOL_FLOOR = 3.0
 
 
 def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
@@ -208,7 +213,7 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     hd = depth_rule(n_rows_total, depth)
     _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
     z = [offset_scores(qs[:, n], q_start, rows, hd, n_rows_total) for n in range(qs.shape[1])]
-    z_all = z[-1]
+    z_all = z[-1] = _pool(z[-1], POOL_FLOOR, POOL_WIDTH)
     flag_all = _grow(_drop_bias(z_all, threshold), z_all, GROW * threshold)
     if len(z) == 1:
         return np.broadcast_to(flag_all[None], (n_k,) + z_all.shape).copy()
@@ -249,6 +254,34 @@ def decide(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_rows_tota
     qs = row_offsets(feat, feat_start, near, n_rows_total, n_k, depth)
     xb = _fields(feat[start - feat_start:stop - feat_start], n_k)[2]
     return decide_offsets(qs, near[0], xb, rows, n_rows_total, n_k, threshold, depth)
+
+
+def _pool(z: np.ndarray, floor: float, width: int) -> np.ndarray:
+    """Scores ``z`` (rows, columns) pooled along columns: each column's the strongest
+    ``sum / sqrt(n)`` over the runs of 1 to ``width`` adjacent columns holding it whose
+    scores all exceed ``floor`` with one sign (its own score where none does).
+
+    Examples
+    --------
+    >>> _pool(np.array([[0.0, 3.0, 4.0, 0.5, -3.0]]), 2.0, 3).round(2).tolist()
+    [[0.0, 4.95, 4.95, 0.5, -3.0]]
+    """
+    n_i = z.shape[1]
+    best = z.copy()
+    for sign in (1.0, -1.0):
+        s = np.where(sign * z > floor, sign * z, 0.0)
+        ok = s > 0
+        tot = s.copy()
+        run = ok.copy()
+        for w in range(2, min(width, n_i) + 1):
+            m = n_i - w + 1
+            tot = tot[:, :m] + s[:, w - 1:]
+            run = run[:, :m] & ok[:, w - 1:]
+            sc = np.where(run, tot / np.sqrt(w), 0.0)
+            for k in range(w):
+                seg = best[:, k:k + m]
+                np.copyto(seg, sign * sc, where=sc > np.abs(seg))
+    return best
 
 
 def _grow(flag: np.ndarray, score: np.ndarray, low: float) -> np.ndarray:
