@@ -70,7 +70,7 @@ __all__ = ["HALF_WINDOW", "column_scores", "decide", "decide_offsets", "depth_ru
            "robust_stripe_mask"]
 
 #: decision threshold on the robust scores
-THRESHOLD = 4.5
+THRESHOLD = 5.0
 #: angle blocks for stripes over part of the scan, the fewest angles a block may have, and
 #: how much stronger than a whole-scan stripe a block-only one must be
 BLOCKS = 6
