@@ -178,3 +178,24 @@ def test_row_features_need_no_other_rows():
         assert np.array_equal(stripe_robust.row_features(x[:, j:j + 1])[0], feat[j])
     strong = feat[:, sum(sizes):sum(sizes) + len(sizes)]
     assert strong[2, :, 7].all() and strong.sum() == len(sizes)
+
+
+def test_the_columns_of_a_wide_stripe_add_their_evidence(monkeypatch):
+    """A 4-column stripe too faint for any column alone is found with its columns' scores
+    pooled (stripe_robust.POOL_FLOOR), in its row and columns only."""
+    x = noise_volume((180, 12, 96))
+    x[:, 5, 40:44] += 0.004
+    m = robust_stripe_mask(x)
+    assert np.flatnonzero(m.any(axis=(0, 2))).tolist() == [5]
+    assert np.flatnonzero(m.any(axis=(0, 1))).tolist() == [40, 41, 42, 43]
+    monkeypatch.setattr(stripe_robust, "POOL_FLOOR", np.inf)
+    assert not robust_stripe_mask(x).any()
+
+
+def test_scores_are_in_units_of_the_rows_local_scale():
+    """A row's offsets in a busy stretch (10 x the noise of the rest) are measured against
+    that stretch's own scale."""
+    q = np.random.default_rng(0).normal(0, 1.0, 256)
+    q[128:192] *= 10
+    s = robust_scores.local_scale(q)
+    assert 0.7 < np.median(s[:112]) < 1.4 and 6 < np.median(s[136:184]) < 14

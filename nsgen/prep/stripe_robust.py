@@ -75,7 +75,7 @@ THRESHOLD = 5.0
 #: how much stronger than a whole-scan stripe a block-only one must be
 BLOCKS = 6
 MIN_BLOCK = 30
-BLOCK_FACTOR = 2.5
+BLOCK_FACTOR = 2.2  # (2.5 before the local scale, which lowers block scores in busy parts)
 #: a block keeps a whole-scan stripe when its own score (same sign) exceeds this fraction of
 #: its share, the whole-scan score over sqrt(blocks) (a whole-scan score spreads over the
 #: blocks so; at 0.15, partial stripes strong enough to score over the whole scan were
@@ -91,7 +91,8 @@ GROW = 0.5
 HALO = 2
 #: whole-scan scores pooled over up to POOL_WIDTH adjacent columns, each above POOL_FLOOR
 #: with one sign (``sum / sqrt(width)``): the columns of one stripe add their evidence (the
-#: block scores are not pooled: sample features over two blocks came in, docs/detection.md)
+#: blocks' agreement compares their scores with the column's own, unpooled; block scores
+#: pooled for runs of blocks let sample features over two blocks in: docs/detection.md)
 POOL_WIDTH = 5
 POOL_FLOOR = 3.0
 
@@ -213,7 +214,8 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     hd = depth_rule(n_rows_total, depth)
     _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
     z = [offset_scores(qs[:, n], q_start, rows, hd, n_rows_total) for n in range(qs.shape[1])]
-    z_all = z[-1] = _pool(z[-1], POOL_FLOOR, POOL_WIDTH)
+    z_one = z[-1]  # (each column's own score: the blocks' are compared with it)
+    z_all = _pool(z_one, POOL_FLOOR, POOL_WIDTH)
     flag_all = _grow(_drop_bias(z_all, threshold), z_all, GROW * threshold)
     if len(z) == 1:
         return np.broadcast_to(flag_all[None], (n_k,) + z_all.shape).copy()
@@ -224,13 +226,13 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     # a whole-scan stripe is one the blocks agree on: not one or two blocks' event (a
     # feature's turning point along the angles, which sorting does not remove from a block)
     typical = np.median(np.sign(z_all) * zb, axis=0)
-    flag_all &= typical > CONSISTENT * np.abs(z_all) / np.sqrt(n_b)
+    flag_all &= typical > CONSISTENT * np.abs(z_one) / np.sqrt(n_b)
     run = run_scores(zb, RUN_LEVEL)
     for b in range(n_b):
         # a whole-scan stripe, where this block agrees (a whole-scan score z spreads over
         # the blocks as about z / sqrt(blocks) each) ...
         agree = np.sign(zb[b]) * np.sign(z_all) * np.abs(zb[b])
-        share = np.abs(z_all) / np.sqrt(n_b)
+        share = np.abs(z_one) / np.sqrt(n_b)
         part = flag_all & (agree > AGREE * share)
         # ... or a stripe over part of the scan: a run of blocks each above RUN_LEVEL with
         # the same sign, whose summed score is strong
