@@ -21,19 +21,22 @@ angle blocks (scans of at least 180 angles):
 3. ``q[i]`` = mean over the ranks of that difference minus the same mean of it
    median-filtered across 17 columns (mirrored edges): what still varies slowly across
    columns goes, stripes up to 8 columns wide stand out. Score ``z = q / unit``, the unit
-   per column the larger of the row's robust scale (1.4826 x the MAD of the non-zero
-   ``q``) and the spread of the other rows' ``q`` there (where rows differ anyway).
+   per column the largest of the row's robust scale (1.4826 x the MAD of the non-zero
+   ``q``), its local scale (:func:`~nsgen.prep.robust_scores.local_scale`: the row's
+   busy stretches) and the spread of the other rows' ``q`` there (where rows differ
+   anyway).
 4. Strong defects (dead, saturated columns: ``|q|`` of the row alone, without step 2,
    above ``STRONG`` robust scales of that row) are replaced, in the rows that serve as
    background, by their row's neighbouring columns: such a defect shifts the other rows'
    per-rank median enough to score beside it.
-5. Whole-scan stripes: ``|z| > threshold`` (5), less the columns beside a stronger stripe of
+5. Whole-scan stripes: ``|z| > threshold`` (5; ``z`` pooled over up to 5 adjacent columns
+   of one sign, :func:`_pool`), less the columns beside a stronger stripe of
    the opposite sign (the median filter's answer to it) and those the angle blocks do not
    agree on (median block score, same sign, below :data:`CONSISTENT` of its expected
    share: a feature's turning point along the angles is one or two blocks' event); masked
    in the angle blocks whose own score agrees. Stripes over part of the scan: a run of 2
    to ``blocks - 1`` adjacent blocks, each scoring above ``RUN_LEVEL`` with one sign,
-   whose sum over ``sqrt(length)`` exceeds 2.5 x the threshold; their angles are then
+   whose sum over ``sqrt(length)`` exceeds 2.2 x the threshold; their angles are then
    refined from the run's trace over angle bins, and dropped where that range does not
    stand out of the trace elsewhere (module :mod:`nsgen.prep.robust_angles`).
 
