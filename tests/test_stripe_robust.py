@@ -96,8 +96,10 @@ def test_labelled_scans_regression_guard(tmp_path):
     stripes scored F1 0-1 and 0-7 clean rows of ~20 were flagged; over triples of seeds,
     full F1 0.91-0.95, fluctuating 0.71-0.95, partial 0.00-0.76, clean rows 5-14 of 54-69,
     cylinder-edge voxels 0-1.4 %. Measured on seeds 1-3: dead and saturated columns F1 1.00
-    with every row, full 0.95 and fluctuating 0.95 with every row, partial 0.76, 10 of 55
-    clean rows, 0.27 % of the cylinder-edge voxels (edges constant over angles)."""
+    with every row, full 0.85 (0.95 before the fifth round: 3 columns of one row cut by the
+    angle refinement, docs/detection.md) and fluctuating 0.93 with every row, partial 0.76,
+    7 of 55 clean rows (10 before), 0.27 % of the cylinder-edge voxels (edges constant over
+    angles)."""
     sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
     from bench_detect import counts, prf
 
@@ -124,7 +126,7 @@ def test_labelled_scans_regression_guard(tmp_path):
     assert f1["full"] >= 0.85 and rows_all["full"], f1
     assert f1["fluctuating"] >= 0.85 and rows_all["fluctuating"], f1
     assert f1["partial"] >= 0.6, f1
-    assert total["rows"][1] <= 12 and total["rows"][3] == 55
+    assert total["rows"][1] <= 8 and total["rows"][3] == 55
     assert edge_flags <= 0.005 * edge_voxels
 
 
@@ -177,3 +179,24 @@ def test_row_features_need_no_other_rows():
         assert np.array_equal(stripe_robust.row_features(x[:, j:j + 1])[0], feat[j])
     strong = feat[:, sum(sizes):sum(sizes) + len(sizes)]
     assert strong[2, :, 7].all() and strong.sum() == len(sizes)
+
+
+def test_the_columns_of_a_wide_stripe_add_their_evidence(monkeypatch):
+    """A 4-column stripe too faint for any column alone is found with its columns' scores
+    pooled (stripe_robust.POOL_FLOOR), in its row and columns only."""
+    x = noise_volume((180, 12, 96))
+    x[:, 5, 40:44] += 0.004
+    m = robust_stripe_mask(x)
+    assert np.flatnonzero(m.any(axis=(0, 2))).tolist() == [5]
+    assert np.flatnonzero(m.any(axis=(0, 1))).tolist() == [40, 41, 42, 43]
+    monkeypatch.setattr(stripe_robust, "POOL_FLOOR", np.inf)
+    assert not robust_stripe_mask(x).any()
+
+
+def test_scores_are_in_units_of_the_rows_local_scale():
+    """A row's offsets in a busy stretch (10 x the noise of the rest) are measured against
+    that stretch's own scale."""
+    q = np.random.default_rng(0).normal(0, 1.0, 256)
+    q[128:192] *= 10
+    s = robust_scores.local_scale(q)
+    assert 0.7 < np.median(s[:112]) < 1.4 and 6 < np.median(s[136:184]) < 14

@@ -22,7 +22,8 @@ import numpy as np
 
 from nsgen.prep import _robust_jit as _rj, _robust_plan as _plan
 
-__all__ = ["HALF_WINDOW", "column_scores", "depth_rule", "mirror_table", "pooled",
+__all__ = ["HALF_WINDOW", "column_scores", "depth_rule", "local_scale", "mirror_table",
+           "pooled",
            "offset_scores", "offsets", "rank_index", "ranks", "scores", "strong_columns"]
 
 #: half window of the median across columns (stripes up to this wide are found)
@@ -34,6 +35,14 @@ DROP = 0.1
 #: ranks of each sorted column used (evenly spaced over the middle 80 %; 64 gave the same
 #: quality at twice the cost, 16 lost some: docs/detection.md)
 QUANTILES = 32
+
+#: the unit of a score is at least the row's local scale: 1.4826 x the median ``|q|`` over
+#: ``2 LOCAL`` columns around each tile of ``LOCAL`` columns (a sample's texture and the
+#: noise behind a thick sample vary across the row; one scale per row made its busy parts
+#: score: docs/detection.md)
+LOCAL = 16
+#: ... times this factor (0: one scale per row)
+LOCAL_FACTOR = 1.0
 
 #: a column whose offset in its row alone exceeds this many robust scales of that row is
 #: left out of the other rows' background (labelled benchmark: dead and saturated columns
@@ -155,20 +164,46 @@ def offsets(srt: np.ndarray, strong: np.ndarray, r0: int, r1: int, lo: int, hd: 
     return out
 
 
+def local_scale(q: np.ndarray) -> np.ndarray:
+    """Local robust scale of the offsets ``q`` ``(..., columns)`` of rows, per column: 1.4826
+    x the median ``|q|`` over the :data:`LOCAL` columns of each tile and ``LOCAL // 2`` each
+    side (``q`` is already a residual around 0); rows of fewer than ``2 LOCAL`` columns get
+    one value.
+
+    Examples
+    --------
+    >>> q = np.r_[np.full(64, 0.01), np.full(64, 0.001)] * np.resize([1, -1], 128)
+    >>> s = local_scale(q)
+    >>> bool(np.allclose(s[:48], 0.014826)), bool(np.allclose(s[-48:], 0.0014826))
+    (True, True)
+    """
+    a = np.abs(np.asarray(q, np.float32))  # (a scale: float32 sorts 6x faster)
+    n_i = a.shape[-1]
+    if n_i < 2 * LOCAL:
+        return np.repeat(1.4826 * np.median(a, axis=-1, keepdims=True), n_i, axis=-1)
+    t = -(-n_i // LOCAL)
+    lo = np.clip(np.arange(t) * LOCAL - LOCAL // 2, 0, n_i - 2 * LOCAL)
+    win = np.sort(a[..., lo[:, None] + np.arange(2 * LOCAL)[None, :]], axis=-1)
+    med = win[..., LOCAL - 1:LOCAL + 1].mean(axis=-1, dtype=np.float64)
+    return np.repeat(1.4826 * med, LOCAL, axis=-1)[..., :n_i]
+
+
 def offset_scores(qs: np.ndarray, q_lo: int, rows: tuple[int, int], hd: int,
                   n_rows_total: int) -> np.ndarray:
     """Scores ``z`` ``(stop - start, columns)`` of volume rows ``rows`` from the
     :func:`offsets` ``qs`` of volume rows ``q_lo ...`` (holding ``hd`` rows each side,
-    clipped to the volume): each offset over the larger of its row's robust scale and, per
-    column, the spread of the other rows' offsets (where the rows differ anyway, e.g. a
-    sample edge that is not parallel to the rotation axis)."""
+    clipped to the volume): each offset over the largest of its row's robust scale, its
+    row's :func:`local_scale` (x :data:`LOCAL_FACTOR`) and, per column, the spread of the
+    other rows' offsets (where the rows differ anyway, e.g. a sample edge that is not
+    parallel to the rotation axis)."""
     start, stop = rows
     n_i = qs.shape[1] - 1
     z = np.empty((stop - start, n_i))
     spread = np.empty(n_i)
+    local = LOCAL_FACTOR * local_scale(qs[start - q_lo:stop - q_lo, :n_i])
     for i in range(start, stop):
         others = _window(i, hd, n_rows_total)
-        unit = np.full(n_i, qs[i - q_lo, n_i])
+        unit = np.maximum(qs[i - q_lo, n_i], local[i - start])
         if others:  # how much the other rows differ from their own backgrounds here
             _rj.spread(qs[[o - q_lo for o in others], :n_i], _rj.network(len(others)),
                        spread)

@@ -21,19 +21,22 @@ angle blocks (scans of at least 180 angles):
 3. ``q[i]`` = mean over the ranks of that difference minus the same mean of it
    median-filtered across 17 columns (mirrored edges): what still varies slowly across
    columns goes, stripes up to 8 columns wide stand out. Score ``z = q / unit``, the unit
-   per column the larger of the row's robust scale (1.4826 x the MAD of the non-zero
-   ``q``) and the spread of the other rows' ``q`` there (where rows differ anyway).
+   per column the largest of the row's robust scale (1.4826 x the MAD of the non-zero
+   ``q``), its local scale (:func:`~nsgen.prep.robust_scores.local_scale`: the row's
+   busy stretches) and the spread of the other rows' ``q`` there (where rows differ
+   anyway).
 4. Strong defects (dead, saturated columns: ``|q|`` of the row alone, without step 2,
    above ``STRONG`` robust scales of that row) are replaced, in the rows that serve as
    background, by their row's neighbouring columns: such a defect shifts the other rows'
    per-rank median enough to score beside it.
-5. Whole-scan stripes: ``|z| > threshold`` (5), less the columns beside a stronger stripe of
+5. Whole-scan stripes: ``|z| > threshold`` (5; ``z`` pooled over up to 5 adjacent columns
+   of one sign, :func:`_pool`), less the columns beside a stronger stripe of
    the opposite sign (the median filter's answer to it) and those the angle blocks do not
    agree on (median block score, same sign, below :data:`CONSISTENT` of its expected
    share: a feature's turning point along the angles is one or two blocks' event); masked
    in the angle blocks whose own score agrees. Stripes over part of the scan: a run of 2
    to ``blocks - 1`` adjacent blocks, each scoring above ``RUN_LEVEL`` with one sign,
-   whose sum over ``sqrt(length)`` exceeds 2.5 x the threshold; their angles are then
+   whose sum over ``sqrt(length)`` exceeds 2.2 x the threshold; their angles are then
    refined from the run's trace over angle bins, and dropped where that range does not
    stand out of the trace elsewhere (module :mod:`nsgen.prep.robust_angles`).
 
@@ -75,7 +78,7 @@ THRESHOLD = 5.0
 #: how much stronger than a whole-scan stripe a block-only one must be
 BLOCKS = 6
 MIN_BLOCK = 30
-BLOCK_FACTOR = 2.5
+BLOCK_FACTOR = 2.2  # (2.5 before the local scale, which lowers block scores in busy parts)
 #: a block keeps a whole-scan stripe when its own score (same sign) exceeds this fraction of
 #: its share, the whole-scan score over sqrt(blocks) (a whole-scan score spreads over the
 #: blocks so; at 0.15, partial stripes strong enough to score over the whole scan were
@@ -89,6 +92,12 @@ CONSISTENT = 0.4
 GROW = 0.5
 #: halo rows of a chunk, in units of ``hd`` (the compared rows' own backgrounds)
 HALO = 2
+#: whole-scan scores pooled over up to POOL_WIDTH adjacent columns, each above POOL_FLOOR
+#: with one sign (``sum / sqrt(width)``): the columns of one stripe add their evidence (the
+#: blocks' agreement compares their scores with the column's own, unpooled; block scores
+#: pooled for runs of blocks let sample features over two blocks in: docs/detection.md)
+POOL_WIDTH = 5
+POOL_FLOOR = 3.0
 
 
 def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
@@ -223,7 +232,8 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     hd = depth_rule(n_rows_total, depth)
     _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
     z = [offset_scores(qs[:, n], q_start, rows, hd, n_rows_total) for n in range(qs.shape[1])]
-    z_all = z[-1]
+    z_one = z[-1]  # (each column's own score: the blocks' are compared with it)
+    z_all = _pool(z_one, POOL_FLOOR, POOL_WIDTH)
     flag_all = _grow(_drop_bias(z_all, threshold), z_all, GROW * threshold)
     if len(z) == 1:
         return np.broadcast_to(flag_all[None], (n_k,) + z_all.shape).copy()
@@ -234,13 +244,13 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     # a whole-scan stripe is one the blocks agree on: not one or two blocks' event (a
     # feature's turning point along the angles, which sorting does not remove from a block)
     typical = np.median(np.sign(z_all) * zb, axis=0)
-    flag_all &= typical > CONSISTENT * np.abs(z_all) / np.sqrt(n_b)
+    flag_all &= typical > CONSISTENT * np.abs(z_one) / np.sqrt(n_b)
     run = run_scores(zb, RUN_LEVEL)
     for b in range(n_b):
         # a whole-scan stripe, where this block agrees (a whole-scan score z spreads over
         # the blocks as about z / sqrt(blocks) each) ...
         agree = np.sign(zb[b]) * np.sign(z_all) * np.abs(zb[b])
-        share = np.abs(z_all) / np.sqrt(n_b)
+        share = np.abs(z_one) / np.sqrt(n_b)
         part = flag_all & (agree > AGREE * share)
         # ... or a stripe over part of the scan: a run of blocks each above RUN_LEVEL with
         # the same sign, whose summed score is strong
@@ -264,6 +274,34 @@ def decide(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_rows_tota
     qs = row_offsets(feat, feat_start, near, n_rows_total, n_k, depth)
     xb = _fields(feat[start - feat_start:stop - feat_start], n_k)[2]
     return decide_offsets(qs, near[0], xb, rows, n_rows_total, n_k, threshold, depth)
+
+
+def _pool(z: np.ndarray, floor: float, width: int) -> np.ndarray:
+    """Scores ``z`` (rows, columns) pooled along columns: each column's the strongest
+    ``sum / sqrt(n)`` over the runs of 1 to ``width`` adjacent columns holding it whose
+    scores all exceed ``floor`` with one sign (its own score where none does).
+
+    Examples
+    --------
+    >>> _pool(np.array([[0.0, 3.0, 4.0, 0.5, -3.0]]), 2.0, 3).round(2).tolist()
+    [[0.0, 4.95, 4.95, 0.5, -3.0]]
+    """
+    n_i = z.shape[1]
+    best = z.copy()
+    for sign in (1.0, -1.0):
+        s = np.where(sign * z > floor, sign * z, 0.0)
+        ok = s > 0
+        tot = s.copy()
+        run = ok.copy()
+        for w in range(2, min(width, n_i) + 1):
+            m = n_i - w + 1
+            tot = tot[:, :m] + s[:, w - 1:]
+            run = run[:, :m] & ok[:, w - 1:]
+            sc = np.where(run, tot / np.sqrt(w), 0.0)
+            for k in range(w):
+                seg = best[:, k:k + m]
+                np.copyto(seg, sign * sc, where=sc > np.abs(seg))
+    return best
 
 
 def _grow(flag: np.ndarray, score: np.ndarray, low: float) -> np.ndarray:
