@@ -102,7 +102,10 @@ class RobustFeatureStage(ScanStage):
         clock.add("prepare (kernels)", self._prepared)
         self._prepared = 0.0
         raw, flat, dark = data
-        volume = flat_field_log(raw, flat, dark, sinograms_first=False)
+        # the normalised chunk in a reused buffer (a fresh ~130 MB array per chunk cost its
+        # page faults every time)
+        volume = flat_field_log(raw, flat, dark, sinograms_first=False,
+                                out=scratch.buffer("normalised", raw.shape, np.float32))
         clock.lap("normalise")
         feat, means = row_feature_parts(volume)
         clock.lap("features")
