@@ -131,8 +131,8 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
                    help=".npz stripe-mask archive with key m<file stem> per shift "
                         "(paired, patch); computed on the fly when absent")
     r.add_argument("--detector", default=DEFAULT_DETECTOR,
-                   help="stripe detector of the on-the-fly masks: larix (default, the seed's) "
-                        "or robust (see docs/detection.md)")
+                   help="stripe detector of the on-the-fly masks: robust (default) or larix "
+                        "(the seed's, which over-detects; see docs/detection.md)")
     r.add_argument("--frame-angles", type=int, default=900,
                    help="angles per frame of a dynamic scan (default 900)")
     r.add_argument("--frame-stride", type=int, default=1,
