@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from nsgen.config import OneLineParser
+from nsgen.options import auto_int
 from nsgen.engine.pipeline import (
     Chunk,
     Engine,
@@ -67,13 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
         "Larix's parameters (all but --min-stripe-depth, which the robust detector uses for "
         "its row window too; any of them selects --detector larix when none is named). "
         "Defaults: the seed's values for full-size i12 scans (1801 angles x 2560 columns), "
-        "with --size, --min-stripe-length (angles) and --min-stripe-width (columns) scaled to "
+        "with --median-size, --min-stripe-length (angles) and --min-stripe-width (columns) scaled to "
         "the scan, --radius and --min-stripe-depth capped by it; give a value to fix it")
     for option, name, kind, text in OPTIONS:
         d.add_argument(option, type=kind, dest=name, help=text)
     e = p.add_argument_group("engine")
-    e.add_argument("--workers", type=int, help="worker processes (default: usable cores)")
-    e.add_argument("--chunk-size", "-C", type=int, help="detector rows per chunk")
+    e.add_argument("--workers", default="auto",
+                   help="worker processes; auto (default) = usable cores")
+    e.add_argument("--chunk-size", "-C", default="auto",
+                   help="detector rows per chunk; auto (default) sizes it from the memory limit")
     e.add_argument("--memory-limit", help="memory budget, e.g. 4GB")
     e.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -232,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nsgen.cli import log_to_stderr
     log_to_stderr(a.verbose)   # run messages (the "nsgen" logger) on stderr, INFO with -v
     detector = choose_detector(a.detector, larix_options_given(a))
+    chunk_size = auto_int("chunk-size", a.chunk_size, 1)
+    n_workers = auto_int("workers", a.workers, 1) or usable_cores()
     install_sigterm_handler()
     source = ScanSource(str(a.h5), ScanLayout(a.data_path, a.image_key_path, a.angles_path),
                         a.flats, a.darks)
@@ -252,7 +257,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise NsgenError(f"--memory-limit: {exc}") from None
     from nsgen.modes.real import bad_pixels_of
     bad = bad_pixels_of(source)   # refuses flats that cannot normalise, before any work
-    n_workers = a.workers or usable_cores()
     log = Log(a.verbose, progress=False)
     log(f"[{key}] {a.h5}: {n_angles} angles x {n_rows} rows x {n_cols} columns -> "
         f"{archive}[{key}]; {n_workers} workers")
@@ -267,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         weights = (Spill.create(work / "weights.f32", shape, "float32")
                    if a.weights else None)
         with Engine(n_workers) as engine:
-            run = StageRunner(engine, log, n_workers, a.chunk_size, memory, key)
+            run = StageRunner(engine, log, n_workers, chunk_size, memory, key)
             source = decompressed(run, source, shape, dtype, work)
             flags = detect_stripes(run, source, shape, dtype, params, work,
                                    mask_spill=mask, weights_spill=weights, detector=detector)

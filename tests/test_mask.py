@@ -255,3 +255,18 @@ def test_default_detector_is_robust_and_larix_options_select_larix(scan, tmp_pat
     assert np.array_equal(masks["config"], masks["robust"])
     assert np.array_equal(masks["larix-options"], masks["larix"])
     assert not np.array_equal(masks["robust"], masks["larix"])
+
+
+def test_workers_and_chunk_size_take_auto_like_the_main_command(scan, tmp_path):
+    """An INI written for the main job (``workers = auto``, ``chunk-size = auto``) serves
+    ``nsgen mask`` too; 0 workers is one error line, nothing written."""
+    ini = tmp_path / "job.ini"
+    ini.write_text("[nsgen]\nworkers = auto\nchunk-size = auto\nsize = 256\n")
+    nsgen("mask", "--config", str(ini), "--h5", str(scan), "-a", str(tmp_path / "m.npz"))
+    with np.load(tmp_path / "m.npz") as z:
+        assert z["m4000"].shape == (121, 24, 64)
+    r = nsgen("mask", "--h5", str(scan), "-a", str(tmp_path / "n.npz"), "--workers", "0",
+              check=False)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "nsgen: error: --workers must be an integer >= 1 or 'auto', got '0'"]
+    assert not (tmp_path / "n.npz").exists()
