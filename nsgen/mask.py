@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from nsgen.config import OneLineParser
+from nsgen.options import auto_int
 from nsgen.engine.pipeline import (
     Chunk,
     Engine,
@@ -37,7 +38,7 @@ from nsgen.runner import Log, StageRunner
 from nsgen.scan import ScanLayout
 from nsgen.stages.decompress import decompressed
 from nsgen.stages.scan_source import ScanSource
-from nsgen.prep.detect import DEFAULT_DETECTOR, check_detector
+from nsgen.prep.detect import DEFAULT_DETECTOR, LARIX_OPTIONS, choose_detector
 from nsgen.prep.detect_params import DetectParams
 from nsgen.stages.stripes import StepClock, detect_stripes
 
@@ -57,19 +58,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing key")
     p.add_argument("--data-path"), p.add_argument("--image-key-path")
     p.add_argument("--angles-path")
-    p.add_argument("--detector", default=DEFAULT_DETECTOR,
-                   help="larix (default: Larix generation 2, the seed's, bit-exact) or robust "
-                        "(decisions from each sinogram's statistics); see docs/detection.md")
+    p.add_argument("--detector",
+                   help=f"{DEFAULT_DETECTOR} (default: decisions from each sinogram's "
+                        f"statistics) or larix (Larix generation 2, the seed's, bit-exact; "
+                        f"chosen when --weights or a Larix-only option is given without "
+                        f"--detector); see docs/detection.md")
     d = p.add_argument_group(
         "detection (Larix STRIPES_DETECT / STRIPES_MERGE)",
+        "Larix's parameters (all but --min-stripe-depth, which the robust detector uses for "
+        "its row window too; any of them selects --detector larix when none is named). "
         "Defaults: the seed's values for full-size i12 scans (1801 angles x 2560 columns), "
-        "with --size, --min-stripe-length (angles) and --min-stripe-width (columns) scaled to "
+        "with --median-size, --min-stripe-length (angles) and --min-stripe-width (columns) scaled to "
         "the scan, --radius and --min-stripe-depth capped by it; give a value to fix it")
     for option, name, kind, text in OPTIONS:
         d.add_argument(option, type=kind, dest=name, help=text)
     e = p.add_argument_group("engine")
-    e.add_argument("--workers", type=int, help="worker processes (default: usable cores)")
-    e.add_argument("--chunk-size", "-C", type=int, help="detector rows per chunk")
+    e.add_argument("--workers", default="auto",
+                   help="worker processes; auto (default) = usable cores")
+    e.add_argument("--chunk-size", "-C", default="auto",
+                   help="detector rows per chunk; auto (default) sizes it from the memory limit")
     e.add_argument("--memory-limit", help="memory budget, e.g. 4GB")
     e.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -77,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: detection options: (option, DetectParams field, type, help)
 OPTIONS = (
-    ("--size", "size", int, "half window of the vertical median along angles (seed: 250)"),
+    ("--median-size", "size", int,
+     "half window of the vertical median along angles (seed: 250; Larix's size)"),
     ("--radius", "radius", int, "radius of the neighbourhood means (seed: 3)"),
     ("--threshold", "threshold", float,
      "weights <= threshold are stripe candidates (seed: 0.63)"),
@@ -90,6 +98,14 @@ OPTIONS = (
      "percentage of a window that must be stripe (seed: 85)"),
 )
 _OPTION = {f: o for o, f, _, _ in OPTIONS}
+
+
+def larix_options_given(args: argparse.Namespace) -> list[str]:
+    """The options of Larix alone (:data:`~nsgen.prep.detect.LARIX_OPTIONS`) given in
+    ``args``, in that order."""
+    given = {o for o, f, _, _ in OPTIONS if getattr(args, f) is not None}
+    given |= {"--weights"} if args.weights else set()
+    return [o for o in LARIX_OPTIONS if o in given]
 
 
 def scan_params(args: argparse.Namespace, shape: tuple[int, int, int]) -> DetectParams:
@@ -218,10 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     from nsgen.cli import log_to_stderr
     log_to_stderr(a.verbose)   # run messages (the "nsgen" logger) on stderr, INFO with -v
-    detector = check_detector(a.detector)
-    if a.weights and detector != "larix":
-        raise NsgenError(f"--weights stores Larix's weights; --detector {detector} has none "
-                         f"(use --detector larix, or leave out --weights)")
+    detector = choose_detector(a.detector, larix_options_given(a))
+    chunk_size = auto_int("chunk-size", a.chunk_size, 1)
+    n_workers = auto_int("workers", a.workers, 1) or usable_cores()
     install_sigterm_handler()
     source = ScanSource(str(a.h5), ScanLayout(a.data_path, a.image_key_path, a.angles_path),
                         a.flats, a.darks)
@@ -242,7 +257,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise NsgenError(f"--memory-limit: {exc}") from None
     from nsgen.modes.real import bad_pixels_of
     bad = bad_pixels_of(source)   # refuses flats that cannot normalise, before any work
-    n_workers = a.workers or usable_cores()
     log = Log(a.verbose, progress=False)
     log(f"[{key}] {a.h5}: {n_angles} angles x {n_rows} rows x {n_cols} columns -> "
         f"{archive}[{key}]; {n_workers} workers")
@@ -257,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         weights = (Spill.create(work / "weights.f32", shape, "float32")
                    if a.weights else None)
         with Engine(n_workers) as engine:
-            run = StageRunner(engine, log, n_workers, a.chunk_size, memory, key)
+            run = StageRunner(engine, log, n_workers, chunk_size, memory, key)
             source = decompressed(run, source, shape, dtype, work)
             flags = detect_stripes(run, source, shape, dtype, params, work,
                                    mask_spill=mask, weights_spill=weights, detector=detector)

@@ -131,8 +131,8 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
                    help=".npz stripe-mask archive with key m<file stem> per shift "
                         "(paired, patch); computed on the fly when absent")
     r.add_argument("--detector", default=DEFAULT_DETECTOR,
-                   help="stripe detector of the on-the-fly masks: larix (default, the seed's) "
-                        "or robust (see docs/detection.md)")
+                   help="stripe detector of the on-the-fly masks: robust (default) or larix "
+                        "(the seed's, which over-detects; see docs/detection.md)")
     r.add_argument("--frame-angles", type=int, default=900,
                    help="angles per frame of a dynamic scan (default 900)")
     r.add_argument("--frame-stride", type=int, default=1,
@@ -228,7 +228,18 @@ def check_config_file(path: str, parser: configargparse.ArgumentParser | None) -
                              f"option names of 'nsgen --help' (e.g. size, hdf-root)")
 
 
-def _auto_int(name: str, text: str, lo: int) -> int | None:
+def auto_int(name: str, text: str, lo: int) -> int | None:
+    """``--name``'s value: None for ``auto``, else an integer ``>= lo`` (one line if not).
+
+    Examples
+    --------
+    >>> auto_int("workers", "auto", 1), auto_int("workers", "3", 1)
+    (None, 3)
+    >>> auto_int("workers", "0", 1)
+    Traceback (most recent call last):
+    ...
+    nsgen.errors.NsgenError: --workers must be an integer >= 1 or 'auto', got '0'
+    """
     if str(text).strip().lower() == "auto":
         return None
     try:
@@ -258,8 +269,8 @@ def config_from_namespace(ns: Any) -> Config:
     shifts_given = ns.shifts is not None   # real scans: use the shift files that exist
     shifts = ns.shifts if shifts_given else 5
     ph, pw = ns.patch_size
-    chunk = _auto_int("chunk-size", ns.chunk_size, 1)
-    workers = _auto_int("workers", ns.workers, 1)
+    chunk = auto_int("chunk-size", ns.chunk_size, 1)
+    workers = auto_int("workers", ns.workers, 1)
     mem: int | None = None
     if str(ns.memory_limit).strip().lower() != "auto":
         try:

@@ -67,7 +67,7 @@ def test_shipped_ini_is_the_default_complex_job():
     (["--memory-limit", "lots"], "--memory-limit must be a size such as 4GB"),
     (["-m", "raw"], "--mode raw reads a real scan: give it with --hdf-root"),
     (["--bogus"], "unrecognized arguments: --bogus"),
-    (["--detector", "vo"], "unknown --detector 'vo'; choose one of: larix, robust"),
+    (["--detector", "vo"], "unknown --detector 'vo'; choose one of: robust, larix"),
     (["--defect-density", "-1"], "--defect-density must be a number of defective pixels per "
                                  "detector row in 0..362"),
     (["-N", "16", "--defect-density", "23"], "in 0..22 (the detector columns at --size 16), "

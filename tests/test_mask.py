@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import nsgen
+from helpers import REPO, nsgen
 from nsgen.io.scan_writer import write_scan
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.stripe_detect import detect_stripe_mask, stripe_weights
 from nsgen.scan import open_scan
 
-SMALL = ["--size", "40", "--min-stripe-length", "60", "--min-stripe-depth", "6",
+SMALL = ["--median-size", "40", "--min-stripe-length", "60", "--min-stripe-depth", "6",
          "--min-stripe-width", "4"]
 PARAMS = dict(size=40, radius=3, threshold=0.63, min_stripe_length=60, min_stripe_depth=6,
               min_stripe_width=4, sensitivity_perc=85.0)
@@ -93,10 +93,10 @@ def test_append_keeps_existing_entries_and_refuses_duplicates(scan, tmp_path):
 
 
 def test_every_bad_parameter_in_one_line_and_derived_ones_never_blamed(scan, tmp_path):
-    r = nsgen("mask", "--h5", str(scan), "-a", str(tmp_path / "m.npz"), "--size", "61",
+    r = nsgen("mask", "--h5", str(scan), "-a", str(tmp_path / "m.npz"), "--median-size", "61",
               "--min-stripe-depth", "24", "--radius", "13", check=False)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    for part in ("--size must be in 1..60", "--min-stripe-depth must be in 0..23",
+    for part in ("--median-size must be in 1..60", "--min-stripe-depth must be in 0..23",
                  "--radius 13 needs at least 26 detector rows"):
         assert part in r.stderr
     assert "length" not in r.stderr and "width" not in r.stderr
@@ -120,7 +120,7 @@ def test_derived_parameters_fit_a_small_scan(scan, tmp_path):
 
 
 @pytest.mark.parametrize("extra,message", [
-    (["--size", "61"], "--size must be in 1..60"),
+    (["--median-size", "61"], "--median-size must be in 1..60"),
     (["--min-stripe-length", "121"], "--min-stripe-length must be in 1..120"),
     (["--min-stripe-depth", "24"], "--min-stripe-depth must be in 0..23"),
     (["--threshold", "1.5"], "--threshold must be in [0, 1]"),
@@ -208,7 +208,11 @@ def test_robust_detector_cli_equals_the_library(scan, tmp_path):
         got = z["m4000"]
     assert np.array_equal(got, detect_volume(vol, "robust", DetectParams.for_scan(vol.shape)))
     for extra, message in ((["--detector", "vo"], "unknown --detector 'vo'"),
-                           (["--detector", "robust", "-w"], "--weights stores Larix's")):
+                           (["--detector", "robust", "-w"],
+                            "--weights: option(s) of --detector larix; --detector robust has "
+                            "none"),
+                           (["--detector", "robust", "--threshold", "0.5", "--radius", "2"],
+                            "--radius, --threshold: option(s) of --detector larix")):
         r = nsgen("mask", "--h5", str(scan), "-a", str(tmp_path / "n.npz"), *extra, check=False)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
         assert message in r.stderr
@@ -232,3 +236,37 @@ def test_dead_pixel_is_flagged_at_every_angle_in_the_archive(tmp_path):
             f"every angle"]
         with np.load(archive) as z:
             assert z["m7"][:, 5, 20].all()
+
+
+def test_default_detector_is_robust_and_larix_options_select_larix(scan, tmp_path):
+    """No --detector: the robust detector; Larix's own options (or --weights) given without
+    --detector select larix (the seed's commands keep their meaning); the main job's INI
+    (whose ``size`` is the phantom's) is no Larix option for ``nsgen mask``."""
+    runs = {"default": [], "robust": ["--detector", "robust"],
+            "larix-options": SMALL, "larix": ["--detector", "larix", *SMALL],
+            "config": ["--config", str(REPO / "nsgen.ini")]}
+    masks = {}
+    for name, extra in runs.items():
+        archive = tmp_path / f"{name}.npz"
+        nsgen("mask", "--h5", str(scan), "-a", str(archive), *extra)
+        with np.load(archive) as z:
+            masks[name] = z["m4000"]
+    assert np.array_equal(masks["default"], masks["robust"])
+    assert np.array_equal(masks["config"], masks["robust"])
+    assert np.array_equal(masks["larix-options"], masks["larix"])
+    assert not np.array_equal(masks["robust"], masks["larix"])
+
+
+def test_workers_and_chunk_size_take_auto_like_the_main_command(scan, tmp_path):
+    """An INI written for the main job (``workers = auto``, ``chunk-size = auto``) serves
+    ``nsgen mask`` too; 0 workers is one error line, nothing written."""
+    ini = tmp_path / "job.ini"
+    ini.write_text("[nsgen]\nworkers = auto\nchunk-size = auto\nsize = 256\n")
+    nsgen("mask", "--config", str(ini), "--h5", str(scan), "-a", str(tmp_path / "m.npz"))
+    with np.load(tmp_path / "m.npz") as z:
+        assert z["m4000"].shape == (121, 24, 64)
+    r = nsgen("mask", "--h5", str(scan), "-a", str(tmp_path / "n.npz"), "--workers", "0",
+              check=False)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "nsgen: error: --workers must be an integer >= 1 or 'auto', got '0'"]
+    assert not (tmp_path / "n.npz").exists()

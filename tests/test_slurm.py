@@ -296,7 +296,7 @@ def test_mask_script_tasks_then_merge_equal_direct_masks(tmp_path):
         nsgen("make-scan", str(tmp_path / name), "--angles", "181", "--rows", "8",
               "--columns", "64", "--seed", str(seed))
     (tmp_path / "scans.txt").write_text("a.nxs\nb.nxs\n")
-    opts = ["--size", "40", "--min-stripe-length", "50", "--min-stripe-depth", "3",
+    opts = ["--median-size", "40", "--min-stripe-length", "50", "--min-stripe-depth", "3",
             "--min-stripe-width", "5"]
     for scan in ("a.nxs", "b.nxs"):
         nsgen("mask", "--h5", scan, "-a", "direct.npz", *opts, cwd=tmp_path)

@@ -85,7 +85,7 @@ def test_chunked_masks_equal_the_whole(name, chunk):
 
 
 def test_unknown_detector_is_one_line():
-    with pytest.raises(NsgenError, match="unknown --detector 'vo'; choose one of: larix, robust"):
+    with pytest.raises(NsgenError, match="unknown --detector 'vo'; choose one of: robust, larix"):
         check_detector("vo")
 
 

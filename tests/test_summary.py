@@ -28,7 +28,7 @@ def test_mask_says_what_it_wrote(tmp_path: Path) -> None:
 
     write_scan(tmp_path / "5.nxs", n_angles=61, n_rows=12, n_columns=40, seed=1)
     r = nsgen("mask", "--h5", str(tmp_path / "5.nxs"), "-a", str(tmp_path / "m.npz"),
-              "--size", "10", "--min-stripe-length", "30", "--min-stripe-depth", "2",
+              "--median-size", "10", "--min-stripe-length", "30", "--min-stripe-depth", "2",
               "--min-stripe-width", "2", "--workers", "1")
     line = r.stderr.strip()
     assert "\n" not in line and line.startswith(f"nsgen mask: wrote {tmp_path / 'm.npz'}[m5]: ")

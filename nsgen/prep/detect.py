@@ -1,9 +1,11 @@
-"""The stripe detectors by name: ``larix`` (the reference, the default) and ``robust``.
+"""The stripe detectors by name: ``robust`` (the default) and ``larix`` (the reference).
 
-* ``larix``: Larix generation 2 (:mod:`nsgen.prep.stripe_detect`), bit-exact with the
-  reference and kept so; it over-detects on realistic scans (its fixed weight threshold sits
-  inside the background's weight distribution), see ``docs/detection.md``.
 * ``robust``: decisions from each sinogram's own noise (:mod:`nsgen.prep.stripe_robust`).
+* ``larix``: Larix generation 2 (:mod:`nsgen.prep.stripe_detect`), bit-exact with the
+  reference and kept so; the seed's detector. It over-detects on realistic scans (its
+  fixed weight threshold sits inside the background's weight distribution), see
+  ``docs/detection.md``. Larix's own parameters (:data:`LARIX_OPTIONS`) or its weights
+  select it when no detector is named (:func:`choose_detector`).
 
 Both run exactly on row chunks with halos: :func:`halo` rows on each side of a chunk make
 the chunk's mask identical to the whole volume's.
@@ -15,28 +17,54 @@ Examples
 >>> check_detector("vo")
 Traceback (most recent call last):
 ...
-nsgen.errors.NsgenError: unknown --detector 'vo'; choose one of: larix, robust
+nsgen.errors.NsgenError: unknown --detector 'vo'; choose one of: robust, larix
+>>> choose_detector(None), choose_detector(None, ["--threshold"]), choose_detector("robust")
+('robust', 'larix', 'robust')
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
 from nsgen.errors import NsgenError
 from nsgen.prep.detect_params import DetectParams
 
-__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "check_detector", "detect_rows", "detect_volume",
-           "halo"]
+__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "LARIX_OPTIONS", "check_detector",
+           "choose_detector", "detect_rows", "detect_volume", "halo"]
 
-#: detector names, the default first (docs/detection.md: why larix)
-DETECTORS = ("larix", "robust")
+#: detector names, the default first (docs/detection.md: why robust)
+DETECTORS = ("robust", "larix")
 DEFAULT_DETECTOR = DETECTORS[0]
+
+#: options only Larix has (``nsgen mask``): given without ``--detector``, they select it
+LARIX_OPTIONS = ("--median-size", "--radius", "--threshold", "--min-stripe-length",
+                 "--min-stripe-width", "--sensitivity", "--weights")
 
 
 def check_detector(name: str) -> str:
     """``name`` if it is a detector, else one line naming the choices."""
     if name not in DETECTORS:
         raise NsgenError(f"unknown --detector {name!r}; choose one of: {', '.join(DETECTORS)}")
+    return name
+
+
+def choose_detector(name: str | None, larix_options: Sequence[str] = ()) -> str:
+    """The detector to run: ``name`` when given (checked), else ``larix`` when any of
+    Larix's own options (:data:`LARIX_OPTIONS`) was given (the seed's commands keep their
+    meaning), else :data:`DEFAULT_DETECTOR`.
+
+    A named detector that is not Larix refuses Larix's options (one line naming them):
+    silently ignoring a parameter the user gave would be worse.
+    """
+    if name is None:
+        return "larix" if larix_options else DEFAULT_DETECTOR
+    check_detector(name)
+    if name != "larix" and larix_options:
+        raise NsgenError(f"{', '.join(larix_options)}: option(s) of --detector larix; "
+                         f"--detector {name} has none (use --detector larix, or leave them "
+                         f"out)")
     return name
 
 
