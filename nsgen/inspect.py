@@ -153,7 +153,9 @@ def report(scan: Any, *, workers: int, memory: int) -> list[str]:
     params, why = fitting_params((n_angles, n_rows, n_cols))
     option = {name: flag for flag, name, *_ in OPTIONS}
     opts = " ".join(f"{option.get(k, '--' + k)} {v}" for k, v in params.items())
-    lines.append(f"detection:   {opts} ({why})")
+    depth = f" (row window --min-stripe-depth {params['min_stripe_depth']})" if params else ""
+    lines.append(f"detection:   --detector robust, the default{depth}; --detector larix: {opts} "
+                 f"({why})")
     return lines
 
 

@@ -25,7 +25,9 @@ def test_inspect_reports_layout_counts_and_estimates(tmp_path: Path) -> None:
     assert out["angle range"].startswith("0.000 .. 180.000")
     assert out["pixels"].endswith("of 1,152 pixels")
     assert out["output"].startswith("raw mode: 24 TIFFs per shift")
-    assert "--size 8" in out["detection"] and "--min-stripe-depth 23" in out["detection"]
+    assert out["detection"].startswith("--detector robust, the default (row window "
+                                       "--min-stripe-depth 23); --detector larix: ")
+    assert "--median-size 8" in out["detection"] and "--min-stripe-depth 23" in out["detection"]
     assert r.stderr == ""
 
 
