@@ -53,19 +53,7 @@ def network(n: int) -> np.ndarray:
     >>> v.ravel().tolist()
     [1.0, 1.0, 3.0, 4.0, 5.0]
     """
-    size = 1 << max(0, (n - 1).bit_length())
-    pairs = []
-    p = 1
-    while p < size:
-        k = p
-        while k >= 1:
-            for j in range(k % p, size - k, 2 * k):
-                for i in range(min(k, size - j - k)):
-                    if (i + j) // (2 * p) == (i + j + k) // (2 * p) and i + j + k < n:
-                        pairs.append((i + j, i + j + k))
-            k //= 2
-        p *= 2
-    return np.array(pairs, np.int64).reshape(-1, 2)
+    return np.array(_plan.batcher(n), np.int64).reshape(-1, 2)
 
 
 @nb.njit(**_JIT)
