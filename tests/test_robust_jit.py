@@ -100,8 +100,17 @@ def test_row_offsets_equal_the_numpy_formulation(n_others, n_i):
     assert np.array_equal(q, reference_offsets(srt, i, others, mir.shape[0] // 2))
 
 
+def bin_means(x: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """Reference: means of ``x`` ``(angles, rows, columns)`` over the angle ``bins``,
+    ``(rows, bins, columns)`` float32 from float64 sums."""
+    out = np.empty((x.shape[1], bins.size - 1, x.shape[2]), np.float32)
+    for n in range(bins.size - 1):
+        out[:, n] = x[bins[n]:bins[n + 1]].sum(axis=0, dtype=np.float64) / (bins[n + 1]
+                                                                           - bins[n])
+    return out
+
+
 def test_bin_means_on_the_way_equal_numpys():
-    from nsgen.prep.robust_angles import bin_means
     rng = np.random.default_rng(3)
     x = rng.normal(size=(40, 3, 300)).astype(np.float32)
     x[:, 1, 2] = -0.0

@@ -15,7 +15,7 @@ import numpy as np
 
 from nsgen.prep.robust_scores import HALF_WINDOW
 
-__all__ = ["angle_bins", "best_interval", "bin_means", "refine", "run_scores", "stands_out"]
+__all__ = ["angle_bins", "best_interval", "refine", "run_scores", "stands_out"]
 
 #: angles of stripes over part of the scan: refined to the angle, the one range of angles
 #: where the trace adds most above this fraction of its amplitude (0.5: weak full stripes
@@ -64,21 +64,11 @@ def angle_bins(edges: np.ndarray, n_k: int) -> np.ndarray:
                           + [edges[-1:]]).astype(np.intp)
 
 
-def bin_means(x: np.ndarray, bins: np.ndarray) -> np.ndarray:
-    """Means of ``x`` ``(angles, rows, columns)`` over the angle ``bins``:
-    ``(rows, bins, columns)`` float32 (sums in float64)."""
-    out = np.empty((x.shape[1], bins.size - 1, x.shape[2]), np.float32)
-    for n in range(bins.size - 1):   # (np.add.reduceat over axis 0 is 15x slower)
-        out[:, n] = x[bins[n]:bins[n + 1]].sum(axis=0, dtype=np.float64) / (bins[n + 1]
-                                                                           - bins[n])
-    return out
-
-
 def refine(out: np.ndarray, xb: np.ndarray, bins: np.ndarray, edges: np.ndarray) -> None:
     """Angles of the stripes found in some angle blocks but not all, to the bin (in place).
 
     ``out`` ``(angles, rows, columns)`` holds the block flags; ``xb`` ``(rows, bins,
-    columns)`` the rows' means over the angle ``bins`` (:func:`bin_means`), ``edges`` the
+    columns)`` the rows' means over the angle ``bins`` (sums in float64), ``edges`` the
     blocks'. Per run of adjacent columns of one row with the same blocks: its trace along
     the bins (its columns' mean minus the median of the unflagged columns within
     :data:`HALF_WINDOW`, per bin; without such columns, less its median over the blocks

@@ -171,7 +171,7 @@ def row_feature_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         sets = [ranks(x, 0, n_k)]
         means = np.empty((x.shape[1], 0, x.shape[2]), np.float32)
     else:
-        # the bin means (robust_angles.bin_means) as the blocks are ranked
+        # the bin means (float64 sums in angle order) as the blocks are ranked
         bins = angle_bins(edges, n_k)
         means = np.empty((x.shape[1], bins.size - 1, x.shape[2]), np.float32)
         sets = []
