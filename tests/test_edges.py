@@ -53,6 +53,15 @@ def test_spill_rows_round_trip(tmp_path):
         s.write_rows(8, data[:3])
 
 
+def test_spill_rows_of_no_bytes_are_written_and_read_as_nothing(tmp_path):
+    s = Spill.create(tmp_path / "e.f32", (4, 0, 5))
+    assert s.row_bytes == 0 and (tmp_path / "e.f32").stat().st_size == 0
+    s.write_rows(1, np.empty((2, 0, 5), np.float32))
+    assert s.read_rows(1, 3).shape == (2, 0, 5)
+    with pytest.raises(ValueError):
+        s.write_rows(3, np.empty((2, 0, 5), np.float32))
+
+
 def test_spill_at_an_offset_leaves_the_bytes_before_it_alone(tmp_path):
     """A volume stored from byte ``offset`` of a file (a data set written in place)."""
     path = tmp_path / "f.bin"

@@ -39,10 +39,13 @@ class Spill:
         return spill
 
     def write_rows(self, start: int, block: np.ndarray) -> None:
-        """Write ``block`` (shape ``(k, *shape[1:])``) as rows ``start .. start+k-1``."""
+        """Write ``block`` (shape ``(k, *shape[1:])``) as rows ``start .. start+k-1`` (rows of
+        no bytes, as in a volume with an empty axis, are written and read as nothing)."""
         block = np.ascontiguousarray(block, dtype=self.dtype)
         if block.shape[1:] != self.shape[1:] or start < 0 or start + len(block) > self.shape[0]:
             raise ValueError(f"rows {start}+{block.shape} do not fit spill {self.shape}")
+        if not block.size:   # rows of no bytes (a volume with an empty axis): nothing to do
+            return
         fd = os.open(self.path, os.O_WRONLY)
         try:
             view = block.data.cast("B")
@@ -94,6 +97,8 @@ class Spill:
             out = np.empty(shape, dtype=self.dtype)
         if out.shape != shape or out.dtype != np.dtype(self.dtype) or not out.flags.c_contiguous:
             raise ValueError(f"out must be a C-contiguous {self.dtype} array of shape {shape}")
+        if not out.size:
+            return out
         with open(self.path, "rb", buffering=0) as f:
             f.seek(self.offset + start * self.row_bytes)
             view = out.data.cast("B")

@@ -39,26 +39,13 @@ from nsgen.stages.scan_stages import ScanStage, load_flat_field
 from nsgen.stages.stripes import JIT_OVERHEAD, StepClock, mask_flags
 
 __all__ = ["RobustDecideStage", "RobustFeatureStage", "RobustOffsetStage", "balanced",
-           "detect_robust", "feature_fields"]
+           "detect_robust"]
 
 #: float32 copies of a row a pass-one worker holds (the volume, a sorted block, features)
 FEATURE_FLOAT_COPIES = 2.5
 #: bytes a pass-two worker holds per feature byte read (the angle sets' contiguous copies
 #: and one background copy)
 OFFSET_WORK_FACTOR = 2.5
-
-
-def feature_fields(n_angles: int) -> int:
-    """Float32 fields per column of a row's features (:func:`feature_layout`): ranks, strong
-    defects and bin means.
-
-    Examples
-    --------
-    >>> feature_fields(1801), feature_fields(100)
-    (489, 33)
-    """
-    sizes, bins = feature_layout(n_angles)
-    return sum(sizes) + len(sizes) + bins
 
 
 def balanced(chunk_rows: int, n_rows: int, workers: int) -> int:
@@ -110,8 +97,7 @@ class RobustFeatureStage(ScanStage):
         feat, means = row_feature_parts(volume)
         clock.lap("features")
         self.features.write_rows(chunk.start, feat)
-        if means.size:   # none with one angle block
-            self.bins.write_rows(chunk.start, means)
+        self.bins.write_rows(chunk.start, means)   # no fields with one angle block
         clock.lap("write")
         return WorkResult(clock.seconds)
 
@@ -170,8 +156,7 @@ class RobustDecideStage(_RobustRowStage):
         n_rows = self.features.shape[0]
         lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo)
         qs = self.offsets.read_rows(lo, hi)
-        xb = (self.bins.read_rows(chunk.start, chunk.stop) if self.bins.row_bytes else
-              np.empty((chunk.rows,) + self.bins.shape[1:], np.float32))
+        xb = self.bins.read_rows(chunk.start, chunk.stop)
         mask = decide_offsets(qs, lo, xb, (chunk.start, chunk.stop), n_rows, self.n_angles,
                               depth=self.params.min_stripe_depth)
         if self.mask_spill is not None:
