@@ -1,7 +1,11 @@
 """Scratch volumes between passes: row-major files read and written by rows (or bands).
 
 Workers write disjoint row ranges of the same file concurrently; the reader
-reads row ranges straight into shared-memory slots. Nothing is held in memory.
+reads row ranges straight into shared-memory slots. A volume may keep its first rows in
+a file of a memory file system (``/dev/shm``, :meth:`Spill.create`'s ``memory_rows``) and
+the rest on disk: writing a disk file costs about 5x the CPU time of writing memory (the
+file system's write path and the page cache's write-back), so scratch that fits the
+memory budget is kept there.
 """
 
 from __future__ import annotations
@@ -23,20 +27,69 @@ class Spill:
     shape: tuple[int, ...]
     dtype: str = "float32"
     offset: int = 0
+    #: rows ``0 .. memory_rows - 1`` are stored in ``memory`` (a file in a memory file
+    #: system), the others in ``path`` from its row 0 on
+    memory: Path | None = None
+    memory_rows: int = 0
 
     @property
     def row_bytes(self) -> int:
         """Bytes of one row (all axes but the first)."""
         return int(np.prod(self.shape[1:])) * np.dtype(self.dtype).itemsize
 
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes of the rows kept in ``memory``."""
+        return self.memory_rows * self.row_bytes
+
     @classmethod
-    def create(cls, path: Path, shape: tuple[int, ...], dtype: str = "float32") -> "Spill":
-        """Create (or truncate) the file at its full size (sparse on most filesystems)."""
-        spill = cls(Path(path), tuple(int(s) for s in shape), np.dtype(dtype).str)
+    def create(cls, path: Path, shape: tuple[int, ...], dtype: str = "float32",
+               memory: Path | None = None, memory_rows: int = 0) -> "Spill":
+        """Create (or truncate) the file at its full size (sparse on most filesystems); with
+        ``memory``, the first ``memory_rows`` rows (clipped to the volume) in that file
+        instead (the disk file holds the others).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> s = Spill.create(d / "v.f32", (5, 2), memory=d / "m.f32", memory_rows=3)
+        >>> s.write_rows(1, np.arange(8, dtype=np.float32).reshape(4, 2))
+        >>> s.read_rows(2, 5).tolist(), (d / "m.f32").stat().st_size, s.path.stat().st_size
+        ([[2.0, 3.0], [4.0, 5.0], [6.0, 7.0]], 24, 16)
+        >>> s.unlink()
+        """
+        shape = tuple(int(s) for s in shape)
+        rows = min(max(0, int(memory_rows)), shape[0]) if memory is not None else 0
+        spill = cls(Path(path), shape, np.dtype(dtype).str,
+                    memory=Path(memory) if memory is not None and rows else None,
+                    memory_rows=rows)
         spill.path.parent.mkdir(parents=True, exist_ok=True)
         with open(spill.path, "wb") as f:
-            f.truncate(spill.shape[0] * spill.row_bytes)
+            f.truncate((spill.shape[0] - rows) * spill.row_bytes)
+        if spill.memory is not None:
+            with open(spill.memory, "wb") as f:
+                f.truncate(spill.memory_bytes)
         return spill
+
+    def unlink(self) -> None:
+        """Remove the volume's files (those that exist)."""
+        self.path.unlink(missing_ok=True)
+        if self.memory is not None:
+            self.memory.unlink(missing_ok=True)
+
+    def _pieces(self, start: int, stop: int) -> list[tuple[Path, int, int, int]]:
+        """Rows ``start .. stop-1`` as ``(file, byte offset, first, last)`` pieces, ``first``
+        and ``last`` counted from ``start``."""
+        out = []
+        cut = start
+        if self.memory is not None and start < self.memory_rows:
+            cut = min(stop, self.memory_rows)
+            out.append((self.memory, start * self.row_bytes, 0, cut - start))
+        if cut < stop:
+            out.append((self.path, self.offset + (cut - self.memory_rows) * self.row_bytes,
+                        cut - start, stop - start))
+        return out
 
     def write_rows(self, start: int, block: np.ndarray) -> None:
         """Write ``block`` (shape ``(k, *shape[1:])``) as rows ``start .. start+k-1`` (rows of
@@ -46,20 +99,21 @@ class Spill:
             raise ValueError(f"rows {start}+{block.shape} do not fit spill {self.shape}")
         if not block.size:   # rows of no bytes (a volume with an empty axis): nothing to do
             return
-        fd = os.open(self.path, os.O_WRONLY)
-        try:
-            view = block.data.cast("B")
-            off = self.offset + start * self.row_bytes
-            while view:
-                n = os.pwrite(fd, view, off)
-                view, off = view[n:], off + n
-        finally:
-            os.close(fd)
+        data = block.data.cast("B")
+        for path, off, first, last in self._pieces(start, start + len(block)):
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                view = data[first * self.row_bytes:last * self.row_bytes]
+                while view:
+                    n = os.pwrite(fd, view, off)
+                    view, off = view[n:], off + n
+            finally:
+                os.close(fd)
 
     def write_band(self, start: int, block: np.ndarray) -> None:
         """Write ``block[j]`` (shape ``(b, shape[0], *shape[2:])``) at index ``start + j`` of
         the second axis, for every first-axis index: a band of a volume stored angles first,
-        from rows-first data, without a transposed copy.
+        from rows-first data, without a transposed copy (a volume all on disk).
 
         Examples
         --------
@@ -70,6 +124,8 @@ class Spill:
                 block.shape[2:] != self.shape[2:] or start < 0 or \
                 start + block.shape[0] > self.shape[1]:
             raise ValueError(f"band {start}+{block.shape} does not fit spill {self.shape}")
+        if self.memory is not None:
+            raise ValueError("bands of a volume kept partly in memory are not supported")
         block = np.ascontiguousarray(block, dtype=self.dtype)
         line = int(np.prod(self.shape[2:], dtype=np.int64)) * np.dtype(self.dtype).itemsize
         views = [row.data.cast("B") for row in block.reshape(block.shape[0],
@@ -99,12 +155,14 @@ class Spill:
             raise ValueError(f"out must be a C-contiguous {self.dtype} array of shape {shape}")
         if not out.size:
             return out
-        with open(self.path, "rb", buffering=0) as f:
-            f.seek(self.offset + start * self.row_bytes)
-            view = out.data.cast("B")
-            while view:
-                n = f.readinto(view)
-                if not n:
-                    raise EOFError(f"{self.path} is shorter than its shape {self.shape}")
-                view = view[n:]
+        data = out.data.cast("B")
+        for path, off, first, last in self._pieces(start, stop):
+            with open(path, "rb", buffering=0) as f:
+                f.seek(off)
+                view = data[first * self.row_bytes:last * self.row_bytes]
+                while view:
+                    n = f.readinto(view)
+                    if not n:
+                        raise EOFError(f"{path} is shorter than its shape {self.shape}")
+                    view = view[n:]
         return out

@@ -18,7 +18,9 @@ ranked every chunk's ``2 x 2 hd`` halo rows again: 2.5-4x Larix's time).
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +28,9 @@ import numpy as np
 
 from nsgen.engine import scratch
 from nsgen.engine.pipeline import Chunk, Stage, WorkResult, row_chunks
+from nsgen.engine.shm import SHM_PREFIX
+from nsgen.engine.sizing import DEFAULT_MEMORY_SHARE, Sizing, available_memory
+from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.normalise import flat_field_log
@@ -39,13 +44,16 @@ from nsgen.stages.scan_stages import ScanStage, load_flat_field
 from nsgen.stages.stripes import JIT_OVERHEAD, StepClock, mask_flags
 
 __all__ = ["RobustDecideStage", "RobustFeatureStage", "RobustOffsetStage", "balanced",
-           "detect_robust"]
+           "detect_robust", "memory_rows"]
 
 #: float32 copies of a row a pass-one worker holds (the volume, a sorted block, features)
 FEATURE_FLOAT_COPIES = 2.5
 #: bytes a pass-two worker holds per feature byte read (the angle sets' contiguous copies
 #: and one background copy)
 OFFSET_WORK_FACTOR = 2.5
+#: at most this share of the memory limit keeps the scratch volumes in memory (the passes
+#: are sized within the rest; rows beyond it go to disk: :func:`memory_rows`)
+MEMORY_SCRATCH_SHARE = 0.5
 
 
 def balanced(chunk_rows: int, n_rows: int, workers: int) -> int:
@@ -132,14 +140,18 @@ class RobustOffsetStage(_RobustRowStage):
     label: str = "detect stripes (robust, offsets)"
 
     def work(self, chunk: Chunk, data: object) -> WorkResult:
+        clock = StepClock()
         n_rows = self.features.shape[0]
         lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo)
         feat = self.features.read_rows(lo, hi, scratch.buffer(
             "features", (hi - lo,) + self.features.shape[1:], np.float32))
-        self.offsets.write_rows(chunk.start, row_offsets(
-            feat, lo, (chunk.start, chunk.stop), n_rows, self.n_angles,
-            self.params.min_stripe_depth))
-        return WorkResult(None)
+        clock.lap("read")
+        qs = row_offsets(feat, lo, (chunk.start, chunk.stop), n_rows, self.n_angles,
+                         self.params.min_stripe_depth)
+        clock.lap("offsets")
+        self.offsets.write_rows(chunk.start, qs)
+        clock.lap("write")
+        return WorkResult(clock.seconds)
 
 
 @dataclass
@@ -153,16 +165,47 @@ class RobustDecideStage(_RobustRowStage):
     label: str = "decide stripes (robust)"
 
     def work(self, chunk: Chunk, data: object) -> WorkResult:
+        clock = StepClock()
         n_rows = self.features.shape[0]
         lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo)
         qs = self.offsets.read_rows(lo, hi)
         xb = self.bins.read_rows(chunk.start, chunk.stop)
+        clock.lap("read")
         mask = decide_offsets(qs, lo, xb, (chunk.start, chunk.stop), n_rows, self.n_angles,
                               depth=self.params.min_stripe_depth)
+        clock.lap("decide")
         if self.mask_spill is not None:
             self.mask_spill.write_band(chunk.start, np.packbits(mask.transpose(1, 0, 2),
                                                                 axis=-1))
-        return WorkResult(mask_flags(mask, self.patch_shape))
+        flags = mask_flags(mask, self.patch_shape)
+        clock.lap("mask write")
+        return WorkResult((flags, clock.seconds))
+
+
+def memory_rows(limit: int, row_bytes: int, n_rows: int,
+                shm_dir: Path = Path("/dev/shm")) -> int:
+    """Rows of the scratch volumes (``row_bytes`` each, all volumes together) kept in
+    memory: at most :data:`MEMORY_SCRATCH_SHARE` of the memory ``limit``, and no more than
+    leaves the rest of the limit free in ``shm_dir`` (the passes' shared-memory slots live
+    there too); 0 without such a file system.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> memory_rows(4 * 10**9, 5 * 10**6, 256, Path(tempfile.gettempdir()))  # all fit
+    256
+    >>> memory_rows(4 * 10**9, 5 * 10**6, 2160, Path(tempfile.gettempdir()))  # 2 GB of 10.8
+    400
+    >>> memory_rows(4 * 10**9, 5 * 10**6, 256, Path("/no/such/dir"))
+    0
+    """
+    try:
+        st = os.statvfs(shm_dir)
+    except OSError:
+        return 0
+    free = st.f_bavail * st.f_frsize
+    room = min(MEMORY_SCRATCH_SHARE * limit, free - (1 - MEMORY_SCRATCH_SHARE) * limit)
+    return max(0, min(n_rows, int(room // max(1, row_bytes))))
 
 
 def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, int],
@@ -170,39 +213,67 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
                   patch_shape: tuple[int, int] | None = None,
                   mask_spill: Spill | None = None) -> np.ndarray:
     """The robust detector's mask of a scan in three passes (features and offsets in
-    ``work``, removed at the end); returns the per-row (patch) flags, as
-    :func:`~nsgen.stages.stripes.detect_stripes`."""
+    ``work``, or in memory as far as :func:`memory_rows` allows; removed at the end);
+    returns the per-row (patch) flags, as :func:`~nsgen.stages.stripes.detect_stripes`."""
     n_angles, n_rows, n_cols = shape
     sizes, n_bins = feature_layout(n_angles)
-    features = Spill.create(work / "robust-features.f32",
-                            (n_rows, sum(sizes) + len(sizes), n_cols), "float32")
-    bins = Spill.create(work / "robust-bins.f32", (n_rows, n_bins, n_cols), "float32")
-    offsets = Spill.create(work / "robust-offsets.f64", (n_rows, len(sizes), n_cols + 1),
-                           "float64")
+    layouts = {"features": ((n_rows, sum(sizes) + len(sizes), n_cols), "float32"),
+               "bins": ((n_rows, n_bins, n_cols), "float32"),
+               "offsets": ((n_rows, len(sizes), n_cols + 1), "float64")}
+    row_bytes = sum(int(np.prod(s[1:])) * np.dtype(d).itemsize for s, d in layouts.values())
+    limit = run.memory_limit or int(available_memory() * DEFAULT_MEMORY_SHARE)
+    rows = memory_rows(limit, row_bytes, n_rows)
     try:
-        sizing = scan_sizing(run, shape, dtype, FEATURE_FLOAT_COPIES,
-                             worker_overhead=JIT_OVERHEAD)
-        clocks = run.run(RobustFeatureStage(source, shape, dtype, sizing.chunk_rows, halo=0,
-                                            features=features, bins=bins), sizing)
+        sizings = _sizings(StageRunner(run.engine, run.log, run.workers, run.chunk_size,
+                                       limit - rows * row_bytes, run.tag) if rows else run,
+                           shape, dtype, layouts, params)
+    except NsgenError:   # the passes need that memory (an explicit --chunk-size): disk
+        rows = 0
+        sizings = _sizings(run, shape, dtype, layouts, params)
+    run.say(f"scratch: {rows} of {n_rows} rows in memory "
+            f"({rows * row_bytes / 2**20:.0f} MiB), {n_rows - rows} on disk "
+            f"({(n_rows - rows) * row_bytes / 2**20:.0f} MiB)")
+    shm = Path("/dev/shm")
+    features, bins, offsets = (
+        Spill.create(work / f"robust-{name}.{dt[0]}{np.dtype(dt).itemsize * 8}", s, dt,
+                     memory=shm / f"{SHM_PREFIX}{os.getpid()}-robust-{name}", memory_rows=rows)
+        for name, (s, dt) in layouts.items())
+    try:
+        clocks = run.run(RobustFeatureStage(source, shape, dtype, sizings[0].chunk_rows,
+                                            halo=0, features=features, bins=bins), sizings[0])
         run.say(StepClock.describe("detect stripes (robust, rows)", clocks))
         stage = RobustOffsetStage(features=features, bins=bins, offsets=offsets,
-                                  n_angles=n_angles, params=params)
-        # compute-only: the worker holds the feature rows it reads (with the halo), their
-        # angle sets' contiguous copies and one background copy
-        sizing = row_sizing(run, n_rows, row_bytes=features.row_bytes,
-                            work_factor=OFFSET_WORK_FACTOR, halo=stage.halo,
-                            worker_overhead=JIT_OVERHEAD)
-        stage.chunk_rows = balanced(sizing.chunk_rows, n_rows, sizing.workers)
-        run.run(stage, sizing)
+                                  n_angles=n_angles, params=params,
+                                  chunk_rows=balanced(sizings[1].chunk_rows, n_rows,
+                                                      sizings[1].workers))
+        clocks = run.run(stage, sizings[1])
+        run.say(StepClock.describe("detect stripes (robust, offsets)", clocks))
         decide_stage = RobustDecideStage(features=features, bins=bins, offsets=offsets,
                                          n_angles=n_angles, params=params,
+                                         chunk_rows=sizings[2].chunk_rows,
                                          patch_shape=patch_shape, mask_spill=mask_spill)
-        # the worker holds its rows' features and mask (a byte per voxel), the offsets
-        # of the halo are small
-        sizing = row_sizing(run, n_rows, row_bytes=bins.row_bytes + n_angles * n_cols,
-                            work_factor=1.5, worker_overhead=JIT_OVERHEAD)
-        decide_stage.chunk_rows = sizing.chunk_rows
-        return np.concatenate(run.run(decide_stage, sizing), axis=0)
+        results = run.run(decide_stage, sizings[2])
+        run.say(StepClock.describe("decide stripes (robust)", [r[1] for r in results]))
+        return np.concatenate([r[0] for r in results], axis=0)
     finally:
         for spill in (features, bins, offsets):
-            spill.path.unlink(missing_ok=True)
+            spill.unlink()
+
+
+def _sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,
+             layouts: Mapping[str, tuple[tuple[int, ...], str]], params: DetectParams
+             ) -> tuple[Sizing, Sizing, Sizing]:
+    """The three passes' chunking within ``run``'s memory limit."""
+    n_angles, n_rows, n_cols = shape
+    feat_bytes, bins_bytes = (int(np.prod(layouts[k][0][1:])) * 4 for k in ("features", "bins"))
+    first = scan_sizing(run, shape, dtype, FEATURE_FLOAT_COPIES, worker_overhead=JIT_OVERHEAD)
+    # compute-only: the worker holds the feature rows it reads (with the halo), their
+    # angle sets' contiguous copies and one background copy
+    second = row_sizing(run, n_rows, row_bytes=feat_bytes, work_factor=OFFSET_WORK_FACTOR,
+                        halo=depth_rule(n_rows, params.min_stripe_depth),
+                        worker_overhead=JIT_OVERHEAD)
+    # the worker holds its rows' bin means and mask (a byte per voxel), the offsets of
+    # the halo are small
+    third = row_sizing(run, n_rows, row_bytes=bins_bytes + n_angles * n_cols,
+                       work_factor=1.5, worker_overhead=JIT_OVERHEAD)
+    return first, second, third
