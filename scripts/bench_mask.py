@@ -46,7 +46,7 @@ from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_engine import evict, make_scan, read_once  # noqa: E402
-from bench_synthetic import run_nsgen  # noqa: E402
+from bench_synthetic import become_subreaper, run_cpu, run_nsgen  # noqa: E402
 
 TARGETS = {False: 8.0, True: 4.0}   # ratio to the read: warm, cold
 
@@ -81,6 +81,8 @@ def main() -> None:
     ap.add_argument("--baseline", help="root of another nsgen checkout (e.g. `git worktree "
                     "add /tmp/base main`) whose nsgen mask runs alternating with this one's")
     a = ap.parse_args()
+    if not become_subreaper():   # (the tree's CPU seconds then count its workers too)
+        print("  (no child subreaper: CPU seconds miss the engine's orphaned workers)")
     cache = Path(a.cache).resolve()
     cache.mkdir(parents=True, exist_ok=True)
     scan = cache / f"scan_{a.angles}x{a.rows}x{a.columns}.nxs"
@@ -109,6 +111,7 @@ def main() -> None:
             read_once(scan)   # a warm figure never includes a cold first read
         floors: list[float] = []
         walls: dict[str, list[float]] = {name: [] for name, _, _ in versions}
+        cpus: dict[str, list[float]] = {name: [] for name, _, _ in versions}
         stages: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in versions}
         for _ in range(a.repeats):
             if cold:
@@ -118,8 +121,9 @@ def main() -> None:
                 with tempfile.TemporaryDirectory() as d, python_path(root):
                     if cold:
                         evict(scan)
-                    wall, _, err = run_nsgen(mask_args(d, detector), extra=("-v",))
+                    wall, cpu, err = run_cpu(mask_args(d, detector), extra=("-v",))
                 walls[name].append(wall)
+                cpus[name].append(cpu)
                 stages[name].append(breakdown(err))
         floor = statistics.median(floors)
         print(f"  {'cold scan' if cold else 'warm cache'}: read once (h5py) median "
@@ -128,7 +132,9 @@ def main() -> None:
             wall = statistics.median(walls[name])
             print(f"    {name}: median {wall:.2f} s (runs: "
                   f"{', '.join(f'{w:.1f}' for w in walls[name])}) -> ratio {wall / floor:.1f} "
-                  f"(target <= {TARGETS[cold]:g})")
+                  f"(target <= {TARGETS[cold]:g}); CPU of the process tree median "
+                  f"{statistics.median(cpus[name]):.1f} s (runs: "
+                  f"{', '.join(f'{c:.1f}' for c in cpus[name])})")
         print("    breakdown (medians; 'worker' steps are seconds summed over workers):")
         keys = list(dict.fromkeys(k for name, _, _ in versions for k in stages[name][0]))
         print(f"      {'':42s}" + "".join(f"{name[:24]:>26s}" for name, _, _ in versions))
