@@ -152,6 +152,27 @@ def ranked_rows(x, a0, a1, size, kinds, offs, groups, idx, out, bins, bin0,
 
 
 @nb.njit(**_JIT)
+def bin_means(x, bins, means):  # pragma: no cover - compiled
+    """``means[j, b]`` = the mean of ``x[bins[b]:bins[b + 1], j]`` ``(angles, rows,
+    columns)`` per column, as :func:`ranked_rows` takes it on the way (float64 sums in
+    angle order, divided by the bin's width, rounded to float32): the same values."""
+    n_j, n_i = x.shape[1], x.shape[2]
+    acc = np.zeros(n_i)
+    for j in range(n_j):
+        for b in range(bins.shape[0] - 1):
+            for t in range(n_i):
+                acc[t] = 0.0
+            for k in range(bins[b], bins[b + 1]):
+                src = x[k, j]
+                for t in range(n_i):
+                    acc[t] += np.float64(src[t])
+            width = np.float64(bins[b + 1] - bins[b])
+            mrow = means[j, b]
+            for t in range(n_i):
+                mrow[t] = np.float32(acc[t] / width)
+
+
+@nb.njit(**_JIT)
 def _median_sorted(buf, m, dst):  # pragma: no cover - compiled
     """``dst`` = the median of the first ``m`` (sorted) rows of ``buf``, per column; of an
     even count ``(a + b) / 2`` in ``buf``'s precision, as NumPy's ``median``."""

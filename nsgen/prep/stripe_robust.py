@@ -63,12 +63,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from nsgen.prep._robust_jit import bin_means as _bin_means
 from nsgen.prep.robust_angles import RUN_LEVEL, angle_bins, refine, run_scores
 from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, depth_rule,
                                       offset_scores, offsets, pooled, rank_index, ranks,
                                       strong_columns)
 
-__all__ = ["HALF_WINDOW", "column_scores", "decide", "decide_offsets", "depth_rule",
+__all__ = ["HALF_WINDOW", "bin_means", "column_scores", "decide", "decide_offsets", "depth_rule",
            "feature_layout", "robust_mask_rows", "row_feature_parts", "row_features",
            "row_offsets", "robust_stripe_mask"]
 
@@ -161,26 +162,40 @@ def row_features(x: np.ndarray) -> np.ndarray:
     return np.concatenate(row_feature_parts(x), axis=1)
 
 
-def row_feature_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def row_feature_parts(x: np.ndarray, means: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """:func:`row_features` in two parts: the ranks and strong defects (what
     :func:`row_offsets` reads, with ``hd`` rows each side) and the angle-bin means (what
-    the decision reads of its rows only; ``(rows, 0, columns)`` with one block)."""
+    the decision reads of its rows only; ``(rows, 0, columns)`` with one block, or without
+    ``means``: :func:`bin_means` gives them later, for the rows that need them)."""
     n_k = x.shape[0]
     edges = _blocks(n_k)
-    if edges.size == 2:
-        sets = [ranks(x, 0, n_k)]
-        means = np.empty((x.shape[1], 0, x.shape[2]), np.float32)
+    if edges.size == 2 or not means:
+        xb = np.empty((x.shape[1], 0, x.shape[2]), np.float32)
+        sets = [ranks(x, int(e0), int(e1)) for e0, e1 in zip(edges[:-1], edges[1:])]
     else:
         # the bin means (float64 sums in angle order) as the blocks are ranked
         bins = angle_bins(edges, n_k)
-        means = np.empty((x.shape[1], bins.size - 1, x.shape[2]), np.float32)
+        xb = np.empty((x.shape[1], bins.size - 1, x.shape[2]), np.float32)
         sets = []
         for e0, e1 in zip(edges[:-1], edges[1:]):
             b0, b1 = np.searchsorted(bins, [e0, e1])
-            sets.append(ranks(x, int(e0), int(e1), bins[b0:b1 + 1], means, int(b0)))
+            sets.append(ranks(x, int(e0), int(e1), bins[b0:b1 + 1], xb, int(b0)))
+    if edges.size > 2:
         sets.append(pooled(sets))
     strong = [strong_columns(srt)[:, None].astype(np.float32) for srt in sets]
-    return np.concatenate(sets + strong, axis=1), means
+    return np.concatenate(sets + strong, axis=1), xb
+
+
+def bin_means(x: np.ndarray) -> np.ndarray:
+    """The angle-bin means of :func:`row_feature_parts` (the same values) of the rows of
+    ``x`` ``(angles, rows, columns)`` float32: ``(rows, bins, columns)`` float32 (no bins
+    with one angle block)."""
+    n_k = x.shape[0]
+    edges = _blocks(n_k)
+    bins = angle_bins(edges, n_k) if edges.size > 2 else edges[:1]
+    out = np.empty((x.shape[1], bins.size - 1, x.shape[2]), np.float32)
+    _bin_means(np.ascontiguousarray(x, np.float32), bins, out)
+    return out
 
 
 def _check_rows(have: tuple[int, int], rows: tuple[int, int], n_rows_total: int,

@@ -4,16 +4,19 @@ merge), each row's work done once whatever the chunking.
 1. :class:`RobustFeatureStage` reads row chunks of the scan with no halo and stores what the
    detector needs of each row from that row alone
    (:func:`~nsgen.prep.stripe_robust.row_feature_parts`: the ranks of every angle set and
-   the strong defects in one scratch volume, the means over angle bins in another; together
-   about a quarter of a float32 row at 1801 angles);
+   the strong defects; about an eighth of a float32 row at 1801 angles);
 2. :class:`RobustOffsetStage` reads the ranks with ``hd`` rows each side and stores each
    row's offsets against the rows around it
    (:func:`~nsgen.prep.stripe_robust.row_offsets`; a few values per column);
-3. :class:`RobustDecideStage` reads the offsets with ``hd`` rows each side and its rows'
-   bin means and decides (:func:`~nsgen.prep.stripe_robust.decide_offsets`).
+3. :class:`RobustDecideStage` reads the offsets with ``hd`` rows each side and decides
+   (:func:`~nsgen.prep.stripe_robust.decide_offsets`); the angle-bin means the decision
+   asks for (rows of stripes over part of the scan: a few rows) come from the scan then
+   (:class:`RowBins`; storing every row's was half the scratch).
 
-The mask equals the whole-volume computation exactly (the one-pass stage it replaces
-ranked every chunk's ``2 x 2 hd`` halo rows again: 2.5-4x Larix's time).
+The scratch volumes are kept in memory as far as half the memory limit allows
+(:func:`memory_rows`), the rest on disk. The mask equals the whole-volume computation
+exactly (the one-pass stage it replaces ranked every chunk's ``2 x 2 hd`` halo rows
+again: 2.5-4x Larix's time).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -35,8 +39,8 @@ from nsgen.io.spill import Spill
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.stripe_detect import rows_to_read
-from nsgen.prep.stripe_robust import (decide_offsets, depth_rule, feature_layout,
-                                      row_feature_parts, row_offsets)
+from nsgen.prep.stripe_robust import (bin_means, decide_offsets, depth_rule,
+                                      feature_layout, row_feature_parts, row_offsets)
 from nsgen.runner import StageRunner
 from nsgen.stages.scan_sizing import row_sizing, scan_sizing
 from nsgen.stages.scan_source import ScanSource
@@ -44,13 +48,15 @@ from nsgen.stages.scan_stages import ScanStage, load_flat_field
 from nsgen.stages.stripes import JIT_OVERHEAD, StepClock, mask_flags
 
 __all__ = ["RobustDecideStage", "RobustFeatureStage", "RobustOffsetStage", "balanced",
-           "detect_robust", "memory_rows"]
+           "RowBins", "detect_robust", "memory_rows"]
 
 #: float32 copies of a row a pass-one worker holds (the volume, a sorted block, features)
 FEATURE_FLOAT_COPIES = 2.5
 #: bytes a pass-two worker holds per feature byte read (the angle sets' contiguous copies
 #: and one background copy)
 OFFSET_WORK_FACTOR = 2.5
+#: rows of the scan :class:`RowBins` reads at once (from the row asked for on)
+BIN_BAND = 2
 #: at most this share of the memory limit keeps the scratch volumes in memory (the passes
 #: are sized within the rest; rows beyond it go to disk: :func:`memory_rows`)
 MEMORY_SCRATCH_SHARE = 0.5
@@ -75,11 +81,10 @@ def balanced(chunk_rows: int, n_rows: int, workers: int) -> int:
 
 @dataclass
 class RobustFeatureStage(ScanStage):
-    """Pass one: each row's features (no halo) into ``features`` (ranks and strong defects)
-    and ``bins`` (angle-bin means), rows first."""
+    """Pass one: each row's features (no halo) into ``features`` (ranks and strong
+    defects), rows first."""
 
     features: Spill | None = None
-    bins: Spill | None = None
     label: str = "detect stripes (robust, rows)"
 
     def prepare(self) -> None:
@@ -92,7 +97,7 @@ class RobustFeatureStage(ScanStage):
     _prepared: float = field(default=0.0, init=False, repr=False, compare=False)
 
     def work(self, chunk: Chunk, data: list[np.ndarray]) -> WorkResult:
-        assert self.features is not None and self.bins is not None
+        assert self.features is not None
         clock = StepClock()
         clock.add("prepare (kernels)", self._prepared)
         self._prepared = 0.0
@@ -102,22 +107,20 @@ class RobustFeatureStage(ScanStage):
         volume = flat_field_log(raw, flat, dark, sinograms_first=False,
                                 out=scratch.buffer("normalised", raw.shape, np.float32))
         clock.lap("normalise")
-        feat, means = row_feature_parts(volume)
+        feat, _ = row_feature_parts(volume, means=False)
         clock.lap("features")
         self.features.write_rows(chunk.start, feat)
-        self.bins.write_rows(chunk.start, means)   # no fields with one angle block
         clock.lap("write")
         return WorkResult(clock.seconds)
 
 
 @dataclass
 class _RobustRowStage(Stage):
-    """A pass over the detector rows of the spilled features (ranks and strong defects),
-    bin means and offsets, reading ``hd`` rows each side of its chunk (the rows-first
-    comparison's reach)."""
+    """A pass over the detector rows of the spilled features (ranks and strong defects)
+    and offsets, reading ``hd`` rows each side of its chunk (the rows-first comparison's
+    reach)."""
 
     features: Spill
-    bins: Spill
     offsets: Spill
     n_angles: int
     chunk_rows: int = 1
@@ -157,9 +160,12 @@ class RobustOffsetStage(_RobustRowStage):
 @dataclass
 class RobustDecideStage(_RobustRowStage):
     """Pass three: the mask of each row chunk from the offsets of its rows and ``hd`` rows
-    each side and its rows' angle-bin means; keeps the mask (like
+    each side and the angle-bin means of those of its rows the decision asks for
+    (:class:`RowBins`, from the scan ``source``); keeps the mask (like
     :class:`~nsgen.stages.stripes.MergeStage`) and returns the per-row (patch) flags."""
 
+    source: ScanSource | None = None
+    dtype: str = "<u2"
     patch_shape: tuple[int, int] | None = None
     mask_spill: Spill | None = None
     label: str = "decide stripes (robust)"
@@ -169,17 +175,105 @@ class RobustDecideStage(_RobustRowStage):
         n_rows = self.features.shape[0]
         lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo)
         qs = self.offsets.read_rows(lo, hi)
-        xb = self.bins.read_rows(chunk.start, chunk.stop)
         clock.lap("read")
-        mask = decide_offsets(qs, lo, xb, (chunk.start, chunk.stop), n_rows, self.n_angles,
-                              depth=self.params.min_stripe_depth)
+        assert self.source is not None
+        xb = RowBins(self.source, (self.n_angles, n_rows, self.features.shape[2]),
+                     self.dtype, (chunk.start, chunk.stop))
+        mask = decide_offsets(qs, lo, cast(np.ndarray, xb), (chunk.start, chunk.stop),
+                              n_rows, self.n_angles, depth=self.params.min_stripe_depth)
         clock.lap("decide")
+        clock.add("bin means", xb.seconds)
+        clock.add("bin-mean rows", len(xb.rows))
         if self.mask_spill is not None:
             self.mask_spill.write_band(chunk.start, np.packbits(mask.transpose(1, 0, 2),
                                                                 axis=-1))
         flags = mask_flags(mask, self.patch_shape)
         clock.lap("mask write")
         return WorkResult((flags, clock.seconds))
+
+
+class RowBins:
+    """The angle-bin means ``(rows, bins, columns)`` of volume rows ``rows`` of a scan, as
+    :func:`~nsgen.prep.stripe_robust.decide_offsets` reads them (``xb[j]``, ``xb[j, ...]``),
+    each row computed from the scan the first time it is asked for (the decision reads
+    those of a few rows only: the rows of stripes over part of the scan; storing every
+    row's means was half the scratch). ``np.asarray`` gives every row.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from nsgen.io.scan_writer import write_scan
+    >>> from nsgen.scan import ScanLayout
+    >>> path = Path(tempfile.mkdtemp()) / "s.nxs"
+    >>> _ = write_scan(path, n_angles=360, n_rows=3, n_columns=40)
+    >>> xb = RowBins(ScanSource(str(path), ScanLayout()), (360, 3, 40), "<u2", (1, 3))
+    >>> xb.shape, xb[1, 5:7, :2].shape, xb.rows
+    ((2, 360, 40), (2, 2), [1])
+    """
+
+    def __init__(self, source: ScanSource, shape: tuple[int, int, int], dtype: str,
+                 rows: tuple[int, int]) -> None:
+        self.source = source
+        self.scan_shape = shape
+        self.dtype = dtype
+        self.start, self.stop = rows
+        n_bins = feature_layout(shape[0])[1]
+        self.shape = (self.stop - self.start, n_bins, shape[2])
+        self.ndim = 3
+        self._rows: dict[int, np.ndarray] = {}
+        empty = np.empty((0, 0, 0), np.float32)
+        self._band: tuple[int, np.ndarray, np.ndarray, np.ndarray] = (0, empty, empty, empty)
+        #: seconds spent reading and computing rows
+        self.seconds = 0.0
+
+    @property
+    def rows(self) -> list[int]:
+        """The rows (from ``start``) computed so far."""
+        return sorted(self._rows)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def row(self, j: int) -> np.ndarray:
+        """Row ``j`` (counted from ``start``): ``(bins, columns)`` float32."""
+        j = range(self.shape[0])[j]
+        if j not in self._rows:
+            t = time.perf_counter()
+            b0 = self._band[0]
+            if not b0 <= j < b0 + self._band[1].shape[1]:
+                self._read_band(j)
+            b0, raw, flat, dark = self._band
+            k = j - b0
+            volume = flat_field_log(raw[:, k:k + 1], flat[k:k + 1], dark[k:k + 1],
+                                    sinograms_first=False)
+            self._rows[j] = bin_means(volume)[0]
+            self.seconds += time.perf_counter() - t
+        return self._rows[j]
+
+    def _read_band(self, j: int) -> None:
+        """Read rows ``j`` to ``j + BIN_BAND - 1`` (clipped) of the scan: reading a row reads
+        a piece of every projection, and the rows asked for come in runs of neighbours
+        (stripes are a few rows deep) at about the cost of one."""
+        n_k, _, n_i = self.scan_shape
+        v = slice(self.start + j, min(self.stop, self.start + j + BIN_BAND))
+        scan = self.source.open()
+        raw = scan.read_projections(v, np.empty((n_k, v.stop - v.start, n_i), self.dtype))
+        # as the scan stages' reader hands them over: float32 flat and dark rows
+        flat, dark = np.empty((2, v.stop - v.start, n_i), np.float32)
+        flat[:], dark[:] = scan.flat_mean(v), scan.dark_mean(v)
+        self._band = (j, raw, flat, dark)
+
+    def __getitem__(self, key: Any) -> Any:
+        first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        if isinstance(first, (int, np.integer)):
+            row = self.row(int(first))
+            return row[rest] if rest else row
+        return np.asarray(self)[key]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = np.stack([self.row(j) for j in range(self.shape[0])]) if self.shape[0] else \
+            np.empty(self.shape, np.float32)
+        return out if dtype is None else out.astype(dtype)
 
 
 def memory_rows(limit: int, row_bytes: int, n_rows: int,
@@ -191,11 +285,6 @@ def memory_rows(limit: int, row_bytes: int, n_rows: int,
 
     Examples
     --------
-    >>> import tempfile
-    >>> memory_rows(4 * 10**9, 5 * 10**6, 256, Path(tempfile.gettempdir()))  # all fit
-    256
-    >>> memory_rows(4 * 10**9, 5 * 10**6, 2160, Path(tempfile.gettempdir()))  # 2 GB of 10.8
-    400
     >>> memory_rows(4 * 10**9, 5 * 10**6, 256, Path("/no/such/dir"))
     0
     """
@@ -216,9 +305,8 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
     ``work``, or in memory as far as :func:`memory_rows` allows; removed at the end);
     returns the per-row (patch) flags, as :func:`~nsgen.stages.stripes.detect_stripes`."""
     n_angles, n_rows, n_cols = shape
-    sizes, n_bins = feature_layout(n_angles)
+    sizes = feature_layout(n_angles)[0]
     layouts = {"features": ((n_rows, sum(sizes) + len(sizes), n_cols), "float32"),
-               "bins": ((n_rows, n_bins, n_cols), "float32"),
                "offsets": ((n_rows, len(sizes), n_cols + 1), "float64")}
     row_bytes = sum(int(np.prod(s[1:])) * np.dtype(d).itemsize for s, d in layouts.values())
     limit = run.memory_limit or int(available_memory() * DEFAULT_MEMORY_SHARE)
@@ -234,29 +322,30 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
             f"({rows * row_bytes / 2**20:.0f} MiB), {n_rows - rows} on disk "
             f"({(n_rows - rows) * row_bytes / 2**20:.0f} MiB)")
     shm = Path("/dev/shm")
-    features, bins, offsets = (
+    features, offsets = (
         Spill.create(work / f"robust-{name}.{dt[0]}{np.dtype(dt).itemsize * 8}", s, dt,
                      memory=shm / f"{SHM_PREFIX}{os.getpid()}-robust-{name}", memory_rows=rows)
         for name, (s, dt) in layouts.items())
     try:
         clocks = run.run(RobustFeatureStage(source, shape, dtype, sizings[0].chunk_rows,
-                                            halo=0, features=features, bins=bins), sizings[0])
+                                            halo=0, features=features), sizings[0])
         run.say(StepClock.describe("detect stripes (robust, rows)", clocks))
-        stage = RobustOffsetStage(features=features, bins=bins, offsets=offsets,
+        stage = RobustOffsetStage(features=features, offsets=offsets,
                                   n_angles=n_angles, params=params,
                                   chunk_rows=balanced(sizings[1].chunk_rows, n_rows,
                                                       sizings[1].workers))
         clocks = run.run(stage, sizings[1])
         run.say(StepClock.describe("detect stripes (robust, offsets)", clocks))
-        decide_stage = RobustDecideStage(features=features, bins=bins, offsets=offsets,
+        decide_stage = RobustDecideStage(features=features, offsets=offsets,
                                          n_angles=n_angles, params=params,
                                          chunk_rows=sizings[2].chunk_rows,
+                                         source=source, dtype=dtype,
                                          patch_shape=patch_shape, mask_spill=mask_spill)
         results = run.run(decide_stage, sizings[2])
         run.say(StepClock.describe("decide stripes (robust)", [r[1] for r in results]))
         return np.concatenate([r[0] for r in results], axis=0)
     finally:
-        for spill in (features, bins, offsets):
+        for spill in (features, offsets):
             spill.unlink()
 
 
@@ -265,15 +354,18 @@ def _sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,
              ) -> tuple[Sizing, Sizing, Sizing]:
     """The three passes' chunking within ``run``'s memory limit."""
     n_angles, n_rows, n_cols = shape
-    feat_bytes, bins_bytes = (int(np.prod(layouts[k][0][1:])) * 4 for k in ("features", "bins"))
+    feat_bytes = int(np.prod(layouts["features"][0][1:])) * 4
+    # :class:`RowBins`: a band of raw rows, a normalised row and the means of the rows
+    bins_row = n_angles * n_cols * (BIN_BAND * np.dtype(dtype).itemsize + 4) + \
+        feature_layout(n_angles)[1] * n_cols * 4
     first = scan_sizing(run, shape, dtype, FEATURE_FLOAT_COPIES, worker_overhead=JIT_OVERHEAD)
     # compute-only: the worker holds the feature rows it reads (with the halo), their
     # angle sets' contiguous copies and one background copy
     second = row_sizing(run, n_rows, row_bytes=feat_bytes, work_factor=OFFSET_WORK_FACTOR,
                         halo=depth_rule(n_rows, params.min_stripe_depth),
                         worker_overhead=JIT_OVERHEAD)
-    # the worker holds its rows' bin means and mask (a byte per voxel), the offsets of
-    # the halo are small
-    third = row_sizing(run, n_rows, row_bytes=bins_bytes + n_angles * n_cols,
-                       work_factor=1.5, worker_overhead=JIT_OVERHEAD)
+    # the worker holds its rows' mask (a byte per voxel) and the bin means of those the
+    # decision asks for (a row at a time); the offsets of the halo are small
+    third = row_sizing(run, n_rows, row_bytes=n_angles * n_cols, work_factor=1.5,
+                       worker_overhead=JIT_OVERHEAD + bins_row)
     return first, second, third

@@ -1,0 +1,87 @@
+"""nsgen.stages.robust: the robust detector's passes over a scan (scratch in memory and on
+disk, the bin means computed for the rows the decision asks for)."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from nsgen.io.scan_writer import write_scan
+from nsgen.modes.real import bad_pixels_of
+from nsgen.prep.detect import detect_volume
+from nsgen.prep.detect_params import DetectParams
+from nsgen.prep.normalise import flat_field_log
+from nsgen.prep.stripe_robust import row_feature_parts
+from nsgen.scan import ScanLayout, open_scan
+from nsgen.stages import robust
+from nsgen.stages.scan_source import ScanSource
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory):
+    """A labelled scan of 6 angle blocks (stripes over part of the scan among them)."""
+    path = tmp_path_factory.mktemp("robust") / "5000.nxs"
+    write_scan(path, n_angles=360, n_rows=20, n_columns=96, seed=7, labelled=True)
+    return path
+
+
+def normalised(path):
+    with open_scan(str(path)) as s:
+        rows = slice(0, s.shape[1])
+        return flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
+                              sinograms_first=False)
+
+
+def test_row_bins_are_the_feature_pass_means(scan):
+    """Rows of RowBins equal the bin means the features kernel takes on the way (the same
+    bytes), however they are indexed."""
+    x = normalised(scan)
+    means = row_feature_parts(x)[1]
+    xb = robust.RowBins(ScanSource(str(scan), ScanLayout()), x.shape, "<u2", (4, 11))
+    assert xb.shape == (7, means.shape[1], 96) and xb.rows == []
+    assert xb[2].tobytes() == means[6].tobytes()
+    assert np.array_equal(xb[3, :, 5:9], means[7, :, 5:9])
+    assert np.array_equal(xb[-1][:, [0, 3]], means[10][:, [0, 3]])
+    assert xb.rows == [2, 3, 6]
+    assert np.asarray(xb).tobytes() == means[4:11].tobytes()
+
+
+@pytest.mark.parametrize("kept", [0, 7, 20])
+def test_mask_with_scratch_in_memory_and_on_disk_equals_the_library(scan, tmp_path,
+                                                                     monkeypatch, capsys,
+                                                                     kept):
+    """The archive holds the whole-volume mask whether the scratch rows are in memory, on
+    disk or split; the decision asked for some rows' bin means (stripes over part of the
+    scan); no scratch file is left in /dev/shm."""
+    from nsgen import mask as mask_command
+    monkeypatch.setattr(robust, "memory_rows", lambda *a, **k: kept)
+    archive = tmp_path / "m.npz"
+    assert mask_command.main(["--h5", str(scan), "-a", str(archive), "-C", "3", "-v"]) == 0
+    err = capsys.readouterr().err
+    assert f"scratch: {kept} of 20 rows in memory" in err
+    asked = int(err.split("bin-mean rows ")[1].split(",")[0])
+    assert asked > 0
+    x = normalised(scan)
+    with np.load(archive) as z:
+        got = z["m5000"]
+    want = detect_volume(x, "robust", DetectParams.for_scan(x.shape))
+    # dead and saturated pixels are flagged at every angle after detection
+    want |= bad_pixels_of(ScanSource(str(scan), ScanLayout())).mask[None]
+    assert np.array_equal(got, want)
+    assert not [p for p in os.listdir("/dev/shm") if f"{os.getpid()}-robust" in p]
+
+
+def test_memory_rows_take_half_the_limit_and_leave_the_rest_in_shared_memory(monkeypatch):
+    def fs(free):
+        monkeypatch.setattr(os, "statvfs",
+                            lambda _: SimpleNamespace(f_bavail=free, f_frsize=1))
+    fs(10**12)
+    assert robust.memory_rows(4 * 10**9, 5 * 10**6, 256) == 256
+    assert robust.memory_rows(4 * 10**9, 5 * 10**6, 2160) == 400   # 2 GB
+    fs(3 * 10**9)   # 1 GB after the rest of the limit (2 GB) is left free
+    assert robust.memory_rows(4 * 10**9, 5 * 10**6, 2160) == 200
+    fs(10**9)
+    assert robust.memory_rows(4 * 10**9, 5 * 10**6, 2160) == 0

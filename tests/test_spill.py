@@ -1,0 +1,37 @@
+"""nsgen.io.spill: scratch volumes kept partly in a memory file system, partly on disk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nsgen.io.spill import Spill
+
+
+@pytest.mark.parametrize("memory_rows", [0, 1, 4, 10, 99])
+def test_rows_split_between_memory_and_disk_round_trip(tmp_path, memory_rows):
+    """Any row range, across the boundary or not, reads back what was written; the memory
+    file holds the first rows (clipped to the volume), the disk file the others."""
+    (tmp_path / "shm").mkdir()
+    s = Spill.create(tmp_path / "v.f32", (10, 3, 4), memory=tmp_path / "shm" / "v",
+                     memory_rows=memory_rows)
+    kept = min(memory_rows, 10)
+    assert s.memory_rows == kept and s.memory_bytes == kept * 48
+    assert s.path.stat().st_size == (10 - kept) * 48
+    data = np.random.default_rng(0).random((10, 3, 4), dtype=np.float32)
+    for a, b in ((3, 7), (0, 3), (7, 10)):   # any order: disjoint row ranges
+        s.write_rows(a, data[a:b])
+    for a, b in ((0, 10), (2, 5), (4, 4), (9, 10)):
+        assert np.array_equal(s.read_rows(a, b), data[a:b])
+    if kept:
+        assert np.array_equal(np.fromfile(s.memory, np.float32).reshape(kept, 3, 4),
+                              data[:kept])
+    s.unlink()
+    assert not any(tmp_path.rglob("v*"))
+
+
+def test_bands_of_a_volume_partly_in_memory_are_refused(tmp_path):
+    s = Spill.create(tmp_path / "v.u8", (5, 7, 3), "uint8", memory=tmp_path / "m",
+                     memory_rows=2)
+    with pytest.raises(ValueError, match="partly in memory"):
+        s.write_band(0, np.zeros((1, 5, 3), np.uint8))
