@@ -35,3 +35,26 @@ def test_bands_of_a_volume_partly_in_memory_are_refused(tmp_path):
                      memory_rows=2)
     with pytest.raises(ValueError, match="partly in memory"):
         s.write_band(0, np.zeros((1, 5, 3), np.uint8))
+
+
+def test_bands_given_planes_first_fill_the_volume_as_rows_first_ones(tmp_path):
+    vol = np.random.default_rng(3).integers(0, 255, (5, 7, 3)).astype(np.uint8)
+    a = Spill.create(tmp_path / "a.u8", vol.shape, "uint8")
+    b = Spill.create(tmp_path / "b.u8", vol.shape, "uint8")
+    for start, stop in ((4, 7), (0, 1), (1, 4)):
+        a.write_band(start, np.ascontiguousarray(vol[:, start:stop].transpose(1, 0, 2)))
+        b.write_band(start, np.ascontiguousarray(vol[:, start:stop]), planes_first=True)
+    assert a.path.read_bytes() == b.path.read_bytes() == vol.tobytes()
+    with pytest.raises(ValueError, match="does not fit"):
+        b.write_band(6, vol[:, :2], planes_first=True)
+
+
+def test_fields_are_scattered_into_their_own_arrays_across_memory_and_disk(tmp_path):
+    s = Spill.create(tmp_path / "v.f32", (9, 5, 3), memory=tmp_path / "m", memory_rows=4)
+    data = np.random.default_rng(4).random((9, 5, 3), dtype=np.float32)
+    s.write_rows(0, data)
+    outs = [np.empty((6, n, 3), np.float32) for n in (2, 1, 2)]
+    s.read_fields(2, 8, outs)
+    assert np.array_equal(np.concatenate(outs, axis=1), data[2:8])
+    with pytest.raises(ValueError, match="add up to 5"):
+        s.read_fields(2, 8, outs[:2])

@@ -17,6 +17,10 @@ from pathlib import Path
 import numpy as np
 
 
+#: buffers per ``preadv`` call (Linux's IOV_MAX)
+_IOV_MAX = 1024
+
+
 @dataclass(frozen=True)
 class Spill:
     """A scratch volume of ``shape`` (rows first) and ``dtype`` stored at ``path``, from
@@ -110,41 +114,102 @@ class Spill:
             finally:
                 os.close(fd)
 
-    def write_band(self, start: int, block: np.ndarray) -> None:
+    def write_band(self, start: int, block: np.ndarray, planes_first: bool = False) -> None:
         """Write ``block[j]`` (shape ``(b, shape[0], *shape[2:])``) at index ``start + j`` of
         the second axis, for every first-axis index: a band of a volume stored angles first,
-        from rows-first data, without a transposed copy (a volume all on disk).
+        from rows-first data, without a transposed copy (a volume all on disk). With
+        ``planes_first``, ``block`` is ``(shape[0], b, *shape[2:])`` (the volume's own
+        order: one contiguous piece per plane).
 
         Examples
         --------
         A rows-first block of 2 rows goes into rows 1-2 of an angles-first volume:
-        ``spill.write_band(1, block)`` stores ``block[j, k]`` at ``volume[k, 1 + j]``.
+        ``spill.write_band(1, block)`` stores ``block[j, k]`` at ``volume[k, 1 + j]``;
+        ``spill.write_band(1, block.transpose(1, 0, 2), planes_first=True)`` does the same.
         """
+        if planes_first and block.ndim >= 2:
+            block = block.swapaxes(0, 1)
         if block.ndim < 2 or block.shape[1] != self.shape[0] or \
                 block.shape[2:] != self.shape[2:] or start < 0 or \
                 start + block.shape[0] > self.shape[1]:
             raise ValueError(f"band {start}+{block.shape} does not fit spill {self.shape}")
         if self.memory is not None:
             raise ValueError("bands of a volume kept partly in memory are not supported")
-        block = np.ascontiguousarray(block, dtype=self.dtype)
         line = int(np.prod(self.shape[2:], dtype=np.int64)) * np.dtype(self.dtype).itemsize
-        views = [row.data.cast("B") for row in block.reshape(block.shape[0],
-                                                                    block.shape[1], -1)]
+        if planes_first:   # (b, planes, ...) view of a contiguous (planes, b, ...) block
+            planes = np.ascontiguousarray(block.swapaxes(0, 1), dtype=self.dtype)
+            whole = planes.reshape(self.shape[0], -1).view(np.uint8)
+
+            def bufs(k: int) -> list:
+                return [whole[k].data]
+        else:
+            block = np.ascontiguousarray(block, dtype=self.dtype)
+            views = [row.data.cast("B") for row in block.reshape(block.shape[0],
+                                                                 block.shape[1], -1)]
+
+            def bufs(k: int) -> list:
+                return [v[k * line:(k + 1) * line] for v in views]
+        total = line * block.shape[0]
         fd = os.open(self.path, os.O_WRONLY)
         try:
             for k in range(self.shape[0]):
-                bufs = [v[k * line:(k + 1) * line] for v in views]
+                pieces = bufs(k)
                 off = self.offset + k * self.row_bytes + start * line
-                total = line * len(bufs)
-                n = os.pwritev(fd, bufs, off)
+                n = os.pwritev(fd, pieces, off)
                 if n != total:  # short write: finish it piece by piece
-                    data = b"".join(bytes(b) for b in bufs)[n:]
+                    data = b"".join(bytes(b) for b in pieces)[n:]
                     off += n
                     while data:
                         m = os.pwrite(fd, data, off)
                         data, off = data[m:], off + m
         finally:
             os.close(fd)
+
+    def read_fields(self, start: int, stop: int, outs: list[np.ndarray]) -> None:
+        """Read rows ``start .. stop-1`` split along the second axis into ``outs``: each a
+        C-contiguous array ``(stop - start, n, *shape[2:])``, the ``n`` adding up to
+        ``shape[1]`` (each row's fields scattered into them in order by the reads
+        themselves: no copy).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> s = Spill.create(Path(tempfile.mkdtemp()) / "v.f32", (3, 3, 2))
+        >>> s.write_rows(0, np.arange(18, dtype=np.float32).reshape(3, 3, 2))
+        >>> a, b = np.empty((2, 1, 2), np.float32), np.empty((2, 2, 2), np.float32)
+        >>> s.read_fields(1, 3, [a, b])
+        >>> a[:, 0].tolist(), b[1].tolist()
+        ([[6.0, 7.0], [12.0, 13.0]], [[14.0, 15.0], [16.0, 17.0]])
+        """
+        rows = stop - start
+        if sum(o.shape[1] for o in outs) != self.shape[1] or any(
+                o.shape[:1] + o.shape[2:] != (rows, *self.shape[2:]) or
+                o.dtype != np.dtype(self.dtype) or not o.flags.c_contiguous for o in outs):
+            raise ValueError(f"outs must be C-contiguous {self.dtype} arrays of "
+                             f"({rows}, n, {self.shape[2:]}) whose n add up to {self.shape[1]}")
+        if not rows or not self.row_bytes:
+            return
+        views = [o.reshape(rows, -1).view(np.uint8) for o in outs]
+        for path, off, first, last in self._pieces(start, stop):
+            bufs = [v[r].data for r in range(first, last) for v in views]
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                while bufs:
+                    batch = bufs[:_IOV_MAX]
+                    n = os.preadv(fd, batch, off)
+                    want = sum(b.nbytes for b in batch)
+                    if n == want:
+                        bufs, off = bufs[len(batch):], off + n
+                        continue
+                    if n == 0:
+                        raise EOFError(f"{path} is shorter than its shape {self.shape}")
+                    off += n   # a short read: go on from the byte it stopped at
+                    while n >= bufs[0].nbytes:
+                        n -= bufs[0].nbytes
+                        bufs = bufs[1:]
+                    bufs[0] = bufs[0][n:]
+            finally:
+                os.close(fd)
 
     def read_rows(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
         """Read rows ``start .. stop-1`` (into ``out`` when given, without a copy)."""

@@ -71,7 +71,7 @@ from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, dep
 
 __all__ = ["HALF_WINDOW", "bin_means", "column_scores", "decide", "decide_offsets", "depth_rule",
            "feature_layout", "robust_mask_rows", "row_feature_parts", "row_features",
-           "row_offsets", "robust_stripe_mask"]
+           "row_offsets", "robust_stripe_mask", "set_offsets"]
 
 #: decision threshold on the robust scores
 THRESHOLD = 5.0
@@ -229,9 +229,17 @@ def row_offsets(feat: np.ndarray, feat_start: int, rows: tuple[int, int],
     (:func:`~nsgen.prep.robust_scores.offsets`), from the :func:`row_features` of volume
     rows ``feat_start ...`` (or the first of :func:`row_feature_parts`), which must hold
     ``hd`` rows each side."""
-    hd = depth_rule(n_rows_total, depth)
-    _check_rows((feat_start, feat_start + feat.shape[0]), rows, n_rows_total, hd)
     sets, strong, _ = _fields(feat, n_k)
+    return set_offsets(sets, strong, feat_start, rows, n_rows_total, depth)
+
+
+def set_offsets(sets: list[np.ndarray], strong: list[np.ndarray], feat_start: int,
+                rows: tuple[int, int], n_rows_total: int, depth: int = 30) -> np.ndarray:
+    """:func:`row_offsets` from the fields of the features apart: the ranks of each angle
+    set ``(rows, ranks, columns)`` float32, C-contiguous, and their strong defects
+    ``(rows, columns)`` bool (as a pass reads them from its scratch, without copies)."""
+    hd = depth_rule(n_rows_total, depth)
+    _check_rows((feat_start, feat_start + sets[0].shape[0]), rows, n_rows_total, hd)
     r0, r1 = rows[0] - feat_start, rows[1] - feat_start
     return np.stack([offsets(srt, st, r0, r1, feat_start, hd, n_rows_total)
                      for srt, st in zip(sets, strong)], axis=1)
