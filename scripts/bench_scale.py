@@ -20,8 +20,11 @@ of projections, the ratio to the cold read (targets: raw <= 1.5, paired <= 3) an
 PSS of the process tree in one separate, sampled run, against the limit (target <= 75 %).
 Timings on a shared machine vary with the other load: the ratios are what to compare.
 
+With ``--baseline ROOT`` another checkout's runs alternate with this one's (before/after
+from one run); ``--modes paired`` times one mode only.
+
     python scripts/bench_scale.py [--cache DIR] [--memory-limit 4GB] [--repeats 1]
-                                  [--only small|full]
+                                  [--only small|full] [--modes raw paired] [--baseline ROOT]
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_engine import evict, read_once  # noqa: E402
+from bench_mask import python_path  # noqa: E402
 from bench_synthetic import run_nsgen  # noqa: E402
 
 ANGLES, COLUMNS, FLATS, DARKS = 1801, 2560, 20, 10
@@ -85,8 +89,10 @@ def mode_args(mode: str, scan: Path, limit: str) -> list[str]:
     return ["-m", mode, "--hdf-root", str(scan), "-s", "1", "--memory-limit", limit]
 
 
-def measure(scan: Path, rows: int, limit: str, limit_bytes: int, repeats: int) -> list[str]:
-    """Table lines of one scan: cold read, raw, paired."""
+def measure(scan: Path, rows: int, limit: str, limit_bytes: int, repeats: int,
+            modes: list[str], baseline: str | None = None) -> list[str]:
+    """Table lines of one scan: cold read, then each mode (this checkout's, and with
+    ``baseline`` that checkout's too, the runs alternating)."""
     gib = ANGLES * rows * COLUMNS * 2 / 2**30
     how = set()
     reads = []
@@ -95,19 +101,24 @@ def measure(scan: Path, rows: int, limit: str, limit_bytes: int, repeats: int) -
         reads.append(read_once(scan))
     floor = statistics.median(reads)
     lines = [f"{rows:5d} rows {gib:6.2f} GiB  cold read {floor:7.1f} s {floor / gib:6.2f} s/GiB"]
-    for mode in ("raw", "paired"):
-        times = []
+    roots = [None] if baseline is None else [baseline, None]
+    for mode in modes:
+        times: dict[str | None, list[float]] = {root: [] for root in roots}
         for _ in range(repeats):
-            with tempfile.TemporaryDirectory(dir=scan.parent) as d:
-                how.add(drop_caches(scan))
-                times.append(run_nsgen([*mode_args(mode, scan, limit), "-r", d])[0])
-        with tempfile.TemporaryDirectory(dir=scan.parent) as d:
-            drop_caches(scan)
-            peak = run_nsgen([*mode_args(mode, scan, limit), "-r", d], memory=True)[1]
-        t = statistics.median(times)
-        lines.append(f"{'':22s} {mode:6s} {t:9.1f} s {t / gib:6.2f} s/GiB  {t / floor:5.2f} x cold "
-                     f"(target <= {TARGETS[mode]})  peak PSS {peak / 2**30:5.2f} GiB = "
-                     f"{100 * peak / limit_bytes:3.0f} % of the limit (target <= 75 %)")
+            for root in roots:
+                with tempfile.TemporaryDirectory(dir=scan.parent) as d, python_path(root):
+                    how.add(drop_caches(scan))
+                    times[root].append(run_nsgen([*mode_args(mode, scan, limit), "-r", d])[0])
+        for root in roots:
+            with tempfile.TemporaryDirectory(dir=scan.parent) as d, python_path(root):
+                drop_caches(scan)
+                peak = run_nsgen([*mode_args(mode, scan, limit), "-r", d], memory=True)[1]
+            t = statistics.median(times[root])
+            name = f"{mode} ({'baseline' if root else 'this tree'})" if baseline else mode
+            lines.append(f"{'':22s} {name:6s} {t:9.1f} s {t / gib:6.2f} s/GiB  {t / floor:5.2f} x "
+                         f"cold (target <= {TARGETS[mode]})  peak PSS {peak / 2**30:5.2f} GiB = "
+                         f"{100 * peak / limit_bytes:3.0f} % of the limit (target <= 75 %)"
+                         f"{'' if repeats == 1 else f' (runs: {times[root]})'}")
     lines.append(f"{'':22s} page cache before each figure: {', '.join(sorted(how))}")
     return lines
 
@@ -119,6 +130,9 @@ def main() -> int:
     ap.add_argument("--memory-limit", default="4GB")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--only", choices=sorted(SCANS), action="append")
+    ap.add_argument("--modes", nargs="+", choices=sorted(TARGETS), default=["raw", "paired"])
+    ap.add_argument("--baseline", help="root of another nsgen checkout (e.g. `git worktree "
+                    "add /tmp/base main`) whose runs alternate with this one's")
     a = ap.parse_args()
     from nsgen.config import parse_bytes
     limit = parse_bytes(a.memory_limit)
@@ -129,7 +143,7 @@ def main() -> int:
         if a.only and name not in a.only:
             continue
         scan = make_scan(a.cache, rows)
-        for line in measure(scan, rows, a.memory_limit, limit, a.repeats):
+        for line in measure(scan, rows, a.memory_limit, limit, a.repeats, a.modes, a.baseline):
             print(line, flush=True)
     return 0
 

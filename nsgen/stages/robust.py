@@ -204,9 +204,10 @@ class RobustDecideStage(_RobustRowStage):
 class RowBins:
     """The angle-bin means ``(rows, bins, columns)`` of volume rows ``rows`` of a scan, as
     :func:`~nsgen.prep.stripe_robust.decide_offsets` reads them (``xb[j]``, ``xb[j, ...]``),
-    each row computed from the scan the first time it is asked for (the decision reads
-    those of a few rows only: the rows of stripes over part of the scan; storing every
-    row's means was half the scratch). ``np.asarray`` gives every row.
+    a row computed from the scan when it is asked for (the decision reads those of a few
+    rows only, the rows of stripes over part of the scan, one row after another; storing
+    every row's means was half the scratch). The row last asked for is kept, and the scan
+    rows are read :data:`BIN_BAND` at a time. ``np.asarray`` gives every row.
 
     Examples
     --------
@@ -229,7 +230,10 @@ class RowBins:
         n_bins = feature_layout(shape[0])[1]
         self.shape = (self.stop - self.start, n_bins, shape[2])
         self.ndim = 3
-        self._rows: dict[int, np.ndarray] = {}
+        #: the rows computed so far, and the last one's means (refine reads a row's
+        #: columns run by run, row after row: one row is kept, not every row's)
+        self._asked: set[int] = set()
+        self._last: tuple[int, np.ndarray] = (-1, np.empty((0, 0), np.float32))
         empty = np.empty((0, 0, 0), np.float32)
         self._band: tuple[int, np.ndarray, np.ndarray, np.ndarray] = (0, empty, empty, empty)
         #: seconds spent reading and computing rows
@@ -238,7 +242,7 @@ class RowBins:
     @property
     def rows(self) -> list[int]:
         """The rows (from ``start``) computed so far."""
-        return sorted(self._rows)
+        return sorted(self._asked)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -246,7 +250,7 @@ class RowBins:
     def row(self, j: int) -> np.ndarray:
         """Row ``j`` (counted from ``start``): ``(bins, columns)`` float32."""
         j = range(self.shape[0])[j]
-        if j not in self._rows:
+        if j != self._last[0]:
             t = time.perf_counter()
             b0 = self._band[0]
             if not b0 <= j < b0 + self._band[1].shape[1]:
@@ -255,9 +259,10 @@ class RowBins:
             k = j - b0
             volume = flat_field_log(raw[:, k:k + 1], flat[k:k + 1], dark[k:k + 1],
                                     sinograms_first=False)
-            self._rows[j] = bin_means(volume)[0]
+            self._last = (j, bin_means(volume)[0])
+            self._asked.add(j)
             self.seconds += time.perf_counter() - t
-        return self._rows[j]
+        return self._last[1]
 
     def _read_band(self, j: int) -> None:
         """Read rows ``j`` to ``j + BIN_BAND - 1`` (clipped) of the scan: reading a row reads
@@ -364,12 +369,12 @@ def _sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,
     """The three passes' chunking within ``run``'s memory limit."""
     n_angles, n_rows, n_cols = shape
     feat_bytes = int(np.prod(layouts["features"][0][1:])) * 4
-    # :class:`RowBins`: a band of raw rows, a normalised row and the means of the rows
+    # :class:`RowBins`: a band of raw rows, a normalised row and its means
     bins_row = n_angles * n_cols * (BIN_BAND * np.dtype(dtype).itemsize + 4) + \
         feature_layout(n_angles)[1] * n_cols * 4
     first = scan_sizing(run, shape, dtype, FEATURE_FLOAT_COPIES, worker_overhead=JIT_OVERHEAD)
-    # compute-only: the worker holds the feature rows it reads (with the halo), their
-    # angle sets' contiguous copies and one background copy
+    # compute-only: the worker holds the feature rows it reads (with the halo, each angle
+    # set in its own buffer) and background copies
     second = row_sizing(run, n_rows, row_bytes=feat_bytes, work_factor=OFFSET_WORK_FACTOR,
                         halo=depth_rule(n_rows, params.min_stripe_depth),
                         worker_overhead=JIT_OVERHEAD)
