@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -335,10 +336,11 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
     run.say(f"scratch: {rows} of {n_rows} rows in memory "
             f"({rows * row_bytes / 2**20:.0f} MiB), {n_rows - rows} on disk "
             f"({(n_rows - rows) * row_bytes / 2**20:.0f} MiB)")
-    shm = Path("/dev/shm")
+    # named as the engine's segments (a dead run's are swept), unique to this call
+    shm = Path("/dev/shm") / f"{SHM_PREFIX}{os.getpid()}-robust-{uuid.uuid4().hex[:12]}"
     features, offsets = (
         Spill.create(work / f"robust-{name}.{dt[0]}{np.dtype(dt).itemsize * 8}", s, dt,
-                     memory=shm / f"{SHM_PREFIX}{os.getpid()}-robust-{name}", memory_rows=rows)
+                     memory=Path(f"{shm}-{name}"), memory_rows=rows)
         for name, (s, dt) in layouts.items())
     try:
         clocks = run.run(RobustFeatureStage(source, shape, dtype, sizings[0].chunk_rows,
