@@ -108,17 +108,21 @@ def larix_options_given(args: argparse.Namespace) -> list[str]:
     return [o for o in LARIX_OPTIONS if o in given]
 
 
-def scan_params(args: argparse.Namespace, shape: tuple[int, int, int]) -> DetectParams:
-    """Detection parameters for a scan of ``shape``: the options given, the rest derived.
+def scan_params(args: argparse.Namespace, shape: tuple[int, int, int],
+                detector: str = "larix") -> DetectParams:
+    """Detection parameters of ``detector`` for a scan of ``shape``: the options given, the
+    rest derived.
 
     Every problem of the given options is reported in one line (exit 2); an option that was
     not given is never the cause (:meth:`DetectParams.for_scan`).
     """
     given = {f: getattr(args, f) for f in _OPTION if getattr(args, f) is not None}
     try:
-        return DetectParams.for_scan(shape, given, name=_OPTION.__getitem__)
+        return DetectParams.for_scan(shape, given, name=_OPTION.__getitem__, detector=detector)
     except ValueError as exc:
         a, v, c = shape
+        if str(exc).startswith("the scan ("):   # the scan is too small, whatever the options
+            raise NsgenError(f"{args.h5}: {exc}") from None
         raise NsgenError(f"detection parameters do not fit the scan ({a} angles x {v} rows x "
                          f"{c} columns): {exc}; change or leave out those options") from None
 
@@ -244,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_angles, n_rows, n_cols = (int(x) for x in scan.shape)
         dtype = np.dtype(scan.dtype).str
     shape = (n_angles, n_rows, n_cols)
-    params = scan_params(a, shape)
+    params = scan_params(a, shape, detector)
     key = a.file_name or mask_key(a.h5)
     archive = Path(a.archive)
     check_archive_writable(archive, key, a.weights, a.overwrite)

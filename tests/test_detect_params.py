@@ -55,8 +55,19 @@ def test_given_values_are_kept_and_all_problems_reported_together():
 
 def test_scans_too_small_for_any_parameters():
     for shape in ((1801, 1, 2560), (1, 32, 2560), (1801, 32, 3)):
-        with pytest.raises(ValueError, match="too small for Larix stripe detection"):
+        with pytest.raises(ValueError, match="too small for (Larix )?stripe detection"):
             DetectParams.for_scan(shape)
+
+
+def test_robust_checks_only_its_row_window():
+    """The robust detector reads only min_stripe_depth: a 1-row or 3-column scan fits, a
+    1-angle scan does not, and a given depth is still checked against the rows."""
+    assert DetectParams.for_scan((1801, 1, 2560), detector="robust").min_stripe_depth == 0
+    assert DetectParams.for_scan((181, 8, 3), detector="robust").min_stripe_depth == 7
+    with pytest.raises(ValueError, match="needs at least 2 angles"):
+        DetectParams.for_scan((1, 32, 2560), detector="robust")
+    with pytest.raises(ValueError, match="min_stripe_depth must be in 0..7"):
+        DetectParams.for_scan((181, 8, 256), {"min_stripe_depth": 8}, detector="robust")
 
 
 def test_types_and_unknown_names():

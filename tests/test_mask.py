@@ -103,13 +103,37 @@ def test_every_bad_parameter_in_one_line_and_derived_ones_never_blamed(scan, tmp
     assert not (tmp_path / "m.npz").exists()
 
 
-def test_one_row_scan_refused_up_front(tmp_path):
-    write_scan(tmp_path / "4100.nxs", n_angles=61, n_rows=1, n_columns=32, seed=6)
-    r = nsgen("mask", "--h5", str(tmp_path / "4100.nxs"), "-a", str(tmp_path / "m.npz"),
-              check=False)
+def test_one_row_scan_robust_detects_larix_refuses_up_front(tmp_path):
+    """A scan of one detector row: the default robust detector runs (no row comparison, so
+    its parameters cannot be the cause of a refusal) and finds the scan's stripes; Larix
+    needs 2 rows and says so in one line, naming the detector that can; a scan of one
+    angle is refused by both."""
+    from nsgen.prep.detect import detect_volume
+    from nsgen.prep.detect_params import DetectParams
+
+    path = tmp_path / "4100.nxs"
+    write_scan(path, n_angles=121, n_rows=1, n_columns=64, seed=6, defect_rows={20: (0, 1, 1.5)})
+    archive = tmp_path / "m.npz"
+    r = nsgen("mask", "--h5", str(path), "-a", str(archive), check=False)
+    assert r.returncode == 0, r.stderr
+    with np.load(archive) as z:
+        got = z["m4100"]
+    vol = whole_volume(path)
+    assert got.shape == (121, 1, 64) and got[:, 0, 20].all()
+    assert np.array_equal(got, detect_volume(vol, "robust",
+                                             DetectParams.for_scan(vol.shape, detector="robust")))
+    for extra in (["--detector", "larix"], ["--median-size", "5"]):
+        r = nsgen("mask", "--h5", str(path), "-a", str(tmp_path / "n.npz"), *extra, check=False)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "1 rows" in r.stderr and "at least 2 angles, 2 detector rows" in r.stderr
+        assert "the robust detector, the default, needs 2 angles" in r.stderr
+        assert "leave out those options" not in r.stderr   # the scan is the cause
+        assert not (tmp_path / "n.npz").exists()
+    one = tmp_path / "4101.nxs"
+    write_scan(one, n_angles=1, n_rows=4, n_columns=32, seed=6)
+    r = nsgen("mask", "--h5", str(one), "-a", str(tmp_path / "n.npz"), check=False)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert "1 rows" in r.stderr and "at least 2 angles, 2 detector rows" in r.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["4100.nxs"]
+    assert "needs at least 2 angles" in r.stderr and not (tmp_path / "n.npz").exists()
 
 
 def test_derived_parameters_fit_a_small_scan(scan, tmp_path):

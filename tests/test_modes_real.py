@@ -205,7 +205,7 @@ def test_patch_names_counts_and_crop(detect_scan, tmp_path):
     (["-m", "raw", "--hdf-root", "{scans}/1000.nxs", "-s", "1", "-S", "2"], "one sample"),
     (["-m", "patch", "--hdf-root", "{scans}/1000.nxs", "-s", "1", "--patch-size", "100", "20"],
      "--patch-size 100 20 is larger than"),
-    (["-m", "paired", "--hdf-root", "{scans}/1100.nxs", "-s", "1"],
+    (["-m", "paired", "--hdf-root", "{scans}/1100.nxs", "-s", "1", "--detector", "larix"],
      "too small for Larix stripe detection"),
     (["-m", "dynamic", "--hdf-root", "{scans}/1000.nxs", "--frame-angles", "92"],
      "--frame-angles 92"),

@@ -273,14 +273,15 @@ def check_mask_source(config: Config, path: Path, shape: tuple[int, int, int]) -
         from nsgen.io.mask_archive import check_mask, mask_key
         check_mask(config.mask, mask_key(path), shape)
         return
-    scan_detect_params(path, shape)
+    scan_detect_params(path, shape, config.detector)
 
 
-def scan_detect_params(path: Path, shape: tuple[int, int, int]) -> DetectParams:
-    """Detection parameters derived from the scan's size (:meth:`DetectParams.for_scan`);
-    a scan too small for any: one line naming the fix."""
+def scan_detect_params(path: Path, shape: tuple[int, int, int],
+                       detector: str = "larix") -> DetectParams:
+    """Parameters of ``detector`` derived from the scan's size
+    (:meth:`DetectParams.for_scan`); a scan too small for it: one line naming the fix."""
     try:
-        return DetectParams.for_scan(shape)
+        return DetectParams.for_scan(shape, detector=detector)
     except ValueError as exc:
         raise NsgenError(f"{path}: {exc}; give a mask with --mask (see nsgen mask)") from None
 
@@ -300,9 +301,9 @@ def shift_flags(run: SampleRun, config: Config, shift: int, source: ScanSource,
         return read_mask_flags(config.mask, mask_key(source.path), shape,
                                lambda block: mask_flags(block, patch_shape))
     run.say(f"shift {shift}: no --mask, detecting stripes on the fly")
-    return detect_stripes(run, source, shape, dtype, scan_detect_params(Path(source.path), shape),
-                          run.work / f"shift{shift:02d}", patch_shape=patch_shape,
-                          detector=config.detector)
+    params = scan_detect_params(Path(source.path), shape, config.detector)
+    return detect_stripes(run, source, shape, dtype, params, run.work / f"shift{shift:02d}",
+                          patch_shape=patch_shape, detector=config.detector)
 
 
 def flags_and_pass_one(run: SampleRun, read_flags: Callable[[], np.ndarray],

@@ -95,8 +95,8 @@ class DetectParams:
     @classmethod
     def for_scan(cls, shape: tuple[int, int, int],
                  given: Mapping[str, object] | None = None,
-                 name: Callable[[str], str] = str) -> DetectParams:
-        """Parameters for a scan of ``shape`` (angles, rows, columns).
+                 name: Callable[[str], str] = str, detector: str = "larix") -> DetectParams:
+        """Parameters for a scan of ``shape`` (angles, rows, columns), for ``detector``.
 
         Values in ``given`` (a field name -> value mapping holding only what the user set)
         are kept; the others are derived from the scan's size:
@@ -108,11 +108,24 @@ class DetectParams:
         * ``min_stripe_depth``: 30, or ``rows - 1`` on scans of 30 rows or fewer;
         * ``threshold`` and ``sensitivity_perc``: the seed's 0.63 and 85.
 
+        The robust detector (any ``detector`` but ``"larix"``) reads only
+        ``min_stripe_depth`` (its row window), so only that is checked; it handles scans of
+        one row, and needs 2 angles. Larix needs 2 angles, 2 rows and 4 columns.
+
         Raises
         ------
         ValueError
             Listing every problem of the given values (``name`` formats a field's name, e.g.
             as a command-line option), or that the scan itself is too small for the detector.
+
+        Examples
+        --------
+        >>> DetectParams.for_scan((181, 1, 256), detector="robust").min_stripe_depth
+        0
+        >>> DetectParams.for_scan((181, 1, 256))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: the scan (181 angles x 1 rows x 256 columns) is too small for Larix stripe ...
         """
         given = dict(given or {})
         unknown = sorted(set(given) - {f.name for f in fields(cls)})
@@ -121,13 +134,18 @@ class DetectParams:
         a, v, c = (int(x) for x in shape)
         seed = cls()
         top = min(a // 2, v // 2, c // 2)
-        if top < 1 or c < 4:
+        larix = detector == "larix"
+        if a < 2 or c < 1 or v < 1:
+            raise ValueError(f"the scan ({a} angles x {v} rows x {c} columns) is too small for "
+                             f"stripe detection, which needs at least 2 angles")
+        if larix and (top < 1 or c < 4):
             raise ValueError(
                 f"the scan ({a} angles x {v} rows x {c} columns) is too small for Larix stripe "
-                f"detection, which needs at least 2 angles, 2 detector rows and 4 columns")
+                f"detection, which needs at least 2 angles, 2 detector rows and 4 columns "
+                f"(the robust detector, the default, needs 2 angles)")
         derived = {
             "size": _clip(round(seed.size * a / REFERENCE_SHAPE[0]), 1, a // 2),
-            "radius": min(seed.radius, top),
+            "radius": max(min(seed.radius, top), 1),
             "min_stripe_length": _clip(round(seed.min_stripe_length * a / REFERENCE_SHAPE[0]),
                                        1, a - 1),
             "min_stripe_depth": min(seed.min_stripe_depth, v - 1),
@@ -135,7 +153,7 @@ class DetectParams:
                                       c - 1),
         }
         params = replace(seed, **{**derived, **given})  # type: ignore[arg-type]
-        params.check(shape, name)
+        params.check(shape, name, only=None if larix else ("min_stripe_depth",))
         return params
 
     def problems(self, shape: tuple[int, int, int], name: Callable[[str], str] = str,
