@@ -28,7 +28,9 @@ standard normal per pixel (``z``, row-major), then, only if some pixels have
 ``0 < lam < 100``, Poisson photons for those pixels in row-major order. The phantom, the
 dark pattern and the default defects have streams of their own. So the bytes of a scan
 depend on its parameters and seed only, never on the processes or block size that wrote
-it. (make-scan used to draw a Poisson count and a read noise per pixel: three times
+it. The normals are NumPy's (``Generator.standard_normal(dtype=np.float32)`` of that
+PCG64 stream, bit for bit) but computed inside the compiled counts loop
+(:mod:`nsgen.io._scan_normals`), four times cheaper than asking NumPy for them. (make-scan used to draw a Poisson count and a read noise per pixel: three times
 slower, statistically the same at these photon counts, but different bytes.)
 
 Examples
@@ -206,16 +208,22 @@ def expose(t: np.ndarray, beam: np.ndarray, drift: np.ndarray, gain: np.ndarray,
     True
     """
     from nsgen.io._scan_jit import expose_frame  # compiled on first use, cached on disk
+    from nsgen.io._scan_normals import pcg_state, set_pcg_state
 
-    z = rng.standard_normal(t.shape, dtype=np.float32)
+    bits = rng.bit_generator
+    if not isinstance(bits, np.random.PCG64):
+        raise TypeError(f"expose draws from a PCG64 generator (nsgen.rng.generator), got {type(bits).__name__}")
+    st = pcg_state(bits)
+    z_low = np.empty(t.shape, np.float32)  # written (pages touched) only where 0 < lam < EXACT_BELOW
     rounded = out.dtype == np.uint16
-    n_low = expose_frame(t, beam, drift, gain, dark, z, np.float32(READ_NOISE**2),
-                         np.float32(EXACT_BELOW), rounded, out)
+    n_low = expose_frame(t, beam, drift, gain, dark, st, np.float32(READ_NOISE**2), np.float32(EXACT_BELOW),
+                         rounded, out, z_low)
+    set_pcg_state(bits, st)
     if n_low:
         lam = t * beam * drift
         idx = np.flatnonzero((lam > 0) & (lam < EXACT_BELOW))
         photons = rng.poisson(lam.ravel()[idx]).astype(np.float32)
-        x = (dark.ravel()[idx] + gain.ravel()[idx] * photons) + np.float32(READ_NOISE) * z.ravel()[idx]
+        x = (dark.ravel()[idx] + gain.ravel()[idx] * photons) + np.float32(READ_NOISE) * z_low.ravel()[idx]
         if rounded:
             x = np.clip(np.rint(x), 0, 65535)
         out.ravel()[idx] = x
