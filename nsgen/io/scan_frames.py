@@ -27,11 +27,12 @@ Frame ``i`` draws from ``nsgen.rng.generator(seed, "scan-frame", i)``: first one
 standard normal per pixel (``z``, row-major), then, only if some pixels have
 ``0 < lam < 100``, Poisson photons for those pixels in row-major order. The phantom, the
 dark pattern and the default defects have streams of their own. So the bytes of a scan
-depend on its parameters and seed only, never on the processes or block size that wrote
-it. The normals are NumPy's (``Generator.standard_normal(dtype=np.float32)`` of that
-PCG64 stream, bit for bit) but computed inside the compiled counts loop
-(:mod:`nsgen.io._scan_normals`), four times cheaper than asking NumPy for them. (make-scan used to draw a Poisson count and a read noise per pixel: three times
-slower, statistically the same at these photon counts, but different bytes.)
+depend on its parameters and seed only, never on the threads, processes or block size
+that wrote it. The normals are NumPy's (``Generator.standard_normal(dtype=np.float32)`` of
+that PCG64 stream, bit for bit) but computed inside the compiled counts loop
+(:mod:`nsgen.io._scan_normals`), four times cheaper than asking NumPy for them. (make-scan
+used to draw a Poisson count and a read noise per pixel: three times slower, statistically
+the same at these photon counts, but different bytes.)
 
 Examples
 --------
