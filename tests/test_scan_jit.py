@@ -1,11 +1,12 @@
-"""Tests of nsgen.io._scan_jit: the compiled line integrals."""
+"""Tests of nsgen.io._scan_jit: the compiled line integrals and counts."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from nsgen.io._scan_jit import line_integrals
+from nsgen.io._scan_jit import expose_frame, line_integrals
+from nsgen.io._scan_normals import pcg_state, set_pcg_state
 from nsgen.io.scan_frames import _line_integrals, _phantom
 
 
@@ -41,3 +42,41 @@ def test_line_integrals_of_no_sphere_are_the_container() -> None:
     none = np.zeros((0, 2), np.int64)
     line_integrals(container, np.zeros(0), none, none, np.zeros(0), np.zeros(0), np.zeros(0), out)
     np.testing.assert_array_equal(out, np.broadcast_to(container, (3, 5)))
+
+
+@pytest.mark.parametrize("dtype, seed", [(np.uint16, 0), (np.float32, 1), (np.float64, 2)])
+def test_counts_are_the_numpy_expression_with_numpys_normals(dtype: type, seed: int) -> None:
+    """expose_frame draws NumPy's float32 normals of the stream in the loop: its counts are the
+    float32 expression on ``rng.standard_normal`` bit for bit (rounded and clipped for uint16),
+    it reports and keeps the draws of the pixels with ``0 < lam < low``, and the stream ends
+    where NumPy's does."""
+    rows, columns = 37, 211
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0.0, 1.0, (rows, columns)).astype(np.float32)
+    t[0, :5] = 0.0
+    beam = rng.uniform(20.0, 40000.0, (rows, columns)).astype(np.float32)
+    drift = rng.uniform(0.98, 1.02, columns).astype(np.float32)
+    gain = np.ones((rows, columns), np.float32)
+    gain[:, 7] = 0.0
+    gain[3:9, 50:53] = 1.07
+    dark = rng.uniform(90.0, 110.0, (rows, columns)).astype(np.float32)
+    bits = np.random.PCG64(seed)
+    st = pcg_state(bits)
+    out = np.empty((rows, columns), dtype)
+    z_low = np.full((rows, columns), np.nan, np.float32)
+    n_low = expose_frame(t, beam, drift, gain, dark, st, np.float32(4.0), np.float32(100.0), dtype == np.uint16,
+                         out, z_low)
+    ref = np.random.Generator(np.random.PCG64(seed))
+    z = ref.standard_normal((rows, columns), dtype=np.float32)
+    lam = t * beam * drift
+    m = gain * lam
+    want = (dark + m) + np.sqrt(m * gain + np.float32(4.0)) * z
+    if dtype == np.uint16:
+        want = np.clip(np.rint(want), 0, 65535)
+    np.testing.assert_array_equal(out, want.astype(dtype))
+    low = (lam > 0) & (lam < 100)
+    assert n_low == low.sum() > 0
+    np.testing.assert_array_equal(z_low[low], z[low])
+    assert np.isnan(z_low[~low]).all()
+    set_pcg_state(bits, st)
+    assert bits.state == ref.bit_generator.state

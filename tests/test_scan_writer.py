@@ -148,8 +148,9 @@ def test_main_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_same_bytes_whatever_the_workers_and_block_size(tmp_path: Path) -> None:
-    """Frame i has its own random stream: 1, 2 or 3 worker processes and any block size
-    write the same file contents (labelled scan: every kind of defect, the drifting beam)."""
+    """Frame i has its own random stream: 1, 2 or 3 workers (threads of the default layout,
+    processes of generate_frames) and any block size write the same file contents (labelled
+    scan: every kind of defect, the drifting beam)."""
     kw = dict(n_angles=23, n_rows=6, n_columns=96, n_flats=3, n_darks=2, flats_after=True, seed=9,
               labelled=True)
     data = {}
@@ -215,3 +216,24 @@ def test_default_layout_written_by_the_workers_is_the_same_file(tmp_path: Path) 
         assert f[DATA].id.get_create_plist().get_alloc_time() == h5py.h5d.ALLOC_TIME_EARLY
         assert g[DATA].compression == "gzip"
         np.testing.assert_array_equal(f[DATA][()], g[DATA][()])
+
+
+def test_fill_frames_threads_and_blocks_write_the_same_bytes(tmp_path: Path) -> None:
+    """fill_frames' threads share one FrameMaker: any number of them and any block size give
+    the bytes of generate_frames in one process (labelled: per-frame gains and caps)."""
+    from nsgen.io.scan_defects import draw_defects
+    from nsgen.io.scan_frames import FrameSpec, fill_frames, generate_frames
+
+    key = np.array([2, 1] + [0] * 29 + [1, 2], np.int32)
+    spec = FrameSpec(n_rows=12, n_columns=96, n_angles=29, seed=4, i0=2e4, dtype="uint16", image_key=key,
+                     frame_angle=np.linspace(0, 180, key.size), labels=tuple(draw_defects(29, 12, 96, 4)),
+                     labelled=True)
+    want = np.concatenate([f for _, f in generate_frames(spec, 7, 1)]).tobytes()
+    frame = 12 * 96 * 2
+    offsets = np.arange(key.size, dtype=np.int64)[::-1] * frame  # any order of chunks in the file
+    for workers, block in ((1, 33), (2, 1), (3, 4), (2, 5)):
+        path = tmp_path / f"raw-{workers}-{block}"
+        path.write_bytes(b"")
+        fill_frames(spec, path, offsets, block, workers)
+        got = np.frombuffer(path.read_bytes(), np.uint16).reshape(key.size, 12, 96)[::-1]
+        assert got.tobytes() == want, (workers, block)

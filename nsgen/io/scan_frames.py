@@ -1,9 +1,9 @@
 """Frames of a synthetic scan: phantom, beam, detector and noise (closed forms only).
 
-:func:`nsgen.io.scan_writer.write_scan` describes a scan by a :class:`FrameSpec` and
-takes its frames from :func:`generate_frames`, which has :class:`FrameMaker` objects make
-them in worker processes: frame ``i`` depends only on the spec and ``i``, so the order and
-the process do not matter.
+:func:`nsgen.io.scan_writer.write_scan` describes a scan by a :class:`FrameSpec` and has
+:func:`fill_frames` make and write its frames in threads (the default layout), or takes them
+from :func:`generate_frames`, whose worker processes make them (other layouts): frame ``i``
+depends only on the spec and ``i``, so the order, the thread and the process do not matter.
 
 Content
 -------
@@ -27,9 +27,12 @@ Frame ``i`` draws from ``nsgen.rng.generator(seed, "scan-frame", i)``: first one
 standard normal per pixel (``z``, row-major), then, only if some pixels have
 ``0 < lam < 100``, Poisson photons for those pixels in row-major order. The phantom, the
 dark pattern and the default defects have streams of their own. So the bytes of a scan
-depend on its parameters and seed only, never on the processes or block size that wrote
-it. (make-scan used to draw a Poisson count and a read noise per pixel: three times
-slower, statistically the same at these photon counts, but different bytes.)
+depend on its parameters and seed only, never on the threads, processes or block size
+that wrote it. The normals are NumPy's (``Generator.standard_normal(dtype=np.float32)`` of
+that PCG64 stream, bit for bit) but computed inside the compiled counts loop
+(:mod:`nsgen.io._scan_normals`), four times cheaper than asking NumPy for them. (make-scan
+used to draw a Poisson count and a read noise per pixel: three times slower, statistically
+the same at these photon counts, but different bytes.)
 
 Examples
 --------
@@ -51,7 +54,7 @@ import multiprocessing as mp
 import os
 from collections import deque
 from contextlib import contextmanager
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -206,16 +209,22 @@ def expose(t: np.ndarray, beam: np.ndarray, drift: np.ndarray, gain: np.ndarray,
     True
     """
     from nsgen.io._scan_jit import expose_frame  # compiled on first use, cached on disk
+    from nsgen.io._scan_normals import pcg_state, set_pcg_state
 
-    z = rng.standard_normal(t.shape, dtype=np.float32)
+    bits = rng.bit_generator
+    if not isinstance(bits, np.random.PCG64):
+        raise TypeError(f"expose draws from a PCG64 generator (nsgen.rng.generator), got {type(bits).__name__}")
+    st = pcg_state(bits)
+    z_low = np.empty(t.shape, np.float32)  # written (pages touched) only where 0 < lam < EXACT_BELOW
     rounded = out.dtype == np.uint16
-    n_low = expose_frame(t, beam, drift, gain, dark, z, np.float32(READ_NOISE**2),
-                         np.float32(EXACT_BELOW), rounded, out)
+    n_low = expose_frame(t, beam, drift, gain, dark, st, np.float32(READ_NOISE**2), np.float32(EXACT_BELOW),
+                         rounded, out, z_low)
+    set_pcg_state(bits, st)
     if n_low:
         lam = t * beam * drift
         idx = np.flatnonzero((lam > 0) & (lam < EXACT_BELOW))
         photons = rng.poisson(lam.ravel()[idx]).astype(np.float32)
-        x = (dark.ravel()[idx] + gain.ravel()[idx] * photons) + np.float32(READ_NOISE) * z.ravel()[idx]
+        x = (dark.ravel()[idx] + gain.ravel()[idx] * photons) + np.float32(READ_NOISE) * z_low.ravel()[idx]
         if rounded:
             x = np.clip(np.rint(x), 0, 65535)
         out.ravel()[idx] = x
@@ -288,14 +297,11 @@ def default_workers() -> int:
 
 
 _MAKER: FrameMaker | None = None
-_TARGET: tuple[int, np.ndarray] | None = None  # a worker's file descriptor and frame offsets
 
 
-def _start_worker(spec: FrameSpec, path: str | None = None, offsets: np.ndarray | None = None) -> None:
-    global _MAKER, _TARGET
+def _start_worker(spec: FrameSpec) -> None:
+    global _MAKER
     _MAKER = FrameMaker(spec)
-    if path is not None and offsets is not None:
-        _TARGET = (os.open(path, os.O_WRONLY), offsets)
 
 
 def _make_frames(start: int, stop: int) -> np.ndarray:
@@ -303,13 +309,11 @@ def _make_frames(start: int, stop: int) -> np.ndarray:
     return _MAKER.frames(start, stop)
 
 
-def _fill_frames(start: int, stop: int) -> None:
-    """Make frames ``[start, stop)`` and write each at its offset in the worker's file."""
-    assert _MAKER is not None and _TARGET is not None
-    fd, offsets = _TARGET
-    frame = np.empty((_MAKER.spec.n_rows, _MAKER.spec.n_columns), dtype=_MAKER.spec.dtype)
+def _fill_frames(maker: FrameMaker, fd: int, offsets: np.ndarray, start: int, stop: int) -> None:
+    """Make frames ``[start, stop)`` and write each at its offset in the file ``fd``."""
+    frame = np.empty((maker.spec.n_rows, maker.spec.n_columns), dtype=maker.spec.dtype)
     for i in range(start, stop):
-        _MAKER.frame(i, frame)
+        maker.frame(i, frame)
         view, at = frame.data.cast("B"), int(offsets[i])
         while view:
             n = os.pwrite(fd, view, at)
@@ -318,7 +322,8 @@ def _fill_frames(start: int, stop: int) -> None:
 
 @contextmanager
 def _pool(workers: int, initargs: tuple) -> Iterator[ProcessPoolExecutor]:
-    """Forkserver worker processes, each with a :class:`FrameMaker` (``_start_worker``)."""
+    """Forkserver worker processes, each with a :class:`FrameMaker` (``_start_worker``), for
+    :func:`generate_frames` (whose frames go to the calling process)."""
     check_main_importable()
     ctx = mp.get_context("forkserver")
     # a forkserver started here imports the frame code once; its children inherit it
@@ -376,8 +381,11 @@ def fill_frames(spec: FrameSpec, path: str | os.PathLike[str], offsets: np.ndarr
                 workers: int) -> None:
     """Write every frame of ``spec`` into the file at ``path``, frame ``i`` as its raw bytes
     (C order) at byte ``offsets[i]``: the storage HDF5 allocated for an uncompressed chunk of
-    one frame. Each worker process writes the frames it makes (``block`` per task), so no
-    frame passes through the calling process; the bytes are the same whatever ``workers``.
+    one frame. ``workers`` threads of this process make and write the frames (``block`` per
+    task): the compiled kernels, ``numpy.exp`` and ``os.pwrite`` run without the GIL, so
+    they use as many cores, without the start-up of worker processes (an interpreter,
+    Numba and the kernels' cache each, ~0.5 CPU-s) or any copy of a frame between
+    processes. The bytes are the same whatever ``workers``.
 
     Examples
     --------
@@ -388,29 +396,28 @@ def fill_frames(spec: FrameSpec, path: str | os.PathLike[str], offsets: np.ndarr
     >>> with tempfile.TemporaryDirectory() as d:
     ...     path = os.path.join(d, "raw")
     ...     open(path, "wb").close()
-    ...     fill_frames(spec, path, np.array([64, 32, 0]), 2, 1)
+    ...     fill_frames(spec, path, np.array([64, 32, 0]), 2, 2)
     ...     raw = np.fromfile(path, np.uint16).reshape(3, 2, 8)
     >>> bool((raw[::-1] == np.concatenate([f for _, f in generate_frames(spec, 3, 1)])).all())
     True
     """
     n_frames = len(spec.image_key)
     tasks = [(a, min(n_frames, a + block)) for a in range(0, n_frames, block)]
-    initargs = (spec, os.fspath(path), np.asarray(offsets, dtype=np.int64))
-    if workers <= 1:
-        _start_worker(*initargs)
-        try:
+    offsets = np.asarray(offsets, dtype=np.int64)
+    maker = FrameMaker(spec)  # read-only once built: the threads share it
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        if workers <= 1:
             for a, b in tasks:
-                _fill_frames(a, b)
-        finally:
-            _close_target()
-        return
-    with _pool(workers, initargs) as pool:
-        for future in [pool.submit(_fill_frames, a, b) for a, b in tasks]:
-            future.result()
-
-
-def _close_target() -> None:
-    global _MAKER, _TARGET
-    if _TARGET is not None:
-        os.close(_TARGET[0])
-    _MAKER, _TARGET = None, None
+                _fill_frames(maker, fd, offsets, a, b)
+            return
+        with ThreadPoolExecutor(workers, thread_name_prefix="make-scan") as pool:
+            futures = [pool.submit(_fill_frames, maker, fd, offsets, a, b) for a, b in tasks]
+            try:
+                for future in futures:
+                    future.result()
+            finally:
+                for future in futures:
+                    future.cancel()
+    finally:
+        os.close(fd)

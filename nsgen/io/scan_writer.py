@@ -23,12 +23,13 @@ after ``-log`` normalisation each defective pixel adds exactly ``-ln(gain)`` at 
 angle: a full stripe in the sinograms of those rows, at those columns. :class:`ScanTruth`
 lists them. With ``labelled=True`` the defects are those of :mod:`nsgen.io.scan_defects`.
 
-Frames are made in parallel (``workers`` processes; frame ``i`` has its own random numbers,
-so the bytes do not depend on the number of processes or the block size). With the default
-layout (one uncompressed chunk per frame) HDF5 allocates every chunk when the data set is
-created and each worker writes the frames it makes straight into their chunks' storage;
-otherwise (compression, other chunks) the calling process writes them through h5py in
-blocks of a few tens of MB. Memory stays bounded for any scan size.
+Frames are made in parallel (``workers``; frame ``i`` has its own random numbers, so the
+bytes do not depend on the number of workers or the block size). With the default layout
+(one uncompressed chunk per frame) HDF5 allocates every chunk when the data set is created
+and ``workers`` threads make the frames and write each straight into its chunk's storage;
+otherwise (compression, other chunks) ``workers`` processes make them and the calling
+process writes them through h5py in blocks of a few tens of MB. Memory stays bounded for
+any scan size.
 """
 
 from __future__ import annotations
@@ -216,9 +217,10 @@ def write_scan(path: str | os.PathLike[str], *, n_angles: int = 181, n_rows: int
         off the rotation axis, a beam drifting smoothly after the flats), and the ground
         truth written beside the scan (:func:`~nsgen.io.scan_defects.truth_path`).
     workers : int, optional
-        Processes that make the frames (the calling process writes them). ``None``: one
-        per available core for scans of 256 MiB or more, else 1 (no child process). The
-        file is the same whatever the number.
+        Threads that make and write the frames (default layout), or processes that make
+        them (compression or other chunks: the calling process writes them). ``None``: one
+        per available core for scans of 256 MiB or more, else 1. The file is the same
+        whatever the number.
 
     Returns
     -------
@@ -299,7 +301,7 @@ def write_scan(path: str | os.PathLike[str], *, n_angles: int = 181, n_rows: int
             detector.attrs["NX_class"] = "NXdetector"
             detector.create_dataset("image_key", data=image_key)
             detector["data"] = dset
-            if direct:  # the workers write each frame into its chunk's storage
+            if direct:  # threads write each frame into its chunk's storage
                 offsets = [dset.id.get_chunk_info_by_coord((i, 0, 0)).byte_offset for i in range(n_frames)]
                 f.flush()
                 fill_frames(spec, tmp, np.array(offsets, dtype=np.int64), block, workers)
@@ -380,8 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--i0", type=float, default=20000.0, help="photons per pixel at the beam centre")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--workers", type=int, default=None,
-                   help="processes making the frames (default: one per core for scans of 256 MiB "
-                        "or more, else 1); the file is the same whatever the number")
+                   help="threads (processes with --compression or --chunks) making the frames "
+                        "(default: one per core for scans of 256 MiB or more, else 1); the file is "
+                        "the same whatever the number")
     p.add_argument("--labelled", action="store_true",
                    help="realistic labelled defects (full, partial, fluctuating, dead, saturated, "
                         "low-contrast stripes of 1-5 columns) and hard negatives; writes the "
