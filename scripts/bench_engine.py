@@ -216,17 +216,18 @@ for d in {str(Path(p).parent) for p, _ in listing}:
 items = [(p, pool[tuple(s)][i % 8]) for i, (p, s) in enumerate(listing)]
 print("ready", flush=True)
 sys.stdin.readline()
-t0 = time.time()
+t0, c0 = time.time(), time.process_time()
 files, nbytes, _ = TiffWriter(root).write(items)
-print(json.dumps([t0, time.time(), files, nbytes]), flush=True)
+print(json.dumps([t0, time.time(), files, nbytes, time.process_time() - c0]), flush=True)
 """
 
 
-def write_floor(files: list[tuple[str, list[int]]], processes: int) -> tuple[float, int]:
+def write_floor(files: list[tuple[str, list[int]]], processes: int
+                ) -> tuple[float, float, int]:
     """Seconds to write the same files (paths, shapes, so the same bytes) with the project's
     TIFF writer (:class:`nsgen.io.tiff.TiffWriter`: the mode's own writes, page cache
     included) from ``processes`` processes, each every ``processes``-th file, started
-    together; and the bytes written."""
+    together; their CPU seconds; and the bytes written."""
     with tempfile.TemporaryDirectory() as d:
         procs = []
         for k in range(processes):
@@ -244,7 +245,8 @@ def write_floor(files: list[tuple[str, list[int]]], processes: int) -> tuple[flo
         ends = [json.loads(proc.communicate()[0]) for proc in procs]
         if any(proc.returncode for proc in procs):
             raise RuntimeError("a write-floor process failed")
-    return max(e[1] for e in ends) - min(e[0] for e in ends), sum(e[3] for e in ends)
+    return (max(e[1] for e in ends) - min(e[0] for e in ends), sum(e[4] for e in ends),
+            sum(e[3] for e in ends))
 
 
 def breakdown(wall: float, lines: list[dict[str, Any]]) -> dict[tuple[str, str, str], float]:
@@ -312,17 +314,19 @@ def time_mode(scan: Path, args: list[str], repeats: int, writes: bool = False
     lists ``cold_floor``, ``warm_floor`` and, per tree name, ``cold``, ``warm`` and the
     breakdowns ``parts`` of its cold runs (warm ones where the scan cannot be evicted).
     With ``writes``, each repeat also measures the :func:`write_floor` of the files the
-    first run wrote, from each number of :data:`WRITE_PROCESSES`: lists ``write <n>``,
-    and ``files`` and ``bytes`` (the files' count and bytes)."""
+    first run wrote, from each number of :data:`WRITE_PROCESSES`: lists ``write <n>`` and
+    ``write <n> cpu`` (seconds, CPU seconds), and ``files`` and ``bytes`` (the files' count
+    and bytes)."""
     out: dict[str, Any] = {"cold_floor": [], "warm_floor": [], "files": [], "bytes": 0}
-    out.update({f"write {n}": [] for n in WRITE_PROCESSES})
+    out.update({f"write {n}{cpu}": [] for n in WRITE_PROCESSES for cpu in ("", " cpu")})
     for name, _ in TREES:
         out[name] = {"cold": [], "warm": [], "parts": []}
 
     def floors() -> None:
         for n in WRITE_PROCESSES if writes else ():
-            seconds, out["bytes"] = write_floor(out["files"], n)
+            seconds, cpu, out["bytes"] = write_floor(out["files"], n)
             out[f"write {n}"].append(seconds)
+            out[f"write {n} cpu"].append(cpu)
 
     can_evict = evict(scan)
     for _ in range(repeats if can_evict else 0):
@@ -359,7 +363,8 @@ def bench_modes(scan: Path, modes: list[str], repeats: int, limit: str) -> list[
             walls = {n: med(t[f"write {n}"]) for n in WRITE_PROCESSES}
             print(f"  {mode}: write floor, its {len(t['files'])} files ({t['bytes'] / 2**30:.2f} "
                   f"GiB) with the project's TIFF writer: "
-                  + ", ".join(f"{n} process{'es' if n > 1 else ''} {s:.2f} s"
+                  + ", ".join(f"{n} process{'es' if n > 1 else ''} {s:.2f} s "
+                              f"({med(t[f'write {n} cpu']):.2f} CPU-s)"
                               for n, s in walls.items()))
         for name, _ in TREES:
             cr, wr = t[name]["cold"], t[name]["warm"]
@@ -372,7 +377,11 @@ def bench_modes(scan: Path, modes: list[str], repeats: int, limit: str) -> list[
                 print("    against the write floor: "
                       + "; ".join(f"{n} process{'es' if n > 1 else ''}: cold "
                                   + (f"{med(cr) / s:.2f}x" if cr else "-")
-                                  + f", warm {med(wr) / s:.2f}x" for n, s in walls.items()))
+                                  + f", warm {med(wr) / s:.2f}x" for n, s in walls.items())
+                      + "; against a read and the best write floor, one after the other: "
+                      + (f"cold {med(cr) / (med(cf) + min(walls.values())):.2f}x, " if cr
+                         else "")
+                      + f"warm {med(wr) / (med(wf) + min(walls.values())):.2f}x")
             print_breakdown(median_breakdown(t[name]["parts"]))
             rows.append(f"| {label} | {med(cr) if cr else float('nan'):.2f} | "
                         f"{med(cf) if cf else float('nan'):.2f} | "
