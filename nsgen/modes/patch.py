@@ -7,6 +7,10 @@ classified with the mask; stripe-free patches get synthetic full stripes (``PATC
 -> ``fake_artifacts/{clean,stripe}``, others -> ``real_artifacts/stripe``.
 Names ``NNNN_shiftSS_VVVV_wPP.tif``; one scale per shift. Pass two recomputes pass one's
 patches from the scan (bit-identical) instead of keeping a full-resolution scratch copy.
+Patches are views of the normalised sinogram, never copied: each pass reads a sinogram
+once in a compiled kernel (:mod:`nsgen.prep._patches_jit`) - pass one for every patch
+column's extremes, pass two to scale every patch into its own image with the extremes of
+its integers (each image's ``range_used``) and its maximum (the stripes' scale).
 With ``--mask`` and min/max bounds, the mask's flags are read on a thread while pass one
 runs (every patch gets its fake stripes there, and its bounds are kept per patch until
 the flags say which of them count), as in paired mode.
