@@ -11,8 +11,12 @@
    and the per-stage breakdown of the cold runs (``NSGEN_PROFILE``,
    :mod:`nsgen.engine.profile`: wall seconds of each stage; the reader's read and wait for
    a free slot; the workers' phases, wall and CPU seconds summed over the workers; the main
-   process outside the stages = start-up, checks, manifest). Then the peak PSS of raw mode
-   against the limit, and raw mode with 1 worker against 2.
+   process outside the stages = start-up, checks, manifest). Patch mode writes about twice
+   the scan's bytes: it gets a second floor, measured in each repeat, writing the files of
+   its first run (the same paths and shapes: the same count and bytes; distinct images made
+   beforehand) with the project's TIFF writer (:class:`nsgen.io.tiff.TiffWriter`) from one
+   process and, each every other file, from two, started together (:func:`write_floor`).
+   Then the peak PSS of raw mode against the limit, and raw mode with 1 worker against 2.
    On a machine shared with other jobs only ratios within one run mean anything: the
    floors are measured in the same run, alternating with the modes; CPU seconds are
    steadier than wall seconds.
@@ -40,6 +44,7 @@ load changes affect both alike.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -153,6 +158,8 @@ def raw_args(scan: Path, limit: str, *more: str) -> list[str]:
 
 #: the real modes measured (paired and patch read the cached ``nsgen mask`` archive)
 MODES = ("raw", "paired", "dynamic", "patch")
+#: modes measured against a second floor, writing their own output (:func:`write_floor`)
+WRITE_FLOOR_MODES = ("patch",)
 
 
 def mode_args(mode: str, scan: Path, limit: str, mask: Path | None, *more: str) -> list[str]:
@@ -166,10 +173,12 @@ def mode_args(mode: str, scan: Path, limit: str, mask: Path | None, *more: str) 
     return [*args, *more]
 
 
-def profiled_run(args: list[str], tree: str | None = None
+def profiled_run(args: list[str], tree: str | None = None,
+                 files: list[tuple[str, list[int]]] | None = None
                  ) -> tuple[float, list[dict[str, Any]]]:
     """Wall seconds of one ``nsgen`` run (``args`` without ``-r``) and its profile lines;
-    ``tree``: the source tree to run (first on ``PYTHONPATH``; None: this one)."""
+    ``tree``: the source tree to run (first on ``PYTHONPATH``; None: this one); ``files``
+    (when given and empty): filled with the run's :func:`written_files`."""
     from nsgen.engine import profile
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "profile.jsonl"
@@ -177,7 +186,67 @@ def profiled_run(args: list[str], tree: str | None = None
         if tree is not None:
             env["PYTHONPATH"] = tree
         wall = run_nsgen([*args, "-r", str(Path(d) / "out")], env=env)[0]
+        if files is not None and not files:
+            files += written_files(Path(d) / "out")
         return wall, profile.load(path)
+
+
+def written_files(root: Path) -> list[tuple[str, list[int]]]:
+    """``(path, shape)`` of every image of a dataset (its manifests' file records)."""
+    out = []
+    for manifest in sorted(root.rglob("manifest.json")):
+        out += [(f["path"], f["shape"]) for f in json.loads(manifest.read_text())["files"]]
+    return out
+
+
+#: the write floor's process: writes the ``(path, shape)`` list of the JSON file argv[2]
+#: under argv[1] with the project's TIFF writer (distinct images, made before it says
+#: "ready"), starting when it reads a line; prints the start and end (``time.time()``)
+_WRITER = """
+import json, sys, time
+from pathlib import Path
+import numpy as np
+from nsgen.io.tiff import TiffWriter
+root, listing = Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text())
+rng = np.random.default_rng(0)
+pool = {tuple(s): [rng.integers(0, 65536, s, dtype=np.uint16) for _ in range(8)]
+        for s in {tuple(s) for _, s in listing}}
+for d in {str(Path(p).parent) for p, _ in listing}:
+    (root / d).mkdir(parents=True, exist_ok=True)
+items = [(p, pool[tuple(s)][i % 8]) for i, (p, s) in enumerate(listing)]
+print("ready", flush=True)
+sys.stdin.readline()
+t0, c0 = time.time(), time.process_time()
+files, nbytes, _ = TiffWriter(root).write(items)
+print(json.dumps([t0, time.time(), files, nbytes, time.process_time() - c0]), flush=True)
+"""
+
+
+def write_floor(files: list[tuple[str, list[int]]], processes: int
+                ) -> tuple[float, float, int]:
+    """Seconds to write the same files (paths, shapes, so the same bytes) with the project's
+    TIFF writer (:class:`nsgen.io.tiff.TiffWriter`: the mode's own writes, page cache
+    included) from ``processes`` processes, each every ``processes``-th file, started
+    together; their CPU seconds; and the bytes written."""
+    with tempfile.TemporaryDirectory() as d:
+        procs = []
+        for k in range(processes):
+            listing = Path(d) / f"files{k}.json"
+            listing.write_text(json.dumps(files[k::processes]))
+            procs.append(subprocess.Popen([sys.executable, "-c", _WRITER, str(Path(d) / "out"),
+                                           str(listing)], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, text=True))
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        ends = [json.loads(proc.communicate()[0]) for proc in procs]
+        if any(proc.returncode for proc in procs):
+            raise RuntimeError("a write-floor process failed")
+    return (max(e[1] for e in ends) - min(e[0] for e in ends), sum(e[4] for e in ends),
+            sum(e[3] for e in ends))
 
 
 def breakdown(wall: float, lines: list[dict[str, Any]]) -> dict[tuple[str, str, str], float]:
@@ -234,31 +303,50 @@ def print_breakdown(b: dict[tuple[str, str, str], float]) -> None:
 TREES: list[tuple[str, str | None]] = [("", None)]
 
 
-def time_mode(scan: Path, args: list[str], repeats: int) -> dict[str, Any]:
+#: processes of the write floors (:func:`write_floor`) measured beside a mode's runs
+WRITE_PROCESSES = (1, 2)
+
+
+def time_mode(scan: Path, args: list[str], repeats: int, writes: bool = False
+              ) -> dict[str, Any]:
     """Cold reads and runs (profiled), then warm reads and runs of one mode, alternating
     (each repeat reads once, then runs every tree of :data:`TREES` in turn); returns the
     lists ``cold_floor``, ``warm_floor`` and, per tree name, ``cold``, ``warm`` and the
-    breakdowns ``parts`` of its cold runs (warm ones where the scan cannot be evicted)."""
-    out: dict[str, Any] = {"cold_floor": [], "warm_floor": []}
+    breakdowns ``parts`` of its cold runs (warm ones where the scan cannot be evicted).
+    With ``writes``, each repeat also measures the :func:`write_floor` of the files the
+    first run wrote, from each number of :data:`WRITE_PROCESSES`: lists ``write <n>`` and
+    ``write <n> cpu`` (seconds, CPU seconds), and ``files`` and ``bytes`` (the files' count
+    and bytes)."""
+    out: dict[str, Any] = {"cold_floor": [], "warm_floor": [], "files": [], "bytes": 0}
+    out.update({f"write {n}{cpu}": [] for n in WRITE_PROCESSES for cpu in ("", " cpu")})
     for name, _ in TREES:
         out[name] = {"cold": [], "warm": [], "parts": []}
+
+    def floors() -> None:
+        for n in WRITE_PROCESSES if writes else ():
+            seconds, cpu, out["bytes"] = write_floor(out["files"], n)
+            out[f"write {n}"].append(seconds)
+            out[f"write {n} cpu"].append(cpu)
+
     can_evict = evict(scan)
     for _ in range(repeats if can_evict else 0):
         evict(scan)
         out["cold_floor"].append(read_once(scan))
         for name, tree in TREES:
             evict(scan)
-            wall, lines = profiled_run(args, tree)
+            wall, lines = profiled_run(args, tree, out["files"])
             out[name]["cold"].append(wall)
             out[name]["parts"].append(breakdown(wall, lines))
+        floors()
     read_once(scan)
     for _ in range(repeats):
         out["warm_floor"].append(read_once(scan))
         for name, tree in TREES:
-            wall, lines = profiled_run(args, tree)
+            wall, lines = profiled_run(args, tree, out["files"])
             out[name]["warm"].append(wall)
             if not can_evict:
                 out[name]["parts"].append(breakdown(wall, lines))
+        floors()
     return out
 
 
@@ -268,8 +356,16 @@ def bench_modes(scan: Path, modes: list[str], repeats: int, limit: str) -> list[
     rows = []
     med = statistics.median
     for mode in modes:
-        t = time_mode(scan, mode_args(mode, scan, limit, mask), repeats)
+        writes = mode.partition("-")[0] in WRITE_FLOOR_MODES
+        t = time_mode(scan, mode_args(mode, scan, limit, mask), repeats, writes)
         cf, wf = t["cold_floor"], t["warm_floor"]
+        if writes:
+            walls = {n: med(t[f"write {n}"]) for n in WRITE_PROCESSES}
+            print(f"  {mode}: write floor, its {len(t['files'])} files ({t['bytes'] / 2**30:.2f} "
+                  f"GiB) with the project's TIFF writer: "
+                  + ", ".join(f"{n} process{'es' if n > 1 else ''} {s:.2f} s "
+                              f"({med(t[f'write {n} cpu']):.2f} CPU-s)"
+                              for n, s in walls.items()))
         for name, _ in TREES:
             cr, wr = t[name]["cold"], t[name]["warm"]
             label = f"{mode}{' ' + name if name else ''}"
@@ -277,6 +373,15 @@ def bench_modes(scan: Path, modes: list[str], repeats: int, limit: str) -> list[
                     if cf else "cold: posix_fadvise unavailable")
             print(f"  {label}: {cold}; warm read {med(wf):.2f} s -> {med(wr):.2f} s = "
                   f"{med(wr) / med(wf):.2f}x")
+            if writes:
+                print("    against the write floor: "
+                      + "; ".join(f"{n} process{'es' if n > 1 else ''}: cold "
+                                  + (f"{med(cr) / s:.2f}x" if cr else "-")
+                                  + f", warm {med(wr) / s:.2f}x" for n, s in walls.items())
+                      + "; against a read and the best write floor, one after the other: "
+                      + (f"cold {med(cr) / (med(cf) + min(walls.values())):.2f}x, " if cr
+                         else "")
+                      + f"warm {med(wr) / (med(wf) + min(walls.values())):.2f}x")
             print_breakdown(median_breakdown(t[name]["parts"]))
             rows.append(f"| {label} | {med(cr) if cr else float('nan'):.2f} | "
                         f"{med(cf) if cf else float('nan'):.2f} | "

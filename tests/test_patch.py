@@ -1,18 +1,27 @@
 """Patch mode's pieces (nsgen.modes.patch): stripe spans, bounds without stripe images,
-scaled images pasted, and the flags applied after a pass run without them."""
+scaled images pasted, and the flags applied after a pass run without them; a whole run with
+a mask archive is the same bytes whatever the chunks and workers."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
+from helpers import nsgen, tree_digest
+
 from nsgen.modes.artefacts import synthetic_stripes
-from nsgen.modes.patch import (PatchCutter, flagged_summary, image_bounds, paste,
+from nsgen.engine.pipeline import Chunk
+from nsgen.io.scan_writer import write_scan
+from nsgen.modes.patch import (PatchCutter, PatchImages, flagged_summary, image_bounds, paste,
                                patch_bounds)
 from nsgen.modes.real import summarise, union
+from nsgen.prep.patches import column_extremes
 from nsgen.prep.scaling import Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.sim.stripes import PATCH
+from nsgen.stages.write import range_used
 
 
 def _sinogram(seed: int) -> np.ndarray:
@@ -70,3 +79,56 @@ def test_flagged_summary_is_the_summary_with_the_flags_known():
             parts += [patch] if kept is None else [patch, paste(patch, kept)]
     assert flagged_summary(found, flags) == summarise(parts)
     assert flagged_summary(found, flags) != union([b for *_, a, b in found])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_known_column_extremes_and_maxima_give_the_same_stripes_and_bounds(seed):
+    sino = _sinogram(seed)
+    lo, hi = column_extremes(sino, (30, 30))
+    cutter = PatchCutter((30, 30), None, seed, 0, 0)
+    for (p, patch, spans), (_, _, again) in zip(cutter.patches(2, sino),
+                                                cutter.patches(2, sino, hi.max(axis=1))):
+        assert spans is not None and again is not None
+        assert [(c, v.tobytes()) for c, v in spans] == [(c, v.tobytes()) for c, v in again]
+        assert patch_bounds(patch, spans, None, (lo[p], hi[p])) == patch_bounds(patch, spans,
+                                                                                 None)
+
+
+@pytest.mark.parametrize("bounds", [Bounds(-0.2, 1.4), Bounds(0.2, 0.5), Bounds(1.0, 1.0)])
+def test_patch_images_are_the_scaled_images_with_their_range_used(bounds):
+    rows = np.stack([_sinogram(s) for s in range(3)])
+    flags = np.zeros((5, 6), bool)
+    flags[3, [1, 4]] = True
+    cutter = PatchCutter((30, 30), flags, 4, 0, 1)
+    got = list(PatchImages(cutter, "0000", bounds)(Chunk(1, 2, 5), rows))
+    want = []
+    for k, v in enumerate(range(2, 5)):
+        for p, patch, spans in cutter.patches(v, rows[k]):
+            name = f"0000_shift01_{v:04d}_w{p:02d}.tif"
+            if spans is None:
+                want.append((f"0000/real_artifacts/stripe/{name}", to_uint16(patch, bounds)))
+            else:
+                want += [(f"0000/fake_artifacts/clean/{name}", to_uint16(patch, bounds)),
+                         (f"0000/fake_artifacts/stripe/{name}",
+                          to_uint16(paste(patch, spans), bounds))]
+    assert [path for path, *_ in got] == [path for path, _ in want]
+    for (_, image, used), (_, image_want) in zip(got, want):
+        assert image.tobytes() == image_want.tobytes()
+        assert used == range_used(image_want)
+
+
+def test_a_run_with_a_mask_is_the_same_bytes_whatever_the_chunks_and_workers(tmp_path):
+    scan = tmp_path / "4000.nxs"
+    write_scan(scan, n_angles=121, n_rows=24, n_columns=70, seed=5)
+    mask = np.zeros((121, 24, 70), np.uint8)
+    mask[70, [5, 9], [40, 3]] = 1     # 121 x 70 in 60 x 32: nh = nw = 2, columns 3..66
+    np.savez_compressed(tmp_path / "masks.npz", m4000=mask)
+    digests = []
+    for extra in (["--workers", "2"], ["--workers", "1", "-C", "5"], ["-C", "7"]):
+        root = tmp_path / f"out{len(digests)}"
+        nsgen("-m", "patch", "--hdf-root", str(scan), "-s", "1", "--mask",
+              str(tmp_path / "masks.npz"), "--patch-size", "60", "32", "--no-preview", "-r",
+              str(root), *extra)
+        files = json.loads((root / "0000" / "manifest.json").read_text())["files"]
+        digests.append((tree_digest(root), files))
+    assert len(digests[0][0]) == 24 * 4 * 2 - 2 and digests[1] == digests[0] == digests[2]

@@ -1,11 +1,15 @@
-"""Tests of nsgen.prep.patches: crop rule (odd/even remainders), patch order, reassembly."""
+"""Tests of nsgen.prep.patches: crop rule (odd/even remainders), patch order, reassembly,
+the patches as views, and the compiled one-pass column extremes and scaling of every patch
+(equal to NumPy's per patch, NaN and infinities included)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from nsgen.prep.patches import crop_bounds, crop_to_multiple, split_patches
+from nsgen.prep.patches import (column_extremes, crop_bounds, crop_to_multiple, patch_views,
+                                scaled_patches, split_patches)
+from nsgen.prep.scaling import Bounds, to_uint16
 
 
 def grid(h: int, w: int) -> np.ndarray:
@@ -69,3 +73,58 @@ def test_patch_too_large_or_invalid() -> None:
         split_patches(grid(10, 10), (0, 4))
     with pytest.raises(ValueError):
         split_patches(np.arange(5), (1, 1))
+
+
+#: (sinogram shape, patch shape): one patch, row blocks (nh > 1), odd and even crops,
+#: patches of one row or one column
+GRIDS = [((60, 90), (60, 30)), ((61, 97), (20, 16)), ((13, 9), (13, 9)), ((7, 20), (1, 3)),
+         ((40, 33), (9, 1))]
+
+
+def _values(shape: tuple[int, int], seed: int, odd: bool) -> np.ndarray:
+    r = np.random.default_rng(seed)
+    x = (r.random(shape) * 3 - 0.5).astype(np.float32)
+    if odd:   # NaN and infinities, in some columns only
+        for v in (np.nan, np.inf, -np.inf, np.nan):
+            x[r.integers(shape[0]), r.integers(shape[1])] = v
+    return x
+
+
+@pytest.mark.parametrize("shape,patch", GRIDS)
+def test_patch_views_are_the_split_patches(shape, patch):
+    a = _values(shape, 0, False)
+    views = patch_views(a, patch)
+    np.testing.assert_array_equal(np.stack(views), split_patches(a, patch))
+    assert all(np.shares_memory(v, a) for v in views)
+
+
+@pytest.mark.parametrize("odd", [False, True])
+@pytest.mark.parametrize("shape,patch", GRIDS)
+def test_column_extremes_are_each_patch_min_and_max(shape, patch, odd):
+    a = _values(shape, 1, odd)
+    lo, hi = column_extremes(a, patch)
+    with np.errstate(invalid="ignore"):
+        for p, x in enumerate(split_patches(a, patch)):
+            assert lo[p].tobytes() == x.min(axis=0).tobytes()
+            assert hi[p].tobytes() == x.max(axis=0).tobytes()
+
+
+@pytest.mark.parametrize("odd", [False, True])
+@pytest.mark.parametrize("shape,patch", GRIDS)
+@pytest.mark.parametrize("bounds", [Bounds(-0.2, 2.1), Bounds(0.3, 0.9), Bounds(1.0, 1.0)])
+def test_scaled_patches_are_to_uint16_of_each_patch(shape, patch, odd, bounds):
+    a = _values(shape, 2, odd)
+    got = scaled_patches(a, patch, bounds.lo, bounds.hi)
+    for p, x in enumerate(split_patches(a, patch)):
+        want = to_uint16(x, bounds)
+        assert got.images[p].tobytes() == want.tobytes()
+        assert got.low[p].tolist() == want.min(axis=0).tolist()
+        assert got.high[p].tolist() == want.max(axis=0).tolist()
+        assert got.maxima[p].tobytes() == x.max(axis=0).tobytes()
+
+
+def test_the_kernels_want_a_float32_sinogram():
+    with pytest.raises(ValueError, match="need a 2-D float32 sinogram, got float64"):
+        column_extremes(np.zeros((4, 4)), (2, 2))
+    with pytest.raises(ValueError, match="larger than the sinogram"):
+        scaled_patches(np.zeros((4, 4), np.float32), (5, 2), 0.0, 1.0)

@@ -71,3 +71,13 @@ def test_a_failure_is_raised_and_the_maker_thread_ends(images, writer, error):
     with pytest.raises(error):
         WriteStage(Rows(), images, writer).work(Chunk(0, 0, 40), rows(40))
     assert threading.active_count() == before
+
+
+def test_a_range_used_given_with_an_image_is_recorded_as_given():
+    def images(chunk, rows):
+        yield "a.tif", np.array([0, 13107], np.uint16)          # measured: 0.2
+        yield "b.tif", np.array([0, 13107], np.uint16), 0.5     # given
+    writer = Writer()
+    res = WriteStage(Rows(), images, writer).work(Chunk(0, 0, 1), rows(1))
+    assert res.value == {"a.tif": 0.2, "b.tif": 0.5}
+    assert [p for p, _ in writer.written] == ["a.tif", "b.tif"]

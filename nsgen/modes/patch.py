@@ -7,6 +7,10 @@ classified with the mask; stripe-free patches get synthetic full stripes (``PATC
 -> ``fake_artifacts/{clean,stripe}``, others -> ``real_artifacts/stripe``.
 Names ``NNNN_shiftSS_VVVV_wPP.tif``; one scale per shift. Pass two recomputes pass one's
 patches from the scan (bit-identical) instead of keeping a full-resolution scratch copy.
+Patches are views of the normalised sinogram, never copied: each pass reads a sinogram
+once in a compiled kernel (:mod:`nsgen.prep._patches_jit`) - pass one for every patch
+column's extremes, pass two to scale every patch into its own image with the extremes of
+its integers (each image's ``range_used``) and its maximum (the stripes' scale).
 With ``--mask`` and min/max bounds, the mask's flags are read on a thread while pass one
 runs (every patch gets its fake stripes there, and its bounds are kept per patch until
 the flags say which of them count), as in paired mode.
@@ -29,20 +33,20 @@ from nsgen.modes.real import ENGINE_PRELOAD as REAL_PRELOAD
 from nsgen.modes.real import (flags_and_pass_one, add_range_used, check_mask_source, check_scans, interior,
                               run_shifts, scan_bounds, shift_flags, sizing_for, summarise,
                               union)
-from nsgen.prep.patches import crop_bounds, crop_to_multiple, split_patches
+from nsgen.prep.patches import column_extremes, crop_bounds, patch_views, scaled_patches
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.stripes import PATCH, stripe_spans
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import ScanStage
-from nsgen.stages.write import WriteStage
+from nsgen.stages.write import WriteStage, range_of
 
 __all__ = ["ENGINE_PRELOAD", "check", "run_sample"]
 
 #: modules the engine's processes import before they start
 #: (:data:`nsgen.modes.real.ENGINE_PRELOAD`)
-ENGINE_PRELOAD = ("nsgen.modes.patch", *REAL_PRELOAD)
+ENGINE_PRELOAD = ("nsgen.modes.patch", "nsgen.prep._patches_jit", *REAL_PRELOAD)
 
 
 def check(config: Config) -> None:
@@ -68,19 +72,20 @@ class PatchCutter:
     sample: int
     shift: int
 
-    def patches(self, v: int, sino: np.ndarray) -> Iterator[tuple[int, np.ndarray, Spans
-                                                                  | None]]:
-        """``(p, clean_or_real_input, stripes_or_None)`` for every patch of row ``v``: a
-        fake pair's stripe image is the patch with the :data:`Spans` pasted on
-        (:func:`paste`; :func:`~nsgen.modes.artefacts.synthetic_stripes` as computed by
-        :func:`~nsgen.sim.stripes.stripe_spans`, touching only the striped columns)."""
-        parts = split_patches(crop_to_multiple(sino, self.patch_shape), self.patch_shape)
-        for p, patch in enumerate(parts):
+    def patches(self, v: int, sino: np.ndarray, maxima: np.ndarray | None = None
+                ) -> Iterator[tuple[int, np.ndarray, Spans | None]]:
+        """``(p, clean_or_real_input, stripes_or_None)`` for every patch of row ``v`` (a
+        view of ``sino``): a fake pair's stripe image is the patch with the :data:`Spans`
+        pasted on (:func:`paste`; :func:`~nsgen.modes.artefacts.synthetic_stripes` as
+        computed by :func:`~nsgen.sim.stripes.stripe_spans`, touching only the striped
+        columns). ``maxima``: each patch's maximum, when known already."""
+        for p, patch in enumerate(patch_views(sino, self.patch_shape)):
             if self.flags is not None and self.flags[v, p]:
                 yield p, patch, None
             else:
                 rng = generator(self.seed, "stripes", self.sample, self.shift, v, p)
-                yield p, patch, stripe_spans(patch, rng, PATCH, stripe_scale(patch))
+                top = None if maxima is None else float(maxima[p])
+                yield p, patch, stripe_spans(patch, rng, PATCH, stripe_scale(patch, top))
 
 
 #: ``(first column, values)`` of the column ranges a patch's fake stripes change
@@ -101,11 +106,13 @@ def paste(image: np.ndarray, spans: Spans) -> np.ndarray:
     return out
 
 
-def patch_bounds(patch: np.ndarray, spans: Spans | None, good: np.ndarray | None
+def patch_bounds(patch: np.ndarray, spans: Spans | None, good: np.ndarray | None,
+                 extremes: tuple[np.ndarray, np.ndarray] | None = None
                  ) -> tuple[Bounds, Bounds | None]:
     """Bounds of a patch and of its stripe image (None without stripes) over its ``good``
     columns (all when None), each :func:`image_bounds` of the image, found from the
-    patch's column extremes and the striped columns alone (no stripe image is made).
+    patch's column extremes (``extremes``: its columns' minima and maxima, when known
+    already) and the striped columns alone (no stripe image is made).
 
     Examples
     --------
@@ -115,7 +122,7 @@ def patch_bounds(patch: np.ndarray, spans: Spans | None, good: np.ndarray | None
     >>> patch_bounds(x, None, np.array([False, True, False]))
     (Bounds(lo=2.0, hi=5.0), None)
     """
-    lo, hi = patch.min(axis=0), patch.max(axis=0)
+    lo, hi = (patch.min(axis=0), patch.max(axis=0)) if extremes is None else extremes
     keep = np.ones(lo.shape, bool) if good is None else good
     clean = _extremes(lo[keep], hi[keep])
     if not (np.isfinite(clean.lo) and np.isfinite(clean.hi)):   # no columns, or not finite
@@ -156,18 +163,23 @@ class BoundsStage(ScanStage):
         exact = self.percentile != 0 or bool(self.refine)   # key counts of every value
         parts = []
         found = []
-        with profile.phase("patches+stripes"):
-            for k, v in enumerate(range(chunk.start, chunk.stop)):
-                if v not in inside:
-                    continue
-                good = patch_good_columns(self.source.bad, v, self.shape, ps)
-                for p, first, spans in self.cutter.patches(v, sinos[k]):
-                    cols = None if good is None else good[p]
-                    if exact:
+        for k, v in enumerate(range(chunk.start, chunk.stop)):
+            if v not in inside:
+                continue
+            good = patch_good_columns(self.source.bad, v, self.shape, ps)
+            if exact:
+                with profile.phase("patches+stripes"):
+                    for p, first, spans in self.cutter.patches(v, sinos[k]):
+                        cols = None if good is None else good[p]
                         these = [first] if spans is None else [first, paste(first, spans)]
                         parts += [x if cols is None else x[:, cols] for x in these]
-                    else:
-                        found.append((v, p, *patch_bounds(first, spans, cols)))
+                continue
+            with profile.phase("column extremes"):
+                lo, hi = column_extremes(sinos[k], ps)
+            with profile.phase("stripes+bounds"):
+                for p, first, spans in self.cutter.patches(v, sinos[k], hi.max(axis=1)):
+                    cols = None if good is None else good[p]
+                    found.append((v, p, *patch_bounds(first, spans, cols, (lo[p], hi[p]))))
         if self.cutter.flags is None:
             return WorkResult(found)
         with profile.phase("bounds"):
@@ -216,16 +228,50 @@ class PatchImages:
         """File name of patch ``p`` of row ``v`` (in each artefact directory)."""
         return f"{self.tag}_shift{self.cutter.shift:02d}_{v:04d}_w{p:02d}.tif"
 
-    def __call__(self, chunk: Chunk, rows: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
-        """Each patch scaled once; a stripe image is its scaled patch with the scaled
-        stripe columns pasted on (scaling is per pixel: the same integers)."""
+    def __call__(self, chunk: Chunk, rows: np.ndarray
+                 ) -> Iterator[tuple[str, np.ndarray, float]]:
+        """Each patch scaled once (all of a row's in one pass,
+        :func:`~nsgen.prep.patches.scaled_patches`); a stripe image is its scaled patch with
+        the scaled stripe columns pasted on (scaling is per pixel: the same integers). With
+        each image, its :func:`~nsgen.stages.write.range_used`, from the column extremes."""
+        b = self.bounds
         for k, v in enumerate(range(chunk.start, chunk.stop)):
-            for p, first, spans in self.cutter.patches(v, rows[k]):
-                clean = to_uint16(first, self.bounds)
-                stripe = None if spans is None else paste(
-                    clean, [(c, to_uint16(x, self.bounds)) for c, x in spans])
+            with profile.phase("scale patches"):
+                scaled = scaled_patches(rows[k], self.cutter.patch_shape, b.lo, b.hi)
+            for p, _, spans in self.cutter.patches(v, rows[k], scaled.maxima.max(axis=1)):
+                clean = scaled.images[p]
+                low, high = scaled.low[p], scaled.high[p]
+                stripe, columns = None, []
+                if spans is not None:
+                    with profile.phase("stripe images"):
+                        columns = [(c, to_uint16(x, b)) for c, x in spans]
+                        stripe = paste(clean, columns)
                 for sub, img in artefact_images(spans is None, clean, stripe):
-                    yield f"{self.tag}/{sub}/{self.name(v, p)}", img
+                    used = (range_of(int(low.min()), int(high.max())) if img is clean
+                            else stripe_range(low, high, columns))
+                    yield f"{self.tag}/{sub}/{self.name(v, p)}", img, used
+
+
+def stripe_range(low: np.ndarray, high: np.ndarray, columns: Spans) -> float:
+    """:func:`~nsgen.stages.write.range_used` of a stripe image: a scaled patch whose
+    column extremes are ``low`` and ``high``, with the scaled ``columns`` pasted on.
+
+    Examples
+    --------
+    >>> low, high = np.array([5, 1, 7], np.uint16), np.array([9, 2, 13107], np.uint16)
+    >>> stripe_range(low, high, [(1, np.array([[0], [3]], np.uint16))])   # 13107 - 0
+    0.2
+    """
+    untouched = np.ones(low.shape, bool)
+    lo, hi = [], []
+    for left, values in columns:
+        untouched[left:left + values.shape[1]] = False
+        lo.append(int(values.min()))
+        hi.append(int(values.max()))
+    if untouched.any():
+        lo.append(int(low[untouched].min()))
+        hi.append(int(high[untouched].max()))
+    return range_of(min(lo), max(hi))
 
 
 def patch_good_columns(bad: np.ndarray | None, v: int, shape: tuple[int, int, int],

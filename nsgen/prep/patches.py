@@ -11,9 +11,12 @@ column block into ``n_h`` row blocks; patch ``p = w * n_h + h`` is row block
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-__all__ = ["crop_bounds", "crop_to_multiple", "split_patches"]
+__all__ = ["ScaledPatches", "column_extremes", "crop_bounds", "crop_to_multiple",
+           "patch_views", "scaled_patches", "split_patches"]
 
 
 def _patch_shape(a: np.ndarray, patch_shape: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -105,3 +108,105 @@ def split_patches(a: np.ndarray, patch_shape: tuple[int, int]) -> np.ndarray:
     k = len(lead)
     order = tuple(range(k)) + (k + 2, k, k + 1, k + 3)  # (..., nw, nh, ph, pw)
     return np.ascontiguousarray(blocks.transpose(order)).reshape(*lead, nw * nh, ph, pw)
+
+
+def _grid(a: np.ndarray, patch_shape: tuple[int, int]) -> tuple[int, int, int, int, int, int]:
+    """``(r0, c0, ph, pw, nh, nw)``: first row and column kept by the crop, the patch
+    shape and the patches per column block and per row block of a 2-D ``a``."""
+    h, w, ph, pw = _patch_shape(a, patch_shape)
+    rows, cols = crop_bounds((h, w), (ph, pw))
+    return (rows.start, cols.start, ph, pw, (rows.stop - rows.start) // ph,
+            (cols.stop - cols.start) // pw)
+
+
+def patch_views(a: np.ndarray, patch_shape: tuple[int, int]) -> list[np.ndarray]:
+    """The patches of :func:`split_patches` of a 2-D ``a``, as views of ``a`` (no copy).
+
+    Examples
+    --------
+    >>> a = np.arange(16).reshape(4, 4)
+    >>> [v.tolist() for v in patch_views(a, (2, 2))] == split_patches(a, (2, 2)).tolist()
+    True
+    >>> np.shares_memory(patch_views(a, (2, 2))[1], a)
+    True
+    """
+    r0, c0, ph, pw, nh, nw = _grid(a, patch_shape)
+    return [a[r0 + h * ph:r0 + (h + 1) * ph, c0 + w * pw:c0 + (w + 1) * pw]
+            for w in range(nw) for h in range(nh)]
+
+
+def _float32_rows(a: np.ndarray) -> np.ndarray:
+    """A 2-D float32 sinogram, C-contiguous (what the compiled kernels take)."""
+    a = np.ascontiguousarray(a)
+    if a.ndim != 2 or a.dtype != np.float32:
+        raise ValueError(f"need a 2-D float32 sinogram, got {a.dtype} {a.shape}")
+    return a
+
+
+def column_extremes(a: np.ndarray, patch_shape: tuple[int, int]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Per patch of :func:`split_patches` of a 2-D float32 ``a``, the minimum and maximum
+    of each of its columns: two ``(n_patches, pw)`` float32 arrays, ``patch.min(axis=0)``
+    and ``patch.max(axis=0)`` of every patch (NaN propagates), in one pass over ``a``.
+
+    Examples
+    --------
+    >>> a = np.arange(16, dtype=np.float32).reshape(4, 4)
+    >>> lo, hi = column_extremes(a, (2, 2))
+    >>> lo[1].tolist(), hi[1].tolist()      # lower-left patch: rows 2-3, columns 0-1
+    ([8.0, 9.0], [12.0, 13.0])
+    """
+    from nsgen.prep._patches_jit import column_extremes as kernel
+
+    x = _float32_rows(a)
+    r0, c0, ph, pw, nh, nw = _grid(x, patch_shape)
+    lo = np.empty((nh * nw, pw), np.float32)
+    hi = np.empty((nh * nw, pw), np.float32)
+    nan = np.empty((nh * nw, pw), np.bool_)
+    kernel(x, r0, c0, ph, pw, nh, nw, lo, hi, nan)
+    if nan.any():
+        lo[nan] = hi[nan] = np.nan
+    return lo, hi
+
+
+class ScaledPatches(NamedTuple):
+    """:func:`scaled_patches` of a sinogram: ``images[p]`` is patch ``p`` as uint16;
+    ``low``/``high`` are each column's least and greatest integer of it and ``maxima``
+    its greatest float value (NaN when one is NaN), ``(n_patches, pw)``."""
+
+    images: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    maxima: np.ndarray
+
+
+def scaled_patches(a: np.ndarray, patch_shape: tuple[int, int], lo: float, hi: float
+                   ) -> ScaledPatches:
+    """Every patch of :func:`split_patches` of a 2-D float32 ``a`` as
+    :func:`nsgen.prep.scaling.to_uint16` with bounds ``[lo, hi]`` scales it (the same
+    integers; zeros when ``hi <= lo``), with its column extremes, in one pass over ``a``.
+
+    Examples
+    --------
+    >>> from nsgen.prep.scaling import Bounds, to_uint16
+    >>> a = np.arange(16, dtype=np.float32).reshape(4, 4)
+    >>> s = scaled_patches(a, (2, 2), 0.0, 15.0)
+    >>> s.images[1].tolist() == to_uint16(split_patches(a, (2, 2))[1], Bounds(0, 15)).tolist()
+    True
+    >>> s.low[1].tolist(), s.high[1].tolist(), s.maxima[1].tolist()
+    ([34952, 39321], [52428, 56797], [12.0, 13.0])
+    """
+    from nsgen.prep._patches_jit import scale_patches as kernel
+
+    x = _float32_rows(a)
+    r0, c0, ph, pw, nh, nw = _grid(x, patch_shape)
+    span = hi - lo
+    lo, k = (float(lo), 65535 / span) if span > 0 else (0.0, 0.0)   # k = 0: zeros
+    out = ScaledPatches(np.empty((nh * nw, ph, pw), np.uint16),
+                        np.empty((nh * nw, pw), np.uint16), np.empty((nh * nw, pw), np.uint16),
+                        np.empty((nh * nw, pw), np.float32))
+    nan = np.empty((nh * nw, pw), np.bool_)
+    kernel(x, r0, c0, ph, pw, nh, nw, lo, k, *out, nan)
+    if nan.any():
+        out.maxima[nan] = np.nan
+    return out

@@ -25,13 +25,16 @@ import numpy as np
 from nsgen.engine import profile
 from nsgen.engine.pipeline import Chunk, SlotSpec, Stage, WorkResult
 
-__all__ = ["IMAGES_AHEAD", "ChunkImages", "ImageWriter", "RowSource", "WriteStage", "range_used"]
+__all__ = ["IMAGES_AHEAD", "ChunkImages", "ImageWriter", "RowSource", "WriteStage", "range_of",
+           "range_used"]
 
 #: images a write stage's worker makes ahead of the one being written
 IMAGES_AHEAD = 4
 
 #: ``(path relative to the dataset root, uint16 image)``
 Image = tuple[str, np.ndarray]
+#: an :data:`Image` with its :func:`range_used`, when the mode knows it already
+UsedImage = tuple[str, np.ndarray, float]
 
 
 class ImageWriter(Protocol):
@@ -45,8 +48,9 @@ class ImageWriter(Protocol):
 class ChunkImages(Protocol):
     """A mode's hook: the images of one chunk of rows (picklable: it goes to the workers)."""
 
-    def __call__(self, chunk: Chunk, rows: np.ndarray) -> Iterable[Image]:
-        """``(path, uint16 image)`` of every output made from ``rows`` of ``chunk``."""
+    def __call__(self, chunk: Chunk, rows: np.ndarray) -> Iterable[Image | UsedImage]:
+        """``(path, uint16 image)`` of every output made from ``rows`` of ``chunk``, or
+        ``(path, uint16 image, range_used(image))``."""
 
 
 class RowSource(Protocol):
@@ -127,8 +131,9 @@ class WriteStage(Stage):
         def make() -> None:
             try:
                 with profile.phase("images"):
-                    for path, image in self.images(chunk, rows):
-                        used[path] = range_used(image)
+                    for item in self.images(chunk, rows):
+                        path, image = item[0], item[1]
+                        used[path] = item[2] if len(item) == 3 else range_used(image)
                         if not put((path, image)):
                             return
             except BaseException as exc:  # noqa: BLE001 - re-raised by the writer's side
@@ -164,4 +169,16 @@ def range_used(image: np.ndarray) -> float:
     >>> range_used(np.array([[100, 13207]], np.uint16))   # 13107 = 65535 / 5
     0.2
     """
-    return round((int(image.max()) - int(image.min())) / 65535, 6) if image.size else 0.0
+    return range_of(int(image.min()), int(image.max())) if image.size else 0.0
+
+
+def range_of(low: int, high: int) -> float:
+    """:func:`range_used` of an image whose least and greatest values are ``low`` and
+    ``high``.
+
+    Examples
+    --------
+    >>> range_of(100, 13207)
+    0.2
+    """
+    return round((high - low) / 65535, 6)
