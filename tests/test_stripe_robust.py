@@ -95,11 +95,12 @@ def test_labelled_scans_regression_guard(tmp_path):
     scans; docs/detection.md). One scan is no measurement: on seeds 1-12 alone, partial
     stripes scored F1 0-1 and 0-7 clean rows of ~20 were flagged; over triples of seeds,
     full F1 0.91-0.95, fluctuating 0.71-0.95, partial 0.00-0.76, clean rows 5-14 of 54-69,
-    cylinder-edge voxels 0-1.4 %. Measured on seeds 1-3: dead and saturated columns F1 1.00
-    with every row, full 0.85 (0.95 before the fifth round: 3 columns of one row cut by the
-    angle refinement, docs/detection.md) and fluctuating 0.93 with every row, partial 0.76,
-    7 of 55 clean rows (10 before), 0.27 % of the cylinder-edge voxels (edges constant over
-    angles)."""
+    cylinder-edge voxels 0-1.4 %. Measured on seeds 1-3 (sixth round, the end rows' trend
+    unit): dead and saturated columns F1 1.00 with every row, full 0.85 (0.95 before the
+    fifth round: 3 columns of one row cut by the angle refinement, docs/detection.md),
+    fluctuating 0.94 with every row, partial 0.76, 1 of 55 clean rows (7 before: 4 of them
+    within 4 rows of the volume's ends, 3 within 8), 0.42 % of the cylinder-edge voxels
+    (edges constant over angles)."""
     sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
     from bench_detect import counts, prf
 
@@ -124,9 +125,10 @@ def test_labelled_scans_regression_guard(tmp_path):
     rows_all = {k: total[k][3] == total[k][4] for k in KINDS if k in total}
     assert f1["dead"] >= 0.99 and f1["saturated"] >= 0.99 and rows_all["dead"] and rows_all["saturated"]
     assert f1["full"] >= 0.85 and rows_all["full"], f1
-    assert f1["fluctuating"] >= 0.85 and rows_all["fluctuating"], f1
-    assert f1["partial"] >= 0.6, f1
-    assert total["rows"][1] <= 8 and total["rows"][3] == 55
+    assert f1["fluctuating"] >= 0.9 and rows_all["fluctuating"], f1
+    assert f1["partial"] >= 0.7, f1
+    assert total["rows"][1] <= 3 and total["rows"][3] == 55
+    assert total["clean_end"][:2].sum() <= 2, total["clean_end"]  # within 8 rows of an end
     assert edge_flags <= 0.005 * edge_voxels
 
 
@@ -200,3 +202,42 @@ def test_scores_are_in_units_of_the_rows_local_scale():
     q[128:192] *= 10
     s = robust_scores.local_scale(q)
     assert 0.7 < np.median(s[:112]) < 1.4 and 6 < np.median(s[136:184]) < 14
+
+
+def test_a_sample_ending_along_the_rows_is_no_stripe_at_the_volume_ends(monkeypatch):
+    """End rows (compared with rows on one side only): a sphere's chord shrinking towards the
+    last rows (4 columns, 5 x the pixel noise at its widest) is the sample's trend along the
+    rows, not a stripe (robust_scores.end_trend); a stripe on the first three rows is still
+    found. Without the trend unit the sphere's end flags the last rows."""
+    x = noise_volume((360, 32, 64), seed=1)
+    j = np.arange(32)
+    chord = 0.05 * np.sqrt(np.clip(1 - ((j - 5) / 25) ** 2, 0, None))
+    x[:, :, 30:34] += chord.astype(np.float32)[None, :, None]
+    x[:, 0:3, 50] += 0.004
+    m = robust_stripe_mask(x)
+    assert set(np.flatnonzero(m.any(axis=(0, 2))).tolist()) <= {0, 1, 2}
+    assert np.flatnonzero(m.any(axis=(0, 1))).tolist() == [50]
+    monkeypatch.setattr(robust_scores, "TREND_ROWS", 10 ** 6)
+    assert m.shape == robust_stripe_mask(x).shape
+    assert robust_stripe_mask(x)[:, 29:].any()
+
+
+def test_end_trend_is_the_trend_of_the_end_rows_only():
+    """A linear trend along the rows is found at both ends and nowhere else; a stripe on
+    one end row is no trend (the other end rows of largest window offset show none); the
+    unit is capped at TREND_CAP robust scales of the row; a chunk's rows get the same."""
+    n, hd = 32, 15
+    q = np.zeros((n, 4))
+    q[:, 3] = 1.0  # robust scale of every row
+    for r in range(n):
+        q[r, 0] = -0.5 * robust_scores._centre_offset(r, hd, n)
+    q[0, 1] = 20.0          # a stripe on the first row alone
+    q[:8, 2] = 1000.0       # a dead column on the first 8 rows
+    t = robust_scores.end_trend(q, 0, (0, n), hd, n)
+    assert np.allclose(t[:, 0], 0.5 * np.abs([robust_scores._centre_offset(r, hd, n)
+                                              for r in range(n)]))
+    assert not t[:, 1].any()
+    assert t[:, 2].max() == robust_scores.TREND_CAP
+    # rows 12-13 with their hd rows each side only (a chunk): the same values
+    assert np.array_equal(robust_scores.end_trend(q[:29], 0, (12, 14), hd, n), t[12:14])
+    assert np.array_equal(robust_scores.end_trend(q[3:], 3, (18, 20), hd, n), t[18:20])
