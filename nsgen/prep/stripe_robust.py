@@ -67,6 +67,7 @@ from nsgen.prep.robust_angles import RUN_LEVEL, angle_bins, refine, run_scores
 from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, depth_rule,
                                       offset_scores, offsets, pooled, rank_index, ranks,
                                       strong_columns)
+from nsgen.prep.robust_tall import split_tall, with_tall  # tall: row-alone path
 
 __all__ = ["HALF_WINDOW", "column_scores", "decide", "decide_offsets", "depth_rule",
            "feature_layout", "robust_mask_rows", "row_feature_parts", "row_features",
@@ -218,8 +219,9 @@ def row_offsets(feat: np.ndarray, feat_start: int, rows: tuple[int, int],
     _check_rows((feat_start, feat_start + feat.shape[0]), rows, n_rows_total, hd)
     sets, strong, _ = _fields(feat, n_k)
     r0, r1 = rows[0] - feat_start, rows[1] - feat_start
-    return np.stack([offsets(srt, st, r0, r1, feat_start, hd, n_rows_total)
-                     for srt, st in zip(sets, strong)], axis=1)
+    qs = np.stack([offsets(srt, st, r0, r1, feat_start, hd, n_rows_total)
+                   for srt, st in zip(sets, strong)], axis=1)
+    return with_tall(qs, sets[-1][r0:r1])  # tall: + the row-alone scores (one more set)
 
 
 def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int, int],
@@ -231,12 +233,13 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     (steps 3-5)."""
     hd = depth_rule(n_rows_total, depth)
     _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
+    qs, tall = split_tall(qs, q_start, rows)  # tall: the row-alone flags of rows
     z = [offset_scores(qs[:, n], q_start, rows, hd, n_rows_total) for n in range(qs.shape[1])]
     z_one = z[-1]  # (each column's own score: the blocks' are compared with it)
     z_all = _pool(z_one, POOL_FLOOR, POOL_WIDTH)
     flag_all = _grow(_drop_bias(z_all, threshold), z_all, GROW * threshold)
     if len(z) == 1:
-        return np.broadcast_to(flag_all[None], (n_k,) + z_all.shape).copy()
+        return np.broadcast_to((flag_all | tall)[None], (n_k,) + z_all.shape).copy()  # tall
     edges = _blocks(n_k)
     n_b = edges.size - 1
     out = np.zeros((n_k,) + z_all.shape, np.uint8)
@@ -258,6 +261,7 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
                       GROW * BLOCK_FACTOR * threshold)
         out[edges[b]:edges[b + 1]] = part[None]
     refine(out, xb, angle_bins(edges, n_k), edges)
+    out |= tall[None]  # tall: row-alone stripes at every angle
     return out
 
 

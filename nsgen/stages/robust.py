@@ -29,6 +29,7 @@ from nsgen.engine.pipeline import Chunk, Stage, WorkResult, row_chunks
 from nsgen.io.spill import Spill
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.normalise import flat_field_log
+from nsgen.prep.robust_tall import TALL_SETS  # tall
 from nsgen.prep.stripe_detect import rows_to_read
 from nsgen.prep.stripe_robust import (decide_offsets, depth_rule, feature_layout,
                                       row_feature_parts, row_offsets)
@@ -177,8 +178,8 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
     features = Spill.create(work / "robust-features.f32",
                             (n_rows, sum(sizes) + len(sizes), n_cols), "float32")
     bins = Spill.create(work / "robust-bins.f32", (n_rows, n_bins, n_cols), "float32")
-    offsets = Spill.create(work / "robust-offsets.f64", (n_rows, len(sizes), n_cols + 1),
-                           "float64")
+    offsets = Spill.create(work / "robust-offsets.f64",  # tall: + 1 set (row-alone scores)
+                           (n_rows, len(sizes) + TALL_SETS, n_cols + 1), "float64")
     try:
         sizing = scan_sizing(run, shape, dtype, FEATURE_FLOAT_COPIES,
                              worker_overhead=JIT_OVERHEAD)
