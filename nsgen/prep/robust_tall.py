@@ -53,12 +53,17 @@ import numpy as np
 from nsgen.prep.robust_scores import (HALF_WINDOW, STRONG, _interpolate, _robust_scale,
                                       local_scale, mirror_table)
 
-__all__ = ["CONSISTENCY", "ECHO", "MIRROR_MATCH", "MIRROR_TOL", "SIGN_FRACTION", "SYMMETRY",
-           "TALL_SETS",
-           "TALL_THRESHOLD", "centre", "split_tall", "tall_flags", "tall_scores", "with_tall"]
+__all__ = ["BLOCK_AGREE", "CONSISTENCY", "ECHO", "MIRROR_MATCH", "MIRROR_TOL",
+           "SIGN_FRACTION", "SYMMETRY", "TALL_SETS", "TALL_THRESHOLD", "block_scores",
+           "centre", "odd_windows", "or_tall", "split_tall", "tall_flags", "tall_scores",
+           "with_tall"]
 
-#: sets :func:`with_tall` adds to the offsets of :func:`~nsgen.prep.stripe_robust.row_offsets`
+#: sets :func:`with_tall` adds to the offsets of :func:`~nsgen.prep.stripe_robust.row_offsets`,
+#: per angle set
 TALL_SETS = 1
+#: an angle block keeps a tall stripe where its own row-alone offset has the stripe's sign
+#: and at least this fraction of the whole scan's
+BLOCK_AGREE = 0.5
 #: a candidate's row-alone score must exceed this (the row's own scale: samples, noise)
 TALL_THRESHOLD = 8.0
 #: fraction of the ranks whose residual has the candidate's sign
@@ -208,24 +213,60 @@ def tall_scores(srt: np.ndarray) -> np.ndarray:
         if srt.shape[0] else np.zeros((0, n_i))
 
 
+def block_scores(sets: list[np.ndarray]) -> np.ndarray:
+    """Row-alone scores per angle set ``(rows, sets, columns)`` from the ranked rows of every
+    angle set (the blocks', then the whole scan's last; each ``(rows, ranks, columns)``):
+    the whole scan's :func:`tall_scores` where that set's own row-alone offset has the
+    same sign and at least :data:`BLOCK_AGREE` of the whole scan's (a stripe over part of
+    the angles is flagged in its blocks only), else 0."""
+    z = tall_scores(sets[-1])
+    out = np.zeros((z.shape[0], len(sets), z.shape[1]))
+    out[:, -1] = z
+    if len(sets) == 1:
+        return out
+    win = odd_windows(z.shape[1])
+    for r in np.flatnonzero(z.any(axis=1)):
+        cols = np.flatnonzero(z[r])
+        q = _background(np.ascontiguousarray(sets[-1][r], np.float32), win)[1][cols]
+        for b, srt in enumerate(sets[:-1]):
+            qb = _background(np.ascontiguousarray(srt[r], np.float32), win)[1][cols]
+            agree = qb * np.sign(q) >= BLOCK_AGREE * np.abs(q)
+            out[r, b, cols[agree]] = z[r, cols[agree]]
+    return out
+
+
 def tall_flags(z: np.ndarray) -> np.ndarray:
     """Columns of the :func:`tall_scores` ``z`` ``(rows, columns)`` flagged (bool)."""
     return np.asarray(z) != 0
 
 
-def with_tall(qs: np.ndarray, srt: np.ndarray) -> np.ndarray:
+def with_tall(qs: np.ndarray, sets: list[np.ndarray]) -> np.ndarray:
     """The :func:`~nsgen.prep.stripe_robust.row_offsets` ``qs`` ``(rows, sets, columns +
-    1)`` with the :func:`tall_scores` of the same rows' whole-scan ranks ``srt`` ``(rows,
-    ranks, columns)`` appended as one more set (its last value 0): the offsets spill
-    carries them to the decision, which takes them off with :func:`split_tall`."""
-    slot = np.zeros((qs.shape[0], 1, qs.shape[2]))
-    slot[:, 0, :-1] = tall_scores(srt)
+    1)`` with the :func:`block_scores` of the same rows' ranks ``sets`` (one ``(rows,
+    ranks, columns)`` per angle set) appended as :data:`TALL_SETS` more sets per angle set
+    (their last value 0): the offsets spill carries them to the decision, which takes them
+    off with :func:`split_tall`."""
+    slot = np.zeros((qs.shape[0], TALL_SETS * len(sets), qs.shape[2]))
+    slot[:, :, :-1] = block_scores(sets)
     return np.concatenate([qs, slot], axis=1)
 
 
 def split_tall(qs: np.ndarray, q_lo: int, rows: tuple[int, int]
                ) -> tuple[np.ndarray, np.ndarray]:
     """The offsets of :func:`with_tall` ``qs`` of volume rows ``q_lo ...`` without the tall
-    set, and the :func:`tall_flags` ``(stop - start, columns)`` of volume rows ``rows``."""
-    z = qs[rows[0] - q_lo:rows[1] - q_lo, -1, :-1]
-    return qs[:, :-1], tall_flags(z)
+    sets, and the :func:`tall_flags` ``(sets, stop - start, columns)`` of volume rows
+    ``rows`` (the angle blocks', then the whole scan's)."""
+    n = qs.shape[1] // (1 + TALL_SETS)
+    z = qs[rows[0] - q_lo:rows[1] - q_lo, n:, :-1]
+    return qs[:, :n], tall_flags(z.transpose(1, 0, 2))
+
+
+def or_tall(out: np.ndarray, tall: np.ndarray, edges: np.ndarray) -> None:
+    """OR the :func:`split_tall` flags ``tall`` into the mask ``out`` ``(angles, rows,
+    columns)`` (in place): each angle block's flags at its angles ``edges[b]:edges[b +
+    1]``, or the whole scan's everywhere with one block."""
+    if tall.shape[0] == 1:
+        out |= tall[0][None]
+        return
+    for b in range(edges.size - 1):
+        out[edges[b]:edges[b + 1]] |= tall[b][None]

@@ -67,7 +67,7 @@ from nsgen.prep.robust_angles import RUN_LEVEL, angle_bins, refine, run_scores
 from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, depth_rule,
                                       offset_scores, offsets, pooled, rank_index, ranks,
                                       strong_columns)
-from nsgen.prep.robust_tall import split_tall, with_tall  # tall: row-alone path
+from nsgen.prep.robust_tall import or_tall, split_tall, with_tall  # tall: row-alone path
 
 __all__ = ["HALF_WINDOW", "column_scores", "decide", "decide_offsets", "depth_rule",
            "feature_layout", "robust_mask_rows", "row_feature_parts", "row_features",
@@ -221,7 +221,7 @@ def row_offsets(feat: np.ndarray, feat_start: int, rows: tuple[int, int],
     r0, r1 = rows[0] - feat_start, rows[1] - feat_start
     qs = np.stack([offsets(srt, st, r0, r1, feat_start, hd, n_rows_total)
                    for srt, st in zip(sets, strong)], axis=1)
-    return with_tall(qs, sets[-1][r0:r1])  # tall: + the row-alone scores (one more set)
+    return with_tall(qs, [srt[r0:r1] for srt in sets])  # tall: + row-alone scores per set
 
 
 def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int, int],
@@ -239,7 +239,7 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     z_all = _pool(z_one, POOL_FLOOR, POOL_WIDTH)
     flag_all = _grow(_drop_bias(z_all, threshold), z_all, GROW * threshold)
     if len(z) == 1:
-        return np.broadcast_to((flag_all | tall)[None], (n_k,) + z_all.shape).copy()  # tall
+        return np.broadcast_to((flag_all | tall[-1])[None], (n_k,) + z_all.shape).copy()  # tall
     edges = _blocks(n_k)
     n_b = edges.size - 1
     out = np.zeros((n_k,) + z_all.shape, np.uint8)
@@ -261,7 +261,7 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
                       GROW * BLOCK_FACTOR * threshold)
         out[edges[b]:edges[b + 1]] = part[None]
     refine(out, xb, angle_bins(edges, n_k), edges)
-    out |= tall[None]  # tall: row-alone stripes at every angle
+    or_tall(out, tall, edges)  # tall: row-alone stripes in the blocks that agree
     return out
 
 

@@ -178,8 +178,8 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
     features = Spill.create(work / "robust-features.f32",
                             (n_rows, sum(sizes) + len(sizes), n_cols), "float32")
     bins = Spill.create(work / "robust-bins.f32", (n_rows, n_bins, n_cols), "float32")
-    offsets = Spill.create(work / "robust-offsets.f64",  # tall: + 1 set (row-alone scores)
-                           (n_rows, len(sizes) + TALL_SETS, n_cols + 1), "float64")
+    offsets = Spill.create(work / "robust-offsets.f64",  # tall: + row-alone scores per set
+                           (n_rows, len(sizes) * (1 + TALL_SETS), n_cols + 1), "float64")
     try:
         sizing = scan_sizing(run, shape, dtype, FEATURE_FLOAT_COPIES,
                              worker_overhead=JIT_OVERHEAD)
