@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nsgen.prep import _robust_jit as _rj
 from nsgen.prep.robust_scores import (HALF_WINDOW, STRONG, _interpolate, _robust_scale,
                                       local_scale, mirror_table)
 
@@ -111,6 +112,24 @@ def _median(x: np.ndarray, win: tuple[np.ndarray, np.ndarray, np.ndarray],
     return np.median(v, axis=-2)
 
 
+def _running_median(p: np.ndarray, win: tuple[np.ndarray, np.ndarray, np.ndarray]
+                    ) -> np.ndarray:
+    """:func:`_median` of one profile ``(columns,)`` in float32 (an element of each window,
+    so a profile as float32 minus it is exactly 0 where the median is the column itself):
+    the compiled running median of :mod:`nsgen.prep._robust_jit` inside, the
+    point-reflected edges here."""
+    mir = win[0]
+    n_w, n_i = mir.shape
+    h = n_w // 2
+    p32 = np.ascontiguousarray(p, np.float32)
+    med = np.empty(n_i, np.float32)
+    _rj._column_median(p32, mir, _rj.network(n_w), np.empty((n_w, n_i), np.float32),
+                       np.empty((4, n_i // 2 + 1), np.float32), med)
+    edge = np.r_[0:min(h, n_i), max(h, n_i - h):n_i]
+    med[edge] = _median(p32, win, edge)
+    return med
+
+
 def centre(profile: np.ndarray) -> tuple[float, float]:
     """Rotation centre (column, a multiple of 0.5) of one row from its rank profile
     ``(columns,)`` and how symmetric the row is about it (0 to 1): where the gradient of
@@ -130,7 +149,7 @@ def centre(profile: np.ndarray) -> tuple[float, float]:
     n_i = p.size
     if n_i < 8:
         return (n_i - 1) / 2, 0.0
-    g = np.diff(_median(p, odd_windows(n_i)))
+    g = np.diff(_running_median(p, odd_windows(n_i)).astype(np.float64))
     m = 1 << int(2 * g.size - 1).bit_length()
     conv = np.fft.irfft(np.fft.rfft(g, m) ** 2, m)[:2 * g.size - 1]
     # conv[k] pairs gradients at i + 0.5 and k - i + 0.5: mirror about c = (k + 1) / 2
@@ -145,14 +164,14 @@ def _background(srt: np.ndarray, win: tuple[np.ndarray, np.ndarray, np.ndarray]
     """The ranks ``(ranks, columns)`` with the row's strong defects (``|q|`` above
     :data:`~nsgen.prep.robust_scores.STRONG` robust scales) replaced by their neighbouring
     columns, and the row-alone offsets ``q`` of the mean rank profile against them."""
-    prof = srt.mean(axis=0, dtype=np.float64)
-    q = prof - _median(prof, win)
+    prof = srt.mean(axis=0, dtype=np.float64).astype(np.float32).astype(np.float64)
+    q = prof - _running_median(prof, win)
     strong = np.abs(q) > STRONG * _robust_scale(q)
     if not strong.any():
         return srt, q
     bg = srt.copy()
     _interpolate(bg, strong)
-    return bg, prof - _median(bg.mean(axis=0, dtype=np.float64), win)
+    return bg, prof - _running_median(bg.mean(axis=0, dtype=np.float64), win)
 
 
 def _noise(srt: np.ndarray) -> float:
@@ -263,8 +282,10 @@ def split_tall(qs: np.ndarray, q_lo: int, rows: tuple[int, int]
 
 def or_tall(out: np.ndarray, tall: np.ndarray, edges: np.ndarray) -> None:
     """OR the :func:`split_tall` flags ``tall`` into the mask ``out`` ``(angles, rows,
-    columns)`` (in place): each angle block's flags at its angles ``edges[b]:edges[b +
-    1]``, or the whole scan's everywhere with one block."""
+    columns)`` (in place) where ``out`` has no flag at any angle (where it has, its angles
+    are refined; a block is coarse): each angle block's flags at its angles
+    ``edges[b]:edges[b + 1]``, or the whole scan's everywhere with one block."""
+    tall = tall & ~out.any(axis=0)[None]
     if tall.shape[0] == 1:
         out |= tall[0][None]
         return
