@@ -285,7 +285,7 @@ def or_tall(out: np.ndarray, tall: np.ndarray, edges: np.ndarray) -> None:
     columns)`` (in place) where ``out`` has no flag at any angle (where it has, its angles
     are refined; a block is coarse): each angle block's flags at its angles
     ``edges[b]:edges[b + 1]``, or the whole scan's everywhere with one block."""
-    tall = tall & ~out.any(axis=0)[None]
+    tall = np.logical_and(tall, ~np.any(out, axis=0)[None])
     if tall.shape[0] == 1:
         out |= tall[0][None]
         return
