@@ -66,11 +66,11 @@ TALL_SETS = 1
 #: and at least this fraction of the whole scan's
 BLOCK_AGREE = 0.5
 #: a candidate's row-alone score must exceed this (the row's own scale: samples, noise)
-TALL_THRESHOLD = 8.0
+TALL_THRESHOLD = 6.0
 #: fraction of the ranks whose residual has the candidate's sign
 SIGN_FRACTION = 0.9
 #: ``|mean d| / std d`` over the ranks
-CONSISTENCY = 3.0
+CONSISTENCY = 2.5
 #: columns around ``2c - i`` searched for a mirror partner
 MIRROR_TOL = 4
 #: a candidate goes beside one of the opposite sign above this fraction of its score
