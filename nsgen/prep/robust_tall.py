@@ -48,6 +48,8 @@ Examples
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from nsgen.prep import _robust_jit as _rj
@@ -81,6 +83,7 @@ SYMMETRY = 0.5
 MIRROR_MATCH = 0.3
 
 
+@lru_cache(maxsize=8)
 def odd_windows(n_i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The running window of :func:`~nsgen.prep.robust_scores.mirror_table` (17 columns)
     extended past the edges by point reflection: ``(idx, anchor, flip)``, each ``(window,
@@ -99,8 +102,10 @@ def odd_windows(n_i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mir = mirror_table(n_i)
     h = mir.shape[0] // 2
     c = np.arange(n_i)[None, :] + np.arange(-h, h + 1)[:, None]
-    anchor = np.where(c < 0, 0, n_i - 1) * np.ones_like(c)
-    return mir, anchor, (c < 0) | (c > n_i - 1)
+    out = (mir, np.where(c < 0, 0, n_i - 1) * np.ones_like(c), (c < 0) | (c > n_i - 1))
+    for a in out:
+        a.setflags(write=False)   # (cached)
+    return out
 
 
 def _median(x: np.ndarray, win: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -160,25 +165,27 @@ def centre(profile: np.ndarray) -> tuple[float, float]:
 
 
 def _background(srt: np.ndarray, win: tuple[np.ndarray, np.ndarray, np.ndarray]
-                ) -> tuple[np.ndarray, np.ndarray]:
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ranks ``(ranks, columns)`` with the row's strong defects (``|q|`` above
     :data:`~nsgen.prep.robust_scores.STRONG` robust scales) replaced by their neighbouring
-    columns, and the row-alone offsets ``q`` of the mean rank profile against them."""
+    columns, their mean rank profile, and the row-alone offsets ``q`` of the row's mean
+    rank profile against them."""
     prof = srt.mean(axis=0, dtype=np.float64).astype(np.float32).astype(np.float64)
     q = prof - _running_median(prof, win)
     strong = np.abs(q) > STRONG * _robust_scale(q)
     if not strong.any():
-        return srt, q
+        return srt, prof, q
     bg = srt.copy()
     _interpolate(bg, strong)
-    return bg, prof - _running_median(bg.mean(axis=0, dtype=np.float64), win)
+    bg_prof = bg.mean(axis=0, dtype=np.float64)
+    return bg, bg_prof, prof - _running_median(bg_prof, win)
 
 
-def _noise(srt: np.ndarray) -> float:
-    """Noise of the mean rank profile of ``srt`` ``(ranks, columns)``: 1.4826 x the MAD of
-    its second differences over ``sqrt(6)`` (a slope or a smooth sample leaves them; the
-    offsets ``q`` of a steep monotone profile are exact zeros, no scale)."""
-    d2 = np.diff(srt.mean(axis=0, dtype=np.float64), 2)
+def _noise(prof: np.ndarray) -> float:
+    """Noise of a mean rank profile ``(columns,)``: 1.4826 x the MAD of its second
+    differences over ``sqrt(6)`` (a slope or a smooth sample leaves them; the offsets ``q``
+    of a steep monotone profile are exact zeros, no scale)."""
+    d2 = np.diff(prof, 2)
     return _robust_scale(d2) / np.sqrt(6.0) if d2.size > 8 else 1e-12
 
 
@@ -187,13 +194,13 @@ def _candidates(srt: np.ndarray, win: tuple[np.ndarray, np.ndarray, np.ndarray]
                            tuple[float, float]]:
     """One row's candidates (columns) and their scores, rank-sign fractions and
     consistency (steps 1 and 2), the row-alone offsets ``q`` and the row's :func:`centre`."""
-    bg, q = _background(srt, win)
-    z = q / np.maximum(np.maximum(_robust_scale(q), local_scale(q)), _noise(bg))
+    bg, bg_prof, q = _background(srt, win)
+    z = q / np.maximum(np.maximum(_robust_scale(q), local_scale(q)), _noise(bg_prof))
     cand = np.flatnonzero(np.abs(z) > TALL_THRESHOLD)
     d = srt[:, cand] - _median(bg, win, cand)   # (ranks, candidates)
     frac = (np.sign(d) == np.sign(q[cand])).mean(axis=0)
     ratio = np.abs(d.mean(axis=0)) / np.maximum(d.std(axis=0), 1e-12)
-    return cand, z, q, frac, ratio, centre(bg.mean(axis=0, dtype=np.float64))
+    return cand, z, q, frac, ratio, centre(bg_prof)
 
 
 def _row(srt: np.ndarray, win: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
@@ -246,9 +253,9 @@ def block_scores(sets: list[np.ndarray]) -> np.ndarray:
     win = odd_windows(z.shape[1])
     for r in np.flatnonzero(z.any(axis=1)):
         cols = np.flatnonzero(z[r])
-        q = _background(np.ascontiguousarray(sets[-1][r], np.float32), win)[1][cols]
+        q = _background(np.ascontiguousarray(sets[-1][r], np.float32), win)[2][cols]
         for b, srt in enumerate(sets[:-1]):
-            qb = _background(np.ascontiguousarray(srt[r], np.float32), win)[1][cols]
+            qb = _background(np.ascontiguousarray(srt[r], np.float32), win)[2][cols]
             agree = qb * np.sign(q) >= BLOCK_AGREE * np.abs(q)
             out[r, b, cols[agree]] = z[r, cols[agree]]
     return out
