@@ -105,3 +105,21 @@ def test_chunked_masks_equal_the_whole(chunk):
         lo, hi = max(0, start - h), min(24, stop + h)
         parts.append(robust_mask_rows(x[:, lo:hi], lo, (start, stop), 24, depth=16))
     assert np.array_equal(np.concatenate(parts, axis=1), whole)
+
+
+def test_a_make_scan_defect_in_every_row_is_found(tmp_path):
+    """The lead's case on a made scan: a 20 % gain error over all rows and one over 4 rows
+    (where the sample changes fast between rows) are found in every row they span."""
+    from nsgen.io.scan_writer import write_scan
+    from nsgen.prep.normalise import flat_field_log
+    from nsgen.scan import open_scan
+
+    path = tmp_path / "t.nxs"
+    write_scan(path, n_angles=181, n_rows=16, n_columns=256, seed=3,
+               defect_rows={50: (0, 16, 1.2), 180: (5, 9, 1.2)})
+    with open_scan(str(path)) as s:
+        rows = slice(0, s.shape[1])
+        x = flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
+                           sinograms_first=False)
+    flags = robust_stripe_mask(x).any(axis=0)
+    assert flags[:, 50].all() and flags[5:9, 180].all()
