@@ -8,28 +8,42 @@ other rows' offsets (the score's unit there) hides even a stripe over a few rows
 looks at each row alone, on the whole scan's ranks (``(ranks, columns)`` of
 :func:`~nsgen.prep.robust_scores.ranks`):
 
-1. ``q`` = the row-alone offsets of :func:`~nsgen.prep.robust_scores.strong_columns`
-   (the mean over ranks minus its running median across 17 columns), scored over the
-   larger of the row's robust scale and its :func:`~nsgen.prep.robust_scores.local_scale`;
-   candidates ``|z| > TALL_THRESHOLD``.
+1. ``q`` = the row's mean rank profile minus its running median across 17 columns (the
+   row's strong defects, ``|q|`` above :data:`~nsgen.prep.robust_scores.STRONG` robust
+   scales, replaced by their neighbours in that median; the edges extended by point
+   reflection, :func:`odd_windows`, so a slope stays straight there), scored over the
+   largest of the row's robust scale, its :func:`~nsgen.prep.robust_scores.local_scale`
+   and the noise of the profile (its second differences: a steep monotone profile has
+   exact-zero ``q``); candidates ``|z| > TALL_THRESHOLD``.
 2. Rank consistency: a gain or offset error shifts every rank of its column alike, so the
    residual ``d_r`` of rank ``r`` (the rank minus its own running median across 17
    columns) has the stripe's sign at every rank; a moving sample feature that scores in
    the row alone (a turning point, an edge passing by) holds at a few ranks only. Kept:
    the sign at no fewer than :data:`SIGN_FRACTION` of the ranks and ``|mean d| / std d``
-   above :data:`CONSISTENCY`.
+   above :data:`CONSISTENCY` (labelled benchmark: gain stripes 2.5 and up, the edges of
+   its cylinder fixed over the angles at most 2.34), and no score of the opposite sign
+   above :data:`ECHO` of its own within 8 columns (the median's answer to a stripe, or a
+   wide stripe on a slope that cannot be told from its answer).
 3. Not a centred object: what is constant over the angles and is not a stripe is a body
    of revolution on the rotation axis (a container, a tube), whose projection is mirror
    symmetric about the rotation centre ``c``: its features come in pairs at ``i`` and
    ``2c - i``, same sign, same height. ``c`` of a row is where the gradient of its
    median-filtered rank profile is most antisymmetric (stripes, up to 8 columns wide, do
-   not survive the filter); a candidate with a partner of the same sign and a height
-   within :data:`MIRROR_MATCH` of its own within :data:`MIRROR_TOL` columns of ``2c - i``
-   (and more than 8 columns away: a stripe on the axis is its own mirror) is dropped.
+   not survive the filter); in rows at least :data:`SYMMETRY` symmetric about it, a
+   candidate with a partner of the same sign and a height within :data:`MIRROR_MATCH` of
+   its own within :data:`MIRROR_TOL` columns of ``2c - i`` (and more than 8 columns
+   away: a stripe on the axis is its own mirror) is dropped. (Two stripes of one height
+   at mirror places are dropped too: one row cannot tell them from a tube.)
+4. Angles: a stripe found on the whole scan's ranks is kept in the angle blocks whose own
+   row-alone offset has its sign and at least :data:`BLOCK_AGREE` of its height
+   (:func:`block_scores`); a stripe over less than about 5/6 of the angles is not rank
+   consistent on the whole scan and is left to rows first.
 
 Everything is per row, from that row alone: the chunked mask equals the whole volume's.
-The decision (:func:`nsgen.prep.stripe_robust.decide_offsets`) ORs :func:`tall_flags` into
-the whole-scan stripes at every angle.
+:func:`~nsgen.prep.stripe_robust.row_offsets` appends the scores to its offsets
+(:func:`with_tall`), :func:`~nsgen.prep.stripe_robust.decide_offsets` takes them off
+(:func:`split_tall`) and ORs them into its mask where rows first flagged nothing at any
+angle of that row and column (:func:`or_tall`).
 
 Examples
 --------

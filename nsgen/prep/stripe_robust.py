@@ -212,7 +212,8 @@ def row_offsets(feat: np.ndarray, feat_start: int, rows: tuple[int, int],
                 n_rows_total: int, n_k: int, depth: int = 30) -> np.ndarray:
     """Step 2's offsets (and robust scales) of volume rows ``rows`` for every angle set,
     ``(stop - start, sets, columns + 1)`` float64
-    (:func:`~nsgen.prep.robust_scores.offsets`), from the :func:`row_features` of volume
+    (:func:`~nsgen.prep.robust_scores.offsets`; tall: then as many sets of row-alone
+    scores, :func:`~nsgen.prep.robust_tall.with_tall`), from the :func:`row_features` of volume
     rows ``feat_start ...`` (or the first of :func:`row_feature_parts`), which must hold
     ``hd`` rows each side."""
     hd = depth_rule(n_rows_total, depth)
