@@ -68,6 +68,7 @@ from nsgen.prep.robust_angles import RUN_LEVEL, angle_bins, refine, run_scores
 from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, depth_rule,
                                       offset_scores, offsets, pooled, rank_index, ranks,
                                       strong_columns)
+from nsgen.prep.robust_tall import or_tall, split_tall, with_tall  # tall: row-alone path
 
 __all__ = ["HALF_WINDOW", "bin_means", "column_scores", "decide", "decide_offsets", "depth_rule",
            "feature_layout", "robust_mask_rows", "row_feature_parts", "row_features",
@@ -226,7 +227,8 @@ def row_offsets(feat: np.ndarray, feat_start: int, rows: tuple[int, int],
                 n_rows_total: int, n_k: int, depth: int = 30) -> np.ndarray:
     """Step 2's offsets (and robust scales) of volume rows ``rows`` for every angle set,
     ``(stop - start, sets, columns + 1)`` float64
-    (:func:`~nsgen.prep.robust_scores.offsets`), from the :func:`row_features` of volume
+    (:func:`~nsgen.prep.robust_scores.offsets`; tall: then as many sets of row-alone
+    scores, :func:`~nsgen.prep.robust_tall.with_tall`), from the :func:`row_features` of volume
     rows ``feat_start ...`` (or the first of :func:`row_feature_parts`), which must hold
     ``hd`` rows each side."""
     sets, strong, _ = _fields(feat, n_k)
@@ -241,8 +243,9 @@ def set_offsets(sets: list[np.ndarray], strong: list[np.ndarray], feat_start: in
     hd = depth_rule(n_rows_total, depth)
     _check_rows((feat_start, feat_start + sets[0].shape[0]), rows, n_rows_total, hd)
     r0, r1 = rows[0] - feat_start, rows[1] - feat_start
-    return np.stack([offsets(srt, st, r0, r1, feat_start, hd, n_rows_total)
-                     for srt, st in zip(sets, strong)], axis=1)
+    qs = np.stack([offsets(srt, st, r0, r1, feat_start, hd, n_rows_total)
+                   for srt, st in zip(sets, strong)], axis=1)
+    return with_tall(qs, [srt[r0:r1] for srt in sets])  # tall: + row-alone scores per set
 
 
 def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int, int],
@@ -254,12 +257,13 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     (steps 3-5)."""
     hd = depth_rule(n_rows_total, depth)
     _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
+    qs, tall = split_tall(qs, q_start, rows)  # tall: the row-alone flags of rows
     z = [offset_scores(qs[:, n], q_start, rows, hd, n_rows_total) for n in range(qs.shape[1])]
     z_one = z[-1]  # (each column's own score: the blocks' are compared with it)
     z_all = _pool(z_one, POOL_FLOOR, POOL_WIDTH)
     flag_all = _grow(_drop_bias(z_all, threshold), z_all, GROW * threshold)
     if len(z) == 1:
-        return np.broadcast_to(flag_all[None], (n_k,) + z_all.shape).copy()
+        return np.broadcast_to((flag_all | tall[-1])[None], (n_k,) + z_all.shape).copy()  # tall
     edges = _blocks(n_k)
     n_b = edges.size - 1
     out = np.zeros((n_k,) + z_all.shape, np.uint8)
@@ -281,6 +285,7 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
                       GROW * BLOCK_FACTOR * threshold)
         out[edges[b]:edges[b + 1]] = part[None]
     refine(out, xb, angle_bins(edges, n_k), edges)
+    or_tall(out, tall, edges)  # tall: row-alone stripes in the blocks that agree
     return out
 
 
