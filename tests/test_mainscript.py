@@ -61,11 +61,20 @@ def test_the_same_script_saved_to_a_file_runs(tmp_path: Path) -> None:
 
 
 def test_make_scan_from_an_unguarded_script_is_one_clear_error(tmp_path: Path) -> None:
-    """Each worker would run the script, and write_scan, again: it ends itself silently
-    and the parent names the missing guard (no child traceback, no leaked semaphores)."""
+    """A compressed scan's frames come from worker processes: each would run the script, and
+    write_scan, again: it ends itself silently and the parent names the missing guard (no
+    child traceback, no leaked semaphores). The default layout's frames come from threads:
+    the same script without compression runs."""
     script = tmp_path / "make.py"
     script.write_text("from nsgen.io.scan_writer import write_scan\n"
-                      "write_scan('out.nxs', n_angles=40, n_rows=4, n_columns=64, workers=2)\n")
+                      "write_scan('plain.nxs', n_angles=40, n_rows=4, n_columns=64, workers=2)\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr
+    (tmp_path / "plain.nxs").unlink()
+    script.write_text("from nsgen.io.scan_writer import write_scan\n"
+                      "write_scan('out.nxs', n_angles=40, n_rows=4, n_columns=64, workers=2,\n"
+                      "           compression='gzip')\n")
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
                          timeout=600)
     assert run.returncode == 1
