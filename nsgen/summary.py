@@ -40,14 +40,17 @@ def summary_line(config: Any, done: list[int], seconds: float) -> str:
     --------
     >>> from types import SimpleNamespace
     >>> c = SimpleNamespace(root=Path("/nonexistent"), start=3, samples=1)
-    >>> summary_line(c, [], 0.1)
-    'nsgen: nothing to do: sample 0003 finished earlier under /nonexistent (--overwrite to remake)'
+    >>> print(summary_line(c, [], 0.1))  # doctest: +NORMALIZE_WHITESPACE
+    nsgen: nothing to do: sample 0003 finished earlier under /nonexistent with these options
+    (remove it to make it again)
     """
     root = Path(config.root).absolute()
     if not done:
         wanted = list(range(config.start, config.start + config.samples))
+        it = "them" if len(wanted) > 1 else "it"   # --overwrite replaces other options' only
         return (f"nsgen: nothing to do: sample{'s' if len(wanted) > 1 else ''} {_range(wanted)} "
-                f"finished earlier under {root} (--overwrite to remake)")
+                f"finished earlier under {root} with these options (remove {it} to make {it} "
+                f"again)")
     files, size = sample_totals(root, done)
     return (f"nsgen: made {len(done)} sample{'s' if len(done) > 1 else ''} ({_range(done)}): "
             f"{files} files, {human(size)} in {seconds:.1f} s under {root}")
