@@ -5,7 +5,7 @@ sinogram's cropped rows per pass of the mode, with no copy of its patches.
   patch, and whether it holds a NaN (the callers make its extremes NaN, as NumPy's
   ``min``/``max`` do).
 * :func:`scale_patches` - pass two: every patch scaled to uint16 into its own contiguous
-  image (the arithmetic of :func:`nsgen.prep._scaling_jit.scale_rows`: the same integers
+  image (:func:`nsgen.prep._scaling_jit.scale_value`, as ``scale_rows``: the same integers
   as :func:`nsgen.prep.scaling.to_uint16`), with each column's minimum and maximum of the
   integers and of the float values.
 
@@ -19,8 +19,7 @@ import numba as nb
 import numpy as np
 
 from nsgen.prep._jit import JIT as _JIT
-
-_ROUND = 6755399441055744.0     # 1.5 * 2**52 (see nsgen.prep._scaling_jit)
+from nsgen.prep._scaling_jit import scale_value
 
 
 @nb.njit(**_JIT)
@@ -76,10 +75,7 @@ def scale_patches(x, r0, c0, ph, pw, nh, nw, lo, k, out, umin, umax, fmax,
                     nn[j] = False
             for j in range(pw):
                 v = seg[j]
-                y = (np.float64(v) - lo) * k
-                y = y if y >= 0.0 else 0.0          # also NaN -> 0
-                y = y if y <= 65535.0 else 65535.0
-                u = np.uint16(np.int32((y + _ROUND) - _ROUND))
+                u = scale_value(v, lo, k)
                 o[j] = u
                 mn[j] = u if u < mn[j] else mn[j]
                 mx[j] = u if u > mx[j] else mx[j]

@@ -19,6 +19,16 @@ from nsgen.prep._jit import JIT as _JIT
 _ROUND = 6755399441055744.0     # 1.5 * 2**52
 
 
+@nb.njit(inline="always", **_JIT)
+def scale_value(v, lo, k):  # pragma: no cover - compiled
+    """``rint(clip((float64(v) - lo) * k, 0, 65535))`` as uint16, NaN -> 0: one value of
+    :func:`scale_rows` (inlined into the callers' loops, which then vectorise)."""
+    y = (np.float64(v) - lo) * k
+    y = y if y >= 0.0 else 0.0          # also NaN -> 0
+    y = y if y <= 65535.0 else 65535.0
+    return np.uint16(np.int32((y + _ROUND) - _ROUND))
+
+
 @nb.njit(**_JIT)
 def scale_rows(x, lo, k, out):  # pragma: no cover - compiled
     """``out = rint(clip((float64(x) - lo) * k, 0, 65535))`` with NaN -> 0, for 2-D ``x``
@@ -29,7 +39,4 @@ def scale_rows(x, lo, k, out):  # pragma: no cover - compiled
         row[:] = x[i]
         oi = out[i]
         for j in range(m):
-            y = (np.float64(row[j]) - lo) * k
-            y = y if y >= 0.0 else 0.0          # also NaN -> 0
-            y = y if y <= 65535.0 else 65535.0
-            oi[j] = np.uint16(np.int32((y + _ROUND) - _ROUND))
+            oi[j] = scale_value(row[j], lo, k)
