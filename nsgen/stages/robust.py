@@ -46,7 +46,7 @@ from nsgen.prep.stripe_robust import (bin_means, decide_offsets, depth_rule,
 from nsgen.runner import StageRunner
 from nsgen.stages.scan_sizing import row_sizing, scan_sizing
 from nsgen.stages.scan_source import ScanSource
-from nsgen.stages.scan_stages import ScanStage, load_flat_field
+from nsgen.stages.scan_stages import ScanStage, load_flat_field, read_scan_rows
 from nsgen.stages.stripes import JIT_OVERHEAD, StepClock, mask_flags
 
 __all__ = ["RobustDecideStage", "RobustFeatureStage", "RobustOffsetStage", "balanced",
@@ -272,11 +272,10 @@ class RowBins:
         (stripes are a few rows deep) at about the cost of one."""
         n_k, _, n_i = self.scan_shape
         v = slice(self.start + j, min(self.stop, self.start + j + BIN_BAND))
-        scan = self.source.open()
-        raw = scan.read_projections(v, np.empty((n_k, v.stop - v.start, n_i), self.dtype))
-        # as the scan stages' reader hands them over: float32 flat and dark rows
+        # as the scan stages' reader hands them over (float32 flat and dark rows)
+        raw = np.empty((n_k, v.stop - v.start, n_i), self.dtype)
         flat, dark = np.empty((2, v.stop - v.start, n_i), np.float32)
-        flat[:], dark[:] = scan.flat_mean(v), scan.dark_mean(v)
+        read_scan_rows(self.source.open(), v, [raw, flat, dark])
         self._band = (j, raw, flat, dark)
 
     def __getitem__(self, key: Any) -> Any:

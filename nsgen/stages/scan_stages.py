@@ -19,10 +19,11 @@ from nsgen.engine.pipeline import Chunk, SlotSpec, Stage, WorkResult, row_chunks
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.resize import normalise_downsample, prepare_downsample
 from nsgen.prep.stripe_detect import rows_to_read
+from nsgen.scan import Scan
 from nsgen.stages.scan_source import HintThread, RowHints, ScanSource
 
 __all__ = ["OUT_SHAPE", "PREFETCH_AHEAD", "PREFETCH_BYTES", "ResizeStage", "ScanStage",
-           "load_flat_field", "reread_warning"]
+           "load_flat_field", "read_scan_rows", "reread_warning"]
 
 #: sinogram size after downsampling (raw, paired, dynamic), as in the seed
 OUT_SHAPE = (402, 362)
@@ -54,6 +55,15 @@ def reread_warning(path: str, span: int | None, rows: int) -> str | None:
             f"(about {times}x the time of one read); decompress the file first "
             f"(h5repack -f NONE in.nxs out.nxs) or let each chunk hold more rows "
             f"(--memory-limit, --chunk-size)")
+
+
+def read_scan_rows(scan: Scan, rows: slice, out: list[np.ndarray]) -> None:
+    """The raw projections of detector ``rows`` of ``scan`` and their mean flat and dark
+    rows into ``out`` (``(angles, rows, columns)`` of the scan's dtype, then two ``(rows,
+    columns)`` float32): what the reader of a scan pass hands its workers."""
+    scan.read_projections(rows, out[0])
+    out[1][:] = scan.flat_mean(rows)
+    out[2][:] = scan.dark_mean(rows)
 
 
 def load_flat_field() -> None:
@@ -103,9 +113,7 @@ class ScanStage(Stage):
             if advice:
                 print(f"nsgen: warning: {advice}", file=sys.stderr, flush=True)
         self._prefetch(HintThread.of(scan), chunk)
-        scan.read_projections(slice(lo, hi), out[0])
-        out[1][:] = scan.flat_mean(slice(lo, hi))
-        out[2][:] = scan.dark_mean(slice(lo, hi))
+        read_scan_rows(scan, slice(lo, hi), out)
 
     def prefetch(self) -> None:
         """Ask for the first batch of rows while the reader process is starting (main
