@@ -217,8 +217,10 @@ def _candidates(srt: np.ndarray, win: tuple[np.ndarray, np.ndarray, np.ndarray]
     return cand, z, q, frac, ratio, centre(bg_prof)
 
 
-def _row(srt: np.ndarray, win: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-    """Tall scores of one row's ranks ``(ranks, columns)`` float32 (0 where none)."""
+def _row(srt: np.ndarray, win: tuple[np.ndarray, np.ndarray, np.ndarray]
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """Tall scores of one row's ranks ``(ranks, columns)`` float32 (0 where none), and the
+    row-alone offsets ``q`` they were found on."""
     n_i = srt.shape[1]
     out = np.zeros(n_i)
     cand, z, q, frac, ratio, (c, sym) = _candidates(srt, win)
@@ -239,18 +241,26 @@ def _row(srt: np.ndarray, win: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.
         if part.size and np.any(np.abs(q[part] - q[i]) <= MIRROR_MATCH * abs(q[i])):
             keep[n] = False
     out[cand[keep]] = z[cand[keep]]
-    return out
+    return out, q
+
+
+def _scores_and_offsets(srt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`tall_scores` of ``srt`` and the row-alone offsets ``q`` of each row,
+    ``(rows, columns)`` each."""
+    srt = np.ascontiguousarray(srt, np.float32)
+    n_i = srt.shape[2]
+    if not srt.shape[0]:
+        return np.zeros((0, n_i)), np.zeros((0, n_i))
+    win = odd_windows(n_i)
+    z, q = zip(*(_row(srt[r], win) for r in range(srt.shape[0])))
+    return np.stack(z), np.stack(q)
 
 
 def tall_scores(srt: np.ndarray) -> np.ndarray:
     """Row-alone scores ``(rows, columns)`` float64 of the ranked rows ``srt`` ``(rows,
     ranks, columns)`` (one angle set, normally the whole scan's): each row's score where
     it is a rank-consistent candidate that is not a centred object's feature, else 0."""
-    srt = np.ascontiguousarray(srt, np.float32)
-    n_i = srt.shape[2]
-    win = odd_windows(n_i)
-    return np.stack([_row(srt[r], win) for r in range(srt.shape[0])]) \
-        if srt.shape[0] else np.zeros((0, n_i))
+    return _scores_and_offsets(srt)[0]
 
 
 def block_scores(sets: list[np.ndarray]) -> np.ndarray:
@@ -259,7 +269,7 @@ def block_scores(sets: list[np.ndarray]) -> np.ndarray:
     the whole scan's :func:`tall_scores` where that set's own row-alone offset has the
     same sign and at least :data:`BLOCK_AGREE` of the whole scan's (a stripe over part of
     the angles is flagged in its blocks only), else 0."""
-    z = tall_scores(sets[-1])
+    z, q_all = _scores_and_offsets(sets[-1])
     out = np.zeros((z.shape[0], len(sets), z.shape[1]))
     out[:, -1] = z
     if len(sets) == 1:
@@ -267,7 +277,7 @@ def block_scores(sets: list[np.ndarray]) -> np.ndarray:
     win = odd_windows(z.shape[1])
     for r in np.flatnonzero(z.any(axis=1)):
         cols = np.flatnonzero(z[r])
-        q = _background(np.ascontiguousarray(sets[-1][r], np.float32), win)[2][cols]
+        q = q_all[r, cols]
         for b, srt in enumerate(sets[:-1]):
             qb = _background(np.ascontiguousarray(srt[r], np.float32), win)[2][cols]
             agree = qb * np.sign(q) >= BLOCK_AGREE * np.abs(q)
