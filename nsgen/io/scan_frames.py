@@ -63,6 +63,7 @@ import numpy as np
 
 from nsgen.errors import NsgenError
 from nsgen.io.scan_defects import LabelledDefect, apply_defects
+from nsgen.io.spill import pwrite_all
 from nsgen.mainscript import UNGUARDED_EXIT, UNGUARDED_SCRIPT, check_main_importable
 from nsgen.rng import generator
 
@@ -314,10 +315,7 @@ def _fill_frames(maker: FrameMaker, fd: int, offsets: np.ndarray, start: int, st
     frame = np.empty((maker.spec.n_rows, maker.spec.n_columns), dtype=maker.spec.dtype)
     for i in range(start, stop):
         maker.frame(i, frame)
-        view, at = frame.data.cast("B"), int(offsets[i])
-        while view:
-            n = os.pwrite(fd, view, at)
-            view, at = view[n:], at + n
+        pwrite_all(fd, frame.data.cast("B"), int(offsets[i]))
 
 
 @contextmanager

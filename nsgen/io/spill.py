@@ -21,6 +21,14 @@ import numpy as np
 _IOV_MAX = 1024
 
 
+def pwrite_all(fd: int, data: memoryview | bytes, offset: int) -> None:
+    """Write all of ``data`` at byte ``offset`` of the open file ``fd`` (``os.pwrite`` may
+    write less than asked: the rest is written after it)."""
+    while data:
+        n = os.pwrite(fd, data, offset)
+        data, offset = data[n:], offset + n
+
+
 @dataclass(frozen=True)
 class Spill:
     """A scratch volume of ``shape`` (rows first) and ``dtype`` stored at ``path``, from
@@ -107,10 +115,7 @@ class Spill:
         for path, off, first, last in self._pieces(start, start + len(block)):
             fd = os.open(path, os.O_WRONLY)
             try:
-                view = data[first * self.row_bytes:last * self.row_bytes]
-                while view:
-                    n = os.pwrite(fd, view, off)
-                    view, off = view[n:], off + n
+                pwrite_all(fd, data[first * self.row_bytes:last * self.row_bytes], off)
             finally:
                 os.close(fd)
 
@@ -156,12 +161,8 @@ class Spill:
                 pieces = bufs(k)
                 off = self.offset + k * self.row_bytes + start * line
                 n = os.pwritev(fd, pieces, off)
-                if n != total:  # short write: finish it piece by piece
-                    data = b"".join(bytes(b) for b in pieces)[n:]
-                    off += n
-                    while data:
-                        m = os.pwrite(fd, data, off)
-                        data, off = data[m:], off + m
+                if n != total:  # short write: finish it
+                    pwrite_all(fd, b"".join(bytes(b) for b in pieces)[n:], off + n)
         finally:
             os.close(fd)
 
