@@ -39,7 +39,7 @@ from nsgen.scan import ScanLayout
 from nsgen.stages.decompress import decompressed
 from nsgen.stages.scan_source import ScanSource
 from nsgen.prep.detect import DEFAULT_DETECTOR, LARIX_OPTIONS, choose_detector
-from nsgen.prep.detect_params import DetectParams
+from nsgen.prep.detect_params import DetectParams, ScanTooSmall
 from nsgen.stages.stripes import StepClock, detect_stripes
 
 
@@ -119,10 +119,10 @@ def scan_params(args: argparse.Namespace, shape: tuple[int, int, int],
     given = {f: getattr(args, f) for f in _OPTION if getattr(args, f) is not None}
     try:
         return DetectParams.for_scan(shape, given, name=_OPTION.__getitem__, detector=detector)
+    except ScanTooSmall as exc:   # whatever the options
+        raise NsgenError(f"{args.h5}: {exc}") from None
     except ValueError as exc:
         a, v, c = shape
-        if str(exc).startswith("the scan ("):   # the scan is too small, whatever the options
-            raise NsgenError(f"{args.h5}: {exc}") from None
         raise NsgenError(f"detection parameters do not fit the scan ({a} angles x {v} rows x "
                          f"{c} columns): {exc}; change or leave out those options") from None
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-__all__ = ["DETECT_FIELDS", "MERGE_FIELDS", "REFERENCE_SHAPE", "DetectParams"]
+__all__ = ["DETECT_FIELDS", "MERGE_FIELDS", "REFERENCE_SHAPE", "DetectParams", "ScanTooSmall"]
 
 #: (angles, columns) of the full-size i12 scans the seed's values were chosen for
 REFERENCE_SHAPE = (1801, 2560)
@@ -39,6 +39,10 @@ _INTS = ("size", "radius", "min_stripe_length", "min_stripe_depth", "min_stripe_
 DETECT_FIELDS = ("size", "radius")
 MERGE_FIELDS = ("threshold", "min_stripe_length", "min_stripe_depth", "min_stripe_width",
                 "sensitivity_perc")
+
+
+class ScanTooSmall(ValueError):
+    """The scan itself is too small for a detector, whatever its parameters."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,8 @@ class DetectParams:
         ------
         ValueError
             Listing every problem of the given values (``name`` formats a field's name, e.g.
-            as a command-line option), or that the scan itself is too small for the detector.
+            as a command-line option); :class:`ScanTooSmall` where the scan itself is too
+            small for the detector.
 
         Examples
         --------
@@ -125,7 +130,7 @@ class DetectParams:
         >>> DetectParams.for_scan((181, 1, 256))  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: the scan (181 angles x 1 rows x 256 columns) is too small for Larix stripe ...
+        nsgen.prep.detect_params.ScanTooSmall: the scan (181 angles x 1 rows x 256 columns) ...
         """
         given = dict(given or {})
         unknown = sorted(set(given) - {f.name for f in fields(cls)})
@@ -136,10 +141,10 @@ class DetectParams:
         top = min(a // 2, v // 2, c // 2)
         larix = detector == "larix"
         if a < 2 or c < 1 or v < 1:
-            raise ValueError(f"the scan ({a} angles x {v} rows x {c} columns) is too small for "
+            raise ScanTooSmall(f"the scan ({a} angles x {v} rows x {c} columns) is too small for "
                              f"stripe detection, which needs at least 2 angles")
         if larix and (top < 1 or c < 4):
-            raise ValueError(
+            raise ScanTooSmall(
                 f"the scan ({a} angles x {v} rows x {c} columns) is too small for Larix stripe "
                 f"detection, which needs at least 2 angles, 2 detector rows and 4 columns "
                 f"(the robust detector, the default, needs 2 angles)")
