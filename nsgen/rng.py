@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import zlib
 
-import numpy as np
+# NumPy 2 imports numpy.random lazily, on the first ``np.random``; two threads doing that at
+# once (complex mode draws its detector on a thread while the phantom is drawn) can recurse
+# in NumPy's lazy import.  Importing the names here does it once, at import time.
+from numpy.random import PCG64, Generator, SeedSequence
 
 
 def _word(part: int | str) -> int:
@@ -22,7 +25,7 @@ def _word(part: int | str) -> int:
     return part
 
 
-def generator(seed: int, *key: int | str) -> np.random.Generator:
+def generator(seed: int, *key: int | str) -> Generator:
     """Return the generator for ``key`` under run seed ``seed``.
 
     Parameters
@@ -46,4 +49,4 @@ def generator(seed: int, *key: int | str) -> np.random.Generator:
     True
     """
     words = [_word(seed)] + [_word(k) for k in key]
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(words)))
+    return Generator(PCG64(SeedSequence(words)))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 
 import numpy as np
 import tifffile
@@ -105,3 +107,15 @@ def test_images_from_the_kept_transmission_equal_the_whole_volume_formula():
         expected = to_uint16(volume, bounds)
         for v in range(g.n_rows):
             assert np.array_equal(images[f"0000/{name}/0000_{name}_{v:04d}.tif"], expected[v])
+
+
+def test_numpy_submodules_that_threads_use_are_imported_with_nsgen():
+    """NumPy 2 imports ``numpy.random`` and ``numpy.fft`` lazily, on first attribute use;
+    two threads doing that at once recurse in NumPy's ``__getattr__`` (a CI failure of
+    complex mode, whose detector is drawn on a thread while the phantom is drawn). The
+    modules whose code runs on threads import them at import time instead."""
+    code = ("import numpy, nsgen.modes.complex, nsgen.prep.robust_tall;"
+            "print(sorted(k for k in ('random', 'fft') if k in vars(numpy)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "['fft', 'random']"

@@ -65,6 +65,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import numpy.fft  # noqa: F401  (NumPy 2 imports it lazily; not from two threads at once)
 
 from nsgen.prep import _robust_jit as _rj
 from nsgen.prep.robust_scores import (HALF_WINDOW, STRONG, _interpolate, _robust_scale,

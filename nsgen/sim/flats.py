@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.fft  # noqa: F401  (NumPy 2 imports it lazily; not from two threads at once)
 
 __all__ = [
     "bessel_background",
