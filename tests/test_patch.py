@@ -21,7 +21,7 @@ from nsgen.prep.patches import column_extremes
 from nsgen.prep.scaling import Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.sim.stripes import PATCH
-from nsgen.stages.write import range_used
+from nsgen.stages.write import WriteStage, range_used
 
 
 def _sinogram(seed: int) -> np.ndarray:
@@ -94,27 +94,85 @@ def test_known_column_extremes_and_maxima_give_the_same_stripes_and_bounds(seed)
                                                                                  None)
 
 
-@pytest.mark.parametrize("bounds", [Bounds(-0.2, 1.4), Bounds(0.2, 0.5), Bounds(1.0, 1.0)])
-def test_patch_images_are_the_scaled_images_with_their_range_used(bounds):
-    rows = np.stack([_sinogram(s) for s in range(3)])
-    flags = np.zeros((5, 6), bool)
-    flags[3, [1, 4]] = True
-    cutter = PatchCutter((30, 30), flags, 4, 0, 1)
-    got = list(PatchImages(cutter, "0000", bounds)(Chunk(1, 2, 5), rows))
-    want = []
-    for k, v in enumerate(range(2, 5)):
+def _wanted_images(cutter, bounds, rows, first):
+    """``{path: (image, range_used)}`` of every patch image of ``rows`` (row ``first`` on),
+    made the plain way: each patch and stripe image scaled whole."""
+    want = {}
+    for k, v in enumerate(range(first, first + len(rows))):
         for p, patch, spans in cutter.patches(v, rows[k]):
             name = f"0000_shift01_{v:04d}_w{p:02d}.tif"
             if spans is None:
-                want.append((f"0000/real_artifacts/stripe/{name}", to_uint16(patch, bounds)))
+                images = [(f"0000/real_artifacts/stripe/{name}", to_uint16(patch, bounds))]
             else:
-                want += [(f"0000/fake_artifacts/clean/{name}", to_uint16(patch, bounds)),
-                         (f"0000/fake_artifacts/stripe/{name}",
-                          to_uint16(paste(patch, spans), bounds))]
-    assert [path for path, *_ in got] == [path for path, _ in want]
-    for (_, image, used), (_, image_want) in zip(got, want):
-        assert image.tobytes() == image_want.tobytes()
-        assert used == range_used(image_want)
+                images = [(f"0000/fake_artifacts/clean/{name}", to_uint16(patch, bounds)),
+                          (f"0000/fake_artifacts/stripe/{name}",
+                           to_uint16(paste(patch, spans), bounds))]
+            want.update((path, (img, range_used(img))) for path, img in images)
+    return want
+
+
+def _cutter():
+    flags = np.zeros((5, 6), bool)
+    flags[3, [1, 4]] = True
+    return PatchCutter((30, 30), flags, 4, 0, 1)
+
+
+@pytest.mark.parametrize("bounds", [Bounds(-0.2, 1.4), Bounds(0.2, 0.5), Bounds(1.0, 1.0)])
+def test_patch_images_are_the_scaled_images_with_their_range_used(bounds):
+    rows = np.stack([_sinogram(s) for s in range(3)])
+    cutter = _cutter()
+    got = list(PatchImages(cutter, "0000", bounds)(Chunk(1, 2, 5), rows))
+    want = _wanted_images(cutter, bounds, rows, 2)
+    assert len(got) == len(want) == 3 * 6 * 2 - 2
+    assert {path: (image.tobytes(), used) for path, image, used in got} == {
+        path: (image.tobytes(), used) for path, (image, used) in want.items()}
+    order = [(int(path[-12:-8]), "fake_artifacts/stripe" in path) for path, *_ in got]
+    assert order == sorted(order)          # per row: the clean and real images, then stripes
+
+
+class _Releasing:
+    """A writer done with each image when it asks for the next: keeps a copy of each."""
+
+    releases_images = True
+
+    def __init__(self):
+        self.images = {}
+
+    def write(self, items):
+        for path, image in items:
+            self.images[path] = image.tobytes()
+        return len(self.images), 0, {}
+
+
+@pytest.mark.parametrize("bounds", [Bounds(-0.2, 1.4), Bounds(1.0, 1.0)])
+def test_patch_images_in_reused_buffers_are_the_same_images(bounds):
+    rows = np.stack([_sinogram(s) for s in range(4)])
+    cutter = _cutter()
+    want = _wanted_images(cutter, bounds, rows, 1)
+    images = PatchImages(cutter, "0000", bounds, reuse=True)
+    for _ in range(2):                       # the second chunk takes the first's buffers
+        writer = _Releasing()
+        stage = WriteStage(_RowsAsGiven(), images, writer)
+        result = stage.work(Chunk(0, 1, 5), rows)
+        assert writer.images == {path: image.tobytes() for path, (image, _) in want.items()}
+        assert result.value == {path: used for path, (_, used) in want.items()}
+
+
+class _RowsAsGiven:
+    label = "rows"
+
+    def values(self, chunk, data):
+        return data
+
+
+def test_reused_buffers_need_a_writer_that_releases_its_images():
+    class Keeping(_Releasing):
+        releases_images = False
+
+    images = PatchImages(_cutter(), "0000", Bounds(0.0, 1.0), reuse=True)
+    rows = np.stack([_sinogram(s) for s in range(3)])
+    with pytest.raises(TypeError, match="keeps its images"):
+        WriteStage(_RowsAsGiven(), images, Keeping()).work(Chunk(0, 0, 3), rows)
 
 
 def test_a_run_with_a_mask_is_the_same_bytes_whatever_the_chunks_and_workers(tmp_path):

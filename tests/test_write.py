@@ -1,5 +1,6 @@
-"""nsgen.stages.write: images made on a thread reach the writer in order; failures of
-either side end the chunk with their own error and leave no thread behind."""
+"""nsgen.stages.write: images made on a thread reach the writer in order (a mode may wait for
+the writer to be done with them); failures of either side end the chunk with their own error
+and leave no thread behind."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from nsgen.engine.pipeline import Chunk
-from nsgen.stages.write import IMAGES_AHEAD, WriteStage
+from nsgen.stages.write import IMAGES_AHEAD, WriteStage, Written
 
 
 class Rows:
@@ -81,3 +82,19 @@ def test_a_range_used_given_with_an_image_is_recorded_as_given():
     res = WriteStage(Rows(), images, writer).work(Chunk(0, 0, 1), rows(1))
     assert res.value == {"a.tif": 0.2, "b.tif": 0.5}
     assert [p for p, _ in writer.written] == ["a.tif", "b.tif"]
+
+
+def test_a_mode_that_waits_for_the_writer_may_reuse_an_image_buffer():
+    class Releasing(Writer):
+        releases_images = True
+
+    def images(chunk, rows):
+        buffer = np.zeros(3, np.uint16)
+        for v in range(5 * IMAGES_AHEAD):
+            if v:
+                yield Written(v)           # the writer is done with the last image
+            buffer[0] = v
+            yield f"img{v:03d}.tif", buffer
+    writer = Releasing()
+    WriteStage(Rows(), images, writer).work(Chunk(0, 0, 1), rows(1))
+    assert writer.written == [(f"img{v:03d}.tif", v) for v in range(5 * IMAGES_AHEAD)]

@@ -8,7 +8,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable
 
 import numpy as np
 from isal import isal_zlib
@@ -167,10 +167,14 @@ class TiffWriter:
 
     root: Path
 
+    #: done with an image (written, checksummed) when it asks for the next: a mode may
+    #: then use its buffer again (:class:`nsgen.stages.write.Written`)
+    releases_images: ClassVar[bool] = True
+
     def write(self, items: Iterable[tuple[str, np.ndarray]]) -> tuple[int, int, dict[str, str]]:
         """Write every ``(path relative to root, uint16 image)``; return files and bytes
         written and the :func:`pixel_crc32` of each path (computed from the image in memory,
-        no second read)."""
+        no second read), each before it asks for the next image."""
         files = nbytes = 0
         checksums: dict[str, str] = {}
         for path, image in items:

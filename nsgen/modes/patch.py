@@ -27,8 +27,7 @@ from nsgen.config import Config
 from nsgen.engine import profile
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
-from nsgen.modes.artefacts import (artefact_images, artefact_records, make_artefact_dirs,
-                                   stripe_scale)
+from nsgen.modes.artefacts import artefact_records, make_artefact_dirs, stripe_scale
 from nsgen.modes.real import ENGINE_PRELOAD as REAL_PRELOAD
 from nsgen.modes.real import (flags_and_pass_one, add_range_used, check_mask_source, check_scans, interior,
                               run_shifts, scan_bounds, shift_flags, sizing_for, summarise,
@@ -40,7 +39,7 @@ from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.stripes import PATCH, stripe_spans
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import ScanStage
-from nsgen.stages.write import WriteStage, range_of
+from nsgen.stages.write import WriteStage, Written, range_of
 
 __all__ = ["ENGINE_PRELOAD", "check", "run_sample"]
 
@@ -92,15 +91,24 @@ class PatchCutter:
 Spans = list[tuple[int, np.ndarray]]
 
 
-def paste(image: np.ndarray, spans: Spans) -> np.ndarray:
-    """A copy of ``image`` with each span's values in its columns.
+def paste(image: np.ndarray, spans: Spans, into: np.ndarray | None = None) -> np.ndarray:
+    """A copy of ``image`` with each span's values in its columns (written ``into`` that
+    array, when given: ``image`` itself pastes in place).
 
     Examples
     --------
     >>> paste(np.zeros((1, 4), np.uint16), [(1, np.array([[7, 8]], np.uint16))]).tolist()
     [[0, 7, 8, 0]]
+    >>> x = np.zeros((1, 3), np.uint16)
+    >>> paste(x, [(2, np.array([[5]], np.uint16))], into=x) is x, x.tolist()
+    (True, [[0, 0, 5]])
     """
-    out = image.copy()
+    if into is None:
+        out = image.copy()
+    else:
+        out = into
+        if out is not image:
+            out[...] = image
     for left, values in spans:
         out[:, left:left + values.shape[1]] = values
     return out
@@ -218,38 +226,84 @@ def flagged_summary(patches: list[tuple[int, int, Bounds, Bounds | None]],
 
 @dataclass(frozen=True, eq=False)
 class PatchImages:
-    """Pass two's images: the patches recomputed from the scan, with the shift's bounds."""
+    """Pass two's images: the patches recomputed from the scan, with the shift's bounds.
+
+    With ``reuse`` (a writer that releases its images, :class:`~nsgen.stages.write.Written`)
+    each row is scaled into one of two buffers kept by the process, and a stripe image is
+    its clean patch's buffer with the scaled stripe columns pasted in once the clean image
+    is written: no new memory per row or per stripe image (fresh pages cost the kernel a
+    zeroing each), no copy of a patch."""
 
     cutter: PatchCutter
     tag: str
     bounds: Bounds
+    reuse: bool = False
 
     def name(self, v: int, p: int) -> str:
         """File name of patch ``p`` of row ``v`` (in each artefact directory)."""
         return f"{self.tag}_shift{self.cutter.shift:02d}_{v:04d}_w{p:02d}.tif"
 
     def __call__(self, chunk: Chunk, rows: np.ndarray
-                 ) -> Iterator[tuple[str, np.ndarray, float]]:
-        """Each patch scaled once (all of a row's in one pass,
-        :func:`~nsgen.prep.patches.scaled_patches`); a stripe image is its scaled patch with
-        the scaled stripe columns pasted on (scaling is per pixel: the same integers). With
-        each image, its :func:`~nsgen.stages.write.range_used`, from the column extremes."""
+                 ) -> Iterator[tuple[str, np.ndarray, float] | Written]:
+        """Per row, every patch scaled once (all of a row's in one pass,
+        :func:`~nsgen.prep.patches.scaled_patches`): the clean (or real-artefact) images
+        of the row's patches, then the stripe images of its fake pairs, each a scaled patch
+        with the scaled stripe columns pasted on (scaling is per pixel: the same
+        integers). With each image, its :func:`~nsgen.stages.write.range_used`, from the
+        column extremes."""
         b = self.bounds
+        ps = self.cutter.patch_shape
+        ring = _take_buffers(rows.shape[1:], ps) if self.reuse else None
+        count = 0
+        row_end: list[int] = []   # images yielded up to the end of each row
         for k, v in enumerate(range(chunk.start, chunk.stop)):
+            buffer = None
+            if ring is not None:
+                if k >= 2:
+                    yield Written(row_end[k - 2])      # its buffer's last images are written
+                buffer = ring[k % 2]
             with profile.phase("scale patches"):
-                scaled = scaled_patches(rows[k], self.cutter.patch_shape, b.lo, b.hi)
+                scaled = scaled_patches(rows[k], ps, b.lo, b.hi, buffer)
+            stripes = []
             for p, _, spans in self.cutter.patches(v, rows[k], scaled.maxima.max(axis=1)):
-                clean = scaled.images[p]
                 low, high = scaled.low[p], scaled.high[p]
-                stripe, columns = None, []
+                sub = "real_artifacts/stripe" if spans is None else "fake_artifacts/clean"
+                yield (f"{self.tag}/{sub}/{self.name(v, p)}", scaled.images[p],
+                       range_of(int(low.min()), int(high.max())))
+                count += 1
                 if spans is not None:
                     with profile.phase("stripe images"):
                         columns = [(c, to_uint16(x, b)) for c, x in spans]
-                        stripe = paste(clean, columns)
-                for sub, img in artefact_images(spans is None, clean, stripe):
-                    used = (range_of(int(low.min()), int(high.max())) if img is clean
-                            else stripe_range(low, high, columns))
-                    yield f"{self.tag}/{sub}/{self.name(v, p)}", img, used
+                    stripes.append((p, columns, stripe_range(low, high, columns)))
+            if stripes and ring is not None:
+                yield Written(count)                   # the row's clean images are written
+            for p, columns, used in stripes:
+                with profile.phase("stripe images"):
+                    clean = scaled.images[p]
+                    stripe = paste(clean, columns, into=clean if ring is not None else None)
+                yield f"{self.tag}/fake_artifacts/stripe/{self.name(v, p)}", stripe, used
+                count += 1
+            row_end.append(count)
+        if ring is not None:
+            yield Written(count)
+            _BUFFERS.append(ring)                      # free again: the next chunk's
+
+
+#: per process: pairs of row buffers of :class:`PatchImages` not in use
+_BUFFERS: list[list[np.ndarray]] = []
+
+
+def _take_buffers(shape: tuple[int, int], patch_shape: tuple[int, int]) -> list[np.ndarray]:
+    """Two buffers for a row of ``shape`` scaled into patches: kept ones of that size,
+    or new ones."""
+    r, c = crop_bounds(shape, patch_shape)
+    ph, pw = patch_shape
+    want = ((r.stop - r.start) // ph * ((c.stop - c.start) // pw), ph, pw)
+    while _BUFFERS:
+        ring = _BUFFERS.pop()
+        if ring[0].shape == want:
+            return ring
+    return [np.empty(want, np.uint16) for _ in range(2)]
 
 
 def stripe_range(low: np.ndarray, high: np.ndarray, columns: Spans) -> float:
@@ -338,9 +392,10 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
         source, shape, dtype, sizing.chunk_rows, cutter=cutter, refine=bins,
         label="percentiles"), sizing)))
     make_artefact_dirs(run.dir)
-    images = PatchImages(cutter, run.tag, bounds)
+    writer = run.writer()
+    images = PatchImages(cutter, run.tag, bounds, bool(getattr(writer, "releases_images", False)))
     written = run.run(WriteStage(ScanStage(source, shape, dtype, sizing.chunk_rows), images,
-                                 run.writer()), sizing)
+                                 writer), sizing)
     files: list[dict[str, Any]] = []
     for v in range(shape[1]):
         for p in range(flags.shape[1]):

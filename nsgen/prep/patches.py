@@ -180,11 +180,13 @@ class ScaledPatches(NamedTuple):
     maxima: np.ndarray
 
 
-def scaled_patches(a: np.ndarray, patch_shape: tuple[int, int], lo: float, hi: float
-                   ) -> ScaledPatches:
+def scaled_patches(a: np.ndarray, patch_shape: tuple[int, int], lo: float, hi: float,
+                   images: np.ndarray | None = None) -> ScaledPatches:
     """Every patch of :func:`split_patches` of a 2-D float32 ``a`` as
     :func:`nsgen.prep.scaling.to_uint16` with bounds ``[lo, hi]`` scales it (the same
     integers; zeros when ``hi <= lo``), with its column extremes, in one pass over ``a``.
+    ``images``: the ``(n_patches, ph, pw)`` uint16 array to scale them into (a new one
+    when None).
 
     Examples
     --------
@@ -195,6 +197,9 @@ def scaled_patches(a: np.ndarray, patch_shape: tuple[int, int], lo: float, hi: f
     True
     >>> s.low[1].tolist(), s.high[1].tolist(), s.maxima[1].tolist()
     ([34952, 39321], [52428, 56797], [12.0, 13.0])
+    >>> again = scaled_patches(a, (2, 2), 0.0, 15.0, np.empty((4, 2, 2), np.uint16))
+    >>> again.images.tobytes() == s.images.tobytes()
+    True
     """
     from nsgen.prep._patches_jit import scale_patches as kernel
 
@@ -202,8 +207,12 @@ def scaled_patches(a: np.ndarray, patch_shape: tuple[int, int], lo: float, hi: f
     r0, c0, ph, pw, nh, nw = _grid(x, patch_shape)
     span = hi - lo
     lo, k = (float(lo), 65535 / span) if span > 0 else (0.0, 0.0)   # k = 0: zeros
-    out = ScaledPatches(np.empty((nh * nw, ph, pw), np.uint16),
-                        np.empty((nh * nw, pw), np.uint16), np.empty((nh * nw, pw), np.uint16),
+    if images is None:
+        images = np.empty((nh * nw, ph, pw), np.uint16)
+    elif images.shape != (nh * nw, ph, pw) or images.dtype != np.uint16:
+        raise ValueError(f"need a {(nh * nw, ph, pw)} uint16 array for the images, got "
+                         f"{images.dtype} {images.shape}")
+    out = ScaledPatches(images, np.empty((nh * nw, pw), np.uint16), np.empty((nh * nw, pw), np.uint16),
                         np.empty((nh * nw, pw), np.float32))
     nan = np.empty((nh * nw, pw), np.bool_)
     kernel(x, r0, c0, ph, pw, nh, nw, lo, k, *out, nan)

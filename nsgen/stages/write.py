@@ -25,8 +25,8 @@ import numpy as np
 from nsgen.engine import profile
 from nsgen.engine.pipeline import Chunk, SlotSpec, Stage, WorkResult
 
-__all__ = ["IMAGES_AHEAD", "ChunkImages", "ImageWriter", "RowSource", "WriteStage", "range_of",
-           "range_used"]
+__all__ = ["IMAGES_AHEAD", "ChunkImages", "ImageWriter", "RowSource", "Written", "WriteStage",
+           "range_of", "range_used"]
 
 #: images a write stage's worker makes ahead of the one being written
 IMAGES_AHEAD = 4
@@ -37,8 +37,19 @@ Image = tuple[str, np.ndarray]
 UsedImage = tuple[str, np.ndarray, float]
 
 
+@dataclass(frozen=True)
+class Written:
+    """Yielded by a mode's :class:`ChunkImages` between its images: wait until the writer
+    is done with the first ``count`` images of the chunk, so that their buffers may be
+    used again. Only for writers whose ``releases_images`` is true (they keep no image
+    once they ask for the next, as :class:`~nsgen.io.tiff.TiffWriter`)."""
+
+    count: int
+
+
 class ImageWriter(Protocol):
-    """An output backend: writes images, each whole or not at all."""
+    """An output backend: writes images, each whole or not at all. One that keeps no
+    image once it asks for the next has a true ``releases_images`` (:class:`Written`)."""
 
     def write(self, items: Iterable[Image]) -> tuple[int, int, dict[str, str]]:
         """Write every ``(path, image)``; return files and bytes written and a checksum
@@ -48,9 +59,10 @@ class ImageWriter(Protocol):
 class ChunkImages(Protocol):
     """A mode's hook: the images of one chunk of rows (picklable: it goes to the workers)."""
 
-    def __call__(self, chunk: Chunk, rows: np.ndarray) -> Iterable[Image | UsedImage]:
+    def __call__(self, chunk: Chunk, rows: np.ndarray) -> Iterable[Image | UsedImage | Written]:
         """``(path, uint16 image)`` of every output made from ``rows`` of ``chunk``, or
-        ``(path, uint16 image, range_used(image))``."""
+        ``(path, uint16 image, range_used(image))``; between them, a :class:`Written` to
+        wait for the writer."""
 
 
 class RowSource(Protocol):
@@ -112,12 +124,17 @@ class WriteStage(Stage):
         The images are made on a thread, at most :data:`IMAGES_AHEAD` ahead of the writer,
         so that making the next images overlaps writing the last ones (file writes that
         wait for the disk, once the page cache holds many dirty pages, release the GIL, as
-        the compiled kernels do). The writer receives them in order: the same bytes.
+        the compiled kernels do). The writer receives them in order: the same bytes. A
+        :class:`Written` from the mode holds the maker until the writer is done with that
+        many images.
         """
         rows = self.source.values(chunk, data)
         used: dict[str, float] = {}
         ahead: queue.Queue[Any] = queue.Queue(maxsize=IMAGES_AHEAD)
         stop = threading.Event()
+        done = threading.Condition()
+        released = [0]      # images the writer is done with (it asked for the next)
+        releases = bool(getattr(self.writer, "releases_images", False))
 
         def put(item: Any) -> bool:
             while not stop.is_set():
@@ -128,10 +145,23 @@ class WriteStage(Stage):
                     pass
             return False
 
+        def wait(fence: Written) -> bool:
+            if not releases:
+                raise TypeError(f"{type(self.writer).__name__} keeps its images: "
+                                f"a mode cannot wait for it to release them")
+            with done:
+                while released[0] < fence.count and not stop.is_set():
+                    done.wait(0.1)
+            return not stop.is_set()
+
         def make() -> None:
             try:
                 with profile.phase("images"):
                     for item in self.images(chunk, rows):
+                        if isinstance(item, Written):
+                            if not wait(item):
+                                return
+                            continue
                         path, image = item[0], item[1]
                         used[path] = item[2] if len(item) == 3 else range_used(image)
                         if not put((path, image)):
@@ -149,6 +179,9 @@ class WriteStage(Stage):
                 if isinstance(item, BaseException):
                     raise item
                 yield item
+                with done:
+                    released[0] += 1
+                    done.notify()
 
         maker = threading.Thread(target=make, name="nsgen-images", daemon=True)
         maker.start()
