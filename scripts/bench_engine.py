@@ -299,6 +299,23 @@ def print_breakdown(b: dict[tuple[str, str, str], float]) -> None:
               f"{phases(st, 'worker', ('work',))}")
 
 
+def print_write_cost(b: dict[tuple[str, str, str], float], files: int,
+                     floor_cpu: dict[int, float]) -> None:
+    """The write stage's CPU seconds per file (the writer threads: encoding, writing,
+    checksums; the image makers; the whole stage, reader aside) against the write floor's
+    (:func:`write_floor`, same files)."""
+    if not files:
+        return
+    writer = b.get(("write", "worker", "encode+write files cpu"), 0.0)
+    maker = b.get(("write", "worker", "images cpu"), 0.0)
+    stage = b.get(("write", "worker", "process cpu"), 0.0)
+    print(f"    write stage, CPU ms per file ({files} files): writer threads "
+          f"{1e3 * writer / files:.2f}, image makers {1e3 * maker / files:.2f}, workers "
+          f"{1e3 * stage / files:.2f}; write floor "
+          + ", ".join(f"{n} process{'es' if n > 1 else ''} {1e3 * s / files:.2f}"
+                      for n, s in floor_cpu.items()))
+
+
 #: the source trees section 1 runs, alternating: ``(name, tree or None for this one)``
 TREES: list[tuple[str, str | None]] = [("", None)]
 
@@ -382,7 +399,11 @@ def bench_modes(scan: Path, modes: list[str], repeats: int, limit: str) -> list[
                       + (f"cold {med(cr) / (med(cf) + min(walls.values())):.2f}x, " if cr
                          else "")
                       + f"warm {med(wr) / (med(wf) + min(walls.values())):.2f}x")
-            print_breakdown(median_breakdown(t[name]["parts"]))
+            parts = median_breakdown(t[name]["parts"])
+            print_breakdown(parts)
+            if writes:
+                print_write_cost(parts, len(t["files"]),
+                                 {n: med(t[f"write {n} cpu"]) for n in WRITE_PROCESSES})
             rows.append(f"| {label} | {med(cr) if cr else float('nan'):.2f} | "
                         f"{med(cf) if cf else float('nan'):.2f} | "
                         f"{med(cr) / med(cf) if cf else float('nan'):.2f}x | {med(wr):.2f} | "
