@@ -10,7 +10,11 @@ patches from the scan (bit-identical) instead of keeping a full-resolution scrat
 Patches are views of the normalised sinogram, never copied: each pass reads a sinogram
 once in a compiled kernel (:mod:`nsgen.prep._patches_jit`) - pass one for every patch
 column's extremes, pass two to scale every patch into its own image with the extremes of
-its integers (each image's ``range_used``) and its maximum (the stripes' scale).
+its integers (each image's ``range_used``) and its maximum (the stripes' scale). Writing
+TIFFs, pass two scales each row into one of two buffers a worker keeps, and a fake pair's
+stripe image is its clean image's buffer with the stripe columns pasted in once the clean
+image is written (:class:`PatchImages`, :class:`~nsgen.stages.write.Written`): no new
+memory per row, no copy per stripe image.
 With ``--mask`` and min/max bounds, the mask's flags are read on a thread while pass one
 runs (every patch gets its fake stripes there, and its bounds are kept per patch until
 the flags say which of them count), as in paired mode.
