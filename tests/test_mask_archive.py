@@ -20,6 +20,7 @@ from nsgen.io import mask_archive as ma
 from nsgen.io.deflate import Deflated, crc32_combine, deflate_piece
 from nsgen.io.mask_archive import append_mask, mask_key, merge_archives, read_mask
 from nsgen.io.zip_writer import member_span
+from nsgen.stages.stripes import band_flags, mask_bands, mask_flags
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -298,46 +299,46 @@ def test_check_mask_reads_the_header_only(tmp_path):
         read_mask(path, "m1")
 
 
-@pytest.mark.parametrize("block_bytes", [ma._FLAGS_BLOCK_BYTES, 1])
 @pytest.mark.parametrize("layout", ["append", "bool", "fortran"])
-def test_read_mask_flags_streams_row_blocks(tmp_path, monkeypatch, block_bytes, layout):
-    monkeypatch.setattr(ma, "_FLAGS_BLOCK_BYTES", block_bytes)  # 1: one row per block
+@pytest.mark.parametrize("patch_shape", [None, (3, 4), (5, 7), (12, 21)])
+def test_read_mask_bands_gives_the_flags_of_the_whole_mask(tmp_path, layout, patch_shape):
+    """Streaming the archive and ORing over angle bands gives the flags that mask_flags
+    computes from the whole mask in memory, for every patch shape (crops with remainders)."""
     path = tmp_path / "masks.npz"
     shape = (12, 9, 21)
     mask = np.zeros(shape, bool)
     mask[3:9, [1, 4, 8], 5] = True
     mask[0, 6, 20] = True
+    mask[11, 2, 0] = True
     if layout == "append":
         append_mask(path, "m1", mask)
     elif layout == "bool":
         np.savez_compressed(path, m1=mask)
     else:
         np.savez_compressed(path, m1=np.asfortranarray(mask.astype(np.uint8)))
-    blocks = []
-
-    def reduce(block):
-        assert block.dtype == np.uint8 and block.shape[0::2] == (12, 21)
-        blocks.append(block)
-        return block.any(axis=(0, 2))[:, None]
-
-    flags = ma.read_mask_flags(path, "m1", shape, reduce)
-    assert flags.shape == (9, 1)
-    assert flags[:, 0].tolist() == [r in (1, 4, 6, 8) for r in range(9)]
-    assert np.array_equal(np.concatenate(blocks, axis=1), mask)
-    assert len(blocks) == (9 if block_bytes == 1 else 1)
+    bands = mask_bands(shape[0], patch_shape)
+    banded = ma.read_mask_bands(path, "m1", shape, bands)
+    assert banded.dtype == bool and banded.shape == (len(bands), 9, 21)
+    for b, (k0, k1) in enumerate(bands):
+        assert np.array_equal(banded[b], mask[k0:k1].any(axis=0))
+    assert np.array_equal(band_flags(banded, patch_shape), mask_flags(mask, patch_shape))
+    if patch_shape is None:
+        assert band_flags(banded, None)[:, 0].tolist() == [r in (1, 2, 4, 6, 8) for r in range(9)]
 
 
-def test_read_mask_flags_errors(tmp_path):
+def test_read_mask_bands_errors(tmp_path):
     path = tmp_path / "masks.npz"
     append_mask(path, "m1", random_mask(23))
     with pytest.raises(NsgenError, match=r"\(6, 4, 11\)"):
-        ma.read_mask_flags(path, "m1", (6, 4, 11), lambda b: b)
+        ma.read_mask_bands(path, "m1", (6, 4, 11), [(0, 6)])
     with pytest.raises(NsgenError, match="no key 'm2'"):
-        ma.read_mask_flags(path, "m2", (6, 4, 10), lambda b: b)
+        ma.read_mask_bands(path, "m2", (6, 4, 10), [(0, 6)])
+    with pytest.raises(ValueError, match="disjoint"):
+        ma.read_mask_bands(path, "m1", (6, 4, 10), [(0, 4), (3, 6)])
     raw = path.read_bytes()
     (tmp_path / "cut.npz").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(NsgenError):
-        ma.read_mask_flags(tmp_path / "cut.npz", "m1", (6, 4, 10), lambda b: b)
+        ma.read_mask_bands(tmp_path / "cut.npz", "m1", (6, 4, 10), [(0, 6)])
 
 
 def _npz(path: Path, **arrays) -> Path:

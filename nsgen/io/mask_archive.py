@@ -17,8 +17,8 @@ An interrupted append leaves the old archive untouched (after a hard kill, a sta
 
 Reading: :func:`read_mask` loads one key (other members are never decompressed);
 :func:`check_mask` validates a key's shape and dtype from its ``.npy`` header alone;
-:func:`read_mask_flags` streams one mask and reduces it block of detector rows by block,
-without ever holding the whole mask. :func:`check_archive_writable` runs the checks of
+:func:`read_mask_bands` streams one mask and ORs it over bands of angles, without ever
+holding the whole mask. :func:`check_archive_writable` runs the checks of
 :func:`append_mask` up front, before a long detection.
 """
 
@@ -31,7 +31,7 @@ import secrets
 import shutil
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -49,7 +49,7 @@ __all__ = [
     "mask_key",
     "merge_archives",
     "read_mask",
-    "read_mask_flags",
+    "read_mask_bands",
 ]
 
 WEIGHTS_SUFFIX = "_weights"
@@ -192,21 +192,17 @@ def check_mask(
     _check_header(path, key, header, shape)
 
 
-# Bytes of unpacked mask handed to the callback of read_mask_flags at a time.
-_FLAGS_BLOCK_BYTES = 256 << 20
-
-
-def read_mask_flags(
+def read_mask_bands(
     archive_path: str | os.PathLike[str],
     key: str,
     shape: tuple[int, int, int],
-    reduce: Callable[[np.ndarray], np.ndarray],
+    bands: Sequence[tuple[int, int]],
 ) -> np.ndarray:
-    """Stream a mask from the archive and reduce it block of detector rows by block.
+    """Stream a mask from the archive and OR it over bands of angles.
 
-    The member is decompressed once, one angle at a time, into a bit-packed copy (1/8 of
-    the mask), which is then unpacked a block of rows at a time. Peak memory is about
-    ``mask bytes / 8 + 256 MB``, never the whole mask.
+    The member is decompressed once, one angle at a time; each angle's plane is ORed into
+    its band's ``(rows, columns)`` plane. Memory is one plane per band plus one, never
+    the whole mask.
 
     Parameters
     ----------
@@ -214,62 +210,65 @@ def read_mask_flags(
     key : str
     shape : (int, int, int)
         Expected (angles, detector rows, detector columns).
-    reduce : callable
-        ``reduce(block) -> array`` with ``block`` a uint8 0/1 ``(angles, rows_in_block,
-        columns)`` array and a result whose first axis is ``rows_in_block``.
+    bands : sequence of (int, int)
+        Half-open angle ranges ``[start, stop)``, disjoint and within the angles.
 
     Returns
     -------
-    ndarray
-        The results concatenated along axis 0 (one entry per detector row).
+    ndarray of bool
+        ``(len(bands), rows, columns)``: whether any angle of the band is set.
 
     Raises
     ------
     NsgenError
         As :func:`check_mask`, or the member is truncated/corrupt.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> m = np.zeros((6, 2, 3), bool); m[4, 1, 2] = True
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     append_mask(f"{d}/masks.npz", "m", m)
+    ...     read_mask_bands(f"{d}/masks.npz", "m", (6, 2, 3), [(0, 3), (3, 6)])[:, 1].tolist()
+    [[False, False, False], [False, False, True]]
     """
     path = Path(archive_path)
     n_k, n_j, n_i = (int(v) for v in shape)
+    band_of = np.full(n_k, -1, dtype=np.int64)
+    for b, (k0, k1) in enumerate(bands):
+        if not 0 <= k0 <= k1 <= n_k or (band_of[k0:k1] >= 0).any():
+            raise ValueError(f"angle bands must be disjoint ranges within 0..{n_k}, got {bands}")
+        band_of[k0:k1] = b
+    out = np.zeros((len(bands), n_j, n_i), dtype=np.uint8)
     with _reading(path), _checked_zip(path) as zf:
         info = _open_member(zf, path, key)
         with zf.open(info) as fh:
             header = _npy_header(fh)
             _check_header(path, key, header, shape)
             if header[1]:  # Fortran order (not written by nsgen): read it whole
-                packed = None
                 with zf.open(info) as again:
                     whole = np.lib.format.read_array(again, allow_pickle=False)
-                whole = whole.view(np.uint8)
+                for b, (k0, k1) in enumerate(bands):
+                    out[b] = whole[k0:k1].any(axis=0)
             else:
-                packed = _packed_planes(cast(io.BufferedIOBase, fh), key, (n_k, n_j, n_i))
-    step = max(1, _FLAGS_BLOCK_BYTES // max(1, n_k * n_i))
-    out = []
-    for j0 in range(0, n_j, step):
-        j1 = min(n_j, j0 + step)
-        if packed is None:
-            block = np.ascontiguousarray(whole[:, j0:j1])
-        else:
-            block = np.unpackbits(packed[:, j0:j1], axis=2, count=n_i)
-        out.append(reduce(block))
-    return np.concatenate(out, axis=0)
+                _or_planes(cast(io.BufferedIOBase, fh), key, band_of, out)
+    return out != 0
 
 
-def _packed_planes(fh: io.BufferedIOBase, key: str, shape: tuple[int, int, int]) -> np.ndarray:
-    """Read ``shape`` uint8 from ``fh`` plane by plane, bit-packed along the last axis."""
-    n_k, n_j, n_i = shape
-    packed = np.empty((n_k, n_j, (n_i + 7) // 8), dtype=np.uint8)
-    slab = bytearray(n_j * n_i)
+def _or_planes(fh: io.BufferedIOBase, key: str, band_of: np.ndarray, out: np.ndarray) -> None:
+    """Read ``len(band_of)`` uint8 planes from ``fh``; OR plane ``k`` into ``out[band_of[k]]``."""
+    slab = bytearray(out.shape[1] * out.shape[2])
     view = memoryview(slab)
-    for k in range(n_k):
+    plane = np.frombuffer(slab, dtype=np.uint8).reshape(out.shape[1:])
+    for b in band_of.tolist():
         got = 0
         while got < len(slab):
             n = fh.readinto(view[got:])
             if not n:
                 raise EOFError(f"member {key}.npy is truncated")
             got += n
-        a = np.frombuffer(slab, dtype=np.uint8).reshape(n_j, n_i)
-        packed[k] = np.packbits(a != 0, axis=1)
-    return packed
+        if b >= 0:
+            np.bitwise_or(out[b], plane, out=out[b])
 
 
 def _as_mask(mask: np.ndarray) -> np.ndarray:

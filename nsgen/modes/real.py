@@ -47,7 +47,7 @@ from nsgen.stages.scan_sizing import scan_sizing
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import OUT_SHAPE
 from nsgen.stages.spill import SpillStage
-from nsgen.stages.stripes import detect_stripes, mask_flags
+from nsgen.stages.stripes import band_flags, detect_stripes, mask_bands
 
 __all__ = ["EDGE_ROWS", "ENGINE_PRELOAD", "OUT_SHAPE", "ShiftPlan", "add_range_used", "bad_pixels_of",
            "check_mask_source", "check_scans", "flags_and_pass_one", "interior", "interior_bounds", "interior_parts",
@@ -297,9 +297,10 @@ def shift_flags(run: SampleRun, config: Config, shift: int, source: ScanSource,
                 patch_shape: tuple[int, int] | None) -> np.ndarray:
     """Stripe flags of a shift: from ``--mask`` when given, else detected on the fly."""
     if config.mask is not None:
-        from nsgen.io.mask_archive import mask_key, read_mask_flags
-        return read_mask_flags(config.mask, mask_key(source.path), shape,
-                               lambda block: mask_flags(block, patch_shape))
+        from nsgen.io.mask_archive import mask_key, read_mask_bands
+        banded = read_mask_bands(config.mask, mask_key(source.path), shape,
+                                 mask_bands(shape[0], patch_shape))
+        return band_flags(banded, patch_shape)
     run.say(f"shift {shift}: no --mask, detecting stripes on the fly")
     params = scan_detect_params(Path(source.path), shape, config.detector)
     return detect_stripes(run, source, shape, dtype, params, run.work / f"shift{shift:02d}",

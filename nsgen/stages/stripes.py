@@ -36,8 +36,8 @@ from nsgen.stages.scan_sizing import MAX_AUTO_CHUNK, row_sizing
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import ScanStage, load_flat_field
 
-__all__ = ["CandidateStage", "MergeStage", "StepClock", "detect_stripes",
-           "mask_flags"]
+__all__ = ["CandidateStage", "MergeStage", "StepClock", "band_flags", "detect_stripes",
+           "mask_bands", "mask_flags"]
 
 
 class StepClock:
@@ -339,4 +339,40 @@ def mask_flags(mask: np.ndarray, patch_shape: tuple[int, int] | None) -> np.ndar
     cropped = mask[rs, :, cs]
     nh, nw = cropped.shape[0] // ph, cropped.shape[2] // pw
     blocks = np.asarray(cropped.reshape(nh, ph, rows, nw, pw).any(axis=(1, 4)))  # nh, rows, nw
+    return blocks.transpose(1, 2, 0).reshape(rows, nw * nh)
+
+
+def mask_bands(n_angles: int, patch_shape: tuple[int, int] | None) -> list[tuple[int, int]]:
+    """The angle bands whose ORed masks give :func:`band_flags` (a patch row each).
+
+    Examples
+    --------
+    >>> mask_bands(10, None), mask_bands(10, (4, 3))   # crop keeps angles 1-8
+    ([(0, 10)], [(1, 5), (5, 9)])
+    """
+    if patch_shape is None:
+        return [(0, n_angles)]
+    rs = crop_bounds((n_angles, patch_shape[1]), patch_shape)[0]
+    ph = patch_shape[0]
+    return [(k, k + ph) for k in range(rs.start, rs.stop, ph)]
+
+
+def band_flags(banded: np.ndarray, patch_shape: tuple[int, int] | None) -> np.ndarray:
+    """:func:`mask_flags` from a mask ORed over :func:`mask_bands` (``(bands, rows, columns)``).
+
+    Examples
+    --------
+    >>> m = np.zeros((4, 2, 6), np.uint8); m[0, 1, 5] = 1
+    >>> banded = np.stack([m[a:b].any(axis=0) for a, b in mask_bands(4, (2, 3))])
+    >>> np.array_equal(band_flags(banded, (2, 3)), mask_flags(m, (2, 3)))
+    True
+    """
+    if patch_shape is None:
+        return np.asarray(banded[0].any(axis=1))[:, None]
+    nh, rows, n_cols = banded.shape
+    cs = crop_bounds((patch_shape[0], n_cols), patch_shape)[1]
+    pw = patch_shape[1]
+    cropped = banded[:, :, cs]
+    nw = cropped.shape[2] // pw
+    blocks = np.asarray(cropped.reshape(nh, rows, nw, pw).any(axis=3))     # nh, rows, nw
     return blocks.transpose(1, 2, 0).reshape(rows, nw * nh)
