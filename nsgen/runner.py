@@ -336,7 +336,8 @@ def _generate(config: Config, on_sample: Callable[[int, Path], None] | None, log
                 collect()
                 pending = (sample, run.dir,
                            finisher.submit(finish_sample, run, manifest, t0))
-            collect()
+        # the engine's processes stop while the last sample is finished
+        collect()
     finally:
         finisher.shutdown(wait=True)  # a sample computed in full is always finished
         if outer is not None:

@@ -119,3 +119,40 @@ def test_numpy_submodules_that_threads_use_are_imported_with_nsgen():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "['fft', 'random']"
+
+
+def test_no_process_of_complex_mode_loads_numba():
+    """Complex mode's forkserver preloads only its stages, and a worker's pass two (clean
+    rows and defect pixels scaled to uint16) runs without Numba: loading it (~0.45 CPU-s)
+    was the largest part of the mode's serial start-up."""
+    from nsgen.modes.complex import ENGINE_PRELOAD
+    assert ENGINE_PRELOAD == ("nsgen.modes.complex",)
+    code = (
+        "import sys\n"
+        "from nsgen.engine.pipeline import Chunk\n"
+        "from nsgen.modes.complex import ComplexImages, ComplexRows, DetectorModel\n"
+        "from nsgen.rng import generator\n"
+        "from nsgen.sim.phantom import random_foam\n"
+        "from nsgen.sim.projection import Geometry, project\n"
+        "g = Geometry.for_size(64)\n"
+        "p3 = project(random_foam(generator(4, 'phantom', 0), 5), g)\n"
+        "rows = ComplexRows(DetectorModel.simulate(4, 0, g, 3, 2, 4, 4e4, density=20.0),"
+        " 4, 0, float(p3.max()))\n"
+        "chunk = Chunk(0, 0, g.n_rows)\n"
+        "tau = rows.transmission(chunk, p3)\n"
+        "images = list(ComplexImages(rows, rows.bounds(chunk, tau))(chunk, tau))\n"
+        "print(len(images), 'numba' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == [str(4 * 64), "False"]
+
+
+def test_defect_values_scale_as_to_uint16():
+    from nsgen.modes.complex import scale_values
+    from nsgen.prep.scaling import Bounds, to_uint16
+    values = np.random.default_rng(3).uniform(-0.5, 2.5, (40, 300)).astype(np.float32)
+    values[3, 7] = np.nan
+    bounds = Bounds(-0.1, 2.0)
+    assert values.size >= 4096      # to_uint16 takes its compiled branch for this array
+    assert np.array_equal(scale_values(values, bounds), to_uint16(values, bounds))
+    assert scale_values(values[:, ::2], bounds).shape == (40, 150)

@@ -1,5 +1,6 @@
-"""nsgen.prep._scaling_preload: importing it loads the uint16 kernel, never raises, and the
-synthetic modes' forkserver preloads it (so their workers start with Numba set up)."""
+"""nsgen.prep._scaling_preload: importing it loads the uint16 kernel, never raises, and
+simple mode's forkserver preloads it (so its workers start with Numba set up; complex mode
+needs no Numba: tests/test_modes_complex.py)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_a_failing_kernel_is_left_to_the_workers(monkeypatch):
     assert _scaling_preload.load() is True
 
 
-@pytest.mark.parametrize("mode", ["complex", "simple"])
+@pytest.mark.parametrize("mode", ["simple"])
 def test_synthetic_modes_preload_their_stages_and_the_kernel(mode):
     names = importlib.import_module(f"nsgen.modes.{mode}").ENGINE_PRELOAD
     assert names == (f"nsgen.modes.{mode}", "nsgen.prep._scaling_preload")
@@ -65,3 +66,19 @@ def test_forked_child_scales_with_the_loaded_kernel():
         got = f.read()
     os.waitpid(pid, 0)
     assert got == expected.tobytes()
+
+
+@pytest.mark.parametrize("mode", ["raw", "paired", "dynamic", "patch"])
+def test_real_modes_preload_numba_and_the_resize_operators_modules(mode):
+    """A real mode's forkserver sets Numba up once (the workers' first stage then only loads
+    its kernels) and imports the SciPy modules that build the resize operators."""
+    names = importlib.import_module(f"nsgen.modes.{mode}").ENGINE_PRELOAD
+    assert {"nsgen.prep._scaling_preload", "scipy.sparse", "scipy.ndimage"} <= set(names)
+    out = run_python("import importlib, sys; " + "; ".join(
+        f"importlib.import_module({n!r})" for n in names)
+        + "; before = set(sys.modules)"
+        + "; from nsgen.prep.resize import prepare_downsample"
+        + "; prepare_downsample((60, 80), (12, 10))"
+        + "; print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in "
+          "('scipy', 'numba', 'llvmlite')))")
+    assert out == "[]"

@@ -53,9 +53,11 @@ from nsgen.stages.write import WriteStage
 __all__ = ["ENGINE_PRELOAD", "check", "run_sample", "shift_offsets", "DELTA", "N_VARIATIONS"]
 
 #: what the engine's processes import once, in the forkserver, before they start
-#: (:class:`~nsgen.engine.pipeline.Engine` ``preload``): the stages, and Numba with the
-#: uint16 scaling kernel loaded (~0.4 CPU-s that each worker paid before its first image)
-ENGINE_PRELOAD = ("nsgen.modes.complex", "nsgen.prep._scaling_preload")
+#: (:class:`~nsgen.engine.pipeline.Engine` ``preload``): the stages. No process of complex
+#: mode loads Numba (its set-up, ~0.45 CPU-s, was the largest part of the serial start-up):
+#: the clean images are scaled by NumPy row by row (:func:`clean_uint16`), the defect
+#: pixels' few values by :func:`to_uint16` on a flat view (its NumPy branch)
+ENGINE_PRELOAD = ("nsgen.modes.complex",)
 
 #: detector miscalibration strength of the stripe inputs (docs/science.md B 4.5)
 DELTA = 0.07
@@ -202,12 +204,26 @@ class ComplexImages:
             yield volume_path(sample, "clean", v), clean[k]
         for i, (r, c, values) in enumerate(self.rows.defects(chunk, tau)):
             name = f"shift{i:02d}"
-            u = to_uint16(values, self.bounds)
+            u = scale_values(values, self.bounds)
             for k, v in enumerate(range(chunk.start, chunk.stop)):
                 image = clean[k].copy()
                 here = r == k
                 image[:, c[here]] = u[here].T
                 yield volume_path(sample, name, v), image
+
+
+def scale_values(values: np.ndarray, bounds: Bounds) -> np.ndarray:
+    """:func:`to_uint16` of the defect pixels' ``values`` (the same integers) through its
+    NumPy branch, a flat view: the arrays are small, and Numba's set-up in each process
+    would cost more than the whole sample's scaling of them.
+
+    Examples
+    --------
+    >>> v = np.array([[0.0, 0.25], [1.0, np.nan]], np.float32)
+    >>> scale_values(v, Bounds(0.0, 1.0)).tolist()
+    [[0, 16384], [65535, 0]]
+    """
+    return to_uint16(values.reshape(-1), bounds).reshape(values.shape)
 
 
 def clean_uint16(tau: np.ndarray, bounds: Bounds) -> np.ndarray:

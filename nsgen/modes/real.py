@@ -55,10 +55,14 @@ __all__ = ["EDGE_ROWS", "ENGINE_PRELOAD", "OUT_SHAPE", "ShiftPlan", "add_range_u
            "sizing_for", "spill_bounds", "summarise", "union"]
 
 #: what the engine's processes of a real mode import once, in the forkserver, while the
-#: scans are checked (:class:`~nsgen.engine.pipeline.Engine` ``preload``): the stages and
-#: the compiled kernels' modules (Numba's import alone took 0.15-0.4 s per process)
+#: scans are checked (:class:`~nsgen.engine.pipeline.Engine` ``preload``): the stages, the
+#: compiled kernels' modules (Numba's import alone took 0.15-0.4 s per process), Numba's CPU
+#: target set up by loading one kernel (``_scaling_preload``: 0.28 CPU-s once, instead of
+#: ~0.3 in each worker's first stage) and the SciPy modules that build the resize operators
+#: (0.06 CPU-s once instead of in each worker)
 ENGINE_PRELOAD = ("nsgen.modes.real", "nsgen.prep._resize_jit", "nsgen.prep._normalise_jit",
-                  "nsgen.prep._scaling_jit")
+                  "nsgen.prep._scaling_jit", "nsgen.prep._scaling_preload", "scipy.sparse",
+                  "scipy.ndimage")
 #: a sample's source files get SHA-256s (up to 256 MiB each) when there are at most this many
 MAX_HASHED_SOURCES = 16
 #: detector rows at each edge left out of the scaling bounds (docs/science.md A.7)

@@ -2,9 +2,9 @@
 of :func:`nsgen.prep.scaling.to_uint16`): from Numba's disk cache, or compiled into it the
 first time.
 
-For the engine's forkserver ``preload`` (``ENGINE_PRELOAD`` of the synthetic modes): the
-forkserver pays Numba's set-up once, and every worker forked from it starts with the kernel
-ready. Loading the first cached kernel costs a process ~0.3 CPU-s beyond importing Numba:
+For the engine's forkserver ``preload`` (``ENGINE_PRELOAD`` of simple mode and of the real
+modes): the forkserver pays Numba's set-up once, and every worker forked from it starts with
+Numba set up and this kernel ready. Loading the first cached kernel costs a process ~0.3 CPU-s beyond importing Numba:
 Numba's CPU target registers its implementations then, and that imports ``scipy.linalg``
 (Numba's check that a BLAS is available, ``numba.np.arraymath``, ~0.17 s, whatever the
 kernel uses). A failure here is left to the workers (who would meet it again and report
