@@ -150,3 +150,39 @@ def test_row_offsets_pair_equal_single_rows():
     others = [o for o in range(1, 32) if o != 16]
     assert np.array_equal(q[1], reference_offsets(np.where(np.arange(33)[:, None, None] == 16,
                                                            srt, bg), 16, others, 8))
+
+
+def reference_raw_ranks(raw, flat, dark, edges):
+    """NumPy form of step 1 from raw projections: normalise (flat_field_log), sort each
+    angle block along the angles and keep its ranks, then the blocks' ranks pooled and
+    sorted again (with more blocks than one)."""
+    from nsgen.prep.normalise import flat_field_log
+    x = flat_field_log(raw, flat, dark, sinograms_first=False)
+    sets = [np.sort(x[e0:e1], axis=0)[_rank_index(int(e1 - e0))].transpose(1, 0, 2)
+            for e0, e1 in zip(edges[:-1], edges[1:])]
+    if len(sets) > 1:
+        pool = np.sort(np.concatenate(sets, axis=1), axis=1)
+        sets.append(pool[:, np.unique(np.linspace(0, pool.shape[1] - 1, 32).round()
+                                      .astype(np.intp))])
+    return sets
+
+
+@pytest.mark.parametrize("n_k, n_i, dtype", [(1801, 300, "<u2"), (187, 45, "<u2"),
+                                             (97, 40, "<f4"), (360, 513, "<u2")])
+def test_ranks_from_raw_projections_equal_numpys(n_k, n_i, dtype):
+    from nsgen.prep.normalise import pixel_constants
+    from nsgen.prep.robust_scores import raw_ranks
+    from nsgen.prep.stripe_robust import _blocks
+    rng = np.random.default_rng(n_k)
+    flat = rng.uniform(3e4, 5e4, (3, n_i)).astype(np.float32)
+    dark = rng.uniform(90, 110, (3, n_i)).astype(np.float32)
+    raw = rng.uniform(0, 6e4, (n_k, 3, n_i)).astype(dtype)
+    raw[:, 1, :5] = 0                 # below the dark: clipped to the lowest ratio
+    raw[: n_k // 2, 2, 7] = 1e4       # ties
+    flat[0, 3] = np.nan               # a pixel without signal
+    edges = _blocks(n_k)
+    got = raw_ranks(raw, pixel_constants(flat, dark), edges)
+    want = reference_raw_ranks(raw, flat, dark, edges)
+    assert len(got) == len(want) == (7 if n_k >= 180 else 1)
+    for g, w in zip(got, want):
+        assert g.flags.c_contiguous and np.array_equal(g, w)
