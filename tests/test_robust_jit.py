@@ -64,11 +64,18 @@ def test_kernels_equal_the_numpy_formulation(n_others):
     assert np.array_equal(q, reference_offsets(srt, 1, others, mir.shape[0] // 2))
 
 
-def test_spread_is_scaled_mad_over_rows():
-    q = np.random.default_rng(1).normal(size=(6, 30))
+@pytest.mark.parametrize("m", [2, 6, 29, 30, 31])
+def test_spread_is_scaled_mad_over_rows(m):
+    """The buffered network and the register kernel (30 rows) give NumPy's numbers, ties
+    and signed zeros included."""
+    q = np.random.default_rng(m).normal(size=(m, 67))
+    q[:, :5] = np.round(q[:, :5])      # ties, and zero deviations
+    q[: m // 2, 5] = -0.0
+    q[m // 2:, 5] = 0.0
+    q[:, 6] = 1e300 * np.sign(q[:, 6])  # large values
     want = 1.4826 * np.median(np.abs(q - np.median(q, axis=0)), axis=0)
-    out = np.empty(30)
-    rj.spread(q.copy(), rj.network(6), out)
+    out = np.empty(67)
+    rj.spread(q.copy(), rj.network(m), out)
     assert np.array_equal(out, want)
 
 
