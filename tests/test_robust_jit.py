@@ -193,3 +193,26 @@ def test_ranks_from_raw_projections_equal_numpys(n_k, n_i, dtype):
     assert len(got) == len(want) == (7 if n_k >= 180 else 1)
     for g, w in zip(got, want):
         assert g.flags.c_contiguous and np.array_equal(g, w)
+
+
+def test_normalisation_is_monotone_in_the_clipped_difference():
+    """ranked_int_sets sorts raw counts and normalises only the ranks it keeps: right when
+    the computed -log is non-increasing in ``min(max(raw - dark, lo), hi)``, checked for
+    every float32 from below the smallest ``lo`` (1e-12) to the largest finite value."""
+    from nsgen.prep._normalise_jit import flat_field_log_rows
+    start = int(np.float32(1e-13).view(np.uint32))
+    stop = int(np.finfo(np.float32).max.view(np.uint32)) + 1
+    n = 1 << 24
+    zero = np.zeros((1, n), np.float32)
+    lo, hi = np.full((1, n), 1e-30, np.float32), np.full((1, n), np.finfo(np.float32).max)
+    out = np.empty((1, 1, n), np.float32)
+    last = np.float32(np.inf)
+    for b0 in range(start, stop, n):
+        bits = np.arange(b0, min(b0 + n, stop), dtype=np.uint32)
+        m = bits.size
+        x = bits.view(np.float32).reshape(1, 1, m)
+        flat_field_log_rows(x, zero[:, :m], lo[:, :m], hi[:, :m], zero[:, :m],
+                            out[:, :, :m], False)
+        y = out[0, 0, :m]
+        assert y[0] <= last and bool((y[1:] <= y[:-1]).all()), b0
+        last = y[-1]

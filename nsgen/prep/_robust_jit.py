@@ -37,6 +37,8 @@ from nsgen.prep._jit import JIT as _JIT
 
 #: columns per tile of the long sorts along angles (a tile's buffer stays in L2)
 TILE = 256
+#: the same for integer values (16-bit: a buffer of twice the columns in the same bytes)
+TILE_INT = 512
 
 
 @lru_cache(maxsize=64)
@@ -126,29 +128,27 @@ def ranked_rows(x, a0, a1, size, kinds, offs, groups, idx, out, bins, bin0,
             w = min(TILE, n_i - c0)
             b = 0
             for k in range(n):
-                src = x[a0 + k, j]
+                # (slices, not ``src[c0 + t]``: an index Numba cannot prove non-negative is
+                # checked for wrapping around, and the loop is not vectorised: 3x slower)
+                src = x[a0 + k, j, c0:c0 + w]
                 dst = buf[k]
                 if n_b > 0:
                     for t in range(w):
-                        v = src[c0 + t]
+                        v = src[t]
                         dst[t] = v
                         acc[t] += np.float64(v)
                     if a0 + k + 1 == bins[b + 1]:
                         width = np.float64(bins[b + 1] - bins[b])
-                        mrow = means[j, bin0 + b]
+                        mrow = means[j, bin0 + b, c0:c0 + w]
                         for t in range(w):
-                            mrow[c0 + t] = np.float32(acc[t] / width)
+                            mrow[t] = np.float32(acc[t] / width)
                             acc[t] = 0.0
                         b += 1
                 else:
                     for t in range(w):
-                        dst[t] = src[c0 + t]
+                        dst[t] = src[t]
             _sort_passes(buf, kinds, offs, groups, w)
-            for r in range(idx.shape[0]):
-                src = buf[idx[r]]
-                dst = out[j, r]
-                for t in range(w):
-                    dst[c0 + t] = src[t]
+            _take(buf, idx, out[j], c0, w)
 
 
 @lru_cache(maxsize=16)
@@ -219,10 +219,10 @@ def ranked_sets(raw, dark, lo, hi, ln_den, edges, padded, kind_cut, kinds, offs,
             for c0 in range(0, n_i, TILE):
                 w = min(TILE, n_i - c0)
                 for k in range(n):
-                    src = norm[k]
+                    src = norm[k, c0:c0 + w]
                     dst = buf[k]
                     for t in range(w):
-                        dst[t] = src[c0 + t]
+                        dst[t] = src[t]
                 _sort_set(buf, b, kind_cut, kinds, offs, groups, w)
                 _take(buf, idx[idx_cut[b]:idx_cut[b + 1]], out[b, j], c0, w)
         if n_sets > n_b:
@@ -230,10 +230,59 @@ def ranked_sets(raw, dark, lo, hi, ln_den, edges, padded, kind_cut, kinds, offs,
                 w = min(TILE, n_i - c0)
                 for b in range(n_b):
                     for r in range(idx_cut[b + 1] - idx_cut[b]):
-                        src = out[b, j, r]
+                        src = out[b, j, r, c0:c0 + w]
                         dst = pool[idx_cut[b] + r]
                         for t in range(w):
-                            dst[t] = src[c0 + t]
+                            dst[t] = src[t]
+                _sort_set(pool, n_b, kind_cut, kinds, offs, groups, w)
+                _take(pool, idx[idx_cut[n_b]:idx_cut[n_b + 1]], out[n_b, j], c0, w)
+
+
+@nb.njit(**_JIT)
+def ranked_int_sets(raw, top, dark, lo, hi, ln_den, edges, padded, kind_cut, kinds, offs,
+                    groups, idx, idx_cut, out):  # pragma: no cover - compiled
+    """:func:`ranked_sets` of integer raw projections (``top``: the largest value of their
+    dtype), the same values: the normalisation of a pixel is a non-increasing function of
+    its raw count (``float32(raw) - dark``, the clip and the computed logarithm are each
+    monotone: tested for every float32), so rank ``r`` of a block's normalised values is
+    the normalised rank ``n - 1 - r`` of its raw counts. The raw counts are sorted as
+    integers (16-bit lanes: twice the columns per instruction of float32) and only the
+    ranks kept are normalised (:data:`TILE_INT` columns at a time)."""
+    n_b = edges.shape[0] - 1
+    n_sets = idx_cut.shape[0] - 1
+    n_j, n_i = raw.shape[1], raw.shape[2]
+    rows = 0
+    for b in range(n_b):
+        rows = max(rows, padded[b])
+    # rows past a set's values hold ``top`` (they never move)
+    buf = np.full((rows, TILE_INT + 32), top, raw.dtype)
+    pool = np.full((padded[n_b] if n_sets > n_b else 0, TILE_INT + 16), np.inf, np.float32)
+    filled = 0   # rows of buf that may hold values
+    for j in range(n_j):
+        for c0 in range(0, n_i, TILE_INT):
+            w = min(TILE_INT, n_i - c0)
+            c1 = c0 + w
+            dk, lk, hk, nk = dark[j, c0:c1], lo[j, c0:c1], hi[j, c0:c1], ln_den[j, c0:c1]
+            for b in range(n_b):
+                n = edges[b + 1] - edges[b]
+                for m in range(n, filled):
+                    buf[m] = top
+                filled = n
+                for k in range(n):
+                    src = raw[edges[b] + k, j, c0:c1]
+                    dst = buf[k]
+                    for t in range(w):
+                        dst[t] = src[t]
+                _sort_set(buf, b, kind_cut, kinds, offs, groups, w)
+                for r in range(idx_cut[b + 1] - idx_cut[b]):
+                    dst = out[b, j, r, c0:c1]
+                    _nj.normalise_row(buf[n - 1 - idx[idx_cut[b] + r], :w], dk, lk, hk, nk,
+                                      dst)
+                    if n_sets > n_b:
+                        prow = pool[idx_cut[b] + r]
+                        for t in range(w):
+                            prow[t] = dst[t]
+            if n_sets > n_b:
                 _sort_set(pool, n_b, kind_cut, kinds, offs, groups, w)
                 _take(pool, idx[idx_cut[n_b]:idx_cut[n_b + 1]], out[n_b, j], c0, w)
 
@@ -243,9 +292,9 @@ def _take(buf, idx, out, c0, w):  # pragma: no cover - compiled
     """``out[r, c0:c0 + w]`` = ``buf[idx[r], :w]`` for every ``r`` of ``idx``."""
     for r in range(idx.shape[0]):
         src = buf[idx[r]]
-        dst = out[r]
+        dst = out[r, c0:c0 + w]
         for t in range(w):
-            dst[c0 + t] = src[t]
+            dst[t] = src[t]
 
 
 @nb.njit(**_JIT)

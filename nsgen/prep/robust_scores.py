@@ -144,8 +144,12 @@ def raw_ranks(raw: np.ndarray,
     plans = _rj.set_plans(tuple(sizes), runs)
     cut = np.cumsum([0] + counts).astype(np.int64)
     out = np.empty((len(counts), raw.shape[1], max(counts), raw.shape[2]), np.float32)
-    _rj.ranked_sets(raw, *constants, np.asarray(edges, np.int64), *plans,
-                    np.concatenate(idx).astype(np.int64), cut, out)
+    args = (*constants, np.asarray(edges, np.int64), *plans,
+            np.concatenate(idx).astype(np.int64), cut, out)
+    if raw.dtype.kind in "ui":   # sorted as integers, only the ranks kept normalised
+        _rj.ranked_int_sets(raw, np.iinfo(raw.dtype).max, *args)
+    else:
+        _rj.ranked_sets(raw, *args)
     return [out[s] if counts[s] == out.shape[2] else np.ascontiguousarray(out[s, :, :c])
             for s, c in enumerate(counts)]
 
