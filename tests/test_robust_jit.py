@@ -175,7 +175,8 @@ def reference_raw_ranks(raw, flat, dark, edges):
 
 
 @pytest.mark.parametrize("n_k, n_i, dtype", [(1801, 300, "<u2"), (187, 45, "<u2"),
-                                             (97, 40, "<f4"), (360, 513, "<u2")])
+                                             (97, 40, "<f4"), (360, 513, "<u2"),
+                                             (181, 300, "<f4"), (200, 37, "<i2")])
 def test_ranks_from_raw_projections_equal_numpys(n_k, n_i, dtype):
     from nsgen.prep.normalise import pixel_constants
     from nsgen.prep.robust_scores import raw_ranks
@@ -183,7 +184,8 @@ def test_ranks_from_raw_projections_equal_numpys(n_k, n_i, dtype):
     rng = np.random.default_rng(n_k)
     flat = rng.uniform(3e4, 5e4, (3, n_i)).astype(np.float32)
     dark = rng.uniform(90, 110, (3, n_i)).astype(np.float32)
-    raw = rng.uniform(0, 6e4, (n_k, 3, n_i)).astype(dtype)
+    raw = rng.uniform(0, 6e4 if dtype != "<i2" else 3e4, (n_k, 3, n_i)).astype(dtype)
+    raw[:, 0, 8] = -5 if dtype != "<u2" else 0    # negative counts (signed and float scans)
     raw[:, 1, :5] = 0                 # below the dark: clipped to the lowest ratio
     raw[: n_k // 2, 2, 7] = 1e4       # ties
     flat[0, 3] = np.nan               # a pixel without signal
