@@ -64,11 +64,18 @@ def test_kernels_equal_the_numpy_formulation(n_others):
     assert np.array_equal(q, reference_offsets(srt, 1, others, mir.shape[0] // 2))
 
 
-def test_spread_is_scaled_mad_over_rows():
-    q = np.random.default_rng(1).normal(size=(6, 30))
+@pytest.mark.parametrize("m", [2, 6, 29, 30, 31])
+def test_spread_is_scaled_mad_over_rows(m):
+    """The buffered network and the register kernel (30 rows) give NumPy's numbers, ties
+    and signed zeros included."""
+    q = np.random.default_rng(m).normal(size=(m, 67))
+    q[:, :5] = np.round(q[:, :5])      # ties, and zero deviations
+    q[: m // 2, 5] = -0.0
+    q[m // 2:, 5] = 0.0
+    q[:, 6] = 1e300 * np.sign(q[:, 6])  # large values
     want = 1.4826 * np.median(np.abs(q - np.median(q, axis=0)), axis=0)
-    out = np.empty(30)
-    rj.spread(q.copy(), rj.network(6), out)
+    out = np.empty(67)
+    rj.spread(q.copy(), rj.network(m), out)
     assert np.array_equal(out, want)
 
 
@@ -150,3 +157,64 @@ def test_row_offsets_pair_equal_single_rows():
     others = [o for o in range(1, 32) if o != 16]
     assert np.array_equal(q[1], reference_offsets(np.where(np.arange(33)[:, None, None] == 16,
                                                            srt, bg), 16, others, 8))
+
+
+def reference_raw_ranks(raw, flat, dark, edges):
+    """NumPy form of step 1 from raw projections: normalise (flat_field_log), sort each
+    angle block along the angles and keep its ranks, then the blocks' ranks pooled and
+    sorted again (with more blocks than one)."""
+    from nsgen.prep.normalise import flat_field_log
+    x = flat_field_log(raw, flat, dark, sinograms_first=False)
+    sets = [np.sort(x[e0:e1], axis=0)[_rank_index(int(e1 - e0))].transpose(1, 0, 2)
+            for e0, e1 in zip(edges[:-1], edges[1:])]
+    if len(sets) > 1:
+        pool = np.sort(np.concatenate(sets, axis=1), axis=1)
+        sets.append(pool[:, np.unique(np.linspace(0, pool.shape[1] - 1, 32).round()
+                                      .astype(np.intp))])
+    return sets
+
+
+@pytest.mark.parametrize("n_k, n_i, dtype", [(1801, 300, "<u2"), (187, 45, "<u2"),
+                                             (97, 40, "<f4"), (360, 513, "<u2"),
+                                             (181, 300, "<f4"), (200, 37, "<i2")])
+def test_ranks_from_raw_projections_equal_numpys(n_k, n_i, dtype):
+    from nsgen.prep.normalise import pixel_constants
+    from nsgen.prep.robust_scores import raw_ranks
+    from nsgen.prep.stripe_robust import _blocks
+    rng = np.random.default_rng(n_k)
+    flat = rng.uniform(3e4, 5e4, (3, n_i)).astype(np.float32)
+    dark = rng.uniform(90, 110, (3, n_i)).astype(np.float32)
+    raw = rng.uniform(0, 6e4 if dtype != "<i2" else 3e4, (n_k, 3, n_i)).astype(dtype)
+    raw[:, 0, 8] = -5 if dtype != "<u2" else 0    # negative counts (signed and float scans)
+    raw[:, 1, :5] = 0                 # below the dark: clipped to the lowest ratio
+    raw[: n_k // 2, 2, 7] = 1e4       # ties
+    flat[0, 3] = np.nan               # a pixel without signal
+    edges = _blocks(n_k)
+    got = raw_ranks(raw, pixel_constants(flat, dark), edges)
+    want = reference_raw_ranks(raw, flat, dark, edges)
+    assert len(got) == len(want) == (7 if n_k >= 180 else 1)
+    for g, w in zip(got, want):
+        assert g.flags.c_contiguous and np.array_equal(g, w)
+
+
+def test_normalisation_is_monotone_in_the_clipped_difference():
+    """ranked_int_sets sorts raw counts and normalises only the ranks it keeps: right when
+    the computed -log is non-increasing in ``min(max(raw - dark, lo), hi)``, checked for
+    every float32 from below the smallest ``lo`` (1e-12) to the largest finite value."""
+    from nsgen.prep._normalise_jit import flat_field_log_rows
+    start = int(np.float32(1e-13).view(np.uint32))
+    stop = int(np.finfo(np.float32).max.view(np.uint32)) + 1
+    n = 1 << 24
+    zero = np.zeros((1, n), np.float32)
+    lo, hi = np.full((1, n), 1e-30, np.float32), np.full((1, n), np.finfo(np.float32).max)
+    out = np.empty((1, 1, n), np.float32)
+    last = np.float32(np.inf)
+    for b0 in range(start, stop, n):
+        bits = np.arange(b0, min(b0 + n, stop), dtype=np.uint32)
+        m = bits.size
+        x = bits.view(np.float32).reshape(1, 1, m)
+        flat_field_log_rows(x, zero[:, :m], lo[:, :m], hi[:, :m], zero[:, :m],
+                            out[:, :, :m], False)
+        y = out[0, 0, :m]
+        assert y[0] <= last and bool((y[1:] <= y[:-1]).all()), b0
+        last = y[-1]

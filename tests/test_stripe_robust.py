@@ -184,6 +184,22 @@ def test_row_features_need_no_other_rows():
     assert strong[2, :, 7].all() and strong.sum() == len(sizes)
 
 
+def test_features_from_raw_projections_equal_those_of_the_normalised_volume():
+    """raw_feature_parts (pass one's path: no normalised volume) gives row_feature_parts'
+    ranks and strong defects of flat_field_log's volume, strong defects included."""
+    rng = np.random.default_rng(8)
+    raw = rng.normal(2e4, 300, (200, 4, 48)).astype(np.uint16)
+    raw[:, 1, 9] = 60000   # a saturated column: a strong defect
+    flat = np.full((4, 48), 4e4, np.float32)
+    dark = np.full((4, 48), 100, np.float32)
+    x = flat_field_log(raw, flat, dark, sinograms_first=False)
+    want = stripe_robust.row_feature_parts(x, means=False)[0]
+    got = stripe_robust.raw_feature_parts(raw, flat, dark)
+    assert np.array_equal(got, want)
+    sizes = stripe_robust.feature_layout(200)[0]
+    assert got[1, sum(sizes):, 9].all()
+
+
 def test_the_columns_of_a_wide_stripe_add_their_evidence(monkeypatch):
     """A 4-column stripe too faint for any column alone is found with its columns' scores
     pooled (stripe_robust.POOL_FLOOR), in its row and columns only."""

@@ -32,11 +32,13 @@ from functools import lru_cache
 import numba as nb
 import numpy as np
 
-from nsgen.prep import _robust_net as _net, _robust_plan as _plan
+from nsgen.prep import _normalise_jit as _nj, _robust_net as _net, _robust_plan as _plan
 from nsgen.prep._jit import JIT as _JIT
 
 #: columns per tile of the long sorts along angles (a tile's buffer stays in L2)
 TILE = 256
+#: the same for integer values (16-bit: a buffer of twice the columns in the same bytes)
+TILE_INT = 512
 
 
 @lru_cache(maxsize=64)
@@ -126,29 +128,180 @@ def ranked_rows(x, a0, a1, size, kinds, offs, groups, idx, out, bins, bin0,
             w = min(TILE, n_i - c0)
             b = 0
             for k in range(n):
-                src = x[a0 + k, j]
+                # (slices, not ``src[c0 + t]``: an index Numba cannot prove non-negative is
+                # checked for wrapping around, and the loop is not vectorised: 3x slower)
+                src = x[a0 + k, j, c0:c0 + w]
                 dst = buf[k]
                 if n_b > 0:
                     for t in range(w):
-                        v = src[c0 + t]
+                        v = src[t]
                         dst[t] = v
                         acc[t] += np.float64(v)
                     if a0 + k + 1 == bins[b + 1]:
                         width = np.float64(bins[b + 1] - bins[b])
-                        mrow = means[j, bin0 + b]
+                        mrow = means[j, bin0 + b, c0:c0 + w]
                         for t in range(w):
-                            mrow[c0 + t] = np.float32(acc[t] / width)
+                            mrow[t] = np.float32(acc[t] / width)
                             acc[t] = 0.0
                         b += 1
                 else:
                     for t in range(w):
-                        dst[t] = src[c0 + t]
+                        dst[t] = src[t]
             _sort_passes(buf, kinds, offs, groups, w)
-            for r in range(idx.shape[0]):
-                src = buf[idx[r]]
-                dst = out[j, r]
-                for t in range(w):
-                    dst[c0 + t] = src[t]
+            _take(buf, idx, out[j], c0, w)
+
+
+@lru_cache(maxsize=16)
+def set_plans(sizes: tuple[int, ...], runs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                          np.ndarray, np.ndarray]:
+    """The :func:`sort_plan` of each angle set of :func:`ranked_sets` joined: the sets
+    ``sizes`` (values sorted: the blocks' angles, then, with more than one block, the
+    blocks' ranks pooled, sorted in ``runs``), as ``(padded, kind_cut, kinds, offs,
+    groups)``: set ``s`` sorts ``padded[s]`` rows by the passes ``kinds[kind_cut[s]:
+    kind_cut[s + 1]]`` whose groups are ``groups[offs[kind_cut[s] + s + p]:offs[... + 1]]``.
+
+    Examples
+    --------
+    >>> padded, kind_cut, kinds, offs, groups = set_plans((300, 301, 64), 32)
+    >>> padded.tolist(), kind_cut.tolist(), offs.size == kinds.size + 3
+    ([512, 512, 64], [0, 12, 24, 26], True)
+    """
+    plans = [sort_plan(n) for n in sizes[:-1]] + [sort_plan(sizes[-1], runs if len(sizes) > 1
+                                                           else 1)]
+    padded = np.array([p[0] for p in plans], np.int64)
+    kind_cut = np.cumsum([0] + [p[1].size for p in plans]).astype(np.int64)
+    kinds = np.concatenate([p[1] for p in plans]).astype(np.int64)
+    base = np.cumsum([0] + [p[3].shape[0] for p in plans])
+    offs = np.concatenate([p[2] + b for p, b in zip(plans, base[:-1])]).astype(np.int64)
+    groups = np.concatenate([p[3] for p in plans]).astype(np.int64)
+    return padded, kind_cut, kinds, offs, groups
+
+
+@nb.njit(**_JIT)
+def ranked_sets(raw, dark, lo, hi, ln_den, edges, padded, kind_cut, kinds, offs, groups, idx,
+                idx_cut, out):  # pragma: no cover - compiled
+    """Step 1 straight from raw projections ``raw`` ``(angles, rows, columns)`` (any real
+    dtype), normalised on the way by :func:`~nsgen.prep._normalise_jit.normalise_row` with
+    the pixel constants ``dark, lo, hi, ln_den`` ``(rows, columns)`` float32 (the same
+    values as :func:`~nsgen.prep.normalise.flat_field_log`; the normalised volume is never
+    made): ``out[s, j, r, i]`` = rank ``idx[idx_cut[s] + r]`` of angle set ``s`` of row
+    ``j``, column ``i``, sorted; the sets are the angle blocks ``edges[b]:edges[b + 1]``,
+    then, with more blocks than one, the whole scan's: the blocks' ranks (in block order)
+    sorted again (``padded, kind_cut, kinds, offs, groups``: :func:`set_plans`).
+
+    A row's block is normalised whole rows at a time (the projections' rows read in
+    order; tiles of a row normalised each apart read every projection's row in pieces,
+    each piece a cache miss) into a buffer of the block's rows, then sorted
+    :data:`TILE` columns at a time, as :func:`ranked_rows`."""
+    n_b = edges.shape[0] - 1
+    n_sets = idx_cut.shape[0] - 1
+    n_j, n_i = raw.shape[1], raw.shape[2]
+    rows = 0
+    most = 0
+    for b in range(n_b):
+        rows = max(rows, padded[b])
+        most = max(most, edges[b + 1] - edges[b])
+    # rows of TILE columns, padded so that rows a power of 2 apart do not share cache sets;
+    # rows past a set's values hold +inf (they never move)
+    buf = np.full((rows, TILE + 16), np.inf, np.float32)
+    pool = np.full((padded[n_b] if n_sets > n_b else 0, TILE + 16), np.inf, np.float32)
+    norm = np.empty((most, n_i), np.float32)
+    filled = 0   # rows of buf that may hold values
+    for j in range(n_j):
+        for b in range(n_b):
+            n = edges[b + 1] - edges[b]
+            for k in range(n):
+                _nj.normalise_row(raw[edges[b] + k, j], dark[j], lo[j], hi[j], ln_den[j],
+                                  norm[k])
+            for m in range(n, filled):
+                buf[m] = np.inf
+            filled = n
+            for c0 in range(0, n_i, TILE):
+                w = min(TILE, n_i - c0)
+                for k in range(n):
+                    src = norm[k, c0:c0 + w]
+                    dst = buf[k]
+                    for t in range(w):
+                        dst[t] = src[t]
+                _sort_set(buf, b, kind_cut, kinds, offs, groups, w)
+                _take(buf, idx[idx_cut[b]:idx_cut[b + 1]], out[b, j], c0, w)
+        if n_sets > n_b:
+            for c0 in range(0, n_i, TILE):
+                w = min(TILE, n_i - c0)
+                for b in range(n_b):
+                    for r in range(idx_cut[b + 1] - idx_cut[b]):
+                        src = out[b, j, r, c0:c0 + w]
+                        dst = pool[idx_cut[b] + r]
+                        for t in range(w):
+                            dst[t] = src[t]
+                _sort_set(pool, n_b, kind_cut, kinds, offs, groups, w)
+                _take(pool, idx[idx_cut[n_b]:idx_cut[n_b + 1]], out[n_b, j], c0, w)
+
+
+@nb.njit(**_JIT)
+def ranked_int_sets(raw, top, dark, lo, hi, ln_den, edges, padded, kind_cut, kinds, offs,
+                    groups, idx, idx_cut, out):  # pragma: no cover - compiled
+    """:func:`ranked_sets` of integer raw projections (``top``: the largest value of their
+    dtype), the same values: the normalisation of a pixel is a non-increasing function of
+    its raw count (``float32(raw) - dark``, the clip and the computed logarithm are each
+    monotone: tested for every float32), so rank ``r`` of a block's normalised values is
+    the normalised rank ``n - 1 - r`` of its raw counts. The raw counts are sorted as
+    integers (16-bit lanes: twice the columns per instruction of float32) and only the
+    ranks kept are normalised (:data:`TILE_INT` columns at a time)."""
+    n_b = edges.shape[0] - 1
+    n_sets = idx_cut.shape[0] - 1
+    n_j, n_i = raw.shape[1], raw.shape[2]
+    rows = 0
+    for b in range(n_b):
+        rows = max(rows, padded[b])
+    # rows past a set's values hold ``top`` (they never move)
+    buf = np.full((rows, TILE_INT + 32), top, raw.dtype)
+    pool = np.full((padded[n_b] if n_sets > n_b else 0, TILE_INT + 16), np.inf, np.float32)
+    filled = 0   # rows of buf that may hold values
+    for j in range(n_j):
+        for c0 in range(0, n_i, TILE_INT):
+            w = min(TILE_INT, n_i - c0)
+            c1 = c0 + w
+            dk, lk, hk, nk = dark[j, c0:c1], lo[j, c0:c1], hi[j, c0:c1], ln_den[j, c0:c1]
+            for b in range(n_b):
+                n = edges[b + 1] - edges[b]
+                for m in range(n, filled):
+                    buf[m] = top
+                filled = n
+                for k in range(n):
+                    src = raw[edges[b] + k, j, c0:c1]
+                    dst = buf[k]
+                    for t in range(w):
+                        dst[t] = src[t]
+                _sort_set(buf, b, kind_cut, kinds, offs, groups, w)
+                for r in range(idx_cut[b + 1] - idx_cut[b]):
+                    dst = out[b, j, r, c0:c1]
+                    _nj.normalise_row(buf[n - 1 - idx[idx_cut[b] + r], :w], dk, lk, hk, nk,
+                                      dst)
+                    if n_sets > n_b:
+                        prow = pool[idx_cut[b] + r]
+                        for t in range(w):
+                            prow[t] = dst[t]
+            if n_sets > n_b:
+                _sort_set(pool, n_b, kind_cut, kinds, offs, groups, w)
+                _take(pool, idx[idx_cut[n_b]:idx_cut[n_b + 1]], out[n_b, j], c0, w)
+
+
+@nb.njit(**_JIT)
+def _take(buf, idx, out, c0, w):  # pragma: no cover - compiled
+    """``out[r, c0:c0 + w]`` = ``buf[idx[r], :w]`` for every ``r`` of ``idx``."""
+    for r in range(idx.shape[0]):
+        src = buf[idx[r]]
+        dst = out[r, c0:c0 + w]
+        for t in range(w):
+            dst[t] = src[t]
+
+
+@nb.njit(**_JIT)
+def _sort_set(buf, s, kind_cut, kinds, offs, groups, w):  # pragma: no cover - compiled
+    """Sort ``buf`` by the plan of set ``s`` of :func:`set_plans`."""
+    k0, k1 = kind_cut[s], kind_cut[s + 1]
+    _sort_passes(buf, kinds[k0:k1], offs[k0 + s:k1 + s + 1], groups, w)
 
 
 @nb.njit(**_JIT)
@@ -342,8 +495,13 @@ def row_offsets_pair(srt, bg, i, hd, mir, pairs_w, q0, q1):  # pragma: no cover
 def spread(qs, pairs, out):  # pragma: no cover - compiled
     """``out`` = 1.4826 x the median absolute deviation from the median of the rows of
     ``qs`` ``(rows, columns)`` float64, per column (as NumPy's ``median`` over axis 0;
-    ``pairs``: the network for ``rows`` values). ``qs`` is overwritten."""
+    ``pairs``: the network for ``rows`` values). ``qs`` may be overwritten. Of
+    :data:`~nsgen.prep._robust_plan.ROW_MEDIAN` rows (every row's but near the volume's
+    ends) in registers (:func:`~nsgen.prep._robust_net.spread_rows`)."""
     m, n_i = qs.shape
+    if m == _plan.ROW_MEDIAN:
+        _net.spread_rows(qs, out)
+        return
     med = np.empty(n_i)
     _sort_rows(qs, m, pairs, n_i)
     _median_sorted(qs, m, med)

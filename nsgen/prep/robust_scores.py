@@ -24,7 +24,7 @@ from nsgen.prep import _robust_jit as _rj, _robust_plan as _plan
 
 __all__ = ["HALF_WINDOW", "column_scores", "depth_rule", "end_trend", "local_scale",
            "mirror_table", "pooled", "offset_scores", "offsets", "rank_index", "ranks",
-           "scores", "strong_columns"]
+           "raw_ranks", "scores", "strong_columns"]
 
 #: half window of the median across columns (stripes up to this wide are found)
 HALF_WINDOW = 8
@@ -117,6 +117,41 @@ def pooled(ranks_b: list[np.ndarray]) -> np.ndarray:
     _rj.ranked_rows(pool, 0, n, *_rj.sort_plan(n, runs), idx, srt, np.zeros(1, np.intp), 0,
                     np.empty((0, 0, 0), np.float32))
     return srt
+
+
+def raw_ranks(raw: np.ndarray,
+              constants: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+              edges: np.ndarray) -> list[np.ndarray]:
+    """Step 1 of every angle set, straight from raw projections ``raw`` ``(angles, rows,
+    columns)``: the :func:`ranks` of each angle block ``edges[b]:edges[b + 1]`` of the
+    normalised values (``constants``: :func:`~nsgen.prep.normalise.pixel_constants` of the
+    rows), then, with more blocks than one, their :func:`pooled` ranks; the same values,
+    the normalised volume never stored (each tile of a row is normalised, ranked and pooled
+    while it is in the cache).
+    """
+    counts = [rank_index(int(e1 - e0)).size for e0, e1 in zip(edges[:-1], edges[1:])]
+    idx = [rank_index(int(e1 - e0)) for e0, e1 in zip(edges[:-1], edges[1:])]
+    sizes = [int(e1 - e0) for e0, e1 in zip(edges[:-1], edges[1:])]
+    runs = 1
+    if len(counts) > 1:
+        n = sum(counts)
+        idx.append(np.unique(np.linspace(0, n - 1, QUANTILES).round().astype(np.intp)))
+        counts.append(idx[-1].size)
+        sizes.append(n)
+        # each block's ranks are sorted: runs of that many when they are alike
+        runs = counts[0] if len(set(counts[:-1])) == 1 else 1
+        runs = runs if runs & (runs - 1) == 0 else 1
+    plans = _rj.set_plans(tuple(sizes), runs)
+    cut = np.cumsum([0] + counts).astype(np.int64)
+    out = np.empty((len(counts), raw.shape[1], max(counts), raw.shape[2]), np.float32)
+    args = (*constants, np.asarray(edges, np.int64), *plans,
+            np.concatenate(idx).astype(np.int64), cut, out)
+    if raw.dtype.kind in "ui":   # sorted as integers, only the ranks kept normalised
+        _rj.ranked_int_sets(raw, np.iinfo(raw.dtype).max, *args)
+    else:
+        _rj.ranked_sets(raw, *args)
+    return [out[s] if counts[s] == out.shape[2] else np.ascontiguousarray(out[s, :, :c])
+            for s, c in enumerate(counts)]
 
 
 def strong_columns(srt: np.ndarray) -> np.ndarray:

@@ -64,15 +64,16 @@ from __future__ import annotations
 import numpy as np
 
 from nsgen.prep._robust_jit import bin_means as _bin_means
+from nsgen.prep.normalise import check_raw, pixel_constants
 from nsgen.prep.robust_angles import RUN_LEVEL, angle_bins, refine, run_scores
 from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, depth_rule,
                                       offset_scores, offsets, pooled, rank_index, ranks,
-                                      strong_columns)
+                                      raw_ranks, strong_columns)
 from nsgen.prep.robust_tall import or_tall, split_tall, with_tall  # tall: row-alone path
 
 __all__ = ["HALF_WINDOW", "bin_means", "column_scores", "decide", "decide_offsets", "depth_rule",
-           "feature_layout", "robust_mask_rows", "row_feature_parts", "row_features",
-           "row_offsets", "robust_stripe_mask", "set_offsets"]
+           "feature_layout", "raw_feature_parts", "robust_mask_rows", "row_feature_parts",
+           "row_features", "row_offsets", "robust_stripe_mask", "set_offsets"]
 
 #: decision threshold on the robust scores
 THRESHOLD = 5.0
@@ -185,6 +186,18 @@ def row_feature_parts(x: np.ndarray, means: bool = True) -> tuple[np.ndarray, np
         sets.append(pooled(sets))
     strong = [strong_columns(srt)[:, None].astype(np.float32) for srt in sets]
     return np.concatenate(sets + strong, axis=1), xb
+
+
+def raw_feature_parts(raw: np.ndarray, flat: np.ndarray, dark: np.ndarray) -> np.ndarray:
+    """The first of :func:`row_feature_parts` (ranks and strong defects) of the raw
+    projections ``raw`` ``(angles, rows, columns)`` with their mean ``flat`` and ``dark``
+    rows: the same values as from :func:`~nsgen.prep.normalise.flat_field_log`'s volume,
+    which is never made (:func:`~nsgen.prep.robust_scores.raw_ranks` normalises each
+    tile of a row as it ranks it)."""
+    raw, flat, dark = check_raw(raw, flat, dark)
+    sets = raw_ranks(raw, pixel_constants(flat, dark), _blocks(raw.shape[0]))
+    strong = [strong_columns(srt)[:, None].astype(np.float32) for srt in sets]
+    return np.concatenate(sets + strong, axis=1)
 
 
 def bin_means(x: np.ndarray) -> np.ndarray:

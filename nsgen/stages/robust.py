@@ -3,8 +3,9 @@ merge), each row's work done once whatever the chunking.
 
 1. :class:`RobustFeatureStage` reads row chunks of the scan with no halo and stores what the
    detector needs of each row from that row alone
-   (:func:`~nsgen.prep.stripe_robust.row_feature_parts`: the ranks of every angle set and
-   the strong defects; about an eighth of a float32 row at 1801 angles);
+   (:func:`~nsgen.prep.stripe_robust.raw_feature_parts`: the ranks of every angle set and
+   the strong defects, from the raw rows normalised as they are ranked; about an eighth
+   of a float32 row at 1801 angles);
 2. :class:`RobustOffsetStage` reads the ranks with ``hd`` rows each side and stores each
    row's offsets against the rows around it
    (:func:`~nsgen.prep.stripe_robust.row_offsets`; a few values per column);
@@ -42,7 +43,7 @@ from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.robust_tall import TALL_SETS  # tall
 from nsgen.prep.stripe_detect import rows_to_read
 from nsgen.prep.stripe_robust import (bin_means, decide_offsets, depth_rule,
-                                      feature_layout, row_feature_parts, set_offsets)
+                                      feature_layout, raw_feature_parts, set_offsets)
 from nsgen.runner import StageRunner
 from nsgen.stages.scan_sizing import row_sizing, scan_sizing
 from nsgen.stages.scan_source import ScanSource
@@ -52,8 +53,10 @@ from nsgen.stages.stripes import JIT_OVERHEAD, StepClock, mask_flags
 __all__ = ["RobustDecideStage", "RobustFeatureStage", "RobustOffsetStage", "balanced",
            "RowBins", "detect_robust", "memory_rows"]
 
-#: float32 copies of a row a pass-one worker holds (the volume, a sorted block, features)
-FEATURE_FLOAT_COPIES = 2.5
+#: float32 copies of a row a pass-one worker holds (its features, ~0.13 of a row at 1801
+#: angles, twice, and the strong flags; the normalised volume is never made:
+#: :func:`~nsgen.prep.stripe_robust.raw_feature_parts`)
+FEATURE_FLOAT_COPIES = 0.5
 #: bytes a pass-two worker holds per feature byte read (the angle sets' contiguous copies
 #: and one background copy)
 OFFSET_WORK_FACTOR = 2.5
@@ -92,7 +95,8 @@ class RobustFeatureStage(ScanStage):
     def prepare(self) -> None:
         t = time.perf_counter()
         load_flat_field()
-        row_feature_parts(np.zeros((1, 1, 4), np.float32))   # load the compiled kernels
+        # load the compiled kernels
+        raw_feature_parts(np.zeros((1, 1, 4), self.dtype), *np.ones((2, 1, 4), np.float32))
         self._prepared = time.perf_counter() - t
 
     #: seconds of :meth:`prepare` in this worker, charged to its first chunk
@@ -104,12 +108,9 @@ class RobustFeatureStage(ScanStage):
         clock.add("prepare (kernels)", self._prepared)
         self._prepared = 0.0
         raw, flat, dark = data
-        # the normalised chunk in a reused buffer (a fresh ~130 MB array per chunk cost its
-        # page faults every time)
-        volume = flat_field_log(raw, flat, dark, sinograms_first=False,
-                                out=scratch.buffer("normalised", raw.shape, np.float32))
-        clock.lap("normalise")
-        feat, _ = row_feature_parts(volume, means=False)
+        # normalised tile by tile as the rows are ranked (the normalised chunk is never
+        # made: its write and read again cost as much as the normalisation)
+        feat = raw_feature_parts(raw, flat, dark)
         clock.lap("features")
         self.features.write_rows(chunk.start, feat)
         clock.lap("write")
