@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsgen.prep.robust_angles import best_interval, run_scores, stands_out
+from nsgen.prep.robust_angles import best_interval, is_step, run_scores, stands_out
 from nsgen.prep.stripe_robust import robust_stripe_mask
 
 
@@ -52,3 +52,34 @@ def test_a_partial_offset_with_another_excursion_is_not_a_stripe():
     assert m[120:240, 3, 20:23].all() and m.sum() == 120 * 3
     x[300:330, 3, 20:23] -= 0.04
     assert not robust_stripe_mask(x)[:, 3, 20:23].any()
+
+
+def test_a_step_is_significant_in_its_own_trace_and_flat_where_asked():
+    """is_step: amp sqrt(bins) / noise above STEP_Z, and with a plateau asked, that share of
+    the range above half the amplitude (a peaked trace fails it)."""
+    rng = np.random.default_rng(0)
+    keep = np.zeros(360, bool)
+    keep[100:220] = True
+    t = rng.normal(0, 0.1, 360)
+    t[keep] += 0.5  # z = 0.5 sqrt(120) / 0.1 = 55
+    assert is_step(t, keep, 0.5) and is_step(t, keep, 0.5, 0.8)
+    assert not is_step(rng.normal(0, 0.1, 360), keep, 0.1)  # z about 11: noise
+    peak = np.where(keep, 1.0 - np.abs(np.arange(360) - 160) / 60.0, 0.0)
+    t = peak + rng.normal(0, 0.01, 360)
+    assert is_step(t, keep, 0.5) and not is_step(t, keep, 0.5, 0.8)
+
+
+def test_a_faint_wide_partial_stripe_is_found_with_its_columns_pooled(monkeypatch):
+    """A 4-column stripe over a third of the angles, each column's run of blocks below the
+    bar (2.2 x 5), is found with the columns' runs pooled (RUN_POOL_FLOOR), in its angles;
+    without the pooling it is lost (the labelled benchmark's partial stripes at i0 = 4000)."""
+    import nsgen.prep.stripe_robust as sr
+    x = np.random.default_rng(3).normal(0, 0.01, (360, 8, 64)).astype(np.float32)
+    x[120:240, 3, 20:24] += 0.013
+    m = robust_stripe_mask(x)
+    assert np.flatnonzero(m.any(axis=(0, 2))).tolist() == [3]
+    assert np.flatnonzero(m.any(axis=(0, 1))).tolist() == [20, 21, 22, 23]
+    on = np.flatnonzero(m[:, 3, 20])
+    assert abs(on[0] - 120) <= 10 and abs(on[-1] + 1 - 240) <= 10
+    monkeypatch.setattr(sr, "RUN_POOL_FLOOR", np.inf)
+    assert not robust_stripe_mask(x).any()

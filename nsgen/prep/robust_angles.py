@@ -15,7 +15,8 @@ import numpy as np
 
 from nsgen.prep.robust_scores import HALF_WINDOW
 
-__all__ = ["angle_bins", "best_interval", "refine", "run_scores", "stands_out"]
+__all__ = ["POOLED", "RUN", "WHOLE", "angle_bins", "best_interval", "is_step", "refine",
+           "run_scores", "stands_out"]
 
 #: angles of stripes over part of the scan: refined to the angle, the one range of angles
 #: where the trace adds most above this fraction of its amplitude (0.5: weak full stripes
@@ -25,12 +26,23 @@ CUT = 0.3
 #: stripes over part of the scan: every block of the run scores above this (same sign)
 RUN_LEVEL = 3.0
 
+#: what a column's flags rest on (:func:`refine`'s ``evidence``): a whole-scan stripe the
+#: blocks agree on, a run of blocks, a run of blocks only with its columns pooled
+WHOLE, RUN, POOLED = 0, 1, 2
+
 #: width of the angle bins whose means :func:`refine` works on, as a fraction of the angles
 #: (1801 angles: bins of 7; fewer than 512 angles: every angle)
 BIN = 1 / 256
 #: a stripe over part of the scan must exceed this multiple of its trace's largest
 #: excursion elsewhere (:func:`stands_out`)
 STAND_OUT = 1.0
+#: a stripe found by a run of blocks is a step in its own trace, this significant
+#: (:func:`is_step`; labelled benchmark: true runs 25 and up (5th percentile), the clean
+#: rows' runs from 3); one found only with its columns' runs pooled must also be flat (this
+#: fraction of its range's bins above half its amplitude) and stand out this much more
+STEP_Z = 15.0
+PLATEAU = 0.8
+WEAK_STAND_OUT = 2.5
 
 
 def run_scores(zb: np.ndarray, level: float) -> np.ndarray:
@@ -64,7 +76,8 @@ def angle_bins(edges: np.ndarray, n_k: int) -> np.ndarray:
                           + [edges[-1:]]).astype(np.intp)
 
 
-def refine(out: np.ndarray, xb: np.ndarray, bins: np.ndarray, edges: np.ndarray) -> None:
+def refine(out: np.ndarray, xb: np.ndarray, bins: np.ndarray, edges: np.ndarray,
+           evidence: np.ndarray | None = None) -> None:
     """Angles of the stripes found in some angle blocks but not all, to the bin (in place).
 
     ``out`` ``(angles, rows, columns)`` holds the block flags; ``xb`` ``(rows, bins,
@@ -74,7 +87,11 @@ def refine(out: np.ndarray, xb: np.ndarray, bins: np.ndarray, edges: np.ndarray)
     :data:`HALF_WINDOW`, per bin; without such columns, less its median over the blocks
     without the stripe) gives the one range of angles where it adds most above
     :data:`CUT` of its median over the blocks with the stripe (:func:`best_interval`, each
-    bin weighted by its angles); dropped where that range does not :func:`stands_out`.
+    bin weighted by its angles); dropped where that range does not :func:`stands_out` or,
+    for stripes found by runs of blocks (``evidence`` per row and column: :data:`WHOLE`,
+    :data:`RUN`, :data:`POOLED`; all :data:`RUN` when not given), is not a step in its
+    trace (:func:`is_step`; runs found only with their columns pooled: flat, and standing
+    out :data:`WEAK_STAND_OUT` times).
     """
     n_i = out.shape[2]
     width = np.diff(bins)
@@ -103,13 +120,15 @@ def refine(out: np.ndarray, xb: np.ndarray, bins: np.ndarray, edges: np.ndarray)
             amp = np.median(t[on[blk]])
             keep = best_interval(width * (np.sign(amp) * t - CUT * abs(amp)),
                                  np.ones(t.size, bool))
-            if not stands_out(t, keep, abs(amp)):
+            ev = RUN if evidence is None else int(evidence[j, c:c1].min())
+            if not (stands_out(t, keep, abs(amp), WEAK_STAND_OUT if ev == POOLED else STAND_OUT)
+                    and (ev == WHOLE or is_step(t, keep, amp, PLATEAU if ev == POOLED else 0.0))):
                 keep[:] = False
             out[:, j, c:c1] = np.repeat(keep, width)[:, None]
             c = c1
 
 
-def stands_out(t: np.ndarray, keep: np.ndarray, amp: float) -> bool:
+def stands_out(t: np.ndarray, keep: np.ndarray, amp: float, factor: float = STAND_OUT) -> bool:
     """Whether a stripe over the angles ``keep`` of amplitude ``amp`` stands out of its
     trace ``t`` elsewhere: ``amp`` above :data:`STAND_OUT` x the largest excursion of the
     trace (moving mean over a quarter of the range) outside the range and its margins.
@@ -140,7 +159,36 @@ def stands_out(t: np.ndarray, keep: np.ndarray, amp: float) -> bool:
     if outside.sum() <= 2 * w:
         return True
     rest = ts[outside]
-    return bool(amp > STAND_OUT * np.abs(rest - np.median(rest)).max())
+    return bool(amp > factor * np.abs(rest - np.median(rest)).max())
+
+
+def is_step(t: np.ndarray, keep: np.ndarray, amp: float, plateau: float = 0.0) -> bool:
+    """Whether the trace ``t`` is a step of signed amplitude ``amp`` over the angles ``keep``:
+    significant in the trace itself (the column's bin means against its neighbours, not
+    only its ranks), ``amp sqrt(bins) / noise`` above :data:`STEP_Z` (the noise per bin
+    from the trace's successive differences), and, with ``plateau``, flat: at least that
+    share of the range's bins above half the amplitude (a gain error is constant over its
+    range; a sample feature's turning point is peaked, and a faint offset must show at
+    most angles).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> t = rng.normal(0, 0.1, 360); t[100:220] += 1.0
+    >>> keep = np.zeros(360, bool); keep[100:220] = True
+    >>> is_step(t, keep, 1.0), is_step(t, keep, 1.0, plateau=0.8)
+    (True, True)
+    >>> bump = np.exp(-((np.arange(360) - 160) / 25.0) ** 2)   # peaked, not flat
+    >>> is_step(bump + rng.normal(0, 0.1, 360), keep, 1.0, plateau=0.8)
+    False
+    """
+    inside = np.sign(amp) * t[keep]
+    if inside.size == 0 or amp == 0:
+        return False
+    flat = float(np.mean(inside > 0.5 * abs(amp)))
+    noise = 1.4826 * float(np.median(np.abs(np.diff(t)))) / np.sqrt(2.0) if t.size > 1 else 0.0
+    z = abs(amp) * np.sqrt(inside.size) / noise if noise > 0 else np.inf
+    return bool(flat >= plateau and z > STEP_Z)
 
 
 def best_interval(v: np.ndarray, allowed: np.ndarray) -> np.ndarray:

@@ -36,9 +36,11 @@ angle blocks (scans of at least 180 angles):
    share: a feature's turning point along the angles is one or two blocks' event); masked
    in the angle blocks whose own score agrees. Stripes over part of the scan: a run of 2
    to ``blocks - 1`` adjacent blocks, each scoring above ``RUN_LEVEL`` with one sign,
-   whose sum over ``sqrt(length)`` exceeds 2.2 x the threshold; their angles are then
-   refined from the run's trace over angle bins, and dropped where that range does not
-   stand out of the trace elsewhere (module :mod:`nsgen.prep.robust_angles`).
+   whose sum over ``sqrt(length)`` (pooled over up to 5 adjacent columns, as the
+   whole-scan scores) exceeds 2.2 x the threshold; their angles are then refined from the
+   run's trace over angle bins, and dropped where that range does not stand out of the
+   trace elsewhere or is not a significant step in it (module
+   :mod:`nsgen.prep.robust_angles`).
 
 Steps 2-4 couple rows (``q`` of the ``hd`` rows each side, each against its own ``hd``
 rows, whose strong defects are their own), so a row chunk plus ``2 hd`` rows each side
@@ -65,7 +67,8 @@ import numpy as np
 
 from nsgen.prep._robust_jit import bin_means as _bin_means
 from nsgen.prep.normalise import check_raw, pixel_constants
-from nsgen.prep.robust_angles import RUN_LEVEL, angle_bins, refine, run_scores
+from nsgen.prep.robust_angles import (POOLED, RUN, RUN_LEVEL, WHOLE, angle_bins, refine,
+                                      run_scores)
 from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, depth_rule,
                                       offset_scores, offsets, pooled, rank_index, ranks,
                                       raw_ranks, strong_columns)
@@ -101,6 +104,10 @@ HALO = 2
 #: pooled for runs of blocks let sample features over two blocks in: docs/detection.md)
 POOL_WIDTH = 5
 POOL_FLOOR = 3.0
+#: runs of angle blocks pooled along columns too, each column's run score above this (the
+#: least a run of two blocks at RUN_LEVEL scores is 2 x 3 / sqrt(2) = 4.24): a 4-column
+#: partial stripe at 5 per block and column scores 7 as a run, 14 pooled (bar 11)
+RUN_POOL_FLOOR = 4.0
 
 
 def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
@@ -286,6 +293,11 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     typical = np.median(np.sign(z_all) * zb, axis=0)
     flag_all &= typical > CONSISTENT * np.abs(z_one) / np.sqrt(n_b)
     run = run_scores(zb, RUN_LEVEL)
+    # the columns of one stripe over part of the scan add their evidence (each column's run
+    # is already one of agreeing blocks): runs pooled along columns too
+    pooled_run = np.stack([_pool(r, RUN_POOL_FLOOR, POOL_WIDTH) for r in run])
+    bar = BLOCK_FACTOR * threshold
+    by_run = np.zeros(z_all.shape, bool)
     for b in range(n_b):
         # a whole-scan stripe, where this block agrees (a whole-scan score z spreads over
         # the blocks as about z / sqrt(blocks) each) ...
@@ -293,11 +305,14 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
         share = np.abs(z_one) / np.sqrt(n_b)
         part = flag_all & (agree > AGREE * share)
         # ... or a stripe over part of the scan: a run of blocks each above RUN_LEVEL with
-        # the same sign, whose summed score is strong
-        part |= _grow(_drop_bias(run[b], BLOCK_FACTOR * threshold), run[b],
-                      GROW * BLOCK_FACTOR * threshold)
+        # the same sign, whose summed score (pooled over adjacent columns) is strong
+        own = _grow(_drop_bias(run[b], bar), run[b], GROW * bar)
+        part |= own | _grow(_drop_bias(pooled_run[b], bar), pooled_run[b], GROW * bar)
+        by_run |= own
         out[edges[b]:edges[b + 1]] = part[None]
-    refine(out, xb, angle_bins(edges, n_k), edges)
+    # what each column's flags rest on: refine tests the angles of each accordingly
+    evidence = np.where(flag_all, WHOLE, np.where(by_run, RUN, POOLED)).astype(np.int8)
+    refine(out, xb, angle_bins(edges, n_k), edges, evidence)
     or_tall(out, tall, edges)  # tall: row-alone stripes in the blocks that agree
     return out
 
