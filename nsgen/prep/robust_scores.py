@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from nsgen.prep import _robust_jit as _rj, _robust_plan as _plan
+from nsgen.prep.robust_moving import moving
 
 __all__ = ["HALF_WINDOW", "column_scores", "depth_rule", "end_trend", "local_scale",
            "mirror_table", "pooled", "offset_scores", "offsets", "rank_index", "ranks",
@@ -225,6 +226,7 @@ def offset_scores(qs: np.ndarray, q_lo: int, rows: tuple[int, int], hd: int,
                        spread)
             unit = np.maximum(unit, spread)
         z[i - start] = qs[i - q_lo, :n_i] / unit
+    z[moving(qs, z, q_lo, rows, hd, n_rows_total)] = 0.0
     return z
 
 
