@@ -46,9 +46,10 @@ import numpy as np
 __all__ = ["EXTENT", "FOUND", "LAG", "LEVEL", "MIN_ROWS", "ROWS", "SPEED", "STAYS", "moving",
            "runs"]
 
-#: runs of adjacent columns scoring above this with one sign are tested (the lowest bar of
-#: the decision: columns grown beside a flag, 0.5 x the threshold 5) ...
-LEVEL = 2.5
+#: runs of adjacent columns one of which scores above this with their sign are tested (the
+#: lowest bar a column must pass to be flagged alone or in a run of columns or of angle
+#: blocks: 3; columns grown beside a flag, above 2.5, lie in the same run) ...
+LEVEL = 3.0
 #: ... each over its adjacent columns above this with that sign (a stripe's whole width: a
 #: part of it is matched by its other columns in a neighbouring row, displaced)
 EXTENT = 1.0
@@ -83,12 +84,14 @@ def runs(flag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _means(cs: np.ndarray, c0: np.ndarray, c1: np.ndarray, n_i: int) -> np.ndarray:
-    """Means ``(runs, 2 LAG + 1)`` of a row over the columns ``c0 + L .. c1 + L`` from its
-    cumulative sum ``cs`` (``nan`` where the displaced run leaves the row)."""
+    """Means ``(runs, 2 LAG + 1)`` over the columns ``c0 + L .. c1 + L`` of the rows whose
+    cumulative sums are ``cs`` ``(runs, columns + 1)`` (``nan`` where the displaced run
+    leaves the row)."""
     lags = np.arange(-LAG, LAG + 1)
     a, b = c0[:, None] + lags, c1[:, None] + lags
     ok = (a >= 0) & (b <= n_i)
-    m = (cs[np.clip(b, 0, n_i)] - cs[np.clip(a, 0, n_i)]) / (c1 - c0)[:, None]
+    m = (np.take_along_axis(cs, np.clip(b, 0, n_i), 1)
+         - np.take_along_axis(cs, np.clip(a, 0, n_i), 1)) / (c1 - c0)[:, None]
     return np.where(ok, m, np.nan)
 
 
@@ -124,27 +127,33 @@ def moving(qs: np.ndarray, z: np.ndarray, q_lo: int, rows: tuple[int, int], hd: 
     cs = np.zeros((qs.shape[0], n_i + 1))
     np.cumsum(qs[:, :n_i], axis=1, out=cs[:, 1:])
     steps = [d for d in range(-reach, reach + 1) if d]
-    for j in range(start, stop):
-        zj = z[j - start]
-        for sign in (1.0, -1.0):
-            c0, c1 = runs(sign * zj > EXTENT)
-            cz = np.r_[0, np.cumsum(sign * zj > LEVEL)]
-            top = cz[c1] > cz[c0]
-            c0, c1 = c0[top], c1[top]
-            if not c0.size:
-                continue
-            own = sign * (cs[j - q_lo, c1] - cs[j - q_lo, c0]) / (c1 - c0)
-            speeds = np.full((len(steps), c0.size), np.nan)
-            for n, dj in enumerate(steps):
-                if 0 <= j + dj < n_rows_total:
-                    best, shift, inner = _best(sign * _means(cs[j + dj - q_lo], c0, c1, n_i))
-                    hold = inner & (best >= FOUND * own) & (best <= own / FOUND)
-                    speeds[n, hold] = shift[hold] / dj
-            ok = np.isfinite(speeds).sum(axis=0) >= MIN_ROWS
-            # a row next to it that holds it in its own columns: a stripe there too
-            ok &= ~(np.abs(speeds[[reach - 1, reach]]) < STAYS).any(axis=0)
-            v = np.zeros(c0.size)
-            v[ok] = np.nanmedian(speeds[:, ok], axis=0)
-            for a, b in zip(c0[np.abs(v) >= SPEED], c1[np.abs(v) >= SPEED]):
-                out[j - start, a:b] = True
+    pad = np.zeros((stop - start, 1), bool)
+    for sign in (1.0, -1.0):
+        # the runs of every row at once (rows padded by one column apart)
+        c0, c1 = runs(np.hstack([sign * z > EXTENT, pad]).ravel())
+        cz = np.r_[0, np.cumsum(np.hstack([sign * z > LEVEL, pad]).ravel())]
+        top = cz[c1] > cz[c0]
+        c0, c1 = c0[top], c1[top]
+        if not c0.size:
+            continue
+        j, c0 = np.divmod(c0, n_i + 1)
+        c1 = c1 - j * (n_i + 1)
+        j = j + start
+        own = sign * (cs[j - q_lo, c1] - cs[j - q_lo, c0]) / (c1 - c0)
+        speeds = np.full((len(steps), c0.size), np.nan)
+        for n, dj in enumerate(steps):
+            inside = (j + dj >= 0) & (j + dj < n_rows_total)
+            rr = np.clip(j + dj, 0, n_rows_total - 1) - q_lo
+            best, shift, inner = _best(sign * _means(cs[np.clip(rr, 0, cs.shape[0] - 1)],
+                                                     c0, c1, n_i))
+            hold = inside & inner & (best >= FOUND * own) & (best <= own / FOUND)
+            speeds[n, hold] = shift[hold] / dj
+        ok = np.isfinite(speeds).sum(axis=0) >= MIN_ROWS
+        # a row next to it that holds it in its own columns: a stripe there too
+        ok &= ~(np.abs(speeds[[reach - 1, reach]]) < STAYS).any(axis=0)
+        v = np.zeros(c0.size)
+        v[ok] = np.nanmedian(speeds[:, ok], axis=0)
+        for r, a, b in zip(j[np.abs(v) >= SPEED], c0[np.abs(v) >= SPEED],
+                           c1[np.abs(v) >= SPEED]):
+            out[r - start, a:b] = True
     return out

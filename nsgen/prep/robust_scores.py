@@ -211,7 +211,9 @@ def offset_scores(qs: np.ndarray, q_lo: int, rows: tuple[int, int], hd: int,
     row's :func:`local_scale` (x :data:`LOCAL_FACTOR`), per column, the spread of the
     other rows' offsets (where the rows differ anyway, e.g. a sample edge that is not
     parallel to the rotation axis) and, near the volume's ends, the sample's trend along
-    the rows (:func:`end_trend`)."""
+    the rows (:func:`end_trend`); 0 where the offset is a sample feature moving across the
+    columns from row to row (:func:`~nsgen.prep.robust_moving.moving`: a defect of the
+    detector stays in its columns)."""
     start, stop = rows
     n_i = qs.shape[1] - 1
     z = np.empty((stop - start, n_i))
