@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from nsgen.prep import _robust_jit as _rj, _robust_plan as _plan
+from nsgen.prep.robust_moving import moving
 
 __all__ = ["HALF_WINDOW", "column_scores", "depth_rule", "end_trend", "local_scale",
            "mirror_table", "pooled", "offset_scores", "offsets", "rank_index", "ranks",
@@ -245,7 +246,9 @@ def offset_scores(qs: np.ndarray, q_lo: int, rows: tuple[int, int], hd: int,
     row's :func:`local_scale` (x :data:`LOCAL_FACTOR`), per column, the spread of the
     other rows' offsets (where the rows differ anyway, e.g. a sample edge that is not
     parallel to the rotation axis) and, near the volume's ends, the sample's trend along
-    the rows (:func:`end_trend`)."""
+    the rows (:func:`end_trend`); 0 where the offset is a sample feature moving across the
+    columns from row to row (:func:`~nsgen.prep.robust_moving.moving`: a defect of the
+    detector stays in its columns)."""
     start, stop = rows
     n_i = qs.shape[1] - 1
     z = np.empty((stop - start, n_i))
@@ -260,6 +263,7 @@ def offset_scores(qs: np.ndarray, q_lo: int, rows: tuple[int, int], hd: int,
                        spread)
             unit = np.maximum(unit, spread)
         z[i - start] = qs[i - q_lo, :n_i] / unit
+    z[moving(qs, z, q_lo, rows, hd, n_rows_total)] = 0.0
     return z
 
 
