@@ -495,13 +495,8 @@ def row_offsets_pair(srt, bg, i, hd, mir, pairs_w, q0, q1):  # pragma: no cover
 def spread(qs, pairs, out):  # pragma: no cover - compiled
     """``out`` = 1.4826 x the median absolute deviation from the median of the rows of
     ``qs`` ``(rows, columns)`` float64, per column (as NumPy's ``median`` over axis 0;
-    ``pairs``: the network for ``rows`` values). ``qs`` may be overwritten. Of
-    :data:`~nsgen.prep._robust_plan.ROW_MEDIAN` rows (every row's but near the volume's
-    ends) in registers (:func:`~nsgen.prep._robust_net.spread_rows`)."""
+    ``pairs``: the network for ``rows`` values). ``qs`` is overwritten."""
     m, n_i = qs.shape
-    if m == _plan.ROW_MEDIAN:
-        _net.spread_rows(qs, out)
-        return
     med = np.empty(n_i)
     _sort_rows(qs, m, pairs, n_i)
     _median_sorted(qs, m, med)
