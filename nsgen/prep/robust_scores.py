@@ -110,14 +110,22 @@ def pooled(ranks_b: list[np.ndarray]) -> np.ndarray:
     the angles; a sort of ``blocks x QUANTILES`` values, not of every angle)."""
     pool = np.ascontiguousarray(np.concatenate(ranks_b, axis=1).transpose(1, 0, 2))
     n = pool.shape[0]
-    idx = np.unique(np.linspace(0, n - 1, QUANTILES).round().astype(np.intp))
+    idx, runs = _pool_index([r.shape[1] for r in ranks_b])
     srt = np.empty((pool.shape[1], idx.size, pool.shape[2]), np.float32)
-    # each block's ranks are sorted: runs of that many when they are alike
-    runs = ranks_b[0].shape[1] if len({r.shape[1] for r in ranks_b}) == 1 else 1
-    runs = runs if runs & (runs - 1) == 0 else 1
     _rj.ranked_rows(pool, 0, n, *_rj.sort_plan(n, runs), idx, srt, np.zeros(1, np.intp), 0,
                     np.empty((0, 0, 0), np.float32))
     return srt
+
+
+def _pool_index(counts: list[int]) -> tuple[np.ndarray, int]:
+    """Of the blocks' ranks pooled (``counts`` ranks per block): the ranks kept
+    (:data:`QUANTILES` evenly spaced) and the sorted runs the pool is made of (each
+    block's ranks are sorted: runs of that many when all blocks have as many, a power of
+    2; else 1)."""
+    n = sum(counts)
+    idx = np.unique(np.linspace(0, n - 1, QUANTILES).round().astype(np.intp))
+    runs = counts[0] if len(set(counts)) == 1 else 1
+    return idx, runs if runs & (runs - 1) == 0 else 1
 
 
 def raw_ranks(raw: np.ndarray,
@@ -130,18 +138,15 @@ def raw_ranks(raw: np.ndarray,
     the normalised volume never stored (each tile of a row is normalised, ranked and pooled
     while it is in the cache).
     """
-    counts = [rank_index(int(e1 - e0)).size for e0, e1 in zip(edges[:-1], edges[1:])]
-    idx = [rank_index(int(e1 - e0)) for e0, e1 in zip(edges[:-1], edges[1:])]
     sizes = [int(e1 - e0) for e0, e1 in zip(edges[:-1], edges[1:])]
+    idx = [rank_index(n) for n in sizes]
+    counts = [i.size for i in idx]
     runs = 1
     if len(counts) > 1:
-        n = sum(counts)
-        idx.append(np.unique(np.linspace(0, n - 1, QUANTILES).round().astype(np.intp)))
-        counts.append(idx[-1].size)
-        sizes.append(n)
-        # each block's ranks are sorted: runs of that many when they are alike
-        runs = counts[0] if len(set(counts[:-1])) == 1 else 1
-        runs = runs if runs & (runs - 1) == 0 else 1
+        pool_idx, runs = _pool_index(counts)
+        sizes.append(sum(counts))
+        idx.append(pool_idx)
+        counts.append(pool_idx.size)
     plans = _rj.set_plans(tuple(sizes), runs)
     cut = np.cumsum([0] + counts).astype(np.int64)
     out = np.empty((len(counts), raw.shape[1], max(counts), raw.shape[2]), np.float32)
