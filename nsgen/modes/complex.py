@@ -32,7 +32,7 @@ import numpy as np
 from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.modes.synthetic import check, objects_record, project_sample, volume_path
-from nsgen.prep.scaling import EMPTY, UINT16_MAX, Bounds, to_uint16
+from nsgen.prep.scaling import EMPTY, UINT16_MAX, Bounds, to_uint16_numpy
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.flats import (
@@ -56,7 +56,7 @@ __all__ = ["ENGINE_PRELOAD", "check", "run_sample", "shift_offsets", "DELTA", "N
 #: (:class:`~nsgen.engine.pipeline.Engine` ``preload``): the stages. No process of complex
 #: mode loads Numba (its set-up, ~0.45 CPU-s, was the largest part of the serial start-up):
 #: the clean images are scaled by NumPy row by row (:func:`clean_uint16`), the defect
-#: pixels' few values by :func:`to_uint16` on a flat view (its NumPy branch)
+#: pixels' few values by :func:`~nsgen.prep.scaling.to_uint16_numpy`
 ENGINE_PRELOAD = ("nsgen.modes.complex",)
 
 #: detector miscalibration strength of the stripe inputs (docs/science.md B 4.5)
@@ -204,26 +204,12 @@ class ComplexImages:
             yield volume_path(sample, "clean", v), clean[k]
         for i, (r, c, values) in enumerate(self.rows.defects(chunk, tau)):
             name = f"shift{i:02d}"
-            u = scale_values(values, self.bounds)
+            u = to_uint16_numpy(values, self.bounds)
             for k, v in enumerate(range(chunk.start, chunk.stop)):
                 image = clean[k].copy()
                 here = r == k
                 image[:, c[here]] = u[here].T
                 yield volume_path(sample, name, v), image
-
-
-def scale_values(values: np.ndarray, bounds: Bounds) -> np.ndarray:
-    """:func:`to_uint16` of the defect pixels' ``values`` (the same integers) through its
-    NumPy branch, a flat view: the arrays are small, and Numba's set-up in each process
-    would cost more than the whole sample's scaling of them.
-
-    Examples
-    --------
-    >>> v = np.array([[0.0, 0.25], [1.0, np.nan]], np.float32)
-    >>> scale_values(v, Bounds(0.0, 1.0)).tolist()
-    [[0, 16384], [65535, 0]]
-    """
-    return to_uint16(values.reshape(-1), bounds).reshape(values.shape)
 
 
 def clean_uint16(tau: np.ndarray, bounds: Bounds) -> np.ndarray:
@@ -233,6 +219,7 @@ def clean_uint16(tau: np.ndarray, bounds: Bounds) -> np.ndarray:
     Examples
     --------
     >>> tau = np.random.default_rng(0).uniform(0.0, 1.2, (3, 4, 5)).astype(np.float32)
+    >>> from nsgen.prep.scaling import to_uint16
     >>> b = Bounds(-0.1, 3.0)
     >>> bool((clean_uint16(tau, b) == to_uint16(neg_log(tau), b)).all())
     True

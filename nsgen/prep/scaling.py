@@ -60,14 +60,28 @@ def to_uint16(x: np.ndarray, bounds: Bounds) -> np.ndarray:
     [0, 32768, 65535, 65535]
     """
     span = bounds.hi - bounds.lo
-    if not span > 0:
-        return np.zeros(np.shape(x), dtype=np.uint16)
     x = np.asarray(x)
-    if x.size >= COMPILED_SIZE and x.ndim == 2 and x.dtype in (np.float32, np.float64):
+    if (span > 0 and x.size >= COMPILED_SIZE and x.ndim == 2
+            and x.dtype in (np.float32, np.float64)):
         from nsgen.prep._scaling_jit import scale_rows   # compiled, cached on disk
         out = np.empty(x.shape, np.uint16)
         scale_rows(x, float(bounds.lo), UINT16_MAX / span, out)
         return out
+    return to_uint16_numpy(x, bounds)
+
+
+def to_uint16_numpy(x: np.ndarray, bounds: Bounds) -> np.ndarray:
+    """:func:`to_uint16` by NumPy alone, whatever the size (the same integers; no compiler
+    loaded: for a process that scales only a few values).
+
+    Examples
+    --------
+    >>> to_uint16_numpy(np.array([[0.0, 0.25], [1.0, np.nan]]), Bounds(0.0, 1.0)).tolist()
+    [[0, 16384], [65535, 0]]
+    """
+    span = bounds.hi - bounds.lo
+    if not span > 0:
+        return np.zeros(np.shape(x), dtype=np.uint16)
     y = (np.asarray(x, dtype=np.float64) - bounds.lo) * (UINT16_MAX / span)
     np.clip(y, 0, UINT16_MAX, out=y)
     y[np.isnan(y)] = 0
