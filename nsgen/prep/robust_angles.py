@@ -77,7 +77,7 @@ def angle_bins(edges: np.ndarray, n_k: int) -> np.ndarray:
 
 
 def refine(out: np.ndarray, xb: np.ndarray, bins: np.ndarray, edges: np.ndarray,
-           evidence: np.ndarray | None = None) -> None:
+           evidence: np.ndarray) -> None:
     """Angles of the stripes found in some angle blocks but not all, to the bin (in place).
 
     ``out`` ``(angles, rows, columns)`` holds the block flags; ``xb`` ``(rows, bins,
@@ -89,7 +89,7 @@ def refine(out: np.ndarray, xb: np.ndarray, bins: np.ndarray, edges: np.ndarray,
     :data:`CUT` of its median over the blocks with the stripe (:func:`best_interval`, each
     bin weighted by its angles); dropped where that range does not :func:`stands_out` or,
     for stripes found by runs of blocks (``evidence`` per row and column: :data:`WHOLE`,
-    :data:`RUN`, :data:`POOLED`; all :data:`RUN` when not given), is not a step in its
+    :data:`RUN`, :data:`POOLED`), is not a step in its
     trace (:func:`is_step`; runs found only with their columns pooled: flat, and standing
     out :data:`WEAK_STAND_OUT` times).
     """
@@ -120,7 +120,7 @@ def refine(out: np.ndarray, xb: np.ndarray, bins: np.ndarray, edges: np.ndarray,
             amp = np.median(t[on[blk]])
             keep = best_interval(width * (np.sign(amp) * t - CUT * abs(amp)),
                                  np.ones(t.size, bool))
-            ev = RUN if evidence is None else int(evidence[j, c:c1].min())
+            ev = int(evidence[j, c:c1].min())
             if not (stands_out(t, keep, abs(amp), WEAK_STAND_OUT if ev == POOLED else STAND_OUT)
                     and (ev == WHOLE or is_step(t, keep, amp, PLATEAU if ev == POOLED else 0.0))):
                 keep[:] = False

@@ -153,7 +153,7 @@ def moving(qs: np.ndarray, z: np.ndarray, q_lo: int, rows: tuple[int, int], hd: 
         ok &= ~(np.abs(speeds[[reach - 1, reach]]) < STAYS).any(axis=0)
         v = np.zeros(c0.size)
         v[ok] = np.nanmedian(speeds[:, ok], axis=0)
-        for r, a, b in zip(j[np.abs(v) >= SPEED], c0[np.abs(v) >= SPEED],
-                           c1[np.abs(v) >= SPEED]):
+        fast = np.abs(v) >= SPEED
+        for r, a, b in zip(j[fast], c0[fast], c1[fast]):
             out[r - start, a:b] = True
     return out
