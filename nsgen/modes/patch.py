@@ -36,14 +36,15 @@ from nsgen.modes.real import ENGINE_PRELOAD as REAL_PRELOAD
 from nsgen.modes.real import (flags_and_pass_one, add_range_used, check_mask_source, check_scans, interior,
                               run_shifts, scan_bounds, shift_flags, sizing_for, summarise,
                               union)
-from nsgen.prep.patches import column_extremes, crop_bounds, patch_views, scaled_patches
+from nsgen.prep.patches import (column_extremes, crop_bounds, patch_stack_shape, patch_views,
+                                 scaled_patches)
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.stripes import PATCH, stripe_spans
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import ScanStage
-from nsgen.stages.write import WriteStage, Written, range_of
+from nsgen.stages.write import WriteStage, Written, range_of, releases_images
 
 __all__ = ["ENGINE_PRELOAD", "check", "run_sample"]
 
@@ -300,9 +301,7 @@ _BUFFERS: list[list[np.ndarray]] = []
 def _take_buffers(shape: tuple[int, int], patch_shape: tuple[int, int]) -> list[np.ndarray]:
     """Two buffers for a row of ``shape`` scaled into patches: kept ones of that size,
     or new ones."""
-    r, c = crop_bounds(shape, patch_shape)
-    ph, pw = patch_shape
-    want = ((r.stop - r.start) // ph * ((c.stop - c.start) // pw), ph, pw)
+    want = patch_stack_shape(shape, patch_shape)
     while _BUFFERS:
         ring = _BUFFERS.pop()
         if ring[0].shape == want:
@@ -397,7 +396,7 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
         label="percentiles"), sizing)))
     make_artefact_dirs(run.dir)
     writer = run.writer()
-    images = PatchImages(cutter, run.tag, bounds, bool(getattr(writer, "releases_images", False)))
+    images = PatchImages(cutter, run.tag, bounds, releases_images(writer))
     written = run.run(WriteStage(ScanStage(source, shape, dtype, sizing.chunk_rows), images,
                                  writer), sizing)
     files: list[dict[str, Any]] = []

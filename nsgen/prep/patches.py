@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["ScaledPatches", "column_extremes", "crop_bounds", "crop_to_multiple",
-           "patch_views", "scaled_patches", "split_patches"]
+           "patch_stack_shape", "patch_views", "scaled_patches", "split_patches"]
 
 
 def _patch_shape(a: np.ndarray, patch_shape: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -117,6 +117,20 @@ def _grid(a: np.ndarray, patch_shape: tuple[int, int]) -> tuple[int, int, int, i
     rows, cols = crop_bounds((h, w), (ph, pw))
     return (rows.start, cols.start, ph, pw, (rows.stop - rows.start) // ph,
             (cols.stop - cols.start) // pw)
+
+
+def patch_stack_shape(shape: tuple[int, int], patch_shape: tuple[int, int]
+                      ) -> tuple[int, int, int]:
+    """``(patches, ph, pw)``: the shape of the stacked patches of a ``shape`` sinogram (the
+    images of :func:`scaled_patches`).
+
+    Examples
+    --------
+    >>> patch_stack_shape((10, 10), (4, 3))
+    (6, 4, 3)
+    """
+    _, _, ph, pw, nh, nw = _grid(np.broadcast_to(np.uint8(0), shape), patch_shape)
+    return nh * nw, ph, pw
 
 
 def patch_views(a: np.ndarray, patch_shape: tuple[int, int]) -> list[np.ndarray]:

@@ -26,7 +26,7 @@ from nsgen.engine import profile
 from nsgen.engine.pipeline import Chunk, SlotSpec, Stage, WorkResult
 
 __all__ = ["IMAGES_AHEAD", "ChunkImages", "ImageWriter", "RowSource", "Written", "WriteStage",
-           "range_of", "range_used"]
+           "range_of", "range_used", "releases_images"]
 
 #: images a write stage's worker makes ahead of the one being written
 IMAGES_AHEAD = 4
@@ -54,6 +54,12 @@ class ImageWriter(Protocol):
     def write(self, items: Iterable[Image]) -> tuple[int, int, dict[str, str]]:
         """Write every ``(path, image)``; return files and bytes written and a checksum
         of each path's pixels (recorded in the manifest, verified by ``check --deep``)."""
+
+
+def releases_images(writer: ImageWriter) -> bool:
+    """Whether ``writer`` keeps no image once it asks for the next (a mode may then yield
+    :class:`Written` and use the image's buffer again)."""
+    return bool(getattr(writer, "releases_images", False))
 
 
 class ChunkImages(Protocol):
@@ -134,7 +140,7 @@ class WriteStage(Stage):
         stop = threading.Event()
         done = threading.Condition()
         released = [0]      # images the writer is done with (it asked for the next)
-        releases = bool(getattr(self.writer, "releases_images", False))
+        releases = releases_images(self.writer)
 
         def put(item: Any) -> bool:
             while not stop.is_set():
