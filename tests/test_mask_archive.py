@@ -322,8 +322,26 @@ def test_read_mask_bands_gives_the_flags_of_the_whole_mask(tmp_path, layout, pat
     for b, (k0, k1) in enumerate(bands):
         assert np.array_equal(banded[b], mask[k0:k1].any(axis=0))
     assert np.array_equal(band_flags(banded, patch_shape), mask_flags(mask, patch_shape))
+    assert np.array_equal(band_flags(banded, patch_shape), _patch_flags(mask, patch_shape))
     if patch_shape is None:
         assert band_flags(banded, None)[:, 0].tolist() == [r in (1, 2, 4, 6, 8) for r in range(9)]
+
+
+def _patch_flags(mask: np.ndarray, patch_shape: tuple[int, int] | None) -> np.ndarray:
+    """The definition: any voxel set in each cropped patch (p = w * nh + h) or row."""
+    if patch_shape is None:
+        return mask.any(axis=(0, 2))[:, None]
+    n_angles, rows, n_cols = mask.shape
+    ph, pw = patch_shape
+    rs = slice((n_angles % ph) // 2, (n_angles % ph) // 2 + n_angles // ph * ph)
+    cs = slice((n_cols % pw) // 2, (n_cols % pw) // 2 + n_cols // pw * pw)
+    nh, nw = n_angles // ph, n_cols // pw
+    out = np.zeros((rows, nw * nh), bool)
+    for h in range(nh):
+        for w in range(nw):
+            patch = mask[rs][h * ph:(h + 1) * ph, :, cs][:, :, w * pw:(w + 1) * pw]
+            out[:, w * nh + h] = patch.any(axis=(0, 2))
+    return out
 
 
 def test_read_mask_bands_errors(tmp_path):

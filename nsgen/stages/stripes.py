@@ -331,15 +331,8 @@ def mask_flags(mask: np.ndarray, patch_shape: tuple[int, int] | None) -> np.ndar
     >>> mask_flags(m, (2, 3)).tolist()      # angles 0-1, columns 3-5: p = 1 * 2 + 0
     [[False, False, False, False], [False, False, True, False]]
     """
-    if patch_shape is None:
-        return np.asarray(mask.any(axis=(0, 2)))[:, None]
-    n_angles, rows, n_cols = mask.shape
-    rs, cs = crop_bounds((n_angles, n_cols), patch_shape)
-    ph, pw = patch_shape
-    cropped = mask[rs, :, cs]
-    nh, nw = cropped.shape[0] // ph, cropped.shape[2] // pw
-    blocks = np.asarray(cropped.reshape(nh, ph, rows, nw, pw).any(axis=(1, 4)))  # nh, rows, nw
-    return blocks.transpose(1, 2, 0).reshape(rows, nw * nh)
+    banded = np.stack([mask[a:b].any(axis=0) for a, b in mask_bands(mask.shape[0], patch_shape)])
+    return band_flags(banded, patch_shape)
 
 
 def mask_bands(n_angles: int, patch_shape: tuple[int, int] | None) -> list[tuple[int, int]]:
