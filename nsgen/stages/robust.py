@@ -50,9 +50,14 @@ from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import ScanStage, load_flat_field, read_scan_rows
 from nsgen.stages.stripes import JIT_OVERHEAD, StepClock, mask_flags
 
-__all__ = ["RobustDecideStage", "RobustFeatureStage", "RobustOffsetStage", "balanced",
-           "RowBins", "detect_robust", "memory_rows"]
+__all__ = ["ROBUST_PRELOAD", "RobustDecideStage", "RobustFeatureStage", "RobustOffsetStage",
+           "RowBins", "balanced", "detect_robust", "memory_rows"]
 
+#: what the engine's processes import once, in the forkserver, for ``nsgen mask``
+#: (:class:`~nsgen.engine.pipeline.Engine` ``preload``): these stages, and the compiled
+#: kernels of the three passes loaded (:mod:`nsgen.prep._robust_preload`; the reader and
+#: each worker imported the stages and set Numba up again: ~0.7 CPU-s per process)
+ROBUST_PRELOAD = ("nsgen.stages.robust", "nsgen.prep._robust_preload")
 #: float32 copies of a row a pass-one worker holds (its features, ~0.13 of a row at 1801
 #: angles, twice, and the strong flags; the normalised volume is never made:
 #: :func:`~nsgen.prep.stripe_robust.raw_feature_parts`)
