@@ -22,8 +22,8 @@ def signatures():
     return sum(len(d.signatures) for d in gc.get_objects() if isinstance(d, CPUDispatcher))
 before = signatures()
 from nsgen.prep import _robust_preload as p
-from nsgen.stages.scan_stages import load_flat_field
-load_flat_field()   # (pass one's prepare)
+from nsgen.stages.robust import RobustFeatureStage
+RobustFeatureStage.prepare(RobustFeatureStage(None, (1, 1, 4), "<u2", 1))
 p.SHAPE = (361, 40, 70)
 assert p.load()
 print(signatures() - before)

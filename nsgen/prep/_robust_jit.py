@@ -549,3 +549,27 @@ def strong_columns(srt, mir, pairs_w, strong, out):  # pragma: no cover - compil
         bar = strong * robust_scale(q)
         for t in range(n_i):
             out[j, t] = abs(q[t]) > bar
+
+
+@nb.njit(**_JIT)
+def raw_bin_means(raw, j0, j1, dark, lo, hi, ln_den, bins, means):  # pragma: no cover
+    """:func:`bin_means` of the rows ``j0:j1`` of raw projections ``raw`` ``(angles, rows,
+    columns)`` normalised on the way (:func:`~nsgen.prep._normalise_jit.normalise_row`, with
+    the pixel constants ``dark, lo, hi, ln_den`` ``(rows, columns)`` float32 of ``raw``'s
+    rows) into ``means[j - j0]``: the same values as of
+    :func:`~nsgen.prep.normalise.flat_field_log`'s volume, which is never made."""
+    n_i = raw.shape[2]
+    acc = np.zeros(n_i)
+    row = np.empty(n_i, np.float32)
+    for j in range(j0, j1):
+        for b in range(bins.shape[0] - 1):
+            for t in range(n_i):
+                acc[t] = 0.0
+            for k in range(bins[b], bins[b + 1]):
+                _nj.normalise_row(raw[k, j], dark[j], lo[j], hi[j], ln_den[j], row)
+                for t in range(n_i):
+                    acc[t] += np.float64(row[t])
+            width = np.float64(bins[b + 1] - bins[b])
+            mrow = means[j - j0, b]
+            for t in range(n_i):
+                mrow[t] = np.float32(acc[t] / width)

@@ -30,8 +30,7 @@ def load() -> bool:
     True
     """
     try:
-        from nsgen.prep.normalise import flat_field_log
-        from nsgen.prep.stripe_robust import (bin_means, decide_offsets, feature_layout,
+        from nsgen.prep.stripe_robust import (decide_offsets, feature_layout, raw_bin_means,
                                               raw_feature_parts, set_offsets)
         n_k, n_j, n_i = SHAPE
         rng = np.random.default_rng(0)
@@ -44,9 +43,7 @@ def load() -> bool:
         sets = [np.ascontiguousarray(feat[:, a:b]) for a, b in zip(cut[:-1], cut[1:])]
         flags = [feat[:, cut[-1] + n] > 0.5 for n in range(len(sizes))]
         qs = set_offsets(sets, flags, 0, (0, n_j), n_j)
-        xb = np.stack([bin_means(flat_field_log(raw[:, j:j + 1], flat[j:j + 1],
-                                                dark[j:j + 1], sinograms_first=False))[0]
-                       for j in range(n_j)])
+        xb = np.concatenate([raw_bin_means(raw, flat, dark, (j, j + 1)) for j in range(n_j)])
         decide_offsets(qs, 0, xb, (0, n_j), n_j, n_k)
         return True
     except Exception:  # noqa: BLE001 - see the module's docstring
