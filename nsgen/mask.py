@@ -274,7 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         mask = Spill.create(work / "mask.bits", (n_angles, n_rows, -(-n_cols // 8)), "uint8")
         weights = (Spill.create(work / "weights.f32", shape, "float32")
                    if a.weights else None)
-        with Engine(n_workers) as engine:
+        preload: Sequence[str] = ()
+        if detector != "larix":   # its stages and kernels, loaded once in the forkserver
+            from nsgen.stages import robust
+            preload = robust.ROBUST_PRELOAD
+        with Engine(n_workers, preload) as engine:
             run = StageRunner(engine, log, n_workers, chunk_size, memory, key)
             source = decompressed(run, source, shape, dtype, work)
             flags = detect_stripes(run, source, shape, dtype, params, work,

@@ -218,3 +218,40 @@ def test_normalisation_is_monotone_in_the_clipped_difference():
         y = out[0, 0, :m]
         assert y[0] <= last and bool((y[1:] <= y[:-1]).all()), b0
         last = y[-1]
+
+
+def reference_robust_scale(q):
+    """NumPy form: 1.4826 x the MAD of the non-zero values (0 for at most 8), >= 1e-12."""
+    nz = q[q != 0]
+    s = 1.4826 * np.median(np.abs(nz - np.median(nz))) if nz.size > 8 else 0.0
+    return max(float(s), 1e-12)
+
+
+@pytest.mark.parametrize("n", [0, 8, 9, 10, 17, 2560, 2561])
+def test_robust_scale_equals_numpys(n):
+    rng = np.random.default_rng(n)
+    q = rng.normal(0, 0.01, n)
+    q[::5] = 0.0                      # zeros left out
+    q[1::7] = -0.0
+    q[2::11] = np.round(q[2::11], 2)  # ties
+    assert rj.robust_scale(q) == reference_robust_scale(q)
+    assert rj.robust_scale(np.ones(n)) == reference_robust_scale(np.ones(n)) == 1e-12
+
+
+@pytest.mark.parametrize("n_i", [9, 45, 300])
+def test_strong_columns_equal_the_row_alone_loop(n_i):
+    """The kernel's flags are |q| > 150 robust scales of each row's offsets alone (no other
+    rows), as the NumPy formulation."""
+    from nsgen.prep.robust_scores import STRONG, strong_columns
+    rng = np.random.default_rng(n_i)
+    srt = np.sort(rng.normal(0, 0.01, (4, 32, n_i)).astype(np.float32), axis=1)
+    srt[1, :, 5] += 50.0            # a dead column
+    srt[2, :, 3:5] -= 3.0           # and a pair
+    srt[3] = 0.0                    # a row of zeros (scale 1e-12)
+    mir = _mirror_table(n_i)
+    want = np.empty((4, n_i), bool)
+    for j in range(4):
+        q = reference_offsets(srt, j, [], mir.shape[0] // 2)
+        want[j] = np.abs(q) > STRONG * reference_robust_scale(q)
+    got = strong_columns(srt)
+    assert np.array_equal(got, want) and got[1, 5] and got[2, 3:5].all()

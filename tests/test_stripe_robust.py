@@ -200,6 +200,22 @@ def test_features_from_raw_projections_equal_those_of_the_normalised_volume():
     assert got[1, sum(sizes):, 9].all()
 
 
+@pytest.mark.parametrize("n_k, dtype", [(1801, "<u2"), (200, "<f4"), (97, "<u2")])
+def test_bin_means_from_raw_projections_equal_those_of_the_normalised_volume(n_k, dtype):
+    """raw_bin_means (pass three's RowBins: no normalised rows stored) gives bin_means'
+    values of flat_field_log's volume, row by row (none with one angle block)."""
+    rng = np.random.default_rng(n_k)
+    raw = rng.normal(2e4, 300, (n_k, 3, 37)).astype(dtype)
+    raw[:, 1, :4] = 0      # below the dark: the lowest ratio
+    flat = rng.uniform(3e4, 5e4, (3, 37)).astype(np.float32)
+    flat[2, 5] = np.nan    # a pixel without signal
+    dark = np.full((3, 37), 100, np.float32)
+    want = stripe_robust.bin_means(flat_field_log(raw, flat, dark, sinograms_first=False))
+    assert np.array_equal(stripe_robust.raw_bin_means(raw, flat, dark), want)
+    assert np.array_equal(stripe_robust.raw_bin_means(raw, flat, dark, (1, 2)), want[1:2])
+    assert want.shape[1] == stripe_robust.feature_layout(n_k)[1]
+
+
 def test_the_columns_of_a_wide_stripe_add_their_evidence(monkeypatch):
     """A 4-column stripe too faint for any column alone is found with its columns' scores
     pooled (stripe_robust.POOL_FLOOR), in its row and columns only."""

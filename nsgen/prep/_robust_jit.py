@@ -509,3 +509,67 @@ def spread(qs, pairs, out):  # pragma: no cover - compiled
     for t in range(n_i):
         out[t] = 1.4826 * out[t]
 
+
+
+@nb.njit(**_JIT)
+def robust_scale(q):  # pragma: no cover - compiled
+    """1.4826 x the median absolute deviation from the median of the non-zero values of
+    ``q`` (1-D float64; 0 for at most 8 of them), at least 1e-12: the medians as NumPy's
+    (an even count's ``(a + b) / 2`` in float64)."""
+    n = 0
+    for t in range(q.shape[0]):
+        if q[t] != 0:
+            n += 1
+    s = 0.0
+    if n > 8:
+        nz = np.empty(n)
+        m = 0
+        for t in range(q.shape[0]):
+            if q[t] != 0:
+                nz[m] = q[t]
+                m += 1
+        med = np.median(nz)
+        for t in range(n):
+            nz[t] = abs(nz[t] - med)
+        s = 1.4826 * np.median(nz)
+    return max(s, 1e-12)
+
+
+@nb.njit(**_JIT)
+def strong_columns(srt, mir, pairs_w, strong, out):  # pragma: no cover - compiled
+    """``out[j, i]`` = whether ``|q[i]|`` exceeds ``strong`` :func:`robust_scale` of ``q``,
+    the :func:`row_offsets` of row ``j`` of the ranked rows ``srt`` ``(rows, ranks,
+    columns)`` alone (no other rows), for every row (``mir``, ``pairs_w``: the window
+    across columns and its network)."""
+    n_j, n_i = srt.shape[0], srt.shape[2]
+    q = np.empty(n_i)
+    none = np.empty((0, 2), np.int64)
+    for j in range(n_j):
+        row_offsets(srt, srt, j, 0, 0, none, mir, pairs_w, q)
+        bar = strong * robust_scale(q)
+        for t in range(n_i):
+            out[j, t] = abs(q[t]) > bar
+
+
+@nb.njit(**_JIT)
+def raw_bin_means(raw, j0, j1, dark, lo, hi, ln_den, bins, means):  # pragma: no cover
+    """:func:`bin_means` of the rows ``j0:j1`` of raw projections ``raw`` ``(angles, rows,
+    columns)`` normalised on the way (:func:`~nsgen.prep._normalise_jit.normalise_row`, with
+    the pixel constants ``dark, lo, hi, ln_den`` ``(rows, columns)`` float32 of ``raw``'s
+    rows) into ``means[j - j0]``: the same values as of
+    :func:`~nsgen.prep.normalise.flat_field_log`'s volume, which is never made."""
+    n_i = raw.shape[2]
+    acc = np.zeros(n_i)
+    row = np.empty(n_i, np.float32)
+    for j in range(j0, j1):
+        for b in range(bins.shape[0] - 1):
+            for t in range(n_i):
+                acc[t] = 0.0
+            for k in range(bins[b], bins[b + 1]):
+                _nj.normalise_row(raw[k, j], dark[j], lo[j], hi[j], ln_den[j], row)
+                for t in range(n_i):
+                    acc[t] += np.float64(row[t])
+            width = np.float64(bins[b + 1] - bins[b])
+            mrow = means[j - j0, b]
+            for t in range(n_i):
+                mrow[t] = np.float32(acc[t] / width)

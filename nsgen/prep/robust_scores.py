@@ -67,9 +67,7 @@ STRONG = 150.0
 
 def _robust_scale(q: np.ndarray) -> float:
     """1.4826 x the MAD of the non-zero offsets (at least 1e-12)."""
-    nz = q[q != 0]
-    s = 1.4826 * np.median(np.abs(nz - np.median(nz))) if nz.size > 8 else 0.0
-    return max(float(s), 1e-12)
+    return float(_rj.robust_scale(np.ascontiguousarray(q, np.float64)))
 
 
 def column_scores(x: np.ndarray) -> np.ndarray:
@@ -164,14 +162,9 @@ def strong_columns(srt: np.ndarray) -> np.ndarray:
     """Step 4's strong defects (dead, saturated columns) of every row of the ranked rows
     ``srt`` ``(rows, ranks, columns)``, found in the row alone (no other rows): ``|q|`` above
     :data:`STRONG` robust scales of that row; ``(rows, columns)`` bool."""
-    n_j, _, n_i = srt.shape
-    mir = mirror_table(n_i)
-    pairs_w = _rj.network(mir.shape[0])
-    out = np.empty((n_j, n_i), bool)
-    q = np.empty(n_i)
-    for i in range(n_j):
-        _rj.row_offsets(srt, srt, i, 0, 0, _rj.network(0), mir, pairs_w, q)
-        out[i] = np.abs(q) > STRONG * _robust_scale(q)
+    mir = mirror_table(srt.shape[2])
+    out = np.empty((srt.shape[0], srt.shape[2]), bool)
+    _rj.strong_columns(srt, mir, _rj.network(mir.shape[0]), STRONG, out)
     return out
 
 

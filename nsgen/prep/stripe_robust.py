@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsgen.prep._robust_jit import bin_means as _bin_means
+from nsgen.prep._robust_jit import bin_means as _bin_means, raw_bin_means as _raw_bin_means
 from nsgen.prep.normalise import check_raw, pixel_constants
 from nsgen.prep.robust_angles import (POOLED, RUN, RUN_LEVEL, WHOLE, angle_bins, refine,
                                       run_scores)
@@ -75,7 +75,7 @@ from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, dep
 from nsgen.prep.robust_tall import or_tall, split_tall, with_tall  # tall: row-alone path
 
 __all__ = ["HALF_WINDOW", "bin_means", "column_scores", "decide", "decide_offsets", "depth_rule",
-           "feature_layout", "raw_feature_parts", "robust_mask_rows", "row_feature_parts",
+           "feature_layout", "raw_bin_means", "raw_feature_parts", "robust_mask_rows", "row_feature_parts",
            "row_features", "row_offsets", "robust_stripe_mask", "set_offsets"]
 
 #: decision threshold on the robust scores
@@ -216,6 +216,32 @@ def bin_means(x: np.ndarray) -> np.ndarray:
     bins = angle_bins(edges, n_k) if edges.size > 2 else edges[:1]
     out = np.empty((x.shape[1], bins.size - 1, x.shape[2]), np.float32)
     _bin_means(np.ascontiguousarray(x, np.float32), bins, out)
+    return out
+
+
+def raw_bin_means(raw: np.ndarray, flat: np.ndarray, dark: np.ndarray,
+                  rows: tuple[int, int] | None = None) -> np.ndarray:
+    """:func:`bin_means` (the same values) of the rows ``rows`` (default: all) of the raw
+    projections ``raw`` ``(angles, rows, columns)`` with their mean ``flat`` and ``dark``
+    rows, normalised as :func:`~nsgen.prep.normalise.flat_field_log` on the way (the
+    normalised rows are never stored): ``(rows, bins, columns)`` float32.
+
+    Examples
+    --------
+    >>> from nsgen.prep.normalise import flat_field_log
+    >>> raw = np.random.default_rng(0).integers(100, 900, (180, 3, 8)).astype(np.uint16)
+    >>> flat, dark = np.full((3, 8), 1000.0), np.zeros((3, 8))
+    >>> x = flat_field_log(raw, flat, dark, sinograms_first=False)
+    >>> bool(np.array_equal(raw_bin_means(raw, flat, dark, (1, 3)), bin_means(x)[1:3]))
+    True
+    """
+    raw, flat, dark = check_raw(raw, flat, dark)
+    n_k = raw.shape[0]
+    j0, j1 = rows or (0, raw.shape[1])
+    edges = _blocks(n_k)
+    bins = angle_bins(edges, n_k) if edges.size > 2 else edges[:1]
+    out = np.empty((j1 - j0, bins.size - 1, raw.shape[2]), np.float32)
+    _raw_bin_means(raw, j0, j1, *pixel_constants(flat, dark), bins, out)
     return out
 
 

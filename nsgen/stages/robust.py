@@ -39,20 +39,24 @@ from nsgen.engine.sizing import DEFAULT_MEMORY_SHARE, Sizing, available_memory
 from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
 from nsgen.prep.detect_params import DetectParams
-from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.robust_tall import TALL_SETS  # tall
 from nsgen.prep.stripe_detect import rows_to_read
-from nsgen.prep.stripe_robust import (bin_means, decide_offsets, depth_rule,
-                                      feature_layout, raw_feature_parts, set_offsets)
+from nsgen.prep.stripe_robust import (decide_offsets, depth_rule, feature_layout,
+                                      raw_bin_means, raw_feature_parts, set_offsets)
 from nsgen.runner import StageRunner
 from nsgen.stages.scan_sizing import row_sizing, scan_sizing
 from nsgen.stages.scan_source import ScanSource
-from nsgen.stages.scan_stages import ScanStage, load_flat_field, read_scan_rows
+from nsgen.stages.scan_stages import ScanStage, read_scan_rows
 from nsgen.stages.stripes import JIT_OVERHEAD, StepClock, mask_flags
 
-__all__ = ["RobustDecideStage", "RobustFeatureStage", "RobustOffsetStage", "balanced",
-           "RowBins", "detect_robust", "memory_rows"]
+__all__ = ["ROBUST_PRELOAD", "RobustDecideStage", "RobustFeatureStage", "RobustOffsetStage",
+           "RowBins", "balanced", "detect_robust", "memory_rows"]
 
+#: what the engine's processes import once, in the forkserver, for ``nsgen mask``
+#: (:class:`~nsgen.engine.pipeline.Engine` ``preload``): these stages, and the compiled
+#: kernels of the three passes loaded (:mod:`nsgen.prep._robust_preload`; the reader and
+#: each worker imported the stages and set Numba up again: ~0.7 CPU-s per process)
+ROBUST_PRELOAD = ("nsgen.stages.robust", "nsgen.prep._robust_preload")
 #: float32 copies of a row a pass-one worker holds (its features, ~0.13 of a row at 1801
 #: angles, twice, and the strong flags; the normalised volume is never made:
 #: :func:`~nsgen.prep.stripe_robust.raw_feature_parts`)
@@ -94,8 +98,7 @@ class RobustFeatureStage(ScanStage):
 
     def prepare(self) -> None:
         t = time.perf_counter()
-        load_flat_field()
-        # load the compiled kernels
+        # load the compiled kernels (the forkserver of nsgen mask has: ROBUST_PRELOAD)
         raw_feature_parts(np.zeros((1, 1, 4), self.dtype), *np.ones((2, 1, 4), np.float32))
         self._prepared = time.perf_counter() - t
 
@@ -260,9 +263,7 @@ class RowBins:
                 self._read_band(j)
             b0, raw, flat, dark = self._band
             k = j - b0
-            volume = flat_field_log(raw[:, k:k + 1], flat[k:k + 1], dark[k:k + 1],
-                                    sinograms_first=False)
-            self._last = (j, bin_means(volume)[0])
+            self._last = (j, raw_bin_means(raw, flat, dark, (k, k + 1))[0])
             self._asked.add(j)
             self.seconds += time.perf_counter() - t
         return self._last[1]
