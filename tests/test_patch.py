@@ -14,8 +14,8 @@ from helpers import nsgen, tree_digest
 from nsgen.modes.artefacts import synthetic_stripes
 from nsgen.engine.pipeline import Chunk
 from nsgen.io.scan_writer import write_scan
-from nsgen.modes.patch import (PatchCutter, PatchImages, flagged_summary, image_bounds, paste,
-                               patch_bounds)
+from nsgen.modes.patch import (PatchCutter, PatchImages, flagged_summary, image_bounds,
+                               image_paths, paste, patch_bounds)
 from nsgen.modes.real import summarise, union
 from nsgen.prep.patches import column_extremes
 from nsgen.prep.scaling import Bounds, to_uint16
@@ -130,6 +130,14 @@ def test_patch_images_are_the_scaled_images_with_their_range_used(bounds):
     assert order == sorted(order)          # per row: the clean and real images, then stripes
 
 
+def test_image_paths_are_the_paths_written_in_their_order():
+    cutter = _cutter()
+    rows = np.stack([_sinogram(s) for s in range(5)])
+    got = [path for path, *_ in PatchImages(cutter, "0000", Bounds(0.0, 1.0))(Chunk(0, 0, 5),
+                                                                                 rows)]
+    assert got == list(image_paths("0000", 1, cutter.flags))
+
+
 class _Releasing:
     """A writer done with each image when it asks for the next: keeps a copy of each."""
 
@@ -190,3 +198,5 @@ def test_a_run_with_a_mask_is_the_same_bytes_whatever_the_chunks_and_workers(tmp
         files = json.loads((root / "0000" / "manifest.json").read_text())["files"]
         digests.append((tree_digest(root), files))
     assert len(digests[0][0]) == 24 * 4 * 2 - 2 and digests[1] == digests[0] == digests[2]
+    # the temporaries created ahead of the write pass were all written and renamed
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]

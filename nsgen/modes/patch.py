@@ -22,8 +22,8 @@ the flags say which of them count), as in paired mode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterator
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from nsgen.config import Config
 from nsgen.engine import profile
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
+from nsgen.io.tiff import Temporaries, TiffWriter
 from nsgen.modes.artefacts import artefact_records, make_artefact_dirs, stripe_scale
 from nsgen.modes.real import ENGINE_PRELOAD as REAL_PRELOAD
 from nsgen.modes.real import (flags_and_pass_one, add_range_used, check_mask_source, check_scans, interior,
@@ -246,7 +247,7 @@ class PatchImages:
 
     def name(self, v: int, p: int) -> str:
         """File name of patch ``p`` of row ``v`` (in each artefact directory)."""
-        return f"{self.tag}_shift{self.cutter.shift:02d}_{v:04d}_w{p:02d}.tif"
+        return patch_name(self.tag, self.cutter.shift, v, p)
 
     def __call__(self, chunk: Chunk, rows: np.ndarray
                  ) -> Iterator[tuple[str, np.ndarray, float] | Written]:
@@ -292,6 +293,38 @@ class PatchImages:
         if ring is not None:
             yield Written(count)
             _BUFFERS.append(ring)                      # free again: the next chunk's
+
+
+def patch_name(tag: str, shift: int, v: int, p: int) -> str:
+    """File name of patch ``p`` of row ``v`` of a shift (in each artefact directory).
+
+    Examples
+    --------
+    >>> patch_name("0003", 1, 25, 7)
+    '0003_shift01_0025_w07.tif'
+    """
+    return f"{tag}_shift{shift:02d}_{v:04d}_w{p:02d}.tif"
+
+
+def image_paths(tag: str, shift: int, flags: np.ndarray) -> Iterator[str]:
+    """The paths :class:`PatchImages` writes, in its order, given the flags ``(rows,
+    patches)``: per row, the clean or real-artefact image of every patch, then the stripe
+    images of its fake pairs.
+
+    Examples
+    --------
+    >>> list(image_paths("0000", 0, np.array([[False, True]])))    # doctest: +NORMALIZE_WHITESPACE
+    ['0000/fake_artifacts/clean/0000_shift00_0000_w00.tif',
+     '0000/real_artifacts/stripe/0000_shift00_0000_w01.tif',
+     '0000/fake_artifacts/stripe/0000_shift00_0000_w00.tif']
+    """
+    for v, row in enumerate(flags.tolist()):
+        names = [patch_name(tag, shift, v, p) for p in range(len(row))]
+        for real, name in zip(row, names):
+            yield f"{tag}/{'real_artifacts/stripe' if real else 'fake_artifacts/clean'}/{name}"
+        for real, name in zip(row, names):
+            if not real:
+                yield f"{tag}/fake_artifacts/stripe/{name}"
 
 
 #: per process: pairs of row buffers of :class:`PatchImages` not in use
@@ -365,40 +398,65 @@ def patch_flags(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int
 
 
 def pass_one(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
-             dtype: str) -> tuple[np.ndarray, Any]:
+             dtype: str, flags_known: Callable[[np.ndarray], None] | None = None
+             ) -> tuple[np.ndarray, Any]:
     """The flags and pass one's summary. With ``--mask`` and min/max bounds, the flags are
     read from the archive (a serial decompression of the whole mask) on a thread while pass
-    one runs, and combined with its per-patch bounds after."""
+    one runs, and combined with its per-patch bounds after. ``flags_known(flags)`` is
+    called as soon as the flags are known (on that thread, then)."""
     cfg = run.config
     sizing = sizing_for(run, shape, dtype, work_factor=4)
+
+    def read_flags() -> np.ndarray:
+        flags = patch_flags(run, shift, source, shape, dtype)
+        if flags_known is not None:
+            flags_known(flags)
+        return flags
 
     def stage(flags: np.ndarray | None) -> BoundsStage:
         cutter = PatchCutter(cfg.patch_size, flags, cfg.seed, run.sample, shift)
         return BoundsStage(source, shape, dtype, sizing.chunk_rows, cutter=cutter,
                            percentile=cfg.bounds_percentile)
 
-    return flags_and_pass_one(run, lambda: patch_flags(run, shift, source, shape, dtype), stage,
-                              sizing, flagged_summary)
+    return flags_and_pass_one(run, read_flags, stage, sizing, flagged_summary)
 
 
 def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
                dtype: str) -> list[dict[str, Any]]:
-    """Mask flags per patch, bounds pass, write pass; returns the manifest entries."""
+    """Mask flags per patch, bounds pass, write pass; returns the manifest entries.
+
+    Writing TIFFs, the files' empty temporaries are created on a thread from the moment
+    the flags are known until the write pass starts (:class:`~nsgen.io.tiff.Temporaries`:
+    pass one waits for the disk; pass two, busy on every core, then only fills them)."""
     cfg = run.config
     ps = cfg.patch_size
-    flags, summary = pass_one(run, shift, source, shape, dtype)
-    run.log(f"[{run.tag}] shift {shift}: {int(flags.sum())} of {flags.size} patches have real "
-            f"stripes")
-    sizing = sizing_for(run, shape, dtype, work_factor=4)
-    cutter = PatchCutter(ps, flags, cfg.seed, run.sample, shift)
-    bounds = scan_bounds(run, summary, lambda bins: union(run.run(BoundsStage(
-        source, shape, dtype, sizing.chunk_rows, cutter=cutter, refine=bins,
-        label="percentiles"), sizing)))
-    make_artefact_dirs(run.dir)
     writer = run.writer()
-    images = PatchImages(cutter, run.tag, bounds, releases_images(writer))
-    written = run.run(WriteStage(ScanStage(source, shape, dtype, sizing.chunk_rows), images,
-                                 writer), sizing)
+    ahead = Temporaries(writer.root) if isinstance(writer, TiffWriter) else None
+    make_artefact_dirs(run.dir)
+
+    def flags_known(flags: np.ndarray) -> None:
+        if ahead is not None:
+            ahead.start(image_paths(run.tag, shift, flags))
+
+    try:
+        flags, summary = pass_one(run, shift, source, shape, dtype, flags_known)
+        run.log(f"[{run.tag}] shift {shift}: {int(flags.sum())} of {flags.size} patches have "
+                f"real stripes")
+        sizing = sizing_for(run, shape, dtype, work_factor=4)
+        cutter = PatchCutter(ps, flags, cfg.seed, run.sample, shift)
+        bounds = scan_bounds(run, summary, lambda bins: union(run.run(BoundsStage(
+            source, shape, dtype, sizing.chunk_rows, cutter=cutter, refine=bins,
+            label="percentiles"), sizing)))
+        if isinstance(writer, TiffWriter) and ahead is not None:
+            run.say(f"shift {shift}: {ahead.stop()} files created ahead of the write pass")
+            writer = replace(writer, owner=ahead.owner)
+        images = PatchImages(cutter, run.tag, bounds, releases_images(writer))
+        written = run.run(WriteStage(ScanStage(source, shape, dtype, sizing.chunk_rows),
+                                     images, writer), sizing)
+    except BaseException:
+        if ahead is not None:
+            ahead.discard()
+        raise
     files: list[dict[str, Any]] = []
     for v in range(shape[1]):
         for p in range(flags.shape[1]):
