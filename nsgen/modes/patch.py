@@ -23,12 +23,12 @@ the flags say which of them count), as in paired mode.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
 from nsgen.config import Config
-from nsgen.engine import profile
+from nsgen.engine import profile, scratch
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
 from nsgen.io.tiff import Temporaries, TiffWriter
@@ -37,8 +37,9 @@ from nsgen.modes.real import ENGINE_PRELOAD as REAL_PRELOAD
 from nsgen.modes.real import (flags_and_pass_one, add_range_used, check_mask_source, check_scans, interior,
                               run_shifts, scan_bounds, shift_flags, sizing_for, summarise,
                               union)
-from nsgen.prep.patches import (column_extremes, crop_bounds, patch_stack_shape, patch_views,
-                                 scaled_patches)
+from nsgen.prep.normalise import check_raw, pixel_constants
+from nsgen.prep.patches import (column_extremes, crop_bounds, normalised_scaled_patches,
+                                 patch_stack_shape, patch_views)
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
@@ -249,17 +250,19 @@ class PatchImages:
         """File name of patch ``p`` of row ``v`` (in each artefact directory)."""
         return patch_name(self.tag, self.cutter.shift, v, p)
 
-    def __call__(self, chunk: Chunk, rows: np.ndarray
+    def __call__(self, chunk: Chunk, rows: RawChunk
                  ) -> Iterator[tuple[str, np.ndarray, float] | Written]:
-        """Per row, every patch scaled once (all of a row's in one pass,
-        :func:`~nsgen.prep.patches.scaled_patches`): the clean (or real-artefact) images
-        of the row's patches, then the stripe images of its fake pairs, each a scaled patch
-        with the scaled stripe columns pasted on (scaling is per pixel: the same
-        integers). With each image, its :func:`~nsgen.stages.write.range_used`, from the
-        column extremes."""
+        """Per row, every patch normalised and scaled once (all of a row's in one pass
+        from the raw counts, :func:`~nsgen.prep.patches.normalised_scaled_patches`, into a
+        sinogram buffer the process keeps): the clean (or real-artefact) images of the
+        row's patches, then the stripe images of its fake pairs, each a scaled patch with
+        the scaled stripe columns pasted on (scaling is per pixel: the same integers). With
+        each image, its :func:`~nsgen.stages.write.range_used`, from the column extremes."""
         b = self.bounds
         ps = self.cutter.patch_shape
-        ring = _take_buffers(rows.shape[1:], ps) if self.reuse else None
+        raw = rows.raw
+        ring = _take_buffers((raw.shape[0], raw.shape[2]), ps) if self.reuse else None
+        sino = scratch.buffer(SINOGRAM, (raw.shape[0], raw.shape[2]), np.float32)
         count = 0
         row_end: list[int] = []   # images yielded up to the end of each row
         for k, v in enumerate(range(chunk.start, chunk.stop)):
@@ -268,10 +271,11 @@ class PatchImages:
                 if k >= 2:
                     yield Written(row_end[k - 2])      # its buffer's last images are written
                 buffer = ring[k % 2]
-            with profile.phase("scale patches"):
-                scaled = scaled_patches(rows[k], ps, b.lo, b.hi, buffer)
+            with profile.phase("normalise+scale patches"):
+                scaled, _ = normalised_scaled_patches(raw, k, rows.constants, ps, b.lo, b.hi,
+                                                      buffer, sino)
             stripes = []
-            for p, _, spans in self.cutter.patches(v, rows[k], scaled.maxima.max(axis=1)):
+            for p, _, spans in self.cutter.patches(v, sino, scaled.maxima.max(axis=1)):
                 low, high = scaled.low[p], scaled.high[p]
                 sub = "real_artifacts/stripe" if spans is None else "fake_artifacts/clean"
                 yield (f"{self.tag}/{sub}/{self.name(v, p)}", scaled.images[p],
@@ -325,6 +329,54 @@ def image_paths(tag: str, shift: int, flags: np.ndarray) -> Iterator[str]:
         for real, name in zip(row, names):
             if not real:
                 yield f"{tag}/fake_artifacts/stripe/{name}"
+
+
+#: name of the :mod:`~nsgen.engine.scratch` buffer of :class:`PatchImages`' normalised row
+SINOGRAM = "patch sinogram"
+
+
+class RawChunk(NamedTuple):
+    """A chunk's raw counts ``(angles, rows, columns)`` and the
+    :func:`~nsgen.prep.normalise.pixel_constants` of its rows (:class:`RawRows`)."""
+
+    raw: np.ndarray
+    constants: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass
+class RawRows:
+    """Pass two's source (:class:`~nsgen.stages.write.RowSource`): the reader of ``scan``
+    (a :class:`~nsgen.stages.scan_stages.ScanStage`), whose chunks' raw counts it delivers
+    with their rows' normalisation constants (:class:`RawChunk`) instead of normalised
+    sinograms: :class:`PatchImages` normalises each row as it scales it."""
+
+    scan: ScanStage
+    label: str = "raw rows"
+
+    def chunks(self) -> list[Chunk]:
+        return self.scan.chunks()
+
+    def slot_spec(self, chunk: Chunk) -> Any:
+        return self.scan.slot_spec(chunk)
+
+    def read(self, chunk: Chunk, out: Any) -> None:
+        self.scan.read(chunk, out)
+
+    def prefetch(self) -> None:
+        self.scan.prefetch()
+
+    def prepare(self) -> None:
+        # load the compiled kernel and fault the row buffer in while the reader reads
+        a, _, c = self.scan.shape
+        ones = np.ones((1, 1, 4), np.uint16)
+        normalised_scaled_patches(ones, 0, pixel_constants(ones[0] * 2, ones[0] * 0), (1, 4),
+                                  0.0, 1.0)
+        scratch.buffer(SINOGRAM, (a, c), np.float32).fill(0)
+
+    def values(self, chunk: Chunk, data: list[np.ndarray]) -> RawChunk:
+        """The chunk's raw counts and constants (see :class:`RawChunk`)."""
+        raw, flat, dark = check_raw(*data)
+        return RawChunk(raw, pixel_constants(flat, dark))
 
 
 #: per process: pairs of row buffers of :class:`PatchImages` not in use
@@ -451,7 +503,7 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
             run.say(f"shift {shift}: {ahead.stop()} files created ahead of the write pass")
             writer = replace(writer, owner=ahead.owner)
         images = PatchImages(cutter, run.tag, bounds, releases_images(writer))
-        written = run.run(WriteStage(ScanStage(source, shape, dtype, sizing.chunk_rows),
+        written = run.run(WriteStage(RawRows(ScanStage(source, shape, dtype, sizing.chunk_rows)),
                                      images, writer), sizing)
     except BaseException:
         if ahead is not None:
