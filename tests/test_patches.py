@@ -9,8 +9,8 @@ import pytest
 
 from nsgen.prep.normalise import flat_field_log, pixel_constants
 from nsgen.prep.patches import (column_extremes, crop_bounds, crop_to_multiple,
-                                normalised_scaled_patches, patch_views, scaled_patches,
-                                split_patches)
+                                normalised_column_extremes, normalised_scaled_patches,
+                                patch_views, scaled_patches, split_patches)
 from nsgen.prep.scaling import Bounds, to_uint16
 
 
@@ -128,7 +128,7 @@ def test_scaled_patches_are_to_uint16_of_each_patch(shape, patch, odd, bounds):
 @pytest.mark.parametrize("dtype", ["uint16", "float32"])
 @pytest.mark.parametrize("shape,patch", GRIDS)
 @pytest.mark.parametrize("bounds", [Bounds(-0.2, 2.1), Bounds(0.3, 0.9), Bounds(1.0, 1.0)])
-def test_normalised_scaled_patches_are_the_scaled_patches_of_the_normalised_row(
+def test_normalised_row_kernels_are_the_kernels_of_the_normalised_row(
         shape, patch, dtype, bounds):
     r = np.random.default_rng(sum(shape))
     angles, columns = shape
@@ -145,6 +145,11 @@ def test_normalised_scaled_patches_are_the_scaled_patches_of_the_normalised_row(
         plain = scaled_patches(want[k], patch, bounds.lo, bounds.hi)
         for a, b in zip(got, plain):
             assert a.tobytes() == b.tobytes()
+        lo, hi, same = normalised_column_extremes(raw, k, pixel_constants(flat, dark), patch,
+                                                  sino)
+        assert same is sino and sino.tobytes() == want[k].tobytes()
+        assert [a.tobytes() for a in (lo, hi)] == [
+            a.tobytes() for a in column_extremes(want[k], patch)]
 
 
 def test_the_kernels_want_a_float32_sinogram():

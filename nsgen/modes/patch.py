@@ -7,17 +7,20 @@ classified with the mask; stripe-free patches get synthetic full stripes (``PATC
 -> ``fake_artifacts/{clean,stripe}``, others -> ``real_artifacts/stripe``.
 Names ``NNNN_shiftSS_VVVV_wPP.tif``; one scale per shift. Pass two recomputes pass one's
 patches from the scan (bit-identical) instead of keeping a full-resolution scratch copy.
-Patches are views of the normalised sinogram, never copied: each pass reads a sinogram
-once in a compiled kernel (:mod:`nsgen.prep._patches_jit`) - pass one for every patch
-column's extremes, pass two to scale every patch into its own image with the extremes of
-its integers (each image's ``range_used``) and its maximum (the stripes' scale). Writing
+Patches are views of the normalised sinogram, never copied: each pass normalises a
+detector row from the raw counts in a compiled kernel (:mod:`nsgen.prep._patches_jit`) that
+works on each angle while it is in cache - pass one for every patch column's extremes, pass
+two to scale every patch into its own image with the extremes of its integers (each image's
+``range_used``) and its maximum (the stripes' scale) - into one row buffer per process
+(percentile bounds: pass one normalises whole chunks, it counts every value). Writing
 TIFFs, pass two scales each row into one of two buffers a worker keeps, and a fake pair's
 stripe image is its clean image's buffer with the stripe columns pasted in once the clean
 image is written (:class:`PatchImages`, :class:`~nsgen.stages.write.Written`): no new
 memory per row, no copy per stripe image.
 With ``--mask`` and min/max bounds, the mask's flags are read on a thread while pass one
 runs (every patch gets its fake stripes there, and its bounds are kept per patch until
-the flags say which of them count), as in paired mode.
+the flags say which of them count), as in paired mode. Writing TIFFs, the files' empty
+temporaries are created on a thread while pass one runs (:class:`~nsgen.io.tiff.Temporaries`).
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ from nsgen.modes.real import (flags_and_pass_one, add_range_used, check_mask_sou
                               run_shifts, scan_bounds, shift_flags, sizing_for, summarise,
                               union)
 from nsgen.prep.normalise import check_raw, pixel_constants
-from nsgen.prep.patches import (column_extremes, crop_bounds, normalised_scaled_patches,
-                                 patch_stack_shape, patch_views)
+from nsgen.prep.patches import (crop_bounds, normalised_column_extremes,
+                                 normalised_scaled_patches, patch_stack_shape, patch_views)
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
@@ -169,39 +172,65 @@ class BoundsStage(ScanStage):
     #: level two of percentile bounds: the key bins to count (this pass again)
     refine: tuple[int, ...] = ()
 
-    def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
-        """The chunk's summary (:func:`~nsgen.modes.real.summarise`); without the flags,
-        the bounds of every interior patch (:func:`flagged_summary`) instead."""
+    @property
+    def exact(self) -> bool:
+        """Whether the pass counts every value (percentile bounds) rather than taking the
+        patches' extremes."""
+        return self.percentile != 0 or bool(self.refine)
+
+    def prepare(self) -> None:
+        if self.exact:
+            super().prepare()
+            return
+        _prepare_row_kernels(self.shape)
+
+    def work(self, chunk: Chunk, data: list[np.ndarray]) -> WorkResult:
+        """:meth:`process` of the chunk's normalised sinograms when the pass counts every
+        value; else the bounds from each interior row's column extremes, the row
+        normalised as they are taken (:func:`~nsgen.prep.patches.normalised_column_extremes`,
+        into a sinogram buffer the process keeps; the other rows are not normalised)."""
+        if self.exact:
+            return super().work(chunk, data)
         assert self.cutter is not None
+        raw, flat, dark = check_raw(*data)
+        constants = pixel_constants(flat, dark)
+        sino = scratch.buffer(SINOGRAM, (raw.shape[0], raw.shape[2]), np.float32)
         inside = interior(self.shape[1])
         ps = self.cutter.patch_shape
-        exact = self.percentile != 0 or bool(self.refine)   # key counts of every value
-        parts = []
         found = []
         for k, v in enumerate(range(chunk.start, chunk.stop)):
             if v not in inside:
                 continue
             good = patch_good_columns(self.source.bad, v, self.shape, ps)
-            if exact:
-                with profile.phase("patches+stripes"):
-                    for p, first, spans in self.cutter.patches(v, sinos[k]):
-                        cols = None if good is None else good[p]
-                        these = [first] if spans is None else [first, paste(first, spans)]
-                        parts += [x if cols is None else x[:, cols] for x in these]
-                continue
-            with profile.phase("column extremes"):
-                lo, hi = column_extremes(sinos[k], ps)
+            with profile.phase("normalise+column extremes"):
+                lo, hi, _ = normalised_column_extremes(raw, k, constants, ps, sino)
             with profile.phase("stripes+bounds"):
-                for p, first, spans in self.cutter.patches(v, sinos[k], hi.max(axis=1)):
+                for p, first, spans in self.cutter.patches(v, sino, hi.max(axis=1)):
                     cols = None if good is None else good[p]
                     found.append((v, p, *patch_bounds(first, spans, cols, (lo[p], hi[p]))))
         if self.cutter.flags is None:
             return WorkResult(found)
         with profile.phase("bounds"):
-            if exact:
-                return WorkResult(summarise(parts, self.percentile, self.refine))
             return WorkResult(union([b for _, _, *both in found for b in both
                                      if b is not None]))
+
+    def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
+        """The chunk's summary (:func:`~nsgen.modes.real.summarise`) from its normalised
+        sinograms, counting every value (percentile bounds)."""
+        assert self.cutter is not None
+        inside = interior(self.shape[1])
+        parts = []
+        for k, v in enumerate(range(chunk.start, chunk.stop)):
+            if v not in inside:
+                continue
+            good = patch_good_columns(self.source.bad, v, self.shape, self.cutter.patch_shape)
+            with profile.phase("patches+stripes"):
+                for p, first, spans in self.cutter.patches(v, sinos[k]):
+                    cols = None if good is None else good[p]
+                    these = [first] if spans is None else [first, paste(first, spans)]
+                    parts += [x if cols is None else x[:, cols] for x in these]
+        with profile.phase("bounds"):
+            return WorkResult(summarise(parts, self.percentile, self.refine))
 
 
 def image_bounds(x: np.ndarray) -> Bounds:
@@ -366,17 +395,22 @@ class RawRows:
         self.scan.prefetch()
 
     def prepare(self) -> None:
-        # load the compiled kernel and fault the row buffer in while the reader reads
-        a, _, c = self.scan.shape
-        ones = np.ones((1, 1, 4), np.uint16)
-        normalised_scaled_patches(ones, 0, pixel_constants(ones[0] * 2, ones[0] * 0), (1, 4),
-                                  0.0, 1.0)
-        scratch.buffer(SINOGRAM, (a, c), np.float32).fill(0)
+        _prepare_row_kernels(self.scan.shape)
 
     def values(self, chunk: Chunk, data: list[np.ndarray]) -> RawChunk:
         """The chunk's raw counts and constants (see :class:`RawChunk`)."""
         raw, flat, dark = check_raw(*data)
         return RawChunk(raw, pixel_constants(flat, dark))
+
+
+def _prepare_row_kernels(shape: tuple[int, int, int]) -> None:
+    """Load the compiled row kernels of both passes and fault in this process's row
+    buffer (:data:`SINOGRAM`) for a scan of ``shape``, while the reader reads."""
+    ones = np.ones((1, 1, 4), np.uint16)
+    constants = pixel_constants(ones[0] * 2, ones[0] * 0)
+    normalised_column_extremes(ones, 0, constants, (1, 4))
+    normalised_scaled_patches(ones, 0, constants, (1, 4), 0.0, 1.0)
+    scratch.buffer(SINOGRAM, (shape[0], shape[2]), np.float32).fill(0)
 
 
 #: per process: pairs of row buffers of :class:`PatchImages` not in use

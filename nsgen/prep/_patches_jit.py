@@ -11,6 +11,8 @@ sinogram's cropped rows per pass of the mode, with no copy of its patches.
 * :func:`normalise_scale_patches` - pass two from the raw counts: each angle of a detector
   row normalised and, while in cache, scaled into the patches (the same numbers as
   normalising the row, then :func:`scale_patches`).
+* :func:`normalise_column_extremes` - pass one from the raw counts: each angle normalised
+  and, while in cache, counted into the column extremes (as :func:`column_extremes`).
 
 All walk the sinogram row by row (contiguous reads); patch ``p = w * nh + h`` covers rows
 ``r0 + h*ph ...`` and columns ``c0 + w*pw ...`` of ``x``.
@@ -125,3 +127,32 @@ def normalise_scale_patches(raw, k, dark, lo_px, hi_px, ln_den, sino, r0, c0, ph
                 for j in range(pw):
                     umin[p, j] = scale_value(fn[j], lo, kk)
                     umax[p, j] = scale_value(fm[j], lo, kk)
+
+
+@nb.njit(**_JIT)
+def normalise_column_extremes(raw, k, dark, lo_px, hi_px, ln_den, sino, r0, c0, ph, pw, nh,
+                              nw, lo, hi):  # pragma: no cover - compiled
+    """Pass one from the raw counts: row ``k`` of ``raw`` normalised angle by angle into
+    ``sino`` as :func:`normalise_scale_patches` does, and :func:`column_extremes` of each
+    normalised angle while it is in cache (normalised values are finite: no NaN)."""
+    for a in range(raw.shape[0]):
+        row = sino[a]
+        normalise_row(raw[a, k], dark, lo_px, hi_px, ln_den, row)
+        i = a - r0
+        if i < 0 or i >= nh * ph:
+            continue
+        h = i // ph
+        ii = i - h * ph
+        for w in range(nw):
+            p = w * nh + h
+            seg = row[c0 + w * pw:c0 + (w + 1) * pw]
+            lp = lo[p]
+            hp = hi[p]
+            if ii == 0:
+                for j in range(pw):
+                    lp[j] = np.inf
+                    hp[j] = -np.inf
+            for j in range(pw):
+                v = seg[j]
+                lp[j] = v if v < lp[j] else lp[j]
+                hp[j] = v if v > hp[j] else hp[j]
