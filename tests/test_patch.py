@@ -14,9 +14,10 @@ from helpers import nsgen, tree_digest
 from nsgen.modes.artefacts import synthetic_stripes
 from nsgen.engine.pipeline import Chunk
 from nsgen.io.scan_writer import write_scan
-from nsgen.modes.patch import (PatchCutter, PatchImages, flagged_summary, image_bounds, paste,
-                               patch_bounds)
+from nsgen.modes.patch import (PatchCutter, PatchImages, RawChunk, flagged_summary,
+                               image_bounds, image_paths, paste, patch_bounds)
 from nsgen.modes.real import summarise, union
+from nsgen.prep.normalise import flat_field_log, pixel_constants
 from nsgen.prep.patches import column_extremes
 from nsgen.prep.scaling import Bounds, to_uint16
 from nsgen.rng import generator
@@ -27,6 +28,15 @@ from nsgen.stages.write import WriteStage, range_used
 def _sinogram(seed: int) -> np.ndarray:
     r = np.random.default_rng(seed)
     return (r.random((60, 90)) * 2 - 0.3).astype(np.float32)
+
+
+def _raw_chunk(seeds) -> tuple[RawChunk, np.ndarray]:
+    """Raw counts whose normalised sinograms are about the :func:`_sinogram` of each seed
+    (as pass two's source delivers them), and those normalised sinograms."""
+    flat, dark = np.full((len(seeds), 90), 20000.0), np.full((len(seeds), 90), 100.0)
+    x = np.stack([_sinogram(s) for s in seeds], axis=1)      # angles, rows, columns
+    raw = np.rint(100 + np.exp(-x.astype(np.float64)) * 19900).astype(np.uint16)
+    return RawChunk(raw, pixel_constants(flat, dark)), flat_field_log(raw, flat, dark)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -119,15 +129,23 @@ def _cutter():
 
 @pytest.mark.parametrize("bounds", [Bounds(-0.2, 1.4), Bounds(0.2, 0.5), Bounds(1.0, 1.0)])
 def test_patch_images_are_the_scaled_images_with_their_range_used(bounds):
-    rows = np.stack([_sinogram(s) for s in range(3)])
+    chunk, rows = _raw_chunk(range(3))
     cutter = _cutter()
-    got = list(PatchImages(cutter, "0000", bounds)(Chunk(1, 2, 5), rows))
+    got = list(PatchImages(cutter, "0000", bounds)(Chunk(1, 2, 5), chunk))
     want = _wanted_images(cutter, bounds, rows, 2)
     assert len(got) == len(want) == 3 * 6 * 2 - 2
     assert {path: (image.tobytes(), used) for path, image, used in got} == {
         path: (image.tobytes(), used) for path, (image, used) in want.items()}
     order = [(int(path[-12:-8]), "fake_artifacts/stripe" in path) for path, *_ in got]
     assert order == sorted(order)          # per row: the clean and real images, then stripes
+
+
+def test_image_paths_are_the_paths_written_in_their_order():
+    cutter = _cutter()
+    chunk, _ = _raw_chunk(range(5))
+    got = [path for path, *_ in PatchImages(cutter, "0000", Bounds(0.0, 1.0))(Chunk(0, 0, 5),
+                                                                                 chunk)]
+    assert got == list(image_paths("0000", 1, cutter.flags))
 
 
 class _Releasing:
@@ -146,14 +164,14 @@ class _Releasing:
 
 @pytest.mark.parametrize("bounds", [Bounds(-0.2, 1.4), Bounds(1.0, 1.0)])
 def test_patch_images_in_reused_buffers_are_the_same_images(bounds):
-    rows = np.stack([_sinogram(s) for s in range(4)])
+    chunk, rows = _raw_chunk(range(4))
     cutter = _cutter()
     want = _wanted_images(cutter, bounds, rows, 1)
     images = PatchImages(cutter, "0000", bounds, reuse=True)
     for _ in range(2):                       # the second chunk takes the first's buffers
         writer = _Releasing()
         stage = WriteStage(_RowsAsGiven(), images, writer)
-        result = stage.work(Chunk(0, 1, 5), rows)
+        result = stage.work(Chunk(0, 1, 5), chunk)
         assert writer.images == {path: image.tobytes() for path, (image, _) in want.items()}
         assert result.value == {path: used for path, (_, used) in want.items()}
 
@@ -170,9 +188,9 @@ def test_reused_buffers_need_a_writer_that_releases_its_images():
         releases_images = False
 
     images = PatchImages(_cutter(), "0000", Bounds(0.0, 1.0), reuse=True)
-    rows = np.stack([_sinogram(s) for s in range(3)])
+    chunk, _ = _raw_chunk(range(3))
     with pytest.raises(TypeError, match="keeps its images"):
-        WriteStage(_RowsAsGiven(), images, Keeping()).work(Chunk(0, 0, 3), rows)
+        WriteStage(_RowsAsGiven(), images, Keeping()).work(Chunk(0, 0, 3), chunk)
 
 
 def test_a_run_with_a_mask_is_the_same_bytes_whatever_the_chunks_and_workers(tmp_path):
@@ -190,3 +208,5 @@ def test_a_run_with_a_mask_is_the_same_bytes_whatever_the_chunks_and_workers(tmp
         files = json.loads((root / "0000" / "manifest.json").read_text())["files"]
         digests.append((tree_digest(root), files))
     assert len(digests[0][0]) == 24 * 4 * 2 - 2 and digests[1] == digests[0] == digests[2]
+    # the temporaries created ahead of the write pass were all written and renamed
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]

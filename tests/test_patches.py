@@ -7,8 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nsgen.prep.patches import (column_extremes, crop_bounds, crop_to_multiple, patch_views,
-                                scaled_patches, split_patches)
+from nsgen.prep.normalise import flat_field_log, pixel_constants
+from nsgen.prep.patches import (column_extremes, crop_bounds, crop_to_multiple,
+                                normalised_column_extremes, normalised_scaled_patches,
+                                patch_views, scaled_patches, split_patches)
 from nsgen.prep.scaling import Bounds, to_uint16
 
 
@@ -121,6 +123,33 @@ def test_scaled_patches_are_to_uint16_of_each_patch(shape, patch, odd, bounds):
         assert got.low[p].tolist() == want.min(axis=0).tolist()
         assert got.high[p].tolist() == want.max(axis=0).tolist()
         assert got.maxima[p].tobytes() == x.max(axis=0).tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "float32"])
+@pytest.mark.parametrize("shape,patch", GRIDS)
+@pytest.mark.parametrize("bounds", [Bounds(-0.2, 2.1), Bounds(0.3, 0.9), Bounds(1.0, 1.0)])
+def test_normalised_row_kernels_are_the_kernels_of_the_normalised_row(
+        shape, patch, dtype, bounds):
+    r = np.random.default_rng(sum(shape))
+    angles, columns = shape
+    raw = (r.random((angles, 3, columns)) * 1200).astype(dtype)
+    flat, dark = r.random((3, columns)) * 900 + 300, r.random((3, columns)) * 100
+    if dtype == "float32":      # counts that are NaN or infinite, a flat that is NaN
+        raw[0, 1, 0], raw[-1, 1, -1], raw[1, 1, 1], flat[1, 2] = np.nan, np.inf, -np.inf, np.nan
+    want = flat_field_log(raw, flat, dark)
+    sino = np.empty((angles, columns), np.float32)
+    for k in range(3):
+        got, same = normalised_scaled_patches(raw, k, pixel_constants(flat, dark), patch,
+                                              bounds.lo, bounds.hi, sinogram=sino)
+        assert same is sino and sino.tobytes() == want[k].tobytes()
+        plain = scaled_patches(want[k], patch, bounds.lo, bounds.hi)
+        for a, b in zip(got, plain):
+            assert a.tobytes() == b.tobytes()
+        lo, hi, same = normalised_column_extremes(raw, k, pixel_constants(flat, dark), patch,
+                                                  sino)
+        assert same is sino and sino.tobytes() == want[k].tobytes()
+        assert [a.tobytes() for a in (lo, hi)] == [
+            a.tobytes() for a in column_extremes(want[k], patch)]
 
 
 def test_the_kernels_want_a_float32_sinogram():

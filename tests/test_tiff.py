@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from nsgen.io.tiff import read_tiff, temporary_name, tiff_header, write_tiff
+from nsgen.io.tiff import (Temporaries, TiffWriter, read_tiff, temporary_name, tiff_header,
+                           write_tiff)
 
 
 def tifffile_bytes(image: np.ndarray) -> bytes:
@@ -54,3 +55,35 @@ def test_wrong_dtype_is_refused(tmp_path):
     with pytest.raises(ValueError, match="expected a 2D uint16 image"):
         write_tiff(tmp_path / "a.tif", np.zeros((2, 2), np.float32))
     assert not any(tmp_path.iterdir())
+
+
+def test_files_whose_temporaries_were_created_ahead_are_the_same_bytes(tmp_path):
+    images = {f"{k}.tif": np.full((3, 5), k, np.uint16) for k in range(4)}
+    ahead = Temporaries(tmp_path)
+    ahead.start(list(images)[:3])
+    assert ahead.stop(finish=True) == 3
+    assert all(os.path.getsize(p) == 0 for p in ahead.created)
+    files, _, crc = TiffWriter(tmp_path, owner=ahead.owner).write(images.items())
+    assert files == 4 and sorted(os.listdir(tmp_path)) == sorted(images)
+    for name, image in images.items():
+        assert (tmp_path / name).read_bytes() == tifffile_bytes(image)
+    assert ahead.discard() == 0
+
+
+def test_temporaries_leave_existing_files_alone_and_discard_what_is_not_written(tmp_path):
+    ahead = Temporaries(tmp_path)
+    taken = temporary_name(tmp_path / "b.tif", ahead.owner)
+    taken.write_bytes(b"someone's")
+    ahead.start(["a.tif", "b.tif", "c.tif"])
+    assert ahead.stop(finish=True) == 2
+    assert taken.read_bytes() == b"someone's"
+    write_tiff(tmp_path / "a.tif", np.ones((2, 2), np.uint16), ahead.owner)
+    assert ahead.discard() == 1      # c's; a's was written and renamed, b's not ours
+    assert sorted(os.listdir(tmp_path)) == sorted(["a.tif", taken.name])
+
+
+def test_temporaries_stop_at_the_first_error(tmp_path):
+    ahead = Temporaries(tmp_path)
+    ahead.start(["a.tif", "missing/b.tif", "c.tif"])
+    assert ahead.stop(finish=True) == 1 and ahead.created == [
+        temporary_name(tmp_path / "a.tif", ahead.owner)]

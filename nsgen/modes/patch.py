@@ -7,37 +7,42 @@ classified with the mask; stripe-free patches get synthetic full stripes (``PATC
 -> ``fake_artifacts/{clean,stripe}``, others -> ``real_artifacts/stripe``.
 Names ``NNNN_shiftSS_VVVV_wPP.tif``; one scale per shift. Pass two recomputes pass one's
 patches from the scan (bit-identical) instead of keeping a full-resolution scratch copy.
-Patches are views of the normalised sinogram, never copied: each pass reads a sinogram
-once in a compiled kernel (:mod:`nsgen.prep._patches_jit`) - pass one for every patch
-column's extremes, pass two to scale every patch into its own image with the extremes of
-its integers (each image's ``range_used``) and its maximum (the stripes' scale). Writing
+Patches are views of the normalised sinogram, never copied: each pass normalises a
+detector row from the raw counts in a compiled kernel (:mod:`nsgen.prep._patches_jit`) that
+works on each angle while it is in cache - pass one for every patch column's extremes, pass
+two to scale every patch into its own image with the extremes of its integers (each image's
+``range_used``) and its maximum (the stripes' scale) - into one row buffer per process
+(percentile bounds: pass one normalises whole chunks, it counts every value). Writing
 TIFFs, pass two scales each row into one of two buffers a worker keeps, and a fake pair's
 stripe image is its clean image's buffer with the stripe columns pasted in once the clean
 image is written (:class:`PatchImages`, :class:`~nsgen.stages.write.Written`): no new
 memory per row, no copy per stripe image.
 With ``--mask`` and min/max bounds, the mask's flags are read on a thread while pass one
 runs (every patch gets its fake stripes there, and its bounds are kept per patch until
-the flags say which of them count), as in paired mode.
+the flags say which of them count), as in paired mode. Writing TIFFs, the files' empty
+temporaries are created on a thread while pass one runs (:class:`~nsgen.io.tiff.Temporaries`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterator
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
 from nsgen.config import Config
-from nsgen.engine import profile
+from nsgen.engine import profile, scratch
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.errors import NsgenError
+from nsgen.io.tiff import Temporaries, TiffWriter
 from nsgen.modes.artefacts import artefact_records, make_artefact_dirs, stripe_scale
 from nsgen.modes.real import ENGINE_PRELOAD as REAL_PRELOAD
 from nsgen.modes.real import (flags_and_pass_one, add_range_used, check_mask_source, check_scans, interior,
                               run_shifts, scan_bounds, shift_flags, sizing_for, summarise,
                               union)
-from nsgen.prep.patches import (column_extremes, crop_bounds, patch_stack_shape, patch_views,
-                                 scaled_patches)
+from nsgen.prep.normalise import check_raw, pixel_constants
+from nsgen.prep.patches import (crop_bounds, normalised_column_extremes,
+                                 normalised_scaled_patches, patch_stack_shape, patch_views)
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
@@ -167,39 +172,65 @@ class BoundsStage(ScanStage):
     #: level two of percentile bounds: the key bins to count (this pass again)
     refine: tuple[int, ...] = ()
 
-    def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
-        """The chunk's summary (:func:`~nsgen.modes.real.summarise`); without the flags,
-        the bounds of every interior patch (:func:`flagged_summary`) instead."""
+    @property
+    def exact(self) -> bool:
+        """Whether the pass counts every value (percentile bounds) rather than taking the
+        patches' extremes."""
+        return self.percentile != 0 or bool(self.refine)
+
+    def prepare(self) -> None:
+        if self.exact:
+            super().prepare()
+            return
+        _prepare_row_kernels(self.shape)
+
+    def work(self, chunk: Chunk, data: list[np.ndarray]) -> WorkResult:
+        """:meth:`process` of the chunk's normalised sinograms when the pass counts every
+        value; else the bounds from each interior row's column extremes, the row
+        normalised as they are taken (:func:`~nsgen.prep.patches.normalised_column_extremes`,
+        into a sinogram buffer the process keeps; the other rows are not normalised)."""
+        if self.exact:
+            return super().work(chunk, data)
         assert self.cutter is not None
+        raw, flat, dark = check_raw(*data)
+        constants = pixel_constants(flat, dark)
+        sino = scratch.buffer(SINOGRAM, (raw.shape[0], raw.shape[2]), np.float32)
         inside = interior(self.shape[1])
         ps = self.cutter.patch_shape
-        exact = self.percentile != 0 or bool(self.refine)   # key counts of every value
-        parts = []
         found = []
         for k, v in enumerate(range(chunk.start, chunk.stop)):
             if v not in inside:
                 continue
             good = patch_good_columns(self.source.bad, v, self.shape, ps)
-            if exact:
-                with profile.phase("patches+stripes"):
-                    for p, first, spans in self.cutter.patches(v, sinos[k]):
-                        cols = None if good is None else good[p]
-                        these = [first] if spans is None else [first, paste(first, spans)]
-                        parts += [x if cols is None else x[:, cols] for x in these]
-                continue
-            with profile.phase("column extremes"):
-                lo, hi = column_extremes(sinos[k], ps)
+            with profile.phase("normalise+column extremes"):
+                lo, hi, _ = normalised_column_extremes(raw, k, constants, ps, sino)
             with profile.phase("stripes+bounds"):
-                for p, first, spans in self.cutter.patches(v, sinos[k], hi.max(axis=1)):
+                for p, first, spans in self.cutter.patches(v, sino, hi.max(axis=1)):
                     cols = None if good is None else good[p]
                     found.append((v, p, *patch_bounds(first, spans, cols, (lo[p], hi[p]))))
         if self.cutter.flags is None:
             return WorkResult(found)
         with profile.phase("bounds"):
-            if exact:
-                return WorkResult(summarise(parts, self.percentile, self.refine))
             return WorkResult(union([b for _, _, *both in found for b in both
                                      if b is not None]))
+
+    def process(self, chunk: Chunk, sinos: np.ndarray) -> WorkResult:
+        """The chunk's summary (:func:`~nsgen.modes.real.summarise`) from its normalised
+        sinograms, counting every value (percentile bounds)."""
+        assert self.cutter is not None
+        inside = interior(self.shape[1])
+        parts = []
+        for k, v in enumerate(range(chunk.start, chunk.stop)):
+            if v not in inside:
+                continue
+            good = patch_good_columns(self.source.bad, v, self.shape, self.cutter.patch_shape)
+            with profile.phase("patches+stripes"):
+                for p, first, spans in self.cutter.patches(v, sinos[k]):
+                    cols = None if good is None else good[p]
+                    these = [first] if spans is None else [first, paste(first, spans)]
+                    parts += [x if cols is None else x[:, cols] for x in these]
+        with profile.phase("bounds"):
+            return WorkResult(summarise(parts, self.percentile, self.refine))
 
 
 def image_bounds(x: np.ndarray) -> Bounds:
@@ -246,19 +277,21 @@ class PatchImages:
 
     def name(self, v: int, p: int) -> str:
         """File name of patch ``p`` of row ``v`` (in each artefact directory)."""
-        return f"{self.tag}_shift{self.cutter.shift:02d}_{v:04d}_w{p:02d}.tif"
+        return patch_name(self.tag, self.cutter.shift, v, p)
 
-    def __call__(self, chunk: Chunk, rows: np.ndarray
+    def __call__(self, chunk: Chunk, rows: RawChunk
                  ) -> Iterator[tuple[str, np.ndarray, float] | Written]:
-        """Per row, every patch scaled once (all of a row's in one pass,
-        :func:`~nsgen.prep.patches.scaled_patches`): the clean (or real-artefact) images
-        of the row's patches, then the stripe images of its fake pairs, each a scaled patch
-        with the scaled stripe columns pasted on (scaling is per pixel: the same
-        integers). With each image, its :func:`~nsgen.stages.write.range_used`, from the
-        column extremes."""
+        """Per row, every patch normalised and scaled once (all of a row's in one pass
+        from the raw counts, :func:`~nsgen.prep.patches.normalised_scaled_patches`, into a
+        sinogram buffer the process keeps): the clean (or real-artefact) images of the
+        row's patches, then the stripe images of its fake pairs, each a scaled patch with
+        the scaled stripe columns pasted on (scaling is per pixel: the same integers). With
+        each image, its :func:`~nsgen.stages.write.range_used`, from the column extremes."""
         b = self.bounds
         ps = self.cutter.patch_shape
-        ring = _take_buffers(rows.shape[1:], ps) if self.reuse else None
+        raw = rows.raw
+        ring = _take_buffers((raw.shape[0], raw.shape[2]), ps) if self.reuse else None
+        sino = scratch.buffer(SINOGRAM, (raw.shape[0], raw.shape[2]), np.float32)
         count = 0
         row_end: list[int] = []   # images yielded up to the end of each row
         for k, v in enumerate(range(chunk.start, chunk.stop)):
@@ -267,10 +300,11 @@ class PatchImages:
                 if k >= 2:
                     yield Written(row_end[k - 2])      # its buffer's last images are written
                 buffer = ring[k % 2]
-            with profile.phase("scale patches"):
-                scaled = scaled_patches(rows[k], ps, b.lo, b.hi, buffer)
+            with profile.phase("normalise+scale patches"):
+                scaled, _ = normalised_scaled_patches(raw, k, rows.constants, ps, b.lo, b.hi,
+                                                      buffer, sino)
             stripes = []
-            for p, _, spans in self.cutter.patches(v, rows[k], scaled.maxima.max(axis=1)):
+            for p, _, spans in self.cutter.patches(v, sino, scaled.maxima.max(axis=1)):
                 low, high = scaled.low[p], scaled.high[p]
                 sub = "real_artifacts/stripe" if spans is None else "fake_artifacts/clean"
                 yield (f"{self.tag}/{sub}/{self.name(v, p)}", scaled.images[p],
@@ -292,6 +326,91 @@ class PatchImages:
         if ring is not None:
             yield Written(count)
             _BUFFERS.append(ring)                      # free again: the next chunk's
+
+
+def patch_name(tag: str, shift: int, v: int, p: int) -> str:
+    """File name of patch ``p`` of row ``v`` of a shift (in each artefact directory).
+
+    Examples
+    --------
+    >>> patch_name("0003", 1, 25, 7)
+    '0003_shift01_0025_w07.tif'
+    """
+    return f"{tag}_shift{shift:02d}_{v:04d}_w{p:02d}.tif"
+
+
+def image_paths(tag: str, shift: int, flags: np.ndarray) -> Iterator[str]:
+    """The paths :class:`PatchImages` writes, in its order, given the flags ``(rows,
+    patches)``: per row, the clean or real-artefact image of every patch, then the stripe
+    images of its fake pairs.
+
+    Examples
+    --------
+    >>> list(image_paths("0000", 0, np.array([[False, True]])))    # doctest: +NORMALIZE_WHITESPACE
+    ['0000/fake_artifacts/clean/0000_shift00_0000_w00.tif',
+     '0000/real_artifacts/stripe/0000_shift00_0000_w01.tif',
+     '0000/fake_artifacts/stripe/0000_shift00_0000_w00.tif']
+    """
+    for v, row in enumerate(flags.tolist()):
+        names = [patch_name(tag, shift, v, p) for p in range(len(row))]
+        for real, name in zip(row, names):
+            yield f"{tag}/{'real_artifacts/stripe' if real else 'fake_artifacts/clean'}/{name}"
+        for real, name in zip(row, names):
+            if not real:
+                yield f"{tag}/fake_artifacts/stripe/{name}"
+
+
+#: name of the :mod:`~nsgen.engine.scratch` buffer of :class:`PatchImages`' normalised row
+SINOGRAM = "patch sinogram"
+
+
+class RawChunk(NamedTuple):
+    """A chunk's raw counts ``(angles, rows, columns)`` and the
+    :func:`~nsgen.prep.normalise.pixel_constants` of its rows (:class:`RawRows`)."""
+
+    raw: np.ndarray
+    constants: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass
+class RawRows:
+    """Pass two's source (:class:`~nsgen.stages.write.RowSource`): the reader of ``scan``
+    (a :class:`~nsgen.stages.scan_stages.ScanStage`), whose chunks' raw counts it delivers
+    with their rows' normalisation constants (:class:`RawChunk`) instead of normalised
+    sinograms: :class:`PatchImages` normalises each row as it scales it."""
+
+    scan: ScanStage
+    label: str = "raw rows"
+
+    def chunks(self) -> list[Chunk]:
+        return self.scan.chunks()
+
+    def slot_spec(self, chunk: Chunk) -> Any:
+        return self.scan.slot_spec(chunk)
+
+    def read(self, chunk: Chunk, out: Any) -> None:
+        self.scan.read(chunk, out)
+
+    def prefetch(self) -> None:
+        self.scan.prefetch()
+
+    def prepare(self) -> None:
+        _prepare_row_kernels(self.scan.shape)
+
+    def values(self, chunk: Chunk, data: list[np.ndarray]) -> RawChunk:
+        """The chunk's raw counts and constants (see :class:`RawChunk`)."""
+        raw, flat, dark = check_raw(*data)
+        return RawChunk(raw, pixel_constants(flat, dark))
+
+
+def _prepare_row_kernels(shape: tuple[int, int, int]) -> None:
+    """Load the compiled row kernels of both passes and fault in this process's row
+    buffer (:data:`SINOGRAM`) for a scan of ``shape``, while the reader reads."""
+    ones = np.ones((1, 1, 4), np.uint16)
+    constants = pixel_constants(ones[0] * 2, ones[0] * 0)
+    normalised_column_extremes(ones, 0, constants, (1, 4))
+    normalised_scaled_patches(ones, 0, constants, (1, 4), 0.0, 1.0)
+    scratch.buffer(SINOGRAM, (shape[0], shape[2]), np.float32).fill(0)
 
 
 #: per process: pairs of row buffers of :class:`PatchImages` not in use
@@ -365,40 +484,65 @@ def patch_flags(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int
 
 
 def pass_one(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
-             dtype: str) -> tuple[np.ndarray, Any]:
+             dtype: str, flags_known: Callable[[np.ndarray], None] | None = None
+             ) -> tuple[np.ndarray, Any]:
     """The flags and pass one's summary. With ``--mask`` and min/max bounds, the flags are
     read from the archive (a serial decompression of the whole mask) on a thread while pass
-    one runs, and combined with its per-patch bounds after."""
+    one runs, and combined with its per-patch bounds after. ``flags_known(flags)`` is
+    called as soon as the flags are known (on that thread, then)."""
     cfg = run.config
     sizing = sizing_for(run, shape, dtype, work_factor=4)
+
+    def read_flags() -> np.ndarray:
+        flags = patch_flags(run, shift, source, shape, dtype)
+        if flags_known is not None:
+            flags_known(flags)
+        return flags
 
     def stage(flags: np.ndarray | None) -> BoundsStage:
         cutter = PatchCutter(cfg.patch_size, flags, cfg.seed, run.sample, shift)
         return BoundsStage(source, shape, dtype, sizing.chunk_rows, cutter=cutter,
                            percentile=cfg.bounds_percentile)
 
-    return flags_and_pass_one(run, lambda: patch_flags(run, shift, source, shape, dtype), stage,
-                              sizing, flagged_summary)
+    return flags_and_pass_one(run, read_flags, stage, sizing, flagged_summary)
 
 
 def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
                dtype: str) -> list[dict[str, Any]]:
-    """Mask flags per patch, bounds pass, write pass; returns the manifest entries."""
+    """Mask flags per patch, bounds pass, write pass; returns the manifest entries.
+
+    Writing TIFFs, the files' empty temporaries are created on a thread from the moment
+    the flags are known until the write pass starts (:class:`~nsgen.io.tiff.Temporaries`:
+    pass one waits for the disk; pass two, busy on every core, then only fills them)."""
     cfg = run.config
     ps = cfg.patch_size
-    flags, summary = pass_one(run, shift, source, shape, dtype)
-    run.log(f"[{run.tag}] shift {shift}: {int(flags.sum())} of {flags.size} patches have real "
-            f"stripes")
-    sizing = sizing_for(run, shape, dtype, work_factor=4)
-    cutter = PatchCutter(ps, flags, cfg.seed, run.sample, shift)
-    bounds = scan_bounds(run, summary, lambda bins: union(run.run(BoundsStage(
-        source, shape, dtype, sizing.chunk_rows, cutter=cutter, refine=bins,
-        label="percentiles"), sizing)))
-    make_artefact_dirs(run.dir)
     writer = run.writer()
-    images = PatchImages(cutter, run.tag, bounds, releases_images(writer))
-    written = run.run(WriteStage(ScanStage(source, shape, dtype, sizing.chunk_rows), images,
-                                 writer), sizing)
+    ahead = Temporaries(writer.root) if isinstance(writer, TiffWriter) else None
+    make_artefact_dirs(run.dir)
+
+    def flags_known(flags: np.ndarray) -> None:
+        if ahead is not None:
+            ahead.start(image_paths(run.tag, shift, flags))
+
+    try:
+        flags, summary = pass_one(run, shift, source, shape, dtype, flags_known)
+        run.log(f"[{run.tag}] shift {shift}: {int(flags.sum())} of {flags.size} patches have "
+                f"real stripes")
+        sizing = sizing_for(run, shape, dtype, work_factor=4)
+        cutter = PatchCutter(ps, flags, cfg.seed, run.sample, shift)
+        bounds = scan_bounds(run, summary, lambda bins: union(run.run(BoundsStage(
+            source, shape, dtype, sizing.chunk_rows, cutter=cutter, refine=bins,
+            label="percentiles"), sizing)))
+        if isinstance(writer, TiffWriter) and ahead is not None:
+            run.say(f"shift {shift}: {ahead.stop()} files created ahead of the write pass")
+            writer = replace(writer, owner=ahead.owner)
+        images = PatchImages(cutter, run.tag, bounds, releases_images(writer))
+        written = run.run(WriteStage(RawRows(ScanStage(source, shape, dtype, sizing.chunk_rows)),
+                                     images, writer), sizing)
+    except BaseException:
+        if ahead is not None:
+            ahead.discard()
+        raise
     files: list[dict[str, Any]] = []
     for v in range(shape[1]):
         for p in range(flags.shape[1]):

@@ -16,7 +16,8 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["ScaledPatches", "column_extremes", "crop_bounds", "crop_to_multiple",
-           "patch_stack_shape", "patch_views", "scaled_patches", "split_patches"]
+           "normalised_column_extremes", "normalised_scaled_patches", "patch_stack_shape",
+           "patch_views", "scaled_patches", "split_patches"]
 
 
 def _patch_shape(a: np.ndarray, patch_shape: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -233,3 +234,97 @@ def scaled_patches(a: np.ndarray, patch_shape: tuple[int, int], lo: float, hi: f
     if nan.any():
         out.maxima[nan] = np.nan
     return out
+
+
+def _raw_row_sinogram(raw: np.ndarray, sinogram: np.ndarray | None) -> np.ndarray:
+    """``sinogram``, checked, for one row of C-contiguous raw counts ``(angles, rows,
+    columns)`` (a new one when None)."""
+    if raw.ndim != 3 or not raw.flags.c_contiguous:
+        raise ValueError(f"need C-contiguous raw counts (angles, rows, columns), got "
+                         f"{raw.dtype} {raw.shape}")
+    a, _, c = raw.shape
+    if sinogram is None:
+        return np.empty((a, c), np.float32)
+    if sinogram.shape != (a, c) or sinogram.dtype != np.float32 or not sinogram.flags.c_contiguous:
+        raise ValueError(f"need a C-contiguous {(a, c)} float32 array for the sinogram, got "
+                         f"{sinogram.dtype} {sinogram.shape}")
+    return sinogram
+
+
+def normalised_column_extremes(raw: np.ndarray, k: int,
+                               constants: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                               patch_shape: tuple[int, int], sinogram: np.ndarray | None = None
+                               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`column_extremes` of the normalised sinogram of row ``k`` of the raw counts
+    ``raw``, and that sinogram, in one pass over the row (as
+    :func:`normalised_scaled_patches`; no extreme is NaN: normalised values are finite).
+
+    Examples
+    --------
+    >>> from nsgen.prep.normalise import flat_field_log, pixel_constants
+    >>> raw = np.arange(48, dtype=np.uint16).reshape(4, 2, 6) * 40 + 100
+    >>> flat, dark = np.full((2, 6), 3000.0), np.full((2, 6), 50.0)
+    >>> lo, hi, sino = normalised_column_extremes(raw, 1, pixel_constants(flat, dark), (2, 3))
+    >>> want = flat_field_log(raw, flat, dark)[1]
+    >>> sino.tobytes() == want.tobytes()
+    True
+    >>> [a.tobytes() for a in (lo, hi)] == [a.tobytes() for a in column_extremes(want, (2, 3))]
+    True
+    """
+    from nsgen.prep._patches_jit import normalise_column_extremes as kernel
+
+    sinogram = _raw_row_sinogram(raw, sinogram)
+    r0, c0, ph, pw, nh, nw = _grid(sinogram, patch_shape)
+    lo = np.empty((nh * nw, pw), np.float32)
+    hi = np.empty((nh * nw, pw), np.float32)
+    dark, lo_px, hi_px, ln_den = (x[k] for x in constants)
+    kernel(raw, k, dark, lo_px, hi_px, ln_den, sinogram, r0, c0, ph, pw, nh, nw, lo, hi)
+    return lo, hi, sinogram
+
+
+def normalised_scaled_patches(raw: np.ndarray, k: int,
+                              constants: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                              patch_shape: tuple[int, int], lo: float, hi: float,
+                              images: np.ndarray | None = None,
+                              sinogram: np.ndarray | None = None
+                              ) -> tuple[ScaledPatches, np.ndarray]:
+    """:func:`scaled_patches` of the normalised sinogram of row ``k`` of the raw counts
+    ``raw`` ``(angles, rows, columns)``, and that sinogram, in one pass over the row:
+    each angle is normalised (:func:`~nsgen.prep.normalise.flat_field_log`'s numbers, from
+    ``constants``, the :func:`~nsgen.prep.normalise.pixel_constants` of the rows) and
+    scaled while in cache. ``images``: as for :func:`scaled_patches`; ``sinogram``: the
+    ``(angles, columns)`` float32 array to normalise into (a new one when None). Normalised
+    values are finite: no maximum is NaN.
+
+    Examples
+    --------
+    >>> from nsgen.prep.normalise import flat_field_log, pixel_constants
+    >>> raw = np.arange(48, dtype=np.uint16).reshape(4, 2, 6) * 40 + 100
+    >>> flat, dark = np.full((2, 6), 3000.0), np.full((2, 6), 50.0)
+    >>> s, sino = normalised_scaled_patches(raw, 1, pixel_constants(flat, dark), (2, 3),
+    ...                                     0.0, 4.0)
+    >>> want = flat_field_log(raw, flat, dark)[1]
+    >>> sino.tobytes() == want.tobytes()
+    True
+    >>> t = scaled_patches(want, (2, 3), 0.0, 4.0)
+    >>> all(np.array_equal(a, b) for a, b in zip(s, t))
+    True
+    """
+    from nsgen.prep._patches_jit import normalise_scale_patches as kernel
+
+    sinogram = _raw_row_sinogram(raw, sinogram)
+    r0, c0, ph, pw, nh, nw = _grid(sinogram, patch_shape)
+    span = hi - lo
+    lo, scale = (float(lo), 65535 / span) if span > 0 else (0.0, 0.0)   # scale 0: zeros
+    if images is None:
+        images = np.empty((nh * nw, ph, pw), np.uint16)
+    elif images.shape != (nh * nw, ph, pw) or images.dtype != np.uint16:
+        raise ValueError(f"need a {(nh * nw, ph, pw)} uint16 array for the images, got "
+                         f"{images.dtype} {images.shape}")
+    out = ScaledPatches(images, np.empty((nh * nw, pw), np.uint16),
+                        np.empty((nh * nw, pw), np.uint16), np.empty((nh * nw, pw), np.float32))
+    fmin = np.empty((nh * nw, pw), np.float32)
+    dark, lo_px, hi_px, ln_den = (x[k] for x in constants)
+    kernel(raw, k, dark, lo_px, hi_px, ln_den, sinogram, r0, c0, ph, pw, nh, nw, lo, scale,
+           images, out.low, out.high, fmin, out.maxima)
+    return out, sinogram

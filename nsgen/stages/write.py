@@ -65,8 +65,10 @@ def releases_images(writer: ImageWriter) -> bool:
 class ChunkImages(Protocol):
     """A mode's hook: the images of one chunk of rows (picklable: it goes to the workers)."""
 
-    def __call__(self, chunk: Chunk, rows: np.ndarray) -> Iterable[Image | UsedImage | Written]:
-        """``(path, uint16 image)`` of every output made from ``rows`` of ``chunk``, or
+    def __call__(self, chunk: Chunk, rows: Any) -> Iterable[Image | UsedImage | Written]:
+        """``(path, uint16 image)`` of every output made from ``rows`` of ``chunk`` (what
+        the source's :meth:`RowSource.values` made: an array of rows, or what the mode's
+        own source delivers), or
         ``(path, uint16 image, range_used(image))``; between them, a :class:`Written` to
         wait for the writer."""
 
@@ -86,8 +88,9 @@ class RowSource(Protocol):
 
     def prepare(self) -> None: ...
 
-    def values(self, chunk: Chunk, data: Any) -> np.ndarray:
-        """The rows of ``chunk`` from the data the reader delivered."""
+    def values(self, chunk: Chunk, data: Any) -> Any:
+        """The rows of ``chunk`` from the data the reader delivered (as the mode's
+        :class:`ChunkImages` takes them)."""
 
 
 @dataclass
