@@ -29,6 +29,7 @@ from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.stripes import PAIRED
+from nsgen.stages.fused import Alongside
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import ResizeStage
 from nsgen.stages.spill import SpillStage
@@ -39,6 +40,8 @@ __all__ = ["ENGINE_PRELOAD", "check", "run_sample"]
 #: modules the engine's processes import before they start
 #: (:data:`nsgen.modes.real.ENGINE_PRELOAD`)
 ENGINE_PRELOAD = ("nsgen.modes.paired", *REAL_PRELOAD)
+#: float32 copies of a scan row a pass-one worker holds (:class:`PairStage`)
+PASS_ONE_COPIES = 1.0
 
 
 def check(config: Config) -> None:
@@ -101,11 +104,13 @@ def row_bounds(chunk: Chunk, values: np.ndarray, n_rows: int, bad: np.ndarray | 
 
 
 def pair_flags(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
-               dtype: str) -> np.ndarray:
+               dtype: str, alongside: Alongside | None = None) -> np.ndarray:
     """Which sinograms of a shift have real stripes: the mask's, and a dead or saturated
-    pixel's (a bad pixel is a stripe of its sinogram)."""
+    pixel's (a bad pixel is a stripe of its sinogram); ``alongside``: see
+    :func:`~nsgen.modes.real.shift_flags`."""
     with profile.phase("mask flags"):
-        flags = shift_flags(run, run.config, shift, source, shape, dtype, None)[:, 0]
+        flags = shift_flags(run, run.config, shift, source, shape, dtype, None,
+                            alongside)[:, 0]
     if source.bad is not None:
         flags = flags | source.bad.any(axis=1)
     return flags
@@ -113,19 +118,20 @@ def pair_flags(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
 
 def pass_one(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
              dtype: str, spill: Spill) -> tuple[np.ndarray, Any]:
-    """The flags and pass one's summary. With ``--mask`` and min/max bounds, the flags are
-    read from the archive (a serial decompression of the whole mask) on a thread while pass
-    one runs, and combined with its per-row bounds after."""
+    """The flags and pass one's summary. With min/max bounds, pass one runs with the
+    detector's first pass (on the fly) or while the flags are read from the archive
+    (``--mask``), and is combined with the flags after (per-row bounds)."""
     cfg = run.config
-    sizing = sizing_for(run, shape, dtype, work_factor=1)
+    sizing = sizing_for(run, shape, dtype, work_factor=PASS_ONE_COPIES)
 
     def stage(flags: np.ndarray | None) -> PairStage:
         return PairStage(source, shape, dtype, sizing.chunk_rows, flags=flags, seed=cfg.seed,
                          sample=run.sample, shift=shift, spill=spill,
                          percentile=cfg.bounds_percentile)
 
-    return flags_and_pass_one(run, lambda: pair_flags(run, shift, source, shape, dtype), stage,
-                              sizing, flagged_summary)
+    return flags_and_pass_one(
+        run, lambda along: pair_flags(run, shift, source, shape, dtype, along), stage, sizing,
+        flagged_summary, PASS_ONE_COPIES)
 
 
 def flagged_summary(rows: list[tuple[int, Bounds, Bounds]], flags: np.ndarray) -> Bounds:
