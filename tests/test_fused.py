@@ -112,3 +112,33 @@ def test_a_pass_one_that_does_not_fit_with_the_detector_runs_on_its_own(
     assert not any("+ normalise+pair" in m for m in alone)
     assert sum("detect stripes (robust, rows):" in m for m in alone) == 1
     assert tree_digest(tmp_path / "fused") == tree_digest(tmp_path / "alone")
+
+
+def test_a_run_stopped_in_its_second_shift_resumes_to_the_same_bytes(tmp_path, caplog,
+                                                                      monkeypatch):
+    """Two shifts detected on the fly: a run that fails as shift 1's fused pass ends keeps
+    shift 0; the rerun redoes shift 1 alone and gives the dataset of an uninterrupted run."""
+    from nsgen.modes import paired
+
+    for k in (0, 1):
+        write_scan(tmp_path / f"{100 + k}.nxs", n_angles=601, n_rows=40, n_columns=64,
+                   seed=3 + k)
+    scan, options = tmp_path / "100.nxs", dict(mode="paired", workers=2, shifts=2)
+    _run(tmp_path / "whole", scan, caplog, **options)
+    summary = paired.flagged_summary
+    calls: list[int] = []
+
+    def fail_second(rows, flags):
+        calls.append(1)
+        if len(calls) == 2:
+            raise NsgenError("stopped")
+        return summary(rows, flags)
+
+    monkeypatch.setattr(paired, "flagged_summary", fail_second)
+    with pytest.raises(NsgenError, match="stopped"):
+        _run(tmp_path / "stopped", scan, caplog, **options)
+    monkeypatch.setattr(paired, "flagged_summary", summary)
+    again = _run(tmp_path / "stopped", scan, caplog, **options)
+    assert any("shift00: finished earlier, kept" in m for m in again)
+    assert sum("+ normalise+pair:" in m for m in again) == 1
+    assert tree_digest(tmp_path / "stopped") == tree_digest(tmp_path / "whole")
