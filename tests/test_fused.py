@@ -74,13 +74,15 @@ def _run(root, scan, caplog, **options) -> list[str]:
 @pytest.mark.parametrize("options", [
     dict(mode="paired", workers=2),
     dict(mode="paired", workers=1, chunk_size=5),
+    dict(mode="paired", workers=2, chunk_size=6, bounds_percentile=0.5),
     dict(mode="patch", patch_size=(120, 16), workers=2, chunk_size=7),
-], ids=["paired", "paired-C5", "patch-C7"])
+], ids=["paired", "paired-C5", "paired-percentile", "patch-C7"])
 def test_on_the_fly_pass_one_rides_on_the_detector_and_gives_the_same_bytes(
         scan, tmp_path, caplog, monkeypatch, options):
     """With the robust detector on the fly, pass one runs on the chunks the detector's
-    first pass reads (one stage, one read of the scan for both); the dataset is the one of
-    the flags-first path (the detector's passes, then pass one reading the scan again)."""
+    first pass reads (one stage, one read of the scan for both; paired percentile bounds
+    counted from the scratch volume after); the dataset is the one of the flags-first path
+    (the detector's passes, then pass one reading the scan again)."""
     fused = _run(tmp_path / "fused", scan, caplog, **options)
     monkeypatch.setattr(real, "FUSED_DETECTOR", "none")
     apart = _run(tmp_path / "apart", scan, caplog, **options)

@@ -326,7 +326,9 @@ def shift_flags(run: SampleRun, config: Config, shift: int, source: ScanSource,
 def flags_and_pass_one(run: SampleRun, read_flags: Callable[[Alongside | None], np.ndarray],
                        stage: Callable[[np.ndarray | None], Any], sizing: Sizing,
                        flagged: Callable[[list[Any], np.ndarray], Bounds],
-                       work_factor: float) -> tuple[np.ndarray, Any]:
+                       work_factor: float,
+                       recount: Callable[[np.ndarray], Any] | None = None
+                       ) -> tuple[np.ndarray, Any]:
     """A shift's stripe flags and pass one's summary (paired and patch modes).
 
     ``stage(flags)`` is pass one (``work_factor`` float32 copies of a row per worker);
@@ -335,18 +337,23 @@ def flags_and_pass_one(run: SampleRun, read_flags: Callable[[Alongside | None], 
     then makes the summary from its per-item results: detected on the fly (``robust``),
     on the chunks the detector's first pass reads (one read of the scan for both:
     :class:`~nsgen.stages.fused.Alongside`); with ``--mask``, while the flags are read
-    from the archive (a serial decompression of the whole mask) on a thread. Otherwise
-    (percentile bounds, whose key counts need the flags; ``larix``) the flags come first
-    and the stage summarises itself.
+    from the archive (a serial decompression of the whole mask) on a thread. Percentile
+    bounds (key counts of the values the flags keep) on the fly: ``recount(flags)``, when
+    the mode has one, makes the summary from what ``stage(None)`` kept. Otherwise
+    (percentile bounds without ``recount`` or with ``--mask``; ``larix``) the flags come
+    first and the stage summarises itself.
     """
     cfg = run.config
-    if cfg.mask is None and cfg.bounds_percentile == 0 and cfg.detector == FUSED_DETECTOR:
+    if cfg.mask is None and cfg.detector == FUSED_DETECTOR and \
+            (cfg.bounds_percentile == 0 or recount is not None):
         alongside = Alongside(stage(None), work_factor)
         flags = read_flags(alongside)
-        if alongside.values is not None:
-            return flags, flagged([item for chunk in alongside.values for item in chunk],
-                                  flags)
-        return flags, union(run.run(stage(flags), sizing))   # did not fit together
+        if alongside.values is None:   # did not fit together: pass one with the flags
+            return flags, union(run.run(stage(flags), sizing))
+        if cfg.bounds_percentile != 0:
+            assert recount is not None
+            return flags, recount(flags)
+        return flags, flagged([item for chunk in alongside.values for item in chunk], flags)
     if cfg.mask is None or cfg.bounds_percentile != 0:
         flags = read_flags(None)
         return flags, union(run.run(stage(flags), sizing))
