@@ -21,10 +21,13 @@ PSS of the process tree in one separate, sampled run, against the limit (target 
 Timings on a shared machine vary with the other load: the ratios are what to compare.
 
 With ``--baseline ROOT`` another checkout's runs alternate with this one's (before/after
-from one run); ``--modes paired`` times one mode only.
+from one run; ``--no-baseline-peak`` skips the baseline's PSS run); ``--modes paired``
+times one mode only. This checkout's runs import this checkout's ``nsgen`` (first on
+``PYTHONPATH``), whatever ``nsgen`` is installed.
 
     python scripts/bench_scale.py [--cache DIR] [--memory-limit 4GB] [--repeats 1]
                                   [--only small|full] [--modes raw paired] [--baseline ROOT]
+                                  [--no-baseline-peak]
 """
 
 from __future__ import annotations
@@ -89,10 +92,17 @@ def mode_args(mode: str, scan: Path, limit: str) -> list[str]:
     return ["-m", mode, "--hdf-root", str(scan), "-s", "1", "--memory-limit", limit]
 
 
+#: this checkout (the one the script is in): its runs have it first on ``PYTHONPATH``, not
+#: the installed ``nsgen`` (which may be another checkout's editable install)
+HERE = str(Path(__file__).resolve().parents[1])
+
+
 def measure(scan: Path, rows: int, limit: str, limit_bytes: int, repeats: int,
-            modes: list[str], baseline: str | None = None) -> list[str]:
+            modes: list[str], baseline: str | None = None,
+            baseline_peak: bool = True) -> list[str]:
     """Table lines of one scan: cold read, then each mode (this checkout's, and with
-    ``baseline`` that checkout's too, the runs alternating)."""
+    ``baseline`` that checkout's too, the runs alternating; its peak PSS unless not
+    ``baseline_peak``)."""
     gib = ANGLES * rows * COLUMNS * 2 / 2**30
     how = set()
     reads = []
@@ -101,7 +111,7 @@ def measure(scan: Path, rows: int, limit: str, limit_bytes: int, repeats: int,
         reads.append(read_once(scan))
     floor = statistics.median(reads)
     lines = [f"{rows:5d} rows {gib:6.2f} GiB  cold read {floor:7.1f} s {floor / gib:6.2f} s/GiB"]
-    roots = [None] if baseline is None else [baseline, None]
+    roots = [HERE] if baseline is None else [baseline, HERE]
     for mode in modes:
         times: dict[str | None, list[float]] = {root: [] for root in roots}
         for _ in range(repeats):
@@ -109,15 +119,20 @@ def measure(scan: Path, rows: int, limit: str, limit_bytes: int, repeats: int,
                 with tempfile.TemporaryDirectory(dir=scan.parent) as d, python_path(root):
                     how.add(drop_caches(scan))
                     times[root].append(run_nsgen([*mode_args(mode, scan, limit), "-r", d])[0])
+                print(f"  ({mode} of {root}: {times[root][-1]:.1f} s, cold read {floor:.1f} s)",
+                      file=sys.stderr, flush=True)
         for root in roots:
-            with tempfile.TemporaryDirectory(dir=scan.parent) as d, python_path(root):
-                drop_caches(scan)
-                peak = run_nsgen([*mode_args(mode, scan, limit), "-r", d], memory=True)[1]
+            peak_text = "peak PSS not measured"
+            if root == HERE or baseline_peak:
+                with tempfile.TemporaryDirectory(dir=scan.parent) as d, python_path(root):
+                    drop_caches(scan)
+                    peak = run_nsgen([*mode_args(mode, scan, limit), "-r", d], memory=True)[1]
+                peak_text = (f"peak PSS {peak / 2**30:5.2f} GiB = {100 * peak / limit_bytes:3.0f} "
+                             f"% of the limit (target <= 75 %)")
             t = statistics.median(times[root])
-            name = f"{mode} ({'baseline' if root else 'this tree'})" if baseline else mode
+            name = f"{mode} ({'this tree' if root == HERE else 'baseline'})" if baseline else mode
             lines.append(f"{'':22s} {name:6s} {t:9.1f} s {t / gib:6.2f} s/GiB  {t / floor:5.2f} x "
-                         f"cold (target <= {TARGETS[mode]})  peak PSS {peak / 2**30:5.2f} GiB = "
-                         f"{100 * peak / limit_bytes:3.0f} % of the limit (target <= 75 %)"
+                         f"cold (target <= {TARGETS[mode]})  {peak_text}"
                          f"{'' if repeats == 1 else f' (runs: {times[root]})'}")
     lines.append(f"{'':22s} page cache before each figure: {', '.join(sorted(how))}")
     return lines
@@ -133,6 +148,8 @@ def main() -> int:
     ap.add_argument("--modes", nargs="+", choices=sorted(TARGETS), default=["raw", "paired"])
     ap.add_argument("--baseline", help="root of another nsgen checkout (e.g. `git worktree "
                     "add /tmp/base main`) whose runs alternate with this one's")
+    ap.add_argument("--no-baseline-peak", action="store_true",
+                    help="skip the baseline's separate peak-PSS run (a full-size run takes minutes)")
     a = ap.parse_args()
     from nsgen.config import parse_bytes
     limit = parse_bytes(a.memory_limit)
@@ -143,7 +160,8 @@ def main() -> int:
         if a.only and name not in a.only:
             continue
         scan = make_scan(a.cache, rows)
-        for line in measure(scan, rows, a.memory_limit, limit, a.repeats, a.modes, a.baseline):
+        for line in measure(scan, rows, a.memory_limit, limit, a.repeats, a.modes, a.baseline,
+                            not a.no_baseline_peak):
             print(line, flush=True)
     return 0
 

@@ -24,11 +24,12 @@ from nsgen.modes.artefacts import (artefact_images, artefact_records, make_artef
 from nsgen.modes.real import ENGINE_PRELOAD as REAL_PRELOAD
 from nsgen.modes.real import (flags_and_pass_one, OUT_SHAPE, add_range_used, check_mask_source, check_scans,
                               interior, interior_parts, keep, run_shifts, shift_flags,
-                              sizing_for, spill_bounds, union)
+                              sizing_for, spill_bounds, summarise, union)
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.stripes import PAIRED
+from nsgen.stages.fused import Alongside
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import ResizeStage
 from nsgen.stages.spill import SpillStage
@@ -39,6 +40,8 @@ __all__ = ["ENGINE_PRELOAD", "check", "run_sample"]
 #: modules the engine's processes import before they start
 #: (:data:`nsgen.modes.real.ENGINE_PRELOAD`)
 ENGINE_PRELOAD = ("nsgen.modes.paired", *REAL_PRELOAD)
+#: float32 copies of a scan row a pass-one worker holds (:class:`PairStage`)
+PASS_ONE_COPIES = 1.0
 
 
 def check(config: Config) -> None:
@@ -101,11 +104,13 @@ def row_bounds(chunk: Chunk, values: np.ndarray, n_rows: int, bad: np.ndarray | 
 
 
 def pair_flags(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
-               dtype: str) -> np.ndarray:
+               dtype: str, alongside: Alongside | None = None) -> np.ndarray:
     """Which sinograms of a shift have real stripes: the mask's, and a dead or saturated
-    pixel's (a bad pixel is a stripe of its sinogram)."""
+    pixel's (a bad pixel is a stripe of its sinogram); ``alongside``: see
+    :func:`~nsgen.modes.real.shift_flags`."""
     with profile.phase("mask flags"):
-        flags = shift_flags(run, run.config, shift, source, shape, dtype, None)[:, 0]
+        flags = shift_flags(run, run.config, shift, source, shape, dtype, None,
+                            alongside)[:, 0]
     if source.bad is not None:
         flags = flags | source.bad.any(axis=1)
     return flags
@@ -113,19 +118,53 @@ def pair_flags(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
 
 def pass_one(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
              dtype: str, spill: Spill) -> tuple[np.ndarray, Any]:
-    """The flags and pass one's summary. With ``--mask`` and min/max bounds, the flags are
-    read from the archive (a serial decompression of the whole mask) on a thread while pass
-    one runs, and combined with its per-row bounds after."""
+    """The flags and pass one's summary. With min/max bounds, pass one runs with the
+    detector's first pass (on the fly) or while the flags are read from the archive
+    (``--mask``), and is combined with the flags after (per-row bounds). Percentile bounds
+    on the fly: pass one runs with the detector's first pass too, and
+    :class:`FlagRowsStage` counts the scratch volume once the flags are known."""
     cfg = run.config
-    sizing = sizing_for(run, shape, dtype, work_factor=1)
+    sizing = sizing_for(run, shape, dtype, work_factor=PASS_ONE_COPIES)
 
     def stage(flags: np.ndarray | None) -> PairStage:
         return PairStage(source, shape, dtype, sizing.chunk_rows, flags=flags, seed=cfg.seed,
                          sample=run.sample, shift=shift, spill=spill,
                          percentile=cfg.bounds_percentile)
 
-    return flags_and_pass_one(run, lambda: pair_flags(run, shift, source, shape, dtype), stage,
-                              sizing, flagged_summary)
+    def recount(flags: np.ndarray) -> Any:
+        wsizing = run.sizing(n_rows=shape[1], row_bytes=spill.row_bytes, work_factor=3)
+        return union(run.run(FlagRowsStage(spill, wsizing.chunk_rows, flags=flags,
+                                           n_rows=shape[1], bad=source.bad,
+                                           percentile=cfg.bounds_percentile), wsizing))
+
+    return flags_and_pass_one(
+        run, lambda along: pair_flags(run, shift, source, shape, dtype, along), stage, sizing,
+        flagged_summary, PASS_ONE_COPIES, recount)
+
+
+@dataclass
+class FlagRowsStage(SpillStage):
+    """After pass one ran without the flags (every row got stripes): the stripe images of
+    the flagged rows made NaN again in the scratch volume (as pass one with the flags
+    leaves them) and each chunk's summary (:func:`~nsgen.modes.real.summarise`, the key
+    counts of percentile bounds) from its rows as pass one with the flags would have had
+    them; one read of the small scratch volume instead of one of the scan."""
+
+    flags: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    n_rows: int = 0
+    bad: np.ndarray | None = None
+    percentile: float = 0.0
+    label: str = "flag rows"
+
+    def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
+        values = np.array(data)
+        for k, v in enumerate(range(chunk.start, chunk.stop)):
+            if self.flags[v]:
+                values[k, 1] = np.nan
+                self.spill.write_rows(v, values[k:k + 1])
+        with profile.phase("bounds"):
+            return WorkResult(summarise(interior_parts(chunk, values, self.n_rows, self.bad),
+                                        self.percentile))
 
 
 def flagged_summary(rows: list[tuple[int, Bounds, Bounds]], flags: np.ndarray) -> Bounds:

@@ -47,6 +47,7 @@ from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
 from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.stripes import PATCH, stripe_spans
+from nsgen.stages.fused import Alongside
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import ScanStage
 from nsgen.stages.write import WriteStage, Written, range_of, releases_images
@@ -56,6 +57,8 @@ __all__ = ["ENGINE_PRELOAD", "check", "run_sample"]
 #: modules the engine's processes import before they start
 #: (:data:`nsgen.modes.real.ENGINE_PRELOAD`)
 ENGINE_PRELOAD = ("nsgen.modes.patch", "nsgen.prep._patches_jit", *REAL_PRELOAD)
+#: float32 copies of a scan row a pass-one worker holds (:class:`BoundsStage`)
+PASS_ONE_COPIES = 4.0
 
 
 def check(config: Config) -> None:
@@ -471,12 +474,13 @@ def patch_good_columns(bad: np.ndarray | None, v: int, shape: tuple[int, int, in
 
 
 def patch_flags(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
-                dtype: str) -> np.ndarray:
+                dtype: str, alongside: Alongside | None = None) -> np.ndarray:
     """Which patches of a shift have real stripes: the mask's, and those a dead or
-    saturated pixel reaches (a bad pixel is a stripe of its patches)."""
+    saturated pixel reaches (a bad pixel is a stripe of its patches); ``alongside``: see
+    :func:`~nsgen.modes.real.shift_flags`."""
     ps = run.config.patch_size
     with profile.phase("mask flags"):
-        flags = shift_flags(run, run.config, shift, source, shape, dtype, ps)
+        flags = shift_flags(run, run.config, shift, source, shape, dtype, ps, alongside)
     if source.bad is not None:
         goods = [patch_good_columns(source.bad, v, shape, ps) for v in range(shape[1])]
         flags = flags | np.stack([~g.all(axis=1) for g in goods if g is not None])
@@ -486,15 +490,15 @@ def patch_flags(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int
 def pass_one(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],
              dtype: str, flags_known: Callable[[np.ndarray], None] | None = None
              ) -> tuple[np.ndarray, Any]:
-    """The flags and pass one's summary. With ``--mask`` and min/max bounds, the flags are
-    read from the archive (a serial decompression of the whole mask) on a thread while pass
-    one runs, and combined with its per-patch bounds after. ``flags_known(flags)`` is
-    called as soon as the flags are known (on that thread, then)."""
+    """The flags and pass one's summary. With min/max bounds, pass one runs with the
+    detector's first pass (on the fly) or while the flags are read from the archive
+    (``--mask``), and is combined with the flags after (per-patch bounds).
+    ``flags_known(flags)`` is called as soon as the flags are known."""
     cfg = run.config
-    sizing = sizing_for(run, shape, dtype, work_factor=4)
+    sizing = sizing_for(run, shape, dtype, work_factor=PASS_ONE_COPIES)
 
-    def read_flags() -> np.ndarray:
-        flags = patch_flags(run, shift, source, shape, dtype)
+    def read_flags(alongside: Alongside | None) -> np.ndarray:
+        flags = patch_flags(run, shift, source, shape, dtype, alongside)
         if flags_known is not None:
             flags_known(flags)
         return flags
@@ -504,7 +508,8 @@ def pass_one(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, i
         return BoundsStage(source, shape, dtype, sizing.chunk_rows, cutter=cutter,
                            percentile=cfg.bounds_percentile)
 
-    return flags_and_pass_one(run, read_flags, stage, sizing, flagged_summary)
+    return flags_and_pass_one(run, read_flags, stage, sizing, flagged_summary,
+                              PASS_ONE_COPIES)
 
 
 def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, int, int],

@@ -43,6 +43,7 @@ from nsgen.runner import SampleRecord, SampleRun
 from nsgen.scan import shift_files
 from nsgen.scan.shifts import shift_note
 from nsgen.stages.decompress import decompressed
+from nsgen.stages.fused import Alongside
 from nsgen.stages.scan_sizing import scan_sizing
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import OUT_SHAPE
@@ -67,6 +68,9 @@ ENGINE_PRELOAD = ("nsgen.modes.real", "nsgen.prep._resize_jit", "nsgen.prep._nor
 MAX_HASHED_SOURCES = 16
 #: detector rows at each edge left out of the scaling bounds (docs/science.md A.7)
 EDGE_ROWS = 20
+#: the on-the-fly detector whose first pass carries paired and patch modes' pass one
+#: (:func:`flags_and_pass_one`; ``larix`` reads its chunks with a halo)
+FUSED_DETECTOR = "robust"
 
 #: ``plan(run, shift, source, shape, dtype) -> manifest entries`` of one shift of a mode
 ShiftPlan = Callable[[SampleRun, int, ScanSource, tuple[int, int, int], str],
@@ -298,8 +302,11 @@ def sizing_for(run: SampleRun, shape: tuple[int, int, int], dtype: str,
 
 def shift_flags(run: SampleRun, config: Config, shift: int, source: ScanSource,
                 shape: tuple[int, int, int], dtype: str,
-                patch_shape: tuple[int, int] | None) -> np.ndarray:
-    """Stripe flags of a shift: from ``--mask`` when given, else detected on the fly."""
+                patch_shape: tuple[int, int] | None,
+                alongside: Alongside | None = None) -> np.ndarray:
+    """Stripe flags of a shift: from ``--mask`` when given, else detected on the fly
+    (the ``robust`` detector running ``alongside`` with its first pass, when given:
+    :func:`~nsgen.stages.robust.detect_robust`)."""
     if config.mask is not None:
         from nsgen.io.mask_archive import mask_key, read_mask_bands
         banded = read_mask_bands(config.mask, mask_key(source.path), shape,
@@ -307,27 +314,51 @@ def shift_flags(run: SampleRun, config: Config, shift: int, source: ScanSource,
         return band_flags(banded, patch_shape)
     run.say(f"shift {shift}: no --mask, detecting stripes on the fly")
     params = scan_detect_params(Path(source.path), shape, config.detector)
-    return detect_stripes(run, source, shape, dtype, params, run.work / f"shift{shift:02d}",
-                          patch_shape=patch_shape, detector=config.detector)
+    work = run.work / f"shift{shift:02d}"
+    if alongside is not None and config.detector == FUSED_DETECTOR:
+        from nsgen.stages.robust import detect_robust
+        return detect_robust(run, source, shape, dtype, params, work, patch_shape=patch_shape,
+                             alongside=alongside)
+    return detect_stripes(run, source, shape, dtype, params, work, patch_shape=patch_shape,
+                          detector=config.detector)
 
 
-def flags_and_pass_one(run: SampleRun, read_flags: Callable[[], np.ndarray],
+def flags_and_pass_one(run: SampleRun, read_flags: Callable[[Alongside | None], np.ndarray],
                        stage: Callable[[np.ndarray | None], Any], sizing: Sizing,
-                       flagged: Callable[[list[Any], np.ndarray], Bounds]
+                       flagged: Callable[[list[Any], np.ndarray], Bounds],
+                       work_factor: float,
+                       recount: Callable[[np.ndarray], Any] | None = None
                        ) -> tuple[np.ndarray, Any]:
     """A shift's stripe flags and pass one's summary (paired and patch modes).
 
-    ``stage(flags)`` is pass one. With ``--mask`` and min/max bounds, the flags are read
-    from the archive (a serial decompression of the whole mask) on a thread while
-    ``stage(None)`` runs, and ``flagged(items, flags)`` then makes the summary from its
-    per-item results; otherwise the flags come first and the stage summarises itself.
+    ``stage(flags)`` is pass one (``work_factor`` float32 copies of a row per worker);
+    ``read_flags(alongside)`` the flags (:func:`shift_flags`). With min/max bounds, pass
+    one runs as ``stage(None)`` before the flags are known, and ``flagged(items, flags)``
+    then makes the summary from its per-item results: detected on the fly (``robust``),
+    on the chunks the detector's first pass reads (one read of the scan for both:
+    :class:`~nsgen.stages.fused.Alongside`); with ``--mask``, while the flags are read
+    from the archive (a serial decompression of the whole mask) on a thread. Percentile
+    bounds (key counts of the values the flags keep) on the fly: ``recount(flags)``, when
+    the mode has one, makes the summary from what ``stage(None)`` kept. Otherwise
+    (percentile bounds without ``recount`` or with ``--mask``; ``larix``) the flags come
+    first and the stage summarises itself.
     """
     cfg = run.config
+    if cfg.mask is None and cfg.detector == FUSED_DETECTOR and \
+            (cfg.bounds_percentile == 0 or recount is not None):
+        alongside = Alongside(stage(None), work_factor)
+        flags = read_flags(alongside)
+        if alongside.values is None:   # did not fit together: pass one with the flags
+            return flags, union(run.run(stage(flags), sizing))
+        if cfg.bounds_percentile != 0:
+            assert recount is not None
+            return flags, recount(flags)
+        return flags, flagged([item for chunk in alongside.values for item in chunk], flags)
     if cfg.mask is None or cfg.bounds_percentile != 0:
-        flags = read_flags()
+        flags = read_flags(None)
         return flags, union(run.run(stage(flags), sizing))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsgen-flags") as pool:
-        future = pool.submit(read_flags)
+        future = pool.submit(read_flags, None)
         try:
             items = [item for chunk in run.run(stage(None), sizing) for item in chunk]
         except BaseException:

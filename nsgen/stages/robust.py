@@ -26,7 +26,7 @@ import os
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -44,6 +44,7 @@ from nsgen.prep.stripe_detect import rows_to_read
 from nsgen.prep.stripe_robust import (decide_offsets, depth_rule, feature_layout,
                                       raw_bin_means, raw_feature_parts, set_offsets)
 from nsgen.runner import StageRunner
+from nsgen.stages.fused import Alongside, FusedStage
 from nsgen.stages.scan_sizing import row_sizing, scan_sizing
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import ScanStage, read_scan_rows
@@ -317,10 +318,17 @@ def memory_rows(limit: int, row_bytes: int, n_rows: int,
 def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, int],
                   dtype: str, params: DetectParams, work: Path,
                   patch_shape: tuple[int, int] | None = None,
-                  mask_spill: Spill | None = None) -> np.ndarray:
+                  mask_spill: Spill | None = None,
+                  alongside: Alongside | None = None) -> np.ndarray:
     """The robust detector's mask of a scan in three passes (features and offsets in
     ``work``, or in memory as far as :func:`memory_rows` allows; removed at the end);
-    returns the per-row (patch) flags, as :func:`~nsgen.stages.stripes.detect_stripes`."""
+    returns the per-row (patch) flags, as :func:`~nsgen.stages.stripes.detect_stripes`.
+
+    ``alongside``: a pass of the caller's over the scan's row chunks that the first pass
+    runs on the chunks it reads (:class:`~nsgen.stages.fused.FusedStage`; both sized
+    together), its values left in ``alongside.values``: the scan is read once for both.
+    When the two do not fit the memory limit together (an explicit ``--chunk-size``), the
+    first pass runs alone and ``alongside.values`` stays None."""
     n_angles, n_rows, n_cols = shape
     sizes = feature_layout(n_angles)[0]
     layouts = {"features": ((n_rows, sum(sizes) + len(sizes), n_cols), "float32"),
@@ -329,13 +337,20 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
     row_bytes = sum(int(np.prod(s[1:])) * np.dtype(d).itemsize for s, d in layouts.values())
     limit = run.memory_limit or int(available_memory() * DEFAULT_MEMORY_SHARE)
     rows = memory_rows(limit, row_bytes, n_rows)
+    along = 0.0 if alongside is None else alongside.work_factor
     try:
         sizings = _sizings(StageRunner(run.engine, run.log, run.workers, run.chunk_size,
                                        limit - rows * row_bytes, run.tag) if rows else run,
-                           shape, dtype, layouts, params)
+                           shape, dtype, layouts, params, along)
     except NsgenError:   # the passes need that memory (an explicit --chunk-size): disk
         rows = 0
-        sizings = _sizings(run, shape, dtype, layouts, params)
+        try:
+            sizings = _sizings(run, shape, dtype, layouts, params, along)
+        except NsgenError:
+            if not along:
+                raise
+            along, alongside = 0.0, None   # the caller's pass runs on its own
+            sizings = _sizings(run, shape, dtype, layouts, params)
     run.say(f"scratch: {rows} of {n_rows} rows in memory "
             f"({rows * row_bytes / 2**20:.0f} MiB), {n_rows - rows} on disk "
             f"({(n_rows - rows) * row_bytes / 2**20:.0f} MiB)")
@@ -346,8 +361,16 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
                      memory=Path(f"{shm}-{name}"), memory_rows=rows)
         for name, (s, dt) in layouts.items())
     try:
-        clocks = run.run(RobustFeatureStage(source, shape, dtype, sizings[0].chunk_rows,
-                                            halo=0, features=features), sizings[0])
+        first = RobustFeatureStage(source, shape, dtype, sizings[0].chunk_rows, halo=0,
+                                   features=features)
+        if alongside is None:
+            clocks = run.run(first, sizings[0])
+        else:
+            both = run.run(FusedStage(first, replace(alongside.stage,
+                                                     chunk_rows=sizings[0].chunk_rows)),
+                           sizings[0])
+            clocks = [c for c, _ in both]
+            alongside.values = [v for _, v in both]
         run.say(StepClock.describe("detect stripes (robust, rows)", clocks))
         stage = RobustOffsetStage(features=features, offsets=offsets,
                                   n_angles=n_angles, params=params,
@@ -369,15 +392,17 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
 
 
 def _sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,
-             layouts: Mapping[str, tuple[tuple[int, ...], str]], params: DetectParams
-             ) -> tuple[Sizing, Sizing, Sizing]:
-    """The three passes' chunking within ``run``'s memory limit."""
+             layouts: Mapping[str, tuple[tuple[int, ...], str]], params: DetectParams,
+             alongside: float = 0.0) -> tuple[Sizing, Sizing, Sizing]:
+    """The three passes' chunking within ``run``'s memory limit (the first pass's workers
+    holding ``alongside`` float32 copies of a row more: a pass run with it)."""
     n_angles, n_rows, n_cols = shape
     feat_bytes = int(np.prod(layouts["features"][0][1:])) * 4
     # :class:`RowBins`: a band of raw rows, a normalised row and its means
     bins_row = n_angles * n_cols * (BIN_BAND * np.dtype(dtype).itemsize + 4) + \
         feature_layout(n_angles)[1] * n_cols * 4
-    first = scan_sizing(run, shape, dtype, FEATURE_FLOAT_COPIES, worker_overhead=JIT_OVERHEAD)
+    first = scan_sizing(run, shape, dtype, FEATURE_FLOAT_COPIES + alongside,
+                        worker_overhead=JIT_OVERHEAD)
     # compute-only: the worker holds the feature rows it reads (with the halo, each angle
     # set in its own buffer) and background copies
     second = row_sizing(run, n_rows, row_bytes=feat_bytes, work_factor=OFFSET_WORK_FACTOR,
