@@ -116,7 +116,7 @@ RUN_POOL_FLOOR = 4.0
 #: over several rows stays in its columns; rows first shares it with the compared rows
 #: (their per-rank median follows it, their spread grows), so each of its rows scores 2-4
 #: (labelled benchmark, 721x64x512 seed 5: a 7 % partial stripe over 8 rows, per column
-#: 6 robust scales of the row, z -1.5..-3.7). Floor 2: clean rows 4 -> 40 (seeds 5-8)
+#: 6 robust scales of the row, z -1.5..-3.7). Floor 2: clean rows 5 -> 40 (seeds 5-8)
 ROW_POOL_FLOOR = 3.0
 ROW_POOL_REACH = 7
 ROW_POOL_WIDTH = 8
