@@ -396,27 +396,29 @@ def _pool_rows(q: np.ndarray, z: np.ndarray, q_start: int, rows: tuple[int, int]
     """
     reach = min(ROW_POOL_REACH, hd)
     start, stop = rows
-    if reach < 1 or stop <= start:
-        return z
-    n_i = z.shape[1]
-    own = q[start - q_start:stop - q_start, :n_i]
-    inv = np.divide(z, own, out=np.zeros_like(z), where=own != 0)  # 1 / the row's unit
-    d = np.arange(-reach, reach + 1)
-    src = np.arange(start, stop)[None, :] + d[:, None]
-    inside = (src >= 0) & (src < n_rows_total)
-    other = q[np.clip(src, 0, n_rows_total - 1) - q_start, :n_i] * inv[None]
-    other[~inside] = 0.0
     best = z.copy()
+    # only a row above the floor itself is in a run: its (row, column) pairs alone
+    j, c = np.nonzero(np.abs(z) > ROW_POOL_FLOOR)
+    if reach < 1 or j.size == 0:
+        return best
+    own = z[j, c]
+    inv = own / q[j + start - q_start, c]          # 1 / the row's unit (z = q / unit)
+    src = j[None, :] + start + np.arange(-reach, reach + 1)[:, None]
+    inside = (src >= 0) & (src < n_rows_total)
+    other = q[np.clip(src, 0, n_rows_total - 1) - q_start, c[None, :]] * inv[None]
+    other[~inside] = 0.0
+    top = best[j, c]
     for sign in (1.0, -1.0):
         s = np.where(sign * other > ROW_POOL_FLOOR,
-                     np.minimum(sign * other, ROW_POOL_CAP * np.abs(z)[None]), 0.0)
-        cs = np.concatenate([np.zeros((1,) + s.shape[1:]), np.cumsum(s, axis=0)])
-        co = np.concatenate([np.zeros((1,) + s.shape[1:]), np.cumsum(s > 0, axis=0)])
+                     np.minimum(sign * other, ROW_POOL_CAP * np.abs(own)[None]), 0.0)
+        cs = np.concatenate([np.zeros((1, j.size)), np.cumsum(s, axis=0)])
+        co = np.concatenate([np.zeros((1, j.size)), np.cumsum(s > 0, axis=0)])
         for a in range(reach + 1):          # runs [a, b) of rows holding the row (at reach)
             for b in range(max(reach + 1, a + 2), min(2 * reach + 1, a + ROW_POOL_WIDTH) + 1):
                 n = b - a
                 sc = np.where(co[b] - co[a] == n, (cs[b] - cs[a]) / np.sqrt(n), 0.0)
-                np.copyto(best, sign * sc, where=sc > np.abs(best))
+                np.copyto(top, sign * sc, where=sc > np.abs(top))
+    best[j, c] = top
     return best
 
 
