@@ -292,6 +292,7 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
     qs, tall = split_tall(qs, q_start, rows)  # tall: the row-alone flags of rows
     z = [offset_scores(qs[:, n], q_start, rows, hd, n_rows_total) for n in range(qs.shape[1])]
+    z_own = z[-1]  # (each column's own score in its row: a block's share of it)
     # the rows of one defect add their evidence too (it stays in its columns)
     z = [_pool_rows(qs[:, n], zn, q_start, rows, hd, n_rows_total) for n, zn in enumerate(z)]
     z_one = z[-1]  # (each column's own score: the blocks' are compared with it)
@@ -317,7 +318,7 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
         # a whole-scan stripe, where this block agrees (a whole-scan score z spreads over
         # the blocks as about z / sqrt(blocks) each) ...
         agree = np.sign(zb[b]) * np.sign(z_all) * np.abs(zb[b])
-        share = np.abs(z_one) / np.sqrt(n_b)
+        share = np.abs(z_own) / np.sqrt(n_b)
         part = flag_all & (agree > AGREE * share)
         # ... or a stripe over part of the scan: a run of blocks each above RUN_LEVEL with
         # the same sign, whose summed score (pooled over adjacent columns) is strong
