@@ -228,6 +228,28 @@ def test_the_columns_of_a_wide_stripe_add_their_evidence(monkeypatch):
     assert not robust_stripe_mask(x).any()
 
 
+def test_the_rows_of_a_defect_add_their_evidence():
+    """stripe_robust._pool_rows: a defect over several rows (each below the bar alone) is
+    pooled over its rows, ``sum / sqrt(rows)``; a row alone and rows below the floor keep
+    their own scores; a row beside a far stronger one takes it at most ROW_POOL_CAP times
+    its own; a chunk's rows (with ``hd`` rows each side) pool as the whole volume's."""
+    n, hd = 12, 5
+    q = np.zeros((n, 5))
+    q[:, 4] = 1.0                           # 4 columns in units of the robust scale 1
+    q[3:7, 1] = [3.5, 4.0, 3.2, 3.6]        # a defect over rows 3-6
+    q[3:7, 0] = -2.9                        # below the floor in every row
+    q[9, 2] = 4.5                           # one row alone
+    q[1, 3], q[2, 3] = 3.5, 40.0            # a row beside a strong defect
+    z = q[:, :4].copy()
+    p = stripe_robust._pool_rows(q, z, 0, (0, n), hd, n)
+    assert np.allclose(p[3:7, 1], 14.3 / 2)
+    assert np.array_equal(p[:, [0, 2]], z[:, [0, 2]])
+    assert np.isclose(p[1, 3], (3.5 + stripe_robust.ROW_POOL_CAP * 3.5) / np.sqrt(2))
+    assert p[2, 3] == 40.0
+    assert np.array_equal(np.delete(p, [3, 4, 5, 6], axis=0)[:, 1], np.zeros(n - 4))
+    assert np.array_equal(stripe_robust._pool_rows(q[:11], z[4:6], 0, (4, 6), hd, n), p[4:6])
+
+
 def test_scores_are_in_units_of_the_rows_local_scale():
     """A row's offsets in a busy stretch (10 x the noise of the rest) are measured against
     that stretch's own scale."""

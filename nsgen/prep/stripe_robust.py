@@ -29,18 +29,20 @@ angle blocks (scans of at least 180 angles):
    above ``STRONG`` robust scales of that row) are replaced, in the rows that serve as
    background, by their row's neighbouring columns: such a defect shifts the other rows'
    per-rank median enough to score beside it.
-5. Whole-scan stripes: ``|z| > threshold`` (5; ``z`` pooled over up to 5 adjacent columns
-   of one sign, :func:`_pool`), less the columns beside a stronger stripe of
-   the opposite sign (the median filter's answer to it) and those the angle blocks do not
-   agree on (median block score, same sign, below :data:`CONSISTENT` of its expected
-   share: a feature's turning point along the angles is one or two blocks' event); masked
-   in the angle blocks whose own score agrees. Stripes over part of the scan: a run of 2
-   to ``blocks - 1`` adjacent blocks, each scoring above ``RUN_LEVEL`` with one sign,
-   whose sum over ``sqrt(length)`` (pooled over up to 5 adjacent columns, as the
-   whole-scan scores) exceeds 2.2 x the threshold; their angles are then refined from the
-   run's trace over angle bins, and dropped where that range does not stand out of the
-   trace elsewhere or is not a significant step in it (module
-   :mod:`nsgen.prep.robust_angles`).
+5. Every angle set's ``z`` pooled over up to 8 adjacent rows, each above 3 with one sign
+   in that column (:func:`_pool_rows`: a defect stays in its columns over the rows it
+   spans, which rows first partly shares with the compared rows). Whole-scan stripes:
+   ``|z| > threshold`` (5; ``z`` pooled over up to 5 adjacent columns of one sign,
+   :func:`_pool`), less the columns beside a stronger stripe of the opposite sign (the
+   median filter's answer to it) and those the angle blocks do not agree on (median
+   block score, same sign, below :data:`CONSISTENT` of its expected share: a feature's
+   turning point along the angles is one or two blocks' event); masked in the angle
+   blocks whose own score agrees. Stripes over part of the scan: a run of 2 to
+   ``blocks - 1`` adjacent blocks, each scoring above ``RUN_LEVEL`` with one sign, whose sum over
+   ``sqrt(length)`` (pooled over up to 5 adjacent columns, as the whole-scan scores)
+   exceeds 2.2 x the threshold; their angles are then refined from the run's trace over
+   angle bins, and dropped where that range does not stand out of the trace elsewhere or
+   is not a significant step in it (module :mod:`nsgen.prep.robust_angles`).
 
 Steps 2-4 couple rows (``q`` of the ``hd`` rows each side, each against its own ``hd``
 rows, whose strong defects are their own), so a row chunk plus ``2 hd`` rows each side
@@ -108,6 +110,17 @@ POOL_FLOOR = 3.0
 #: least a run of two blocks at RUN_LEVEL scores is 2 x 3 / sqrt(2) = 4.24): a 4-column
 #: partial stripe at 5 per block and column scores 7 as a run, 14 pooled (bar 11)
 RUN_POOL_FLOOR = 4.0
+#: every angle set's scores pooled along the rows too (:func:`_pool_rows`): runs of 2 to
+#: ROW_POOL_WIDTH adjacent rows within ROW_POOL_REACH, each above ROW_POOL_FLOOR with one
+#: sign in the column, the other rows' at most ROW_POOL_CAP times the row's own. A defect
+#: over several rows stays in its columns; rows first shares it with the compared rows
+#: (their per-rank median follows it, their spread grows), so each of its rows scores 2-4
+#: (labelled benchmark, 721x64x512 seed 5: a 7 % partial stripe over 8 rows, per column
+#: 6 robust scales of the row, z -1.5..-3.7). Floor 2: clean rows 5 -> 40 (seeds 5-8)
+ROW_POOL_FLOOR = 3.0
+ROW_POOL_REACH = 7
+ROW_POOL_WIDTH = 8
+ROW_POOL_CAP = 2.0
 
 
 def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
@@ -305,6 +318,9 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
     qs, tall = split_tall(qs, q_start, rows)  # tall: the row-alone flags of rows
     z = [offset_scores(qs[:, n], q_start, rows, hd, n_rows_total) for n in range(qs.shape[1])]
+    z_own = z[-1]  # (each column's own score in its row: a block's share of it)
+    # the rows of one defect add their evidence too (it stays in its columns)
+    z = [_pool_rows(qs[:, n], zn, q_start, rows, hd, n_rows_total) for n, zn in enumerate(z)]
     z_one = z[-1]  # (each column's own score: the blocks' are compared with it)
     z_all = _pool(z_one, POOL_FLOOR, POOL_WIDTH)
     flag_all = _grow(_drop_bias(z_all, threshold), z_all, GROW * threshold)
@@ -328,7 +344,7 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
         # a whole-scan stripe, where this block agrees (a whole-scan score z spreads over
         # the blocks as about z / sqrt(blocks) each) ...
         agree = np.sign(zb[b]) * np.sign(z_all) * np.abs(zb[b])
-        share = np.abs(z_one) / np.sqrt(n_b)
+        share = np.abs(z_own) / np.sqrt(n_b)
         part = flag_all & (agree > AGREE * share)
         # ... or a stripe over part of the scan: a run of blocks each above RUN_LEVEL with
         # the same sign, whose summed score (pooled over adjacent columns) is strong
@@ -383,6 +399,53 @@ def _pool(z: np.ndarray, floor: float, width: int) -> np.ndarray:
             for k in range(w):
                 seg = best[:, k:k + m]
                 np.copyto(seg, sign * sc, where=sc > np.abs(seg))
+    return best
+
+
+def _pool_rows(q: np.ndarray, z: np.ndarray, q_start: int, rows: tuple[int, int], hd: int,
+               n_rows_total: int) -> np.ndarray:
+    """Scores ``z`` ``(stop - start, columns)`` of volume rows ``rows`` pooled along the rows:
+    each row's the strongest ``sum / sqrt(n)`` over the runs of 2 to :data:`ROW_POOL_WIDTH`
+    adjacent rows within :data:`ROW_POOL_REACH` (and ``hd``) holding it whose scores in that
+    column all exceed :data:`ROW_POOL_FLOOR` with one sign (its own score where none does).
+    The other rows' scores are their offsets ``q`` (:func:`~nsgen.prep.robust_scores.offsets`
+    of one angle set, volume rows ``q_start ...``, ``hd`` rows each side of ``rows``) in this
+    row's unit (``q / z`` of the row), each at most :data:`ROW_POOL_CAP` times this row's
+    ``|z|`` (a defect keeps its height over the rows it spans; a row beside a strong one is
+    not it).
+
+    Examples
+    --------
+    >>> q = np.zeros((6, 3)); q[:, 2] = 1.0        # 6 rows, 2 columns, robust scale 1
+    >>> q[1:5, 0] = [3.5, 4.0, 3.2, 1.0]            # a stripe over rows 1-3 in column 0
+    >>> _pool_rows(q, q[:, :2].copy(), 0, (0, 6), 3, 6)[:, 0].round(2).tolist()
+    [0.0, 6.18, 6.18, 6.18, 1.0, 0.0]
+    """
+    reach = min(ROW_POOL_REACH, hd)
+    start, stop = rows
+    best = z.copy()
+    # only a row above the floor itself is in a run: its (row, column) pairs alone
+    j, c = np.nonzero(np.abs(z) > ROW_POOL_FLOOR)
+    if reach < 1 or j.size == 0:
+        return best
+    own = z[j, c]
+    inv = own / q[j + start - q_start, c]          # 1 / the row's unit (z = q / unit)
+    src = j[None, :] + start + np.arange(-reach, reach + 1)[:, None]
+    inside = (src >= 0) & (src < n_rows_total)
+    other = q[np.clip(src, 0, n_rows_total - 1) - q_start, c[None, :]] * inv[None]
+    other[~inside] = 0.0
+    top = best[j, c]
+    for sign in (1.0, -1.0):
+        s = np.where(sign * other > ROW_POOL_FLOOR,
+                     np.minimum(sign * other, ROW_POOL_CAP * np.abs(own)[None]), 0.0)
+        cs = np.concatenate([np.zeros((1, j.size)), np.cumsum(s, axis=0)])
+        co = np.concatenate([np.zeros((1, j.size)), np.cumsum(s > 0, axis=0)])
+        for a in range(reach + 1):          # runs [a, b) of rows holding the row (at reach)
+            for b in range(max(reach + 1, a + 2), min(2 * reach + 1, a + ROW_POOL_WIDTH) + 1):
+                n = b - a
+                sc = np.where(co[b] - co[a] == n, (cs[b] - cs[a]) / np.sqrt(n), 0.0)
+                np.copyto(top, sign * sc, where=sc > np.abs(top))
+    best[j, c] = top
     return best
 
 
