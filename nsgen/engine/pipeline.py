@@ -151,7 +151,9 @@ class Engine:
             # 0.3 s), once for all children; each worker imports the rest of what its
             # stages need in parallel. Only the process's first engine sets them (the
             # forkserver lives as long as the process).
-            ctx.set_forkserver_preload(["nsgen.engine.pipeline", "numpy", *self.preload])
+            # (nsgen.engine.fastexit last: the forkserver ends without its teardown)
+            ctx.set_forkserver_preload(["nsgen.engine.pipeline", "numpy", *self.preload,
+                                        "nsgen.engine.fastexit"])
         except Exception:  # pragma: no cover - preload is an optimisation only
             pass
         self._data = ctx.Queue()
