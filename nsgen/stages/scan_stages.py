@@ -10,7 +10,9 @@ next ones on the reader's hint thread (:class:`~nsgen.stages.scan_source.HintThr
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -105,15 +107,26 @@ class ScanStage(Stage):
                 ((hi - lo, c), "float32")]
 
     def read(self, chunk: Chunk, out: list[np.ndarray]) -> None:
-        lo, hi = self.read_rows(chunk)
         scan = self.source.open()
+        self._prefetch(HintThread.of(scan), chunk)
+        self._read(scan, chunk, out)
+
+    def _read(self, scan: Scan, chunk: Chunk, out: list[np.ndarray]) -> None:
+        """:func:`read_scan_rows` of ``chunk`` (the first warns of repeated decompression)."""
         if chunk.index == 0:
             advice = reread_warning(self.source.path, scan.compressed_row_span,
                                     self.chunk_rows + 2 * self.halo)
             if advice:
                 print(f"nsgen: warning: {advice}", file=sys.stderr, flush=True)
-        self._prefetch(HintThread.of(scan), chunk)
+        lo, hi = self.read_rows(chunk)
         read_scan_rows(scan, slice(lo, hi), out)
+
+    @contextmanager
+    def early_reader(self) -> Iterator[Callable[[Chunk, list[np.ndarray]], None]]:
+        """Reads of the first chunks in the main process from a scan of its own, closed
+        afterwards (its first batch of rows is already asked for: :meth:`prefetch`)."""
+        with self.source.open_new() as scan:
+            yield lambda chunk, out: self._read(scan, chunk, out)
 
     def prefetch(self) -> None:
         """Ask for the first batch of rows while the reader process is starting (main
