@@ -92,6 +92,8 @@ class ScanStage(Stage):
     percentile: float = 0.0
     #: chunks whose rows were asked for ahead of reading (:meth:`_prefetch`)
     _hinted: int = field(default=0, init=False, repr=False, compare=False)
+    #: the main process's scan while it reads the first chunks (:meth:`early_reader`)
+    _early: Scan | None = field(default=None, init=False, repr=False, compare=False)
 
     def chunks(self) -> list[Chunk]:
         return row_chunks(self.shape[1], self.chunk_rows)
@@ -107,12 +109,10 @@ class ScanStage(Stage):
                 ((hi - lo, c), "float32")]
 
     def read(self, chunk: Chunk, out: list[np.ndarray]) -> None:
-        scan = self.source.open()
-        self._prefetch(HintThread.of(scan), chunk)
-        self._read(scan, chunk, out)
-
-    def _read(self, scan: Scan, chunk: Chunk, out: list[np.ndarray]) -> None:
-        """:func:`read_scan_rows` of ``chunk`` (the first warns of repeated decompression)."""
+        scan = self._early
+        if scan is None:
+            scan = self.source.open()
+            self._prefetch(HintThread.of(scan), chunk)
         if chunk.index == 0:
             advice = reread_warning(self.source.path, scan.compressed_row_span,
                                     self.chunk_rows + 2 * self.halo)
@@ -123,10 +123,14 @@ class ScanStage(Stage):
 
     @contextmanager
     def early_reader(self) -> Iterator[Callable[[Chunk, list[np.ndarray]], None]]:
-        """Reads of the first chunks in the main process from a scan of its own, closed
-        afterwards (its first batch of rows is already asked for: :meth:`prefetch`)."""
+        """:meth:`read` in the main process, from a scan of its own, closed afterwards
+        (without read-ahead requests: :meth:`prefetch` asked for the first batch)."""
         with self.source.open_new() as scan:
-            yield lambda chunk, out: self._read(scan, chunk, out)
+            self._early = scan
+            try:
+                yield self.read
+            finally:
+                self._early = None
 
     def prefetch(self) -> None:
         """Ask for the first batch of rows while the reader process is starting (main
