@@ -418,3 +418,29 @@ def test_a_paired_run_without_fake_pairs_says_why(tmp_path):
     with pytest.raises(NsgenError, match=r"0 fake pairs, 32 real-artefact inputs: the stripe "
                                          r"mask flagged 100 % of sinograms"):
         PairDataset(root)
+
+
+def test_check_scans_opens_the_scans_once_per_config(scans, monkeypatch):
+    """A mode's check and its run_sample ask for the same config's scans: opened once;
+    a new config, or a changed scan file, is checked again."""
+    from nsgen.config import parse_config
+    from nsgen.modes import real
+
+    opened: list[Path] = []
+    scan_info = real.scan_info
+    monkeypatch.setattr(real, "scan_info", lambda c, p: (opened.append(p), scan_info(c, p))[1])
+    monkeypatch.setattr(real, "_CHECKED", [])
+    args = ["-m", "raw", "--hdf-root", str(scans / "1000.nxs"), "-s", "2", "-r", "unused"]
+    config = parse_config(args)
+    first = real.check_scans(config)
+    assert real.check_scans(config) is first and len(opened) == 2
+    assert real.check_scans(parse_config(args)) == first and len(opened) == 4
+    config = parse_config(args)
+    real.check_scans(config)
+    st = os.stat(scans / "1001.nxs")
+    os.utime(scans / "1001.nxs", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    try:
+        assert real.check_scans(config) == first and len(opened) == 8
+        assert real.check_scans(config) == first and len(opened) == 8
+    finally:   # the module's other tests compare manifests that record it
+        os.utime(scans / "1001.nxs", ns=(st.st_atime_ns, st.st_mtime_ns))

@@ -448,3 +448,74 @@ def test_two_engines_in_one_process_use_their_own_segments():
         assert flat(a.run(RowSum(8, 4), 2)) == expected(8)
         assert flat(b.run(RowSum(8, 4), 2)) == expected(8)   # stage 1 of each, both alive
         assert not {s.name for s in a._segments} & {s.name for s in b._segments}
+
+
+@dataclass
+class EarlyRowSum(RowSum):
+    """RowSum whose first chunks the main process may read (logged as ``early k``) while
+    the engine's processes start; the processes start once ``gate`` is set, which the
+    early reads do after ``open_after`` chunks (or on a failure)."""
+
+    open_after: int = 2
+
+    def early_reader(self):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def reader():
+            reads = []
+
+            def read(chunk, out):
+                try:
+                    if chunk.start <= self.read_fail_row < chunk.stop:
+                        raise OSError("disk on fire")
+                    out[:] = np.arange(chunk.start, chunk.stop, dtype=np.float64)[:, None]
+                    self._log(f"early {chunk.index}")
+                finally:
+                    reads.append(chunk.index)
+                    if len(reads) >= self.open_after:
+                        GATE.set()
+            try:
+                yield read
+            finally:
+                GATE.set()
+        return reader()
+
+
+GATE = __import__("threading").Event()
+
+
+@pytest.fixture
+def gated(monkeypatch):
+    """The engine's processes start only once GATE is set (by the stage's early reads)."""
+    GATE.clear()
+    start = Engine._start_processes
+
+    def wait_then_start(self):
+        GATE.wait(timeout=HANG)
+        start(self)
+    monkeypatch.setattr(Engine, "_start_processes", wait_then_start)
+
+
+def test_main_process_reads_the_first_chunks_while_processes_start(tmp_path, gated):
+    """Every chunk is read once: the first ones by the main process (while the processes
+    start, at most one per slot), the rest by the reader, which starts after them."""
+    log = tmp_path / "events"
+    with Engine(2) as e:
+        values = e.run(EarlyRowSum(20, 3, log=str(log)), 2)
+        again = e.run(EarlyRowSum(20, 3, log=str(log)), 2)   # processes up: no early reads
+    assert [x for v in values for x in v] == expected(20)
+    assert again == values
+    events = log.read_text().split("\n")
+    reads = [e for e in events if e.startswith(("read", "early"))]
+    first, second = reads[:7], reads[7:]
+    assert first == ["early 0", "early 1"] + [f"read {k}" for k in range(2, 7)]
+    assert second == [f"read {k}" for k in range(7)]
+
+
+def test_a_failed_early_read_is_reported_as_the_readers(gated):
+    before = set(own_segments())
+    with pytest.raises(EngineError, match=r"reader \(rows 0-4\) failed: OSError: disk on fire"):
+        with Engine(1) as e:
+            e.run(EarlyRowSum(20, 5, read_fail_row=1), 2)
+    assert set(own_segments()) <= before

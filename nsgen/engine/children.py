@@ -176,11 +176,11 @@ def reader_main(control: Any, data: Any, free: Any, results: Any) -> None:
         msg = get(control, parent)
         if msg[0] == "stop":
             return
-        _, sid, stage, names = msg
+        _, sid, stage, names, first = msg   # the main process read chunks before first
         chunk: Chunk | None = None
         try:
             segments = attached.use(names)
-            for chunk in stage.chunks():
+            for chunk in list(stage.chunks())[first:]:
                 with profile.phase("wait for a slot"):
                     slot = get(free, parent)
                 exit_if_orphaned(parent)

@@ -10,6 +10,9 @@ worker does with it (:meth:`Stage.work`, run in a worker process). The engine
 * allocates, per stage, a fixed pool of ``multiprocessing.shared_memory`` slots;
   the reader blocks while every slot is in use, so memory is bounded by
   ``slots x slot size`` whatever the size of the volume;
+* while its processes start (the forkserver's preload: ~1 s), lets the main process read
+  a stage's first chunks into the free slots, where the stage allows it
+  (:meth:`Stage.early_reader`): the workers find them waiting when they start;
 * returns the workers' results in chunk order, so reductions are independent of
   the order in which chunks finished;
 * stops promptly on the first error of any process (its message is re-raised in
@@ -34,12 +37,13 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from multiprocessing import shared_memory
 from typing import Any, Callable, Sequence
 
 from nsgen.engine import profile
-from nsgen.engine.children import POLL, describe, reader_main, worker_main
+from nsgen.engine.children import POLL, describe, reader_main, where, worker_main
 from nsgen.engine.shm import SHM_PREFIX, check_shm_space, sweep_stale_segments
 from nsgen.engine.stage import (Chunk, EngineError, SlotSpec, Stage, WorkResult, row_chunks,
                                 slot_bytes, slot_views)
@@ -151,7 +155,9 @@ class Engine:
             # 0.3 s), once for all children; each worker imports the rest of what its
             # stages need in parallel. Only the process's first engine sets them (the
             # forkserver lives as long as the process).
-            ctx.set_forkserver_preload(["nsgen.engine.pipeline", "numpy", *self.preload])
+            # (nsgen.engine.fastexit last: the forkserver ends without its teardown)
+            ctx.set_forkserver_preload(["nsgen.engine.pipeline", "numpy", *self.preload,
+                                        "nsgen.engine.fastexit"])
         except Exception:  # pragma: no cover - preload is an optimisation only
             pass
         self._data = ctx.Queue()
@@ -285,12 +291,14 @@ class Engine:
         try:
             threading.Thread(target=_quietly, args=(stage.prefetch,), daemon=True,
                              name="nsgen-prefetch").start()
+            # while the processes start, the main process reads the first chunks
+            first = self._read_early(stage, sid, chunks, n_slots)
             # the reader starts at once: the workers load their stage (and run its
             # prepare) while the first chunks are read
-            for k in range(n_slots):
+            for k in range(first, n_slots):
                 self._free.put(k)
             for c in self._controls:
-                c.put(("stage", sid, stage, names))
+                c.put(("stage", sid, stage, names, first))
             values: dict[int, Any] = {}
             self.checksums = {}
             state = Progress(chunks_total=len(chunks))
@@ -322,6 +330,34 @@ class Engine:
         profile.add("wall", time.perf_counter() - t0)
         profile.flush("main", stage.label)
         return [values[c.index] for c in chunks]
+
+    def _read_early(self, stage: Stage, sid: int, chunks: list[Chunk], n_slots: int) -> int:
+        """Fill slots ``0, 1, ...`` with chunks ``0, 1, ...`` (:meth:`Stage.early_reader`)
+        while the processes are still starting (the forkserver imports the run's preload:
+        ~1 s), at most every slot; returns how many chunks were read. A failure is reported
+        as the reader's would be."""
+        if self._starter is None or not self._starter.is_alive():
+            return 0
+        first = 0
+        with stage.early_reader() as read:
+            while (read is not None and first < n_slots and first < len(chunks)
+                   and self._starter.is_alive()):
+                chunk = chunks[first]
+                arr = slot_views(self._segments[first].buf, stage.slot_spec(chunk))
+                try:
+                    with profile.phase("early read"):
+                        read(chunk, arr)
+                except NsgenError as exc:
+                    raise NsgenError(f"reading {where(stage, chunk)}: {exc}") from exc
+                except Exception as exc:
+                    err = EngineError(f"reader ({where(stage, chunk)}) failed: "
+                                      f"{describe(exc)}")
+                    err.remote_traceback = traceback.format_exc()  # type: ignore[attr-defined]
+                    raise err from exc
+                del arr
+                self._data.put(("chunk", sid, chunk.index, first))
+                first += 1
+        return first
 
     def _slots(self, n_slots: int, size: int, sid: int) -> list[str]:
         """Names of ``n_slots`` segments of at least ``size`` bytes.

@@ -4,8 +4,9 @@ shared-memory slot (:func:`slot_bytes`, :func:`slot_views`)."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -115,6 +116,15 @@ class Stage:
     def prepare(self) -> None:
         """Run once in every worker as the stage starts, while the reader reads the first
         chunks (for example to load compiled kernels). The default does nothing."""
+
+    def early_reader(self) -> AbstractContextManager[Callable[[Chunk, Any], None] | None]:
+        """A context giving a function that reads a chunk as :meth:`read` does, in the main
+        process, or None (the default): while the engine's processes start, the main
+        process fills the free slots with the first chunks (:meth:`Engine.run
+        <nsgen.engine.pipeline.Engine.run>`), and the reader begins after them. Only for
+        stages whose reader carries no state from chunk to chunk; the context releases
+        what the reads held (open files) before the stage goes to the reader."""
+        return nullcontext(None)
 
     def prefetch(self) -> None:
         """Begin slow input early (for example ask the OS to read ahead). Runs on a thread

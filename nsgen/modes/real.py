@@ -15,6 +15,7 @@ without ``--mask``, stripes are detected on the fly (:mod:`nsgen.stages.stripes`
 
 from __future__ import annotations
 
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -234,18 +235,42 @@ def scan_info(config: Config, path: Path) -> tuple[tuple[int, int, int], str, li
         return (a, v, c), np.dtype(scan.dtype).str, scan.source_files
 
 
-def check_scans(config: Config) -> list[tuple[Path, tuple[int, int, int], str, list[str]]]:
+#: ``(path, shape, dtype, files read)`` of each shift's scan (:func:`check_scans`)
+Scans = list[tuple[Path, tuple[int, int, int], str, list[str]]]
+#: the last :func:`check_scans`: its config, its scans and their files' :func:`_stamps`
+_CHECKED: list[tuple[Config, Scans, list[tuple[str, int, int]]]] = []
+
+
+def _stamps(scans: Scans) -> list[tuple[str, int, int]]:
+    """Size and modification time (ns) of every file ``scans`` read (-1, -1: gone)."""
+    out = []
+    for *_, files in scans:
+        for f in files:
+            try:
+                st = os.stat(f)
+                out.append((f, st.st_size, st.st_mtime_ns))
+            except OSError:
+                out.append((f, -1, -1))
+    return out
+
+
+def check_scans(config: Config) -> Scans:
     """Validate every shift's scan before anything is written.
 
-    Returns ``(path, shape, dtype, files read)`` per shift.
+    Returns ``(path, shape, dtype, files read)`` per shift. A mode's ``check`` and its
+    ``run_sample`` both ask (with the same ``config``): the scans are opened once, and
+    checked again only when a file they read has changed (size or modification time).
     """
     if config.samples != 1:
         raise NsgenError(f"--samples {config.samples}: a real scan is one sample; choose its "
                          f"number with --start, and run one job per scan (see nsgen submit)")
+    if _CHECKED and _CHECKED[0][0] is config and _stamps(_CHECKED[0][1]) == _CHECKED[0][2]:
+        return _CHECKED[0][1]
     with profile.phase("scan checks"):
         scans = [(p, *scan_info(config, p)) for p in scan_files(config)]
         for p, *_ in scans:
             bad_pixels_of(ScanSource.of(config, p))   # refuses flats that cannot normalise
+    _CHECKED[:] = [(config, scans, _stamps(scans))]
     return scans
 
 

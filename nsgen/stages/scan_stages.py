@@ -10,7 +10,9 @@ next ones on the reader's hint thread (:class:`~nsgen.stages.scan_source.HintThr
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -90,6 +92,8 @@ class ScanStage(Stage):
     percentile: float = 0.0
     #: chunks whose rows were asked for ahead of reading (:meth:`_prefetch`)
     _hinted: int = field(default=0, init=False, repr=False, compare=False)
+    #: the main process's scan while it reads the first chunks (:meth:`early_reader`)
+    _early: Scan | None = field(default=None, init=False, repr=False, compare=False)
 
     def chunks(self) -> list[Chunk]:
         return row_chunks(self.shape[1], self.chunk_rows)
@@ -105,15 +109,28 @@ class ScanStage(Stage):
                 ((hi - lo, c), "float32")]
 
     def read(self, chunk: Chunk, out: list[np.ndarray]) -> None:
-        lo, hi = self.read_rows(chunk)
-        scan = self.source.open()
+        scan = self._early
+        if scan is None:
+            scan = self.source.open()
+            self._prefetch(HintThread.of(scan), chunk)
         if chunk.index == 0:
             advice = reread_warning(self.source.path, scan.compressed_row_span,
                                     self.chunk_rows + 2 * self.halo)
             if advice:
                 print(f"nsgen: warning: {advice}", file=sys.stderr, flush=True)
-        self._prefetch(HintThread.of(scan), chunk)
+        lo, hi = self.read_rows(chunk)
         read_scan_rows(scan, slice(lo, hi), out)
+
+    @contextmanager
+    def early_reader(self) -> Iterator[Callable[[Chunk, list[np.ndarray]], None]]:
+        """:meth:`read` in the main process, from a scan of its own, closed afterwards
+        (without read-ahead requests: :meth:`prefetch` asked for the first batch)."""
+        with self.source.open_new() as scan:
+            self._early = scan
+            try:
+                yield self.read
+            finally:
+                self._early = None
 
     def prefetch(self) -> None:
         """Ask for the first batch of rows while the reader process is starting (main
