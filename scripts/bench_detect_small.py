@@ -23,7 +23,7 @@ total: found / missed for detectable and below-noise stripes.
 Usage::
 
     PYTHONPATH=$PWD nice python -P scripts/bench_detect_small.py /tmp/lead-qa/cache/*.nxs
-        [--z 4] [--quiet]
+        [--z 4] [--quiet] [--depth N]
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ def analyse(scan: Path, z_min: float, quiet: bool, given: dict[str, int] | None 
             sig, sig_p = stripe_noise(x[:, r], counts[r], n_flats, col, ang, kind)
             z, z_p = amp * np.sqrt(w) / sig, amp * np.sqrt(w) / sig_p
             found = float(mask[ang, r, col].mean())
-            cls = ("near-noise " if kind == "low_contrast" else "") + (
-                "detectable" if z > z_min else "below noise")
+            group = {"low_contrast": "near-noise", "partial": "partial"}.get(kind, "full/fluct.")
+            cls = f"{group} {'detectable' if z > z_min else 'below noise'}"
             tot = out.setdefault(cls, [0, 0])
             tot[0] += 1
             tot[1] += found > 0.5
@@ -123,11 +123,12 @@ def main(argv: list[str] | None = None) -> int:
             t = total.setdefault(k, [0, 0])
             t[0] += v[0]
             t[1] += v[1]
-    print(f"TOTAL over {len(a.scans)} scans (stripe rows; found = over half its voxels flagged)")
-    for k in ("detectable", "below noise", "near-noise detectable", "near-noise below noise"):
-        if k in total:
-            n, f = total[k]
-            print(f"  {k:24s} {f:4d} found of {n:4d}")
+    print(f"TOTAL over {len(a.scans)} scans (stripe rows; found: over half its voxels flagged)")
+    for group in ("full/fluct.", "partial", "near-noise"):
+        for k in (f"{group} detectable", f"{group} below noise"):
+            if k in total:
+                n, f = total[k]
+                print(f"  {k:24s} {f:4d} found of {n:4d}")
     n, f = total["clean"]
     print(f"  clean rows flagged       {f:4d} of {n:4d} ({100 * f / max(n, 1):.1f} %)")
     return 0
