@@ -5,27 +5,6 @@ import numpy as np
 from nsgen.prep import robust_scores
 
 
-def test_local_scale_leaves_a_stripes_own_columns_out():
-    """The local scale of a window holding a stripe's 4 columns (6 x the rest) is the median
-    of the other columns' ``|q|`` (taken again below LOCAL_CLIP scales); once, it is
-    higher."""
-    a = np.random.default_rng(0).uniform(0.5, 1.5, 64)
-    q = a * np.resize([1.0, -1.0], 64)
-    q[20:24] = 6.0
-    s = robust_scores.local_scale(q)
-    window = np.delete(np.abs(q[8:40]), np.arange(12, 16))   # tile 1's window, less 20-23
-    assert np.allclose(s[16:32], 1.4826 * np.median(window.astype(np.float32)))
-    once = 1.4826 * np.median(np.abs(q[8:40]).astype(np.float32))
-    assert once > s[16] * 1.05
-
-
-def test_local_scale_without_outliers_is_the_median():
-    """Where no ``|q|`` exceeds LOCAL_CLIP scales, the second median is the first."""
-    q = np.r_[np.full(64, 0.01), np.full(64, 0.001)] * np.resize([1, -1], 128)
-    s = robust_scores.local_scale(q)
-    assert np.allclose(s[:48], 0.014826) and np.allclose(s[-48:], 0.0014826)
-
-
 def offsets_4_rows(n_i: int = 64) -> np.ndarray:
     """Offsets of a 4-row volume (``(rows, columns + 1)``, robust scale 1 last): ``|q|`` =
     0.6745 everywhere (local scale 1), a stripe of 8 in row 1 at column 10, and what a median

@@ -42,10 +42,6 @@ QUANTILES = 32
 #: noise behind a thick sample vary across the row; one scale per row made its busy parts
 #: score: docs/detection.md)
 LOCAL = 16
-#: ... the median taken again of the ``|q|`` below this many of those scales (lowangle: a
-#: stripe's own columns in the window, 4-5 of 32 at 4-6 times the noise, raised the median
-#: by a quarter; 0: once)
-LOCAL_CLIP = 3.0
 #: ... times this factor (0: one scale per row)
 LOCAL_FACTOR = 1.0
 
@@ -228,7 +224,7 @@ def offsets(srt: np.ndarray, strong: np.ndarray, r0: int, r1: int, lo: int, hd: 
     return out
 
 
-def local_scale(q: np.ndarray, clip: float = LOCAL_CLIP) -> np.ndarray:
+def local_scale(q: np.ndarray) -> np.ndarray:
     """Local robust scale of the offsets ``q`` ``(..., columns)`` of rows, per column: 1.4826
     x the median ``|q|`` over the :data:`LOCAL` columns of each tile and ``LOCAL // 2`` each
     side (``q`` is already a residual around 0); rows of fewer than ``2 LOCAL`` columns get
@@ -249,11 +245,6 @@ def local_scale(q: np.ndarray, clip: float = LOCAL_CLIP) -> np.ndarray:
     lo = np.clip(np.arange(t) * LOCAL - LOCAL // 2, 0, n_i - 2 * LOCAL)
     win = np.sort(a[..., lo[:, None] + np.arange(2 * LOCAL)[None, :]], axis=-1)
     med = win[..., LOCAL - 1:LOCAL + 1].mean(axis=-1, dtype=np.float64)
-    if clip:  # the median again, of the values below ``clip`` scales (lowangle)
-        n = (win < clip * 1.4826 * med[..., None]).sum(axis=-1, keepdims=True)
-        n = np.maximum(n, LOCAL)
-        pair = np.concatenate([(n - 1) // 2, n // 2], axis=-1)
-        med = np.take_along_axis(win, pair, axis=-1).mean(axis=-1, dtype=np.float64)
     return np.repeat(1.4826 * med, LOCAL, axis=-1)[..., :n_i]
 
 
@@ -273,24 +264,17 @@ def offset_scores(qs: np.ndarray, q_lo: int, rows: tuple[int, int], hd: int,
     z = np.empty((stop - start, n_i))
     spread = np.empty(n_i)
     local = LOCAL_FACTOR * local_scale(qs[start - q_lo:stop - q_lo, :n_i])
-    # (what moves is found on the scores in units of the median once, as before: lowangle)
-    local_once = LOCAL_FACTOR * local_scale(qs[start - q_lo:stop - q_lo, :n_i], 0.0)
-    z_once = np.empty_like(z)
     trend = end_trend(qs, q_lo, rows, hd, n_rows_total)
     for i in range(start, stop):
         others = _window(i, hd, n_rows_total)
-        unit = np.maximum(qs[i - q_lo, n_i], trend[i - start])
-        once = np.maximum(unit, local_once[i - start])
-        unit = np.maximum(unit, local[i - start])
+        unit = np.maximum(np.maximum(qs[i - q_lo, n_i], local[i - start]), trend[i - start])
         if len(others) >= SPREAD_ROWS:  # how much the other rows differ from their own
             # backgrounds here
             _rj.spread(qs[[o - q_lo for o in others], :n_i], _rj.network(len(others)),
                        spread)
             unit = np.maximum(unit, spread)
-            once = np.maximum(once, spread)
         z[i - start] = qs[i - q_lo, :n_i] / unit
-        z_once[i - start] = qs[i - q_lo, :n_i] / once
-    z[moving(qs, z_once, q_lo, rows, hd, n_rows_total)] = 0.0
+    z[moving(qs, z, q_lo, rows, hd, n_rows_total)] = 0.0
     return z
 
 
