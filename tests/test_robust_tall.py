@@ -123,3 +123,18 @@ def test_a_make_scan_defect_in_every_row_is_found(tmp_path):
                            sinograms_first=False)
     flags = robust_stripe_mask(x).any(axis=0)
     assert flags[:, 50].all() and flags[5:9, 180].all()
+
+
+def test_a_lower_partner_is_a_mirror_with_one_angle_block():
+    """A candidate whose mirror partner about the axis has 0.6 of its height (same sign) is a
+    centred object's feature where no angle block follows (MIRROR_MATCH_ONE_BLOCK: a
+    container's inner edge on a 91-angle scan), a stripe where blocks follow; the partner
+    itself (its partner 1.7 times its height) is kept either way."""
+    x = sample()
+    x[:, :, 40] -= 0.15
+    x[:, :, 87] -= 0.09     # 2c - 40, c = 63.5: 0.6 of its height
+    srt = ranks(x, 0, x.shape[0])
+    one = robust_tall.block_scores([srt])[:, -1]
+    several = robust_tall.block_scores([srt, srt])[:, -1]
+    assert not one[:, 40].any() and several[:, 40].all()
+    assert one[:, 87].all() and several[:, 87].all()

@@ -59,6 +59,11 @@ TREND_ROWS = 5
 TREND_QUANTILE = 0.25
 TREND_CAP = 30.0
 
+#: the other rows' spread is part of the unit only with at least this many of them (lowangle:
+#: a MAD of 2 values is no estimate, and their backgrounds hold this row: with 2 rows
+#: compared, a median is their mean, so this row's stripe leaks into their offsets)
+SPREAD_ROWS = 3
+
 #: a column whose offset in its row alone exceeds this many robust scales of that row is
 #: left out of the other rows' background (labelled benchmark: dead and saturated columns
 #: score 300-6000 there, sample features at most 73; 50 let sample features in)
@@ -256,7 +261,8 @@ def offset_scores(qs: np.ndarray, q_lo: int, rows: tuple[int, int], hd: int,
     for i in range(start, stop):
         others = _window(i, hd, n_rows_total)
         unit = np.maximum(np.maximum(qs[i - q_lo, n_i], local[i - start]), trend[i - start])
-        if others:  # how much the other rows differ from their own backgrounds here
+        if len(others) >= SPREAD_ROWS:  # how much the other rows differ from their own
+            # backgrounds here
             _rj.spread(qs[[o - q_lo for o in others], :n_i], _rj.network(len(others)),
                        spread)
             unit = np.maximum(unit, spread)
