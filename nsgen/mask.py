@@ -277,7 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         preload: Sequence[str] = ()
         if detector != "larix":   # its stages and kernels, loaded once in the forkserver
             from nsgen.stages import robust
-            preload = robust.ROBUST_PRELOAD
+            if robust.kernels_cached():   # else every process compiles them at once
+                preload = robust.ROBUST_PRELOAD
         with Engine(n_workers, preload) as engine:
             run = StageRunner(engine, log, n_workers, chunk_size, memory, key)
             source = decompressed(run, source, shape, dtype, work)

@@ -48,3 +48,28 @@ def test_a_failure_is_left_to_the_workers(monkeypatch):
         raise RuntimeError("no kernel")
     monkeypatch.setattr(stripe_robust, "raw_feature_parts", broken)
     assert _robust_preload.load() is False
+
+
+def test_the_preload_waits_for_a_kernel_cache(tmp_path, monkeypatch):
+    """nsgen mask preloads the robust kernels only when Numba's cache holds them: beside
+    the source, or under NUMBA_CACHE_DIR (an empty cache compiles in every process)."""
+    from nsgen.prep import _robust_jit
+    from nsgen.stages.robust import kernels_cached
+
+    source = tmp_path / "pkg" / "_robust_jit.py"
+    (source.parent / "__pycache__").mkdir(parents=True)
+    monkeypatch.setattr(_robust_jit, "__file__", str(source))
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    cache = tmp_path / "numba-cache"
+    (cache / "deep" / "dir").mkdir(parents=True)
+    assert not kernels_cached()
+    assert not kernels_cached(str(cache))
+    (cache / "deep" / "dir" / "_robust_jit.ranked-12.py311.nbi").write_bytes(b"")
+    assert kernels_cached(str(cache))
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
+    assert kernels_cached()
+    (source.parent / "__pycache__" / "_robust_jit.ranked-12.py311.nbi").write_bytes(b"")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "empty"))   # Numba looks only there
+    assert not kernels_cached()
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    assert kernels_cached()
