@@ -10,6 +10,8 @@ and gets the pass's per-chunk values back. The engine sees one stage.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +82,9 @@ class FusedStage(Stage):
 
     def prefetch(self) -> None:
         self.first.prefetch()
+
+    def early_reader(self) -> AbstractContextManager[Callable[[Chunk, Any], None] | None]:
+        return self.first.early_reader()   # reads as :meth:`read`: the first stage's
 
     def prepare(self) -> None:
         self.first.prepare()
