@@ -444,3 +444,23 @@ def test_check_scans_opens_the_scans_once_per_config(scans, monkeypatch):
         assert real.check_scans(config) == first and len(opened) == 8
     finally:   # the module's other tests compare manifests that record it
         os.utime(scans / "1001.nxs", ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_bad_pixels_are_found_again_when_the_scan_file_changes(tmp_path):
+    """bad_pixels_of caches per scan, but a scan rewritten at the same path (the Python API
+    in one process) gets its own bad pixels, not the old file's."""
+    import h5py
+
+    from nsgen.modes.real import bad_pixels_of
+    from nsgen.scan import ScanLayout
+    from nsgen.stages.scan_source import ScanSource
+
+    scan = tmp_path / "scan.nxs"
+    write_scan(scan, n_angles=61, n_rows=4, n_columns=32, seed=1)
+    source = ScanSource(str(scan), ScanLayout())
+    before = bad_pixels_of(source)
+    assert bad_pixels_of(source) is before                 # cached while the file stays
+    with h5py.File(scan, "r+") as f:
+        f["entry1/tomo_entry/data/data"][:, :, 7] = 0      # a dead column, in every frame
+    after = bad_pixels_of(source)
+    assert after.mask[:, 7].all() and not before.mask[:, 7].any()

@@ -243,14 +243,24 @@ _CHECKED: list[tuple[Config, Scans, list[tuple[str, int, int]]]] = []
 
 def _stamps(scans: Scans) -> list[tuple[str, int, int]]:
     """Size and modification time (ns) of every file ``scans`` read (-1, -1: gone)."""
+    return file_stamps([f for *_, files in scans for f in files])
+
+
+def file_stamps(files: list[str]) -> list[tuple[str, int, int]]:
+    """Size and modification time (ns) of each of ``files`` (-1, -1: gone).
+
+    Examples
+    --------
+    >>> file_stamps(["/nonexistent/scan.nxs"])
+    [('/nonexistent/scan.nxs', -1, -1)]
+    """
     out = []
-    for *_, files in scans:
-        for f in files:
-            try:
-                st = os.stat(f)
-                out.append((f, st.st_size, st.st_mtime_ns))
-            except OSError:
-                out.append((f, -1, -1))
+    for f in files:
+        try:
+            st = os.stat(f)
+            out.append((f, st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append((f, -1, -1))
     return out
 
 
@@ -274,12 +284,14 @@ def check_scans(config: Config) -> Scans:
     return scans
 
 
-_BAD: dict[ScanSource, BadPixels] = {}
+#: per scan: the stamps of the files it read and its bad pixels (:func:`bad_pixels_of`)
+_BAD: dict[ScanSource, tuple[list[tuple[str, int, int]], BadPixels]] = {}
 
 
 def bad_pixels_of(source: ScanSource) -> BadPixels:
     """Dead and saturated pixels of a scan, from its mean flat and dark and
-    :data:`~nsgen.prep.bad_pixels.PROBE_PROJECTIONS` projections (cached per scan).
+    :data:`~nsgen.prep.bad_pixels.PROBE_PROJECTIONS` projections (cached per scan, found
+    again when a file it read has changed: size or modification time).
 
     Raises
     ------
@@ -287,16 +299,20 @@ def bad_pixels_of(source: ScanSource) -> BadPixels:
         When no pixel's flat is above its dark (normalisation impossible).
     """
     key = replace(source, copy=None, bad=None)
-    if key not in _BAD:
-        with key.open_new() as scan:
-            every = slice(0, scan.shape[1])
-            picks = np.unique(np.linspace(0, scan.shape[0] - 1, PROBE_PROJECTIONS).round())
-            probes = np.empty((len(picks), *scan.shape[1:]), scan.dtype)
-            for k, i in enumerate(scan.projection_indices[picks.astype(int)]):
-                scan.read_frames(slice(int(i), int(i) + 1), probes[k:k + 1])
-            _BAD[key] = find_bad_pixels(scan.flat_mean(every), scan.dark_mean(every),
-                                        saturation_level(scan.dtype), source.path, probes)
-    return _BAD[key]
+    known = _BAD.get(key)
+    if known is not None and file_stamps([f for f, *_ in known[0]]) == known[0]:
+        return known[1]
+    with key.open_new() as scan:
+        stamps = file_stamps(scan.source_files)   # before reading: a change meanwhile shows
+        every = slice(0, scan.shape[1])
+        picks = np.unique(np.linspace(0, scan.shape[0] - 1, PROBE_PROJECTIONS).round())
+        probes = np.empty((len(picks), *scan.shape[1:]), scan.dtype)
+        for k, i in enumerate(scan.projection_indices[picks.astype(int)]):
+            scan.read_frames(slice(int(i), int(i) + 1), probes[k:k + 1])
+        bad = find_bad_pixels(scan.flat_mean(every), scan.dark_mean(every),
+                              saturation_level(scan.dtype), source.path, probes)
+    _BAD[key] = (stamps, bad)
+    return bad
 
 
 def check_mask_source(config: Config, path: Path, shape: tuple[int, int, int]) -> None:
