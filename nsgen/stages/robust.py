@@ -424,8 +424,9 @@ def _sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,
     holding ``alongside`` float32 copies of a row more: a pass run with it)."""
     n_angles, n_rows, n_cols = shape
     feat_bytes = int(np.prod(layouts["features"][0][1:])) * 4
-    # :class:`RowBins`: a band of raw rows, a normalised row and its means
-    bins_row = n_angles * n_cols * (BIN_BAND * np.dtype(dtype).itemsize + 4) + \
+    # :class:`RowBins`: a band of raw rows and one row's means (normalised on the way:
+    # :func:`~nsgen.prep.stripe_robust.raw_bin_means` stores no normalised row)
+    bins_row = n_angles * n_cols * BIN_BAND * np.dtype(dtype).itemsize + \
         feature_layout(n_angles)[1] * n_cols * 4
     first = scan_sizing(run, shape, dtype, FEATURE_FLOAT_COPIES + alongside,
                         worker_overhead=JIT_OVERHEAD)
