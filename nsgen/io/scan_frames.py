@@ -330,7 +330,12 @@ def _pool(workers: int, initargs: tuple) -> Iterator[ProcessPoolExecutor]:
     try:
         yield pool
     except BrokenProcessPool:
-        statuses = [p.exitcode for p in (getattr(pool, "_processes", None) or {}).values()]
+        # the executor's thread is still joining the children: reading an exit status from
+        # this thread meanwhile races with it (the forkserver sends each status once), so
+        # let it finish first; shutdown forgets the processes, so keep them
+        children = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=True, cancel_futures=True)
+        statuses = [p.exitcode for p in children]
         if UNGUARDED_EXIT in statuses:
             raise NsgenError(UNGUARDED_SCRIPT) from None
         raise NsgenError("a make-scan worker process died (killed or out of memory); rerun, with "
