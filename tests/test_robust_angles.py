@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsgen.prep.robust_angles import best_interval, is_step, run_scores, stands_out
+from nsgen.prep.robust_angles import (RUN, angle_bins, best_interval, is_step, refine, run_scores,
+                                      stands_out, widen)
 from nsgen.prep.stripe_robust import robust_stripe_mask
 
 
@@ -83,3 +84,45 @@ def test_a_faint_wide_partial_stripe_is_found_with_its_columns_pooled(monkeypatc
     assert abs(on[0] - 120) <= 10 and abs(on[-1] + 1 - 240) <= 10
     monkeypatch.setattr(sr, "RUN_POOL_FLOOR", np.inf)
     assert not robust_stripe_mask(x).any()
+
+
+def test_widen_needs_the_step_in_the_trace_and_the_blocks_agreement():
+    """A stripe's unflagged column is taken where its trace holds the step over the range
+    and its block scores agree; not without the blocks (a sample quiet over the range and
+    busy elsewhere looks like a step in a trace), nor a column of half the step's sign."""
+    rng = np.random.default_rng(3)
+    xr = rng.normal(0, 0.01, (256, 48))
+    xr[64:192, 20:25] += 0.1                    # a stripe over 5 columns
+    xr[64:192, 25] -= 0.1                       # an opposite column beside it
+    flagged = np.zeros(48, bool)
+    flagged[21:24] = True                       # 3 of them flagged
+    keep = np.zeros(256, bool)
+    keep[64:192] = True
+    agree = np.full(48, 3.0)
+    assert widen(xr, 21, 24, flagged, keep, 0.1, agree) == (20, 25)
+    disagree = agree.copy()
+    disagree[20] = 0.5
+    assert widen(xr, 21, 24, flagged, keep, 0.1, disagree) == (21, 25)
+
+
+def test_the_columns_of_one_stripe_get_one_range():
+    """Columns of one stripe over part of the scan flagged in different blocks are refined
+    together: one range for all, at the stripe's angles (each alone took the trace's noise
+    or the sample's offset for part of the stripe)."""
+    rng = np.random.default_rng(4)
+    n_k, n_i = 1800, 40
+    edges = np.array([n_k * b // 6 for b in range(7)])
+    bins = angle_bins(edges, n_k)
+    x = rng.normal(0, 0.01, (n_k, n_i))
+    x[400:1300, 15:19] += 0.05
+    xb = np.stack([x[a:b].mean(axis=0) for a, b in zip(bins[:-1], bins[1:])])[None]
+    out = np.zeros((n_k, 1, n_i), np.uint8)
+    for b, cols in ((1, [15, 16]), (2, [15, 16, 17, 18]), (3, [16, 17, 18]), (4, [17, 18])):
+        out[edges[b]:edges[b + 1], 0, cols] = 1
+    refine(out, xb, bins, edges, np.full((1, n_i), RUN, np.int8))
+    on = out[:, 0].astype(bool)
+    assert on[:, 15:19].any(axis=0).all() and not on[:, :15].any() and not on[:, 19:].any()
+    ranges = {(int(np.flatnonzero(on[:, i])[0]), int(np.flatnonzero(on[:, i])[-1])) for i in range(15, 19)}
+    assert len(ranges) == 1
+    a, b = ranges.pop()
+    assert abs(a - 400) <= 7 and abs(b - 1299) <= 7

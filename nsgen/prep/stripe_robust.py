@@ -354,7 +354,7 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
         out[edges[b]:edges[b + 1]] = part[None]
     # what each column's flags rest on: refine tests the angles of each accordingly
     evidence = np.where(flag_all, WHOLE, np.where(by_run, RUN, POOLED)).astype(np.int8)
-    refine(out, xb, angle_bins(edges, n_k), edges, evidence)
+    refine(out, xb, angle_bins(edges, n_k), edges, evidence, zb)
     or_tall(out, tall, edges)  # tall: row-alone stripes in the blocks that agree
     return out
 
