@@ -99,6 +99,8 @@ def test_out_argument_and_errors() -> None:
     ((45, 40), (70, 64)),        # upsampling
     ((97, 130), (97, 33)),       # one axis the identity
     ((19, 17), (5, 3)),          # fewer output rows than a transposition tile
+    ((100, 5), (64, 3)),         # two whole tiles of output rows; fewer than 8 columns
+    ((300, 203), (97, 41)),      # a partial last tile; columns not a multiple of 8
 ])
 def test_equals_the_sparse_operator_products_bit_for_bit(
         in_shape: tuple[int, int], out_shape: tuple[int, int]) -> None:

@@ -1,11 +1,24 @@
-"""What a pass is (nsgen.engine.stage): chunks, slot layout, the Stage defaults."""
+"""What a pass is (nsgen.engine.stage): chunks, slot layout, the Stage defaults, the
+stages that read as another one does (ReadsThrough)."""
 
 from __future__ import annotations
+
+import inspect
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 import pytest
 
-from nsgen.engine.stage import Chunk, Stage, WorkResult, row_chunks, slot_bytes, slot_views
+from nsgen.engine.stage import (READER_METHODS, Chunk, ReadsThrough, Stage, WorkResult,
+                                row_chunks, slot_bytes, slot_views)
+from nsgen.modes.patch import RawRows
+from nsgen.scan import ScanLayout
+from nsgen.stages.fused import FusedStage
+from nsgen.stages.scan_source import ScanSource
+from nsgen.stages.scan_stages import ScanStage
+from nsgen.stages.write import WriteStage
 
 
 @pytest.mark.parametrize("n_rows, chunk_rows", [(0, 1), (1, 1), (10, 3), (10, 10), (7, 100)])
@@ -66,3 +79,77 @@ def test_work_results_do_not_share_their_checksums():
     a, b = WorkResult(), WorkResult()
     a.checksums["x"] = "1"
     assert b.checksums == {} and (a.files, a.nbytes, a.value) == (0, 0, None)
+
+
+def test_reader_methods_are_every_method_of_a_stage_but_work():
+    """A reader method added to Stage must be added to READER_METHODS, so that every
+    ReadsThrough passes it on (as early_reader once was not)."""
+    methods = {n for n, f in vars(Stage).items() if inspect.isfunction(f) and not n.startswith("_")}
+    assert methods - {"work"} == set(READER_METHODS)
+    assert all(callable(getattr(ReadsThrough, n)) for n in READER_METHODS)
+
+
+@dataclass
+class Recording(ScanStage):
+    """A scan stage whose reader methods record their calls and return what they were
+    asked for, without a file."""
+
+    calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+
+    def _called(self, name: str, *args: Any) -> str:
+        self.calls.append((name, args))
+        return f"{name} of the inner stage"
+
+    def slot_spec(self, chunk: Chunk) -> Any:
+        return self._called("slot_spec", chunk)
+
+    def read(self, chunk: Chunk, out: Any) -> None:
+        self._called("read", chunk, out)
+
+    def early_reader(self) -> Any:
+        self._called("early_reader")
+        return nullcontext(self.read)
+
+    def prefetch(self) -> None:
+        self._called("prefetch")
+
+    def prepare(self) -> None:
+        self._called("prepare")
+
+
+def _no_images(chunk: Chunk, rows: Any) -> list[Any]:
+    return []
+
+
+class _NoWriter:
+    def write(self, items: Any) -> tuple[int, int, dict[str, str]]:
+        return 0, 0, {}
+
+
+@pytest.mark.parametrize("wrap, own", [
+    (lambda s: WriteStage(s, _no_images, _NoWriter()), ()),
+    (lambda s: FusedStage(s, s), ("prepare",)),            # prepares both passes' workers
+    (RawRows, ("prepare",)),                               # loads its own row kernels
+    (lambda s: WriteStage(RawRows(s), _no_images, _NoWriter()), ("prepare",)),
+], ids=["WriteStage", "FusedStage", "RawRows", "WriteStage of RawRows"])
+def test_a_stage_that_reads_through_passes_every_reader_method_on(
+        wrap: Callable[[ScanStage], Any], own: tuple[str, ...]) -> None:
+    inner = Recording(ScanSource("s.nxs", ScanLayout()), (10, 8, 4), "<u2", chunk_rows=3)
+    outer = wrap(inner)
+    chunk, out = inner.chunks()[1], object()
+    args: dict[str, tuple[Any, ...]] = {"slot_spec": (chunk,), "read": (chunk, out)}
+    for name in READER_METHODS:
+        if name in own:   # what the stage does itself
+            continue
+        inner.calls.clear()
+        got = getattr(outer, name)(*args.get(name, ()))
+        if name == "chunks":
+            assert got == inner.chunks()
+            continue
+        assert inner.calls == [(name, args.get(name, ()))], name
+        if name == "slot_spec":
+            assert got == "slot_spec of the inner stage"
+    inner.calls.clear()
+    with outer.early_reader() as read:   # the early reads are the inner stage's reads
+        read(chunk, out)
+    assert inner.calls == [("early_reader", ()), ("read", (chunk, out))]

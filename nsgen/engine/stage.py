@@ -1,12 +1,13 @@
 """What the engine runs: :class:`Stage` (one pass over the rows of a volume), its
-:class:`Chunk` s, a worker's :class:`WorkResult`, and the layout of a chunk's arrays in a
-shared-memory slot (:func:`slot_bytes`, :func:`slot_views`)."""
+:class:`Chunk` s, a worker's :class:`WorkResult`, the layout of a chunk's arrays in a
+shared-memory slot (:func:`slot_bytes`, :func:`slot_views`), and :class:`ReadsThrough`, the
+base of whatever reads as another stage does."""
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -131,6 +132,70 @@ class Stage:
         of the main process as the stage is submitted, while the reader process receives
         it; it must not change the stage, and its errors are ignored (the reader reports
         real ones). The default does nothing."""
+
+
+#: the methods of a :class:`Stage` that make its reader side (all but ``work``)
+READER_METHODS = ("chunks", "slot_spec", "read", "early_reader", "prefetch", "prepare")
+
+
+class ChunkReader(Protocol):
+    """The reader side of a stage (:data:`READER_METHODS`): what :class:`ReadsThrough`
+    passes on."""
+
+    def chunks(self) -> Sequence[Chunk]: ...
+
+    def slot_spec(self, chunk: Chunk) -> SlotSpec: ...
+
+    def read(self, chunk: Chunk, out: Any) -> None: ...
+
+    def early_reader(self) -> AbstractContextManager[Callable[[Chunk, Any], None] | None]: ...
+
+    def prefetch(self) -> None: ...
+
+    def prepare(self) -> None: ...
+
+
+class ReadsThrough:
+    """Base of a stage (or a stage's row source) that reads as another one does: every
+    method of :data:`READER_METHODS` is that of :meth:`reads_as` (a subclass overrides
+    the ones it adds to, such as ``prepare``). Put it before :class:`Stage` in the bases.
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Twice(ReadsThrough, Stage):
+    ...     inner: Stage
+    ...     def reads_as(self) -> Stage:
+    ...         return self.inner
+    >>> class Rows(Stage):
+    ...     def chunks(self) -> list[Chunk]:
+    ...         return row_chunks(5, 2)
+    >>> [c.stop for c in Twice(Rows()).chunks()]
+    [2, 4, 5]
+    """
+
+    def reads_as(self) -> ChunkReader:
+        """The stage whose reader this one's is."""
+        raise NotImplementedError
+
+    def chunks(self) -> Sequence[Chunk]:
+        return self.reads_as().chunks()
+
+    def slot_spec(self, chunk: Chunk) -> SlotSpec:
+        return self.reads_as().slot_spec(chunk)
+
+    def read(self, chunk: Chunk, out: Any) -> None:
+        self.reads_as().read(chunk, out)
+
+    def early_reader(self) -> AbstractContextManager[Callable[[Chunk, Any], None] | None]:
+        return self.reads_as().early_reader()
+
+    def prefetch(self) -> None:
+        self.reads_as().prefetch()
+
+    def prepare(self) -> None:
+        self.reads_as().prepare()
 
 
 class EngineError(RuntimeError):

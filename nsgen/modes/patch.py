@@ -33,6 +33,7 @@ import numpy as np
 from nsgen.config import Config
 from nsgen.engine import profile, scratch
 from nsgen.engine.pipeline import Chunk, WorkResult
+from nsgen.engine.stage import ReadsThrough
 from nsgen.errors import NsgenError
 from nsgen.io.tiff import Temporaries, TiffWriter
 from nsgen.modes.artefacts import artefact_records, make_artefact_dirs, stripe_scale
@@ -376,26 +377,18 @@ class RawChunk(NamedTuple):
 
 
 @dataclass
-class RawRows:
+class RawRows(ReadsThrough):
     """Pass two's source (:class:`~nsgen.stages.write.RowSource`): the reader of ``scan``
-    (a :class:`~nsgen.stages.scan_stages.ScanStage`), whose chunks' raw counts it delivers
-    with their rows' normalisation constants (:class:`RawChunk`) instead of normalised
-    sinograms: :class:`PatchImages` normalises each row as it scales it."""
+    (a :class:`~nsgen.stages.scan_stages.ScanStage`; :class:`~nsgen.engine.stage.ReadsThrough`),
+    whose chunks' raw counts it delivers with their rows' normalisation constants
+    (:class:`RawChunk`) instead of normalised sinograms: :class:`PatchImages` normalises
+    each row as it scales it."""
 
     scan: ScanStage
     label: str = "raw rows"
 
-    def chunks(self) -> list[Chunk]:
-        return self.scan.chunks()
-
-    def slot_spec(self, chunk: Chunk) -> Any:
-        return self.scan.slot_spec(chunk)
-
-    def read(self, chunk: Chunk, out: Any) -> None:
-        self.scan.read(chunk, out)
-
-    def prefetch(self) -> None:
-        self.scan.prefetch()
+    def reads_as(self) -> ScanStage:
+        return self.scan
 
     def prepare(self) -> None:
         _prepare_row_kernels(self.scan.shape)

@@ -85,3 +85,27 @@ def load_in_turn(loaders: Sequence[tuple[str, Callable[[], None]]],
                     os.close(fd)   # and with it the lock
         wait = True
     return done
+
+
+def preload(warm: Callable[[], object]) -> Callable[[], bool]:
+    """The ``load()`` of a forkserver preload module (``_scaling_preload``,
+    ``_robust_preload``): a function that runs ``warm`` (calls of compiled kernels on tiny
+    inputs: they load from Numba's cache, or compile into it the first time) and returns
+    whether it ran.
+
+    A failure is left to the workers, who would meet it again and report it: a preload is
+    an optimisation only, and an exception other than ``ImportError`` would stop the
+    forkserver.
+
+    Examples
+    --------
+    >>> preload(lambda: None)(), preload(lambda: 1 / 0)()
+    (True, False)
+    """
+    def load() -> bool:
+        try:
+            warm()
+            return True
+        except Exception:  # noqa: BLE001 - see the docstring
+            return False
+    return load

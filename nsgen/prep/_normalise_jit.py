@@ -1,7 +1,7 @@
 """Compiled (Numba) kernels of :mod:`nsgen.prep.normalise`.
 
 One detector row of one projection is normalised at a time (:func:`normalise_row`), in
-one vectorised loop over the row:
+one vectorised loop over the row of the pixel function :func:`neg_log`:
 
 1. ``x = min(fmax(float32(raw) - dark, lo), hi)`` (a NaN difference becomes ``lo``);
 2. ``x = 2**e * m`` with ``m`` in ``[sqrt(1/2), sqrt(2))``, taken from the bits of ``x``
@@ -63,6 +63,34 @@ def _bits_float(typingctx, i):  # pragma: no cover - compiled
 
 
 @nb.njit(fastmath={"contract"}, **_JIT)
+def neg_log(raw, dark, lo, hi, ln_den):  # pragma: no cover - compiled
+    """``ln_den - ln(min(fmax(float32(raw) - dark, lo), hi))`` of one pixel (the module's
+    steps 1-3), float32; inlined into the loops of :func:`normalise_row` and
+    :func:`normalise_row_extremes`, which vectorise it."""
+    x = np.float32(raw) - dark
+    if not x >= lo:  # fmax: a NaN difference becomes the lower bound
+        x = lo
+    if x > hi:
+        x = hi
+    i = _float_bits(x)
+    e = np.int32(np.int32(i - _SQRT_HALF_BITS) >> _MANTISSA_SHIFT)
+    z = _bits_float(np.int32(i - np.int32(e << _MANTISSA_SHIFT))) - _ONE
+    z2 = z * z
+    q = _Q8
+    q = q * z + _Q7
+    q = q * z + _Q6
+    q = q * z + _Q5
+    q = q * z + _Q4
+    q = q * z + _Q3
+    q = q * z + _Q2
+    q = q * z + _Q1
+    q = q * z + _Q0
+    ln_m = z - _HALF * z2 + z2 * z * q
+    ef = np.float32(e)
+    return ln_den - ((ef * _LN2_LO + ln_m) + ef * _LN2_HI)
+
+
+@nb.njit(fastmath={"contract"}, **_JIT)
 def normalise_row(src, dark, lo, hi, ln_den, out):  # pragma: no cover - compiled
     """``out[c] = ln_den[c] - ln(min(fmax(float32(src[c]) - dark[c], lo[c]), hi[c]))``.
 
@@ -70,27 +98,20 @@ def normalise_row(src, dark, lo, hi, ln_den, out):  # pragma: no cover - compile
     and ``out`` float32 of the same length. ``lo`` must be positive and ``hi`` finite.
     """
     for c in range(src.shape[0]):
-        x = np.float32(src[c]) - dark[c]
-        if not x >= lo[c]:  # fmax: a NaN difference becomes the lower bound
-            x = lo[c]
-        if x > hi[c]:
-            x = hi[c]
-        i = _float_bits(x)
-        e = np.int32(np.int32(i - _SQRT_HALF_BITS) >> _MANTISSA_SHIFT)
-        z = _bits_float(np.int32(i - np.int32(e << _MANTISSA_SHIFT))) - _ONE
-        z2 = z * z
-        q = _Q8
-        q = q * z + _Q7
-        q = q * z + _Q6
-        q = q * z + _Q5
-        q = q * z + _Q4
-        q = q * z + _Q3
-        q = q * z + _Q2
-        q = q * z + _Q1
-        q = q * z + _Q0
-        ln_m = z - _HALF * z2 + z2 * z * q
-        ef = np.float32(e)
-        out[c] = ln_den[c] - ((ef * _LN2_LO + ln_m) + ef * _LN2_HI)
+        out[c] = neg_log(src[c], dark[c], lo[c], hi[c], ln_den[c])
+
+
+@nb.njit(fastmath={"contract"}, **_JIT)
+def normalise_row_extremes(src, dark, lo, hi, ln_den, out, lows, highs):  # pragma: no cover
+    """:func:`normalise_row`, folding each ``out[c]`` into the running minimum ``lows[c]``
+    and maximum ``highs[c]`` in the same pass (the values are finite)."""
+    for c in range(src.shape[0]):
+        y = neg_log(src[c], dark[c], lo[c], hi[c], ln_den[c])
+        out[c] = y
+        a = lows[c]
+        lows[c] = y if y < a else a
+        b = highs[c]
+        highs[c] = y if y > b else b
 
 
 @nb.njit(**_JIT)

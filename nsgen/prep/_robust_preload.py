@@ -16,38 +16,32 @@ from __future__ import annotations
 
 import numpy as np
 
+from nsgen.prep._jit import preload
+
 #: the tiny scan: angles (6 blocks of 30), rows (``2 hd`` = 30 other rows: the paired
 #: row medians run too) and columns (more than the 17-column window on both sides)
 SHAPE = (180, 34, 40)
 
 
-def load() -> bool:
-    """Run the robust passes once on a tiny uint16 scan; whether they ran.
-
-    Examples
-    --------
-    >>> load()
-    True
-    """
-    try:
-        from nsgen.prep.stripe_robust import (decide_offsets, feature_layout, raw_bin_means,
-                                              raw_feature_parts, set_offsets)
-        n_k, n_j, n_i = SHAPE
-        rng = np.random.default_rng(0)
-        raw = rng.integers(900, 1100, SHAPE).astype(np.uint16)
-        flat = np.full((n_j, n_i), 4000.0, np.float32)
-        dark = np.zeros((n_j, n_i), np.float32)
-        feat = raw_feature_parts(raw, flat, dark)
-        sizes = feature_layout(n_k)[0]
-        cut = np.cumsum([0] + sizes)
-        sets = [np.ascontiguousarray(feat[:, a:b]) for a, b in zip(cut[:-1], cut[1:])]
-        flags = [feat[:, cut[-1] + n] > 0.5 for n in range(len(sizes))]
-        qs = set_offsets(sets, flags, 0, (0, n_j), n_j)
-        xb = np.concatenate([raw_bin_means(raw, flat, dark, (j, j + 1)) for j in range(n_j)])
-        decide_offsets(qs, 0, xb, (0, n_j), n_j, n_k)
-        return True
-    except Exception:  # noqa: BLE001 - see the module's docstring
-        return False
+def _warm() -> None:
+    """Run the robust passes once on a tiny uint16 scan."""
+    from nsgen.prep.stripe_robust import (decide_offsets, feature_layout, raw_bin_means,
+                                          raw_feature_parts, set_offsets)
+    n_k, n_j, n_i = SHAPE
+    rng = np.random.default_rng(0)
+    raw = rng.integers(900, 1100, SHAPE).astype(np.uint16)
+    flat = np.full((n_j, n_i), 4000.0, np.float32)
+    dark = np.zeros((n_j, n_i), np.float32)
+    feat = raw_feature_parts(raw, flat, dark)
+    sizes = feature_layout(n_k)[0]
+    cut = np.cumsum([0] + sizes)
+    sets = [np.ascontiguousarray(feat[:, a:b]) for a, b in zip(cut[:-1], cut[1:])]
+    flags = [feat[:, cut[-1] + n] > 0.5 for n in range(len(sizes))]
+    qs = set_offsets(sets, flags, 0, (0, n_j), n_j)
+    xb = np.concatenate([raw_bin_means(raw, flat, dark, (j, j + 1)) for j in range(n_j)])
+    decide_offsets(qs, 0, xb, (0, n_j), n_j, n_k)
 
 
+#: run :func:`_warm`; whether it ran (:func:`nsgen.prep._jit.preload`)
+load = preload(_warm)
 LOADED = load()

@@ -16,22 +16,16 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def load() -> bool:
-    """Call the kernel once on a tiny image; whether it ran.
-
-    Examples
-    --------
-    >>> load()
-    True
-    """
-    try:
-        from nsgen.prep._scaling_jit import scale_rows
-        out = np.empty((1, 1), np.uint16)
-        scale_rows(np.zeros((1, 1)), 0.0, 1.0, out)
-        return True
-    except Exception:  # noqa: BLE001 - see the module's docstring
-        return False
+from nsgen.prep._jit import preload
 
 
+def _warm() -> None:
+    """Call the kernel once on a tiny image."""
+    from nsgen.prep._scaling_jit import scale_rows
+    out = np.empty((1, 1), np.uint16)
+    scale_rows(np.zeros((1, 1)), 0.0, 1.0, out)
+
+
+#: run :func:`_warm`; whether it ran (:func:`nsgen.prep._jit.preload`)
+load = preload(_warm)
 LOADED = load()

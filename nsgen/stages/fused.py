@@ -10,12 +10,11 @@ and gets the pass's per-chunk values back. The engine sees one stage.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from nsgen.engine.pipeline import Chunk, SlotSpec, Stage, WorkResult
+from nsgen.engine.pipeline import Chunk, Stage, WorkResult
+from nsgen.engine.stage import ReadsThrough
 from nsgen.stages.scan_stages import ScanStage
 
 __all__ = ["Alongside", "FusedStage"]
@@ -37,10 +36,11 @@ class Alongside:
 
 
 @dataclass
-class FusedStage(Stage):
+class FusedStage(ReadsThrough, Stage):
     """``first`` and ``then`` on the same chunks of one read: the reader reads as ``first``
-    does, every worker runs ``first.work`` then ``then.work`` on the chunk's arrays (neither
-    may change them) and returns the pair of their values.
+    does (:class:`~nsgen.engine.stage.ReadsThrough`, early reads included), every worker
+    runs ``first.work`` then ``then.work`` on the chunk's arrays (neither may change them)
+    and returns the pair of their values.
 
     The two must chunk alike and read the same rows (no halo, or the same):
 
@@ -71,20 +71,8 @@ class FusedStage(Stage):
         if not self.label:
             self.label = f"{self.first.label} + {self.then.label}"
 
-    def chunks(self) -> list[Chunk]:
-        return self.first.chunks()
-
-    def slot_spec(self, chunk: Chunk) -> SlotSpec:
-        return self.first.slot_spec(chunk)
-
-    def read(self, chunk: Chunk, out: Any) -> None:
-        self.first.read(chunk, out)
-
-    def prefetch(self) -> None:
-        self.first.prefetch()
-
-    def early_reader(self) -> AbstractContextManager[Callable[[Chunk, Any], None] | None]:
-        return self.first.early_reader()   # reads as :meth:`read`: the first stage's
+    def reads_as(self) -> ScanStage:
+        return self.first
 
     def prepare(self) -> None:
         self.first.prepare()

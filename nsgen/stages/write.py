@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from nsgen.engine import profile
-from nsgen.engine.pipeline import Chunk, SlotSpec, Stage, WorkResult
+from nsgen.engine.pipeline import Chunk, Stage, WorkResult
+from nsgen.engine.stage import ChunkReader, ReadsThrough
 
 __all__ = ["IMAGES_AHEAD", "ChunkImages", "ImageWriter", "RowSource", "Written", "WriteStage",
            "range_of", "range_used", "releases_images"]
@@ -73,20 +74,10 @@ class ChunkImages(Protocol):
         wait for the writer."""
 
 
-class RowSource(Protocol):
+class RowSource(ChunkReader, Protocol):
     """A stage whose reader delivers a chunk's data and whose :meth:`values` makes rows."""
 
     label: str
-
-    def chunks(self) -> Sequence[Chunk]: ...
-
-    def slot_spec(self, chunk: Chunk) -> SlotSpec: ...
-
-    def read(self, chunk: Chunk, out: Any) -> None: ...
-
-    def prefetch(self) -> None: ...
-
-    def prepare(self) -> None: ...
 
     def values(self, chunk: Chunk, data: Any) -> Any:
         """The rows of ``chunk`` from the data the reader delivered (as the mode's
@@ -94,13 +85,14 @@ class RowSource(Protocol):
 
 
 @dataclass
-class WriteStage(Stage):
+class WriteStage(ReadsThrough, Stage):
     """Pass two of every mode: read through ``source``, make images, write them.
 
     Parameters
     ----------
     source : RowSource
-        Delivers each chunk's rows (its reader, read-ahead and worker preparation are used).
+        Delivers each chunk's rows (its reader, early reads, read-ahead and worker
+        preparation are used: :class:`~nsgen.engine.stage.ReadsThrough`).
     images : ChunkImages
         Names and makes the chunk's images.
     writer : ImageWriter
@@ -112,20 +104,8 @@ class WriteStage(Stage):
     writer: ImageWriter
     label: str = "write"
 
-    def chunks(self) -> Sequence[Chunk]:
-        return self.source.chunks()
-
-    def slot_spec(self, chunk: Chunk) -> SlotSpec:
-        return self.source.slot_spec(chunk)
-
-    def read(self, chunk: Chunk, out: Any) -> None:
-        self.source.read(chunk, out)
-
-    def prefetch(self) -> None:
-        self.source.prefetch()
-
-    def prepare(self) -> None:
-        self.source.prepare()
+    def reads_as(self) -> RowSource:
+        return self.source
 
     def work(self, chunk: Chunk, data: Any) -> WorkResult:
         """Write the chunk's images; its value is ``{path: fraction of 0..65535 used}``.
