@@ -38,7 +38,7 @@ DEFLATE_LEVEL = 1
 INFLATE_INPUT = 1 << 20
 
 #: what python-isal raises for a corrupt deflate stream
-InflateError = isal_zlib.error
+InflateError: type[Exception] = isal_zlib.error
 
 #: what the functions here take: any C-contiguous buffer
 BytesLike = bytes | bytearray | memoryview | np.ndarray
