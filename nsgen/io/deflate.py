@@ -22,7 +22,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 from isal import isal_zlib
@@ -38,7 +38,7 @@ DEFLATE_LEVEL = 1
 INFLATE_INPUT = 1 << 20
 
 #: what python-isal raises for a corrupt deflate stream
-InflateError: type[Exception] = isal_zlib.error
+InflateError = cast("type[Exception]", isal_zlib.error)   # typed as an instance in its stubs
 
 #: what the functions here take: any C-contiguous buffer
 BytesLike = bytes | bytearray | memoryview | np.ndarray
