@@ -8,7 +8,8 @@ import zlib
 import numpy as np
 import pytest
 
-from nsgen.io.deflate import DeflateWriter, crc32, crc32_combine, deflate_piece
+from nsgen.io.deflate import (DeflateWriter, InflateError, Inflater, crc32, crc32_combine,
+                              deflate_piece)
 
 
 def inflate(stream: bytes) -> tuple[bytes, bool]:
@@ -94,3 +95,50 @@ def test_writer_streams_one_stream_with_counts() -> None:
     out, eof = inflate(sink.getvalue())
     assert out == b"".join(parts) and eof
     assert (w.size, w.compressed, w.crc) == (len(out), len(sink.getvalue()), zlib.crc32(out))
+
+
+def _zlib_raw(data: bytes, level: int) -> bytes:
+    c = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush()
+
+
+def _read_all(f: Inflater, n: int) -> bytes:
+    parts = []
+    while piece := f.read(n):
+        parts.append(bytes(piece))
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("n", [1, 7, 4096, 1 << 20])
+def test_inflater_gives_the_bytes_zlib_compressed(name, n):
+    """Any read size, zlib's and ISA-L's streams, pieces joined by sync flushes."""
+    data = CASES[name].tobytes()
+    a, ca = deflate_piece(data[: len(data) // 2], last=False)
+    b, cb = deflate_piece(data[len(data) // 2:], last=True)
+    streams = [_zlib_raw(data, 1), _zlib_raw(data, 9), a + b]
+    for z in streams:
+        f = Inflater(io.BytesIO(z + b"next member"), len(z), len(data), zlib.crc32(data))
+        assert _read_all(f, n) == data
+        assert f.read(n) == b""
+    assert crc32_combine(ca, cb, len(data) - len(data) // 2) == zlib.crc32(data)
+
+
+def test_inflater_refuses_damaged_streams():
+    data = CASES["random bytes"].tobytes() * 20
+    z = _zlib_raw(data, 6)
+    crc = zlib.crc32(data)
+
+    def read(stream: bytes, size: int, crc: int) -> bytes:
+        return _read_all(Inflater(io.BytesIO(stream), len(stream), size, crc), 65536)
+
+    with pytest.raises(EOFError, match="ends before its last byte"):
+        read(z[: len(z) // 2], len(data), crc)
+    with pytest.raises(EOFError, match="holds more bytes"):
+        read(z, len(data) - 10, zlib.crc32(data[:-10]))
+    with pytest.raises(EOFError, match="ends before its last byte"):
+        read(z, len(data) + 10, crc)
+    with pytest.raises(ValueError, match="CRC-32"):
+        read(z, len(data), crc ^ 1)
+    with pytest.raises(InflateError):
+        read(b"\xff" * 100, len(data), crc)

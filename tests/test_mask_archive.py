@@ -299,7 +299,7 @@ def test_check_mask_reads_the_header_only(tmp_path):
         read_mask(path, "m1")
 
 
-@pytest.mark.parametrize("layout", ["append", "bool", "fortran"])
+@pytest.mark.parametrize("layout", ["append", "bool", "fortran", "stored"])
 @pytest.mark.parametrize("patch_shape", [None, (3, 4), (5, 7), (12, 21)])
 def test_read_mask_bands_gives_the_flags_of_the_whole_mask(tmp_path, layout, patch_shape):
     """Streaming the archive and ORing over angle bands gives the flags that mask_flags
@@ -314,6 +314,8 @@ def test_read_mask_bands_gives_the_flags_of_the_whole_mask(tmp_path, layout, pat
         append_mask(path, "m1", mask)
     elif layout == "bool":
         np.savez_compressed(path, m1=mask)
+    elif layout == "stored":      # not deflated: read through zipfile
+        np.savez(path, m1=mask.astype(np.uint8))
     else:
         np.savez_compressed(path, m1=np.asfortranarray(mask.astype(np.uint8)))
     bands = mask_bands(shape[0], patch_shape)
@@ -357,6 +359,13 @@ def test_read_mask_bands_errors(tmp_path):
     (tmp_path / "cut.npz").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(NsgenError):
         ma.read_mask_bands(tmp_path / "cut.npz", "m1", (6, 4, 10), [(0, 6)])
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist() == ["m1.npy"]
+    bad = bytearray(raw)
+    bad[raw.rindex(b"PK\x01\x02") + 16] ^= 0xFF  # the central directory's CRC-32 of m1.npy
+    (tmp_path / "crc.npz").write_bytes(bytes(bad))
+    with pytest.raises(NsgenError, match="unreadable.*CRC-32"):
+        ma.read_mask_bands(tmp_path / "crc.npz", "m1", (6, 4, 10), [(0, 6)])
 
 
 def _npz(path: Path, **arrays) -> Path:

@@ -125,6 +125,25 @@ def test_scaled_patches_are_to_uint16_of_each_patch(shape, patch, odd, bounds):
         assert got.maxima[p].tobytes() == x.max(axis=0).tobytes()
 
 
+@pytest.mark.parametrize("bounds", [Bounds(-0.2, 2.1), Bounds(1.0, 1.0)])
+def test_a_column_of_nan_only_scales_to_zeros(bounds):
+    a = _values((8, 6), 3, True)
+    a[:, 1] = np.nan                                   # patch 0's column 1: NaN only
+    a[4:, 4] = np.nan                                  # patch 3's column 1: NaN only
+    a[:4, 4] = np.inf                                  # patch 2's column 1: inf only
+    got = scaled_patches(a, (4, 3), bounds.lo, bounds.hi)
+    lo, hi = column_extremes(a, (4, 3))
+    with np.errstate(invalid="ignore"):
+        for p, x in enumerate(split_patches(a, (4, 3))):
+            want = to_uint16(x, bounds)
+            assert got.images[p].tobytes() == want.tobytes()
+            assert got.low[p].tolist() == want.min(axis=0).tolist()
+            assert got.high[p].tolist() == want.max(axis=0).tolist()
+            assert got.maxima[p].tobytes() == x.max(axis=0).tobytes()
+            assert lo[p].tobytes() == x.min(axis=0).tobytes()
+            assert hi[p].tobytes() == x.max(axis=0).tobytes()
+
+
 @pytest.mark.parametrize("dtype", ["uint16", "float32"])
 @pytest.mark.parametrize("shape,patch", GRIDS)
 @pytest.mark.parametrize("bounds", [Bounds(-0.2, 2.1), Bounds(0.3, 0.9), Bounds(1.0, 1.0)])

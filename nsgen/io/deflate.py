@@ -22,17 +22,23 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 from isal import isal_zlib
 
-__all__ = ["DEFLATE_LEVEL", "DeflateWriter", "Deflated", "crc32", "crc32_combine",
-           "deflate_piece"]
+__all__ = ["DEFLATE_LEVEL", "DeflateWriter", "Deflated", "InflateError", "Inflater", "crc32",
+           "crc32_combine", "deflate_piece"]
 
 #: ISA-L level of every entry nsgen compresses (0-3; 1 is the fastest here, and 2-3 gave no
 #: smaller masks in scripts/bench_mask_archive.py; any level inflates the same)
 DEFLATE_LEVEL = 1
+
+#: compressed bytes an :class:`Inflater` reads from its file at a time
+INFLATE_INPUT = 1 << 20
+
+#: what python-isal raises for a corrupt deflate stream
+InflateError = cast("type[Exception]", isal_zlib.error)   # typed as an instance in its stubs
 
 #: what the functions here take: any C-contiguous buffer
 BytesLike = bytes | bytearray | memoryview | np.ndarray
@@ -146,3 +152,90 @@ class DeflateWriter:
         if chunk:
             self._out.write(chunk)
             self.compressed += len(chunk)
+
+
+class Inflater:
+    """Read-only stream of the bytes of one raw-deflate entry (a zip member's data), inflated
+    with python-isal (about twice as fast as zlib here, with a CRC-32 ~7x faster) and
+    checked against the entry's CRC-32 and size once its end is read.
+
+    Parameters
+    ----------
+    fh : binary file
+        Positioned at the first compressed byte; ``compressed`` bytes are read from it.
+    compressed, size, crc : int
+        The entry's compressed and inflated sizes and the CRC-32 of its inflated bytes.
+
+    Raises
+    ------
+    EOFError
+        From :meth:`read`: the stream ends before ``size`` bytes, or holds more.
+    ValueError
+        From :meth:`read`: the inflated bytes do not match ``crc``.
+    InflateError
+        From :meth:`read`: the compressed bytes are not a deflate stream.
+
+    Examples
+    --------
+    >>> import io
+    >>> z, crc = deflate_piece(b"stripes" * 1000, last=True)
+    >>> f = Inflater(io.BytesIO(z), len(z), 7000, crc)
+    >>> bytes(f.read(7)), len(f.read(10_000)), f.read(1)
+    (b'stripes', 6993, b'')
+    >>> Inflater(io.BytesIO(z), len(z), 7000, crc ^ 1).read(7000)
+    Traceback (most recent call last):
+    ...
+    ValueError: CRC-32 of the inflated bytes does not match
+    """
+
+    def __init__(self, fh: BinaryIO, compressed: int, size: int, crc: int) -> None:
+        self._fh = fh
+        self._left = compressed          # compressed bytes not read from the file yet
+        self._size = size
+        self._crc = crc
+        self._d = isal_zlib.decompressobj(-15)
+        self._tail = b""                 # compressed bytes read but not inflated
+        self._got = 0                    # inflated bytes so far
+        self._sum = 0                    # their CRC-32
+        self._checked = False            # the end was checked (:meth:`_finish`)
+
+    def read(self, n: int) -> bytes:
+        """The next ``n`` bytes (fewer only at the end of the entry; ``b""`` after it).
+        One piece the inflater made, when it made exactly ``n`` bytes at once (no copy)."""
+        parts: list[bytes] = []
+        need = n
+        while need > 0 and self._got < self._size:
+            if not self._tail and self._left > 0:
+                self._tail = self._fh.read(min(INFLATE_INPUT, self._left))
+                if not self._tail:
+                    raise EOFError("the compressed stream is truncated")
+                self._left -= len(self._tail)
+            out = self._d.decompress(self._tail, min(need, self._size - self._got))
+            self._tail = self._d.unconsumed_tail
+            if out:
+                self._got += len(out)
+                self._sum = isal_zlib.crc32(out, self._sum)
+                parts.append(out)
+                need -= len(out)
+            elif not self._tail and self._left <= 0:
+                raise EOFError("the compressed stream ends before its last byte")
+        if self._got >= self._size and not self._checked:
+            self._finish()
+            self._checked = True
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts) if parts else b""
+
+    def _finish(self) -> None:
+        """At the entry's size: the deflate stream must end there, with its CRC-32."""
+        if self._sum != self._crc:
+            raise ValueError("CRC-32 of the inflated bytes does not match")
+        while not self._d.eof:
+            if not self._tail and self._left > 0:
+                self._tail = self._fh.read(min(INFLATE_INPUT, self._left))
+                self._left -= len(self._tail)
+            if self._d.decompress(self._tail, 1):
+                raise EOFError("the compressed stream holds more bytes than its size")
+            self._tail = self._d.unconsumed_tail
+            if not self._d.eof and not self._tail and self._left <= 0:
+                raise EOFError("the compressed stream is truncated")

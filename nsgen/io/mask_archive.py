@@ -38,7 +38,7 @@ from typing import cast
 import numpy as np
 
 from nsgen.errors import NsgenError
-from nsgen.io.deflate import Deflated, crc32_combine, deflate_piece
+from nsgen.io.deflate import Deflated, InflateError, Inflater, crc32_combine, deflate_piece
 from nsgen.io.zip_writer import ZipWriter
 
 __all__ = [
@@ -112,7 +112,7 @@ def _reading(path: Path) -> Iterator[None]:
         yield
     except NsgenError:
         raise
-    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, zlib.error, InflateError, ValueError, OSError, EOFError) as exc:
         raise NsgenError(f"mask archive {path} is unreadable ({_one_line(exc)}); regenerate "
                          f"the mask with `nsgen mask`") from None
 
@@ -242,7 +242,7 @@ def read_mask_bands(
     out = np.zeros((len(bands), n_j, n_i), dtype=np.uint8)
     with _reading(path), _checked_zip(path) as zf:
         info = _open_member(zf, path, key)
-        with zf.open(info) as fh:
+        with _open_stream(zf, info) as fh:
             header = _npy_header(fh)
             _check_header(path, key, header, shape)
             if header[1]:  # Fortran order (not written by nsgen): read it whole
@@ -251,23 +251,39 @@ def read_mask_bands(
                 for b, (k0, k1) in enumerate(bands):
                     out[b] = whole[k0:k1].any(axis=0)
             else:
-                _or_planes(cast(io.BufferedIOBase, fh), key, band_of, out)
+                _or_planes(fh, key, band_of, out)
     return out != 0
+
+
+@contextlib.contextmanager
+def _open_stream(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[io.BufferedIOBase]:
+    """A member's bytes as a stream with ``read(n)``: a deflated member through
+    :class:`~nsgen.io.deflate.Inflater` (python-isal: the mask of a 2.25 GiB scan, 1.1 GB
+    inflated, in ~0.4 CPU-s instead of zipfile's 0.73-0.90), any other through ``zf.open``."""
+    if info.compress_type != zipfile.ZIP_DEFLATED or info.flag_bits & 0x1:  # not deflated, or encrypted
+        with zf.open(info) as fh:
+            yield cast(io.BufferedIOBase, fh)
+        return
+    assert zf.filename is not None
+    with open(zf.filename, "rb") as fh:
+        fh.seek(info.header_offset)
+        local = fh.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"bad local file header of {info.filename}")
+        name_len, extra_len = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+        fh.seek(info.header_offset + 30 + name_len + extra_len)
+        yield cast(io.BufferedIOBase, Inflater(fh, info.compress_size, info.file_size, info.CRC))
 
 
 def _or_planes(fh: io.BufferedIOBase, key: str, band_of: np.ndarray, out: np.ndarray) -> None:
     """Read ``len(band_of)`` uint8 planes from ``fh``; OR plane ``k`` into ``out[band_of[k]]``."""
-    slab = bytearray(out.shape[1] * out.shape[2])
-    view = memoryview(slab)
-    plane = np.frombuffer(slab, dtype=np.uint8).reshape(out.shape[1:])
+    size = out.shape[1] * out.shape[2]
     for b in band_of.tolist():
-        got = 0
-        while got < len(slab):
-            n = fh.readinto(view[got:])
-            if not n:
-                raise EOFError(f"member {key}.npy is truncated")
-            got += n
+        data = fh.read(size)
+        if len(data) != size:
+            raise EOFError(f"member {key}.npy is truncated")
         if b >= 0:
+            plane = np.frombuffer(data, dtype=np.uint8).reshape(out.shape[1:])
             np.bitwise_or(out[b], plane, out=out[b])
 
 

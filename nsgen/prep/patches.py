@@ -177,11 +177,19 @@ def column_extremes(a: np.ndarray, patch_shape: tuple[int, int]
     r0, c0, ph, pw, nh, nw = _grid(x, patch_shape)
     lo = np.empty((nh * nw, pw), np.float32)
     hi = np.empty((nh * nw, pw), np.float32)
-    nan = np.empty((nh * nw, pw), np.bool_)
-    kernel(x, r0, c0, ph, pw, nh, nw, lo, hi, nan)
-    if nan.any():
+    kernel(x, r0, c0, ph, pw, nh, nw, lo, hi)
+    nan = _nan_columns(x, patch_shape)
+    if nan is not None:
         lo[nan] = hi[nan] = np.nan
     return lo, hi
+
+
+def _nan_columns(x: np.ndarray, patch_shape: tuple[int, int]) -> np.ndarray | None:
+    """Per patch of ``x``, which of its columns hold a NaN, ``(n_patches, pw)``; None
+    when none does."""
+    if not np.isnan(x).any():
+        return None
+    return np.isnan(split_patches(x, patch_shape)).any(axis=1)
 
 
 class ScaledPatches(NamedTuple):
@@ -229,9 +237,12 @@ def scaled_patches(a: np.ndarray, patch_shape: tuple[int, int], lo: float, hi: f
                          f"{images.dtype} {images.shape}")
     out = ScaledPatches(images, np.empty((nh * nw, pw), np.uint16), np.empty((nh * nw, pw), np.uint16),
                         np.empty((nh * nw, pw), np.float32))
-    nan = np.empty((nh * nw, pw), np.bool_)
-    kernel(x, r0, c0, ph, pw, nh, nw, lo, k, *out, nan)
-    if nan.any():
+    fmin = np.empty((nh * nw, pw), np.float32)
+    kernel(x, r0, c0, ph, pw, nh, nw, lo, k, images, out.low, out.high, fmin, out.maxima)
+    nan = _nan_columns(x, patch_shape)
+    if nan is not None:             # a NaN scales to 0; a column of NaN only: all 0
+        out.low[nan] = 0
+        out.high[nan & (fmin > out.maxima)] = 0
         out.maxima[nan] = np.nan
     return out
 
