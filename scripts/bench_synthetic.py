@@ -18,6 +18,14 @@ several times and prints medians of
    run; imports: ``import nsgen.modes.complex`` alone), each wall and CPU-seconds. Their
    sum against the run's CPU-seconds shows the engine's overhead.
 
+Every whole run also records ``NSGEN_PROFILE``: per engine stage the workers' CPU-seconds
+(all their threads: the TIFF writer's too), their busy and idle wall seconds, the reader's
+CPU, and the start-up (the first stage's wall minus its busiest worker's); the run's
+CPU-seconds are split into the main process's and the rest's (forkserver, reader,
+workers, resource tracker). ``--baseline ROOT`` runs another checkout (first on
+``PYTHONPATH``) alternately with this one, against the same floors: before/after from one
+run.
+
 The machine this was tuned on has 2 cores shared with other jobs: wall times vary with
 their load, CPU-seconds much less; both are printed. Peak memory comes from one more run
 (sampling it slows a run down). No assertions: read the ratios.
@@ -27,6 +35,7 @@ their load, CPU-seconds much less; both are printed. Peak memory comes from one 
     python scripts/bench_synthetic.py [--repeats 3] [--sizes 256 512] [--workers auto]
     python scripts/bench_synthetic.py --sizes 256 --samples 4 --output /dev/shm --no-profile
     python scripts/bench_synthetic.py --sizes 256 --formats tiff hdf5 zarr
+    python scripts/bench_synthetic.py --sizes 256 --repeats 5 --baseline /tmp/base --no-profile
 """
 
 from __future__ import annotations
@@ -144,6 +153,66 @@ def run_cpu(args: list[str], extra: tuple[str, ...] = GENERATION_FLAGS,
     wall, _, err = run_nsgen(args, extra, env=env)
     _reap_orphans()
     return wall, _children_cpu() - cpu0, err
+
+
+def run_tree(args: list[str], tree: str | None = None) -> dict[str, Any]:
+    """One whole ``nsgen ARGS`` run (``tree``: the source tree first on ``PYTHONPATH``; None:
+    this interpreter's ``nsgen``), profiled: wall, CPU-seconds of the whole tree and of the
+    main process alone, the ``-v`` stage times and the ``NSGEN_PROFILE`` lines."""
+    from nsgen.engine import profile
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "profile.jsonl"
+        env = {**os.environ, profile.ENV: str(path)}
+        isolate = []
+        if tree is not None:
+            env["PYTHONPATH"] = tree
+            isolate = ["-P"]
+        _reap_orphans()
+        cpu0 = _children_cpu()
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, *isolate, "-m", "nsgen", *args,
+                                 *GENERATION_FLAGS], stderr=subprocess.PIPE, text=True, env=env)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)   # the main process's own CPU
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc.stderr.close()
+        if proc.returncode != 0:
+            raise SystemExit(f"nsgen failed:\n{err}")
+        _reap_orphans()
+        lines = profile.load(path)
+    return {"wall": wall, "cpu": _children_cpu() - cpu0,
+            "main_cpu": usage.ru_utime + usage.ru_stime, "stages": stage_times(err),
+            "profile": lines}
+
+
+def profile_breakdown(lines: list[dict[str, Any]]) -> dict[str, float]:
+    """Per engine stage of one run's ``NSGEN_PROFILE`` lines: the workers' CPU-seconds (every
+    thread), busy and idle wall seconds (summed over workers), the reader's CPU-seconds and
+    the main process's wall; ``start-up``: the first stage's wall minus its busiest
+    worker's busy seconds (the main process's and the forkserver's start before it)."""
+    out: dict[str, float] = {}
+    busy: dict[tuple[str, int], float] = {}
+    first = None
+    for r in lines:
+        st, role = r["stage"], r["role"]
+        if role == "main":
+            out[f"{st} wall"] = out.get(f"{st} wall", 0.0) + r["seconds"].get("wall", 0.0)
+            first = first or st
+        elif role == "worker":
+            for key, v in (("worker CPU", r["cpu"].get("process", 0.0)),
+                           ("busy", r["seconds"].get("work", 0.0)),
+                           ("idle", r["seconds"].get("idle", 0.0))):
+                out[f"{st} {key}"] = out.get(f"{st} {key}", 0.0) + v
+            busy[st, r["pid"]] = busy.get((st, r["pid"]), 0.0) + r["seconds"].get("work", 0.0)
+        elif role == "reader":
+            out[f"{st} reader CPU"] = (out.get(f"{st} reader CPU", 0.0)
+                                       + r["cpu"].get("process", 0.0))
+    if first is not None:
+        most = max([v for (st, _), v in busy.items() if st == first] or [0.0])
+        out["start-up"] = out[f"{first} wall"] - most
+    return out
 
 
 def stage_times(stderr: str) -> dict[str, float]:
@@ -277,22 +346,28 @@ def compare_formats(n: int, workers: str, repeats: int, formats: list[str]) -> N
               f"ratio to {formats[0]} {med(w) / ref:.2f}")
 
 
+#: (label, source tree) of the checkouts section 1 runs, alternately (None: this one's)
+TREES: list[tuple[str, str | None]] = [("this", None)]
+
+
 def bench_size(n: int, workers: str, reps: int, profile: bool, samples: int = 1,
                base: str | None = None) -> None:
-    """Whole runs (2 and 1 workers, alternating), floor, breakdown for one size ``n``;
-    ``samples`` per run, written under ``base`` (default: the temporary directory)."""
+    """Whole runs (2 and 1 workers, alternating, of every tree in :data:`TREES`), floor,
+    breakdown for one size ``n``; ``samples`` per run, written under ``base`` (default: the
+    temporary directory)."""
     args = ["-m", "complex", "-N", str(n), "-o", "300", "-s", "5", "-f", "20",
             "-S", str(samples)]
     p, dh = int(0.5 * np.pi * n), int(np.sqrt(2) * n)
     n_files = n * 6 * samples
     counts = [workers, "1"] if workers != "1" else ["1"]
-    runs: dict[str, list[tuple[float, float, dict[str, float]]]] = {w: [] for w in counts}
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {
+        (label, w): [] for label, _ in TREES for w in counts}
     floors, old_floors = [], []
     for _ in range(reps):
         for w in counts:
-            with tempfile.TemporaryDirectory(dir=base) as d:
-                wall, cpu, err = run_cpu([*args, "--workers", w, "-r", d])
-                runs[w].append((wall, cpu, stage_times(err)))
+            for label, tree in TREES:
+                with tempfile.TemporaryDirectory(dir=base) as d:
+                    runs[label, w].append(run_tree([*args, "--workers", w, "-r", d], tree))
         with tempfile.TemporaryDirectory(dir=base) as d:
             floors.append(tiff_floor(n_files, (p, dh), Path(d)))
         with tempfile.TemporaryDirectory(dir=base) as d:
@@ -307,33 +382,48 @@ def bench_size(n: int, workers: str, reps: int, profile: bool, samples: int = 1,
     print(f"  floor: writing {n_files} TIFFs with write_tiff from one process: wall "
           f"{floor_w:.2f} s, CPU {floor_c:.2f} s; with tifffile.imwrite per file (the "
           f"writer before, the issue's floor) wall {old_w:.2f} s, CPU {old_c:.2f} s")
-    for w, rs in runs.items():
-        wall, cpu = med([r[0] for r in rs]), med([r[1] for r in rs])
-        stages = {k: med([r[2].get(k, float("nan")) for r in rs]) for k in rs[0][2]}
-        print(f"  --workers {w}: wall {wall:.2f} s (runs {', '.join(f'{r[0]:.2f}' for r in rs)})"
-              f", CPU {cpu:.2f} s (runs {', '.join(f'{r[1]:.2f}' for r in rs)})")
+    for (label, w), rs in runs.items():
+        wall, cpu = med([r["wall"] for r in rs]), med([r["cpu"] for r in rs])
+        main_cpu = med([r["main_cpu"] for r in rs])
+        stages = {k: med([r["stages"].get(k, float("nan")) for r in rs]) for k in rs[0]["stages"]}
+        parts = [profile_breakdown(r["profile"]) for r in rs]
+        prof = {k: med([x.get(k, float("nan")) for x in parts]) for k in parts[0]}
+        walls = ", ".join(f"{r['wall']:.2f}" for r in rs)
+        cpus = ", ".join(f"{r['cpu']:.2f}" for r in rs)
+        print(f"  {label}, --workers {w}: wall {wall:.2f} s (runs {walls}), CPU {cpu:.2f} s "
+              f"(runs {cpus}); main process {main_cpu:.2f}, the rest {cpu - main_cpu:.2f}")
         print(f"    ratio to the floor: wall {wall / floor_w:.2f}x, CPU {cpu / floor_c:.2f}x; to "
               f"the tifffile.imwrite floor: wall {wall / old_w:.2f}x (target <= 2), CPU "
               f"{cpu / old_c:.2f}x; CPU-seconds per sample {cpu / samples:.2f} (target <= 5)")
         print("    engine stages (wall): " + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items())
               + f"; outside them {wall - sum(stages.values()):.2f} s")
-    if len(runs) == 2:
-        w2, w1 = med([r[0] for r in runs[counts[0]]]), med([r[0] for r in runs["1"]])
-        print(f"  scaling: 1 worker {w1:.2f} s / {counts[0]} workers {w2:.2f} s = "
-              f"{w1 / w2:.2f}x (target >= 1.7x)")
+        print("    profile (medians): " + ", ".join(f"{k} {v:.2f}" for k, v in prof.items()))
+    for label, _ in TREES:
+        if len(counts) == 2:
+            w2 = med([r["wall"] for r in runs[label, counts[0]]])
+            w1 = med([r["wall"] for r in runs[label, "1"]])
+            print(f"  {label}: scaling 1 worker {w1:.2f} s / {counts[0]} workers {w2:.2f} s = "
+                  f"{w1 / w2:.2f}x (target >= 1.7x)")
+    if len(TREES) == 2:
+        (before, _), (after, _) = TREES
+        for w in counts:
+            b, a = runs[before, w], runs[after, w]
+            print(f"  --workers {w}: {after} / {before}: wall "
+                  f"{med([r['wall'] for r in a]) / med([r['wall'] for r in b]):.3f}, CPU "
+                  f"{med([r['cpu'] for r in a]) / med([r['cpu'] for r in b]):.3f}")
     print(f"  peak memory (PSS) of the process tree {peak / 2**20:.0f} MiB (separate run)")
     if not profile:
         return
-    prof: list[dict[str, tuple[float, float]]] = []
+    prof_runs: list[dict[str, tuple[float, float]]] = []
     for _ in range(reps):
         with tempfile.TemporaryDirectory() as d:
             one = fixed_costs()
             one.update(profile_stages(n, 300, 5, 20, Path(d)))
-            prof.append(one)
+            prof_runs.append(one)
     print(f"  per-stage breakdown, one process, medians of {reps} (wall / CPU seconds):")
     total_c = 0.0
-    for k in prof[0]:
-        wall, cpu = med([x[k][0] for x in prof]), med([x[k][1] for x in prof])
+    for k in prof_runs[0]:
+        wall, cpu = med([x[k][0] for x in prof_runs]), med([x[k][1] for x in prof_runs])
         if not k.startswith("imports"):
             total_c += cpu
         print(f"    {k:<36} {wall:6.2f} {cpu:6.2f}")
@@ -353,7 +443,12 @@ def main() -> None:
                     help="skip the one-process per-stage breakdown")
     ap.add_argument("--formats", nargs="+", default=None,
                     help="compare these --format values (first = reference) instead")
+    ap.add_argument("--baseline", help="root of another nsgen checkout (e.g. `git worktree "
+                    "add /tmp/base main`): whole runs alternate between it and this one")
     a = ap.parse_args()
+    if a.baseline:
+        here = str(Path(__file__).resolve().parents[1])
+        TREES[:] = [(f"baseline ({a.baseline})", a.baseline), (f"this ({here})", here)]
     if not become_subreaper():
         print("(cannot become a child subreaper: CPU-seconds miss the engine's processes)")
     if a.formats:

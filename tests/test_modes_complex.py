@@ -122,11 +122,11 @@ def test_numpy_submodules_that_threads_use_are_imported_with_nsgen():
 
 
 def test_no_process_of_complex_mode_loads_numba():
-    """Complex mode's forkserver preloads only its stages, and a worker's pass two (clean
-    rows and defect pixels scaled to uint16) runs without Numba: loading it (~0.45 CPU-s)
-    was the largest part of the mode's serial start-up."""
+    """Complex mode's forkserver preloads only its stages and the TIFF writer, and a worker's
+    pass two (clean rows and defect pixels scaled to uint16) runs without Numba: loading it
+    (~0.45 CPU-s) was the largest part of the mode's serial start-up."""
     from nsgen.modes.complex import ENGINE_PRELOAD
-    assert ENGINE_PRELOAD == ("nsgen.modes.complex",)
+    assert ENGINE_PRELOAD == ("nsgen.modes.complex", "nsgen.io.tiff")
     code = (
         "import sys\n"
         "from nsgen.engine.pipeline import Chunk\n"
@@ -155,3 +155,18 @@ def test_defect_values_scale_as_to_uint16():
     assert values.size >= 4096      # to_uint16 takes its compiled branch for this array
     assert np.array_equal(to_uint16_numpy(values, bounds), to_uint16(values, bounds))
     assert to_uint16_numpy(values[:, ::2], bounds).shape == (40, 150)
+
+
+def test_the_forkserver_preload_leaves_out_the_main_process_modules():
+    """What the engine's processes import for complex and simple mode (their forkserver
+    preload, which runs before any worker starts) holds none of the main process's modules:
+    the runner, the configuration, the sizing's psutil, the output formats."""
+    code = ("import sys, importlib\n"
+            "for mode in ('complex', 'simple'):\n"
+            "    for name in importlib.import_module(f'nsgen.modes.{mode}').ENGINE_PRELOAD:\n"
+            "        importlib.import_module(name)\n"
+            "print(sorted(m for m in ('nsgen.runner', 'nsgen.config', 'psutil',"
+            " 'nsgen.io.formats', 'nsgen.engine.sizing') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

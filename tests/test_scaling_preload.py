@@ -42,7 +42,7 @@ def test_a_failing_kernel_is_left_to_the_workers(monkeypatch):
 @pytest.mark.parametrize("mode", ["simple"])
 def test_synthetic_modes_preload_their_stages_and_the_kernel(mode):
     names = importlib.import_module(f"nsgen.modes.{mode}").ENGINE_PRELOAD
-    assert names == (f"nsgen.modes.{mode}", "nsgen.prep._scaling_preload")
+    assert names == (f"nsgen.modes.{mode}", "nsgen.prep._scaling_preload", "nsgen.io.tiff")
     # the forkserver skips a module that fails to import without a word: each must import
     out = run_python("import importlib; " + "; ".join(
         f"importlib.import_module({n!r})" for n in names) + "; print('ok')")

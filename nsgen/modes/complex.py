@@ -23,18 +23,16 @@ Layout: ``root/NNNN/clean/NNNN_clean_VVVV.tif``, ``root/NNNN/shiftSS/NNNN_shiftS
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, WorkResult
-from nsgen.modes.synthetic import check, objects_record, project_sample, volume_path
+from nsgen.modes.synthetic import (TaperedSpillStage, check, objects_record, project_sample,
+                                   volume_path)
 from nsgen.prep.scaling import EMPTY, UINT16_MAX, Bounds, to_uint16_numpy
 from nsgen.rng import generator
-from nsgen.runner import SampleRecord, SampleRun
 from nsgen.sim.flats import (
     TAU_FLOOR,
     add_pixel_defects,
@@ -47,17 +45,22 @@ from nsgen.sim.flats import (
 )
 from nsgen.sim.noise import photon_counts
 from nsgen.sim.projection import Geometry
-from nsgen.stages.spill import SpillStage
 from nsgen.stages.write import WriteStage
+
+if TYPE_CHECKING:   # the main process's side only: the engine's processes never import them
+    from nsgen.config import Config
+    from nsgen.runner import SampleRecord, SampleRun
 
 __all__ = ["ENGINE_PRELOAD", "check", "run_sample", "shift_offsets", "DELTA", "N_VARIATIONS"]
 
 #: what the engine's processes import once, in the forkserver, before they start
-#: (:class:`~nsgen.engine.pipeline.Engine` ``preload``): the stages. No process of complex
+#: (:class:`~nsgen.engine.pipeline.Engine` ``preload``): the stages and the TIFF writer.
+#: This module imports the runner and the configuration only for type checking (they are
+#: the main process's: ~25 ms of the forkserver's serial preload). No process of complex
 #: mode loads Numba (its set-up, ~0.45 CPU-s, was the largest part of the serial start-up):
 #: the clean images are scaled by NumPy row by row (:func:`clean_uint16`), the defect
 #: pixels' few values by :func:`~nsgen.prep.scaling.to_uint16_numpy`
-ENGINE_PRELOAD = ("nsgen.modes.complex",)
+ENGINE_PRELOAD = ("nsgen.modes.complex", "nsgen.io.tiff")
 
 #: detector miscalibration strength of the stripe inputs (docs/science.md B 4.5)
 DELTA = 0.07
@@ -172,7 +175,7 @@ class ComplexRows:
 
 
 @dataclass
-class StatisticsStage(SpillStage):
+class StatisticsStage(TaperedSpillStage):
     """Pass one: draw the photons, keep each chunk's transmission in place of its projection
     rows (the chunk's own rows of the scratch volume), min/max over the clean volume and
     every shift."""
@@ -251,8 +254,30 @@ def detector_record(cfg: Config, model: DetectorModel) -> dict[str, Any]:
             "offsets": list(model.offsets)}
 
 
+def sample_record(cfg: Config, sample: int, geometry: Geometry, objects: np.ndarray,
+                  pmax: float, model: DetectorModel, bounds: Bounds) -> SampleRecord:
+    """The manifest's record of a complex-mode sample: its files and their shared scale."""
+    from nsgen.runner import SampleRecord
+
+    record = SampleRecord(extra={
+        "geometry": geometry.shape, "objects": objects_record(objects),
+        "projection_max": pmax,
+        "detector": detector_record(cfg, model),
+        "scale": "uint16 0..65535 = -log(transmission) lo..hi, shared by clean and shifts"})
+    shape = (geometry.n_angles, geometry.n_columns)
+    for v in range(geometry.n_rows):
+        clean = volume_path(sample, "clean", v)
+        record.add_file(clean, "clean", v, shape, (bounds.lo, bounds.hi))
+        for i, o in enumerate(model.offsets):
+            record.add_file(volume_path(sample, f"shift{i:02d}", v), "stripe", v, shape,
+                            (bounds.lo, bounds.hi), shift=i, offset=o, target=clean)
+    return record
+
+
 def run_sample(run: SampleRun) -> SampleRecord:
     """Generate one complex-mode sample."""
+    from concurrent.futures import ThreadPoolExecutor
+
     cfg = run.config
     # the detector does not depend on the phantom: the main process draws it on a thread
     # while the workers project (its NumPy and SciPy calls release the GIL)
@@ -267,7 +292,8 @@ def run_sample(run: SampleRun) -> SampleRecord:
     if not pmax > 0:
         raise RuntimeError("the phantom projects to zero everywhere")
     rows = ComplexRows(model, cfg.seed, run.sample, pmax)
-    per_chunk = run.run(StatisticsStage(spill, sizing.chunk_rows, rows=rows), sizing)
+    per_chunk = run.run(StatisticsStage(spill, sizing.chunk_rows, workers=sizing.workers,
+                                        rows=rows), sizing)
     bounds = EMPTY
     for chunk_bounds in per_chunk:
         bounds = bounds.union(chunk_bounds)
@@ -276,17 +302,11 @@ def run_sample(run: SampleRun) -> SampleRecord:
     for name in names:
         (run.dir / name).mkdir(parents=True, exist_ok=True)
     images = ComplexImages(rows, bounds)   # spill holds tau now (StatisticsStage)
-    run.run(WriteStage(SpillStage(spill, sizing.chunk_rows), images, run.writer()), sizing)
-    record = SampleRecord(extra={
-        "geometry": geometry.shape, "objects": objects_record(objects),
-        "projection_max": pmax,
-        "detector": detector_record(cfg, model),
-        "scale": "uint16 0..65535 = -log(transmission) lo..hi, shared by clean and shifts"})
-    shape = (geometry.n_angles, geometry.n_columns)
-    for v in range(geometry.n_rows):
-        clean = volume_path(run.sample, "clean", v)
-        record.add_file(clean, "clean", v, shape, (bounds.lo, bounds.hi))
-        for i, o in enumerate(model.offsets):
-            record.add_file(volume_path(run.sample, f"shift{i:02d}", v), "stripe", v, shape,
-                            (bounds.lo, bounds.hi), shift=i, offset=o, target=clean)
-    return record
+    # the manifest's records need only the bounds: a thread makes them while the workers
+    # write (1,536 records at N=256, ~20-30 ms of the main process that ended the run)
+    with ThreadPoolExecutor(1, thread_name_prefix="nsgen-record") as pool:
+        record = pool.submit(sample_record, cfg, run.sample, geometry, objects, pmax, model,
+                             bounds)
+        run.run(WriteStage(TaperedSpillStage(spill, sizing.chunk_rows, sizing.workers), images,
+                           run.writer()), sizing)
+        return record.result()

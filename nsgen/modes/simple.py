@@ -12,24 +12,29 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nsgen.engine.pipeline import Chunk
-from nsgen.modes.synthetic import check, objects_record, project_sample, volume_path
+from nsgen.modes.synthetic import (TaperedSpillStage, check, objects_record, project_sample,
+                                   volume_path)
 from nsgen.prep.scaling import Bounds, to_uint16
 from nsgen.rng import generator
-from nsgen.runner import SampleRecord, SampleRun
+from nsgen.sim.projection import Geometry
 from nsgen.sim.stripes import SIMPLE, add_stripes
-from nsgen.stages.spill import SpillStage
 from nsgen.stages.write import WriteStage
+
+if TYPE_CHECKING:   # the main process's side only (see nsgen.modes.complex.ENGINE_PRELOAD)
+    from nsgen.runner import SampleRecord, SampleRun
 
 __all__ = ["ENGINE_PRELOAD", "check", "rescale", "run_sample", "stripe_sinogram"]
 
 #: what the engine's processes import once, in the forkserver, before they start
 #: (:class:`~nsgen.engine.pipeline.Engine` ``preload``): the stages, and Numba with the
-#: uint16 scaling kernel loaded (~0.4 CPU-s that each worker paid before its first image)
-ENGINE_PRELOAD = ("nsgen.modes.simple", "nsgen.prep._scaling_preload")
+#: uint16 scaling kernel loaded (~0.4 CPU-s that each worker paid before its first image),
+#: and the TIFF writer
+ENGINE_PRELOAD = ("nsgen.modes.simple", "nsgen.prep._scaling_preload", "nsgen.io.tiff")
 
 
 def stripe_sinogram(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -61,8 +66,26 @@ class SimpleImages:
             yield volume_path(self.sample, "stripe", v), to_uint16(stripe, unit)
 
 
+def sample_record(sample: int, geometry: Geometry, objects: np.ndarray, lo: float,
+                  hi: float) -> SampleRecord:
+    """The manifest's record of a simple-mode sample: its files and their shared scale."""
+    from nsgen.runner import SampleRecord
+
+    record = SampleRecord(extra={"geometry": geometry.shape, "objects": objects_record(objects),
+                                 "scale": "uint16 0..65535 = projection value lo..hi"})
+    shape = (geometry.n_angles, geometry.n_columns)
+    for v in range(geometry.n_rows):
+        clean = volume_path(sample, "clean", v)
+        record.add_file(clean, "clean", v, shape, (lo, hi))
+        record.add_file(volume_path(sample, "stripe", v), "stripe", v, shape, (lo, hi),
+                        target=clean)
+    return record
+
+
 def run_sample(run: SampleRun) -> SampleRecord:
     """Generate one simple-mode sample."""
+    from concurrent.futures import ThreadPoolExecutor
+
     cfg = run.config
     done = project_sample(run, work_factor=6)
     geometry, objects, spill, sizing, lo, hi = (done.geometry, done.objects, done.spill,
@@ -70,13 +93,9 @@ def run_sample(run: SampleRun) -> SampleRecord:
     for sub in ("clean", "stripe"):
         (run.dir / sub).mkdir(parents=True, exist_ok=True)
     images = SimpleImages(cfg.seed, run.sample, lo, hi)
-    run.run(WriteStage(SpillStage(spill, sizing.chunk_rows), images, run.writer()), sizing)
-    record = SampleRecord(extra={"geometry": geometry.shape, "objects": objects_record(objects),
-                                 "scale": "uint16 0..65535 = projection value lo..hi"})
-    shape = (geometry.n_angles, geometry.n_columns)
-    for v in range(geometry.n_rows):
-        clean = volume_path(run.sample, "clean", v)
-        record.add_file(clean, "clean", v, shape, (lo, hi))
-        record.add_file(volume_path(run.sample, "stripe", v), "stripe", v, shape, (lo, hi),
-                        target=clean)
-    return record
+    # the manifest's records need only the bounds: a thread makes them while the workers write
+    with ThreadPoolExecutor(1, thread_name_prefix="nsgen-record") as pool:
+        record = pool.submit(sample_record, run.sample, geometry, objects, lo, hi)
+        run.run(WriteStage(TaperedSpillStage(spill, sizing.chunk_rows, sizing.workers), images,
+                           run.writer()), sizing)
+        return record.result()

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from nsgen.config import Config
 from nsgen.engine.pipeline import Chunk, Stage, WorkResult, row_chunks
-from nsgen.engine.sizing import Sizing
 from nsgen.io.spill import Spill
 from nsgen.rng import generator
-from nsgen.runner import SampleRun
+from nsgen.stages.spill import SpillStage
 from nsgen.sim.phantom import OBJECT_FIELDS, random_foam
 from nsgen.sim.projection import Geometry, project
+
+if TYPE_CHECKING:   # the main process's side only: the engine's processes, which import this
+    # module for ProjectStage, need neither (the runner imports the configuration, the
+    # sizing's psutil and the output formats: ~25 ms of the forkserver's serial preload)
+    from nsgen.config import Config
+    from nsgen.engine.sizing import Sizing
+    from nsgen.runner import SampleRun
 
 
 def check(config: Config) -> None:
@@ -42,6 +49,44 @@ def objects_record(objects: np.ndarray) -> list[dict[str, float]]:
     return [{k: float(v) for k, v in zip(OBJECT_FIELDS, row)} for row in objects]
 
 
+def tapered_chunks(n_rows: int, chunk_rows: int, workers: int) -> list[Chunk]:
+    """:func:`~nsgen.engine.pipeline.row_chunks` whose last ``workers`` chunks are cut in
+    halves (none with one worker).
+
+    The engine hands each chunk to the first free worker and the next pass waits for the
+    last chunk, so a pass ends with workers idle while another finishes its chunk: halving
+    the last chunks halves that wait. Outputs do not depend on the chunking.
+
+    Examples
+    --------
+    >>> [c.rows for c in tapered_chunks(256, 32, 2)]
+    [32, 32, 32, 32, 32, 32, 16, 16, 16, 16]
+    >>> [c.rows for c in tapered_chunks(70, 32, 2)]
+    [32, 16, 16, 3, 3]
+    >>> [(c.start, c.stop) for c in tapered_chunks(10, 4, 1)]
+    [(0, 4), (4, 8), (8, 10)]
+    """
+    chunks = row_chunks(n_rows, chunk_rows)
+    if workers < 2 or chunk_rows < 2:
+        return chunks
+    keep = max(0, len(chunks) - workers)
+    bounds = [(c.start, c.stop) for c in chunks[:keep]]
+    for c in chunks[keep:]:
+        middle = c.start + (c.rows + 1) // 2
+        bounds += [(c.start, middle), (middle, c.stop)] if c.rows > 1 else [(c.start, c.stop)]
+    return [Chunk(i, start, stop) for i, (start, stop) in enumerate(bounds)]
+
+
+@dataclass
+class TaperedSpillStage(SpillStage):
+    """:class:`~nsgen.stages.spill.SpillStage` in :func:`tapered_chunks`."""
+
+    workers: int = 1
+
+    def chunks(self) -> list[Chunk]:
+        return tapered_chunks(self.spill.shape[0], self.chunk_rows, self.workers)
+
+
 @dataclass
 class ProjectStage(Stage):
     """Analytic projection of detector-row chunks into a scratch volume.
@@ -54,9 +99,10 @@ class ProjectStage(Stage):
     spill: Spill
     chunk_rows: int
     label: str = "project"
+    workers: int = 1
 
     def chunks(self) -> list[Chunk]:
-        return row_chunks(self.geometry.n_rows, self.chunk_rows)
+        return tapered_chunks(self.geometry.n_rows, self.chunk_rows, self.workers)
 
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
         p = project(self.objects, self.geometry, (chunk.start, chunk.stop))
@@ -88,6 +134,7 @@ def project_sample(run: SampleRun, work_factor: float) -> Projected:
     row_bytes = geometry.n_angles * geometry.n_columns * 4
     sizing = run.sizing(n_rows=geometry.n_rows, row_bytes=row_bytes, work_factor=work_factor)
     spill = Spill.create(run.work / "projection.f32", geometry.shape)
-    ranges = run.run(ProjectStage(objects, geometry, spill, sizing.chunk_rows), sizing)
+    ranges = run.run(ProjectStage(objects, geometry, spill, sizing.chunk_rows,
+                                  workers=sizing.workers), sizing)
     return Projected(geometry, objects, spill, sizing, min(r[0] for r in ranges),
                      max(r[1] for r in ranges))
