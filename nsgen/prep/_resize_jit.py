@@ -226,20 +226,16 @@ def resize_stack(x, sp, wp, sd, wd, out):  # pragma: no cover - compiled
 
 
 @nb.njit(**_JIT)
-def normalise_resize_rows(buf, pos, dark, lo, hi, ln_den, sp, wp, sd, wd, out):  # pragma: no cover
+def normalise_resize_stack(raw, dark, lo, hi, ln_den, sp, wp, sd, wd, out):  # pragma: no cover
     """:func:`resize_stack` of the normalised sinograms of raw projections, fused.
 
-    Projection ``q``'s detector rows are consecutive in the 1-D ``buf`` from element
-    ``pos[q]``: row ``v`` is ``buf[pos[q] + v D:pos[q] + (v + 1) D]`` (``D`` columns). So
-    ``buf`` is a C-contiguous ``(P, n, D)`` stack flattened (``pos[q] = q n D``) or a whole
-    scan file mapped into memory (``pos``: where the chunk's first row of each projection
-    is). ``dark`` ... ``ln_den`` are the float32 ``(n, D)`` pixel constants of
-    :func:`nsgen.prep.normalise.pixel_constants`. Each projection row is normalised
-    (:func:`~nsgen.prep._normalise_jit.normalise_row_extremes`) into a ring of the last ``kp``
-    rows that stays in cache: the full-resolution sinogram is never stored. Same float32
-    numbers as ``resize_stack(flat_field_log_rows(...))``.
+    ``raw`` is C-contiguous ``(P, n, D)`` (projections, rows, columns), ``dark`` ... ``ln_den``
+    the float32 ``(n, D)`` pixel constants of :func:`nsgen.prep.normalise.pixel_constants`.
+    Each projection row is normalised (:func:`~nsgen.prep._normalise_jit.normalise_row_extremes`)
+    into a ring of the last ``kp`` rows that stays in cache: the full-resolution sinogram is
+    never stored. Same float32 numbers as ``resize_stack(flat_field_log_rows(...))``.
     """
-    n, n_d = dark.shape
+    n_p, n, n_d = raw.shape
     p, kp = wp.shape
     tile, tt, acc, lov, hiv = _work(n_d)
     ring = np.empty((kp, n_d), np.float32)
@@ -248,9 +244,8 @@ def normalise_resize_rows(buf, pos, dark, lo, hi, ln_den, sp, wp, sd, wd, out): 
         hiv[:] = -np.inf
         o, res = 0, out[v]
         d, low, high, ld = dark[v], lo[v], hi[v], ln_den[v]
-        for q in range(pos.shape[0]):
-            a = pos[q] + v * n_d
-            normalise_row_extremes(buf[a:a + n_d], d, low, high, ld, ring[q % kp], lov, hiv)
+        for q in range(n_p):
+            normalise_row_extremes(raw[q, v], d, low, high, ld, ring[q % kp], lov, hiv)
             if o < p and sp[o] + kp - 1 == q:   # most input rows end no band
                 o = _outputs_until(q, o, ring, sp, wp, sd, wd, res, tile, tt, acc)
         _clip(res, lov.min(), hiv.max())

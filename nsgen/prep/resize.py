@@ -43,8 +43,7 @@ import numpy as np
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
-__all__ = ["axis_operator", "downsample", "normalise_downsample", "normalise_downsample_rows",
-           "prepare_downsample"]
+__all__ = ["axis_operator", "downsample", "normalise_downsample", "prepare_downsample"]
 
 _TRUNCATE = 4.0
 _MODE = "mirror"
@@ -228,60 +227,27 @@ def normalise_downsample(raw: np.ndarray, flat_mean: np.ndarray, dark_mean: np.n
     >>> y.shape, bool(np.allclose(y, np.log(2.0)))
     ((2, 10, 8), True)
     """
-    from nsgen.prep.normalise import check_raw
+    from nsgen.prep.normalise import check_raw, pixel_constants
 
     raw, flat, dark = check_raw(raw, flat_mean, dark_mean)
     n_p, n, n_d = raw.shape
-    return normalise_downsample_rows(raw.reshape(-1), np.arange(n_p, dtype=np.int64) * (n * n_d),
-                                     flat, dark, out_shape, out)
-
-
-def normalise_downsample_rows(buf: np.ndarray, pos: np.ndarray, flat_mean: np.ndarray,
-                              dark_mean: np.ndarray, out_shape: tuple[int, int],
-                              out: np.ndarray | None = None) -> np.ndarray:
-    """:func:`normalise_downsample` of projections held anywhere in the 1-D array ``buf``.
-
-    Projection ``q``'s detector rows are consecutive in ``buf`` from element ``pos[q]``
-    (each ``flat_mean.shape[1]`` long): ``buf`` may be a scan file mapped into memory
-    (:class:`nsgen.scan.mapped.MappedRows`), read without a copy. Same float32 numbers as
-    :func:`normalise_downsample` of those rows stacked.
-
-    Examples
-    --------
-    >>> raw = np.arange(2 * 3 * 4, dtype=np.uint16).reshape(2, 3, 4) + 200
-    >>> f, d = np.full((1, 4), 1100.0), np.zeros((1, 4))
-    >>> rows = normalise_downsample_rows(raw.reshape(-1), np.array([4, 16]), f, d, (2, 2))
-    >>> bool((rows == normalise_downsample(raw[:, 1:2], f, d, (2, 2))).all())
-    True
-    """
-    from nsgen.prep.normalise import pixel_constants
-
-    flat = np.asarray(flat_mean, dtype=np.float32)
-    dark = np.asarray(dark_mean, dtype=np.float32)
-    pos = np.asarray(pos, dtype=np.int64)
-    n, n_d = flat.shape
-    n_p = pos.shape[0]
     p, d = (int(v) for v in out_shape)
     if p < 1 or d < 1:
         raise ValueError(f"out_shape must be positive, got {out_shape}")
-    if buf.ndim != 1 or not buf.flags.c_contiguous:
-        raise ValueError("buf must be a C-contiguous 1-D array")
-    if n_p and (pos.min() < 0 or pos.max() + n * n_d > buf.shape[0]):
-        raise ValueError("the rows at pos must lie inside buf")
     if out is None:
         out = np.empty((n, p, d), dtype=np.float32)
     elif out.shape != (n, p, d) or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous float32 array of shape {(n, p, d)}, "
                          f"got {out.dtype} {out.shape}")
-    if n == 0:
+    if n == 0 or n_p == 0:
+        if n and n_p == 0:
+            raise ValueError("raw has no projections to downsample")
         return out
-    if n_p == 0:
-        raise ValueError("raw has no projections to downsample")
 
-    from nsgen.prep._resize_jit import normalise_resize_rows  # compiled, cached on disk
+    from nsgen.prep._resize_jit import normalise_resize_stack  # compiled, cached on disk
 
-    normalise_resize_rows(buf, pos, *pixel_constants(flat, dark), *_bands(n_p, p),
-                          *_bands(n_d, d), out)
+    normalise_resize_stack(raw, *pixel_constants(flat, dark), *_bands(n_p, p),
+                           *_bands(n_d, d), out)
     return out
 
 
