@@ -104,3 +104,30 @@ def test_logarithm_within_two_ulp_over_the_whole_range() -> None:
     assert np.max(np.abs(out - ref) / ulp) <= 2.0
     assert out[0] == 0.0
     np.testing.assert_allclose(out[1:3], [-np.log(2.0), np.log(2.0)], rtol=1e-7)
+
+
+def test_every_uint16_count_the_same_in_vector_and_scalar_loops() -> None:
+    """The pixel function gives the same bits whatever lane of whatever loop a pixel falls
+    in: every uint16 count normalised in one row (the vectorised loop, as wide as the CPU
+    allows: ``wide_vectors``) equals that count normalised alone (the scalar loop), for
+    several pixel constants (one of them a degenerate flat), and with the extremes kept."""
+    from nsgen.prep._normalise_jit import normalise_row, normalise_row_extremes
+    from nsgen.prep.normalise import pixel_constants
+
+    counts = np.arange(65536, dtype=np.uint16)
+    for flat, dark in [(60000.0, 100.25), (1.0, 0.0), (4000.0, 37.7), (50.0, 65000.0)]:
+        consts = [np.full(counts.size, c) for c in pixel_constants(np.full((1, 1), flat),
+                                                                   np.full((1, 1), dark))]
+        row = np.empty(counts.size, np.float32)
+        normalise_row(counts, *consts, row)
+        lows, highs = np.full(counts.size, np.inf, np.float32), np.full(counts.size, -np.inf,
+                                                                         np.float32)
+        again = np.empty_like(row)
+        normalise_row_extremes(counts, *consts, again, lows, highs)
+        alone = np.empty(1, np.float32)
+        one = [c[:1] for c in consts]
+        for k in range(counts.size):
+            normalise_row(counts[k:k + 1], *one, alone)
+            assert alone.view(np.uint32)[0] == row.view(np.uint32)[k], (flat, dark, k)
+        assert np.array_equal(row.view(np.uint32), again.view(np.uint32))
+        assert np.array_equal(lows, row) and np.array_equal(highs, row)

@@ -32,7 +32,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from nsgen.prep._jit import JIT as _JIT
-from nsgen.prep._normalise_jit import normalise_row_extremes
+from nsgen.prep._normalise_jit import normalise_row_extremes, wide_vectors
 
 #: output rows resized along columns together (a multiple of 8)
 TILE_ROWS = 32
@@ -86,6 +86,7 @@ def _transpose8(typingctx, src, r0, c0, dst):  # pragma: no cover - compiled
 @nb.njit(**_JIT)
 def _row_extremes(row, lov, hiv):  # pragma: no cover - compiled
     """Elementwise running minimum and maximum of ``row`` into ``lov`` and ``hiv``."""
+    wide_vectors()
     for c in range(row.shape[0]):
         x = row[c]
         lov[c] = min(lov[c], x)
@@ -96,6 +97,7 @@ def _row_extremes(row, lov, hiv):  # pragma: no cover - compiled
 def _taps(ring, b, w, out):  # pragma: no cover - compiled
     """``out[c] = sum_k w[k] * ring[(b + k) % K, c]`` (``K`` rows in the ring), ``k``
     ascending from 0.0, four rows a pass."""
+    wide_vectors()
     n_ring = ring.shape[0]
     kp = w.shape[0]
     n_d = out.shape[0]
@@ -135,6 +137,7 @@ def _tile_columns(tile, m, sd, wd, res, o0, tt, acc):  # pragma: no cover - comp
     (Numba does not enable LLVM's SLP vectoriser, so the loop over the rows must be a
     loop of unknown length to be vectorised.)
     """
+    wide_vectors()
     n_rows, n_d = tile.shape
     d, kd = wd.shape
     d8 = n_d - n_d % 8
