@@ -33,4 +33,4 @@ def test_engine_preloads_fastexit_last(monkeypatch) -> None:
     engine.start()
     engine.close()
     assert seen == [["nsgen.engine.pipeline", "numpy", "nsgen.modes.raw",
-                     "nsgen.engine.fastexit"]]
+                     "nsgen.engine.preload", "nsgen.engine.fastexit"]]

@@ -115,7 +115,9 @@ class Engine:
         Number of worker processes (>= 1).
     preload : sequence of str
         Modules the processes import before they start (in the forkserver, once, shared
-        by every child), beside the engine's own: what the run's stages need.
+        by every child), beside the engine's own: what the run's stages need. A mode
+        module (``nsgen.modes.<mode>``) brings its ``ENGINE_PRELOAD`` along
+        (:mod:`nsgen.engine.preload`).
     """
 
     def __init__(self, workers: int, preload: Sequence[str] = ()) -> None:
@@ -155,9 +157,10 @@ class Engine:
             # 0.3 s), once for all children; each worker imports the rest of what its
             # stages need in parallel. Only the process's first engine sets them (the
             # forkserver lives as long as the process).
-            # (nsgen.engine.fastexit last: the forkserver ends without its teardown)
+            # (nsgen.engine.preload: what the modes among them list in ENGINE_PRELOAD;
+            # nsgen.engine.fastexit last: the forkserver ends without its teardown)
             ctx.set_forkserver_preload(["nsgen.engine.pipeline", "numpy", *self.preload,
-                                        "nsgen.engine.fastexit"])
+                                        "nsgen.engine.preload", "nsgen.engine.fastexit"])
         except Exception:  # pragma: no cover - preload is an optimisation only
             pass
         self._data = ctx.Queue()
