@@ -49,6 +49,7 @@ from nsgen.engine.stage import (Chunk, EngineError, SlotSpec, Stage, WorkResult,
                                 slot_bytes, slot_views)
 from nsgen.errors import NsgenError
 from nsgen.mainscript import UNGUARDED_EXIT, UNGUARDED_SCRIPT, check_main_importable
+from nsgen.prestart import forkserver_preload
 
 
 #: numbers the process's segments (an engine's stage ids alone repeat across engines)
@@ -156,8 +157,7 @@ class Engine:
             # stages need in parallel. Only the process's first engine sets them (the
             # forkserver lives as long as the process).
             # (nsgen.engine.fastexit last: the forkserver ends without its teardown)
-            ctx.set_forkserver_preload(["nsgen.engine.pipeline", "numpy", *self.preload,
-                                        "nsgen.engine.fastexit"])
+            ctx.set_forkserver_preload(forkserver_preload(self.preload))
         except Exception:  # pragma: no cover - preload is an optimisation only
             pass
         self._data = ctx.Queue()
