@@ -110,12 +110,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from nsgen.prestart import start_early
         early = start_early(argv)
     try:
-        return _main(argv)
+        code = _main(argv)
     finally:
         quiet_stderr()   # an in-process caller keeps its own logging set-up
         if early is not None:
             from nsgen.prestart import stop_early
             stop_early(early)
+    if early is not None and code == 0:
+        # a generation from the command line is over (engine stopped, manifests written):
+        # the process ends without tearing its interpreter down
+        from nsgen.prestart import exit_now
+        exit_now(code)
+    return code
 
 
 def _main(argv: list[str]) -> int:

@@ -92,8 +92,11 @@ def test_the_command_line_writes_the_same_files_as_a_call(tmp_path: Path):
     args = ["-m", "complex", "-N", "16", "-o", "3", "-s", "2", "-f", "2", "--no-preview",
             "--no-progress", "--workers", "2"]
     env = {**os.environ, "PYTHONPATH": str(Path(prestart.__file__).parents[1])}
-    subprocess.run([sys.executable, "-P", "-m", "nsgen", *args, "-r", str(tmp_path / "cli")],
-                   check=True, capture_output=True, env=env)
+    cli = subprocess.run([sys.executable, "-P", "-m", "nsgen", *args, "-r", str(tmp_path / "cli")],
+                         check=True, capture_output=True, text=True, env=env)
+    # ended by exit_now: the summary is out, and nothing was left for the resource tracker
+    assert cli.stderr.startswith("nsgen: made 1 sample (0000): 48 files"), cli.stderr
+    assert "leaked" not in cli.stderr
     from nsgen.cli import main
     assert main([*args, "-r", str(tmp_path / "call")]) == 0
     files = sorted(p.relative_to(tmp_path / "call")
@@ -101,3 +104,16 @@ def test_the_command_line_writes_the_same_files_as_a_call(tmp_path: Path):
     assert len(files) == 16 * 3
     for rel in files:
         assert (tmp_path / "cli" / rel).read_bytes() == (tmp_path / "call" / rel).read_bytes()
+
+
+def test_exit_now_flushes_the_streams_and_ends_with_the_status():
+    code = ("import logging, sys\n"
+            "from nsgen.prestart import exit_now\n"
+            "logging.basicConfig(stream=sys.stderr, format='%(message)s')\n"
+            "print('out', end='')\n"
+            "sys.stderr.write('err ')\n"
+            "logging.getLogger('x').warning('logged')\n"
+            "exit_now(3)\n"
+            "print('never')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (r.returncode, r.stdout, r.stderr) == (3, "out", "err logged\n")
