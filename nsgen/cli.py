@@ -92,6 +92,7 @@ def generate_main(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nsgen`` console script and ``python -m nsgen``."""
+    command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-V", "--version"):
         from nsgen import __version__
@@ -102,10 +103,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help()
         print(f"\nsubcommands:\n{USAGE_TAIL}")
         return 0
+    # from the command line, a generation's forkserver starts first: it imports while this
+    # process does (nsgen.prestart)
+    early = None
+    if command_line and not (argv and argv[0] in COMMANDS):
+        from nsgen.prestart import start_early
+        early = start_early(argv)
     try:
-        return _main(argv)
+        code = _main(argv)
     finally:
         quiet_stderr()   # an in-process caller keeps its own logging set-up
+        if early is not None:
+            from nsgen.prestart import stop_early
+            stop_early(early)
+    if early is not None and code == 0:
+        # a generation from the command line is over (engine stopped, manifests written):
+        # the process ends without tearing its interpreter down
+        from nsgen.prestart import exit_now
+        exit_now(code)
+    return code
 
 
 def _main(argv: list[str]) -> int:

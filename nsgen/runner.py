@@ -36,6 +36,7 @@ from nsgen.io.formats import (check_root_format, pack_sample, remove_stale_conta
 from nsgen.io.manifest import MANIFEST, write_json_atomic, write_manifest
 from nsgen.io.tiff import remove_temporaries
 from nsgen.mainscript import check_main_importable
+from nsgen.prestart import mode_preload
 from nsgen.prep.scaling import Bounds
 from nsgen.stages.write import ImageWriter
 
@@ -250,7 +251,7 @@ def generate(config: Config, on_sample: Callable[[int, Path], None] | None = Non
     # the engine's processes start, and import the mode with what its stages need (its
     # ENGINE_PRELOAD: nsgen.engine.preload), while this process imports the mode too and
     # checks the inputs
-    engine = Engine(workers, preload=[f"nsgen.modes.{config.mode}"])
+    engine = Engine(workers, preload=mode_preload(config.mode))
     engine.start()
     try:
         return _generate(config, on_sample, log, load_mode(config.mode), engine)

@@ -173,7 +173,10 @@ def run_tree(args: list[str], tree: str | None = None) -> dict[str, Any]:
         proc = subprocess.Popen([sys.executable, *isolate, "-m", "nsgen", *args,
                                  *GENERATION_FLAGS], stderr=subprocess.PIPE, text=True, env=env)
         assert proc.stderr is not None
-        err = proc.stderr.read()
+        lines = []   # (seconds since the launch, line) as each -v line arrives
+        for line in proc.stderr:
+            lines.append((time.perf_counter() - t0, line))
+        err = "".join(line for _, line in lines)
         _, status, usage = os.wait4(proc.pid, 0)   # the main process's own CPU
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -181,17 +184,33 @@ def run_tree(args: list[str], tree: str | None = None) -> dict[str, Any]:
         if proc.returncode != 0:
             raise SystemExit(f"nsgen failed:\n{err}")
         _reap_orphans()
-        lines = profile.load(path)
+        prof = profile.load(path)
     return {"wall": wall, "cpu": _children_cpu() - cpu0,
             "main_cpu": usage.ru_utime + usage.ru_stime, "stages": stage_times(err),
-            "profile": lines}
+            "profile": prof, "timeline": timeline(lines, wall)}
+
+
+def timeline(lines: list[tuple[float, str]], wall: float) -> dict[str, float]:
+    """The serial parts of one run from its ``-v`` lines' arrival times (seconds after the
+    launch): ``start-up`` (launch to the first stage's start: interpreter, imports, options,
+    the sample's set-up), ``between stages`` (a stage's end to the next one's start, summed)
+    and ``tail`` (the last stage's end to the process's exit: engine stop, manifest,
+    interpreter exit). A stage's start is its line's arrival less the seconds it reports."""
+    spans = [(t - float(m.group(2)), t) for t, line in lines
+             if (m := re.search(r"\] (\w+): \d+ chunks in ([0-9.]+) s", line))]
+    if not spans:
+        return {}
+    return {"start-up": spans[0][0],
+            "between stages": sum(max(0.0, b[0] - a[1]) for a, b in zip(spans, spans[1:])),
+            "tail": wall - spans[-1][1]}
 
 
 def profile_breakdown(lines: list[dict[str, Any]]) -> dict[str, float]:
     """Per engine stage of one run's ``NSGEN_PROFILE`` lines: the workers' CPU-seconds (every
     thread), busy and idle wall seconds (summed over workers), the reader's CPU-seconds and
-    the main process's wall; ``start-up``: the first stage's wall minus its busiest
-    worker's busy seconds (the main process's and the forkserver's start before it)."""
+    the main process's wall; ``wait for workers``: the first stage's wall minus its busiest
+    worker's busy seconds (the processes' start, where it outlasts the main process's own
+    start-up: :func:`timeline`)."""
     out: dict[str, float] = {}
     busy: dict[tuple[str, int], float] = {}
     first = None
@@ -211,7 +230,7 @@ def profile_breakdown(lines: list[dict[str, Any]]) -> dict[str, float]:
                                        + r["cpu"].get("process", 0.0))
     if first is not None:
         most = max([v for (st, _), v in busy.items() if st == first] or [0.0])
-        out["start-up"] = out[f"{first} wall"] - most
+        out["wait for workers"] = out[f"{first} wall"] - most
     return out
 
 
@@ -360,6 +379,7 @@ def bench_size(n: int, workers: str, reps: int, profile: bool, samples: int = 1,
     p, dh = int(0.5 * np.pi * n), int(np.sqrt(2) * n)
     n_files = n * 6 * samples
     counts = [workers, "1"] if workers != "1" else ["1"]
+    load0 = os.getloadavg()
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {
         (label, w): [] for label, _ in TREES for w in counts}
     floors, old_floors = [], []
@@ -378,7 +398,8 @@ def bench_size(n: int, workers: str, reps: int, profile: bool, samples: int = 1,
     old_w, old_c = med([f[0] for f in old_floors]), med([f[1] for f in old_floors])
     print(f"N={n}: {samples} complex sample(s) per run ({n_files} TIFFs of {p}x{dh}"
           f"{', under ' + base if base else ''}), medians of {reps} "
-          f"(2 shared cores: wall varies with other jobs' load, CPU-seconds much less)")
+          f"(2 shared cores: wall varies with other jobs' load, CPU-seconds much less); "
+          f"load average (1 min) {load0[0]:.2f} before, {os.getloadavg()[0]:.2f} after")
     print(f"  floor: writing {n_files} TIFFs with write_tiff from one process: wall "
           f"{floor_w:.2f} s, CPU {floor_c:.2f} s; with tifffile.imwrite per file (the "
           f"writer before, the issue's floor) wall {old_w:.2f} s, CPU {old_c:.2f} s")
@@ -398,6 +419,13 @@ def bench_size(n: int, workers: str, reps: int, profile: bool, samples: int = 1,
         print("    engine stages (wall): " + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items())
               + f"; outside them {wall - sum(stages.values()):.2f} s")
         print("    profile (medians): " + ", ".join(f"{k} {v:.2f}" for k, v in prof.items()))
+        tl = [r["timeline"] for r in rs]
+        serial = {k: med([x.get(k, float("nan")) for x in tl]) for k in tl[0]}
+        passes = ", ".join(f"{st} {prof[f'{st} wall']:.2f} / {prof[f'{st} worker CPU'] / int(w):.2f}"
+                           for st in stages if f"{st} worker CPU" in prof)
+        print("    serial (medians): " + ", ".join(f"{k} {v:.2f} s" for k, v in serial.items())
+              + f"; per pass, wall / workers' CPU per worker: {passes}; cores busy on "
+              f"average (CPU / wall) {med([r['cpu'] / r['wall'] for r in rs]):.2f}")
     for label, _ in TREES:
         if len(counts) == 2:
             w2 = med([r["wall"] for r in runs[label, counts[0]]])

@@ -49,6 +49,7 @@ from nsgen.engine.stage import (Chunk, EngineError, SlotSpec, Stage, WorkResult,
                                 slot_bytes, slot_views)
 from nsgen.errors import NsgenError
 from nsgen.mainscript import UNGUARDED_EXIT, UNGUARDED_SCRIPT, check_main_importable
+from nsgen.prestart import forkserver_preload
 
 
 #: numbers the process's segments (an engine's stage ids alone repeat across engines)
@@ -157,10 +158,10 @@ class Engine:
             # 0.3 s), once for all children; each worker imports the rest of what its
             # stages need in parallel. Only the process's first engine sets them (the
             # forkserver lives as long as the process).
-            # (nsgen.engine.preload: what the modes among them list in ENGINE_PRELOAD;
-            # nsgen.engine.fastexit last: the forkserver ends without its teardown)
-            ctx.set_forkserver_preload(["nsgen.engine.pipeline", "numpy", *self.preload,
-                                        "nsgen.engine.preload", "nsgen.engine.fastexit"])
+            # (prestart.forkserver_preload: nsgen.engine.preload imports what the modes among
+            # them list in ENGINE_PRELOAD; nsgen.engine.fastexit last: the forkserver ends
+            # without its teardown)
+            ctx.set_forkserver_preload(forkserver_preload(self.preload))
         except Exception:  # pragma: no cover - preload is an optimisation only
             pass
         self._data = ctx.Queue()

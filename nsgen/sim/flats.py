@@ -17,6 +17,8 @@ import math
 import numpy as np
 import numpy.fft  # noqa: F401  (NumPy 2 imports it lazily; not from two threads at once)
 
+from nsgen.sim.scipy_free import gaussian_filter_reflect, spherical_y1   # no SciPy import
+
 __all__ = [
     "bessel_background",
     "speckles",
@@ -69,12 +71,10 @@ def bessel_background(
     >>> round(float(b.min()), 3), round(float(b.max()), 3)
     (1.385, 2.996)
     """
-    from scipy.special import spherical_yn   # here: the workers never import SciPy (0.15 s)
-
     v, dh = _shape2((n_rows, n_columns))
     if not (start > 0 and stop > 0):
         raise ValueError(f"Bessel arguments must be positive, got ({start}, {stop})")
-    y = spherical_yn(1, np.linspace(start, stop, v))
+    y = spherical_y1(np.linspace(start, stop, v))   # scipy.special.spherical_yn(1, .)
     f = y + abs(y.min())
     profile = f + f[::-1]
     return np.repeat(profile[:, None], dh, axis=1)
@@ -192,8 +192,6 @@ def defect_maps(
     >>> m.shape, float(m.max())
     ((3, 64, 90), 1.0)
     """
-    from scipy.ndimage import gaussian_filter   # here: the workers never import SciPy
-
     v, dh = _shape2(shape)
     if int(n_maps) != n_maps or n_maps < 1:
         raise ValueError(f"n_maps must be a positive integer, got {n_maps}")
@@ -203,8 +201,8 @@ def defect_maps(
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
     maps = np.empty((int(n_maps), v, dh), dtype=np.float64)
     for i in range(int(n_maps)):
-        blurred = gaussian_filter(
-            speckles((v, dh), rng, 1, speckle_size, kbar), sigma_smooth, mode="reflect"
+        blurred = gaussian_filter_reflect(   # scipy.ndimage.gaussian_filter, mode="reflect"
+            speckles((v, dh), rng, 1, speckle_size, kbar), sigma_smooth
         )
         blurred[blurred < threshold * blurred.max()] = 0.0
         maps[i] = blurred
