@@ -33,7 +33,8 @@ angle blocks (scans of at least 180 angles):
    in that column (:func:`_pool_rows`: a defect stays in its columns over the rows it
    spans, which rows first partly shares with the compared rows). Whole-scan stripes:
    ``|z| > threshold`` (5; ``z`` pooled over up to 5 adjacent columns of one sign,
-   :func:`_pool`), less the columns beside a stronger stripe of the opposite sign (the
+   :func:`_pool`, or over rectangles of rows and columns whose values are above 2 and rank
+   consistent, :func:`_pool_rect`), less the columns beside a stronger stripe of the opposite sign (the
    median filter's answer to it) and those the angle blocks do not agree on (median
    block score, same sign, below :data:`CONSISTENT` of its expected share: a feature's
    turning point along the angles is one or two blocks' event); masked in the angle
@@ -130,7 +131,8 @@ ROW_POOL_CAP = 2.0
 #: alike, a sample feature some ranks only). A defect over several rows and columns whose
 #: every value scores 1.5-3.5 (rows first shares it with the compared rows) adds up there;
 #: without the consistency test, sample features that stay in their columns over a few rows
-#: did too (labelled benchmark, seeds 1-4: 6 -> 60 clean rows; docs/detection.md)
+#: did too (labelled benchmark, seeds 1-4: 6 -> 60 clean rows; docs/detection.md). A
+#: rectangle's flags need the blocks' agreement with its own score (CONSISTENT)
 RECT_FLOOR = 2.0
 RECT_MIN = 4
 #: values stored per angle set by :func:`set_offsets`: the offsets, the row-alone (tall)
@@ -537,7 +539,7 @@ def _pool_rect(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
         cs[:, 1:, 1:] = s.cumsum(axis=1).cumsum(axis=2)
         cn = np.zeros((j.size, n_r + 1, n_c + 1))
         cn[:, 1:, 1:] = (s > 0).cumsum(axis=1).cumsum(axis=2)
-        for h in range(2, min(ROW_POOL_WIDTH, n_r) + 1):   # (one row: _pool's)
+        for h in range(1, min(ROW_POOL_WIDTH, n_r) + 1):
             for a in range(reach - h + 1, reach + 1):      # rows [a, a + h) hold the row
                 if a < 0 or a + h > n_r:
                     continue
