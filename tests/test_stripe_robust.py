@@ -304,8 +304,8 @@ def test_end_trend_is_the_trend_of_the_end_rows_only():
 def test_rectangles_pool_rows_and_columns_whose_ranks_agree():
     """_pool_rect: sum / sqrt(n) over the strongest rectangle of at least RECT_MIN values
     above RECT_FLOOR with one sign; below ROW_POOL_FLOOR a value counts only where its ranks
-    agree; other values in this row's unit, capped at ROW_POOL_CAP x |z|; one row's columns
-    make a rectangle too."""
+    agree; other values in this row's unit, none above ROW_POOL_CAP x |z|; one row's
+    columns make a rectangle too."""
     q = np.zeros((7, 9))
     q[:, 8] = 1.0                      # robust scale 1: z = q
     q[2:5, 3:5] = 2.5                  # 3 rows x 2 columns at 2.5
@@ -317,9 +317,12 @@ def test_rectangles_pool_rows_and_columns_whose_ranks_agree():
     low[3, 4] = 1.0     # its ranks disagree: no rectangle of 4 values without it is left
     out = stripe_robust._pool_rect(q, q[:, :8].copy(), low, 0, (0, 7), 3, 7)
     assert np.array_equal(out, q[:, :8])
-    q[3, 4] = 9.0       # above the rows' floor it counts, capped at 2 x 2.5 for its neighbours
+    q[3, 4] = 4.5       # above the rows' floor it counts without its ranks' agreement ...
     out = stripe_robust._pool_rect(q, q[:, :8].copy(), low, 0, (0, 7), 3, 7)
-    assert np.isclose(out[2, 3], (5 * 2.5 + 5.0) / np.sqrt(6)) and out[3, 4] == 9.0
+    assert np.isclose(out[2, 3], (5 * 2.5 + 4.5) / np.sqrt(6))
+    q[3, 4] = 9.0       # ... but not above 2 x 2.5: another defect's value (a dead column's)
+    out = stripe_robust._pool_rect(q, q[:, :8].copy(), low, 0, (0, 7), 3, 7)
+    assert out[2, 3] == 2.5 and out[3, 4] == 9.0
     one_row = np.zeros((7, 9))
     one_row[:, 8] = 1.0
     one_row[3, 1:4] = 2.5              # 3 values: fewer than RECT_MIN

@@ -490,8 +490,9 @@ def _pool_rect(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
     :data:`~nsgen.prep.robust_tall.CONSISTENCY`); its own score where none is stronger. The
     other rows' values are their offsets ``q`` (one angle set, volume rows ``q_start ...``,
     ``hd`` rows each side of ``rows``; ``cons`` their rank consistency, the same shape less
-    the scale) in this row's units (``q / z`` of this row, column by column), each at most
-    :data:`ROW_POOL_CAP` times this value's ``|z|``.
+    the scale) in this row's units (``q / z`` of this row, column by column), none above
+    :data:`ROW_POOL_CAP` times this value's ``|z|`` (a defect keeps its height over its rows
+    and columns; a stronger value is another's, e.g. a dead column's beside it).
 
     Examples
     --------
@@ -529,12 +530,12 @@ def _pool_rect(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
     src = np.clip(src, 0, n_rows_total - 1)[:, :, None] - q_start
     win = q[src, cols[:, None, :]] * inv[:, None, :] * r_in[:, :, None]
     agree = cons[src, cols[:, None, :]] > CONSISTENCY
-    cap = ROW_POOL_CAP * np.abs(z[j, c])[:, None, None]
+    cap = ROW_POOL_CAP * np.abs(z[j, c])[:, None, None]   # (above: another defect's)
     top = best[j, c]
     n_r, n_c = 2 * reach + 1, 2 * half + 1
     for sign in (1.0, -1.0):
         v = sign * win
-        s = np.where((v > RECT_FLOOR) & ((v > ROW_POOL_FLOOR) | agree), np.minimum(v, cap), 0.0)
+        s = np.where((v > RECT_FLOOR) & (v <= cap) & ((v > ROW_POOL_FLOOR) | agree), v, 0.0)
         cs = np.zeros((j.size, n_r + 1, n_c + 1))
         cs[:, 1:, 1:] = s.cumsum(axis=1).cumsum(axis=2)
         cn = np.zeros((j.size, n_r + 1, n_c + 1))
