@@ -531,28 +531,32 @@ def _pool_rect(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
     win = q[src, cols[:, None, :]] * inv[:, None, :] * r_in[:, :, None]
     agree = cons[src, cols[:, None, :]] > CONSISTENCY
     cap = ROW_POOL_CAP * np.abs(z[j, c])[:, None, None]   # (above: another defect's)
-    top = best[j, c]
+    sign = np.sign(z[j, c])[:, None, None]   # (every rectangle holds the value: its sign)
+    v = sign * win
+    s = np.where((v > RECT_FLOOR) & (v <= cap) & ((v > ROW_POOL_FLOOR) | agree), v, 0.0)
+    k = np.flatnonzero(np.count_nonzero(s, axis=(1, 2)) >= RECT_MIN)  # (a rectangle fits)
+    if k.size == 0:
+        return best
+    s = s[k]
     n_r, n_c = 2 * reach + 1, 2 * half + 1
-    for sign in (1.0, -1.0):
-        v = sign * win
-        s = np.where((v > RECT_FLOOR) & (v <= cap) & ((v > ROW_POOL_FLOOR) | agree), v, 0.0)
-        cs = np.zeros((j.size, n_r + 1, n_c + 1))
-        cs[:, 1:, 1:] = s.cumsum(axis=1).cumsum(axis=2)
-        cn = np.zeros((j.size, n_r + 1, n_c + 1))
-        cn[:, 1:, 1:] = (s > 0).cumsum(axis=1).cumsum(axis=2)
-        for h in range(1, min(ROW_POOL_WIDTH, n_r) + 1):
-            for a in range(reach - h + 1, reach + 1):      # rows [a, a + h) hold the row
-                if a < 0 or a + h > n_r:
-                    continue
-                for w in range(max(1, -(-RECT_MIN // h)), POOL_WIDTH + 1):
-                    for b in range(half - w + 1, half + 1):  # columns [b, b + w)
-                        box = (slice(None), slice(a, a + h + 1, h), slice(b, b + w + 1, w))
-                        t, k = cs[box], cn[box]   # the corners of the rectangle
-                        tot = t[:, 1, 1] - t[:, 0, 1] - t[:, 1, 0] + t[:, 0, 0]
-                        cnt = k[:, 1, 1] - k[:, 0, 1] - k[:, 1, 0] + k[:, 0, 0]
-                        sc = np.where(cnt == h * w, tot / np.sqrt(h * w), 0.0)
-                        np.copyto(top, sign * sc, where=sc > np.abs(top))
-    best[j, c] = top
+    cs = np.zeros((k.size, n_r + 1, n_c + 1))
+    cs[:, 1:, 1:] = s.cumsum(axis=1).cumsum(axis=2)
+    cn = np.zeros((k.size, n_r + 1, n_c + 1))
+    cn[:, 1:, 1:] = (s > 0).cumsum(axis=1).cumsum(axis=2)
+    top = np.abs(z[j[k], c[k]])
+    for h in range(1, min(ROW_POOL_WIDTH, n_r) + 1):
+        for a in range(reach - h + 1, reach + 1):      # rows [a, a + h) hold the row
+            if a < 0 or a + h > n_r:
+                continue
+            for w in range(max(1, -(-RECT_MIN // h)), POOL_WIDTH + 1):
+                for b in range(half - w + 1, half + 1):  # columns [b, b + w)
+                    box = (slice(None), slice(a, a + h + 1, h), slice(b, b + w + 1, w))
+                    t, m = cs[box], cn[box]   # the corners of the rectangle
+                    tot = t[:, 1, 1] - t[:, 0, 1] - t[:, 1, 0] + t[:, 0, 0]
+                    cnt = m[:, 1, 1] - m[:, 0, 1] - m[:, 1, 0] + m[:, 0, 0]
+                    sc = np.where(cnt == h * w, tot / np.sqrt(h * w), 0.0)
+                    np.maximum(top, sc, out=top)
+    best[j[k], c[k]] = sign[k, 0, 0] * top
     return best
 
 
