@@ -225,7 +225,6 @@ def test_the_columns_of_a_wide_stripe_add_their_evidence(monkeypatch):
     assert np.flatnonzero(m.any(axis=(0, 2))).tolist() == [5]
     assert np.flatnonzero(m.any(axis=(0, 1))).tolist() == [40, 41, 42, 43]
     monkeypatch.setattr(stripe_robust, "POOL_FLOOR", np.inf)
-    monkeypatch.setattr(stripe_robust, "RECT_FLOOR", np.inf)  # (rectangles of one row too)
     assert not robust_stripe_mask(x).any()
 
 
@@ -302,10 +301,10 @@ def test_end_trend_is_the_trend_of_the_end_rows_only():
 
 
 def test_rectangles_pool_rows_and_columns_whose_ranks_agree():
-    """_pool_rect: sum / sqrt(n) over the strongest rectangle of at least RECT_MIN values
-    above RECT_FLOOR with one sign; below ROW_POOL_FLOOR a value counts only where its ranks
-    agree; other values in this row's unit, none above ROW_POOL_CAP x |z|; one row's
-    columns make a rectangle too."""
+    """_pool_rect: sum / sqrt(n) over the strongest rectangle of at least 2 rows and
+    RECT_MIN values above RECT_FLOOR with one sign; below ROW_POOL_FLOOR a value counts only
+    where its ranks agree; other values in this row's unit, none above ROW_POOL_CAP x |z|;
+    one row alone is no rectangle."""
     q = np.zeros((7, 9))
     q[:, 8] = 1.0                      # robust scale 1: z = q
     q[2:5, 3:5] = 2.5                  # 3 rows x 2 columns at 2.5
@@ -325,13 +324,9 @@ def test_rectangles_pool_rows_and_columns_whose_ranks_agree():
     assert out[2, 3] == 2.5 and out[3, 4] == 9.0
     one_row = np.zeros((7, 9))
     one_row[:, 8] = 1.0
-    one_row[3, 1:4] = 2.5              # 3 values: fewer than RECT_MIN
+    one_row[3, 1:6] = 2.5              # one row's columns: no rectangle (they are _pool's)
     out = stripe_robust._pool_rect(one_row, one_row[:, :8].copy(), cons, 0, (0, 7), 3, 7)
     assert np.array_equal(out, one_row[:, :8])
-    one_row[3, 4] = 2.5                # 4 values
-    out = stripe_robust._pool_rect(one_row, one_row[:, :8].copy(), cons, 0, (0, 7), 3, 7)
-    assert np.allclose(out[3, 1:5], 5.0) and np.array_equal(out[3, 5:], np.zeros(3))
-
 
 @pytest.mark.parametrize("chunk", [1, 5, 32])
 def test_rectangle_pooling_gives_the_whole_volumes_mask_in_chunks(chunk):

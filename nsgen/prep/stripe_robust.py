@@ -124,7 +124,7 @@ ROW_POOL_REACH = 7
 ROW_POOL_WIDTH = 8
 ROW_POOL_CAP = 2.0
 #: the whole scan's scores pooled over rectangles of rows and columns too (:func:`_pool_rect`:
-#: up to ROW_POOL_WIDTH rows within ROW_POOL_REACH by up to POOL_WIDTH columns, at least
+#: 2 to ROW_POOL_WIDTH rows within ROW_POOL_REACH by up to POOL_WIDTH columns, at least
 #: RECT_MIN values), each value above RECT_FLOOR with one sign and, where not above
 #: ROW_POOL_FLOOR, rank consistent (its offset's ``|mean| / std`` over the ranks above
 #: :data:`~nsgen.prep.robust_tall.CONSISTENCY`: a gain error shifts every rank of its column
@@ -483,7 +483,7 @@ def _pool_rect(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
                rows: tuple[int, int], hd: int, n_rows_total: int) -> np.ndarray:
     """Scores ``z`` ``(stop - start, columns)`` of volume rows ``rows`` pooled over rectangles
     of rows and columns: each value's the strongest ``sum / sqrt(n)`` over the rectangles of
-    up to :data:`ROW_POOL_WIDTH` adjacent rows within :data:`ROW_POOL_REACH` (and ``hd``)
+    2 to :data:`ROW_POOL_WIDTH` adjacent rows within :data:`ROW_POOL_REACH` (and ``hd``)
     and up to :data:`POOL_WIDTH` adjacent columns holding it, of at least :data:`RECT_MIN`
     values, each above :data:`RECT_FLOOR` with one sign and, unless above
     :data:`ROW_POOL_FLOOR`, rank consistent (``cons`` above
@@ -534,7 +534,7 @@ def _pool_rect(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
     sign = np.sign(z[j, c])[:, None, None]   # (every rectangle holds the value: its sign)
     v = sign * win
     s = np.where((v > RECT_FLOOR) & (v <= cap) & ((v > ROW_POOL_FLOOR) | agree), v, 0.0)
-    k = np.flatnonzero(np.count_nonzero(s, axis=(1, 2)) >= RECT_MIN)  # (a rectangle fits)
+    k = np.flatnonzero(np.count_nonzero(s, axis=(1, 2)) >= RECT_MIN)  # (one may fit)
     if k.size == 0:
         return best
     s = s[k]
@@ -544,7 +544,7 @@ def _pool_rect(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
     cn = np.zeros((k.size, n_r + 1, n_c + 1))
     cn[:, 1:, 1:] = (s > 0).cumsum(axis=1).cumsum(axis=2)
     top = np.abs(z[j[k], c[k]])
-    for h in range(1, min(ROW_POOL_WIDTH, n_r) + 1):
+    for h in range(2, min(ROW_POOL_WIDTH, n_r) + 1):   # (one row's columns: _pool's)
         for a in range(reach - h + 1, reach + 1):      # rows [a, a + h) hold the row
             if a < 0 or a + h > n_r:
                 continue
