@@ -60,8 +60,38 @@ def test_kernels_equal_the_numpy_formulation(n_others):
     assert len(others) == n_others
     q = np.empty(45)
     args = (srt, srt, 1, o_lo, o_hi, rj.network(len(others)), mir, rj.network(mir.shape[0]))
-    rj.row_offsets(*args, q)
+    rj.row_offsets(*args, q, np.empty(0))
     assert np.array_equal(q, reference_offsets(srt, 1, others, mir.shape[0] // 2))
+    cons = np.empty(45)
+    rj.row_offsets(*args, q, cons)   # the offsets the same with the consistency asked for
+    assert np.array_equal(q, reference_offsets(srt, 1, others, mir.shape[0] // 2))
+    assert np.allclose(cons, reference_consistency(srt, 1, others, mir.shape[0] // 2),
+                       rtol=1e-6, atol=0)
+
+
+def reference_consistency(srt, i, others, h):
+    """NumPy/SciPy form of the rank consistency: ``|mean| / std`` over the ranks of the
+    residual of :func:`reference_offsets` (ranks less the other rows' median, less its
+    median across columns)."""
+    d = srt[i] - np.median(srt[others], axis=0) if others else srt[i]
+    res = d.astype(np.float64) - ndimage.median_filter(d, size=(1, 2 * h + 1), mode="mirror")
+    return np.abs(res.mean(axis=0)) / np.maximum(res.std(axis=0), 1e-12)
+
+
+def test_consistency_of_a_constant_shift_and_of_one_rank():
+    """A column shifted alike at every rank has no spread over the ranks (the largest
+    consistency, |q| / 1e-12); one shifted at one rank of 4 only has |mean| / std =
+    (a / 4) / (a sqrt(3) / 4) = 1 / sqrt(3)."""
+    srt = np.zeros((1, 4, 20), np.float32)
+    srt[0, :, 5] = 0.5
+    srt[0, 2, 12] = 0.5
+    mir = _mirror_table(20)
+    q, cons = np.empty(20), np.empty(20)
+    rj.row_offsets(srt, srt, 0, 0, 0, np.empty((0, 2), np.int64), mir,
+                   rj.network(mir.shape[0]), q, cons)
+    assert q[5] == 0.5 and cons[5] == 0.5 / 1e-12
+    assert q[12] == 0.125 and np.isclose(cons[12], 1 / np.sqrt(3))
+    assert (cons[q == 0] == 0).all()
 
 
 @pytest.mark.parametrize("m", [2, 6, 29, 30, 31])
@@ -103,7 +133,7 @@ def test_row_offsets_equal_the_numpy_formulation(n_others, n_i):
     others = [o for o in range(n_others + 1) if o != i]
     q = np.empty(n_i)
     rj.row_offsets(srt, srt, i, 0, n_others + 1, rj.network(n_others), mir,
-                   rj.network(mir.shape[0]), q)
+                   rj.network(mir.shape[0]), q, np.empty(0))
     assert np.array_equal(q, reference_offsets(srt, i, others, mir.shape[0] // 2))
 
 
@@ -149,11 +179,13 @@ def test_row_offsets_pair_equal_single_rows():
     bg[3] += 0.5   # a background that differs from the ranks
     mir = _mirror_table(40)
     q = np.empty((2, 40))
-    rj.row_offsets_pair(srt, bg, 15, 15, mir, rj.network(17), q[0], q[1])
+    c = np.empty((2, 40))
+    rj.row_offsets_pair(srt, bg, 15, 15, mir, rj.network(17), q[0], q[1], c[0], c[1])
     for k, i in enumerate((15, 16)):
-        want = np.empty(40)
-        rj.row_offsets(srt, bg, i, i - 15, i + 16, rj.network(30), mir, rj.network(17), want)
-        assert np.array_equal(q[k], want)
+        want, want_c = np.empty(40), np.empty(40)
+        rj.row_offsets(srt, bg, i, i - 15, i + 16, rj.network(30), mir, rj.network(17), want,
+                       want_c)
+        assert np.array_equal(q[k], want) and np.array_equal(c[k], want_c)
     others = [o for o in range(1, 32) if o != 16]
     assert np.array_equal(q[1], reference_offsets(np.where(np.arange(33)[:, None, None] == 16,
                                                            srt, bg), 16, others, 8))

@@ -298,3 +298,50 @@ def test_end_trend_is_the_trend_of_the_end_rows_only():
     # rows 12-13 with their hd rows each side only (a chunk): the same values
     assert np.array_equal(robust_scores.end_trend(q[:29], 0, (12, 14), hd, n), t[12:14])
     assert np.array_equal(robust_scores.end_trend(q[3:], 3, (18, 20), hd, n), t[18:20])
+
+
+def test_rectangles_pool_rows_and_columns_whose_ranks_agree():
+    """_pool_rect: sum / sqrt(n) over the strongest rectangle of at least 2 rows and
+    RECT_MIN values above RECT_FLOOR with one sign; below ROW_POOL_FLOOR a value counts only
+    where its ranks agree; other values in this row's unit, none above ROW_POOL_CAP x |z|;
+    one row alone is no rectangle."""
+    q = np.zeros((7, 9))
+    q[:, 8] = 1.0                      # robust scale 1: z = q
+    q[2:5, 3:5] = 2.5                  # 3 rows x 2 columns at 2.5
+    cons = np.full((7, 8), 10.0)
+    out = stripe_robust._pool_rect(q, q[:, :8].copy(), cons, 0, (0, 7), 3, 7)
+    assert np.allclose(out[2:5, 3:5], 15 / np.sqrt(6))
+    assert np.array_equal(np.delete(out, [3, 4], axis=1)[2:5], np.zeros((3, 6)))
+    low = cons.copy()
+    low[3, 4] = 1.0     # its ranks disagree: no rectangle of 4 values without it is left
+    out = stripe_robust._pool_rect(q, q[:, :8].copy(), low, 0, (0, 7), 3, 7)
+    assert np.array_equal(out, q[:, :8])
+    q[3, 4] = 4.5       # above the rows' floor it counts without its ranks' agreement ...
+    out = stripe_robust._pool_rect(q, q[:, :8].copy(), low, 0, (0, 7), 3, 7)
+    assert np.isclose(out[2, 3], (5 * 2.5 + 4.5) / np.sqrt(6))
+    q[3, 4] = 9.0       # ... but not above 2 x 2.5: another defect's value (a dead column's)
+    out = stripe_robust._pool_rect(q, q[:, :8].copy(), low, 0, (0, 7), 3, 7)
+    assert out[2, 3] == 2.5 and out[3, 4] == 9.0
+    one_row = np.zeros((7, 9))
+    one_row[:, 8] = 1.0
+    one_row[3, 1:6] = 2.5              # one row's columns: no rectangle (they are _pool's)
+    out = stripe_robust._pool_rect(one_row, one_row[:, :8].copy(), cons, 0, (0, 7), 3, 7)
+    assert np.array_equal(out, one_row[:, :8])
+
+@pytest.mark.parametrize("chunk", [1, 5, 32])
+def test_rectangle_pooling_gives_the_whole_volumes_mask_in_chunks(chunk):
+    """A faint stripe over 6 rows and 4 columns (each value about 2-4 robust z): found in
+    rows of its own, in its columns; any chunking gives the whole volume's mask."""
+    x = noise_volume((360, 32, 64), seed=6)
+    x[:, 12:18, 30:34] += 0.0025
+    p = DetectParams.for_scan(x.shape)
+    whole = detect_volume(x, "robust", p)
+    assert set(np.flatnonzero(whole.any(axis=(0, 2)))) <= set(range(12, 18))
+    assert np.flatnonzero(whole.any(axis=(0, 1))).tolist() == [30, 31, 32, 33]
+    h = halo("robust", p, 32)
+    parts = []
+    for start in range(0, 32, chunk):
+        stop = min(32, start + chunk)
+        lo, hi = rows_to_read(start, stop, 32, h)
+        parts.append(detect_rows(x[:, lo:hi], lo, (start, stop), 32, "robust", p))
+    assert np.array_equal(np.concatenate(parts, axis=1), whole)

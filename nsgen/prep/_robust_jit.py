@@ -409,13 +409,15 @@ def _column_median(d, mir, pairs_w, bw, half, out):  # pragma: no cover - compil
 
 
 @nb.njit(**_JIT)
-def row_offsets(srt, bg, i, o_lo, o_hi, pairs_o, mir, pairs_w, q):  # pragma: no cover
+def row_offsets(srt, bg, i, o_lo, o_hi, pairs_o, mir, pairs_w, q, cons):  # pragma: no cover
     """Offsets ``q`` (float64 per column) of row ``i`` of the ranked rows ``srt``
     ``(rows, ranks, columns)``: ``d`` = its ranks minus, rank by rank, the median of the other
     rows ``o_lo .. o_hi - 1`` of ``bg`` (same shape: the rows as background; none if
     ``o_hi <= o_lo``; ``pairs_o``: their network), then ``q`` = mean over ranks of ``d`` minus
     that of ``d`` median-filtered across columns (window ``mir.shape[0]``, ``mir[o, c]`` the
-    mirrored column at offset ``o - h``; ``pairs_w``: its network)."""
+    mirrored column at offset ``o - h``; ``pairs_w``: its network). ``cons`` (float64 per
+    column, or empty: not asked for): the rank consistency of that residual, ``|mean| /
+    std`` over the ranks (:func:`_consistency`)."""
     n_r, n_i = srt.shape[1], srt.shape[2]
     n_o = 0
     for o in range(o_lo, o_hi):
@@ -436,6 +438,7 @@ def row_offsets(srt, bg, i, o_lo, o_hi, pairs_o, mir, pairs_w, q):  # pragma: no
     half = np.empty((4, n_i // 2 + 1), np.float32)
     acc_d = np.zeros(n_i)
     acc_s = np.zeros(n_i)
+    acc_2 = np.zeros(n_i if cons.shape[0] else 0)
     for r in range(n_r):
         row = srt[i, r]
         if n_o > 0:
@@ -449,16 +452,38 @@ def row_offsets(srt, bg, i, o_lo, o_hi, pairs_o, mir, pairs_w, q):  # pragma: no
         for t in range(n_i):
             acc_d[t] += np.float64(d[t])
             acc_s[t] += np.float64(sm[t])
+        if cons.shape[0]:
+            _square(d, sm, acc_2)
     for t in range(n_i):
         q[t] = acc_d[t] / n_r - acc_s[t] / n_r
+    if cons.shape[0]:
+        _consistency(q, acc_2, n_r, cons)
 
 
 @nb.njit(**_JIT)
-def row_offsets_pair(srt, bg, i, hd, mir, pairs_w, q0, q1):  # pragma: no cover
+def _square(d, sm, acc):  # pragma: no cover - compiled
+    """``acc += (d - sm) ** 2`` per column, in float64 (a rank's residual squared)."""
+    for t in range(acc.shape[0]):
+        e = np.float64(d[t]) - np.float64(sm[t])
+        acc[t] += e * e
+
+
+@nb.njit(**_JIT)
+def _consistency(q, acc_2, n_r, cons):  # pragma: no cover - compiled
+    """``cons`` = ``|q| / std`` per column, ``q`` the mean of ``n_r`` ranks' residuals and
+    ``acc_2`` the sum of their squares (the std over the ranks, at least 1e-12)."""
+    for t in range(q.shape[0]):
+        var = acc_2[t] / n_r - q[t] * q[t]
+        cons[t] = abs(q[t]) / max(np.sqrt(max(var, 0.0)), 1e-12)
+
+
+@nb.njit(**_JIT)
+def row_offsets_pair(srt, bg, i, hd, mir, pairs_w, q0, q1, c0, c1):  # pragma: no cover
     """:func:`row_offsets` of the rows ``i`` and ``i + 1`` against the other rows within
     ``hd`` of each (``2 hd`` = :data:`~nsgen.prep._robust_plan.ROW_MEDIAN`, all in
-    ``bg``): into ``q0`` and ``q1``, the same values, the per-rank medians taken for both
-    rows at once (their backgrounds share all but 2 rows each)."""
+    ``bg``): into ``q0`` and ``q1`` (their rank consistency into ``c0`` and ``c1``), the
+    same values, the per-rank medians taken for both rows at once (their backgrounds share
+    all but 2 rows each)."""
     n_r, n_i = srt.shape[1], srt.shape[2]
     rows = np.empty(_plan.ROW_MEDIAN + 2, np.int64)
     m = 0
@@ -474,6 +499,7 @@ def row_offsets_pair(srt, bg, i, hd, mir, pairs_w, q0, q1):  # pragma: no cover
     bw = np.empty((mir.shape[0], n_i), np.float32)
     half = np.empty((4, n_i // 2 + 1), np.float32)
     acc = np.zeros((4, n_i))
+    acc_2 = np.zeros((2, n_i if c0.shape[0] else 0))
     for r in range(n_r):
         _net.row_median_pair(bg, rows, r, med0, med1)
         for k in range(2):
@@ -486,9 +512,14 @@ def row_offsets_pair(srt, bg, i, hd, mir, pairs_w, q0, q1):  # pragma: no cover
             for t in range(n_i):
                 acc_d[t] += np.float64(d[t])
                 acc_s[t] += np.float64(sm[t])
+            if c0.shape[0]:
+                _square(d, sm, acc_2[k])
     for t in range(n_i):
         q0[t] = acc[0, t] / n_r - acc[1, t] / n_r
         q1[t] = acc[2, t] / n_r - acc[3, t] / n_r
+    if c0.shape[0]:
+        _consistency(q0, acc_2[0], n_r, c0)
+        _consistency(q1, acc_2[1], n_r, c1)
 
 
 @nb.njit(**_JIT)
@@ -544,8 +575,9 @@ def strong_columns(srt, mir, pairs_w, strong, out):  # pragma: no cover - compil
     n_j, n_i = srt.shape[0], srt.shape[2]
     q = np.empty(n_i)
     none = np.empty((0, 2), np.int64)
+    no_cons = np.empty(0)
     for j in range(n_j):
-        row_offsets(srt, srt, j, 0, 0, none, mir, pairs_w, q)
+        row_offsets(srt, srt, j, 0, 0, none, mir, pairs_w, q, no_cons)
         bar = strong * robust_scale(q)
         for t in range(n_i):
             out[j, t] = abs(q[t]) > bar

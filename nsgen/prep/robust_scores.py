@@ -174,11 +174,14 @@ def strong_columns(srt: np.ndarray) -> np.ndarray:
 
 
 def offsets(srt: np.ndarray, strong: np.ndarray, r0: int, r1: int, lo: int, hd: int,
-            n_rows_total: int) -> np.ndarray:
+            n_rows_total: int, consistency: np.ndarray | None = None) -> np.ndarray:
     """Offsets ``q`` of the rows ``r0:r1`` of a block (volume rows from ``lo``) and their
     robust scales, from the ranked rows ``srt`` ``(block rows, ranks, columns)`` of one
     angle set and their :func:`strong_columns`: ``(r1 - r0, columns + 1)`` float64, the
-    scale last. The block must hold ``hd`` rows each side (clipped to the volume).
+    scale last. The block must hold ``hd`` rows each side (clipped to the volume). With
+    ``consistency`` (``(r1 - r0, columns)`` float64), also each offset's rank consistency
+    into it: ``|q| / std`` of the residuals of its ranks (a gain error shifts every rank of
+    its column alike; a sample feature some ranks only).
 
     Rows first: each row's ranked sinogram minus the per-rank median of the other rows
     ``j - hd .. j + hd`` inside the volume (what the rows share, the sample, steep slopes and
@@ -197,19 +200,20 @@ def offsets(srt: np.ndarray, strong: np.ndarray, r0: int, r1: int, lo: int, hd: 
         for r in np.flatnonzero(strong.any(axis=1)):
             _interpolate(bg[r], strong[r])
     out = np.empty((r1 - r0, n_i + 1))
+    cons = np.empty((r1 - r0, 0)) if consistency is None else consistency
     n = 0
     while n < r1 - r0:
         i = r0 + n + lo
         if (2 * hd == _plan.ROW_MEDIAN and n + 1 < r1 - r0 and i >= hd
                 and i + 1 + hd < n_rows_total):   # two rows with whole backgrounds
             _rj.row_offsets_pair(srt, bg, i - lo, hd, mir, pairs_w, out[n, :n_i],
-                                 out[n + 1, :n_i])
+                                 out[n + 1, :n_i], cons[n], cons[n + 1])
             step = 2
         else:
             others = _window(i, hd, n_rows_total)
             o_lo, o_hi = (others[0] - lo, others[-1] + 1 - lo) if others else (0, 0)
             _rj.row_offsets(srt, bg, i - lo, o_lo, o_hi, _rj.network(len(others)), mir,
-                            pairs_w, out[n, :n_i])
+                            pairs_w, out[n, :n_i], cons[n])
             step = 1
         for k in range(n, n + step):
             out[k, n_i] = _robust_scale(out[k, :n_i])

@@ -33,7 +33,8 @@ angle blocks (scans of at least 180 angles):
    in that column (:func:`_pool_rows`: a defect stays in its columns over the rows it
    spans, which rows first partly shares with the compared rows). Whole-scan stripes:
    ``|z| > threshold`` (5; ``z`` pooled over up to 5 adjacent columns of one sign,
-   :func:`_pool`), less the columns beside a stronger stripe of the opposite sign (the
+   :func:`_pool`, or over rectangles of rows and columns whose values are above 2 and rank
+   consistent, :func:`_pool_rect`), less the columns beside a stronger stripe of the opposite sign (the
    median filter's answer to it) and those the angle blocks do not agree on (median
    block score, same sign, below :data:`CONSISTENT` of its expected share: a feature's
    turning point along the angles is one or two blocks' event); masked in the angle
@@ -74,7 +75,8 @@ from nsgen.prep.robust_angles import (POOLED, RUN, RUN_LEVEL, WHOLE, angle_bins,
 from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, depth_rule,
                                       offset_scores, offsets, pooled, rank_index, ranks,
                                       raw_ranks, strong_columns)
-from nsgen.prep.robust_tall import or_tall, split_tall, with_tall  # tall: row-alone path
+from nsgen.prep.robust_tall import (CONSISTENCY, TALL_SETS, or_tall, split_tall,  # tall
+                                    with_tall)
 
 __all__ = ["HALF_WINDOW", "bin_means", "column_scores", "decide", "decide_offsets", "depth_rule",
            "feature_layout", "raw_bin_means", "raw_feature_parts", "robust_mask_rows", "row_feature_parts",
@@ -121,6 +123,21 @@ ROW_POOL_FLOOR = 3.0
 ROW_POOL_REACH = 7
 ROW_POOL_WIDTH = 8
 ROW_POOL_CAP = 2.0
+#: the whole scan's scores pooled over rectangles of rows and columns too (:func:`_pool_rect`:
+#: 2 to ROW_POOL_WIDTH rows within ROW_POOL_REACH by up to POOL_WIDTH columns, at least
+#: RECT_MIN values), each value above RECT_FLOOR with one sign and, where not above
+#: ROW_POOL_FLOOR, rank consistent (its offset's ``|mean| / std`` over the ranks above
+#: :data:`~nsgen.prep.robust_tall.CONSISTENCY`: a gain error shifts every rank of its column
+#: alike, a sample feature some ranks only). A defect over several rows and columns whose
+#: every value scores 1.5-3.5 (rows first shares it with the compared rows) adds up there;
+#: without the consistency test, sample features that stay in their columns over a few rows
+#: did too (labelled benchmark, seeds 1-4: 6 -> 60 clean rows; docs/detection.md). A
+#: rectangle's flags need the blocks' agreement with its own score (CONSISTENT)
+RECT_FLOOR = 2.0
+RECT_MIN = 4
+#: values stored per angle set by :func:`set_offsets`: the offsets, the row-alone (tall)
+#: scores, the offsets' rank consistency
+STORED_SETS = 2 + TALL_SETS
 
 
 def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
@@ -302,9 +319,12 @@ def set_offsets(sets: list[np.ndarray], strong: list[np.ndarray], feat_start: in
     hd = depth_rule(n_rows_total, depth)
     _check_rows((feat_start, feat_start + sets[0].shape[0]), rows, n_rows_total, hd)
     r0, r1 = rows[0] - feat_start, rows[1] - feat_start
-    qs = np.stack([offsets(srt, st, r0, r1, feat_start, hd, n_rows_total)
-                   for srt, st in zip(sets, strong)], axis=1)
-    return with_tall(qs, [srt[r0:r1] for srt in sets])  # tall: + row-alone scores per set
+    n_i = sets[0].shape[2]
+    cons = np.zeros((r1 - r0, len(sets), n_i + 1))
+    qs = np.stack([offsets(srt, st, r0, r1, feat_start, hd, n_rows_total, cons[:, n, :n_i])
+                   for n, (srt, st) in enumerate(zip(sets, strong))], axis=1)
+    qs = with_tall(qs, [srt[r0:r1] for srt in sets])  # tall: + row-alone scores per set
+    return np.concatenate([qs, cons], axis=1)  # + the offsets' rank consistency per set
 
 
 def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int, int],
@@ -316,7 +336,9 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     (steps 3-5)."""
     hd = depth_rule(n_rows_total, depth)
     _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
-    qs, tall = split_tall(qs, q_start, rows)  # tall: the row-alone flags of rows
+    n_sets = qs.shape[1] // STORED_SETS
+    cons = qs[:, -n_sets:, :-1]   # the offsets' rank consistency
+    qs, tall = split_tall(qs[:, :-n_sets], q_start, rows)  # tall: the row-alone flags of rows
     z = [offset_scores(qs[:, n], q_start, rows, hd, n_rows_total) for n in range(qs.shape[1])]
     z_own = z[-1]  # (each column's own score in its row: a block's share of it)
     # the rows of one defect add their evidence too (it stays in its columns)
@@ -324,16 +346,24 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     z_one = z[-1]  # (each column's own score: the blocks' are compared with it)
     z_all = _pool(z_one, POOL_FLOOR, POOL_WIDTH)
     flag_all = _grow(_drop_bias(z_all, threshold), z_all, GROW * threshold)
+    # ... and its rows and columns together, where their ranks agree
+    rect = _pool_rect(qs[:, -1], z_own, cons[:, -1], q_start, rows, hd, n_rows_total)
+    by_rect = _drop_bias(rect, threshold)
     if len(z) == 1:
+        flag_all |= by_rect
         return np.broadcast_to((flag_all | tall[-1])[None], (n_k,) + z_all.shape).copy()  # tall
     edges = _blocks(n_k)
     n_b = edges.size - 1
     out = np.zeros((n_k,) + z_all.shape, np.uint8)
     zb = np.stack(z[:-1])
     # a whole-scan stripe is one the blocks agree on: not one or two blocks' event (a
-    # feature's turning point along the angles, which sorting does not remove from a block)
+    # feature's turning point along the angles, which sorting does not remove from a block),
+    # each on the score it rests on
     typical = np.median(np.sign(z_all) * zb, axis=0)
     flag_all &= typical > CONSISTENT * np.abs(z_one) / np.sqrt(n_b)
+    by_rect &= np.median(np.sign(rect) * zb, axis=0) > CONSISTENT * np.abs(rect) / np.sqrt(n_b)
+    z_all = np.where(by_rect & ~flag_all, rect, z_all)
+    flag_all |= by_rect
     run = run_scores(zb, RUN_LEVEL)
     # the columns of one stripe over part of the scan add their evidence (each column's run
     # is already one of agreeing blocks): runs pooled along columns too
@@ -446,6 +476,87 @@ def _pool_rows(q: np.ndarray, z: np.ndarray, q_start: int, rows: tuple[int, int]
                 sc = np.where(co[b] - co[a] == n, (cs[b] - cs[a]) / np.sqrt(n), 0.0)
                 np.copyto(top, sign * sc, where=sc > np.abs(top))
     best[j, c] = top
+    return best
+
+
+def _pool_rect(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
+               rows: tuple[int, int], hd: int, n_rows_total: int) -> np.ndarray:
+    """Scores ``z`` ``(stop - start, columns)`` of volume rows ``rows`` pooled over rectangles
+    of rows and columns: each value's the strongest ``sum / sqrt(n)`` over the rectangles of
+    2 to :data:`ROW_POOL_WIDTH` adjacent rows within :data:`ROW_POOL_REACH` (and ``hd``)
+    and up to :data:`POOL_WIDTH` adjacent columns holding it, of at least :data:`RECT_MIN`
+    values, each above :data:`RECT_FLOOR` with one sign and, unless above
+    :data:`ROW_POOL_FLOOR`, rank consistent (``cons`` above
+    :data:`~nsgen.prep.robust_tall.CONSISTENCY`); its own score where none is stronger. The
+    other rows' values are their offsets ``q`` (one angle set, volume rows ``q_start ...``,
+    ``hd`` rows each side of ``rows``; ``cons`` their rank consistency, the same shape less
+    the scale) in this row's units (``q / z`` of this row, column by column), none above
+    :data:`ROW_POOL_CAP` times this value's ``|z|`` (a defect keeps its height over its rows
+    and columns; a stronger value is another's, e.g. a dead column's beside it).
+
+    Examples
+    --------
+    >>> q = np.zeros((6, 9)); q[:, 8] = 1.0         # 6 rows, 8 columns, robust scale 1
+    >>> q[1:4, 2:4] = 2.5                           # a stripe over rows 1-3, columns 2-3
+    >>> cons = np.full((6, 8), 10.0)                # every rank agrees
+    >>> _pool_rect(q, q[:, :8].copy(), cons, 0, (0, 6), 3, 6)[:4, 1:5].round(2).tolist()
+    [[0.0, 0.0, 0.0, 0.0], [0.0, 6.12, 6.12, 0.0], [0.0, 6.12, 6.12, 0.0], [0.0, 6.12, 6.12, 0.0]]
+    >>> float(_pool_rect(q, q[:, :8].copy(), cons / 10, 0, (0, 6), 3, 6)[2, 2])  # ranks disagree
+    2.5
+    """
+    reach = min(ROW_POOL_REACH, hd)
+    start, stop = rows
+    best = z.copy()
+    n_i = z.shape[1]
+    # a value in a rectangle: above the floor with one sign, and rank consistent unless
+    # above the rows' own floor
+    ok_own = (np.abs(z) > RECT_FLOOR) & ((np.abs(z) > ROW_POOL_FLOOR)
+                                         | (cons[start - q_start:stop - q_start] > CONSISTENCY))
+    j, c = np.nonzero(ok_own)
+    if reach < 1 or j.size == 0:
+        return best
+    half = POOL_WIDTH - 1
+    dc = np.arange(-half, half + 1)
+    dr = np.arange(-reach, reach + 1)
+    cols = c[:, None] + dc[None, :]
+    c_in = (cols >= 0) & (cols < n_i)
+    cols = np.clip(cols, 0, n_i - 1)
+    q_row = q[j[:, None] + start - q_start, cols]
+    z_row = z[j[:, None], cols]
+    safe = np.where(q_row != 0, q_row, 1.0)
+    inv = np.where((q_row != 0) & c_in, z_row / safe, 0.0)   # 1 / this row's unit
+    src = j[:, None] + start + dr[None, :]
+    r_in = (src >= 0) & (src < n_rows_total)
+    src = np.clip(src, 0, n_rows_total - 1)[:, :, None] - q_start
+    win = q[src, cols[:, None, :]] * inv[:, None, :] * r_in[:, :, None]
+    agree = cons[src, cols[:, None, :]] > CONSISTENCY
+    cap = ROW_POOL_CAP * np.abs(z[j, c])[:, None, None]   # (above: another defect's)
+    sign = np.sign(z[j, c])[:, None, None]   # (every rectangle holds the value: its sign)
+    v = sign * win
+    s = np.where((v > RECT_FLOOR) & (v <= cap) & ((v > ROW_POOL_FLOOR) | agree), v, 0.0)
+    k = np.flatnonzero(np.count_nonzero(s, axis=(1, 2)) >= RECT_MIN)  # (one may fit)
+    if k.size == 0:
+        return best
+    s = s[k]
+    n_r, n_c = 2 * reach + 1, 2 * half + 1
+    cs = np.zeros((k.size, n_r + 1, n_c + 1))
+    cs[:, 1:, 1:] = s.cumsum(axis=1).cumsum(axis=2)
+    cn = np.zeros((k.size, n_r + 1, n_c + 1))
+    cn[:, 1:, 1:] = (s > 0).cumsum(axis=1).cumsum(axis=2)
+    top = np.abs(z[j[k], c[k]])
+    for h in range(2, min(ROW_POOL_WIDTH, n_r) + 1):   # (one row's columns: _pool's)
+        for a in range(reach - h + 1, reach + 1):      # rows [a, a + h) hold the row
+            if a < 0 or a + h > n_r:
+                continue
+            for w in range(max(1, -(-RECT_MIN // h)), POOL_WIDTH + 1):
+                for b in range(half - w + 1, half + 1):  # columns [b, b + w)
+                    box = (slice(None), slice(a, a + h + 1, h), slice(b, b + w + 1, w))
+                    t, m = cs[box], cn[box]   # the corners of the rectangle
+                    tot = t[:, 1, 1] - t[:, 0, 1] - t[:, 1, 0] + t[:, 0, 0]
+                    cnt = m[:, 1, 1] - m[:, 0, 1] - m[:, 1, 0] + m[:, 0, 0]
+                    sc = np.where(cnt == h * w, tot / np.sqrt(h * w), 0.0)
+                    np.maximum(top, sc, out=top)
+    best[j[k], c[k]] = sign[k, 0, 0] * top
     return best
 
 

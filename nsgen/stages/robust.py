@@ -39,10 +39,10 @@ from nsgen.engine.sizing import DEFAULT_MEMORY_SHARE, Sizing, available_memory
 from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
 from nsgen.prep.detect_params import DetectParams
-from nsgen.prep.robust_tall import TALL_SETS  # tall
 from nsgen.prep.stripe_detect import rows_to_read
-from nsgen.prep.stripe_robust import (decide_offsets, depth_rule, feature_layout,
-                                      raw_bin_means, raw_feature_parts, set_offsets)
+from nsgen.prep.stripe_robust import (STORED_SETS, decide_offsets, depth_rule,
+                                      feature_layout, raw_bin_means, raw_feature_parts,
+                                      set_offsets)
 from nsgen.runner import StageRunner
 from nsgen.stages.fused import Alongside, FusedStage
 from nsgen.stages.scan_sizing import row_sizing, scan_sizing
@@ -358,8 +358,8 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
     n_angles, n_rows, n_cols = shape
     sizes = feature_layout(n_angles)[0]
     layouts = {"features": ((n_rows, sum(sizes) + len(sizes), n_cols), "float32"),
-               # tall: + the row-alone scores of every angle set
-               "offsets": ((n_rows, len(sizes) * (1 + TALL_SETS), n_cols + 1), "float64")}
+               # + the row-alone scores and the rank consistency of every angle set
+               "offsets": ((n_rows, len(sizes) * STORED_SETS, n_cols + 1), "float64")}
     row_bytes = sum(int(np.prod(s[1:])) * np.dtype(d).itemsize for s, d in layouts.values())
     limit = run.memory_limit or int(available_memory() * DEFAULT_MEMORY_SHARE)
     rows = memory_rows(limit, row_bytes, n_rows)
