@@ -82,6 +82,12 @@ def nsgen(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
     return r
 
 
+def python_output(code: str) -> str:
+    """Run ``python -c code`` in a fresh interpreter; its standard output, stripped."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def read(path: Path) -> np.ndarray:
     """Read a TIFF as float64."""
     return tifffile.imread(path).astype(np.float64)

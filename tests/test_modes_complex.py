@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 
 import numpy as np
 import tifffile
 
-from helpers import nsgen
+from helpers import nsgen, python_output
 
 SMALL = ("-N", "16", "-o", "3", "-s", "2", "-f", "2", "--no-preview")
 
@@ -116,8 +114,7 @@ def test_numpy_submodules_that_threads_use_are_imported_with_nsgen():
     modules whose code runs on threads import them at import time instead."""
     code = ("import numpy, nsgen.modes.complex, nsgen.prep.robust_tall;"
             "print(sorted(k for k in ('random', 'fft') if k in vars(numpy)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    out = python_output(code)
     assert out.strip() == "['fft', 'random']"
 
 
@@ -142,8 +139,7 @@ def test_no_process_of_complex_mode_loads_numba():
         "tau = rows.transmission(chunk, p3)\n"
         "images = list(ComplexImages(rows, rows.bounds(chunk, tau))(chunk, tau))\n"
         "print(len(images), 'numba' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    out = python_output(code)
     assert out.split() == [str(4 * 64), "False"]
 
 
@@ -167,6 +163,5 @@ def test_the_forkserver_preload_leaves_out_the_main_process_modules():
             "        importlib.import_module(name)\n"
             "print(sorted(m for m in ('nsgen.runner', 'nsgen.config', 'psutil',"
             " 'nsgen.io.formats', 'nsgen.engine.sizing') if m in sys.modules))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    out = python_output(code)
     assert out.strip() == "[]"

@@ -15,6 +15,8 @@ from nsgen import prestart
 from nsgen.options import build_parser
 from nsgen.prestart import DEFAULT_MODE, MODES, guess_mode
 
+from helpers import python_output
+
 
 def test_the_modes_are_the_configs():
     from nsgen import config
@@ -51,13 +53,9 @@ def test_no_forkserver_for_an_unknown_mode_or_a_config_file():
     assert prestart.start_early(["-c", "run.ini"], {}) is None
 
 
-def run_python(code: str) -> str:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True).stdout.strip()
-
 
 def test_the_forkserver_starts_before_the_imports_and_the_engine_uses_it():
-    out = run_python(
+    out = python_output(
         "import sys\n"
         "from nsgen.prestart import start_early, stop_early\n"
         "pid = start_early(['-m', 'complex'], {})\n"
@@ -81,7 +79,7 @@ def test_the_forkserver_starts_before_the_imports_and_the_engine_uses_it():
 
 
 def test_stop_early_ends_the_forkserver():
-    pid = run_python(
+    pid = python_output(
         "import os, signal\n"
         "from nsgen.prestart import start_early, stop_early\n"
         "pid = start_early(['-m', 'simple'], {})\n"

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from helpers import python_output
 
 from nsgen.prep import _robust_preload
 from nsgen.stages.robust import ROBUST_PRELOAD
@@ -36,8 +35,7 @@ def test_preload_runs_the_passes():
 
 def test_passes_after_the_preload_load_no_kernel():
     """Everything the passes call on a uint16 scan of another size is loaded already."""
-    out = subprocess.run([sys.executable, "-c", AFTER_PRELOAD.format(modules=ROBUST_PRELOAD)],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    out = python_output(AFTER_PRELOAD.format(modules=ROBUST_PRELOAD))
     assert out == "0"
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,14 +13,11 @@ import pytest
 import nsgen.prep._scaling_jit as scaling_jit
 from nsgen.prep import _scaling_preload
 
-
-def run_python(code: str) -> str:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True).stdout.strip()
+from helpers import python_output
 
 
 def test_import_loads_the_kernel_in_a_fresh_process():
-    out = run_python(
+    out = python_output(
         "import sys; import nsgen.prep._scaling_preload as p; "
         "from nsgen.prep._scaling_jit import scale_rows; "
         "print(p.LOADED, len(scale_rows.signatures) > 0)")
@@ -44,7 +39,7 @@ def test_synthetic_modes_preload_their_stages_and_the_kernel(mode):
     names = importlib.import_module(f"nsgen.modes.{mode}").ENGINE_PRELOAD
     assert names == (f"nsgen.modes.{mode}", "nsgen.prep._scaling_preload", "nsgen.io.tiff")
     # the forkserver skips a module that fails to import without a word: each must import
-    out = run_python("import importlib; " + "; ".join(
+    out = python_output("import importlib; " + "; ".join(
         f"importlib.import_module({n!r})" for n in names) + "; print('ok')")
     assert out == "ok"
 
@@ -76,9 +71,9 @@ def test_real_modes_preload_numba_and_the_resize_operators_modules(mode):
     assert {"nsgen.prep._scaling_preload", "scipy.sparse", "scipy.ndimage"} <= set(names)
     # the property is about a filled kernel cache: fill it first (on an empty one, compiling
     # imports more of Numba, as it would in any worker; another test may be writing it now)
-    run_python("import nsgen.prep._scaling_preload; from nsgen.prep.resize import "
-               "prepare_downsample; prepare_downsample((60, 80), (12, 10))")
-    out = run_python("import importlib, sys; " + "; ".join(
+    python_output("import nsgen.prep._scaling_preload; from nsgen.prep.resize import "
+                  "prepare_downsample; prepare_downsample((60, 80), (12, 10))")
+    out = python_output("import importlib, sys; " + "; ".join(
         f"importlib.import_module({n!r})" for n in names)
         + "; before = set(sys.modules)"
         + "; from nsgen.prep.resize import prepare_downsample"

@@ -3,8 +3,6 @@ NumPy, the same bits; complex mode's main process no longer imports SciPy."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,6 +11,8 @@ from scipy.special import spherical_yn
 
 from nsgen.sim.flats import speckles
 from nsgen.sim.scipy_free import gaussian_filter_reflect, spherical_y1
+
+from helpers import python_output
 
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
@@ -62,6 +62,5 @@ def test_drawing_the_detector_imports_no_scipy():
             "from nsgen.sim.projection import Geometry\n"
             "DetectorModel.simulate(0, 0, Geometry.for_size(64), 5, 2, 4, 40000.0, 1.0)\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    out = python_output(code)
     assert out == "[]"
