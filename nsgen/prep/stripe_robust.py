@@ -135,9 +135,10 @@ ROW_POOL_CAP = 2.0
 #: rectangle's flags need the blocks' agreement with its own score (CONSISTENT)
 RECT_FLOOR = 2.0
 RECT_MIN = 4
-#: values stored per angle set by :func:`set_offsets`: the offsets, the row-alone (tall)
-#: scores, the offsets' rank consistency
-STORED_SETS = 2 + TALL_SETS
+#: values stored per angle set by :func:`set_offsets`: the offsets and the row-alone (tall)
+#: scores; after every set's, one more: the whole scan's rank consistency (the only one
+#: :func:`_pool_rect` reads)
+STORED_SETS = 1 + TALL_SETS
 
 
 def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
@@ -304,7 +305,8 @@ def row_offsets(feat: np.ndarray, feat_start: int, rows: tuple[int, int],
     """Step 2's offsets (and robust scales) of volume rows ``rows`` for every angle set,
     ``(stop - start, sets, columns + 1)`` float64
     (:func:`~nsgen.prep.robust_scores.offsets`; tall: then as many sets of row-alone
-    scores, :func:`~nsgen.prep.robust_tall.with_tall`), from the :func:`row_features` of volume
+    scores, :func:`~nsgen.prep.robust_tall.with_tall`; last, the whole scan's rank
+    consistency), from the :func:`row_features` of volume
     rows ``feat_start ...`` (or the first of :func:`row_feature_parts`), which must hold
     ``hd`` rows each side."""
     sets, strong, _ = _fields(feat, n_k)
@@ -320,11 +322,13 @@ def set_offsets(sets: list[np.ndarray], strong: list[np.ndarray], feat_start: in
     _check_rows((feat_start, feat_start + sets[0].shape[0]), rows, n_rows_total, hd)
     r0, r1 = rows[0] - feat_start, rows[1] - feat_start
     n_i = sets[0].shape[2]
-    cons = np.zeros((r1 - r0, len(sets), n_i + 1))
-    qs = np.stack([offsets(srt, st, r0, r1, feat_start, hd, n_rows_total, cons[:, n, :n_i])
+    cons = np.zeros((r1 - r0, 1, n_i + 1))   # the whole scan's (the last set's) only
+    last = len(sets) - 1
+    qs = np.stack([offsets(srt, st, r0, r1, feat_start, hd, n_rows_total,
+                           cons[:, 0, :n_i] if n == last else None)
                    for n, (srt, st) in enumerate(zip(sets, strong))], axis=1)
     qs = with_tall(qs, [srt[r0:r1] for srt in sets])  # tall: + row-alone scores per set
-    return np.concatenate([qs, cons], axis=1)  # + the offsets' rank consistency per set
+    return np.concatenate([qs, cons], axis=1)  # + the whole scan's rank consistency
 
 
 def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int, int],
@@ -336,9 +340,8 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     (steps 3-5)."""
     hd = depth_rule(n_rows_total, depth)
     _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
-    n_sets = qs.shape[1] // STORED_SETS
-    cons = qs[:, -n_sets:, :-1]   # the offsets' rank consistency
-    qs, tall = split_tall(qs[:, :-n_sets], q_start, rows)  # tall: the row-alone flags of rows
+    cons = qs[:, -1, :-1]   # the whole scan's rank consistency
+    qs, tall = split_tall(qs[:, :-1], q_start, rows)  # tall: the row-alone flags of rows
     z = [offset_scores(qs[:, n], q_start, rows, hd, n_rows_total) for n in range(qs.shape[1])]
     z_own = z[-1]  # (each column's own score in its row: a block's share of it)
     # the rows of one defect add their evidence too (it stays in its columns)
@@ -347,7 +350,7 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     z_all = _pool(z_one, POOL_FLOOR, POOL_WIDTH)
     flag_all = _grow(_drop_bias(z_all, threshold), z_all, GROW * threshold)
     # ... and its rows and columns together, where their ranks agree
-    rect = _pool_rect(qs[:, -1], z_own, cons[:, -1], q_start, rows, hd, n_rows_total)
+    rect = _pool_rect(qs[:, -1], z_own, cons, q_start, rows, hd, n_rows_total)
     by_rect = _drop_bias(rect, threshold)
     if len(z) == 1:
         flag_all |= by_rect
