@@ -46,7 +46,7 @@ from nsgen.engine import profile
 from nsgen.engine.children import POLL, describe, reader_main, where, worker_main
 from nsgen.engine.shm import SHM_PREFIX, check_shm_space, sweep_stale_segments
 from nsgen.engine.stage import (Chunk, EngineError, SlotSpec, Stage, WorkResult, row_chunks,
-                                slot_bytes, slot_views)
+                                slot_bytes, slot_views, tapered_chunks)
 from nsgen.errors import NsgenError
 from nsgen.mainscript import UNGUARDED_EXIT, UNGUARDED_SCRIPT, check_main_importable
 from nsgen.prestart import forkserver_preload
@@ -406,7 +406,8 @@ def run_stage(stage: Stage, workers: int, slots: int,
 
 __all__ = ["SHM_PREFIX", "UNGUARDED_SCRIPT", "Chunk", "Engine", "EngineError", "Progress",
            "SlotSpec", "Stage", "WorkResult", "check_shm_space", "install_sigterm_handler",
-           "row_chunks", "run_stage", "slot_bytes", "slot_views", "sweep_stale_segments"]
+           "row_chunks", "run_stage", "slot_bytes", "slot_views", "sweep_stale_segments",
+           "tapered_chunks"]
 
 if sys.platform != "linux":  # pragma: no cover
     raise ImportError("nsgen's engine needs Linux (POSIX shared memory, forkserver)")

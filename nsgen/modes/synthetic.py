@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nsgen.engine.pipeline import Chunk, Stage, WorkResult, row_chunks
+from nsgen.engine.pipeline import Chunk, Stage, WorkResult, tapered_chunks
 from nsgen.io.spill import Spill
 from nsgen.rng import generator
 from nsgen.stages.spill import SpillStage
@@ -49,37 +49,10 @@ def objects_record(objects: np.ndarray) -> list[dict[str, float]]:
     return [{k: float(v) for k, v in zip(OBJECT_FIELDS, row)} for row in objects]
 
 
-def tapered_chunks(n_rows: int, chunk_rows: int, workers: int) -> list[Chunk]:
-    """:func:`~nsgen.engine.pipeline.row_chunks` whose last ``workers`` chunks are cut in
-    halves (none with one worker).
-
-    The engine hands each chunk to the first free worker and the next pass waits for the
-    last chunk, so a pass ends with workers idle while another finishes its chunk: halving
-    the last chunks halves that wait. Outputs do not depend on the chunking.
-
-    Examples
-    --------
-    >>> [c.rows for c in tapered_chunks(256, 32, 2)]
-    [32, 32, 32, 32, 32, 32, 16, 16, 16, 16]
-    >>> [c.rows for c in tapered_chunks(70, 32, 2)]
-    [32, 16, 16, 3, 3]
-    >>> [(c.start, c.stop) for c in tapered_chunks(10, 4, 1)]
-    [(0, 4), (4, 8), (8, 10)]
-    """
-    chunks = row_chunks(n_rows, chunk_rows)
-    if workers < 2 or chunk_rows < 2:
-        return chunks
-    keep = max(0, len(chunks) - workers)
-    bounds = [(c.start, c.stop) for c in chunks[:keep]]
-    for c in chunks[keep:]:
-        middle = c.start + (c.rows + 1) // 2
-        bounds += [(c.start, middle), (middle, c.stop)] if c.rows > 1 else [(c.start, c.stop)]
-    return [Chunk(i, start, stop) for i, (start, stop) in enumerate(bounds)]
-
-
 @dataclass
 class TaperedSpillStage(SpillStage):
-    """:class:`~nsgen.stages.spill.SpillStage` in :func:`tapered_chunks`."""
+    """:class:`~nsgen.stages.spill.SpillStage` in
+    :func:`~nsgen.engine.stage.tapered_chunks`."""
 
     workers: int = 1
 
