@@ -36,9 +36,10 @@ a multi-GB run by 15-20 %); each peak PSS from one separate, sampled run.
         [--modes raw paired dynamic patch] [--skip scaling memory compressed]
         [--baseline ROOT]
 
-With ``--baseline ROOT`` section 1 runs another checkout (its code and compiled kernels)
-and this one alternately in every repeat, against the same floors: a before/after whose
-load changes affect both alike.
+Every ``nsgen`` run is of this checkout (the one the script is in, first on
+``PYTHONPATH``), whatever ``nsgen`` is installed. With ``--baseline ROOT`` section 1 runs
+another checkout (its code and compiled kernels) and this one alternately in every repeat,
+against the same floors: a before/after whose load changes affect both alike.
 """
 
 from __future__ import annotations
@@ -58,8 +59,18 @@ from typing import Any, Callable
 import h5py
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
+#: this checkout (the one the script is in): every run has it first on ``PYTHONPATH``, and
+#: the script imports its ``nsgen`` too
+HERE = str(Path(__file__).resolve().parents[1])
+sys.path[:0] = [str(Path(__file__).parent), HERE]
 from bench_synthetic import GENERATION_FLAGS, run_nsgen  # noqa: E402
+
+
+def tree_env(tree: str | None = None, **more: str) -> dict[str, str]:
+    """The environment of an ``nsgen`` run of source tree ``tree`` (None: :data:`HERE`),
+    first on ``PYTHONPATH`` (:func:`~bench_synthetic.run_nsgen` then starts Python with
+    ``-P``: the working directory, perhaps another checkout, does not come before it)."""
+    return {**os.environ, "PYTHONPATH": tree or HERE, **more}
 
 
 def make_scan(path: Path, rows: int, columns: int, angles: int,
@@ -83,8 +94,9 @@ def make_mask(scan: Path, limit: str) -> Path:
     if not archive.exists():
         tmp = archive.with_name(f".{archive.stem}.{os.getpid()}.npz")
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "nsgen", "mask", "--h5", str(scan), "-a", str(tmp),
-                        "--memory-limit", limit], check=True, capture_output=True)
+        subprocess.run([sys.executable, "-P", "-m", "nsgen", "mask", "--h5", str(scan), "-a",
+                        str(tmp), "--memory-limit", limit], check=True, capture_output=True,
+                       env=tree_env())
         tmp.rename(archive)
         print(f"  made {archive} in {time.perf_counter() - t0:.0f} s")
     return archive
@@ -140,7 +152,7 @@ def time_against_read(scan: Path, repeats: int, cold: bool, args: Callable[[str]
         with tempfile.TemporaryDirectory() as d:
             if cold:
                 evict(scan)
-            runs.append(run_nsgen(args(d), extra)[0])
+            runs.append(run_nsgen(args(d), extra, env=tree_env())[0])
     return floors, runs
 
 
@@ -177,15 +189,13 @@ def profiled_run(args: list[str], tree: str | None = None,
                  files: list[tuple[str, list[int]]] | None = None
                  ) -> tuple[float, list[dict[str, Any]]]:
     """Wall seconds of one ``nsgen`` run (``args`` without ``-r``) and its profile lines;
-    ``tree``: the source tree to run (first on ``PYTHONPATH``; None: this one); ``files``
+    ``tree``: the source tree to run (:func:`tree_env`; None: this one); ``files``
     (when given and empty): filled with the run's :func:`written_files`."""
     from nsgen.engine import profile
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "profile.jsonl"
-        env = {**os.environ, profile.ENV: str(path)}
-        if tree is not None:
-            env["PYTHONPATH"] = tree
-        wall = run_nsgen([*args, "-r", str(Path(d) / "out")], env=env)[0]
+        wall = run_nsgen([*args, "-r", str(Path(d) / "out")],
+                         env=tree_env(tree, **{profile.ENV: str(path)}))[0]
         if files is not None and not files:
             files += written_files(Path(d) / "out")
         return wall, profile.load(path)
@@ -249,16 +259,49 @@ def write_floor(files: list[tuple[str, list[int]]], processes: int
             sum(e[3] for e in ends))
 
 
+#: worker phases that are not part of a chunk's ``work`` (:mod:`nsgen.engine.children`)
+OUTSIDE_WORK = ("work", "idle", "prepare", "process")
+
+
+def fused_labels(stage: str) -> tuple[str, str] | None:
+    """The labels of the two passes of a fused stage's label (``"first + then"``,
+    :class:`nsgen.stages.fused.FusedStage`), None for another stage's.
+
+    Examples
+    --------
+    >>> fused_labels("detect stripes (robust, rows) + normalise+pair")
+    ('detect stripes (robust, rows)', 'normalise+pair')
+    >>> fused_labels("normalise+pair") is None
+    True
+    """
+    first, plus, then = stage.partition(" + ")
+    return (first, then) if plus else None
+
+
 def breakdown(wall: float, lines: list[dict[str, Any]]) -> dict[tuple[str, str, str], float]:
     """One run's seconds by ``(stage, role, phase)`` (summed over processes; phase
     ``"<name> cpu"`` for CPU seconds), with ``("outside stages", "main", "wall")``: the
-    run's wall time less its stages' (start-up, checks, manifest)."""
+    run's wall time less its stages' (start-up, checks, manifest).
+
+    A fused stage's workers (:func:`fused_labels`: the detector's first pass and the
+    mode's pass one on each chunk) time only the mode's pass in named phases: the rest of
+    their ``work`` is the first pass's, a phase named by its label."""
     out: dict[tuple[str, str, str], float] = defaultdict(float)
     for line in lines:
         for name, s in line["seconds"].items():
             out[line["stage"], line["role"], name] += s
         for name, s in line.get("cpu", {}).items():
             out[line["stage"], line["role"], f"{name} cpu"] += s
+    for stage in {st for st, _, _ in out}:
+        labels = fused_labels(stage)
+        if labels is None or (stage, "worker", "work") not in out:
+            continue
+        named = [n for (st, role, n) in out if st == stage and role == "worker"
+                 and not n.endswith(" cpu") and n not in OUTSIDE_WORK]
+        for cpu in ("", " cpu"):
+            if (stage, "worker", f"work{cpu}") in out:
+                out[stage, "worker", labels[0] + cpu] = out[stage, "worker", f"work{cpu}"] - sum(
+                    out.get((stage, "worker", n + cpu), 0.0) for n in named)
     staged = sum(s for (st, role, name), s in out.items() if role == "main" and name == "wall"
                  and st != "outside stages")
     out["outside stages", "main", "wall"] = wall - staged
@@ -287,15 +330,17 @@ def print_breakdown(b: dict[tuple[str, str, str], float]) -> None:
                             if (stage, role, n + " cpu") in b else "") for n in names)
 
     total = sum(s for (_, _, n), s in b.items() if n == "process cpu")
+    width = max(22, *(len(st) for st in stages))
     print(f"    CPU seconds of the run's processes (forkserver aside): {total:.2f}")
-    print(f"    {'stage':<22} {'wall s':>7}  reader (wall/cpu s) | workers, summed (wall/cpu s)")
+    print(f"    {'stage':<{width}} {'wall s':>7}  reader (wall/cpu s) | workers, summed "
+          f"(wall/cpu s)")
     for st in stages:
         wall = b.get((st, "main", "wall"), 0.0)
         if st == "outside stages":
-            print(f"    {'main, outside stages':<22} {wall:7.2f}  start-up, checks, manifest; "
-                  + phases(st, "main", ("wall",)))
+            print(f"    {'main, outside stages':<{width}} {wall:7.2f}  start-up, checks, "
+                  f"manifest; " + phases(st, "main", ("wall",)))
             continue
-        print(f"    {st:<22} {wall:7.2f}  {phases(st, 'reader')} | "
+        print(f"    {st:<{width}} {wall:7.2f}  {phases(st, 'reader')} | "
               f"{phases(st, 'worker', ('work',))}")
 
 
@@ -317,7 +362,7 @@ def print_write_cost(b: dict[tuple[str, str, str], float], files: int,
 
 
 #: the source trees section 1 runs, alternating: ``(name, tree or None for this one)``
-TREES: list[tuple[str, str | None]] = [("", None)]
+TREES: list[tuple[str, str | None]] = [("", HERE)]
 
 
 #: processes of the write floors (:func:`write_floor`) measured beside a mode's runs
@@ -424,9 +469,10 @@ def bench_workers(scan: Path, repeats: int, limit: str) -> None:
 
 
 def peak_memory(args: list[str]) -> int:
-    """Peak PSS of the process tree of one separate, sampled run (``args`` without -r)."""
+    """Peak PSS of the process tree of one separate, sampled run of this checkout (``args``
+    without -r)."""
     with tempfile.TemporaryDirectory() as d:
-        return run_nsgen([*args, "-r", d], memory=True)[1]
+        return run_nsgen([*args, "-r", d], memory=True, env=tree_env())[1]
 
 
 def main() -> None:
@@ -446,8 +492,7 @@ def main() -> None:
                     choices=["throughput", "workers", "scaling", "memory", "compressed"])
     a = ap.parse_args()
     if a.baseline:
-        here = str(Path(__file__).resolve().parents[1])
-        TREES[:] = [(f"baseline ({a.baseline})", a.baseline), (f"this ({here})", here)]
+        TREES[:] = [(f"baseline ({a.baseline})", a.baseline), (f"this ({HERE})", HERE)]
     cache = Path(a.cache)
     cache.mkdir(parents=True, exist_ok=True)
     from nsgen.config import parse_bytes
@@ -484,7 +529,7 @@ def main() -> None:
                 for _ in range(a.repeats):
                     with tempfile.TemporaryDirectory(dir=base) as d:
                         ts.append(run_nsgen(["-m", "complex", "-r", d, "--workers", str(w),
-                                             "-S", str(samples)])[0])
+                                             "-S", str(samples)], env=tree_env())[0])
                 walls[w] = statistics.median(ts)
             print(f"  {what}: 1 worker {walls[1]:.2f} s, 2 workers {walls[2]:.2f} s -> "
                   f"speed-up {walls[1] / walls[2]:.2f}x (target >= 1.7x)")
