@@ -2,22 +2,24 @@
 
 A run's :class:`~nsgen.engine.pipeline.Engine` starts its reader and workers through
 multiprocessing's *forkserver*: a fresh interpreter that imports the run's preload
-(:func:`forkserver_preload`: NumPy, the engine, the mode's stages; ~0.15-0.2 CPU-s) before
-it forks the first process. Started by :meth:`Engine.start <nsgen.engine.pipeline.Engine.start>`,
-it began only once the main process had imported the command's modules (options, runner,
-mode: ~0.2 s), and the first stage waited for both, one after the other. The command
-line (:func:`nsgen.cli.main`) calls :func:`start_early` first instead: the forkserver
-imports while the main process does, and the engine, when it starts, finds it running
-(a process has one forkserver; its preload is set by whoever starts it).
+(:func:`~nsgen.engine.forkserver.forkserver_preload`: NumPy, the engine, the mode's stages;
+~0.15-0.2 CPU-s) before it forks the first process. Started by
+:meth:`Engine.start <nsgen.engine.pipeline.Engine.start>`, it began only once the main
+process had imported the command's modules (options, runner, mode: ~0.2 s), and the first
+stage waited for both, one after the other. The command line (:func:`nsgen.cli.main`)
+calls :func:`start_early` first instead: the forkserver imports while the main process
+does, and the engine, when it starts, finds it running (a process has one forkserver; its
+preload is set by whoever starts it).
 
 The mode's preload must be known before the options are parsed (parsing imports most of
 what the forkserver would overlap): :func:`guess_mode` reads ``--mode`` from the
 arguments or ``NSGEN_MODE`` from the environment, the default otherwise, and gives up
 when a ``--config`` file may name the mode; the forkserver then starts with the engine,
-as before. Its preload is the mode's module (:func:`mode_preload`, as
-:func:`nsgen.runner.generate` gives its engine), whose ``ENGINE_PRELOAD`` the forkserver
-imports after it. A wrong guess costs time only: the workers import what the forkserver
-did not.
+as before. Its preload is the mode's module
+(:func:`~nsgen.engine.forkserver.mode_preload`, as :func:`nsgen.runner.generate` gives its
+engine), whose ``ENGINE_PRELOAD`` the forkserver imports after it: both lists come from
+:mod:`nsgen.engine.forkserver`, which imports only the standard library. A wrong guess
+costs time only: the workers import what the forkserver did not.
 
 At the other end, a generation run from the command line ends with :func:`exit_now`: its
 engine has stopped and its manifests are written, and tearing down an interpreter that
@@ -30,8 +32,7 @@ import os
 import signal
 from collections.abc import Mapping, Sequence
 
-__all__ = ["DEFAULT_MODE", "MODES", "exit_now", "forkserver_preload", "guess_mode",
-           "mode_preload", "start_early", "stop_early"]
+__all__ = ["DEFAULT_MODE", "MODES", "exit_now", "guess_mode", "start_early", "stop_early"]
 
 #: the mode when neither the arguments, the environment nor a config file name one
 #: (``--mode``'s default in :mod:`nsgen.options`)
@@ -39,35 +40,6 @@ DEFAULT_MODE = "complex"
 
 #: the modes (:data:`nsgen.config.MODES`, known here without importing the configuration)
 MODES = ("complex", "simple", "raw", "paired", "dynamic", "patch")
-
-
-def mode_preload(mode: str) -> list[str]:
-    """The ``preload`` a run of ``mode`` gives its engine (:func:`nsgen.runner.generate`):
-    the mode's module, whose ``ENGINE_PRELOAD`` the forkserver imports after it
-    (:mod:`nsgen.engine.preload`).
-
-    Examples
-    --------
-    >>> mode_preload("simple")
-    ['nsgen.modes.simple']
-    """
-    return [f"nsgen.modes.{mode}"]
-
-
-def forkserver_preload(preload: Sequence[str]) -> list[str]:
-    """The modules the engine's forkserver imports, in order: what every child needs, the
-    run's ``preload``, :mod:`nsgen.engine.preload` (what the modes among them list in
-    ``ENGINE_PRELOAD``) and last :mod:`nsgen.engine.fastexit` (the forkserver then ends
-    without tearing its interpreter down).
-
-    Examples
-    --------
-    >>> forkserver_preload(["nsgen.modes.raw"])  # doctest: +NORMALIZE_WHITESPACE
-    ['nsgen.engine.pipeline', 'numpy', 'nsgen.modes.raw', 'nsgen.engine.preload',
-     'nsgen.engine.fastexit']
-    """
-    return ["nsgen.engine.pipeline", "numpy", *preload, "nsgen.engine.preload",
-            "nsgen.engine.fastexit"]
 
 
 def guess_mode(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
@@ -110,23 +82,17 @@ def guess_mode(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
 
 def start_early(argv: Sequence[str], env: Mapping[str, str] | None = None) -> int | None:
     """Start the forkserver with the preload of the mode ``argv`` runs
-    (:func:`guess_mode`, :func:`mode_preload`) without waiting for it; return its process
-    id, or None when nothing was started (no mode known, a config file, an error: an
-    optimisation only, the engine starts it then)."""
+    (:func:`guess_mode`, :func:`~nsgen.engine.forkserver.mode_preload`) without waiting for
+    it; return its process id, or None when nothing was started (no mode known, a config
+    file, an error: an optimisation only, the engine starts it then)."""
     mode = guess_mode(argv, os.environ if env is None else env)
     if mode not in MODES:
         return None
     try:
-        import multiprocessing as mp
-        from multiprocessing import forkserver
-
-        mp.get_context("forkserver").set_forkserver_preload(
-            forkserver_preload(mode_preload(mode)))
-        forkserver.ensure_running()
-        pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+        from nsgen.engine import forkserver
+        return forkserver.start(forkserver.mode_preload(mode))
     except Exception:  # noqa: BLE001 - an optimisation only
         return None
-    return pid if isinstance(pid, int) else None
 
 
 def stop_early(pid: int | None) -> None:

@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 from nsgen import __version__
 from nsgen.config import Config, check_root
+from nsgen.engine.forkserver import mode_preload
 from nsgen.engine.pipeline import Engine, Progress, Stage
 from nsgen.engine.sizing import Sizing, plan_sizing, usable_cores
 from nsgen.io.formats import (check_root_format, pack_sample, remove_stale_containers,
@@ -36,7 +37,6 @@ from nsgen.io.formats import (check_root_format, pack_sample, remove_stale_conta
 from nsgen.io.manifest import MANIFEST, write_json_atomic, write_manifest
 from nsgen.io.tiff import remove_temporaries
 from nsgen.mainscript import check_main_importable
-from nsgen.prestart import mode_preload
 from nsgen.prep.scaling import Bounds
 from nsgen.stages.write import ImageWriter
 

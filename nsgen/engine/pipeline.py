@@ -44,12 +44,12 @@ from typing import Any, Callable, Sequence
 
 from nsgen.engine import profile
 from nsgen.engine.children import POLL, describe, reader_main, where, worker_main
+from nsgen.engine.forkserver import forkserver_preload
 from nsgen.engine.shm import SHM_PREFIX, check_shm_space, sweep_stale_segments
 from nsgen.engine.stage import (Chunk, EngineError, SlotSpec, Stage, WorkResult, row_chunks,
                                 slot_bytes, slot_views, tapered_chunks)
 from nsgen.errors import NsgenError
 from nsgen.mainscript import UNGUARDED_EXIT, UNGUARDED_SCRIPT, check_main_importable
-from nsgen.prestart import forkserver_preload
 
 
 #: numbers the process's segments (an engine's stage ids alone repeat across engines)
@@ -158,9 +158,10 @@ class Engine:
             # 0.3 s), once for all children; each worker imports the rest of what its
             # stages need in parallel. Only the process's first engine sets them (the
             # forkserver lives as long as the process).
-            # (prestart.forkserver_preload: nsgen.engine.preload imports what the modes among
-            # them list in ENGINE_PRELOAD; nsgen.engine.fastexit last: the forkserver ends
-            # without its teardown)
+            # (forkserver_preload: nsgen.engine.preload imports what the modes among them
+            # list in ENGINE_PRELOAD; nsgen.engine.fastexit last: the forkserver ends without
+            # its teardown; the command line may have started it already with the same list:
+            # nsgen.prestart)
             ctx.set_forkserver_preload(forkserver_preload(self.preload))
         except Exception:  # pragma: no cover - preload is an optimisation only
             pass

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from types import ModuleType
 
 from nsgen.engine.fastexit import in_forkserver
+from nsgen.engine.forkserver import MODE_PACKAGE
 
 __all__ = ["listed"]
 
@@ -34,7 +35,7 @@ def listed(modules: Iterable[ModuleType]) -> list[str]:
     """
     out: dict[str, None] = {}
     for mod in modules:
-        if mod.__name__.startswith("nsgen.modes."):
+        if mod.__name__.startswith(f"{MODE_PACKAGE}."):
             out.update(dict.fromkeys(getattr(mod, "ENGINE_PRELOAD", ())))
     return list(out)
 

@@ -1,0 +1,69 @@
+"""What the engine's forkserver imports (its ``preload``), and starting it before an engine.
+
+The :class:`~nsgen.engine.pipeline.Engine` starts its reader and workers through
+multiprocessing's *forkserver*, an interpreter that imports the run's preload
+(:func:`forkserver_preload`) once before it forks the first process; a process has one
+forkserver, whose preload is set by whoever starts it. The engine starts it with its first
+process; the command line starts it earlier, before its own imports
+(:func:`nsgen.prestart.start_early` calls :func:`start`). Both take the list from
+:func:`forkserver_preload`, and a run of a mode gives its mode's :func:`mode_preload`
+(:func:`nsgen.runner.generate`, the command line): the early forkserver imports what the
+engine's own would have.
+
+This module has no import-time effect and imports only the standard library: the command
+line imports it first of all, and the forkserver (through :mod:`nsgen.engine.pipeline`)
+before the run's modes. :mod:`nsgen.engine.preload`, which acts when the forkserver imports
+it, must come after them: it is in the list, not imported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["MODE_PACKAGE", "forkserver_preload", "mode_preload", "start"]
+
+#: the package of the mode modules, whose ``ENGINE_PRELOAD`` :mod:`nsgen.engine.preload`
+#: imports in the forkserver
+MODE_PACKAGE = "nsgen.modes"
+
+
+def mode_preload(mode: str) -> list[str]:
+    """The ``preload`` a run of ``mode`` gives its engine: the mode's module, whose
+    ``ENGINE_PRELOAD`` the forkserver imports after it (:mod:`nsgen.engine.preload`).
+
+    Examples
+    --------
+    >>> mode_preload("simple")
+    ['nsgen.modes.simple']
+    """
+    return [f"{MODE_PACKAGE}.{mode}"]
+
+
+def forkserver_preload(preload: Sequence[str]) -> list[str]:
+    """The modules the engine's forkserver imports, in order: what every child needs, the
+    run's ``preload``, :mod:`nsgen.engine.preload` (what the modes among them list in
+    ``ENGINE_PRELOAD``) and last :mod:`nsgen.engine.fastexit` (the forkserver then ends
+    without tearing its interpreter down).
+
+    Examples
+    --------
+    >>> forkserver_preload(["nsgen.modes.raw"])  # doctest: +NORMALIZE_WHITESPACE
+    ['nsgen.engine.pipeline', 'numpy', 'nsgen.modes.raw', 'nsgen.engine.preload',
+     'nsgen.engine.fastexit']
+    """
+    return ["nsgen.engine.pipeline", "numpy", *preload, "nsgen.engine.preload",
+            "nsgen.engine.fastexit"]
+
+
+def start(preload: Sequence[str]) -> int | None:
+    """Start this process's forkserver now, importing :func:`forkserver_preload`
+    ``(preload)``, without waiting for its imports; return its process id (None if
+    multiprocessing does not tell). An engine started later with the same ``preload``
+    uses it. Errors are the caller's (an optimisation: it may ignore them)."""
+    import multiprocessing as mp
+    from multiprocessing import forkserver
+
+    mp.get_context("forkserver").set_forkserver_preload(forkserver_preload(preload))
+    forkserver.ensure_running()
+    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    return pid if isinstance(pid, int) else None
