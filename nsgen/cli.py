@@ -103,10 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help()
         print(f"\nsubcommands:\n{USAGE_TAIL}")
         return 0
+    generation = command_line and not (argv and argv[0] in COMMANDS)
     # from the command line, a generation's forkserver starts first: it imports while this
-    # process does (nsgen.prestart)
+    # process does (nsgen.prestart; not when a config file may name the mode)
     early = None
-    if command_line and not (argv and argv[0] in COMMANDS):
+    if generation:
         from nsgen.prestart import start_early
         early = start_early(argv)
     try:
@@ -116,9 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if early is not None:
             from nsgen.prestart import stop_early
             stop_early(early)
-    if early is not None and code == 0:
-        # a generation from the command line is over (engine stopped, manifests written):
-        # the process ends without tearing its interpreter down
+    if generation and code == 0:
+        # a generation from the command line succeeded: its engine has stopped (every
+        # output written and closed by its processes), its manifests are written (closed,
+        # fsynced), its finishing thread joined and the summary printed; the process ends
+        # without tearing its interpreter down (exit_now flushes the streams and logging).
+        # A failure (an exception, a status but 0) ends as any Python program does.
         from nsgen.prestart import exit_now
         exit_now(code)
     return code

@@ -21,9 +21,10 @@ engine), whose ``ENGINE_PRELOAD`` the forkserver imports after it: both lists co
 :mod:`nsgen.engine.forkserver`, which imports only the standard library. A wrong guess
 costs time only: the workers import what the forkserver did not.
 
-At the other end, a generation run from the command line ends with :func:`exit_now`: its
-engine has stopped and its manifests are written, and tearing down an interpreter that
-holds NumPy took the process ~50 ms more (for whoever waits for it: a shell, a scheduler).
+At the other end, a successful generation run from the command line (:func:`nsgen.cli.main`,
+whether or not its forkserver started early) ends with :func:`exit_now`: its engine has
+stopped and its manifests are written, and tearing down an interpreter that holds NumPy
+took the process ~50 ms more (for whoever waits for it: a shell, a scheduler).
 """
 
 from __future__ import annotations
