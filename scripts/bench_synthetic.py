@@ -52,7 +52,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from functools import partial
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import psutil
@@ -267,6 +268,11 @@ def tifffile_floor(n_files: int, shape: tuple[int, int], directory: Path) -> tup
     return wall, cpu
 
 
+def _listed(make: Callable[..., Iterable[Any]], *args: Any) -> list[Any]:
+    """``list(make(*args))``: a generator's items, made now (timed)."""
+    return list(make(*args))
+
+
 def profile_stages(n: int, objects: int, shifts: int, flats: int, directory: Path
                    ) -> dict[str, tuple[float, float]]:
     """(wall, CPU) seconds of each stage of one complex sample computed in this process.
@@ -303,7 +309,7 @@ def profile_stages(n: int, objects: int, shifts: int, flats: int, directory: Pat
     chunks = row_chunks(g.n_rows, 32)
     spill = Spill.create(directory / "projection.f32", g.shape)
     for c in chunks:
-        p3 = stage("projection", lambda c=c: project(objs, g, (c.start, c.stop)))
+        p3 = stage("projection", partial(project, objs, g, (c.start, c.stop)))
         spill.write_rows(c.start, p3)
     pmax = max(float(spill.read_rows(c.start, c.stop).max()) for c in chunks)
     shape = (g.n_rows, g.n_columns)
@@ -316,19 +322,19 @@ def profile_stages(n: int, objects: int, shifts: int, flats: int, directory: Pat
     rows = cx.ComplexRows(model, 0, 0, pmax)
     bounds = EMPTY
     for c in chunks:   # pass one
-        p3 = stage("scratch volume reads and writes", lambda c=c: spill.read_rows(c.start, c.stop))
-        tau = stage("noise draws (transmission)", lambda c=c, p3=p3: rows.transmission(c, p3))
-        stage("scratch volume reads and writes", lambda c=c, tau=tau: spill.write_rows(c.start, tau))
+        p3 = stage("scratch volume reads and writes", partial(spill.read_rows, c.start, c.stop))
+        tau = stage("noise draws (transmission)", partial(rows.transmission, c, p3))
+        stage("scratch volume reads and writes", partial(spill.write_rows, c.start, tau))
         bounds = bounds.union(stage("bounds (clean extremes, defect pixels)",
-                                    lambda c=c, tau=tau: rows.bounds(c, tau)))
+                                    partial(rows.bounds, c, tau)))
     images = cx.ComplexImages(rows, bounds)
     for c in chunks:   # pass two
-        tau = stage("scratch volume reads and writes", lambda c=c: spill.read_rows(c.start, c.stop))
-        made = stage("uint16 images (clean -log, shifts)", lambda c=c, tau=tau: list(images(c, tau)))
+        tau = stage("scratch volume reads and writes", partial(spill.read_rows, c.start, c.stop))
+        made = stage("uint16 images (clean -log, shifts)", partial(_listed, images, c, tau))
         for path, image in made:
-            stage("TIFF encoding (header)", lambda image=image: tiff_header(image.shape))
+            stage("TIFF encoding (header)", partial(tiff_header, image.shape))
             target = directory / path.replace("/", "_")
-            stage("write (TIFF files)", lambda t=target, i=image: write_tiff(t, i))
+            stage("write (TIFF files)", partial(write_tiff, target, image))
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
