@@ -370,8 +370,8 @@ def test_a_partial_stripes_rows_and_columns_add_their_evidence_in_each_block(tmp
         assert cols.size and set(cols.tolist()) <= set(range(168, 176)), (j, cols)
     pool_rect = stripe_robust._pool_rect
 
-    def without_blocks(q, z, cons, *args, strong=stripe_robust.ROW_POOL_FLOOR):
-        return z.copy() if strong == np.inf else pool_rect(q, z, cons, *args, strong=strong)
+    def without_blocks(q, z, cons, *args, strong=stripe_robust.ROW_POOL_FLOOR, **kw):
+        return z.copy() if strong == np.inf else pool_rect(q, z, cons, *args, strong=strong, **kw)
 
     monkeypatch.setattr(stripe_robust, "_pool_rect", without_blocks)
     m = detect_volume(x, "robust", p).astype(bool)

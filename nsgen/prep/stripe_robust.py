@@ -67,6 +67,8 @@ Examples
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from nsgen.prep._robust_jit import bin_means as _bin_means, raw_bin_means as _raw_bin_means
@@ -140,6 +142,8 @@ ROW_POOL_CAP = 2.0
 #: (labelled benchmark, seeds 5-8: 564 -> 570 of 594 rows, no clean row more)
 RECT_FLOOR = 2.0
 RECT_MIN = 4
+#: values of :func:`_pool_rect` pooled at once (all their rectangles together: memory)
+RECT_BATCH = 512
 #: values stored per angle set by :func:`set_offsets`: the offsets, the row-alone (tall)
 #: scores and the offsets' rank consistency (:func:`_pool_rect` reads the whole scan's and
 #: each angle block's)
@@ -376,10 +380,8 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     # ... and so may its rows and columns in each block: the block's rectangles, each of
     # whose values is rank consistent in that block (a sample feature there, or a row whose
     # score the moving-feature rule set to 0, is not), in runs of blocks
-    rect_b = [_pool_rect(qs[:, b], z_own[b], cons[:, b], q_start, rows, hd, n_rows_total,
-                         strong=np.inf) for b in range(n_b)]
-    run_rect = run_scores(np.stack([np.where(r != z_own[b], r, 0.0)
-                                    for b, r in enumerate(rect_b)]), RUN_LEVEL)
+    run_rect = run_scores(_block_rects(qs, z_own[:-1], cons, q_start, rows, hd, n_rows_total),
+                          RUN_LEVEL)
     # the columns of one stripe over part of the scan add their evidence (each column's run
     # is already one of agreeing blocks): runs pooled along columns too
     pooled_run = np.stack([_pool(r, RUN_POOL_FLOOR, POOL_WIDTH) for r in run])
@@ -496,14 +498,17 @@ def _pool_rows(q: np.ndarray, z: np.ndarray, q_start: int, rows: tuple[int, int]
 
 def _pool_rect(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
                rows: tuple[int, int], hd: int, n_rows_total: int,
-               strong: float = ROW_POOL_FLOOR) -> np.ndarray:
+               strong: float = ROW_POOL_FLOOR, only: np.ndarray | None = None
+               ) -> np.ndarray:
     """Scores ``z`` ``(stop - start, columns)`` of volume rows ``rows`` pooled over rectangles
     of rows and columns: each value's the strongest ``sum / sqrt(n)`` over the rectangles of
     2 to :data:`ROW_POOL_WIDTH` adjacent rows within :data:`ROW_POOL_REACH` (and ``hd``)
     and up to :data:`POOL_WIDTH` adjacent columns holding it, of at least :data:`RECT_MIN`
     values, each above :data:`RECT_FLOOR` with one sign and, unless above ``strong``
     (:data:`ROW_POOL_FLOOR`; ``inf``: every value), rank consistent (``cons`` above
-    :data:`~nsgen.prep.robust_tall.CONSISTENCY`); its own score where none is stronger. The
+    :data:`~nsgen.prep.robust_tall.CONSISTENCY`); its own score where none is stronger (or
+    where ``only``, bool like ``z``, is not set: those values are not pooled, but may be
+    in the others' rectangles). The
     other rows' values are their offsets ``q`` (one angle set, volume rows ``q_start ...``,
     ``hd`` rows each side of ``rows``; ``cons`` their rank consistency, the same shape less
     the scale) in this row's units (``q / z`` of this row, column by column), none above
@@ -528,7 +533,7 @@ def _pool_rect(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
     # above the rows' own floor
     ok_own = (np.abs(z) > RECT_FLOOR) & ((np.abs(z) > strong)
                                          | (cons[start - q_start:stop - q_start] > CONSISTENCY))
-    j, c = np.nonzero(ok_own)
+    j, c = np.nonzero(ok_own if only is None else ok_own & only)
     if reach < 1 or j.size == 0:
         return best
     half = POOL_WIDTH - 1
@@ -560,20 +565,83 @@ def _pool_rect(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
     cn = np.zeros((k.size, n_r + 1, n_c + 1))
     cn[:, 1:, 1:] = (s > 0).cumsum(axis=1).cumsum(axis=2)
     top = np.abs(z[j[k], c[k]])
-    for h in range(2, min(ROW_POOL_WIDTH, n_r) + 1):   # (one row's columns: _pool's)
-        for a in range(reach - h + 1, reach + 1):      # rows [a, a + h) hold the row
-            if a < 0 or a + h > n_r:
-                continue
-            for w in range(max(1, -(-RECT_MIN // h)), POOL_WIDTH + 1):
-                for b in range(half - w + 1, half + 1):  # columns [b, b + w)
-                    box = (slice(None), slice(a, a + h + 1, h), slice(b, b + w + 1, w))
-                    t, m = cs[box], cn[box]   # the corners of the rectangle
-                    tot = t[:, 1, 1] - t[:, 0, 1] - t[:, 1, 0] + t[:, 0, 0]
-                    cnt = m[:, 1, 1] - m[:, 0, 1] - m[:, 1, 0] + m[:, 0, 0]
-                    sc = np.where(cnt == h * w, tot / np.sqrt(h * w), 0.0)
-                    np.maximum(top, sc, out=top)
+    corners, size = _rectangles(reach)   # every rectangle holding the value at once
+    root = np.sqrt(size)
+    sums, counts = cs.reshape(k.size, -1), cn.reshape(k.size, -1)
+    for n in range(0, k.size, RECT_BATCH):
+        t, m = sums[n:n + RECT_BATCH], counts[n:n + RECT_BATCH]
+        tot = t[:, corners[3]] - t[:, corners[1]] - t[:, corners[2]] + t[:, corners[0]]
+        cnt = m[:, corners[3]] - m[:, corners[1]] - m[:, corners[2]] + m[:, corners[0]]
+        sc = np.where(cnt == size, tot / root, 0.0)
+        np.maximum(top[n:n + RECT_BATCH], sc.max(axis=1), out=top[n:n + RECT_BATCH])
     best[j[k], c[k]] = sign[k, 0, 0] * top
     return best
+
+
+@functools.lru_cache(maxsize=16)
+def _rectangles(reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rectangles of :func:`_pool_rect` in a window of ``2 reach + 1`` rows by ``2
+    POOL_WIDTH - 1`` columns around a value, each of 2 to :data:`ROW_POOL_WIDTH` rows and up
+    to :data:`POOL_WIDTH` columns holding the window's centre, of at least :data:`RECT_MIN`
+    values: their corners as flat indices into the window's prefix sums (``2 reach + 2`` by
+    ``2 POOL_WIDTH`` values; top left, top right, bottom left, bottom right) and their sizes.
+
+    Examples
+    --------
+    >>> corners, size = _rectangles(1)   # 3 rows: 2 (2 ways) or 3 by 2-5 columns (2-5 ways)
+    >>> corners.shape, sorted(set(size.tolist()))
+    ((4, 42), [4, 6, 8, 9, 10, 12, 15])
+    """
+    half = POOL_WIDTH - 1
+    n_r, n_c = 2 * reach + 1, 2 * half + 1
+    boxes = [(a, h, b, w) for h in range(2, min(ROW_POOL_WIDTH, n_r) + 1)  # (one row: _pool's)
+             for a in range(reach - h + 1, reach + 1) if a >= 0 and a + h <= n_r
+             for w in range(max(1, -(-RECT_MIN // h)), POOL_WIDTH + 1)
+             for b in range(half - w + 1, half + 1)]
+    a, h, b, w = (np.array(v, np.intp) for v in zip(*boxes))
+    stride = n_c + 1
+    corners = np.stack([a * stride + b, a * stride + b + w, (a + h) * stride + b,
+                        (a + h) * stride + b + w])
+    return corners, h * w
+
+
+def _block_rects(qs: np.ndarray, zb: list[np.ndarray], cons: np.ndarray, q_start: int,
+                 rows: tuple[int, int], hd: int, n_rows_total: int) -> np.ndarray:
+    """Per angle block ``(blocks, stop - start, columns)``: the scores ``zb`` of each block
+    (volume rows ``rows``) pooled over the rectangles (:func:`_pool_rect`) whose every value
+    is rank consistent in that block (``cons`` ``(q rows, sets, columns)`` of the offsets
+    ``qs`` ``(q rows, sets, columns + 1)``, volume rows ``q_start ...``), 0 where a value is
+    in none. Only values that a run of blocks can use are pooled: rank consistent above
+    :data:`RECT_FLOOR` in this block and, with the same sign, in an adjacent one.
+
+    Examples
+    --------
+    >>> q = np.zeros((6, 3, 9)); q[:, :, 8] = 1.0     # 6 rows, 8 columns, 2 blocks + the scan
+    >>> q[1:4, :2, 2:4] = 2.5                         # rows 1-3, columns 2-3, both blocks
+    >>> cons = np.full((6, 3, 8), 10.0)
+    >>> zb = [q[:, b, :8].copy() for b in range(2)]
+    >>> _block_rects(q, zb, cons, 0, (0, 6), 3, 6)[:, 1, 1:5].round(2).tolist()
+    [[0.0, 6.12, 6.12, 0.0], [0.0, 6.12, 6.12, 0.0]]
+    >>> cons[2, 1, 3] = 1.0                           # its ranks disagree in block 1
+    >>> float(_block_rects(q, zb, cons, 0, (0, 6), 3, 6)[1, 2, 3])
+    0.0
+    """
+    start, stop = rows
+    own = cons[start - q_start:stop - q_start]
+    ok = [np.where((np.abs(z) > RECT_FLOOR) & (own[:, b] > CONSISTENCY), np.sign(z), 0.0)
+          for b, z in enumerate(zb)]
+    out = np.zeros((len(zb),) + zb[0].shape)
+    for b, z in enumerate(zb):
+        pair = np.zeros(z.shape, bool)
+        for o in (b - 1, b + 1):
+            if 0 <= o < len(zb):
+                pair |= ok[o] == ok[b]
+        use = pair & (ok[b] != 0)
+        if use.any():
+            r = _pool_rect(qs[:, b], z, cons[:, b], q_start, rows, hd, n_rows_total,
+                           strong=np.inf, only=use)
+            out[b] = np.where(use & (r != z), r, 0.0)
+    return out
 
 
 def _grow(flag: np.ndarray, score: np.ndarray, low: float) -> np.ndarray:
@@ -596,19 +664,28 @@ def _grow(flag: np.ndarray, score: np.ndarray, low: float) -> np.ndarray:
 
 def _drop_bias(z: np.ndarray, threshold: float) -> np.ndarray:
     """``|z| > threshold``, less the columns whose offset is only the median filter's answer to
-    a stronger stripe of the opposite sign within :data:`HALF_WINDOW` columns."""
+    a stronger stripe of the opposite sign within :data:`HALF_WINDOW` columns.
+
+    Examples
+    --------
+    >>> _drop_bias(np.array([[0.0, 9.0, 0.0, -6.0, 0.0, 7.0]]), 5.0).tolist()
+    [[False, True, False, False, False, True]]
+    """
     flag = np.abs(z) > threshold
+    j, c = np.nonzero(flag)   # (the flagged values alone: few)
+    if j.size == 0:
+        return flag
     strong = np.where(flag, np.abs(z), 0.0)
     signed = np.where(flag, np.sign(z), 0.0)
+    own, sign = strong[j, c], signed[j, c]
+    drop = np.zeros(j.size, bool)
+    n_i = z.shape[1]
     for d in range(1, HALF_WINDOW + 1):
-        for shift in (d, -d):
-            other = np.roll(strong, shift, axis=1)
-            other_sign = np.roll(signed, shift, axis=1)
-            if shift > 0:
-                other[:, :shift] = 0
-            else:
-                other[:, shift:] = 0
-            flag &= ~((other > np.abs(z)) & (other_sign == -np.sign(z)))
+        for other in (c - d, c + d):
+            inside = (other >= 0) & (other < n_i)
+            o = np.clip(other, 0, n_i - 1)
+            drop |= inside & (strong[j, o] > own) & (signed[j, o] == -sign)
+    flag[j[drop], c[drop]] = False
     return flag
 
 
