@@ -69,6 +69,8 @@ def run_scores(zb: np.ndarray, level: float) -> np.ndarray:
     sign, ``sum / sqrt(length)`` (0 where none)."""
     n_b = zb.shape[0]
     best = np.zeros_like(zb)
+    if not (np.abs(zb) > level).any():
+        return best
     for sign in (1.0, -1.0):
         above = sign * zb > level
         for b0 in range(n_b):

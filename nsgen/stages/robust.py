@@ -358,8 +358,8 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
     n_angles, n_rows, n_cols = shape
     sizes = feature_layout(n_angles)[0]
     layouts = {"features": ((n_rows, sum(sizes) + len(sizes), n_cols), "float32"),
-               # + the row-alone scores of every angle set, the whole scan's consistency
-               "offsets": ((n_rows, len(sizes) * STORED_SETS + 1, n_cols + 1), "float64")}
+               # + the row-alone scores and the rank consistency of every angle set
+               "offsets": ((n_rows, len(sizes) * STORED_SETS, n_cols + 1), "float64")}
     row_bytes = sum(int(np.prod(s[1:])) * np.dtype(d).itemsize for s, d in layouts.values())
     limit = run.memory_limit or int(available_memory() * DEFAULT_MEMORY_SHARE)
     rows = memory_rows(limit, row_bytes, n_rows)
