@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nsgen.prep import _robust_decide_jit as _rdj
 from nsgen.prep._robust_jit import bin_means as _bin_means, raw_bin_means as _raw_bin_means
 from nsgen.prep.normalise import check_raw, pixel_constants
 from nsgen.prep.robust_angles import (POOLED, RUN, RUN_LEVEL, WHOLE, angle_bins, refine,
@@ -333,11 +334,13 @@ def set_offsets(sets: list[np.ndarray], strong: list[np.ndarray], feat_start: in
 
 def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int, int],
                    n_rows_total: int, n_k: int, threshold: float = THRESHOLD,
-                   depth: int = 30) -> np.ndarray:
+                   depth: int = 30, out: np.ndarray | None = None) -> np.ndarray:
     """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
     :func:`row_offsets` ``qs`` of volume rows ``q_start ...`` (holding ``hd`` rows each
     side) and the bin means ``xb`` ``(stop - start, bins, columns)`` of the rows themselves
-    (steps 3-5)."""
+    (steps 3-5); into ``out`` (C-contiguous uint8 of that shape, its contents overwritten)
+    when given: a caller's buffer reused chunk after chunk (a new mask of 1801 angles is
+    64 MiB per 14 rows of 2560 columns, each page faulted in again)."""
     hd = depth_rule(n_rows_total, depth)
     _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
     cons = qs[:, -1, :-1]   # the whole scan's rank consistency
@@ -354,10 +357,15 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     by_rect = _drop_bias(rect, threshold)
     if len(z) == 1:
         flag_all |= by_rect
-        return np.broadcast_to((flag_all | tall[-1])[None], (n_k,) + z_all.shape).copy()  # tall
+        mask = (flag_all | tall[-1])[None]   # tall
+        if out is None:
+            return np.broadcast_to(mask, (n_k,) + z_all.shape).copy()
+        out[...] = mask
+        return out
     edges = _blocks(n_k)
     n_b = edges.size - 1
-    out = np.zeros((n_k,) + z_all.shape, np.uint8)
+    # (every angle is written: each block's flags at its angles)
+    out = np.empty((n_k,) + z_all.shape, np.uint8) if out is None else out
     zb = np.stack(z[:-1])
     # a whole-scan stripe is one the blocks agree on: not one or two blocks' event (a
     # feature's turning point along the angles, which sorting does not remove from a block),
@@ -417,21 +425,8 @@ def _pool(z: np.ndarray, floor: float, width: int) -> np.ndarray:
     >>> _pool(np.array([[0.0, 3.0, 4.0, 0.5, -3.0]]), 2.0, 3).round(2).tolist()
     [[0.0, 4.95, 4.95, 0.5, -3.0]]
     """
-    n_i = z.shape[1]
-    best = z.copy()
-    for sign in (1.0, -1.0):
-        s = np.where(sign * z > floor, sign * z, 0.0)
-        ok = s > 0
-        tot = s.copy()
-        run = ok.copy()
-        for w in range(2, min(width, n_i) + 1):
-            m = n_i - w + 1
-            tot = tot[:, :m] + s[:, w - 1:]
-            run = run[:, :m] & ok[:, w - 1:]
-            sc = np.where(run, tot / np.sqrt(w), 0.0)
-            for k in range(w):
-                seg = best[:, k:k + m]
-                np.copyto(seg, sign * sc, where=sc > np.abs(seg))
+    best = np.empty(z.shape)   # (compiled: the same sums in the same order)
+    _rdj.pool_columns(np.ascontiguousarray(z, np.float64), floor, width, best)
     return best
 
 
@@ -584,18 +579,8 @@ def _grow(flag: np.ndarray, score: np.ndarray, low: float) -> np.ndarray:
 def _drop_bias(z: np.ndarray, threshold: float) -> np.ndarray:
     """``|z| > threshold``, less the columns whose offset is only the median filter's answer to
     a stronger stripe of the opposite sign within :data:`HALF_WINDOW` columns."""
-    flag = np.abs(z) > threshold
-    strong = np.where(flag, np.abs(z), 0.0)
-    signed = np.where(flag, np.sign(z), 0.0)
-    for d in range(1, HALF_WINDOW + 1):
-        for shift in (d, -d):
-            other = np.roll(strong, shift, axis=1)
-            other_sign = np.roll(signed, shift, axis=1)
-            if shift > 0:
-                other[:, :shift] = 0
-            else:
-                other[:, shift:] = 0
-            flag &= ~((other > np.abs(z)) & (other_sign == -np.sign(z)))
+    flag = np.empty(z.shape, bool)   # (compiled: the same comparisons)
+    _rdj.drop_bias(np.ascontiguousarray(z, np.float64), threshold, HALF_WINDOW, flag)
     return flag
 
 

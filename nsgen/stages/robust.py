@@ -217,8 +217,11 @@ class RobustDecideStage(_RobustRowStage):
         assert self.source is not None
         xb = RowBins(self.source, (self.n_angles, n_rows, self.features.shape[2]),
                      self.dtype, (chunk.start, chunk.stop))
+        # the mask in this worker's buffer, reused chunk after chunk (no page faulted in)
         mask = decide_offsets(qs, lo, cast(np.ndarray, xb), (chunk.start, chunk.stop),
-                              n_rows, self.n_angles, depth=self.params.min_stripe_depth)
+                              n_rows, self.n_angles, depth=self.params.min_stripe_depth,
+                              out=scratch.buffer("mask", (self.n_angles, chunk.stop - chunk.start,
+                                                          self.features.shape[2]), np.uint8))
         clock.lap("decide")
         clock.add("bin means", xb.seconds)
         clock.add("bin-mean rows", len(xb.rows))
