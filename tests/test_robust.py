@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from nsgen.io.scan_writer import write_scan
+from nsgen.io.spill import Spill
 from nsgen.modes.real import bad_pixels_of
 from nsgen.prep.detect import detect_volume
 from nsgen.prep.detect_params import DetectParams
@@ -85,3 +86,27 @@ def test_memory_rows_take_half_the_limit_and_leave_the_rest_in_shared_memory(mon
     assert robust.memory_rows(4 * 10**9, 5 * 10**6, 2160) == 200
     fs(10**9)
     assert robust.memory_rows(4 * 10**9, 5 * 10**6, 2160) == 0
+
+
+@pytest.mark.parametrize("memory_rows", [0, 3, 10])
+def test_feature_spills_give_back_each_set_as_written(tmp_path, memory_rows):
+    """FeatureSpills keeps each angle set's fields and the strong flags in their own volume
+    and reads rows back, mapped or (rows in memory and on disk) read, as the C-contiguous
+    arrays of those fields."""
+    sizes, n_rows, n_cols = [3, 2, 4], 10, 5
+    feat = np.random.default_rng(0).random((n_rows, sum(sizes) + len(sizes), n_cols),
+                                           dtype=np.float32)
+    spills = robust.FeatureSpills.create(tmp_path / "f.f32", tmp_path / "m", n_rows, sizes,
+                                         n_cols, memory_rows)
+    assert spills.shape == feat.shape
+    assert all(isinstance(s, Spill) for s in spills.spills)
+    spills.write_rows(0, feat[:6])
+    spills.write_rows(6, feat[6:])
+    cut = np.cumsum([0, *sizes, len(sizes)])
+    for lo, hi in ((0, 10), (2, 5), (3, 4)):
+        got = spills.read(lo, hi)
+        assert len(got) == len(sizes) + 1
+        for a, b, arr in zip(cut[:-1], cut[1:], got):
+            assert arr.flags.c_contiguous and np.array_equal(arr, feat[lo:hi, a:b])
+    spills.unlink()
+    assert not list(tmp_path.iterdir())

@@ -51,7 +51,7 @@ from nsgen.stages.scan_stages import ScanStage, read_scan_rows
 from nsgen.stages.stripes import JIT_OVERHEAD, StepClock, mask_flags
 
 __all__ = ["ROBUST_PRELOAD", "RobustDecideStage", "RobustFeatureStage", "RobustOffsetStage",
-           "RowBins", "kernels_cached", "balanced", "detect_robust", "memory_rows"]
+           "FeatureSpills", "RowBins", "kernels_cached", "balanced", "detect_robust", "memory_rows"]
 
 #: what the engine's processes import once, in the forkserver, for ``nsgen mask``
 #: (:class:`~nsgen.engine.pipeline.Engine` ``preload``): these stages, and the compiled
@@ -115,12 +115,65 @@ def balanced(chunk_rows: int, n_rows: int, workers: int) -> int:
     return max(1, -(-n_rows // n))
 
 
+@dataclass(frozen=True)
+class FeatureSpills:
+    """Pass one's features in scratch volumes: each angle set's ranks in its own
+    ``(rows, ranks, columns)`` float32, then the strong flags ``(rows, sets, columns)``
+    float32. Pass two maps the rows of each straight from its file as the C-contiguous
+    arrays its kernels take (one volume of every field, rows first, was read into new
+    buffers: their pages faulted in cost 3-4x the copy)."""
+
+    spills: tuple[Spill, ...]
+
+    @classmethod
+    def create(cls, path: Path, memory: Path, n_rows: int, sizes: list[int], n_cols: int,
+               memory_rows: int) -> "FeatureSpills":
+        """The volumes of the angle sets of ``sizes`` ranks each and of their strong flags,
+        at ``path`` and ``memory`` (suffixed ``-0``, ``-1``, ...; the first ``memory_rows``
+        rows of each in ``memory``)."""
+        fields = [*sizes, len(sizes)]
+        return cls(tuple(Spill.create(path.with_name(f"{path.name}-{n}"), (n_rows, f, n_cols),
+                                      "float32", memory=Path(f"{memory}-{n}"),
+                                      memory_rows=memory_rows)
+                         for n, f in enumerate(fields)))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(rows, fields, columns)`` of all of them together."""
+        rows, _, cols = self.spills[0].shape
+        return rows, sum(s.shape[1] for s in self.spills), cols
+
+    def write_rows(self, start: int, feat: np.ndarray) -> None:
+        """Rows ``start ...`` of :func:`~nsgen.prep.stripe_robust.raw_feature_parts`
+        ``feat`` ``(rows, fields, columns)``, each volume its fields."""
+        cut = np.cumsum([0] + [s.shape[1] for s in self.spills])
+        for spill, a, b in zip(self.spills, cut[:-1], cut[1:]):
+            spill.write_rows(start, feat[:, a:b])
+
+    def read(self, start: int, stop: int) -> list[np.ndarray]:
+        """Rows ``start .. stop-1`` of each volume: mapped from its file, or (rows in a
+        memory file and on disk) read into this process's scratch buffers."""
+        out = []
+        for n, spill in enumerate(self.spills):
+            rows = spill.map_rows(start, stop)
+            if rows is None:
+                rows = spill.read_rows(start, stop, scratch.buffer(
+                    f"features {n}", (stop - start, *spill.shape[1:]), np.float32))
+            out.append(rows)
+        return out
+
+    def unlink(self) -> None:
+        """Remove the volumes' files."""
+        for spill in self.spills:
+            spill.unlink()
+
+
 @dataclass
 class RobustFeatureStage(ScanStage):
     """Pass one: each row's features (no halo) into ``features`` (ranks and strong
     defects), rows first."""
 
-    features: Spill | None = None
+    features: FeatureSpills | None = None
     label: str = "detect stripes (robust, rows)"
 
     def prepare(self) -> None:
@@ -153,7 +206,7 @@ class _RobustRowStage(Stage):
     and offsets, reading ``hd`` rows each side of its chunk (the rows-first comparison's
     reach)."""
 
-    features: Spill
+    features: FeatureSpills
     offsets: Spill
     n_angles: int
     chunk_rows: int = 1
@@ -179,15 +232,10 @@ class RobustOffsetStage(_RobustRowStage):
         clock = StepClock()
         n_rows = self.features.shape[0]
         lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo)
-        # each angle set's ranks and the strong flags straight into their own buffers
-        sizes = feature_layout(self.n_angles)[0]
-        n_i = self.features.shape[2]
-        sets = [scratch.buffer(f"ranks {n}", (hi - lo, size, n_i), np.float32)
-                for n, size in enumerate(sizes)]
-        flags = scratch.buffer("strong", (hi - lo, len(sizes), n_i), np.float32)
-        self.features.read_fields(lo, hi, [*sets, flags])
+        # each angle set's ranks and the strong flags as their files hold them
+        *sets, flags = self.features.read(lo, hi)
         clock.lap("read")
-        qs = set_offsets(sets, [flags[:, n] > 0.5 for n in range(len(sizes))], lo,
+        qs = set_offsets(sets, [flags[:, n] > 0.5 for n in range(len(sets))], lo,
                          (chunk.start, chunk.stop), n_rows, self.params.min_stripe_depth)
         clock.lap("offsets")
         self.offsets.write_rows(chunk.start, qs)
@@ -385,10 +433,11 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
             f"({(n_rows - rows) * row_bytes / 2**20:.0f} MiB)")
     # named as the engine's segments (a dead run's are swept), unique to this call
     shm = Path("/dev/shm") / f"{SHM_PREFIX}{os.getpid()}-robust-{uuid.uuid4().hex[:12]}"
-    features, offsets = (
-        Spill.create(work / f"robust-{name}.{dt[0]}{np.dtype(dt).itemsize * 8}", s, dt,
-                     memory=Path(f"{shm}-{name}"), memory_rows=rows)
-        for name, (s, dt) in layouts.items())
+    features = FeatureSpills.create(work / "robust-features.f32", Path(f"{shm}-features"),
+                                    n_rows, sizes, n_cols, rows)
+    s, dt = layouts["offsets"]
+    offsets = Spill.create(work / "robust-offsets.f64", s, dt, memory=Path(f"{shm}-offsets"),
+                           memory_rows=rows)
     try:
         first = RobustFeatureStage(source, shape, dtype, sizings[0].chunk_rows, halo=0,
                                    features=features)
@@ -416,8 +465,8 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
         run.say(StepClock.describe("decide stripes (robust)", [r[1] for r in results]))
         return np.concatenate([r[0] for r in results], axis=0)
     finally:
-        for spill in (features, offsets):
-            spill.unlink()
+        features.unlink()
+        offsets.unlink()
 
 
 def _sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,
