@@ -74,3 +74,82 @@ def pool_columns(z, floor, width, best):  # pragma: no cover - compiled
                     for k in range(w):
                         if sc > abs(out[c + k]):
                             out[c + k] = sign * sc
+
+
+@nb.njit(**_JIT)
+def moving_runs(cs, z, q_lo, start, reach, n_rows_total, extent, level, lag, found,
+                min_rows, stays, speed, out):  # pragma: no cover - compiled
+    """``out[j, c0:c1]`` = True for the runs of :func:`~nsgen.prep.robust_moving.moving`
+    that move: per row ``j`` of the scores ``z`` (volume row ``start + j``) and sign, each
+    run of columns above ``extent`` holding one above ``level``, its mean offset (from the
+    cumulative sums ``cs`` ``(rows, columns + 1)`` of volume rows ``q_lo ...``) searched in
+    the rows within ``reach`` displaced by up to ``lag`` columns (the first best mean, its
+    displacement refined by a parabola); held where that mean lies between ``found`` of
+    its own and its inverse; moving where at least ``min_rows`` rows hold it, neither
+    adjacent row below ``stays`` columns per row, and the median speed is at least
+    ``speed``. The same sums, comparisons and medians as the NumPy formulation."""
+    n_j, n_i = z.shape
+    n_l = 2 * lag + 1
+    mm = np.empty(n_l)
+    speeds = np.empty(2 * reach)
+    vals = np.empty(2 * reach)
+    for jj in range(n_j):
+        j = jj + start
+        zr = z[jj]
+        own_row = cs[j - q_lo]
+        for sign in (1.0, -1.0):
+            c = 0
+            while c < n_i:
+                if not sign * zr[c] > extent:
+                    c += 1
+                    continue
+                c0 = c
+                top = False
+                while c < n_i and sign * zr[c] > extent:
+                    top = top or sign * zr[c] > level
+                    c += 1
+                c1 = c
+                if not top:
+                    continue
+                width = c1 - c0
+                own = sign * (own_row[c1] - own_row[c0]) / width
+                n = 0
+                for dj in range(-reach, reach + 1):
+                    if dj == 0:
+                        continue
+                    speeds[n] = np.nan
+                    inside = 0 <= j + dj < n_rows_total
+                    rr = min(max(j + dj, 0), n_rows_total - 1) - q_lo
+                    row = cs[min(max(rr, 0), cs.shape[0] - 1)]
+                    k = 0
+                    for t in range(n_l):
+                        a, b = c0 + t - lag, c1 + t - lag
+                        mm[t] = sign * ((row[b] - row[a]) / width) if a >= 0 and b <= n_i \
+                            else -np.inf
+                        if mm[t] > mm[k]:
+                            k = t
+                    best = mm[k]
+                    lo = mm[max(k - 1, 0)]
+                    hi = mm[min(k + 1, n_l - 1)]
+                    inner = 0 < k < n_l - 1 and np.isfinite(lo) and np.isfinite(hi)
+                    if not inner:
+                        lo, hi = best, best
+                    curv = lo - 2 * best + hi
+                    frac = 0.5 * (lo - hi) / curv if curv < 0 else 0.0
+                    shift = (k - lag) + min(max(frac, -0.5), 0.5)
+                    if inside and inner and best >= found * own and best <= own / found:
+                        speeds[n] = shift / dj
+                    n += 1
+                m = 0
+                for t in range(n):
+                    if np.isfinite(speeds[t]):
+                        vals[m] = speeds[t]
+                        m += 1
+                if m < min_rows or abs(speeds[reach - 1]) < stays or \
+                        abs(speeds[reach]) < stays:
+                    continue
+                v = np.sort(vals[:m])
+                med = v[m // 2] if m % 2 == 1 else (v[m // 2 - 1] + v[m // 2]) / 2.0
+                if abs(med) >= speed:
+                    for t in range(c0, c1):
+                        out[jj, t] = True

@@ -392,7 +392,7 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
         own = _grow(_drop_bias(run[b], bar), run[b], GROW * bar)
         part |= own | _grow(_drop_bias(pooled_run[b], bar), pooled_run[b], GROW * bar)
         by_run |= own
-        out[edges[b]:edges[b + 1]] = part[None]
+        out[edges[b]:edges[b + 1]] = part.view(np.uint8)[None]   # (bool: 0/1 bytes)
     # what each column's flags rest on: refine tests the angles of each accordingly
     evidence = np.where(flag_all, WHOLE, np.where(by_run, RUN, POOLED)).astype(np.int8)
     refine(out, xb, angle_bins(edges, n_k), edges, evidence, zb)
