@@ -353,7 +353,8 @@ class RowBins:
         n_k, _, n_i = self.scan_shape
         v = slice(self.start + j, min(self.stop, self.start + j + BIN_BAND))
         # as the scan stages' reader hands them over (float32 flat and dark rows)
-        raw = np.empty((n_k, v.stop - v.start, n_i), self.dtype)
+        # (this worker's buffer, band after band: no page faulted in again)
+        raw = scratch.buffer("bin-mean band", (n_k, v.stop - v.start, n_i), self.dtype)
         flat, dark = np.empty((2, v.stop - v.start, n_i), np.float32)
         read_scan_rows(self.source.open(), v, [raw, flat, dark])
         self._band = (j, raw, flat, dark)
