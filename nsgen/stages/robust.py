@@ -88,8 +88,8 @@ def kernels_cached(cache_dir: str | None = None) -> bool:
 #: angles, twice, and the strong flags; the normalised volume is never made:
 #: :func:`~nsgen.prep.stripe_robust.raw_feature_parts`)
 FEATURE_FLOAT_COPIES = 0.5
-#: bytes a pass-two worker holds per feature byte read (the angle sets' contiguous copies
-#: and one background copy)
+#: bytes a pass-two worker holds per feature byte read (the angle sets' rows, mapped from
+#: the scratch files: counted as the copies they were, and one background copy)
 OFFSET_WORK_FACTOR = 2.5
 #: rows of the scan :class:`RowBins` reads at once (from the row asked for on)
 BIN_BAND = 2
