@@ -100,9 +100,9 @@ def test_feature_spills_give_back_each_set_as_written(tmp_path, memory_rows):
                                          n_cols, memory_rows)
     assert spills.shape == feat.shape
     assert all(isinstance(s, Spill) for s in spills.spills)
-    spills.write_rows(0, feat[:6])
-    spills.write_rows(6, feat[6:])
     cut = np.cumsum([0, *sizes, len(sizes)])
+    for lo, hi in ((0, 6), (6, 10)):
+        spills.write_rows(lo, [feat[lo:hi, a:b] for a, b in zip(cut[:-1], cut[1:])])
     for lo, hi in ((0, 10), (2, 5), (3, 4)):
         got = spills.read(lo, hi)
         assert len(got) == len(sizes) + 1
@@ -110,3 +110,14 @@ def test_feature_spills_give_back_each_set_as_written(tmp_path, memory_rows):
             assert arr.flags.c_contiguous and np.array_equal(arr, feat[lo:hi, a:b])
     spills.unlink()
     assert not list(tmp_path.iterdir())
+
+
+def test_raw_feature_fields_are_the_feature_parts_apart(scan):
+    """The first pass writes raw_feature_fields: raw_feature_parts' fields, not joined."""
+    from nsgen.prep.stripe_robust import raw_feature_fields, raw_feature_parts
+    with open_scan(str(scan)) as s:
+        rows = slice(0, s.shape[1])
+        raw, flat, dark = s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows)
+    fields = raw_feature_fields(raw, flat, dark)
+    assert all(f.flags.c_contiguous and f.dtype == np.float32 for f in fields)
+    assert np.array_equal(np.concatenate(fields, axis=1), raw_feature_parts(raw, flat, dark))

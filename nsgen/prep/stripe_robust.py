@@ -80,7 +80,8 @@ from nsgen.prep.robust_tall import (CONSISTENCY, TALL_SETS, or_tall, split_tall,
                                     with_tall)
 
 __all__ = ["HALF_WINDOW", "bin_means", "column_scores", "decide", "decide_offsets", "depth_rule",
-           "feature_layout", "raw_bin_means", "raw_feature_parts", "robust_mask_rows", "row_feature_parts",
+           "feature_layout", "raw_bin_means", "raw_feature_fields", "raw_feature_parts",
+           "robust_mask_rows", "row_feature_parts",
            "row_features", "row_offsets", "robust_stripe_mask", "set_offsets"]
 
 #: decision threshold on the robust scores
@@ -233,10 +234,18 @@ def raw_feature_parts(raw: np.ndarray, flat: np.ndarray, dark: np.ndarray) -> np
     rows: the same values as from :func:`~nsgen.prep.normalise.flat_field_log`'s volume,
     which is never made (:func:`~nsgen.prep.robust_scores.raw_ranks` normalises each
     tile of a row as it ranks it)."""
+    return np.concatenate(raw_feature_fields(raw, flat, dark), axis=1)
+
+
+def raw_feature_fields(raw: np.ndarray, flat: np.ndarray, dark: np.ndarray
+                       ) -> list[np.ndarray]:
+    """:func:`raw_feature_parts` apart, as computed (no joined copy): the ranks of each
+    angle set ``(rows, ranks, columns)`` float32, C-contiguous, then their strong defects
+    ``(rows, sets, columns)`` float32 (0/1)."""
     raw, flat, dark = check_raw(raw, flat, dark)
     sets = raw_ranks(raw, pixel_constants(flat, dark), _blocks(raw.shape[0]))
-    strong = [strong_columns(srt)[:, None].astype(np.float32) for srt in sets]
-    return np.concatenate(sets + strong, axis=1)
+    strong = np.stack([strong_columns(srt) for srt in sets], axis=1).astype(np.float32)
+    return [*sets, strong]
 
 
 def bin_means(x: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ from nsgen.io.spill import Spill
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.stripe_detect import rows_to_read
 from nsgen.prep.stripe_robust import (STORED_SETS, decide_offsets, depth_rule,
-                                      feature_layout, raw_bin_means, raw_feature_parts,
+                                      feature_layout, raw_bin_means, raw_feature_fields,
                                       set_offsets)
 from nsgen.runner import StageRunner
 from nsgen.stages.fused import Alongside, FusedStage
@@ -143,12 +143,11 @@ class FeatureSpills:
         rows, _, cols = self.spills[0].shape
         return rows, sum(s.shape[1] for s in self.spills), cols
 
-    def write_rows(self, start: int, feat: np.ndarray) -> None:
-        """Rows ``start ...`` of :func:`~nsgen.prep.stripe_robust.raw_feature_parts`
-        ``feat`` ``(rows, fields, columns)``, each volume its fields."""
-        cut = np.cumsum([0] + [s.shape[1] for s in self.spills])
-        for spill, a, b in zip(self.spills, cut[:-1], cut[1:]):
-            spill.write_rows(start, feat[:, a:b])
+    def write_rows(self, start: int, fields: list[np.ndarray]) -> None:
+        """Rows ``start ...`` of :func:`~nsgen.prep.stripe_robust.raw_feature_fields`
+        ``fields`` (each angle set's ranks, then the strong flags), each into its volume."""
+        for spill, rows in zip(self.spills, fields, strict=True):
+            spill.write_rows(start, rows)
 
     def read(self, start: int, stop: int) -> list[np.ndarray]:
         """Rows ``start .. stop-1`` of each volume: mapped from its file, or (rows in a
@@ -179,7 +178,7 @@ class RobustFeatureStage(ScanStage):
     def prepare(self) -> None:
         t = time.perf_counter()
         # load the compiled kernels (the forkserver of nsgen mask has: ROBUST_PRELOAD)
-        raw_feature_parts(np.zeros((1, 1, 4), self.dtype), *np.ones((2, 1, 4), np.float32))
+        raw_feature_fields(np.zeros((1, 1, 4), self.dtype), *np.ones((2, 1, 4), np.float32))
         self._prepared = time.perf_counter() - t
 
     #: seconds of :meth:`prepare` in this worker, charged to its first chunk
@@ -193,9 +192,9 @@ class RobustFeatureStage(ScanStage):
         raw, flat, dark = data
         # normalised tile by tile as the rows are ranked (the normalised chunk is never
         # made: its write and read again cost as much as the normalisation)
-        feat = raw_feature_parts(raw, flat, dark)
+        fields = raw_feature_fields(raw, flat, dark)
         clock.lap("features")
-        self.features.write_rows(chunk.start, feat)
+        self.features.write_rows(chunk.start, fields)
         clock.lap("write")
         return WorkResult(clock.seconds)
 
