@@ -30,6 +30,7 @@ from nsgen.engine.pipeline import (
     install_sigterm_handler,
     row_chunks,
 )
+from nsgen.engine import scratch
 from nsgen.engine.sizing import usable_cores
 from nsgen.errors import NsgenError
 from nsgen.io.deflate import Deflated, crc32_combine, deflate_piece
@@ -162,7 +163,8 @@ class DeflateStage(Stage):
             return WorkResult((out, crc, stored.nbytes, clock.seconds))
         # a mask: stored as uint8 0/1, unpacked from the scratch's bits
         from nsgen.prep._stripe_jit import unpack_bits
-        mask = np.empty((*stored.shape[:2], self.n_cols), np.uint8)
+        # (this worker's buffer, piece after piece: a new one faulted its pages in each time)
+        mask = scratch.buffer("unpacked mask", (*stored.shape[:2], self.n_cols), np.uint8)
         unpack_bits(stored, mask)
         clock.lap("unpack")
         out, crc = deflate_piece(mask, last=last)

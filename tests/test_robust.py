@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from nsgen.io.scan_writer import write_scan
+from nsgen.io.spill import Spill
 from nsgen.modes.real import bad_pixels_of
 from nsgen.prep.detect import detect_volume
 from nsgen.prep.detect_params import DetectParams
@@ -85,3 +86,38 @@ def test_memory_rows_take_half_the_limit_and_leave_the_rest_in_shared_memory(mon
     assert robust.memory_rows(4 * 10**9, 5 * 10**6, 2160) == 200
     fs(10**9)
     assert robust.memory_rows(4 * 10**9, 5 * 10**6, 2160) == 0
+
+
+@pytest.mark.parametrize("memory_rows", [0, 3, 10])
+def test_feature_spills_give_back_each_set_as_written(tmp_path, memory_rows):
+    """FeatureSpills keeps each angle set's fields and the strong flags in their own volume
+    and reads rows back, mapped or (rows in memory and on disk) read, as the C-contiguous
+    arrays of those fields."""
+    sizes, n_rows, n_cols = [3, 2, 4], 10, 5
+    feat = np.random.default_rng(0).random((n_rows, sum(sizes) + len(sizes), n_cols),
+                                           dtype=np.float32)
+    spills = robust.FeatureSpills.create(tmp_path / "f.f32", tmp_path / "m", n_rows, sizes,
+                                         n_cols, memory_rows)
+    assert spills.shape == feat.shape
+    assert all(isinstance(s, Spill) for s in spills.spills)
+    cut = np.cumsum([0, *sizes, len(sizes)])
+    for lo, hi in ((0, 6), (6, 10)):
+        spills.write_rows(lo, [feat[lo:hi, a:b] for a, b in zip(cut[:-1], cut[1:])])
+    for lo, hi in ((0, 10), (2, 5), (3, 4)):
+        got = spills.read(lo, hi)
+        assert len(got) == len(sizes) + 1
+        for a, b, arr in zip(cut[:-1], cut[1:], got):
+            assert arr.flags.c_contiguous and np.array_equal(arr, feat[lo:hi, a:b])
+    spills.unlink()
+    assert not list(tmp_path.iterdir())
+
+
+def test_raw_feature_fields_are_the_feature_parts_apart(scan):
+    """The first pass writes raw_feature_fields: raw_feature_parts' fields, not joined."""
+    from nsgen.prep.stripe_robust import raw_feature_fields, raw_feature_parts
+    with open_scan(str(scan)) as s:
+        rows = slice(0, s.shape[1])
+        raw, flat, dark = s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows)
+    fields = raw_feature_fields(raw, flat, dark)
+    assert all(f.flags.c_contiguous and f.dtype == np.float32 for f in fields)
+    assert np.array_equal(np.concatenate(fields, axis=1), raw_feature_parts(raw, flat, dark))

@@ -1,6 +1,7 @@
 """Sample features moving across the columns from row to row (nsgen.prep.robust_moving)."""
 
 import numpy as np
+import pytest
 
 from nsgen.prep import robust_moving, robust_scores
 from nsgen.prep.robust_moving import moving
@@ -65,3 +66,96 @@ def test_a_sample_edge_moving_along_the_rows_is_no_stripe():
         robust_scores.moving = real
     assert without[:, 0:3].any() and without[:, 10:14].any()
     assert robust_moving.SPEED > robust_moving.STAYS
+
+
+# the NumPy formulation the compiled runs replace (the reference of the test below)
+def _means(cs: np.ndarray, c0: np.ndarray, c1: np.ndarray, n_i: int) -> np.ndarray:
+    """Means ``(runs, 2 robust_moving.LAG + 1)`` over the columns ``c0 + L .. c1 + L`` of the rows whose
+    cumulative sums are ``cs`` ``(runs, columns + 1)`` (``nan`` where the displaced run
+    leaves the row)."""
+    lags = np.arange(-robust_moving.LAG, robust_moving.LAG + 1)
+    a, b = c0[:, None] + lags, c1[:, None] + lags
+    ok = (a >= 0) & (b <= n_i)
+    m = (np.take_along_axis(cs, np.clip(b, 0, n_i), 1)
+         - np.take_along_axis(cs, np.clip(a, 0, n_i), 1)) / (c1 - c0)[:, None]
+    return np.where(ok, m, np.nan)
+
+
+def _best(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per run, of the displaced means ``m`` ``(runs, 2 robust_moving.LAG + 1)`` (``nan`` off the row):
+    the best mean, its displacement in columns (refined by a parabola through the best
+    three), and whether it lies inside the search (not at its end or the row's)."""
+    mm = np.where(np.isnan(m), -np.inf, m)
+    k = np.argmax(mm, axis=1)
+    r = np.arange(m.shape[0])
+    best = mm[r, k]
+    lo, hi = mm[r, np.maximum(k - 1, 0)], mm[r, np.minimum(k + 1, m.shape[1] - 1)]
+    inner = (k > 0) & (k < m.shape[1] - 1) & np.isfinite(lo) & np.isfinite(hi)
+    lo, hi = np.where(inner, lo, best), np.where(inner, hi, best)
+    curv = lo - 2 * best + hi
+    frac = np.where(curv < 0, 0.5 * (lo - hi) / np.where(curv < 0, curv, -1.0), 0.0)
+    return best, k - robust_moving.LAG + np.clip(frac, -0.5, 0.5), inner
+
+
+def numpy_moving(qs, z, q_lo, rows, hd, n_rows_total):
+    """moving() as NumPy computed it."""
+    m = robust_moving
+    start, stop = rows
+    n_i = qs.shape[1] - 1
+    out = np.zeros((stop - start, n_i), bool)
+    reach = min(m.ROWS, hd)
+    if reach < 1:
+        return out
+    cs = np.zeros((qs.shape[0], n_i + 1))
+    np.cumsum(qs[:, :n_i], axis=1, out=cs[:, 1:])
+    steps = [d for d in range(-reach, reach + 1) if d]
+    pad = np.zeros((stop - start, 1), bool)
+    for sign in (1.0, -1.0):
+        c0, c1 = m.runs(np.hstack([sign * z > m.EXTENT, pad]).ravel())
+        cz = np.r_[0, np.cumsum(np.hstack([sign * z > m.LEVEL, pad]).ravel())]
+        top = cz[c1] > cz[c0]
+        c0, c1 = c0[top], c1[top]
+        if not c0.size:
+            continue
+        j, c0 = np.divmod(c0, n_i + 1)
+        c1 = c1 - j * (n_i + 1)
+        j = j + start
+        own = sign * (cs[j - q_lo, c1] - cs[j - q_lo, c0]) / (c1 - c0)
+        speeds = np.full((len(steps), c0.size), np.nan)
+        for n, dj in enumerate(steps):
+            inside = (j + dj >= 0) & (j + dj < n_rows_total)
+            rr = np.clip(j + dj, 0, n_rows_total - 1) - q_lo
+            best, shift, inner = _best(sign * _means(cs[np.clip(rr, 0, cs.shape[0] - 1)],
+                                                     c0, c1, n_i))
+            hold = inside & inner & (best >= m.FOUND * own) & (best <= own / m.FOUND)
+            speeds[n, hold] = shift[hold] / dj
+        ok = np.isfinite(speeds).sum(axis=0) >= m.MIN_ROWS
+        ok &= ~(np.abs(speeds[[reach - 1, reach]]) < m.STAYS).any(axis=0)
+        v = np.zeros(c0.size)
+        v[ok] = np.nanmedian(speeds[:, ok], axis=0)
+        fast = np.abs(v) >= m.SPEED
+        for r, a, b in zip(j[fast], c0[fast], c1[fast]):
+            out[r - start, a:b] = True
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_compiled_runs_equal_the_numpy_formulation(seed):
+    """moving() gives the NumPy formulation's flags: edges moving at several speeds and
+    directions, stripes, noise, the volume's ends and chunks inside it."""
+    rng = np.random.default_rng(seed)
+    n, n_i = 24, 96
+    q = 0.001 * rng.standard_normal((n, n_i + 1))
+    q[:, n_i] = 0.001
+    for j in range(n):
+        c = 10 + (j * (seed % 3 + 1)) // 2
+        q[j, c:c + 4] -= 0.01 * (1 + 0.1 * rng.standard_normal())
+        q[j, 70 - j // 2:73 - j // 2] += 0.008
+    q[5:15, 50:52] += 0.01
+    q[:, 30] = np.round(q[:, 30], 3)   # ties among the displaced means
+    z = q[:, :n_i] / 0.001 * (1 + 0.5 * rng.random((n, n_i)))
+    for hd, rows in ((5, (0, n)), (3, (4, 20)), (15, (0, n)), (1, (0, n)), (0, (0, n))):
+        lo, hi = max(0, rows[0] - hd), min(n, rows[1] + hd)
+        zz = z[rows[0]:rows[1]]
+        got = moving(q[lo:hi], zz, lo, rows, hd, n)
+        assert np.array_equal(got, numpy_moving(q[lo:hi], zz, lo, rows, hd, n))

@@ -58,3 +58,20 @@ def test_fields_are_scattered_into_their_own_arrays_across_memory_and_disk(tmp_p
     assert np.array_equal(np.concatenate(outs, axis=1), data[2:8])
     with pytest.raises(ValueError, match="add up to 5"):
         s.read_fields(2, 8, outs[:2])
+
+
+def test_mapped_rows_are_the_rows_and_never_change_the_file(tmp_path):
+    """map_rows gives the rows of one file without a copy (copy on write), None where they
+    lie in memory and on disk."""
+    spill = Spill.create(tmp_path / "v.f32", (6, 2, 3), memory=tmp_path / "m.f32",
+                         memory_rows=4)
+    data = np.arange(36, dtype=np.float32).reshape(6, 2, 3)
+    spill.write_rows(0, data)
+    for lo, hi in ((0, 4), (1, 3), (4, 6), (5, 6)):
+        rows = spill.map_rows(lo, hi)
+        assert rows is not None and rows.flags.c_contiguous and rows.flags.writeable
+        assert np.array_equal(rows, data[lo:hi])
+        rows[...] = -1   # (copy on write: the file keeps its values)
+    assert spill.map_rows(3, 5) is None
+    assert np.array_equal(spill.read_rows(0, 6), data)
+    spill.unlink()

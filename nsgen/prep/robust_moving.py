@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nsgen.prep import _robust_decide_jit as _rdj
+
 __all__ = ["EXTENT", "FOUND", "LAG", "LEVEL", "MIN_ROWS", "ROWS", "SPEED", "STAYS", "moving",
            "runs"]
 
@@ -83,34 +85,6 @@ def runs(flag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
 
 
-def _means(cs: np.ndarray, c0: np.ndarray, c1: np.ndarray, n_i: int) -> np.ndarray:
-    """Means ``(runs, 2 LAG + 1)`` over the columns ``c0 + L .. c1 + L`` of the rows whose
-    cumulative sums are ``cs`` ``(runs, columns + 1)`` (``nan`` where the displaced run
-    leaves the row)."""
-    lags = np.arange(-LAG, LAG + 1)
-    a, b = c0[:, None] + lags, c1[:, None] + lags
-    ok = (a >= 0) & (b <= n_i)
-    m = (np.take_along_axis(cs, np.clip(b, 0, n_i), 1)
-         - np.take_along_axis(cs, np.clip(a, 0, n_i), 1)) / (c1 - c0)[:, None]
-    return np.where(ok, m, np.nan)
-
-
-def _best(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per run, of the displaced means ``m`` ``(runs, 2 LAG + 1)`` (``nan`` off the row):
-    the best mean, its displacement in columns (refined by a parabola through the best
-    three), and whether it lies inside the search (not at its end or the row's)."""
-    mm = np.where(np.isnan(m), -np.inf, m)
-    k = np.argmax(mm, axis=1)
-    r = np.arange(m.shape[0])
-    best = mm[r, k]
-    lo, hi = mm[r, np.maximum(k - 1, 0)], mm[r, np.minimum(k + 1, m.shape[1] - 1)]
-    inner = (k > 0) & (k < m.shape[1] - 1) & np.isfinite(lo) & np.isfinite(hi)
-    lo, hi = np.where(inner, lo, best), np.where(inner, hi, best)
-    curv = lo - 2 * best + hi
-    frac = np.where(curv < 0, 0.5 * (lo - hi) / np.where(curv < 0, curv, -1.0), 0.0)
-    return best, k - LAG + np.clip(frac, -0.5, 0.5), inner
-
-
 def moving(qs: np.ndarray, z: np.ndarray, q_lo: int, rows: tuple[int, int], hd: int,
            n_rows_total: int) -> np.ndarray:
     """Columns of volume rows ``rows`` whose score is a sample feature moving across the
@@ -126,34 +100,7 @@ def moving(qs: np.ndarray, z: np.ndarray, q_lo: int, rows: tuple[int, int], hd: 
         return out
     cs = np.zeros((qs.shape[0], n_i + 1))
     np.cumsum(qs[:, :n_i], axis=1, out=cs[:, 1:])
-    steps = [d for d in range(-reach, reach + 1) if d]
-    pad = np.zeros((stop - start, 1), bool)
-    for sign in (1.0, -1.0):
-        # the runs of every row at once (rows padded by one column apart)
-        c0, c1 = runs(np.hstack([sign * z > EXTENT, pad]).ravel())
-        cz = np.r_[0, np.cumsum(np.hstack([sign * z > LEVEL, pad]).ravel())]
-        top = cz[c1] > cz[c0]
-        c0, c1 = c0[top], c1[top]
-        if not c0.size:
-            continue
-        j, c0 = np.divmod(c0, n_i + 1)
-        c1 = c1 - j * (n_i + 1)
-        j = j + start
-        own = sign * (cs[j - q_lo, c1] - cs[j - q_lo, c0]) / (c1 - c0)
-        speeds = np.full((len(steps), c0.size), np.nan)
-        for n, dj in enumerate(steps):
-            inside = (j + dj >= 0) & (j + dj < n_rows_total)
-            rr = np.clip(j + dj, 0, n_rows_total - 1) - q_lo
-            best, shift, inner = _best(sign * _means(cs[np.clip(rr, 0, cs.shape[0] - 1)],
-                                                     c0, c1, n_i))
-            hold = inside & inner & (best >= FOUND * own) & (best <= own / FOUND)
-            speeds[n, hold] = shift[hold] / dj
-        ok = np.isfinite(speeds).sum(axis=0) >= MIN_ROWS
-        # a row next to it that holds it in its own columns: a stripe there too
-        ok &= ~(np.abs(speeds[[reach - 1, reach]]) < STAYS).any(axis=0)
-        v = np.zeros(c0.size)
-        v[ok] = np.nanmedian(speeds[:, ok], axis=0)
-        fast = np.abs(v) >= SPEED
-        for r, a, b in zip(j[fast], c0[fast], c1[fast]):
-            out[r - start, a:b] = True
+    # (compiled: the same sums, comparisons and medians as the NumPy formulation)
+    _rdj.moving_runs(cs, np.ascontiguousarray(z, np.float64), q_lo, start, reach,
+                     n_rows_total, EXTENT, LEVEL, LAG, FOUND, MIN_ROWS, STAYS, SPEED, out)
     return out

@@ -327,9 +327,14 @@ def or_tall(out: np.ndarray, tall: np.ndarray, edges: np.ndarray) -> None:
     columns)`` (in place) where ``out`` has no flag at any angle (where it has, its angles
     are refined; a block is coarse): each angle block's flags at its angles
     ``edges[b]:edges[b + 1]``, or the whole scan's everywhere with one block."""
-    tall = np.logical_and(tall, ~np.any(out, axis=0)[None])
+    # only the rows and columns of a tall flag are read and written (the mask is 1801
+    # angles deep: a pass over it cost more than the rest of the decision's tall work)
+    j, c = np.nonzero(tall.any(axis=0))
+    if not j.size:
+        return
+    tall = np.logical_and(tall[:, j, c], ~np.any(out[:, j, c], axis=0)[None])
     if tall.shape[0] == 1:
-        out |= tall[0][None]
+        out[:, j, c] |= tall[0][None]
         return
     for b in range(edges.size - 1):
-        out[edges[b]:edges[b + 1]] |= tall[b][None]
+        out[edges[b]:edges[b + 1], j, c] |= tall[b][None]

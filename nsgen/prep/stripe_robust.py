@@ -71,6 +71,7 @@ import functools
 
 import numpy as np
 
+from nsgen.prep import _robust_decide_jit as _rdj
 from nsgen.prep._robust_jit import bin_means as _bin_means, raw_bin_means as _raw_bin_means
 from nsgen.prep.normalise import check_raw, pixel_constants
 from nsgen.prep.robust_angles import (POOLED, RUN, RUN_LEVEL, WHOLE, angle_bins, refine,
@@ -82,7 +83,8 @@ from nsgen.prep.robust_tall import (CONSISTENCY, TALL_SETS, or_tall, split_tall,
                                     with_tall)
 
 __all__ = ["HALF_WINDOW", "bin_means", "column_scores", "decide", "decide_offsets", "depth_rule",
-           "feature_layout", "raw_bin_means", "raw_feature_parts", "robust_mask_rows", "row_feature_parts",
+           "feature_layout", "raw_bin_means", "raw_feature_fields", "raw_feature_parts",
+           "robust_mask_rows", "row_feature_parts",
            "row_features", "row_offsets", "robust_stripe_mask", "set_offsets"]
 
 #: decision threshold on the robust scores
@@ -241,10 +243,18 @@ def raw_feature_parts(raw: np.ndarray, flat: np.ndarray, dark: np.ndarray) -> np
     rows: the same values as from :func:`~nsgen.prep.normalise.flat_field_log`'s volume,
     which is never made (:func:`~nsgen.prep.robust_scores.raw_ranks` normalises each
     tile of a row as it ranks it)."""
+    return np.concatenate(raw_feature_fields(raw, flat, dark), axis=1)
+
+
+def raw_feature_fields(raw: np.ndarray, flat: np.ndarray, dark: np.ndarray
+                       ) -> list[np.ndarray]:
+    """:func:`raw_feature_parts` apart, as computed (no joined copy): the ranks of each
+    angle set ``(rows, ranks, columns)`` float32, C-contiguous, then their strong defects
+    ``(rows, sets, columns)`` float32 (0/1)."""
     raw, flat, dark = check_raw(raw, flat, dark)
     sets = raw_ranks(raw, pixel_constants(flat, dark), _blocks(raw.shape[0]))
-    strong = [strong_columns(srt)[:, None].astype(np.float32) for srt in sets]
-    return np.concatenate(sets + strong, axis=1)
+    strong = np.stack([strong_columns(srt) for srt in sets], axis=1).astype(np.float32)
+    return [*sets, strong]
 
 
 def bin_means(x: np.ndarray) -> np.ndarray:
@@ -340,11 +350,13 @@ def set_offsets(sets: list[np.ndarray], strong: list[np.ndarray], feat_start: in
 
 def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int, int],
                    n_rows_total: int, n_k: int, threshold: float = THRESHOLD,
-                   depth: int = 30) -> np.ndarray:
+                   depth: int = 30, out: np.ndarray | None = None) -> np.ndarray:
     """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
     :func:`row_offsets` ``qs`` of volume rows ``q_start ...`` (holding ``hd`` rows each
     side) and the bin means ``xb`` ``(stop - start, bins, columns)`` of the rows themselves
-    (steps 3-5)."""
+    (steps 3-5); into ``out`` (C-contiguous uint8 of that shape, its contents overwritten)
+    when given: a caller's buffer reused chunk after chunk (a new mask of 1801 angles is
+    64 MiB per 14 rows of 2560 columns, each page faulted in again)."""
     hd = depth_rule(n_rows_total, depth)
     _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
     n_sets = qs.shape[1] // STORED_SETS
@@ -363,10 +375,15 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     by_rect = _drop_bias(rect, threshold)
     if len(z) == 1:
         flag_all |= by_rect
-        return np.broadcast_to((flag_all | tall[-1])[None], (n_k,) + z_all.shape).copy()  # tall
+        mask = (flag_all | tall[-1])[None]   # tall
+        if out is None:
+            return np.broadcast_to(mask, (n_k,) + z_all.shape).copy()
+        out[...] = mask
+        return out
     edges = _blocks(n_k)
     n_b = edges.size - 1
-    out = np.zeros((n_k,) + z_all.shape, np.uint8)
+    # (every angle is written: each block's flags at its angles)
+    out = np.empty((n_k,) + z_all.shape, np.uint8) if out is None else out
     zb = np.stack(z[:-1])
     # a whole-scan stripe is one the blocks agree on: not one or two blocks' event (a
     # feature's turning point along the angles, which sorting does not remove from a block),
@@ -398,7 +415,7 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
         own = _grow(_drop_bias(run[b], bar), run[b], GROW * bar) | _drop_bias(run_rect[b], bar)
         part |= own | _grow(_drop_bias(pooled_run[b], bar), pooled_run[b], GROW * bar)
         by_run |= own
-        out[edges[b]:edges[b + 1]] = part[None]
+        out[edges[b]:edges[b + 1]] = part.view(np.uint8)[None]   # (bool: 0/1 bytes)
     # what each column's flags rest on: refine tests the angles of each accordingly
     evidence = np.where(flag_all, WHOLE, np.where(by_run, RUN, POOLED)).astype(np.int8)
     refine(out, xb, angle_bins(edges, n_k), edges, evidence, zb)
@@ -431,21 +448,8 @@ def _pool(z: np.ndarray, floor: float, width: int) -> np.ndarray:
     >>> _pool(np.array([[0.0, 3.0, 4.0, 0.5, -3.0]]), 2.0, 3).round(2).tolist()
     [[0.0, 4.95, 4.95, 0.5, -3.0]]
     """
-    n_i = z.shape[1]
-    best = z.copy()
-    for sign in (1.0, -1.0):
-        s = np.where(sign * z > floor, sign * z, 0.0)
-        ok = s > 0
-        tot = s.copy()
-        run = ok.copy()
-        for w in range(2, min(width, n_i) + 1):
-            m = n_i - w + 1
-            tot = tot[:, :m] + s[:, w - 1:]
-            run = run[:, :m] & ok[:, w - 1:]
-            sc = np.where(run, tot / np.sqrt(w), 0.0)
-            for k in range(w):
-                seg = best[:, k:k + m]
-                np.copyto(seg, sign * sc, where=sc > np.abs(seg))
+    best = np.empty(z.shape)   # (compiled: the same sums in the same order)
+    _rdj.pool_columns(np.ascontiguousarray(z, np.float64), floor, width, best)
     return best
 
 
@@ -671,21 +675,8 @@ def _drop_bias(z: np.ndarray, threshold: float) -> np.ndarray:
     >>> _drop_bias(np.array([[0.0, 9.0, 0.0, -6.0, 0.0, 7.0]]), 5.0).tolist()
     [[False, True, False, False, False, True]]
     """
-    flag = np.abs(z) > threshold
-    j, c = np.nonzero(flag)   # (the flagged values alone: few)
-    if j.size == 0:
-        return flag
-    strong = np.where(flag, np.abs(z), 0.0)
-    signed = np.where(flag, np.sign(z), 0.0)
-    own, sign = strong[j, c], signed[j, c]
-    drop = np.zeros(j.size, bool)
-    n_i = z.shape[1]
-    for d in range(1, HALF_WINDOW + 1):
-        for other in (c - d, c + d):
-            inside = (other >= 0) & (other < n_i)
-            o = np.clip(other, 0, n_i - 1)
-            drop |= inside & (strong[j, o] > own) & (signed[j, o] == -sign)
-    flag[j[drop], c[drop]] = False
+    flag = np.empty(z.shape, bool)   # (compiled: the same comparisons)
+    _rdj.drop_bias(np.ascontiguousarray(z, np.float64), threshold, HALF_WINDOW, flag)
     return flag
 
 

@@ -41,7 +41,7 @@ from nsgen.io.spill import Spill
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.stripe_detect import rows_to_read
 from nsgen.prep.stripe_robust import (STORED_SETS, decide_offsets, depth_rule,
-                                      feature_layout, raw_bin_means, raw_feature_parts,
+                                      feature_layout, raw_bin_means, raw_feature_fields,
                                       set_offsets)
 from nsgen.runner import StageRunner
 from nsgen.stages.fused import Alongside, FusedStage
@@ -51,7 +51,7 @@ from nsgen.stages.scan_stages import ScanStage, read_scan_rows
 from nsgen.stages.stripes import JIT_OVERHEAD, StepClock, mask_flags
 
 __all__ = ["ROBUST_PRELOAD", "RobustDecideStage", "RobustFeatureStage", "RobustOffsetStage",
-           "RowBins", "kernels_cached", "balanced", "detect_robust", "memory_rows"]
+           "FeatureSpills", "RowBins", "kernels_cached", "balanced", "detect_robust", "memory_rows"]
 
 #: what the engine's processes import once, in the forkserver, for ``nsgen mask``
 #: (:class:`~nsgen.engine.pipeline.Engine` ``preload``): these stages, and the compiled
@@ -88,8 +88,8 @@ def kernels_cached(cache_dir: str | None = None) -> bool:
 #: angles, twice, and the strong flags; the normalised volume is never made:
 #: :func:`~nsgen.prep.stripe_robust.raw_feature_parts`)
 FEATURE_FLOAT_COPIES = 0.5
-#: bytes a pass-two worker holds per feature byte read (the angle sets' contiguous copies
-#: and one background copy)
+#: bytes a pass-two worker holds per feature byte read (the angle sets' rows, mapped from
+#: the scratch files: counted as the copies they were, and one background copy)
 OFFSET_WORK_FACTOR = 2.5
 #: rows of the scan :class:`RowBins` reads at once (from the row asked for on)
 BIN_BAND = 2
@@ -115,18 +115,70 @@ def balanced(chunk_rows: int, n_rows: int, workers: int) -> int:
     return max(1, -(-n_rows // n))
 
 
+@dataclass(frozen=True)
+class FeatureSpills:
+    """Pass one's features in scratch volumes: each angle set's ranks in its own
+    ``(rows, ranks, columns)`` float32, then the strong flags ``(rows, sets, columns)``
+    float32. Pass two maps the rows of each straight from its file as the C-contiguous
+    arrays its kernels take (one volume of every field, rows first, was read into new
+    buffers: their pages faulted in cost 3-4x the copy)."""
+
+    spills: tuple[Spill, ...]
+
+    @classmethod
+    def create(cls, path: Path, memory: Path, n_rows: int, sizes: list[int], n_cols: int,
+               memory_rows: int) -> "FeatureSpills":
+        """The volumes of the angle sets of ``sizes`` ranks each and of their strong flags,
+        at ``path`` and ``memory`` (suffixed ``-0``, ``-1``, ...; the first ``memory_rows``
+        rows of each in ``memory``)."""
+        fields = [*sizes, len(sizes)]
+        return cls(tuple(Spill.create(path.with_name(f"{path.name}-{n}"), (n_rows, f, n_cols),
+                                      "float32", memory=Path(f"{memory}-{n}"),
+                                      memory_rows=memory_rows)
+                         for n, f in enumerate(fields)))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(rows, fields, columns)`` of all of them together."""
+        rows, _, cols = self.spills[0].shape
+        return rows, sum(s.shape[1] for s in self.spills), cols
+
+    def write_rows(self, start: int, fields: list[np.ndarray]) -> None:
+        """Rows ``start ...`` of :func:`~nsgen.prep.stripe_robust.raw_feature_fields`
+        ``fields`` (each angle set's ranks, then the strong flags), each into its volume."""
+        for spill, rows in zip(self.spills, fields, strict=True):
+            spill.write_rows(start, rows)
+
+    def read(self, start: int, stop: int) -> list[np.ndarray]:
+        """Rows ``start .. stop-1`` of each volume: mapped from its file, or (rows in a
+        memory file and on disk) read into this process's scratch buffers."""
+        out = []
+        for n, spill in enumerate(self.spills):
+            rows = spill.map_rows(start, stop)
+            if rows is None:
+                rows = spill.read_rows(start, stop, scratch.buffer(
+                    f"features {n}", (stop - start, *spill.shape[1:]), np.float32))
+            out.append(rows)
+        return out
+
+    def unlink(self) -> None:
+        """Remove the volumes' files."""
+        for spill in self.spills:
+            spill.unlink()
+
+
 @dataclass
 class RobustFeatureStage(ScanStage):
     """Pass one: each row's features (no halo) into ``features`` (ranks and strong
     defects), rows first."""
 
-    features: Spill | None = None
+    features: FeatureSpills | None = None
     label: str = "detect stripes (robust, rows)"
 
     def prepare(self) -> None:
         t = time.perf_counter()
         # load the compiled kernels (the forkserver of nsgen mask has: ROBUST_PRELOAD)
-        raw_feature_parts(np.zeros((1, 1, 4), self.dtype), *np.ones((2, 1, 4), np.float32))
+        raw_feature_fields(np.zeros((1, 1, 4), self.dtype), *np.ones((2, 1, 4), np.float32))
         self._prepared = time.perf_counter() - t
 
     #: seconds of :meth:`prepare` in this worker, charged to its first chunk
@@ -140,9 +192,9 @@ class RobustFeatureStage(ScanStage):
         raw, flat, dark = data
         # normalised tile by tile as the rows are ranked (the normalised chunk is never
         # made: its write and read again cost as much as the normalisation)
-        feat = raw_feature_parts(raw, flat, dark)
+        fields = raw_feature_fields(raw, flat, dark)
         clock.lap("features")
-        self.features.write_rows(chunk.start, feat)
+        self.features.write_rows(chunk.start, fields)
         clock.lap("write")
         return WorkResult(clock.seconds)
 
@@ -153,7 +205,7 @@ class _RobustRowStage(Stage):
     and offsets, reading ``hd`` rows each side of its chunk (the rows-first comparison's
     reach)."""
 
-    features: Spill
+    features: FeatureSpills
     offsets: Spill
     n_angles: int
     chunk_rows: int = 1
@@ -179,15 +231,10 @@ class RobustOffsetStage(_RobustRowStage):
         clock = StepClock()
         n_rows = self.features.shape[0]
         lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo)
-        # each angle set's ranks and the strong flags straight into their own buffers
-        sizes = feature_layout(self.n_angles)[0]
-        n_i = self.features.shape[2]
-        sets = [scratch.buffer(f"ranks {n}", (hi - lo, size, n_i), np.float32)
-                for n, size in enumerate(sizes)]
-        flags = scratch.buffer("strong", (hi - lo, len(sizes), n_i), np.float32)
-        self.features.read_fields(lo, hi, [*sets, flags])
+        # each angle set's ranks and the strong flags as their files hold them
+        *sets, flags = self.features.read(lo, hi)
         clock.lap("read")
-        qs = set_offsets(sets, [flags[:, n] > 0.5 for n in range(len(sizes))], lo,
+        qs = set_offsets(sets, [flags[:, n] > 0.5 for n in range(len(sets))], lo,
                          (chunk.start, chunk.stop), n_rows, self.params.min_stripe_depth)
         clock.lap("offsets")
         self.offsets.write_rows(chunk.start, qs)
@@ -217,8 +264,11 @@ class RobustDecideStage(_RobustRowStage):
         assert self.source is not None
         xb = RowBins(self.source, (self.n_angles, n_rows, self.features.shape[2]),
                      self.dtype, (chunk.start, chunk.stop))
+        # the mask in this worker's buffer, reused chunk after chunk (no page faulted in)
         mask = decide_offsets(qs, lo, cast(np.ndarray, xb), (chunk.start, chunk.stop),
-                              n_rows, self.n_angles, depth=self.params.min_stripe_depth)
+                              n_rows, self.n_angles, depth=self.params.min_stripe_depth,
+                              out=scratch.buffer("mask", (self.n_angles, chunk.stop - chunk.start,
+                                                          self.features.shape[2]), np.uint8))
         clock.lap("decide")
         clock.add("bin means", xb.seconds)
         clock.add("bin-mean rows", len(xb.rows))
@@ -302,7 +352,8 @@ class RowBins:
         n_k, _, n_i = self.scan_shape
         v = slice(self.start + j, min(self.stop, self.start + j + BIN_BAND))
         # as the scan stages' reader hands them over (float32 flat and dark rows)
-        raw = np.empty((n_k, v.stop - v.start, n_i), self.dtype)
+        # (this worker's buffer, band after band: no page faulted in again)
+        raw = scratch.buffer("bin-mean band", (n_k, v.stop - v.start, n_i), self.dtype)
         flat, dark = np.empty((2, v.stop - v.start, n_i), np.float32)
         read_scan_rows(self.source.open(), v, [raw, flat, dark])
         self._band = (j, raw, flat, dark)
@@ -382,10 +433,11 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
             f"({(n_rows - rows) * row_bytes / 2**20:.0f} MiB)")
     # named as the engine's segments (a dead run's are swept), unique to this call
     shm = Path("/dev/shm") / f"{SHM_PREFIX}{os.getpid()}-robust-{uuid.uuid4().hex[:12]}"
-    features, offsets = (
-        Spill.create(work / f"robust-{name}.{dt[0]}{np.dtype(dt).itemsize * 8}", s, dt,
-                     memory=Path(f"{shm}-{name}"), memory_rows=rows)
-        for name, (s, dt) in layouts.items())
+    features = FeatureSpills.create(work / "robust-features.f32", Path(f"{shm}-features"),
+                                    n_rows, sizes, n_cols, rows)
+    s, dt = layouts["offsets"]
+    offsets = Spill.create(work / "robust-offsets.f64", s, dt, memory=Path(f"{shm}-offsets"),
+                           memory_rows=rows)
     try:
         first = RobustFeatureStage(source, shape, dtype, sizings[0].chunk_rows, halo=0,
                                    features=features)
@@ -413,8 +465,8 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
         run.say(StepClock.describe("decide stripes (robust)", [r[1] for r in results]))
         return np.concatenate([r[0] for r in results], axis=0)
     finally:
-        for spill in (features, offsets):
-            spill.unlink()
+        features.unlink()
+        offsets.unlink()
 
 
 def _sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,

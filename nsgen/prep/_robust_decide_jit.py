@@ -1,0 +1,155 @@
+"""Compiled (Numba) kernels of the robust detector's decision
+(:func:`~nsgen.prep.stripe_robust.decide_offsets`): the column poolings and tests it runs
+on every score map of a row chunk, a loop over columns each where NumPy made one
+temporary array per shift (``_drop_bias``: 32 rolls of the map; ``_pool``: a sum, a run
+and an update per width and offset).
+
+Exactness: the same comparisons and the same sums in the same order as the NumPy
+formulation in :mod:`nsgen.prep.stripe_robust` (IEEE float64, no fast-math): the same
+flags and scores (tested against it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from nsgen.prep._jit import JIT as _JIT
+
+
+@nb.njit(**_JIT)
+def drop_bias(z, threshold, half, flag):  # pragma: no cover - compiled
+    """``flag`` (rows, columns) bool = ``|z| > threshold``, less the columns with a column
+    within ``half`` of them (same row) above ``threshold`` too, stronger (``|z|``) and of
+    the opposite sign."""
+    n_j, n_i = z.shape
+    for j in range(n_j):
+        row = z[j]
+        for c in range(n_i):
+            a = abs(row[c])
+            keep = a > threshold
+            if keep:
+                s = 1.0 if row[c] > 0 else -1.0
+                for d in range(1, half + 1):
+                    for cc in (c - d, c + d):
+                        if 0 <= cc < n_i:
+                            o = abs(row[cc])
+                            if o > threshold and o > a and (row[cc] > 0) == (s < 0) \
+                                    and row[cc] != 0:
+                                keep = False
+            flag[j, c] = keep
+
+
+@nb.njit(**_JIT)
+def pool_columns(z, floor, width, best):  # pragma: no cover - compiled
+    """``best`` (rows, columns) float64 = the scores ``z`` pooled along columns: each
+    column's the strongest ``sum / sqrt(n)`` over the runs of 2 to ``width`` adjacent
+    columns holding it whose scores all exceed ``floor`` with one sign, signed (the
+    positive runs first; a candidate replaces only a strictly stronger value, so the
+    order of one sign's candidates does not matter), else its own score. The sums add left
+    to right, as NumPy's running ``tot[:, :m] + s[:, w - 1:]``."""
+    n_j, n_i = z.shape
+    w_max = min(width, n_i)
+    s = np.empty(n_i)
+    for j in range(n_j):
+        row = z[j]
+        out = best[j]
+        for c in range(n_i):
+            out[c] = row[c]
+        for sign in (1.0, -1.0):
+            for c in range(n_i):
+                v = sign * row[c]
+                s[c] = v if v > floor else 0.0
+            for c in range(n_i - 1):   # the runs from column c (none without it)
+                if s[c] <= 0:
+                    continue
+                tot = s[c]
+                for w in range(2, min(w_max, n_i - c) + 1):
+                    if s[c + w - 1] <= 0:
+                        break
+                    tot = tot + s[c + w - 1]
+                    sc = tot / math.sqrt(w)
+                    for k in range(w):
+                        if sc > abs(out[c + k]):
+                            out[c + k] = sign * sc
+
+
+@nb.njit(**_JIT)
+def moving_runs(cs, z, q_lo, start, reach, n_rows_total, extent, level, lag, found,
+                min_rows, stays, speed, out):  # pragma: no cover - compiled
+    """``out[j, c0:c1]`` = True for the runs of :func:`~nsgen.prep.robust_moving.moving`
+    that move: per row ``j`` of the scores ``z`` (volume row ``start + j``) and sign, each
+    run of columns above ``extent`` holding one above ``level``, its mean offset (from the
+    cumulative sums ``cs`` ``(rows, columns + 1)`` of volume rows ``q_lo ...``) searched in
+    the rows within ``reach`` displaced by up to ``lag`` columns (the first best mean, its
+    displacement refined by a parabola); held where that mean lies between ``found`` of
+    its own and its inverse; moving where at least ``min_rows`` rows hold it, neither
+    adjacent row below ``stays`` columns per row, and the median speed is at least
+    ``speed``. The same sums, comparisons and medians as the NumPy formulation."""
+    n_j, n_i = z.shape
+    n_l = 2 * lag + 1
+    mm = np.empty(n_l)
+    speeds = np.empty(2 * reach)
+    vals = np.empty(2 * reach)
+    for jj in range(n_j):
+        j = jj + start
+        zr = z[jj]
+        own_row = cs[j - q_lo]
+        for sign in (1.0, -1.0):
+            c = 0
+            while c < n_i:
+                if not sign * zr[c] > extent:
+                    c += 1
+                    continue
+                c0 = c
+                top = False
+                while c < n_i and sign * zr[c] > extent:
+                    top = top or sign * zr[c] > level
+                    c += 1
+                c1 = c
+                if not top:
+                    continue
+                width = c1 - c0
+                own = sign * (own_row[c1] - own_row[c0]) / width
+                n = 0
+                for dj in range(-reach, reach + 1):
+                    if dj == 0:
+                        continue
+                    speeds[n] = np.nan
+                    inside = 0 <= j + dj < n_rows_total
+                    rr = min(max(j + dj, 0), n_rows_total - 1) - q_lo
+                    row = cs[min(max(rr, 0), cs.shape[0] - 1)]
+                    k = 0
+                    for t in range(n_l):
+                        a, b = c0 + t - lag, c1 + t - lag
+                        mm[t] = sign * ((row[b] - row[a]) / width) if a >= 0 and b <= n_i \
+                            else -np.inf
+                        if mm[t] > mm[k]:
+                            k = t
+                    best = mm[k]
+                    lo = mm[max(k - 1, 0)]
+                    hi = mm[min(k + 1, n_l - 1)]
+                    inner = 0 < k < n_l - 1 and np.isfinite(lo) and np.isfinite(hi)
+                    if not inner:
+                        lo, hi = best, best
+                    curv = lo - 2 * best + hi
+                    frac = 0.5 * (lo - hi) / curv if curv < 0 else 0.0
+                    shift = (k - lag) + min(max(frac, -0.5), 0.5)
+                    if inside and inner and best >= found * own and best <= own / found:
+                        speeds[n] = shift / dj
+                    n += 1
+                m = 0
+                for t in range(n):
+                    if np.isfinite(speeds[t]):
+                        vals[m] = speeds[t]
+                        m += 1
+                if m < min_rows or abs(speeds[reach - 1]) < stays or \
+                        abs(speeds[reach]) < stays:
+                    continue
+                v = np.sort(vals[:m])
+                med = v[m // 2] if m % 2 == 1 else (v[m // 2 - 1] + v[m // 2]) / 2.0
+                if abs(med) >= speed:
+                    for t in range(c0, c1):
+                        out[jj, t] = True

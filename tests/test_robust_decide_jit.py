@@ -1,0 +1,85 @@
+"""The decision's compiled kernels give NumPy's flags and scores exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nsgen.prep import _robust_decide_jit as rdj
+from nsgen.prep.stripe_robust import HALF_WINDOW, _drop_bias, _pool
+
+
+def numpy_drop_bias(z: np.ndarray, threshold: float) -> np.ndarray:
+    """The NumPy formulation the kernel replaces."""
+    flag = np.abs(z) > threshold
+    strong = np.where(flag, np.abs(z), 0.0)
+    signed = np.where(flag, np.sign(z), 0.0)
+    for d in range(1, HALF_WINDOW + 1):
+        for shift in (d, -d):
+            other = np.roll(strong, shift, axis=1)
+            other_sign = np.roll(signed, shift, axis=1)
+            if shift > 0:
+                other[:, :shift] = 0
+            else:
+                other[:, shift:] = 0
+            flag &= ~((other > np.abs(z)) & (other_sign == -np.sign(z)))
+    return flag
+
+
+def numpy_pool(z: np.ndarray, floor: float, width: int) -> np.ndarray:
+    """The NumPy formulation the kernel replaces."""
+    n_i = z.shape[1]
+    best = z.copy()
+    for sign in (1.0, -1.0):
+        s = np.where(sign * z > floor, sign * z, 0.0)
+        ok = s > 0
+        tot = s.copy()
+        run = ok.copy()
+        for w in range(2, min(width, n_i) + 1):
+            m = n_i - w + 1
+            tot = tot[:, :m] + s[:, w - 1:]
+            run = run[:, :m] & ok[:, w - 1:]
+            sc = np.where(run, tot / np.sqrt(w), 0.0)
+            for k in range(w):
+                seg = best[:, k:k + m]
+                np.copyto(seg, sign * sc, where=sc > np.abs(seg))
+    return best
+
+
+def score_maps(seed: int) -> list[np.ndarray]:
+    """Score maps with stripes of both signs side by side, ties, zeros, NaN and narrow
+    rows (fewer columns than the window)."""
+    rng = np.random.default_rng(seed)
+    maps = [rng.normal(0, 4, (6, 200)), np.round(rng.normal(0, 6, (5, 64))),
+            rng.normal(0, 8, (3, 5)), rng.normal(0, 8, (2, 1)), np.zeros((2, 30))]
+    z = maps[0]
+    z[1, 50:54] = [9.0, -12.0, 9.0, 12.0]
+    z[2, 10:13] = 7.0
+    z[3, 0], z[3, -1] = np.nan, -np.inf
+    return maps
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_drop_bias_equals_numpy(seed: int) -> None:
+    for z in score_maps(seed):
+        for threshold in (5.0, 2.2 * 5.0, 0.5):
+            assert np.array_equal(_drop_bias(z, threshold), numpy_drop_bias(z, threshold))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pool_equals_numpy(seed: int) -> None:
+    for z in score_maps(seed):
+        for floor, width in ((3.0, 5), (4.0, 5), (2.0, 3), (1.0, 1)):
+            got, want = _pool(z, floor, width), numpy_pool(z, floor, width)
+            assert got.dtype == want.dtype
+            assert np.array_equal(got, want, equal_nan=True)
+
+
+def test_kernels_fill_their_outputs() -> None:
+    z = np.array([[0.0, 6.0, -7.0, 0.0, 4.0, 4.0]])
+    flag = np.ones(z.shape, bool)
+    rdj.drop_bias(z, 5.0, 8, flag)
+    assert flag.tolist() == [[False, False, True, False, False, False]]
+    best = np.full(z.shape, np.nan)
+    rdj.pool_columns(z, 3.0, 5, best)
+    assert best.round(3).tolist() == [[0.0, 6.0, -7.0, 0.0, 5.657, 5.657]]
