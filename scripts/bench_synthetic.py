@@ -22,9 +22,10 @@ Every whole run also records ``NSGEN_PROFILE``: per engine stage the workers' CP
 (all their threads: the TIFF writer's too), their busy and idle wall seconds, the reader's
 CPU, and the start-up (the first stage's wall minus its busiest worker's); the run's
 CPU-seconds are split into the main process's and the rest's (forkserver, reader,
-workers, resource tracker). ``--baseline ROOT`` runs another checkout (first on
-``PYTHONPATH``) alternately with this one, against the same floors: before/after from one
-run.
+workers, resource tracker). Every run is of this checkout (first on ``PYTHONPATH``, and
+the script imports its ``nsgen``); ``--baseline ROOT`` runs another checkout alternately
+with this one, against the same floors: before/after from one run. ``--mode simple`` times
+simple mode's whole runs instead (2 TIFFs per detector row; no breakdown).
 
 The machine this was tuned on has 2 cores shared with other jobs: wall times vary with
 their load, CPU-seconds much less; both are printed. Peak memory comes from one more run
@@ -36,6 +37,7 @@ their load, CPU-seconds much less; both are printed. Peak memory comes from one 
     python scripts/bench_synthetic.py --sizes 256 --samples 4 --output /dev/shm --no-profile
     python scripts/bench_synthetic.py --sizes 256 --formats tiff hdf5 zarr
     python scripts/bench_synthetic.py --sizes 256 --repeats 5 --baseline /tmp/base --no-profile
+    python scripts/bench_synthetic.py --mode simple --sizes 256 --baseline /tmp/base
 """
 
 from __future__ import annotations
@@ -59,7 +61,11 @@ import numpy as np
 import psutil
 import tifffile
 
-from nsgen.io.tiff import write_tiff
+#: this checkout: the script imports its ``nsgen`` and every run is of it (:func:`tree_env`),
+#: not the installed one, unless ``--baseline`` names another tree for half of the runs
+HERE = str(Path(__file__).resolve().parents[1])
+sys.path.insert(0, HERE)
+from nsgen.io.tiff import write_tiff  # noqa: E402
 
 
 def tree_rss(proc: psutil.Process) -> int:
@@ -107,6 +113,26 @@ def _reap_orphans() -> None:
             os.waitpid(-1, 0)
         except ChildProcessError:
             return
+
+
+def tree_env(tree: str | None = None, **more: str) -> dict[str, str]:
+    """The environment of an ``nsgen`` run of source tree ``tree`` (None: :data:`HERE`),
+    first on ``PYTHONPATH`` (:func:`run_nsgen` then starts Python with ``-P``: the working
+    directory, perhaps another checkout, does not come before it), without
+    ``PYTHONDONTWRITEBYTECODE``: the runs use the tree's bytecode cache, as an installed
+    nsgen does (:func:`compile_tree` fills it)."""
+    env = {**os.environ, "PYTHONPATH": tree or HERE, **more}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def compile_tree(tree: str | None = None) -> None:
+    """Fill the bytecode cache of ``tree``'s ``nsgen`` (None: :data:`HERE`). Without it (a
+    fresh work tree in an environment that sets ``PYTHONDONTWRITEBYTECODE``) every process
+    of a run compiled ~40 modules from source: 0.07-0.1 CPU-s in the main process and as
+    much in the forkserver, before any work."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(tree or HERE) / "nsgen")],
+                   check=True, env=tree_env(tree))
 
 
 def run_nsgen(args: list[str], extra: tuple[str, ...] = GENERATION_FLAGS,
@@ -158,16 +184,13 @@ def run_cpu(args: list[str], extra: tuple[str, ...] = GENERATION_FLAGS,
 
 def run_tree(args: list[str], tree: str | None = None) -> dict[str, Any]:
     """One whole ``nsgen ARGS`` run (``tree``: the source tree first on ``PYTHONPATH``; None:
-    this interpreter's ``nsgen``), profiled: wall, CPU-seconds of the whole tree and of the
+    this checkout, :data:`HERE`), profiled: wall, CPU-seconds of the whole tree and of the
     main process alone, the ``-v`` stage times and the ``NSGEN_PROFILE`` lines."""
     from nsgen.engine import profile
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "profile.jsonl"
-        env = {**os.environ, profile.ENV: str(path)}
-        isolate = []
-        if tree is not None:
-            env["PYTHONPATH"] = tree
-            isolate = ["-P"]
+        env = tree_env(tree, **{profile.ENV: str(path)})
+        isolate = ["-P"]
         _reap_orphans()
         cpu0 = _children_cpu()
         t0 = time.perf_counter()
@@ -340,13 +363,14 @@ def profile_stages(n: int, objects: int, shifts: int, flats: int, directory: Pat
 
 def fixed_costs() -> dict[str, tuple[float, float]]:
     """(wall, CPU) of a whole N=16 run (start-up, forkserver, processes, imports) and of
-    ``import nsgen.modes.complex`` in a fresh interpreter."""
+    ``import nsgen.modes.complex`` in a fresh interpreter (this checkout's)."""
     with tempfile.TemporaryDirectory() as d:
         wall, cpu, _ = run_cpu(["-m", "complex", "-N", "16", "-o", "3", "-s", "2", "-f", "2",
-                                "-r", d])
+                                "-r", d], env=tree_env())
     _reap_orphans()
     cpu0, t0 = _children_cpu(), time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import nsgen.modes.complex"], check=True)
+    subprocess.run([sys.executable, "-P", "-c", "import nsgen.modes.complex"], check=True,
+                   env=tree_env())
     imp = (time.perf_counter() - t0, _children_cpu() - cpu0)
     return {"start-up (whole N=16 run)": (wall, cpu), "imports (one interpreter)": imp}
 
@@ -363,7 +387,8 @@ def compare_formats(n: int, workers: str, repeats: int, formats: list[str]) -> N
     for _ in range(repeats):
         for fmt in formats:
             with tempfile.TemporaryDirectory() as d:
-                walls[fmt].append(run_nsgen([*args, "-r", d, "--format", fmt])[0])
+                walls[fmt].append(run_nsgen([*args, "-r", d, "--format", fmt],
+                                            env=tree_env())[0])
     ref = med(walls[formats[0]])
     print(f"N={n}: complex sample, {repeats} runs per format (alternating)")
     for fmt, w in walls.items():
@@ -371,19 +396,23 @@ def compare_formats(n: int, workers: str, repeats: int, formats: list[str]) -> N
               f"ratio to {formats[0]} {med(w) / ref:.2f}")
 
 
-#: (label, source tree) of the checkouts section 1 runs, alternately (None: this one's)
-TREES: list[tuple[str, str | None]] = [("this", None)]
+#: (label, source tree) of the checkouts section 1 runs, alternately
+TREES: list[tuple[str, str | None]] = [("this", HERE)]
+
+
+#: per mode: the options of its runs (beside -N, -S) and its files per detector row
+MODE_ARGS = {"complex": (["-o", "300", "-s", "5", "-f", "20"], 6), "simple": (["-o", "300"], 2)}
 
 
 def bench_size(n: int, workers: str, reps: int, profile: bool, samples: int = 1,
-               base: str | None = None) -> None:
+               base: str | None = None, mode: str = "complex") -> None:
     """Whole runs (2 and 1 workers, alternating, of every tree in :data:`TREES`), floor,
-    breakdown for one size ``n``; ``samples`` per run, written under ``base`` (default: the
-    temporary directory)."""
-    args = ["-m", "complex", "-N", str(n), "-o", "300", "-s", "5", "-f", "20",
-            "-S", str(samples)]
+    breakdown (complex mode) for one size ``n``; ``samples`` per run, written under ``base``
+    (default: the temporary directory)."""
+    options, per_row = MODE_ARGS[mode]
+    args = ["-m", mode, "-N", str(n), *options, "-S", str(samples)]
     p, dh = int(0.5 * np.pi * n), int(np.sqrt(2) * n)
-    n_files = n * 6 * samples
+    n_files = n * per_row * samples
     counts = [workers, "1"] if workers != "1" else ["1"]
     load0 = os.getloadavg()
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {
@@ -399,10 +428,11 @@ def bench_size(n: int, workers: str, reps: int, profile: bool, samples: int = 1,
         with tempfile.TemporaryDirectory(dir=base) as d:
             old_floors.append(tifffile_floor(n_files, (p, dh), Path(d)))
     with tempfile.TemporaryDirectory() as d:
-        peak = run_nsgen([*args, "--workers", workers, "-r", d], memory=True)[1]
+        peak = run_nsgen([*args, "--workers", workers, "-r", d], memory=True,
+                         env=tree_env(TREES[-1][1]))[1]
     floor_w, floor_c = med([f[0] for f in floors]), med([f[1] for f in floors])
     old_w, old_c = med([f[0] for f in old_floors]), med([f[1] for f in old_floors])
-    print(f"N={n}: {samples} complex sample(s) per run ({n_files} TIFFs of {p}x{dh}"
+    print(f"N={n}: {samples} {mode} sample(s) per run ({n_files} TIFFs of {p}x{dh}"
           f"{', under ' + base if base else ''}), medians of {reps} "
           f"(2 shared cores: wall varies with other jobs' load, CPU-seconds much less); "
           f"load average (1 min) {load0[0]:.2f} before, {os.getloadavg()[0]:.2f} after")
@@ -468,6 +498,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    ap.add_argument("--mode", choices=sorted(MODE_ARGS), default="complex",
+                    help="the synthetic mode of the whole runs (the breakdown is complex's)")
     ap.add_argument("--workers", default="auto")
     ap.add_argument("--samples", type=int, default=1,
                     help="samples per run (start-up paid once, as when making a dataset)")
@@ -483,6 +515,8 @@ def main() -> None:
     if a.baseline:
         here = str(Path(__file__).resolve().parents[1])
         TREES[:] = [(f"baseline ({a.baseline})", a.baseline), (f"this ({here})", here)]
+    for _, tree in TREES:
+        compile_tree(tree)
     if not become_subreaper():
         print("(cannot become a child subreaper: CPU-seconds miss the engine's processes)")
     if a.formats:
@@ -492,7 +526,8 @@ def main() -> None:
     workers = a.workers if a.workers != "auto" else str(min(2, os.cpu_count() or 1))
     for n in a.sizes:
         bench_size(n, workers, a.repeats if n <= 256 else 1,
-                   profile=not a.no_profile and n <= 256, samples=a.samples, base=a.output)
+                   profile=not a.no_profile and n <= 256 and a.mode == "complex",
+                   samples=a.samples, base=a.output, mode=a.mode)
 
 
 if __name__ == "__main__":

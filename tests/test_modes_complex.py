@@ -165,3 +165,32 @@ def test_the_forkserver_preload_leaves_out_the_main_process_modules():
             " 'nsgen.io.formats', 'nsgen.engine.sizing') if m in sys.modules))\n")
     out = python_output(code)
     assert out.strip() == "[]"
+
+
+def test_a_stored_detector_model_travels_as_its_file(tmp_path):
+    """Pass one's and pass two's stages carry the model as the name of the file it was
+    stored to (the engine pickles each stage to the reader and every worker), and the rows
+    they compute from the file's model are the same."""
+    import pickle
+
+    from nsgen.engine.pipeline import Chunk
+    from nsgen.modes.complex import ComplexRows, DetectorModel
+    from nsgen.rng import generator
+    from nsgen.sim.phantom import random_foam
+    from nsgen.sim.projection import Geometry, project
+
+    g = Geometry.for_size(64)
+    full = project(random_foam(generator(4, "phantom", 0), 5), g)
+    p3 = full[8:20]
+    model = DetectorModel.simulate(4, 0, g, 3, 2, 4, 4e4, density=5.0)
+    stored = model.stored(tmp_path / "detector.npz")
+    rows = ComplexRows(model, 4, 0, float(full.max()))
+    data = pickle.dumps(ComplexRows(stored, 4, 0, float(full.max())))
+    assert len(data) < 2000 < len(pickle.dumps(rows))
+    back = pickle.loads(data)
+    chunk = Chunk(0, 8, 20)
+    tau = rows.transmission(chunk, p3)
+    assert np.array_equal(back.transmission(chunk, p3), tau)
+    for (r, c, v), (r2, c2, v2) in zip(rows.defects(chunk, tau), back.defects(chunk, tau)):
+        assert np.array_equal(r, r2) and np.array_equal(c, c2) and np.array_equal(v, v2)
+    assert pickle.loads(data).model is back.model      # read once per process

@@ -1,6 +1,6 @@
 """nsgen.prep._scaling_preload: importing it loads the uint16 kernel, never raises, and
-simple mode's forkserver preloads it (so its workers start with Numba set up; complex mode
-needs no Numba: tests/test_modes_complex.py)."""
+the real modes' forkservers preload it (so their workers start with Numba set up; complex
+and simple mode need no Numba: tests/test_modes_complex.py, tests/test_modes_simple.py)."""
 
 from __future__ import annotations
 
@@ -32,16 +32,6 @@ def test_a_failing_kernel_is_left_to_the_workers(monkeypatch):
     assert _scaling_preload.load() is False          # the forkserver would survive it
     monkeypatch.undo()
     assert _scaling_preload.load() is True
-
-
-@pytest.mark.parametrize("mode", ["simple"])
-def test_synthetic_modes_preload_their_stages_and_the_kernel(mode):
-    names = importlib.import_module(f"nsgen.modes.{mode}").ENGINE_PRELOAD
-    assert names == (f"nsgen.modes.{mode}", "nsgen.prep._scaling_preload", "nsgen.io.tiff")
-    # the forkserver skips a module that fails to import without a word: each must import
-    out = python_output("import importlib; " + "; ".join(
-        f"importlib.import_module({n!r})" for n in names) + "; print('ok')")
-    assert out == "ok"
 
 
 def test_forked_child_scales_with_the_loaded_kernel():

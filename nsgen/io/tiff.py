@@ -6,6 +6,7 @@ import errno
 import functools
 import io
 import os
+import struct
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,8 @@ def write_tiff(path: Path, image: np.ndarray, owner: int | None = None) -> int:
     temporary that :func:`remove_temporaries` deletes, never a truncated TIFF.
     The bytes depend only on the pixels (no date or software tags): tifffile's
     uncompressed encoding, whose header depends only on the shape
-    (:func:`tiff_header`), followed by the pixels, written with one system call.
+    (:func:`tiff_header`: built without tifffile), followed by the pixels, written with
+    one system call.
 
     Examples
     --------
@@ -83,15 +85,60 @@ _TIFF_OPTIONS: dict[str, Any] = {"photometric": "minisblack", "metadata": None,
 def tiff_header(shape: tuple[int, ...]) -> bytes | None:
     """The bytes tifffile writes before the pixels of a native uint16 image of ``shape``.
 
-    Found by encoding a zero image of that shape with tifffile: when its pixels are one
-    uncompressed strip at the end of the file, every image of the shape is this header
-    followed by its pixels; otherwise None (then :func:`write_tiff` calls tifffile).
+    A 2D image of fewer than 2**31 bytes is one uncompressed strip after a header that
+    depends only on the shape (:func:`strip_header`: built here, no tifffile import in the
+    processes that write); any other shape's header is found by encoding a zero image with
+    tifffile: when its pixels are one uncompressed strip at the end of the file, every
+    image of the shape is this header followed by its pixels; otherwise None (then
+    :func:`write_tiff` calls tifffile).
 
     Examples
     --------
     >>> len(tiff_header((402, 362)))
     176
     """
+    if len(shape) == 2 and 0 < shape[0] and 0 < shape[1] and 2 * shape[0] * shape[1] < 2**31:
+        return strip_header(shape[0], shape[1])
+    return _tifffile_header(shape)
+
+
+#: the tags of :func:`strip_header`, in tifffile's order: (code, TIFF type, value); the
+#: values ``"width"``, ``"height"``, ``"nbytes"`` are the image's, ``"x"``/``"y"`` the
+#: offsets of the resolution rationals; types 3 SHORT, 4 LONG, 5 RATIONAL
+_STRIP_TAGS: tuple[tuple[int, int, int | str], ...] = (
+    (256, 4, "width"), (257, 4, "height"), (258, 3, 16), (259, 3, 1), (262, 3, 1),
+    (273, 4, 176), (277, 3, 1), (278, 4, "height"), (279, 4, "nbytes"), (282, 5, "x"),
+    (283, 5, "y"), (296, 3, 1))
+
+
+def strip_header(height: int, width: int) -> bytes:
+    """tifffile's 176 header bytes of an uncompressed ``height x width`` uint16 image
+    (``photometric="minisblack"``, no metadata, no software tag; little-endian classic
+    TIFF): the file header, one IFD of 12 tags, each one value (ImageWidth, ImageLength,
+    BitsPerSample 16, Compression 1, Photometric 1, StripOffsets 176, SamplesPerPixel 1,
+    RowsPerStrip = height, StripByteCounts, X/YResolution 1/1, ResolutionUnit 1), no next
+    IFD, the two rationals at bytes 158 and 166 and two bytes of padding; the pixels follow
+    as one strip. tests/test_tiff.py checks it against tifffile's output.
+
+    Examples
+    --------
+    >>> h = strip_header(2, 3)
+    >>> len(h), h[:4] == b"II*" + bytes(1), h[-22:].hex()   # no next IFD, 1/1, 1/1, pad
+    (176, True, '00000000010000000100000001000000010000000000')
+    """
+    values = {"width": width, "height": height, "nbytes": 2 * width * height, "x": 158,
+              "y": 166}
+    out = [b"II*\x00", struct.pack("<IH", 8, len(_STRIP_TAGS))]
+    for code, kind, value in _STRIP_TAGS:
+        v = values[value] if isinstance(value, str) else value
+        out.append(struct.pack("<HHI", code, kind, 1)
+                   + struct.pack("<H2x" if kind == 3 else "<I", v))
+    out.append(struct.pack("<I4I2x", 0, 1, 1, 1, 1))
+    return b"".join(out)
+
+
+def _tifffile_header(shape: tuple[int, ...]) -> bytes | None:
+    """:func:`tiff_header` of any shape, by encoding a zero image with tifffile."""
     import tifffile   # here: processes that write no TIFF (the reader) never import it
 
     buf = io.BytesIO()

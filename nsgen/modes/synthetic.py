@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nsgen.engine.pipeline import Chunk, Stage, WorkResult, tapered_chunks
+from nsgen.engine.pipeline import Chunk, SlotSpec, Stage, WorkResult, tapered_chunks
 from nsgen.io.spill import Spill
 from nsgen.rng import generator
 from nsgen.stages.spill import SpillStage
@@ -76,6 +76,14 @@ class ProjectStage(Stage):
 
     def chunks(self) -> list[Chunk]:
         return tapered_chunks(self.geometry.n_rows, self.chunk_rows, self.workers)
+
+    def slot_spec(self, chunk: Chunk) -> SlotSpec:
+        """The slots of the passes that read the scratch volume back (the chunk's rows, as
+        :class:`TaperedSpillStage` reads them), though this pass leaves them unread: the
+        engine creates them now and the reader faults each in while the workers project,
+        instead of when the next pass starts, before its first chunk (a new stage whose
+        slots are larger than the last one's gets new slots)."""
+        return (chunk.rows, self.geometry.n_angles, self.geometry.n_columns), self.spill.dtype
 
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
         p = project(self.objects, self.geometry, (chunk.start, chunk.stop))
