@@ -31,7 +31,19 @@ print(signatures() - before)
 
 
 def test_preload_runs_the_passes():
-    assert _robust_preload.LOADED and _robust_preload.load()
+    assert _robust_preload.load()
+    assert _robust_preload._cached()   # loaded, so cached: a new import loads them
+
+
+def test_no_preload_without_a_cache(monkeypatch):
+    """On an outdated or empty cache the forkserver loads no kernel (the workers compile)."""
+    import importlib
+
+    from nsgen.stages import robust
+
+    monkeypatch.setattr(robust, "kernels_cached", lambda cache_dir=None: False)
+    assert not _robust_preload._cached()
+    assert importlib.reload(_robust_preload).LOADED is False
 
 
 def test_passes_after_the_preload_load_no_kernel():

@@ -32,7 +32,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from nsgen.engine import scratch
+from nsgen.engine import forkserver as _forkserver, scratch
 from nsgen.engine.pipeline import Chunk, Stage, WorkResult, row_chunks
 from nsgen.engine.shm import SHM_PREFIX
 from nsgen.engine.sizing import DEFAULT_MEMORY_SHARE, Sizing, available_memory
@@ -57,7 +57,7 @@ __all__ = ["ROBUST_PRELOAD", "RobustDecideStage", "RobustFeatureStage", "RobustO
 #: (:class:`~nsgen.engine.pipeline.Engine` ``preload``): these stages, and the compiled
 #: kernels of the three passes loaded (:mod:`nsgen.prep._robust_preload`; the reader and
 #: each worker imported the stages and set Numba up again: ~0.7 CPU-s per process)
-ROBUST_PRELOAD = ("nsgen.stages.robust", "nsgen.prep._robust_preload")
+ROBUST_PRELOAD = _forkserver.ROBUST_PRELOAD
 
 
 def kernels_cached(cache_dir: str | None = None) -> bool:
