@@ -207,7 +207,7 @@ def reference_raw_ranks(raw, flat, dark, edges):
 
 
 @pytest.mark.parametrize("n_k, n_i, dtype", [(1801, 300, "<u2"), (187, 45, "<u2"),
-                                             (97, 40, "<f4"), (360, 513, "<u2"),
+                                             (97, 40, "<f4"), (360, 513, "<u2"), (181, 1281, "<u2"),
                                              (181, 300, "<f4"), (200, 37, "<i2")])
 def test_ranks_from_raw_projections_equal_numpys(n_k, n_i, dtype):
     from nsgen.prep.normalise import pixel_constants
