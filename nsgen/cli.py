@@ -110,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if generation:
         from nsgen.prestart import start_early
         early = start_early(argv)
+    elif command_line and argv[0] == "mask":   # its engine's forkserver too
+        from nsgen.prestart import start_mask_early
+        early = start_mask_early(argv[1:])
     try:
         code = _main(argv)
     finally:

@@ -31,6 +31,7 @@ from nsgen.engine.pipeline import (
     row_chunks,
 )
 from nsgen.engine import scratch
+from nsgen.engine.forkserver import mask_preload
 from nsgen.engine.sizing import usable_cores
 from nsgen.errors import NsgenError
 from nsgen.io.deflate import Deflated, crc32_combine, deflate_piece
@@ -276,12 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         mask = Spill.create(work / "mask.bits", (n_angles, n_rows, -(-n_cols // 8)), "uint8")
         weights = (Spill.create(work / "weights.f32", shape, "float32")
                    if a.weights else None)
-        preload: Sequence[str] = ()
-        if detector != "larix":   # its stages and kernels, loaded once in the forkserver
-            from nsgen.stages import robust
-            if robust.kernels_cached():   # else every process compiles them at once
-                preload = robust.ROBUST_PRELOAD
-        with Engine(n_workers, preload) as engine:
+        # the robust detector's stages and kernels, loaded once in the forkserver (when
+        # cached; the command line started it: nsgen.prestart.start_mask_early)
+        with Engine(n_workers, mask_preload(detector)) as engine:
             run = StageRunner(engine, log, n_workers, chunk_size, memory, key)
             source = decompressed(run, source, shape, dtype, work)
             flags = detect_stripes(run, source, shape, dtype, params, work,

@@ -46,3 +46,22 @@ def test_the_preload_ends_with_the_mode_list_and_the_fast_exit():
     for name in names:
         if name not in ("a", "b"):
             importlib.import_module(name)
+
+
+def test_the_mask_preload_follows_the_detector_the_parser_picks():
+    """``nsgen mask``'s early forkserver: Larix's options as the parser's, the detector as
+    :func:`nsgen.prep.detect.choose_detector` picks it from the parsed options."""
+    from nsgen.mask import build_parser, larix_options_given
+    from nsgen.prep.detect import LARIX_OPTIONS, choose_detector
+    from nsgen.stages.robust import ROBUST_PRELOAD
+
+    assert forkserver.LARIX_OPTIONS == LARIX_OPTIONS
+    assert tuple(forkserver.mask_preload("robust")) == ROBUST_PRELOAD
+    base = ["--h5", "s.nxs", "-a", "m.npz"]
+    for extra in ([], ["--detector", "larix"], ["--detector=robust"], ["--weights"],
+                  ["--threshold", "0.5"], ["--min-stripe-depth", "20"],
+                  ["--radius=2", "--detector", "larix"]):
+        args = build_parser().parse_args(base + extra)
+        want = choose_detector(args.detector, larix_options_given(args))
+        assert forkserver.mask_preload(forkserver.guess_mask_detector(base + extra)) == \
+            forkserver.mask_preload(want), extra

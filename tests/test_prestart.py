@@ -117,3 +117,18 @@ def test_exit_now_flushes_the_streams_and_ends_with_the_status():
             "print('never')\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (r.returncode, r.stdout, r.stderr) == (3, "out", "err logged\n")
+
+
+def test_nsgen_mask_starts_its_forkserver_with_the_detectors_preload():
+    """The command line's ``nsgen mask``: the forkserver with the robust detector's stages
+    and kernels in its preload, started before the command's imports (none for help)."""
+    out = python_output(
+        "import sys\n"
+        "from multiprocessing import forkserver\n"
+        "from nsgen.prestart import start_mask_early, stop_early\n"
+        "assert start_mask_early(['-h']) is None\n"
+        "pid = start_mask_early(['--h5', 's.nxs', '-a', 'm.npz'])\n"
+        "print(pid is not None, 'numpy' in sys.modules)\n"
+        "print(forkserver._forkserver._preload_modules[2])\n"
+        "stop_early(pid)\n")
+    assert out.split() == ["True", "False", "nsgen.stages.robust"]

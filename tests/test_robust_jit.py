@@ -207,7 +207,7 @@ def reference_raw_ranks(raw, flat, dark, edges):
 
 
 @pytest.mark.parametrize("n_k, n_i, dtype", [(1801, 300, "<u2"), (187, 45, "<u2"),
-                                             (97, 40, "<f4"), (360, 513, "<u2"),
+                                             (97, 40, "<f4"), (360, 513, "<u2"), (181, 1281, "<u2"),
                                              (181, 300, "<f4"), (200, 37, "<i2")])
 def test_ranks_from_raw_projections_equal_numpys(n_k, n_i, dtype):
     from nsgen.prep.normalise import pixel_constants
@@ -287,3 +287,18 @@ def test_strong_columns_equal_the_row_alone_loop(n_i):
         want[j] = np.abs(q) > STRONG * reference_robust_scale(q)
     got = strong_columns(srt)
     assert np.array_equal(got, want) and got[1, 5] and got[2, 3:5].all()
+
+
+@pytest.mark.parametrize("n_i", [1, 2, 9, 16, 17, 18, 19, 20, 21, 23, 24, 33, 255, 2560, 2563])
+def test_column_median_equals_numpys(n_i):
+    """The 17-column running median (the inner columns four at a time, the others sorted
+    side by side) of rows with and without ties: NumPy's median of each mirrored window."""
+    rng = np.random.default_rng(n_i)
+    mir = _mirror_table(n_i)
+    for d in (rng.normal(size=n_i).astype(np.float32),
+              rng.integers(0, 4, n_i).astype(np.float32)):
+        out = np.empty(n_i, np.float32)
+        rj._column_median(d, mir, rj.network(mir.shape[0]),
+                           np.empty((mir.shape[0], n_i), np.float32),
+                           np.empty((4, n_i // 2 + 1), np.float32), out)
+        assert np.array_equal(out, np.median(d[mir], axis=0).astype(np.float32))

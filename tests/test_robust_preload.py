@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from helpers import python_output
 
 from nsgen.prep import _robust_preload
@@ -30,7 +31,19 @@ print(signatures() - before)
 
 
 def test_preload_runs_the_passes():
-    assert _robust_preload.LOADED and _robust_preload.load()
+    assert _robust_preload.load()
+    assert _robust_preload._cached()   # loaded, so cached: a new import loads them
+
+
+def test_no_preload_without_a_cache(monkeypatch):
+    """On an outdated or empty cache the forkserver loads no kernel (the workers compile)."""
+    import importlib
+
+    from nsgen.stages import robust
+
+    monkeypatch.setattr(robust, "kernels_cached", lambda cache_dir=None: False)
+    assert not _robust_preload._cached()
+    assert importlib.reload(_robust_preload).LOADED is False
 
 
 def test_passes_after_the_preload_load_no_kernel():
@@ -48,26 +61,71 @@ def test_a_failure_is_left_to_the_workers(monkeypatch):
     assert _robust_preload.load() is False
 
 
+def _index(path, stamp, overloads=None):
+    """A Numba cache index at ``path`` for the source stamp ``stamp`` (as Numba writes one)."""
+    from numba.core.caching import IndexDataCacheFile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    IndexDataCacheFile(str(path.parent), path.name[:-len(".nbi")], stamp)._save_index(
+        {"entry": "x.1.nbc"} if overloads is None else overloads)
+
+
 def test_the_preload_waits_for_a_kernel_cache(tmp_path, monkeypatch):
     """nsgen mask preloads the robust kernels only when Numba's cache holds them: beside
     the source, or under NUMBA_CACHE_DIR (an empty cache compiles in every process)."""
     from nsgen.prep import _robust_jit
-    from nsgen.stages.robust import kernels_cached
+    from nsgen.stages.robust import _source_stamp, kernels_cached
 
     source = tmp_path / "pkg" / "_robust_jit.py"
     (source.parent / "__pycache__").mkdir(parents=True)
+    source.write_text("# the kernels\n")
     monkeypatch.setattr(_robust_jit, "__file__", str(source))
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    stamp = _source_stamp(_robust_jit.robust_scale.py_func, source)
+    assert stamp is not None
     cache = tmp_path / "numba-cache"
     (cache / "deep" / "dir").mkdir(parents=True)
     assert not kernels_cached()
     assert not kernels_cached(str(cache))
-    (cache / "deep" / "dir" / "_robust_jit.ranked-12.py311.nbi").write_bytes(b"")
+    _index(cache / "deep" / "dir" / "_robust_jit.ranked-12.py311.nbi", stamp)
     assert kernels_cached(str(cache))
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
     assert kernels_cached()
-    (source.parent / "__pycache__" / "_robust_jit.ranked-12.py311.nbi").write_bytes(b"")
+    _index(source.parent / "__pycache__" / "_robust_jit.ranked-12.py311.nbi", stamp)
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "empty"))   # Numba looks only there
     assert not kernels_cached()
     monkeypatch.delenv("NUMBA_CACHE_DIR")
+    assert kernels_cached()
+
+
+def test_an_outdated_kernel_cache_is_not_cached(tmp_path, monkeypatch):
+    """An index Numba would not load counts as no cache: another source stamp (an edited
+    source), no entry, another Numba, not an index."""
+    from nsgen.prep import _robust_jit
+    from nsgen.stages.robust import _source_stamp, kernels_cached
+
+    source = tmp_path / "_robust_jit.py"
+    source.write_text("# the kernels\n")
+    monkeypatch.setattr(_robust_jit, "__file__", str(source))
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    index = tmp_path / "__pycache__" / "_robust_jit.ranked-12.py311.nbi"
+    stamp = _source_stamp(_robust_jit.robust_scale.py_func, source)
+    _index(index, stamp)
+    assert kernels_cached()
+    source.write_text("# the kernels, edited\n")
+    assert _source_stamp(_robust_jit.robust_scale.py_func, source) != stamp
+    assert not kernels_cached()
+    _index(index, _source_stamp(_robust_jit.robust_scale.py_func, source), overloads={})
+    assert not kernels_cached()
+    index.write_bytes(b"not an index")
+    assert not kernels_cached()
+
+
+def test_the_kernels_cache_agrees_with_numba():
+    """The real kernels: cached once Numba has loaded or compiled one of them (with
+    nsgen's locator: the stamp holds every kernel source's digest)."""
+    from nsgen.prep import _robust_jit
+    from nsgen.stages.robust import kernels_cached
+
+    _robust_jit.robust_scale(np.zeros(3))
     assert kernels_cached()

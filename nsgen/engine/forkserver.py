@@ -20,11 +20,61 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["MODE_PACKAGE", "forkserver_preload", "mode_preload", "start"]
+__all__ = ["LARIX_OPTIONS", "MODE_PACKAGE", "ROBUST_PRELOAD", "forkserver_preload",
+           "mask_preload", "mode_preload", "start"]
 
 #: the package of the mode modules, whose ``ENGINE_PRELOAD`` :mod:`nsgen.engine.preload`
 #: imports in the forkserver
 MODE_PACKAGE = "nsgen.modes"
+
+
+#: what ``nsgen mask`` with the robust detector gives its engine: the stages and the compiled
+#: kernels of its three passes (:mod:`nsgen.prep._robust_preload`, which loads them when
+#: Numba's cache holds them: :func:`nsgen.stages.robust.kernels_cached`)
+ROBUST_PRELOAD = ("nsgen.stages.robust", "nsgen.prep._robust_preload")
+#: the options of ``nsgen mask`` that select Larix's detector when none is named
+#: (:data:`nsgen.prep.detect.LARIX_OPTIONS`, known here without importing NumPy)
+LARIX_OPTIONS = ("--median-size", "--radius", "--threshold", "--min-stripe-length",
+                 "--min-stripe-width", "--sensitivity", "--weights")
+
+
+def mask_preload(detector: str) -> list[str]:
+    """The ``preload`` ``nsgen mask`` gives its engine for ``detector``.
+
+    Examples
+    --------
+    >>> mask_preload("larix"), mask_preload("robust")[0]
+    ([], 'nsgen.stages.robust')
+    """
+    return [] if detector == "larix" else list(ROBUST_PRELOAD)
+
+
+def guess_mask_detector(argv: Sequence[str]) -> str | None:
+    """The detector ``nsgen mask ARGV`` runs, as its parser will find it (``--detector``,
+    else ``larix`` when one of :data:`LARIX_OPTIONS` is given, else the default, called
+    ``robust`` here: any detector but Larix has the same preload); None for help.
+
+    Examples
+    --------
+    >>> guess_mask_detector(["--h5", "s.nxs", "-a", "m.npz"])
+    'robust'
+    >>> guess_mask_detector(["--threshold=0.5"]), guess_mask_detector(["--detector", "larix"])
+    ('larix', 'larix')
+    >>> guess_mask_detector(["--detector=larix"]), guess_mask_detector(["-h"]) is None
+    ('larix', True)
+    """
+    larix = False
+    args = list(argv)
+    for i, arg in enumerate(args):
+        if arg in ("-h", "--help"):
+            return None
+        name, eq, value = arg.partition("=")
+        if name == "--detector":
+            if eq:
+                return value
+            return args[i + 1] if i + 1 < len(args) else None
+        larix = larix or name in LARIX_OPTIONS
+    return "larix" if larix else "robust"
 
 
 def mode_preload(mode: str) -> list[str]:

@@ -883,29 +883,27 @@ def row_median_pair(src, rows, r, med0, med1):  # pragma: no cover - compiled
 
 
 @nb.njit(**JIT, fastmath=NNAN)
-def column_median_pairs(de, do, oe, oo, m_count):  # pragma: no cover - compiled
-    """Medians of 17 columns two at a time: with ``d`` a row, ``de = d[0::2]``,
-    ``do = d[1::2]``: ``oe[m]``, ``oo[m]`` = medians of ``d[2m:2m + 17]`` and
-    ``d[2m + 1:2m + 18]`` for ``m < m_count``. The windows share 16 values;
-    of their ranks 7 and 8, ``a <= b``, a window's median is ``max(a, min(e, b))``
-    with ``e`` its own value."""
+def column_median_quads(d0, d1, d2, d3, o0, o1, o2, o3, m_count):  # pragma: no cover - compiled
+    """Medians of 17 columns four at a time: with ``d`` a row and ``dr = d[r::4]``:
+    ``or[m]`` = the median of ``d[4m + r:4m + r + 17]`` for ``m < m_count``. The four
+    windows share 14 values; of their ranks 5-8, ``a0 <= .. <= a3``, a window's
+    median is ``min(a3, max(a2, b0), max(a1, b1), max(a0, b2))`` with ``b0 <= b1 <= b2``
+    its own 3 values."""
     for m in range(m_count):
-        v0 = do[m + 0]
-        v1 = do[m + 1]
-        v2 = do[m + 2]
-        v3 = do[m + 3]
-        v4 = do[m + 4]
-        v5 = do[m + 5]
-        v6 = do[m + 6]
-        v7 = do[m + 7]
-        v8 = de[m + 1]
-        v9 = de[m + 2]
-        v10 = de[m + 3]
-        v11 = de[m + 4]
-        v12 = de[m + 5]
-        v13 = de[m + 6]
-        v14 = de[m + 7]
-        v15 = de[m + 8]
+        v0 = d3[m + 0]
+        v1 = d0[m + 1]
+        v2 = d1[m + 1]
+        v3 = d2[m + 1]
+        v4 = d3[m + 1]
+        v5 = d0[m + 2]
+        v6 = d1[m + 2]
+        v7 = d2[m + 2]
+        v8 = d3[m + 2]
+        v9 = d0[m + 3]
+        v10 = d1[m + 3]
+        v11 = d2[m + 3]
+        v12 = d3[m + 3]
+        v13 = d0[m + 4]
         v0, v1 = (v0 if v0 <= v1 else v1), (v1 if v0 <= v1 else v0)
         v2, v3 = (v2 if v2 <= v3 else v3), (v3 if v2 <= v3 else v2)
         v4, v5 = (v4 if v4 <= v5 else v5), (v5 if v4 <= v5 else v4)
@@ -913,27 +911,21 @@ def column_median_pairs(de, do, oe, oo, m_count):  # pragma: no cover - compiled
         v8, v9 = (v8 if v8 <= v9 else v9), (v9 if v8 <= v9 else v8)
         v10, v11 = (v10 if v10 <= v11 else v11), (v11 if v10 <= v11 else v10)
         v12, v13 = (v12 if v12 <= v13 else v13), (v13 if v12 <= v13 else v12)
-        v14, v15 = (v14 if v14 <= v15 else v15), (v15 if v14 <= v15 else v14)
         v0, v2 = (v0 if v0 <= v2 else v2), (v2 if v0 <= v2 else v0)
         v1, v3 = (v1 if v1 <= v3 else v3), (v3 if v1 <= v3 else v1)
         v4, v6 = (v4 if v4 <= v6 else v6), (v6 if v4 <= v6 else v4)
         v5, v7 = (v5 if v5 <= v7 else v7), (v7 if v5 <= v7 else v5)
         v8, v10 = (v8 if v8 <= v10 else v10), (v10 if v8 <= v10 else v8)
         v9, v11 = (v9 if v9 <= v11 else v11), (v11 if v9 <= v11 else v9)
-        v12, v14 = (v12 if v12 <= v14 else v14), (v14 if v12 <= v14 else v12)
-        v13, v15 = (v13 if v13 <= v15 else v15), (v15 if v13 <= v15 else v13)
         v1, v2 = (v1 if v1 <= v2 else v2), (v2 if v1 <= v2 else v1)
         v5, v6 = (v5 if v5 <= v6 else v6), (v6 if v5 <= v6 else v5)
         v9, v10 = (v9 if v9 <= v10 else v10), (v10 if v9 <= v10 else v9)
-        v13, v14 = (v13 if v13 <= v14 else v14), (v14 if v13 <= v14 else v13)
         v0, v4 = (v0 if v0 <= v4 else v4), (v4 if v0 <= v4 else v0)
         v1, v5 = (v1 if v1 <= v5 else v5), (v5 if v1 <= v5 else v1)
         v2, v6 = (v2 if v2 <= v6 else v6), (v6 if v2 <= v6 else v2)
         v3, v7 = (v3 if v3 <= v7 else v7), (v7 if v3 <= v7 else v3)
         v8, v12 = (v8 if v8 <= v12 else v12), (v12 if v8 <= v12 else v8)
         v9, v13 = (v9 if v9 <= v13 else v13), (v13 if v9 <= v13 else v9)
-        v10, v14 = (v10 if v10 <= v14 else v14), (v14 if v10 <= v14 else v10)
-        v11, v15 = (v11 if v11 <= v15 else v15), (v15 if v11 <= v15 else v11)
         v2, v4 = (v2 if v2 <= v4 else v4), (v4 if v2 <= v4 else v2)
         v3, v5 = (v3 if v3 <= v5 else v5), (v5 if v3 <= v5 else v3)
         v10, v12 = (v10 if v10 <= v12 else v12), (v12 if v10 <= v12 else v10)
@@ -943,25 +935,66 @@ def column_median_pairs(de, do, oe, oo, m_count):  # pragma: no cover - compiled
         v5, v6 = (v5 if v5 <= v6 else v6), (v6 if v5 <= v6 else v5)
         v9, v10 = (v9 if v9 <= v10 else v10), (v10 if v9 <= v10 else v9)
         v11, v12 = (v11 if v11 <= v12 else v12), (v12 if v11 <= v12 else v11)
-        v13, v14 = (v13 if v13 <= v14 else v14), (v14 if v13 <= v14 else v13)
         v0, v8 = (v0 if v0 <= v8 else v8), (v8 if v0 <= v8 else v0)
         v1, v9 = (v1 if v1 <= v9 else v9), (v9 if v1 <= v9 else v1)
         v2, v10 = (v2 if v2 <= v10 else v10), (v10 if v2 <= v10 else v2)
         v3, v11 = (v3 if v3 <= v11 else v11), (v11 if v3 <= v11 else v3)
         v4, v12 = (v4 if v4 <= v12 else v12), (v12 if v4 <= v12 else v4)
         v5, v13 = (v5 if v5 <= v13 else v13), (v13 if v5 <= v13 else v5)
-        v6, v14 = (v6 if v6 <= v14 else v14), (v14 if v6 <= v14 else v6)
-        v7, v15 = (v7 if v7 <= v15 else v15), (v15 if v7 <= v15 else v7)
         v4, v8 = (v4 if v4 <= v8 else v8), (v8 if v4 <= v8 else v4)
         v5, v9 = (v5 if v5 <= v9 else v9), (v9 if v5 <= v9 else v5)
         v6, v10 = (v6 if v6 <= v10 else v10), (v10 if v6 <= v10 else v6)
         v7, v11 = (v7 if v7 <= v11 else v11), (v11 if v7 <= v11 else v7)
+        v3, v5 = (v3 if v3 <= v5 else v5), (v5 if v3 <= v5 else v3)
         v6, v8 = (v6 if v6 <= v8 else v8), (v8 if v6 <= v8 else v6)
         v7, v9 = (v7 if v7 <= v9 else v9), (v9 if v7 <= v9 else v7)
+        v5, v6 = (v5 if v5 <= v6 else v6), (v6 if v5 <= v6 else v5)
         v7, v8 = (v7 if v7 <= v8 else v8), (v8 if v7 <= v8 else v7)
-        e0 = de[m]
-        e0 = e0 if e0 <= v8 else v8
-        oe[m] = e0 if v7 <= e0 else v7
-        e1 = do[m + 8]
-        e1 = e1 if e1 <= v8 else v8
-        oo[m] = e1 if v7 <= e1 else v7
+        b0 = d0[m + 0]
+        b1 = d1[m + 0]
+        b2 = d2[m + 0]
+        b0, b1 = (b0 if b0 <= b1 else b1), (b1 if b0 <= b1 else b0)
+        b1, b2 = (b1 if b1 <= b2 else b2), (b2 if b1 <= b2 else b1)
+        b0, b1 = (b0 if b0 <= b1 else b1), (b1 if b0 <= b1 else b0)
+        c0 = v7 if v7 >= b0 else b0
+        c1 = v6 if v6 >= b1 else b1
+        c2 = v5 if v5 >= b2 else b2
+        c0 = c0 if c0 <= v8 else v8
+        c1 = c1 if c1 <= c2 else c2
+        o0[m] = c0 if c0 <= c1 else c1
+        b0 = d1[m + 0]
+        b1 = d2[m + 0]
+        b2 = d1[m + 4]
+        b0, b1 = (b0 if b0 <= b1 else b1), (b1 if b0 <= b1 else b0)
+        b1, b2 = (b1 if b1 <= b2 else b2), (b2 if b1 <= b2 else b1)
+        b0, b1 = (b0 if b0 <= b1 else b1), (b1 if b0 <= b1 else b0)
+        c0 = v7 if v7 >= b0 else b0
+        c1 = v6 if v6 >= b1 else b1
+        c2 = v5 if v5 >= b2 else b2
+        c0 = c0 if c0 <= v8 else v8
+        c1 = c1 if c1 <= c2 else c2
+        o1[m] = c0 if c0 <= c1 else c1
+        b0 = d2[m + 0]
+        b1 = d1[m + 4]
+        b2 = d2[m + 4]
+        b0, b1 = (b0 if b0 <= b1 else b1), (b1 if b0 <= b1 else b0)
+        b1, b2 = (b1 if b1 <= b2 else b2), (b2 if b1 <= b2 else b1)
+        b0, b1 = (b0 if b0 <= b1 else b1), (b1 if b0 <= b1 else b0)
+        c0 = v7 if v7 >= b0 else b0
+        c1 = v6 if v6 >= b1 else b1
+        c2 = v5 if v5 >= b2 else b2
+        c0 = c0 if c0 <= v8 else v8
+        c1 = c1 if c1 <= c2 else c2
+        o2[m] = c0 if c0 <= c1 else c1
+        b0 = d1[m + 4]
+        b1 = d2[m + 4]
+        b2 = d3[m + 4]
+        b0, b1 = (b0 if b0 <= b1 else b1), (b1 if b0 <= b1 else b0)
+        b1, b2 = (b1 if b1 <= b2 else b2), (b2 if b1 <= b2 else b1)
+        b0, b1 = (b0 if b0 <= b1 else b1), (b1 if b0 <= b1 else b0)
+        c0 = v7 if v7 >= b0 else b0
+        c1 = v6 if v6 >= b1 else b1
+        c2 = v5 if v5 >= b2 else b2
+        c0 = c0 if c0 <= v8 else v8
+        c1 = c1 if c1 <= c2 else c2
+        o3[m] = c0 if c0 <= c1 else c1

@@ -251,25 +251,34 @@ def _row_median_pair_kernel() -> list[str]:
     return out
 
 
-def _column_median_kernel() -> list[str]:
+def _column_median_quads_kernel() -> list[str]:
     n = COLUMN_WINDOW
-    h = n // 2
-    k = h - 1   # ranks h - 1 and h of the 2 h values two neighbouring windows share
+    shared = n - 3                  # values four neighbouring windows share
+    k = (n // 2) - 3                # their ranks k .. k + 3 hold every window's median
+    keep = tuple(range(k, k + 4))
+    # window r (0-3) of group m covers columns 4m + r .. 4m + r + n - 1: the shared ones
+    # are 4m + 3 .. 4m + n - 1, window r's own the others
+    own = [[t for t in range(r, r + n) if not 3 <= t < n] for r in range(4)]
     out = ["", "", "@nb.njit(**JIT, fastmath=NNAN)",
-           "def column_median_pairs(de, do, oe, oo, m_count):  # pragma: no cover - compiled",
-           f'    """Medians of {n} columns two at a time: with ``d`` a row, ``de = d[0::2]``,',
-           f"    ``do = d[1::2]``: ``oe[m]``, ``oo[m]`` = medians of ``d[2m:2m + {n}]`` and",
-           f"    ``d[2m + 1:2m + {n + 1}]`` for ``m < m_count``. The windows share {2 * h} values;",
-           f"    of their ranks {k} and {h}, ``a <= b``, a window's median is ``max(a, min(e, b))``",
-           '    with ``e`` its own value."""',
+           "def column_median_quads(d0, d1, d2, d3, o0, o1, o2, o3, m_count):  # pragma: no cover - compiled",
+           f'    """Medians of {n} columns four at a time: with ``d`` a row and ``dr = d[r::4]``:',
+           f"    ``or[m]`` = the median of ``d[4m + r:4m + r + {n}]`` for ``m < m_count``. The four",
+           f"    windows share {shared} values; of their ranks {k}-{k + 3}, ``a0 <= .. <= a3``, a window's",
+           "    median is ``min(a3, max(a2, b0), max(a1, b1), max(a0, b2))`` with ``b0 <= b1 <= b2``",
+           '    its own 3 values."""',
            "    for m in range(m_count):"]
-    out += [f"        v{i} = do[m + {i}]" for i in range(h)]
-    out += [f"        v{h + i} = de[m + {i + 1}]" for i in range(h)]
-    out += [_cx(a, b, " " * 8) for a, b in selection(2 * h, (k, h))]
-    for e, (src, dst) in enumerate([("de[m]", "oe[m]"), (f"do[m + {h}]", "oo[m]")]):
-        out += [f"        e{e} = {src}",
-                f"        e{e} = e{e} if e{e} <= v{h} else v{h}",
-                f"        {dst} = e{e} if v{k} <= e{e} else v{k}"]
+    out += [f"        v{t - 3} = d{t % 4}[m + {t // 4}]" for t in range(3, n)]
+    out += [_cx(a, b, " " * 8) for a, b in selection(shared, keep)]
+    for r in range(4):
+        out += [f"        b{j} = d{t % 4}[m + {t // 4}]" for j, t in enumerate(own[r])]
+        out += [_cx(a, b, " " * 8).replace("v", "b") for a, b in ((0, 1), (1, 2), (0, 1))]
+        a = [f"v{k + i}" for i in range(4)]
+        out += [f"        c0 = {a[2]} if {a[2]} >= b0 else b0",
+                f"        c1 = {a[1]} if {a[1]} >= b1 else b1",
+                f"        c2 = {a[0]} if {a[0]} >= b2 else b2",
+                f"        c0 = c0 if c0 <= {a[3]} else {a[3]}",
+                "        c1 = c1 if c1 <= c2 else c2",
+                f"        o{r}[m] = c0 if c0 <= c1 else c1"]
     return out
 
 
@@ -298,7 +307,7 @@ def source() -> str:
     body = []
     for name in TEMPLATES:
         body += _sort_kernel(name)
-    body += _row_median_kernel() + _row_median_pair_kernel() + _column_median_kernel()
+    body += _row_median_kernel() + _row_median_pair_kernel() + _column_median_quads_kernel()
     return "\n".join(head + body) + "\n"
 
 

@@ -1,6 +1,7 @@
 """Importing this module loads the robust detector's compiled kernels (for raw uint16
-projections) by running its three passes on a tiny scan: from Numba's disk cache, or
-compiled into it the first time.
+projections) by running its three passes on a tiny scan, when Numba's disk cache holds
+them (:func:`nsgen.stages.robust.kernels_cached`: :func:`load` compiles them into it
+otherwise).
 
 For the engine's forkserver ``preload`` of ``nsgen mask``
 (:data:`nsgen.stages.robust.ROBUST_PRELOAD`): the forkserver imports Numba, sets its CPU
@@ -44,4 +45,18 @@ def _warm() -> None:
 
 #: run :func:`_warm`; whether it ran (:func:`nsgen.prep._jit.preload`)
 load = preload(_warm)
-LOADED = load()
+
+
+def _cached() -> bool:
+    """Whether Numba's disk cache holds the kernels (:func:`nsgen.stages.robust.kernels_cached`;
+    on an empty cache one process compiling them all is slower than the reader and the
+    workers compiling at once, each what it meets first)."""
+    try:
+        from nsgen.stages.robust import kernels_cached
+        return kernels_cached()
+    except Exception:  # noqa: BLE001 - an optimisation only: the workers load them
+        return False
+
+
+#: whether importing this module loaded the kernels: only from Numba's cache
+LOADED = _cached() and load()
