@@ -651,25 +651,28 @@ def _block_rects(qs: np.ndarray, zb: list[np.ndarray], cons: np.ndarray, q_start
 def _rect_runs(rects: np.ndarray, bar: float) -> np.ndarray:
     """Runs of angle blocks (:func:`~nsgen.prep.robust_angles.run_scores`) of the block
     rectangles ``rects`` (:func:`_block_rects`, ``(blocks, rows, columns)``), and, where a
-    value is in no run, its block's rectangle alone when above ``bar``: every value of that
-    rectangle is rank consistent in its block and, with the same sign, in an adjacent one
-    (:func:`_block_rects` pools no other value), whose own rectangle stays below
-    :data:`~nsgen.prep.robust_angles.RUN_LEVEL` (a fluctuating gain at its peak over one
-    block, its other blocks at a third of that: labelled benchmark, 721x64x512 seed 11,
-    rows 42-47, block 2 at -6..-8 per value, -16..-21 pooled over the rows, consistency
-    12-24; docs/detection.md, thirteenth round).
+    value is in no run, the run of its block and an adjacent one that agrees but holds no
+    rectangle of its own above :data:`~nsgen.prep.robust_angles.RUN_LEVEL`: every value of
+    a block rectangle is rank consistent in its block and, with the same sign, in an
+    adjacent one (:func:`_block_rects` pools no other value), which counts 0 in the run
+    (``rect / sqrt(2)``, flagged above ``bar`` as any run). A fluctuating gain at its peak
+    over one block, its other blocks at a third of that (labelled benchmark, 721x64x512
+    seed 11, rows 42-47, i0 20000: block 2 at -6..-8 per value, -16..-21 pooled over the
+    rows, consistency 12-24, the adjacent blocks at -1..-2; docs/detection.md, thirteenth
+    round).
 
     Examples
     --------
     >>> rects = np.zeros((6, 1, 3))
     >>> rects[2:4, 0, 0] = 8.0            # two blocks: a run of 11.3
-    >>> rects[2, 0, 1] = 12.0             # one block above the bar
-    >>> rects[2, 0, 2] = 9.0              # one block below it
-    >>> _rect_runs(rects, 11.0)[:, 0].round(1).tolist()
-    [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [11.3, 12.0, 0.0], [11.3, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    >>> rects[2, 0, 1] = 16.0             # one block, its neighbour agreeing: 11.3
+    >>> rects[2, 0, 2] = 12.0             # one block: 8.5
+    >>> _rect_runs(rects, 11.0)[2:4, 0].round(1).tolist()
+    [[11.3, 11.3, 0.0], [11.3, 0.0, 0.0]]
     """
     run = run_scores(rects, RUN_LEVEL)
-    return np.where((run == 0) & (np.abs(rects) > bar), rects, run)
+    pair = rects / np.sqrt(2.0)
+    return np.where((run == 0) & (np.abs(pair) > bar), pair, run)
 
 
 def _grow(flag: np.ndarray, score: np.ndarray, low: float) -> np.ndarray:
