@@ -376,3 +376,30 @@ def test_a_partial_stripes_rows_and_columns_add_their_evidence_in_each_block(tmp
     monkeypatch.setattr(stripe_robust, "_pool_rect", without_blocks)
     m = detect_volume(x, "robust", p).astype(bool)
     assert not m[:, 28:30, 160:184].any()
+
+
+def test_a_strong_rank_consistent_block_rectangle_is_a_run_alone(tmp_path, monkeypatch):
+    """A 3 % fluctuating gain over rows 42-47 and columns 385-388 (labelled scan 721 x 64 x
+    512, seed 11, i0 20000) peaks in angle block 2 (-6..-8 per value, -16..-21 pooled over
+    its rows, every rank agreeing) and scores -1..-3 in the other blocks and over the whole
+    scan: row 44 is found in the stripe's columns by its block rectangle alone (above the
+    bar, its values agreeing with the same sign in an adjacent block), and not without it.
+    A single value over one block (one row, one column) stays no stripe
+    (test_stripe_over_part_of_the_scan_is_found_in_its_angles_and_one_block_is_not)."""
+    path = tmp_path / "f11.nxs"
+    write_scan(path, n_angles=721, n_rows=64, n_columns=512, seed=11, i0=20000.0,
+               labelled=True)
+    p = DetectParams.for_scan((721, 64, 512))
+    lo, hi = rows_to_read(44, 45, 64, halo("robust", p, 64))
+    with open_scan(str(path)) as s:
+        rows = slice(lo, hi)
+        x = flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
+                           sinograms_first=False)
+    fluct = read_truth(path)[:, 44] == KINDS.index("fluctuating") + 1
+    assert np.flatnonzero(fluct.any(axis=0)).tolist() == [385, 386, 387, 388]
+    m = detect_rows(x, lo, (44, 45), 64, "robust", p).astype(bool)
+    cols = np.flatnonzero(m.any(axis=(0, 1)))
+    assert cols.size and set(cols.tolist()) <= set(range(385, 389)), cols
+    monkeypatch.setattr(stripe_robust, "_rect_runs",
+                        lambda rects, bar: stripe_robust.run_scores(rects, stripe_robust.RUN_LEVEL))
+    assert not detect_rows(x, lo, (44, 45), 64, "robust", p).any()
