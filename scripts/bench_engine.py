@@ -63,14 +63,8 @@ import numpy as np
 #: the script imports its ``nsgen`` too
 HERE = str(Path(__file__).resolve().parents[1])
 sys.path[:0] = [str(Path(__file__).parent), HERE]
-from bench_synthetic import GENERATION_FLAGS, run_nsgen  # noqa: E402
-
-
-def tree_env(tree: str | None = None, **more: str) -> dict[str, str]:
-    """The environment of an ``nsgen`` run of source tree ``tree`` (None: :data:`HERE`),
-    first on ``PYTHONPATH`` (:func:`~bench_synthetic.run_nsgen` then starts Python with
-    ``-P``: the working directory, perhaps another checkout, does not come before it)."""
-    return {**os.environ, "PYTHONPATH": tree or HERE, **more}
+from bench_synthetic import (GENERATION_FLAGS, compile_tree, run_nsgen,  # noqa: E402
+                             tree_env)
 
 
 def make_scan(path: Path, rows: int, columns: int, angles: int,
@@ -493,6 +487,8 @@ def main() -> None:
     a = ap.parse_args()
     if a.baseline:
         TREES[:] = [(f"baseline ({a.baseline})", a.baseline), (f"this ({HERE})", HERE)]
+    for _, tree in TREES:
+        compile_tree(tree)
     cache = Path(a.cache)
     cache.mkdir(parents=True, exist_ok=True)
     from nsgen.config import parse_bytes

@@ -46,7 +46,8 @@ from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_engine import evict, make_scan, read_once  # noqa: E402
-from bench_synthetic import become_subreaper, run_cpu, run_nsgen  # noqa: E402
+from bench_synthetic import (become_subreaper, compile_tree, run_cpu,  # noqa: E402
+                             run_nsgen)
 
 TARGETS = {False: 8.0, True: 4.0}   # ratio to the read: warm, cold
 
@@ -61,9 +62,9 @@ def breakdown(stderr: str) -> dict[str, float]:
             step, value = item.rsplit(" ", 1)
             out[f"{m.group(1)}: {step}"] = float(value)
     for name in ("start-up", "engine stop", "archive write"):
-        m = re.search(rf"{name}: ([0-9.]+) s", stderr)
-        if m:
-            out[name] = float(m.group(1))
+        found = re.search(rf"{name}: ([0-9.]+) s", stderr)
+        if found:
+            out[name] = float(found.group(1))
     return out
 
 
@@ -103,6 +104,11 @@ def main() -> None:
         versions.insert(0, (f"baseline ({a.baseline})", a.baseline, a.detector))
     if a.versus:
         versions.append((f"--detector {a.versus}", None, a.versus))
+    # every run uses its tree's bytecode cache, as an installed nsgen does (an environment
+    # that sets PYTHONDONTWRITEBYTECODE made each process compile ~40 modules first)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    for root in {root for _, root, _ in versions}:
+        compile_tree(root)
     for cold in (False, True):
         if cold and not evict(scan):
             print("  (posix_fadvise unavailable: cold-scan figures skipped)")
