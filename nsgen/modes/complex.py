@@ -33,7 +33,7 @@ import numpy as np
 from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.modes.synthetic import (TaperedSpillStage, check, objects_record, project_sample,
                                    volume_path)
-from nsgen.prep.scaling import EMPTY, UINT16_MAX, Bounds, to_uint16_numpy
+from nsgen.prep.scaling import BLOCK, EMPTY, UINT16_MAX, Bounds, scale_block, to_uint16_numpy
 from nsgen.rng import generator
 from nsgen.sim.flats import (
     TAU_FLOOR,
@@ -273,16 +273,13 @@ class ComplexImages:
                 yield volume_path(sample, name, v), image
 
 
-#: elements :func:`clean_uint16` converts at a time: its float64 and float32 buffers (768 KiB)
-#: stay in a core's L2 cache (a detector row of N=512 is 582,096 elements: 4.4 MiB in float64)
-CLEAN_BLOCK = 1 << 16
-
-
 def clean_uint16(tau: np.ndarray, bounds: Bounds) -> np.ndarray:
     """``to_uint16(neg_log(tau), bounds)``, the same values (element by element), computed
-    :data:`CLEAN_BLOCK` elements at a time in reused buffers (whole-chunk, or at N=512
-    whole-row, float64 temporaries do not fit in the caches: 0.047 -> 0.032 CPU-s per 16
-    rows at N=512, 0.0152 -> 0.0146 per 32 rows at N=256).
+    :data:`~nsgen.prep.scaling.BLOCK` elements at a time in reused buffers (768 KiB: they
+    stay in a core's L2 cache; whole-chunk, or at N=512 whole-row, float64 temporaries do
+    not fit in the caches: 0.047 -> 0.032 CPU-s per 16 rows at N=512, 0.0152 -> 0.0146 per
+    32 rows at N=256), scaled as :func:`~nsgen.prep.scaling.to_uint16_blocks` scales
+    (:func:`~nsgen.prep.scaling.scale_block`).
 
     Examples
     --------
@@ -297,20 +294,17 @@ def clean_uint16(tau: np.ndarray, bounds: Bounds) -> np.ndarray:
         return np.zeros(tau.shape, dtype=np.uint16)
     out = np.empty(tau.shape, dtype=np.uint16)
     src, dst = np.ascontiguousarray(tau).reshape(-1), out.reshape(-1)
-    wide = np.empty(min(CLEAN_BLOCK, src.size), dtype=np.float64)
+    wide = np.empty(min(BLOCK, src.size), dtype=np.float64)
     narrow = np.empty(wide.size, dtype=np.float32)
-    for start in range(0, src.size, CLEAN_BLOCK):
-        stop = min(start + CLEAN_BLOCK, src.size)
+    for start in range(0, src.size, BLOCK):
+        stop = min(start + BLOCK, src.size)
         w, n = wide[:stop - start], narrow[:stop - start]
         np.maximum(src[start:stop], TAU_FLOOR, out=w, dtype=np.float64)   # neg_log ...
         np.log(w, out=w)
         np.negative(w, out=w)
         np.copyto(n, w, casting="same_kind")                              # ... as float32
         np.subtract(n, bounds.lo, out=w, dtype=np.float64)                # to_uint16
-        np.multiply(w, UINT16_MAX / span, out=w)
-        np.clip(w, 0, UINT16_MAX, out=w)
-        w[np.isnan(w)] = 0
-        np.rint(w, out=w)
+        scale_block(w, UINT16_MAX / span)
         np.copyto(dst[start:stop], w, casting="unsafe")
     return out
 
