@@ -74,14 +74,15 @@ def test_the_preload_waits_for_a_kernel_cache(tmp_path, monkeypatch):
     """nsgen mask preloads the robust kernels only when Numba's cache holds them: beside
     the source, or under NUMBA_CACHE_DIR (an empty cache compiles in every process)."""
     from nsgen.prep import _robust_jit
-    from nsgen.stages.robust import _source_stamp, kernels_cached
+    from nsgen.prep._jit import cache_stamp
+    from nsgen.stages.robust import kernels_cached
 
     source = tmp_path / "pkg" / "_robust_jit.py"
     (source.parent / "__pycache__").mkdir(parents=True)
     source.write_text("# the kernels\n")
     monkeypatch.setattr(_robust_jit, "__file__", str(source))
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    stamp = _source_stamp(_robust_jit.robust_scale.py_func, source)
+    stamp = cache_stamp(_robust_jit.robust_scale.py_func, source)
     assert stamp is not None
     cache = tmp_path / "numba-cache"
     (cache / "deep" / "dir").mkdir(parents=True)
@@ -98,24 +99,50 @@ def test_the_preload_waits_for_a_kernel_cache(tmp_path, monkeypatch):
     assert kernels_cached()
 
 
+def test_the_user_cache_of_a_read_only_package_counts(tmp_path, monkeypatch):
+    """Where the package is read-only, nsgen.prep._jit gives Numba a user cache directory
+    (numba.config.CACHE_DIR, no NUMBA_CACHE_DIR): Numba caches there, and an index there
+    counts; the __pycache__ beside the source then does not."""
+    import numba
+
+    from nsgen.prep import _robust_jit
+    from nsgen.prep._jit import cache_stamp
+    from nsgen.stages.robust import kernels_cached
+
+    source = tmp_path / "pkg" / "_robust_jit.py"
+    (source.parent / "__pycache__").mkdir(parents=True)
+    source.write_text("# the kernels\n")
+    monkeypatch.setattr(_robust_jit, "__file__", str(source))
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    stamp = cache_stamp(_robust_jit.robust_scale.py_func, source)
+    _index(source.parent / "__pycache__" / "_robust_jit.ranked-12.py311.nbi", stamp)
+    assert kernels_cached()
+    cache = tmp_path / "user-cache"
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(cache), raising=False)
+    assert not kernels_cached()
+    _index(cache / "pkg" / "_robust_jit.ranked-12.py311.nbi", stamp)
+    assert kernels_cached()
+
+
 def test_an_outdated_kernel_cache_is_not_cached(tmp_path, monkeypatch):
     """An index Numba would not load counts as no cache: another source stamp (an edited
     source), no entry, another Numba, not an index."""
     from nsgen.prep import _robust_jit
-    from nsgen.stages.robust import _source_stamp, kernels_cached
+    from nsgen.prep._jit import cache_stamp
+    from nsgen.stages.robust import kernels_cached
 
     source = tmp_path / "_robust_jit.py"
     source.write_text("# the kernels\n")
     monkeypatch.setattr(_robust_jit, "__file__", str(source))
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     index = tmp_path / "__pycache__" / "_robust_jit.ranked-12.py311.nbi"
-    stamp = _source_stamp(_robust_jit.robust_scale.py_func, source)
+    stamp = cache_stamp(_robust_jit.robust_scale.py_func, source)
     _index(index, stamp)
     assert kernels_cached()
     source.write_text("# the kernels, edited\n")
-    assert _source_stamp(_robust_jit.robust_scale.py_func, source) != stamp
+    assert cache_stamp(_robust_jit.robust_scale.py_func, source) != stamp
     assert not kernels_cached()
-    _index(index, _source_stamp(_robust_jit.robust_scale.py_func, source), overloads={})
+    _index(index, cache_stamp(_robust_jit.robust_scale.py_func, source), overloads={})
     assert not kernels_cached()
     index.write_bytes(b"not an index")
     assert not kernels_cached()

@@ -115,6 +115,56 @@ def _install_locator() -> None:
 _install_locator()
 
 
+def cache_root() -> str:
+    """The directory under which Numba caches every kernel (``NUMBA_CACHE_DIR``, or the
+    user cache set above for a read-only package); ``""`` when it caches beside each
+    source, in ``__pycache__``.
+
+    Examples
+    --------
+    >>> isinstance(cache_root(), str)
+    True
+    """
+    return str(getattr(numba.config, "CACHE_DIR", "") or "")
+
+
+def cache_stamp(py_func: Any, py_file: str | Path) -> Any:
+    """The source stamp Numba's cache gives the compiled ``py_func`` of the file
+    ``py_file`` (its entries load only under that stamp): that of the first of Numba's
+    cache locators that takes the function, as Numba picks it (nsgen's own first, for the
+    package's files); None without one, or without the Numba internals this reads (as
+    :func:`_install_locator`).
+    """
+    try:
+        from numba.core import caching
+        classes: list[Any] = caching.CacheImpl._locator_classes
+    except (ImportError, AttributeError):   # pragma: no cover - another Numba
+        return None
+    for cls in classes:
+        try:
+            locator = cls.from_function(py_func, str(py_file))
+            if locator is not None:
+                return locator.get_source_stamp()
+        except OSError:
+            return None
+    return None
+
+
+def loads_index(index: Path, stamp: Any) -> bool:
+    """Whether Numba loads entries from the cache index file ``index``: written by this
+    Numba, for the source stamp ``stamp`` (:func:`cache_stamp`), with an entry (as
+    ``IndexDataCacheFile._load_index`` reads it)."""
+    import pickle
+    try:
+        with open(index, "rb") as f:
+            if pickle.load(f) != numba.__version__:
+                return False
+            have, overloads = pickle.loads(f.read())
+    except Exception:   # noqa: BLE001 - unreadable or not an index: Numba compiles
+        return False
+    return bool(have == stamp and overloads)
+
+
 class JitOptions(TypedDict):
     """Keyword arguments of ``numba.njit`` that every kernel shares."""
 
@@ -150,7 +200,7 @@ def load_in_turn(loaders: Sequence[tuple[str, Callable[[], None]]],
         import fcntl
     except ImportError:   # pragma: no cover - not POSIX
         fcntl = None   # type: ignore[assignment]
-    where = str(getattr(numba.config, "CACHE_DIR", "") or Path(__file__).parent)
+    where = cache_root() or str(Path(__file__).parent)
     tag = hashlib.sha1(where.encode()).hexdigest()[:12]
     directory = Path(lock_dir or tempfile.gettempdir())
     pending, done, wait = list(loaders), [], False

@@ -62,15 +62,15 @@ ROBUST_PRELOAD = _forkserver.ROBUST_PRELOAD
 
 def kernels_cached(cache_dir: str | None = None) -> bool:
     """Whether Numba's disk cache holds robust kernels that Numba will load: an index file
-    of ``nsgen/prep/_robust_jit.py`` under ``cache_dir`` (default ``NUMBA_CACHE_DIR``,
-    where Numba caches when it is set), else in the ``__pycache__`` beside it, written by
-    this Numba for the source stamp Numba gives those kernels now (:func:`_source_stamp`:
-    the file's, and with :mod:`nsgen.prep._jit`'s locator the digest of every kernel
-    source), with an entry in it. An outdated index counted as cached: the forkserver then
-    compiled every kernel alone. ``nsgen mask`` preloads them in the forkserver only when
-    cached: on an empty cache one process compiling them all is slower than the reader and
-    the workers compiling at once (first ``nsgen mask`` after install 32.9 s -> 42.8 s,
-    quiet 2 cores).
+    of ``nsgen/prep/_robust_jit.py`` under ``cache_dir`` (default ``NUMBA_CACHE_DIR``, or
+    the directory :mod:`nsgen.prep._jit` gives Numba where the package is read-only:
+    :func:`~nsgen.prep._jit.cache_root`; Numba then caches there only), else in the
+    ``__pycache__`` beside it, that Numba loads now (:func:`~nsgen.prep._jit.loads_index`:
+    written by this Numba for the source stamp it gives those kernels, with an entry). An
+    outdated index counted as cached: the forkserver then compiled every kernel alone.
+    ``nsgen mask`` preloads them in the forkserver only when cached: on an empty cache one
+    process compiling them all is slower than the reader and the workers compiling at once
+    (first ``nsgen mask`` after install 32.9 s -> 42.8 s, quiet 2 cores).
 
     Examples
     --------
@@ -80,53 +80,16 @@ def kernels_cached(cache_dir: str | None = None) -> bool:
     >>> kernels_cached(str(cache))   # not an index Numba loads
     False
     """
-    from nsgen.prep import _robust_jit
+    from nsgen.prep import _jit, _robust_jit
 
     source = Path(_robust_jit.__file__)
     pattern = f"{source.stem}.*.nbi"
-    root = cache_dir if cache_dir is not None else os.environ.get("NUMBA_CACHE_DIR")
-    # Numba caches under NUMBA_CACHE_DIR only when it is set
+    root = cache_dir if cache_dir is not None else \
+        os.environ.get("NUMBA_CACHE_DIR") or _jit.cache_root()
     found = Path(root).rglob(pattern) if root else \
         (source.parent / "__pycache__").glob(pattern)
-    stamp = _source_stamp(_robust_jit.robust_scale.py_func, source)
-    return stamp is not None and any(_fresh_index(index, stamp) for index in found)
-
-
-def _source_stamp(py_func: Any, source: Path) -> Any:
-    """The source stamp Numba's cache gives the compiled ``py_func`` of the file ``source``
-    (its entries are loaded only under that stamp): that of the first of Numba's cache
-    locators that takes the function, as Numba picks it; None without one (or without
-    the Numba internals this reads: ``CacheImpl._locator_classes``, Numba 0.59-0.68)."""
-    try:
-        from numba.core import caching
-        classes: list[Any] = caching.CacheImpl._locator_classes
-    except (ImportError, AttributeError):   # pragma: no cover - another Numba
-        return None
-    for cls in classes:
-        try:
-            locator = cls.from_function(py_func, str(source))
-            if locator is not None:
-                return locator.get_source_stamp()
-        except OSError:
-            return None
-    return None
-
-
-def _fresh_index(index: Path, stamp: Any) -> bool:
-    """Whether Numba loads entries from the index file ``index``: written by this Numba,
-    for the source stamp ``stamp``, with an entry (as ``IndexDataCacheFile._load_index``
-    reads it)."""
-    import pickle
-
-    import numba
-    try:
-        with open(index, "rb") as f:
-            if pickle.load(f) != numba.__version__:
-                return False
-            have, overloads = pickle.loads(f.read())
-    except Exception:   # noqa: BLE001 - unreadable or not an index: Numba compiles
-        return False
-    return bool(have == stamp and overloads)
+    stamp = _jit.cache_stamp(_robust_jit.robust_scale.py_func, source)
+    return stamp is not None and any(_jit.loads_index(index, stamp) for index in found)
 
 
 #: float32 copies of a row a pass-one worker holds (its features, ~0.13 of a row at 1801
