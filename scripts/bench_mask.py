@@ -20,7 +20,9 @@ radius 3, threshold 0.63, length 600, depth 30, width 22, sensitivity 85) are us
   ``--memory-limit`` (target <= 75 %), from a separate run (sampling it slows a run by
   15-20 %).
 
-With ``--baseline ROOT`` another checkout's ``nsgen mask`` (its code, its compiled kernels)
+Every ``nsgen mask`` run is of this checkout (the one the script is in, first on
+``PYTHONPATH``: :func:`bench_synthetic.tree_env`), whatever ``nsgen`` is installed or the
+working directory holds. With ``--baseline ROOT`` another checkout's ``nsgen mask`` (its code, its compiled kernels)
 runs alternating with this one's, and both columns print side by side: before/after figures
 from one run, under the same load. With ``--versus DETECTOR`` this checkout's ``nsgen mask
 --detector DETECTOR`` runs alternating too (e.g. the robust detector against Larix's).
@@ -35,19 +37,16 @@ and nsgen alike, but not equally from run to run.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import re
 import statistics
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_engine import evict, make_scan, read_once  # noqa: E402
 from bench_synthetic import (become_subreaper, compile_tree, run_cpu,  # noqa: E402
-                             run_nsgen)
+                             run_nsgen, tree_env)
 
 TARGETS = {False: 8.0, True: 4.0}   # ratio to the read: warm, cold
 
@@ -104,9 +103,8 @@ def main() -> None:
         versions.insert(0, (f"baseline ({a.baseline})", a.baseline, a.detector))
     if a.versus:
         versions.append((f"--detector {a.versus}", None, a.versus))
-    # every run uses its tree's bytecode cache, as an installed nsgen does (an environment
-    # that sets PYTHONDONTWRITEBYTECODE made each process compile ~40 modules first)
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    # every run uses its tree's bytecode cache, as an installed nsgen does (tree_env; an
+    # environment that sets PYTHONDONTWRITEBYTECODE made each process compile ~40 modules)
     for root in {root for _, root, _ in versions}:
         compile_tree(root)
     for cold in (False, True):
@@ -124,10 +122,11 @@ def main() -> None:
                 evict(scan)
             floors.append(read_once(scan))
             for name, root, detector in versions:
-                with tempfile.TemporaryDirectory() as d, python_path(root):
+                with tempfile.TemporaryDirectory() as d:
                     if cold:
                         evict(scan)
-                    wall, cpu, err = run_cpu(mask_args(d, detector), extra=("-v",))
+                    wall, cpu, err = run_cpu(mask_args(d, detector), extra=("-v",),
+                                             env=tree_env(root))
                 walls[name].append(wall)
                 cpus[name].append(cpu)
                 stages[name].append(breakdown(err))
@@ -153,8 +152,9 @@ def main() -> None:
             print(f"      {key:42s}" + "".join(f"{c:>26s}" for c in cells))
     limit = parse_bytes(a.memory_limit)
     for name, root, detector in versions:
-        with tempfile.TemporaryDirectory() as d, python_path(root):
-            _, peak, err = run_nsgen(mask_args(d, detector), extra=("-v",), memory=True)
+        with tempfile.TemporaryDirectory() as d:
+            _, peak, err = run_nsgen(mask_args(d, detector), extra=("-v",), memory=True,
+                                     env=tree_env(root))
         # scratch kept in a memory file system is mapped by no process: PSS misses it
         shm = sum(float(m.group(1)) for m in re.finditer(
             r"scratch: \d+ of \d+ rows in memory \(([0-9.]+) MiB\)", err)) * 2**20
@@ -162,27 +162,6 @@ def main() -> None:
         print(f"  {name}: peak PSS of the process tree (separate run) {peak / 2**20:.0f} MiB"
               f" + scratch in memory {shm / 2**20:.0f} MiB = {total / 2**20:.0f} MiB of "
               f"{limit / 2**20:.0f} MiB limit = {100 * total / limit:.0f} % (target <= 75 %)")
-
-
-@contextlib.contextmanager
-def python_path(root: str | None) -> Iterator[None]:
-    """Run ``nsgen`` from the checkout at ``root`` (None: as this script does): on
-    ``PYTHONPATH`` and as the working directory (``python -m`` puts the working directory
-    first on ``sys.path``, before ``PYTHONPATH``)."""
-    if root is None:
-        yield
-        return
-    old, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
-    os.environ["PYTHONPATH"] = str(Path(root).resolve())
-    os.chdir(root)
-    try:
-        yield
-    finally:
-        os.chdir(cwd)
-        if old is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = old
 
 
 if __name__ == "__main__":
