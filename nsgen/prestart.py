@@ -131,10 +131,20 @@ def stop_early(pid: int | None) -> None:
 def exit_now(code: int) -> None:
     """End the process with status ``code`` at once: flush the standard streams and the
     logging handlers, then ``os._exit`` (no interpreter teardown, no exit handlers: call it
-    only when the command has released everything it holds)."""
+    only when the command has released everything it holds). Of the exit handlers it
+    skips, it does the one whose absence shows: multiprocessing's temporary directory
+    (``pymp-*``, the forkserver's socket) is removed, or every command would leave one in
+    the temporary directory (thousands on a node that runs an array job's tasks)."""
     import logging
+    import multiprocessing.process
+    import shutil
     import sys
 
+    # where multiprocessing.util.get_temp_dir keeps it (its own exit handler reads it there)
+    config = getattr(multiprocessing.process.current_process(), "_config", {})
+    tempdir = config.get("tempdir")
+    if tempdir:
+        shutil.rmtree(tempdir, ignore_errors=True)
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -91,12 +91,17 @@ def test_stop_early_ends_the_forkserver():
 def test_the_command_line_writes_the_same_files_as_a_call(tmp_path: Path):
     args = ["-m", "complex", "-N", "16", "-o", "3", "-s", "2", "-f", "2", "--no-preview",
             "--no-progress", "--workers", "2"]
-    env = {**os.environ, "PYTHONPATH": str(Path(prestart.__file__).parents[1])}
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(prestart.__file__).parents[1]),
+           "TMPDIR": str(temp)}
     cli = subprocess.run([sys.executable, "-P", "-m", "nsgen", *args, "-r", str(tmp_path / "cli")],
                          check=True, capture_output=True, text=True, env=env)
     # ended by exit_now: the summary is out, and nothing was left for the resource tracker
     assert cli.stderr.startswith("nsgen: made 1 sample (0000): 48 files"), cli.stderr
     assert "leaked" not in cli.stderr
+    # nor in the temporary directory (multiprocessing's pymp-* with the forkserver's socket)
+    assert list(temp.iterdir()) == []
     from nsgen.cli import main
     assert main([*args, "-r", str(tmp_path / "call")]) == 0
     files = sorted(p.relative_to(tmp_path / "call")
