@@ -52,10 +52,9 @@ def test_the_mask_preload_follows_the_detector_the_parser_picks():
     """``nsgen mask``'s early forkserver: Larix's options as the parser's, the detector as
     :func:`nsgen.prep.detect.choose_detector` picks it from the parsed options."""
     from nsgen.mask import build_parser, larix_options_given
-    from nsgen.prep.detect import LARIX_OPTIONS, choose_detector
+    from nsgen.prep.detect import choose_detector
     from nsgen.stages.robust import ROBUST_PRELOAD
 
-    assert forkserver.LARIX_OPTIONS == LARIX_OPTIONS
     assert tuple(forkserver.mask_preload("robust")) == ROBUST_PRELOAD
     base = ["--h5", "s.nxs", "-a", "m.npz"]
     for extra in ([], ["--detector", "larix"], ["--detector=robust"], ["--weights"],

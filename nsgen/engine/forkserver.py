@@ -32,8 +32,8 @@ MODE_PACKAGE = "nsgen.modes"
 #: kernels of its three passes (:mod:`nsgen.prep._robust_preload`, which loads them when
 #: Numba's cache holds them: :func:`nsgen.stages.robust.kernels_cached`)
 ROBUST_PRELOAD = ("nsgen.stages.robust", "nsgen.prep._robust_preload")
-#: the options of ``nsgen mask`` that select Larix's detector when none is named
-#: (:data:`nsgen.prep.detect.LARIX_OPTIONS`, known here without importing NumPy)
+#: the options of ``nsgen mask`` that select Larix's detector when none is named (here, where
+#: the command line reads them before importing NumPy; :data:`nsgen.prep.detect.LARIX_OPTIONS`)
 LARIX_OPTIONS = ("--median-size", "--radius", "--threshold", "--min-stripe-length",
                  "--min-stripe-width", "--sensitivity", "--weights")
 

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from nsgen.engine import forkserver
 from nsgen.errors import NsgenError
 from nsgen.prep.detect_params import DetectParams
 
@@ -39,8 +40,8 @@ DETECTORS = ("robust", "larix")
 DEFAULT_DETECTOR = DETECTORS[0]
 
 #: options only Larix has (``nsgen mask``): given without ``--detector``, they select it
-LARIX_OPTIONS = ("--median-size", "--radius", "--threshold", "--min-stripe-length",
-                 "--min-stripe-width", "--sensitivity", "--weights")
+#: (kept in :mod:`nsgen.engine.forkserver`, which the command line reads before NumPy)
+LARIX_OPTIONS = forkserver.LARIX_OPTIONS
 
 
 def check_detector(name: str) -> str:
