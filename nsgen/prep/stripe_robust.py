@@ -399,7 +399,7 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     # score the moving-feature rule set to 0, is not), in runs of blocks
     bar = BLOCK_FACTOR * threshold
     run_rect = _rect_runs(_block_rects(qs, z_own[:-1], cons, q_start, rows, hd,
-                                       n_rows_total), bar)
+                                       n_rows_total), bar, np.stack(z_own[:-1]), z_own[-1])
     # the columns of one stripe over part of the scan add their evidence (each column's run
     # is already one of agreeing blocks): runs pooled along columns too
     pooled_run = np.stack([_pool(r, RUN_POOL_FLOOR, POOL_WIDTH) for r in run])
@@ -648,31 +648,42 @@ def _block_rects(qs: np.ndarray, zb: list[np.ndarray], cons: np.ndarray, q_start
     return out
 
 
-def _rect_runs(rects: np.ndarray, bar: float) -> np.ndarray:
+def _rect_runs(rects: np.ndarray, bar: float, zb: np.ndarray, z_whole: np.ndarray
+               ) -> np.ndarray:
     """Runs of angle blocks (:func:`~nsgen.prep.robust_angles.run_scores`) of the block
     rectangles ``rects`` (:func:`_block_rects`, ``(blocks, rows, columns)``), and, where a
-    value is in no run, the run of its block and an adjacent one that agrees but holds no
-    rectangle of its own above :data:`~nsgen.prep.robust_angles.RUN_LEVEL`: every value of
-    a block rectangle is rank consistent in its block and, with the same sign, in an
-    adjacent one (:func:`_block_rects` pools no other value), which counts 0 in the run
-    (``rect / sqrt(2)``, flagged above ``bar`` as any run). A fluctuating gain at its peak
-    over one block, its other blocks at a third of that (labelled benchmark, 721x64x512
-    seed 11, rows 42-47, i0 20000: block 2 at -6..-8 per value, -16..-21 pooled over the
-    rows, consistency 12-24, the adjacent blocks at -1..-2; docs/detection.md, thirteenth
-    round).
+    value is in no run, its block's rectangle alone: every value of a block rectangle is
+    rank consistent in its block and, with the same sign, in an adjacent one
+    (:func:`_block_rects` pools no other value), which holds no rectangle of its own above
+    :data:`~nsgen.prep.robust_angles.RUN_LEVEL`. Such a rectangle is a run of two blocks
+    whose neighbour adds 0 (``rect / sqrt(2)``, flagged above ``bar`` as any run), or a run
+    of one block (``rect``) where the defect outlasts the block: the value's whole-scan
+    score ``z_whole`` (same sign) exceeds its share of the block's own score ``zb``
+    (``|zb| / sqrt(blocks)``, what one block's event adds to the whole scan). A
+    fluctuating gain at its peak over one block, its other blocks at a third of that
+    (labelled benchmark, 721x64x512 seed 11, rows 42-47: block 2 at -3..-5 per value,
+    -12.8 pooled at i0 4000, the whole scan at -2.2 against a share of 1.7); a sample
+    feature at the volume's end over one block and a half (361x32x256 seed 5 rows 1-3:
+    block 4 at -11.9, the whole scan at -1.0 against 1.9) does not outlast it
+    (docs/detection.md, thirteenth and fourteenth rounds).
 
     Examples
     --------
-    >>> rects = np.zeros((6, 1, 3))
+    >>> rects = np.zeros((6, 1, 4))
     >>> rects[2:4, 0, 0] = 8.0            # two blocks: a run of 11.3
     >>> rects[2, 0, 1] = 16.0             # one block, its neighbour agreeing: 11.3
-    >>> rects[2, 0, 2] = 12.0             # one block: 8.5
-    >>> _rect_runs(rects, 11.0)[2:4, 0].round(1).tolist()
-    [[11.3, 11.3, 0.0], [11.3, 0.0, 0.0]]
+    >>> rects[2, 0, 2:] = 12.0            # one block: 8.5, or 12 where the scan holds it
+    >>> zb = np.full(rects.shape, 4.0)
+    >>> z_whole = np.array([[0.0, 0.0, 1.0, 2.0]])   # share 4 / sqrt(6) = 1.63
+    >>> _rect_runs(rects, 11.0, zb, z_whole)[2:4, 0].round(1).tolist()
+    [[11.3, 11.3, 0.0, 12.0], [11.3, 0.0, 0.0, 0.0]]
     """
     run = run_scores(rects, RUN_LEVEL)
     pair = rects / np.sqrt(2.0)
-    return np.where((run == 0) & (np.abs(pair) > bar), pair, run)
+    outlasts = np.sign(rects) * z_whole[None] > np.abs(zb) / np.sqrt(rects.shape[0])
+    lone = np.where(np.abs(pair) > bar, pair, np.where(outlasts & (np.abs(rects) > bar),
+                                                       rects, 0.0))
+    return np.where(run == 0, lone, run)
 
 
 def _grow(flag: np.ndarray, score: np.ndarray, low: float) -> np.ndarray:
