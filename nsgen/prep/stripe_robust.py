@@ -144,6 +144,14 @@ ROW_POOL_CAP = 2.0
 #: (labelled benchmark, seeds 5-8: 564 -> 570 of 594 rows, no clean row more)
 RECT_FLOOR = 2.0
 RECT_MIN = 4
+#: an angle block's rectangle (:func:`_block_rects`) needs this share of its values to
+#: qualify (at least RECT_MIN); the others count 0 in its sum, not in its size (``sum /
+#: sqrt(size)``). A faint defect's values straddle the floor and the consistency bar in
+#: each block, so every-value rectangles stay small (labelled benchmark, 721x64x512 i0
+#: 4000 seed 2, rows 53-58: per block at most -8.7 of a 30-value defect; at 0.75 full and
+#: fluctuating rows 162 / 157 of 166 / 164 on seeds 9-12 against 161 / 156, no clean row
+#: more; docs/detection.md, fourteenth round)
+BLOCK_RECT_SHARE = 0.75
 #: values of :func:`_pool_rect` pooled at once (all their rectangles together: memory)
 RECT_BATCH = 512
 #: values stored per angle set by :func:`set_offsets`: the offsets, the row-alone (tall)
@@ -502,8 +510,8 @@ def _pool_rows(q: np.ndarray, z: np.ndarray, q_start: int, rows: tuple[int, int]
 
 def _pool_rect(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
                rows: tuple[int, int], hd: int, n_rows_total: int,
-               strong: float = ROW_POOL_FLOOR, only: np.ndarray | None = None
-               ) -> np.ndarray:
+               strong: float = ROW_POOL_FLOOR, only: np.ndarray | None = None,
+               share: float = 1.0) -> np.ndarray:
     """Scores ``z`` ``(stop - start, columns)`` of volume rows ``rows`` pooled over rectangles
     of rows and columns: each value's the strongest ``sum / sqrt(n)`` over the rectangles of
     2 to :data:`ROW_POOL_WIDTH` adjacent rows within :data:`ROW_POOL_REACH` (and ``hd``)
@@ -512,7 +520,9 @@ def _pool_rect(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
     (:data:`ROW_POOL_FLOOR`; ``inf``: every value), rank consistent (``cons`` above
     :data:`~nsgen.prep.robust_tall.CONSISTENCY`); its own score where none is stronger (or
     where ``only``, bool like ``z``, is not set: those values are not pooled, but may be
-    in the others' rectangles). The
+    in the others' rectangles). With ``share`` below 1, a rectangle needs only that
+    share of its values (at least :data:`RECT_MIN`) to qualify; the others count 0 in its
+    sum, not in its size (:data:`BLOCK_RECT_SHARE`, the angle blocks'). The
     other rows' values are their offsets ``q`` (one angle set, volume rows ``q_start ...``,
     ``hd`` rows each side of ``rows``; ``cons`` their rank consistency, the same shape less
     the scale) in this row's units (``q / z`` of this row, column by column), none above
@@ -576,7 +586,7 @@ def _pool_rect(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
         t, m = sums[n:n + RECT_BATCH], counts[n:n + RECT_BATCH]
         tot = t[:, corners[3]] - t[:, corners[1]] - t[:, corners[2]] + t[:, corners[0]]
         cnt = m[:, corners[3]] - m[:, corners[1]] - m[:, corners[2]] + m[:, corners[0]]
-        sc = np.where(cnt == size, tot / root, 0.0)
+        sc = np.where(cnt >= np.maximum(share * size, RECT_MIN), tot / root, 0.0)
         np.maximum(top[n:n + RECT_BATCH], sc.max(axis=1), out=top[n:n + RECT_BATCH])
     best[j[k], c[k]] = sign[k, 0, 0] * top
     return best
@@ -616,7 +626,8 @@ def _block_rects(qs: np.ndarray, zb: list[np.ndarray], cons: np.ndarray, q_start
     is rank consistent in that block (``cons`` ``(q rows, sets, columns)`` of the offsets
     ``qs`` ``(q rows, sets, columns + 1)``, volume rows ``q_start ...``), 0 where a value is
     in none. Only values that a run of blocks can use are pooled: rank consistent above
-    :data:`RECT_FLOOR` in this block and, with the same sign, in an adjacent one.
+    :data:`RECT_FLOOR` in this block and, with the same sign, in an adjacent one; a
+    rectangle needs :data:`BLOCK_RECT_SHARE` of its values so, the others count 0.
 
     Examples
     --------
@@ -643,7 +654,7 @@ def _block_rects(qs: np.ndarray, zb: list[np.ndarray], cons: np.ndarray, q_start
         use = pair & (ok[b] != 0)
         if use.any():
             r = _pool_rect(qs[:, b], z, cons[:, b], q_start, rows, hd, n_rows_total,
-                           strong=np.inf, only=use)
+                           strong=np.inf, only=use, share=BLOCK_RECT_SHARE)
             out[b] = np.where(use & (r != z), r, 0.0)
     return out
 
