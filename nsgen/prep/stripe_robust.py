@@ -152,6 +152,13 @@ RECT_MIN = 4
 #: fluctuating rows 162 / 157 of 166 / 164 on seeds 9-12 against 161 / 156, no clean row
 #: more; docs/detection.md, fourteenth round)
 BLOCK_RECT_SHARE = 0.75
+#: a run of block rectangles (:func:`_rect_runs`) is flagged above this: every such run
+#: (each block's rectangle above RUN_LEVEL, its values rank consistent in the block) is a
+#: stripe's candidate, which :func:`~nsgen.prep.robust_angles.refine`'s step tests judge
+#: (labelled benchmark, seeds 1-4: at the runs' bar, 2.2 x the threshold, partial rows
+#: 142 of 154; here 147, no clean row more on any seed set; docs/detection.md, fourteenth
+#: round). A lone rectangle (a run of one block) needs the bar
+RECT_RUN_LEVEL = RUN_LEVEL
 #: values of :func:`_pool_rect` pooled at once (all their rectangles together: memory)
 RECT_BATCH = 512
 #: values stored per angle set by :func:`set_offsets`: the offsets, the row-alone (tall)
@@ -404,7 +411,9 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     run = run_scores(zb, RUN_LEVEL)
     # ... and so may its rows and columns in each block: the block's rectangles, each of
     # whose values is rank consistent in that block (a sample feature there, or a row whose
-    # score the moving-feature rule set to 0, is not), in runs of blocks
+    # score the moving-feature rule set to 0, is not), in runs of blocks: every such run
+    # (each block's rectangle above RUN_LEVEL) is a stripe's candidate, left to refine's
+    # step tests (a lone rectangle needs the bar: _rect_runs)
     bar = BLOCK_FACTOR * threshold
     run_rect = _rect_runs(_block_rects(qs, z_own[:-1], cons, q_start, rows, hd,
                                        n_rows_total), bar, np.stack(z_own[:-1]), z_own[-1])
@@ -420,7 +429,8 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
         part = flag_all & (agree > AGREE * share)
         # ... or a stripe over part of the scan: a run of blocks each above RUN_LEVEL with
         # the same sign, whose summed score (pooled over adjacent columns) is strong
-        own = _grow(_drop_bias(run[b], bar), run[b], GROW * bar) | _drop_bias(run_rect[b], bar)
+        own = (_grow(_drop_bias(run[b], bar), run[b], GROW * bar)
+               | _drop_bias(run_rect[b], RECT_RUN_LEVEL))
         part |= own | _grow(_drop_bias(pooled_run[b], bar), pooled_run[b], GROW * bar)
         by_run |= own
         out[edges[b]:edges[b + 1]] = part.view(np.uint8)[None]   # (bool: 0/1 bytes)
