@@ -40,11 +40,13 @@ angle blocks (scans of at least 180 angles):
    turning point along the angles is one or two blocks' event); masked in the angle
    blocks whose own score agrees. Stripes over part of the scan: a run of 2 to
    ``blocks - 1`` adjacent blocks, each scoring above ``RUN_LEVEL`` with one sign, whose sum over
-   ``sqrt(length)`` (pooled over up to 5 adjacent columns, as the whole-scan scores, or
-   each block's scores pooled over rectangles of rows and columns whose every value is
-   rank consistent in that block) exceeds 2.2 x the threshold; their angles are then refined from the run's trace over
-   angle bins, and dropped where that range does not stand out of the trace elsewhere or
-   is not a significant step in it (module :mod:`nsgen.prep.robust_angles`).
+   ``sqrt(length)`` (pooled over up to 5 adjacent columns, as the whole-scan scores)
+   exceeds 2.2 x the threshold, or any such run of each block's scores pooled over
+   rectangles of rows and columns whose values (3/4 of them) are rank consistent in that
+   block (one block alone above 2.2 x the threshold: :func:`_rect_runs`); their angles
+   are then refined from the run's trace over angle bins, and dropped where that range
+   does not stand out of the trace elsewhere or is not a significant step in it (module
+   :mod:`nsgen.prep.robust_angles`).
 
 Steps 2-4 couple rows (``q`` of the ``hd`` rows each side, each against its own ``hd``
 rows, whose strong defects are their own), so a row chunk plus ``2 hd`` rows each side
