@@ -10,10 +10,11 @@ left out of the other rows' backgrounds (replaced there by their row's neighbour
 columns, as the strong defects are: :func:`~nsgen.prep.robust_scores.offsets`), and the
 rows decided again on them.
 
-Only the flags in runs along the rows of :data:`SHORT_MIN` to ``hd`` rows in their column
-are left out (:func:`excluded`): one row's flag is in no other row (nothing to share), and
-a stripe over more rows than ``hd`` is the row-alone path's (:mod:`nsgen.prep.robust_tall`),
-which rows first never saw.
+Only the flags of a defect over :data:`SHORT_MIN` to ``hd`` rows are left out
+(:func:`excluded`: runs along the rows, each row flagged within :data:`GROUP` columns): one
+row's defect is in no other row (nothing shared), and a stripe over more rows than ``hd`` is
+the row-alone path's (:mod:`nsgen.prep.robust_tall`), which rows first never saw (each left out, the rows near
+them are decided again: a cost; docs/detection.md, fourteenth round).
 
 Pure: arrays in, arrays out. Chunk-exact: a row's excluded values need the first decision's
 flags of the rows within ``hd`` each side; its second offsets those of the rows within
@@ -22,12 +23,13 @@ flags of the rows within ``hd`` each side; its second offsets those of the rows 
 
 Examples
 --------
->>> flags = np.zeros((10, 3), bool)
->>> flags[2:5, 0] = True        # 3 rows: left out
->>> flags[7, 1] = True          # one row: kept
->>> flags[:, 2] = True          # every row (more than hd): kept
+>>> flags = np.zeros((10, 9), bool)
+>>> flags[2:4, 0] = True        # 3 rows: left out
+>>> flags[4, 1] = True
+>>> flags[7, 0] = True          # one row: kept
+>>> flags[:, 8] = True          # every row (more than hd): kept
 >>> np.argwhere(excluded(flags, 0, (0, 10), 4, 10)).tolist()
-[[2, 0], [3, 0], [4, 0]]
+[[2, 0], [3, 0], [4, 1]]
 """
 
 from __future__ import annotations
@@ -36,11 +38,14 @@ import numpy as np
 
 from nsgen.prep.robust_scores import _window, offsets
 
-__all__ = ["SHORT_MIN", "excluded", "second_offsets", "second_rows"]
+__all__ = ["GROUP", "SHORT_MIN", "excluded", "second_offsets", "second_rows"]
 
-#: the first decision's flags left out of the second pass's backgrounds: runs along the
-#: rows (in their column) of SHORT_MIN to ``hd`` rows
+#: the first decision's flags left out of the second pass's backgrounds: those in runs along
+#: the rows of SHORT_MIN to ``hd`` rows holding a flag within GROUP columns (the columns a
+#: defect's rows are flagged in may differ: labelled benchmark, 721x64x512 seed 11, a
+#: fluctuating stripe over rows 42-47 and columns 385-388, flagged in 387-388 of row 44)
 SHORT_MIN = 2
+GROUP = 2
 
 
 def excluded(flags: np.ndarray, f_start: int, rows: tuple[int, int], hd: int,
@@ -49,21 +54,27 @@ def excluded(flags: np.ndarray, f_start: int, rows: tuple[int, int], hd: int,
     ``(stop - start, columns)`` bool: the first decision's ``flags`` (any angle; ``(rows,
     columns)`` bool of volume rows ``f_start ...``, holding ``hd`` rows each side of
     ``rows``, clipped to the volume) in runs along the rows of :data:`SHORT_MIN` to ``hd``
-    rows. (A run cut at the held rows' ends, where they are not the volume's, reaches a row
-    of ``rows`` over more than ``hd`` rows: longer either way.)"""
+    rows each holding a flag within :data:`GROUP` columns, that reach ``rows``. (A run cut
+    at the held rows' ends, where they are not the volume's, reaches ``rows`` only over
+    more than ``hd`` rows: longer either way.)"""
     start, stop = rows
     lo, hi = max(0, start - hd), min(n_rows_total, stop + hd)
     if f_start > lo or f_start + flags.shape[0] < hi:
         raise ValueError(f"flags hold rows [{f_start}, {f_start + flags.shape[0]}) but rows "
                          f"[{start}, {stop}) need rows [{lo}, {hi})")
     out = np.zeros((stop - start, flags.shape[1]), bool)
-    held = flags[lo - f_start:hi - f_start]
-    for c in np.flatnonzero(held[start - lo:stop - lo].any(axis=0)):
+    own = flags[lo - f_start:hi - f_start]
+    held = own.copy()   # a flag within GROUP columns counts: a defect's rows may differ there
+    for k in range(1, GROUP + 1):
+        held[:, k:] |= own[:, :-k]
+        held[:, :-k] |= own[:, k:]
+    for c in np.flatnonzero(own[start - lo:stop - lo].any(axis=0)):
         d = np.diff(np.r_[0, held[:, c].astype(np.int8), 0])
         for a, b in zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()):
-            if SHORT_MIN <= b - a <= hd:
-                out[max(a + lo, start) - start:min(b + lo, stop) - start, c] = True
-    return out
+            first, last = max(a + lo, start), min(b + lo, stop)   # (the run in rows)
+            if first < last and SHORT_MIN <= b - a <= hd:
+                out[first - start:last - start, c] = True
+    return out & own[start - lo:stop - lo]
 
 
 def second_rows(ex: np.ndarray, ex_start: int, rows: tuple[int, int], hd: int
