@@ -105,3 +105,24 @@ def test_the_module_constants_are_used(monkeypatch):
     monkeypatch.setattr(robust_second, "SHORT_MIN", 100)
     assert np.array_equal(stripe_robust.robust_stripe_mask(x), _first_decision(x))
     assert robust_scores.STRONG > 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_second_offsets_computed_on_the_changed_columns_only_are_exact(seed):
+    """Left-out values anywhere (at the row's ends, beside and inside strong columns, in
+    runs): the offsets, scales and consistencies equal rows first over whole rows with them
+    as strong defects, bit for bit."""
+    rng = np.random.default_rng(seed)
+    n, n_i, n_k = 20, 80, 360
+    x = rng.normal(0, 0.01, (n_k, n, n_i)).astype(np.float32)
+    x += np.linspace(0, 0.05, n)[None, :, None] * np.sin(np.arange(n_i) / 7.0)[None, None]
+    x[:, :, [0, 33, 34, 79]] += 2.0           # strong columns (dead-like), at the ends too
+    feat = stripe_robust.row_features(x)
+    sets, strong, _ = stripe_robust._fields(feat, n_k)
+    qs = stripe_robust.row_offsets(feat, 0, (0, n), n, n_k, 8)
+    ex = rng.random((n, n_i)) < 0.02
+    ex[3:6, [1, 32, 35, 78]] = True           # beside the strong ones
+    ex[12:14, 50:60] = True
+    got = second_offsets(sets, strong, ex, 0, qs, 0, (0, n), n, 4)
+    want = stripe_robust.set_offsets(sets, [s | ex for s in strong], 0, (0, n), n, 8)
+    assert got.tobytes() == want.tobytes()

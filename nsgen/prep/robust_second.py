@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsgen.prep.robust_scores import _window, offsets
+from nsgen.prep import _robust_jit as _rj
+from nsgen.prep.robust_scores import _interpolate, _robust_scale, _window, mirror_table
 
 __all__ = ["GROUP", "SHORT_MIN", "excluded", "second_offsets", "second_rows"]
 
@@ -105,25 +106,79 @@ def second_offsets(sets: list[np.ndarray], strong: list[np.ndarray], ex: np.ndar
                    n_rows_total: int, hd: int) -> np.ndarray:
     """The :func:`~nsgen.prep.stripe_robust.set_offsets` ``qs`` (volume rows ``q_start
     ...``) of volume rows ``rows``, with each angle set's offsets, robust scale and rank
-    consistency computed again where a compared row has :func:`excluded` values ``ex``
-    (``(rows, columns)`` bool like ``strong``, of the feature rows ``feat_start ...``):
-    those values left out of the background with the strong defects. The ranks ``sets``
-    and ``strong`` (:func:`~nsgen.prep.stripe_robust.set_offsets`' fields) must hold ``hd``
-    rows each side of ``rows``; the row-alone (tall) sets are the row's own, kept."""
+    consistency as :func:`~nsgen.prep.robust_scores.offsets` gives them with the
+    :func:`excluded` values ``ex`` (``(rows, columns)`` bool like ``strong``, of the feature
+    rows ``feat_start ...``) left out of the background with the strong defects. The ranks
+    ``sets`` and ``strong`` (:func:`~nsgen.prep.stripe_robust.set_offsets`' fields) must
+    hold ``hd`` rows each side of ``rows``; the row-alone (tall) sets are the row's own,
+    kept.
+
+    Only what changes is computed (the same values): a compared row's background changes in
+    the runs of its left-out and strong columns that hold a left-out one (interpolated from
+    their row's neighbouring columns), a row's offsets within ``h`` (8) columns of those
+    (the median across ``2 h + 1`` columns), computed on the columns within ``2 h``."""
     start, stop = rows
     out = np.array(qs[start - q_start:stop - q_start])
     n_sets = len(sets)
     n_i = sets[0].shape[2]
     has = np.asarray(ex.any(axis=1))
-    redo = np.array([bool(has[[o - feat_start for o in _window(i, hd, n_rows_total)]].any())
-                     for i in range(start, stop)])
-    if not redo.any():
+    if not has.any():
         return out
-    d = np.diff(np.r_[0, redo.astype(np.int8), 0])
-    for a, b in zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()):
-        r0, r1 = start + a - feat_start, start + b - feat_start
-        for n, (srt, st) in enumerate(zip(sets, strong)):
-            cons = np.zeros((b - a, n_i))
-            out[a:b, n] = offsets(srt, st | ex, r0, r1, feat_start, hd, n_rows_total, cons)
-            out[a:b, out.shape[1] - n_sets + n, :n_i] = cons
+    h = mirror_table(n_i).shape[0] // 2
+    for n, (srt, st) in enumerate(zip(sets, strong)):
+        gone = st | ex
+        # each feature row's changed background columns: runs of gone holding an ex
+        changed = np.zeros(gone.shape, bool)
+        for r in np.flatnonzero(has).tolist():
+            d = np.diff(np.r_[0, gone[r].astype(np.int8), 0])
+            for a, b in zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()):
+                if ex[r, a:b].any():
+                    changed[r, a:b] = True
+        bg: dict[int, np.ndarray] = {}   # the backgrounds of the rows with gone columns
+        for i in range(start, stop):
+            others = _window(i, hd, n_rows_total)
+            near = np.zeros(n_i, bool)
+            for o in others:
+                if has[o - feat_start]:
+                    near |= changed[o - feat_start]
+            if not near.any():
+                continue
+            # the columns whose offsets change, and the columns each needs (mirrored edges)
+            want = np.convolve(near, np.ones(2 * h + 1), "same") > 0
+            d = np.diff(np.r_[0, want.astype(np.int8), 0])
+            q, c = out[i - start, n], out[i - start, out.shape[1] - n_sets + n]
+            for a, b in zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()):
+                s0, s1 = max(0, a - h), min(n_i, b + h)
+                if s1 - s0 < 2 * h + 1:   # (a narrow row: all of it)
+                    s0, s1 = 0, n_i
+                for o in others:
+                    r = o - feat_start
+                    if r not in bg and gone[r].any():
+                        bg[r] = srt[r].copy()
+                        _interpolate(bg[r], gone[r])
+                q_s, c_s = _slab_offsets(srt, bg, i - feat_start, others, feat_start,
+                                         (s0, s1))
+                q[a:b], c[a:b] = q_s[a - s0:b - s0], c_s[a - s0:b - s0]
+            q[n_i] = _robust_scale(q[:n_i])
     return out
+
+
+def _slab_offsets(srt: np.ndarray, bg: dict[int, np.ndarray], r: int, others: list[int],
+                  lo: int, cols: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets and rank consistency of block row ``r`` of ``srt`` (volume rows from ``lo``)
+    on the columns ``cols`` against the volume rows ``others``, whose ranks are ``bg[row]``
+    where given (block rows with strong or left-out columns, interpolated), else their
+    ``srt`` rows."""
+    s0, s1 = cols
+    rows = [r] + [o - lo for o in others]
+    own = np.ascontiguousarray(srt[rows, :, s0:s1])
+    back = own.copy()
+    for k, o in enumerate(rows[1:], 1):
+        if o in bg:
+            back[k] = bg[o][:, s0:s1]
+    mir = mirror_table(s1 - s0)
+    q = np.empty(s1 - s0)
+    cons = np.empty(s1 - s0)
+    _rj.row_offsets(own, back, 0, 1, len(rows), _rj.network(len(others)), mir,
+                    _rj.network(mir.shape[0]), q, cons)
+    return q, cons
