@@ -107,11 +107,14 @@ def test_the_module_constants_are_used(monkeypatch):
     assert robust_scores.STRONG > 0
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_second_offsets_computed_on_the_changed_columns_only_are_exact(seed):
+@pytest.mark.parametrize("slab", [0, robust_second.SLAB, 10**6])
+@pytest.mark.parametrize("seed", range(3))
+def test_second_offsets_computed_on_the_changed_columns_only_are_exact(seed, slab,
+                                                                       monkeypatch):
     """Left-out values anywhere (at the row's ends, beside and inside strong columns, in
     runs): the offsets, scales and consistencies equal rows first over whole rows with them
-    as strong defects, bit for bit."""
+    as strong defects, bit for bit (on slabs of columns, slab 0, or on whole rows)."""
+    monkeypatch.setattr(robust_second, "SLAB", slab)
     rng = np.random.default_rng(seed)
     n, n_i, n_k = 20, 80, 360
     x = rng.normal(0, 0.01, (n_k, n, n_i)).astype(np.float32)

@@ -1,5 +1,6 @@
 """The ``robust`` stripe detector over a scan in three passes (like Larix's candidates and
-merge), each row's work done once whatever the chunking.
+merge) and two more near defects over a few rows, each row's work done once whatever the
+chunking.
 
 1. :class:`RobustFeatureStage` reads row chunks of the scan with no halo and stores what the
    detector needs of each row from that row alone
@@ -14,11 +15,12 @@ merge), each row's work done once whatever the chunking.
    asks for (rows of stripes over part of the scan: a few rows) come from the scan then
    (:class:`RowBins`; storing every row's was half the scratch), and stores which
    columns of each row it flagged at any angle;
-4. :class:`RobustSecondStage` decides again the rows near a defect over several rows that
-   the third pass flagged (:mod:`nsgen.prep.robust_second`: rows first once more, those
-   flags left out of the compared rows' backgrounds), from the features and offsets of
-   ``2 hd`` and ``hd`` rows each side and the flags of ``3 hd``, and writes their mask
-   again; nothing where no such defect is near.
+4. :class:`RobustSecondOffsetStage` computes again the offsets of the rows whose compared
+   rows hold flags of a defect over a few rows (:mod:`nsgen.prep.robust_second`: rows
+   first once more, those flags left out of the backgrounds; from the features of ``hd``
+   rows and the flags of ``2 hd`` rows each side) and writes them over the first ones;
+5. :class:`RobustSecondStage` decides the rows near those flags again from them and
+   writes their mask again. Both read the flags only where no such defect is near.
 
 The scratch volumes (but the flags: a byte per row and column) are kept in memory as far as half the memory limit allows
 (:func:`memory_rows`), the rest on disk. The mask equals the whole-volume computation
@@ -58,7 +60,7 @@ from nsgen.stages.scan_stages import ScanStage, read_scan_rows
 from nsgen.stages.stripes import JIT_OVERHEAD, StepClock, mask_flags
 
 __all__ = ["ROBUST_PRELOAD", "RobustDecideStage", "RobustFeatureStage", "RobustOffsetStage",
-           "RobustSecondStage", "FeatureSpills", "RowBins", "kernels_cached", "balanced",
+           "RobustSecondOffsetStage", "RobustSecondStage", "FeatureSpills", "RowBins", "kernels_cached", "balanced",
            "detect_robust", "memory_rows"]
 
 #: what the engine's processes import once, in the forkserver, for ``nsgen mask``
@@ -318,14 +320,48 @@ class RobustDecideStage(_RobustRowStage):
 
 
 @dataclass
+class RobustSecondOffsetStage(_RobustRowStage):
+    """Pass four: the offsets of each row whose compared rows hold values the third pass
+    flagged in a defect over a few rows (:func:`~nsgen.prep.robust_second.excluded`),
+    computed again without them (:func:`~nsgen.prep.robust_second.second_offsets`) and
+    written over the row's offsets; reads the flags of ``2 hd`` rows each side of its
+    chunk, and where a row needs it, the features of ``hd`` rows each side (each row's
+    work once, whatever the chunking)."""
+
+    flagged: Spill | None = None
+    label: str = "detect stripes again (robust, offsets)"
+
+    def work(self, chunk: Chunk, data: object) -> WorkResult:
+        assert self.flagged is not None
+        clock = StepClock()
+        n_rows = self.features.shape[0]
+        hd = self.halo
+        f_lo, f_hi = rows_to_read(chunk.start, chunk.stop, n_rows, 2 * hd)
+        flagged = self.flagged.read_rows(f_lo, f_hi)[:, 0] > 0
+        lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, hd)
+        ex = excluded(flagged, f_lo, (lo, hi), hd, n_rows)
+        clock.lap("flags")
+        if not ex.any():
+            return WorkResult(clock.seconds)
+        *sets, strong = self.features.read(lo, hi)
+        qs = self.offsets.read_rows(chunk.start, chunk.stop)
+        clock.lap("read")
+        again = second_offsets(sets, [strong[:, n] > 0.5 for n in range(len(sets))], ex, lo,
+                               qs, chunk.start, (chunk.start, chunk.stop), n_rows, hd)
+        clock.lap("offsets")
+        self.offsets.write_rows(chunk.start, again)
+        clock.lap("write")
+        return WorkResult(clock.seconds)
+
+
+@dataclass
 class RobustSecondStage(RobustDecideStage):
-    """Pass four: the rows whose second decision may differ from the first (within ``2
-    hd`` of a defect over several rows that the third pass flagged:
-    :func:`~nsgen.prep.robust_second.second_rows`), decided again on offsets computed
-    without those flags in the compared rows' backgrounds, their mask written again.
-    Returns ``(first row, per-row (patch) flags)`` of the rows decided again, or ``(start,
-    None)``; reads the flags of ``3 hd`` rows each side of its chunk, and where it decides,
-    the features of ``2 hd`` rows and the offsets of ``hd`` rows each side of those rows."""
+    """Pass five: the rows whose second decision may differ from the first (within ``2
+    hd`` of a value :class:`RobustSecondOffsetStage` left out:
+    :func:`~nsgen.prep.robust_second.second_rows`), decided again on the offsets it wrote,
+    their mask written again. Returns ``(first row, per-row (patch) flags)`` of the rows
+    decided again, or ``(start, None)``; reads the flags of ``3 hd`` rows each side of its
+    chunk, and where it decides, the offsets of ``hd`` rows each side of those rows."""
 
     label: str = "decide stripes again (robust)"
 
@@ -342,15 +378,9 @@ class RobustSecondStage(RobustDecideStage):
         clock.lap("flags")
         if again is None:
             return WorkResult(((chunk.start, None), clock.seconds))
-        lo, hi = rows_to_read(*again, n_rows, 2 * hd)
-        *sets, strong = self.features.read(lo, hi)
         q_lo, q_hi = rows_to_read(*again, n_rows, hd)
         qs = self.offsets.read_rows(q_lo, q_hi)
         clock.lap("read")
-        qs = second_offsets(sets, [strong[:, n] > 0.5 for n in range(len(sets))],
-                            ex[lo - e_lo:hi - e_lo], lo,
-                            qs, q_lo, (q_lo, q_hi), n_rows, hd)
-        clock.lap("offsets")
         flags, _ = self.decide(qs, q_lo, again, clock)
         clock.lap("mask write")
         return WorkResult(((again[0], flags), clock.seconds))
@@ -469,7 +499,7 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
                   patch_shape: tuple[int, int] | None = None,
                   mask_spill: Spill | None = None,
                   alongside: Alongside | None = None) -> np.ndarray:
-    """The robust detector's mask of a scan in three passes (features and offsets in
+    """The robust detector's mask of a scan in five passes (features and offsets in
     ``work``, or in memory as far as :func:`memory_rows` allows; removed at the end);
     returns the per-row (patch) flags, as :func:`~nsgen.stages.stripes.detect_stripes`.
 
@@ -538,6 +568,11 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
         results = run.run(decide_stage, sizings[2])
         run.say(StepClock.describe("decide stripes (robust)", [r[1] for r in results]))
         flags = np.concatenate([r[0] for r in results], axis=0)
+        clocks = run.run(RobustSecondOffsetStage(features=features, offsets=offsets,
+                                                 n_angles=n_angles, params=params,
+                                                 chunk_rows=stage.chunk_rows, flagged=flagged),
+                         sizings[1])
+        run.say(StepClock.describe("detect stripes again (robust, offsets)", clocks))
         again = run.run(RobustSecondStage(**{f.name: getattr(decide_stage, f.name)
                                              for f in fields(RobustDecideStage) if f.init
                                              and f.name != "label"}), sizings[2])
