@@ -37,7 +37,8 @@ from __future__ import annotations
 import numpy as np
 
 from nsgen.prep import _robust_jit as _rj
-from nsgen.prep.robust_scores import _interpolate, _robust_scale, _window, mirror_table
+from nsgen.prep.robust_scores import (_interpolate, _robust_scale, _window, mirror_table,
+                                      offsets)
 
 __all__ = ["GROUP", "SHORT_MIN", "excluded", "second_offsets", "second_rows"]
 
@@ -140,6 +141,7 @@ def second_offsets(sets: list[np.ndarray], strong: list[np.ndarray], ex: np.ndar
                 if ex[r, a:b].any():
                     changed[r, a:b] = True
         bg: dict[int, np.ndarray] = {}   # the backgrounds of the rows with gone columns
+        whole = np.zeros(stop - start, bool)
         for i in range(start, stop):
             others = _window(i, hd, n_rows_total)
             near = np.zeros(n_i, bool)
@@ -150,8 +152,9 @@ def second_offsets(sets: list[np.ndarray], strong: list[np.ndarray], ex: np.ndar
                 continue
             # the columns whose offsets change, and the columns each needs (mirrored edges)
             want = np.convolve(near, np.ones(2 * h + 1), "same") > 0
-            if SLAB * np.count_nonzero(want) > n_i:   # (many: the whole row at once)
-                want[:] = True
+            if SLAB * np.count_nonzero(want) > n_i:   # (many: whole rows, below)
+                whole[i - start] = True
+                continue
             d = np.diff(np.r_[0, want.astype(np.int8), 0])
             q, c = out[i - start, n], out[i - start, out.shape[1] - n_sets + n]
             for a, b in zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()):
@@ -167,6 +170,13 @@ def second_offsets(sets: list[np.ndarray], strong: list[np.ndarray], ex: np.ndar
                                          (s0, s1))
                 q[a:b], c[a:b] = q_s[a - s0:b - s0], c_s[a - s0:b - s0]
             q[n_i] = _robust_scale(q[:n_i])
+        # whole rows: rows first itself (two rows at a time where it can)
+        d = np.diff(np.r_[0, whole.astype(np.int8), 0])
+        for a, b in zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()):
+            cons = np.zeros((b - a, n_i))
+            out[a:b, n] = offsets(srt, gone, start + a - feat_start, start + b - feat_start,
+                                  feat_start, hd, n_rows_total, cons)
+            out[a:b, out.shape[1] - n_sets + n, :n_i] = cons
     return out
 
 
