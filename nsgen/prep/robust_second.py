@@ -122,7 +122,9 @@ def second_offsets(sets: list[np.ndarray], strong: list[np.ndarray], ex: np.ndar
     Only what changes is computed (the same values): a compared row's background changes in
     the runs of its left-out and strong columns that hold a left-out one (interpolated from
     their row's neighbouring columns), a row's offsets within ``h`` (8) columns of those
-    (the median across ``2 h + 1`` columns), computed on the columns within ``2 h``."""
+    (the median across ``2 h + 1`` columns), computed on the columns within ``2 h``; where
+    those are a :data:`SLAB`-th of a row or more, the range of such rows through
+    :func:`~nsgen.prep.robust_scores.offsets` itself."""
     start, stop = rows
     out = np.array(qs[start - q_start:stop - q_start])
     n_sets = len(sets)
@@ -141,42 +143,41 @@ def second_offsets(sets: list[np.ndarray], strong: list[np.ndarray], ex: np.ndar
                 if ex[r, a:b].any():
                     changed[r, a:b] = True
         bg: dict[int, np.ndarray] = {}   # the backgrounds of the rows with gone columns
-        whole = np.zeros(stop - start, bool)
+        wants: dict[int, np.ndarray] = {}
         for i in range(start, stop):
-            others = _window(i, hd, n_rows_total)
             near = np.zeros(n_i, bool)
-            for o in others:
+            for o in _window(i, hd, n_rows_total):
                 if has[o - feat_start]:
                     near |= changed[o - feat_start]
-            if not near.any():
+            if near.any():
+                # the columns whose offsets change (those need the columns within h more)
+                wants[i] = np.convolve(near, np.ones(2 * h + 1), "same") > 0
+        many = [i for i, w in wants.items() if SLAB * np.count_nonzero(w) > n_i]
+        if many:   # whole rows: rows first itself over their range (pair kernel, one copy)
+            a, b = min(many), max(many) + 1
+            cons = np.zeros((b - a, n_i))
+            out[a - start:b - start, n] = offsets(srt, gone, a - feat_start, b - feat_start,
+                                                  feat_start, hd, n_rows_total, cons)
+            out[a - start:b - start, out.shape[1] - n_sets + n, :n_i] = cons
+        for i, want in wants.items():
+            if many and a <= i < b:
                 continue
-            # the columns whose offsets change, and the columns each needs (mirrored edges)
-            want = np.convolve(near, np.ones(2 * h + 1), "same") > 0
-            if SLAB * np.count_nonzero(want) > n_i:   # (many: whole rows, below)
-                whole[i - start] = True
-                continue
+            others = _window(i, hd, n_rows_total)
+            for o in others:
+                r = o - feat_start
+                if r not in bg and gone[r].any():
+                    bg[r] = srt[r].copy()
+                    _interpolate(bg[r], gone[r])
             d = np.diff(np.r_[0, want.astype(np.int8), 0])
             q, c = out[i - start, n], out[i - start, out.shape[1] - n_sets + n]
-            for a, b in zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()):
-                s0, s1 = max(0, a - h), min(n_i, b + h)
+            for a0, b0 in zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()):
+                s0, s1 = max(0, a0 - h), min(n_i, b0 + h)
                 if s1 - s0 < 2 * h + 1:   # (a narrow row: all of it)
                     s0, s1 = 0, n_i
-                for o in others:
-                    r = o - feat_start
-                    if r not in bg and gone[r].any():
-                        bg[r] = srt[r].copy()
-                        _interpolate(bg[r], gone[r])
                 q_s, c_s = _slab_offsets(srt, bg, i - feat_start, others, feat_start,
                                          (s0, s1))
-                q[a:b], c[a:b] = q_s[a - s0:b - s0], c_s[a - s0:b - s0]
+                q[a0:b0], c[a0:b0] = q_s[a0 - s0:b0 - s0], c_s[a0 - s0:b0 - s0]
             q[n_i] = _robust_scale(q[:n_i])
-        # whole rows: rows first itself (two rows at a time where it can)
-        d = np.diff(np.r_[0, whole.astype(np.int8), 0])
-        for a, b in zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()):
-            cons = np.zeros((b - a, n_i))
-            out[a:b, n] = offsets(srt, gone, start + a - feat_start, start + b - feat_start,
-                                  feat_start, hd, n_rows_total, cons)
-            out[a:b, out.shape[1] - n_sets + n, :n_i] = cons
     return out
 
 
