@@ -23,9 +23,11 @@ written once; a rerun with other detector code measures the same scans without m
 again). Without it the scans go to a temporary directory.
 
 ``--offsets DIR`` (robust only) keeps each scan's rows-first offsets and angle-bin means in
-``DIR`` and decides from them (``stripe_robust.decide_offsets``: the same mask as the whole
-detector): a rerun after a change of the decisions (units, pooling, angles) replays only
-them (seeds 1-4: 5.8 s of detector time replayed, 20.6 s making and keeping them). The
+``DIR`` and decides from them (``stripe_robust.decide_offsets``, then the second rows-first
+pass, :func:`second_pass`: the same mask as the whole detector): a rerun after a change of
+the decisions (units, pooling, angles) replays only them (seeds 1-4: 5.8 s of detector time
+replayed, 20.6 s making and keeping them; the second pass ranks a scan again where it
+leaves values out, its offsets depending on the first decision). The
 file records a digest of the code that makes the offsets (:func:`offsets_key`); a file of
 other code is made again.
 
@@ -110,7 +112,25 @@ def replay_robust(x: np.ndarray, store: Path, params: DetectParams) -> np.ndarra
         tmp = store.with_name(f".{store.stem}.tmp.npz")
         np.savez(tmp, qs=qs, xb=xb, key=key, depth=depth)
         tmp.replace(store)
-    return sr.decide_offsets(qs, 0, xb, (0, n), n, n_k, depth=depth)
+    return second_pass(x, qs, sr.decide_offsets(qs, 0, xb, (0, n), n, n_k, depth=depth), xb,
+                       depth)
+
+
+def second_pass(x: np.ndarray, qs: np.ndarray, first: np.ndarray, xb: np.ndarray,
+                depth: int) -> np.ndarray:
+    """The detector's second rows-first pass (``stripe_robust.decide_twice``) after the
+    first decision ``first`` on the kept offsets ``qs``: where it leaves values out, the
+    volume ``x`` is ranked again (the second offsets depend on the decisions: not kept)."""
+    from nsgen.prep import robust_second as rs, stripe_robust as sr
+    n_k, n = x.shape[0], x.shape[1]
+    hd = sr.depth_rule(n, depth)
+    ex = rs.excluded(np.asarray(first.any(axis=0)), 0, (0, n), hd, n)
+    if rs.second_rows(ex, 0, (0, n), hd) is None:
+        return first
+    feat = sr.row_feature_parts(np.ascontiguousarray(x, np.float32), means=False)[0]
+    sets, strong, _ = sr._fields(feat, n_k)
+    qs2 = rs.second_offsets(sets, strong, ex, 0, qs, 0, (0, n), n, hd)
+    return sr.decide_offsets(qs2, 0, xb, (0, n), n, n_k, depth=depth)
 
 
 def counts(mask: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:

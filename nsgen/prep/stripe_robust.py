@@ -48,13 +48,20 @@ angle blocks (scans of at least 180 angles):
    does not stand out of the trace elsewhere or is not a significant step in it (module
    :mod:`nsgen.prep.robust_angles`).
 
+6. Rows first again (:mod:`nsgen.prep.robust_second`): the flags of step 5 in runs of 2
+   to ``hd`` rows (a defect over several rows, partly shared with the rows it is compared
+   with) are left out of the compared rows' backgrounds, and steps 2-5 run again on those
+   offsets (:func:`decide_twice`).
+
 Steps 2-4 couple rows (``q`` of the ``hd`` rows each side, each against its own ``hd``
 rows, whose strong defects are their own), so a row chunk plus ``2 hd`` rows each side
-gives exactly the whole volume's mask. The work splits so that each row's is done once
+gives exactly the whole volume's first decision, and plus ``5 hd`` (:data:`HALO`) its
+mask. The work splits so that each row's is done once
 whatever the chunking (:mod:`nsgen.stages.robust`): :func:`row_features` (steps 1 and 4's
 detection and the bin means: each row alone), :func:`row_offsets` (step 2 and ``q``:
 ``hd`` rows each side), :func:`decide_offsets` (the rest: ``hd`` rows of offsets each
-side). Compiled kernels: :mod:`nsgen.prep._robust_jit`.
+side), then step 6 where the first decision left something out. Compiled kernels:
+:mod:`nsgen.prep._robust_jit`.
 Measured quality and limits: ``docs/detection.md``.
 
 Examples
@@ -73,7 +80,7 @@ import functools
 
 import numpy as np
 
-from nsgen.prep import _robust_decide_jit as _rdj
+from nsgen.prep import _robust_decide_jit as _rdj, robust_second as _second
 from nsgen.prep._robust_jit import bin_means as _bin_means, raw_bin_means as _raw_bin_means
 from nsgen.prep.normalise import check_raw, pixel_constants
 from nsgen.prep.robust_angles import (POOLED, RUN, RUN_LEVEL, WHOLE, angle_bins, refine,
@@ -84,7 +91,8 @@ from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, dep
 from nsgen.prep.robust_tall import (CONSISTENCY, TALL_SETS, or_tall, split_tall,  # tall
                                     with_tall)
 
-__all__ = ["HALF_WINDOW", "bin_means", "column_scores", "decide", "decide_offsets", "depth_rule",
+__all__ = ["HALF_WINDOW", "bin_means", "column_scores", "decide", "decide_offsets",
+           "decide_twice", "depth_rule",
            "feature_layout", "raw_bin_means", "raw_feature_fields", "raw_feature_parts",
            "robust_mask_rows", "row_feature_parts",
            "row_features", "row_offsets", "robust_stripe_mask", "set_offsets"]
@@ -107,8 +115,11 @@ AGREE = 0.8
 CONSISTENT = 0.4
 #: a column next to a flagged one (same sign) is flagged above this fraction of the bar
 GROW = 0.5
-#: halo rows of a chunk, in units of ``hd`` (the compared rows' own backgrounds)
-HALO = 2
+#: halo rows of a chunk, in units of ``hd``: the second decision reads the second offsets
+#: of ``hd`` rows each side, each against its ``hd`` rows, whose excluded values need the
+#: first decision's flags of ``hd`` rows more, which read the first offsets of ``hd`` rows
+#: more, each against its own ``hd`` rows (:func:`decide_twice`; one decision: 2)
+HALO = 5
 #: whole-scan scores pooled over up to POOL_WIDTH adjacent columns, each above POOL_FLOOR
 #: with one sign (``sum / sqrt(width)``): the columns of one stripe add their evidence (the
 #: blocks' agreement compares their scores with the column's own, unpooled; block scores
@@ -190,7 +201,7 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
     x = x[:, lo - block_start:hi - block_start]
     if not np.isfinite(x).all():
         raise ValueError("data contains NaN or infinite values; normalise the scan first")
-    return decide(row_features(x), lo, rows, n_rows_total, x.shape[0], threshold, depth)
+    return decide_twice(row_features(x), lo, rows, n_rows_total, x.shape[0], threshold, depth)
 
 
 def _blocks(n_k: int) -> np.ndarray:
@@ -456,6 +467,41 @@ def decide(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_rows_tota
     qs = row_offsets(feat, feat_start, near, n_rows_total, n_k, depth)
     xb = _fields(feat[start - feat_start:stop - feat_start], n_k)[2]
     return decide_offsets(qs, near[0], xb, rows, n_rows_total, n_k, threshold, depth)
+
+
+def decide_twice(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_rows_total: int,
+                 n_k: int, threshold: float = THRESHOLD, depth: int = 30) -> np.ndarray:
+    """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
+    :func:`row_features` ``feat`` of volume rows ``feat_start ...``, which must hold the
+    rows ``[start - 5 hd, stop + 5 hd)`` (clipped to the volume; :data:`HALO`): a first
+    decision (:func:`decide_offsets`) of the rows within ``3 hd``, then rows first again
+    with its flags in runs of 2 to ``hd`` rows left out of the compared rows' backgrounds
+    (:mod:`nsgen.prep.robust_second`) and the rows decided again on those offsets (where
+    nothing is left out within ``2 hd`` of a row, its second decision is its first). The
+    same mask whatever the chunking."""
+    hd = depth_rule(n_rows_total, depth)
+    start, stop = rows
+    _check_rows((feat_start, feat_start + feat.shape[0]), rows, n_rows_total, HALO * hd)
+    sets, strong, xb = _fields(feat, n_k)
+
+    def near(k: int) -> tuple[int, int]:
+        return max(0, start - k * hd), min(n_rows_total, stop + k * hd)
+
+    first, q_rows = near(3), near(4)
+    qs = set_offsets(sets, strong, feat_start, q_rows, n_rows_total, depth)
+    m = decide_offsets(qs, q_rows[0], xb[first[0] - feat_start:first[1] - feat_start], first,
+                       n_rows_total, n_k, threshold, depth)
+    ex_rows = near(2)
+    ex = _second.excluded(np.asarray(m.any(axis=0)), first[0], ex_rows, hd, n_rows_total)
+    if _second.second_rows(ex, ex_rows[0], rows, hd) is None:
+        return np.ascontiguousarray(m[:, start - first[0]:stop - first[0]])
+    full = np.zeros((feat.shape[0], feat.shape[2]), bool)
+    full[ex_rows[0] - feat_start:ex_rows[1] - feat_start] = ex
+    near1 = near(1)
+    qs2 = _second.second_offsets(sets, strong, full, feat_start, qs, q_rows[0], near1,
+                                 n_rows_total, hd)
+    return decide_offsets(qs2, near1[0], xb[start - feat_start:stop - feat_start], rows,
+                          n_rows_total, n_k, threshold, depth)
 
 
 def _pool(z: np.ndarray, floor: float, width: int) -> np.ndarray:

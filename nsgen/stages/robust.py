@@ -1,5 +1,6 @@
 """The ``robust`` stripe detector over a scan in three passes (like Larix's candidates and
-merge), each row's work done once whatever the chunking.
+merge) and two more near defects over a few rows, each row's work done once whatever the
+chunking.
 
 1. :class:`RobustFeatureStage` reads row chunks of the scan with no halo and stores what the
    detector needs of each row from that row alone
@@ -12,9 +13,16 @@ merge), each row's work done once whatever the chunking.
 3. :class:`RobustDecideStage` reads the offsets with ``hd`` rows each side and decides
    (:func:`~nsgen.prep.stripe_robust.decide_offsets`); the angle-bin means the decision
    asks for (rows of stripes over part of the scan: a few rows) come from the scan then
-   (:class:`RowBins`; storing every row's was half the scratch).
+   (:class:`RowBins`; storing every row's was half the scratch), and stores which
+   columns of each row it flagged at any angle;
+4. :class:`RobustSecondOffsetStage` computes again the offsets of the rows whose compared
+   rows hold flags of a defect over a few rows (:mod:`nsgen.prep.robust_second`: rows
+   first once more, those flags left out of the backgrounds; from the features of ``hd``
+   rows and the flags of ``2 hd`` rows each side) and writes them over the first ones;
+5. :class:`RobustSecondStage` decides the rows near those flags again from them and
+   writes their mask again. Both read the flags only where no such defect is near.
 
-The scratch volumes are kept in memory as far as half the memory limit allows
+The scratch volumes (but the flags: a byte per row and column) are kept in memory as far as half the memory limit allows
 (:func:`memory_rows`), the rest on disk. The mask equals the whole-volume computation
 exactly (the one-pass stage it replaces ranked every chunk's ``2 x 2 hd`` halo rows
 again: 2.5-4x Larix's time).
@@ -26,7 +34,7 @@ import os
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -40,6 +48,7 @@ from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.stripe_detect import rows_to_read
+from nsgen.prep.robust_second import excluded, second_offsets, second_rows
 from nsgen.prep.stripe_robust import (STORED_SETS, decide_offsets, depth_rule,
                                       feature_layout, raw_bin_means, raw_feature_fields,
                                       set_offsets)
@@ -51,7 +60,8 @@ from nsgen.stages.scan_stages import ScanStage, read_scan_rows
 from nsgen.stages.stripes import JIT_OVERHEAD, StepClock, mask_flags
 
 __all__ = ["ROBUST_PRELOAD", "RobustDecideStage", "RobustFeatureStage", "RobustOffsetStage",
-           "FeatureSpills", "RowBins", "kernels_cached", "balanced", "detect_robust", "memory_rows"]
+           "RobustSecondOffsetStage", "RobustSecondStage", "FeatureSpills", "RowBins", "kernels_cached", "balanced",
+           "detect_robust", "memory_rows"]
 
 #: what the engine's processes import once, in the forkserver, for ``nsgen mask``
 #: (:class:`~nsgen.engine.pipeline.Engine` ``preload``): these stages, and the compiled
@@ -261,6 +271,9 @@ class RobustDecideStage(_RobustRowStage):
     dtype: str = "<u2"
     patch_shape: tuple[int, int] | None = None
     mask_spill: Spill | None = None
+    #: ``(rows, 1, columns)`` uint8: the columns of each row flagged at any angle (for
+    #: :class:`RobustSecondStage`)
+    flagged: Spill | None = None
     label: str = "decide stripes (robust)"
 
     def work(self, chunk: Chunk, data: object) -> WorkResult:
@@ -269,27 +282,108 @@ class RobustDecideStage(_RobustRowStage):
         lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo)
         qs = self.offsets.read_rows(lo, hi)
         clock.lap("read")
+        flags, flagged = self.decide(qs, lo, (chunk.start, chunk.stop), clock)
+        if self.flagged is not None:
+            self.flagged.write_rows(chunk.start, flagged[:, None])
+        clock.lap("mask write")
+        return WorkResult((flags, clock.seconds))
+
+    def decide(self, qs: np.ndarray, q_start: int, rows: tuple[int, int], clock: StepClock
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Decide volume rows ``rows`` from the offsets ``qs`` of volume rows ``q_start
+        ...`` and write their mask: their per-row (patch) flags and the columns of each
+        row flagged at any angle ``(rows, columns)`` uint8."""
+        n_rows = self.features.shape[0]
         assert self.source is not None
         xb = RowBins(self.source, (self.n_angles, n_rows, self.features.shape[2]),
-                     self.dtype, (chunk.start, chunk.stop))
+                     self.dtype, rows)
         # the mask in this worker's buffer, reused chunk after chunk (no page faulted in)
-        mask = decide_offsets(qs, lo, cast(np.ndarray, xb), (chunk.start, chunk.stop),
+        mask = decide_offsets(qs, q_start, cast(np.ndarray, xb), rows,
                               n_rows, self.n_angles, depth=self.params.min_stripe_depth,
-                              out=scratch.buffer("mask", (self.n_angles, chunk.stop - chunk.start,
+                              out=scratch.buffer("mask", (self.n_angles, rows[1] - rows[0],
                                                           self.features.shape[2]), np.uint8))
         clock.lap("decide")
         clock.add("bin means", xb.seconds)
         clock.add("bin-mean rows", len(xb.rows))
+        n_i = self.features.shape[2]
         if self.mask_spill is not None:
             packed = np.packbits(mask, axis=-1)   # (angles first: 4x faster than rows first)
-            self.mask_spill.write_band(chunk.start, packed, planes_first=True)
+            self.mask_spill.write_band(rows[0], packed, planes_first=True)
             # a row holds stripes where a byte of its bits is not 0 (8x less to look at)
             flags = (np.asarray(packed.any(axis=(0, 2)))[:, None] if self.patch_shape is None
                      else mask_flags(mask, self.patch_shape))
+            flagged = np.unpackbits(np.bitwise_or.reduce(packed, axis=0), axis=-1)[:, :n_i]
         else:
             flags = mask_flags(mask, self.patch_shape)
+            flagged = np.asarray(mask.any(axis=0)).view(np.uint8)
+        return flags, flagged
+
+
+@dataclass
+class RobustSecondOffsetStage(_RobustRowStage):
+    """Pass four: the offsets of each row whose compared rows hold values the third pass
+    flagged in a defect over a few rows (:func:`~nsgen.prep.robust_second.excluded`),
+    computed again without them (:func:`~nsgen.prep.robust_second.second_offsets`) and
+    written over the row's offsets; reads the flags of ``2 hd`` rows each side of its
+    chunk, and where a row needs it, the features of ``hd`` rows each side (each row's
+    work once, whatever the chunking)."""
+
+    flagged: Spill | None = None
+    label: str = "detect stripes again (robust, offsets)"
+
+    def work(self, chunk: Chunk, data: object) -> WorkResult:
+        assert self.flagged is not None
+        clock = StepClock()
+        n_rows = self.features.shape[0]
+        hd = self.halo
+        f_lo, f_hi = rows_to_read(chunk.start, chunk.stop, n_rows, 2 * hd)
+        flagged = self.flagged.read_rows(f_lo, f_hi)[:, 0] > 0
+        lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, hd)
+        ex = excluded(flagged, f_lo, (lo, hi), hd, n_rows)
+        clock.lap("flags")
+        if not ex.any():
+            return WorkResult(clock.seconds)
+        *sets, strong = self.features.read(lo, hi)
+        qs = self.offsets.read_rows(chunk.start, chunk.stop)
+        clock.lap("read")
+        again = second_offsets(sets, [strong[:, n] > 0.5 for n in range(len(sets))], ex, lo,
+                               qs, chunk.start, (chunk.start, chunk.stop), n_rows, hd)
+        clock.lap("offsets")
+        self.offsets.write_rows(chunk.start, again)
+        clock.lap("write")
+        return WorkResult(clock.seconds)
+
+
+@dataclass
+class RobustSecondStage(RobustDecideStage):
+    """Pass five: the rows whose second decision may differ from the first (within ``2
+    hd`` of a value :class:`RobustSecondOffsetStage` left out:
+    :func:`~nsgen.prep.robust_second.second_rows`), decided again on the offsets it wrote,
+    their mask written again. Returns ``(first row, per-row (patch) flags)`` of the rows
+    decided again, or ``(start, None)``; reads the flags of ``3 hd`` rows each side of its
+    chunk, and where it decides, the offsets of ``hd`` rows each side of those rows."""
+
+    label: str = "decide stripes again (robust)"
+
+    def work(self, chunk: Chunk, data: object) -> WorkResult:
+        assert self.flagged is not None
+        clock = StepClock()
+        n_rows = self.features.shape[0]
+        hd = self.halo
+        f_lo, f_hi = rows_to_read(chunk.start, chunk.stop, n_rows, 3 * hd)
+        flagged = self.flagged.read_rows(f_lo, f_hi)[:, 0] > 0
+        e_lo, e_hi = rows_to_read(chunk.start, chunk.stop, n_rows, 2 * hd)
+        ex = excluded(flagged, f_lo, (e_lo, e_hi), hd, n_rows)
+        again = second_rows(ex, e_lo, (chunk.start, chunk.stop), hd)
+        clock.lap("flags")
+        if again is None:
+            return WorkResult(((chunk.start, None), clock.seconds))
+        q_lo, q_hi = rows_to_read(*again, n_rows, hd)
+        qs = self.offsets.read_rows(q_lo, q_hi)
+        clock.lap("read")
+        flags, _ = self.decide(qs, q_lo, again, clock)
         clock.lap("mask write")
-        return WorkResult((flags, clock.seconds))
+        return WorkResult(((again[0], flags), clock.seconds))
 
 
 class RowBins:
@@ -405,7 +499,7 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
                   patch_shape: tuple[int, int] | None = None,
                   mask_spill: Spill | None = None,
                   alongside: Alongside | None = None) -> np.ndarray:
-    """The robust detector's mask of a scan in three passes (features and offsets in
+    """The robust detector's mask of a scan in five passes (features and offsets in
     ``work``, or in memory as far as :func:`memory_rows` allows; removed at the end);
     returns the per-row (patch) flags, as :func:`~nsgen.stages.stripes.detect_stripes`.
 
@@ -446,6 +540,7 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
     s, dt = layouts["offsets"]
     offsets = Spill.create(work / "robust-offsets.f64", s, dt, memory=Path(f"{shm}-offsets"),
                            memory_rows=rows)
+    flagged = Spill.create(work / "robust-flagged.u1", (n_rows, 1, n_cols), "uint8")
     try:
         first = RobustFeatureStage(source, shape, dtype, sizings[0].chunk_rows, halo=0,
                                    features=features)
@@ -468,13 +563,28 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
                                          n_angles=n_angles, params=params,
                                          chunk_rows=sizings[2].chunk_rows,
                                          source=source, dtype=dtype,
-                                         patch_shape=patch_shape, mask_spill=mask_spill)
+                                         patch_shape=patch_shape, mask_spill=mask_spill,
+                                         flagged=flagged)
         results = run.run(decide_stage, sizings[2])
         run.say(StepClock.describe("decide stripes (robust)", [r[1] for r in results]))
-        return np.concatenate([r[0] for r in results], axis=0)
+        flags = np.concatenate([r[0] for r in results], axis=0)
+        clocks = run.run(RobustSecondOffsetStage(features=features, offsets=offsets,
+                                                 n_angles=n_angles, params=params,
+                                                 chunk_rows=stage.chunk_rows, flagged=flagged),
+                         sizings[1])
+        run.say(StepClock.describe("detect stripes again (robust, offsets)", clocks))
+        again = run.run(RobustSecondStage(**{f.name: getattr(decide_stage, f.name)
+                                             for f in fields(RobustDecideStage) if f.init
+                                             and f.name != "label"}), sizings[2])
+        run.say(StepClock.describe("decide stripes again (robust)", [r[1] for r in again]))
+        for (start, redone), _ in again:
+            if redone is not None:
+                flags[start:start + len(redone)] = redone
+        return flags
     finally:
         features.unlink()
         offsets.unlink()
+        flagged.unlink()
 
 
 def _sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,
