@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -65,6 +65,10 @@ class TaperedSpillStage(SpillStage):
         return tapered_chunks(self.spill.shape[0], self.chunk_rows, self.workers)
 
 
+def _read_nothing(chunk: Chunk, out: Any) -> None:
+    """A chunk of a pass whose workers make their own data: nothing to read."""
+
+
 @dataclass
 class ProjectStage(Stage):
     """Analytic projection of detector-row chunks into a scratch volume.
@@ -89,6 +93,13 @@ class ProjectStage(Stage):
         instead of when the next pass starts, before its first chunk (a new stage whose
         slots are larger than the last one's gets new slots)."""
         return (chunk.rows, self.geometry.n_angles, self.geometry.n_columns), self.spill.dtype
+
+    def early_reader(self) -> AbstractContextManager[Callable[[Chunk, Any], None] | None]:
+        """Reads nothing: the main process hands the first chunks out at once, before the
+        reader starts (:meth:`Engine.run <nsgen.engine.pipeline.Engine.run>`), so that each
+        worker begins its first chunk as it starts, faulting its own slot in, instead of
+        waiting for the reader to fault one slot after another in first."""
+        return nullcontext(_read_nothing)
 
     def work(self, chunk: Chunk, data: np.ndarray) -> WorkResult:
         p = project(self.objects, self.geometry, (chunk.start, chunk.stop))
