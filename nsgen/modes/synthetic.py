@@ -89,9 +89,10 @@ class ProjectStage(Stage):
     def slot_spec(self, chunk: Chunk) -> SlotSpec:
         """The slots of the passes that read the scratch volume back (the chunk's rows, as
         :class:`TaperedSpillStage` reads them), though this pass leaves them unread: the
-        engine creates them now and the reader faults each in while the workers project,
-        instead of when the next pass starts, before its first chunk (a new stage whose
-        slots are larger than the last one's gets new slots)."""
+        engine creates them now and the processes fault them in while the workers project
+        (each worker its first chunk's slot, :meth:`early_reader`), instead of when the
+        next pass starts, before its first chunk (a new stage whose slots are larger than
+        the last one's gets new slots)."""
         return (chunk.rows, self.geometry.n_angles, self.geometry.n_columns), self.spill.dtype
 
     def early_reader(self) -> AbstractContextManager[Callable[[Chunk, Any], None] | None]:
