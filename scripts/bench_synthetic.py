@@ -525,7 +525,7 @@ def main() -> None:
         return
     workers = a.workers if a.workers != "auto" else str(min(2, os.cpu_count() or 1))
     for n in a.sizes:
-        bench_size(n, workers, a.repeats if n <= 256 else 1,
+        bench_size(n, workers, a.repeats,
                    profile=not a.no_profile and n <= 256 and a.mode == "complex",
                    samples=a.samples, base=a.output, mode=a.mode)
 

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nsgen.engine.pipeline import Chunk, WorkResult
-from nsgen.modes.synthetic import (TaperedSpillStage, check, objects_record, project_sample,
-                                   volume_path)
+from nsgen.modes.synthetic import (Projected, TaperedSpillStage, check, objects_record,
+                                   project_sample, volume_path)
 from nsgen.prep.scaling import BLOCK, EMPTY, UINT16_MAX, Bounds, scale_block, to_uint16_numpy
 from nsgen.rng import generator
 from nsgen.sim.flats import (
@@ -347,11 +347,18 @@ def run_sample(run: SampleRun) -> SampleRecord:
         detector = pool.submit(DetectorModel.simulate, cfg.seed, run.sample,
                                Geometry.for_size(cfg.size), cfg.shifts, cfg.shiftstep,
                                cfg.flatsnum, cfg.I0, cfg.defect_density)
-        done = project_sample(run, work_factor=8 + 2 * cfg.shifts)
-        model = detector.result()
+        with project_sample(run, work_factor=8 + 2 * cfg.shifts) as done:
+            return noise_and_write(run, done, detector.result())
+
+
+def noise_and_write(run: SampleRun, done: Projected, model: DetectorModel) -> SampleRecord:
+    """Passes one (photons, bounds) and two (the files) of a projected sample."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg = run.config
     geometry, objects, spill, sizing, pmax = (done.geometry, done.objects, done.spill,
                                               done.sizing, done.hi)
-    model = model.stored(spill.path.parent / "detector.npz")   # beside the scratch volume
+    model = model.stored(run.work / "detector.npz")   # beside the scratch volume
     if not pmax > 0:
         raise RuntimeError("the phantom projects to zero everywhere")
     rows = ComplexRows(model, cfg.seed, run.sample, pmax)

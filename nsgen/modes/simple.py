@@ -89,15 +89,16 @@ def run_sample(run: SampleRun) -> SampleRecord:
     from concurrent.futures import ThreadPoolExecutor
 
     cfg = run.config
-    done = project_sample(run, work_factor=6)
-    geometry, objects, spill, sizing, lo, hi = (done.geometry, done.objects, done.spill,
-                                                done.sizing, done.lo, done.hi)
-    for sub in ("clean", "stripe"):
-        (run.dir / sub).mkdir(parents=True, exist_ok=True)
-    images = SimpleImages(cfg.seed, run.sample, lo, hi)
-    # the manifest's records need only the bounds: a thread makes them while the workers write
-    with ThreadPoolExecutor(1, thread_name_prefix="nsgen-record") as pool:
-        record = pool.submit(sample_record, run.sample, geometry, objects, lo, hi)
-        run.run(WriteStage(TaperedSpillStage(spill, sizing.chunk_rows, sizing.workers), images,
-                           run.writer()), sizing)
-        return record.result()
+    with project_sample(run, work_factor=6) as done:
+        geometry, objects, spill, sizing, lo, hi = (done.geometry, done.objects, done.spill,
+                                                    done.sizing, done.lo, done.hi)
+        for sub in ("clean", "stripe"):
+            (run.dir / sub).mkdir(parents=True, exist_ok=True)
+        images = SimpleImages(cfg.seed, run.sample, lo, hi)
+        # the manifest's records need only the bounds: a thread makes them while the
+        # workers write
+        with ThreadPoolExecutor(1, thread_name_prefix="nsgen-record") as pool:
+            record = pool.submit(sample_record, run.sample, geometry, objects, lo, hi)
+            run.run(WriteStage(TaperedSpillStage(spill, sizing.chunk_rows, sizing.workers),
+                               images, run.writer()), sizing)
+            return record.result()
