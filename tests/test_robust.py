@@ -4,7 +4,6 @@ disk, the bin means computed for the rows the decision asks for)."""
 from __future__ import annotations
 
 import os
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -73,19 +72,6 @@ def test_mask_with_scratch_in_memory_and_on_disk_equals_the_library(scan, tmp_pa
     want |= bad_pixels_of(ScanSource(str(scan), ScanLayout())).mask[None]
     assert np.array_equal(got, want)
     assert not [p for p in os.listdir("/dev/shm") if f"{os.getpid()}-robust" in p]
-
-
-def test_memory_rows_take_half_the_limit_and_leave_the_rest_in_shared_memory(monkeypatch):
-    def fs(free):
-        monkeypatch.setattr(os, "statvfs",
-                            lambda _: SimpleNamespace(f_bavail=free, f_frsize=1))
-    fs(10**12)
-    assert robust.memory_rows(4 * 10**9, 5 * 10**6, 256) == 256
-    assert robust.memory_rows(4 * 10**9, 5 * 10**6, 2160) == 400   # 2 GB
-    fs(3 * 10**9)   # 1 GB after the rest of the limit (2 GB) is left free
-    assert robust.memory_rows(4 * 10**9, 5 * 10**6, 2160) == 200
-    fs(10**9)
-    assert robust.memory_rows(4 * 10**9, 5 * 10**6, 2160) == 0
 
 
 @pytest.mark.parametrize("memory_rows", [0, 3, 10])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from nsgen.io.spill import Spill
+from nsgen.io.spill import MEMORY_SCRATCH_SHARE, Spill, memory_rows
 
 
 @pytest.mark.parametrize("memory_rows", [0, 1, 4, 10, 99])
@@ -75,3 +78,23 @@ def test_mapped_rows_are_the_rows_and_never_change_the_file(tmp_path):
     assert spill.map_rows(3, 5) is None
     assert np.array_equal(spill.read_rows(0, 6), data)
     spill.unlink()
+
+
+def test_memory_rows_is_half_the_limit_where_the_file_system_has_room(tmp_path):
+    # tmp_path's file system has far more than 3 x 10 MB free
+    assert memory_rows(10 * 10**6, 10**5, 1000, tmp_path) == int(MEMORY_SCRATCH_SHARE * 100)
+    assert memory_rows(10 * 10**6, 10**5, 30, tmp_path) == 30
+    assert memory_rows(10 * 10**6, 10**5, 30, tmp_path / "missing") == 0
+
+
+def test_memory_rows_take_half_the_limit_and_leave_the_rest_in_shared_memory(monkeypatch):
+    def fs(free):
+        monkeypatch.setattr(os, "statvfs",
+                            lambda _: SimpleNamespace(f_bavail=free, f_frsize=1))
+    fs(10**12)
+    assert memory_rows(4 * 10**9, 5 * 10**6, 256) == 256
+    assert memory_rows(4 * 10**9, 5 * 10**6, 2160) == 400   # 2 GB
+    fs(3 * 10**9)   # 1 GB after the rest of the limit (2 GB) is left free
+    assert memory_rows(4 * 10**9, 5 * 10**6, 2160) == 200
+    fs(10**9)
+    assert memory_rows(4 * 10**9, 5 * 10**6, 2160) == 0

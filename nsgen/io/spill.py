@@ -21,6 +21,32 @@ import numpy as np
 _IOV_MAX = 1024
 
 
+#: at most this share of the memory limit keeps scratch volumes in memory (the passes are
+#: sized within the rest; rows beyond it go to disk: :func:`memory_rows`)
+MEMORY_SCRATCH_SHARE = 0.5
+#: where the rows of scratch volumes kept in memory live (a memory file system)
+SHM_DIR = Path("/dev/shm")
+
+
+def memory_rows(limit: int, row_bytes: int, n_rows: int, shm_dir: Path = SHM_DIR) -> int:
+    """Rows of scratch volumes (``row_bytes`` each, all volumes together) kept in
+    ``shm_dir``: at most :data:`MEMORY_SCRATCH_SHARE` of the memory ``limit``, and no more
+    than leaves the rest of the limit free there (the passes' shared-memory slots live there
+    too); 0 without such a file system.
+
+    Examples
+    --------
+    >>> memory_rows(4 * 10**9, 5 * 10**6, 256, Path("/no/such/dir"))
+    0
+    """
+    try:
+        st = os.statvfs(shm_dir)
+    except OSError:
+        return 0
+    free = st.f_bavail * st.f_frsize
+    room = min(MEMORY_SCRATCH_SHARE * limit, free - (1 - MEMORY_SCRATCH_SHARE) * limit)
+    return max(0, min(n_rows, int(room // max(1, row_bytes))))
+
 def pwrite_all(fd: int, data: memoryview | bytes, offset: int) -> None:
     """Write all of ``data`` at byte ``offset`` of the open file ``fd`` (``os.pwrite`` may
     write less than asked: the rest is written after it)."""

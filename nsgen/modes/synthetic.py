@@ -7,13 +7,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from nsgen.engine.pipeline import Chunk, SlotSpec, Stage, WorkResult, tapered_chunks
-from nsgen.io.spill import Spill
+from nsgen.io.spill import SHM_DIR, Spill, memory_rows
 from nsgen.rng import generator
 from nsgen.stages.spill import SpillStage
 from nsgen.sim.phantom import OBJECT_FIELDS, random_foam
@@ -120,37 +119,10 @@ class Projected:
     hi: float
 
 
-#: at most this share of the memory limit keeps the scratch volume in memory (the passes
-#: are sized within the rest; rows beyond it go to disk: :func:`memory_rows`)
-MEMORY_SCRATCH_SHARE = 0.5
-#: where the scratch volume's rows kept in memory live (a memory file system)
-SHM_DIR = Path("/dev/shm")
-
-
-def memory_rows(limit: int, row_bytes: int, n_rows: int, shm_dir: Path = SHM_DIR) -> int:
-    """Rows of the scratch volume (``row_bytes`` each) kept in ``shm_dir``: at most
-    :data:`MEMORY_SCRATCH_SHARE` of the memory ``limit``, and no more than leaves the rest
-    of the limit free there (the passes' shared-memory slots live there too); 0 without
-    such a file system.
-
-    Examples
-    --------
-    >>> memory_rows(4 * 10**9, 5 * 10**6, 256, Path("/no/such/dir"))
-    0
-    """
-    try:
-        st = os.statvfs(shm_dir)
-    except OSError:
-        return 0
-    free = st.f_bavail * st.f_frsize
-    room = min(MEMORY_SCRATCH_SHARE * limit, free - (1 - MEMORY_SCRATCH_SHARE) * limit)
-    return max(0, min(n_rows, int(room // max(1, row_bytes))))
-
-
 def scratch_sizing(run: SampleRun, geometry: Geometry, work_factor: float
                    ) -> tuple[Sizing, int]:
     """The sizing of every pass of a sample and how many rows of its scratch volume are
-    kept in memory (:func:`memory_rows`; the passes are sized within the rest of the
+    kept in memory (:func:`~nsgen.io.spill.memory_rows`; the passes are sized within the rest of the
     limit, or, where an explicit ``--chunk-size`` does not fit that, all on disk).
 
     A scratch file on disk cost 2-5x the CPU of one in memory on its first write (the

@@ -23,7 +23,7 @@ chunking.
    writes their mask again. Both read the flags only where no such defect is near.
 
 The scratch volumes (but the flags: a byte per row and column) are kept in memory as far as half the memory limit allows
-(:func:`memory_rows`), the rest on disk. The mask equals the whole-volume computation
+(:func:`~nsgen.io.spill.memory_rows`), the rest on disk. The mask equals the whole-volume computation
 exactly (the one-pass stage it replaces ranked every chunk's ``2 x 2 hd`` halo rows
 again: 2.5-4x Larix's time).
 """
@@ -45,7 +45,7 @@ from nsgen.engine.pipeline import Chunk, Stage, WorkResult, row_chunks
 from nsgen.engine.shm import SHM_PREFIX
 from nsgen.engine.sizing import DEFAULT_MEMORY_SHARE, Sizing, available_memory
 from nsgen.errors import NsgenError
-from nsgen.io.spill import Spill
+from nsgen.io.spill import Spill, memory_rows
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.stripe_detect import rows_to_read
 from nsgen.prep.robust_second import excluded, second_offsets, second_rows
@@ -60,8 +60,8 @@ from nsgen.stages.scan_stages import ScanStage, read_scan_rows
 from nsgen.stages.stripes import JIT_OVERHEAD, StepClock, mask_flags
 
 __all__ = ["ROBUST_PRELOAD", "RobustDecideStage", "RobustFeatureStage", "RobustOffsetStage",
-           "RobustSecondOffsetStage", "RobustSecondStage", "FeatureSpills", "RowBins", "kernels_cached", "balanced",
-           "detect_robust", "memory_rows"]
+           "RobustSecondOffsetStage", "RobustSecondStage", "FeatureSpills", "RowBins",
+           "kernels_cached", "balanced", "detect_robust"]
 
 #: what the engine's processes import once, in the forkserver, for ``nsgen mask``
 #: (:class:`~nsgen.engine.pipeline.Engine` ``preload``): these stages, and the compiled
@@ -111,9 +111,6 @@ FEATURE_FLOAT_COPIES = 0.5
 OFFSET_WORK_FACTOR = 2.5
 #: rows of the scan :class:`RowBins` reads at once (from the row asked for on)
 BIN_BAND = 2
-#: at most this share of the memory limit keeps the scratch volumes in memory (the passes
-#: are sized within the rest; rows beyond it go to disk: :func:`memory_rows`)
-MEMORY_SCRATCH_SHARE = 0.5
 
 
 def balanced(chunk_rows: int, n_rows: int, workers: int) -> int:
@@ -473,34 +470,13 @@ class RowBins:
         return out if dtype is None else out.astype(dtype)
 
 
-def memory_rows(limit: int, row_bytes: int, n_rows: int,
-                shm_dir: Path = Path("/dev/shm")) -> int:
-    """Rows of the scratch volumes (``row_bytes`` each, all volumes together) kept in
-    memory: at most :data:`MEMORY_SCRATCH_SHARE` of the memory ``limit``, and no more than
-    leaves the rest of the limit free in ``shm_dir`` (the passes' shared-memory slots live
-    there too); 0 without such a file system.
-
-    Examples
-    --------
-    >>> memory_rows(4 * 10**9, 5 * 10**6, 256, Path("/no/such/dir"))
-    0
-    """
-    try:
-        st = os.statvfs(shm_dir)
-    except OSError:
-        return 0
-    free = st.f_bavail * st.f_frsize
-    room = min(MEMORY_SCRATCH_SHARE * limit, free - (1 - MEMORY_SCRATCH_SHARE) * limit)
-    return max(0, min(n_rows, int(room // max(1, row_bytes))))
-
-
 def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, int],
                   dtype: str, params: DetectParams, work: Path,
                   patch_shape: tuple[int, int] | None = None,
                   mask_spill: Spill | None = None,
                   alongside: Alongside | None = None) -> np.ndarray:
     """The robust detector's mask of a scan in five passes (features and offsets in
-    ``work``, or in memory as far as :func:`memory_rows` allows; removed at the end);
+    ``work``, or in memory as far as :func:`~nsgen.io.spill.memory_rows` allows; removed at the end);
     returns the per-row (patch) flags, as :func:`~nsgen.stages.stripes.detect_stripes`.
 
     ``alongside``: a pass of the caller's over the scan's row chunks that the first pass
