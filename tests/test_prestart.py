@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -91,8 +93,9 @@ def test_stop_early_ends_the_forkserver():
 def test_the_command_line_writes_the_same_files_as_a_call(tmp_path: Path):
     args = ["-m", "complex", "-N", "16", "-o", "3", "-s", "2", "-f", "2", "--no-preview",
             "--no-progress", "--workers", "2"]
-    temp = tmp_path / "temp"
-    temp.mkdir()
+    # a short temporary directory (the forkserver's socket path there must stay under the
+    # 108 bytes of AF_UNIX: tmp_path under pytest-xdist is too long)
+    temp = Path(tempfile.mkdtemp(prefix="p"))
     env = {**os.environ, "PYTHONPATH": str(Path(prestart.__file__).parents[1]),
            "TMPDIR": str(temp)}
     cli = subprocess.run([sys.executable, "-P", "-m", "nsgen", *args, "-r", str(tmp_path / "cli")],
@@ -101,7 +104,9 @@ def test_the_command_line_writes_the_same_files_as_a_call(tmp_path: Path):
     assert cli.stderr.startswith("nsgen: made 1 sample (0000): 48 files"), cli.stderr
     assert "leaked" not in cli.stderr
     # nor in the temporary directory (multiprocessing's pymp-* with the forkserver's socket)
-    assert list(temp.iterdir()) == []
+    left = list(temp.iterdir())
+    shutil.rmtree(temp)
+    assert left == []
     from nsgen.cli import main
     assert main([*args, "-r", str(tmp_path / "call")]) == 0
     files = sorted(p.relative_to(tmp_path / "call")
