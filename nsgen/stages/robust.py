@@ -316,6 +316,18 @@ class RobustDecideStage(_RobustRowStage):
         return flags, flagged
 
 
+def _left_out(flagged: Spill, chunk: Chunk, n_rows: int, hd: int, reach: int
+              ) -> tuple[np.ndarray, int, int]:
+    """The values the second rows-first pass leaves out
+    (:func:`~nsgen.prep.robust_second.excluded`) in the rows within ``reach * hd`` of
+    ``chunk``, and those rows ``(lo, hi)``; reads the flags of ``(reach + 1) * hd`` rows
+    each side of the chunk from ``flagged`` (the decide pass's flagged columns)."""
+    f_lo, f_hi = rows_to_read(chunk.start, chunk.stop, n_rows, (reach + 1) * hd)
+    flags = flagged.read_rows(f_lo, f_hi)[:, 0] > 0
+    lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, reach * hd)
+    return excluded(flags, f_lo, (lo, hi), hd, n_rows), lo, hi
+
+
 @dataclass
 class RobustSecondOffsetStage(_RobustRowStage):
     """Pass four: the offsets of each row whose compared rows hold values the third pass
@@ -333,10 +345,7 @@ class RobustSecondOffsetStage(_RobustRowStage):
         clock = StepClock()
         n_rows = self.features.shape[0]
         hd = self.halo
-        f_lo, f_hi = rows_to_read(chunk.start, chunk.stop, n_rows, 2 * hd)
-        flagged = self.flagged.read_rows(f_lo, f_hi)[:, 0] > 0
-        lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, hd)
-        ex = excluded(flagged, f_lo, (lo, hi), hd, n_rows)
+        ex, lo, hi = _left_out(self.flagged, chunk, n_rows, hd, 1)
         clock.lap("flags")
         if not ex.any():
             return WorkResult(clock.seconds)
@@ -367,10 +376,7 @@ class RobustSecondStage(RobustDecideStage):
         clock = StepClock()
         n_rows = self.features.shape[0]
         hd = self.halo
-        f_lo, f_hi = rows_to_read(chunk.start, chunk.stop, n_rows, 3 * hd)
-        flagged = self.flagged.read_rows(f_lo, f_hi)[:, 0] > 0
-        e_lo, e_hi = rows_to_read(chunk.start, chunk.stop, n_rows, 2 * hd)
-        ex = excluded(flagged, f_lo, (e_lo, e_hi), hd, n_rows)
+        ex, e_lo, _ = _left_out(self.flagged, chunk, n_rows, hd, 2)
         again = second_rows(ex, e_lo, (chunk.start, chunk.stop), hd)
         clock.lap("flags")
         if again is None:
