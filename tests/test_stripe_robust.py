@@ -384,6 +384,33 @@ def test_a_partial_stripes_rows_and_columns_add_their_evidence_in_each_block(tmp
     assert not m[:, 28:30, 160:184].any()
 
 
+#: the columns of the fluctuating gain of the labelled scan 721 x 64 x 512, seed 11 (rows 42-47)
+GAIN_COLUMNS = [385, 386, 387, 388]
+
+
+def found_in_its_columns(tmp_path: Path, seed: int, i0: float, row: int, kind: str,
+                         columns: list[int]) -> tuple[np.ndarray, int, DetectParams]:
+    """Row ``row`` of the labelled scan 721 x 64 x 512 (``seed``, ``i0``) with the robust
+    detector's halo, ``(volume, its first row, parameters)``, after asserting that the
+    truth puts a ``kind`` defect in ``columns`` there and that the detector flags that row
+    in those columns only (a test then shows it is not flagged without one rule)."""
+    path = tmp_path / f"{kind}{seed}.nxs"
+    write_scan(path, n_angles=721, n_rows=64, n_columns=512, seed=seed, i0=i0,
+               labelled=True)
+    p = DetectParams.for_scan((721, 64, 512))
+    lo, hi = rows_to_read(row, row + 1, 64, halo("robust", p, 64))
+    with open_scan(str(path)) as s:
+        rows = slice(lo, hi)
+        x = flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
+                           sinograms_first=False)
+    truth = read_truth(path)[:, row] == KINDS.index(kind) + 1
+    assert np.flatnonzero(truth.any(axis=0)).tolist() == columns
+    m = detect_rows(x, lo, (row, row + 1), 64, "robust", p).astype(bool)
+    cols = np.flatnonzero(m.any(axis=(0, 1)))
+    assert cols.size and set(cols.tolist()) <= set(columns), cols
+    return x, lo, p
+
+
 def test_a_strong_rank_consistent_block_rectangle_is_a_run_alone(tmp_path, monkeypatch):
     """A 3 % fluctuating gain over rows 42-47 and columns 385-388 (labelled scan 721 x 64 x
     512, seed 11, i0 20000) peaks in angle block 2 (-6..-8 per value, -16..-21 pooled over
@@ -392,20 +419,7 @@ def test_a_strong_rank_consistent_block_rectangle_is_a_run_alone(tmp_path, monke
     bar, its values agreeing with the same sign in an adjacent block), and not without it.
     A single value over one block (one row, one column) stays no stripe
     (test_stripe_over_part_of_the_scan_is_found_in_its_angles_and_one_block_is_not)."""
-    path = tmp_path / "f11.nxs"
-    write_scan(path, n_angles=721, n_rows=64, n_columns=512, seed=11, i0=20000.0,
-               labelled=True)
-    p = DetectParams.for_scan((721, 64, 512))
-    lo, hi = rows_to_read(44, 45, 64, halo("robust", p, 64))
-    with open_scan(str(path)) as s:
-        rows = slice(lo, hi)
-        x = flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
-                           sinograms_first=False)
-    fluct = read_truth(path)[:, 44] == KINDS.index("fluctuating") + 1
-    assert np.flatnonzero(fluct.any(axis=0)).tolist() == [385, 386, 387, 388]
-    m = detect_rows(x, lo, (44, 45), 64, "robust", p).astype(bool)
-    cols = np.flatnonzero(m.any(axis=(0, 1)))
-    assert cols.size and set(cols.tolist()) <= set(range(385, 389)), cols
+    x, lo, p = found_in_its_columns(tmp_path, 11, 20000.0, 44, "fluctuating", GAIN_COLUMNS)
     monkeypatch.setattr(stripe_robust, "_rect_runs",
                         lambda rects, bar, zb, z_whole: stripe_robust.run_scores(
                             rects, stripe_robust.RUN_LEVEL))
@@ -421,20 +435,7 @@ def test_a_block_rectangle_whose_defect_outlasts_its_block_is_a_run_of_one(tmp_p
     what one block's event adds to it (|-4.1| / sqrt(6) = 1.7): row 44 is found in the
     stripe's columns, and not where the whole scan's score counts for nothing (the
     thirteenth round's rule)."""
-    path = tmp_path / "f11.nxs"
-    write_scan(path, n_angles=721, n_rows=64, n_columns=512, seed=11, i0=4000.0,
-               labelled=True)
-    p = DetectParams.for_scan((721, 64, 512))
-    lo, hi = rows_to_read(44, 45, 64, halo("robust", p, 64))
-    with open_scan(str(path)) as s:
-        rows = slice(lo, hi)
-        x = flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
-                           sinograms_first=False)
-    fluct = read_truth(path)[:, 44] == KINDS.index("fluctuating") + 1
-    assert np.flatnonzero(fluct.any(axis=0)).tolist() == [385, 386, 387, 388]
-    m = detect_rows(x, lo, (44, 45), 64, "robust", p).astype(bool)
-    cols = np.flatnonzero(m.any(axis=(0, 1)))
-    assert cols.size and set(cols.tolist()) <= set(range(385, 389)), cols
+    x, lo, p = found_in_its_columns(tmp_path, 11, 4000.0, 44, "fluctuating", GAIN_COLUMNS)
     rect_runs = stripe_robust._rect_runs
     monkeypatch.setattr(stripe_robust, "_rect_runs", lambda rects, bar, zb, z_whole:
                         rect_runs(rects, bar, zb, np.zeros_like(z_whole)))
@@ -447,20 +448,7 @@ def test_a_block_rectangle_needs_three_quarters_of_its_values(tmp_path, monkeypa
     rectangle of every value qualifying is strong enough; with the others counting 0 in a
     rectangle that holds 3/4 of its values qualifying, row 42 is found in the stripe's
     columns, and not where every value must qualify."""
-    path = tmp_path / "f11.nxs"
-    write_scan(path, n_angles=721, n_rows=64, n_columns=512, seed=11, i0=4000.0,
-               labelled=True)
-    p = DetectParams.for_scan((721, 64, 512))
-    lo, hi = rows_to_read(42, 43, 64, halo("robust", p, 64))
-    with open_scan(str(path)) as s:
-        rows = slice(lo, hi)
-        x = flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
-                           sinograms_first=False)
-    fluct = read_truth(path)[:, 42] == KINDS.index("fluctuating") + 1
-    assert np.flatnonzero(fluct.any(axis=0)).tolist() == [385, 386, 387, 388]
-    m = detect_rows(x, lo, (42, 43), 64, "robust", p).astype(bool)
-    cols = np.flatnonzero(m.any(axis=(0, 1)))
-    assert cols.size and set(cols.tolist()) <= set(range(385, 389)), cols
+    x, lo, p = found_in_its_columns(tmp_path, 11, 4000.0, 42, "fluctuating", GAIN_COLUMNS)
     monkeypatch.setattr(stripe_robust, "BLOCK_RECT_SHARE", 1.0)
     assert not detect_rows(x, lo, (42, 43), 64, "robust", p).any()
 
@@ -471,20 +459,7 @@ def test_every_run_of_block_rectangles_is_left_to_the_step_tests(tmp_path, monke
     adjacent blocks below the runs' bar (2.2 x the threshold); flagged as a run and kept
     by refine's step tests, row 60 is found in the stripe's columns, and not where the
     rectangles' runs need the bar."""
-    path = tmp_path / "p3.nxs"
-    write_scan(path, n_angles=721, n_rows=64, n_columns=512, seed=3, i0=4000.0,
-               labelled=True)
-    p = DetectParams.for_scan((721, 64, 512))
-    lo, hi = rows_to_read(60, 61, 64, halo("robust", p, 64))
-    with open_scan(str(path)) as s:
-        rows = slice(lo, hi)
-        x = flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
-                           sinograms_first=False)
-    part = read_truth(path)[:, 60] == KINDS.index("partial") + 1
-    assert np.flatnonzero(part.any(axis=0)).tolist() == [496, 497]
-    m = detect_rows(x, lo, (60, 61), 64, "robust", p).astype(bool)
-    cols = np.flatnonzero(m.any(axis=(0, 1)))
-    assert cols.size and set(cols.tolist()) <= set(range(496, 498)), cols
+    x, lo, p = found_in_its_columns(tmp_path, 3, 4000.0, 60, "partial", [496, 497])
     monkeypatch.setattr(stripe_robust, "RECT_RUN_LEVEL",
                         stripe_robust.BLOCK_FACTOR * stripe_robust.THRESHOLD)
     assert not detect_rows(x, lo, (60, 61), 64, "robust", p).any()
