@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from helpers import python_output
 
@@ -70,12 +72,12 @@ def _index(path, stamp, overloads=None):
         {"entry": "x.1.nbc"} if overloads is None else overloads)
 
 
-def test_the_preload_waits_for_a_kernel_cache(tmp_path, monkeypatch):
-    """nsgen mask preloads the robust kernels only when Numba's cache holds them: beside
-    the source, or under NUMBA_CACHE_DIR (an empty cache compiles in every process)."""
+def _kernel_source(tmp_path: Path, monkeypatch) -> tuple[Path, object]:
+    """A stand-in for ``_robust_jit.py`` under ``tmp_path`` (with its ``__pycache__``), the
+    module's ``__file__`` pointing there and no NUMBA_CACHE_DIR: the source and the stamp
+    Numba's cache index of its kernels would hold."""
     from nsgen.prep import _robust_jit
     from nsgen.prep._jit import cache_stamp
-    from nsgen.stages.robust import kernels_cached
 
     source = tmp_path / "pkg" / "_robust_jit.py"
     (source.parent / "__pycache__").mkdir(parents=True)
@@ -84,6 +86,15 @@ def test_the_preload_waits_for_a_kernel_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     stamp = cache_stamp(_robust_jit.robust_scale.py_func, source)
     assert stamp is not None
+    return source, stamp
+
+
+def test_the_preload_waits_for_a_kernel_cache(tmp_path, monkeypatch):
+    """nsgen mask preloads the robust kernels only when Numba's cache holds them: beside
+    the source, or under NUMBA_CACHE_DIR (an empty cache compiles in every process)."""
+    from nsgen.stages.robust import kernels_cached
+
+    source, stamp = _kernel_source(tmp_path, monkeypatch)
     cache = tmp_path / "numba-cache"
     (cache / "deep" / "dir").mkdir(parents=True)
     assert not kernels_cached()
@@ -105,16 +116,9 @@ def test_the_user_cache_of_a_read_only_package_counts(tmp_path, monkeypatch):
     counts; the __pycache__ beside the source then does not."""
     import numba
 
-    from nsgen.prep import _robust_jit
-    from nsgen.prep._jit import cache_stamp
     from nsgen.stages.robust import kernels_cached
 
-    source = tmp_path / "pkg" / "_robust_jit.py"
-    (source.parent / "__pycache__").mkdir(parents=True)
-    source.write_text("# the kernels\n")
-    monkeypatch.setattr(_robust_jit, "__file__", str(source))
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    stamp = cache_stamp(_robust_jit.robust_scale.py_func, source)
+    source, stamp = _kernel_source(tmp_path, monkeypatch)
     _index(source.parent / "__pycache__" / "_robust_jit.ranked-12.py311.nbi", stamp)
     assert kernels_cached()
     cache = tmp_path / "user-cache"
@@ -131,12 +135,8 @@ def test_an_outdated_kernel_cache_is_not_cached(tmp_path, monkeypatch):
     from nsgen.prep._jit import cache_stamp
     from nsgen.stages.robust import kernels_cached
 
-    source = tmp_path / "_robust_jit.py"
-    source.write_text("# the kernels\n")
-    monkeypatch.setattr(_robust_jit, "__file__", str(source))
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    index = tmp_path / "__pycache__" / "_robust_jit.ranked-12.py311.nbi"
-    stamp = cache_stamp(_robust_jit.robust_scale.py_func, source)
+    source, stamp = _kernel_source(tmp_path, monkeypatch)
+    index = source.parent / "__pycache__" / "_robust_jit.ranked-12.py311.nbi"
     _index(index, stamp)
     assert kernels_cached()
     source.write_text("# the kernels, edited\n")
