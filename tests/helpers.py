@@ -82,6 +82,16 @@ def nsgen(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
     return r
 
 
+#: code for :func:`python_output`: ``g``, the geometry of an N=64 sample, and ``p3``, the
+#: projection of a 5-sphere foam (the work a synthetic mode's worker is given)
+FOAM_PROJECTION = (
+    "from nsgen.sim.phantom import random_foam\n"
+    "from nsgen.sim.projection import Geometry, project\n"
+    "from nsgen.rng import generator\n"
+    "g = Geometry.for_size(64)\n"
+    "p3 = project(random_foam(generator(4, 'phantom', 0), 5), g)\n")
+
+
 def python_output(code: str) -> str:
     """Run ``python -c code`` in a fresh interpreter; its standard output, stripped."""
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import tifffile
 
-from helpers import nsgen, python_output
+from helpers import FOAM_PROJECTION, nsgen, python_output
 
 SMALL = ("-N", "16", "-o", "3", "-s", "2", "-f", "2", "--no-preview")
 
@@ -128,11 +128,7 @@ def test_no_process_of_complex_mode_loads_numba():
         "import sys\n"
         "from nsgen.engine.pipeline import Chunk\n"
         "from nsgen.modes.complex import ComplexImages, ComplexRows, DetectorModel\n"
-        "from nsgen.rng import generator\n"
-        "from nsgen.sim.phantom import random_foam\n"
-        "from nsgen.sim.projection import Geometry, project\n"
-        "g = Geometry.for_size(64)\n"
-        "p3 = project(random_foam(generator(4, 'phantom', 0), 5), g)\n"
+        + FOAM_PROJECTION +
         "rows = ComplexRows(DetectorModel.simulate(4, 0, g, 3, 2, 4, 4e4, density=20.0),"
         " 4, 0, float(p3.max()))\n"
         "chunk = Chunk(0, 0, g.n_rows)\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from helpers import python_output
+from helpers import FOAM_PROJECTION, python_output
 
 
 def test_no_process_of_simple_mode_loads_numba():
@@ -19,11 +19,7 @@ def test_no_process_of_simple_mode_loads_numba():
         "    importlib.import_module(name)\n"
         "from nsgen.engine.pipeline import Chunk\n"
         "from nsgen.modes.simple import SimpleImages\n"
-        "from nsgen.rng import generator\n"
-        "from nsgen.sim.phantom import random_foam\n"
-        "from nsgen.sim.projection import Geometry, project\n"
-        "g = Geometry.for_size(64)\n"
-        "p3 = project(random_foam(generator(4, 'phantom', 0), 5), g)\n"
+        + FOAM_PROJECTION +
         "images = list(SimpleImages(4, 0, float(p3.min()), float(p3.max()))"
         "(Chunk(0, 0, g.n_rows), p3))\n"
         "print(len(images), 'numba' in sys.modules)\n")
