@@ -31,7 +31,8 @@ from nsgen import __version__
 from nsgen.config import Config, check_root
 from nsgen.engine.forkserver import mode_preload
 from nsgen.engine.pipeline import Engine, Progress, Stage
-from nsgen.engine.sizing import Sizing, plan_sizing, usable_cores
+from nsgen.engine.sizing import (DEFAULT_MEMORY_SHARE, Sizing, available_memory, plan_sizing,
+                                 usable_cores)
 from nsgen.io.formats import (check_root_format, pack_sample, remove_stale_containers,
                               writer_for)
 from nsgen.io.manifest import MANIFEST, write_json_atomic, write_manifest
@@ -114,6 +115,19 @@ class StageRunner:
     def say(self, msg: str) -> None:
         """A ``-v`` line about this run: ``[tag] msg``."""
         self.log(f"[{self.tag}] {msg}")
+
+    def with_memory_scratch(self, row_bytes: int, n_rows: int) -> tuple[StageRunner, int]:
+        """How many rows (``row_bytes`` each) of a run's scratch volumes are kept in memory
+        (:func:`~nsgen.io.spill.memory_rows` of this run's memory limit), and a runner whose
+        passes are sized within the rest of the limit (this one when no row is)."""
+        from nsgen.io.spill import memory_rows
+
+        limit = self.memory_limit or int(available_memory() * DEFAULT_MEMORY_SHARE)
+        rows = memory_rows(limit, row_bytes, n_rows)
+        if not rows:
+            return self, 0
+        return StageRunner(self.engine, self.log, self.workers, self.chunk_size,
+                           limit - rows * row_bytes, self.tag), rows
 
     def sizing(self, *, n_rows: int, row_bytes: int, work_factor: float,
                max_chunk_rows: int | None = None, halo: int = 0,

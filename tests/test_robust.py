@@ -57,7 +57,8 @@ def test_mask_with_scratch_in_memory_and_on_disk_equals_the_library(scan, tmp_pa
     disk or split; the decision asked for some rows' bin means (stripes over part of the
     scan); no scratch file is left in /dev/shm."""
     from nsgen import mask as mask_command
-    monkeypatch.setattr(robust, "memory_rows", lambda *a, **k: kept)
+    from nsgen.io import spill
+    monkeypatch.setattr(spill, "memory_rows", lambda *a, **k: kept)
     archive = tmp_path / "m.npz"
     assert mask_command.main(["--h5", str(scan), "-a", str(archive), "-C", "3", "-v"]) == 0
     err = capsys.readouterr().err

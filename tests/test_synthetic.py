@@ -6,12 +6,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
+from types import MethodType, SimpleNamespace
 
 import pytest
 
 from nsgen.modes import synthetic
 from nsgen.modes.synthetic import project_sample
+from nsgen.runner import StageRunner
 
 SMALL = ("-N", "16", "-o", "3", "--no-preview", "-v")
 
@@ -45,6 +46,7 @@ def test_the_memory_file_is_removed_when_the_projection_fails(tmp_path, monkeypa
     run = SimpleNamespace(config=config, sample=0, log=lambda msg: None, tag="0000",
                           work=tmp_path / ".work", memory_limit=2**30, workers=1,
                           chunk_size=None, engine=None, run=fail)
+    run.with_memory_scratch = MethodType(StageRunner.with_memory_scratch, run)
     with pytest.raises(RuntimeError, match="the pass failed"):
         with project_sample(run, work_factor=6):   # type: ignore[arg-type]
             pass

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from nsgen.engine.pipeline import Chunk, SlotSpec, Stage, WorkResult, tapered_chunks
-from nsgen.io.spill import SHM_DIR, Spill, memory_rows
+from nsgen.io.spill import SHM_DIR, Spill
 from nsgen.rng import generator
 from nsgen.stages.spill import SpillStage
 from nsgen.sim.phantom import OBJECT_FIELDS, random_foam
@@ -122,20 +122,19 @@ class Projected:
 def scratch_sizing(run: SampleRun, geometry: Geometry, work_factor: float
                    ) -> tuple[Sizing, int]:
     """The sizing of every pass of a sample and how many rows of its scratch volume are
-    kept in memory (:func:`~nsgen.io.spill.memory_rows`; the passes are sized within the rest of the
-    limit, or, where an explicit ``--chunk-size`` does not fit that, all on disk).
+    kept in memory (:meth:`~nsgen.runner.StageRunner.with_memory_scratch`: the passes are
+    sized within the rest of the limit, or, where an explicit ``--chunk-size`` does not fit
+    that, all on disk).
 
     A scratch file on disk cost 2-5x the CPU of one in memory on its first write (the
     file system's block allocation and write-back: 0.77-1.70 against 0.32-0.35 CPU-s for
     N=512's 1.2 GB in 28-row chunks), and the write-back's disk traffic besides.
     """
-    from nsgen.engine.sizing import DEFAULT_MEMORY_SHARE, available_memory
     from nsgen.errors import NsgenError
     from nsgen.runner import StageRunner
 
     row_bytes = geometry.n_angles * geometry.n_columns * 4
-    limit = run.memory_limit or int(available_memory() * DEFAULT_MEMORY_SHARE)
-    rows = memory_rows(limit, row_bytes, geometry.n_rows)
+    runner, rows = run.with_memory_scratch(row_bytes, geometry.n_rows)
 
     def sizing(runner: StageRunner) -> Sizing:
         return runner.sizing(n_rows=geometry.n_rows, row_bytes=row_bytes,
@@ -143,8 +142,7 @@ def scratch_sizing(run: SampleRun, geometry: Geometry, work_factor: float
 
     if rows:
         try:
-            return sizing(StageRunner(run.engine, run.log, run.workers, run.chunk_size,
-                                      limit - rows * row_bytes, run.tag)), rows
+            return sizing(runner), rows
         except NsgenError:   # the passes need that memory (an explicit --chunk-size)
             pass
     return sizing(run), 0

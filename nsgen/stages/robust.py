@@ -22,10 +22,10 @@ chunking.
 5. :class:`RobustSecondStage` decides the rows near those flags again from them and
    writes their mask again. Both read the flags only where no such defect is near.
 
-The scratch volumes (but the flags: a byte per row and column) are kept in memory as far as half the memory limit allows
-(:func:`~nsgen.io.spill.memory_rows`), the rest on disk. The mask equals the whole-volume computation
-exactly (the one-pass stage it replaces ranked every chunk's ``2 x 2 hd`` halo rows
-again: 2.5-4x Larix's time).
+The scratch volumes (but the flags: a byte per row and column) are kept in memory as far as
+half the memory limit allows (:meth:`~nsgen.runner.StageRunner.with_memory_scratch`), the
+rest on disk. The mask equals the whole-volume computation exactly (the one-pass stage it
+replaces ranked every chunk's ``2 x 2 hd`` halo rows again: 2.5-4x Larix's time).
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ import numpy as np
 from nsgen.engine import forkserver as _forkserver, scratch
 from nsgen.engine.pipeline import Chunk, Stage, WorkResult, row_chunks
 from nsgen.engine.shm import SHM_PREFIX
-from nsgen.engine.sizing import DEFAULT_MEMORY_SHARE, Sizing, available_memory
+from nsgen.engine.sizing import Sizing
 from nsgen.errors import NsgenError
-from nsgen.io.spill import Spill, memory_rows
+from nsgen.io.spill import Spill
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.stripe_detect import rows_to_read
 from nsgen.prep.robust_second import excluded, second_offsets, second_rows
@@ -482,7 +482,8 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
                   mask_spill: Spill | None = None,
                   alongside: Alongside | None = None) -> np.ndarray:
     """The robust detector's mask of a scan in five passes (features and offsets in
-    ``work``, or in memory as far as :func:`~nsgen.io.spill.memory_rows` allows; removed at the end);
+    ``work``, or in memory as far as :func:`~nsgen.io.spill.memory_rows` allows; removed at
+    the end);
     returns the per-row (patch) flags, as :func:`~nsgen.stages.stripes.detect_stripes`.
 
     ``alongside``: a pass of the caller's over the scan's row chunks that the first pass
@@ -496,13 +497,10 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
                # + the row-alone scores and the rank consistency of every angle set
                "offsets": ((n_rows, len(sizes) * STORED_SETS, n_cols + 1), "float64")}
     row_bytes = sum(int(np.prod(s[1:])) * np.dtype(d).itemsize for s, d in layouts.values())
-    limit = run.memory_limit or int(available_memory() * DEFAULT_MEMORY_SHARE)
-    rows = memory_rows(limit, row_bytes, n_rows)
+    runner, rows = run.with_memory_scratch(row_bytes, n_rows)
     along = 0.0 if alongside is None else alongside.work_factor
     try:
-        sizings = _sizings(StageRunner(run.engine, run.log, run.workers, run.chunk_size,
-                                       limit - rows * row_bytes, run.tag) if rows else run,
-                           shape, dtype, layouts, params, along)
+        sizings = _sizings(runner, shape, dtype, layouts, params, along)
     except NsgenError:   # the passes need that memory (an explicit --chunk-size): disk
         rows = 0
         try:
