@@ -11,6 +11,10 @@ also keeps a SHA-256 of files up to 256 MiB when there are at most 16). A rerun 
   options (or input files) that differ, unless ``--overwrite`` is given, which removes
   the old sample (its directory and every file its manifest lists) and makes it anew.
 
+The records also keep the :data:`OUTPUT_REVISION` of the nsgen that wrote them: a sample
+of another revision (an nsgen whose bytes for the same options differ) is refused the same
+way, so an upgrade never resumes, nor counts as finished, what an older release wrote.
+
 Options that do not change the bytes (workers, memory, chunk size, progress, verbosity,
 preview, the run's sample range) may differ freely.
 """
@@ -30,6 +34,10 @@ from nsgen.io.manifest import MANIFEST, sha256_file, write_json_atomic
 NEUTRAL = frozenset({"root", "samples", "start", "verbose", "workers", "memory-limit",
                      "chunk-size", "progress", "preview", "config-file", "array-task",
                      "shifts-given", "overwrite", "quiet"})
+#: revision of what nsgen writes for given options and inputs, raised with every change
+#: that alters the bytes of any mode's output (records without one are revision 1).
+#: 2: fake stripes drawn on until one is applied; dead pixels found against their flats
+OUTPUT_REVISION = 2
 #: where an unfinished sample keeps its run record
 RUN_RECORD = Path(".nsgen") / "run.json"
 
@@ -110,8 +118,9 @@ def _same_legacy_path(old: Any, new: Any) -> bool:
             and n.parts[-len(o.parts):] == o.parts)
 
 
-def _recorded(sample_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]], bool] | None:
-    """(options, input records, finished) recorded in a sample directory, or None."""
+def _recorded(sample_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]], bool, int] | None:
+    """(options, input records, finished, output revision) recorded in a sample directory,
+    or None."""
     for name, finished in ((MANIFEST, True), (str(RUN_RECORD), False)):
         path = sample_dir / name
         if path.exists():
@@ -120,7 +129,8 @@ def _recorded(sample_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]], b
             except (OSError, ValueError):
                 return None
             opts = {k: v for k, v in data.get("config", {}).items() if k not in NEUTRAL}
-            return opts, list(data.get("sources", data.get("inputs", []))), finished
+            return (opts, list(data.get("sources", data.get("inputs", []))), finished,
+                    int(data.get("output_revision", 1)))
     return None
 
 
@@ -172,8 +182,11 @@ def check_rerun(config: Any, samples: list[int]) -> list[int]:
         got = _recorded(d)
         if got is None:
             continue
-        old, inputs, finished = got
+        old, inputs, finished, revision = got
         why = differences(old, new) + [f"input {p}" for p in changed_inputs(inputs)]
+        if revision != OUTPUT_REVISION:
+            why.insert(0, f"nsgen output revision {revision}, this nsgen writes "
+                          f"{OUTPUT_REVISION}")
         if not why:
             continue
         if getattr(config, "overwrite", False):
@@ -199,5 +212,5 @@ def record_start(config: Any, sample_dir: Path) -> None:
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, {"config": config.to_dict(),
+    write_json_atomic(path, {"config": config.to_dict(), "output_revision": OUTPUT_REVISION,
                              "inputs": [identity(p) for p in input_paths(config)]})

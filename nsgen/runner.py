@@ -282,7 +282,7 @@ def _generate(config: Config, on_sample: Callable[[int, Path], None] | None, log
     mode.check(config)
     check_root_format(config.root, config.format)
     from nsgen.diskspace import check_free_space
-    from nsgen.rerun import check_rerun, record_start, remove_samples
+    from nsgen.rerun import OUTPUT_REVISION, check_rerun, record_start, remove_samples
     stale = check_rerun(config, list(config.sample_numbers()))   # --overwrite: to remake
     todo = [s for s in config.sample_numbers()
             if s in stale or not manifest_path(config.root, s).exists()]
@@ -341,6 +341,7 @@ def _generate(config: Config, on_sample: Callable[[int, Path], None] | None, log
                 record: SampleRecord = mode.run_sample(run)
                 manifest = {
                     "nsgen_version": __version__,
+                    "output_revision": OUTPUT_REVISION,
                     "mode": config.mode,
                     "sample": sample,
                     "seed": config.seed,

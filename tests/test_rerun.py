@@ -36,8 +36,8 @@ def test_unfinished_sample_resumes_only_with_its_own_options(tmp_path: Path) -> 
     record = json.loads((root / "0000" / "manifest.json").read_text())
     (root / "0000" / "manifest.json").unlink()
     (root / "0000" / ".nsgen").mkdir()
-    (root / "0000" / ".nsgen" / "run.json").write_text(json.dumps({"config": record["config"],
-                                                                  "inputs": []}))
+    (root / "0000" / ".nsgen" / "run.json").write_text(json.dumps(
+        {"config": record["config"], "output_revision": record["output_revision"], "inputs": []}))
     r = nsgen(*SIMPLE, "-r", str(root), "--objects", "5", check=False)
     assert r.returncode == 2 and "was started" in r.stderr and "--objects 3 -> 5" in r.stderr
     nsgen(*SIMPLE, "-r", str(root))
@@ -100,8 +100,8 @@ def test_overwrite_of_an_unfinished_dynamic_sample_leaves_none_of_its_files(tmp_
     record = json.loads((root / "0000" / "manifest.json").read_text())
     (root / "0000" / "manifest.json").unlink()                      # as if interrupted
     (root / "0000" / ".nsgen").mkdir()
-    (root / "0000" / ".nsgen" / "run.json").write_text(json.dumps({"config": record["config"],
-                                                                  "inputs": []}))
+    (root / "0000" / ".nsgen" / "run.json").write_text(json.dumps(
+        {"config": record["config"], "output_revision": record["output_revision"], "inputs": []}))
     (root / ".0000_frame03_0001.tif.nsgen-tmp123").write_bytes(b"partial")
     r = nsgen(*args, "-r", str(root), "--frame-angles", "20", check=False)
     assert r.returncode == 2 and "--frame-angles 10 -> 20" in r.stderr
@@ -123,3 +123,32 @@ def test_same_relative_input_name_from_another_directory_is_another_input(tmp_pa
     assert manifest["config"]["hdf-root"] == [str(tmp_path / "a" / "scan.nxs")]
     r = nsgen(*args, cwd=tmp_path / "b", check=False)
     assert r.returncode == 2 and "--hdf-root" in r.stderr and "b/scan.nxs" in r.stderr, r.stderr
+
+
+def test_a_sample_of_another_output_revision_is_neither_kept_nor_resumed(tmp_path: Path) -> None:
+    """A sample written by an nsgen whose bytes differ (an older release: its records have
+    no revision, which is revision 1) is refused as other options are, finished or not;
+    --overwrite remakes it to the bytes of a fresh run."""
+    from nsgen.rerun import OUTPUT_REVISION
+
+    root = tmp_path / "o"
+    nsgen(*SIMPLE, "-r", str(tmp_path / "ref"))
+    nsgen(*SIMPLE, "-r", str(root))
+    manifest = root / "0000" / "manifest.json"
+    record = json.loads(manifest.read_text())
+    assert record["output_revision"] == OUTPUT_REVISION
+    del record["output_revision"]
+    manifest.write_text(json.dumps(record))
+    before = tree_digest(root)
+    r = nsgen(*SIMPLE, "-r", str(root), check=False)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "was made" in r.stderr
+    assert f"nsgen output revision 1, this nsgen writes {OUTPUT_REVISION}" in r.stderr
+    assert tree_digest(root) == before
+    manifest.unlink()                       # unfinished, started by the older release
+    (root / "0000" / ".nsgen").mkdir()
+    (root / "0000" / ".nsgen" / "run.json").write_text(json.dumps({"config": record["config"],
+                                                                  "inputs": []}))
+    r = nsgen(*SIMPLE, "-r", str(root), check=False)
+    assert r.returncode == 2 and "was started" in r.stderr and "output revision 1" in r.stderr
+    nsgen(*SIMPLE, "-r", str(root), "--overwrite")
+    assert tree_digest(root) == tree_digest(tmp_path / "ref")

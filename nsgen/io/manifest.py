@@ -13,7 +13,8 @@ Top level, required (:data:`REQUIRED_KEYS`):
 ``seed`` int, ``config`` dict (every resolved option, by long option name),
 ``files`` list of file entries.
 
-Top level, optional: ``geometry``, ``objects`` (synthetic phantom object list),
+Top level, optional: ``output_revision`` int (``nsgen.rerun.OUTPUT_REVISION``: absent
+means 1), ``geometry``, ``objects`` (synthetic phantom object list),
 ``scale`` (text), ``projection_max``, ``detector`` (complex), ``sources`` (real data: list
 of :func:`source_record` dicts), ``preview`` (path of the sample's contact sheet).
 
