@@ -264,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise NsgenError(f"--memory-limit: {exc}") from None
     from nsgen.modes.real import bad_pixels_of
     bad = bad_pixels_of(source)   # refuses flats that cannot normalise, before any work
+    if bad.flats_problem:         # saturated or constant flats: usable, with one warning
+        print(f"nsgen: warning: {a.h5}: {bad.flats_problem}", file=sys.stderr, flush=True)
     log = Log(a.verbose, progress=False)
     log(f"[{key}] {a.h5}: {n_angles} angles x {n_rows} rows x {n_cols} columns -> "
         f"{archive}[{key}]; {n_workers} workers")

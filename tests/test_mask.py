@@ -262,6 +262,31 @@ def test_dead_pixel_is_flagged_at_every_angle_in_the_archive(tmp_path):
             assert z["m7"][:, 5, 20].all()
 
 
+
+def test_constant_flats_are_warned_about_up_front(tmp_path, capsys, monkeypatch):
+    """Flats that are constant (or saturated) everywhere are usable but correct nothing:
+    nsgen mask says so in one warning line before detecting, as the generation modes do
+    (the run is stopped where its engine would start)."""
+    import h5py
+
+    from nsgen import mask as mask_command
+    path = tmp_path / "7.nxs"
+    write_scan(path, n_angles=31, n_rows=4, n_columns=16, seed=3)
+    with h5py.File(path, "r+") as f:
+        keys = f["entry1/tomo_entry/instrument/detector/image_key"][...]
+        frames = f["entry1/tomo_entry/data/data"][...]
+        frames[keys == 1] = 30000
+        f["entry1/tomo_entry/data/data"][...] = frames
+    def no_engine(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mask_command, "Engine", no_engine)
+    with pytest.raises(KeyboardInterrupt):
+        mask_command.main(["--h5", str(path), "-a", str(tmp_path / "m.npz"), "--workers", "1"])
+    assert [line for line in capsys.readouterr().err.splitlines() if "warning" in line] == [
+        f"nsgen: warning: {path}: the flats are constant (30000 at every pixel), so they "
+        f"correct no beam or detector pattern; check that they are real flat fields"]
+
 def test_default_detector_is_robust_and_larix_options_select_larix(scan, tmp_path):
     """No --detector: the robust detector; Larix's own options (or --weights) given without
     --detector select larix (the seed's commands keep their meaning); the main job's INI
