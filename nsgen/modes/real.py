@@ -40,7 +40,7 @@ from nsgen.prep.bad_pixels import (
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.percentile import KeyCounts, exact_bounds, level_two
 from nsgen.prep.scaling import EMPTY, Bounds
-from nsgen.runner import SampleRecord, SampleRun
+from nsgen.runner import SampleRecord, SampleRun, note_after_checks
 from nsgen.scan import shift_files
 from nsgen.scan.shifts import shift_note
 from nsgen.stages.decompress import decompressed
@@ -92,8 +92,7 @@ def scan_files(config: Config) -> list[Path]:
         found = shift_files(files[0], config.shifts if config.shifts_given else None)
         if not config.shifts_given and not config.quiet and found not in _NOTED:
             _NOTED.append(found)
-            print(f"nsgen: --shifts not given: using {shift_note(found)}", file=sys.stderr,
-                  flush=True)
+            note_after_checks(f"nsgen: --shifts not given: using {shift_note(found)}")
         return [Path(p) for p in found]
     return files
 
