@@ -105,8 +105,8 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
     s.add_argument("--defect-density", type=float, default=1.0,
                    help="defective detector pixels per detector row on top of the defect "
                         "clusters (complex; default 1: every sinogram of every shift has a "
-                        "stripe; 0 = the reference's clusters only, about 2/3 of pairs "
-                        "identical)")
+                        "stripe; 0 = the reference's clusters only: about half of the "
+                        "pairs identical, 51 %% over seeds 0-2 at -N 256)")
 
     r = p.add_argument_group("real-data modes (raw, paired, dynamic, patch)")
     r.add_argument("--hdf-root", "--hdf-file", nargs="+", default=None, metavar="SCAN",
