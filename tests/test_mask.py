@@ -103,6 +103,25 @@ def test_every_bad_parameter_in_one_line_and_derived_ones_never_blamed(scan, tmp
     assert not (tmp_path / "m.npz").exists()
 
 
+
+def test_engine_and_detector_options_are_listed_with_the_parameters(scan, tmp_path):
+    """Options of the engine, the detector's name and its parameters: every problem in
+    the one line (the first alone was reported), before anything is written."""
+    from nsgen import mask as mask_command
+    from nsgen.errors import NsgenError
+    with pytest.raises(NsgenError) as info:
+        mask_command.main(["--h5", str(scan), "-a", str(tmp_path / "m.npz"), "--workers", "0",
+                           "-C", "x", "--memory-limit", "lots", "--detector", "robust",
+                           "--radius", "3", "--min-stripe-depth", "24"])
+    message = str(info.value)
+    for part in ("--workers must be an integer >= 1 or 'auto', got '0'",
+                 "--chunk-size must be an integer >= 1 or 'auto', got 'x'",
+                 "--memory-limit: not a memory size: 'lots'",
+                 "--radius: option(s) of --detector larix; --detector robust has none",
+                 "--min-stripe-depth must be in 0..23"):
+        assert message.count(part) == 1, part
+    assert "\n" not in message and sorted(p.name for p in tmp_path.iterdir()) == []
+
 def test_one_row_scan_robust_detects_larix_refuses_up_front(tmp_path):
     """A scan of one detector row: the default robust detector runs (no row comparison, so
     its parameters cannot be the cause of a refusal) and finds the scan's stripes; Larix
