@@ -31,10 +31,10 @@ from nsgen.engine.sizing import Sizing
 from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
 from nsgen.prep.bad_pixels import (
-    PROBE_PROJECTIONS,
     BadPixels,
     excluded_outputs,
     find_bad_pixels,
+    probe_frames,
     saturation_level,
 )
 from nsgen.prep.detect_params import DetectParams
@@ -304,12 +304,8 @@ def bad_pixels_of(source: ScanSource) -> BadPixels:
     with key.open_new() as scan:
         stamps = file_stamps(scan.source_files)   # before reading: a change meanwhile shows
         every = slice(0, scan.shape[1])
-        picks = np.unique(np.linspace(0, scan.shape[0] - 1, PROBE_PROJECTIONS).round())
-        probes = np.empty((len(picks), *scan.shape[1:]), scan.dtype)
-        for k, i in enumerate(scan.projection_indices[picks.astype(int)]):
-            scan.read_frames(slice(int(i), int(i) + 1), probes[k:k + 1])
         bad = find_bad_pixels(scan.flat_mean(every), scan.dark_mean(every),
-                              saturation_level(scan.dtype), source.path, probes)
+                              saturation_level(scan.dtype), source.path, probe_frames(scan))
     _BAD[key] = (stamps, bad)
     return bad
 

@@ -40,7 +40,8 @@ PROBE_PROJECTIONS = 16
 #: angles spread over the scan (``-log`` below 3.9)
 DEAD_TRANSMISSION = 0.02
 
-__all__ = ["DEAD_TRANSMISSION", "BadPixels", "excluded_outputs", "find_bad_pixels", "saturation_level"]
+__all__ = ["DEAD_TRANSMISSION", "BadPixels", "excluded_outputs", "find_bad_pixels", "probe_frames",
+           "saturation_level"]
 
 
 def saturation_level(dtype: Any) -> float | None:
@@ -176,6 +177,16 @@ def find_bad_pixels(flat_mean: np.ndarray, dark_mean: np.ndarray,
         problem = (f"the flats are constant ({live.min():g} at every pixel), so they correct "
                    f"no beam or detector pattern; check that they are real flat fields")
     return BadPixels(dead, saturated, problem)
+
+
+def probe_frames(scan: Any) -> np.ndarray:
+    """:data:`PROBE_PROJECTIONS` raw projections of an open scan (``nsgen.scan.open_scan``),
+    evenly spread over its angles: ``(k, rows, columns)`` in the scan's dtype."""
+    picks = np.unique(np.linspace(0, scan.shape[0] - 1, PROBE_PROJECTIONS).round())
+    probes = np.empty((len(picks), *scan.shape[1:]), scan.dtype)
+    for k, i in enumerate(scan.projection_indices[picks.astype(int)]):
+        scan.read_frames(slice(int(i), int(i) + 1), probes[k:k + 1])
+    return probes
 
 
 def _no_signal(probes: np.ndarray, flat: np.ndarray, dark: np.ndarray) -> np.ndarray:
