@@ -289,8 +289,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_archive_writable(archive, key, a.weights, a.overwrite)
     from nsgen.modes.real import bad_pixels_of
     bad = bad_pixels_of(source)   # refuses flats that cannot normalise, before any work
-    if bad.flats_problem:         # saturated or constant flats: usable, with one warning
-        print(f"nsgen: warning: {a.h5}: {bad.flats_problem}", file=sys.stderr, flush=True)
+    # dead and saturated pixels are stripes whatever the detector (flagged after it), and
+    # saturated or constant flats are usable: one warning line for both, before any work
+    said = ([f"{int(bad.dead.sum())} dead and {int(bad.saturated.sum())} saturated pixels: "
+             f"flagged as stripes at every angle"] if bad.count else []) + (
+        [bad.flats_problem] if bad.flats_problem else [])
+    if said:
+        print(f"nsgen: warning: {a.h5}: {'; '.join(said)}", file=sys.stderr, flush=True)
     log = Log(a.verbose, progress=False)
     log(f"[{key}] {a.h5}: {n_angles} angles x {n_rows} rows x {n_cols} columns -> "
         f"{archive}[{key}]; {n_workers} workers")
@@ -314,9 +319,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             if bad.count:   # dead and saturated pixels are stripes whatever the detector
                 flag_bad_pixels(mask, bad.mask)
                 flags = flags | bad.rows()[:, None]
-                print(f"nsgen: warning: {a.h5}: {int(bad.dead.sum())} dead and "
-                      f"{int(bad.saturated.sum())} saturated pixels: flagged as stripes at "
-                      f"every angle", file=sys.stderr, flush=True)
             run.say(f"detection: {time.monotonic() - t0:.1f} s; stripes in "
                     f"{int(flags.sum())} of {n_rows} detector rows")
             t1 = time.monotonic()

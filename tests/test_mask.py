@@ -295,6 +295,7 @@ def test_constant_flats_are_warned_about_up_front(tmp_path, capsys, monkeypatch)
         keys = f["entry1/tomo_entry/instrument/detector/image_key"][...]
         frames = f["entry1/tomo_entry/data/data"][...]
         frames[keys == 1] = 30000
+        frames[:, 2, 5] = 0                       # and a dead pixel: one line for both
         f["entry1/tomo_entry/data/data"][...] = frames
     def no_engine(*args, **kwargs):
         raise KeyboardInterrupt
@@ -303,8 +304,9 @@ def test_constant_flats_are_warned_about_up_front(tmp_path, capsys, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         mask_command.main(["--h5", str(path), "-a", str(tmp_path / "m.npz"), "--workers", "1"])
     assert [line for line in capsys.readouterr().err.splitlines() if "warning" in line] == [
-        f"nsgen: warning: {path}: the flats are constant (30000 at every pixel), so they "
-        f"correct no beam or detector pattern; check that they are real flat fields"]
+        f"nsgen: warning: {path}: 1 dead and 0 saturated pixels: flagged as stripes at every "
+        f"angle; the flats are constant (30000 at every pixel), so they correct no beam or "
+        f"detector pattern; check that they are real flat fields"]
 
 def test_default_detector_is_robust_and_larix_options_select_larix(scan, tmp_path):
     """No --detector: the robust detector; Larix's own options (or --weights) given without
