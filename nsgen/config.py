@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from nsgen.errors import NsgenError
 from nsgen.prep.detect import DEFAULT_DETECTOR, check_detector
@@ -202,63 +202,74 @@ def validate(c: Config) -> None:
     Raises
     ------
     NsgenError
-        The first invalid value, as one line naming the option and the fix.
+        Every invalid value, in one line: each problem naming its option and the fix,
+        separated by "; ".
     """
+    problems: list[str] = []
+
+    def check(fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except NsgenError as exc:
+            problems.append(str(exc))
+
     if c.mode not in MODES:
-        raise NsgenError(f"--mode must be one of {', '.join(MODES)}, got {c.mode!r}")
+        problems.append(f"--mode must be one of {', '.join(MODES)}, got {c.mode!r}")
     if c.object_type not in OBJECT_TYPES:
-        raise NsgenError(f"--object-type must be one of {', '.join(OBJECT_TYPES)}, "
-                         f"got {c.object_type!r}")
-    _int_range("samples", c.samples, 1)
-    _int_range("start", c.start, 0, 9999)
-    _check_last_sample(c.start, c.samples)
-    _int_range("seed", c.seed, 0)
-    _int_range("size", c.size, 8, 4096)
-    _int_range("objects", c.objects, 1)
-    _int_range("shifts", c.shifts, 1, 100)
-    _int_range("shiftstep", c.shiftstep, 0)
-    _int_range("flatsnum", c.flatsnum, 1)
+        problems.append(f"--object-type must be one of {', '.join(OBJECT_TYPES)}, "
+                        f"got {c.object_type!r}")
+    check(_int_range, "samples", c.samples, 1)
+    check(_int_range, "start", c.start, 0, 9999)
+    check(_check_last_sample, c.start, c.samples)
+    check(_int_range, "seed", c.seed, 0)
+    check(_int_range, "size", c.size, 8, 4096)
+    check(_int_range, "objects", c.objects, 1)
+    check(_int_range, "shifts", c.shifts, 1, 100)
+    check(_int_range, "shiftstep", c.shiftstep, 0)
+    check(_int_range, "flatsnum", c.flatsnum, 1)
     if not c.I0 > 0 or c.I0 != c.I0 or c.I0 == float("inf"):
-        raise NsgenError(f"--I0 must be a positive finite photon count, got {c.I0}")
+        problems.append(f"--I0 must be a positive finite photon count, got {c.I0}")
     columns = int(2 ** 0.5 * c.size)  # detector columns of the synthetic geometry
     if not 0 <= c.defect_density <= columns:
-        raise NsgenError(f"--defect-density must be a number of defective pixels per detector "
-                         f"row in 0..{columns} (the detector columns at --size {c.size}), got "
-                         f"{c.defect_density}; use 1 (default) or 0 for the reference's "
-                         f"density")
+        problems.append(f"--defect-density must be a number of defective pixels per detector "
+                        f"row in 0..{columns} (the detector columns at --size {c.size}), got "
+                        f"{c.defect_density}; use 1 (default) or 0 for the reference's "
+                        f"density")
     if not 0 <= c.bounds_percentile < 50:
-        raise NsgenError(f"--bounds-percentile must be a percentile in [0, 50) (0 = min/max), "
-                         f"got {c.bounds_percentile}; e.g. 0.1 scales between the 0.1th and "
-                         f"99.9th percentiles")
-    _int_range("frame-angles", c.frame_angles, 1)
-    _int_range("frame-stride", c.frame_stride, 1)
+        problems.append(f"--bounds-percentile must be a percentile in [0, 50) (0 = min/max), "
+                        f"got {c.bounds_percentile}; e.g. 0.1 scales between the 0.1th and "
+                        f"99.9th percentiles")
+    check(_int_range, "frame-angles", c.frame_angles, 1)
+    check(_int_range, "frame-stride", c.frame_stride, 1)
     ph, pw = c.patch_size
     if ph < 1 or pw < 1:
-        raise NsgenError(f"--patch-size must be two positive integers H W, got {ph} {pw}")
+        problems.append(f"--patch-size must be two positive integers H W, got {ph} {pw}")
     for name, value in (("chunk-size", c.chunk_size), ("workers", c.workers)):
         if value is not None and value < 1:
-            raise NsgenError(f"--{name} must be an integer >= 1 or 'auto', got {value!r}")
+            problems.append(f"--{name} must be an integer >= 1 or 'auto', got {value!r}")
     if c.memory_limit is not None and c.memory_limit < 2**20:
-        raise NsgenError(f"--memory-limit must be at least 1MiB, got {c.memory_limit!r}")
+        problems.append(f"--memory-limit must be at least 1MiB, got {c.memory_limit!r}")
     if c.array_task is not None and c.array_task < 0:
-        raise NsgenError(f"--array-task must be an integer >= 0, got {c.array_task}")
+        problems.append(f"--array-task must be an integer >= 0, got {c.array_task}")
     if c.format not in FORMATS:
-        raise NsgenError(f"--format must be one of {', '.join(FORMATS)}, got {c.format!r}")
+        problems.append(f"--format must be one of {', '.join(FORMATS)}, got {c.format!r}")
     if c.compression not in COMPRESSIONS:
-        raise NsgenError(f"--compression must be one of {', '.join(COMPRESSIONS)}, got "
-                         f"{c.compression!r}")
+        problems.append(f"--compression must be one of {', '.join(COMPRESSIONS)}, got "
+                        f"{c.compression!r}")
     if c.compression != "none" and c.format == "tiff":
-        raise NsgenError(f"--compression {c.compression} applies to --format hdf5 or zarr; "
-                         f"add --format hdf5 (TIFFs are written uncompressed)")
+        problems.append(f"--compression {c.compression} applies to --format hdf5 or zarr; "
+                        f"add --format hdf5 (TIFFs are written uncompressed)")
     if c.format == "zarr":
         from importlib.util import find_spec
         if find_spec("zarr") is None:
-            raise NsgenError("--format zarr needs the zarr package; pip install "
-                             "'nsgen[zarr]' or use --format hdf5")
-    check_detector(c.detector)
+            problems.append("--format zarr needs the zarr package; pip install "
+                            "'nsgen[zarr]' or use --format hdf5")
+    check(check_detector, c.detector)
     if c.mode in REAL_MODES and not c.hdf_root:
-        raise NsgenError(f"--mode {c.mode} reads a real scan: give it with --hdf-root "
-                         f"FILE.nxs")
+        problems.append(f"--mode {c.mode} reads a real scan: give it with --hdf-root "
+                        f"FILE.nxs")
+    if problems:
+        raise NsgenError("; ".join(dict.fromkeys(problems)))
 
 
 def __getattr__(name: str) -> Any:

@@ -331,7 +331,8 @@ def no_pairs_reason(manifests: Sequence[dict[str, Any]]) -> str:
         why = record.get("reason") or (
             f"the stripe mask flagged every {unit} ({real} of {real}) as having real stripes"
             if real else "it lists no input with a target")
-        fix = ("; rerun with a mask that flags fewer (see --detector, or give --mask)"
+        fix = ("" if "--detector" in why   # a run's reason names its fix already
+               else "; rerun with a mask that flags fewer (see --detector, or give --mask)"
                if real else "; regenerate the sample")
         reasons.append(f"sample {tag} ({mode}): 0 fake pairs, {real} real-artefact "
                        f"input{'' if real == 1 else 's'}: {why}{fix}")

@@ -47,20 +47,31 @@ def _count(a: np.ndarray) -> str:
     return f"{int(np.count_nonzero(a)):,}"
 
 
-def pixel_report(flat: np.ndarray, dark: np.ndarray, dtype: np.dtype) -> str:
-    """Dead pixels (flat not above dark) and saturated ones (flat at the type's maximum).
+def pixel_report(flat: np.ndarray, dark: np.ndarray, dtype: np.dtype,
+                 probes: np.ndarray | None = None) -> str:
+    """Dead and saturated pixels as a run finds them (:func:`~nsgen.prep.bad_pixels.
+    find_bad_pixels`: the flat and dark means and, when given, the probed projections),
+    a problem of the flats as a whole, or why the scan cannot be normalised.
 
     Examples
     --------
     >>> pixel_report(np.array([[5., 0., 65535.]]), np.zeros((1, 3)), np.dtype("uint16"))
-    '1 dead (flat <= dark), 1 saturated (flat mean at 65535) of 3 pixels'
+    '1 dead, 1 saturated of 3 pixels (flagged as stripes, left out of the scaling bounds)'
+    >>> pixel_report(np.zeros((1, 3)), np.ones((1, 3)), np.dtype("uint16"))  # doctest: +ELLIPSIS
+    'normalisation impossible: no detector pixel has a flat above its dark ...'
     """
-    dead = flat <= dark
-    text = f"{_count(dead)} dead (flat <= dark)"
-    if np.issubdtype(dtype, np.integer):
-        top = np.iinfo(dtype).max
-        text += f", {_count(flat >= top)} saturated (flat mean at {top})"
-    return f"{text} of {flat.size:,} pixels"
+    from nsgen.prep.bad_pixels import find_bad_pixels, saturation_level
+    try:
+        bad = find_bad_pixels(flat, dark, saturation_level(dtype), "the scan", probes)
+    except NsgenError as exc:
+        return f"normalisation impossible: {str(exc).removeprefix('the scan: ')}"
+    text = f"{_count(bad.dead)} dead"
+    if saturation_level(dtype) is not None:
+        text += f", {_count(bad.saturated)} saturated"
+    text += f" of {flat.size:,} pixels"
+    if bad.count:
+        text += " (flagged as stripes, left out of the scaling bounds)"
+    return text + (f"; {bad.flats_problem}" if bad.flats_problem else "")
 
 
 def fitting_params(shape: tuple[int, int, int]) -> tuple[dict[str, Any], str]:
@@ -138,7 +149,9 @@ def report(scan: Any, *, workers: int, memory: int) -> list[str]:
         lines.append(f"angle range: {angles.min():.3f} .. {angles.max():.3f} degrees "
                      f"({angles.size} angles)")
     every = slice(0, n_rows)
-    lines.append(f"pixels:      {pixel_report(scan.flat_mean(every), scan.dark_mean(every), dtype)}")
+    from nsgen.prep.bad_pixels import probe_frames
+    pixels = pixel_report(scan.flat_mean(every), scan.dark_mean(every), dtype, probe_frames(scan))
+    lines.append(f"pixels:      {pixels}")
     scan_bytes = n_angles * n_rows * n_cols * dtype.itemsize
     row_bytes = n_angles * n_cols * (dtype.itemsize + 4 * 5)
     lines.append(f"output:      raw mode: {n_rows} TIFFs per shift, {n_rows * TIFF_BYTES / 1e6:.1f} MB; "

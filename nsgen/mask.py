@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -40,7 +40,7 @@ from nsgen.runner import Log, StageRunner
 from nsgen.scan import ScanLayout
 from nsgen.stages.decompress import decompressed
 from nsgen.stages.scan_source import ScanSource
-from nsgen.prep.detect import DEFAULT_DETECTOR, LARIX_OPTIONS, choose_detector
+from nsgen.prep.detect import DEFAULT_DETECTOR, DETECTORS, LARIX_OPTIONS, choose_detector
 from nsgen.prep.detect_params import DetectParams, ScanTooSmall
 from nsgen.stages.stripes import StepClock, detect_stripes
 
@@ -127,6 +127,26 @@ def scan_params(args: argparse.Namespace, shape: tuple[int, int, int],
         a, v, c = shape
         raise NsgenError(f"detection parameters do not fit the scan ({a} angles x {v} rows x "
                          f"{c} columns): {exc}; change or leave out those options") from None
+
+
+def _attempt(problems: list[str], fn: Callable[[], Any]) -> Any:
+    """``fn()``, or None with its one-line error added to ``problems``."""
+    try:
+        return fn()
+    except NsgenError as exc:
+        problems.append(str(exc))
+        return None
+
+
+def _memory_limit(text: str | None) -> int | None:
+    """``--memory-limit`` in bytes (None: auto)."""
+    if not text or str(text).strip().lower() == "auto":
+        return None
+    from nsgen.config import parse_bytes
+    try:
+        return parse_bytes(text)
+    except ValueError as exc:
+        raise NsgenError(f"--memory-limit: {exc}") from None
 
 
 #: bytes of a mask or weights entry deflated per chunk (pieces compress in parallel)
@@ -241,9 +261,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     from nsgen.cli import log_to_stderr
     log_to_stderr(a.verbose)   # run messages (the "nsgen" logger) on stderr, INFO with -v
-    detector = choose_detector(a.detector, larix_options_given(a))
-    chunk_size = auto_int("chunk-size", a.chunk_size, 1)
-    n_workers = auto_int("workers", a.workers, 1) or usable_cores()
+    # every problem of the options in one line: those of the options alone, then (when
+    # the scan opens) the detection parameters that do not fit it
+    problems: list[str] = []
+    detector, chunk_size, workers, memory = (_attempt(problems, f) for f in (
+        lambda: choose_detector(a.detector, larix_options_given(a)),
+        lambda: auto_int("chunk-size", a.chunk_size, 1),
+        lambda: auto_int("workers", a.workers, 1),
+        lambda: _memory_limit(a.memory_limit)))
+    n_workers = workers or usable_cores()
     install_sigterm_handler()
     source = ScanSource(str(a.h5), ScanLayout(a.data_path, a.image_key_path, a.angles_path),
                         a.flats, a.darks)
@@ -251,19 +277,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_angles, n_rows, n_cols = (int(x) for x in scan.shape)
         dtype = np.dtype(scan.dtype).str
     shape = (n_angles, n_rows, n_cols)
-    params = scan_params(a, shape, detector)
+    params = None
+    checked = detector or (a.detector if a.detector in DETECTORS else None)
+    if checked is not None:   # a named detector's parameters, even if Larix's were refused
+        params = _attempt(problems, lambda: scan_params(a, shape, checked))
+    if problems:
+        raise NsgenError("; ".join(problems))
+    assert params is not None and detector is not None
     key = a.file_name or mask_key(a.h5)
     archive = Path(a.archive)
     check_archive_writable(archive, key, a.weights, a.overwrite)
-    memory = None
-    if a.memory_limit:
-        from nsgen.config import parse_bytes
-        try:
-            memory = parse_bytes(a.memory_limit)
-        except ValueError as exc:
-            raise NsgenError(f"--memory-limit: {exc}") from None
     from nsgen.modes.real import bad_pixels_of
     bad = bad_pixels_of(source)   # refuses flats that cannot normalise, before any work
+    # dead and saturated pixels are stripes whatever the detector (flagged after it), and
+    # saturated or constant flats are usable: one warning line for both, before any work
+    said = ([f"{int(bad.dead.sum())} dead and {int(bad.saturated.sum())} saturated pixels: "
+             f"flagged as stripes at every angle"] if bad.count else []) + (
+        [bad.flats_problem] if bad.flats_problem else [])
+    if said:
+        print(f"nsgen: warning: {a.h5}: {'; '.join(said)}", file=sys.stderr, flush=True)
     log = Log(a.verbose, progress=False)
     log(f"[{key}] {a.h5}: {n_angles} angles x {n_rows} rows x {n_cols} columns -> "
         f"{archive}[{key}]; {n_workers} workers")
@@ -287,9 +319,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             if bad.count:   # dead and saturated pixels are stripes whatever the detector
                 flag_bad_pixels(mask, bad.mask)
                 flags = flags | bad.rows()[:, None]
-                print(f"nsgen: warning: {a.h5}: {int(bad.dead.sum())} dead and "
-                      f"{int(bad.saturated.sum())} saturated pixels: flagged as stripes at "
-                      f"every angle", file=sys.stderr, flush=True)
             run.say(f"detection: {time.monotonic() - t0:.1f} s; stripes in "
                     f"{int(flags.sum())} of {n_rows} detector rows")
             t1 = time.monotonic()

@@ -47,6 +47,16 @@ logger = logging.getLogger("nsgen")
 NOTICE = 25
 logging.addLevelName(NOTICE, "NOTICE")
 
+#: notes found while a mode checks its inputs (the shift files a scan uses), printed once
+#: every check has passed: a refused run prints its one error line alone
+_CHECK_NOTES: list[str] = []
+
+
+def note_after_checks(text: str) -> None:
+    """Print ``text`` on stderr once the run's input checks have all passed."""
+    _CHECK_NOTES.append(text)
+
+
 STATE_DIR = ".nsgen"
 WORK_DIR = ".work"
 #: pixel checksums of the files a sample wrote so far (kept across a kill, for the rerun)
@@ -279,6 +289,7 @@ def generate(config: Config, on_sample: Callable[[int, Path], None] | None = Non
 def _generate(config: Config, on_sample: Callable[[int, Path], None] | None, log: Log,
               mode: Any, engine: Engine) -> list[int]:
     """:func:`generate` once its engine is starting."""
+    _CHECK_NOTES.clear()
     mode.check(config)
     check_root_format(config.root, config.format)
     from nsgen.diskspace import check_free_space
@@ -287,6 +298,9 @@ def _generate(config: Config, on_sample: Callable[[int, Path], None] | None, log
     todo = [s for s in config.sample_numbers()
             if s in stale or not manifest_path(config.root, s).exists()]
     check_free_space(config, todo)
+    for note in _CHECK_NOTES:
+        print(note, file=sys.stderr, flush=True)
+    _CHECK_NOTES.clear()
     remove_samples(Path(config.root), stale)
     if config.array_task is not None:  # the task -> sample mapping, in every task's log
         task = config.array_task

@@ -116,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="totals only")
     p.add_argument("--depth", type=int, help="min_stripe_depth (default: derived)")
     a = p.parse_args(argv)
+    unlabelled = [str(s) for s in a.scans if not truth_path(s).is_file()]
+    if unlabelled:   # before any work: one line naming every such scan and the fix
+        print(f"bench_detect_small.py: error: no ground truth (<scan>.truth.h5) beside "
+              f"{', '.join(unlabelled)}; give labelled scans (nsgen make-scan --labelled)",
+              file=sys.stderr)
+        return 2
     total: dict[str, list[int]] = {}
     for scan in a.scans:
         for k, v in analyse(scan, a.z, a.quiet,

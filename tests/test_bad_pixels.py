@@ -58,6 +58,36 @@ def test_pixels_dead_or_saturated_in_the_data_alone_are_found():
     assert np.argwhere(bad.saturated).tolist() == [[1, 3]]
 
 
+
+def test_a_dead_pixel_reading_the_darks_noise_is_found():
+    """A dead pixel reads its dark plus read noise, above the dark's mean at some angles
+    (the <= dark test missed the labelled scans' dead columns; their -log of 8-13.8 then
+    set the bounds); an object that lets a few per cent through somewhere is not dead."""
+    rng = np.random.default_rng(0)
+    flat, dark = np.full((1, 4), 17000.0), np.full((1, 4), 100.0)
+    probes = np.full((16, 1, 4), 9000.0)
+    probes[:, 0, 0] = 100 + rng.normal(0, 4, 16)     # dead: the dark's read noise
+    assert (probes[:, 0, 0] > 100).any()
+    probes[:, 0, 1] = 100 + 0.005 * 16900            # 0.5 % everywhere ...
+    probes[3, 0, 1] = 100 + 0.05 * 16900             # ... 5 % at one angle: an object
+    probes[:, 0, 2] = np.nan                          # no finite value at all
+    bad = find_bad_pixels(flat, dark, 65535.0, probes=probes)
+    assert np.argwhere(bad.dead).tolist() == [[0, 0], [0, 2]]
+
+
+def test_the_labelled_scans_dead_columns_are_found(tmp_path):
+    from nsgen.modes.real import bad_pixels_of
+    from nsgen.scan import ScanLayout
+    from nsgen.stages.scan_source import ScanSource
+
+    path = tmp_path / "l.nxs"
+    write_scan(path, n_angles=181, n_rows=8, n_columns=256, seed=2, labelled=True)
+    with h5py.File(str(path) + ".truth.h5", "r") as f:
+        kinds = f["mask"][0]                          # (rows, columns) codes at angle 0
+    bad = bad_pixels_of(ScanSource(str(path), ScanLayout(None, None, None)))
+    assert np.array_equal(bad.dead, kinds == 4) and bad.dead.any()
+    assert np.array_equal(bad.saturated, kinds == 5) and bad.saturated.any()
+
 def test_whole_flat_problems_warn_and_impossible_flats_are_refused():
     dark = np.full((2, 3), 100.0)
     bad = find_bad_pixels(np.full((2, 3), 65535.0), dark, 65535.0)

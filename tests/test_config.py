@@ -82,6 +82,23 @@ def test_bad_values_are_one_line_errors(argv, message):
     assert "\n" not in str(info.value)
 
 
+
+def test_every_bad_value_is_listed_in_the_one_line(tmp_path):
+    """Issue 17: validate all options together and report every problem in one message
+    (the first one alone was reported: fixing it only revealed the next)."""
+    with pytest.raises(NsgenError) as info:
+        parse_config(["-m", "paired", "--hdf-root", "s.nxs", "-r", str(tmp_path / "o"),
+                      "--detector", "foo", "--bounds-percentile", "60", "--workers", "0",
+                      "-C", "x", "--memory-limit", "lots", "--format", "bad"], env={})
+    message = str(info.value)
+    assert "\n" not in message
+    for part in ("--workers must be an integer >= 1 or 'auto', got '0'",
+                 "--chunk-size must be an integer >= 1 or 'auto', got 'x'",
+                 "--memory-limit must be a size such as 4GB", "--bounds-percentile must be",
+                 "unknown --detector 'foo'", "--format must be one of tiff, hdf5, zarr"):
+        assert message.count(part) == 1, part
+    assert not (tmp_path / "o").exists()
+
 def test_config_file_errors(tmp_path):
     with pytest.raises(NsgenError, match="does not exist"):
         parse_config(["--config", str(tmp_path / "missing.ini")], env={})

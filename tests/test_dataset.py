@@ -226,6 +226,11 @@ def test_a_paired_root_without_fake_pairs_names_the_mask(tmp_path):
     m = json.loads((root / "0001" / "manifest.json").read_text())
     assert "0 fake pairs, 3 real-artefact inputs: mask flagged 100 % of rows; rerun" in \
         no_pairs_reason([m])
+    # the reason a run records names its fix: not repeated
+    m["pairs"]["reason"] = ("the stripe mask flagged 100 % of sinograms (3 of 3) as holding "
+                            "real stripes; see --detector, or give a mask that flags fewer "
+                            "with --mask")
+    assert no_pairs_reason([m]).endswith("3 real-artefact inputs: " + m["pairs"]["reason"])
 
 
 def test_a_missing_file_is_named(tmp_path):

@@ -57,6 +57,19 @@ def test_pixel_report_and_fitting_params() -> None:
     flat = np.array([[100.0, 50.0], [65535.0, 10.0]])
     dark = np.array([[10.0, 60.0], [10.0, 10.0]])
     assert pixel_report(flat, dark, np.dtype(np.uint16)) == \
-        "2 dead (flat <= dark), 1 saturated (flat mean at 65535) of 4 pixels"
+        "2 dead, 1 saturated of 4 pixels (flagged as stripes, left out of the scaling bounds)"
+    # what a run finds: dead in the projections alone (the labelled scans' dead columns,
+    # reported as 0 dead before), flats that are wrong as a whole, flats that cannot work
+    probes = np.full((16, 2, 2), 20000.0)
+    probes[:, 0, 0] = 9.0
+    assert pixel_report(flat, dark, np.dtype(np.uint16), probes).startswith(
+        "3 dead, 1 saturated of 4 pixels")
+    assert pixel_report(np.full((2, 2), 65535.0), dark, np.dtype(np.uint16)) == (
+        "0 dead, 0 saturated of 4 pixels; every flat pixel is saturated (65535): normalised "
+        "values are biased low; use flats taken below saturation")
+    assert pixel_report(dark - 1, dark, np.dtype(np.float32)) == (
+        "normalisation impossible: no detector pixel has a flat above its dark (flat 9..59, "
+        "dark 10..60), so the projections cannot be normalised; give the right flats and "
+        "darks (--flats, --darks)")
     params, why = fitting_params((1801, 2160, 2560))
     assert params["size"] == 250 and why == "the seed's values (they fit)"

@@ -103,6 +103,25 @@ def test_every_bad_parameter_in_one_line_and_derived_ones_never_blamed(scan, tmp
     assert not (tmp_path / "m.npz").exists()
 
 
+
+def test_engine_and_detector_options_are_listed_with_the_parameters(scan, tmp_path):
+    """Options of the engine, the detector's name and its parameters: every problem in
+    the one line (the first alone was reported), before anything is written."""
+    from nsgen import mask as mask_command
+    from nsgen.errors import NsgenError
+    with pytest.raises(NsgenError) as info:
+        mask_command.main(["--h5", str(scan), "-a", str(tmp_path / "m.npz"), "--workers", "0",
+                           "-C", "x", "--memory-limit", "lots", "--detector", "robust",
+                           "--radius", "3", "--min-stripe-depth", "24"])
+    message = str(info.value)
+    for part in ("--workers must be an integer >= 1 or 'auto', got '0'",
+                 "--chunk-size must be an integer >= 1 or 'auto', got 'x'",
+                 "--memory-limit: not a memory size: 'lots'",
+                 "--radius: option(s) of --detector larix; --detector robust has none",
+                 "--min-stripe-depth must be in 0..23"):
+        assert message.count(part) == 1, part
+    assert "\n" not in message and sorted(p.name for p in tmp_path.iterdir()) == []
+
 def test_one_row_scan_robust_detects_larix_refuses_up_front(tmp_path):
     """A scan of one detector row: the default robust detector runs (no row comparison, so
     its parameters cannot be the cause of a refusal) and finds the scan's stripes; Larix
@@ -261,6 +280,33 @@ def test_dead_pixel_is_flagged_at_every_angle_in_the_archive(tmp_path):
         with np.load(archive) as z:
             assert z["m7"][:, 5, 20].all()
 
+
+
+def test_constant_flats_are_warned_about_up_front(tmp_path, capsys, monkeypatch):
+    """Flats that are constant (or saturated) everywhere are usable but correct nothing:
+    nsgen mask says so in one warning line before detecting, as the generation modes do
+    (the run is stopped where its engine would start)."""
+    import h5py
+
+    from nsgen import mask as mask_command
+    path = tmp_path / "7.nxs"
+    write_scan(path, n_angles=31, n_rows=4, n_columns=16, seed=3)
+    with h5py.File(path, "r+") as f:
+        keys = f["entry1/tomo_entry/instrument/detector/image_key"][...]
+        frames = f["entry1/tomo_entry/data/data"][...]
+        frames[keys == 1] = 30000
+        frames[:, 2, 5] = 0                       # and a dead pixel: one line for both
+        f["entry1/tomo_entry/data/data"][...] = frames
+    def no_engine(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mask_command, "Engine", no_engine)
+    with pytest.raises(KeyboardInterrupt):
+        mask_command.main(["--h5", str(path), "-a", str(tmp_path / "m.npz"), "--workers", "1"])
+    assert [line for line in capsys.readouterr().err.splitlines() if "warning" in line] == [
+        f"nsgen: warning: {path}: 1 dead and 0 saturated pixels: flagged as stripes at every "
+        f"angle; the flats are constant (30000 at every pixel), so they correct no beam or "
+        f"detector pattern; check that they are real flat fields"]
 
 def test_default_detector_is_robust_and_larix_options_select_larix(scan, tmp_path):
     """No --detector: the robust detector; Larix's own options (or --weights) given without

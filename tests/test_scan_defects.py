@@ -117,3 +117,17 @@ def test_make_scan_labelled_cli(tmp_path: Path):
               "--columns", "64")
     assert "ground truth" in r.stdout
     assert read_truth(tmp_path / "c.nxs").shape == (61, 4, 64)
+
+
+def test_detectability_script_refuses_unlabelled_scans_in_one_line(tmp_path: Path, capsys):
+    """scripts/bench_detect_small.py on scans without labels: one line naming each and
+    the fix, exit 2, before any work (it raised a traceback from the first such scan)."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+    from bench_detect_small import main
+
+    write_scan(tmp_path / "plain.nxs", n_angles=31, n_rows=4, n_columns=32)
+    assert main([str(tmp_path / "plain.nxs"), str(tmp_path / "gone.nxs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "plain.nxs, " in err[0] and "gone.nxs" in err[0]
+    assert "nsgen make-scan --labelled" in err[0]

@@ -47,3 +47,33 @@ def test_one_scan_runs_without_shifts_and_says_so(tmp_path: Path) -> None:
               "-s", "2", check=False)
     assert r.returncode == 2 and "1001.nxs" in r.stderr and "--shifts 1" in r.stderr
     assert not (tmp_path / "o2").exists()
+
+
+def test_a_refused_run_prints_its_error_line_alone(tmp_path: Path, capsys,
+                                                   monkeypatch) -> None:
+    """The shift-file note waits for every check: a run refused after the scan was found
+    (here: its --mask archive is missing) prints one line, the error. (No engine is
+    started: the checks run while it would start.)"""
+    import nsgen.runner
+    from nsgen.cli import main
+
+    class NoEngine:
+        def __init__(self, workers, preload=()):
+            self.workers = workers
+
+        def start(self):
+            pass
+
+        def close(self, abort=False):
+            pass
+
+    monkeypatch.setattr(nsgen.runner, "Engine", NoEngine)
+
+    write_scan(tmp_path / "1000.nxs", n_angles=31, n_rows=4, n_columns=16, seed=3)
+    capsys.readouterr()
+    assert main(["-m", "paired", "--hdf-root", str(tmp_path / "1000.nxs"), "-r",
+                 str(tmp_path / "out"), "--mask", str(tmp_path / "none.npz"),
+                 "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nsgen: error: mask archive ")
+    assert not (tmp_path / "out").exists()

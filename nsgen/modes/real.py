@@ -31,16 +31,16 @@ from nsgen.engine.sizing import Sizing
 from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
 from nsgen.prep.bad_pixels import (
-    PROBE_PROJECTIONS,
     BadPixels,
     excluded_outputs,
     find_bad_pixels,
+    probe_frames,
     saturation_level,
 )
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.percentile import KeyCounts, exact_bounds, level_two
 from nsgen.prep.scaling import EMPTY, Bounds
-from nsgen.runner import SampleRecord, SampleRun
+from nsgen.runner import SampleRecord, SampleRun, note_after_checks
 from nsgen.scan import shift_files
 from nsgen.scan.shifts import shift_note
 from nsgen.stages.decompress import decompressed
@@ -92,8 +92,7 @@ def scan_files(config: Config) -> list[Path]:
         found = shift_files(files[0], config.shifts if config.shifts_given else None)
         if not config.shifts_given and not config.quiet and found not in _NOTED:
             _NOTED.append(found)
-            print(f"nsgen: --shifts not given: using {shift_note(found)}", file=sys.stderr,
-                  flush=True)
+            note_after_checks(f"nsgen: --shifts not given: using {shift_note(found)}")
         return [Path(p) for p in found]
     return files
 
@@ -305,12 +304,8 @@ def bad_pixels_of(source: ScanSource) -> BadPixels:
     with key.open_new() as scan:
         stamps = file_stamps(scan.source_files)   # before reading: a change meanwhile shows
         every = slice(0, scan.shape[1])
-        picks = np.unique(np.linspace(0, scan.shape[0] - 1, PROBE_PROJECTIONS).round())
-        probes = np.empty((len(picks), *scan.shape[1:]), scan.dtype)
-        for k, i in enumerate(scan.projection_indices[picks.astype(int)]):
-            scan.read_frames(slice(int(i), int(i) + 1), probes[k:k + 1])
         bad = find_bad_pixels(scan.flat_mean(every), scan.dark_mean(every),
-                              saturation_level(scan.dtype), source.path, probes)
+                              saturation_level(scan.dtype), source.path, probe_frames(scan))
     _BAD[key] = (stamps, bad)
     return bad
 

@@ -4,8 +4,9 @@ flat and dark means and a few projections, before anything is written.
 A pixel is
 
 * **dead** when its mean flat is not above its mean dark (``F <= D``: no response to the
-  beam; a pixel reading 0 in flat, dark and data is one), or when it reads at most its dark
-  in every probed projection: ``-log`` sits at its floor there, a full-scale stripe;
+  beam; a pixel reading 0 in flat, dark and data is one), or when every probed projection
+  reads it at most :data:`DEAD_TRANSMISSION` of its flat above its dark (or not finite):
+  no photons, only the dark's read noise, so ``-log`` is a full-scale stripe;
 * **saturated** when its mean flat is at the detector's saturation level (every flat
   frame clipped there: the flat underestimates the beam, so the pixel's ``-log`` is
   biased), or when it is at saturation in every probed projection (the counts are lost).
@@ -33,8 +34,14 @@ from nsgen.errors import NsgenError
 #: projections, evenly spread over the angles, in which a pixel is tested for data at the
 #: dark level or at saturation (a whole frame each is read once per scan)
 PROBE_PROJECTIONS = 16
+#: a pixel is dead in the data when ``(P - D) / (F - D)`` is at most this in every probed
+#: projection: a dead pixel reads its dark plus read noise (a few counts against thousands
+#: of flat counts), while a real object lets more than 2 % through at some of the probed
+#: angles spread over the scan (``-log`` below 3.9)
+DEAD_TRANSMISSION = 0.02
 
-__all__ = ["BadPixels", "excluded_outputs", "find_bad_pixels", "saturation_level"]
+__all__ = ["DEAD_TRANSMISSION", "BadPixels", "excluded_outputs", "find_bad_pixels", "probe_frames",
+           "saturation_level"]
 
 
 def saturation_level(dtype: Any) -> float | None:
@@ -120,8 +127,9 @@ def find_bad_pixels(flat_mean: np.ndarray, dark_mean: np.ndarray,
         The scan, for messages.
     probes : numpy.ndarray, optional
         ``(k, rows, columns)`` raw projections (:data:`PROBE_PROJECTIONS` of them, spread
-        over the angles); a pixel at or below its dark in all of them is dead, one at
-        saturation in all of them saturated.
+        over the angles); a pixel at most :data:`DEAD_TRANSMISSION` of its flat above its
+        dark (or not finite) in all of them is dead, one at saturation in all of them
+        saturated.
 
     Returns
     -------
@@ -153,7 +161,7 @@ def find_bad_pixels(flat_mean: np.ndarray, dark_mean: np.ndarray,
     saturated = np.zeros_like(dead)
     problem = None
     if probes is not None and len(probes):
-        data_dead = (np.asarray(probes) <= dark).all(axis=0)
+        data_dead = _no_signal(np.asarray(probes), flat, dark)
     if saturation is not None:
         saturated = ~dead & (flat >= saturation)
         if saturated.sum() == (~dead).sum():
@@ -169,6 +177,33 @@ def find_bad_pixels(flat_mean: np.ndarray, dark_mean: np.ndarray,
         problem = (f"the flats are constant ({live.min():g} at every pixel), so they correct "
                    f"no beam or detector pattern; check that they are real flat fields")
     return BadPixels(dead, saturated, problem)
+
+
+def probe_frames(scan: Any) -> np.ndarray:
+    """:data:`PROBE_PROJECTIONS` raw projections of an open scan (``nsgen.scan.open_scan``),
+    evenly spread over its angles: ``(k, rows, columns)`` in the scan's dtype."""
+    picks = np.unique(np.linspace(0, scan.shape[0] - 1, PROBE_PROJECTIONS).round())
+    probes = np.empty((len(picks), *scan.shape[1:]), scan.dtype)
+    for k, i in enumerate(scan.projection_indices[picks.astype(int)]):
+        scan.read_frames(slice(int(i), int(i) + 1), probes[k:k + 1])
+    return probes
+
+
+def _no_signal(probes: np.ndarray, flat: np.ndarray, dark: np.ndarray) -> np.ndarray:
+    """Pixels whose every probe is at most :data:`DEAD_TRANSMISSION` of the flat above
+    the dark, or not finite: ``(rows, columns)`` bool.
+
+    Examples
+    --------
+    >>> probes = np.array([[[100, 103, 100]], [[98, 20000, np.nan]]])  # dark 100, flat 30100
+    >>> _no_signal(probes, np.full((1, 3), 30100.0), np.full((1, 3), 100.0)).tolist()
+    [[True, False, True]]
+    """
+    with np.errstate(invalid="ignore"):
+        signal = np.asarray(probes, dtype=np.float64) - dark
+        signal[~np.isfinite(signal)] = -np.inf
+        return np.asarray((signal <= DEAD_TRANSMISSION * np.maximum(flat - dark, 0.0))
+                          .all(axis=0))
 
 
 def excluded_outputs(bad: np.ndarray, n_out: int) -> np.ndarray:

@@ -25,6 +25,9 @@ __all__ = ["StripeParams", "SIMPLE", "PAIRED", "PATCH", "add_stripes", "stripe_s
 
 _KINDS = frozenset({"full", "partial", "mix"})
 _COLUMN_TRIES = 20
+#: stripes drawn on when all ``n_s`` fell on the edge and were dropped (rule 5 of
+#: :func:`add_stripes`): a pair without stripes teaches nothing
+_REDRAWS = 100
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,10 @@ def add_stripes(
     5. applied only if ``h < c < Dh - h``, to columns ``c-h .. c+h``: every column gets
        ``offset + w_k`` at the ``k``-th angle of the extent, where ``w`` is its own random
        walk starting at ``variability * vmax`` with steps ``±variability * vmax``;
-    6. overlapping stripes add.
+    6. overlapping stripes add;
+    7. when rule 5 dropped all ``n_s``, stripes are drawn on (the same steps, up to 100
+       more) until one is applied, so the result differs from ``sino`` (a sinogram with at
+       least 2 columns; any draw sequence with an applied stripe is unchanged).
 
     Parameters
     ----------
@@ -211,7 +217,10 @@ def stripe_spans(sino: np.ndarray, rng: np.random.Generator, params: StripeParam
     step = params.variability * m
     adds: list[tuple[int, int, int, int, np.ndarray | float]] = []  # a1, a2, lo, hi, add
 
-    for _ in range(n_stripes):
+    drawn = 0
+    # the stripes drawn: n_stripes, then on (the same draws) while none has been applied
+    while drawn < n_stripes or (not adds and drawn < n_stripes + _REDRAWS):
+        drawn += 1
         # 1. column: prefer columns where the object is present at the first angle.
         for _try in range(_COLUMN_TRIES):
             c = int(rng.integers(0, n_cols))
