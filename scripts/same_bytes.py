@@ -17,8 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-#: manifest keys that may differ between the runs (where the run happened)
-VOLATILE = {"config", "nsgen_version", "sources"}
+#: manifest keys that may differ between the runs (where and by which release it happened)
+VOLATILE = {"config", "nsgen_version", "output_revision", "sources"}
 
 
 def run(tree: str, args: list[str], root: Path) -> None:
