@@ -15,7 +15,7 @@ from nsgen.prep.detect import check_detector, detect_rows, detect_volume, halo
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.stripe_detect import rows_to_read
-from nsgen.prep import robust_scores, robust_second, stripe_robust
+from nsgen.prep import robust_angles, robust_scores, robust_second, stripe_robust
 from nsgen.prep.stripe_robust import column_scores, depth_rule, robust_stripe_mask
 from nsgen.scan import open_scan
 
@@ -380,6 +380,8 @@ def test_a_partial_stripes_rows_and_columns_add_their_evidence_in_each_block(tmp
 
     monkeypatch.setattr(stripe_robust, "_pool_rect", without_blocks)
     monkeypatch.setattr(robust_second, "SHORT_MIN", 10**6)   # (the second pass finds them too)
+    monkeypatch.setattr(stripe_robust, "POOLED_FACTOR",   # (so may the pooled runs)
+                        stripe_robust.BLOCK_FACTOR)
     m = detect_volume(x, "robust", p).astype(bool)
     assert not m[:, 28:30, 160:184].any()
 
@@ -463,3 +465,18 @@ def test_every_run_of_block_rectangles_is_left_to_the_step_tests(tmp_path, monke
     monkeypatch.setattr(stripe_robust, "RECT_RUN_LEVEL",
                         stripe_robust.BLOCK_FACTOR * stripe_robust.THRESHOLD)
     assert not detect_rows(x, lo, (60, 61), 64, "robust", p).any()
+
+
+def test_a_pooled_run_whose_step_is_strong_needs_not_stand_out_as_much(tmp_path,
+                                                                       monkeypatch):
+    """A 3 % partial stripe of one row over columns 256-259 (labelled scan 721 x 64 x 512,
+    seed 12, i0 20000, row 22, angles 11-373): each column's run of blocks 0-2 scores
+    8.1-8.9 (below the bar), pooled over the columns 17.1; its trace is flat (0.87 of the
+    range above half the amplitude) and a step of z 46 against the trace's own noise, but
+    only 1.46 x the trace's excursion elsewhere. Row 22 is found in the stripe's columns
+    (a step above STRONG_STEP_Z need only stand out once), and not where every pooled run
+    must stand out WEAK_STAND_OUT times."""
+    x, lo, p = found_in_its_columns(tmp_path, 12, 20000.0, 22, "partial",
+                                    [256, 257, 258, 259])
+    monkeypatch.setattr(robust_angles, "STRONG_STEP_Z", np.inf)
+    assert not detect_rows(x, lo, (22, 23), 64, "robust", p).any()

@@ -40,8 +40,8 @@ angle blocks (scans of at least 180 angles):
    turning point along the angles is one or two blocks' event); masked in the angle
    blocks whose own score agrees. Stripes over part of the scan: a run of 2 to
    ``blocks - 1`` adjacent blocks, each scoring above ``RUN_LEVEL`` with one sign, whose sum over
-   ``sqrt(length)`` (pooled over up to 5 adjacent columns, as the whole-scan scores)
-   exceeds 2.2 x the threshold, or any such run of each block's scores pooled over
+   ``sqrt(length)`` exceeds 2.2 x the threshold (pooled over up to 5 adjacent columns,
+   as the whole-scan scores: 2 x, :data:`POOLED_FACTOR`), or any such run of each block's scores pooled over
    rectangles of rows and columns whose values (3/4 of them) are rank consistent in that
    block (one block alone above 2.2 x the threshold: :func:`_rect_runs`); their angles
    are then refined from the run's trace over angle bins, and dropped where that range
@@ -104,6 +104,12 @@ THRESHOLD = 5.0
 BLOCKS = 6
 MIN_BLOCK = 30
 BLOCK_FACTOR = 2.2  # (2.5 before the local scale, which lowers block scores in busy parts)
+#: runs of blocks found only with their columns pooled are flagged above this multiple of
+#: the threshold (refine then asks them to be flat and to stand out; BLOCK_FACTOR before):
+#: a 2-column partial stripe of one row at 3.4-4.7 per column and block pools to 10.1 over
+#: its three blocks (labelled benchmark, 1801 x 32 x 1024 i0 4000 seed 10 row 9; no other
+#: row changed on seeds 1-12; docs/detection.md, fifteenth round)
+POOLED_FACTOR = 2.0
 #: a block keeps a whole-scan stripe when its own score (same sign) exceeds this fraction of
 #: its share, the whole-scan score over sqrt(blocks) (a whole-scan score spreads over the
 #: blocks so; at 0.15, partial stripes strong enough to score over the whole scan were
@@ -428,6 +434,7 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     # (each block's rectangle above RUN_LEVEL) is a stripe's candidate, left to refine's
     # step tests (a lone rectangle needs the bar: _rect_runs)
     bar = BLOCK_FACTOR * threshold
+    pbar = POOLED_FACTOR * threshold   # (the pooled runs': refine's stricter tests)
     run_rect = _rect_runs(_block_rects(qs, z_own[:-1], cons, q_start, rows, hd,
                                        n_rows_total), bar, np.stack(z_own[:-1]), z_own[-1])
     # the columns of one stripe over part of the scan add their evidence (each column's run
@@ -444,7 +451,7 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
         # the same sign, whose summed score (pooled over adjacent columns) is strong
         own = (_grow(_drop_bias(run[b], bar), run[b], GROW * bar)
                | _drop_bias(run_rect[b], RECT_RUN_LEVEL))
-        part |= own | _grow(_drop_bias(pooled_run[b], bar), pooled_run[b], GROW * bar)
+        part |= own | _grow(_drop_bias(pooled_run[b], pbar), pooled_run[b], GROW * pbar)
         by_run |= own
         out[edges[b]:edges[b + 1]] = part.view(np.uint8)[None]   # (bool: 0/1 bytes)
     # what each column's flags rest on: refine tests the angles of each accordingly
