@@ -76,10 +76,13 @@ def test_compressed_scan_gives_the_same_mask(scan, tmp_path, capsys):
 
 
 def test_append_keeps_existing_entries_and_refuses_duplicates(scan, tmp_path):
+    """The appends run in process (``nsgen.cli.main``); the refusal's exit status and its one
+    line on stderr come from ``python -m nsgen``."""
+    from nsgen.cli import main as nsgen_main
     archive = tmp_path / "masks.npz"
     np.savez_compressed(archive, m1=np.ones((2, 2, 2), np.uint8))
     before = zipfile.ZipFile(archive).read("m1.npy")
-    nsgen("mask", "--h5", str(scan), "-a", str(archive), *SMALL)
+    assert nsgen_main(["mask", "--h5", str(scan), "-a", str(archive), *SMALL]) == 0
     with zipfile.ZipFile(archive) as z:
         assert sorted(z.namelist()) == ["m1.npy", "m4000.npy"]
         assert z.read("m1.npy") == before
@@ -88,7 +91,8 @@ def test_append_keeps_existing_entries_and_refuses_duplicates(scan, tmp_path):
     assert r.returncode == 2 and "already holds 'm4000'" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert hashlib.md5(archive.read_bytes()).hexdigest() == digest
-    nsgen("mask", "--h5", str(scan), "-a", str(archive), *SMALL, "--overwrite", "-f", "m4000")
+    assert nsgen_main(["mask", "--h5", str(scan), "-a", str(archive), *SMALL, "--overwrite",
+                       "-f", "m4000"]) == 0
     assert sorted(os.listdir(tmp_path)) == ["masks.npz"]
 
 
@@ -311,14 +315,16 @@ def test_constant_flats_are_warned_about_up_front(tmp_path, capsys, monkeypatch)
 def test_default_detector_is_robust_and_larix_options_select_larix(scan, tmp_path):
     """No --detector: the robust detector; Larix's own options (or --weights) given without
     --detector select larix (the seed's commands keep their meaning); the main job's INI
-    (whose ``size`` is the phantom's) is no Larix option for ``nsgen mask``."""
+    (whose ``size`` is the phantom's) is no Larix option for ``nsgen mask``. In process:
+    ``nsgen.cli.main`` parses the same command lines (the CLI's exit codes are other tests')."""
+    from nsgen.cli import main as nsgen_main
     runs = {"default": [], "robust": ["--detector", "robust"],
             "larix-options": SMALL, "larix": ["--detector", "larix", *SMALL],
             "config": ["--config", str(REPO / "nsgen.ini")]}
     masks = {}
     for name, extra in runs.items():
         archive = tmp_path / f"{name}.npz"
-        nsgen("mask", "--h5", str(scan), "-a", str(archive), *extra)
+        assert nsgen_main(["mask", "--h5", str(scan), "-a", str(archive), *extra]) == 0
         with np.load(archive) as z:
             masks[name] = z["m4000"]
     assert np.array_equal(masks["default"], masks["robust"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -390,15 +391,31 @@ def test_a_partial_stripes_rows_and_columns_add_their_evidence_in_each_block(tmp
 GAIN_COLUMNS = [385, 386, 387, 388]
 
 
-def found_in_its_columns(tmp_path: Path, seed: int, i0: float, row: int, kind: str,
+@pytest.fixture(scope="module")
+def labelled_721(tmp_path_factory) -> Callable[[int, float], Path]:
+    """``(seed, i0) ->`` the labelled scan 721 x 64 x 512, written once per module (the
+    tests only read it: two of them use the same scan)."""
+    root = tmp_path_factory.mktemp("labelled721")
+    made: dict[tuple[int, float], Path] = {}
+
+    def scan(seed: int, i0: float) -> Path:
+        if (seed, i0) not in made:
+            path = root / f"l{seed}-{i0:g}.nxs"
+            write_scan(path, n_angles=721, n_rows=64, n_columns=512, seed=seed, i0=i0,
+                       labelled=True)
+            made[seed, i0] = path
+        return made[seed, i0]
+    return scan
+
+
+def found_in_its_columns(labelled_721: Callable[[int, float], Path], seed: int, i0: float,
+                         row: int, kind: str,
                          columns: list[int]) -> tuple[np.ndarray, int, DetectParams]:
     """Row ``row`` of the labelled scan 721 x 64 x 512 (``seed``, ``i0``) with the robust
     detector's halo, ``(volume, its first row, parameters)``, after asserting that the
     truth puts a ``kind`` defect in ``columns`` there and that the detector flags that row
     in those columns only (a test then shows it is not flagged without one rule)."""
-    path = tmp_path / f"{kind}{seed}.nxs"
-    write_scan(path, n_angles=721, n_rows=64, n_columns=512, seed=seed, i0=i0,
-               labelled=True)
+    path = labelled_721(seed, i0)
     p = DetectParams.for_scan((721, 64, 512))
     lo, hi = rows_to_read(row, row + 1, 64, halo("robust", p, 64))
     with open_scan(str(path)) as s:
@@ -413,7 +430,7 @@ def found_in_its_columns(tmp_path: Path, seed: int, i0: float, row: int, kind: s
     return x, lo, p
 
 
-def test_a_strong_rank_consistent_block_rectangle_is_a_run_alone(tmp_path, monkeypatch):
+def test_a_strong_rank_consistent_block_rectangle_is_a_run_alone(labelled_721, monkeypatch):
     """A 3 % fluctuating gain over rows 42-47 and columns 385-388 (labelled scan 721 x 64 x
     512, seed 11, i0 20000) peaks in angle block 2 (-6..-8 per value, -16..-21 pooled over
     its rows, every rank agreeing) and scores -1..-3 in the other blocks and over the whole
@@ -421,7 +438,7 @@ def test_a_strong_rank_consistent_block_rectangle_is_a_run_alone(tmp_path, monke
     bar, its values agreeing with the same sign in an adjacent block), and not without it.
     A single value over one block (one row, one column) stays no stripe
     (test_stripe_over_part_of_the_scan_is_found_in_its_angles_and_one_block_is_not)."""
-    x, lo, p = found_in_its_columns(tmp_path, 11, 20000.0, 44, "fluctuating", GAIN_COLUMNS)
+    x, lo, p = found_in_its_columns(labelled_721, 11, 20000.0, 44, "fluctuating", GAIN_COLUMNS)
     monkeypatch.setattr(stripe_robust, "_rect_runs",
                         lambda rects, bar, zb, z_whole: stripe_robust.run_scores(
                             rects, stripe_robust.RUN_LEVEL))
@@ -429,7 +446,7 @@ def test_a_strong_rank_consistent_block_rectangle_is_a_run_alone(tmp_path, monke
     assert not detect_rows(x, lo, (44, 45), 64, "robust", p).any()
 
 
-def test_a_block_rectangle_whose_defect_outlasts_its_block_is_a_run_of_one(tmp_path,
+def test_a_block_rectangle_whose_defect_outlasts_its_block_is_a_run_of_one(labelled_721,
                                                                           monkeypatch):
     """The same fluctuating gain at i0 4000 (labelled scan 721 x 64 x 512, seed 11): its
     block 2 rectangle at row 44 scores -12.8, below the bar as a run of two blocks
@@ -437,31 +454,31 @@ def test_a_block_rectangle_whose_defect_outlasts_its_block_is_a_run_of_one(tmp_p
     what one block's event adds to it (|-4.1| / sqrt(6) = 1.7): row 44 is found in the
     stripe's columns, and not where the whole scan's score counts for nothing (the
     thirteenth round's rule)."""
-    x, lo, p = found_in_its_columns(tmp_path, 11, 4000.0, 44, "fluctuating", GAIN_COLUMNS)
+    x, lo, p = found_in_its_columns(labelled_721, 11, 4000.0, 44, "fluctuating", GAIN_COLUMNS)
     rect_runs = stripe_robust._rect_runs
     monkeypatch.setattr(stripe_robust, "_rect_runs", lambda rects, bar, zb, z_whole:
                         rect_runs(rects, bar, zb, np.zeros_like(z_whole)))
     assert not detect_rows(x, lo, (44, 45), 64, "robust", p).any()
 
 
-def test_a_block_rectangle_needs_three_quarters_of_its_values(tmp_path, monkeypatch):
+def test_a_block_rectangle_needs_three_quarters_of_its_values(labelled_721, monkeypatch):
     """The same fluctuating gain at i0 4000 (labelled scan 721 x 64 x 512, seed 11), row 42:
     its values in block 2 straddle the floor 2 and the consistency bar (-1.7..-4.8), so no
     rectangle of every value qualifying is strong enough; with the others counting 0 in a
     rectangle that holds 3/4 of its values qualifying, row 42 is found in the stripe's
     columns, and not where every value must qualify."""
-    x, lo, p = found_in_its_columns(tmp_path, 11, 4000.0, 42, "fluctuating", GAIN_COLUMNS)
+    x, lo, p = found_in_its_columns(labelled_721, 11, 4000.0, 42, "fluctuating", GAIN_COLUMNS)
     monkeypatch.setattr(stripe_robust, "BLOCK_RECT_SHARE", 1.0)
     assert not detect_rows(x, lo, (42, 43), 64, "robust", p).any()
 
 
-def test_every_run_of_block_rectangles_is_left_to_the_step_tests(tmp_path, monkeypatch):
+def test_every_run_of_block_rectangles_is_left_to_the_step_tests(labelled_721, monkeypatch):
     """A faint partial stripe over columns 496-497 (labelled scan 721 x 64 x 512, seed 3,
     i0 4000, rows 59-60 of a defect over rows 15-60): its block rectangles run over
     adjacent blocks below the runs' bar (2.2 x the threshold); flagged as a run and kept
     by refine's step tests, row 60 is found in the stripe's columns, and not where the
     rectangles' runs need the bar."""
-    x, lo, p = found_in_its_columns(tmp_path, 3, 4000.0, 60, "partial", [496, 497])
+    x, lo, p = found_in_its_columns(labelled_721, 3, 4000.0, 60, "partial", [496, 497])
     monkeypatch.setattr(stripe_robust, "RECT_RUN_LEVEL",
                         stripe_robust.BLOCK_FACTOR * stripe_robust.THRESHOLD)
     assert not detect_rows(x, lo, (60, 61), 64, "robust", p).any()
