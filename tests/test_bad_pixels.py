@@ -75,6 +75,23 @@ def test_a_dead_pixel_reading_the_darks_noise_is_found():
     assert np.argwhere(bad.dead).tolist() == [[0, 0], [0, 2]]
 
 
+def test_a_dense_object_dark_at_every_probe_is_not_dead():
+    """A dense sample's core lets under 2 % through at every probed angle (real scans of
+    metal or thick rock do): it darkens its neighbours too, so it is no dead pixel, while a
+    dead column cluster of up to 5 columns beside lit columns is."""
+    n = 200
+    x = np.arange(n) - 100.0
+    core = np.clip(1 - (x / 40) ** 2, 0, None)                # a disc 80 columns wide
+    through = np.exp(-6.0 * np.sqrt(core))[None, None, :]     # 0.25 % at its centre
+    angles = np.linspace(0.9, 1.1, 16)[:, None, None]          # the same at every angle
+    flat, dark = np.full((1, n), 20100.0), np.full((1, n), 100.0)
+    probes = 100 + 20000 * through * angles
+    probes[:, :, 150:155] = 100 + np.random.default_rng(1).normal(0, 3, (16, 1, 5))
+    assert (probes[:, 0, 90:110] - 100 < 0.02 * 20000).all()   # the core reads as dead did
+    bad = find_bad_pixels(flat, dark, 65535.0, probes=probes)
+    assert np.flatnonzero(bad.dead[0]).tolist() == list(range(150, 155))
+
+
 def test_the_labelled_scans_dead_columns_are_found(tmp_path):
     from nsgen.modes.real import bad_pixels_of
     from nsgen.scan import ScanLayout

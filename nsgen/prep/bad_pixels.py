@@ -5,8 +5,10 @@ A pixel is
 
 * **dead** when its mean flat is not above its mean dark (``F <= D``: no response to the
   beam; a pixel reading 0 in flat, dark and data is one), or when every probed projection
-  reads it at most :data:`DEAD_TRANSMISSION` of its flat above its dark (or not finite):
-  no photons, only the dark's read noise, so ``-log`` is a full-scale stripe;
+  reads it at most :data:`DEAD_TRANSMISSION` of its flat above its dark (or not finite)
+  while its neighbours let more than :data:`NEIGHBOUR_TRANSMISSION` through at one of them
+  at least: no photons, only the dark's read noise, so ``-log`` is a full-scale stripe (a
+  dense object dark at every probed angle darkens its neighbours too: not dead);
 * **saturated** when its mean flat is at the detector's saturation level (every flat
   frame clipped there: the flat underestimates the beam, so the pixel's ``-log`` is
   biased), or when it is at saturation in every probed projection (the counts are lost).
@@ -39,9 +41,13 @@ PROBE_PROJECTIONS = 16
 #: of flat counts), while a real object lets more than 2 % through at some of the probed
 #: angles spread over the scan (``-log`` below 3.9)
 DEAD_TRANSMISSION = 0.02
+#: ... while the median of its neighbours (the columns :data:`RING` away on either side,
+#: beyond a dead cluster of up to 5 columns) lets more than this through in one of them
+NEIGHBOUR_TRANSMISSION = 0.1
+RING = (3, 8)
 
-__all__ = ["DEAD_TRANSMISSION", "BadPixels", "excluded_outputs", "find_bad_pixels", "probe_frames",
-           "saturation_level"]
+__all__ = ["DEAD_TRANSMISSION", "NEIGHBOUR_TRANSMISSION", "RING", "BadPixels",
+           "excluded_outputs", "find_bad_pixels", "probe_frames", "saturation_level"]
 
 
 def saturation_level(dtype: Any) -> float | None:
@@ -191,19 +197,39 @@ def probe_frames(scan: Any) -> np.ndarray:
 
 def _no_signal(probes: np.ndarray, flat: np.ndarray, dark: np.ndarray) -> np.ndarray:
     """Pixels whose every probe is at most :data:`DEAD_TRANSMISSION` of the flat above
-    the dark, or not finite: ``(rows, columns)`` bool.
+    the dark, or not finite, and whose neighbours' median lets more than
+    :data:`NEIGHBOUR_TRANSMISSION` through in one probe at least: ``(rows, columns)`` bool.
 
     Examples
     --------
-    >>> probes = np.array([[[100, 103, 100]], [[98, 20000, np.nan]]])  # dark 100, flat 30100
-    >>> _no_signal(probes, np.full((1, 3), 30100.0), np.full((1, 3), 100.0)).tolist()
-    [[True, False, True]]
+    >>> probes = np.full((2, 1, 20), 20100.0)           # dark 100, flat 30100: 2/3 through
+    >>> probes[:, 0, 3] = [100, 103]                     # the dark's read noise: dead
+    >>> probes[:, 0, 9] = [98, 20000]                    # light at one angle: alive
+    >>> probes[:, 0, 15] = np.nan                        # never a finite value: dead
+    >>> np.flatnonzero(_no_signal(probes, np.full((1, 20), 30100.0), np.full((1, 20), 100.0)))
+    array([ 3, 15])
+    >>> probes[:, 0, :] = 150.0                          # a dense object, dark everywhere
+    >>> bool(_no_signal(probes, np.full((1, 20), 30100.0), np.full((1, 20), 100.0)).any())
+    False
     """
-    with np.errstate(invalid="ignore"):
+    response = np.maximum(np.asarray(flat, np.float64) - dark, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
         signal = np.asarray(probes, dtype=np.float64) - dark
         signal[~np.isfinite(signal)] = -np.inf
-        return np.asarray((signal <= DEAD_TRANSMISSION * np.maximum(flat - dark, 0.0))
-                          .all(axis=0))
+        low = np.asarray((signal <= DEAD_TRANSMISSION * response).all(axis=0))
+        rows, cols = np.nonzero(low)
+        steps = np.arange(RING[0], RING[1] + 1)
+        offsets = np.concatenate([-steps, steps])
+        batch = max(1, 2**22 // (len(signal) * len(offsets)))   # about 32 MiB at a time
+        for b in range(0, rows.size, batch):
+            r, c = rows[b:b + batch, None], cols[b:b + batch, None]
+            near = np.clip(c + offsets, 0, low.shape[-1] - 1)
+            through = signal[:, r, near] / response[r, near]      # (probes, pixels, ring)
+            through[~np.isfinite(through)] = -np.inf
+            ring = np.sort(through, axis=2)[:, :, len(offsets) // 2]  # upper median
+            dark_around = ~(ring > NEIGHBOUR_TRANSMISSION).any(axis=0)
+            low[r[dark_around, 0], c[dark_around, 0]] = False
+    return low
 
 
 def excluded_outputs(bad: np.ndarray, n_out: int) -> np.ndarray:
