@@ -484,7 +484,7 @@ def test_every_run_of_block_rectangles_is_left_to_the_step_tests(labelled_721, m
     assert not detect_rows(x, lo, (60, 61), 64, "robust", p).any()
 
 
-def test_a_pooled_run_whose_step_is_strong_needs_not_stand_out_as_much(tmp_path,
+def test_a_pooled_run_whose_step_is_strong_needs_not_stand_out_as_much(labelled_721,
                                                                        monkeypatch):
     """A 3 % partial stripe of one row over columns 256-259 (labelled scan 721 x 64 x 512,
     seed 12, i0 20000, row 22, angles 11-373): each column's run of blocks 0-2 scores
@@ -493,7 +493,7 @@ def test_a_pooled_run_whose_step_is_strong_needs_not_stand_out_as_much(tmp_path,
     only 1.46 x the trace's excursion elsewhere. Row 22 is found in the stripe's columns
     (a step above STRONG_STEP_Z need only stand out once), and not where every pooled run
     must stand out WEAK_STAND_OUT times."""
-    x, lo, p = found_in_its_columns(tmp_path, 12, 20000.0, 22, "partial",
+    x, lo, p = found_in_its_columns(labelled_721, 12, 20000.0, 22, "partial",
                                     [256, 257, 258, 259])
     monkeypatch.setattr(robust_angles, "STRONG_STEP_Z", np.inf)
     assert not detect_rows(x, lo, (22, 23), 64, "robust", p).any()
