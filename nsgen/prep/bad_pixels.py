@@ -26,6 +26,7 @@ responds at all, normalisation is impossible and the scan is refused.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,11 +224,19 @@ def _no_signal(probes: np.ndarray, flat: np.ndarray, dark: np.ndarray) -> np.nda
         batch = max(1, 2**22 // (len(signal) * len(offsets)))   # about 32 MiB at a time
         for b in range(0, rows.size, batch):
             r, c = rows[b:b + batch, None], cols[b:b + batch, None]
-            near = np.clip(c + offsets, 0, low.shape[-1] - 1)
+            near = c + offsets
+            inside = (near >= 0) & (near < low.shape[-1])
+            near = np.clip(near, 0, low.shape[-1] - 1)
             through = signal[:, r, near] / response[r, near]      # (probes, pixels, ring)
-            through[~np.isfinite(through)] = -np.inf
-            ring = np.sort(through, axis=2)[:, :, len(offsets) // 2]  # upper median
-            dark_around = ~(ring > NEIGHBOUR_TRANSMISSION).any(axis=0)
+            through[:, ~inside] = np.nan                          # beyond the detector
+            through[~np.isfinite(through)] = np.nan               # dead flats, no value
+            known = np.isfinite(through).any(axis=(0, 2))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)   # a ring with no value
+                ring = np.nanmedian(through, axis=2)
+            # dark around it: not dead (no neighbour known, e.g. a detector of a few
+            # columns: dead by its own probes)
+            dark_around = known & ~(ring > NEIGHBOUR_TRANSMISSION).any(axis=0)
             low[r[dark_around, 0], c[dark_around, 0]] = False
     return low
 
