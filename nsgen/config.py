@@ -14,9 +14,9 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from nsgen.errors import NsgenError
+from nsgen.errors import NsgenError, attempt
 from nsgen.prep.detect import DEFAULT_DETECTOR, check_detector
 
 if TYPE_CHECKING:
@@ -207,26 +207,20 @@ def validate(c: Config) -> None:
     """
     problems: list[str] = []
 
-    def check(fn: Callable[..., Any], *args: Any) -> None:
-        try:
-            fn(*args)
-        except NsgenError as exc:
-            problems.append(str(exc))
-
     if c.mode not in MODES:
         problems.append(f"--mode must be one of {', '.join(MODES)}, got {c.mode!r}")
     if c.object_type not in OBJECT_TYPES:
         problems.append(f"--object-type must be one of {', '.join(OBJECT_TYPES)}, "
                         f"got {c.object_type!r}")
-    check(_int_range, "samples", c.samples, 1)
-    check(_int_range, "start", c.start, 0, 9999)
-    check(_check_last_sample, c.start, c.samples)
-    check(_int_range, "seed", c.seed, 0)
-    check(_int_range, "size", c.size, 8, 4096)
-    check(_int_range, "objects", c.objects, 1)
-    check(_int_range, "shifts", c.shifts, 1, 100)
-    check(_int_range, "shiftstep", c.shiftstep, 0)
-    check(_int_range, "flatsnum", c.flatsnum, 1)
+    attempt(problems, _int_range, "samples", c.samples, 1)
+    attempt(problems, _int_range, "start", c.start, 0, 9999)
+    attempt(problems, _check_last_sample, c.start, c.samples)
+    attempt(problems, _int_range, "seed", c.seed, 0)
+    attempt(problems, _int_range, "size", c.size, 8, 4096)
+    attempt(problems, _int_range, "objects", c.objects, 1)
+    attempt(problems, _int_range, "shifts", c.shifts, 1, 100)
+    attempt(problems, _int_range, "shiftstep", c.shiftstep, 0)
+    attempt(problems, _int_range, "flatsnum", c.flatsnum, 1)
     if not c.I0 > 0 or c.I0 != c.I0 or c.I0 == float("inf"):
         problems.append(f"--I0 must be a positive finite photon count, got {c.I0}")
     columns = int(2 ** 0.5 * c.size)  # detector columns of the synthetic geometry
@@ -239,8 +233,8 @@ def validate(c: Config) -> None:
         problems.append(f"--bounds-percentile must be a percentile in [0, 50) (0 = min/max), "
                         f"got {c.bounds_percentile}; e.g. 0.1 scales between the 0.1th and "
                         f"99.9th percentiles")
-    check(_int_range, "frame-angles", c.frame_angles, 1)
-    check(_int_range, "frame-stride", c.frame_stride, 1)
+    attempt(problems, _int_range, "frame-angles", c.frame_angles, 1)
+    attempt(problems, _int_range, "frame-stride", c.frame_stride, 1)
     ph, pw = c.patch_size
     if ph < 1 or pw < 1:
         problems.append(f"--patch-size must be two positive integers H W, got {ph} {pw}")
@@ -264,7 +258,7 @@ def validate(c: Config) -> None:
         if find_spec("zarr") is None:
             problems.append("--format zarr needs the zarr package; pip install "
                             "'nsgen[zarr]' or use --format hdf5")
-    check(check_detector, c.detector)
+    attempt(problems, check_detector, c.detector)
     if c.mode in REAL_MODES and not c.hdf_root:
         problems.append(f"--mode {c.mode} reads a real scan: give it with --hdf-root "
                         f"FILE.nxs")

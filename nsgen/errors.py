@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any, Callable
 
 
 class NsgenError(ValueError):
@@ -17,6 +18,27 @@ class NsgenError(ValueError):
     >>> issubclass(NsgenError, ValueError)
     True
     """
+
+
+def attempt(problems: list[str], fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, or None with its :class:`NsgenError` line added to ``problems`` (to
+    report every invalid option in one line).
+
+    Examples
+    --------
+    >>> def positive(v):
+    ...     if v <= 0:
+    ...         raise NsgenError(f"--n must be positive, got {v}")
+    ...     return v
+    >>> problems = []
+    >>> attempt(problems, positive, 3), attempt(problems, positive, -1), problems
+    (3, None, ['--n must be positive, got -1'])
+    """
+    try:
+        return fn(*args)
+    except NsgenError as exc:
+        problems.append(str(exc))
+        return None
 
 
 def disk_full(path: str | os.PathLike[str]) -> NsgenError:

@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -33,7 +33,7 @@ from nsgen.engine.pipeline import (
 from nsgen.engine import scratch
 from nsgen.engine.forkserver import mask_preload
 from nsgen.engine.sizing import usable_cores
-from nsgen.errors import NsgenError
+from nsgen.errors import NsgenError, attempt
 from nsgen.io.deflate import Deflated, crc32_combine, deflate_piece
 from nsgen.io.spill import Spill
 from nsgen.runner import Log, StageRunner
@@ -127,15 +127,6 @@ def scan_params(args: argparse.Namespace, shape: tuple[int, int, int],
         a, v, c = shape
         raise NsgenError(f"detection parameters do not fit the scan ({a} angles x {v} rows x "
                          f"{c} columns): {exc}; change or leave out those options") from None
-
-
-def _attempt(problems: list[str], fn: Callable[[], Any]) -> Any:
-    """``fn()``, or None with its one-line error added to ``problems``."""
-    try:
-        return fn()
-    except NsgenError as exc:
-        problems.append(str(exc))
-        return None
 
 
 def _memory_limit(text: str | None) -> int | None:
@@ -264,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # every problem of the options in one line: those of the options alone, then (when
     # the scan opens) the detection parameters that do not fit it
     problems: list[str] = []
-    detector, chunk_size, workers, memory = (_attempt(problems, f) for f in (
+    detector, chunk_size, workers, memory = (attempt(problems, f) for f in (
         lambda: choose_detector(a.detector, larix_options_given(a)),
         lambda: auto_int("chunk-size", a.chunk_size, 1),
         lambda: auto_int("workers", a.workers, 1),
@@ -280,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = None
     checked = detector or (a.detector if a.detector in DETECTORS else None)
     if checked is not None:   # a named detector's parameters, even if Larix's were refused
-        params = _attempt(problems, lambda: scan_params(a, shape, checked))
+        params = attempt(problems, lambda: scan_params(a, shape, checked))
     if problems:
         raise NsgenError("; ".join(problems))
     assert params is not None and detector is not None

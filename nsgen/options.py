@@ -14,13 +14,13 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import configargparse
 
 from nsgen.config import (MODES, Config, _check_last_sample, _int_range, check_root,
                           parse_bytes)
-from nsgen.errors import NsgenError
+from nsgen.errors import NsgenError, attempt
 from nsgen.prep.detect import DEFAULT_DETECTOR
 
 __all__ = ["PRECEDENCE", "OneLineParser", "build_parser", "check_config_file",
@@ -256,13 +256,6 @@ def config_from_namespace(ns: Any) -> Config:
     no files are written). Every invalid option is reported, in one line."""
     problems: list[str] = []
 
-    def attempt(fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except NsgenError as exc:
-            problems.append(str(exc))
-            return None
-
     start, samples, task = ns.start, ns.samples, getattr(ns, "array_task", None)
     if task is not None:  # one task of an array: sample start + task alone
         if samples < 1:
@@ -272,14 +265,14 @@ def config_from_namespace(ns: Any) -> Config:
                             f"(tasks 0..{samples - 1}); submit --array=0-{samples - 1} or "
                             f"raise --samples")
         else:
-            attempt(_int_range, "start", ns.start, 0, 9999)
-            attempt(_check_last_sample, ns.start, ns.samples)
+            attempt(problems, _int_range, "start", ns.start, 0, 9999)
+            attempt(problems, _check_last_sample, ns.start, ns.samples)
             start, samples = start + task, 1
     shifts_given = ns.shifts is not None   # real scans: use the shift files that exist
     shifts = ns.shifts if shifts_given else 5
     ph, pw = ns.patch_size
-    chunk = attempt(auto_int, "chunk-size", ns.chunk_size, 1)
-    workers = attempt(auto_int, "workers", ns.workers, 1)
+    chunk = attempt(problems, auto_int, "chunk-size", ns.chunk_size, 1)
+    workers = attempt(problems, auto_int, "workers", ns.workers, 1)
     mem: int | None = None
     if str(ns.memory_limit).strip().lower() != "auto":
         try:
@@ -294,7 +287,7 @@ def config_from_namespace(ns: Any) -> Config:
     def opt(v: Any) -> Any:
         return None if v in (None, "") else v
 
-    config = attempt(lambda: Config(
+    config = attempt(problems, lambda: Config(
         mode=ns.mode, root=Path(ns.root), samples=samples, start=start,
         verbose=bool(ns.verbose), seed=ns.seed, size=ns.size, objects=ns.objects,
         object_type=ns.object_type, shifts=shifts, shifts_given=shifts_given,
@@ -312,7 +305,7 @@ def config_from_namespace(ns: Any) -> Config:
         else None, array_task=task, format=ns.format, compression=ns.compression,
         overwrite=bool(getattr(ns, "overwrite", False)), quiet=bool(getattr(ns, "quiet", False)),
     ))
-    attempt(check_root, Path(ns.root))
+    attempt(problems, check_root, Path(ns.root))
     if problems:
         raise NsgenError("; ".join(dict.fromkeys(problems)))
     assert config is not None
