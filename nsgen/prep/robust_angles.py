@@ -273,7 +273,7 @@ def step_z(t: np.ndarray, keep: np.ndarray, amp: float) -> float:
     """``|amp| sqrt(bins) / noise`` of a step over the bins ``keep`` of the trace ``t``
     (the noise per bin from the trace's successive differences; :func:`is_step`)."""
     noise = 1.4826 * float(np.median(np.abs(np.diff(t)))) / np.sqrt(2.0) if t.size > 1 else 0.0
-    return abs(amp) * np.sqrt(np.count_nonzero(keep)) / noise if noise > 0 else np.inf
+    return abs(amp) * np.sqrt(t[keep].size) / noise if noise > 0 else np.inf
 
 
 def is_step(t: np.ndarray, keep: np.ndarray, amp: float, plateau: float = 0.0) -> bool:
@@ -300,9 +300,7 @@ def is_step(t: np.ndarray, keep: np.ndarray, amp: float, plateau: float = 0.0) -
     if inside.size == 0 or amp == 0:
         return False
     flat = float(np.mean(inside > 0.5 * abs(amp)))
-    noise = 1.4826 * float(np.median(np.abs(np.diff(t)))) / np.sqrt(2.0) if t.size > 1 else 0.0
-    z = abs(amp) * np.sqrt(inside.size) / noise if noise > 0 else np.inf
-    return bool(flat >= plateau and z > STEP_Z)
+    return bool(flat >= plateau and step_z(t, keep, amp) > STEP_Z)
 
 
 def best_interval(v: np.ndarray, allowed: np.ndarray) -> np.ndarray:
