@@ -38,6 +38,7 @@ PACKAGE = Path(__file__).resolve().parents[1]
 #: (``tests/test_jit.py`` checks both)
 JIT_SOURCES = ("io/_scan_jit.py", "io/_scan_normals.py", "prep/_jit.py", "prep/_normalise_jit.py",
                "prep/_patches_jit.py", "prep/_ratio_jit.py", "prep/_resize_jit.py",
+               "prep/_robust_box_jit.py",
                "prep/_robust_decide_jit.py", "prep/_robust_jit.py", "prep/_robust_net.py",
                "prep/_robust_plan.py",
                "prep/_scaling_jit.py", "prep/_stripe_jit.py")

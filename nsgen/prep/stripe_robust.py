@@ -80,7 +80,7 @@ import functools
 
 import numpy as np
 
-from nsgen.prep import _robust_decide_jit as _rdj, robust_second as _second
+from nsgen.prep import _robust_decide_jit as _rdj, robust_box as _box, robust_second as _second
 from nsgen.prep._robust_jit import bin_means as _bin_means, raw_bin_means as _raw_bin_means
 from nsgen.prep.normalise import check_raw, pixel_constants
 from nsgen.prep.robust_angles import (POOLED, RUN, RUN_LEVEL, WHOLE, angle_bins, refine,
@@ -440,6 +440,9 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     # the columns of one stripe over part of the scan add their evidence (each column's run
     # is already one of agreeing blocks): runs pooled along columns too
     pooled_run = np.stack([_pool(r, RUN_POOL_FLOOR, POOL_WIDTH) for r in run])
+    # ... and so may a faint one's rows and columns, summed over boxes (robust_box; refined
+    # as pooled runs)
+    box = _box.box_runs(qs, z_own[:-1], cons, q_start, rows, hd, n_rows_total)
     by_run = np.zeros(z_all.shape, bool)
     for b in range(n_b):
         # a whole-scan stripe, where this block agrees (a whole-scan score z spreads over
@@ -452,6 +455,7 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
         own = (_grow(_drop_bias(run[b], bar), run[b], GROW * bar)
                | _drop_bias(run_rect[b], RECT_RUN_LEVEL))
         part |= own | _grow(_drop_bias(pooled_run[b], pbar), pooled_run[b], GROW * pbar)
+        part |= _drop_bias(box[b], _box.BOX_BAR)
         by_run |= own
         out[edges[b]:edges[b + 1]] = part.view(np.uint8)[None]   # (bool: 0/1 bytes)
     # what each column's flags rest on: refine tests the angles of each accordingly

@@ -1,0 +1,149 @@
+"""Faint partial stripes over several rows and columns for the robust detector: box sums.
+
+A gain change of a detector pixel block is a step at the same angles in every row and
+column it covers. Where each of its values scores only 1-3 per angle block (rows first
+shares the defect with the compared rows; the unit is the sample's local scale), the
+block rectangles of :mod:`nsgen.prep.stripe_robust` (each value above a floor) miss it,
+while the plain sum over its rows and columns stands out. :func:`box_scores` scores each
+value, per angle block, by the strongest box (rows x columns) holding it: ``sum /
+sqrt(size)`` of the values in this row's units, every value of one sign (each counted up
+to :data:`BOX_CAP`: no one value carries the sum), enough of them rank consistent, and
+the box standing out of the same columns in the rows just outside it and of the same rows
+in the columns just beside it (a sample feature that stays in its columns over a few rows
+spreads beyond them). :func:`box_runs` turns them into runs of angle blocks. Pure: arrays
+in, arrays out.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from nsgen.prep import _robust_box_jit as _bj
+from nsgen.prep.robust_angles import RUN_LEVEL, run_scores
+from nsgen.prep.robust_tall import CONSISTENCY
+
+__all__ = ["BOX_BAR", "BOX_CAP", "box_runs", "box_scores"]
+
+#: box heights (rows) and widths (columns): 2 to BOX_ROWS rows by 1 to BOX_COLS columns,
+#: at least BOX_MIN values
+BOX_ROWS = 6
+BOX_COLS = 5
+BOX_MIN = 4
+#: each value counts at most this much in a box's sum
+BOX_CAP = 4.0
+#: share of a box's values that must be rank consistent (above CONSISTENCY)
+BOX_CONS = 0.5
+#: the rows just outside a box and the columns just beside it: their mean (the box's
+#: sign) below this fraction of the box's mean
+BOX_OUT = 0.3
+#: every row and every column of a box: its sum at least this fraction of the box's mean
+#: per row or column (one strong row or column does not carry the others)
+BOX_EVEN = 0.4
+#: a run of box scores (each block above RUN_LEVEL, one sign) is a candidate above this
+BOX_BAR = 8.0
+
+
+@functools.lru_cache(maxsize=16)
+def _boxes(reach: int) -> list[tuple[int, int, int]]:
+    """``(top, height, width)`` of the boxes in a window of ``2 reach + 1`` rows holding
+    its centre row ``reach``.
+
+    Examples
+    --------
+    >>> sorted({h for _, h, _ in _boxes(1)}), len(_boxes(1))
+    ([2, 3], 12)
+    """
+    n_r = 2 * reach + 1
+    return [(a, h, w) for h in range(2, min(BOX_ROWS, n_r) + 1)
+            for a in range(reach - h + 1, reach + 1) if a >= 0 and a + h <= n_r
+            for w in range(1, BOX_COLS + 1) if h * w >= BOX_MIN]
+
+
+def _sums(x: np.ndarray) -> np.ndarray:
+    """2D prefix sums of ``x`` ``(n, rows, columns)`` over its last two axes, zero-padded."""
+    s = np.zeros((x.shape[0], x.shape[1] + 1, x.shape[2] + 1))
+    s[:, 1:, 1:] = x.cumsum(axis=1).cumsum(axis=2)
+    return s
+
+
+def _box(s: np.ndarray, a: int, h: int, w: int) -> np.ndarray:
+    """Sums of the boxes of rows ``a .. a + h`` and ``w`` columns from every column start."""
+    return s[:, a + h, w:] - s[:, a, w:] - s[:, a + h, :-w] + s[:, a, :-w]
+
+
+def box_scores(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
+               rows: tuple[int, int], hd: int, n_rows_total: int) -> np.ndarray:
+    """Each value of ``z`` ``(stop - start, columns)`` (one angle block's scores of volume
+    rows ``rows``) scored by the strongest box holding it (module docstring), signed; 0
+    where none. ``q`` ``(q rows, columns + 1)`` the block's offsets of volume rows
+    ``q_start ...`` (``hd`` rows each side of ``rows``, the robust scale last), ``cons``
+    their rank consistency ``(q rows, columns)``; the other rows' values are their
+    offsets in this row's units (``z / q`` of this row, column by column).
+
+    Examples
+    --------
+    >>> q = np.zeros((8, 11)); q[:, 10] = 1.0        # 8 rows, 10 columns
+    >>> q[2:5, 3:6] = 1.5                            # a faint box: rows 2-4, columns 3-5
+    >>> cons = np.full((8, 10), 5.0)
+    >>> r = box_scores(q, q[:, :10].copy(), cons, 0, (0, 8), 4, 8)
+    >>> r[1:6, 2:7].round(1).tolist()[1]
+    [0.0, 4.5, 4.5, 4.5, 0.0]
+    >>> q[2:5, :3] = 1.0                             # the sample beside it: no box
+    >>> float(box_scores(q, q[:, :10].copy(), cons, 0, (0, 8), 4, 8)[3, 4])
+    0.0
+    """
+    start, stop = rows
+    n_j, n_i = z.shape
+    reach = min(BOX_ROWS - 1, hd - 1)   # (the rows just outside: within hd)
+    best = np.zeros(z.shape)
+    if reach < 1 or n_j == 0:
+        return best
+    qv = q[:, :n_i]
+    own = qv[start - q_start:stop - q_start]
+    inv = np.where(own != 0, z / np.where(own != 0, own, 1.0), 0.0)   # this row's units
+    # window rows j - reach - 1 .. j + reach + 1 (the rows just outside the box too)
+    dr = np.arange(-reach - 1, reach + 2)
+    src = np.arange(start, stop)[:, None] + dr[None, :]
+    r_in = (src >= 0) & (src < n_rows_total)
+    srcq = np.clip(src, 0, n_rows_total - 1) - q_start
+    win = qv[srcq] * inv[:, None, :] * r_in[:, :, None]      # (rows, window, columns)
+    ok_c = (cons[srcq] > CONSISTENCY) & r_in[:, :, None]
+    # columns padded by one each side (the columns just beside a box)
+    pad = np.zeros((n_j, win.shape[1], n_i + 2))
+    c_in = np.zeros(n_i + 2, bool)
+    c_in[1:-1] = True
+    in_sum = _sums((r_in[:, :, None] & c_in[None, None, :]).astype(float))
+    n_cons = np.zeros_like(pad)
+    n_cons[:, :, 1:-1] = ok_c
+    s_cons = _sums(n_cons)
+    boxes = np.array(_boxes(reach), np.intp).reshape(-1, 3).T.copy()
+    for sign in (1.0, -1.0):
+        pad[:, :, 1:-1] = sign * win
+        pos = np.zeros_like(pad)
+        pos[:, :, 1:-1] = (sign * win > 0) & r_in[:, :, None]
+        _bj.box_pass(_sums(np.minimum(pad, BOX_CAP)), _sums(pad), _sums(pos), s_cons,
+                     in_sum, boxes[0], boxes[1], boxes[2], sign, BOX_CONS, BOX_OUT, BOX_EVEN,
+                     best)
+    return best
+
+
+def box_runs(qs: np.ndarray, zb: list[np.ndarray], cons: np.ndarray, q_start: int,
+             rows: tuple[int, int], hd: int, n_rows_total: int) -> np.ndarray:
+    """Per angle block ``(blocks, stop - start, columns)``: runs of 2 and more adjacent
+    blocks (:func:`~nsgen.prep.robust_angles.run_scores`, each above
+    :data:`~nsgen.prep.robust_angles.RUN_LEVEL` with one sign) of the blocks'
+    :func:`box_scores` (``qs`` ``(q rows, sets, columns + 1)``, ``cons`` ``(q rows, sets,
+    columns)``, ``zb`` each block's scores of ``rows``)."""
+    boxes = np.stack([box_scores(qs[:, b], z, cons[:, b], q_start, rows, hd, n_rows_total)
+                      for b, z in enumerate(zb)])
+    # a partial stripe is confined to its angles: a box held in every block is the whole
+    # scan's (a sample feature's or a full stripe's, the whole-scan rules' to judge)
+    every = (np.abs(boxes) > RUN_LEVEL).all(axis=0) & (np.abs(np.sign(boxes).sum(axis=0))
+                                                      == boxes.shape[0])
+    run = np.where(every[None], 0.0, run_scores(boxes, RUN_LEVEL))
+    # each value in its best run's blocks only (overlapping runs may cover every block,
+    # whose flags refine would not test)
+    top = np.abs(run).max(axis=0)
+    return np.where((np.abs(run) == top) & (top > 0), run, 0.0)
