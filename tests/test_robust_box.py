@@ -33,7 +33,7 @@ def test_a_faint_box_adds_up_and_the_sample_around_it_does_not():
     r = box_scores(q, q[:, :-1].copy(), cons, 0, (0, 12), 6, 12)
     assert np.allclose(r[4:8, 6:10], 6.0) and not r[:4].any() and not r[8:].any()
     assert not r[:, :6].any() and not r[:, 10:].any()
-    for wider in ((slice(3, 9), slice(6, 10)), (slice(4, 8), slice(0, 16))):
+    for wider in ((slice(0, 12), slice(6, 10)), (slice(4, 8), slice(0, 16))):
         q2 = q.copy()
         q2[wider] = 1.5
         assert not box_scores(q2, q2[:, :-1].copy(), cons, 0, (0, 12), 6, 12)[5, 8]
@@ -47,17 +47,23 @@ def test_a_faint_box_adds_up_and_the_sample_around_it_does_not():
     assert not box_scores(q, q[:, :-1].copy(), cons / 5, 0, (0, 12), 6, 12).any()
 
 
-def test_box_runs_keep_one_run_per_value():
-    """A box over blocks 0-1 and another over 2-3 of the same values: each value keeps the
-    stronger run's blocks only (two runs may cover every block, which refine would not
-    test)."""
+def test_box_runs_keep_one_run_per_value_and_only_steps():
+    """Two runs of boxes over the same values, blocks 0-1 (0.9 per value) and 3-4 (2.0):
+    each value keeps the stronger run's blocks only (runs may cover every block, which
+    refine would not test). The same box at 1.5 in blocks 0-3 and 1.0 in block 4 is an
+    offset nearly constant over the angles, no step: no run."""
     q, cons = _field()
-    qs = np.stack([q] * 5, axis=1)          # 4 blocks + the whole scan
+    qs = np.stack([q] * 6, axis=1)          # 5 blocks + the whole scan
+    qs[4:8, :2, 6:10] = 0.9
+    qs[4:8, 3:5, 6:10] = 2.0
+    zb = [qs[:, b, :-1].copy() for b in range(5)]
+    cs = np.stack([cons] * 6, axis=1)
+    r = box_runs(qs, zb, cs, 0, (0, 12), 6, 12)
+    assert np.allclose(r[3:, 4:8, 6:10], 8 * 2 / np.sqrt(2)) and not r[:3].any()
     qs[4:8, :4, 6:10] = 1.5
-    qs[4:8, 2:4, 6:10] = 2.0
-    zb = [qs[:, b, :-1].copy() for b in range(4)]
-    r = box_runs(qs, zb, np.stack([cons] * 5, axis=1), 0, (0, 12), 6, 12)
-    assert np.allclose(r[2:, 4:8, 6:10], 8 * 2 / np.sqrt(2)) and not r[:2].any()
+    qs[4:8, 4, 6:10] = 1.0
+    zb = [qs[:, b, :-1].copy() for b in range(5)]
+    assert not box_runs(qs, zb, cs, 0, (0, 12), 6, 12).any()
 
 
 def test_a_faint_partial_stripe_over_four_rows_is_found_by_its_box(tmp_path, monkeypatch):

@@ -41,6 +41,9 @@ BOX_OUT = 0.3
 #: every row and every column of a box: its sum at least this fraction of the box's mean
 #: per row or column (one strong row or column does not carry the others)
 BOX_EVEN = 0.4
+#: a box run's value: its own block scores outside the run below this fraction of their
+#: mean inside (a partial stripe is confined to its angles)
+BOX_STEP = 0.8
 #: a run of box scores (each block above RUN_LEVEL, one sign) is a candidate above this
 BOX_BAR = 8.0
 
@@ -146,4 +149,13 @@ def box_runs(qs: np.ndarray, zb: list[np.ndarray], cons: np.ndarray, q_start: in
     # each value in its best run's blocks only (overlapping runs may cover every block,
     # whose flags refine would not test)
     top = np.abs(run).max(axis=0)
-    return np.where((np.abs(run) == top) & (top > 0), run, 0.0)
+    run = np.where((np.abs(run) == top) & (top > 0), run, 0.0)
+    # ... and a step: the value's own scores outside its run's blocks below BOX_STEP of
+    # their mean inside (a constant offset's run is a whole-scan event, refined to every
+    # angle)
+    inside = run != 0
+    n_in = inside.sum(axis=0)
+    v = np.sign(run.sum(axis=0)) * np.stack(zb)
+    mean_in = (v * inside).sum(axis=0) / np.maximum(n_in, 1)
+    mean_out = (v * ~inside).sum(axis=0) / np.maximum(len(zb) - n_in, 1)
+    return np.where((mean_out < BOX_STEP * mean_in)[None], run, 0.0)
