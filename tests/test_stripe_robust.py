@@ -16,7 +16,7 @@ from nsgen.prep.detect import check_detector, detect_rows, detect_volume, halo
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.stripe_detect import rows_to_read
-from nsgen.prep import robust_angles, robust_scores, robust_second, stripe_robust
+from nsgen.prep import robust_angles, robust_box, robust_scores, robust_second, stripe_robust
 from nsgen.prep.stripe_robust import column_scores, depth_rule, robust_stripe_mask
 from nsgen.scan import open_scan
 
@@ -383,6 +383,7 @@ def test_a_partial_stripes_rows_and_columns_add_their_evidence_in_each_block(tmp
     monkeypatch.setattr(robust_second, "SHORT_MIN", 10**6)   # (the second pass finds them too)
     monkeypatch.setattr(stripe_robust, "POOLED_FACTOR",   # (so may the pooled runs)
                         stripe_robust.BLOCK_FACTOR)
+    monkeypatch.setattr(robust_box, "BOX_BAR", np.inf)   # (and the boxes: sixteenth round)
     m = detect_volume(x, "robust", p).astype(bool)
     assert not m[:, 28:30, 160:184].any()
 
@@ -481,6 +482,7 @@ def test_every_run_of_block_rectangles_is_left_to_the_step_tests(labelled_721, m
     x, lo, p = found_in_its_columns(labelled_721, 3, 4000.0, 60, "partial", [496, 497])
     monkeypatch.setattr(stripe_robust, "RECT_RUN_LEVEL",
                         stripe_robust.BLOCK_FACTOR * stripe_robust.THRESHOLD)
+    monkeypatch.setattr(robust_box, "BOX_BAR", np.inf)   # (its boxes find it too)
     assert not detect_rows(x, lo, (60, 61), 64, "robust", p).any()
 
 
