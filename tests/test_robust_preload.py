@@ -54,6 +54,37 @@ def test_passes_after_the_preload_load_no_kernel():
     assert out == "0"
 
 
+#: a fresh process: the three passes compiled apart, in turn, then the whole warm-up;
+#: prints the passes and the signatures the warm-up added (none: the passes' stand-in
+#: inputs compile what the real passes need)
+IN_TURN = """
+import gc
+from numba.core.registry import CPUDispatcher
+def signatures():
+    return sum(len(d.signatures) for d in gc.get_objects() if isinstance(d, CPUDispatcher))
+from nsgen.prep import _robust_preload as p
+print(" ".join(p.compile_in_turn()))
+before = signatures()
+assert p.load()
+print(signatures() - before)
+"""
+
+
+def test_the_passes_compiled_in_turn_leave_no_kernel_to_the_workers():
+    out = python_output(IN_TURN).splitlines()
+    assert out == ["robust-features robust-offsets robust-decide", "0"]
+
+
+def test_pass_one_prepares_by_taking_turns_only_where_nothing_is_loaded(monkeypatch):
+    from nsgen.stages.robust import RobustFeatureStage
+    ran = []
+    monkeypatch.setattr(_robust_preload, "compile_in_turn", lambda: ran.append(1))
+    for loaded in (True, False):
+        monkeypatch.setattr(_robust_preload, "LOADED", loaded)
+        RobustFeatureStage.prepare(RobustFeatureStage(None, (1, 1, 4), "<u2", 1))
+    assert ran == [1]
+
+
 def test_a_failure_is_left_to_the_workers(monkeypatch):
     from nsgen.prep import stripe_robust
 

@@ -192,7 +192,12 @@ class RobustFeatureStage(ScanStage):
 
     def prepare(self) -> None:
         t = time.perf_counter()
-        # load the compiled kernels (the forkserver of nsgen mask has: ROBUST_PRELOAD)
+        # load the compiled kernels (the forkserver of nsgen mask has: ROBUST_PRELOAD;
+        # importing the preload loads them from Numba's cache); on an empty cache the
+        # workers compile the three passes' kernels in turn, each pass once
+        from nsgen.prep import _robust_preload
+        if not _robust_preload.LOADED:
+            _robust_preload.compile_in_turn()
         raw_feature_fields(np.zeros((1, 1, 4), self.dtype), *np.ones((2, 1, 4), np.float32))
         self._prepared = time.perf_counter() - t
 
