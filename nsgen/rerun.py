@@ -37,8 +37,10 @@ NEUTRAL = frozenset({"root", "samples", "start", "verbose", "workers", "memory-l
 #: revision of what nsgen writes for given options and inputs, raised with every change
 #: that alters the bytes of any mode's output (records without one are revision 1).
 #: 2: fake stripes drawn on until one is applied; dead pixels found against their flats;
-#: the robust detector's fifteenth round (the masks of paired and patch modes)
-OUTPUT_REVISION = 2
+#: the robust detector's fifteenth round (the masks of paired and patch modes).
+#: 3: the robust detector's sixteenth round (box sums of faint stripes over several rows
+#: and columns: the masks of paired and patch modes)
+OUTPUT_REVISION = 3
 #: where an unfinished sample keeps its run record
 RUN_RECORD = Path(".nsgen") / "run.json"
 
