@@ -99,3 +99,16 @@ def test_too_few_rows_for_a_box(n_rows: int):
     q, cons = _field(n_rows)
     q[:, 3:6] = 3.0
     assert not box_scores(q, q[:, :-1].copy(), cons, 0, (0, n_rows), n_rows - 1, n_rows).any()
+
+
+def test_prefix_sums_are_numpys_cumulative_sums_bit_for_bit():
+    from nsgen.prep import _robust_box_jit as bj
+    rng = np.random.default_rng(3)
+    for shape in [(2, 1, 1), (3, 5, 7), (2, 14, 300)]:
+        for x in (rng.normal(size=shape), (rng.random(shape) > 0.5).astype(float),
+                  rng.normal(size=shape) * 1e8 + rng.normal(size=shape)):
+            want = np.zeros((shape[0], shape[1] + 1, shape[2] + 1))
+            want[:, 1:, 1:] = x.cumsum(axis=1).cumsum(axis=2)
+            got = np.full_like(want, np.nan)
+            bj.prefix_sums(x, got)
+            assert got.tobytes() == want.tobytes(), shape

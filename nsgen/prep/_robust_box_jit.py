@@ -1,4 +1,5 @@
-"""Compiled (Numba) kernel of the box sums of :mod:`nsgen.prep.robust_box`: every box of
+"""Compiled (Numba) kernels of the box sums of :mod:`nsgen.prep.robust_box`: the prefix sums
+of each window, and every box of
 every row and column start tested on the prefix sums of its window (NumPy made some 25
 temporary maps per box shape and sign).
 
@@ -11,8 +12,37 @@ from __future__ import annotations
 import math
 
 import numba as nb
+import numpy as np
 
 from nsgen.prep._jit import JIT as _JIT
+
+
+@nb.njit(**_JIT)
+def prefix_sums(x, out):  # pragma: no cover - compiled
+    """``out[:, 1:, 1:]`` = ``x.cumsum(axis=1).cumsum(axis=2)`` (``x`` ``(n, rows,
+    columns)``; ``out`` ``(n, rows + 1, columns + 1)`` float64 with a zero first row and
+    column): NumPy's additions in NumPy's order (each cumulative sum runs from the first
+    element on), so the same values bit for bit, without its temporaries."""
+    n, n_r, n_c = x.shape
+    col = np.empty(n_c)
+    for j in range(n):
+        for c in range(n_c + 1):
+            out[j, 0, c] = 0.0
+        for c in range(n_c):
+            col[c] = 0.0
+        for r in range(n_r):
+            out[j, r + 1, 0] = 0.0
+            acc = 0.0
+            for c in range(n_c):
+                if r == 0:
+                    col[c] = x[j, 0, c]
+                else:
+                    col[c] = col[c] + x[j, r, c]
+                if c == 0:
+                    acc = col[0]
+                else:
+                    acc = acc + col[c]
+                out[j, r + 1, c + 1] = acc
 
 
 @nb.njit(**_JIT)

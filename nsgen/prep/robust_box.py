@@ -66,8 +66,8 @@ def _boxes(reach: int) -> list[tuple[int, int, int]]:
 
 def _sums(x: np.ndarray) -> np.ndarray:
     """2D prefix sums of ``x`` ``(n, rows, columns)`` over its last two axes, zero-padded."""
-    s = np.zeros((x.shape[0], x.shape[1] + 1, x.shape[2] + 1))
-    s[:, 1:, 1:] = x.cumsum(axis=1).cumsum(axis=2)
+    s = np.empty((x.shape[0], x.shape[1] + 1, x.shape[2] + 1))
+    _bj.prefix_sums(np.ascontiguousarray(x, np.float64), s)
     return s
 
 
