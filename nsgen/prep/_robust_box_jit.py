@@ -1,7 +1,6 @@
 """Compiled (Numba) kernels of the box sums of :mod:`nsgen.prep.robust_box`: the prefix sums
-of each window, and every box of
-every row and column start tested on the prefix sums of its window (NumPy made some 25
-temporary maps per box shape and sign).
+of each window, and every box of every row and column start tested on them (NumPy made
+some 25 temporary maps per box shape and sign).
 
 Exactness: the same sums and comparisons as :func:`nsgen.prep.robust_box.box_scores`
 wrote them in NumPy (IEEE float64, no fast-math), boxes in the same order.
