@@ -75,6 +75,16 @@ def test_the_passes_compiled_in_turn_leave_no_kernel_to_the_workers():
     assert out == ["robust-features robust-offsets robust-decide", "0"]
 
 
+def test_a_pass_that_fails_to_compile_is_left_to_the_workers(monkeypatch):
+    from nsgen.prep import stripe_robust
+
+    def broken(*args):
+        raise RuntimeError("no kernel")
+    monkeypatch.setattr(stripe_robust, "raw_feature_parts", broken)
+    assert _robust_preload.compile_in_turn() == ["robust-features", "robust-offsets",
+                                                 "robust-decide"]
+
+
 def test_pass_one_prepares_by_taking_turns_only_where_nothing_is_loaded(monkeypatch):
     from nsgen.stages.robust import RobustFeatureStage
     ran = []

@@ -11,9 +11,15 @@ again: ~0.3 CPU-s to import the stages, ~0.3 to set Numba up and ~0.1 to load th
 per process, in the first chunk of each pass). A failure here is left to the workers (who
 would meet it again and report it): a preload is an optimisation only, and an exception
 other than ``ImportError`` would stop the forkserver.
+
+Where the cache does not hold them (a first run after installing), the workers of pass one
+compile them instead, pass by pass in turn (:func:`compile_in_turn`), so that each pass is
+compiled once.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 
@@ -77,6 +83,7 @@ def _warm() -> None:
 #: run :func:`_warm`; whether it ran (:func:`nsgen.prep._jit.preload`)
 load = preload(_warm)
 
+
 def _stand_in_offsets() -> np.ndarray:
     """Values of :func:`_offsets`' type and shape made without compiled code (noise as
     offsets and scores, scales of 0.01): what pass three's kernels compile for."""
@@ -100,10 +107,20 @@ def _pass_three() -> None:
     _decide(_stand_in_offsets())
 
 
+def _quietly(warm: Callable[[], None]) -> Callable[[], None]:
+    """``warm`` with its failure left to the workers, as a preload's
+    (:func:`nsgen.prep._jit.preload`)."""
+    run = preload(warm)
+
+    def load_pass() -> None:
+        run()
+    return load_pass
+
+
 #: the kernels of each pass compiled apart (a pass's inputs stood in for by values of their
 #: types made without compiled code), for :func:`compile_in_turn`
-PASSES = (("robust-features", _pass_one), ("robust-offsets", _pass_two),
-          ("robust-decide", _pass_three))
+PASSES = (("robust-features", _quietly(_pass_one)), ("robust-offsets", _quietly(_pass_two)),
+          ("robust-decide", _quietly(_pass_three)))
 
 
 def compile_in_turn() -> list[str]:
@@ -125,8 +142,8 @@ def compile_in_turn() -> list[str]:
 
 def _cached() -> bool:
     """Whether Numba's disk cache holds the kernels (:func:`nsgen.stages.robust.kernels_cached`;
-    on an empty cache one process compiling them all is slower than the reader and the
-    workers compiling at once, each what it meets first)."""
+    on an empty cache the forkserver does not compile them all alone: the workers compile
+    them in turn, :func:`compile_in_turn`)."""
     try:
         from nsgen.stages.robust import kernels_cached
         return kernels_cached()
