@@ -179,7 +179,7 @@ class JitOptions(TypedDict):
 JIT: JitOptions = {"nogil": True, "cache": True, "boundscheck": False, "error_model": "numpy"}
 
 
-def load_in_turn(loaders: Sequence[tuple[str, Callable[[], None]]],
+def load_in_turn(loaders: Sequence[tuple[str, Callable[[], object]]],
                  lock_dir: Path | None = None) -> list[str]:
     """Run every loader once, taking turns with other processes that run the same loaders.
 

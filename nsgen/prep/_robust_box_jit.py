@@ -23,12 +23,10 @@ def prefix_sums(x, out):  # pragma: no cover - compiled
     column): NumPy's additions in NumPy's order (each cumulative sum runs from the first
     element on), so the same values bit for bit, without its temporaries."""
     n, n_r, n_c = x.shape
-    col = np.empty(n_c)
+    col = np.empty(n_c)   # (set from row 0 on: a cumulative sum starts at its first value)
     for j in range(n):
         for c in range(n_c + 1):
             out[j, 0, c] = 0.0
-        for c in range(n_c):
-            col[c] = 0.0
         for r in range(n_r):
             out[j, r + 1, 0] = 0.0
             acc = 0.0

@@ -19,8 +19,6 @@ compiled once.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
 from nsgen.prep._jit import load_in_turn, preload
@@ -95,10 +93,6 @@ def _stand_in_offsets() -> np.ndarray:
     return qs
 
 
-def _pass_one() -> None:
-    _features()
-
-
 def _pass_two() -> None:
     _offsets(*_stand_in_features())
 
@@ -107,20 +101,11 @@ def _pass_three() -> None:
     _decide(_stand_in_offsets())
 
 
-def _quietly(warm: Callable[[], None]) -> Callable[[], None]:
-    """``warm`` with its failure left to the workers, as a preload's
-    (:func:`nsgen.prep._jit.preload`)."""
-    run = preload(warm)
-
-    def load_pass() -> None:
-        run()
-    return load_pass
-
-
 #: the kernels of each pass compiled apart (a pass's inputs stood in for by values of their
-#: types made without compiled code), for :func:`compile_in_turn`
-PASSES = (("robust-features", _quietly(_pass_one)), ("robust-offsets", _quietly(_pass_two)),
-          ("robust-decide", _quietly(_pass_three)))
+#: types made without compiled code), for :func:`compile_in_turn`; a failure is left to the
+#: workers, as a preload's (:func:`nsgen.prep._jit.preload`)
+PASSES = (("robust-features", preload(_features)), ("robust-offsets", preload(_pass_two)),
+          ("robust-decide", preload(_pass_three)))
 
 
 def compile_in_turn() -> list[str]:
