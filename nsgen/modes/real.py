@@ -30,6 +30,7 @@ from nsgen.engine.pipeline import Chunk, WorkResult
 from nsgen.engine.sizing import Sizing
 from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
+from nsgen.modes.range_check import low_range_warning
 from nsgen.prep.bad_pixels import (
     BadPixels,
     excluded_outputs,
@@ -453,6 +454,9 @@ def run_shifts(run: SampleRun, plan: ShiftPlan) -> SampleRecord:
         if "reason" in pairs:
             print(f"nsgen: warning: sample {run.tag} made no {pairs['missing']}: "
                   f"{pairs['reason']}", file=sys.stderr, flush=True)
+    low_range = low_range_warning(run.tag, record.files, run.config.bounds_percentile)
+    if low_range:
+        print(f"nsgen: warning: {low_range}", file=sys.stderr, flush=True)
     profile.flush("main", "outside stages")
     return record
 
