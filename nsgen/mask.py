@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from nsgen.config import OneLineParser
-from nsgen.options import auto_int
+from nsgen.options import auto_int, memory_limit
 from nsgen.engine.pipeline import (
     Chunk,
     Engine,
@@ -127,17 +127,6 @@ def scan_params(args: argparse.Namespace, shape: tuple[int, int, int],
         a, v, c = shape
         raise NsgenError(f"detection parameters do not fit the scan ({a} angles x {v} rows x "
                          f"{c} columns): {exc}; change or leave out those options") from None
-
-
-def _memory_limit(text: str | None) -> int | None:
-    """``--memory-limit`` in bytes (None: auto)."""
-    if not text or str(text).strip().lower() == "auto":
-        return None
-    from nsgen.config import parse_bytes
-    try:
-        return parse_bytes(text)
-    except ValueError as exc:
-        raise NsgenError(f"--memory-limit: {exc}") from None
 
 
 #: bytes of a mask or weights entry deflated per chunk (pieces compress in parallel)
@@ -259,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lambda: choose_detector(a.detector, larix_options_given(a)),
         lambda: auto_int("chunk-size", a.chunk_size, 1),
         lambda: auto_int("workers", a.workers, 1),
-        lambda: _memory_limit(a.memory_limit)))
+        lambda: memory_limit(a.memory_limit)))
     n_workers = workers or usable_cores()
     install_sigterm_handler()
     source = ScanSource(str(a.h5), ScanLayout(a.data_path, a.image_key_path, a.angles_path),

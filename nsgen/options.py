@@ -23,8 +23,8 @@ from nsgen.config import (MODES, Config, _check_last_sample, _int_range, check_r
 from nsgen.errors import NsgenError, attempt
 from nsgen.prep.detect import DEFAULT_DETECTOR
 
-__all__ = ["PRECEDENCE", "OneLineParser", "build_parser", "check_config_file",
-           "config_from_namespace", "parse_config"]
+__all__ = ["PRECEDENCE", "OneLineParser", "auto_int", "build_parser", "check_config_file",
+           "config_from_namespace", "memory_limit", "parse_config"]
 
 
 class OneLineParser(configargparse.ArgumentParser):
@@ -251,6 +251,35 @@ def auto_int(name: str, text: str, lo: int) -> int | None:
     return v
 
 
+def memory_limit(text: str | None) -> int | None:
+    """``--memory-limit``'s value in bytes: None for ``auto`` (or not given), else a size of
+    at least 1 MiB (one line if not).
+
+    Examples
+    --------
+    >>> memory_limit("auto"), memory_limit("4GB"), memory_limit("512MiB")
+    (None, 4000000000, 536870912)
+    >>> memory_limit("lots")
+    Traceback (most recent call last):
+    ...
+    nsgen.errors.NsgenError: --memory-limit must be a size such as 4GB or 512MiB, got 'lots'
+    >>> memory_limit("10")
+    Traceback (most recent call last):
+    ...
+    nsgen.errors.NsgenError: --memory-limit must be at least 1MiB, got '10'
+    """
+    if not text or str(text).strip().lower() == "auto":
+        return None
+    try:
+        mem = parse_bytes(text)
+    except ValueError:
+        raise NsgenError(f"--memory-limit must be a size such as 4GB or 512MiB, got "
+                         f"{text!r}") from None
+    if mem < 2**20:
+        raise NsgenError(f"--memory-limit must be at least 1MiB, got {text!r}")
+    return mem
+
+
 def config_from_namespace(ns: Any) -> Config:
     """Turn a parsed namespace into a :class:`Config` (validated by its constructor;
     no files are written). Every invalid option is reported, in one line."""
@@ -273,16 +302,7 @@ def config_from_namespace(ns: Any) -> Config:
     ph, pw = ns.patch_size
     chunk = attempt(problems, auto_int, "chunk-size", ns.chunk_size, 1)
     workers = attempt(problems, auto_int, "workers", ns.workers, 1)
-    mem: int | None = None
-    if str(ns.memory_limit).strip().lower() != "auto":
-        try:
-            mem = parse_bytes(ns.memory_limit)
-        except ValueError:
-            problems.append(f"--memory-limit must be a size such as 4GB or 512MiB, got "
-                            f"{ns.memory_limit!r}")
-    if mem is not None and mem < 2**20:
-        problems.append(f"--memory-limit must be at least 1MiB, got {ns.memory_limit!r}")
-        mem = None
+    mem = attempt(problems, memory_limit, ns.memory_limit)
 
     def opt(v: Any) -> Any:
         return None if v in (None, "") else v

@@ -120,7 +120,7 @@ def test_engine_and_detector_options_are_listed_with_the_parameters(scan, tmp_pa
     message = str(info.value)
     for part in ("--workers must be an integer >= 1 or 'auto', got '0'",
                  "--chunk-size must be an integer >= 1 or 'auto', got 'x'",
-                 "--memory-limit: not a memory size: 'lots'",
+                 "--memory-limit must be a size such as 4GB or 512MiB, got 'lots'",
                  "--radius: option(s) of --detector larix; --detector robust has none",
                  "--min-stripe-depth must be in 0..23"):
         assert message.count(part) == 1, part
