@@ -91,6 +91,9 @@ class Config:
     frame_angles: int = 900
     frame_stride: int = 1
     patch_size: tuple[int, int] = (1801, 256)
+    #: ``--patch-size`` was given; without it a sinogram smaller than ``patch_size`` is cut
+    #: into patches of its own angles or columns (:func:`nsgen.prep.patches.fitted_patch_shape`)
+    patch_size_given: bool = False
     bounds_percentile: float = 0.0
     # engine
     chunk_size: int | None = None

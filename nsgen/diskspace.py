@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nsgen.errors import NsgenError
+from nsgen.prep.patches import fitted_patch_shape
 
 #: bytes of a TIFF beyond its pixels (header, one IFD, tags)
 TIFF_OVERHEAD = 300
@@ -73,7 +74,7 @@ def sample_bytes(config: Any) -> int:
             frames = -(-a // config.frame_angles)
             total += frames * rows * tiff_bytes(REAL_SHAPE)
         else:   # patch: every patch of the cropped sinogram, clean and stripe
-            ph, pw = config.patch_size
+            ph, pw = fitted_patch_shape(config.patch_size, config.patch_size_given, (a, c))
             total += 2 * rows * max(1, (a // ph) * (c // pw)) * tiff_bytes((ph, pw))
     return total
 

@@ -138,8 +138,9 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
     r.add_argument("--frame-stride", type=int, default=1,
                    help="use every n-th block of frame-angles angles (default 1 = all; "
                         "2 reproduces the reference)")
-    r.add_argument("--patch-size", nargs=2, type=int, default=[1801, 256], metavar=("H", "W"),
-                   help="patch height (angles) and width (columns) (default 1801 256)")
+    r.add_argument("--patch-size", nargs=2, type=int, metavar=("H", "W"),
+                   help="patch height (angles) and width (columns) (default 1801 256, cut "
+                        "down to sinograms with fewer angles or columns)")
     r.add_argument("--bounds-percentile", type=float, default=0.0, metavar="P",
                    help="scale each scan between the P-th and (100-P)-th percentiles of its "
                         "interior rows (exact; outliers clip) instead of its min and max "
@@ -299,7 +300,8 @@ def config_from_namespace(ns: Any) -> Config:
             start, samples = start + task, 1
     shifts_given = ns.shifts is not None   # real scans: use the shift files that exist
     shifts = ns.shifts if shifts_given else 5
-    ph, pw = ns.patch_size
+    patch_size_given = ns.patch_size is not None
+    ph, pw = ns.patch_size if patch_size_given else (1801, 256)
     chunk = attempt(problems, auto_int, "chunk-size", ns.chunk_size, 1)
     workers = attempt(problems, auto_int, "workers", ns.workers, 1)
     mem = attempt(problems, memory_limit, ns.memory_limit)
@@ -319,6 +321,7 @@ def config_from_namespace(ns: Any) -> Config:
         angles_path=opt(ns.angles_path), mask=opt(ns.mask) and Path(ns.mask),
         detector=ns.detector,
         frame_angles=ns.frame_angles, frame_stride=ns.frame_stride, patch_size=(ph, pw),
+        patch_size_given=patch_size_given,
         bounds_percentile=float(ns.bounds_percentile),
         chunk_size=chunk, workers=workers, memory_limit=mem, progress=bool(ns.progress),
         preview=bool(ns.preview), config_file=Path(ns.config_file) if getattr(ns, "config_file", None)

@@ -33,7 +33,7 @@ from nsgen.io.manifest import MANIFEST, sha256_file, write_json_atomic
 #: options that never change a sample's bytes
 NEUTRAL = frozenset({"root", "samples", "start", "verbose", "workers", "memory-limit",
                      "chunk-size", "progress", "preview", "config-file", "array-task",
-                     "shifts-given", "overwrite", "quiet"})
+                     "shifts-given", "patch-size-given", "overwrite", "quiet"})
 #: revision of what nsgen writes for given options and inputs, raised with every change
 #: that alters the bytes of any mode's output (records without one are revision 1).
 #: 2: fake stripes drawn on until one is applied; dead pixels found against their flats;

@@ -197,6 +197,22 @@ def test_patch_names_counts_and_crop(detect_scan, tmp_path):
     assert np.max(np.abs(got - np.clip(want, lo, hi))) <= 0.5 * (hi - lo) / 65535 + 1e-6
 
 
+def test_patch_size_not_given_is_cut_down_to_small_sinograms(scans, tmp_path):
+    """Without --patch-size, a scan of fewer angles and columns than the default 1801 x 256
+    is cut into patches of its own size (noted once), the bytes of giving that size."""
+    scan = str(scans / "1100.nxs")   # 91 angles x 1 row x 96 columns
+    r = nsgen("-m", "patch", "--hdf-root", scan, "-s", "1", "-r", str(tmp_path / "auto"),
+              "--no-preview")
+    assert r.stderr.count("--patch-size not given") == 1
+    assert f"{scan} has 91 angles x 96 columns, so its patches are 91 x 96" in r.stderr
+    m = json.loads((tmp_path / "auto" / "0000" / "manifest.json").read_text())
+    assert {tuple(f["shape"]) for f in m["files"]} == {(91, 96)}
+    nsgen("-m", "patch", "--hdf-root", scan, "-s", "1", "-r", str(tmp_path / "given"),
+          "--no-preview", "--patch-size", "91", "96")
+    digests = [tree_digest(tmp_path / run / "0000") for run in ("auto", "given")]
+    assert digests[0] == digests[1] and len(digests[0]) == 2
+
+
 @pytest.mark.parametrize("args,message", [
     (["-m", "raw", "--hdf-root", "/nonexistent/1000.nxs", "-s", "1"], "1000.nxs"),
     (["-m", "raw", "--hdf-root", "{scans}/1000.nxs", "-s", "3"], "1002.nxs"),

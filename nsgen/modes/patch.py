@@ -26,6 +26,7 @@ temporaries are created on a thread while pass one runs (:class:`~nsgen.io.tiff.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
@@ -42,11 +43,11 @@ from nsgen.modes.real import (flags_and_pass_one, add_range_used, check_mask_sou
                               run_shifts, scan_bounds, shift_flags, sizing_for, summarise,
                               union)
 from nsgen.prep.normalise import check_raw, pixel_constants
-from nsgen.prep.patches import (crop_bounds, normalised_column_extremes,
+from nsgen.prep.patches import (crop_bounds, fitted_patch_shape, normalised_column_extremes,
                                  normalised_scaled_patches, patch_stack_shape, patch_views)
 from nsgen.prep.scaling import EMPTY, Bounds, to_uint16
 from nsgen.rng import generator
-from nsgen.runner import SampleRecord, SampleRun
+from nsgen.runner import SampleRecord, SampleRun, note_after_checks
 from nsgen.sim.stripes import PATCH, stripe_spans
 from nsgen.stages.fused import Alongside
 from nsgen.stages.scan_source import ScanSource
@@ -58,14 +59,28 @@ __all__ = ["ENGINE_PRELOAD", "check", "run_sample"]
 #: modules the engine's processes import before they start
 #: (:data:`nsgen.modes.real.ENGINE_PRELOAD`)
 ENGINE_PRELOAD = ("nsgen.modes.patch", "nsgen.prep._patches_jit", *REAL_PRELOAD)
+#: scans whose fitted patch shape was noted already (once per process, as shifts are)
+_NOTED: set[Path] = set()
 #: float32 copies of a scan row a pass-one worker holds (:class:`BoundsStage`)
 PASS_ONE_COPIES = 4.0
 
 
+def patch_shape(config: Config, shape: tuple[int, int, int]) -> tuple[int, int]:
+    """The patches of a scan of ``shape`` (angles, rows, columns): ``--patch-size``, or
+    without it the default cut down to the sinograms (:func:`fitted_patch_shape`)."""
+    return fitted_patch_shape(config.patch_size, config.patch_size_given, (shape[0], shape[2]))
+
+
 def check(config: Config) -> None:
     """Scans open, patches fit the sinograms, the mask archive matches."""
-    ph, pw = config.patch_size
     for path, shape, *_ in check_scans(config):
+        ph, pw = patch_shape(config, shape)
+        if (ph, pw) != tuple(config.patch_size) and not config.quiet and path not in _NOTED:
+            _NOTED.add(path)
+            note_after_checks(f"nsgen: --patch-size not given: {path} has {shape[0]} angles x "
+                              f"{shape[2]} columns, so its patches are {ph} x {pw} (the "
+                              f"default {config.patch_size[0]} x {config.patch_size[1]}, cut "
+                              f"down to the sinograms)")
         if ph > shape[0] or pw > shape[2]:
             raise NsgenError(f"--patch-size {ph} {pw} is larger than the sinograms of {path} "
                              f"({shape[0]} angles x {shape[2]} columns); choose a patch size "
@@ -471,7 +486,7 @@ def patch_flags(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int
     """Which patches of a shift have real stripes: the mask's, and those a dead or
     saturated pixel reaches (a bad pixel is a stripe of its patches); ``alongside``: see
     :func:`~nsgen.modes.real.shift_flags`."""
-    ps = run.config.patch_size
+    ps = patch_shape(run.config, shape)
     with profile.phase("mask flags"):
         flags = shift_flags(run, run.config, shift, source, shape, dtype, ps, alongside)
     if source.bad is not None:
@@ -497,7 +512,7 @@ def pass_one(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, i
         return flags
 
     def stage(flags: np.ndarray | None) -> BoundsStage:
-        cutter = PatchCutter(cfg.patch_size, flags, cfg.seed, run.sample, shift)
+        cutter = PatchCutter(patch_shape(cfg, shape), flags, cfg.seed, run.sample, shift)
         return BoundsStage(source, shape, dtype, sizing.chunk_rows, cutter=cutter,
                            percentile=cfg.bounds_percentile)
 
@@ -513,7 +528,7 @@ def plan_shift(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int,
     the flags are known until the write pass starts (:class:`~nsgen.io.tiff.Temporaries`:
     pass one waits for the disk; pass two, busy on every core, then only fills them)."""
     cfg = run.config
-    ps = cfg.patch_size
+    ps = patch_shape(cfg, shape)
     writer = run.writer()
     ahead = Temporaries(writer.root) if isinstance(writer, TiffWriter) else None
     make_artefact_dirs(run.dir)

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["ScaledPatches", "column_extremes", "crop_bounds", "crop_to_multiple",
+__all__ = ["ScaledPatches", "column_extremes", "crop_bounds", "crop_to_multiple", "fitted_patch_shape",
            "normalised_column_extremes", "normalised_scaled_patches", "patch_stack_shape",
            "patch_views", "scaled_patches", "split_patches"]
 
@@ -30,6 +30,25 @@ def _patch_shape(a: np.ndarray, patch_shape: tuple[int, int]) -> tuple[int, int,
     if ph > h or pw > w:
         raise ValueError(f"patch {ph} x {pw} is larger than the sinogram {h} x {w}")
     return h, w, ph, pw
+
+
+def fitted_patch_shape(patch_shape: tuple[int, int], given: bool, shape: tuple[int, int]
+                       ) -> tuple[int, int]:
+    """The patch shape a sinogram of ``shape`` (angles, columns) is cut into: the one given,
+    or, when the user gave none, the default cut down to the sinogram where it is larger.
+
+    Examples
+    --------
+    >>> fitted_patch_shape((1801, 256), False, (3001, 26))   # a narrow detector
+    (1801, 26)
+    >>> fitted_patch_shape((1801, 256), False, (1200, 2560))  # fewer angles
+    (1200, 256)
+    >>> fitted_patch_shape((1801, 256), True, (1200, 2560))   # given: kept (then refused)
+    (1801, 256)
+    """
+    if given:
+        return (int(patch_shape[0]), int(patch_shape[1]))
+    return (min(int(patch_shape[0]), int(shape[0])), min(int(patch_shape[1]), int(shape[1])))
 
 
 def crop_bounds(shape: tuple[int, int], patch_shape: tuple[int, int]) -> tuple[slice, slice]:
