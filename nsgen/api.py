@@ -68,8 +68,9 @@ def make_config(config: Config | None = None, **options: Any) -> Config:
     if unknown:
         raise NsgenError(f"unknown option {', '.join(unknown)}; options are the fields of "
                          f"nsgen.Config (long option names with underscores, e.g. object_type)")
-    if "patch_size" in options:   # given here: kept, as --patch-size is
-        options.setdefault("patch_size_given", True)
+    for name in ("patch_size", "frame_angles"):   # given here: kept, as on the command line
+        if name in options:
+            options.setdefault(f"{name}_given", True)
     if config is None:
         return Config(**options)
     return dataclasses.replace(config, **options) if options else config

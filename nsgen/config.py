@@ -89,6 +89,9 @@ class Config:
     mask: Path | None = None
     detector: str = DEFAULT_DETECTOR
     frame_angles: int = 900
+    #: ``--frame-angles`` was given; without it a dynamic scan's frames are its projections
+    #: per 180 degrees (:func:`nsgen.modes.dynamic.half_turn`), ``frame_angles`` if none
+    frame_angles_given: bool = False
     frame_stride: int = 1
     patch_size: tuple[int, int] = (1801, 256)
     #: ``--patch-size`` was given; without it a sinogram smaller than ``patch_size`` is cut

@@ -71,7 +71,8 @@ def sample_bytes(config: Any) -> int:
         elif config.mode == "paired":
             total += 2 * rows * tiff_bytes(REAL_SHAPE)
         elif config.mode == "dynamic":
-            frames = -(-a // config.frame_angles)
+            from nsgen.modes.dynamic import frame_angles_of
+            frames = -(-a // frame_angles_of(config, Path(config.hdf_root[0])))
             total += frames * rows * tiff_bytes(REAL_SHAPE)
         else:   # patch: every patch of the cropped sinogram, clean and stripe
             ph, pw = fitted_patch_shape(config.patch_size, config.patch_size_given, (a, c))

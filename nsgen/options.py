@@ -133,8 +133,9 @@ def _add_generation_options(p: configargparse.ArgumentParser) -> None:
     r.add_argument("--detector", default=DEFAULT_DETECTOR,
                    help="stripe detector of the on-the-fly masks: robust (default) or larix "
                         "(the seed's, which over-detects; see docs/detection.md)")
-    r.add_argument("--frame-angles", type=int, default=900,
-                   help="angles per frame of a dynamic scan (default 900)")
+    r.add_argument("--frame-angles", type=int,
+                   help="angles per frame of a dynamic scan (default: its projections per "
+                        "180 degrees of rotation, from its angles; 900 without angles)")
     r.add_argument("--frame-stride", type=int, default=1,
                    help="use every n-th block of frame-angles angles (default 1 = all; "
                         "2 reproduces the reference)")
@@ -301,6 +302,7 @@ def config_from_namespace(ns: Any) -> Config:
     shifts_given = ns.shifts is not None   # real scans: use the shift files that exist
     shifts = ns.shifts if shifts_given else 5
     patch_size_given = ns.patch_size is not None
+    frame_angles_given = ns.frame_angles is not None
     ph, pw = ns.patch_size if patch_size_given else (1801, 256)
     chunk = attempt(problems, auto_int, "chunk-size", ns.chunk_size, 1)
     workers = attempt(problems, auto_int, "workers", ns.workers, 1)
@@ -320,8 +322,9 @@ def config_from_namespace(ns: Any) -> Config:
         data_path=opt(ns.data_path), image_key_path=opt(ns.image_key_path),
         angles_path=opt(ns.angles_path), mask=opt(ns.mask) and Path(ns.mask),
         detector=ns.detector,
-        frame_angles=ns.frame_angles, frame_stride=ns.frame_stride, patch_size=(ph, pw),
-        patch_size_given=patch_size_given,
+        frame_angles=ns.frame_angles if frame_angles_given else 900,
+        frame_angles_given=frame_angles_given, frame_stride=ns.frame_stride,
+        patch_size=(ph, pw), patch_size_given=patch_size_given,
         bounds_percentile=float(ns.bounds_percentile),
         chunk_size=chunk, workers=workers, memory_limit=mem, progress=bool(ns.progress),
         preview=bool(ns.preview), config_file=Path(ns.config_file) if getattr(ns, "config_file", None)

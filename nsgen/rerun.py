@@ -33,14 +33,16 @@ from nsgen.io.manifest import MANIFEST, sha256_file, write_json_atomic
 #: options that never change a sample's bytes
 NEUTRAL = frozenset({"root", "samples", "start", "verbose", "workers", "memory-limit",
                      "chunk-size", "progress", "preview", "config-file", "array-task",
-                     "shifts-given", "patch-size-given", "overwrite", "quiet"})
+                     "shifts-given", "patch-size-given", "frame-angles-given", "overwrite", "quiet"})
 #: revision of what nsgen writes for given options and inputs, raised with every change
 #: that alters the bytes of any mode's output (records without one are revision 1).
 #: 2: fake stripes drawn on until one is applied; dead pixels found against their flats;
 #: the robust detector's fifteenth round (the masks of paired and patch modes).
 #: 3: the robust detector's sixteenth round (box sums of faint stripes over several rows
 #: and columns: the masks of paired and patch modes)
-OUTPUT_REVISION = 3
+#: 4: dynamic mode's frames, without --frame-angles, are the scan's projections per 180
+#: degrees (they were 900 whatever the angle step)
+OUTPUT_REVISION = 4
 #: where an unfinished sample keeps its run record
 RUN_RECORD = Path(".nsgen") / "run.json"
 

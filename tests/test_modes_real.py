@@ -197,6 +197,19 @@ def test_patch_names_counts_and_crop(detect_scan, tmp_path):
     assert np.max(np.abs(got - np.clip(want, lo, hi))) <= 0.5 * (hi - lo) / 65535 + 1e-6
 
 
+def test_frame_angles_not_given_are_the_scans_projections_per_half_turn(scans, tmp_path):
+    """Without --frame-angles, a dynamic scan's frames are its projections per 180 degrees
+    (91 angles 0..180 inclusive: 90), noted once, the bytes of giving --frame-angles 90."""
+    scan = str(scans / "1100.nxs")
+    r = nsgen("-m", "dynamic", "--hdf-root", scan, "-r", str(tmp_path / "auto"), "--no-preview")
+    assert r.stderr.count("--frame-angles not given") == 1
+    assert f"{scan} turns 180 degrees in 90 projections, so its frames are 90 angles" in r.stderr
+    nsgen("-m", "dynamic", "--hdf-root", scan, "-r", str(tmp_path / "given"), "--no-preview",
+          "--frame-angles", "90")
+    digests = [tree_digest(tmp_path / run) for run in ("auto", "given")]
+    assert digests[0] == digests[1] and list(digests[0]) == ["0000_frame00_0000.tif"]
+
+
 def test_patch_size_not_given_is_cut_down_to_small_sinograms(scans, tmp_path):
     """Without --patch-size, a scan of fewer angles and columns than the default 1801 x 256
     is cut into patches of its own size (noted once), the bytes of giving that size."""

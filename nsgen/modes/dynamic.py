@@ -10,6 +10,7 @@ Layout: ``root/NNNN_frameFF_VVVV.tif`` directly under the root; one scale per sc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -24,13 +25,13 @@ from nsgen.modes.real import (OUT_SHAPE, add_range_used, check_scans, keep, run_
                               sizing_for, spill_bounds, union)
 from nsgen.prep.resize import normalise_downsample
 from nsgen.prep.scaling import Bounds, to_uint16
-from nsgen.runner import SampleRecord, SampleRun, file_record
+from nsgen.runner import SampleRecord, SampleRun, file_record, note_after_checks
 from nsgen.stages.scan_source import ScanSource
 from nsgen.stages.scan_stages import ResizeStage
 from nsgen.stages.spill import SpillStage
 from nsgen.stages.write import WriteStage
 
-__all__ = ["ENGINE_PRELOAD", "check", "frame_ranges", "run_sample"]
+__all__ = ["ENGINE_PRELOAD", "check", "frame_angles_of", "frame_ranges", "half_turn", "run_sample"]
 
 #: modules the engine's processes import before they start
 #: (:data:`nsgen.modes.real.ENGINE_PRELOAD`)
@@ -54,13 +55,54 @@ def frame_ranges(n_angles: int, frame_angles: int, stride: int = 1) -> list[tupl
             if (b + stride) * frame_angles <= n_angles]
 
 
+def half_turn(angles: np.ndarray | None) -> int | None:
+    """Projections per 180 degrees of rotation (a frame's sinogram) at the scan's angle step
+    (the median step, so a wrap at 360 degrees does not count), or None when the angles do
+    not give one (absent, constant, or covering less than 180 degrees).
+
+    Examples
+    --------
+    >>> half_turn(np.arange(3600) * 0.2)            # continuous rotation, 0.2 degree steps
+    900
+    >>> half_turn(np.linspace(0, 180, 361))         # one 180 degree scan (0 to 180 inclusive)
+    360
+    >>> half_turn(np.arange(3600) * 0.2 % 360)      # the angles wrap at 360 degrees
+    900
+    >>> half_turn(np.linspace(0, 90, 181)) is None  # less than 180 degrees
+    True
+    """
+    if angles is None or angles.size < 2:
+        return None
+    step = float(np.median(np.abs(np.diff(angles))))
+    if not np.isfinite(step) or step <= 0:
+        return None
+    n = int(round(180.0 / step))
+    return n if 2 <= n <= angles.size else None
+
+
+def frame_angles_of(config: Config, path: Path) -> int:
+    """Angles per frame of the scan at ``path``: ``--frame-angles``, or without it the
+    projections per 180 degrees of its angles (:func:`half_turn`; the default 900 when the
+    angles give none)."""
+    if config.frame_angles_given:
+        return config.frame_angles
+    with ScanSource.of(config, path).open_new() as scan:
+        return half_turn(scan.angles) or config.frame_angles
+
+
 def check(config: Config) -> None:
     """The scan opens and holds at least one frame."""
     for path, shape, *_ in check_scans(config):
-        if not frame_ranges(shape[0], config.frame_angles, config.frame_stride):
-            raise NsgenError(f"--frame-angles {config.frame_angles} x --frame-stride "
-                             f"{config.frame_stride} is more than the {shape[0]} projections "
-                             f"of {path}; lower --frame-angles")
+        n = frame_angles_of(config, path)
+        if not frame_ranges(shape[0], n, config.frame_stride):
+            raise NsgenError(f"--frame-angles {n} x --frame-stride {config.frame_stride} is "
+                             f"more than the {shape[0]} projections of {path}"
+                             + ("" if config.frame_angles_given else
+                                " (its angles give no 180 degree frame)")
+                             + "; lower --frame-angles")
+        if n != config.frame_angles and not config.quiet:
+            note_after_checks(f"nsgen: --frame-angles not given: {path} turns 180 degrees in "
+                              f"{n} projections, so its frames are {n} angles each")
 
 
 @dataclass
@@ -110,8 +152,9 @@ def plan_scan(run: SampleRun, shift: int, source: ScanSource, shape: tuple[int, 
               dtype: str) -> list[dict[str, Any]]:
     """Both passes over the dynamic scan; returns its manifest entries."""
     cfg = run.config
-    frames = tuple(frame_ranges(shape[0], cfg.frame_angles, cfg.frame_stride))
-    run.log(f"[{run.tag}] {len(frames)} frames of {cfg.frame_angles} angles "
+    n = frame_angles_of(cfg, check_scans(cfg)[0][0])
+    frames = tuple(frame_ranges(shape[0], n, cfg.frame_stride))
+    run.log(f"[{run.tag}] {len(frames)} frames of {n} angles "
             f"(stride {cfg.frame_stride})")
     spill = Spill.create(run.work / "frames.f32", (shape[1], len(frames), *OUT_SHAPE))
     # a worker holds the chunk's small frames (and one frame being made) in float32
