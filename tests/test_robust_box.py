@@ -203,12 +203,12 @@ def test_box_scores_are_the_exhaustive_passs_bit_for_bit_on_random_fields():
     exhaustive NumPy pass's bit for bit, on random offsets with faint boxes."""
     rng = np.random.default_rng(17)
     scored = 0
-    for _ in range(100):
+    for _ in range(70):
         args = _random_case(rng)
         got = box_scores(*args)
         assert got.tobytes() == _reference(*args).tobytes(), args[3:]
         scored += int((got != 0).any())
-    assert scored > 35           # (boxes of both signs scored in many of them)
+    assert scored > 25           # (boxes of both signs scored in many of them)
 
 
 @pytest.fixture(scope="module")
