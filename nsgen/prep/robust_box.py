@@ -64,16 +64,22 @@ def _boxes(reach: int) -> list[tuple[int, int, int]]:
             for w in range(1, BOX_COLS + 1) if h * w >= BOX_MIN]
 
 
-def _sums(x: np.ndarray) -> np.ndarray:
-    """2D prefix sums of ``x`` ``(n, rows, columns)`` over its last two axes, zero-padded."""
-    s = np.empty((x.shape[0], x.shape[1] + 1, x.shape[2] + 1))
-    _bj.prefix_sums(np.ascontiguousarray(x, np.float64), s)
-    return s
+@functools.lru_cache(maxsize=16)
+def _groups(reach: int) -> np.ndarray:
+    """:func:`_boxes` as ``(top, height, least width, most width)`` per top and height
+    (the widths of one top and height are a range), ``(4, groups)``.
 
-
-def _box(s: np.ndarray, a: int, h: int, w: int) -> np.ndarray:
-    """Sums of the boxes of rows ``a .. a + h`` and ``w`` columns from every column start."""
-    return s[:, a + h, w:] - s[:, a, w:] - s[:, a + h, :-w] + s[:, a, :-w]
+    Examples
+    --------
+    >>> _groups(1).T.tolist()[:2]
+    [[0, 2, 2, 5], [1, 2, 2, 5]]
+    """
+    by: dict[tuple[int, int], list[int]] = {}
+    for a, h, w in _boxes(reach):
+        by.setdefault((a, h), []).append(w)
+    assert all(ws == list(range(ws[0], ws[-1] + 1)) for ws in by.values())
+    return np.array([(a, h, ws[0], ws[-1]) for (a, h), ws in by.items()],
+                    np.intp).reshape(-1, 4).T.copy()
 
 
 def box_scores(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
@@ -111,24 +117,10 @@ def box_scores(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
     src = np.arange(start, stop)[:, None] + dr[None, :]
     r_in = (src >= 0) & (src < n_rows_total)
     srcq = np.clip(src, 0, n_rows_total - 1) - q_start
-    win = qv[srcq] * inv[:, None, :] * r_in[:, :, None]      # (rows, window, columns)
-    ok_c = (cons[srcq] > CONSISTENCY) & r_in[:, :, None]
-    # columns padded by one each side (the columns just beside a box)
-    pad = np.zeros((n_j, win.shape[1], n_i + 2))
-    c_in = np.zeros(n_i + 2, bool)
-    c_in[1:-1] = True
-    in_sum = _sums((r_in[:, :, None] & c_in[None, None, :]).astype(float))
-    n_cons = np.zeros_like(pad)
-    n_cons[:, :, 1:-1] = ok_c
-    s_cons = _sums(n_cons)
-    boxes = np.array(_boxes(reach), np.intp).reshape(-1, 3).T.copy()
-    for sign in (1.0, -1.0):
-        pad[:, :, 1:-1] = sign * win
-        pos = np.zeros_like(pad)
-        pos[:, :, 1:-1] = (sign * win > 0) & r_in[:, :, None]
-        _bj.box_pass(_sums(np.minimum(pad, BOX_CAP)), _sums(pad), _sums(pos), s_cons,
-                     in_sum, boxes[0], boxes[1], boxes[2], sign, BOX_CONS, BOX_OUT, BOX_EVEN,
-                     best)
+    # the boxes in groups of one top and height (each a range of widths)
+    g = _groups(reach)
+    _bj.box_block(np.ascontiguousarray(qv), inv, cons > CONSISTENCY, srcq, r_in, g[0], g[1],
+                  g[2], g[3], BOX_CAP, BOX_CONS, BOX_OUT, BOX_EVEN, best)
     return best
 
 
