@@ -303,7 +303,7 @@ def config_from_namespace(ns: Any) -> Config:
     shifts = ns.shifts if shifts_given else 5
     patch_size_given = ns.patch_size is not None
     frame_angles_given = ns.frame_angles is not None
-    ph, pw = ns.patch_size if patch_size_given else (1801, 256)
+    ph, pw = ns.patch_size if patch_size_given else Config.patch_size   # its default
     chunk = attempt(problems, auto_int, "chunk-size", ns.chunk_size, 1)
     workers = attempt(problems, auto_int, "workers", ns.workers, 1)
     mem = attempt(problems, memory_limit, ns.memory_limit)
@@ -322,7 +322,7 @@ def config_from_namespace(ns: Any) -> Config:
         data_path=opt(ns.data_path), image_key_path=opt(ns.image_key_path),
         angles_path=opt(ns.angles_path), mask=opt(ns.mask) and Path(ns.mask),
         detector=ns.detector,
-        frame_angles=ns.frame_angles if frame_angles_given else 900,
+        frame_angles=ns.frame_angles if frame_angles_given else Config.frame_angles,
         frame_angles_given=frame_angles_given, frame_stride=ns.frame_stride,
         patch_size=(ph, pw), patch_size_given=patch_size_given,
         bounds_percentile=float(ns.bounds_percentile),
