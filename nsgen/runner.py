@@ -53,8 +53,10 @@ _CHECK_NOTES: list[str] = []
 
 
 def note_after_checks(text: str) -> None:
-    """Print ``text`` on stderr once the run's input checks have all passed."""
-    _CHECK_NOTES.append(text)
+    """Print ``text`` on stderr once the run's input checks have all passed (once per run,
+    however often the checks that find it run)."""
+    if text not in _CHECK_NOTES:
+        _CHECK_NOTES.append(text)
 
 
 STATE_DIR = ".nsgen"

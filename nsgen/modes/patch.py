@@ -26,7 +26,6 @@ temporaries are created on a thread while pass one runs (:class:`~nsgen.io.tiff.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
@@ -59,8 +58,6 @@ __all__ = ["ENGINE_PRELOAD", "check", "run_sample"]
 #: modules the engine's processes import before they start
 #: (:data:`nsgen.modes.real.ENGINE_PRELOAD`)
 ENGINE_PRELOAD = ("nsgen.modes.patch", "nsgen.prep._patches_jit", *REAL_PRELOAD)
-#: scans whose fitted patch shape was noted already (once per process, as shifts are)
-_NOTED: set[Path] = set()
 #: float32 copies of a scan row a pass-one worker holds (:class:`BoundsStage`)
 PASS_ONE_COPIES = 4.0
 
@@ -75,8 +72,7 @@ def check(config: Config) -> None:
     """Scans open, patches fit the sinograms, the mask archive matches."""
     for path, shape, *_ in check_scans(config):
         ph, pw = patch_shape(config, shape)
-        if (ph, pw) != tuple(config.patch_size) and not config.quiet and path not in _NOTED:
-            _NOTED.add(path)
+        if (ph, pw) != tuple(config.patch_size) and not config.quiet:
             note_after_checks(f"nsgen: --patch-size not given: {path} has {shape[0]} angles x "
                               f"{shape[2]} columns, so its patches are {ph} x {pw} (the "
                               f"default {config.patch_size[0]} x {config.patch_size[1]}, cut "

@@ -79,9 +79,6 @@ ShiftPlan = Callable[[SampleRun, int, ScanSource, tuple[int, int, int], str],
                      list[dict[str, Any]]]
 
 
-_NOTED: list[list[str]] = []   # shift-file notes printed by this process
-
-
 def scan_files(config: Config) -> list[Path]:
     """The scan of every shift: the seed's numbering rule, or the explicit list."""
     files = list(config.hdf_root)
@@ -91,8 +88,7 @@ def scan_files(config: Config) -> list[Path]:
         return files
     if len(files) == 1:
         found = shift_files(files[0], config.shifts if config.shifts_given else None)
-        if not config.shifts_given and not config.quiet and found not in _NOTED:
-            _NOTED.append(found)
+        if not config.shifts_given and not config.quiet:
             note_after_checks(f"nsgen: --shifts not given: using {shift_note(found)}")
         return [Path(p) for p in found]
     return files
