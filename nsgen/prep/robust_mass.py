@@ -208,7 +208,8 @@ def confirm(out: np.ndarray, q: np.ndarray, z: list[np.ndarray], trace: np.ndarr
     Per row, the candidate columns of each angle block (:func:`candidates`, not flagged in
     ``out`` in that block) are joined over the blocks: each run of adjacent columns holding
     a candidate in some block, and each run of consecutive blocks holding one there, is a
-    box of the row's trace (those blocks' angles). Its expected step is the candidate
+    box of the row's trace (those blocks' angles; its columns from the first to the last of
+    those blocks' own candidates). Its expected step is the candidate
     columns' offsets ``q`` summed (mean over its blocks); it is confirmed when
 
     * its z on the row's trace (the box's weighted sum less the row's mean, over the noise
@@ -288,9 +289,13 @@ def confirm(out: np.ndarray, q: np.ndarray, z: list[np.ndarray], trace: np.ndarr
     boxes: dict[tuple[int, int], np.ndarray] = {}
     passed: list[tuple[int, int, int, int, int, float]] = []
     for r in np.flatnonzero(cand.any(axis=(0, 2))):
-        for i, j in _runs(np.flatnonzero(cand[:, r].any(axis=0))):
-            blocks = np.flatnonzero(cand[:, r, i:j].any(axis=1))
+        for c0, c1 in _runs(np.flatnonzero(cand[:, r].any(axis=0))):
+            blocks = np.flatnonzero(cand[:, r, c0:c1].any(axis=1))
             for b0, b1 in _runs(blocks):
+                # the box's columns: those of its own blocks' candidates (not the run's in
+                # other blocks)
+                own = c0 + np.flatnonzero(cand[b0:b1, r, c0:c1].any(axis=0))
+                i, j = int(own[0]), int(own[-1]) + 1
                 exp = float(np.mean([q[r, b, i:j][cand[b, r, i:j] != 0].sum()
                                      for b in range(b0, b1)]))
                 a, e = at[b0], at[b1]
