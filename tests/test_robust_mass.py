@@ -119,6 +119,19 @@ def test_a_step_its_offsets_predict_is_confirmed_in_its_blocks_angles_and_column
     assert out[:120, 3, 20:24].all() and out.sum() == 120 * 4
 
 
+@pytest.mark.parametrize("first, last", [(0, 149), (30, 119), (30, 149)])
+def test_a_confirmed_boxs_angles_are_where_its_rows_trace_steps(first, last):
+    """The box is flagged at the angles where the row's ``M0`` steps (within a block of its
+    blocks), not at its blocks' angles: a gain change's step is in exactly its angles."""
+    m0, q, z, out = _case()
+    m0[3, first // 5:(last + 1) // 5] += 4 * GAIN
+    _candidate(q, z, 3, slice(20, 24), range(2))
+    assert confirm(out, q, z, mass_trace(m0), (0, N_J), EDGES, BINS) == 1
+    on = np.flatnonzero(out[:, 3, 20])
+    assert (on[0], on[-1]) == (first, last) and on.size == last + 1 - first
+    assert np.array_equal(out[:, 3, 20:24], np.repeat(out[:, 3, 20:21], 4, axis=1))
+
+
 @pytest.mark.parametrize("offset, why", [(-GAIN, "sign"), (GAIN / 4, "measured 4x expected"),
                                          (3 * GAIN, "measured a third of expected")])
 def test_a_step_of_the_wrong_sign_or_size_confirms_nothing(offset, why):
