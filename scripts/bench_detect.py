@@ -56,6 +56,7 @@ from nsgen.io.scan_writer import write_scan
 from nsgen.prep.detect import DETECTORS, detect_volume
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.normalise import flat_field_log
+from nsgen.prep.robust_mass import volume_mass
 from nsgen.scan import open_scan
 
 
@@ -112,15 +113,17 @@ def replay_robust(x: np.ndarray, store: Path, params: DetectParams) -> np.ndarra
         tmp = store.with_name(f".{store.stem}.tmp.npz")
         np.savez(tmp, qs=qs, xb=xb, key=key, depth=depth)
         tmp.replace(store)
-    return second_pass(x, qs, sr.decide_offsets(qs, 0, xb, (0, n), n, n_k, depth=depth), xb,
-                       depth)
+    mass = volume_mass(xb) if xb.shape[1] else None   # (every row's M0: robust_mass)
+    return second_pass(x, qs, sr.decide_offsets(qs, 0, xb, (0, n), n, n_k, depth=depth,
+                                                mass=mass), xb, depth, mass)
 
 
 def second_pass(x: np.ndarray, qs: np.ndarray, first: np.ndarray, xb: np.ndarray,
-                depth: int) -> np.ndarray:
+                depth: int, mass: np.ndarray | None = None) -> np.ndarray:
     """The detector's second rows-first pass (``stripe_robust.decide_twice``) after the
     first decision ``first`` on the kept offsets ``qs``: where it leaves values out, the
-    volume ``x`` is ranked again (the second offsets depend on the decisions: not kept)."""
+    volume ``x`` is ranked again (the second offsets depend on the decisions: not kept);
+    ``mass``: the volume's ``robust_mass.volume_mass``, as the first decision's."""
     from nsgen.prep import robust_second as rs, stripe_robust as sr
     n_k, n = x.shape[0], x.shape[1]
     hd = sr.depth_rule(n, depth)
@@ -130,7 +133,7 @@ def second_pass(x: np.ndarray, qs: np.ndarray, first: np.ndarray, xb: np.ndarray
     feat = sr.row_feature_parts(np.ascontiguousarray(x, np.float32), means=False)[0]
     sets, strong, _ = sr._fields(feat, n_k)
     qs2 = rs.second_offsets(sets, strong, ex, 0, qs, 0, (0, n), n, hd)
-    return sr.decide_offsets(qs2, 0, xb, (0, n), n, n_k, depth=depth)
+    return sr.decide_offsets(qs2, 0, xb, (0, n), n, n_k, depth=depth, mass=mass)
 
 
 def counts(mask: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:

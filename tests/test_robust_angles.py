@@ -46,12 +46,15 @@ def test_a_range_stands_out_only_of_a_flat_trace():
 def test_a_partial_offset_with_another_excursion_is_not_a_stripe():
     """The same column offset over a third of the angles is a stripe alone, and not when the
     column also moves as much against its neighbours at other angles (an edge's turning
-    point comes with the rest of its sinusoid)."""
+    point comes with the rest of its sinusoid; a sample feature conserves the row's mass,
+    here spread evenly over the row's columns: robust_mass)."""
     x = np.random.default_rng(1).normal(0, 0.01, (360, 8, 64)).astype(np.float32)
     x[120:240, 3, 20:23] += 0.03
     m = robust_stripe_mask(x)
     assert m[120:240, 3, 20:23].all() and m.sum() == 120 * 3
     x[300:330, 3, 20:23] -= 0.04
+    x[120:240, 3] -= 3 * 0.03 / 64
+    x[300:330, 3] += 3 * 0.04 / 64
     assert not robust_stripe_mask(x)[:, 3, 20:23].any()
 
 
@@ -73,8 +76,11 @@ def test_a_step_is_significant_in_its_own_trace_and_flat_where_asked():
 def test_a_faint_wide_partial_stripe_is_found_with_its_columns_pooled(monkeypatch):
     """A 4-column stripe over a third of the angles, each column's run of blocks below the
     bar (2.2 x 5), is found with the columns' runs pooled (RUN_POOL_FLOOR), in its angles;
-    without the pooling it is lost (the labelled benchmark's partial stripes at i0 = 4000)."""
+    without the pooling it is lost (the labelled benchmark's partial stripes at i0 = 4000)
+    but for the row's mass, which the stripe changes over its blocks' angles
+    (robust_mass: in its angles, without it nothing)."""
     import nsgen.prep.stripe_robust as sr
+    from nsgen.prep import robust_mass
     x = np.random.default_rng(3).normal(0, 0.01, (360, 8, 64)).astype(np.float32)
     x[120:240, 3, 20:24] += 0.013
     m = robust_stripe_mask(x)
@@ -83,6 +89,10 @@ def test_a_faint_wide_partial_stripe_is_found_with_its_columns_pooled(monkeypatc
     on = np.flatnonzero(m[:, 3, 20])
     assert abs(on[0] - 120) <= 10 and abs(on[-1] + 1 - 240) <= 10
     monkeypatch.setattr(sr, "RUN_POOL_FLOOR", np.inf)
+    m = robust_stripe_mask(x)
+    on = np.flatnonzero(m.any(axis=(1, 2)))
+    assert on.size and abs(on[0] - 120) <= 10 and abs(on[-1] + 1 - 240) <= 10, on
+    monkeypatch.setattr(robust_mass, "MASS_BAR", np.inf)
     assert not robust_stripe_mask(x).any()
 
 

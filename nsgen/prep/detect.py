@@ -78,16 +78,20 @@ def halo(name: str, params: DetectParams, n_rows_total: int) -> int:
 
 
 def detect_rows(block: np.ndarray, block_start: int, rows: tuple[int, int], n_rows_total: int,
-                name: str, params: DetectParams) -> np.ndarray:
+                name: str, params: DetectParams, mass: np.ndarray | None = None
+                ) -> np.ndarray:
     """Mask ``(angles, stop - start, columns)`` uint8 of volume rows ``rows`` from a block
-    holding them plus :func:`halo` rows each side (clipped at the volume's edges)."""
+    holding them plus :func:`halo` rows each side (clipped at the volume's edges).
+    ``mass`` (robust): the volume's :func:`~nsgen.prep.robust_mass.volume_mass`, which a
+    block of part of the volume needs for its mask to equal the volume's
+    (:func:`~nsgen.prep.stripe_robust.robust_mask_rows`)."""
     if check_detector(name) == "larix":
         from nsgen.prep.stripe_detect import detect_stripe_mask_rows
         return detect_stripe_mask_rows(block, block_start, rows, n_rows_total,  # type: ignore
                                        params)
     from nsgen.prep.stripe_robust import robust_mask_rows
     return robust_mask_rows(block, block_start, rows, n_rows_total,
-                            depth=params.min_stripe_depth)
+                            depth=params.min_stripe_depth, mass=mass)
 
 
 def detect_volume(x: np.ndarray, name: str, params: DetectParams) -> np.ndarray:

@@ -80,7 +80,8 @@ import functools
 
 import numpy as np
 
-from nsgen.prep import _robust_decide_jit as _rdj, robust_box as _box, robust_second as _second
+from nsgen.prep import (_robust_decide_jit as _rdj, robust_box as _box, robust_mass as _mass,
+                        robust_second as _second)
 from nsgen.prep._robust_jit import bin_means as _bin_means, raw_bin_means as _raw_bin_means
 from nsgen.prep.normalise import check_raw, pixel_constants
 from nsgen.prep.robust_angles import (POOLED, RUN, RUN_LEVEL, WHOLE, angle_bins, refine,
@@ -187,13 +188,16 @@ STORED_SETS = 2 + TALL_SETS
 
 
 def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
-                     n_rows_total: int, threshold: float = THRESHOLD, depth: int = 30
-                     ) -> np.ndarray:
+                     n_rows_total: int, threshold: float = THRESHOLD, depth: int = 30,
+                     mass: np.ndarray | None = None) -> np.ndarray:
     """Robust mask of volume rows ``[start, stop)`` from a block ``(angles, rows, cols)``.
 
-    The block must hold the rows ``[start - 2 hd, stop + 2 hd)`` (clipped to the volume) with
-    ``hd`` of :func:`depth_rule`; the result (uint8 0/1, ``(angles, stop - start, cols)``)
-    is then the same whatever the chunking.
+    The block must hold the rows ``[start - 5 hd, stop + 5 hd)`` (clipped to the volume)
+    with ``hd`` of :func:`depth_rule`; the result (uint8 0/1, ``(angles, stop - start,
+    cols)``) is then the same whatever the chunking, given the volume's ``mass``
+    (:func:`~nsgen.prep.robust_mass.volume_mass` of every row's :func:`bin_means`: the
+    mass-conservation confirmation; computed here when the block holds every row of the
+    volume; without it, a block of part of the volume is decided without that step).
     """
     x = np.asarray(block, np.float32)
     if x.ndim != 3:
@@ -207,7 +211,10 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
     x = x[:, lo - block_start:hi - block_start]
     if not np.isfinite(x).all():
         raise ValueError("data contains NaN or infinite values; normalise the scan first")
-    return decide_twice(row_features(x), lo, rows, n_rows_total, x.shape[0], threshold, depth)
+    feat = row_features(x)
+    if mass is None and lo == 0 and hi == n_rows_total:
+        mass = _mass.volume_mass(_fields(feat, x.shape[0])[2])
+    return decide_twice(feat, lo, rows, n_rows_total, x.shape[0], threshold, depth, mass)
 
 
 def _blocks(n_k: int) -> np.ndarray:
@@ -384,13 +391,17 @@ def set_offsets(sets: list[np.ndarray], strong: list[np.ndarray], feat_start: in
 
 def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int, int],
                    n_rows_total: int, n_k: int, threshold: float = THRESHOLD,
-                   depth: int = 30, out: np.ndarray | None = None) -> np.ndarray:
+                   depth: int = 30, out: np.ndarray | None = None,
+                   mass: np.ndarray | None = None) -> np.ndarray:
     """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
     :func:`row_offsets` ``qs`` of volume rows ``q_start ...`` (holding ``hd`` rows each
     side) and the bin means ``xb`` ``(stop - start, bins, columns)`` of the rows themselves
     (steps 3-5); into ``out`` (C-contiguous uint8 of that shape, its contents overwritten)
     when given: a caller's buffer reused chunk after chunk (a new mask of 1801 angles is
-    64 MiB per 14 rows of 2560 columns, each page faulted in again)."""
+    64 MiB per 14 rows of 2560 columns, each page faulted in again). ``mass``: the
+    volume's :func:`~nsgen.prep.robust_mass.volume_mass` (every row's), for the
+    mass-conservation confirmation of candidates the rest leaves
+    (:func:`~nsgen.prep.robust_mass.confirm`; none without it)."""
     hd = depth_rule(n_rows_total, depth)
     _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
     n_sets = qs.shape[1] // STORED_SETS
@@ -462,6 +473,9 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     evidence = np.where(flag_all, WHOLE, np.where(by_run, RUN, POOLED)).astype(np.int8)
     refine(out, xb, angle_bins(edges, n_k), edges, evidence, zb)
     or_tall(out, tall, edges)  # tall: row-alone stripes in the blocks that agree
+    if mass is not None:   # faint partial stripes their row's M0 confirms (robust_mass)
+        _mass.confirm(out, qs[rows[0] - q_start:rows[1] - q_start, :n_b], z_own[:-1], mass,
+                      rows, edges, angle_bins(edges, n_k))
     return out
 
 
@@ -481,7 +495,8 @@ def decide(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_rows_tota
 
 
 def decide_twice(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_rows_total: int,
-                 n_k: int, threshold: float = THRESHOLD, depth: int = 30) -> np.ndarray:
+                 n_k: int, threshold: float = THRESHOLD, depth: int = 30,
+                 mass: np.ndarray | None = None) -> np.ndarray:
     """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
     :func:`row_features` ``feat`` of volume rows ``feat_start ...``, which must hold the
     rows ``[start - 5 hd, stop + 5 hd)`` (clipped to the volume; :data:`HALO`): a first
@@ -489,7 +504,8 @@ def decide_twice(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_row
     with its flags in runs of 2 to ``hd`` rows left out of the compared rows' backgrounds
     (:mod:`nsgen.prep.robust_second`) and the rows decided again on those offsets (where
     nothing is left out within ``2 hd`` of a row, its second decision is its first). The
-    same mask whatever the chunking."""
+    same mask whatever the chunking (``mass``: the volume's, both decisions'
+    :func:`decide_offsets`)."""
     hd = depth_rule(n_rows_total, depth)
     start, stop = rows
     _check_rows((feat_start, feat_start + feat.shape[0]), rows, n_rows_total, HALO * hd)
@@ -501,7 +517,7 @@ def decide_twice(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_row
     first, q_rows = near(3), near(4)
     qs = set_offsets(sets, strong, feat_start, q_rows, n_rows_total, depth)
     m = decide_offsets(qs, q_rows[0], xb[first[0] - feat_start:first[1] - feat_start], first,
-                       n_rows_total, n_k, threshold, depth)
+                       n_rows_total, n_k, threshold, depth, mass=mass)
     ex_rows = near(2)
     ex = _second.excluded(np.asarray(m.any(axis=0)), first[0], ex_rows, hd, n_rows_total)
     if _second.second_rows(ex, ex_rows[0], rows, hd) is None:
@@ -512,7 +528,7 @@ def decide_twice(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_row
     qs2 = _second.second_offsets(sets, strong, full, feat_start, qs, q_rows[0], near1,
                                  n_rows_total, hd)
     return decide_offsets(qs2, near1[0], xb[start - feat_start:stop - feat_start], rows,
-                          n_rows_total, n_k, threshold, depth)
+                          n_rows_total, n_k, threshold, depth, mass=mass)
 
 
 def _pool(z: np.ndarray, floor: float, width: int) -> np.ndarray:

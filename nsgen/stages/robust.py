@@ -6,7 +6,10 @@ chunking.
    detector needs of each row from that row alone
    (:func:`~nsgen.prep.stripe_robust.raw_feature_parts`: the ranks of every angle set and
    the strong defects, from the raw rows normalised as they are ranked; about an eighth
-   of a float32 row at 1801 angles);
+   of a float32 row at 1801 angles), and each row's ``M0`` per angle bin
+   (:func:`~nsgen.prep.robust_mass.row_mass`: 258 values at 1801 angles), whose
+   volume's traces (:func:`~nsgen.prep.robust_mass.mass_trace`, every row's) the
+   decisions read (the mass-conservation confirmation);
 2. :class:`RobustOffsetStage` reads the ranks with ``hd`` rows each side and stores each
    row's offsets against the rows around it
    (:func:`~nsgen.prep.stripe_robust.row_offsets`; a few values per column);
@@ -48,6 +51,7 @@ from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.stripe_detect import rows_to_read
+from nsgen.prep.robust_mass import mass_trace, row_mass
 from nsgen.prep.robust_second import excluded, second_offsets, second_rows
 from nsgen.prep.stripe_robust import (STORED_SETS, decide_offsets, depth_rule,
                                       feature_layout, raw_bin_means, raw_feature_fields,
@@ -188,6 +192,8 @@ class RobustFeatureStage(ScanStage):
     defects), rows first."""
 
     features: FeatureSpills | None = None
+    #: ``(rows, 1, bins)`` float64: each row's ``M0`` per angle bin (none with one block)
+    mass: Spill | None = None
     label: str = "detect stripes (robust, rows)"
 
     def prepare(self) -> None:
@@ -216,7 +222,22 @@ class RobustFeatureStage(ScanStage):
         clock.lap("features")
         self.features.write_rows(chunk.start, fields)
         clock.lap("write")
+        if self.mass is not None:
+            self.mass.write_rows(chunk.start, chunk_mass(raw, flat, dark)[:, None])
+            clock.lap("mass")
         return WorkResult(clock.seconds)
+
+
+def chunk_mass(raw: np.ndarray, flat: np.ndarray, dark: np.ndarray) -> np.ndarray:
+    """Each row's :func:`~nsgen.prep.robust_mass.row_mass` ``(rows, bins)`` float64 of
+    the raw projections ``raw`` ``(angles, rows, columns)`` with their mean ``flat`` and
+    ``dark`` rows, from its bin means (:func:`~nsgen.prep.stripe_robust.raw_bin_means`,
+    one row at a time: no chunk of means is held)."""
+    n_bins = feature_layout(raw.shape[0])[1]
+    out = np.empty((raw.shape[1], n_bins))
+    for j in range(raw.shape[1]):
+        out[j] = row_mass(raw_bin_means(raw, flat, dark, (j, j + 1)))[0]
+    return out
 
 
 @dataclass
@@ -276,6 +297,9 @@ class RobustDecideStage(_RobustRowStage):
     #: ``(rows, 1, columns)`` uint8: the columns of each row flagged at any angle (for
     #: :class:`RobustSecondStage`)
     flagged: Spill | None = None
+    #: the volume's :func:`~nsgen.prep.robust_mass.mass_trace` ``(rows, bins + 1)`` (every
+    #: row's, from pass one; None: no mass-conservation confirmation)
+    mass: np.ndarray | None = None
     label: str = "decide stripes (robust)"
 
     def work(self, chunk: Chunk, data: object) -> WorkResult:
@@ -303,7 +327,8 @@ class RobustDecideStage(_RobustRowStage):
         mask = decide_offsets(qs, q_start, cast(np.ndarray, xb), rows,
                               n_rows, self.n_angles, depth=self.params.min_stripe_depth,
                               out=scratch.buffer("mask", (self.n_angles, rows[1] - rows[0],
-                                                          self.features.shape[2]), np.uint8))
+                                                          self.features.shape[2]), np.uint8),
+                              mass=self.mass)
         clock.lap("decide")
         clock.add("bin means", xb.seconds)
         clock.add("bin-mean rows", len(xb.rows))
@@ -526,9 +551,12 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
     offsets = Spill.create(work / "robust-offsets.f64", s, dt, memory=Path(f"{shm}-offsets"),
                            memory_rows=rows)
     flagged = Spill.create(work / "robust-flagged.u1", (n_rows, 1, n_cols), "uint8")
+    n_bins = feature_layout(n_angles)[1]
+    mass = Spill.create(work / "robust-mass.f64", (n_rows, 1, n_bins), "float64") \
+        if n_bins else None
     try:
         first = RobustFeatureStage(source, shape, dtype, sizings[0].chunk_rows, halo=0,
-                                   features=features)
+                                   features=features, mass=mass)
         if alongside is None:
             clocks = run.run(first, sizings[0])
         else:
@@ -538,6 +566,8 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
             clocks = [c for c, _ in both]
             alongside.values = [v for _, v in both]
         run.say(StepClock.describe("detect stripes (robust, rows)", clocks))
+        # every row's M0 traces: the common mode and the rows' spread are the volume's
+        trace = None if mass is None else mass_trace(mass.read_rows(0, n_rows)[:, 0])
         stage = RobustOffsetStage(features=features, offsets=offsets,
                                   n_angles=n_angles, params=params,
                                   chunk_rows=balanced(sizings[1].chunk_rows, n_rows,
@@ -549,7 +579,7 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
                                          chunk_rows=sizings[2].chunk_rows,
                                          source=source, dtype=dtype,
                                          patch_shape=patch_shape, mask_spill=mask_spill,
-                                         flagged=flagged)
+                                         flagged=flagged, mass=trace)
         results = run.run(decide_stage, sizings[2])
         run.say(StepClock.describe("decide stripes (robust)", [r[1] for r in results]))
         flags = np.concatenate([r[0] for r in results], axis=0)
@@ -570,6 +600,8 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
         features.unlink()
         offsets.unlink()
         flagged.unlink()
+        if mass is not None:
+            mass.unlink()
 
 
 def _sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,
@@ -592,6 +624,8 @@ def _sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,
                         worker_overhead=JIT_OVERHEAD)
     # the worker holds its rows' mask (a byte per voxel) and the bin means of those the
     # decision asks for (a row at a time); the offsets of the halo are small
+    # (+ the volume's M0 traces, twice: robust_mass.confirm's centred copy)
+    traces = 2 * n_rows * (feature_layout(n_angles)[1] + 1) * 8
     third = row_sizing(run, n_rows, row_bytes=n_angles * n_cols, work_factor=1.5,
-                       worker_overhead=JIT_OVERHEAD + bins_row)
+                       worker_overhead=JIT_OVERHEAD + bins_row + traces)
     return first, second, third
