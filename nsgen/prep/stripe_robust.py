@@ -80,7 +80,8 @@ import functools
 
 import numpy as np
 
-from nsgen.prep import _robust_decide_jit as _rdj, robust_box as _box, robust_second as _second
+from nsgen.prep import _robust_decide_jit as _rdj, robust_box as _box, robust_rows as _rows
+from nsgen.prep import robust_second as _second
 from nsgen.prep._robust_jit import bin_means as _bin_means, raw_bin_means as _raw_bin_means
 from nsgen.prep.normalise import check_raw, pixel_constants
 from nsgen.prep.robust_angles import (POOLED, RUN, RUN_LEVEL, WHOLE, angle_bins, refine,
@@ -191,19 +192,19 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
                      ) -> np.ndarray:
     """Robust mask of volume rows ``[start, stop)`` from a block ``(angles, rows, cols)``.
 
-    The block must hold the rows ``[start - 2 hd, stop + 2 hd)`` (clipped to the volume) with
-    ``hd`` of :func:`depth_rule`; the result (uint8 0/1, ``(angles, stop - start, cols)``)
-    is then the same whatever the chunking.
+    The block must hold the rows ``[start - 5 hd - 1, stop + 5 hd + 1)`` (clipped to the
+    volume; :func:`decide_twice`) with ``hd`` of :func:`depth_rule`; the result (uint8
+    0/1, ``(angles, stop - start, cols)``) is then the same whatever the chunking.
     """
     x = np.asarray(block, np.float32)
     if x.ndim != 3:
         raise ValueError(f"block must be 3D (angles, rows, columns); got shape {x.shape}")
-    hd = depth_rule(n_rows_total, depth)
+    halo = HALO * depth_rule(n_rows_total, depth) + _rows.REACH
     start, stop = rows
-    lo, hi = max(0, start - HALO * hd), min(n_rows_total, stop + HALO * hd)
+    lo, hi = max(0, start - halo), min(n_rows_total, stop + halo)
     if block_start > lo or block_start + x.shape[1] < hi:
         raise ValueError(f"block holds rows [{block_start}, {block_start + x.shape[1]}) but rows "
-                         f"[{start}, {stop}) need rows [{lo}, {hi}) (halo {HALO * hd})")
+                         f"[{start}, {stop}) need rows [{lo}, {hi}) (halo {halo})")
     x = x[:, lo - block_start:hi - block_start]
     if not np.isfinite(x).all():
         raise ValueError("data contains NaN or infinite values; normalise the scan first")
@@ -384,13 +385,16 @@ def set_offsets(sets: list[np.ndarray], strong: list[np.ndarray], feat_start: in
 
 def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int, int],
                    n_rows_total: int, n_k: int, threshold: float = THRESHOLD,
-                   depth: int = 30, out: np.ndarray | None = None) -> np.ndarray:
+                   depth: int = 30, out: np.ndarray | None = None,
+                   scores: list[np.ndarray] | None = None) -> np.ndarray:
     """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
     :func:`row_offsets` ``qs`` of volume rows ``q_start ...`` (holding ``hd`` rows each
     side) and the bin means ``xb`` ``(stop - start, bins, columns)`` of the rows themselves
     (steps 3-5); into ``out`` (C-contiguous uint8 of that shape, its contents overwritten)
     when given: a caller's buffer reused chunk after chunk (a new mask of 1801 angles is
-    64 MiB per 14 rows of 2560 columns, each page faulted in again)."""
+    64 MiB per 14 rows of 2560 columns, each page faulted in again). ``scores``: a list
+    the rows' block scores ``(blocks, stop - start, columns)`` are appended to (none with
+    one angle block; :func:`~nsgen.prep.robust_rows.grow_rows` reads them)."""
     hd = depth_rule(n_rows_total, depth)
     _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
     n_sets = qs.shape[1] // STORED_SETS
@@ -419,6 +423,8 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     # (every angle is written: each block's flags at its angles)
     out = np.empty((n_k,) + z_all.shape, np.uint8) if out is None else out
     zb = np.stack(z[:-1])
+    if scores is not None:
+        scores.append(zb)
     # a whole-scan stripe is one the blocks agree on: not one or two blocks' event (a
     # feature's turning point along the angles, which sorting does not remove from a block),
     # each on the score it rests on
@@ -484,35 +490,46 @@ def decide_twice(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_row
                  n_k: int, threshold: float = THRESHOLD, depth: int = 30) -> np.ndarray:
     """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
     :func:`row_features` ``feat`` of volume rows ``feat_start ...``, which must hold the
-    rows ``[start - 5 hd, stop + 5 hd)`` (clipped to the volume; :data:`HALO`): a first
-    decision (:func:`decide_offsets`) of the rows within ``3 hd``, then rows first again
-    with its flags in runs of 2 to ``hd`` rows left out of the compared rows' backgrounds
-    (:mod:`nsgen.prep.robust_second`) and the rows decided again on those offsets (where
-    nothing is left out within ``2 hd`` of a row, its second decision is its first). The
-    same mask whatever the chunking."""
+    rows ``[start - 5 hd - 1, stop + 5 hd + 1)`` (clipped to the volume; :data:`HALO` and
+    :data:`~nsgen.prep.robust_rows.REACH`): a first decision (:func:`decide_offsets`) of
+    the rows within ``3 hd + 1``, then rows first again with its flags in runs of 2 to
+    ``hd`` rows left out of the compared rows' backgrounds (:mod:`nsgen.prep.robust_second`)
+    and the rows within 1 decided again on those offsets (where nothing is left out within
+    ``2 hd`` of a row, its second decision is its first); then each row widened into from
+    the stripes over part of the scan of the rows beside it
+    (:func:`~nsgen.prep.robust_rows.grow_rows`). The same mask whatever the chunking."""
     hd = depth_rule(n_rows_total, depth)
     start, stop = rows
-    _check_rows((feat_start, feat_start + feat.shape[0]), rows, n_rows_total, HALO * hd)
+    reach = _rows.REACH
+    _check_rows((feat_start, feat_start + feat.shape[0]), rows, n_rows_total, HALO * hd + reach)
     sets, strong, xb = _fields(feat, n_k)
+    rows1 = (max(0, start - reach), min(n_rows_total, stop + reach))   # (grow_rows reads)
 
     def near(k: int) -> tuple[int, int]:
-        return max(0, start - k * hd), min(n_rows_total, stop + k * hd)
+        return max(0, rows1[0] - k * hd), min(n_rows_total, rows1[1] + k * hd)
 
     first, q_rows = near(3), near(4)
     qs = set_offsets(sets, strong, feat_start, q_rows, n_rows_total, depth)
+    scores: list[np.ndarray] = []
     m = decide_offsets(qs, q_rows[0], xb[first[0] - feat_start:first[1] - feat_start], first,
-                       n_rows_total, n_k, threshold, depth)
+                       n_rows_total, n_k, threshold, depth, scores=scores)
     ex_rows = near(2)
     ex = _second.excluded(np.asarray(m.any(axis=0)), first[0], ex_rows, hd, n_rows_total)
-    if _second.second_rows(ex, ex_rows[0], rows, hd) is None:
-        return np.ascontiguousarray(m[:, start - first[0]:stop - first[0]])
-    full = np.zeros((feat.shape[0], feat.shape[2]), bool)
-    full[ex_rows[0] - feat_start:ex_rows[1] - feat_start] = ex
-    near1 = near(1)
-    qs2 = _second.second_offsets(sets, strong, full, feat_start, qs, q_rows[0], near1,
-                                 n_rows_total, hd)
-    return decide_offsets(qs2, near1[0], xb[start - feat_start:stop - feat_start], rows,
-                          n_rows_total, n_k, threshold, depth)
+    if _second.second_rows(ex, ex_rows[0], rows1, hd) is None:
+        cut = slice(rows1[0] - first[0], rows1[1] - first[0])
+        m, zb = m[:, cut], (scores[0][:, cut] if scores else None)
+    else:
+        full = np.zeros((feat.shape[0], feat.shape[2]), bool)
+        full[ex_rows[0] - feat_start:ex_rows[1] - feat_start] = ex
+        near1 = near(1)
+        qs2 = _second.second_offsets(sets, strong, full, feat_start, qs, q_rows[0], near1,
+                                     n_rows_total, hd)
+        scores = []
+        m = decide_offsets(qs2, near1[0], xb[rows1[0] - feat_start:rows1[1] - feat_start],
+                           rows1, n_rows_total, n_k, threshold, depth, scores=scores)
+        zb = scores[0] if scores else None
+    return np.ascontiguousarray(_rows.grow_rows(
+        m, rows1[0], xb[rows1[0] - feat_start:rows1[1] - feat_start], zb, rows, _blocks(n_k)))
 
 
 def _pool(z: np.ndarray, floor: float, width: int) -> np.ndarray:

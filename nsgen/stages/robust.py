@@ -48,8 +48,9 @@ from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.stripe_detect import rows_to_read
+from nsgen.prep.robust_rows import REACH, grow_rows
 from nsgen.prep.robust_second import excluded, second_offsets, second_rows
-from nsgen.prep.stripe_robust import (STORED_SETS, decide_offsets, depth_rule,
+from nsgen.prep.stripe_robust import (STORED_SETS, _blocks, decide_offsets, depth_rule,
                                       feature_layout, raw_bin_means, raw_feature_fields,
                                       set_offsets)
 from nsgen.runner import StageRunner
@@ -281,7 +282,7 @@ class RobustDecideStage(_RobustRowStage):
     def work(self, chunk: Chunk, data: object) -> WorkResult:
         clock = StepClock()
         n_rows = self.features.shape[0]
-        lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo)
+        lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo + REACH)
         qs = self.offsets.read_rows(lo, hi)
         clock.lap("read")
         flags, flagged = self.decide(qs, lo, (chunk.start, chunk.stop), clock)
@@ -292,44 +293,51 @@ class RobustDecideStage(_RobustRowStage):
 
     def decide(self, qs: np.ndarray, q_start: int, rows: tuple[int, int], clock: StepClock
                ) -> tuple[np.ndarray, np.ndarray]:
-        """Decide volume rows ``rows`` from the offsets ``qs`` of volume rows ``q_start
-        ...`` and write their mask: their per-row (patch) flags and the columns of each
-        row flagged at any angle ``(rows, columns)`` uint8."""
+        """Decide volume rows ``rows`` and the :data:`~nsgen.prep.robust_rows.REACH` rows
+        each side from the offsets ``qs`` of volume rows ``q_start ...``, widen ``rows``
+        from those (:func:`~nsgen.prep.robust_rows.grow_rows`) and write their mask: their
+        per-row (patch) flags and the columns of each row flagged at any angle before the
+        widening ``(rows, columns)`` uint8 (what the second pass leaves out)."""
         n_rows = self.features.shape[0]
         assert self.source is not None
+        rows1 = (max(0, rows[0] - REACH), min(n_rows, rows[1] + REACH))
         xb = RowBins(self.source, (self.n_angles, n_rows, self.features.shape[2]),
-                     self.dtype, rows)
+                     self.dtype, rows1)
         # the mask in this worker's buffer, reused chunk after chunk (no page faulted in)
-        mask = decide_offsets(qs, q_start, cast(np.ndarray, xb), rows,
-                              n_rows, self.n_angles, depth=self.params.min_stripe_depth,
-                              out=scratch.buffer("mask", (self.n_angles, rows[1] - rows[0],
-                                                          self.features.shape[2]), np.uint8))
+        scores: list[np.ndarray] = []
+        decided = decide_offsets(qs, q_start, cast(np.ndarray, xb), rows1,
+                                 n_rows, self.n_angles, depth=self.params.min_stripe_depth,
+                                 out=scratch.buffer("mask", (self.n_angles, rows1[1] - rows1[0],
+                                                             self.features.shape[2]), np.uint8),
+                                 scores=scores)
+        cut = slice(rows[0] - rows1[0], rows[1] - rows1[0])
+        flagged = np.asarray(decided[:, cut].any(axis=0)).view(np.uint8)
+        mask = grow_rows(decided, rows1[0], cast(np.ndarray, xb),
+                         scores[0] if scores else None, rows, _blocks(self.n_angles))
         clock.lap("decide")
         clock.add("bin means", xb.seconds)
         clock.add("bin-mean rows", len(xb.rows))
-        n_i = self.features.shape[2]
         if self.mask_spill is not None:
             packed = np.packbits(mask, axis=-1)   # (angles first: 4x faster than rows first)
             self.mask_spill.write_band(rows[0], packed, planes_first=True)
             # a row holds stripes where a byte of its bits is not 0 (8x less to look at)
             flags = (np.asarray(packed.any(axis=(0, 2)))[:, None] if self.patch_shape is None
                      else mask_flags(mask, self.patch_shape))
-            flagged = np.unpackbits(np.bitwise_or.reduce(packed, axis=0), axis=-1)[:, :n_i]
         else:
             flags = mask_flags(mask, self.patch_shape)
-            flagged = np.asarray(mask.any(axis=0)).view(np.uint8)
         return flags, flagged
 
 
-def _left_out(flagged: Spill, chunk: Chunk, n_rows: int, hd: int, reach: int
+def _left_out(flagged: Spill, chunk: Chunk, n_rows: int, hd: int, reach: int, more: int = 0
               ) -> tuple[np.ndarray, int, int]:
     """The values the second rows-first pass leaves out
-    (:func:`~nsgen.prep.robust_second.excluded`) in the rows within ``reach * hd`` of
-    ``chunk``, and those rows ``(lo, hi)``; reads the flags of ``(reach + 1) * hd`` rows
-    each side of the chunk from ``flagged`` (the decide pass's flagged columns)."""
-    f_lo, f_hi = rows_to_read(chunk.start, chunk.stop, n_rows, (reach + 1) * hd)
+    (:func:`~nsgen.prep.robust_second.excluded`) in the rows within ``reach * hd + more``
+    of ``chunk``, and those rows ``(lo, hi)``; reads the flags of ``(reach + 1) * hd +
+    more`` rows each side of the chunk from ``flagged`` (the decide pass's flagged
+    columns)."""
+    f_lo, f_hi = rows_to_read(chunk.start, chunk.stop, n_rows, (reach + 1) * hd + more)
     flags = flagged.read_rows(f_lo, f_hi)[:, 0] > 0
-    lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, reach * hd)
+    lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, reach * hd + more)
     return excluded(flags, f_lo, (lo, hi), hd, n_rows), lo, hi
 
 
@@ -381,12 +389,16 @@ class RobustSecondStage(RobustDecideStage):
         clock = StepClock()
         n_rows = self.features.shape[0]
         hd = self.halo
-        ex, e_lo, _ = _left_out(self.flagged, chunk, n_rows, hd, 2)
-        again = second_rows(ex, e_lo, (chunk.start, chunk.stop), hd)
+        ex, e_lo, _ = _left_out(self.flagged, chunk, n_rows, hd, 2, REACH)
+        # the rows decided again, and the rows widened from them (grow_rows)
+        near = second_rows(ex, e_lo, (max(0, chunk.start - REACH),
+                                      min(n_rows, chunk.stop + REACH)), hd)
+        again = None if near is None else (max(chunk.start, near[0] - REACH),
+                                           min(chunk.stop, near[1] + REACH))
         clock.lap("flags")
-        if again is None:
+        if again is None or again[0] >= again[1]:
             return WorkResult(((chunk.start, None), clock.seconds))
-        q_lo, q_hi = rows_to_read(*again, n_rows, hd)
+        q_lo, q_hi = rows_to_read(*again, n_rows, hd + REACH)
         qs = self.offsets.read_rows(q_lo, q_hi)
         clock.lap("read")
         flags, _ = self.decide(qs, q_lo, again, clock)
