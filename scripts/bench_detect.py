@@ -133,7 +133,7 @@ def second_pass(x: np.ndarray, qs: np.ndarray, first: np.ndarray, xb: np.ndarray
         qs2 = rs.second_offsets(sets, strong, ex, 0, qs, 0, (0, n), n, hd)
         scores = []
         first = sr.decide_offsets(qs2, 0, xb, (0, n), n, n_k, depth=depth, scores=scores)
-    return rr.grow_rows(first, 0, xb, scores[0] if scores else None, (0, n), sr._blocks(n_k))
+    return rr.grow_rows(first, 0, xb, scores, (0, n), sr._blocks(n_k))
 
 
 def counts(mask: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:

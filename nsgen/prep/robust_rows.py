@@ -34,15 +34,18 @@ __all__ = ["REACH", "grow_rows"]
 REACH = 1
 
 
-def grow_rows(mask: np.ndarray, m_start: int, xb: np.ndarray, zb: np.ndarray | None,
+def grow_rows(mask: np.ndarray, m_start: int, xb: np.ndarray, scores: list[np.ndarray],
               rows: tuple[int, int], edges: np.ndarray) -> np.ndarray:
     """The decided mask ``mask`` ``(angles, rows, columns)`` uint8 of volume rows ``m_start
     ...`` (holding :data:`REACH` rows each side of ``rows``, clipped to the volume) cut to
     ``rows``, each row widened into from the stripes over part of the scan of the rows
     beside it (module docstring; a view of ``mask``, written in place). ``xb`` the bin
-    means ``(rows, bins, columns)`` of the same rows as ``mask`` (read as ``xb[j]``), ``zb``
-    their block scores ``(blocks, rows, columns)`` (None or one block: no widening),
-    ``edges`` the angle blocks' edges.
+    means ``(rows, bins, columns)`` of the same rows as ``mask`` (read as ``xb[j]``),
+    ``scores`` what :func:`~nsgen.prep.stripe_robust.decide_offsets` gave of them: their
+    block scores ``(blocks, rows, columns)``, the offsets' rank consistency (the same
+    shape) and the columns of each row flagged before the refinement of the angles
+    ``(rows, columns)`` bool (empty with one angle block: no widening), ``edges`` the
+    angle blocks' edges.
 
     Examples
     --------
@@ -53,18 +56,20 @@ def grow_rows(mask: np.ndarray, m_start: int, xb: np.ndarray, zb: np.ndarray | N
     >>> xb = x.transpose(1, 0, 2).copy()                # bins of one angle
     >>> m = np.zeros((n_k, n_j, n_i), np.uint8); m[100:250, 1, 20:22] = 1
     >>> zb = np.zeros((6, n_j, n_i)); zb[:, :, 20:22] = 2.0
-    >>> g = grow_rows(m.copy(), 0, xb, zb, (0, 3), edges)
+    >>> pre = m.any(axis=0)                             # row 1's candidate, before refine
+    >>> g = grow_rows(m.copy(), 0, xb, [zb, zb, pre], (0, 3), edges)
     >>> [np.flatnonzero(g[:, j].any(axis=0)).tolist() for j in range(3)]
     [[20, 21], [20, 21], [20, 21]]
     >>> zb[:, 0] = 0.0                                  # row 0's scores do not agree
-    >>> g = grow_rows(m.copy(), 0, xb, zb, (0, 3), edges)
+    >>> g = grow_rows(m.copy(), 0, xb, [zb, zb, pre], (0, 3), edges)
     >>> [np.flatnonzero(g[:, j].any(axis=0)).tolist() for j in range(3)]
     [[], [20, 21], [20, 21]]
     """
     start, stop = rows
     out = mask[:, start - m_start:stop - m_start]
-    if zb is None or edges.size <= 2:
+    if not scores or edges.size <= 2:
         return out
+    zb, pre = scores[0], scores[2]
     n_k = mask.shape[0]
     bins = angle_bins(edges, n_k)
     width = np.diff(bins)
@@ -79,7 +84,8 @@ def grow_rows(mask: np.ndarray, m_start: int, xb: np.ndarray, zb: np.ndarray | N
             d = np.diff(np.r_[0, anyf[j].astype(np.int8), 0])
             for c, c1 in zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()):
                 keep = on[:, j, c:c1].any(axis=1)
-                if keep.all() or anyf[jj, max(0, c - 1):c1 + 1].any():
+                if (keep.all() or anyf[jj, max(0, c - 1):c1 + 1].any()
+                        or pre[jj, c:c1].any()):
                     continue
                 if _same_step(xb, j, jj, c, c1, anyf, keep, zb, blk, edges.size - 1):
                     adds.append((jj, c, c1, keep))
@@ -102,7 +108,8 @@ def _same_step(xb: np.ndarray, j: int, jj: int, c: int, c1: int, anyf: np.ndarra
     noise = 1.4826 * float(np.median(d)) / np.sqrt(2.0)
     if not (noise == 0 or abs(a) * np.sqrt(keep.sum()) / noise > GROW_Z):
         return False
-    inside = np.array([keep[blk == k].mean() for k in range(n_b)])
-    inside = inside > 0.8 if (inside > 0.8).any() else inside == inside.max()
+    inside = np.array([keep[blk == k].mean() for k in range(n_b)]) > 0.8
+    if inside.sum() < 2:
+        return False
     support = (np.sign(amp) * zb[inside][:, jj, c:c1]).mean(axis=1).min()
     return bool(support > GROW_BLOCK)

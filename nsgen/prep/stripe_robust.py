@@ -393,8 +393,10 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     (steps 3-5); into ``out`` (C-contiguous uint8 of that shape, its contents overwritten)
     when given: a caller's buffer reused chunk after chunk (a new mask of 1801 angles is
     64 MiB per 14 rows of 2560 columns, each page faulted in again). ``scores``: a list
-    the rows' block scores ``(blocks, stop - start, columns)`` are appended to (none with
-    one angle block; :func:`~nsgen.prep.robust_rows.grow_rows` reads them)."""
+    the rows' block scores ``(blocks, stop - start, columns)``, their offsets' rank
+    consistency (the same shape) and the columns of each row flagged before the
+    refinement of the angles ``(stop - start, columns)`` bool are appended to (nothing
+    with one angle block; :func:`~nsgen.prep.robust_rows.grow_rows` reads them)."""
     hd = depth_rule(n_rows_total, depth)
     _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
     n_sets = qs.shape[1] // STORED_SETS
@@ -423,8 +425,9 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     # (every angle is written: each block's flags at its angles)
     out = np.empty((n_k,) + z_all.shape, np.uint8) if out is None else out
     zb = np.stack(z[:-1])
-    if scores is not None:
+    if scores is not None:   # (and the offsets' rank consistency of each block)
         scores.append(zb)
+        scores.append(cons[rows[0] - q_start:rows[1] - q_start, :-1].transpose(1, 0, 2))
     # a whole-scan stripe is one the blocks agree on: not one or two blocks' event (a
     # feature's turning point along the angles, which sorting does not remove from a block),
     # each on the score it rests on
@@ -466,6 +469,8 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
         out[edges[b]:edges[b + 1]] = part.view(np.uint8)[None]   # (bool: 0/1 bytes)
     # what each column's flags rest on: refine tests the angles of each accordingly
     evidence = np.where(flag_all, WHOLE, np.where(by_run, RUN, POOLED)).astype(np.int8)
+    if scores is not None:   # (the candidates before refine: grow_rows)
+        scores.append(out[edges[:-1]].any(axis=0))
     refine(out, xb, angle_bins(edges, n_k), edges, evidence, zb)
     or_tall(out, tall, edges)  # tall: row-alone stripes in the blocks that agree
     return out
@@ -517,7 +522,8 @@ def decide_twice(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_row
     ex = _second.excluded(np.asarray(m.any(axis=0)), first[0], ex_rows, hd, n_rows_total)
     if _second.second_rows(ex, ex_rows[0], rows1, hd) is None:
         cut = slice(rows1[0] - first[0], rows1[1] - first[0])
-        m, zb = m[:, cut], (scores[0][:, cut] if scores else None)
+        m = m[:, cut]
+        scores = [v[:, cut] for v in scores[:2]] + [v[cut] for v in scores[2:]]
     else:
         full = np.zeros((feat.shape[0], feat.shape[2]), bool)
         full[ex_rows[0] - feat_start:ex_rows[1] - feat_start] = ex
@@ -527,9 +533,9 @@ def decide_twice(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_row
         scores = []
         m = decide_offsets(qs2, near1[0], xb[rows1[0] - feat_start:rows1[1] - feat_start],
                            rows1, n_rows_total, n_k, threshold, depth, scores=scores)
-        zb = scores[0] if scores else None
     return np.ascontiguousarray(_rows.grow_rows(
-        m, rows1[0], xb[rows1[0] - feat_start:rows1[1] - feat_start], zb, rows, _blocks(n_k)))
+        m, rows1[0], xb[rows1[0] - feat_start:rows1[1] - feat_start], scores, rows,
+        _blocks(n_k)))
 
 
 def _pool(z: np.ndarray, floor: float, width: int) -> np.ndarray:

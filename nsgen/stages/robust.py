@@ -312,8 +312,8 @@ class RobustDecideStage(_RobustRowStage):
                                  scores=scores)
         cut = slice(rows[0] - rows1[0], rows[1] - rows1[0])
         flagged = np.asarray(decided[:, cut].any(axis=0)).view(np.uint8)
-        mask = grow_rows(decided, rows1[0], cast(np.ndarray, xb),
-                         scores[0] if scores else None, rows, _blocks(self.n_angles))
+        mask = grow_rows(decided, rows1[0], cast(np.ndarray, xb), scores, rows,
+                         _blocks(self.n_angles))
         clock.lap("decide")
         clock.add("bin means", xb.seconds)
         clock.add("bin-mean rows", len(xb.rows))
