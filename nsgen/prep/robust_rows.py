@@ -14,9 +14,15 @@ median over the stripe's angle bins of the stripe's sign, between
 significant (``|a| sqrt(bins) / noise`` above :data:`~nsgen.prep.robust_angles.GROW_Z`,
 the noise per bin from successive differences), and the row's block scores agree in each
 angle block inside the stripe's angles (their mean over the columns, signed as the
-stripe, above :data:`~nsgen.prep.robust_angles.GROW_BLOCK`). A sample feature that a
-flag takes for a stripe is smooth along the rows too, but the rows-first scores of the
-row beside it do not stand out (labelled benchmark: docs/detection.md, eighteenth round).
+stripe, above :data:`~nsgen.prep.robust_angles.GROW_BLOCK`). Three more tests keep the
+widening from carrying a flag of a sample feature into the next row (sample features
+are smooth along the rows too): the stripe covers 2 angle blocks or more (a run of
+blocks: one block's event is a feature's turning point), the row's own candidate there
+was not dropped by :func:`~nsgen.prep.robust_angles.refine`, and the columns just beside
+the stripe's in that row hold on average less than
+:data:`~nsgen.prep.robust_box.BOX_OUT` of its step (a gain change stays in its columns;
+a sample's edge spreads beyond them). Labelled benchmark and the small labelled scans
+of the tests: docs/detection.md, eighteenth round.
 
 Only the decision's own flags widen (a widened row does not widen further): a row's mask
 needs the decided flags of the rows within :data:`REACH`. Pure: arrays in, arrays out.
@@ -27,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from nsgen.prep.robust_angles import GROW_AMP, GROW_BLOCK, GROW_Z, angle_bins, trace
+from nsgen.prep.robust_box import BOX_OUT
 
 __all__ = ["REACH", "grow_rows"]
 
@@ -107,6 +114,13 @@ def _same_step(xb: np.ndarray, j: int, jj: int, c: int, c1: int, anyf: np.ndarra
     d = np.abs(np.diff(t))
     noise = 1.4826 * float(np.median(d)) / np.sqrt(2.0)
     if not (noise == 0 or abs(a) * np.sqrt(keep.sum()) / noise > GROW_Z):
+        return False
+    side = []   # (the columns just beside: a gain change stays in its columns)
+    for i in (c - 1, c1):
+        if 0 <= i < xb[jj].shape[1]:
+            ts = trace(xb[jj], i, i + 1, anyf[jj])
+            side.append(float(np.median(ts[keep] - np.median(ts[~keep]))) / a)
+    if side and np.mean(side) >= BOX_OUT:
         return False
     inside = np.array([keep[blk == k].mean() for k in range(n_b)]) > 0.8
     if inside.sum() < 2:
