@@ -52,11 +52,14 @@ angle blocks (scans of at least 180 angles):
    to ``hd`` rows (a defect over several rows, partly shared with the rows it is compared
    with) are left out of the compared rows' backgrounds, and steps 2-5 run again on those
    offsets (:func:`decide_twice`).
+7. Each row widened into from the decided stripes over part of the scan of the rows beside
+   it, where it holds their step in their columns and angles (a gain change of a detector
+   pixel block spans adjacent rows; :mod:`nsgen.prep.robust_rows`).
 
 Steps 2-4 couple rows (``q`` of the ``hd`` rows each side, each against its own ``hd``
 rows, whose strong defects are their own), so a row chunk plus ``2 hd`` rows each side
-gives exactly the whole volume's first decision, and plus ``5 hd`` (:data:`HALO`) its
-mask. The work splits so that each row's is done once
+gives exactly the whole volume's first decision, and plus ``5 hd + 1`` (:data:`HALO`,
+:data:`~nsgen.prep.robust_rows.REACH`) its mask. The work splits so that each row's is done once
 whatever the chunking (:mod:`nsgen.stages.robust`): :func:`row_features` (steps 1 and 4's
 detection and the bin means: each row alone), :func:`row_offsets` (step 2 and ``q``:
 ``hd`` rows each side), :func:`decide_offsets` (the rest: ``hd`` rows of offsets each

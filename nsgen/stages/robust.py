@@ -10,8 +10,10 @@ chunking.
 2. :class:`RobustOffsetStage` reads the ranks with ``hd`` rows each side and stores each
    row's offsets against the rows around it
    (:func:`~nsgen.prep.stripe_robust.row_offsets`; a few values per column);
-3. :class:`RobustDecideStage` reads the offsets with ``hd`` rows each side and decides
-   (:func:`~nsgen.prep.stripe_robust.decide_offsets`); the angle-bin means the decision
+3. :class:`RobustDecideStage` reads the offsets with ``hd + 1`` rows each side and decides
+   (:func:`~nsgen.prep.stripe_robust.decide_offsets`) its rows and one more each side, from
+   which its rows are widened (:func:`~nsgen.prep.robust_rows.grow_rows`); the angle-bin
+   means the decision
    asks for (rows of stripes over part of the scan: a few rows) come from the scan then
    (:class:`RowBins`; storing every row's was half the scratch), and stores which
    columns of each row it flagged at any angle;
@@ -19,8 +21,9 @@ chunking.
    rows hold flags of a defect over a few rows (:mod:`nsgen.prep.robust_second`: rows
    first once more, those flags left out of the backgrounds; from the features of ``hd``
    rows and the flags of ``2 hd`` rows each side) and writes them over the first ones;
-5. :class:`RobustSecondStage` decides the rows near those flags again from them and
-   writes their mask again. Both read the flags only where no such defect is near.
+5. :class:`RobustSecondStage` decides the rows near those flags (and the rows beside
+   them: their widening) again from them and writes their mask again. Both read the
+   flags only where no such defect is near.
 
 The scratch volumes (but the flags: a byte per row and column) are kept in memory as far as
 half the memory limit allows (:meth:`~nsgen.runner.StageRunner.with_memory_scratch`), the
@@ -377,10 +380,11 @@ class RobustSecondOffsetStage(_RobustRowStage):
 class RobustSecondStage(RobustDecideStage):
     """Pass five: the rows whose second decision may differ from the first (within ``2
     hd`` of a value :class:`RobustSecondOffsetStage` left out:
-    :func:`~nsgen.prep.robust_second.second_rows`), decided again on the offsets it wrote,
-    their mask written again. Returns ``(first row, per-row (patch) flags)`` of the rows
-    decided again, or ``(start, None)``; reads the flags of ``3 hd`` rows each side of its
-    chunk, and where it decides, the offsets of ``hd`` rows each side of those rows."""
+    :func:`~nsgen.prep.robust_second.second_rows`) and the rows beside them (whose
+    widening reads their flags), decided again on the offsets it wrote, their mask written
+    again. Returns ``(first row, per-row (patch) flags)`` of the rows decided again, or
+    ``(start, None)``; reads the flags of ``3 hd + 1`` rows each side of its chunk, and
+    where it decides, the offsets of ``hd + 1`` rows each side of those rows."""
 
     label: str = "decide stripes again (robust)"
 
