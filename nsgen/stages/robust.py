@@ -606,8 +606,9 @@ def _sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,
     second = row_sizing(run, n_rows, row_bytes=feat_bytes, work_factor=OFFSET_WORK_FACTOR,
                         halo=depth_rule(n_rows, params.min_stripe_depth),
                         worker_overhead=JIT_OVERHEAD)
-    # the worker holds its rows' mask (a byte per voxel) and the bin means of those the
-    # decision asks for (a row at a time); the offsets of the halo are small
+    # the worker holds its rows' mask (a byte per voxel; and the rows beside, decided for
+    # the widening: robust_rows) and the bin means of those the decision asks for (a row
+    # at a time); the offsets of the halo are small
     third = row_sizing(run, n_rows, row_bytes=n_angles * n_cols, work_factor=1.5,
-                       worker_overhead=JIT_OVERHEAD + bins_row)
+                       halo=REACH, worker_overhead=JIT_OVERHEAD + bins_row)
     return first, second, third
