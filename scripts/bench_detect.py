@@ -114,26 +114,32 @@ def replay_robust(x: np.ndarray, store: Path, params: DetectParams) -> np.ndarra
         np.savez(tmp, qs=qs, xb=xb, key=key, depth=depth)
         tmp.replace(store)
     mass = volume_mass(xb) if xb.shape[1] else None   # (every row's M0: robust_mass)
-    return second_pass(x, qs, sr.decide_offsets(qs, 0, xb, (0, n), n, n_k, depth=depth,
-                                                mass=mass), xb, depth, mass)
+    scores: list[np.ndarray] = []
+    first = sr.decide_offsets(qs, 0, xb, (0, n), n, n_k, depth=depth, mass=mass,
+                              scores=scores)
+    return second_pass(x, qs, first, xb, depth, scores, mass)
 
 
 def second_pass(x: np.ndarray, qs: np.ndarray, first: np.ndarray, xb: np.ndarray,
-                depth: int, mass: np.ndarray | None = None) -> np.ndarray:
+                depth: int, scores: list[np.ndarray], mass: np.ndarray | None = None
+                ) -> np.ndarray:
     """The detector's second rows-first pass (``stripe_robust.decide_twice``) after the
-    first decision ``first`` on the kept offsets ``qs``: where it leaves values out, the
-    volume ``x`` is ranked again (the second offsets depend on the decisions: not kept);
-    ``mass``: the volume's ``robust_mass.volume_mass``, as the first decision's."""
-    from nsgen.prep import robust_second as rs, stripe_robust as sr
+    first decision ``first`` (its block scores ``scores``) on the kept offsets ``qs``:
+    where it leaves values out, the volume ``x`` is ranked again (the second offsets depend
+    on the decisions: not kept); then the rows widened (``robust_rows.grow_rows``); ``mass``: the volume's
+    ``robust_mass.volume_mass``, as the first decision's."""
+    from nsgen.prep import robust_rows as rr, robust_second as rs, stripe_robust as sr
     n_k, n = x.shape[0], x.shape[1]
     hd = sr.depth_rule(n, depth)
     ex = rs.excluded(np.asarray(first.any(axis=0)), 0, (0, n), hd, n)
-    if rs.second_rows(ex, 0, (0, n), hd) is None:
-        return first
-    feat = sr.row_feature_parts(np.ascontiguousarray(x, np.float32), means=False)[0]
-    sets, strong, _ = sr._fields(feat, n_k)
-    qs2 = rs.second_offsets(sets, strong, ex, 0, qs, 0, (0, n), n, hd)
-    return sr.decide_offsets(qs2, 0, xb, (0, n), n, n_k, depth=depth, mass=mass)
+    if rs.second_rows(ex, 0, (0, n), hd) is not None:
+        feat = sr.row_feature_parts(np.ascontiguousarray(x, np.float32), means=False)[0]
+        sets, strong, _ = sr._fields(feat, n_k)
+        qs2 = rs.second_offsets(sets, strong, ex, 0, qs, 0, (0, n), n, hd)
+        scores = []
+        first = sr.decide_offsets(qs2, 0, xb, (0, n), n, n_k, depth=depth, mass=mass,
+                                  scores=scores)
+    return rr.grow_rows(first, 0, xb, scores, (0, n), sr._blocks(n_k))
 
 
 def counts(mask: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:

@@ -6,6 +6,7 @@ import pytest
 from nsgen.prep import robust_tall
 from nsgen.prep.robust_scores import ranks
 from nsgen.prep.robust_tall import odd_windows, split_tall, tall_scores, with_tall
+from nsgen.prep.robust_rows import REACH
 from nsgen.prep.stripe_robust import HALO, depth_rule, robust_mask_rows, robust_stripe_mask
 
 
@@ -98,7 +99,7 @@ def test_chunked_masks_equal_the_whole(chunk):
     x[:, 18:20, 20] += 0.03
     whole = robust_stripe_mask(x, depth=16)
     assert whole[:, :, 40].all() and whole[:, 4:16, 90].all()
-    h = HALO * depth_rule(24, 16)
+    h = HALO * depth_rule(24, 16) + REACH
     parts = []
     for start in range(0, 24, chunk):
         stop = min(24, start + chunk)

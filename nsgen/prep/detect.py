@@ -73,8 +73,9 @@ def halo(name: str, params: DetectParams, n_rows_total: int) -> int:
     """Rows of context each side of a row chunk for an exact chunked mask."""
     if check_detector(name) == "larix":
         return params.halo
+    from nsgen.prep.robust_rows import REACH
     from nsgen.prep.stripe_robust import HALO, depth_rule
-    return HALO * depth_rule(n_rows_total, params.min_stripe_depth)
+    return HALO * depth_rule(n_rows_total, params.min_stripe_depth) + REACH
 
 
 def detect_rows(block: np.ndarray, block_start: int, rows: tuple[int, int], n_rows_total: int,

@@ -52,11 +52,14 @@ angle blocks (scans of at least 180 angles):
    to ``hd`` rows (a defect over several rows, partly shared with the rows it is compared
    with) are left out of the compared rows' backgrounds, and steps 2-5 run again on those
    offsets (:func:`decide_twice`).
+7. Each row widened into from the decided stripes over part of the scan of the rows beside
+   it, where it holds their step in their columns and angles (a gain change of a detector
+   pixel block spans adjacent rows; :mod:`nsgen.prep.robust_rows`).
 
 Steps 2-4 couple rows (``q`` of the ``hd`` rows each side, each against its own ``hd``
 rows, whose strong defects are their own), so a row chunk plus ``2 hd`` rows each side
-gives exactly the whole volume's first decision, and plus ``5 hd`` (:data:`HALO`) its
-mask. The work splits so that each row's is done once
+gives exactly the whole volume's first decision, and plus ``5 hd + 1`` (:data:`HALO`,
+:data:`~nsgen.prep.robust_rows.REACH`) its mask. The work splits so that each row's is done once
 whatever the chunking (:mod:`nsgen.stages.robust`): :func:`row_features` (steps 1 and 4's
 detection and the bin means: each row alone), :func:`row_offsets` (step 2 and ``q``:
 ``hd`` rows each side), :func:`decide_offsets` (the rest: ``hd`` rows of offsets each
@@ -81,7 +84,7 @@ import functools
 import numpy as np
 
 from nsgen.prep import (_robust_decide_jit as _rdj, robust_box as _box, robust_mass as _mass,
-                        robust_second as _second)
+                        robust_rows as _rows, robust_second as _second)
 from nsgen.prep._robust_jit import bin_means as _bin_means, raw_bin_means as _raw_bin_means
 from nsgen.prep.normalise import check_raw, pixel_constants
 from nsgen.prep.robust_angles import (POOLED, RUN, RUN_LEVEL, WHOLE, angle_bins, refine,
@@ -192,22 +195,23 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
                      mass: np.ndarray | None = None) -> np.ndarray:
     """Robust mask of volume rows ``[start, stop)`` from a block ``(angles, rows, cols)``.
 
-    The block must hold the rows ``[start - 5 hd, stop + 5 hd)`` (clipped to the volume)
-    with ``hd`` of :func:`depth_rule`; the result (uint8 0/1, ``(angles, stop - start,
-    cols)``) is then the same whatever the chunking, given the volume's ``mass``
-    (:func:`~nsgen.prep.robust_mass.volume_mass` of every row's :func:`bin_means`: the
-    mass-conservation confirmation; computed here when the block holds every row of the
-    volume; without it, a block of part of the volume is decided without that step).
+    The block must hold the rows ``[start - 5 hd - 1, stop + 5 hd + 1)`` (clipped to the
+    volume; :func:`decide_twice`) with ``hd`` of :func:`depth_rule`; the result (uint8
+    0/1, ``(angles, stop - start, cols)``) is then the same whatever the chunking, given
+    the volume's ``mass`` (:func:`~nsgen.prep.robust_mass.volume_mass` of every row's
+    :func:`bin_means`: the mass-conservation confirmation; computed here when the block
+    holds every row of the volume; without it, a block of part of the volume is decided
+    without that step).
     """
     x = np.asarray(block, np.float32)
     if x.ndim != 3:
         raise ValueError(f"block must be 3D (angles, rows, columns); got shape {x.shape}")
-    hd = depth_rule(n_rows_total, depth)
+    halo = HALO * depth_rule(n_rows_total, depth) + _rows.REACH
     start, stop = rows
-    lo, hi = max(0, start - HALO * hd), min(n_rows_total, stop + HALO * hd)
+    lo, hi = max(0, start - halo), min(n_rows_total, stop + halo)
     if block_start > lo or block_start + x.shape[1] < hi:
         raise ValueError(f"block holds rows [{block_start}, {block_start + x.shape[1]}) but rows "
-                         f"[{start}, {stop}) need rows [{lo}, {hi}) (halo {HALO * hd})")
+                         f"[{start}, {stop}) need rows [{lo}, {hi}) (halo {halo})")
     x = x[:, lo - block_start:hi - block_start]
     if not np.isfinite(x).all():
         raise ValueError("data contains NaN or infinite values; normalise the scan first")
@@ -392,7 +396,8 @@ def set_offsets(sets: list[np.ndarray], strong: list[np.ndarray], feat_start: in
 def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int, int],
                    n_rows_total: int, n_k: int, threshold: float = THRESHOLD,
                    depth: int = 30, out: np.ndarray | None = None,
-                   mass: np.ndarray | None = None) -> np.ndarray:
+                   mass: np.ndarray | None = None,
+                   scores: list[np.ndarray] | None = None) -> np.ndarray:
     """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
     :func:`row_offsets` ``qs`` of volume rows ``q_start ...`` (holding ``hd`` rows each
     side) and the bin means ``xb`` ``(stop - start, bins, columns)`` of the rows themselves
@@ -401,7 +406,11 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     64 MiB per 14 rows of 2560 columns, each page faulted in again). ``mass``: the
     volume's :func:`~nsgen.prep.robust_mass.volume_mass` (every row's), for the
     mass-conservation confirmation of candidates the rest leaves
-    (:func:`~nsgen.prep.robust_mass.confirm`; none without it)."""
+    (:func:`~nsgen.prep.robust_mass.confirm`; none without it). ``scores``: a list
+    the rows' block scores ``(blocks, stop - start, columns)``, their offsets' rank
+    consistency (the same shape) and the columns of each row flagged before the
+    refinement of the angles ``(stop - start, columns)`` bool are appended to (nothing
+    with one angle block; :func:`~nsgen.prep.robust_rows.grow_rows` reads them)."""
     hd = depth_rule(n_rows_total, depth)
     _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
     n_sets = qs.shape[1] // STORED_SETS
@@ -430,6 +439,9 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     # (every angle is written: each block's flags at its angles)
     out = np.empty((n_k,) + z_all.shape, np.uint8) if out is None else out
     zb = np.stack(z[:-1])
+    if scores is not None:   # (and the offsets' rank consistency of each block)
+        scores.append(zb)
+        scores.append(cons[rows[0] - q_start:rows[1] - q_start, :-1].transpose(1, 0, 2))
     # a whole-scan stripe is one the blocks agree on: not one or two blocks' event (a
     # feature's turning point along the angles, which sorting does not remove from a block),
     # each on the score it rests on
@@ -471,6 +483,8 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
         out[edges[b]:edges[b + 1]] = part.view(np.uint8)[None]   # (bool: 0/1 bytes)
     # what each column's flags rest on: refine tests the angles of each accordingly
     evidence = np.where(flag_all, WHOLE, np.where(by_run, RUN, POOLED)).astype(np.int8)
+    if scores is not None:   # (the candidates before refine: grow_rows)
+        scores.append(out[edges[:-1]].any(axis=0))
     refine(out, xb, angle_bins(edges, n_k), edges, evidence, zb)
     or_tall(out, tall, edges)  # tall: row-alone stripes in the blocks that agree
     if mass is not None:   # faint partial stripes their row's M0 confirms (robust_mass)
@@ -499,36 +513,50 @@ def decide_twice(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_row
                  mass: np.ndarray | None = None) -> np.ndarray:
     """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
     :func:`row_features` ``feat`` of volume rows ``feat_start ...``, which must hold the
-    rows ``[start - 5 hd, stop + 5 hd)`` (clipped to the volume; :data:`HALO`): a first
-    decision (:func:`decide_offsets`) of the rows within ``3 hd``, then rows first again
-    with its flags in runs of 2 to ``hd`` rows left out of the compared rows' backgrounds
-    (:mod:`nsgen.prep.robust_second`) and the rows decided again on those offsets (where
-    nothing is left out within ``2 hd`` of a row, its second decision is its first). The
-    same mask whatever the chunking (``mass``: the volume's, both decisions'
-    :func:`decide_offsets`)."""
+    rows ``[start - 5 hd - 1, stop + 5 hd + 1)`` (clipped to the volume; :data:`HALO` and
+    :data:`~nsgen.prep.robust_rows.REACH`): a first decision (:func:`decide_offsets`) of
+    the rows within ``3 hd + 1``, then rows first again with its flags in runs of 2 to
+    ``hd`` rows left out of the compared rows' backgrounds (:mod:`nsgen.prep.robust_second`)
+    and the rows within 1 decided again on those offsets (where nothing is left out within
+    ``2 hd`` of a row, its second decision is its first); then each row widened into from
+    the stripes over part of the scan of the rows beside it
+    (:func:`~nsgen.prep.robust_rows.grow_rows`). The same mask whatever the chunking
+    (``mass``: the volume's, both decisions' :func:`decide_offsets`)."""
     hd = depth_rule(n_rows_total, depth)
     start, stop = rows
-    _check_rows((feat_start, feat_start + feat.shape[0]), rows, n_rows_total, HALO * hd)
+    reach = _rows.REACH
+    _check_rows((feat_start, feat_start + feat.shape[0]), rows, n_rows_total, HALO * hd + reach)
     sets, strong, xb = _fields(feat, n_k)
+    rows1 = (max(0, start - reach), min(n_rows_total, stop + reach))   # (grow_rows reads)
 
     def near(k: int) -> tuple[int, int]:
-        return max(0, start - k * hd), min(n_rows_total, stop + k * hd)
+        return max(0, rows1[0] - k * hd), min(n_rows_total, rows1[1] + k * hd)
 
     first, q_rows = near(3), near(4)
     qs = set_offsets(sets, strong, feat_start, q_rows, n_rows_total, depth)
+    scores: list[np.ndarray] = []
     m = decide_offsets(qs, q_rows[0], xb[first[0] - feat_start:first[1] - feat_start], first,
-                       n_rows_total, n_k, threshold, depth, mass=mass)
+                       n_rows_total, n_k, threshold, depth, mass=mass,
+                       scores=scores)
     ex_rows = near(2)
     ex = _second.excluded(np.asarray(m.any(axis=0)), first[0], ex_rows, hd, n_rows_total)
-    if _second.second_rows(ex, ex_rows[0], rows, hd) is None:
-        return np.ascontiguousarray(m[:, start - first[0]:stop - first[0]])
-    full = np.zeros((feat.shape[0], feat.shape[2]), bool)
-    full[ex_rows[0] - feat_start:ex_rows[1] - feat_start] = ex
-    near1 = near(1)
-    qs2 = _second.second_offsets(sets, strong, full, feat_start, qs, q_rows[0], near1,
-                                 n_rows_total, hd)
-    return decide_offsets(qs2, near1[0], xb[start - feat_start:stop - feat_start], rows,
-                          n_rows_total, n_k, threshold, depth, mass=mass)
+    if _second.second_rows(ex, ex_rows[0], rows1, hd) is None:
+        cut = slice(rows1[0] - first[0], rows1[1] - first[0])
+        m = m[:, cut]
+        scores = [v[:, cut] for v in scores[:2]] + [v[cut] for v in scores[2:]]
+    else:
+        full = np.zeros((feat.shape[0], feat.shape[2]), bool)
+        full[ex_rows[0] - feat_start:ex_rows[1] - feat_start] = ex
+        near1 = near(1)
+        qs2 = _second.second_offsets(sets, strong, full, feat_start, qs, q_rows[0], near1,
+                                     n_rows_total, hd)
+        scores = []
+        m = decide_offsets(qs2, near1[0], xb[rows1[0] - feat_start:rows1[1] - feat_start],
+                           rows1, n_rows_total, n_k, threshold, depth, mass=mass,
+                           scores=scores)
+    return np.ascontiguousarray(_rows.grow_rows(
+        m, rows1[0], xb[rows1[0] - feat_start:rows1[1] - feat_start], scores, rows,
+        _blocks(n_k)))
 
 
 def _pool(z: np.ndarray, floor: float, width: int) -> np.ndarray:

@@ -13,8 +13,10 @@ chunking.
 2. :class:`RobustOffsetStage` reads the ranks with ``hd`` rows each side and stores each
    row's offsets against the rows around it
    (:func:`~nsgen.prep.stripe_robust.row_offsets`; a few values per column);
-3. :class:`RobustDecideStage` reads the offsets with ``hd`` rows each side and decides
-   (:func:`~nsgen.prep.stripe_robust.decide_offsets`); the angle-bin means the decision
+3. :class:`RobustDecideStage` reads the offsets with ``hd + 1`` rows each side and decides
+   (:func:`~nsgen.prep.stripe_robust.decide_offsets`) its rows and one more each side, from
+   which its rows are widened (:func:`~nsgen.prep.robust_rows.grow_rows`); the angle-bin
+   means the decision
    asks for (rows of stripes over part of the scan: a few rows) come from the scan then
    (:class:`RowBins`; storing every row's was half the scratch), and stores which
    columns of each row it flagged at any angle;
@@ -22,8 +24,9 @@ chunking.
    rows hold flags of a defect over a few rows (:mod:`nsgen.prep.robust_second`: rows
    first once more, those flags left out of the backgrounds; from the features of ``hd``
    rows and the flags of ``2 hd`` rows each side) and writes them over the first ones;
-5. :class:`RobustSecondStage` decides the rows near those flags again from them and
-   writes their mask again. Both read the flags only where no such defect is near.
+5. :class:`RobustSecondStage` decides the rows near those flags (and the rows beside
+   them: their widening) again from them and writes their mask again. Both read the
+   flags only where no such defect is near.
 
 The scratch volumes (but the flags: a byte per row and column) are kept in memory as far as
 half the memory limit allows (:meth:`~nsgen.runner.StageRunner.with_memory_scratch`), the
@@ -52,8 +55,9 @@ from nsgen.io.spill import Spill
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.stripe_detect import rows_to_read
 from nsgen.prep.robust_mass import mass_trace, row_mass
+from nsgen.prep.robust_rows import REACH, grow_rows
 from nsgen.prep.robust_second import excluded, second_offsets, second_rows
-from nsgen.prep.stripe_robust import (STORED_SETS, decide_offsets, depth_rule,
+from nsgen.prep.stripe_robust import (STORED_SETS, _blocks, decide_offsets, depth_rule,
                                       feature_layout, raw_bin_means, raw_feature_fields,
                                       set_offsets)
 from nsgen.runner import StageRunner
@@ -305,7 +309,7 @@ class RobustDecideStage(_RobustRowStage):
     def work(self, chunk: Chunk, data: object) -> WorkResult:
         clock = StepClock()
         n_rows = self.features.shape[0]
-        lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo)
+        lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, self.halo + REACH)
         qs = self.offsets.read_rows(lo, hi)
         clock.lap("read")
         flags, flagged = self.decide(qs, lo, (chunk.start, chunk.stop), clock)
@@ -316,45 +320,51 @@ class RobustDecideStage(_RobustRowStage):
 
     def decide(self, qs: np.ndarray, q_start: int, rows: tuple[int, int], clock: StepClock
                ) -> tuple[np.ndarray, np.ndarray]:
-        """Decide volume rows ``rows`` from the offsets ``qs`` of volume rows ``q_start
-        ...`` and write their mask: their per-row (patch) flags and the columns of each
-        row flagged at any angle ``(rows, columns)`` uint8."""
+        """Decide volume rows ``rows`` and the :data:`~nsgen.prep.robust_rows.REACH` rows
+        each side from the offsets ``qs`` of volume rows ``q_start ...``, widen ``rows``
+        from those (:func:`~nsgen.prep.robust_rows.grow_rows`) and write their mask: their
+        per-row (patch) flags and the columns of each row flagged at any angle before the
+        widening ``(rows, columns)`` uint8 (what the second pass leaves out)."""
         n_rows = self.features.shape[0]
         assert self.source is not None
+        rows1 = (max(0, rows[0] - REACH), min(n_rows, rows[1] + REACH))
         xb = RowBins(self.source, (self.n_angles, n_rows, self.features.shape[2]),
-                     self.dtype, rows)
+                     self.dtype, rows1)
         # the mask in this worker's buffer, reused chunk after chunk (no page faulted in)
-        mask = decide_offsets(qs, q_start, cast(np.ndarray, xb), rows,
-                              n_rows, self.n_angles, depth=self.params.min_stripe_depth,
-                              out=scratch.buffer("mask", (self.n_angles, rows[1] - rows[0],
-                                                          self.features.shape[2]), np.uint8),
-                              mass=self.mass)
+        scores: list[np.ndarray] = []
+        decided = decide_offsets(qs, q_start, cast(np.ndarray, xb), rows1,
+                                 n_rows, self.n_angles, depth=self.params.min_stripe_depth,
+                                 out=scratch.buffer("mask", (self.n_angles, rows1[1] - rows1[0],
+                                                             self.features.shape[2]), np.uint8),
+                                 mass=self.mass, scores=scores)
+        cut = slice(rows[0] - rows1[0], rows[1] - rows1[0])
+        flagged = np.asarray(decided[:, cut].any(axis=0)).view(np.uint8)
+        mask = grow_rows(decided, rows1[0], cast(np.ndarray, xb), scores, rows,
+                         _blocks(self.n_angles))
         clock.lap("decide")
         clock.add("bin means", xb.seconds)
         clock.add("bin-mean rows", len(xb.rows))
-        n_i = self.features.shape[2]
         if self.mask_spill is not None:
             packed = np.packbits(mask, axis=-1)   # (angles first: 4x faster than rows first)
             self.mask_spill.write_band(rows[0], packed, planes_first=True)
             # a row holds stripes where a byte of its bits is not 0 (8x less to look at)
             flags = (np.asarray(packed.any(axis=(0, 2)))[:, None] if self.patch_shape is None
                      else mask_flags(mask, self.patch_shape))
-            flagged = np.unpackbits(np.bitwise_or.reduce(packed, axis=0), axis=-1)[:, :n_i]
         else:
             flags = mask_flags(mask, self.patch_shape)
-            flagged = np.asarray(mask.any(axis=0)).view(np.uint8)
         return flags, flagged
 
 
-def _left_out(flagged: Spill, chunk: Chunk, n_rows: int, hd: int, reach: int
+def _left_out(flagged: Spill, chunk: Chunk, n_rows: int, hd: int, reach: int, more: int = 0
               ) -> tuple[np.ndarray, int, int]:
     """The values the second rows-first pass leaves out
-    (:func:`~nsgen.prep.robust_second.excluded`) in the rows within ``reach * hd`` of
-    ``chunk``, and those rows ``(lo, hi)``; reads the flags of ``(reach + 1) * hd`` rows
-    each side of the chunk from ``flagged`` (the decide pass's flagged columns)."""
-    f_lo, f_hi = rows_to_read(chunk.start, chunk.stop, n_rows, (reach + 1) * hd)
+    (:func:`~nsgen.prep.robust_second.excluded`) in the rows within ``reach * hd + more``
+    of ``chunk``, and those rows ``(lo, hi)``; reads the flags of ``(reach + 1) * hd +
+    more`` rows each side of the chunk from ``flagged`` (the decide pass's flagged
+    columns)."""
+    f_lo, f_hi = rows_to_read(chunk.start, chunk.stop, n_rows, (reach + 1) * hd + more)
     flags = flagged.read_rows(f_lo, f_hi)[:, 0] > 0
-    lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, reach * hd)
+    lo, hi = rows_to_read(chunk.start, chunk.stop, n_rows, reach * hd + more)
     return excluded(flags, f_lo, (lo, hi), hd, n_rows), lo, hi
 
 
@@ -394,10 +404,11 @@ class RobustSecondOffsetStage(_RobustRowStage):
 class RobustSecondStage(RobustDecideStage):
     """Pass five: the rows whose second decision may differ from the first (within ``2
     hd`` of a value :class:`RobustSecondOffsetStage` left out:
-    :func:`~nsgen.prep.robust_second.second_rows`), decided again on the offsets it wrote,
-    their mask written again. Returns ``(first row, per-row (patch) flags)`` of the rows
-    decided again, or ``(start, None)``; reads the flags of ``3 hd`` rows each side of its
-    chunk, and where it decides, the offsets of ``hd`` rows each side of those rows."""
+    :func:`~nsgen.prep.robust_second.second_rows`) and the rows beside them (whose
+    widening reads their flags), decided again on the offsets it wrote, their mask written
+    again. Returns ``(first row, per-row (patch) flags)`` of the rows decided again, or
+    ``(start, None)``; reads the flags of ``3 hd + 1`` rows each side of its chunk, and
+    where it decides, the offsets of ``hd + 1`` rows each side of those rows."""
 
     label: str = "decide stripes again (robust)"
 
@@ -406,12 +417,16 @@ class RobustSecondStage(RobustDecideStage):
         clock = StepClock()
         n_rows = self.features.shape[0]
         hd = self.halo
-        ex, e_lo, _ = _left_out(self.flagged, chunk, n_rows, hd, 2)
-        again = second_rows(ex, e_lo, (chunk.start, chunk.stop), hd)
+        ex, e_lo, _ = _left_out(self.flagged, chunk, n_rows, hd, 2, REACH)
+        # the rows decided again, and the rows widened from them (grow_rows)
+        near = second_rows(ex, e_lo, (max(0, chunk.start - REACH),
+                                      min(n_rows, chunk.stop + REACH)), hd)
+        again = None if near is None else (max(chunk.start, near[0] - REACH),
+                                           min(chunk.stop, near[1] + REACH))
         clock.lap("flags")
-        if again is None:
+        if again is None or again[0] >= again[1]:
             return WorkResult(((chunk.start, None), clock.seconds))
-        q_lo, q_hi = rows_to_read(*again, n_rows, hd)
+        q_lo, q_hi = rows_to_read(*again, n_rows, hd + REACH)
         qs = self.offsets.read_rows(q_lo, q_hi)
         clock.lap("read")
         flags, _ = self.decide(qs, q_lo, again, clock)
@@ -622,10 +637,11 @@ def _sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,
     second = row_sizing(run, n_rows, row_bytes=feat_bytes, work_factor=OFFSET_WORK_FACTOR,
                         halo=depth_rule(n_rows, params.min_stripe_depth),
                         worker_overhead=JIT_OVERHEAD)
-    # the worker holds its rows' mask (a byte per voxel) and the bin means of those the
-    # decision asks for (a row at a time); the offsets of the halo are small
-    # (+ the volume's M0 traces, twice: robust_mass.confirm's centred copy)
+    # the worker holds its rows' mask (a byte per voxel; and the rows beside, decided for
+    # the widening: robust_rows) and the bin means of those the decision asks for (a row
+    # at a time); the offsets of the halo are small (+ the volume's M0 traces, twice:
+    # robust_mass.confirm's centred copy)
     traces = 2 * n_rows * (feature_layout(n_angles)[1] + 1) * 8
     third = row_sizing(run, n_rows, row_bytes=n_angles * n_cols, work_factor=1.5,
-                       worker_overhead=JIT_OVERHEAD + bins_row + traces)
+                       halo=REACH, worker_overhead=JIT_OVERHEAD + bins_row + traces)
     return first, second, third
