@@ -101,3 +101,15 @@ def python_output(code: str) -> str:
 def read(path: Path) -> np.ndarray:
     """Read a TIFF as float64."""
     return tifffile.imread(path).astype(np.float64)
+
+
+def normalised(path: Path | str, rows: tuple[int, int] | None = None) -> np.ndarray:
+    """The scan at ``path`` flat-field corrected and logged, ``(angles, rows, columns)``
+    float32: its detector rows ``[start, stop)`` (every row when None)."""
+    from nsgen.prep.normalise import flat_field_log
+    from nsgen.scan import open_scan
+
+    with open_scan(str(path)) as s:
+        r = slice(0, s.shape[1]) if rows is None else slice(*rows)
+        return flat_field_log(s.read_projections(r), s.flat_mean(r), s.dark_mean(r),
+                              sinograms_first=False)

@@ -13,11 +13,12 @@ from nsgen.io.spill import Spill
 from nsgen.modes.real import bad_pixels_of
 from nsgen.prep.detect import detect_volume
 from nsgen.prep.detect_params import DetectParams
-from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.stripe_robust import row_feature_parts
 from nsgen.scan import ScanLayout, open_scan
 from nsgen.stages import robust
 from nsgen.stages.scan_source import ScanSource
+
+from helpers import normalised
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +27,6 @@ def scan(tmp_path_factory):
     path = tmp_path_factory.mktemp("robust") / "5000.nxs"
     write_scan(path, n_angles=360, n_rows=20, n_columns=96, seed=7, labelled=True)
     return path
-
-
-def normalised(path):
-    with open_scan(str(path)) as s:
-        rows = slice(0, s.shape[1])
-        return flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
-                              sinograms_first=False)
 
 
 def test_row_bins_are_the_feature_pass_means(scan):

@@ -10,10 +10,10 @@ from nsgen.io.scan_writer import write_scan
 from nsgen.prep import robust_box
 from nsgen.prep.detect import detect_rows, halo
 from nsgen.prep.detect_params import DetectParams
-from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.robust_box import box_runs, box_scores
 from nsgen.prep.stripe_detect import rows_to_read
-from nsgen.scan import open_scan
+
+from helpers import normalised
 
 
 def _field(n_rows: int = 12, n_cols: int = 20) -> tuple[np.ndarray, np.ndarray]:
@@ -222,10 +222,7 @@ def scan_s9(tmp_path_factory: pytest.TempPathFactory) -> tuple:
 
 def _read(path, p, start: int, stop: int) -> tuple[np.ndarray, int]:
     lo, hi = rows_to_read(start, stop, 32, halo("robust", p, 32))
-    with open_scan(str(path)) as s:
-        rows = slice(lo, hi)
-        return flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
-                              sinograms_first=False), lo
+    return normalised(path, (lo, hi)), lo
 
 
 def test_box_scores_on_a_labelled_scan_are_the_exhaustive_passs(scan_s9, monkeypatch):

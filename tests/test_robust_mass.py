@@ -16,6 +16,8 @@ from nsgen.scan import ScanLayout, open_scan
 from nsgen.stages.robust import chunk_mass
 from nsgen.stages.scan_source import ScanSource
 
+from helpers import normalised
+
 N_K, N_J, N_I = 360, 10, 64
 EDGES = np.arange(0, N_K + 1, 60)                 # 6 angle blocks
 BINS = np.arange(0, N_K + 1, 5)                   # 72 bins of 5 angles (12 per block)
@@ -221,10 +223,7 @@ def seed8(tmp_path_factory):
     path = tmp_path_factory.mktemp("mass") / "s8.nxs"
     write_scan(path, n_angles=361, n_rows=32, n_columns=256, seed=8, i0=20000.0,
                labelled=True)
-    with open_scan(str(path)) as s:
-        rows = slice(0, 32)
-        x = flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
-                           sinograms_first=False)
+    x = normalised(path)
     return path, x
 
 

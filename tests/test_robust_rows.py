@@ -10,10 +10,10 @@ from nsgen.io.scan_writer import write_scan
 from nsgen.prep import robust_rows
 from nsgen.prep.detect import detect_rows, halo
 from nsgen.prep.detect_params import DetectParams
-from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.robust_angles import GROW_BLOCK
 from nsgen.prep.robust_rows import grow_rows
-from nsgen.scan import open_scan
+
+from helpers import normalised
 
 EDGES = np.arange(7) * 60   # 360 angles, 6 blocks, bins of one angle
 
@@ -110,10 +110,7 @@ def labelled_small(tmp_path_factory):
     mask, flags the widening added to it)``."""
     path = tmp_path_factory.mktemp("rows") / "s5.nxs"
     write_scan(path, n_angles=360, n_rows=40, n_columns=96, seed=5, i0=4000.0, labelled=True)
-    with open_scan(str(path)) as s:
-        rows = slice(0, s.shape[1])
-        x = flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
-                           sinograms_first=False)
+    x = normalised(path)
     added = []
     grow = robust_rows.grow_rows
 

@@ -8,9 +8,9 @@ import pytest
 from nsgen.io.scan_defects import KINDS, read_truth
 from nsgen.io.scan_writer import write_scan
 from nsgen.prep import robust_scores, robust_second, stripe_robust
-from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.robust_second import excluded, second_offsets, second_rows
-from nsgen.scan import open_scan
+
+from helpers import normalised
 
 
 def test_a_defects_flags_over_a_few_rows_are_left_out_and_others_are_not():
@@ -75,10 +75,7 @@ def test_a_defects_middle_rows_are_found_without_its_flagged_rows_in_the_median(
     path = tmp_path / "f3.nxs"
     write_scan(path, n_angles=721, n_rows=64, n_columns=512, seed=3, i0=20000.0,
                labelled=True)
-    with open_scan(str(path)) as s:
-        rows = slice(0, 64)
-        x = flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
-                           sinograms_first=False)
+    x = normalised(path)
     full = read_truth(path)[:, 44] == KINDS.index("full") + 1
     cols = np.flatnonzero(full.any(axis=0)).tolist()
     assert cols == [172, 173, 174, 175, 176]

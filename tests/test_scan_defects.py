@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import nsgen
+from helpers import normalised, nsgen
 
 from nsgen.errors import NsgenError
 from nsgen.io.scan_defects import (
@@ -19,8 +19,6 @@ from nsgen.io.scan_defects import (
     truth_path,
 )
 from nsgen.io.scan_writer import write_scan
-from nsgen.prep.normalise import flat_field_log
-from nsgen.scan import open_scan
 
 
 def test_every_kind_once_at_least_and_within_bounds():
@@ -60,10 +58,7 @@ def test_labelled_scan_has_its_stripes_where_the_truth_says(tmp_path: Path):
     mask = read_truth(tmp_path / "s.nxs")
     assert mask.shape == (121, 8, 64)
     assert np.array_equal(read_truth(tmp_path / "s.nxs", (2, 5)), mask[:, 2:5])
-    with open_scan(str(tmp_path / "s.nxs")) as s:
-        rows = slice(0, 8)
-        x = flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
-                           sinograms_first=False)
+    x = normalised(tmp_path / "s.nxs", (0, 8))
     for d in draw_defects(121, 8, 64, 2):
         k = slice(d.angle_start, d.angle_stop)
         col = x[k, d.row_start, d.column]

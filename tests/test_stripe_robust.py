@@ -18,7 +18,8 @@ from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.stripe_detect import rows_to_read
 from nsgen.prep import robust_angles, robust_box, robust_scores, robust_second, stripe_robust
 from nsgen.prep.stripe_robust import column_scores, depth_rule, robust_stripe_mask
-from nsgen.scan import open_scan
+
+from helpers import normalised
 
 
 def noise_volume(shape=(180, 12, 64), sigma=0.01, seed=0):
@@ -113,10 +114,7 @@ def test_labelled_scans_regression_guard(tmp_path):
     for seed in (1, 2, 3):
         path = tmp_path / f"l{seed}.nxs"
         write_scan(path, n_angles=361, n_rows=32, n_columns=256, seed=seed, labelled=True)
-        with open_scan(str(path)) as s:
-            rows = slice(0, 32)
-            x = flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
-                               sinograms_first=False)
+        x = normalised(path)
         truth = read_truth(path)
         m = detect_volume(x, "robust", DetectParams.for_scan(x.shape)).astype(bool)
         for k, v in counts(m, truth).items():
@@ -362,10 +360,7 @@ def test_a_partial_stripes_rows_and_columns_add_their_evidence_in_each_block(tmp
     blocks, in the stripe's columns; without those rectangles they are not."""
     path = tmp_path / "p9.nxs"
     write_scan(path, n_angles=361, n_rows=32, n_columns=256, seed=9, i0=20000.0, labelled=True)
-    with open_scan(str(path)) as s:
-        rows = slice(0, 32)
-        x = flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
-                           sinograms_first=False)
+    x = normalised(path)
     truth = read_truth(path)
     partial = truth == KINDS.index("partial") + 1
     assert np.flatnonzero(partial[:, 28].any(axis=0)).tolist() == [170, 171, 172, 173]
@@ -419,10 +414,7 @@ def found_in_its_columns(labelled_721: Callable[[int, float], Path], seed: int, 
     path = labelled_721(seed, i0)
     p = DetectParams.for_scan((721, 64, 512))
     lo, hi = rows_to_read(row, row + 1, 64, halo("robust", p, 64))
-    with open_scan(str(path)) as s:
-        rows = slice(lo, hi)
-        x = flat_field_log(s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows),
-                           sinograms_first=False)
+    x = normalised(path, (lo, hi))
     truth = read_truth(path)[:, row] == KINDS.index(kind) + 1
     assert np.flatnonzero(truth.any(axis=0)).tolist() == columns
     m = detect_rows(x, lo, (row, row + 1), 64, "robust", p).astype(bool)
