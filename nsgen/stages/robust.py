@@ -55,8 +55,10 @@ from nsgen.io.spill import Spill
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.stripe_detect import rows_to_read
 from nsgen.prep.robust_mass import mass_trace, row_mass
-from nsgen.prep.robust_rows import REACH, grow_rows
+from nsgen.prep.robust_rows import grow_rows
+from nsgen.prep.robust_stack import DECIDE_REACH as REACH, apply, stack_flags
 from nsgen.prep.robust_second import excluded, second_offsets, second_rows
+from nsgen.prep.robust_angles import angle_bins
 from nsgen.prep.stripe_robust import (STORED_SETS, _blocks, decide_offsets, depth_rule,
                                       feature_layout, raw_bin_means, raw_feature_fields,
                                       set_offsets)
@@ -339,8 +341,11 @@ class RobustDecideStage(_RobustRowStage):
                                  mass=self.mass, scores=scores)
         cut = slice(rows[0] - rows1[0], rows[1] - rows1[0])
         flagged = np.asarray(decided[:, cut].any(axis=0)).view(np.uint8)
-        mask = grow_rows(decided, rows1[0], cast(np.ndarray, xb), scores, rows,
-                         _blocks(self.n_angles))
+        edges = _blocks(self.n_angles)
+        stacked = stack_flags(decided, rows1[0], scores, self.mass, rows, edges,
+                              angle_bins(edges, self.n_angles))
+        mask = apply(grow_rows(decided, rows1[0], cast(np.ndarray, xb), scores, rows, edges),
+                     stacked)
         clock.lap("decide")
         clock.add("bin means", xb.seconds)
         clock.add("bin-mean rows", len(xb.rows))
