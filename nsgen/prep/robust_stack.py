@@ -69,23 +69,36 @@ def candidates_of(out: np.ndarray, z: list[np.ndarray], edges: np.ndarray) -> np
     return cand
 
 
-def _boxes(mask: np.ndarray, cand: np.ndarray, q: np.ndarray, edges: np.ndarray
-           ) -> list[tuple[int, int, int, int, int, float]]:
+def _boxes(mask: np.ndarray, cand: np.ndarray, q: np.ndarray, edges: np.ndarray,
+           bins: np.ndarray) -> list[tuple[int, int, int, int, int, float]]:
     """Each row's candidate boxes ``(row, i, j, b0, b1, expected step)`` as
     :func:`~nsgen.prep.robust_mass.confirm` forms them (a run of adjacent candidate
     columns x a run of consecutive blocks holding candidates there; columns those of its
-    own blocks' candidates), those whose shift another flag explains left out."""
+    own blocks' candidates), those whose shift another flag explains left out (as
+    ``robust_mass._explained``, read at each angle bin's first angle: the decision's flags
+    are per bin)."""
     found = []
-    for r in np.flatnonzero(cand.any(axis=(1, 2))):
+    rows = np.flatnonzero(cand.any(axis=(1, 2)))
+    if not rows.size:
+        return found
+    at = np.searchsorted(bins, edges)
+    flags = mask[np.ix_(bins[:-1], rows)] > 0          # (bins, rows with candidates, columns)
+    every = flags.all(axis=0).any(axis=1)
+    anyf = flags.any(axis=0)
+    for k, r in enumerate(rows.tolist()):
         for c0, c1 in rm._runs(np.flatnonzero(cand[r].any(axis=0))):
             for b0, b1 in rm._runs(np.flatnonzero(cand[r, :, c0:c1].any(axis=1))):
                 own = c0 + np.flatnonzero(cand[r, b0:b1, c0:c1].any(axis=0))
                 i, j = int(own[0]), int(own[-1]) + 1
                 exp = float(np.mean([q[r, b, i:j][cand[r, b, i:j] != 0].sum()
                                      for b in range(b0, b1)]))
-                if exp != 0 and not rm._explained(mask, int(r), i, j, int(edges[b0]),
-                                                  int(edges[b1])):
-                    found.append((int(r), i, j, int(b0), int(b1), exp))
+                if exp == 0 or every[k]:
+                    continue
+                part = anyf[k].copy()
+                part[max(0, i - rm.EXPLAINED_REACH):j + rm.EXPLAINED_REACH] = False
+                if part.any() and flags[at[b0]:at[b1], k][:, part].any():
+                    continue   # (another stripe's flag at its angles: its shift explained)
+                found.append((r, i, j, int(b0), int(b1), exp))
     return found
 
 
@@ -180,7 +193,7 @@ def stack_flags(mask: np.ndarray, m_start: int, scores: list[np.ndarray],
     unit = noise * np.sqrt(w.mean())
     at = np.searchsorted(bins, edges)
     flags = []
-    for ds in _stacks(_boxes(mask, cand, q, edges)):
+    for ds in _stacks(_boxes(mask, cand, q, edges, bins)):
         rel = sorted({d[0] for d in ds})
         if not any(rows[0] <= m_start + r < rows[1] for r in rel):
             continue
