@@ -77,26 +77,27 @@ def _boxes(mask: np.ndarray, cand: np.ndarray, q: np.ndarray, edges: np.ndarray,
     own blocks' candidates), those whose shift another flag explains left out (as
     ``robust_mass._explained``, read at each angle bin's first angle: the decision's flags
     are per bin)."""
-    found = []
+    found: list[tuple[int, int, int, int, int, float]] = []
     rows = np.flatnonzero(cand.any(axis=(1, 2)))
     if not rows.size:
         return found
     at = np.searchsorted(bins, edges)
-    flags = mask[np.ix_(bins[:-1], rows)] > 0          # (bins, rows with candidates, columns)
-    every = flags.all(axis=0).any(axis=1)
-    anyf = flags.any(axis=0)
-    for k, r in enumerate(rows.tolist()):
+    for r in rows.tolist():
+        flags = mask[bins[:-1], r] > 0                  # (bins, columns): one row at a time
+        if flags.all(axis=0).any():
+            continue   # (a flag over the whole scan: its M0 changes with the angle)
+        anyf = flags.any(axis=0)
         for c0, c1 in rm._runs(np.flatnonzero(cand[r].any(axis=0))):
             for b0, b1 in rm._runs(np.flatnonzero(cand[r, :, c0:c1].any(axis=1))):
                 own = c0 + np.flatnonzero(cand[r, b0:b1, c0:c1].any(axis=0))
                 i, j = int(own[0]), int(own[-1]) + 1
                 exp = float(np.mean([q[r, b, i:j][cand[r, b, i:j] != 0].sum()
                                      for b in range(b0, b1)]))
-                if exp == 0 or every[k]:
+                if exp == 0:
                     continue
-                part = anyf[k].copy()
+                part = anyf.copy()
                 part[max(0, i - rm.EXPLAINED_REACH):j + rm.EXPLAINED_REACH] = False
-                if part.any() and flags[at[b0]:at[b1], k][:, part].any():
+                if part.any() and flags[at[b0]:at[b1]][:, part].any():
                     continue   # (another stripe's flag at its angles: its shift explained)
                 found.append((r, i, j, int(b0), int(b1), exp))
     return found
