@@ -126,9 +126,12 @@ def second_pass(x: np.ndarray, qs: np.ndarray, first: np.ndarray, xb: np.ndarray
     """The detector's second rows-first pass (``stripe_robust.decide_twice``) after the
     first decision ``first`` (its block scores ``scores``) on the kept offsets ``qs``:
     where it leaves values out, the volume ``x`` is ranked again (the second offsets depend
-    on the decisions: not kept); then the rows widened (``robust_rows.grow_rows``); ``mass``: the volume's
+    on the decisions: not kept); then the rows widened (``robust_rows.grow_rows``) and the stacks
+    confirmed (``robust_stack.stack_flags``); ``mass``: the volume's
     ``robust_mass.volume_mass``, as the first decision's."""
-    from nsgen.prep import robust_rows as rr, robust_second as rs, stripe_robust as sr
+    from nsgen.prep import robust_rows as rr, robust_second as rs, robust_stack as rk
+    from nsgen.prep import stripe_robust as sr
+    from nsgen.prep.robust_angles import angle_bins
     n_k, n = x.shape[0], x.shape[1]
     hd = sr.depth_rule(n, depth)
     ex = rs.excluded(np.asarray(first.any(axis=0)), 0, (0, n), hd, n)
@@ -139,7 +142,9 @@ def second_pass(x: np.ndarray, qs: np.ndarray, first: np.ndarray, xb: np.ndarray
         scores = []
         first = sr.decide_offsets(qs2, 0, xb, (0, n), n, n_k, depth=depth, mass=mass,
                                   scores=scores)
-    return rr.grow_rows(first, 0, xb, scores, (0, n), sr._blocks(n_k))
+    edges = sr._blocks(n_k)
+    stacked = rk.stack_flags(first, 0, scores, mass, (0, n), edges, angle_bins(edges, n_k))
+    return rk.apply(rr.grow_rows(first, 0, xb, scores, (0, n), edges), stacked)
 
 
 def counts(mask: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:

@@ -33,8 +33,9 @@ def test_named_detectors_are_checked():
 def test_halo_follows_the_detector():
     p = DetectParams.for_scan((181, 40, 64))
     assert halo("larix", p, 40) == p.halo
-    # two decisions, and a row's widening reads the decided rows beside it
-    assert halo("robust", p, 40) == 5 * (min(p.min_stripe_depth, 39) // 2) + 1
+    # two decisions, and a row's stacks read the decided candidates of the 4 rows each side
+    # (its widening those of the rows beside it)
+    assert halo("robust", p, 40) == 5 * (min(p.min_stripe_depth, 39) // 2) + 4
 
 
 def test_detect_volume_by_name_finds_a_stripe():

@@ -6,7 +6,7 @@ import pytest
 from nsgen.prep import robust_tall
 from nsgen.prep.robust_scores import ranks
 from nsgen.prep.robust_tall import odd_windows, split_tall, tall_scores, with_tall
-from nsgen.prep.robust_rows import REACH
+from nsgen.prep.robust_stack import DECIDE_REACH as REACH
 from nsgen.prep.stripe_robust import HALO, depth_rule, robust_mask_rows, robust_stripe_mask
 
 from helpers import normalised

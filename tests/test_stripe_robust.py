@@ -16,7 +16,8 @@ from nsgen.prep.detect import check_detector, detect_rows, detect_volume, halo
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.stripe_detect import rows_to_read
-from nsgen.prep import robust_angles, robust_box, robust_scores, robust_second, stripe_robust
+from nsgen.prep import (robust_angles, robust_box, robust_scores, robust_second, robust_stack,
+                        stripe_robust)
 from nsgen.prep.stripe_robust import column_scores, depth_rule, robust_stripe_mask
 
 from helpers import normalised
@@ -379,6 +380,11 @@ def test_a_partial_stripes_rows_and_columns_add_their_evidence_in_each_block(tmp
     monkeypatch.setattr(stripe_robust, "POOLED_FACTOR",   # (so may the pooled runs)
                         stripe_robust.BLOCK_FACTOR)
     monkeypatch.setattr(robust_box, "BOX_BAR", np.inf)   # (and the boxes: sixteenth round)
+    m = detect_volume(x, "robust", p).astype(bool)
+    # (and the rows' mass conservation pooled over the stripe's rows: nineteenth round)
+    cols = 160 + np.flatnonzero(m[:, 28:32, 160:184].any(axis=(0, 1)))
+    assert cols.tolist() == [170, 171, 172, 173]
+    monkeypatch.setattr(robust_stack, "STACK_BAR", np.inf)
     m = detect_volume(x, "robust", p).astype(bool)
     assert not m[:, 28:30, 160:184].any()
 

@@ -73,7 +73,7 @@ def halo(name: str, params: DetectParams, n_rows_total: int) -> int:
     """Rows of context each side of a row chunk for an exact chunked mask."""
     if check_detector(name) == "larix":
         return params.halo
-    from nsgen.prep.robust_rows import REACH
+    from nsgen.prep.robust_stack import DECIDE_REACH as REACH
     from nsgen.prep.stripe_robust import HALO, depth_rule
     return HALO * depth_rule(n_rows_total, params.min_stripe_depth) + REACH
 

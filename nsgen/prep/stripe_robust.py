@@ -54,12 +54,14 @@ angle blocks (scans of at least 180 angles):
    offsets (:func:`decide_twice`).
 7. Each row widened into from the decided stripes over part of the scan of the rows beside
    it, where it holds their step in their columns and angles (a gain change of a detector
-   pixel block spans adjacent rows; :mod:`nsgen.prep.robust_rows`).
+   pixel block spans adjacent rows; :mod:`nsgen.prep.robust_rows`), and the candidates the
+   mass-conservation confirmation leaves in up to 4 adjacent rows confirmed by their rows'
+   pooled ``M0`` (:mod:`nsgen.prep.robust_stack`).
 
 Steps 2-4 couple rows (``q`` of the ``hd`` rows each side, each against its own ``hd``
 rows, whose strong defects are their own), so a row chunk plus ``2 hd`` rows each side
-gives exactly the whole volume's first decision, and plus ``5 hd + 1`` (:data:`HALO`,
-:data:`~nsgen.prep.robust_rows.REACH`) its mask. The work splits so that each row's is done once
+gives exactly the whole volume's first decision, and plus ``5 hd + 4`` (:data:`HALO`,
+:data:`~nsgen.prep.robust_stack.DECIDE_REACH`) its mask. The work splits so that each row's is done once
 whatever the chunking (:mod:`nsgen.stages.robust`): :func:`row_features` (steps 1 and 4's
 detection and the bin means: each row alone), :func:`row_offsets` (step 2 and ``q``:
 ``hd`` rows each side), :func:`decide_offsets` (the rest: ``hd`` rows of offsets each
@@ -84,7 +86,7 @@ import functools
 import numpy as np
 
 from nsgen.prep import (_robust_decide_jit as _rdj, robust_box as _box, robust_mass as _mass,
-                        robust_rows as _rows, robust_second as _second)
+                        robust_rows as _rows, robust_second as _second, robust_stack as _stack)
 from nsgen.prep._robust_jit import bin_means as _bin_means, raw_bin_means as _raw_bin_means
 from nsgen.prep.normalise import check_raw, pixel_constants
 from nsgen.prep.robust_angles import (POOLED, RUN, RUN_LEVEL, WHOLE, angle_bins, refine,
@@ -195,7 +197,7 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
                      mass: np.ndarray | None = None) -> np.ndarray:
     """Robust mask of volume rows ``[start, stop)`` from a block ``(angles, rows, cols)``.
 
-    The block must hold the rows ``[start - 5 hd - 1, stop + 5 hd + 1)`` (clipped to the
+    The block must hold the rows ``[start - 5 hd - 4, stop + 5 hd + 4)`` (clipped to the
     volume; :func:`decide_twice`) with ``hd`` of :func:`depth_rule`; the result (uint8
     0/1, ``(angles, stop - start, cols)``) is then the same whatever the chunking, given
     the volume's ``mass`` (:func:`~nsgen.prep.robust_mass.volume_mass` of every row's
@@ -206,7 +208,7 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
     x = np.asarray(block, np.float32)
     if x.ndim != 3:
         raise ValueError(f"block must be 3D (angles, rows, columns); got shape {x.shape}")
-    halo = HALO * depth_rule(n_rows_total, depth) + _rows.REACH
+    halo = HALO * depth_rule(n_rows_total, depth) + _stack.DECIDE_REACH
     start, stop = rows
     lo, hi = max(0, start - halo), min(n_rows_total, stop + halo)
     if block_start > lo or block_start + x.shape[1] < hi:
@@ -410,7 +412,10 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     the rows' block scores ``(blocks, stop - start, columns)``, their offsets' rank
     consistency (the same shape) and the columns of each row flagged before the
     refinement of the angles ``(stop - start, columns)`` bool are appended to (nothing
-    with one angle block; :func:`~nsgen.prep.robust_rows.grow_rows` reads them)."""
+    with one angle block; :func:`~nsgen.prep.robust_rows.grow_rows` reads them), then,
+    with ``mass``, the candidates the confirmation leaves ``(stop - start, blocks,
+    columns)`` int8 and the rows' offsets per block ``(stop - start, blocks, columns +
+    1)`` (:func:`~nsgen.prep.robust_stack.stack_flags` reads them)."""
     hd = depth_rule(n_rows_total, depth)
     _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
     n_sets = qs.shape[1] // STORED_SETS
@@ -487,9 +492,12 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
         scores.append(out[edges[:-1]].any(axis=0))
     refine(out, xb, angle_bins(edges, n_k), edges, evidence, zb)
     or_tall(out, tall, edges)  # tall: row-alone stripes in the blocks that agree
+    q_rows = qs[rows[0] - q_start:rows[1] - q_start, :n_b]
     if mass is not None:   # faint partial stripes their row's M0 confirms (robust_mass)
-        _mass.confirm(out, qs[rows[0] - q_start:rows[1] - q_start, :n_b], z_own[:-1], mass,
-                      rows, edges, angle_bins(edges, n_k))
+        _mass.confirm(out, q_rows, z_own[:-1], mass, rows, edges, angle_bins(edges, n_k))
+        if scores is not None:   # (the candidates it leaves, and their offsets: robust_stack)
+            scores.append(_stack.candidates_of(out, z_own[:-1], edges))
+            scores.append(q_rows)
     return out
 
 
@@ -513,18 +521,20 @@ def decide_twice(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_row
                  mass: np.ndarray | None = None) -> np.ndarray:
     """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
     :func:`row_features` ``feat`` of volume rows ``feat_start ...``, which must hold the
-    rows ``[start - 5 hd - 1, stop + 5 hd + 1)`` (clipped to the volume; :data:`HALO` and
-    :data:`~nsgen.prep.robust_rows.REACH`): a first decision (:func:`decide_offsets`) of
-    the rows within ``3 hd + 1``, then rows first again with its flags in runs of 2 to
+    rows ``[start - 5 hd - 4, stop + 5 hd + 4)`` (clipped to the volume; :data:`HALO` and
+    :data:`~nsgen.prep.robust_stack.DECIDE_REACH`): a first decision (:func:`decide_offsets`) of
+    the rows within ``3 hd + 4``, then rows first again with its flags in runs of 2 to
     ``hd`` rows left out of the compared rows' backgrounds (:mod:`nsgen.prep.robust_second`)
-    and the rows within 1 decided again on those offsets (where nothing is left out within
+    and the rows within 4 decided again on those offsets (where nothing is left out within
     ``2 hd`` of a row, its second decision is its first); then each row widened into from
     the stripes over part of the scan of the rows beside it
-    (:func:`~nsgen.prep.robust_rows.grow_rows`). The same mask whatever the chunking
+    (:func:`~nsgen.prep.robust_rows.grow_rows`) and flagged where a stack of the candidates
+    of up to 4 adjacent rows is confirmed by their pooled ``M0``
+    (:func:`~nsgen.prep.robust_stack.stack_flags`). The same mask whatever the chunking
     (``mass``: the volume's, both decisions' :func:`decide_offsets`)."""
     hd = depth_rule(n_rows_total, depth)
     start, stop = rows
-    reach = _rows.REACH
+    reach = _stack.DECIDE_REACH
     _check_rows((feat_start, feat_start + feat.shape[0]), rows, n_rows_total, HALO * hd + reach)
     sets, strong, xb = _fields(feat, n_k)
     rows1 = (max(0, start - reach), min(n_rows_total, stop + reach))   # (grow_rows reads)
@@ -554,9 +564,11 @@ def decide_twice(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_row
         m = decide_offsets(qs2, near1[0], xb[rows1[0] - feat_start:rows1[1] - feat_start],
                            rows1, n_rows_total, n_k, threshold, depth, mass=mass,
                            scores=scores)
-    return np.ascontiguousarray(_rows.grow_rows(
-        m, rows1[0], xb[rows1[0] - feat_start:rows1[1] - feat_start], scores, rows,
-        _blocks(n_k)))
+    edges = _blocks(n_k)
+    stacked = _stack.stack_flags(m, rows1[0], scores, mass, rows, edges, angle_bins(edges, n_k))
+    return np.ascontiguousarray(_stack.apply(_rows.grow_rows(
+        m, rows1[0], xb[rows1[0] - feat_start:rows1[1] - feat_start], scores, rows, edges),
+        stacked))
 
 
 def _pool(z: np.ndarray, floor: float, width: int) -> np.ndarray:

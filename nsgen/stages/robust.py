@@ -13,9 +13,11 @@ chunking.
 2. :class:`RobustOffsetStage` reads the ranks with ``hd`` rows each side and stores each
    row's offsets against the rows around it
    (:func:`~nsgen.prep.stripe_robust.row_offsets`; a few values per column);
-3. :class:`RobustDecideStage` reads the offsets with ``hd + 1`` rows each side and decides
-   (:func:`~nsgen.prep.stripe_robust.decide_offsets`) its rows and one more each side, from
-   which its rows are widened (:func:`~nsgen.prep.robust_rows.grow_rows`); the angle-bin
+3. :class:`RobustDecideStage` reads the offsets with ``hd + 4`` rows each side and decides
+   (:func:`~nsgen.prep.stripe_robust.decide_offsets`) its rows and 4 more each side
+   (:data:`~nsgen.prep.robust_stack.DECIDE_REACH`), from which its rows are widened
+   (:func:`~nsgen.prep.robust_rows.grow_rows`: the rows beside) and their stacks confirmed
+   (:func:`~nsgen.prep.robust_stack.stack_flags`: the 4 rows each side); the angle-bin
    means the decision
    asks for (rows of stripes over part of the scan: a few rows) come from the scan then
    (:class:`RowBins`; storing every row's was half the scratch), and stores which
@@ -24,8 +26,8 @@ chunking.
    rows hold flags of a defect over a few rows (:mod:`nsgen.prep.robust_second`: rows
    first once more, those flags left out of the backgrounds; from the features of ``hd``
    rows and the flags of ``2 hd`` rows each side) and writes them over the first ones;
-5. :class:`RobustSecondStage` decides the rows near those flags (and the rows beside
-   them: their widening) again from them and writes their mask again. Both read the
+5. :class:`RobustSecondStage` decides the rows near those flags (and the 4 rows each
+   side: their widening and stacks) again from them and writes their mask again. Both read the
    flags only where no such defect is near.
 
 The scratch volumes (but the flags: a byte per row and column) are kept in memory as far as
@@ -55,8 +57,10 @@ from nsgen.io.spill import Spill
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.stripe_detect import rows_to_read
 from nsgen.prep.robust_mass import mass_trace, row_mass
-from nsgen.prep.robust_rows import REACH, grow_rows
+from nsgen.prep.robust_rows import grow_rows
+from nsgen.prep.robust_stack import DECIDE_REACH as REACH, apply, stack_flags
 from nsgen.prep.robust_second import excluded, second_offsets, second_rows
+from nsgen.prep.robust_angles import angle_bins
 from nsgen.prep.stripe_robust import (STORED_SETS, _blocks, decide_offsets, depth_rule,
                                       feature_layout, raw_bin_means, raw_feature_fields,
                                       set_offsets)
@@ -320,8 +324,8 @@ class RobustDecideStage(_RobustRowStage):
 
     def decide(self, qs: np.ndarray, q_start: int, rows: tuple[int, int], clock: StepClock
                ) -> tuple[np.ndarray, np.ndarray]:
-        """Decide volume rows ``rows`` and the :data:`~nsgen.prep.robust_rows.REACH` rows
-        each side from the offsets ``qs`` of volume rows ``q_start ...``, widen ``rows``
+        """Decide volume rows ``rows`` and the :data:`~nsgen.prep.robust_stack.DECIDE_REACH`
+        rows each side from the offsets ``qs`` of volume rows ``q_start ...``, widen ``rows``
         from those (:func:`~nsgen.prep.robust_rows.grow_rows`) and write their mask: their
         per-row (patch) flags and the columns of each row flagged at any angle before the
         widening ``(rows, columns)`` uint8 (what the second pass leaves out)."""
@@ -339,8 +343,11 @@ class RobustDecideStage(_RobustRowStage):
                                  mass=self.mass, scores=scores)
         cut = slice(rows[0] - rows1[0], rows[1] - rows1[0])
         flagged = np.asarray(decided[:, cut].any(axis=0)).view(np.uint8)
-        mask = grow_rows(decided, rows1[0], cast(np.ndarray, xb), scores, rows,
-                         _blocks(self.n_angles))
+        edges = _blocks(self.n_angles)
+        stacked = stack_flags(decided, rows1[0], scores, self.mass, rows, edges,
+                              angle_bins(edges, self.n_angles))
+        mask = apply(grow_rows(decided, rows1[0], cast(np.ndarray, xb), scores, rows, edges),
+                     stacked)
         clock.lap("decide")
         clock.add("bin means", xb.seconds)
         clock.add("bin-mean rows", len(xb.rows))
@@ -404,11 +411,11 @@ class RobustSecondOffsetStage(_RobustRowStage):
 class RobustSecondStage(RobustDecideStage):
     """Pass five: the rows whose second decision may differ from the first (within ``2
     hd`` of a value :class:`RobustSecondOffsetStage` left out:
-    :func:`~nsgen.prep.robust_second.second_rows`) and the rows beside them (whose
-    widening reads their flags), decided again on the offsets it wrote, their mask written
-    again. Returns ``(first row, per-row (patch) flags)`` of the rows decided again, or
-    ``(start, None)``; reads the flags of ``3 hd + 1`` rows each side of its chunk, and
-    where it decides, the offsets of ``hd + 1`` rows each side of those rows."""
+    :func:`~nsgen.prep.robust_second.second_rows`) and the 4 rows each side of them (whose
+    widening and stacks read their decisions), decided again on the offsets it wrote, their
+    mask written again. Returns ``(first row, per-row (patch) flags)`` of the rows decided
+    again, or ``(start, None)``; reads the flags of ``3 hd + 4`` rows each side of its
+    chunk, and where it decides, the offsets of ``hd + 4`` rows each side of those rows."""
 
     label: str = "decide stripes again (robust)"
 
@@ -637,10 +644,10 @@ def _sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,
     second = row_sizing(run, n_rows, row_bytes=feat_bytes, work_factor=OFFSET_WORK_FACTOR,
                         halo=depth_rule(n_rows, params.min_stripe_depth),
                         worker_overhead=JIT_OVERHEAD)
-    # the worker holds its rows' mask (a byte per voxel; and the rows beside, decided for
-    # the widening: robust_rows) and the bin means of those the decision asks for (a row
-    # at a time); the offsets of the halo are small (+ the volume's M0 traces, twice:
-    # robust_mass.confirm's centred copy)
+    # the worker holds its rows' mask (a byte per voxel; and the 4 rows each side, decided
+    # for the widening and the stacks: robust_rows, robust_stack) and the bin means of
+    # those the decision asks for (a row at a time); the offsets of the halo are small
+    # (+ the volume's M0 traces, twice: robust_mass.confirm's centred copy)
     traces = 2 * n_rows * (feature_layout(n_angles)[1] + 1) * 8
     third = row_sizing(run, n_rows, row_bytes=n_angles * n_cols, work_factor=1.5,
                        halo=REACH, worker_overhead=JIT_OVERHEAD + bins_row + traces)
