@@ -42,8 +42,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["ANGLE_REACH", "CANDIDATE_BAR", "CANDIDATE_FLOOR", "CANDIDATE_WIDTH", "CONSTANT", "MASS_BAR",
-           "MIN_OUTSIDE", "MIN_ROWS", "STEP_RATIO", "candidates", "confirm", "mass_trace",
-           "row_mass", "volume_mass"]
+           "MIN_OUTSIDE", "MIN_ROWS", "STEP_RATIO", "candidate_blocks", "candidates", "confirm", "mass_trace",
+           "row_boxes", "row_mass", "volume_mass"]
 
 #: a candidate's columns: each column's own block score at least this, one sign ...
 CANDIDATE_FLOOR = 2.5
@@ -196,6 +196,56 @@ def candidates(z: np.ndarray, flagged: np.ndarray) -> np.ndarray:
     return out.reshape(n_j, n_i + 1)[:, :n_i]
 
 
+def candidate_blocks(out: np.ndarray, z: list[np.ndarray], edges: np.ndarray) -> np.ndarray:
+    """The :func:`candidates` of every angle block of a decision's rows: ``(rows, blocks,
+    columns)`` int8, the candidate's sign, from the decision's mask ``out`` ``(angles,
+    rows, columns)`` (a column flagged at some angle of a block is no candidate there),
+    each block's own scores ``z`` ``(rows, columns)`` and the blocks' ``edges``.
+
+    Examples
+    --------
+    >>> z = [np.full((1, 4), 3.0), np.zeros((1, 4))]
+    >>> out = np.zeros((4, 1, 4), np.uint8); out[0, 0, 3] = 1
+    >>> candidate_blocks(out, z, np.array([0, 2, 4]))[0].tolist()
+    [[1, 1, 1, 0], [0, 0, 0, 0]]
+    """
+    n_b = edges.size - 1
+    cand = np.zeros((out.shape[1], n_b, out.shape[2]), np.int8)
+    for b in range(n_b):
+        zb = np.asarray(z[b])
+        jr, ic = np.nonzero(np.abs(zb) >= CANDIDATE_FLOOR)
+        flagged = np.zeros(zb.shape, bool)
+        if jr.size:   # (the mask read where a candidate may be only)
+            flagged[jr, ic] = out[edges[b]:edges[b + 1], jr, ic].any(axis=0)
+        cand[:, b] = candidates(zb, flagged)
+    return cand
+
+
+def row_boxes(cand: np.ndarray, q: np.ndarray) -> list[tuple[int, int, int, int, float]]:
+    """The candidate boxes of one row, ``(i, j, b0, b1, expected step)``: each run of
+    adjacent columns holding a candidate in some block of ``cand`` ``(blocks, columns)``
+    (:func:`candidate_blocks`' row), and each run of consecutive blocks ``[b0, b1)``
+    holding one there; its columns ``[i, j)`` those of its own blocks' candidates (first
+    to last, not the run's in other blocks), its expected step the candidate columns'
+    offsets ``q`` ``(blocks, columns + 1)`` summed, mean over its blocks.
+
+    Examples
+    --------
+    >>> cand = np.zeros((3, 8), np.int8); cand[:2, 2:4] = 1; cand[1, 4] = 1
+    >>> q = np.full((3, 9), 0.5)
+    >>> row_boxes(cand, q)
+    [(2, 5, 0, 2, 1.25)]
+    """
+    found = []
+    for c0, c1 in _runs(np.flatnonzero(cand.any(axis=0))):
+        for b0, b1 in _runs(np.flatnonzero(cand[:, c0:c1].any(axis=1))):
+            own = c0 + np.flatnonzero(cand[b0:b1, c0:c1].any(axis=0))
+            i, j = int(own[0]), int(own[-1]) + 1
+            exp = float(np.mean([q[b, i:j][cand[b, i:j] != 0].sum() for b in range(b0, b1)]))
+            found.append((i, j, int(b0), int(b1), exp))
+    return found
+
+
 def _runs(v: np.ndarray) -> list[tuple[int, int]]:
     """``[start, stop)`` of the runs of consecutive values of the sorted ints ``v``."""
     if not v.size:
@@ -284,48 +334,33 @@ def confirm(out: np.ndarray, q: np.ndarray, z: list[np.ndarray], trace: np.ndarr
     centred = r0 - (r0 @ w / total)[:, None]
     unit = noise * np.sqrt(w.mean())
     at = np.searchsorted(bins, edges)   # each block edge's bin
-    cand = np.zeros((n_b,) + out.shape[1:], np.int8)
-    for b in range(n_b):
-        zb = np.asarray(z[b])
-        jr, ic = np.nonzero(np.abs(zb) >= CANDIDATE_FLOOR)
-        flagged = np.zeros(zb.shape, bool)
-        if jr.size:   # (the mask read where a candidate may be only)
-            flagged[jr, ic] = out[edges[b]:edges[b + 1], jr, ic].any(axis=0)
-        cand[b] = candidates(zb, flagged)
+    cand = candidate_blocks(out, z, edges)
     boxes: dict[tuple[int, int], np.ndarray] = {}
     passed: list[tuple[int, int, int, int, int, float]] = []
-    for r in np.flatnonzero(cand.any(axis=(0, 2))):
-        for c0, c1 in _runs(np.flatnonzero(cand[:, r].any(axis=0))):
-            blocks = np.flatnonzero(cand[:, r, c0:c1].any(axis=1))
-            for b0, b1 in _runs(blocks):
-                # the box's columns: those of its own blocks' candidates (not the run's in
-                # other blocks)
-                own = c0 + np.flatnonzero(cand[b0:b1, r, c0:c1].any(axis=0))
-                i, j = int(own[0]), int(own[-1]) + 1
-                exp = float(np.mean([q[r, b, i:j][cand[b, r, i:j] != 0].sum()
-                                     for b in range(b0, b1)]))
-                a, e = at[b0], at[b1]
-                length = float(w[a:e].sum())
-                if total - length < MIN_OUTSIDE or exp == 0:
-                    continue
-                if (b0, b1) not in boxes:   # every row's z on this box
-                    boxes[b0, b1] = (centred[:, a:e] @ w[a:e]) / (
-                        unit * np.sqrt(length * (total - length) / total))
-                zr = boxes[b0, b1]
-                others = np.delete(zr, start + r)
-                spread = _MAD * np.median(np.abs(others - np.median(others)))
-                zm = zr[start + r] / max(1.0, spread)
-                t = r0[start + r]
-                inside = float(t[a:e] @ w[a:e])
-                step = inside / length - (float(t @ w) - inside) / (total - length)
-                if not (np.sign(zm) == np.sign(exp) and abs(zm) >= MASS_BAR
-                        and STEP_RATIO[0] <= step / exp <= STEP_RATIO[1]):
-                    continue
-                if _explained(out, int(r), i, j, int(edges[b0]), int(edges[b1])):
-                    continue
-                score = max(abs(float(z[b][r, i:j].sum())) / np.sqrt(j - i)
-                            for b in range(b0, b1))
-                passed.append((int(r), i, j, int(b0), int(b1), score))
+    for r in np.flatnonzero(cand.any(axis=(1, 2))):
+        for i, j, b0, b1, exp in row_boxes(cand[r], q[r]):
+            a, e = at[b0], at[b1]
+            length = float(w[a:e].sum())
+            if total - length < MIN_OUTSIDE or exp == 0:
+                continue
+            if (b0, b1) not in boxes:   # every row's z on this box
+                boxes[b0, b1] = (centred[:, a:e] @ w[a:e]) / (
+                    unit * np.sqrt(length * (total - length) / total))
+            zr = boxes[b0, b1]
+            others = np.delete(zr, start + r)
+            spread = _MAD * np.median(np.abs(others - np.median(others)))
+            zm = zr[start + r] / max(1.0, spread)
+            t = r0[start + r]
+            inside = float(t[a:e] @ w[a:e])
+            step = inside / length - (float(t @ w) - inside) / (total - length)
+            if not (np.sign(zm) == np.sign(exp) and abs(zm) >= MASS_BAR
+                    and STEP_RATIO[0] <= step / exp <= STEP_RATIO[1]):
+                continue
+            if _explained(out, int(r), i, j, int(edges[b0]), int(edges[b1])):
+                continue
+            score = max(abs(float(z[b][r, i:j].sum())) / np.sqrt(j - i)
+                        for b in range(b0, b1))
+            passed.append((int(r), i, j, int(b0), int(b1), score))
     n = 0
     for row, i, j, b0, b1, score in passed:
         if any(o[0] == row and o[3] < b1 and b0 < o[4] and o[5] > score for o in passed):

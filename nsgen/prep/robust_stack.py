@@ -37,7 +37,7 @@ from nsgen.prep import robust_mass as rm
 from nsgen.prep.robust_rows import REACH as GROW_REACH
 
 __all__ = ["DECIDE_REACH", "REACH", "STACK_BAR", "STACK_RATIO", "STACK_ROWS", "apply",
-           "candidates_of", "stack_flags"]
+           "stack_flags"]
 
 #: the pooled z (over the spread guard) a stack must reach
 STACK_BAR = 4.0
@@ -50,23 +50,6 @@ REACH = STACK_ROWS
 #: rows each side of their rows the decisions decide for the steps after them (the
 #: widening along the rows, :mod:`nsgen.prep.robust_rows`, and the stacks)
 DECIDE_REACH = max(GROW_REACH, REACH)
-
-
-def candidates_of(out: np.ndarray, z: list[np.ndarray], edges: np.ndarray) -> np.ndarray:
-    """The candidates :func:`~nsgen.prep.robust_mass.confirm` reads in a decision's mask
-    ``out`` ``(angles, rows, columns)``, each block's own scores ``z`` ``(rows, columns)``
-    and the angle blocks' ``edges``: ``(rows, blocks, columns)`` int8, the candidate's sign
-    (:func:`~nsgen.prep.robust_mass.candidates`, columns not flagged in that block)."""
-    n_b = edges.size - 1
-    cand = np.zeros((out.shape[1], n_b, out.shape[2]), np.int8)
-    for b in range(n_b):
-        zb = np.asarray(z[b])
-        jr, ic = np.nonzero(np.abs(zb) >= rm.CANDIDATE_FLOOR)
-        flagged = np.zeros(zb.shape, bool)
-        if jr.size:   # (the mask read where a candidate may be only)
-            flagged[jr, ic] = out[edges[b]:edges[b + 1], jr, ic].any(axis=0)
-        cand[:, b] = rm.candidates(zb, flagged)
-    return cand
 
 
 def _boxes(mask: np.ndarray, cand: np.ndarray, q: np.ndarray, edges: np.ndarray,
@@ -87,19 +70,14 @@ def _boxes(mask: np.ndarray, cand: np.ndarray, q: np.ndarray, edges: np.ndarray,
         if flags.all(axis=0).any():
             continue   # (a flag over the whole scan: its M0 changes with the angle)
         anyf = flags.any(axis=0)
-        for c0, c1 in rm._runs(np.flatnonzero(cand[r].any(axis=0))):
-            for b0, b1 in rm._runs(np.flatnonzero(cand[r, :, c0:c1].any(axis=1))):
-                own = c0 + np.flatnonzero(cand[r, b0:b1, c0:c1].any(axis=0))
-                i, j = int(own[0]), int(own[-1]) + 1
-                exp = float(np.mean([q[r, b, i:j][cand[r, b, i:j] != 0].sum()
-                                     for b in range(b0, b1)]))
-                if exp == 0:
-                    continue
-                part = anyf.copy()
-                part[max(0, i - rm.EXPLAINED_REACH):j + rm.EXPLAINED_REACH] = False
-                if part.any() and flags[at[b0]:at[b1]][:, part].any():
-                    continue   # (another stripe's flag at its angles: its shift explained)
-                found.append((r, i, j, int(b0), int(b1), exp))
+        for i, j, b0, b1, exp in rm.row_boxes(cand[r], q[r]):
+            if exp == 0:
+                continue
+            part = anyf.copy()
+            part[max(0, i - rm.EXPLAINED_REACH):j + rm.EXPLAINED_REACH] = False
+            if part.any() and flags[at[b0]:at[b1]][:, part].any():
+                continue   # (another stripe's flag at its angles: its shift explained)
+            found.append((r, i, j, b0, b1, exp))
     return found
 
 
@@ -149,7 +127,7 @@ def stack_flags(mask: np.ndarray, m_start: int, scores: list[np.ndarray],
         The volume row of ``mask``'s first row.
     scores : list of ndarray
         What :func:`~nsgen.prep.stripe_robust.decide_offsets` gave of the same rows: its
-        fourth and fifth arrays are the candidates (:func:`candidates_of`, ``(rows,
+        fourth and fifth arrays are the candidates (:func:`~nsgen.prep.robust_mass.candidate_blocks`, ``(rows,
         blocks, columns)``) and the offsets per block ``(rows, blocks, columns + 1)``
         (fewer: no stacks).
     trace : ndarray or None

@@ -496,7 +496,7 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     if mass is not None:   # faint partial stripes their row's M0 confirms (robust_mass)
         _mass.confirm(out, q_rows, z_own[:-1], mass, rows, edges, angle_bins(edges, n_k))
         if scores is not None:   # (the candidates it leaves, and their offsets: robust_stack)
-            scores.append(_stack.candidates_of(out, z_own[:-1], edges))
+            scores.append(_mass.candidate_blocks(out, z_own[:-1], edges))
             scores.append(q_rows)
     return out
 
