@@ -227,6 +227,14 @@ def test_ranks_from_raw_projections_equal_numpys(n_k, n_i, dtype):
     assert len(got) == len(want) == (7 if n_k >= 180 else 1)
     for g, w in zip(got, want):
         assert g.flags.c_contiguous and np.array_equal(g, w)
+    if len(got) > 1:   # the bin means in the same pass: raw_bin_means', the same ranks
+        from nsgen.prep.robust_angles import angle_bins
+        from nsgen.prep.stripe_robust import raw_bin_means
+        bins = angle_bins(edges, n_k)
+        means = np.full((3, bins.size - 1, n_i), np.nan, np.float32)
+        again = raw_ranks(raw, pixel_constants(flat, dark), edges, bins, means)
+        assert means.tobytes() == raw_bin_means(raw, flat, dark).tobytes()
+        assert all(a.tobytes() == g.tobytes() for a, g in zip(again, got))
 
 
 def test_normalisation_is_monotone_in_the_clipped_difference():

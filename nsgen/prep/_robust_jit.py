@@ -184,7 +184,7 @@ def set_plans(sizes: tuple[int, ...], runs: int) -> tuple[np.ndarray, np.ndarray
 
 @nb.njit(**_JIT)
 def ranked_sets(raw, dark, lo, hi, ln_den, edges, padded, kind_cut, kinds, offs, groups, idx,
-                idx_cut, out):  # pragma: no cover - compiled
+                idx_cut, out, bins, bin_cut, means):  # pragma: no cover - compiled
     """Step 1 straight from raw projections ``raw`` ``(angles, rows, columns)`` (any real
     dtype), normalised on the way by :func:`~nsgen.prep._normalise_jit.normalise_row` with
     the pixel constants ``dark, lo, hi, ln_den`` ``(rows, columns)`` float32 (the same
@@ -197,7 +197,12 @@ def ranked_sets(raw, dark, lo, hi, ln_den, edges, padded, kind_cut, kinds, offs,
     A row's block is normalised whole rows at a time (the projections' rows read in
     order; tiles of a row normalised each apart read every projection's row in pieces,
     each piece a cache miss) into a buffer of the block's rows, then sorted
-    :data:`TILE` columns at a time, as :func:`ranked_rows`."""
+    :data:`TILE` columns at a time, as :func:`ranked_rows`.
+
+    With ``means`` of a row per row of ``raw`` (``(rows, bins, columns)`` float32; else of
+    no row), also the means of the normalised values over the angle bins ``bins`` (nested
+    in the blocks; block ``b``'s are ``bin_cut[b]:bin_cut[b + 1]``) into it, from the same
+    normalised rows: :func:`raw_bin_means`' values (float64 sums in angle order)."""
     n_b = edges.shape[0] - 1
     n_sets = idx_cut.shape[0] - 1
     n_j, n_i = raw.shape[1], raw.shape[2]
@@ -211,6 +216,7 @@ def ranked_sets(raw, dark, lo, hi, ln_den, edges, padded, kind_cut, kinds, offs,
     buf = np.full((rows, TILE + 16), np.inf, np.float32)
     pool = np.full((padded[n_b] if n_sets > n_b else 0, TILE + 16), np.inf, np.float32)
     norm = np.empty((most, n_i), np.float32)
+    acc = np.empty(n_i)
     filled = 0   # rows of buf that may hold values
     for j in range(n_j):
         for b in range(n_b):
@@ -218,6 +224,9 @@ def ranked_sets(raw, dark, lo, hi, ln_den, edges, padded, kind_cut, kinds, offs,
             for k in range(n):
                 _nj.normalise_row(raw[edges[b] + k, j], dark[j], lo[j], hi[j], ln_den[j],
                                   norm[k])
+            if means.shape[0] > 0:
+                for m in range(bin_cut[b], bin_cut[b + 1]):
+                    _bin_mean(norm[bins[m] - edges[b]:bins[m + 1] - edges[b]], acc, means[j, m])
             for m in range(n, filled):
                 buf[m] = np.inf
             filled = n
@@ -245,14 +254,16 @@ def ranked_sets(raw, dark, lo, hi, ln_den, edges, padded, kind_cut, kinds, offs,
 
 @nb.njit(**_JIT)
 def ranked_int_sets(raw, top, dark, lo, hi, ln_den, edges, padded, kind_cut, kinds, offs,
-                    groups, idx, idx_cut, out):  # pragma: no cover - compiled
+                    groups, idx, idx_cut, out, bins, bin_cut, means):  # pragma: no cover
     """:func:`ranked_sets` of integer raw projections (``top``: the largest value of their
     dtype), the same values: the normalisation of a pixel is a non-increasing function of
     its raw count (``float32(raw) - dark``, the clip and the computed logarithm are each
     monotone: tested for every float32), so rank ``r`` of a block's normalised values is
     the normalised rank ``n - 1 - r`` of its raw counts. The raw counts are sorted as
     integers (16-bit lanes: twice the columns per instruction of float32) and only the
-    ranks kept are normalised (:data:`TILE_INT` columns at a time)."""
+    ranks kept are normalised (:data:`TILE_INT` columns at a time); with ``means``, every
+    value is normalised too, tile by tile while its block's counts are in the cache, for
+    the angle-bin means (the same values)."""
     n_b = edges.shape[0] - 1
     n_sets = idx_cut.shape[0] - 1
     n_j, n_i = raw.shape[1], raw.shape[2]
@@ -263,6 +274,8 @@ def ranked_int_sets(raw, top, dark, lo, hi, ln_den, edges, padded, kind_cut, kin
     buf = np.full((rows, TILE_INT + 32), top, raw.dtype)
     pool = np.full((padded[n_b] if n_sets > n_b else 0, TILE_INT + 16), np.inf, np.float32)
     filled = 0   # rows of buf that may hold values
+    acc = np.empty(TILE_INT)
+    norm = np.empty(TILE_INT, np.float32)
     for j in range(n_j):
         for c0 in range(0, n_i, TILE_INT):
             w = min(TILE_INT, n_i - c0)
@@ -278,6 +291,10 @@ def ranked_int_sets(raw, top, dark, lo, hi, ln_den, edges, padded, kind_cut, kin
                     dst = buf[k]
                     for t in range(w):
                         dst[t] = src[t]
+                if means.shape[0] > 0:
+                    for m in range(bin_cut[b], bin_cut[b + 1]):
+                        _int_bin_mean(buf, bins[m] - edges[b], bins[m + 1] - edges[b], w,
+                                      dk, lk, hk, nk, acc, norm, means[j, m, c0:c1])
                 _sort_set(buf, b, kind_cut, kinds, offs, groups, w)
                 for r in range(idx_cut[b + 1] - idx_cut[b]):
                     dst = out[b, j, r, c0:c1]
@@ -290,6 +307,40 @@ def ranked_int_sets(raw, top, dark, lo, hi, ln_den, edges, padded, kind_cut, kin
             if n_sets > n_b:
                 _sort_set(pool, n_b, kind_cut, kinds, offs, groups, w)
                 _take(pool, idx[idx_cut[n_b]:idx_cut[n_b + 1]], out[n_b, j], c0, w)
+
+
+@nb.njit(**_JIT)
+def _bin_mean(rows, acc, dst):  # pragma: no cover - compiled
+    """``dst`` = the mean of the normalised ``rows`` ``(angles, columns)`` float32 per
+    column: float64 sums in row order, divided by the count, rounded to float32."""
+    n_i = dst.shape[0]
+    for t in range(n_i):
+        acc[t] = 0.0
+    for k in range(rows.shape[0]):
+        src = rows[k]
+        for t in range(n_i):
+            acc[t] += np.float64(src[t])
+    width = np.float64(rows.shape[0])
+    for t in range(n_i):
+        dst[t] = np.float32(acc[t] / width)
+
+
+@nb.njit(**_JIT)
+def _int_bin_mean(buf, k0, k1, w, dark, lo, hi, ln_den, acc, norm, dst):  # pragma: no cover
+    """:func:`_bin_mean` of the raw counts in the first ``w`` columns of the rows
+    ``k0:k1`` of ``buf``, normalised row by row into ``norm``
+    (:func:`~nsgen.prep._normalise_jit.normalise_row`); ``acc``, ``norm``: buffers of at
+    least ``w``."""
+    for t in range(w):
+        acc[t] = 0.0
+    nrow = norm[:w]
+    for k in range(k0, k1):
+        _nj.normalise_row(buf[k][:w], dark, lo, hi, ln_den, nrow)
+        for t in range(w):
+            acc[t] += np.float64(nrow[t])
+    width = np.float64(k1 - k0)
+    for t in range(w):
+        dst[t] = np.float32(acc[t] / width)
 
 
 @nb.njit(**_JIT)

@@ -133,13 +133,19 @@ def _pool_index(counts: list[int]) -> tuple[np.ndarray, int]:
 
 def raw_ranks(raw: np.ndarray,
               constants: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-              edges: np.ndarray) -> list[np.ndarray]:
+              edges: np.ndarray, bins: np.ndarray | None = None,
+              means: np.ndarray | None = None) -> list[np.ndarray]:
     """Step 1 of every angle set, straight from raw projections ``raw`` ``(angles, rows,
     columns)``: the :func:`ranks` of each angle block ``edges[b]:edges[b + 1]`` of the
     normalised values (``constants``: :func:`~nsgen.prep.normalise.pixel_constants` of the
     rows), then, with more blocks than one, their :func:`pooled` ranks; the same values,
     the normalised volume never stored (each tile of a row is normalised, ranked and pooled
     while it is in the cache).
+
+    With ``bins`` (edges of angle bins nested in the blocks) and ``means`` (``(rows, bins,
+    columns)`` float32), also each row's means of the normalised values over the bins into
+    ``means``, from the same pass over the raw values: the values of
+    :func:`~nsgen.prep.stripe_robust.raw_bin_means` (float64 sums in angle order).
     """
     sizes = [int(e1 - e0) for e0, e1 in zip(edges[:-1], edges[1:])]
     idx = [rank_index(n) for n in sizes]
@@ -153,8 +159,13 @@ def raw_ranks(raw: np.ndarray,
     plans = _rj.set_plans(tuple(sizes), runs)
     cut = np.cumsum([0] + counts).astype(np.int64)
     out = np.empty((len(counts), raw.shape[1], max(counts), raw.shape[2]), np.float32)
+    if means is None or bins is None:
+        bins, means = np.zeros(1, np.int64), np.empty((0, 0, 0), np.float32)
+    else:
+        assert means.shape == (raw.shape[1], bins.size - 1, raw.shape[2]), means.shape
     args = (*constants, np.asarray(edges, np.int64), *plans,
-            np.concatenate(idx).astype(np.int64), cut, out)
+            np.concatenate(idx).astype(np.int64), cut, out, np.asarray(bins, np.int64),
+            np.searchsorted(bins, edges).astype(np.int64), means)
     if raw.dtype.kind in "ui":   # sorted as integers, only the ranks kept normalised
         _rj.ranked_int_sets(raw, np.iinfo(raw.dtype).max, *args)
     else:

@@ -293,13 +293,17 @@ def raw_feature_parts(raw: np.ndarray, flat: np.ndarray, dark: np.ndarray) -> np
     return np.concatenate(raw_feature_fields(raw, flat, dark), axis=1)
 
 
-def raw_feature_fields(raw: np.ndarray, flat: np.ndarray, dark: np.ndarray
-                       ) -> list[np.ndarray]:
+def raw_feature_fields(raw: np.ndarray, flat: np.ndarray, dark: np.ndarray,
+                       means: np.ndarray | None = None) -> list[np.ndarray]:
     """:func:`raw_feature_parts` apart, as computed (no joined copy): the ranks of each
     angle set ``(rows, ranks, columns)`` float32, C-contiguous, then their strong defects
-    ``(rows, sets, columns)`` float32 (0/1)."""
+    ``(rows, sets, columns)`` float32 (0/1). With ``means`` (``(rows, bins, columns)``
+    float32, the bins of :func:`feature_layout`; more than one angle block), also the
+    rows' :func:`raw_bin_means` into it, from the same pass over the raw values."""
     raw, flat, dark = check_raw(raw, flat, dark)
-    sets = raw_ranks(raw, pixel_constants(flat, dark), _blocks(raw.shape[0]))
+    edges = _blocks(raw.shape[0])
+    bins = None if means is None else angle_bins(edges, raw.shape[0])
+    sets = raw_ranks(raw, pixel_constants(flat, dark), edges, bins, means)
     strong = np.stack([strong_columns(srt) for srt in sets], axis=1).astype(np.float32)
     return [*sets, strong]
 

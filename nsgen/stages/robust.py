@@ -115,9 +115,9 @@ def kernels_cached(cache_dir: str | None = None) -> bool:
 
 
 #: float32 copies of a row a pass-one worker holds (its features, ~0.13 of a row at 1801
-#: angles, twice, and the strong flags; the normalised volume is never made:
-#: :func:`~nsgen.prep.stripe_robust.raw_feature_parts`)
-FEATURE_FLOAT_COPIES = 0.5
+#: angles, twice, the strong flags, and its angle-bin means for ``M0``, ~0.14; the
+#: normalised volume is never made: :func:`~nsgen.prep.stripe_robust.raw_feature_parts`)
+FEATURE_FLOAT_COPIES = 0.65
 #: bytes a pass-two worker holds per feature byte read (the angle sets' rows, mapped from
 #: the scratch files: counted as the copies they were, and one background copy)
 OFFSET_WORK_FACTOR = 2.5
@@ -226,25 +226,27 @@ class RobustFeatureStage(ScanStage):
         raw, flat, dark = data
         # normalised tile by tile as the rows are ranked (the normalised chunk is never
         # made: its write and read again cost as much as the normalisation)
-        fields = raw_feature_fields(raw, flat, dark)
+        # with the masses, every value normalised too, for its row's angle-bin means
+        means = (np.empty((raw.shape[1], feature_layout(raw.shape[0])[1], raw.shape[2]),
+                          np.float32) if self.mass is not None else None)
+        fields = raw_feature_fields(raw, flat, dark, means)
         clock.lap("features")
         self.features.write_rows(chunk.start, fields)
         clock.lap("write")
         if self.mass is not None:
-            self.mass.write_rows(chunk.start, chunk_mass(raw, flat, dark)[:, None])
+            assert means is not None
+            self.mass.write_rows(chunk.start, chunk_mass(means)[:, None])
             clock.lap("mass")
         return WorkResult(clock.seconds)
 
 
-def chunk_mass(raw: np.ndarray, flat: np.ndarray, dark: np.ndarray) -> np.ndarray:
+def chunk_mass(means: np.ndarray) -> np.ndarray:
     """Each row's :func:`~nsgen.prep.robust_mass.row_mass` ``(rows, bins)`` float64 of
-    the raw projections ``raw`` ``(angles, rows, columns)`` with their mean ``flat`` and
-    ``dark`` rows, from its bin means (:func:`~nsgen.prep.stripe_robust.raw_bin_means`,
-    one row at a time: no chunk of means is held)."""
-    n_bins = feature_layout(raw.shape[0])[1]
-    out = np.empty((raw.shape[1], n_bins))
-    for j in range(raw.shape[1]):
-        out[j] = row_mass(raw_bin_means(raw, flat, dark, (j, j + 1)))[0]
+    the rows' angle-bin means ``means`` ``(rows, bins, columns)`` float32 (one row at a
+    time: its float64 copies stay small)."""
+    out = np.empty(means.shape[:2])
+    for j in range(means.shape[0]):
+        out[j] = row_mass(means[j:j + 1])[0]
     return out
 
 
