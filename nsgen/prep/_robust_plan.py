@@ -226,9 +226,10 @@ def _row_median_kernel() -> list[str]:
     out += [f"    r{i} = src[rows[{i}], r] if rows[{i}] >= 0 else pad[-1 - rows[{i}]]" for i in range(n)]
     out.append("    two = np.float32(2)")
     out.append("    for t in range(n_i):")
-    out += [f"        v{i} = r{i}[t]" for i in range(n)]
+    out.append("        u = np.uint64(t)")
+    out += [f"        v{i} = r{i}[u]" for i in range(n)]
     out += [_cx(a, b, " " * 8) for a, b in selection(n, (lo, hi))]
-    out.append(f"        med[t] = v{lo} if odd else (v{lo} + v{hi}) / two")
+    out.append(f"        med[u] = v{lo} if odd else (v{lo} + v{hi}) / two")
     return out
 
 
@@ -247,15 +248,16 @@ def _row_median_pair_kernel() -> list[str]:
     out += [f"    r{i} = src[rows[{i}], r]" for i in range(n + 2)]
     out.append("    two = np.float32(2)")
     out.append("    for t in range(med0.shape[0]):")
-    out += [f"        v{i} = r{i}[t]" for i in range(m)]
+    out.append("        u = np.uint64(t)")
+    out += [f"        v{i} = r{i}[u]" for i in range(m)]
     out += [_cx(a, b, " " * 8) for a, b in selection(m, keep)]
     six = selection(6, (2, 3))
     for h, dst in enumerate(("med0", "med1")):
         names = [f"v{k}" for k in keep] + [f"w{j}" for j in range(2)]
-        out += [f"        w{j} = r{m + 2 * h + j}[t]" for j in range(2)]
+        out += [f"        w{j} = r{m + 2 * h + j}[u]" for j in range(2)]
         out += [f"        u{j} = {names[j]}" for j in range(6)]
         out += [_cx(a, b, " " * 8).replace("v", "u") for a, b in six]
-        out.append(f"        {dst}[t] = (u2 + u3) / two")
+        out.append(f"        {dst}[u] = (u2 + u3) / two")
     return out
 
 
@@ -273,12 +275,16 @@ def _column_median_quads_kernel() -> list[str]:
            f"    ``or[m]`` = the median of ``d[4m + r:4m + r + {n}]`` for ``m < m_count``. The four",
            f"    windows share {shared} values; of their ranks {k}-{k + 3}, ``a0 <= .. <= a3``, a window's",
            "    median is ``min(a3, max(a2, b0), max(a1, b1), max(a0, b2))`` with ``b0 <= b1 <= b2``",
-           '    its own 3 values."""',
-           "    for m in range(m_count):"]
-    out += [f"        v{t - 3} = d{t % 4}[m + {t // 4}]" for t in range(3, n)]
+           '    its own 3 values."""']
+    # each load from a slice at index ``u``, unsigned (``d[m + k]`` is checked for a negative
+    # index, which kept the loop from loading consecutive values: gathers)
+    out += [f"    d{r}_{q} = d{r}[{q}:]" for r in range(4) for q in range(n // 4 + 1)
+            if any(t % 4 == r and t // 4 == q for t in range(n + 3))]
+    out += ["    for m in range(m_count):", "        u = np.uint64(m)"]
+    out += [f"        v{t - 3} = d{t % 4}_{t // 4}[u]" for t in range(3, n)]
     out += [_cx(a, b, " " * 8) for a, b in selection(shared, keep)]
     for r in range(4):
-        out += [f"        b{j} = d{t % 4}[m + {t // 4}]" for j, t in enumerate(own[r])]
+        out += [f"        b{j} = d{t % 4}_{t // 4}[u]" for j, t in enumerate(own[r])]
         out += [_cx(a, b, " " * 8).replace("v", "b") for a, b in ((0, 1), (1, 2), (0, 1))]
         a = [f"v{k + i}" for i in range(4)]
         out += [f"        c0 = max({a[2]}, b0)",
@@ -286,7 +292,7 @@ def _column_median_quads_kernel() -> list[str]:
                 f"        c2 = max({a[0]}, b2)",
                 f"        c0 = min(c0, {a[3]})",
                 "        c1 = min(c1, c2)",
-                f"        o{r}[m] = min(c0, c1)"]
+                f"        o{r}[u] = min(c0, c1)"]
     return out
 
 
