@@ -631,6 +631,53 @@ def row_offsets_pair(srt, bg, i, hd, mir, pairs_w, q0, q1, c0, c1):  # pragma: n
 
 
 @nb.njit(**_JIT)
+def row_offsets_group(srt, bg, i, hd, mir, pairs_w, q, cons):  # pragma: no cover
+    """:func:`row_offsets` of the :data:`~nsgen.prep._robust_plan.ROW_GROUP` rows ``i, i +
+    1, ..`` against the other rows within ``hd`` of each (``2 hd`` =
+    :data:`~nsgen.prep._robust_plan.ROW_MEDIAN`, all in ``bg``): into ``q[k]`` (their rank
+    consistency into ``cons[k]``; ``cons`` ``(rows, 0)``: not asked for), the same values,
+    the per-rank medians taken for the rows at once (their backgrounds share all but
+    ``2 ROW_GROUP - 2`` rows each: :func:`~nsgen.prep._robust_net.row_median_group`)."""
+    n_r, n_i = srt.shape[1], srt.shape[2]
+    g = _plan.ROW_GROUP
+    n_s = _plan.ROW_MEDIAN + 2 - 2 * g
+    rows = np.empty(n_s + 3 * g - 2, np.int64)
+    m = 0
+    for o in range(i + g - 1 - hd, i + hd + 1):   # the rows all backgrounds hold
+        if o < i or o >= i + g:
+            rows[m] = o
+            m += 1
+    for o in range(i - hd, i + g - 1 - hd):        # below those, the rows, above those
+        rows[m] = o
+        m += 1
+    for o in range(i, i + g):
+        rows[m] = o
+        m += 1
+    for o in range(i + hd + 1, i + g + hd):
+        rows[m] = o
+        m += 1
+    meds = np.empty((g, n_i), np.float32)
+    d = np.empty(n_i, np.float32)
+    sm = np.empty(n_i, np.float32)
+    bw = np.empty((mir.shape[0], n_i), np.float32)
+    half = np.empty((4, n_i // 2 + 1), np.float32)
+    buf = np.empty(8 * ((n_i + 3) // 4) + 16, np.float32)
+    acc = np.zeros((2 * g, n_i))
+    acc_2 = np.zeros((g, cons.shape[1]))
+    for r in range(n_r):
+        _net.row_median_group(bg, rows, r, meds[0], meds[1], meds[2])
+        for k in range(g):
+            _residual(srt[i + k, r], meds[k], d)
+            _median_across(d, mir, pairs_w, bw, half, buf, sm)
+            _accumulate(d, sm, acc[2 * k], acc[2 * k + 1], acc_2[k])
+    for k in range(g):
+        for t in range(n_i):
+            q[k, t] = acc[2 * k, t] / n_r - acc[2 * k + 1, t] / n_r
+        if cons.shape[1]:
+            _consistency(q[k], acc_2[k], n_r, cons[k])
+
+
+@nb.njit(**_JIT)
 def spread(qs, pairs, out):  # pragma: no cover - compiled
     """``out`` = 1.4826 x the median absolute deviation from the median of the rows of
     ``qs`` ``(rows, columns)`` float64, per column (as NumPy's ``median`` over axis 0;
