@@ -714,11 +714,61 @@ def robust_scale(q):  # pragma: no cover - compiled
             if q[t] != 0:
                 nz[m] = q[t]
                 m += 1
-        med = np.median(nz)
+        med = _median(nz)
         for t in range(n):
             nz[t] = abs(nz[t] - med)
-        s = 1.4826 * np.median(nz)
+        s = 1.4826 * _median(nz)
     return max(s, 1e-12)
+
+
+#: values :func:`_median` samples (sorted) to bracket the middle ranks, and sample ranks
+#: each side of the middle's expected one that bracket them (a sample rank's spread is
+#: ``sqrt(SAMPLE) / 2`` = 5.7: 2.2 of it)
+SAMPLE = 128
+SAMPLE_REACH = 12
+
+
+@nb.njit(**_JIT)
+def _median(a):  # pragma: no cover - compiled
+    """NumPy's ``median`` of ``a`` (1-D float64, read only), without its quickselect over
+    every value (whose branches mispredict on data it has not met: 60 us for 2560
+    values): the middle ranks are bracketed by two values of a sorted sample of
+    :data:`SAMPLE`, the values between them (about a fifth) collected in one pass
+    without branches and selected among; where the bracket misses the middle ranks (or
+    a value is NaN), NumPy's ``median`` of all. The same number (the middle value, or
+    the middle two's ``(a + b) / 2`` as NumPy's), but for the sign of a zero among tied
+    zeros."""
+    n = a.shape[0]
+    if n < 8 * SAMPLE:
+        return np.median(a)
+    smp = np.empty(SAMPLE)
+    for j in range(SAMPLE):
+        smp[j] = a[j * n // SAMPLE]
+    smp.sort()
+    k1, k2 = (n - 1) // 2, n // 2      # the middle ranks (one for an odd count)
+    j1, j2 = k1 * SAMPLE // n - SAMPLE_REACH, k2 * SAMPLE // n + SAMPLE_REACH + 1
+    lo = smp[j1] if j1 >= 0 else -np.inf
+    hi = smp[j2] if j2 < SAMPLE else np.inf
+    buf = np.empty(n)
+    below = 0
+    m = 0
+    odd = 0
+    for t in range(n):
+        x = a[t]
+        below += x < lo
+        buf[m] = x
+        m += (x >= lo) & (x <= hi)
+        odd += x != x
+    if odd or below > k1 or below + m <= k2:
+        return np.median(a)
+    part = np.partition(buf[:m], k1 - below)
+    v1 = part[k1 - below]
+    if k2 == k1:
+        return v1
+    v2 = np.inf
+    for t in range(k1 - below + 1, m):
+        v2 = min(v2, part[t])
+    return (v1 + v2) / 2
 
 
 @nb.njit(**_JIT)
