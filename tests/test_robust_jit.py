@@ -310,3 +310,104 @@ def test_column_median_equals_numpys(n_i):
                            np.empty((mir.shape[0], n_i), np.float32),
                            np.empty((4, n_i // 2 + 1), np.float32), out)
         assert np.array_equal(out, np.median(d[mir], axis=0).astype(np.float32))
+
+
+def _signed_zero_ties(x: np.ndarray) -> np.ndarray:
+    """``x`` with ties of both zeros (and of other values) in some columns."""
+    x = x.copy()
+    x[..., 3::7] = 0.0
+    x[..., 5::11] = -0.0
+    x[..., 6::13] = np.round(x[..., 6::13], 1)
+    return x
+
+
+@pytest.mark.parametrize("n_i", [17, 18, 19, 20, 21, 23, 24, 33, 255, 2560, 2563])
+def test_median17_equals_numpys(n_i):
+    """The four-window kernel at every column (mirrored edges dealt into its phases):
+    NumPy's median of each mirrored window, bit for bit without zeros, equal values with
+    ties of +0.0 and -0.0 (the sign of such a zero may differ: no sum sees it)."""
+    rng = np.random.default_rng(n_i)
+    mir = _mirror_table(n_i)
+    base = rng.normal(size=n_i).astype(np.float32)
+    for d, bits in ((base, True), (rng.integers(1, 4, n_i).astype(np.float32), True),
+                    (_signed_zero_ties(base), False)):
+        out = np.full(n_i, np.nan, np.float32)
+        rj._median17(d, np.empty(rj.median17_buffer(n_i), np.float32), out)
+        want = np.median(d[mir], axis=0).astype(np.float32)
+        assert np.array_equal(out, want)
+        assert not bits or out.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("n", [7, 1023, 1024, 1025, 2560, 2561, 6000])
+def test_median_equals_numpys(n):
+    """:func:`_robust_jit._median` (a bracket from a sample, one pass, a selection among
+    the values bracketed): NumPy's median bit for bit, with ties, sorted and reversed
+    values, a heavy tail and a bracket that misses (mostly equal values)."""
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=n)
+    cases = [x, np.round(x * 3) + 0.5, np.sort(x), np.sort(x)[::-1].copy(),
+             np.abs(rng.standard_cauchy(n)), np.where(np.arange(n) % 9 == 0, x, 1.5)]
+    for a in cases:
+        keep = a.copy()
+        assert np.float64(rj._median(a)).tobytes() == np.float64(np.median(a)).tobytes()
+        assert np.array_equal(a, keep)   # (read only)
+
+
+@pytest.mark.parametrize("n_i", [40, 300, 2563])
+def test_row_offsets_group_equal_single_rows(n_i):
+    """3 rows' offsets at once (their shared background's middle ranks merged with each
+    row's own rows) equal each row's alone bit for bit, rank consistency included, with
+    ties of both zeros in the ranks and a background that differs from them; and NumPy's."""
+    rng = np.random.default_rng(n_i)
+    srt = _signed_zero_ties(rng.normal(0, 0.01, (40, 4, n_i)).astype(np.float32))
+    srt[:, 2, :6] = 0.0
+    srt[20, 1, 7:9] = -0.0          # a zero row value against zero medians
+    bg = srt.copy()
+    bg[3] += 0.5
+    bg[30, :, 10] -= 0.25
+    mir = _mirror_table(n_i)
+    q = np.empty((3, n_i))
+    c = np.empty((3, n_i))
+    rj.row_offsets_group(srt, bg, 17, 15, mir, rj.network(17), q, c)
+    for k, i in enumerate((17, 18, 19)):
+        want, want_c = np.empty(n_i), np.empty(n_i)
+        rj.row_offsets(srt, bg, i, i - 15, i + 16, rj.network(30), mir, rj.network(17), want,
+                       want_c)
+        assert q[k].tobytes() == want.tobytes() and c[k].tobytes() == want_c.tobytes()
+        others = [o for o in range(i - 15, i + 16) if o != i]
+        own = np.where(np.arange(40)[:, None, None] == i, srt, bg)
+        assert np.array_equal(q[k], reference_offsets(own, i, others, 8))
+    none = np.empty((3, 0))
+    rj.row_offsets_group(srt, bg, 17, 15, mir, rj.network(17), c, none)  # no consistency
+    assert c.tobytes() == q.tobytes()
+
+
+def test_offsets_of_a_block_equal_row_by_row():
+    """:func:`robust_scores.offsets` (groups of 3 rows, pairs, single rows near the
+    volume's ends) equals each row's :func:`row_offsets` alone, bit for bit."""
+    from nsgen.prep.robust_scores import _robust_scale, _window, offsets
+    rng = np.random.default_rng(3)
+    n_rows, n_i = 48, 301
+    srt = np.sort(_signed_zero_ties(rng.normal(0, 0.01, (n_rows, 8, n_i)).astype(np.float32)),
+                  axis=1)
+    strong = np.zeros((n_rows, n_i), bool)
+    strong[5, 40] = strong[22, 41:43] = True
+    srt[5, :, 40] += 9.0
+    srt[22, :, 41:43] -= 7.0
+    bg = srt.copy()
+    for r in (5, 22):
+        from nsgen.prep.robust_scores import _interpolate
+        _interpolate(bg[r], strong[r])
+    mir = _mirror_table(n_i)
+    for r0, r1 in ((0, 48), (14, 33), (16, 23), (15, 17), (30, 48)):
+        cons = np.empty((r1 - r0, n_i))
+        got = offsets(srt, strong, r0, r1, 0, 15, n_rows, cons)
+        for n, i in enumerate(range(r0, r1)):
+            others = _window(i, 15, n_rows)
+            o_lo, o_hi = (others[0], others[-1] + 1) if others else (0, 0)
+            want, want_c = np.empty(n_i), np.empty(n_i)
+            rj.row_offsets(srt, bg, i, o_lo, o_hi, rj.network(len(others)), mir,
+                           rj.network(17), want, want_c)
+            assert got[n, :n_i].tobytes() == want.tobytes()
+            assert cons[n].tobytes() == want_c.tobytes()
+            assert got[n, n_i] == _robust_scale(want)

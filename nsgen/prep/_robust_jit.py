@@ -442,27 +442,18 @@ def _column_median(d, mir, pairs_w, bw, half, out):  # pragma: no cover - compil
         # windows' shared values sorted for two medians: 1.5x the time)
         m_count = max(0, (n_i - 2 * h) // 4)
         flat = half.reshape(half.size)
+        n4 = n_i // 4
         n0, n1, n2 = (n_i + 3) // 4, (n_i + 2) // 4, (n_i + 1) // 4
         d0, d1 = flat[:n0], flat[n0:n0 + n1]
         d2, d3 = flat[n0 + n1:n0 + n1 + n2], flat[n0 + n1 + n2:n_i]
         o0, o1 = flat[n_i:n_i + m_count], flat[n_i + m_count:n_i + 2 * m_count]
         o2 = flat[n_i + 2 * m_count:n_i + 3 * m_count]
         o3 = flat[n_i + 3 * m_count:n_i + 4 * m_count]
-        for m in range(n0):
-            d0[m] = d[4 * m]
-        for m in range(n1):
-            d1[m] = d[4 * m + 1]
-        for m in range(n2):
-            d2[m] = d[4 * m + 2]
-        for m in range(n_i // 4):
-            d3[m] = d[4 * m + 3]
+        _deinterleave(d, d0, d1, d2, d3, n4)
+        for c in range(4 * n4, n_i):
+            (d0 if c % 4 == 0 else d1 if c % 4 == 1 else d2)[c // 4] = d[c]
         _net.column_median_quads(d0, d1, d2, d3, o0, o1, o2, o3, m_count)
-        for m in range(m_count):
-            c = 4 * m + h
-            out[c] = o0[m]
-            out[c + 1] = o1[m]
-            out[c + 2] = o2[m]
-            out[c + 3] = o3[m]
+        _interleave(o0, o1, o2, o3, out[h:h + 4 * m_count], m_count)
     # the others (all without the kernel): their windows sorted side by side
     n_e = 0
     for c in range(n_i):
@@ -477,6 +468,114 @@ def _column_median(d, mir, pairs_w, bw, half, out):  # pragma: no cover - compil
         if c < h or c >= h + 4 * m_count:
             out[c] = bw[h, n_e]
             n_e += 1
+
+
+@nb.njit(**_JIT)
+def _median17(d, buf, out):  # pragma: no cover - compiled
+    """``out`` = ``d`` median-filtered across 17 columns with mirrored edges (as
+    :func:`_column_median` with ``mir = mirror_table(n)``, ``n >= 17``), every column by the
+    four-window kernel: the window's columns ``-8 .. n + 7`` (mirrored at the edges,
+    SciPy's ``mode="mirror"``) dealt into 4 phases, the first and last 8 by hand.
+    ``buf``: float32, at least :func:`median17_buffer` ``(n)`` values.
+
+    The same medians as :func:`_column_median`'s sorting network at the edges, but for
+    the sign of a zero among tied zeros (another network can leave ``-0.0`` or ``+0.0``
+    at the middle rank): no sum of them sees it (a float64 sum from ``+0.0`` is ``+0.0``
+    after adding ``-0.0``, and ``x - (-0.0) == x - 0.0`` squared alike)."""
+    n_i = d.shape[0]
+    m_count = (n_i + 3) // 4      # groups of 4 outputs (the last may reach past n_i)
+    n4 = m_count + 4              # values per phase: 2 groups of window each side
+    d0, d1 = buf[:n4], buf[n4:2 * n4]
+    d2, d3 = buf[2 * n4:3 * n4], buf[3 * n4:4 * n4]
+    o = buf[4 * n4:4 * n4 + 4 * m_count]
+    o0, o1 = o[:m_count], o[m_count:2 * m_count]
+    o2, o3 = o[2 * m_count:3 * m_count], o[3 * m_count:]
+    full = n_i // 4
+    # window column k - 8 at k: phase k % 4, place k // 4 (columns 0 .. 4 full - 1 dealt)
+    _deinterleave(d, d0[2:], d1[2:], d2[2:], d3[2:], full)
+    for k in range(8):
+        _put(d0, d1, d2, d3, k, d[8 - k])
+    for k in range(8 + 4 * full, 4 * n4):
+        c = k - 8
+        _put(d0, d1, d2, d3, k, d[c] if c < n_i else d[2 * n_i - 2 - c] if c < 2 * n_i - 1
+             else np.float32(0.0))   # (only outputs past the last column read the last)
+    _net.column_median_quads(d0, d1, d2, d3, o0, o1, o2, o3, m_count)
+    _interleave(o0, o1, o2, o3, out, full)
+    for c in range(4 * full, n_i):
+        ph = c % 4
+        out[c] = (o0 if ph == 0 else o1 if ph == 1 else o2)[c // 4]
+
+
+@nb.njit(**_JIT)
+def _put(d0, d1, d2, d3, k, v):  # pragma: no cover - compiled
+    """Value ``k`` of the row dealt into phases ``d0 .. d3`` = ``v``."""
+    ph = k % 4
+    (d0 if ph == 0 else d1 if ph == 1 else d2 if ph == 2 else d3)[k // 4] = v
+
+
+def median17_buffer(n_i: int) -> int:
+    """Values of :func:`_median17`'s buffer for rows of ``n_i`` columns."""
+    return 8 * ((n_i + 3) // 4) + 16
+
+
+@nb.njit(**_JIT)
+def _median_across(d, mir, pairs_w, bw, half, buf, out):  # pragma: no cover - compiled
+    """:func:`_column_median` of ``d``, by :func:`_median17` where the window is
+    :data:`~nsgen.prep._robust_plan.COLUMN_WINDOW` columns (``buf``: its buffer)."""
+    if mir.shape[0] == _plan.COLUMN_WINDOW:
+        _median17(d, buf, out)
+    else:
+        _column_median(d, mir, pairs_w, bw, half, out)
+
+
+# Loops over columns index with ``u = np.uint64(t)``: an int64 index is checked for being
+# negative (NumPy's wrap-around), a select LLVM does not remove for a loop's counter, which
+# kept these loops from loading consecutive values (scalar code or gathers: 2-6x slower).
+_U1, _U2, _U3, _U4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
+
+
+@nb.njit(**_JIT)
+def _deinterleave(d, d0, d1, d2, d3, n4):  # pragma: no cover - compiled
+    """``dr[m]`` = ``d[4 m + r]`` for ``m < n4``."""
+    for m in range(n4):
+        u = np.uint64(m)
+        k = _U4 * u
+        d0[u] = d[k]
+        d1[u] = d[k + _U1]
+        d2[u] = d[k + _U2]
+        d3[u] = d[k + _U3]
+
+
+@nb.njit(**_JIT)
+def _interleave(o0, o1, o2, o3, out, m_count):  # pragma: no cover - compiled
+    """``out[4 m + r]`` = ``or[m]`` for ``m < m_count``."""
+    for m in range(m_count):
+        u = np.uint64(m)
+        k = _U4 * u
+        out[k] = o0[u]
+        out[k + _U1] = o1[u]
+        out[k + _U2] = o2[u]
+        out[k + _U3] = o3[u]
+
+
+@nb.njit(**_JIT)
+def _residual(row, med, d):  # pragma: no cover - compiled
+    """``d`` = ``row - med`` (float32, per column)."""
+    for t in range(d.shape[0]):
+        u = np.uint64(t)
+        d[u] = row[u] - med[u]
+
+
+@nb.njit(**_JIT)
+def _accumulate(d, sm, acc_d, acc_s, acc_2):  # pragma: no cover - compiled
+    """``acc_d += d``, ``acc_s += sm`` per column in float64, and, unless ``acc_2`` is
+    empty, ``acc_2 += (d - sm) ** 2`` (a rank's residual squared, :func:`_square`)."""
+    for t in range(d.shape[0]):
+        u = np.uint64(t)
+        acc_d[u] += np.float64(d[u])
+        acc_s[u] += np.float64(sm[u])
+    if acc_2.shape[0]:
+        _square(d, sm, acc_2)
 
 
 @nb.njit(**_JIT)
@@ -507,6 +606,7 @@ def row_offsets(srt, bg, i, o_lo, o_hi, pairs_o, mir, pairs_w, q, cons):  # prag
     sm = np.empty(n_i, np.float32)
     bw = np.empty((win, n_i), np.float32)
     half = np.empty((4, n_i // 2 + 1), np.float32)
+    buf = np.empty(8 * ((n_i + 3) // 4) + 16, np.float32)
     acc_d = np.zeros(n_i)
     acc_s = np.zeros(n_i)
     acc_2 = np.zeros(n_i if cons.shape[0] else 0)
@@ -514,17 +614,11 @@ def row_offsets(srt, bg, i, o_lo, o_hi, pairs_o, mir, pairs_w, q, cons):  # prag
         row = srt[i, r]
         if n_o > 0:
             _row_median(bg, r, pairs_o, rows, bo, med)
-            for t in range(n_i):
-                d[t] = row[t] - med[t]
+            _residual(row, med, d)
         else:
-            for t in range(n_i):
-                d[t] = row[t]
-        _column_median(d, mir, pairs_w, bw, half, sm)
-        for t in range(n_i):
-            acc_d[t] += np.float64(d[t])
-            acc_s[t] += np.float64(sm[t])
-        if cons.shape[0]:
-            _square(d, sm, acc_2)
+            d[:] = row
+        _median_across(d, mir, pairs_w, bw, half, buf, sm)
+        _accumulate(d, sm, acc_d, acc_s, acc_2)
     for t in range(n_i):
         q[t] = acc_d[t] / n_r - acc_s[t] / n_r
     if cons.shape[0]:
@@ -535,8 +629,9 @@ def row_offsets(srt, bg, i, o_lo, o_hi, pairs_o, mir, pairs_w, q, cons):  # prag
 def _square(d, sm, acc):  # pragma: no cover - compiled
     """``acc += (d - sm) ** 2`` per column, in float64 (a rank's residual squared)."""
     for t in range(acc.shape[0]):
-        e = np.float64(d[t]) - np.float64(sm[t])
-        acc[t] += e * e
+        u = np.uint64(t)
+        e = np.float64(d[u]) - np.float64(sm[u])
+        acc[u] += e * e
 
 
 @nb.njit(**_JIT)
@@ -569,28 +664,68 @@ def row_offsets_pair(srt, bg, i, hd, mir, pairs_w, q0, q1, c0, c1):  # pragma: n
     sm = np.empty(n_i, np.float32)
     bw = np.empty((mir.shape[0], n_i), np.float32)
     half = np.empty((4, n_i // 2 + 1), np.float32)
+    buf = np.empty(8 * ((n_i + 3) // 4) + 16, np.float32)
     acc = np.zeros((4, n_i))
     acc_2 = np.zeros((2, n_i if c0.shape[0] else 0))
     for r in range(n_r):
         _net.row_median_pair(bg, rows, r, med0, med1)
         for k in range(2):
-            row = srt[i + k, r]
-            med = med0 if k == 0 else med1
-            for t in range(n_i):
-                d[t] = row[t] - med[t]
-            _column_median(d, mir, pairs_w, bw, half, sm)
-            acc_d, acc_s = acc[2 * k], acc[2 * k + 1]
-            for t in range(n_i):
-                acc_d[t] += np.float64(d[t])
-                acc_s[t] += np.float64(sm[t])
-            if c0.shape[0]:
-                _square(d, sm, acc_2[k])
+            _residual(srt[i + k, r], med0 if k == 0 else med1, d)
+            _median_across(d, mir, pairs_w, bw, half, buf, sm)
+            _accumulate(d, sm, acc[2 * k], acc[2 * k + 1], acc_2[k])
     for t in range(n_i):
         q0[t] = acc[0, t] / n_r - acc[1, t] / n_r
         q1[t] = acc[2, t] / n_r - acc[3, t] / n_r
     if c0.shape[0]:
         _consistency(q0, acc_2[0], n_r, c0)
         _consistency(q1, acc_2[1], n_r, c1)
+
+
+@nb.njit(**_JIT)
+def row_offsets_group(srt, bg, i, hd, mir, pairs_w, q, cons):  # pragma: no cover
+    """:func:`row_offsets` of the :data:`~nsgen.prep._robust_plan.ROW_GROUP` rows ``i, i +
+    1, ..`` against the other rows within ``hd`` of each (``2 hd`` =
+    :data:`~nsgen.prep._robust_plan.ROW_MEDIAN`, all in ``bg``): into ``q[k]`` (their rank
+    consistency into ``cons[k]``; ``cons`` ``(rows, 0)``: not asked for), the same values,
+    the per-rank medians taken for the rows at once (their backgrounds share all but
+    ``2 ROW_GROUP - 2`` rows each: :func:`~nsgen.prep._robust_net.row_median_group`)."""
+    n_r, n_i = srt.shape[1], srt.shape[2]
+    g = _plan.ROW_GROUP
+    n_s = _plan.ROW_MEDIAN + 2 - 2 * g
+    rows = np.empty(n_s + 3 * g - 2, np.int64)
+    m = 0
+    for o in range(i + g - 1 - hd, i + hd + 1):   # the rows all backgrounds hold
+        if o < i or o >= i + g:
+            rows[m] = o
+            m += 1
+    for o in range(i - hd, i + g - 1 - hd):        # below those, the rows, above those
+        rows[m] = o
+        m += 1
+    for o in range(i, i + g):
+        rows[m] = o
+        m += 1
+    for o in range(i + hd + 1, i + g + hd):
+        rows[m] = o
+        m += 1
+    meds = np.empty((g, n_i), np.float32)
+    d = np.empty(n_i, np.float32)
+    sm = np.empty(n_i, np.float32)
+    bw = np.empty((mir.shape[0], n_i), np.float32)
+    half = np.empty((4, n_i // 2 + 1), np.float32)
+    buf = np.empty(8 * ((n_i + 3) // 4) + 16, np.float32)
+    acc = np.zeros((2 * g, n_i))
+    acc_2 = np.zeros((g, cons.shape[1]))
+    for r in range(n_r):
+        _net.row_median_group(bg, rows, r, meds[0], meds[1], meds[2])
+        for k in range(g):
+            _residual(srt[i + k, r], meds[k], d)
+            _median_across(d, mir, pairs_w, bw, half, buf, sm)
+            _accumulate(d, sm, acc[2 * k], acc[2 * k + 1], acc_2[k])
+    for k in range(g):
+        for t in range(n_i):
+            q[k, t] = acc[2 * k, t] / n_r - acc[2 * k + 1, t] / n_r
+        if cons.shape[1]:
+            _consistency(q[k], acc_2[k], n_r, cons[k])
 
 
 @nb.njit(**_JIT)
@@ -630,11 +765,61 @@ def robust_scale(q):  # pragma: no cover - compiled
             if q[t] != 0:
                 nz[m] = q[t]
                 m += 1
-        med = np.median(nz)
+        med = _median(nz)
         for t in range(n):
             nz[t] = abs(nz[t] - med)
-        s = 1.4826 * np.median(nz)
+        s = 1.4826 * _median(nz)
     return max(s, 1e-12)
+
+
+#: values :func:`_median` samples (sorted) to bracket the middle ranks, and sample ranks
+#: each side of the middle's expected one that bracket them (a sample rank's spread is
+#: ``sqrt(SAMPLE) / 2`` = 5.7: 2.2 of it)
+SAMPLE = 128
+SAMPLE_REACH = 12
+
+
+@nb.njit(**_JIT)
+def _median(a):  # pragma: no cover - compiled
+    """NumPy's ``median`` of ``a`` (1-D float64, read only), without its quickselect over
+    every value (whose branches mispredict on data it has not met: 60 us for 2560
+    values): the middle ranks are bracketed by two values of a sorted sample of
+    :data:`SAMPLE`, the values between them (about a fifth) collected in one pass
+    without branches and selected among; where the bracket misses the middle ranks (or
+    a value is NaN), NumPy's ``median`` of all. The same number (the middle value, or
+    the middle two's ``(a + b) / 2`` as NumPy's), but for the sign of a zero among tied
+    zeros."""
+    n = a.shape[0]
+    if n < 8 * SAMPLE:
+        return np.median(a)
+    smp = np.empty(SAMPLE)
+    for j in range(SAMPLE):
+        smp[j] = a[j * n // SAMPLE]
+    smp.sort()
+    k1, k2 = (n - 1) // 2, n // 2      # the middle ranks (one for an odd count)
+    j1, j2 = k1 * SAMPLE // n - SAMPLE_REACH, k2 * SAMPLE // n + SAMPLE_REACH + 1
+    lo = smp[j1] if j1 >= 0 else -np.inf
+    hi = smp[j2] if j2 < SAMPLE else np.inf
+    buf = np.empty(n)
+    below = 0
+    m = 0
+    odd = 0
+    for t in range(n):
+        x = a[t]
+        below += x < lo
+        buf[m] = x
+        m += (x >= lo) & (x <= hi)
+        odd += x != x
+    if odd or below > k1 or below + m <= k2:
+        return np.median(a)
+    part = np.partition(buf[:m], k1 - below)
+    v1 = part[k1 - below]
+    if k2 == k1:
+        return v1
+    v2 = np.inf
+    for t in range(k1 - below + 1, m):
+        v2 = min(v2, part[t])
+    return (v1 + v2) / 2
 
 
 @nb.njit(**_JIT)

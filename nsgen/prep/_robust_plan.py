@@ -32,6 +32,10 @@ TEMPLATES = {"S": [1, 3, 1, 7, 2, 1, 15, 4, 2, 1], "M1": [31], "M2": [63, 16],
              "M3": [127, 32, 16], "M4": [255, 64, 32, 16], "H4": [8, 4, 2, 1]}
 #: values of the row medians' kernel (fewer are padded with -inf and +inf in equal numbers)
 ROW_MEDIAN = 30
+#: rows whose medians of :data:`ROW_MEDIAN` rows the group kernel takes at once (their
+#: backgrounds share all but ``2 ROW_GROUP - 2`` rows each; 4 rows would read 34 rows and
+#: write 4, more checks of overlap than LLVM vectorises a loop with)
+ROW_GROUP = 3
 #: window of the median filter across columns the kernel computes
 COLUMN_WINDOW = 17
 
@@ -226,9 +230,10 @@ def _row_median_kernel() -> list[str]:
     out += [f"    r{i} = src[rows[{i}], r] if rows[{i}] >= 0 else pad[-1 - rows[{i}]]" for i in range(n)]
     out.append("    two = np.float32(2)")
     out.append("    for t in range(n_i):")
-    out += [f"        v{i} = r{i}[t]" for i in range(n)]
+    out.append("        ut = np.uint64(t)")
+    out += [f"        v{i} = r{i}[ut]" for i in range(n)]
     out += [_cx(a, b, " " * 8) for a, b in selection(n, (lo, hi))]
-    out.append(f"        med[t] = v{lo} if odd else (v{lo} + v{hi}) / two")
+    out.append(f"        med[ut] = v{lo} if odd else (v{lo} + v{hi}) / two")
     return out
 
 
@@ -247,15 +252,59 @@ def _row_median_pair_kernel() -> list[str]:
     out += [f"    r{i} = src[rows[{i}], r]" for i in range(n + 2)]
     out.append("    two = np.float32(2)")
     out.append("    for t in range(med0.shape[0]):")
-    out += [f"        v{i} = r{i}[t]" for i in range(m)]
+    out.append("        ut = np.uint64(t)")
+    out += [f"        v{i} = r{i}[ut]" for i in range(m)]
     out += [_cx(a, b, " " * 8) for a, b in selection(m, keep)]
     six = selection(6, (2, 3))
     for h, dst in enumerate(("med0", "med1")):
         names = [f"v{k}" for k in keep] + [f"w{j}" for j in range(2)]
-        out += [f"        w{j} = r{m + 2 * h + j}[t]" for j in range(2)]
+        out += [f"        w{j} = r{m + 2 * h + j}[ut]" for j in range(2)]
         out += [f"        u{j} = {names[j]}" for j in range(6)]
         out += [_cx(a, b, " " * 8).replace("v", "u") for a, b in six]
-        out.append(f"        {dst}[t] = (u2 + u3) / two")
+        out.append(f"        {dst}[ut] = (u2 + u3) / two")
+    return out
+
+
+def _row_median_group_kernel() -> list[str]:
+    n = ROW_MEDIAN
+    g = ROW_GROUP
+    m = n + 2 - 2 * g               # rows the backgrounds of g neighbouring rows share
+    own = n - m                     # each row's own rows
+    lo = n // 2 - 1                 # the middle two of n values are lo and lo + 1
+    keep = tuple(range(lo - own, lo + 2))
+    # the others: g - 1 rows below the shared, the g rows, g - 1 above; row k's own are
+    # the below from the k-th, the g rows but k, the above up to the k-th
+    below, group, above = m, m + g - 1, m + 2 * g - 1
+    owns = [[below + j for j in range(k, g - 1)] + [group + j for j in range(g) if j != k]
+            + [above + j for j in range(k)] for k in range(g)]
+    meds = ", ".join(f"med{k}" for k in range(g))
+    out = ["", "", "@nb.njit(**JIT, fastmath=NNAN)",
+           f"def row_median_group(src, rows, r, {meds}):  # pragma: no cover - compiled",
+           f'    """Medians of {n} rows for {g} neighbouring rows at once: ``rows`` holds the {m}',
+           f"    rows their backgrounds share, then the {g - 1} below those, the {g} rows, the"
+           f" {g - 1} above",
+           f"    (row ``k``'s own {own}: the below from the ``k``-th, the {g} but itself, the above",
+           "    up to the ``k``-th); ``med<k>`` = per column the mean of the middle two",
+           "    (float32) of ``src[rows[o], r]`` over row ``k``'s background. Ranks",
+           f"    {keep[0]}-{keep[-1]} of the shared values ``a`` and the own ``b`` (sorted) hold both",
+           f"    middle values: rank {lo} of the {n} is the least ``max(a[{lo} - j], b[j - 1])`` over",
+           f"    ``j = 0 .. {own}`` (``b[-1]``: none), rank {lo + 1} likewise. (Every row is loaded",
+           f"    once: LLVM checks each written row against each read one for overlap, and with",
+           f'    more than 128 checks does not vectorise the loop.)"""']
+    out += [f"    r{i} = src[rows[{i}], r]" for i in range(above + g - 1)]
+    out.append("    two = np.float32(2)")
+    out.append("    for t in range(med0.shape[0]):")
+    out.append("        ut = np.uint64(t)")
+    out += [f"        v{i} = r{i}[ut]" for i in range(m)]
+    out += [_cx(a, b, " " * 8) for a, b in selection(m, keep)]
+    for k in range(g):
+        out += [f"        w{j} = r{o}[ut]" for j, o in enumerate(owns[k])]
+        out += [_cx(a, b, " " * 8).replace("v", "w") for a, b in batcher(own)]
+        for name, top in (("x", lo), ("y", lo + 1)):
+            terms = [f"v{top}"] + [f"max(v{top - j}, w{j - 1})" for j in range(1, own + 1)]
+            out.append(f"        {name} = {terms[0]}")
+            out += [f"        {name} = min({name}, {term})" for term in terms[1:]]
+        out.append(f"        med{k}[ut] = (x + y) / two")
     return out
 
 
@@ -273,12 +322,16 @@ def _column_median_quads_kernel() -> list[str]:
            f"    ``or[m]`` = the median of ``d[4m + r:4m + r + {n}]`` for ``m < m_count``. The four",
            f"    windows share {shared} values; of their ranks {k}-{k + 3}, ``a0 <= .. <= a3``, a window's",
            "    median is ``min(a3, max(a2, b0), max(a1, b1), max(a0, b2))`` with ``b0 <= b1 <= b2``",
-           '    its own 3 values."""',
-           "    for m in range(m_count):"]
-    out += [f"        v{t - 3} = d{t % 4}[m + {t // 4}]" for t in range(3, n)]
+           '    its own 3 values."""']
+    # each load from a slice at index ``ut``, unsigned (``d[m + k]`` is checked for a negative
+    # index, which kept the loop from loading consecutive values: gathers)
+    out += [f"    d{r}_{q} = d{r}[{q}:]" for r in range(4) for q in range(n // 4 + 1)
+            if any(t % 4 == r and t // 4 == q for t in range(n + 3))]
+    out += ["    for m in range(m_count):", "        ut = np.uint64(m)"]
+    out += [f"        v{t - 3} = d{t % 4}_{t // 4}[ut]" for t in range(3, n)]
     out += [_cx(a, b, " " * 8) for a, b in selection(shared, keep)]
     for r in range(4):
-        out += [f"        b{j} = d{t % 4}[m + {t // 4}]" for j, t in enumerate(own[r])]
+        out += [f"        b{j} = d{t % 4}_{t // 4}[ut]" for j, t in enumerate(own[r])]
         out += [_cx(a, b, " " * 8).replace("v", "b") for a, b in ((0, 1), (1, 2), (0, 1))]
         a = [f"v{k + i}" for i in range(4)]
         out += [f"        c0 = max({a[2]}, b0)",
@@ -286,7 +339,7 @@ def _column_median_quads_kernel() -> list[str]:
                 f"        c2 = max({a[0]}, b2)",
                 f"        c0 = min(c0, {a[3]})",
                 "        c1 = min(c1, c2)",
-                f"        o{r}[m] = min(c0, c1)"]
+                f"        o{r}[ut] = min(c0, c1)"]
     return out
 
 
@@ -319,7 +372,8 @@ def source() -> str:
     body = []
     for name in TEMPLATES:
         body += _sort_kernel(name)
-    body += _row_median_kernel() + _row_median_pair_kernel() + _column_median_quads_kernel()
+    body += _row_median_kernel() + _row_median_pair_kernel() + _row_median_group_kernel()
+    body += _column_median_quads_kernel()
     return "\n".join(head + body) + "\n"
 
 

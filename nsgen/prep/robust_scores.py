@@ -215,7 +215,13 @@ def offsets(srt: np.ndarray, strong: np.ndarray, r0: int, r1: int, lo: int, hd: 
     n = 0
     while n < r1 - r0:
         i = r0 + n + lo
-        if (2 * hd == _plan.ROW_MEDIAN and n + 1 < r1 - r0 and i >= hd
+        g = _plan.ROW_GROUP
+        if (2 * hd == _plan.ROW_MEDIAN and n + g - 1 < r1 - r0 and i >= hd
+                and i + g - 1 + hd < n_rows_total):   # rows with whole backgrounds
+            _rj.row_offsets_group(srt, bg, i - lo, hd, mir, pairs_w, out[n:n + g, :n_i],
+                                  cons[n:n + g])
+            step = g
+        elif (2 * hd == _plan.ROW_MEDIAN and n + 1 < r1 - r0 and i >= hd
                 and i + 1 + hd < n_rows_total):   # two rows with whole backgrounds
             _rj.row_offsets_pair(srt, bg, i - lo, hd, mir, pairs_w, out[n, :n_i],
                                  out[n + 1, :n_i], cons[n], cons[n + 1])
