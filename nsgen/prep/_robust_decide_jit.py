@@ -153,3 +153,64 @@ def moving_runs(cs, z, q_lo, start, reach, n_rows_total, extent, level, lag, fou
                 if abs(med) >= speed:
                     for t in range(c0, c1):
                         out[jj, t] = True
+
+
+@nb.njit(**_JIT)
+def median_signed(sign, zb, out):  # pragma: no cover - compiled
+    """``out`` (rows, columns) = NumPy's ``median(sign * zb, axis=0)`` of the block
+    scores ``zb`` (blocks, rows, columns) signed by ``sign`` (rows, columns): the middle
+    value, or the two middle values' ``(a + b) / 2`` (as ``np.mean`` of them), NaN where
+    any product is (no temporary of the products; they are the same IEEE products)."""
+    n_b, n_j, n_i = zb.shape
+    buf = np.empty(n_b)
+    for j in range(n_j):
+        for c in range(n_i):
+            s = sign[j, c]
+            nan = False
+            for b in range(n_b):   # (insertion sort: a few blocks)
+                v = s * zb[b, j, c]
+                if v != v:
+                    nan = True
+                k = b
+                while k > 0 and buf[k - 1] > v:
+                    buf[k] = buf[k - 1]
+                    k -= 1
+                buf[k] = v
+            if nan:
+                out[j, c] = np.nan
+            elif n_b % 2:
+                out[j, c] = buf[n_b // 2]
+            else:
+                out[j, c] = (buf[n_b // 2 - 1] + buf[n_b // 2]) / 2.0
+
+
+@nb.njit(**_JIT)
+def run_scores(zb, level, best):  # pragma: no cover - compiled
+    """``best`` (blocks, rows, columns), zeroed, = per block the signed score of the
+    strongest run of 2 to ``blocks - 1`` adjacent blocks holding it whose scores ``zb``
+    all exceed ``level`` with one sign, ``sum / sqrt(length)``: the runs in the order of
+    :func:`~nsgen.prep.robust_angles.run_scores`' NumPy loops (sign, first block, last
+    block), each sum added block after block (as NumPy's sum over the first axis), a run
+    replacing only strictly weaker values."""
+    n_b, n_j, n_i = zb.shape
+    for j in range(n_j):
+        for c in range(n_i):
+            for b in range(n_b):
+                best[b, j, c] = 0.0
+            for sign in (1.0, -1.0):
+                for b0 in range(n_b):
+                    for b1 in range(b0 + 2, min(n_b - 1, n_b - b0) + b0 + 1):
+                        ok = True
+                        for b in range(b0, b1):
+                            if not sign * zb[b, j, c] > level:
+                                ok = False
+                                break
+                        if not ok:
+                            continue
+                        tot = zb[b0, j, c]
+                        for b in range(b0 + 1, b1):
+                            tot = tot + zb[b, j, c]
+                        score = sign * tot / math.sqrt(b1 - b0)
+                        for b in range(b0, b1):
+                            if score > abs(best[b, j, c]):
+                                best[b, j, c] = sign * score

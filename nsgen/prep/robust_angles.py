@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nsgen.prep import _robust_decide_jit as _rdj
 from nsgen.prep.robust_scores import HALF_WINDOW
 
 __all__ = ["POOLED", "RUN", "WHOLE", "angle_bins", "best_interval", "expand_planes",
@@ -74,6 +75,13 @@ def run_scores(zb: np.ndarray, level: float) -> np.ndarray:
     """Per block ``(blocks, rows, columns)``: the signed score of the strongest run of 2 to
     ``blocks - 1`` adjacent blocks holding it whose scores all exceed ``level`` with one
     sign, ``sum / sqrt(length)`` (0 where none)."""
+    best = np.empty(zb.shape)   # (compiled: the same runs, sums and order)
+    _rdj.run_scores(np.ascontiguousarray(zb, np.float64), float(level), best)
+    return best
+
+
+def _run_scores(zb: np.ndarray, level: float) -> np.ndarray:
+    """:func:`run_scores` in NumPy (the reference its compiled kernel is tested against)."""
     n_b = zb.shape[0]
     best = np.zeros_like(zb)
     if not (np.abs(zb) > level).any():
