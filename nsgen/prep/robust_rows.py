@@ -84,8 +84,8 @@ def grow_rows(mask: np.ndarray, m_start: int, xb: np.ndarray, scores: list[np.nd
         bins = angle_bins(edges, mask.shape[0])
     width = np.ones(bins.size - 1, np.intp) if per_bin else np.diff(bins)
     blk = np.searchsorted(edges, bins[:-1], side="right") - 1
-    # (bins, rows, columns): flags are per bin
-    on = np.greater(mask if per_bin else mask[bins[:-1]], 0)
+    # (bins, rows, columns): flags are per bin (0/1 bytes: read as they are, no copy)
+    on = mask if per_bin else np.greater(mask[bins[:-1]], 0)
     anyf = np.asarray(on.any(axis=0))
     adds: list[tuple[int, int, int, np.ndarray]] = []
     for jj in range(start - m_start, stop - m_start):
