@@ -85,7 +85,7 @@ def grow_rows(mask: np.ndarray, m_start: int, xb: np.ndarray, scores: list[np.nd
     width = np.ones(bins.size - 1, np.intp) if per_bin else np.diff(bins)
     blk = np.searchsorted(edges, bins[:-1], side="right") - 1
     # (bins, rows, columns): flags are per bin (0/1 bytes: read as they are, no copy)
-    on = mask if per_bin else np.greater(mask[bins[:-1]], 0)
+    on: np.ndarray = mask if per_bin else np.asarray(mask[bins[:-1]] > 0)
     anyf = np.asarray(on.any(axis=0))
     adds: list[tuple[int, int, int, np.ndarray]] = []
     for jj in range(start - m_start, stop - m_start):
@@ -94,7 +94,7 @@ def grow_rows(mask: np.ndarray, m_start: int, xb: np.ndarray, scores: list[np.nd
                 continue
             d = np.diff(np.r_[0, anyf[j].astype(np.int8), 0])
             for c, c1 in zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()):
-                keep = on[:, j, c:c1].any(axis=1)
+                keep = np.asarray(on[:, j, c:c1].any(axis=1))
                 if (keep.all() or anyf[jj, max(0, c - 1):c1 + 1].any()
                         or pre[jj, c:c1].any()):
                     continue

@@ -123,6 +123,11 @@ FEATURE_FLOAT_COPIES = 0.5
 OFFSET_WORK_FACTOR = 2.5
 #: rows of the scan :class:`RowBins` reads at once (from the row asked for on)
 BIN_BAND = 2
+#: bytes a decide worker holds per row and column besides the mask: the decision's scores
+#: and temporaries (float64 maps of its rows; measured on 1801 x 256 x 2560, peak RSS of
+#: the pass's replay in row chunks of 32, 64 and 128: 0.7-2.1 MB per row, 270-820 bytes
+#: per column)
+DECIDE_COLUMN_BYTES = 1536
 
 
 def balanced(chunk_rows: int, n_rows: int, workers: int) -> int:
@@ -650,11 +655,15 @@ def _sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,
     second = row_sizing(run, n_rows, row_bytes=feat_bytes, work_factor=OFFSET_WORK_FACTOR,
                         halo=depth_rule(n_rows, params.min_stripe_depth),
                         worker_overhead=JIT_OVERHEAD)
-    # the worker holds its rows' mask (a byte per voxel; and the 4 rows each side, decided
-    # for the widening and the stacks: robust_rows, robust_stack) and the bin means of
-    # those the decision asks for (a row at a time); the offsets of the halo are small
-    # (+ the volume's M0 traces, twice: robust_mass.confirm's centred copy)
+    # the worker holds its rows' mask (a byte per angle bin and column: decide_bins; and
+    # the 4 rows each side, decided for the widening and the stacks: robust_rows,
+    # robust_stack), the decision's scores and temporaries (DECIDE_COLUMN_BYTES per
+    # column) and the bin means of those the decision asks for (a row at a time); the
+    # offsets of the halo are small (+ the volume's M0 traces, twice: robust_mass.confirm's
+    # centred copy)
     traces = 2 * n_rows * (feature_layout(n_angles)[1] + 1) * 8
-    third = row_sizing(run, n_rows, row_bytes=n_angles * n_cols, work_factor=1.5,
-                       halo=REACH, worker_overhead=JIT_OVERHEAD + bins_row + traces)
+    planes = plane_edges(_blocks(n_angles), n_angles).size - 1
+    third = row_sizing(run, n_rows, row_bytes=(planes + DECIDE_COLUMN_BYTES) * n_cols,
+                       work_factor=0.5, halo=REACH,
+                       worker_overhead=JIT_OVERHEAD + bins_row + traces)
     return first, second, third
