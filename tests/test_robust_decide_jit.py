@@ -83,3 +83,39 @@ def test_kernels_fill_their_outputs() -> None:
     best = np.full(z.shape, np.nan)
     rdj.pool_columns(z, 3.0, 5, best)
     assert best.round(3).tolist() == [[0.0, 6.0, -7.0, 0.0, 5.657, 5.657]]
+
+
+@pytest.mark.parametrize("n_b", [2, 3, 6, 7])
+def test_run_scores_equal_the_numpy_loops_bit_for_bit(n_b):
+    """Runs of blocks of noisy scores (many runs above the level, both signs, ties and
+    NaN): the kernel's scores equal the NumPy loops' bit for bit."""
+    from nsgen.prep.robust_angles import _run_scores, run_scores
+    rng = np.random.default_rng(n_b)
+    zb = rng.normal(0.0, 3.0, (n_b, 40, 300))
+    zb[:, 5, :10] = 4.0                      # equal blocks: equal runs
+    zb[1, 6, :10] = np.nan
+    zb[:, 7, :10] = -np.inf
+    for level in (3.0, 0.5):
+        want = _run_scores(zb, level)
+        got = run_scores(zb, level)
+        assert got.dtype == want.dtype and np.array_equal(got.view(np.int64),
+                                                          want.view(np.int64))
+    assert np.array_equal(run_scores(np.zeros((n_b, 2, 3)), 3.0), np.zeros((n_b, 2, 3)))
+
+
+@pytest.mark.parametrize("n_b", [1, 5, 6])
+def test_median_signed_equals_numpy_median(n_b):
+    """``median(sign(z) * zb, axis=0)``: the same values (NaN where NumPy's is; zeros of
+    either sign, which no comparison tells apart)."""
+    from nsgen.prep.stripe_robust import _median_signed
+    rng = np.random.default_rng(10 + n_b)
+    zb = rng.normal(0.0, 3.0, (n_b, 30, 200))
+    z = rng.normal(0.0, 3.0, (30, 200))
+    z[0, :20] = 0.0
+    z[1, :5] = np.nan
+    zb[0, 2, :5] = np.nan
+    zb[:, 3, :5] = 2.5                       # ties
+    want = np.median(np.sign(z) * zb, axis=0)
+    got = _median_signed(z, zb)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert np.array_equal(got[~np.isnan(got)], want[~np.isnan(want)])

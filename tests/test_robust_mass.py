@@ -242,8 +242,8 @@ def test_chunked_decisions_given_the_volumes_mass_equal_the_whole(seed8, monkeyp
     fired = []
     original = robust_mass.confirm
 
-    def counting(*args: object) -> int:
-        n = original(*args)  # type: ignore[arg-type]
+    def counting(*args: object, **kwargs: object) -> int:
+        n = original(*args, **kwargs)  # type: ignore[arg-type]
         fired.append(n)
         return n
     monkeypatch.setattr(stripe_robust._mass, "confirm", counting)

@@ -114,9 +114,9 @@ def labelled_small(tmp_path_factory):
     added = []
     grow = robust_rows.grow_rows
 
-    def spy(m, s, xb, sc, rows, edges):
+    def spy(m, s, xb, sc, rows, edges, bins=None):
         before = m[:, rows[0] - s:rows[1] - s].sum()
-        out = grow(m, s, xb, sc, rows, edges)
+        out = grow(m, s, xb, sc, rows, edges, bins)
         added.append(int(out.sum() - before))
         return out
     mp = pytest.MonkeyPatch()

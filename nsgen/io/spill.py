@@ -145,22 +145,40 @@ class Spill:
             finally:
                 os.close(fd)
 
-    def write_band(self, start: int, block: np.ndarray, planes_first: bool = False) -> None:
+    def write_band(self, start: int, block: np.ndarray, planes_first: bool = False,
+                   planes: np.ndarray | None = None) -> None:
         """Write ``block[j]`` (shape ``(b, shape[0], *shape[2:])``) at index ``start + j`` of
         the second axis, for every first-axis index: a band of a volume stored angles first,
         from rows-first data, without a transposed copy (a volume all on disk). With
         ``planes_first``, ``block`` is ``(shape[0], b, *shape[2:])`` (the volume's own
-        order: one contiguous piece per plane).
+        order: one contiguous piece per plane); and with ``planes`` (``shape[0]`` ints),
+        ``block`` is ``(p, b, *shape[2:])`` and its plane ``planes[k]`` is written as the
+        volume's plane ``k`` (a band whose planes repeat, never expanded).
 
         Examples
         --------
         A rows-first block of 2 rows goes into rows 1-2 of an angles-first volume:
         ``spill.write_band(1, block)`` stores ``block[j, k]`` at ``volume[k, 1 + j]``;
         ``spill.write_band(1, block.transpose(1, 0, 2), planes_first=True)`` does the same.
+
+        >>> import tempfile
+        >>> s = Spill.create(Path(tempfile.mkdtemp()) / "v.u1", (3, 2, 2), "uint8")
+        >>> band = np.array([[[1, 2]], [[3, 4]]], np.uint8)   # 2 planes of row 1
+        >>> s.write_band(1, band, planes_first=True, planes=np.array([0, 0, 1]))
+        >>> s.read_rows(0, 3)[:, 1].tolist()
+        [[1, 2], [1, 2], [3, 4]]
         """
+        if planes is not None:
+            if not planes_first or len(planes) != self.shape[0] or block.ndim < 2 or \
+                    not 0 <= int(np.min(planes)) <= int(np.max(planes)) < block.shape[0]:
+                raise ValueError(f"planes {len(planes)} of band {block.shape} do not fit "
+                                 f"spill {self.shape}")
+            index = np.asarray(planes)
+        else:
+            index = np.arange(block.shape[0] if planes_first else 0)
         if planes_first and block.ndim >= 2:
             block = block.swapaxes(0, 1)
-        if block.ndim < 2 or block.shape[1] != self.shape[0] or \
+        if block.ndim < 2 or (block.shape[1] != self.shape[0] and planes is None) or \
                 block.shape[2:] != self.shape[2:] or start < 0 or \
                 start + block.shape[0] > self.shape[1]:
             raise ValueError(f"band {start}+{block.shape} does not fit spill {self.shape}")
@@ -168,11 +186,11 @@ class Spill:
             raise ValueError("bands of a volume kept partly in memory are not supported")
         line = int(np.prod(self.shape[2:], dtype=np.int64)) * np.dtype(self.dtype).itemsize
         if planes_first:   # (b, planes, ...) view of a contiguous (planes, b, ...) block
-            planes = np.ascontiguousarray(block.swapaxes(0, 1), dtype=self.dtype)
-            whole = planes.reshape(self.shape[0], -1).view(np.uint8)
+            contiguous = np.ascontiguousarray(block.swapaxes(0, 1), dtype=self.dtype)
+            whole = contiguous.reshape(contiguous.shape[0], -1).view(np.uint8)
 
             def bufs(k: int) -> list:
-                return [whole[k].data]
+                return [whole[index[k]].data]
         else:
             block = np.ascontiguousarray(block, dtype=self.dtype)
             views = [row.data.cast("B") for row in block.reshape(block.shape[0],

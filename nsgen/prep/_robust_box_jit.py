@@ -109,7 +109,9 @@ def box_block(qv, inv, ok_c, srcq, r_in, g_top, g_height, g_w0, g_w1, cap, share
                 rin = r_in[j, d]
                 for c in range(n_i, 0, -1):
                     v = sign * raw[d, c]
-                    run[d, c] = run[d, c + 1] + 1 if (v > 0 and rin) else 0
+                    # (no branch: the sign of a value is a coin toss, mispredicted at
+                    # every other column; the run times 0 or 1 is the same integer)
+                    run[d, c] = (run[d, c + 1] + 1) * ((v > 0) & rin)
                     val[d, c] = cap if v > cap else v
             prefix_sums(val, col, s_val)
             for x in range(1, n_i + 1):

@@ -153,3 +153,110 @@ def moving_runs(cs, z, q_lo, start, reach, n_rows_total, extent, level, lag, fou
                 if abs(med) >= speed:
                     for t in range(c0, c1):
                         out[jj, t] = True
+
+
+@nb.njit(**_JIT)
+def _median_six(sign, zb, out):  # pragma: no cover - compiled
+    """:func:`median_signed` of 6 blocks: the products sorted by a network of 12
+    comparators (selects, no branch on the data), the middle two's ``(a + b) / 2``; NaN
+    where a product is."""
+    n_b, n_j, n_i = zb.shape
+    for j in range(n_j):
+        for c in range(n_i):
+            s = sign[j, c]
+            v0 = s * zb[0, j, c]
+            v1 = s * zb[1, j, c]
+            v2 = s * zb[2, j, c]
+            v3 = s * zb[3, j, c]
+            v4 = s * zb[4, j, c]
+            v5 = s * zb[5, j, c]
+            if (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3) | (v4 != v4) | (v5 != v5):
+                out[j, c] = np.nan
+                continue
+            v1, v2 = min(v1, v2), max(v1, v2)
+            v4, v5 = min(v4, v5), max(v4, v5)
+            v0, v2 = min(v0, v2), max(v0, v2)
+            v3, v5 = min(v3, v5), max(v3, v5)
+            v0, v1 = min(v0, v1), max(v0, v1)
+            v3, v4 = min(v3, v4), max(v3, v4)
+            v1, v4 = min(v1, v4), max(v1, v4)
+            v0, v3 = min(v0, v3), max(v0, v3)
+            v2, v5 = min(v2, v5), max(v2, v5)
+            v1, v3 = min(v1, v3), max(v1, v3)
+            v2, v4 = min(v2, v4), max(v2, v4)
+            v2, v3 = min(v2, v3), max(v2, v3)
+            out[j, c] = (v2 + v3) / 2.0
+
+
+@nb.njit(**_JIT)
+def median_signed(sign, zb, out):  # pragma: no cover - compiled
+    """``out`` (rows, columns) = NumPy's ``median(sign * zb, axis=0)`` of the block
+    scores ``zb`` (blocks, rows, columns) signed by ``sign`` (rows, columns): the middle
+    value, or the two middle values' ``(a + b) / 2`` (as ``np.mean`` of them), NaN where
+    any product is (no temporary of the products; they are the same IEEE products)."""
+    n_b, n_j, n_i = zb.shape
+    buf = np.empty(n_b)
+    if n_b == 6:
+        _median_six(sign, zb, out)
+        return
+    for j in range(n_j):
+        for c in range(n_i):
+            s = sign[j, c]
+            nan = False
+            for b in range(n_b):   # (insertion sort: a few blocks)
+                v = s * zb[b, j, c]
+                if v != v:
+                    nan = True
+                k = b
+                while k > 0 and buf[k - 1] > v:
+                    buf[k] = buf[k - 1]
+                    k -= 1
+                buf[k] = v
+            if nan:
+                out[j, c] = np.nan
+            elif n_b % 2:
+                out[j, c] = buf[n_b // 2]
+            else:
+                out[j, c] = (buf[n_b // 2 - 1] + buf[n_b // 2]) / 2.0
+
+
+@nb.njit(**_JIT)
+def run_scores(zb, level, best):  # pragma: no cover - compiled
+    """``best`` (blocks, rows, columns), zeroed, = per block the signed score of the
+    strongest run of 2 to ``blocks - 1`` adjacent blocks holding it whose scores ``zb``
+    all exceed ``level`` with one sign, ``sum / sqrt(length)``: the runs in the order of
+    :func:`~nsgen.prep.robust_angles.run_scores`' NumPy loops (sign, first block, last
+    block), each sum added block after block (as NumPy's sum over the first axis), a run
+    replacing only strictly weaker values."""
+    n_b, n_j, n_i = zb.shape
+    for j in range(n_j):
+        for c in range(n_i):
+            # which blocks are above the level with each sign: no two adjacent, no run
+            # (most values; no branch per block and run)
+            pos = 0
+            neg = 0
+            for b in range(n_b):
+                best[b, j, c] = 0.0
+                v = zb[b, j, c]
+                pos |= np.int64(v > level) << b
+                neg |= np.int64(-v > level) << b
+            for sign in (1.0, -1.0):
+                bits = pos if sign > 0 else neg
+                if bits & (bits >> 1) == 0:
+                    continue
+                for b0 in range(n_b):
+                    for b1 in range(b0 + 2, min(n_b - 1, n_b - b0) + b0 + 1):
+                        ok = True
+                        for b in range(b0, b1):
+                            if not sign * zb[b, j, c] > level:
+                                ok = False
+                                break
+                        if not ok:
+                            continue
+                        tot = zb[b0, j, c]
+                        for b in range(b0 + 1, b1):
+                            tot = tot + zb[b, j, c]
+                        score = sign * tot / math.sqrt(b1 - b0)
+                        for b in range(b0, b1):
+                            if score > abs(best[b, j, c]):
+                                best[b, j, c] = sign * score

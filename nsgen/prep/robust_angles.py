@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from nsgen.prep import _robust_decide_jit as _rdj
 from nsgen.prep.robust_scores import HALF_WINDOW
 
-__all__ = ["POOLED", "RUN", "WHOLE", "angle_bins", "best_interval", "is_step", "refine",
-           "run_scores", "stands_out", "step_z", "trace", "widen"]
+__all__ = ["POOLED", "RUN", "WHOLE", "angle_bins", "best_interval", "expand_planes",
+           "is_step", "plane_edges", "refine", "run_scores", "stands_out", "step_z", "trace",
+           "widen"]
 
 #: angles of stripes over part of the scan: refined to the angle, the one range of angles
 #: where the trace adds most above this fraction of its amplitude: CUT for whole-scan
@@ -73,6 +75,13 @@ def run_scores(zb: np.ndarray, level: float) -> np.ndarray:
     """Per block ``(blocks, rows, columns)``: the signed score of the strongest run of 2 to
     ``blocks - 1`` adjacent blocks holding it whose scores all exceed ``level`` with one
     sign, ``sum / sqrt(length)`` (0 where none)."""
+    best = np.empty(zb.shape)   # (compiled: the same runs, sums and order)
+    _rdj.run_scores(np.ascontiguousarray(zb, np.float64), float(level), best)
+    return best
+
+
+def _run_scores(zb: np.ndarray, level: float) -> np.ndarray:
+    """:func:`run_scores` in NumPy (the reference its compiled kernel is tested against)."""
     n_b = zb.shape[0]
     best = np.zeros_like(zb)
     if not (np.abs(zb) > level).any():
@@ -102,11 +111,41 @@ def angle_bins(edges: np.ndarray, n_k: int) -> np.ndarray:
                           + [edges[-1:]]).astype(np.intp)
 
 
+def plane_edges(edges: np.ndarray, n_k: int) -> np.ndarray:
+    """Edges of the planes of a decision's mask held per bin (every flag of the robust
+    detector is constant over an angle bin): the :func:`angle_bins` of the blocks
+    ``edges`` of ``n_k`` angles, or the blocks' edges themselves with one block (one
+    plane: its flags hold at every angle).
+
+    Examples
+    --------
+    >>> plane_edges(np.array([0, 5, 10]), 1000).tolist(), plane_edges(np.array([0, 9]), 9)
+    ([0, 3, 5, 8, 10], array([0, 9]))
+    """
+    return angle_bins(edges, n_k) if edges.size > 2 else edges
+
+
+def expand_planes(planes: np.ndarray, edges: np.ndarray, out: np.ndarray | None = None
+                  ) -> np.ndarray:
+    """A mask held per plane ``(planes, ...)`` (:func:`plane_edges` ``edges``) at every
+    angle ``(angles, ...)``: each plane repeated over its angles (into ``out`` when given).
+
+    Examples
+    --------
+    >>> expand_planes(np.array([[1], [0]], np.uint8), np.array([0, 2, 3]))[:, 0].tolist()
+    [1, 1, 0]
+    """
+    index = np.repeat(np.arange(edges.size - 1), np.diff(edges))
+    return np.take(planes, index, axis=0, out=out)
+
+
 def refine(out: np.ndarray, xb: np.ndarray, bins: np.ndarray, edges: np.ndarray,
-           evidence: np.ndarray, zb: np.ndarray | None = None) -> None:
+           evidence: np.ndarray, zb: np.ndarray | None = None, per_bin: bool = False
+           ) -> None:
     """Angles of the stripes found in some angle blocks but not all, to the bin (in place).
 
-    ``out`` ``(angles, rows, columns)`` holds the block flags; ``xb`` ``(rows, bins,
+    ``out`` ``(angles, rows, columns)`` holds the block flags (with ``per_bin``: ``(bins,
+    rows, columns)``, a plane per bin); ``xb`` ``(rows, bins,
     columns)`` the rows' means over the angle ``bins`` (sums in float64), ``edges`` the
     blocks'; ``zb`` ``(blocks, rows, columns)`` the block scores (for :func:`widen`).
     Per run of adjacent columns of one row so flagged (a stripe's columns share its
@@ -121,7 +160,10 @@ def refine(out: np.ndarray, xb: np.ndarray, bins: np.ndarray, edges: np.ndarray,
     else, for stripes found by runs of blocks, widened into the adjacent columns that hold
     the same step (:func:`widen`).
     """
-    on_b = out[edges[:-1]]  # (blocks, rows, cols): block flags
+    # each block's first plane: its flags
+    first: np.ndarray = np.searchsorted(bins, edges[:-1]) if per_bin else edges[:-1]
+    on_b = out[first]
+    reps = np.ones(bins.size - 1, np.intp) if per_bin else np.diff(bins)
     mixed = on_b.any(axis=0) & ~on_b.all(axis=0)
     blk = np.searchsorted(edges, bins[:-1], side="right") - 1
     for j in np.flatnonzero(mixed.any(axis=1)):
@@ -143,7 +185,7 @@ def refine(out: np.ndarray, xb: np.ndarray, bins: np.ndarray, edges: np.ndarray,
                     inside = inside > 0.8 if (inside > 0.8).any() else inside == inside.max()
                     a, b = widen(xr, a, b, flagged, keep,
                                  amp, np.sign(amp) * zb[inside][:, j].min(axis=0))
-                out[:, j, a:b] = np.repeat(keep, np.diff(bins))[:, None]
+                out[:, j, a:b] = np.repeat(keep, reps)[:, None]
 
 
 def _angles(t: np.ndarray, on: np.ndarray, width: np.ndarray, ev: int

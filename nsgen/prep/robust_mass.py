@@ -255,7 +255,8 @@ def _runs(v: np.ndarray) -> list[tuple[int, int]]:
 
 
 def confirm(out: np.ndarray, q: np.ndarray, z: list[np.ndarray], trace: np.ndarray,
-            rows: tuple[int, int], edges: np.ndarray, bins: np.ndarray) -> int:
+            rows: tuple[int, int], edges: np.ndarray, bins: np.ndarray,
+            per_bin: bool = False) -> int:
     """Flag the candidates of a decision's rows that their row's ``M0`` confirms (in place).
 
     Per row, the candidate columns of each angle block (:func:`candidates`, not flagged in
@@ -298,6 +299,8 @@ def confirm(out: np.ndarray, q: np.ndarray, z: list[np.ndarray], trace: np.ndarr
         The volume rows ``(start, stop)`` of ``out``.
     edges, bins : ndarray
         The angle blocks' and bins' edges (bins nest in blocks).
+    per_bin : bool
+        ``out`` holds a plane per bin ``(bins, stop - start, columns)`` instead.
 
     Returns
     -------
@@ -334,7 +337,9 @@ def confirm(out: np.ndarray, q: np.ndarray, z: list[np.ndarray], trace: np.ndarr
     centred = r0 - (r0 @ w / total)[:, None]
     unit = noise * np.sqrt(w.mean())
     at = np.searchsorted(bins, edges)   # each block edge's bin
-    cand = candidate_blocks(out, z, edges)
+    # the mask's planes: the blocks' and bins' edges in them
+    m_edges, m_bins = (at, np.arange(bins.size)) if per_bin else (edges, bins)
+    cand = candidate_blocks(out, z, m_edges)
     boxes: dict[tuple[int, int], np.ndarray] = {}
     passed: list[tuple[int, int, int, int, int, float]] = []
     for r in np.flatnonzero(cand.any(axis=(1, 2))):
@@ -356,7 +361,7 @@ def confirm(out: np.ndarray, q: np.ndarray, z: list[np.ndarray], trace: np.ndarr
             if not (np.sign(zm) == np.sign(exp) and abs(zm) >= MASS_BAR
                     and STEP_RATIO[0] <= step / exp <= STEP_RATIO[1]):
                 continue
-            if _explained(out, int(r), i, j, int(edges[b0]), int(edges[b1])):
+            if _explained(out, int(r), i, j, int(m_edges[b0]), int(m_edges[b1])):
                 continue
             score = max(abs(float(z[b][r, i:j].sum())) / np.sqrt(j - i)
                         for b in range(b0, b1))
@@ -371,7 +376,7 @@ def confirm(out: np.ndarray, q: np.ndarray, z: list[np.ndarray], trace: np.ndarr
                            int(at[min(b1 + ANGLE_REACH, n_b)]), (int(at[b0]), int(at[b1])),
                            float(np.sign(np.mean([q[row, b, i:j].sum()
                                                   for b in range(b0, b1)]))))
-        out[bins[k0]:bins[k1], row, i:j] = 1
+        out[m_bins[k0]:m_bins[k1], row, i:j] = 1
         n += 1
     return n
 

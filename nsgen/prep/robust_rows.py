@@ -42,7 +42,8 @@ REACH = 1
 
 
 def grow_rows(mask: np.ndarray, m_start: int, xb: np.ndarray, scores: list[np.ndarray],
-              rows: tuple[int, int], edges: np.ndarray) -> np.ndarray:
+              rows: tuple[int, int], edges: np.ndarray, bins: np.ndarray | None = None
+              ) -> np.ndarray:
     """The decided mask ``mask`` ``(angles, rows, columns)`` uint8 of volume rows ``m_start
     ...`` (holding :data:`REACH` rows each side of ``rows``, clipped to the volume) cut to
     ``rows``, each row widened into from the stripes over part of the scan of the rows
@@ -52,7 +53,8 @@ def grow_rows(mask: np.ndarray, m_start: int, xb: np.ndarray, scores: list[np.nd
     block scores ``(blocks, rows, columns)``, the offsets' rank consistency (the same
     shape) and the columns of each row flagged before the refinement of the angles
     ``(rows, columns)`` bool (empty with one angle block: no widening), ``edges`` the
-    angle blocks' edges.
+    angle blocks' edges. With ``bins`` (the angle bins' edges), ``mask`` holds a plane per
+    bin ``(bins, rows, columns)`` instead of one per angle.
 
     Examples
     --------
@@ -77,12 +79,14 @@ def grow_rows(mask: np.ndarray, m_start: int, xb: np.ndarray, scores: list[np.nd
     if not scores or edges.size <= 2:
         return out
     zb, pre = scores[0], scores[2]
-    n_k = mask.shape[0]
-    bins = angle_bins(edges, n_k)
-    width = np.diff(bins)
+    per_bin = bins is not None
+    if bins is None:
+        bins = angle_bins(edges, mask.shape[0])
+    width = np.ones(bins.size - 1, np.intp) if per_bin else np.diff(bins)
     blk = np.searchsorted(edges, bins[:-1], side="right") - 1
-    on = mask[bins[:-1]] > 0                 # (bins, rows, columns): flags are per bin
-    anyf = on.any(axis=0)
+    # (bins, rows, columns): flags are per bin (0/1 bytes: read as they are, no copy)
+    on: np.ndarray = mask if per_bin else np.asarray(mask[bins[:-1]] > 0)
+    anyf = np.asarray(on.any(axis=0))
     adds: list[tuple[int, int, int, np.ndarray]] = []
     for jj in range(start - m_start, stop - m_start):
         for j in (jj - 1, jj + 1):
@@ -90,7 +94,7 @@ def grow_rows(mask: np.ndarray, m_start: int, xb: np.ndarray, scores: list[np.nd
                 continue
             d = np.diff(np.r_[0, anyf[j].astype(np.int8), 0])
             for c, c1 in zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()):
-                keep = on[:, j, c:c1].any(axis=1)
+                keep = np.asarray(on[:, j, c:c1].any(axis=1))
                 if (keep.all() or anyf[jj, max(0, c - 1):c1 + 1].any()
                         or pre[jj, c:c1].any()):
                     continue

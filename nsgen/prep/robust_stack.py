@@ -53,23 +53,25 @@ DECIDE_REACH = max(GROW_REACH, REACH)
 
 
 def _boxes(mask: np.ndarray, cand: np.ndarray, q: np.ndarray, edges: np.ndarray,
-           bins: np.ndarray) -> list[tuple[int, int, int, int, int, float]]:
+           bins: np.ndarray, per_bin: bool = False
+           ) -> list[tuple[int, int, int, int, int, float]]:
     """Each row's candidate boxes ``(row, i, j, b0, b1, expected step)`` as
     :func:`~nsgen.prep.robust_mass.confirm` forms them (a run of adjacent candidate
     columns x a run of consecutive blocks holding candidates there; columns those of its
     own blocks' candidates), those whose shift another flag explains left out (as
     ``robust_mass._explained``, read at each angle bin's first angle: the decision's flags
-    are per bin)."""
+    are per bin; with ``per_bin``, ``mask`` holds a plane per bin)."""
     found: list[tuple[int, int, int, int, int, float]] = []
     rows = np.flatnonzero(cand.any(axis=(1, 2)))
     if not rows.size:
         return found
     at = np.searchsorted(bins, edges)
     for r in rows.tolist():
-        flags = mask[bins[:-1], r] > 0                  # (bins, columns): one row at a time
+        # (bins, columns): one row at a time
+        flags = np.greater(mask[:, r] if per_bin else mask[bins[:-1], r], 0)
         if flags.all(axis=0).any():
             continue   # (a flag over the whole scan: its M0 changes with the angle)
-        anyf = flags.any(axis=0)
+        anyf = np.asarray(flags.any(axis=0))
         for i, j, b0, b1, exp in rm.row_boxes(cand[r], q[r]):
             if exp == 0:
                 continue
@@ -113,14 +115,17 @@ def _stacks(found: list[tuple[int, int, int, int, int, float]]
 
 def stack_flags(mask: np.ndarray, m_start: int, scores: list[np.ndarray],
                 trace: np.ndarray | None, rows: tuple[int, int], edges: np.ndarray,
-                bins: np.ndarray) -> list[tuple[int, int, int, int, int]]:
+                bins: np.ndarray, per_bin: bool = False
+                ) -> list[tuple[int, int, int, int, int]]:
     """The flags of the confirmed stacks (module docstring) in volume rows ``rows``: a list
-    of ``(first angle, stop angle, row relative to rows[0], first column, stop column)``.
+    of ``(first angle, stop angle, row relative to rows[0], first column, stop column)``
+    (with ``per_bin``: first and stop bin, ``mask`` holding a plane per bin).
 
     Parameters
     ----------
     mask : ndarray
-        The decided mask ``(angles, rows, columns)`` of volume rows ``m_start ...``
+        The decided mask ``(angles, rows, columns)`` (``(bins, rows, columns)`` with
+        ``per_bin``) of volume rows ``m_start ...``
         (holding :data:`REACH` rows each side of ``rows``, clipped to the volume), before
         any widening.
     m_start : int
@@ -137,6 +142,8 @@ def stack_flags(mask: np.ndarray, m_start: int, scores: list[np.ndarray],
         The volume rows whose flags are returned.
     edges, bins : ndarray
         The angle blocks' and bins' edges.
+    per_bin : bool
+        ``mask`` holds a plane per bin, and the flags' angles are bins.
 
     Examples
     --------
@@ -172,7 +179,8 @@ def stack_flags(mask: np.ndarray, m_start: int, scores: list[np.ndarray],
     unit = noise * np.sqrt(w.mean())
     at = np.searchsorted(bins, edges)
     flags = []
-    for ds in _stacks(_boxes(mask, cand, q, edges, bins)):
+    m_bins = np.arange(bins.size) if per_bin else bins   # (the mask's planes)
+    for ds in _stacks(_boxes(mask, cand, q, edges, bins, per_bin)):
         rel = sorted({d[0] for d in ds})
         if not any(rows[0] <= m_start + r < rows[1] for r in rel):
             continue
@@ -202,7 +210,7 @@ def stack_flags(mask: np.ndarray, m_start: int, scores: list[np.ndarray],
             continue
         k0, k1 = rm._interval(centred[vr].sum(axis=0), w, int(at[max(b0 - rm.ANGLE_REACH, 0)]),
                               int(at[min(b1 + rm.ANGLE_REACH, n_b)]), (a, e), sign)
-        flags += [(int(bins[k0]), int(bins[k1]), m_start + d[0] - rows[0], d[1], d[2])
+        flags += [(int(m_bins[k0]), int(m_bins[k1]), m_start + d[0] - rows[0], d[1], d[2])
                   for d in ds if rows[0] <= m_start + d[0] < rows[1]]
     return flags
 

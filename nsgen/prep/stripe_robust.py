@@ -89,15 +89,16 @@ from nsgen.prep import (_robust_decide_jit as _rdj, robust_box as _box, robust_m
                         robust_rows as _rows, robust_second as _second, robust_stack as _stack)
 from nsgen.prep._robust_jit import bin_means as _bin_means, raw_bin_means as _raw_bin_means
 from nsgen.prep.normalise import check_raw, pixel_constants
-from nsgen.prep.robust_angles import (POOLED, RUN, RUN_LEVEL, WHOLE, angle_bins, refine,
-                                      run_scores)
+from nsgen.prep.robust_angles import (POOLED, RUN, RUN_LEVEL, WHOLE, angle_bins,
+                                      expand_planes, plane_edges, refine, run_scores)
 from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, depth_rule,
                                       offset_scores, offsets, pooled, rank_index, ranks,
                                       raw_ranks, strong_columns)
 from nsgen.prep.robust_tall import (CONSISTENCY, TALL_SETS, or_tall, split_tall,  # tall
                                     with_tall)
 
-__all__ = ["HALF_WINDOW", "bin_means", "column_scores", "decide", "decide_offsets",
+__all__ = ["HALF_WINDOW", "bin_means", "column_scores", "decide", "decide_bins",
+           "decide_offsets",
            "decide_twice", "depth_rule",
            "feature_layout", "raw_bin_means", "raw_feature_fields", "raw_feature_parts",
            "robust_mask_rows", "row_feature_parts",
@@ -420,6 +421,22 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     with ``mass``, the candidates the confirmation leaves ``(stop - start, blocks,
     columns)`` int8 and the rows' offsets per block ``(stop - start, blocks, columns +
     1)`` (:func:`~nsgen.prep.robust_stack.stack_flags` reads them)."""
+    planes = decide_bins(qs, q_start, xb, rows, n_rows_total, n_k, threshold, depth,
+                         mass=mass, scores=scores)
+    return expand_planes(planes, plane_edges(_blocks(n_k), n_k), out)
+
+
+def decide_bins(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int, int],
+                n_rows_total: int, n_k: int, threshold: float = THRESHOLD,
+                depth: int = 30, out: np.ndarray | None = None,
+                mass: np.ndarray | None = None,
+                scores: list[np.ndarray] | None = None) -> np.ndarray:
+    """:func:`decide_offsets`' mask held per angle bin: ``(planes, stop - start,
+    columns)``, a plane per bin of :func:`~nsgen.prep.robust_angles.plane_edges` (one
+    with one angle block), every angle of a bin flagged alike (the block flags, the
+    refined angles, the tall and confirmed flags are per bin; at 1801 angles 7x less mask
+    to write, read and fault in). Into ``out`` (C-contiguous uint8 of that shape) when
+    given; ``scores`` as :func:`decide_offsets`'."""
     hd = depth_rule(n_rows_total, depth)
     _check_rows((q_start, q_start + qs.shape[0]), rows, n_rows_total, hd)
     n_sets = qs.shape[1] // STORED_SETS
@@ -440,13 +457,15 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
         flag_all |= by_rect
         mask = (flag_all | tall[-1])[None]   # tall
         if out is None:
-            return np.broadcast_to(mask, (n_k,) + z_all.shape).copy()
+            return mask.copy()
         out[...] = mask
         return out
     edges = _blocks(n_k)
     n_b = edges.size - 1
-    # (every angle is written: each block's flags at its angles)
-    out = np.empty((n_k,) + z_all.shape, np.uint8) if out is None else out
+    bins = angle_bins(edges, n_k)
+    at: np.ndarray = np.searchsorted(bins, edges)   # (each block's planes: at[b] .. at[b + 1])
+    # (every plane is written: each block's flags at its bins)
+    out = np.empty((bins.size - 1,) + z_all.shape, np.uint8) if out is None else out
     zb = np.stack(z[:-1])
     if scores is not None:   # (and the offsets' rank consistency of each block)
         scores.append(zb)
@@ -454,9 +473,9 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     # a whole-scan stripe is one the blocks agree on: not one or two blocks' event (a
     # feature's turning point along the angles, which sorting does not remove from a block),
     # each on the score it rests on
-    typical = np.median(np.sign(z_all) * zb, axis=0)
+    typical = _median_signed(z_all, zb)
     flag_all &= typical > CONSISTENT * np.abs(z_one) / np.sqrt(n_b)
-    by_rect &= np.median(np.sign(rect) * zb, axis=0) > CONSISTENT * np.abs(rect) / np.sqrt(n_b)
+    by_rect &= _median_signed(rect, zb) > CONSISTENT * np.abs(rect) / np.sqrt(n_b)
     z_all = np.where(by_rect & ~flag_all, rect, z_all)
     flag_all |= by_rect
     run = run_scores(zb, RUN_LEVEL)
@@ -489,18 +508,18 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
         part |= own | _grow(_drop_bias(pooled_run[b], pbar), pooled_run[b], GROW * pbar)
         part |= _drop_bias(box[b], _box.BOX_BAR)
         by_run |= own
-        out[edges[b]:edges[b + 1]] = part.view(np.uint8)[None]   # (bool: 0/1 bytes)
+        out[at[b]:at[b + 1]] = part.view(np.uint8)[None]   # (bool: 0/1 bytes)
     # what each column's flags rest on: refine tests the angles of each accordingly
     evidence = np.where(flag_all, WHOLE, np.where(by_run, RUN, POOLED)).astype(np.int8)
     if scores is not None:   # (the candidates before refine: grow_rows)
-        scores.append(out[edges[:-1]].any(axis=0))
-    refine(out, xb, angle_bins(edges, n_k), edges, evidence, zb)
-    or_tall(out, tall, edges)  # tall: row-alone stripes in the blocks that agree
+        scores.append(out[at[:-1]].any(axis=0))
+    refine(out, xb, bins, edges, evidence, zb, per_bin=True)
+    or_tall(out, tall, at)  # tall: row-alone stripes in the blocks that agree
     q_rows = qs[rows[0] - q_start:rows[1] - q_start, :n_b]
     if mass is not None:   # faint partial stripes their row's M0 confirms (robust_mass)
-        _mass.confirm(out, q_rows, z_own[:-1], mass, rows, edges, angle_bins(edges, n_k))
+        _mass.confirm(out, q_rows, z_own[:-1], mass, rows, edges, bins, per_bin=True)
         if scores is not None:   # (the candidates it leaves, and their offsets: robust_stack)
-            scores.append(_mass.candidate_blocks(out, z_own[:-1], edges))
+            scores.append(_mass.candidate_blocks(out, z_own[:-1], at))
             scores.append(q_rows)
     return out
 
@@ -549,9 +568,9 @@ def decide_twice(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_row
     first, q_rows = near(3), near(4)
     qs = set_offsets(sets, strong, feat_start, q_rows, n_rows_total, depth)
     scores: list[np.ndarray] = []
-    m = decide_offsets(qs, q_rows[0], xb[first[0] - feat_start:first[1] - feat_start], first,
-                       n_rows_total, n_k, threshold, depth, mass=mass,
-                       scores=scores)
+    # (the masks held per angle bin: decide_bins)
+    m = decide_bins(qs, q_rows[0], xb[first[0] - feat_start:first[1] - feat_start], first,
+                    n_rows_total, n_k, threshold, depth, mass=mass, scores=scores)
     ex_rows = near(2)
     ex = _second.excluded(np.asarray(m.any(axis=0)), first[0], ex_rows, hd, n_rows_total)
     if _second.second_rows(ex, ex_rows[0], rows1, hd) is None:
@@ -565,14 +584,30 @@ def decide_twice(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_row
         qs2 = _second.second_offsets(sets, strong, full, feat_start, qs, q_rows[0], near1,
                                      n_rows_total, hd)
         scores = []
-        m = decide_offsets(qs2, near1[0], xb[rows1[0] - feat_start:rows1[1] - feat_start],
-                           rows1, n_rows_total, n_k, threshold, depth, mass=mass,
-                           scores=scores)
+        m = decide_bins(qs2, near1[0], xb[rows1[0] - feat_start:rows1[1] - feat_start],
+                        rows1, n_rows_total, n_k, threshold, depth, mass=mass, scores=scores)
     edges = _blocks(n_k)
-    stacked = _stack.stack_flags(m, rows1[0], scores, mass, rows, edges, angle_bins(edges, n_k))
-    return np.ascontiguousarray(_stack.apply(_rows.grow_rows(
-        m, rows1[0], xb[rows1[0] - feat_start:rows1[1] - feat_start], scores, rows, edges),
-        stacked))
+    bins = plane_edges(edges, n_k)
+    stacked = _stack.stack_flags(m, rows1[0], scores, mass, rows, edges, bins, per_bin=True)
+    return expand_planes(_stack.apply(_rows.grow_rows(
+        m, rows1[0], xb[rows1[0] - feat_start:rows1[1] - feat_start], scores, rows, edges,
+        bins), stacked), bins)
+
+
+def _median_signed(z: np.ndarray, zb: np.ndarray) -> np.ndarray:
+    """``np.median(np.sign(z) * zb, axis=0)`` of the block scores ``zb`` ``(blocks, rows,
+    columns)`` (compiled: the same products and middle values, no temporary).
+
+    Examples
+    --------
+    >>> zb = np.array([[[1.0, 2.0]], [[3.0, -4.0]], [[5.0, 0.5]]])
+    >>> _median_signed(np.array([[1.0, -1.0]]), zb).tolist()
+    [[3.0, -0.5]]
+    """
+    out = np.empty(zb.shape[1:])
+    _rdj.median_signed(np.ascontiguousarray(np.sign(z), np.float64),
+                       np.ascontiguousarray(zb, np.float64), out)
+    return out
 
 
 def _pool(z: np.ndarray, floor: float, width: int) -> np.ndarray:

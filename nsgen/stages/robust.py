@@ -60,8 +60,8 @@ from nsgen.prep.robust_mass import mass_trace, row_mass
 from nsgen.prep.robust_rows import grow_rows
 from nsgen.prep.robust_stack import DECIDE_REACH as REACH, apply, stack_flags
 from nsgen.prep.robust_second import excluded, second_offsets, second_rows
-from nsgen.prep.robust_angles import angle_bins
-from nsgen.prep.stripe_robust import (STORED_SETS, _blocks, decide_offsets, depth_rule,
+from nsgen.prep.robust_angles import expand_planes, plane_edges
+from nsgen.prep.stripe_robust import (STORED_SETS, _blocks, decide_bins, depth_rule,
                                       feature_layout, raw_bin_means, raw_feature_fields,
                                       set_offsets)
 from nsgen.runner import StageRunner
@@ -123,6 +123,11 @@ FEATURE_FLOAT_COPIES = 0.65
 OFFSET_WORK_FACTOR = 2.5
 #: rows of the scan :class:`RowBins` reads at once (from the row asked for on)
 BIN_BAND = 2
+#: bytes a decide worker holds per row and column besides the mask: the decision's scores
+#: and temporaries (float64 maps of its rows; measured on 1801 x 256 x 2560, peak RSS of
+#: the pass's replay in row chunks of 32, 64 and 128: 0.7-2.1 MB per row, 270-820 bytes
+#: per column)
+DECIDE_COLUMN_BYTES = 1536
 
 
 def balanced(chunk_rows: int, n_rows: int, workers: int) -> int:
@@ -336,31 +341,37 @@ class RobustDecideStage(_RobustRowStage):
         rows1 = (max(0, rows[0] - REACH), min(n_rows, rows[1] + REACH))
         xb = RowBins(self.source, (self.n_angles, n_rows, self.features.shape[2]),
                      self.dtype, rows1)
-        # the mask in this worker's buffer, reused chunk after chunk (no page faulted in)
+        edges = _blocks(self.n_angles)
+        bins = plane_edges(edges, self.n_angles)
+        # the mask held per angle bin (every flag is: decide_bins; 7x less than per angle
+        # at 1801 angles), in this worker's buffer, reused chunk after chunk (no page
+        # faulted in)
         scores: list[np.ndarray] = []
-        decided = decide_offsets(qs, q_start, cast(np.ndarray, xb), rows1,
-                                 n_rows, self.n_angles, depth=self.params.min_stripe_depth,
-                                 out=scratch.buffer("mask", (self.n_angles, rows1[1] - rows1[0],
-                                                             self.features.shape[2]), np.uint8),
-                                 mass=self.mass, scores=scores)
+        decided = decide_bins(qs, q_start, cast(np.ndarray, xb), rows1,
+                              n_rows, self.n_angles, depth=self.params.min_stripe_depth,
+                              out=scratch.buffer("mask bins", (bins.size - 1, rows1[1] - rows1[0],
+                                                               self.features.shape[2]), np.uint8),
+                              mass=self.mass, scores=scores)
         cut = slice(rows[0] - rows1[0], rows[1] - rows1[0])
         flagged = np.asarray(decided[:, cut].any(axis=0)).view(np.uint8)
-        edges = _blocks(self.n_angles)
-        stacked = stack_flags(decided, rows1[0], scores, self.mass, rows, edges,
-                              angle_bins(edges, self.n_angles))
-        mask = apply(grow_rows(decided, rows1[0], cast(np.ndarray, xb), scores, rows, edges),
-                     stacked)
+        stacked = stack_flags(decided, rows1[0], scores, self.mass, rows, edges, bins,
+                              per_bin=True)
+        mask = apply(grow_rows(decided, rows1[0], cast(np.ndarray, xb), scores, rows, edges,
+                               bins), stacked)
         clock.lap("decide")
         clock.add("bin means", xb.seconds)
         clock.add("bin-mean rows", len(xb.rows))
         if self.mask_spill is not None:
-            packed = np.packbits(mask, axis=-1)   # (angles first: 4x faster than rows first)
-            self.mask_spill.write_band(rows[0], packed, planes_first=True)
+            packed = np.packbits(mask, axis=-1)   # (bins first: 4x faster than rows first)
+            # each bin's plane written at each of its angles
+            self.mask_spill.write_band(rows[0], packed, planes_first=True,
+                                       planes=np.repeat(np.arange(bins.size - 1),
+                                                        np.diff(bins)))
             # a row holds stripes where a byte of its bits is not 0 (8x less to look at)
             flags = (np.asarray(packed.any(axis=(0, 2)))[:, None] if self.patch_shape is None
-                     else mask_flags(mask, self.patch_shape))
+                     else mask_flags(expand_planes(mask, bins), self.patch_shape))
         else:
-            flags = mask_flags(mask, self.patch_shape)
+            flags = mask_flags(expand_planes(mask, bins), self.patch_shape)
         return flags, flagged
 
 
@@ -646,11 +657,15 @@ def _sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,
     second = row_sizing(run, n_rows, row_bytes=feat_bytes, work_factor=OFFSET_WORK_FACTOR,
                         halo=depth_rule(n_rows, params.min_stripe_depth),
                         worker_overhead=JIT_OVERHEAD)
-    # the worker holds its rows' mask (a byte per voxel; and the 4 rows each side, decided
-    # for the widening and the stacks: robust_rows, robust_stack) and the bin means of
-    # those the decision asks for (a row at a time); the offsets of the halo are small
-    # (+ the volume's M0 traces, twice: robust_mass.confirm's centred copy)
+    # the worker holds its rows' mask (a byte per angle bin and column: decide_bins; and
+    # the 4 rows each side, decided for the widening and the stacks: robust_rows,
+    # robust_stack), the decision's scores and temporaries (DECIDE_COLUMN_BYTES per
+    # column) and the bin means of those the decision asks for (a row at a time); the
+    # offsets of the halo are small (+ the volume's M0 traces, twice: robust_mass.confirm's
+    # centred copy)
     traces = 2 * n_rows * (feature_layout(n_angles)[1] + 1) * 8
-    third = row_sizing(run, n_rows, row_bytes=n_angles * n_cols, work_factor=1.5,
-                       halo=REACH, worker_overhead=JIT_OVERHEAD + bins_row + traces)
+    planes = plane_edges(_blocks(n_angles), n_angles).size - 1
+    third = row_sizing(run, n_rows, row_bytes=(planes + DECIDE_COLUMN_BYTES) * n_cols,
+                       work_factor=0.5, halo=REACH,
+                       worker_overhead=JIT_OVERHEAD + bins_row + traces)
     return first, second, third
