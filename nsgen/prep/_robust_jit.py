@@ -16,10 +16,13 @@ that touch them are no-ops: dropping them sorts ``n`` exactly).
 Where it pays, the networks run in registers (:mod:`nsgen.prep._robust_net`, planned in
 :mod:`nsgen.prep._robust_plan`): the sorts along angles as bitonic passes over groups of 16
 rows of a tile of :data:`TILE` columns; the per-rank medians of 30 rows and the median
-across 17 columns as pruned selection networks, two rows at a time (their windows share all
-but two values each) or four columns at a time (windows sharing 14 values: their ranks 5-8
-sorted once, and each window's median from them and its own 3). Buffered networks remain
-for other counts.
+across 17 columns as pruned selection networks, three rows at a time (their windows share
+all but four values each; two for a chunk's last two rows) or four columns at a time
+(windows sharing 14 values: their ranks 5-8 sorted once, and each window's median from them
+and its own 3; the mirrored edges dealt in too). Buffered networks remain for other counts.
+Loops over columns index with unsigned integers where they must run as vector code (an
+``int64`` index is checked for being negative, a select LLVM keeps for a loop's counter:
+gathers or scalar code).
 
 Exactness: order statistics are the sorted values themselves; a median of an even count is
 ``(a + b) / 2`` in the values' own precision, as NumPy's ``median``; means over ranks add
