@@ -16,10 +16,13 @@ that touch them are no-ops: dropping them sorts ``n`` exactly).
 Where it pays, the networks run in registers (:mod:`nsgen.prep._robust_net`, planned in
 :mod:`nsgen.prep._robust_plan`): the sorts along angles as bitonic passes over groups of 16
 rows of a tile of :data:`TILE` columns; the per-rank medians of 30 rows and the median
-across 17 columns as pruned selection networks, two rows at a time (their windows share all
-but two values each) or four columns at a time (windows sharing 14 values: their ranks 5-8
-sorted once, and each window's median from them and its own 3). Buffered networks remain
-for other counts.
+across 17 columns as pruned selection networks, three rows at a time (their windows share
+all but four values each; two for a chunk's last two rows) or four columns at a time
+(windows sharing 14 values: their ranks 5-8 sorted once, and each window's median from them
+and its own 3; the mirrored edges dealt in too). Buffered networks remain for other counts.
+Loops over columns index with unsigned integers where they must run as vector code (an
+``int64`` index is checked for being negative, a select LLVM keeps for a loop's counter:
+gathers or scalar code).
 
 Exactness: order statistics are the sorted values themselves; a median of an even count is
 ``(a + b) / 2`` in the values' own precision, as NumPy's ``median``; means over ranks add
@@ -785,7 +788,8 @@ def _median(a):  # pragma: no cover - compiled
     every value (whose branches mispredict on data it has not met: 60 us for 2560
     values): the middle ranks are bracketed by two values of a sorted sample of
     :data:`SAMPLE`, the values between them (about a fifth) collected in one pass
-    without branches and selected among; where the bracket misses the middle ranks (or
+    without branches, and NumPy's ``median`` taken of those with as many -inf or +inf
+    added as make the middle ranks theirs; where the bracket misses the middle ranks (or
     a value is NaN), NumPy's ``median`` of all. The same number (the middle value, or
     the middle two's ``(a + b) / 2`` as NumPy's), but for the sign of a zero among tied
     zeros."""
@@ -800,7 +804,7 @@ def _median(a):  # pragma: no cover - compiled
     j1, j2 = k1 * SAMPLE // n - SAMPLE_REACH, k2 * SAMPLE // n + SAMPLE_REACH + 1
     lo = smp[j1] if j1 >= 0 else -np.inf
     hi = smp[j2] if j2 < SAMPLE else np.inf
-    buf = np.empty(n)
+    buf = np.empty(2 * n)
     below = 0
     m = 0
     odd = 0
@@ -812,14 +816,15 @@ def _median(a):  # pragma: no cover - compiled
         odd += x != x
     if odd or below > k1 or below + m <= k2:
         return np.median(a)
-    part = np.partition(buf[:m], k1 - below)
-    v1 = part[k1 - below]
-    if k2 == k1:
-        return v1
-    v2 = np.inf
-    for t in range(k1 - below + 1, m):
-        v2 = min(v2, part[t])
-    return (v1 + v2) / 2
+    # the middle ranks made the middle of the values collected by as many -inf or +inf
+    # after them (then NumPy's median of those is the one or the mean of the two, as of
+    # all; np.partition instead took as long again to compile)
+    j = k1 - below
+    pad = (m - 1 - j - (k2 - k1)) - j
+    fill = -np.inf if pad > 0 else np.inf
+    for t in range(m, m + abs(pad)):
+        buf[t] = fill
+    return np.median(buf[:m + abs(pad)])
 
 
 @nb.njit(**_JIT)

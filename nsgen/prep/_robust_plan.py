@@ -289,8 +289,8 @@ def _row_median_group_kernel() -> list[str]:
            f"    {keep[0]}-{keep[-1]} of the shared values ``a`` and the own ``b`` (sorted) hold both",
            f"    middle values: rank {lo} of the {n} is the least ``max(a[{lo} - j], b[j - 1])`` over",
            f"    ``j = 0 .. {own}`` (``b[-1]``: none), rank {lo + 1} likewise. (Every row is loaded",
-           f"    once: LLVM checks each written row against each read one for overlap, and with",
-           f'    more than 128 checks does not vectorise the loop.)"""']
+           "    once: LLVM checks each written row against each read one for overlap, and with",
+           '    more than 128 checks does not vectorise the loop.)"""']
     out += [f"    r{i} = src[rows[{i}], r]" for i in range(above + g - 1)]
     out.append("    two = np.float32(2)")
     out.append("    for t in range(med0.shape[0]):")

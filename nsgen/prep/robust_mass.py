@@ -94,12 +94,18 @@ def row_mass(xb: np.ndarray) -> np.ndarray:
     >>> row_mass(xb).tolist()
     [[6.0, 9.0]]
     """
+    finite = bool(np.isfinite(xb).all())
     x = np.asarray(xb, np.float64)
-    x = np.where(np.isfinite(x), x, 0.0)
+    if not finite:
+        x = np.where(np.isfinite(x), x, 0.0)
     m0 = x.sum(axis=2)
     if x.shape[1] == 0:
         return m0
-    const = np.ptp(x, axis=1) < CONSTANT   # (rows, columns)
+    if finite and xb.dtype == np.float32:   # (the extremes of the float32 values: exact)
+        span = xb.max(axis=1).astype(np.float64) - xb.min(axis=1).astype(np.float64)
+    else:
+        span = np.ptp(x, axis=1)
+    const = span < CONSTANT   # (rows, columns)
     cols = np.arange(x.shape[2])
     for r in np.flatnonzero(const.any(axis=1) & ((~const).sum(axis=1) >= 2)):
         good = ~const[r]
