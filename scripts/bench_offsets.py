@@ -38,7 +38,11 @@ CHUNK = (15, 79)
 CHILD = r"""
 import hashlib, json, sys, time
 import numpy as np
-from nsgen.prep import _robust_jit as rj, robust_scores as rs
+from nsgen.prep import robust_scores as rs
+try:
+    from nsgen.prep import _robust_offsets_jit as ro
+except ImportError:   # a checkout from before the offsets kernels had their module
+    from nsgen.prep import _robust_jit as ro
 from nsgen.prep.stripe_robust import set_offsets
 d = np.load(sys.argv[1])
 f = [d[f"arr_{i}"] for i in range(len(d.files))]
@@ -61,7 +65,7 @@ res["set_offsets"], qs = best(lambda: set_offsets(sets, flags, 0, (r0, r1), 256)
 res["offsets"], _ = best(offsets)
 res["strong_columns"], st = best(lambda: [rs.strong_columns(s[r0:r1]) for s in sets])
 rows = [np.ascontiguousarray(qs[k, n, :-1]) for k in range(qs.shape[0]) for n in range(len(sets))]
-res["robust_scale"], sc = best(lambda: [rj.robust_scale(q) for q in rows])
+res["robust_scale"], sc = best(lambda: [ro.robust_scale(q) for q in rows])
 digest = hashlib.sha1(qs.tobytes() + np.stack(st).tobytes() + np.array(sc).tobytes())
 res["digest"] = digest.hexdigest()
 print(json.dumps(res))

@@ -125,7 +125,7 @@ def _kernel_source(tmp_path: Path, monkeypatch) -> tuple[Path, object]:
     source.write_text("# the kernels\n")
     monkeypatch.setattr(_robust_jit, "__file__", str(source))
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    stamp = cache_stamp(_robust_jit.robust_scale.py_func, source)
+    stamp = cache_stamp(_robust_jit.bin_means.py_func, source)
     assert stamp is not None
     return source, stamp
 
@@ -181,9 +181,9 @@ def test_an_outdated_kernel_cache_is_not_cached(tmp_path, monkeypatch):
     _index(index, stamp)
     assert kernels_cached()
     source.write_text("# the kernels, edited\n")
-    assert cache_stamp(_robust_jit.robust_scale.py_func, source) != stamp
+    assert cache_stamp(_robust_jit.bin_means.py_func, source) != stamp
     assert not kernels_cached()
-    _index(index, cache_stamp(_robust_jit.robust_scale.py_func, source), overloads={})
+    _index(index, cache_stamp(_robust_jit.bin_means.py_func, source), overloads={})
     assert not kernels_cached()
     index.write_bytes(b"not an index")
     assert not kernels_cached()
@@ -192,8 +192,8 @@ def test_an_outdated_kernel_cache_is_not_cached(tmp_path, monkeypatch):
 def test_the_kernels_cache_agrees_with_numba():
     """The real kernels: cached once Numba has loaded or compiled one of them (with
     nsgen's locator: the stamp holds every kernel source's digest)."""
-    from nsgen.prep import _robust_jit
+    from nsgen.prep.stripe_robust import bin_means
     from nsgen.stages.robust import kernels_cached
 
-    _robust_jit.robust_scale(np.zeros(3))
+    bin_means(np.zeros((4, 1, 3), np.float32))   # a kernel of _robust_jit.py
     assert kernels_cached()

@@ -4,7 +4,8 @@ Steps 1-4 of :mod:`nsgen.prep.stripe_robust`, for one angle set (the whole scan 
 block): :func:`ranks` sorts every column along the angles and keeps :data:`QUANTILES` ranks
 of its middle (:func:`pooled`: the whole scan's from its blocks'); :func:`scores` gives each
 row's robust z per column from those ranks and its neighbouring rows'. Pure: arrays in,
-arrays out; compiled kernels in :mod:`nsgen.prep._robust_jit`.
+arrays out; compiled kernels in :mod:`nsgen.prep._robust_jit` (ranks) and
+:mod:`nsgen.prep._robust_offsets_jit` (offsets).
 
 Examples
 --------
@@ -22,7 +23,7 @@ import functools
 
 import numpy as np
 
-from nsgen.prep import _robust_jit as _rj, _robust_plan as _plan
+from nsgen.prep import _robust_jit as _rj, _robust_offsets_jit as _ro, _robust_plan as _plan
 from nsgen.prep.robust_moving import moving
 
 __all__ = ["HALF_WINDOW", "column_scores", "depth_rule", "end_trend", "local_scale",
@@ -74,7 +75,7 @@ STRONG = 150.0
 
 def _robust_scale(q: np.ndarray) -> float:
     """1.4826 x the MAD of the non-zero offsets (at least 1e-12)."""
-    return float(_rj.robust_scale(np.ascontiguousarray(q, np.float64)))
+    return float(_ro.robust_scale(np.ascontiguousarray(q, np.float64)))
 
 
 def column_scores(x: np.ndarray) -> np.ndarray:
@@ -182,7 +183,7 @@ def strong_columns(srt: np.ndarray) -> np.ndarray:
     :data:`STRONG` robust scales of that row; ``(rows, columns)`` bool."""
     mir = mirror_table(srt.shape[2])
     out = np.empty((srt.shape[0], srt.shape[2]), bool)
-    _rj.strong_columns(srt, mir, _rj.network(mir.shape[0]), STRONG, out)
+    _ro.strong_columns(srt, mir, _rj.network(mir.shape[0]), STRONG, out)
     return out
 
 
@@ -202,7 +203,7 @@ def offsets(srt: np.ndarray, strong: np.ndarray, r0: int, r1: int, lo: int, hd: 
     what differs between rows). The strong defects of the rows that serve as background
     are replaced there by their row's neighbouring columns (such a defect shifts the other
     rows' per-rank median enough to score beside it). Compiled kernels:
-    :mod:`nsgen.prep._robust_jit`.
+    :mod:`nsgen.prep._robust_offsets_jit`.
     """
     n_i = srt.shape[2]
     mir = mirror_table(n_i)
@@ -220,18 +221,18 @@ def offsets(srt: np.ndarray, strong: np.ndarray, r0: int, r1: int, lo: int, hd: 
         g = _plan.ROW_GROUP
         if (2 * hd == _plan.ROW_MEDIAN and n + g - 1 < r1 - r0 and i >= hd
                 and i + g - 1 + hd < n_rows_total):   # rows with whole backgrounds
-            _rj.row_offsets_group(srt, bg, i - lo, hd, mir, pairs_w, out[n:n + g, :n_i],
+            _ro.row_offsets_group(srt, bg, i - lo, hd, mir, pairs_w, out[n:n + g, :n_i],
                                   cons[n:n + g])
             step = g
         elif (2 * hd == _plan.ROW_MEDIAN and n + 1 < r1 - r0 and i >= hd
                 and i + 1 + hd < n_rows_total):   # two rows with whole backgrounds
-            _rj.row_offsets_pair(srt, bg, i - lo, hd, mir, pairs_w, out[n, :n_i],
+            _ro.row_offsets_pair(srt, bg, i - lo, hd, mir, pairs_w, out[n, :n_i],
                                  out[n + 1, :n_i], cons[n], cons[n + 1])
             step = 2
         else:
             others = _window(i, hd, n_rows_total)
             o_lo, o_hi = (others[0] - lo, others[-1] + 1 - lo) if others else (0, 0)
-            _rj.row_offsets(srt, bg, i - lo, o_lo, o_hi, _rj.network(len(others)), mir,
+            _ro.row_offsets(srt, bg, i - lo, o_lo, o_hi, _rj.network(len(others)), mir,
                             pairs_w, out[n, :n_i], cons[n])
             step = 1
         for k in range(n, n + step):
@@ -286,7 +287,7 @@ def offset_scores(qs: np.ndarray, q_lo: int, rows: tuple[int, int], hd: int,
         unit = np.maximum(np.maximum(qs[i - q_lo, n_i], local[i - start]), trend[i - start])
         if len(others) >= SPREAD_ROWS:  # how much the other rows differ from their own
             # backgrounds here
-            _rj.spread(qs[[o - q_lo for o in others], :n_i], median_network(len(others)),
+            _ro.spread(qs[[o - q_lo for o in others], :n_i], median_network(len(others)),
                        spread)
             unit = np.maximum(unit, spread)
         z[i - start] = qs[i - q_lo, :n_i] / unit

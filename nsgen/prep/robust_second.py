@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsgen.prep import _robust_jit as _rj
+from nsgen.prep import _robust_jit as _rj, _robust_offsets_jit as _ro
 from nsgen.prep.robust_scores import (_interpolate, _robust_scale, _window, mirror_table,
                                       offsets)
 
@@ -197,6 +197,6 @@ def _slab_offsets(srt: np.ndarray, bg: dict[int, np.ndarray], r: int, others: li
     mir = mirror_table(s1 - s0)
     q = np.empty(s1 - s0)
     cons = np.empty(s1 - s0)
-    _rj.row_offsets(own, back, 0, 1, len(rows), _rj.network(len(others)), mir,
+    _ro.row_offsets(own, back, 0, 1, len(rows), _rj.network(len(others)), mir,
                     _rj.network(mir.shape[0]), q, cons)
     return q, cons

@@ -68,7 +68,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.fft  # noqa: F401  (NumPy 2 imports it lazily; not from two threads at once)
 
-from nsgen.prep import _robust_jit as _rj
+from nsgen.prep import _robust_jit as _rj, _robust_offsets_jit as _ro
 from nsgen.prep.robust_scores import (HALF_WINDOW, STRONG, _interpolate, _robust_scale,
                                       local_scale, mirror_table)
 
@@ -142,14 +142,14 @@ def _running_median(p: np.ndarray, win: tuple[np.ndarray, np.ndarray, np.ndarray
                     ) -> np.ndarray:
     """:func:`_median` of one profile ``(columns,)`` in float32 (an element of each window,
     so a profile as float32 minus it is exactly 0 where the median is the column itself):
-    the compiled running median of :mod:`nsgen.prep._robust_jit` inside, the
+    the compiled running median of :mod:`nsgen.prep._robust_offsets_jit` inside, the
     point-reflected edges here."""
     mir = win[0]
     n_w, n_i = mir.shape
     h = n_w // 2
     p32 = np.ascontiguousarray(p, np.float32)
     med = np.empty(n_i, np.float32)
-    _rj._column_median(p32, mir, _rj.network(n_w), np.empty((n_w, n_i), np.float32),
+    _ro._column_median(p32, mir, _rj.network(n_w), np.empty((n_w, n_i), np.float32),
                        np.empty((4, n_i // 2 + 1), np.float32), med)
     edge = np.r_[0:min(h, n_i), max(h, n_i - h):n_i]
     med[edge] = _median(p32, win, edge)

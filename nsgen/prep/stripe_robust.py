@@ -66,7 +66,8 @@ whatever the chunking (:mod:`nsgen.stages.robust`): :func:`row_features` (steps 
 detection and the bin means: each row alone), :func:`row_offsets` (step 2 and ``q``:
 ``hd`` rows each side), :func:`decide_offsets` (the rest: ``hd`` rows of offsets each
 side), then step 6 where the first decision left something out. Compiled kernels:
-:mod:`nsgen.prep._robust_jit`.
+:mod:`nsgen.prep._robust_jit` (ranks, bin means) and :mod:`nsgen.prep._robust_offsets_jit`
+(offsets).
 Measured quality and limits: ``docs/detection.md``.
 
 Examples

@@ -90,6 +90,9 @@ def kernels_cached(cache_dir: str | None = None) -> bool:
     ``__pycache__`` beside it, that Numba loads now (:func:`~nsgen.prep._jit.loads_index`:
     written by this Numba for the source stamp it gives those kernels, with an entry). An
     outdated index counted as cached: the forkserver then compiled every kernel alone.
+    (The offsets kernels, ``_robust_offsets_jit.py``, are cached by the same first pass,
+    under a stamp holding the same :func:`~nsgen.prep._jit.sources_digest`: an edit of any
+    kernel source outdates both.)
     ``nsgen mask`` preloads them in the forkserver only when cached: on an empty cache one
     process compiling them all is slower than the reader and the workers compiling at once
     (first ``nsgen mask`` after install 32.9 s -> 42.8 s, quiet 2 cores).
@@ -98,7 +101,7 @@ def kernels_cached(cache_dir: str | None = None) -> bool:
     --------
     >>> import tempfile
     >>> cache = Path(tempfile.mkdtemp())
-    >>> _ = (cache / "_robust_jit.robust_scale-515.py311.nbi").write_bytes(b"")
+    >>> _ = (cache / "_robust_jit.bin_means-363.py311.nbi").write_bytes(b"")
     >>> kernels_cached(str(cache))   # not an index Numba loads
     False
     """
@@ -110,7 +113,7 @@ def kernels_cached(cache_dir: str | None = None) -> bool:
         os.environ.get("NUMBA_CACHE_DIR") or _jit.cache_root()
     found = Path(root).rglob(pattern) if root else \
         (source.parent / "__pycache__").glob(pattern)
-    stamp = _jit.cache_stamp(_robust_jit.robust_scale.py_func, source)
+    stamp = _jit.cache_stamp(_robust_jit.bin_means.py_func, source)
     return stamp is not None and any(_jit.loads_index(index, stamp) for index in found)
 
 
