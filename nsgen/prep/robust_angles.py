@@ -17,8 +17,8 @@ from nsgen.prep import _robust_decide_jit as _rdj
 from nsgen.prep.robust_scores import HALF_WINDOW
 
 __all__ = ["POOLED", "RUN", "WHOLE", "angle_bins", "best_interval", "expand_planes",
-           "is_step", "plane_edges", "refine", "run_scores", "stands_out", "step_z", "trace",
-           "widen"]
+           "is_step", "plane_edges", "plane_of_angle", "refine", "run_scores", "stands_out",
+           "step_z", "trace", "widen"]
 
 #: angles of stripes over part of the scan: refined to the angle, the one range of angles
 #: where the trace adds most above this fraction of its amplitude: CUT for whole-scan
@@ -125,6 +125,17 @@ def plane_edges(edges: np.ndarray, n_k: int) -> np.ndarray:
     return angle_bins(edges, n_k) if edges.size > 2 else edges
 
 
+def plane_of_angle(edges: np.ndarray) -> np.ndarray:
+    """The plane of each angle of a mask held per plane (:func:`plane_edges` ``edges``).
+
+    Examples
+    --------
+    >>> plane_of_angle(np.array([0, 2, 3])).tolist()
+    [0, 0, 1]
+    """
+    return np.repeat(np.arange(edges.size - 1), np.diff(edges))
+
+
 def expand_planes(planes: np.ndarray, edges: np.ndarray, out: np.ndarray | None = None
                   ) -> np.ndarray:
     """A mask held per plane ``(planes, ...)`` (:func:`plane_edges` ``edges``) at every
@@ -135,8 +146,7 @@ def expand_planes(planes: np.ndarray, edges: np.ndarray, out: np.ndarray | None 
     >>> expand_planes(np.array([[1], [0]], np.uint8), np.array([0, 2, 3]))[:, 0].tolist()
     [1, 1, 0]
     """
-    index = np.repeat(np.arange(edges.size - 1), np.diff(edges))
-    return np.take(planes, index, axis=0, out=out)
+    return np.take(planes, plane_of_angle(edges), axis=0, out=out)
 
 
 def refine(out: np.ndarray, xb: np.ndarray, bins: np.ndarray, edges: np.ndarray,

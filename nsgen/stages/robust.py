@@ -60,7 +60,7 @@ from nsgen.prep.robust_mass import mass_trace, row_mass
 from nsgen.prep.robust_rows import grow_rows
 from nsgen.prep.robust_stack import DECIDE_REACH as REACH, apply, stack_flags
 from nsgen.prep.robust_second import excluded, second_offsets, second_rows
-from nsgen.prep.robust_angles import expand_planes, plane_edges
+from nsgen.prep.robust_angles import expand_planes, plane_edges, plane_of_angle
 from nsgen.prep.stripe_robust import (STORED_SETS, _blocks, decide_bins, depth_rule,
                                       feature_layout, raw_bin_means, raw_feature_fields,
                                       set_offsets)
@@ -368,8 +368,7 @@ class RobustDecideStage(_RobustRowStage):
             packed = np.packbits(mask, axis=-1)   # (bins first: 4x faster than rows first)
             # each bin's plane written at each of its angles
             self.mask_spill.write_band(rows[0], packed, planes_first=True,
-                                       planes=np.repeat(np.arange(bins.size - 1),
-                                                        np.diff(bins)))
+                                       planes=plane_of_angle(bins))
             # a row holds stripes where a byte of its bits is not 0 (8x less to look at)
             flags = (np.asarray(packed.any(axis=(0, 2)))[:, None] if self.patch_shape is None
                      else mask_flags(expand_planes(mask, bins), self.patch_shape))
