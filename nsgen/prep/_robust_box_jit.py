@@ -128,70 +128,96 @@ def _run_step(ps, rs, x0, x1, k):  # pragma: no cover - compiled
 
 
 @nb.njit(**_JIT)
-def _boxes_at(x0, x1, j, sign, mid, n_i, run, s_cq, s_val, s_raw, srcq, r_in, gid, g_in,
-              g_top, g_height, g_w0, g_w1, share, out_frac, even, own, up, dn
+def _least(run, lo, hi, w1, mg, x0, x1):  # pragma: no cover - compiled
+    """``mg[x]`` = the least of ``w1`` and rows ``lo .. hi - 1`` of ``run`` at ``x``, for
+    ``x`` in ``x0 .. x1 - 1``: the widest box of those rows from column ``x`` whose
+    values are all of the runs' sign."""
+    cap = np.uint8(w1)
+    for t in range(x0, x1):
+        x = np.uint64(t)
+        mg[x] = min(cap, run[lo, x])
+    for r in range(lo + 1, hi):
+        _least_step(run[r], mg, x0, x1)
+
+
+@nb.njit(**_JIT)
+def _least_step(row, mg, x0, x1):  # pragma: no cover - compiled
+    for t in range(x0, x1):
+        x = np.uint64(t)
+        mg[x] = min(mg[x], row[x])
+
+
+@nb.njit(**_JIT)
+def _mark(mg, w0, any_box, x0, x1):  # pragma: no cover - compiled
+    """``any_box[x]`` |= ``mg[x] >= w0``."""
+    least = np.uint8(w0)
+    for t in range(x0, x1):
+        x = np.uint64(t)
+        any_box[x] |= np.uint8(mg[x] >= least)
+
+
+@nb.njit(**_JIT)
+def _boxes_at(x0, x1, j, sign, n_i, run, s_cq, s_val, s_raw, srcq, r_in, g_in, g_top,
+              g_height, g_w0, g_w1, share, out_frac, even, own, mg, any_box, at
               ):  # pragma: no cover - compiled
     """The boxes of sign ``sign`` at column starts ``x0 .. x1 - 1`` of row ``j``
     (:func:`box_block`; ``run`` the runs of that sign): the scores of those that pass
-    into ``own`` where they beat it."""
-    for x in range(x0, x1):
-        # each box holds the middle row and the row above or below it: the least run over
-        # the rows from the middle up (down) to each reach
-        up[0] = run[mid, x]
-        if up[0] == 0:
-            continue
-        dn[0] = up[0]
-        for ku in range(mid):
-            if ku > 0:
-                up[ku] = min(up[ku - 1], run[mid - ku, x])
-            if up[ku] == 0:
-                break
-            for kd in range(mid):
-                if ku == 0 and kd > 0:
-                    dn[kd] = min(dn[kd - 1], run[mid + kd, x])
-                if dn[kd] == 0:
-                    break
-                g = gid[ku, kd]
-                if g < 0 or not g_in[g]:
+    into ``own`` where they beat it. Each group's widest box of one sign from each
+    column (``mg``) first, across the columns (vector code); then the columns where a
+    box of some group reaches its least width, one by one."""
+    for t in range(x0, x1):
+        any_box[np.uint64(t)] = 0
+    for g in range(g_top.size):
+        if g_in[g]:
+            a = g_top[g] + 1
+            _least(run, a, a + g_height[g], g_w1[g], mg[g], x0, x1)
+            _mark(mg[g], g_w0[g], any_box, x0, x1)
+    n_at = 0
+    for x in range(x0, x1):   # (the columns with a box, without a branch)
+        at[n_at] = x
+        n_at += any_box[x]
+    for i in range(n_at):
+        x = at[i]
+        for g in range(g_top.size):
+            if not g_in[g] or mg[g, x] < g_w0[g]:
+                continue
+            a, h = g_top[g] + 1, g_height[g]
+            q0 = srcq[j, a]   # (the box's rows: q rows q0 .. q0 + h - 1, all in)
+            for w in range(g_w0[g], mg[g, x] + 1):
+                n = h * w
+                if _sum(s_cq, q0, q0 + h, x, x + w) < share * n:
                     continue
-                a, h = g_top[g] + 1, g_height[g]
-                q0 = srcq[j, a]   # (the box's rows: q rows q0 .. q0 + h - 1, all in)
-                m = min(g_w1[g], min(up[ku], dn[kd]))
-                for w in range(g_w0[g], m + 1):
-                    n = h * w
-                    if _sum(s_cq, q0, q0 + h, x, x + w) < share * n:
-                        continue
-                    tot = _sum(s_val, a, a + h, x, x + w)
-                    sc = tot / math.sqrt(n)
-                    beats = False
-                    for c in range(x - 1, x - 1 + w):
-                        if sc > own[c]:
-                            beats = True
-                    if not beats:
-                        continue
-                    mean = tot / n
-                    ok = True
-                    for r in range(a, a + h):
-                        if _sum(s_val, r, r + 1, x, x + w) < even * mean * w:
-                            ok = False
-                    for c in range(x, x + w):
-                        if _sum(s_val, a, a + h, c, c + 1) < even * mean * h:
-                            ok = False
-                    for r0 in (a - 1, a + h):
-                        mo = float(w) if r_in[j, r0] else 0.0
-                        if mo != 0 and not (sign * _sum(s_raw, r0, r0 + 1, x, x + w)
-                                            < out_frac * mean * max(mo, 1.0)):
-                            ok = False
-                    for c0 in (x - 1, x + w):
-                        mo = float(h) if 1 <= c0 <= n_i else 0.0
-                        if mo != 0 and not (sign * _sum(s_raw, a, a + h, c0, c0 + 1)
-                                            < out_frac * mean * max(mo, 1.0)):
-                            ok = False
-                    if not ok:
-                        continue
-                    for c in range(x - 1, x - 1 + w):
-                        if sc > own[c]:
-                            own[c] = sc
+                tot = _sum(s_val, a, a + h, x, x + w)
+                sc = tot / math.sqrt(n)
+                beats = False
+                for c in range(x - 1, x - 1 + w):
+                    if sc > own[c]:
+                        beats = True
+                if not beats:
+                    continue
+                mean = tot / n
+                ok = True
+                for r in range(a, a + h):
+                    if _sum(s_val, r, r + 1, x, x + w) < even * mean * w:
+                        ok = False
+                for c in range(x, x + w):
+                    if _sum(s_val, a, a + h, c, c + 1) < even * mean * h:
+                        ok = False
+                for r0 in (a - 1, a + h):
+                    mo = float(w) if r_in[j, r0] else 0.0
+                    if mo != 0 and not (sign * _sum(s_raw, r0, r0 + 1, x, x + w)
+                                        < out_frac * mean * max(mo, 1.0)):
+                        ok = False
+                for c0 in (x - 1, x + w):
+                    mo = float(h) if 1 <= c0 <= n_i else 0.0
+                    if mo != 0 and not (sign * _sum(s_raw, a, a + h, c0, c0 + 1)
+                                        < out_frac * mean * max(mo, 1.0)):
+                        ok = False
+                if not ok:
+                    continue
+                for c in range(x - 1, x - 1 + w):
+                    if sc > own[c]:
+                        own[c] = sc
 
 
 @nb.njit(**_JIT)
@@ -254,13 +280,9 @@ def box_block(qv, inv, ok_c, srcq, r_in, g_top, g_height, g_w0, g_w1, cap, share
     own = np.zeros((2, n_i))
     rows_in = np.empty(n_w + 1, np.int64)
     g_in = np.empty(g_top.size, np.bool_)
-    # each group by its rows above and below the middle row
-    gid = np.full((max(mid, 1), max(mid, 1)), -1, np.int64)
-    for g in range(g_top.size):
-        a, h = g_top[g] + 1, g_height[g]
-        gid[mid - a, a + h - 1 - mid] = g
-    up = np.empty(max(mid, 1), np.int64)
-    dn = np.empty(max(mid, 1), np.int64)
+    mg = np.zeros((g_top.size, n_p), np.uint8)
+    any_box = np.zeros(n_p, np.uint8)
+    at = np.empty(n_p, np.int64)
     for j in range(n_j):
         rows_in[0] = 0
         for d in range(n_w):
@@ -284,10 +306,12 @@ def box_block(qv, inv, ok_c, srcq, r_in, g_top, g_height, g_w0, g_w1, cap, share
             for s in range(2):
                 for d in range(1, n_w - 1):   # (the rows a box may hold)
                     _runs(pos[s, d], run[s, d], x0, x1, kw)
-            _boxes_at(x0, x1, j, 1.0, mid, n_i, run[0], s_cq, s_vp, s_raw, srcq, r_in, gid,
-                      g_in, g_top, g_height, g_w0, g_w1, share, out_frac, even, own[0], up, dn)
-            _boxes_at(x0, x1, j, -1.0, mid, n_i, run[1], s_cq, s_vn, s_raw, srcq, r_in, gid,
-                      g_in, g_top, g_height, g_w0, g_w1, share, out_frac, even, own[1], up, dn)
+            _boxes_at(x0, x1, j, 1.0, n_i, run[0], s_cq, s_vp, s_raw, srcq, r_in, g_in,
+                      g_top, g_height, g_w0, g_w1, share, out_frac, even, own[0], mg,
+                      any_box, at)
+            _boxes_at(x0, x1, j, -1.0, n_i, run[1], s_cq, s_vn, s_raw, srcq, r_in, g_in,
+                      g_top, g_height, g_w0, g_w1, share, out_frac, even, own[1], mg,
+                      any_box, at)
             x0 = x1
         for c in range(n_i):
             if own[0, c] >= own[1, c]:
