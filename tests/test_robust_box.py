@@ -215,10 +215,10 @@ def test_box_scores_are_the_exhaustive_passs_bit_for_bit_on_random_fields():
 
 def test_box_scores_across_the_kernels_column_tiles_are_the_exhaustive_passs():
     """Rows wider than the kernel's column tile (its prefix sums and boxes built
-    ``TILE`` columns at a time, the boxes of a tile's last columns with the next tile):
+    ``tile`` columns at a time, the boxes of a tile's last columns with the next tile):
     the scores equal the exhaustive NumPy pass's bit for bit, boxes across the tiles'
     edges included."""
-    from nsgen.prep._robust_box_jit import TILE
+    TILE = 64
     rng = np.random.default_rng(29)
     edges = 0
     for _ in range(12):
@@ -232,9 +232,10 @@ def test_box_scores_across_the_kernels_column_tiles_are_the_exhaustive_passs():
         q[r0:r0 + 3, TILE - 5:TILE] = 2.0
         q[r0:r0 + 3, TILE] = rng.choice([0.0, 1.0], 3)
         z = q[rows[0] - q_start:rows[1] - q_start, :-1].copy()
-        got = box_scores(q, z, cons, q_start, rows, hd, n_total)
+        got = box_scores(q, z, cons, q_start, rows, hd, n_total, tile=TILE)
         assert got.tobytes() == _reference(q, z, cons, q_start, rows, hd,
                                            n_total).tobytes()
+        assert got.tobytes() == box_scores(q, z, cons, q_start, rows, hd, n_total).tobytes()
         edges += int((got[:, TILE - 6:TILE + 6] != 0).any())
     assert edges >= 4
 

@@ -46,9 +46,10 @@ def _sum(s, r0, r1, c0, c1):  # pragma: no cover - compiled
 
 
 _U1, _U2 = np.uint64(1), np.uint64(2)
-#: columns of a row's window built at a time (its prefix sums, runs and boxes while the
-#: columns are in the cache: the whole window's six maps are ~1.6 MB at 2560 columns)
-TILE = 256
+#: columns of a row's window :func:`box_block` builds at a time by default (a whole row of
+#: the bench scan's 2560: each tile's calls cost more than its columns staying in the cache
+#: gains; the 24 calls of the bench replay: tiles of 256 0.45 CPU-s, 1024 0.38, 4096 0.36)
+TILE = 4096
 
 
 @nb.njit(**_JIT)
@@ -222,7 +223,7 @@ def _boxes_at(x0, x1, j, sign, n_i, run, s_cq, s_val, s_raw, srcq, r_in, g_in, g
 
 @nb.njit(**_JIT)
 def box_block(qv, inv, ok_c, srcq, r_in, g_top, g_height, g_w0, g_w1, cap, share, out_frac,
-              even, best):  # pragma: no cover - compiled
+              even, best, tile=TILE):  # pragma: no cover - compiled
     """Every box of every row of one angle block, both signs: ``best`` ``(rows, columns)``,
     zero on entry, takes ``sign * sum / sqrt(size)`` of the strongest box passing the
     tests of :func:`nsgen.prep.robust_box.box_scores` that holds each value (the sign +1
@@ -233,7 +234,7 @@ def box_block(qv, inv, ok_c, srcq, r_in, g_top, g_height, g_w0, g_w1, cap, share
     ``j``, its first and last the rows just outside the tallest box), columns padded by
     one each side; ``ok_c`` ``(q rows, columns)`` the rank-consistent values. The boxes:
     rows ``g_top + 1 .. g_top + g_height`` of the window by ``g_w0 .. g_w1`` columns per
-    group. The window's prefix sums are built per row, :data:`TILE` columns at a time,
+    group. The window's prefix sums are built per row, ``tile`` columns at a time,
     and the boxes starting in a tile's columns tested as soon as the columns they read
     are summed (no maps of every row's window). A box's score is its capped values' sum
     over its prefix sums, the additions of NumPy's cumulative sums in NumPy's order
@@ -292,8 +293,8 @@ def box_block(qv, inv, ok_c, srcq, r_in, g_top, g_height, g_w0, g_w1, cap, share
             g_in[g] = rows_in[a + h] - rows_in[a] == h
         own[:] = 0.0
         x0 = 1
-        for c0 in range(0, n_i, TILE):
-            c1 = min(n_i, c0 + TILE)
+        for c0 in range(0, n_i, tile):
+            c1 = min(n_i, c0 + tile)
             _window_tile(qv, inv, srcq, r_in, j, cap, c0, c1, s_raw, s_vp, s_vn, pos)
             if c1 < n_i:
                 x1 = max(x0, c1 - kw + 1)   # (the columns a box from there reads: summed)
