@@ -226,8 +226,8 @@ def box_block(qv, inv, ok_c, srcq, r_in, g_top, g_height, g_w0, g_w1, cap, share
               even, best, tile=TILE):  # pragma: no cover - compiled
     """Every box of every row of one angle block, both signs: ``best`` ``(rows, columns)``,
     zero on entry, takes ``sign * sum / sqrt(size)`` of the strongest box passing the
-    tests of :func:`nsgen.prep.robust_box.box_scores` that holds each value (the sign +1
-    where both signs' are equal), else 0.
+    tests of :func:`nsgen.prep.robust_box.box_scores` that holds each value (all of its
+    middle row's sign), else 0.
 
     Row ``j``'s window: rows ``srcq[j]`` of ``qv`` ``(q rows, columns)`` times ``inv[j]``
     (this row's units), zero outside the volume (``r_in[j]``; its middle row is row
@@ -244,8 +244,9 @@ def box_block(qv, inv, ok_c, srcq, r_in, g_top, g_height, g_w0, g_w1, cap, share
     * the values of the box's sign: each window row's run of them from each column on
       (counted up to the widest box), so a box's rows and columns are all of its sign
       where every row's run reaches its width (no box holds a column start whose middle
-      row is of the other sign), and only the row pairs above and below the middle row
-      whose runs reach a box are looked at;
+      row is of the other sign): each group's widest such box from each column is
+      worked out across the columns first (:func:`_least`), and only the columns where
+      some group's reaches its least width are visited;
     * counts (rank consistent) are integers, exact in any order: the box's rows are all
       in the volume, a range of the q rows, counted on the prefix sums of all of them;
       the raw sums of the sign -1 are the negated sums of the sign +1 (IEEE rounding is
@@ -261,7 +262,6 @@ def box_block(qv, inv, ok_c, srcq, r_in, g_top, g_height, g_w0, g_w1, cap, share
     n_w = srcq.shape[1]
     n_q = qv.shape[0]
     n_p = n_i + 2
-    mid = (n_w - 1) // 2
     kw = 1
     for g in range(g_top.size):
         kw = max(kw, g_w1[g])
