@@ -343,3 +343,26 @@ def _prefix(x, col, out):  # pragma: no cover - compiled
             col[c] = x[0, c] if r == 0 else col[c] + x[r, c]
             acc = col[0] if c == 0 else acc + col[c]
             out[(r + 1) * w + c + 1] = acc
+
+
+@nb.njit(**_JIT)
+def mad_without(v, k):  # pragma: no cover - compiled
+    """The median absolute deviation from the median of ``v`` (1-D float64) without its
+    value ``k``, as NumPy's ``np.median(np.abs(o - np.median(o)))`` of ``o =
+    np.delete(v, k)`` (an even count's middle two's ``(a + b) / 2``; NaN with a NaN): an
+    order statistic is one of the values, but for the sign of a zero among tied zeros,
+    which ``|o - m|`` does not see."""
+    n = v.shape[0] - 1
+    o = np.empty(n)
+    for t in range(n):
+        o[t] = v[t] if t < k else v[t + 1]
+        if np.isnan(o[t]):
+            return np.nan
+    if n == 0:
+        return np.nan
+    o.sort()
+    m = o[n // 2] if n % 2 else (o[n // 2 - 1] + o[n // 2]) / 2.0
+    for t in range(n):
+        o[t] = abs(o[t] - m)
+    o.sort()
+    return o[n // 2] if n % 2 else (o[n // 2 - 1] + o[n // 2]) / 2.0
