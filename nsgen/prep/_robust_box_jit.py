@@ -270,8 +270,9 @@ def box_block(qv, inv, ok_c, srcq, r_in, g_top, g_height, g_w0, g_w1, cap, share
     for r in range(n_q):
         for c in range(n_i):
             cq[r, c + 1] = 1.0 if ok_c[r, c] else 0.0
-    s_cq = np.empty((n_q + 1, n_p + 1))
-    prefix_sums(cq, np.empty(n_p), s_cq)
+    counts = np.empty((n_q + 1, n_p + 1))
+    prefix_sums(cq, np.empty(n_p), counts)
+    s_cq = counts.astype(np.int32)   # (integers: exact; half the bytes)
     s_raw = np.zeros((n_w + 1, n_p + 1))
     s_vp = np.zeros((n_w + 1, n_p + 1))
     s_vn = np.zeros((n_w + 1, n_p + 1))
