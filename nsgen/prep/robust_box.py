@@ -20,9 +20,11 @@ import functools
 
 import numpy as np
 
-from nsgen.prep import _robust_box_jit as _bj
+from nsgen.prep._lazy import kernels
 from nsgen.prep.robust_angles import RUN_LEVEL, run_scores
 from nsgen.prep.robust_tall import CONSISTENCY
+
+_bj = kernels("nsgen.prep._robust_box_jit")
 
 __all__ = ["BOX_BAR", "BOX_CAP", "box_runs", "box_scores"]
 
