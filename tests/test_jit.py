@@ -93,6 +93,37 @@ def test_the_jit_sources_are_every_kernel_module_and_what_they_import():
         assert _nsgen_imports(package / rel) <= set(_jit.JIT_SOURCES), rel
 
 
+def test_no_kernel_source_calls_what_numba_computes_with_blas():
+    """The forkserver sets Numba up without its BLAS check (_jit.without_blas_probe): no
+    kernel may call what then computes otherwise (np.correlate, np.convolve) or fails
+    (np.dot, np.vdot, np.inner, np.linalg, the @ operator)."""
+    package = Path(_jit.__file__).resolve().parents[1]
+    blas = {"correlate", "convolve", "dot", "vdot", "inner", "linalg", "matmul"}
+    for rel in _jit.JIT_SOURCES:
+        for node in ast.walk(ast.parse((package / rel).read_text())):
+            assert not (isinstance(node, ast.Attribute) and node.attr in blas
+                        and isinstance(node.value, ast.Name) and node.value.id == "np"), rel
+            assert not isinstance(node, ast.MatMult), rel
+
+
+_NO_BLAS = """
+import sys
+from nsgen.prep import _jit
+with _jit.without_blas_probe():
+    from nsgen.prep._scaling_preload import LOADED
+import numba.np.arraymath as am
+print(LOADED, am._HAVE_BLAS, "scipy.linalg" in sys.modules, _jit.BLAS_PROBE in sys.modules)
+import scipy.linalg.cython_blas
+print("imports", _jit.BLAS_PROBE in sys.modules)
+"""
+
+
+def test_numba_is_set_up_without_its_blas_check_and_the_block_is_lifted():
+    out = subprocess.run([sys.executable, "-P", "-c", _NO_BLAS], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["True", "False", "False", "False", "imports", "True"]
+
+
 #: calls a kernel of _patches_jit that compiles _normalise_jit's normalise_row into itself
 #: (the patches are left alone: r0 is past the last angle); prints the first value
 _PROBE = """

@@ -20,9 +20,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence, TypedDict
+from typing import Any, Callable, Iterator, Literal, Sequence, TypedDict
 
 import numba
 
@@ -231,11 +233,51 @@ def load_in_turn(loaders: Sequence[tuple[str, Callable[[], object]]],
     return done
 
 
-def preload(warm: Callable[[], object]) -> Callable[[], bool]:
+#: the module Numba imports to check for a BLAS when its CPU target is set up
+#: (``numba.np.arraymath``, at the first kernel a process compiles or loads): importing it
+#: imports ``scipy.linalg`` (0.1-0.17 s)
+BLAS_PROBE = "scipy.linalg.cython_blas"
+
+
+@contextmanager
+def without_blas_probe(skip: bool = True) -> Iterator[None]:
+    """Within it (when ``skip``), Numba's CPU target is set up without its BLAS check: the
+    import of :data:`BLAS_PROBE` fails at once (``None`` in ``sys.modules``), and Numba then
+    takes BLAS for missing.
+
+    No kernel of nsgen calls BLAS. Without it, Numba computes the inner products of
+    ``np.correlate`` and ``np.convolve`` with a loop of its own (``tests/test_jit.py`` checks
+    that no kernel source calls those, ``np.dot`` or ``np.linalg``). For the forkserver's
+    preload (:func:`preload`), where the check sat on the path of every run's start: the
+    forkserver is its only caller, and forks only nsgen's own processes.
+
+    It does nothing where the probe or Numba's target already ran (``tests/test_jit.py``
+    runs it in a fresh interpreter).
+
+    Examples
+    --------
+    >>> with without_blas_probe(skip=False):
+    ...     sys.modules.get(BLAS_PROBE, "not blocked") is None
+    False
+    """
+    if not skip or BLAS_PROBE in sys.modules or "numba.np.arraymath" in sys.modules:
+        yield
+        return
+    sys.modules[BLAS_PROBE] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if BLAS_PROBE in sys.modules and sys.modules[BLAS_PROBE] is None:
+            del sys.modules[BLAS_PROBE]
+
+
+def preload(warm: Callable[[], object], in_forkserver: bool = False) -> Callable[[], bool]:
     """The ``load()`` of a forkserver preload module (``_scaling_preload``,
     ``_robust_preload``): a function that runs ``warm`` (calls of compiled kernels on tiny
     inputs: they load from Numba's cache, or compile into it the first time) and returns
-    whether it ran.
+    whether it ran. ``in_forkserver`` (:func:`nsgen.engine.fastexit.in_forkserver` of the
+    module calling this): Numba's target is set up without its BLAS check
+    (:func:`without_blas_probe`).
 
     A failure is left to the workers, who would meet it again and report it: a preload is
     an optimisation only, and an exception other than ``ImportError`` would stop the
@@ -248,7 +290,8 @@ def preload(warm: Callable[[], object]) -> Callable[[], bool]:
     """
     def load() -> bool:
         try:
-            warm()
+            with without_blas_probe(in_forkserver):
+                warm()
             return True
         except Exception:  # noqa: BLE001 - see the docstring
             return False

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nsgen.engine.fastexit import in_forkserver
 from nsgen.prep._jit import load_in_turn, preload
 
 #: the tiny scan: angles (6 blocks of 30), rows (``2 hd`` = 30 other rows: the paired
@@ -82,7 +83,7 @@ def _warm() -> None:
 
 
 #: run :func:`_warm`; whether it ran (:func:`nsgen.prep._jit.preload`)
-load = preload(_warm)
+load = preload(_warm, in_forkserver())
 
 
 def _stand_in_offsets() -> np.ndarray:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nsgen.engine.fastexit import in_forkserver
 from nsgen.prep._jit import preload
 
 
@@ -27,5 +28,5 @@ def _warm() -> None:
 
 
 #: run :func:`_warm`; whether it ran (:func:`nsgen.prep._jit.preload`)
-load = preload(_warm)
+load = preload(_warm, in_forkserver())
 LOADED = load()

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsgen.prep import _robust_decide_jit as _rdj
+from nsgen.prep._lazy import kernels
 from nsgen.prep.robust_scores import HALF_WINDOW
+
+_rdj = kernels("nsgen.prep._robust_decide_jit")
 
 __all__ = ["POOLED", "RUN", "WHOLE", "angle_bins", "best_interval", "expand_planes",
            "is_step", "plane_edges", "plane_of_angle", "refine", "run_scores", "stands_out",

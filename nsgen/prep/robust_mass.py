@@ -41,7 +41,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsgen.prep import _robust_decide_jit as _rdj
+from nsgen.prep._lazy import kernels
+
+_rdj = kernels("nsgen.prep._robust_decide_jit")
 
 __all__ = ["ANGLE_REACH", "CANDIDATE_BAR", "CANDIDATE_FLOOR", "CANDIDATE_WIDTH", "CONSTANT", "MASS_BAR",
            "MIN_OUTSIDE", "MIN_ROWS", "STEP_RATIO", "candidate_blocks", "candidates", "confirm", "mass_trace",

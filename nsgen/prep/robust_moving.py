@@ -43,7 +43,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsgen.prep import _robust_decide_jit as _rdj
+from nsgen.prep._lazy import kernels
+
+_rdj = kernels("nsgen.prep._robust_decide_jit")
 
 __all__ = ["EXTENT", "FOUND", "LAG", "LEVEL", "MIN_ROWS", "ROWS", "SPEED", "STAYS", "moving",
            "runs"]

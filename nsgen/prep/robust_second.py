@@ -36,9 +36,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsgen.prep import _robust_jit as _rj, _robust_offsets_jit as _ro
+from nsgen.prep._lazy import kernels
 from nsgen.prep.robust_scores import (_interpolate, _robust_scale, _window, mirror_table,
                                       offsets)
+
+_rj = kernels("nsgen.prep._robust_jit")
+_ro = kernels("nsgen.prep._robust_offsets_jit")
 
 __all__ = ["GROUP", "SHORT_MIN", "excluded", "second_offsets", "second_rows"]
 

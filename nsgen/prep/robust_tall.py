@@ -68,9 +68,12 @@ from functools import lru_cache
 import numpy as np
 import numpy.fft  # noqa: F401  (NumPy 2 imports it lazily; not from two threads at once)
 
-from nsgen.prep import _robust_jit as _rj, _robust_offsets_jit as _ro
+from nsgen.prep._lazy import kernels
 from nsgen.prep.robust_scores import (HALF_WINDOW, STRONG, _interpolate, _robust_scale,
                                       local_scale, mirror_table)
+
+_rj = kernels("nsgen.prep._robust_jit")
+_ro = kernels("nsgen.prep._robust_offsets_jit")
 
 __all__ = ["BLOCK_AGREE", "CONSISTENCY", "ECHO", "MIRROR_MATCH", "MIRROR_MATCH_ONE_BLOCK",
            "MIRROR_TOL", "SIGN_FRACTION", "SYMMETRY", "TALL_SETS", "TALL_THRESHOLD", "block_scores",

@@ -86,9 +86,9 @@ import functools
 
 import numpy as np
 
-from nsgen.prep import (_robust_decide_jit as _rdj, robust_box as _box, robust_mass as _mass,
-                        robust_rows as _rows, robust_second as _second, robust_stack as _stack)
-from nsgen.prep._robust_jit import bin_means as _bin_means, raw_bin_means as _raw_bin_means
+from nsgen.prep import (robust_box as _box, robust_mass as _mass, robust_rows as _rows,
+                        robust_second as _second, robust_stack as _stack)
+from nsgen.prep._lazy import kernels
 from nsgen.prep.normalise import check_raw, pixel_constants
 from nsgen.prep.robust_angles import (POOLED, RUN, RUN_LEVEL, WHOLE, angle_bins,
                                       expand_planes, plane_edges, refine, run_scores)
@@ -97,6 +97,9 @@ from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, dep
                                       raw_ranks, strong_columns)
 from nsgen.prep.robust_tall import (CONSISTENCY, TALL_SETS, or_tall, split_tall,  # tall
                                     with_tall)
+
+_rdj = kernels("nsgen.prep._robust_decide_jit")
+_rj = kernels("nsgen.prep._robust_jit")
 
 __all__ = ["HALF_WINDOW", "bin_means", "column_scores", "decide", "decide_bins",
            "decide_offsets",
@@ -316,7 +319,7 @@ def bin_means(x: np.ndarray) -> np.ndarray:
     edges = _blocks(n_k)
     bins = angle_bins(edges, n_k) if edges.size > 2 else edges[:1]
     out = np.empty((x.shape[1], bins.size - 1, x.shape[2]), np.float32)
-    _bin_means(np.ascontiguousarray(x, np.float32), bins, out)
+    _rj.bin_means(np.ascontiguousarray(x, np.float32), bins, out)
     return out
 
 
@@ -342,7 +345,7 @@ def raw_bin_means(raw: np.ndarray, flat: np.ndarray, dark: np.ndarray,
     edges = _blocks(n_k)
     bins = angle_bins(edges, n_k) if edges.size > 2 else edges[:1]
     out = np.empty((j1 - j0, bins.size - 1, raw.shape[2]), np.float32)
-    _raw_bin_means(raw, j0, j1, *pixel_constants(flat, dark), bins, out)
+    _rj.raw_bin_means(raw, j0, j1, *pixel_constants(flat, dark), bins, out)
     return out
 
 
