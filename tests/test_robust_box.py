@@ -175,15 +175,17 @@ def _reference(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
     return best
 
 
-def _random_case(rng: np.random.Generator) -> tuple:
+def _random_case(rng: np.random.Generator, n_cols: tuple[int, int] = (1, 40),
+                 n_rows: tuple[int, int] = (3, 20)) -> tuple:
     """Offsets of noise, with faint boxes of both signs, zeros and values beyond BOX_CAP,
-    random ranks; a random volume (its ends in or out of the compared rows)."""
-    n_total = int(rng.integers(3, 20))
+    random ranks; a random volume (its ends in or out of the compared rows), ``n_cols``
+    columns and ``n_rows`` rows (ranges)."""
+    n_total = int(rng.integers(*n_rows))
     hd = int(rng.integers(1, 9))
     start = int(rng.integers(0, n_total))
     stop = int(rng.integers(start + 1, n_total + 1))
     q_start, q_stop = max(0, start - hd), min(n_total, stop + hd)
-    n_i = int(rng.integers(1, 40))
+    n_i = int(rng.integers(*n_cols))
     q = np.empty((q_stop - q_start, n_i + 1))
     q[:, -1] = rng.uniform(0.5, 2.0)
     q[:, :-1] = rng.normal(0.0, rng.uniform(0.3, 1.5), (q.shape[0], n_i))
@@ -209,6 +211,33 @@ def test_box_scores_are_the_exhaustive_passs_bit_for_bit_on_random_fields():
         assert got.tobytes() == _reference(*args).tobytes(), args[3:]
         scored += int((got != 0).any())
     assert scored > 25           # (boxes of both signs scored in many of them)
+
+
+def test_box_scores_across_the_kernels_column_tiles_are_the_exhaustive_passs():
+    """Rows wider than the kernel's column tile (its prefix sums and boxes built
+    ``tile`` columns at a time, the boxes of a tile's last columns with the next tile):
+    the scores equal the exhaustive NumPy pass's bit for bit, boxes across the tiles'
+    edges included."""
+    TILE = 64
+    rng = np.random.default_rng(29)
+    edges = 0
+    for _ in range(12):
+        q, z, cons, q_start, rows, hd, n_total = _random_case(
+            rng, (2 * TILE - 20, 2 * TILE + 30), (4, 9))
+        for edge in (TILE, 2 * TILE):   # faint boxes over the tiles' edges
+            q[:, edge - int(rng.integers(1, 6)):edge + int(rng.integers(0, 4))] += 1.5
+        # ... and 5 wide (the widest) ending at the edge, the column beside it half as
+        # strong (not standing out) in some rows: its test reads the next tile's sums
+        r0 = int(rng.integers(0, q.shape[0] - 3))
+        q[r0:r0 + 3, TILE - 5:TILE] = 2.0
+        q[r0:r0 + 3, TILE] = rng.choice([0.0, 1.0], 3)
+        z = q[rows[0] - q_start:rows[1] - q_start, :-1].copy()
+        got = box_scores(q, z, cons, q_start, rows, hd, n_total, tile=TILE)
+        assert got.tobytes() == _reference(q, z, cons, q_start, rows, hd,
+                                           n_total).tobytes()
+        assert got.tobytes() == box_scores(q, z, cons, q_start, rows, hd, n_total).tobytes()
+        edges += int((got[:, TILE - 6:TILE + 6] != 0).any())
+    assert edges >= 4
 
 
 @pytest.fixture(scope="module")

@@ -119,3 +119,23 @@ def test_median_signed_equals_numpy_median(n_b):
     got = _median_signed(z, zb)
     assert np.array_equal(np.isnan(got), np.isnan(want))
     assert np.array_equal(got[~np.isnan(got)], want[~np.isnan(want)])
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 9, 255, 256])
+def test_mad_without_is_numpys(n: int):
+    """The median deviation of all values but one: NumPy's ``np.median(np.abs(o -
+    np.median(o)))`` of ``np.delete(v, k)`` (odd and even counts, ties, zeros of both
+    signs), NaN where a value left in is NaN (one left out is not)."""
+    rng = np.random.default_rng(n)
+    for _ in range(200):
+        v = rng.normal(size=n)
+        if rng.random() < 0.4:
+            v = np.round(v)
+        if rng.random() < 0.3:
+            v[rng.integers(0, n, 2)] = -0.0
+        k = int(rng.integers(0, n))
+        o = np.delete(v, k)
+        want = np.median(np.abs(o - np.median(o)))
+        assert rdj.mad_without(v, k) == want
+    v = np.array([1.0, np.nan, 2.0, 4.0])
+    assert np.isnan(rdj.mad_without(v, 0)) and rdj.mad_without(v, 1) == 1.0

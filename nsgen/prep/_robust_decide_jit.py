@@ -260,3 +260,109 @@ def run_scores(zb, level, best):  # pragma: no cover - compiled
                         for b in range(b0, b1):
                             if score > abs(best[b, j, c]):
                                 best[b, j, c] = sign * score
+
+
+@nb.njit(**_JIT)
+def pool_rect(q, z, cons, start, q_start, n_rows_total, jc, reach, half, floor, cap_factor,
+              strong, level, least, corners, thr, root, best):  # pragma: no cover - compiled
+    """:func:`~nsgen.prep.stripe_robust._pool_rect`'s rectangles for the values ``jc``
+    ``(2, values)`` (row in ``z``, column) of the scores ``z`` ``(rows, columns)`` of
+    volume rows ``start ...``, into ``best`` (its copy of ``z``): ``q`` ``(q rows,
+    columns + 1)`` the offsets of volume rows ``q_start ...``, ``cons`` their rank
+    consistency; a window of ``2 reach + 1`` rows by ``2 half + 1`` columns around each
+    value, its values kept above ``floor`` with the value's sign, at most ``cap_factor``
+    times its ``|z|``, and rank consistent (``cons`` above ``level``) unless above
+    ``strong``; a value with at least ``least`` of them takes the largest of its ``|z|``
+    and of its rectangles' (``corners`` ``(4, rectangles)`` flat indices into the
+    window's prefix sums) ``sum / root`` whose count reaches ``thr``, with its sign.
+
+    The same numbers as the NumPy formulation it replaces (kept in the tests): the
+    window's values by the same products (``q x (z / q)`` of the value's row, times 1 or
+    0 inside or outside the volume, times the sign), its prefix sums in NumPy's order of
+    ``cumsum`` over the rows then the columns, each rectangle's sum as ``((t3 - t1) -
+    t2) + t0``, counts as integers; a maximum is the same in any order."""
+    n_i = z.shape[1]
+    n_r, n_c = 2 * reach + 1, 2 * half + 1
+    s = np.zeros((n_r, n_c))
+    cnt = np.zeros((n_r, n_c))
+    col = np.empty(n_c)
+    cs = np.empty((n_r + 1) * (n_c + 1))
+    cn = np.empty((n_r + 1) * (n_c + 1))
+    inv = np.empty(n_c)
+    cols = np.empty(n_c, np.int64)
+    for k in range(jc.shape[1]):
+        j, c = jc[0, k], jc[1, k]
+        zv = z[j, c]
+        sign = 1.0 if zv > 0 else (-1.0 if zv < 0 else 0.0)   # (np.sign)
+        cap = cap_factor * abs(zv)
+        own = j + start - q_start
+        for d in range(n_c):
+            cc = c - half + d
+            cols[d] = min(max(cc, 0), n_i - 1)
+            qr = q[own, cols[d]]
+            safe = qr if qr != 0 else 1.0
+            inv[d] = z[j, cols[d]] / safe if (qr != 0 and 0 <= cc < n_i) else 0.0
+        kept = 0
+        for r in range(n_r):
+            src = j + start + r - reach
+            f = 1.0 if 0 <= src < n_rows_total else 0.0
+            sq = min(max(src, 0), n_rows_total - 1) - q_start
+            for d in range(n_c):
+                v = sign * (q[sq, cols[d]] * inv[d] * f)
+                ok = v > floor and v <= cap and (v > strong or cons[sq, cols[d]] > level)
+                s[r, d] = v if ok else 0.0
+                cnt[r, d] = 1.0 if s[r, d] > 0 else 0.0
+                kept += 1 if s[r, d] != 0 else 0
+        if kept < least:
+            continue
+        _prefix(s, col, cs)
+        _prefix(cnt, col, cn)
+        top = abs(zv)
+        for m in range(corners.shape[1]):
+            a, b, e, g = corners[0, m], corners[1, m], corners[2, m], corners[3, m]
+            if cn[g] - cn[b] - cn[e] + cn[a] >= thr[m]:
+                sc = (cs[g] - cs[b] - cs[e] + cs[a]) / root[m]
+                if sc > top:
+                    top = sc
+        best[j, c] = sign * top
+
+
+@nb.njit(**_JIT)
+def _prefix(x, col, out):  # pragma: no cover - compiled
+    """``out`` (flat ``(rows + 1) x (columns + 1)``) = ``x.cumsum(axis=0).cumsum(axis=1)``
+    with a zero first row and column (NumPy's additions in NumPy's order: each
+    cumulative sum from the first element on)."""
+    n_r, n_c = x.shape
+    w = n_c + 1
+    for c in range(w):
+        out[c] = 0.0
+    for r in range(n_r):
+        out[(r + 1) * w] = 0.0
+        acc = 0.0
+        for c in range(n_c):
+            col[c] = x[0, c] if r == 0 else col[c] + x[r, c]
+            acc = col[0] if c == 0 else acc + col[c]
+            out[(r + 1) * w + c + 1] = acc
+
+
+@nb.njit(**_JIT)
+def mad_without(v, k):  # pragma: no cover - compiled
+    """The median absolute deviation from the median of ``v`` (1-D float64) without its
+    value ``k``, as NumPy's ``np.median(np.abs(o - np.median(o)))`` of ``o =
+    np.delete(v, k)`` (an even count's middle two's ``(a + b) / 2``; NaN with a NaN): an
+    order statistic is one of the values, but for the sign of a zero among tied zeros,
+    which ``|o - m|`` does not see."""
+    n = v.shape[0] - 1
+    o = np.empty(n)
+    for t in range(n):
+        o[t] = v[t] if t < k else v[t + 1]
+        if np.isnan(o[t]):
+            return np.nan
+    if n == 0:
+        return np.nan
+    o.sort()
+    m = o[n // 2] if n % 2 else (o[n // 2 - 1] + o[n // 2]) / 2.0
+    for t in range(n):
+        o[t] = abs(o[t] - m)
+    o.sort()
+    return o[n // 2] if n % 2 else (o[n // 2 - 1] + o[n // 2]) / 2.0

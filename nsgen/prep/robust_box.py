@@ -85,13 +85,16 @@ def _groups(reach: int) -> np.ndarray:
 
 
 def box_scores(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
-               rows: tuple[int, int], hd: int, n_rows_total: int) -> np.ndarray:
+               rows: tuple[int, int], hd: int, n_rows_total: int, tile: int | None = None
+               ) -> np.ndarray:
     """Each value of ``z`` ``(stop - start, columns)`` (one angle block's scores of volume
     rows ``rows``) scored by the strongest box holding it (module docstring), signed; 0
     where none. ``q`` ``(q rows, columns + 1)`` the block's offsets of volume rows
     ``q_start ...`` (``hd`` rows each side of ``rows``, the robust scale last), ``cons``
     their rank consistency ``(q rows, columns)``; the other rows' values are their
-    offsets in this row's units (``z / q`` of this row, column by column).
+    offsets in this row's units (``z / q`` of this row, column by column). ``tile``:
+    the columns the kernel builds at a time (the same scores whatever it is; default
+    :data:`~nsgen.prep._robust_box_jit.TILE`).
 
     Examples
     --------
@@ -122,7 +125,8 @@ def box_scores(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
     # the boxes in groups of one top and height (each a range of widths)
     g = _groups(reach)
     _bj.box_block(np.ascontiguousarray(qv), inv, cons > CONSISTENCY, srcq, r_in, g[0], g[1],
-                  g[2], g[3], BOX_CAP, BOX_CONS, BOX_OUT, BOX_EVEN, best)
+                  g[2], g[3], BOX_CAP, BOX_CONS, BOX_OUT, BOX_EVEN, best,
+                  _bj.TILE if tile is None else tile)
     return best
 
 

@@ -41,6 +41,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from nsgen.prep._lazy import kernels
+
+_rdj = kernels("nsgen.prep._robust_decide_jit")
+
 __all__ = ["ANGLE_REACH", "CANDIDATE_BAR", "CANDIDATE_FLOOR", "CANDIDATE_WIDTH", "CONSTANT", "MASS_BAR",
            "MIN_OUTSIDE", "MIN_ROWS", "STEP_RATIO", "candidate_blocks", "candidates", "confirm", "mass_trace",
            "row_boxes", "row_mass", "volume_mass"]
@@ -358,8 +362,7 @@ def confirm(out: np.ndarray, q: np.ndarray, z: list[np.ndarray], trace: np.ndarr
                 boxes[b0, b1] = (centred[:, a:e] @ w[a:e]) / (
                     unit * np.sqrt(length * (total - length) / total))
             zr = boxes[b0, b1]
-            others = np.delete(zr, start + r)
-            spread = _MAD * np.median(np.abs(others - np.median(others)))
+            spread = _MAD * _rdj.mad_without(zr, start + r)   # (NumPy's numbers)
             zm = zr[start + r] / max(1.0, spread)
             t = r0[start + r]
             inside = float(t[a:e] @ w[a:e])

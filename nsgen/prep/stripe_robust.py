@@ -189,8 +189,6 @@ BLOCK_RECT_SHARE = 0.75
 #: 142 of 154; here 147, no clean row more on any seed set; docs/detection.md, fourteenth
 #: round). A lone rectangle (a run of one block) needs the bar
 RECT_RUN_LEVEL = RUN_LEVEL
-#: values of :func:`_pool_rect` pooled at once (all their rectangles together: memory)
-RECT_BATCH = 512
 #: values stored per angle set by :func:`set_offsets`: the offsets, the row-alone (tall)
 #: scores and the offsets' rank consistency (:func:`_pool_rect` reads the whole scan's and
 #: each angle block's)
@@ -710,7 +708,6 @@ def _pool_rect(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
     reach = min(ROW_POOL_REACH, hd)
     start, stop = rows
     best = z.copy()
-    n_i = z.shape[1]
     # a value in a rectangle: above the floor with one sign, and rank consistent unless
     # above the rows' own floor
     ok_own = (np.abs(z) > RECT_FLOOR) & ((np.abs(z) > strong)
@@ -718,45 +715,11 @@ def _pool_rect(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
     j, c = np.nonzero(ok_own if only is None else ok_own & only)
     if reach < 1 or j.size == 0:
         return best
-    half = POOL_WIDTH - 1
-    dc = np.arange(-half, half + 1)
-    dr = np.arange(-reach, reach + 1)
-    cols = c[:, None] + dc[None, :]
-    c_in = (cols >= 0) & (cols < n_i)
-    cols = np.clip(cols, 0, n_i - 1)
-    q_row = q[j[:, None] + start - q_start, cols]
-    z_row = z[j[:, None], cols]
-    safe = np.where(q_row != 0, q_row, 1.0)
-    inv = np.where((q_row != 0) & c_in, z_row / safe, 0.0)   # 1 / this row's unit
-    src = j[:, None] + start + dr[None, :]
-    r_in = (src >= 0) & (src < n_rows_total)
-    src = np.clip(src, 0, n_rows_total - 1)[:, :, None] - q_start
-    win = q[src, cols[:, None, :]] * inv[:, None, :] * r_in[:, :, None]
-    agree = cons[src, cols[:, None, :]] > CONSISTENCY
-    cap = ROW_POOL_CAP * np.abs(z[j, c])[:, None, None]   # (above: another defect's)
-    sign = np.sign(z[j, c])[:, None, None]   # (every rectangle holds the value: its sign)
-    v = sign * win
-    s = np.where((v > RECT_FLOOR) & (v <= cap) & ((v > strong) | agree), v, 0.0)
-    k = np.flatnonzero(np.count_nonzero(s, axis=(1, 2)) >= RECT_MIN)  # (one may fit)
-    if k.size == 0:
-        return best
-    s = s[k]
-    n_r, n_c = 2 * reach + 1, 2 * half + 1
-    cs = np.zeros((k.size, n_r + 1, n_c + 1))
-    cs[:, 1:, 1:] = s.cumsum(axis=1).cumsum(axis=2)
-    cn = np.zeros((k.size, n_r + 1, n_c + 1))
-    cn[:, 1:, 1:] = (s > 0).cumsum(axis=1).cumsum(axis=2)
-    top = np.abs(z[j[k], c[k]])
-    corners, size = _rectangles(reach)   # every rectangle holding the value at once
-    root = np.sqrt(size)
-    sums, counts = cs.reshape(k.size, -1), cn.reshape(k.size, -1)
-    for n in range(0, k.size, RECT_BATCH):
-        t, m = sums[n:n + RECT_BATCH], counts[n:n + RECT_BATCH]
-        tot = t[:, corners[3]] - t[:, corners[1]] - t[:, corners[2]] + t[:, corners[0]]
-        cnt = m[:, corners[3]] - m[:, corners[1]] - m[:, corners[2]] + m[:, corners[0]]
-        sc = np.where(cnt >= np.maximum(share * size, RECT_MIN), tot / root, 0.0)
-        np.maximum(top[n:n + RECT_BATCH], sc.max(axis=1), out=top[n:n + RECT_BATCH])
-    best[j[k], c[k]] = sign[k, 0, 0] * top
+    corners, size = _rectangles(reach)   # every rectangle holding the value
+    # (compiled: the NumPy formulation's numbers, value by value)
+    _rdj.pool_rect(q, z, cons, start, q_start, n_rows_total, np.stack([j, c]), reach,
+                   POOL_WIDTH - 1, RECT_FLOOR, ROW_POOL_CAP, strong, CONSISTENCY, RECT_MIN,
+                   corners, np.maximum(share * size, RECT_MIN), np.sqrt(size), best)
     return best
 
 
