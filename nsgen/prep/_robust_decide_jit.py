@@ -17,6 +17,7 @@ import numba as nb
 import numpy as np
 
 from nsgen.prep._jit import JIT as _JIT
+from nsgen.prep._robust_box_jit import prefix_sums
 
 
 @nb.njit(**_JIT)
@@ -279,15 +280,17 @@ def pool_rect(q, z, cons, start, q_start, n_rows_total, jc, reach, half, floor, 
     The same numbers as the NumPy formulation it replaces (kept in the tests): the
     window's values by the same products (``q x (z / q)`` of the value's row, times 1 or
     0 inside or outside the volume, times the sign), its prefix sums in NumPy's order of
-    ``cumsum`` over the rows then the columns, each rectangle's sum as ``((t3 - t1) -
-    t2) + t0``, counts as integers; a maximum is the same in any order."""
+    ``cumsum`` over the rows then the columns
+    (:func:`~nsgen.prep._robust_box_jit.prefix_sums`), each rectangle's sum as ``((t3 -
+    t1) - t2) + t0``, counts as integers; a maximum is the same in any order."""
     n_i = z.shape[1]
     n_r, n_c = 2 * reach + 1, 2 * half + 1
     s = np.zeros((n_r, n_c))
     cnt = np.zeros((n_r, n_c))
     col = np.empty(n_c)
-    cs = np.empty((n_r + 1) * (n_c + 1))
-    cn = np.empty((n_r + 1) * (n_c + 1))
+    sums = np.empty((n_r + 1, n_c + 1))
+    counts = np.empty((n_r + 1, n_c + 1))
+    cs, cn = sums.reshape(sums.size), counts.reshape(counts.size)   # (flat views)
     inv = np.empty(n_c)
     cols = np.empty(n_c, np.int64)
     for k in range(jc.shape[1]):
@@ -315,8 +318,8 @@ def pool_rect(q, z, cons, start, q_start, n_rows_total, jc, reach, half, floor, 
                 kept += 1 if s[r, d] != 0 else 0
         if kept < least:
             continue
-        _prefix(s, col, cs)
-        _prefix(cnt, col, cn)
+        prefix_sums(s, col, sums)
+        prefix_sums(cnt, col, counts)
         top = abs(zv)
         for m in range(corners.shape[1]):
             a, b, e, g = corners[0, m], corners[1, m], corners[2, m], corners[3, m]
@@ -325,24 +328,6 @@ def pool_rect(q, z, cons, start, q_start, n_rows_total, jc, reach, half, floor, 
                 if sc > top:
                     top = sc
         best[j, c] = sign * top
-
-
-@nb.njit(**_JIT)
-def _prefix(x, col, out):  # pragma: no cover - compiled
-    """``out`` (flat ``(rows + 1) x (columns + 1)``) = ``x.cumsum(axis=0).cumsum(axis=1)``
-    with a zero first row and column (NumPy's additions in NumPy's order: each
-    cumulative sum from the first element on)."""
-    n_r, n_c = x.shape
-    w = n_c + 1
-    for c in range(w):
-        out[c] = 0.0
-    for r in range(n_r):
-        out[(r + 1) * w] = 0.0
-        acc = 0.0
-        for c in range(n_c):
-            col[c] = x[0, c] if r == 0 else col[c] + x[r, c]
-            acc = col[0] if c == 0 else acc + col[c]
-            out[(r + 1) * w + c + 1] = acc
 
 
 @nb.njit(**_JIT)

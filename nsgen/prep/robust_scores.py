@@ -23,12 +23,12 @@ import functools
 
 import numpy as np
 
+from nsgen.prep import _robust_plan as _plan   # (plain Python: no Numba)
 from nsgen.prep._lazy import kernels
 from nsgen.prep.robust_moving import moving
 
 _rj = kernels("nsgen.prep._robust_jit")
 _ro = kernels("nsgen.prep._robust_offsets_jit")
-_plan = kernels("nsgen.prep._robust_plan")
 
 __all__ = ["HALF_WINDOW", "column_scores", "depth_rule", "end_trend", "local_scale",
            "mirror_table", "pooled", "offset_scores", "offsets", "rank_index", "ranks",
