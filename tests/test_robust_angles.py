@@ -79,8 +79,7 @@ def test_a_faint_wide_partial_stripe_is_found_with_its_columns_pooled(monkeypatc
     without the pooling it is lost (the labelled benchmark's partial stripes at i0 = 4000)
     but for the row's mass, which the stripe changes over its blocks' angles
     (robust_mass: in its angles, without it nothing)."""
-    import nsgen.prep.stripe_robust as sr
-    from nsgen.prep import robust_mass
+    from nsgen.prep import robust_mass, robust_pool
     x = np.random.default_rng(3).normal(0, 0.01, (360, 8, 64)).astype(np.float32)
     x[120:240, 3, 20:24] += 0.013
     m = robust_stripe_mask(x)
@@ -88,7 +87,7 @@ def test_a_faint_wide_partial_stripe_is_found_with_its_columns_pooled(monkeypatc
     assert np.flatnonzero(m.any(axis=(0, 1))).tolist() == [20, 21, 22, 23]
     on = np.flatnonzero(m[:, 3, 20])
     assert abs(on[0] - 120) <= 10 and abs(on[-1] + 1 - 240) <= 10
-    monkeypatch.setattr(sr, "RUN_POOL_FLOOR", np.inf)
+    monkeypatch.setattr(robust_pool, "RUN_POOL_FLOOR", np.inf)
     m = robust_stripe_mask(x)
     on = np.flatnonzero(m.any(axis=(1, 2)))
     assert on.size and abs(on[0] - 120) <= 10 and abs(on[-1] + 1 - 240) <= 10, on

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from nsgen.prep import _robust_decide_jit as rdj
-from nsgen.prep.stripe_robust import HALF_WINDOW, _drop_bias, _pool
+from nsgen.prep.robust_pool import drop_bias, pool_columns
+from nsgen.prep.robust_scores import HALF_WINDOW
 
 
 def numpy_drop_bias(z: np.ndarray, threshold: float) -> np.ndarray:
@@ -63,14 +64,14 @@ def score_maps(seed: int) -> list[np.ndarray]:
 def test_drop_bias_equals_numpy(seed: int) -> None:
     for z in score_maps(seed):
         for threshold in (5.0, 2.2 * 5.0, 0.5):
-            assert np.array_equal(_drop_bias(z, threshold), numpy_drop_bias(z, threshold))
+            assert np.array_equal(drop_bias(z, threshold), numpy_drop_bias(z, threshold))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_pool_equals_numpy(seed: int) -> None:
     for z in score_maps(seed):
         for floor, width in ((3.0, 5), (4.0, 5), (2.0, 3), (1.0, 1)):
-            got, want = _pool(z, floor, width), numpy_pool(z, floor, width)
+            got, want = pool_columns(z, floor, width), numpy_pool(z, floor, width)
             assert got.dtype == want.dtype
             assert np.array_equal(got, want, equal_nan=True)
 
@@ -107,7 +108,7 @@ def test_run_scores_equal_the_numpy_loops_bit_for_bit(n_b):
 def test_median_signed_equals_numpy_median(n_b):
     """``median(sign(z) * zb, axis=0)``: the same values (NaN where NumPy's is; zeros of
     either sign, which no comparison tells apart)."""
-    from nsgen.prep.stripe_robust import _median_signed
+    from nsgen.prep.robust_pool import median_signed
     rng = np.random.default_rng(10 + n_b)
     zb = rng.normal(0.0, 3.0, (n_b, 30, 200))
     z = rng.normal(0.0, 3.0, (30, 200))
@@ -116,7 +117,7 @@ def test_median_signed_equals_numpy_median(n_b):
     zb[0, 2, :5] = np.nan
     zb[:, 3, :5] = 2.5                       # ties
     want = np.median(np.sign(z) * zb, axis=0)
-    got = _median_signed(z, zb)
+    got = median_signed(z, zb)
     assert np.array_equal(np.isnan(got), np.isnan(want))
     assert np.array_equal(got[~np.isnan(got)], want[~np.isnan(want)])
 

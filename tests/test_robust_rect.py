@@ -1,4 +1,4 @@
-"""The compiled rectangles of the robust decision (nsgen.prep.stripe_robust._pool_rect,
+"""The compiled rectangles of the robust decision (nsgen.prep.robust_pool.pool_rect,
 nsgen.prep._robust_decide_jit.pool_rect) against the NumPy formulation they replace."""
 
 from __future__ import annotations
@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from nsgen.io.scan_writer import write_scan
-from nsgen.prep import stripe_robust
+from nsgen.prep import robust_pool
 from nsgen.prep.detect import detect_rows
 from nsgen.prep.detect_params import DetectParams
+from nsgen.prep.robust_pool import (POOL_WIDTH, RECT_FLOOR, RECT_MIN, ROW_POOL_CAP,
+                                    ROW_POOL_FLOOR, ROW_POOL_REACH, pool_rect, rectangles)
 from nsgen.prep.robust_tall import CONSISTENCY
-from nsgen.prep.stripe_robust import (POOL_WIDTH, RECT_FLOOR, RECT_MIN, ROW_POOL_CAP,
-                                      ROW_POOL_FLOOR, ROW_POOL_REACH, _pool_rect, _rectangles)
 
 from helpers import normalised
 
@@ -21,7 +21,7 @@ def _reference(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
                rows: tuple[int, int], hd: int, n_rows_total: int,
                strong: float = ROW_POOL_FLOOR, only: np.ndarray | None = None,
                share: float = 1.0) -> np.ndarray:
-    """:func:`_pool_rect` as NumPy computed it before the kernel (the twentieth round's
+    """:func:`pool_rect` as NumPy computed it before the kernel (the twentieth round's
     code): every candidate's window, prefix sums by ``cumsum`` and rectangles at once."""
     reach = min(ROW_POOL_REACH, hd)
     start, stop = rows
@@ -61,7 +61,7 @@ def _reference(q: np.ndarray, z: np.ndarray, cons: np.ndarray, q_start: int,
     cn = np.zeros((k.size, n_r + 1, n_c + 1))
     cn[:, 1:, 1:] = (s > 0).cumsum(axis=1).cumsum(axis=2)
     top = np.abs(z[j[k], c[k]])
-    corners, size = _rectangles(reach)
+    corners, size = rectangles(reach)
     root = np.sqrt(size)
     t, m = cs.reshape(k.size, -1), cn.reshape(k.size, -1)
     tot = t[:, corners[3]] - t[:, corners[1]] - t[:, corners[2]] + t[:, corners[0]]
@@ -110,7 +110,7 @@ def test_pool_rect_is_the_numpy_formulations_bit_for_bit(kind: str):
         kw = {} if kind == "whole" else {
             "strong": np.inf, "share": float(rng.choice([1.0, 0.75, 0.5])),
             "only": rng.random(args[1].shape) < 0.7}
-        got = _pool_rect(*args, **kw)
+        got = pool_rect(*args, **kw)
         want = _reference(*args, **kw)
         assert got.tobytes() == want.tobytes(), args[3:]
         pooled += int((got != args[1]).any())
@@ -126,7 +126,7 @@ def test_pool_rect_on_a_labelled_scan_is_the_numpy_formulations(tmp_path, monkey
     p = DetectParams.for_scan((361, 32, 256))
     x = normalised(path)
     seen = []
-    kernel = stripe_robust._pool_rect
+    kernel = robust_pool.pool_rect
 
     def check(*args, **kw):
         got = kernel(*args, **kw)
@@ -134,6 +134,6 @@ def test_pool_rect_on_a_labelled_scan_is_the_numpy_formulations(tmp_path, monkey
         seen.append(int((got != args[1]).sum()))
         return got
 
-    monkeypatch.setattr(stripe_robust, "_pool_rect", check)
+    monkeypatch.setattr(robust_pool, "pool_rect", check)
     detect_rows(x, 0, (8, 24), 32, "robust", p)
     assert len(seen) >= 4 and sum(seen) > 50

@@ -16,8 +16,8 @@ from nsgen.prep.detect import check_detector, detect_rows, detect_volume, halo
 from nsgen.prep.detect_params import DetectParams
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.stripe_detect import rows_to_read
-from nsgen.prep import (robust_angles, robust_box, robust_scores, robust_second, robust_stack,
-                        stripe_robust)
+from nsgen.prep import (robust_angles, robust_box, robust_pool, robust_scores, robust_second,
+                        robust_stack, stripe_robust)
 from nsgen.prep.stripe_robust import column_scores, depth_rule, robust_stripe_mask
 
 from helpers import normalised
@@ -221,36 +221,14 @@ def test_bin_means_from_raw_projections_equal_those_of_the_normalised_volume(n_k
 
 def test_the_columns_of_a_wide_stripe_add_their_evidence(monkeypatch):
     """A 4-column stripe too faint for any column alone is found with its columns' scores
-    pooled (stripe_robust.POOL_FLOOR), in its row and columns only."""
+    pooled (robust_pool.POOL_FLOOR), in its row and columns only."""
     x = noise_volume((180, 12, 96))
     x[:, 5, 40:44] += 0.004
     m = robust_stripe_mask(x)
     assert np.flatnonzero(m.any(axis=(0, 2))).tolist() == [5]
     assert np.flatnonzero(m.any(axis=(0, 1))).tolist() == [40, 41, 42, 43]
-    monkeypatch.setattr(stripe_robust, "POOL_FLOOR", np.inf)
+    monkeypatch.setattr(robust_pool, "POOL_FLOOR", np.inf)
     assert not robust_stripe_mask(x).any()
-
-
-def test_the_rows_of_a_defect_add_their_evidence():
-    """stripe_robust._pool_rows: a defect over several rows (each below the bar alone) is
-    pooled over its rows, ``sum / sqrt(rows)``; a row alone and rows below the floor keep
-    their own scores; a row beside a far stronger one takes it at most ROW_POOL_CAP times
-    its own; a chunk's rows (with ``hd`` rows each side) pool as the whole volume's."""
-    n, hd = 12, 5
-    q = np.zeros((n, 5))
-    q[:, 4] = 1.0                           # 4 columns in units of the robust scale 1
-    q[3:7, 1] = [3.5, 4.0, 3.2, 3.6]        # a defect over rows 3-6
-    q[3:7, 0] = -2.9                        # below the floor in every row
-    q[9, 2] = 4.5                           # one row alone
-    q[1, 3], q[2, 3] = 3.5, 40.0            # a row beside a strong defect
-    z = q[:, :4].copy()
-    p = stripe_robust._pool_rows(q, z, 0, (0, n), hd, n)
-    assert np.allclose(p[3:7, 1], 14.3 / 2)
-    assert np.array_equal(p[:, [0, 2]], z[:, [0, 2]])
-    assert np.isclose(p[1, 3], (3.5 + stripe_robust.ROW_POOL_CAP * 3.5) / np.sqrt(2))
-    assert p[2, 3] == 40.0
-    assert np.array_equal(np.delete(p, [3, 4, 5, 6], axis=0)[:, 1], np.zeros(n - 4))
-    assert np.array_equal(stripe_robust._pool_rows(q[:11], z[4:6], 0, (4, 6), hd, n), p[4:6])
 
 
 def test_scores_are_in_units_of_the_rows_local_scale():
@@ -303,34 +281,6 @@ def test_end_trend_is_the_trend_of_the_end_rows_only():
     assert np.array_equal(robust_scores.end_trend(q[3:], 3, (18, 20), hd, n), t[18:20])
 
 
-def test_rectangles_pool_rows_and_columns_whose_ranks_agree():
-    """_pool_rect: sum / sqrt(n) over the strongest rectangle of at least 2 rows and
-    RECT_MIN values above RECT_FLOOR with one sign; below ROW_POOL_FLOOR a value counts only
-    where its ranks agree; other values in this row's unit, none above ROW_POOL_CAP x |z|;
-    one row alone is no rectangle."""
-    q = np.zeros((7, 9))
-    q[:, 8] = 1.0                      # robust scale 1: z = q
-    q[2:5, 3:5] = 2.5                  # 3 rows x 2 columns at 2.5
-    cons = np.full((7, 8), 10.0)
-    out = stripe_robust._pool_rect(q, q[:, :8].copy(), cons, 0, (0, 7), 3, 7)
-    assert np.allclose(out[2:5, 3:5], 15 / np.sqrt(6))
-    assert np.array_equal(np.delete(out, [3, 4], axis=1)[2:5], np.zeros((3, 6)))
-    low = cons.copy()
-    low[3, 4] = 1.0     # its ranks disagree: no rectangle of 4 values without it is left
-    out = stripe_robust._pool_rect(q, q[:, :8].copy(), low, 0, (0, 7), 3, 7)
-    assert np.array_equal(out, q[:, :8])
-    q[3, 4] = 4.5       # above the rows' floor it counts without its ranks' agreement ...
-    out = stripe_robust._pool_rect(q, q[:, :8].copy(), low, 0, (0, 7), 3, 7)
-    assert np.isclose(out[2, 3], (5 * 2.5 + 4.5) / np.sqrt(6))
-    q[3, 4] = 9.0       # ... but not above 2 x 2.5: another defect's value (a dead column's)
-    out = stripe_robust._pool_rect(q, q[:, :8].copy(), low, 0, (0, 7), 3, 7)
-    assert out[2, 3] == 2.5 and out[3, 4] == 9.0
-    one_row = np.zeros((7, 9))
-    one_row[:, 8] = 1.0
-    one_row[3, 1:6] = 2.5              # one row's columns: no rectangle (they are _pool's)
-    out = stripe_robust._pool_rect(one_row, one_row[:, :8].copy(), cons, 0, (0, 7), 3, 7)
-    assert np.array_equal(out, one_row[:, :8])
-
 @pytest.mark.parametrize("chunk", [1, 5, 32])
 def test_rectangle_pooling_gives_the_whole_volumes_mask_in_chunks(chunk):
     """A faint stripe over 6 rows and 4 columns (each value about 2-4 robust z): found in
@@ -370,12 +320,12 @@ def test_a_partial_stripes_rows_and_columns_add_their_evidence_in_each_block(tmp
     for j in (28, 29):
         cols = np.flatnonzero(m[:, j].any(axis=0))
         assert cols.size and set(cols.tolist()) <= set(range(168, 176)), (j, cols)
-    pool_rect = stripe_robust._pool_rect
+    pool_rect = robust_pool.pool_rect
 
-    def without_blocks(q, z, cons, *args, strong=stripe_robust.ROW_POOL_FLOOR, **kw):
+    def without_blocks(q, z, cons, *args, strong=robust_pool.ROW_POOL_FLOOR, **kw):
         return z.copy() if strong == np.inf else pool_rect(q, z, cons, *args, strong=strong, **kw)
 
-    monkeypatch.setattr(stripe_robust, "_pool_rect", without_blocks)
+    monkeypatch.setattr(robust_pool, "pool_rect", without_blocks)
     monkeypatch.setattr(robust_second, "SHORT_MIN", 10**6)   # (the second pass finds them too)
     monkeypatch.setattr(stripe_robust, "POOLED_FACTOR",   # (so may the pooled runs)
                         stripe_robust.BLOCK_FACTOR)
@@ -438,9 +388,9 @@ def test_a_strong_rank_consistent_block_rectangle_is_a_run_alone(labelled_721, m
     A single value over one block (one row, one column) stays no stripe
     (test_stripe_over_part_of_the_scan_is_found_in_its_angles_and_one_block_is_not)."""
     x, lo, p = found_in_its_columns(labelled_721, 11, 20000.0, 44, "fluctuating", GAIN_COLUMNS)
-    monkeypatch.setattr(stripe_robust, "_rect_runs",
-                        lambda rects, bar, zb, z_whole: stripe_robust.run_scores(
-                            rects, stripe_robust.RUN_LEVEL))
+    monkeypatch.setattr(robust_pool, "rect_runs",
+                        lambda rects, bar, zb, z_whole: robust_angles.run_scores(
+                            rects, robust_angles.RUN_LEVEL))
     monkeypatch.setattr(robust_second, "SHORT_MIN", 10**6)   # (the second pass finds it too)
     assert not detect_rows(x, lo, (44, 45), 64, "robust", p).any()
 
@@ -454,8 +404,8 @@ def test_a_block_rectangle_whose_defect_outlasts_its_block_is_a_run_of_one(label
     stripe's columns, and not where the whole scan's score counts for nothing (the
     thirteenth round's rule)."""
     x, lo, p = found_in_its_columns(labelled_721, 11, 4000.0, 44, "fluctuating", GAIN_COLUMNS)
-    rect_runs = stripe_robust._rect_runs
-    monkeypatch.setattr(stripe_robust, "_rect_runs", lambda rects, bar, zb, z_whole:
+    rect_runs = robust_pool.rect_runs
+    monkeypatch.setattr(robust_pool, "rect_runs", lambda rects, bar, zb, z_whole:
                         rect_runs(rects, bar, zb, np.zeros_like(z_whole)))
     assert not detect_rows(x, lo, (44, 45), 64, "robust", p).any()
 
@@ -467,7 +417,7 @@ def test_a_block_rectangle_needs_three_quarters_of_its_values(labelled_721, monk
     rectangle that holds 3/4 of its values qualifying, row 42 is found in the stripe's
     columns, and not where every value must qualify."""
     x, lo, p = found_in_its_columns(labelled_721, 11, 4000.0, 42, "fluctuating", GAIN_COLUMNS)
-    monkeypatch.setattr(stripe_robust, "BLOCK_RECT_SHARE", 1.0)
+    monkeypatch.setattr(robust_pool, "BLOCK_RECT_SHARE", 1.0)
     assert not detect_rows(x, lo, (42, 43), 64, "robust", p).any()
 
 

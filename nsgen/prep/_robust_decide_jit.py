@@ -1,11 +1,11 @@
 """Compiled (Numba) kernels of the robust detector's decision
 (:func:`~nsgen.prep.stripe_robust.decide_offsets`): the column poolings and tests it runs
 on every score map of a row chunk, a loop over columns each where NumPy made one
-temporary array per shift (``_drop_bias``: 32 rolls of the map; ``_pool``: a sum, a run
+temporary array per shift (``drop_bias``: 32 rolls of the map; ``pool_columns``: a sum, a run
 and an update per width and offset).
 
 Exactness: the same comparisons and the same sums in the same order as the NumPy
-formulation in :mod:`nsgen.prep.stripe_robust` (IEEE float64, no fast-math): the same
+formulation in :mod:`nsgen.prep.robust_pool` (IEEE float64, no fast-math): the same
 flags and scores (tested against it).
 """
 
@@ -266,7 +266,7 @@ def run_scores(zb, level, best):  # pragma: no cover - compiled
 @nb.njit(**_JIT)
 def pool_rect(q, z, cons, start, q_start, n_rows_total, jc, reach, half, floor, cap_factor,
               strong, level, least, corners, thr, root, best):  # pragma: no cover - compiled
-    """:func:`~nsgen.prep.stripe_robust._pool_rect`'s rectangles for the values ``jc``
+    """:func:`~nsgen.prep.robust_pool.pool_rect`'s rectangles for the values ``jc``
     ``(2, values)`` (row in ``z``, column) of the scores ``z`` ``(rows, columns)`` of
     volume rows ``start ...``, into ``best`` (its copy of ``z``): ``q`` ``(q rows,
     columns + 1)`` the offsets of volume rows ``q_start ...``, ``cons`` their rank
