@@ -82,25 +82,27 @@ def offsets_key() -> str:
     features, rows first, the row-alone scores, the compiled kernels): what ``--offsets``
     keeps must come from the same code."""
     from nsgen.prep import (_robust_jit, _robust_offsets_jit, _robust_plan, normalise,
-                            robust_angles, robust_scores, robust_tall, stripe_robust)
+                            robust_angles, robust_features, robust_scores, robust_tall,
+                            stripe_robust)
     parts = [inspect.getsource(m) for m in (_robust_jit, _robust_offsets_jit, _robust_plan,
                                             normalise, robust_tall)]
     parts += [inspect.getsource(f) for f in (
         robust_scores.offsets, robust_scores.ranks, robust_scores.pooled,
         robust_scores._pool_index, robust_scores.strong_columns, robust_scores._interpolate,
         robust_scores._robust_scale, robust_scores.rank_index, robust_scores.mirror_table,
-        robust_scores._window, robust_angles.angle_bins, stripe_robust._blocks,
-        stripe_robust.row_features, stripe_robust.row_feature_parts, stripe_robust._fields,
+        robust_scores._window, robust_angles.angle_bins, robust_features.block_edges,
+        robust_features.row_features, robust_features.row_feature_parts,
+        robust_features.split_features,
         stripe_robust.row_offsets, stripe_robust.set_offsets)]
     parts += [repr((robust_scores.HALF_WINDOW, robust_scores.DROP, robust_scores.QUANTILES,
-                    robust_scores.STRONG, stripe_robust.BLOCKS, stripe_robust.MIN_BLOCK))]
+                    robust_scores.STRONG, robust_features.BLOCKS, robust_features.MIN_BLOCK))]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def replay_robust(x: np.ndarray, store: Path, params: DetectParams) -> np.ndarray:
     """The robust mask of the normalised volume ``x`` from the offsets and bin means kept in
     ``store`` (an ``.npz``; made from ``x`` when missing or of other code)."""
-    from nsgen.prep import stripe_robust as sr
+    from nsgen.prep import robust_features, stripe_robust as sr
     n_k, n = x.shape[0], x.shape[1]
     depth = params.min_stripe_depth
     key = offsets_key()
@@ -108,9 +110,9 @@ def replay_robust(x: np.ndarray, store: Path, params: DetectParams) -> np.ndarra
     if kept is not None and str(kept["key"]) == key and int(kept["depth"]) == depth:
         qs, xb = kept["qs"], kept["xb"]
     else:
-        feat = sr.row_features(np.ascontiguousarray(x, np.float32))
+        feat = robust_features.row_features(np.ascontiguousarray(x, np.float32))
         qs = sr.row_offsets(feat, 0, (0, n), n, n_k, depth)
-        xb = sr._fields(feat, n_k)[2]
+        xb = robust_features.split_features(feat, n_k)[2]
         tmp = store.with_name(f".{store.stem}.tmp.npz")
         np.savez(tmp, qs=qs, xb=xb, key=key, depth=depth)
         tmp.replace(store)
@@ -131,19 +133,19 @@ def second_pass(x: np.ndarray, qs: np.ndarray, first: np.ndarray, xb: np.ndarray
     confirmed (``robust_stack.stack_flags``); ``mass``: the volume's
     ``robust_mass.volume_mass``, as the first decision's."""
     from nsgen.prep import robust_rows as rr, robust_second as rs, robust_stack as rk
-    from nsgen.prep import stripe_robust as sr
+    from nsgen.prep import robust_features, stripe_robust as sr
     from nsgen.prep.robust_angles import angle_bins
     n_k, n = x.shape[0], x.shape[1]
     hd = sr.depth_rule(n, depth)
     ex = rs.excluded(np.asarray(first.any(axis=0)), 0, (0, n), hd, n)
     if rs.second_rows(ex, 0, (0, n), hd) is not None:
-        feat = sr.row_feature_parts(np.ascontiguousarray(x, np.float32), means=False)[0]
-        sets, strong, _ = sr._fields(feat, n_k)
+        feat = robust_features.row_feature_parts(np.ascontiguousarray(x, np.float32), means=False)[0]
+        sets, strong, _ = robust_features.split_features(feat, n_k)
         qs2 = rs.second_offsets(sets, strong, ex, 0, qs, 0, (0, n), n, hd)
         scores = []
         first = sr.decide_offsets(qs2, 0, xb, (0, n), n, n_k, depth=depth, mass=mass,
                                   scores=scores)
-    edges = sr._blocks(n_k)
+    edges = robust_features.block_edges(n_k)
     stacked = rk.stack_flags(first, 0, scores, mass, (0, n), edges, angle_bins(edges, n_k))
     return rk.apply(rr.grow_rows(first, 0, xb, scores, (0, n), edges), stacked)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Replay the robust detector's rows-first offsets on captured features, before/after.
 
-The features (:func:`~nsgen.prep.stripe_robust.raw_feature_fields`: each angle set's ranks
+The features (:func:`~nsgen.prep.robust_features.raw_feature_fields`: each angle set's ranks
 and the strong columns) of detector rows ``0 .. ROWS - 1`` of ``bench_mask.py``'s scan
 (1801 x 256 x 2560, made by it under ``--cache``) are computed once and kept in
 ``--features`` (a ``.npz``). Each timed process then loads them and measures, as CPU-seconds
@@ -76,7 +76,7 @@ def capture(path: Path, cache: Path) -> None:
     """The features of rows ``0 .. ROWS - 1`` of the bench scan into ``path``."""
     import numpy as np
 
-    from nsgen.prep.stripe_robust import raw_feature_fields
+    from nsgen.prep.robust_features import raw_feature_fields
     from nsgen.scan import ScanLayout
     from nsgen.stages.scan_source import ScanSource
     from nsgen.stages.scan_stages import read_scan_rows

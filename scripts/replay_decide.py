@@ -29,7 +29,8 @@ SCAN = "/tmp/nsgen-bench/scan_1801x256x2560.nxs"
 def capture(scan: str, shape: tuple[int, int, int], out: Path) -> None:
     """Every row's offsets and the volume's ``M0`` traces of ``scan`` into ``out``."""
     from nsgen.prep.robust_mass import mass_trace
-    from nsgen.prep.stripe_robust import raw_feature_fields, set_offsets
+    from nsgen.prep.stripe_robust import set_offsets
+    from nsgen.prep.robust_features import raw_feature_fields
     from nsgen.scan import ScanLayout
     from nsgen.stages.robust import chunk_mass
     from nsgen.stages.scan_source import ScanSource

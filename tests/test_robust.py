@@ -13,7 +13,7 @@ from nsgen.io.spill import Spill
 from nsgen.modes.real import bad_pixels_of
 from nsgen.prep.detect import detect_volume
 from nsgen.prep.detect_params import DetectParams
-from nsgen.prep.stripe_robust import row_feature_parts
+from nsgen.prep.robust_features import row_feature_parts
 from nsgen.scan import ScanLayout, open_scan
 from nsgen.stages import robust
 from nsgen.stages.scan_source import ScanSource
@@ -95,7 +95,7 @@ def test_feature_spills_give_back_each_set_as_written(tmp_path, memory_rows):
 
 def test_raw_feature_fields_are_the_feature_parts_apart(scan):
     """The first pass writes raw_feature_fields: raw_feature_parts' fields, not joined."""
-    from nsgen.prep.stripe_robust import raw_feature_fields, raw_feature_parts
+    from nsgen.prep.robust_features import raw_feature_fields, raw_feature_parts
     with open_scan(str(scan)) as s:
         rows = slice(0, s.shape[1])
         raw, flat, dark = s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows)
@@ -110,7 +110,7 @@ def test_the_second_pass_over_a_scan_equals_the_library(tmp_path, capsys, chunk)
     fourth pass decides the rows near them again, whatever the chunking, and the archive
     holds the library's two-pass mask (which differs from the first decision)."""
     from nsgen import mask as mask_command
-    from nsgen.prep import stripe_robust
+    from nsgen.prep import robust_features, stripe_robust
     from nsgen.prep.robust_second import excluded
     path = tmp_path / "s3.nxs"
     write_scan(path, n_angles=360, n_rows=40, n_columns=96, seed=3, labelled=True)
@@ -123,9 +123,9 @@ def test_the_second_pass_over_a_scan_equals_the_library(tmp_path, capsys, chunk)
     x = normalised(path)
     p = DetectParams.for_scan(x.shape, {"min_stripe_depth": 8})
     want = detect_volume(x, "robust", p)
-    feat = stripe_robust.row_features(x)
+    feat = robust_features.row_features(x)
     qs = stripe_robust.row_offsets(feat, 0, (0, 40), 40, 360, 8)
-    first = stripe_robust.decide_offsets(qs, 0, stripe_robust._fields(feat, 360)[2], (0, 40),
+    first = stripe_robust.decide_offsets(qs, 0, robust_features.split_features(feat, 360)[2], (0, 40),
                                          40, 360, depth=8)
     assert excluded(first.any(axis=0), 0, (0, 40), 4, 40).any()
     assert not np.array_equal(first, want)

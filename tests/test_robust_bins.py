@@ -10,7 +10,7 @@ import pytest
 
 from nsgen.io.scan_writer import write_scan
 from nsgen.io.spill import Spill
-from nsgen.prep import robust_mass, robust_rows, robust_stack, stripe_robust
+from nsgen.prep import robust_features, robust_mass, robust_rows, robust_stack, stripe_robust
 from nsgen.prep.robust_angles import angle_bins, expand_planes, plane_edges
 from nsgen.prep.robust_mass import volume_mass
 
@@ -28,10 +28,10 @@ def decided(request, tmp_path_factory):
     write_scan(path, n_angles=N_K, n_rows=n_j, n_columns=256 if seed == 8 else 96,
                seed=seed, i0=i0, labelled=True)
     x = normalised(path)
-    feat = stripe_robust.row_features(x)
+    feat = robust_features.row_features(x)
     depth = 8
     qs = stripe_robust.row_offsets(feat, 0, (0, n_j), n_j, N_K, depth)
-    xb = stripe_robust._fields(feat, N_K)[2]
+    xb = robust_features.split_features(feat, N_K)[2]
     return qs, xb, volume_mass(xb), n_j, depth
 
 
@@ -42,7 +42,7 @@ def test_each_step_per_bin_equals_the_step_per_angle(decided, monkeypatch):
     calls = {"refine": 0, "confirm": 0, "candidates": 0}
     refine, confirm, cands = stripe_robust.refine, robust_mass.confirm, \
         robust_mass.candidate_blocks
-    edges = stripe_robust._blocks(N_K)
+    edges = robust_features.block_edges(N_K)
     bins = angle_bins(edges, N_K)
 
     def both_refine(out, xb_, bins_, edges_, evidence, zb, per_bin=False):
@@ -81,7 +81,7 @@ def test_the_stage_steps_per_bin_equal_them_per_angle(decided):
     """The stage's steps after the decision (stacks, widening along the rows, their
     flags written) on the per-bin mask equal them on the per-angle mask, at every angle."""
     qs, xb, mass, n_j, depth = decided
-    edges = stripe_robust._blocks(N_K)
+    edges = robust_features.block_edges(N_K)
     bins = plane_edges(edges, N_K)
     scores: list[np.ndarray] = []
     planes = stripe_robust.decide_bins(qs, 0, xb, (0, n_j), n_j, N_K, depth=depth, mass=mass,
@@ -154,7 +154,7 @@ def test_a_band_of_bin_planes_is_written_at_every_angle(tmp_path):
     """``Spill.write_band`` with ``planes``: each bin's packed plane at each of its angles,
     the bytes of the expanded band written as it was."""
     rng = np.random.default_rng(3)
-    bins = angle_bins(stripe_robust._blocks(N_K), N_K)
+    bins = angle_bins(robust_features.block_edges(N_K), N_K)
     band = rng.integers(0, 256, (bins.size - 1, 3, 5), np.uint8)
     a = Spill.create(tmp_path / "a.u1", (N_K, 7, 5), "uint8")
     b = Spill.create(tmp_path / "b.u1", (N_K, 7, 5), "uint8")

@@ -89,7 +89,7 @@ def reference_raw_ranks(raw, flat, dark, edges):
 def test_ranks_from_raw_projections_equal_numpys(n_k, n_i, dtype):
     from nsgen.prep.normalise import pixel_constants
     from nsgen.prep.robust_scores import raw_ranks
-    from nsgen.prep.stripe_robust import _blocks
+    from nsgen.prep.robust_features import block_edges
     rng = np.random.default_rng(n_k)
     flat = rng.uniform(3e4, 5e4, (3, n_i)).astype(np.float32)
     dark = rng.uniform(90, 110, (3, n_i)).astype(np.float32)
@@ -98,7 +98,7 @@ def test_ranks_from_raw_projections_equal_numpys(n_k, n_i, dtype):
     raw[:, 1, :5] = 0                 # below the dark: clipped to the lowest ratio
     raw[: n_k // 2, 2, 7] = 1e4       # ties
     flat[0, 3] = np.nan               # a pixel without signal
-    edges = _blocks(n_k)
+    edges = block_edges(n_k)
     got = raw_ranks(raw, pixel_constants(flat, dark), edges)
     want = reference_raw_ranks(raw, flat, dark, edges)
     assert len(got) == len(want) == (7 if n_k >= 180 else 1)
@@ -106,7 +106,7 @@ def test_ranks_from_raw_projections_equal_numpys(n_k, n_i, dtype):
         assert g.flags.c_contiguous and np.array_equal(g, w)
     if len(got) > 1:   # the bin means in the same pass: raw_bin_means', the same ranks
         from nsgen.prep.robust_angles import angle_bins
-        from nsgen.prep.stripe_robust import raw_bin_means
+        from nsgen.prep.robust_features import raw_bin_means
         bins = angle_bins(edges, n_k)
         means = np.full((3, bins.size - 1, n_i), np.nan, np.float32)
         again = raw_ranks(raw, pixel_constants(flat, dark), edges, bins, means)

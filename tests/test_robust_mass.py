@@ -9,9 +9,9 @@ import pytest
 
 from nsgen.io.scan_writer import write_scan
 from nsgen.modes.real import bad_pixels_of
-from nsgen.prep import robust_mass, stripe_robust
+from nsgen.prep import robust_features, robust_mass, stripe_robust
 from nsgen.prep.normalise import flat_field_log
-from nsgen.prep.stripe_robust import feature_layout
+from nsgen.prep.robust_features import feature_layout
 from nsgen.prep.robust_mass import candidates, confirm, mass_trace, row_mass, volume_mass
 from nsgen.scan import ScanLayout, open_scan
 from nsgen.stages.robust import chunk_mass
@@ -44,7 +44,7 @@ def test_a_partial_gain_step_shifts_the_trace_by_w_log_g_over_exactly_its_angles
     every other row's is 0 (the sample's mass is conserved)."""
     x = sample()
     x[60:180, 4, 40:43] -= GAIN
-    t = mass_trace(row_mass(stripe_robust.bin_means(x.astype(np.float32))))
+    t = mass_trace(row_mass(robust_features.bin_means(x.astype(np.float32))))
     assert t.shape == (N_J, N_K + 1)              # (bins of one angle at 360 angles)
     inside = np.zeros(N_K, bool)
     inside[60:180] = True
@@ -61,8 +61,8 @@ def test_the_common_mode_is_removed():
     x = sample()
     x[60:180, 4, 40:43] -= GAIN
     drift = 0.02 * np.sin(np.arange(N_K) / 30.0)
-    m_plain = row_mass(stripe_robust.bin_means(x.astype(np.float32)))
-    m_drift = row_mass(stripe_robust.bin_means((x + drift[:, None, None]).astype(np.float32)))
+    m_plain = row_mass(robust_features.bin_means(x.astype(np.float32)))
+    m_drift = row_mass(robust_features.bin_means((x + drift[:, None, None]).astype(np.float32)))
     assert np.ptp(m_drift[0] - m_plain[0]) > 1.5        # 64 x the drift's range
     t_drift, t_plain = mass_trace(m_drift)[:, :N_K], mass_trace(m_plain)[:, :N_K]
     assert np.allclose(t_drift - t_drift.mean(axis=1, keepdims=True),
@@ -76,7 +76,7 @@ def test_constant_columns_are_interpolated_before_the_sum():
     does not."""
     x = sample()
     x[:, 2, 30] = 3.0                              # dead: constant over the angles
-    xb = stripe_robust.bin_means(x.astype(np.float32))
+    xb = robust_features.bin_means(x.astype(np.float32))
     plain = xb[2].astype(np.float64).sum(axis=1)
     m0 = row_mass(xb)[2]
     assert np.ptp(plain) > 0.5
@@ -97,10 +97,10 @@ def test_the_raw_pass_gives_the_librarys_mass(tmp_path, dtype):
     raw = raw.astype(dtype)
     x = flat_field_log(raw, flat, dark, sinograms_first=False)
     means = np.empty((6, feature_layout(360)[1], 64), np.float32)
-    fields = stripe_robust.raw_feature_fields(raw, flat, dark, means)
-    assert np.array_equal(means, stripe_robust.bin_means(x))
-    assert chunk_mass(means).tobytes() == row_mass(stripe_robust.bin_means(x)).tobytes()
-    for got, want in zip(fields, stripe_robust.raw_feature_fields(raw, flat, dark)):
+    fields = robust_features.raw_feature_fields(raw, flat, dark, means)
+    assert np.array_equal(means, robust_features.bin_means(x))
+    assert chunk_mass(means).tobytes() == row_mass(robust_features.bin_means(x)).tobytes()
+    for got, want in zip(fields, robust_features.raw_feature_fields(raw, flat, dark)):
         assert got.tobytes() == want.tobytes()
 
 
@@ -247,8 +247,8 @@ def test_chunked_decisions_given_the_volumes_mass_equal_the_whole(seed8, monkeyp
         fired.append(n)
         return n
     monkeypatch.setattr(stripe_robust._mass, "confirm", counting)
-    feat = stripe_robust.row_features(x)
-    mass = volume_mass(stripe_robust._fields(feat, 361)[2])
+    feat = robust_features.row_features(x)
+    mass = volume_mass(robust_features.split_features(feat, 361)[2])
     whole = stripe_robust.decide_twice(feat, 0, (0, 32), 32, 361, depth=8, mass=mass)
     assert sum(fired) > 0
     parts = [stripe_robust.decide_twice(feat, 0, rows, 32, 361, depth=8, mass=mass)
@@ -268,9 +268,9 @@ def test_nsgen_mask_holds_the_confirmed_whole_volume_mask(seed8, tmp_path):
     assert mask_command.main(["--h5", str(path), "-a", str(archive), "-C", "5",
                               "--workers", "1", "--min-stripe-depth", "8"]) == 0
     # (the library's whole-volume mask: detect_volume's, decide_twice on every row)
-    feat = stripe_robust.row_features(x)
+    feat = robust_features.row_features(x)
     want = stripe_robust.decide_twice(feat, 0, (0, 32), 32, 361, depth=8,
-                                      mass=volume_mass(stripe_robust._fields(feat, 361)[2]))
+                                      mass=volume_mass(robust_features.split_features(feat, 361)[2]))
     want |= bad_pixels_of(ScanSource(str(path), ScanLayout())).mask[None]
     with np.load(archive) as z:
         assert np.array_equal(z["ms8"], want)

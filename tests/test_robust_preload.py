@@ -76,11 +76,11 @@ def test_the_passes_compiled_in_turn_leave_no_kernel_to_the_workers():
 
 
 def test_a_pass_that_fails_to_compile_is_left_to_the_workers(monkeypatch):
-    from nsgen.prep import stripe_robust
+    from nsgen.prep import robust_features
 
     def broken(*args):
         raise RuntimeError("no kernel")
-    monkeypatch.setattr(stripe_robust, "raw_feature_parts", broken)
+    monkeypatch.setattr(robust_features, "raw_feature_parts", broken)
     assert _robust_preload.compile_in_turn() == ["robust-features", "robust-offsets",
                                                  "robust-decide"]
 
@@ -96,11 +96,11 @@ def test_pass_one_prepares_by_taking_turns_only_where_nothing_is_loaded(monkeypa
 
 
 def test_a_failure_is_left_to_the_workers(monkeypatch):
-    from nsgen.prep import stripe_robust
+    from nsgen.prep import robust_features
 
     def broken(*args):
         raise RuntimeError("no kernel")
-    monkeypatch.setattr(stripe_robust, "raw_feature_parts", broken)
+    monkeypatch.setattr(robust_features, "raw_feature_parts", broken)
     assert _robust_preload.load() is False
 
 
@@ -192,7 +192,7 @@ def test_an_outdated_kernel_cache_is_not_cached(tmp_path, monkeypatch):
 def test_the_kernels_cache_agrees_with_numba():
     """The real kernels: cached once Numba has loaded or compiled one of them (with
     nsgen's locator: the stamp holds every kernel source's digest)."""
-    from nsgen.prep.stripe_robust import bin_means
+    from nsgen.prep.robust_features import bin_means
     from nsgen.stages.robust import kernels_cached
 
     bin_means(np.zeros((4, 1, 3), np.float32))   # a kernel of _robust_jit.py

@@ -7,7 +7,7 @@ import pytest
 
 from nsgen.io.scan_defects import KINDS, read_truth
 from nsgen.io.scan_writer import write_scan
-from nsgen.prep import robust_scores, robust_second, stripe_robust
+from nsgen.prep import robust_features, robust_scores, robust_second, stripe_robust
 from nsgen.prep.robust_second import excluded, second_offsets, second_rows
 
 from helpers import normalised
@@ -53,8 +53,8 @@ def test_second_offsets_are_rows_first_without_the_left_out_values():
     rng = np.random.default_rng(2)
     x = rng.normal(0, 0.01, (360, 24, 48)).astype(np.float32)
     x[:, 8:12, 20:22] += 0.01
-    feat = stripe_robust.row_features(x)
-    sets, strong, _ = stripe_robust._fields(feat, 360)
+    feat = robust_features.row_features(x)
+    sets, strong, _ = robust_features.split_features(feat, 360)
     qs = stripe_robust.row_offsets(feat, 0, (0, 24), 24, 360, 8)
     ex = np.zeros((24, 48), bool)
     ex[8:12, 20:22] = True
@@ -88,9 +88,9 @@ def test_a_defects_middle_rows_are_found_without_its_flagged_rows_in_the_median(
 
 def _first_decision(x: np.ndarray) -> np.ndarray:
     n_k, n = x.shape[:2]
-    feat = stripe_robust.row_features(x)
+    feat = robust_features.row_features(x)
     qs = stripe_robust.row_offsets(feat, 0, (0, n), n, n_k)
-    return stripe_robust.decide_offsets(qs, 0, stripe_robust._fields(feat, n_k)[2], (0, n), n,
+    return stripe_robust.decide_offsets(qs, 0, robust_features.split_features(feat, n_k)[2], (0, n), n,
                                         n_k)
 
 
@@ -117,8 +117,8 @@ def test_second_offsets_computed_on_the_changed_columns_only_are_exact(seed, sla
     x = rng.normal(0, 0.01, (n_k, n, n_i)).astype(np.float32)
     x += np.linspace(0, 0.05, n)[None, :, None] * np.sin(np.arange(n_i) / 7.0)[None, None]
     x[:, :, [0, 33, 34, 79]] += 2.0           # strong columns (dead-like), at the ends too
-    feat = stripe_robust.row_features(x)
-    sets, strong, _ = stripe_robust._fields(feat, n_k)
+    feat = robust_features.row_features(x)
+    sets, strong, _ = robust_features.split_features(feat, n_k)
     qs = stripe_robust.row_offsets(feat, 0, (0, n), n, n_k, 8)
     ex = rng.random((n, n_i)) < 0.02
     ex[3:6, [1, 32, 35, 78]] = True           # beside the strong ones

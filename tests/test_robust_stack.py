@@ -10,7 +10,7 @@ import pytest
 
 from nsgen.io.scan_writer import write_scan
 from nsgen.modes.real import bad_pixels_of
-from nsgen.prep import robust_mass, robust_stack, stripe_robust
+from nsgen.prep import robust_features, robust_mass, robust_stack, stripe_robust
 from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.robust_mass import mass_trace, volume_mass
 from nsgen.prep.robust_stack import stack_flags
@@ -129,8 +129,8 @@ def test_the_labelled_stack_is_found_and_chunked_decisions_equal_the_whole(seed8
     infinite), and the decisions of row chunks given the volume's traces equal the whole
     volume's."""
     _, x = seed8_4000
-    feat = stripe_robust.row_features(x)
-    mass = volume_mass(stripe_robust._fields(feat, 361)[2])
+    feat = robust_features.row_features(x)
+    mass = volume_mass(robust_features.split_features(feat, 361)[2])
     whole = stripe_robust.decide_twice(feat, 0, (0, 32), 32, 361, mass=mass)
     found = [j for j in range(32) if whole[:143, j, 61:65].any()]
     assert found == [1, 2, 3, 4]
@@ -151,9 +151,9 @@ def test_nsgen_mask_holds_the_stacked_whole_volume_mask(seed8_4000, tmp_path):
     archive = tmp_path / "m.npz"
     assert mask_command.main(["--h5", str(path), "-a", str(archive), "-C", "8",
                               "--workers", "1"]) == 0
-    feat = stripe_robust.row_features(x)
+    feat = robust_features.row_features(x)
     want = stripe_robust.decide_twice(feat, 0, (0, 32), 32, 361,
-                                      mass=volume_mass(stripe_robust._fields(feat, 361)[2]))
+                                      mass=volume_mass(robust_features.split_features(feat, 361)[2]))
     want |= bad_pixels_of(ScanSource(str(path), ScanLayout())).mask[None]
     assert want[:, 2:5, 61:65].any()
     with np.load(archive) as z:

@@ -14,10 +14,9 @@ from nsgen.io.scan_defects import KINDS, read_truth
 from nsgen.io.scan_writer import write_scan
 from nsgen.prep.detect import check_detector, detect_rows, detect_volume, halo
 from nsgen.prep.detect_params import DetectParams
-from nsgen.prep.normalise import flat_field_log
 from nsgen.prep.stripe_detect import rows_to_read
-from nsgen.prep import (robust_angles, robust_box, robust_pool, robust_scores, robust_second,
-                        robust_stack, stripe_robust)
+from nsgen.prep import (robust_angles, robust_box, robust_pool, robust_scores,
+                        robust_second, robust_stack, stripe_robust)
 from nsgen.prep.stripe_robust import column_scores, depth_rule, robust_stripe_mask
 
 from helpers import normalised
@@ -170,53 +169,6 @@ def test_a_wide_stripe_on_the_sample_slope_keeps_its_height():
     x[:, 5:8, 40:44] += 0.016
     m = robust_stripe_mask(x)
     assert m[:, 5:8, 40:44].all() and m.sum() == 180 * 3 * 4
-
-
-def test_row_features_need_no_other_rows():
-    """A row's features come from that row alone (pass one of nsgen.stages.robust reads no
-    halo): features of a block are those of its rows one by one, and their layout is
-    feature_layout's."""
-    x = noise_volume((200, 5, 40), seed=4)
-    x[:, 2, 7] = 3.0  # a strong defect
-    feat = stripe_robust.row_features(x)
-    sizes, bins = stripe_robust.feature_layout(200)
-    assert feat.shape == (5, sum(sizes) + len(sizes) + bins, 40)
-    for j in range(5):
-        assert np.array_equal(stripe_robust.row_features(x[:, j:j + 1])[0], feat[j])
-    strong = feat[:, sum(sizes):sum(sizes) + len(sizes)]
-    assert strong[2, :, 7].all() and strong.sum() == len(sizes)
-
-
-def test_features_from_raw_projections_equal_those_of_the_normalised_volume():
-    """raw_feature_parts (pass one's path: no normalised volume) gives row_feature_parts'
-    ranks and strong defects of flat_field_log's volume, strong defects included."""
-    rng = np.random.default_rng(8)
-    raw = rng.normal(2e4, 300, (200, 4, 48)).astype(np.uint16)
-    raw[:, 1, 9] = 60000   # a saturated column: a strong defect
-    flat = np.full((4, 48), 4e4, np.float32)
-    dark = np.full((4, 48), 100, np.float32)
-    x = flat_field_log(raw, flat, dark, sinograms_first=False)
-    want = stripe_robust.row_feature_parts(x, means=False)[0]
-    got = stripe_robust.raw_feature_parts(raw, flat, dark)
-    assert np.array_equal(got, want)
-    sizes = stripe_robust.feature_layout(200)[0]
-    assert got[1, sum(sizes):, 9].all()
-
-
-@pytest.mark.parametrize("n_k, dtype", [(1801, "<u2"), (200, "<f4"), (97, "<u2")])
-def test_bin_means_from_raw_projections_equal_those_of_the_normalised_volume(n_k, dtype):
-    """raw_bin_means (pass three's RowBins: no normalised rows stored) gives bin_means'
-    values of flat_field_log's volume, row by row (none with one angle block)."""
-    rng = np.random.default_rng(n_k)
-    raw = rng.normal(2e4, 300, (n_k, 3, 37)).astype(dtype)
-    raw[:, 1, :4] = 0      # below the dark: the lowest ratio
-    flat = rng.uniform(3e4, 5e4, (3, 37)).astype(np.float32)
-    flat[2, 5] = np.nan    # a pixel without signal
-    dark = np.full((3, 37), 100, np.float32)
-    want = stripe_robust.bin_means(flat_field_log(raw, flat, dark, sinograms_first=False))
-    assert np.array_equal(stripe_robust.raw_bin_means(raw, flat, dark), want)
-    assert np.array_equal(stripe_robust.raw_bin_means(raw, flat, dark, (1, 2)), want[1:2])
-    assert want.shape[1] == stripe_robust.feature_layout(n_k)[1]
 
 
 def test_the_columns_of_a_wide_stripe_add_their_evidence(monkeypatch):

@@ -39,7 +39,7 @@ def _scan() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _features() -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Pass one on the tiny scan: the ranks of each angle set and their strong defects, as
     the later passes read them."""
-    from nsgen.prep.stripe_robust import feature_layout, raw_feature_parts
+    from nsgen.prep.robust_features import feature_layout, raw_feature_parts
     feat = raw_feature_parts(*_scan())
     sizes = feature_layout(SHAPE[0])[0]
     cut = np.cumsum([0] + sizes)
@@ -50,7 +50,7 @@ def _features() -> tuple[list[np.ndarray], list[np.ndarray]]:
 def _stand_in_features() -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Values of :func:`_features`' types and shapes made without compiled code (sorted
     noise as ranks, no strong defect): what pass two's kernels compile for."""
-    from nsgen.prep.stripe_robust import feature_layout
+    from nsgen.prep.robust_features import feature_layout
     n_k, n_j, n_i = SHAPE
     rng = np.random.default_rng(1)
     sets = [np.sort(rng.normal(0.0, 0.01, (n_j, size, n_i)).astype(np.float32), axis=1)
@@ -67,7 +67,8 @@ def _offsets(sets: list[np.ndarray], flags: list[np.ndarray]) -> np.ndarray:
 
 def _decide(qs: np.ndarray) -> None:
     """Pass three on the tiny scan: its bin means and the decisions from offsets ``qs``."""
-    from nsgen.prep.stripe_robust import decide_offsets, raw_bin_means
+    from nsgen.prep.stripe_robust import decide_offsets
+    from nsgen.prep.robust_features import raw_bin_means
     n_k, n_j, _ = SHAPE
     raw, flat, dark = _scan()
     xb = np.concatenate([raw_bin_means(raw, flat, dark, (j, j + 1)) for j in range(n_j)])
@@ -89,7 +90,8 @@ load = preload(_warm, in_forkserver())
 def _stand_in_offsets() -> np.ndarray:
     """Values of :func:`_offsets`' type and shape made without compiled code (noise as
     offsets and scores, scales of 0.01): what pass three's kernels compile for."""
-    from nsgen.prep.stripe_robust import STORED_SETS, feature_layout
+    from nsgen.prep.stripe_robust import STORED_SETS
+    from nsgen.prep.robust_features import feature_layout
     n_k, n_j, n_i = SHAPE
     n_sets = len(feature_layout(n_k)[0])
     qs = np.random.default_rng(2).normal(0.0, 0.01, (n_j, n_sets * STORED_SETS, n_i + 1))

@@ -152,7 +152,7 @@ def raw_ranks(raw: np.ndarray,
     With ``bins`` (edges of angle bins nested in the blocks) and ``means`` (``(rows, bins,
     columns)`` float32), also each row's means of the normalised values over the bins into
     ``means``, from the same pass over the raw values: the values of
-    :func:`~nsgen.prep.stripe_robust.raw_bin_means` (float64 sums in angle order).
+    :func:`~nsgen.prep.robust_features.raw_bin_means` (float64 sums in angle order).
     """
     sizes = [int(e1 - e0) for e0, e1 in zip(edges[:-1], edges[1:])]
     idx = [rank_index(n) for n in sizes]

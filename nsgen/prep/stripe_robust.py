@@ -62,11 +62,12 @@ angle blocks (scans of at least 180 angles):
 Steps 2-4 couple rows (``q`` of the ``hd`` rows each side, each against its own ``hd``
 rows, whose strong defects are their own), so a row chunk plus ``2 hd`` rows each side
 gives exactly the whole volume's first decision, and plus ``5 hd + 4`` (:data:`HALO`,
-:data:`~nsgen.prep.robust_stack.DECIDE_REACH`) its mask. The work splits so that each row's is done once
-whatever the chunking (:mod:`nsgen.stages.robust`): :func:`row_features` (steps 1 and 4's
-detection and the bin means: each row alone), :func:`row_offsets` (step 2 and ``q``:
-``hd`` rows each side), :func:`decide_offsets` (the rest: ``hd`` rows of offsets each
-side), then step 6 where the first decision left something out. Compiled kernels:
+:data:`~nsgen.prep.robust_stack.DECIDE_REACH`) its mask. The work splits so that each row's
+is done once whatever the chunking (:mod:`nsgen.stages.robust`):
+:func:`~nsgen.prep.robust_features.row_features` (steps 1 and 4's detection and the bin
+means: each row alone; module :mod:`nsgen.prep.robust_features`), :func:`row_offsets`
+(step 2 and ``q``: ``hd`` rows each side), :func:`decide_offsets` (the rest: ``hd`` rows of
+offsets each side), then step 6 where the first decision left something out. Compiled kernels:
 :mod:`nsgen.prep._robust_jit` (ranks, bin means) and :mod:`nsgen.prep._robust_offsets_jit`
 (offsets).
 Measured quality and limits: ``docs/detection.md``.
@@ -88,32 +89,22 @@ import numpy as np
 
 from nsgen.prep import (robust_box as _box, robust_mass as _mass, robust_pool as _pl,
                         robust_rows as _rows, robust_second as _second, robust_stack as _stack)
-from nsgen.prep._lazy import kernels
-from nsgen.prep.normalise import check_raw, pixel_constants
 from nsgen.prep.robust_angles import (POOLED, RUN, RUN_LEVEL, WHOLE, angle_bins,
                                       expand_planes, plane_edges, refine, run_scores)
-from nsgen.prep.robust_scores import (HALF_WINDOW, QUANTILES, column_scores, depth_rule,
-                                      offset_scores, offsets, pooled, rank_index, ranks,
-                                      raw_ranks, strong_columns)
+from nsgen.prep.robust_features import block_edges, row_features, split_features
+from nsgen.prep.robust_scores import (HALF_WINDOW, column_scores, depth_rule, offset_scores,
+                                      offsets)
 from nsgen.prep.robust_tall import (TALL_SETS, or_tall, split_tall,  # tall
                                     with_tall)
 
-_rdj = kernels("nsgen.prep._robust_decide_jit")
-_rj = kernels("nsgen.prep._robust_jit")
-
-__all__ = ["HALF_WINDOW", "bin_means", "column_scores", "decide", "decide_bins",
-           "decide_offsets",
-           "decide_twice", "depth_rule",
-           "feature_layout", "raw_bin_means", "raw_feature_fields", "raw_feature_parts",
-           "robust_mask_rows", "row_feature_parts",
-           "row_features", "row_offsets", "robust_stripe_mask", "set_offsets"]
+__all__ = ["HALF_WINDOW", "column_scores", "decide", "decide_bins", "decide_offsets",
+           "decide_twice", "depth_rule", "robust_mask_rows", "row_offsets",
+           "robust_stripe_mask", "set_offsets"]
 
 #: decision threshold on the robust scores
 THRESHOLD = 5.0
-#: angle blocks for stripes over part of the scan, the fewest angles a block may have, and
-#: how much stronger than a whole-scan stripe a block-only one must be
-BLOCKS = 6
-MIN_BLOCK = 30
+#: how much stronger than a whole-scan stripe over part of the scan (a run of angle blocks:
+#: :data:`~nsgen.prep.robust_features.BLOCKS`) must be
 BLOCK_FACTOR = 2.2  # (2.5 before the local scale, which lowers block scores in busy parts)
 #: runs of blocks found only with their columns pooled are flagged above this multiple of
 #: the threshold (refine then asks them to be flat and to stand out; BLOCK_FACTOR before):
@@ -159,7 +150,7 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
     volume; :func:`decide_twice`) with ``hd`` of :func:`depth_rule`; the result (uint8
     0/1, ``(angles, stop - start, cols)``) is then the same whatever the chunking, given
     the volume's ``mass`` (:func:`~nsgen.prep.robust_mass.volume_mass` of every row's
-    :func:`bin_means`: the mass-conservation confirmation; computed here when the block
+    :func:`~nsgen.prep.robust_features.bin_means`: the mass-conservation confirmation; computed here when the block
     holds every row of the volume; without it, a block of part of the volume is decided
     without that step).
     """
@@ -177,131 +168,8 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
         raise ValueError("data contains NaN or infinite values; normalise the scan first")
     feat = row_features(x)
     if mass is None and lo == 0 and hi == n_rows_total:
-        mass = _mass.volume_mass(_fields(feat, x.shape[0])[2])
+        mass = _mass.volume_mass(split_features(feat, x.shape[0])[2])
     return decide_twice(feat, lo, rows, n_rows_total, x.shape[0], threshold, depth, mass)
-
-
-def _blocks(n_k: int) -> np.ndarray:
-    """Edges of the angle blocks of ``n_k`` angles (one block below ``BLOCKS * MIN_BLOCK``)."""
-    n_b = BLOCKS if n_k >= BLOCKS * MIN_BLOCK else 1
-    return np.array([n_k * b // n_b for b in range(n_b + 1)], np.intp)
-
-
-def feature_layout(n_k: int) -> tuple[list[int], int]:
-    """Fields of :func:`row_features` for ``n_k`` angles: the ranks kept of each angle set
-    (the blocks, then the whole scan's pooled from them; or the whole scan alone) and the
-    angle bins of :func:`~nsgen.prep.robust_angles.refine` (none with one block). The
-    fields are ``sum(ranks) + len(ranks) + bins`` (ranks, strong flags per set, bins).
-
-    Examples
-    --------
-    >>> feature_layout(1801)
-    ([32, 32, 32, 32, 32, 32, 32], 258)
-    >>> feature_layout(100)
-    ([32], 0)
-    """
-    edges = _blocks(n_k)
-    sizes = [rank_index(int(e1 - e0)).size for e0, e1 in zip(edges[:-1], edges[1:])]
-    if len(sizes) == 1:
-        return sizes, 0
-    n = sum(sizes)
-    sizes.append(np.unique(np.linspace(0, n - 1, QUANTILES).round()).size)
-    return sizes, angle_bins(edges, n_k).size - 1
-
-
-def row_features(x: np.ndarray) -> np.ndarray:
-    """What the detector needs of each row of ``x`` ``(angles, rows, columns)`` float32,
-    from that row alone (so a pass over row chunks needs no halo): ``(rows, fields,
-    columns)`` float32 in :func:`feature_layout`'s order: the ranks of every angle set,
-    its strong defects (0/1), the means over the angle bins
-    (:func:`row_feature_parts` joined)."""
-    return np.concatenate(row_feature_parts(x), axis=1)
-
-
-def row_feature_parts(x: np.ndarray, means: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`row_features` in two parts: the ranks and strong defects (what
-    :func:`row_offsets` reads, with ``hd`` rows each side) and the angle-bin means (what
-    the decision reads of its rows only; ``(rows, 0, columns)`` with one block, or without
-    ``means``: :func:`bin_means` gives them later, for the rows that need them)."""
-    n_k = x.shape[0]
-    edges = _blocks(n_k)
-    if edges.size == 2 or not means:
-        xb = np.empty((x.shape[1], 0, x.shape[2]), np.float32)
-        sets = [ranks(x, int(e0), int(e1)) for e0, e1 in zip(edges[:-1], edges[1:])]
-    else:
-        # the bin means (float64 sums in angle order) as the blocks are ranked
-        bins = angle_bins(edges, n_k)
-        xb = np.empty((x.shape[1], bins.size - 1, x.shape[2]), np.float32)
-        sets = []
-        for e0, e1 in zip(edges[:-1], edges[1:]):
-            b0, b1 = np.searchsorted(bins, [e0, e1])
-            sets.append(ranks(x, int(e0), int(e1), bins[b0:b1 + 1], xb, int(b0)))
-    if edges.size > 2:
-        sets.append(pooled(sets))
-    strong = [strong_columns(srt)[:, None].astype(np.float32) for srt in sets]
-    return np.concatenate(sets + strong, axis=1), xb
-
-
-def raw_feature_parts(raw: np.ndarray, flat: np.ndarray, dark: np.ndarray) -> np.ndarray:
-    """The first of :func:`row_feature_parts` (ranks and strong defects) of the raw
-    projections ``raw`` ``(angles, rows, columns)`` with their mean ``flat`` and ``dark``
-    rows: the same values as from :func:`~nsgen.prep.normalise.flat_field_log`'s volume,
-    which is never made (:func:`~nsgen.prep.robust_scores.raw_ranks` normalises each
-    tile of a row as it ranks it)."""
-    return np.concatenate(raw_feature_fields(raw, flat, dark), axis=1)
-
-
-def raw_feature_fields(raw: np.ndarray, flat: np.ndarray, dark: np.ndarray,
-                       means: np.ndarray | None = None) -> list[np.ndarray]:
-    """:func:`raw_feature_parts` apart, as computed (no joined copy): the ranks of each
-    angle set ``(rows, ranks, columns)`` float32, C-contiguous, then their strong defects
-    ``(rows, sets, columns)`` float32 (0/1). With ``means`` (``(rows, bins, columns)``
-    float32, the bins of :func:`feature_layout`; more than one angle block), also the
-    rows' :func:`raw_bin_means` into it, from the same pass over the raw values."""
-    raw, flat, dark = check_raw(raw, flat, dark)
-    edges = _blocks(raw.shape[0])
-    bins = None if means is None else angle_bins(edges, raw.shape[0])
-    sets = raw_ranks(raw, pixel_constants(flat, dark), edges, bins, means)
-    strong = np.stack([strong_columns(srt) for srt in sets], axis=1).astype(np.float32)
-    return [*sets, strong]
-
-
-def bin_means(x: np.ndarray) -> np.ndarray:
-    """The angle-bin means of :func:`row_feature_parts` (the same values) of the rows of
-    ``x`` ``(angles, rows, columns)`` float32: ``(rows, bins, columns)`` float32 (no bins
-    with one angle block)."""
-    n_k = x.shape[0]
-    edges = _blocks(n_k)
-    bins = angle_bins(edges, n_k) if edges.size > 2 else edges[:1]
-    out = np.empty((x.shape[1], bins.size - 1, x.shape[2]), np.float32)
-    _rj.bin_means(np.ascontiguousarray(x, np.float32), bins, out)
-    return out
-
-
-def raw_bin_means(raw: np.ndarray, flat: np.ndarray, dark: np.ndarray,
-                  rows: tuple[int, int] | None = None) -> np.ndarray:
-    """:func:`bin_means` (the same values) of the rows ``rows`` (default: all) of the raw
-    projections ``raw`` ``(angles, rows, columns)`` with their mean ``flat`` and ``dark``
-    rows, normalised as :func:`~nsgen.prep.normalise.flat_field_log` on the way (the
-    normalised rows are never stored): ``(rows, bins, columns)`` float32.
-
-    Examples
-    --------
-    >>> from nsgen.prep.normalise import flat_field_log
-    >>> raw = np.random.default_rng(0).integers(100, 900, (180, 3, 8)).astype(np.uint16)
-    >>> flat, dark = np.full((3, 8), 1000.0), np.zeros((3, 8))
-    >>> x = flat_field_log(raw, flat, dark, sinograms_first=False)
-    >>> bool(np.array_equal(raw_bin_means(raw, flat, dark, (1, 3)), bin_means(x)[1:3]))
-    True
-    """
-    raw, flat, dark = check_raw(raw, flat, dark)
-    n_k = raw.shape[0]
-    j0, j1 = rows or (0, raw.shape[1])
-    edges = _blocks(n_k)
-    bins = angle_bins(edges, n_k) if edges.size > 2 else edges[:1]
-    out = np.empty((j1 - j0, bins.size - 1, raw.shape[2]), np.float32)
-    _rj.raw_bin_means(raw, j0, j1, *pixel_constants(flat, dark), bins, out)
-    return out
 
 
 def _check_rows(have: tuple[int, int], rows: tuple[int, int], n_rows_total: int,
@@ -313,31 +181,17 @@ def _check_rows(have: tuple[int, int], rows: tuple[int, int], n_rows_total: int,
                          f"[{rows[0]}, {rows[1]}) need rows [{lo}, {hi}) (halo {halo})")
 
 
-def _fields(feat: np.ndarray, n_k: int) -> tuple[list[np.ndarray], list[np.ndarray],
-                                                 np.ndarray]:
-    """The ranks of each angle set, their strong defects and the bin means of
-    :func:`row_features` ``feat`` ``(rows, fields, columns)`` (or of the first of
-    :func:`row_feature_parts`: no bin means)."""
-    sizes, n_bins = feature_layout(n_k)
-    if feat.shape[1] not in (sum(sizes) + len(sizes) + n_bins, sum(sizes) + len(sizes)):
-        raise ValueError(f"features have {feat.shape[1]} fields; {n_k} angles need "
-                         f"{sum(sizes) + len(sizes) + n_bins}")
-    cut = np.cumsum([0] + sizes)
-    sets = [np.ascontiguousarray(feat[:, a:b]) for a, b in zip(cut[:-1], cut[1:])]
-    strong = [feat[:, cut[-1] + n] > 0.5 for n in range(len(sizes))]
-    return sets, strong, feat[:, cut[-1] + len(sizes):]
-
-
 def row_offsets(feat: np.ndarray, feat_start: int, rows: tuple[int, int],
                 n_rows_total: int, n_k: int, depth: int = 30) -> np.ndarray:
     """Step 2's offsets (and robust scales) of volume rows ``rows`` for every angle set,
     ``(stop - start, sets, columns + 1)`` float64
     (:func:`~nsgen.prep.robust_scores.offsets`; tall: then as many sets of row-alone
     scores, :func:`~nsgen.prep.robust_tall.with_tall`; then as many of the offsets' rank
-    consistency), from the :func:`row_features` of volume
-    rows ``feat_start ...`` (or the first of :func:`row_feature_parts`), which must hold
+    consistency), from the :func:`~nsgen.prep.robust_features.row_features` of volume
+    rows ``feat_start ...`` (or the first of
+    :func:`~nsgen.prep.robust_features.row_feature_parts`), which must hold
     ``hd`` rows each side."""
-    sets, strong, _ = _fields(feat, n_k)
+    sets, strong, _ = split_features(feat, n_k)
     return set_offsets(sets, strong, feat_start, rows, n_rows_total, depth)
 
 
@@ -380,7 +234,7 @@ def decide_offsets(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int
     1)`` (:func:`~nsgen.prep.robust_stack.stack_flags` reads them)."""
     planes = decide_bins(qs, q_start, xb, rows, n_rows_total, n_k, threshold, depth,
                          mass=mass, scores=scores)
-    return expand_planes(planes, plane_edges(_blocks(n_k), n_k), out)
+    return expand_planes(planes, plane_edges(block_edges(n_k), n_k), out)
 
 
 def decide_bins(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int, int],
@@ -417,7 +271,7 @@ def decide_bins(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int, i
             return mask.copy()
         out[...] = mask
         return out
-    edges = _blocks(n_k)
+    edges = block_edges(n_k)
     n_b = edges.size - 1
     bins = angle_bins(edges, n_k)
     at: np.ndarray = np.searchsorted(bins, edges)   # (each block's planes: at[b] .. at[b + 1])
@@ -484,15 +338,15 @@ def decide_bins(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int, i
 def decide(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_rows_total: int,
            n_k: int, threshold: float = THRESHOLD, depth: int = 30) -> np.ndarray:
     """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
-    :func:`row_features` ``feat`` of volume rows ``feat_start ...``, which must hold the
-    rows ``[start - 2 hd, stop + 2 hd)`` (clipped to the volume; ``hd`` of
+    :func:`~nsgen.prep.robust_features.row_features` ``feat`` of volume rows
+    ``feat_start ...``, which must hold the rows ``[start - 2 hd, stop + 2 hd)`` (clipped to the volume; ``hd`` of
     :func:`depth_rule`): the same mask whatever the chunking (steps 2-5)."""
     hd = depth_rule(n_rows_total, depth)
     start, stop = rows
     _check_rows((feat_start, feat_start + feat.shape[0]), rows, n_rows_total, HALO * hd)
     near = (max(0, start - hd), min(n_rows_total, stop + hd))
     qs = row_offsets(feat, feat_start, near, n_rows_total, n_k, depth)
-    xb = _fields(feat[start - feat_start:stop - feat_start], n_k)[2]
+    xb = split_features(feat[start - feat_start:stop - feat_start], n_k)[2]
     return decide_offsets(qs, near[0], xb, rows, n_rows_total, n_k, threshold, depth)
 
 
@@ -500,9 +354,10 @@ def decide_twice(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_row
                  n_k: int, threshold: float = THRESHOLD, depth: int = 30,
                  mass: np.ndarray | None = None) -> np.ndarray:
     """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
-    :func:`row_features` ``feat`` of volume rows ``feat_start ...``, which must hold the
-    rows ``[start - 5 hd - 4, stop + 5 hd + 4)`` (clipped to the volume; :data:`HALO` and
-    :data:`~nsgen.prep.robust_stack.DECIDE_REACH`): a first decision (:func:`decide_offsets`) of
+    :func:`~nsgen.prep.robust_features.row_features` ``feat`` of volume rows
+    ``feat_start ...``, which must hold the rows ``[start - 5 hd - 4, stop + 5 hd + 4)``
+    (clipped to the volume; :data:`HALO` and :data:`~nsgen.prep.robust_stack.DECIDE_REACH`):
+    a first decision (:func:`decide_offsets`) of
     the rows within ``3 hd + 4``, then rows first again with its flags in runs of 2 to
     ``hd`` rows left out of the compared rows' backgrounds (:mod:`nsgen.prep.robust_second`)
     and the rows within 4 decided again on those offsets (where nothing is left out within
@@ -516,7 +371,7 @@ def decide_twice(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_row
     start, stop = rows
     reach = _stack.DECIDE_REACH
     _check_rows((feat_start, feat_start + feat.shape[0]), rows, n_rows_total, HALO * hd + reach)
-    sets, strong, xb = _fields(feat, n_k)
+    sets, strong, xb = split_features(feat, n_k)
     rows1 = (max(0, start - reach), min(n_rows_total, stop + reach))   # (grow_rows reads)
 
     def near(k: int) -> tuple[int, int]:
@@ -543,7 +398,7 @@ def decide_twice(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_row
         scores = []
         m = decide_bins(qs2, near1[0], xb[rows1[0] - feat_start:rows1[1] - feat_start],
                         rows1, n_rows_total, n_k, threshold, depth, mass=mass, scores=scores)
-    edges = _blocks(n_k)
+    edges = block_edges(n_k)
     bins = plane_edges(edges, n_k)
     stacked = _stack.stack_flags(m, rows1[0], scores, mass, rows, edges, bins, per_bin=True)
     return expand_planes(_stack.apply(_rows.grow_rows(

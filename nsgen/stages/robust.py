@@ -4,7 +4,7 @@ chunking.
 
 1. :class:`RobustFeatureStage` reads row chunks of the scan with no halo and stores what the
    detector needs of each row from that row alone
-   (:func:`~nsgen.prep.stripe_robust.raw_feature_parts`: the ranks of every angle set and
+   (:func:`~nsgen.prep.robust_features.raw_feature_parts`: the ranks of every angle set and
    the strong defects, from the raw rows normalised as they are ranked; about an eighth
    of a float32 row at 1801 angles), and each row's ``M0`` per angle bin
    (:func:`~nsgen.prep.robust_mass.row_mass`: 258 values at 1801 angles), whose
@@ -61,9 +61,8 @@ from nsgen.prep.robust_rows import grow_rows
 from nsgen.prep.robust_stack import DECIDE_REACH as REACH, apply, stack_flags
 from nsgen.prep.robust_second import excluded, second_offsets, second_rows
 from nsgen.prep.robust_angles import expand_planes, plane_edges, plane_of_angle
-from nsgen.prep.stripe_robust import (STORED_SETS, _blocks, decide_bins, depth_rule,
-                                      feature_layout, raw_bin_means, raw_feature_fields,
-                                      set_offsets)
+from nsgen.prep.stripe_robust import STORED_SETS, decide_bins, depth_rule, set_offsets
+from nsgen.prep.robust_features import block_edges, feature_layout, raw_bin_means, raw_feature_fields
 from nsgen.runner import StageRunner
 from nsgen.stages.fused import Alongside, FusedStage
 from nsgen.stages.scan_sizing import row_sizing, scan_sizing
@@ -119,7 +118,7 @@ def kernels_cached(cache_dir: str | None = None) -> bool:
 
 #: float32 copies of a row a pass-one worker holds (its features, ~0.13 of a row at 1801
 #: angles, twice, the strong flags, and its angle-bin means for ``M0``, ~0.14; the
-#: normalised volume is never made: :func:`~nsgen.prep.stripe_robust.raw_feature_parts`)
+#: normalised volume is never made: :func:`~nsgen.prep.robust_features.raw_feature_parts`)
 FEATURE_FLOAT_COPIES = 0.65
 #: bytes a pass-two worker holds per feature byte read (the angle sets' rows, mapped from
 #: the scratch files: counted as the copies they were, and one background copy)
@@ -179,7 +178,7 @@ class FeatureSpills:
         return rows, sum(s.shape[1] for s in self.spills), cols
 
     def write_rows(self, start: int, fields: list[np.ndarray]) -> None:
-        """Rows ``start ...`` of :func:`~nsgen.prep.stripe_robust.raw_feature_fields`
+        """Rows ``start ...`` of :func:`~nsgen.prep.robust_features.raw_feature_fields`
         ``fields`` (each angle set's ranks, then the strong flags), each into its volume."""
         for spill, rows in zip(self.spills, fields, strict=True):
             spill.write_rows(start, rows)
@@ -344,7 +343,7 @@ class RobustDecideStage(_RobustRowStage):
         rows1 = (max(0, rows[0] - REACH), min(n_rows, rows[1] + REACH))
         xb = RowBins(self.source, (self.n_angles, n_rows, self.features.shape[2]),
                      self.dtype, rows1)
-        edges = _blocks(self.n_angles)
+        edges = block_edges(self.n_angles)
         bins = plane_edges(edges, self.n_angles)
         # the mask held per angle bin (every flag is: decide_bins; 7x less than per angle
         # at 1801 angles), in this worker's buffer, reused chunk after chunk (no page
@@ -649,7 +648,7 @@ def _sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,
     n_angles, n_rows, n_cols = shape
     feat_bytes = int(np.prod(layouts["features"][0][1:])) * 4
     # :class:`RowBins`: a band of raw rows and one row's means (normalised on the way:
-    # :func:`~nsgen.prep.stripe_robust.raw_bin_means` stores no normalised row)
+    # :func:`~nsgen.prep.robust_features.raw_bin_means` stores no normalised row)
     bins_row = n_angles * n_cols * BIN_BAND * np.dtype(dtype).itemsize + \
         feature_layout(n_angles)[1] * n_cols * 4
     first = scan_sizing(run, shape, dtype, FEATURE_FLOAT_COPIES + alongside,
@@ -666,7 +665,7 @@ def _sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,
     # offsets of the halo are small (+ the volume's M0 traces, twice: robust_mass.confirm's
     # centred copy)
     traces = 2 * n_rows * (feature_layout(n_angles)[1] + 1) * 8
-    planes = plane_edges(_blocks(n_angles), n_angles).size - 1
+    planes = plane_edges(block_edges(n_angles), n_angles).size - 1
     third = row_sizing(run, n_rows, row_bytes=(planes + DECIDE_COLUMN_BYTES) * n_cols,
                        work_factor=0.5, halo=REACH,
                        worker_overhead=JIT_OVERHEAD + bins_row + traces)
