@@ -98,18 +98,18 @@ def test_a_pass_one_that_does_not_fit_with_the_detector_runs_on_its_own(
         scan, tmp_path, caplog, monkeypatch):
     """When the two passes do not fit the memory limit together, the detector's first pass
     runs alone and pass one after the flags (the same bytes)."""
-    from nsgen.stages import robust
+    from nsgen.stages import robust_sizing
 
     options = dict(mode="paired", workers=2, chunk_size=6)
     _run(tmp_path / "fused", scan, caplog, **options)
-    sizings = robust._sizings
+    sizings = robust_sizing.sizings
 
     def no_room(*args, **kw):
         if (args[5:] or [kw.get("alongside", 0.0)])[0]:
             raise NsgenError("no room")
         return sizings(*args, **kw)
 
-    monkeypatch.setattr(robust, "_sizings", no_room)
+    monkeypatch.setattr(robust_sizing, "sizings", no_room)
     alone = _run(tmp_path / "alone", scan, caplog, **options)
     assert not any("+ normalise+pair" in m for m in alone)
     assert sum("detect stripes (robust, rows):" in m for m in alone) == 1

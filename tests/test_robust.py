@@ -9,13 +9,10 @@ import numpy as np
 import pytest
 
 from nsgen.io.scan_writer import write_scan
-from nsgen.io.spill import Spill
 from nsgen.modes.real import bad_pixels_of
 from nsgen.prep.detect import detect_volume
 from nsgen.prep.detect_params import DetectParams
-from nsgen.prep.robust_features import row_feature_parts
 from nsgen.scan import ScanLayout, open_scan
-from nsgen.stages import robust
 from nsgen.stages.scan_source import ScanSource
 
 from helpers import normalised
@@ -27,20 +24,6 @@ def scan(tmp_path_factory):
     path = tmp_path_factory.mktemp("robust") / "5000.nxs"
     write_scan(path, n_angles=360, n_rows=20, n_columns=96, seed=7, labelled=True)
     return path
-
-
-def test_row_bins_are_the_feature_pass_means(scan):
-    """Rows of RowBins equal the bin means the features kernel takes on the way (the same
-    bytes), however they are indexed."""
-    x = normalised(scan)
-    means = row_feature_parts(x)[1]
-    xb = robust.RowBins(ScanSource(str(scan), ScanLayout()), x.shape, "<u2", (4, 11))
-    assert xb.shape == (7, means.shape[1], 96) and xb.rows == []
-    assert xb[2].tobytes() == means[6].tobytes()
-    assert np.array_equal(xb[3, :, 5:9], means[7, :, 5:9])
-    assert np.array_equal(xb[-1][:, [0, 3]], means[10][:, [0, 3]])
-    assert xb.rows == [2, 3, 6]
-    assert np.asarray(xb).tobytes() == means[4:11].tobytes()
 
 
 @pytest.mark.parametrize("kept", [0, 7, 20])
@@ -67,30 +50,6 @@ def test_mask_with_scratch_in_memory_and_on_disk_equals_the_library(scan, tmp_pa
     want |= bad_pixels_of(ScanSource(str(scan), ScanLayout())).mask[None]
     assert np.array_equal(got, want)
     assert not [p for p in os.listdir("/dev/shm") if f"{os.getpid()}-robust" in p]
-
-
-@pytest.mark.parametrize("memory_rows", [0, 3, 10])
-def test_feature_spills_give_back_each_set_as_written(tmp_path, memory_rows):
-    """FeatureSpills keeps each angle set's fields and the strong flags in their own volume
-    and reads rows back, mapped or (rows in memory and on disk) read, as the C-contiguous
-    arrays of those fields."""
-    sizes, n_rows, n_cols = [3, 2, 4], 10, 5
-    feat = np.random.default_rng(0).random((n_rows, sum(sizes) + len(sizes), n_cols),
-                                           dtype=np.float32)
-    spills = robust.FeatureSpills.create(tmp_path / "f.f32", tmp_path / "m", n_rows, sizes,
-                                         n_cols, memory_rows)
-    assert spills.shape == feat.shape
-    assert all(isinstance(s, Spill) for s in spills.spills)
-    cut = np.cumsum([0, *sizes, len(sizes)])
-    for lo, hi in ((0, 6), (6, 10)):
-        spills.write_rows(lo, [feat[lo:hi, a:b] for a, b in zip(cut[:-1], cut[1:])])
-    for lo, hi in ((0, 10), (2, 5), (3, 4)):
-        got = spills.read(lo, hi)
-        assert len(got) == len(sizes) + 1
-        for a, b, arr in zip(cut[:-1], cut[1:], got):
-            assert arr.flags.c_contiguous and np.array_equal(arr, feat[lo:hi, a:b])
-    spills.unlink()
-    assert not list(tmp_path.iterdir())
 
 
 def test_raw_feature_fields_are_the_feature_parts_apart(scan):

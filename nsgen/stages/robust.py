@@ -20,7 +20,7 @@ chunking.
    (:func:`~nsgen.prep.robust_stack.stack_flags`: the 4 rows each side); the angle-bin
    means the decision
    asks for (rows of stripes over part of the scan: a few rows) come from the scan then
-   (:class:`RowBins`; storing every row's was half the scratch), and stores which
+   (:class:`~nsgen.stages.robust_scratch.RowBins`; storing every row's was half the scratch), and stores which
    columns of each row it flagged at any angle;
 4. :class:`RobustSecondOffsetStage` computes again the offsets of the rows whose compared
    rows hold flags of a defect over a few rows (:mod:`nsgen.prep.robust_second`: rows
@@ -41,38 +41,38 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 
 from nsgen.engine import forkserver as _forkserver, scratch
 from nsgen.engine.pipeline import Chunk, Stage, WorkResult, row_chunks
 from nsgen.engine.shm import SHM_PREFIX
-from nsgen.engine.sizing import Sizing
 from nsgen.errors import NsgenError
 from nsgen.io.spill import Spill
 from nsgen.prep.detect_params import DetectParams
-from nsgen.prep.stripe_detect import rows_to_read
+from nsgen.prep.robust_angles import expand_planes, plane_edges, plane_of_angle
+from nsgen.prep.robust_features import block_edges, feature_layout, raw_feature_fields
 from nsgen.prep.robust_mass import mass_trace, row_mass
 from nsgen.prep.robust_rows import grow_rows
-from nsgen.prep.robust_stack import DECIDE_REACH as REACH, apply, stack_flags
 from nsgen.prep.robust_second import excluded, second_offsets, second_rows
-from nsgen.prep.robust_angles import expand_planes, plane_edges, plane_of_angle
+from nsgen.prep.robust_stack import DECIDE_REACH as REACH, apply, stack_flags
+from nsgen.prep.stripe_detect import rows_to_read
 from nsgen.prep.stripe_robust import STORED_SETS, decide_bins, depth_rule, set_offsets
-from nsgen.prep.robust_features import block_edges, feature_layout, raw_bin_means, raw_feature_fields
 from nsgen.runner import StageRunner
+from nsgen.stages import robust_sizing
 from nsgen.stages.fused import Alongside, FusedStage
-from nsgen.stages.scan_sizing import row_sizing, scan_sizing
+from nsgen.stages.robust_scratch import FeatureSpills, RowBins
+from nsgen.stages.robust_sizing import balanced
 from nsgen.stages.scan_source import ScanSource
-from nsgen.stages.scan_stages import ScanStage, read_scan_rows
-from nsgen.stages.stripes import JIT_OVERHEAD, StepClock, mask_flags
+from nsgen.stages.scan_stages import ScanStage
+from nsgen.stages.stripes import StepClock, mask_flags
 
 __all__ = ["ROBUST_PRELOAD", "RobustDecideStage", "RobustFeatureStage", "RobustOffsetStage",
-           "RobustSecondOffsetStage", "RobustSecondStage", "FeatureSpills", "RowBins",
-           "kernels_cached", "balanced", "detect_robust"]
+           "RobustSecondOffsetStage", "RobustSecondStage", "chunk_mass", "detect_robust",
+           "kernels_cached"]
 
 #: what the engine's processes import once, in the forkserver, for ``nsgen mask``
 #: (:class:`~nsgen.engine.pipeline.Engine` ``preload``): these stages, and the compiled
@@ -114,91 +114,6 @@ def kernels_cached(cache_dir: str | None = None) -> bool:
         (source.parent / "__pycache__").glob(pattern)
     stamp = _jit.cache_stamp(_robust_jit.bin_means.py_func, source)
     return stamp is not None and any(_jit.loads_index(index, stamp) for index in found)
-
-
-#: float32 copies of a row a pass-one worker holds (its features, ~0.13 of a row at 1801
-#: angles, twice, the strong flags, and its angle-bin means for ``M0``, ~0.14; the
-#: normalised volume is never made: :func:`~nsgen.prep.robust_features.raw_feature_parts`)
-FEATURE_FLOAT_COPIES = 0.65
-#: bytes a pass-two worker holds per feature byte read (the angle sets' rows, mapped from
-#: the scratch files: counted as the copies they were, and one background copy)
-OFFSET_WORK_FACTOR = 2.5
-#: rows of the scan :class:`RowBins` reads at once (from the row asked for on)
-BIN_BAND = 2
-#: bytes a decide worker holds per row and column besides the mask: the decision's scores
-#: and temporaries (float64 maps of its rows; measured on 1801 x 256 x 2560, peak RSS of
-#: the pass's replay in row chunks of 32, 64 and 128: 0.7-2.1 MB per row, 270-820 bytes
-#: per column)
-DECIDE_COLUMN_BYTES = 1536
-
-
-def balanced(chunk_rows: int, n_rows: int, workers: int) -> int:
-    """Rows per chunk, at most ``chunk_rows``, aiming at a chunk count that is a multiple
-    of ``workers``, the chunks as even as can be (a pass whose chunks cost alike ends when its
-    busiest worker does).
-
-    Examples
-    --------
-    >>> balanced(56, 256, 2)   # 5 chunks (56, 56, 56, 56, 32): 6 of 43 (the last 41)
-    43
-    >>> balanced(300, 256, 2), balanced(7, 256, 2)
-    (128, 7)
-    """
-    n = -(-n_rows // max(1, chunk_rows))
-    n = -(-n // workers) * workers
-    return max(1, -(-n_rows // n))
-
-
-@dataclass(frozen=True)
-class FeatureSpills:
-    """Pass one's features in scratch volumes: each angle set's ranks in its own
-    ``(rows, ranks, columns)`` float32, then the strong flags ``(rows, sets, columns)``
-    float32. Pass two maps the rows of each straight from its file as the C-contiguous
-    arrays its kernels take (one volume of every field, rows first, was read into new
-    buffers: their pages faulted in cost 3-4x the copy)."""
-
-    spills: tuple[Spill, ...]
-
-    @classmethod
-    def create(cls, path: Path, memory: Path, n_rows: int, sizes: list[int], n_cols: int,
-               memory_rows: int) -> "FeatureSpills":
-        """The volumes of the angle sets of ``sizes`` ranks each and of their strong flags,
-        at ``path`` and ``memory`` (suffixed ``-0``, ``-1``, ...; the first ``memory_rows``
-        rows of each in ``memory``)."""
-        fields = [*sizes, len(sizes)]
-        return cls(tuple(Spill.create(path.with_name(f"{path.name}-{n}"), (n_rows, f, n_cols),
-                                      "float32", memory=Path(f"{memory}-{n}"),
-                                      memory_rows=memory_rows)
-                         for n, f in enumerate(fields)))
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """``(rows, fields, columns)`` of all of them together."""
-        rows, _, cols = self.spills[0].shape
-        return rows, sum(s.shape[1] for s in self.spills), cols
-
-    def write_rows(self, start: int, fields: list[np.ndarray]) -> None:
-        """Rows ``start ...`` of :func:`~nsgen.prep.robust_features.raw_feature_fields`
-        ``fields`` (each angle set's ranks, then the strong flags), each into its volume."""
-        for spill, rows in zip(self.spills, fields, strict=True):
-            spill.write_rows(start, rows)
-
-    def read(self, start: int, stop: int) -> list[np.ndarray]:
-        """Rows ``start .. stop-1`` of each volume: mapped from its file, or (rows in a
-        memory file and on disk) read into this process's scratch buffers."""
-        out = []
-        for n, spill in enumerate(self.spills):
-            rows = spill.map_rows(start, stop)
-            if rows is None:
-                rows = spill.read_rows(start, stop, scratch.buffer(
-                    f"features {n}", (stop - start, *spill.shape[1:]), np.float32))
-            out.append(rows)
-        return out
-
-    def unlink(self) -> None:
-        """Remove the volumes' files."""
-        for spill in self.spills:
-            spill.unlink()
 
 
 @dataclass
@@ -304,7 +219,7 @@ class RobustOffsetStage(_RobustRowStage):
 class RobustDecideStage(_RobustRowStage):
     """Pass three: the mask of each row chunk from the offsets of its rows and ``hd`` rows
     each side and the angle-bin means of those of its rows the decision asks for
-    (:class:`RowBins`, from the scan ``source``); keeps the mask (like
+    (:class:`~nsgen.stages.robust_scratch.RowBins`, from the scan ``source``); keeps the mask (like
     :class:`~nsgen.stages.stripes.MergeStage`) and returns the per-row (patch) flags."""
 
     source: ScanSource | None = None
@@ -455,93 +370,6 @@ class RobustSecondStage(RobustDecideStage):
         return WorkResult(((again[0], flags), clock.seconds))
 
 
-class RowBins:
-    """The angle-bin means ``(rows, bins, columns)`` of volume rows ``rows`` of a scan, as
-    :func:`~nsgen.prep.stripe_robust.decide_offsets` reads them (``xb[j]``, ``xb[j, ...]``),
-    a row computed from the scan when it is asked for (the decision reads those of a few
-    rows only, the rows of stripes over part of the scan, one row after another; storing
-    every row's means was half the scratch). The row last asked for is kept, and the scan
-    rows are read :data:`BIN_BAND` at a time. ``np.asarray`` gives every row.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from nsgen.io.scan_writer import write_scan
-    >>> from nsgen.scan import ScanLayout
-    >>> path = Path(tempfile.mkdtemp()) / "s.nxs"
-    >>> _ = write_scan(path, n_angles=360, n_rows=3, n_columns=40)
-    >>> xb = RowBins(ScanSource(str(path), ScanLayout()), (360, 3, 40), "<u2", (1, 3))
-    >>> xb.shape, xb[1, 5:7, :2].shape, xb.rows
-    ((2, 360, 40), (2, 2), [1])
-    """
-
-    def __init__(self, source: ScanSource, shape: tuple[int, int, int], dtype: str,
-                 rows: tuple[int, int]) -> None:
-        self.source = source
-        self.scan_shape = shape
-        self.dtype = dtype
-        self.start, self.stop = rows
-        n_bins = feature_layout(shape[0])[1]
-        self.shape = (self.stop - self.start, n_bins, shape[2])
-        self.ndim = 3
-        #: the rows computed so far, and the last one's means (refine reads a row's
-        #: columns run by run, row after row: one row is kept, not every row's)
-        self._asked: set[int] = set()
-        self._last: tuple[int, np.ndarray] = (-1, np.empty((0, 0), np.float32))
-        empty = np.empty((0, 0, 0), np.float32)
-        self._band: tuple[int, np.ndarray, np.ndarray, np.ndarray] = (0, empty, empty, empty)
-        #: seconds spent reading and computing rows
-        self.seconds = 0.0
-
-    @property
-    def rows(self) -> list[int]:
-        """The rows (from ``start``) computed so far."""
-        return sorted(self._asked)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def row(self, j: int) -> np.ndarray:
-        """Row ``j`` (counted from ``start``): ``(bins, columns)`` float32."""
-        j = range(self.shape[0])[j]
-        if j != self._last[0]:
-            t = time.perf_counter()
-            b0 = self._band[0]
-            if not b0 <= j < b0 + self._band[1].shape[1]:
-                self._read_band(j)
-            b0, raw, flat, dark = self._band
-            k = j - b0
-            self._last = (j, raw_bin_means(raw, flat, dark, (k, k + 1))[0])
-            self._asked.add(j)
-            self.seconds += time.perf_counter() - t
-        return self._last[1]
-
-    def _read_band(self, j: int) -> None:
-        """Read rows ``j`` to ``j + BIN_BAND - 1`` (clipped) of the scan: reading a row reads
-        a piece of every projection, and the rows asked for come in runs of neighbours
-        (stripes are a few rows deep) at about the cost of one."""
-        n_k, _, n_i = self.scan_shape
-        v = slice(self.start + j, min(self.stop, self.start + j + BIN_BAND))
-        # as the scan stages' reader hands them over (float32 flat and dark rows)
-        # (this worker's buffer, band after band: no page faulted in again)
-        raw = scratch.buffer("bin-mean band", (n_k, v.stop - v.start, n_i), self.dtype)
-        flat, dark = np.empty((2, v.stop - v.start, n_i), np.float32)
-        read_scan_rows(self.source.open(), v, [raw, flat, dark])
-        self._band = (j, raw, flat, dark)
-
-    def __getitem__(self, key: Any) -> Any:
-        first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
-        if isinstance(first, (int, np.integer)):
-            row = self.row(int(first))
-            return row[rest] if rest else row
-        return np.asarray(self)[key]
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = np.stack([self.row(j) for j in range(self.shape[0])]) if self.shape[0] else \
-            np.empty(self.shape, np.float32)
-        return out if dtype is None else out.astype(dtype)
-
-
 def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, int],
                   dtype: str, params: DetectParams, work: Path,
                   patch_shape: tuple[int, int] | None = None,
@@ -566,16 +394,16 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
     runner, rows = run.with_memory_scratch(row_bytes, n_rows)
     along = 0.0 if alongside is None else alongside.work_factor
     try:
-        sizings = _sizings(runner, shape, dtype, layouts, params, along)
+        sizings = robust_sizing.sizings(runner, shape, dtype, layouts, params, along)
     except NsgenError:   # the passes need that memory (an explicit --chunk-size): disk
         rows = 0
         try:
-            sizings = _sizings(run, shape, dtype, layouts, params, along)
+            sizings = robust_sizing.sizings(run, shape, dtype, layouts, params, along)
         except NsgenError:
             if not along:
                 raise
             along, alongside = 0.0, None   # the caller's pass runs on its own
-            sizings = _sizings(run, shape, dtype, layouts, params)
+            sizings = robust_sizing.sizings(run, shape, dtype, layouts, params)
     run.say(f"scratch: {rows} of {n_rows} rows in memory "
             f"({rows * row_bytes / 2**20:.0f} MiB), {n_rows - rows} on disk "
             f"({(n_rows - rows) * row_bytes / 2**20:.0f} MiB)")
@@ -638,35 +466,3 @@ def detect_robust(run: StageRunner, source: ScanSource, shape: tuple[int, int, i
         flagged.unlink()
         if mass is not None:
             mass.unlink()
-
-
-def _sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,
-             layouts: Mapping[str, tuple[tuple[int, ...], str]], params: DetectParams,
-             alongside: float = 0.0) -> tuple[Sizing, Sizing, Sizing]:
-    """The three passes' chunking within ``run``'s memory limit (the first pass's workers
-    holding ``alongside`` float32 copies of a row more: a pass run with it)."""
-    n_angles, n_rows, n_cols = shape
-    feat_bytes = int(np.prod(layouts["features"][0][1:])) * 4
-    # :class:`RowBins`: a band of raw rows and one row's means (normalised on the way:
-    # :func:`~nsgen.prep.robust_features.raw_bin_means` stores no normalised row)
-    bins_row = n_angles * n_cols * BIN_BAND * np.dtype(dtype).itemsize + \
-        feature_layout(n_angles)[1] * n_cols * 4
-    first = scan_sizing(run, shape, dtype, FEATURE_FLOAT_COPIES + alongside,
-                        worker_overhead=JIT_OVERHEAD)
-    # compute-only: the worker holds the feature rows it reads (with the halo, each angle
-    # set in its own buffer) and background copies
-    second = row_sizing(run, n_rows, row_bytes=feat_bytes, work_factor=OFFSET_WORK_FACTOR,
-                        halo=depth_rule(n_rows, params.min_stripe_depth),
-                        worker_overhead=JIT_OVERHEAD)
-    # the worker holds its rows' mask (a byte per angle bin and column: decide_bins; and
-    # the 4 rows each side, decided for the widening and the stacks: robust_rows,
-    # robust_stack), the decision's scores and temporaries (DECIDE_COLUMN_BYTES per
-    # column) and the bin means of those the decision asks for (a row at a time); the
-    # offsets of the halo are small (+ the volume's M0 traces, twice: robust_mass.confirm's
-    # centred copy)
-    traces = 2 * n_rows * (feature_layout(n_angles)[1] + 1) * 8
-    planes = plane_edges(block_edges(n_angles), n_angles).size - 1
-    third = row_sizing(run, n_rows, row_bytes=(planes + DECIDE_COLUMN_BYTES) * n_cols,
-                       work_factor=0.5, halo=REACH,
-                       worker_overhead=JIT_OVERHEAD + bins_row + traces)
-    return first, second, third
