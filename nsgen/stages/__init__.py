@@ -5,5 +5,8 @@
 * :mod:`~nsgen.stages.scan_sizing` - chunking of those passes;
 * :mod:`~nsgen.stages.decompress` - a once-decompressed copy of a compressed scan;
 * :mod:`~nsgen.stages.stripes` - the stripe pipeline (candidates, merge, flags);
+* :mod:`~nsgen.stages.robust` - the robust detector's passes over a scan, with its scratch
+  (:mod:`~nsgen.stages.robust_scratch`) and chunking (:mod:`~nsgen.stages.robust_sizing`);
+* :mod:`~nsgen.stages.fused` - two passes on one read of a scan;
 * :mod:`~nsgen.stages.write` - scratch-volume passes and the one write stage.
 """
