@@ -294,7 +294,7 @@ def decide_bins(qs: np.ndarray, q_start: int, xb: np.ndarray, rows: tuple[int, i
     # whose values is rank consistent in that block (a sample feature there, or a row whose
     # score the moving-feature rule set to 0, is not), in runs of blocks: every such run
     # (each block's rectangle above RUN_LEVEL) is a stripe's candidate, left to refine's
-    # step tests (a lone rectangle needs the bar: _rect_runs)
+    # step tests (a lone rectangle needs the bar: robust_pool.rect_runs)
     bar = BLOCK_FACTOR * threshold
     pbar = POOLED_FACTOR * threshold   # (the pooled runs': refine's stricter tests)
     run_rect = _pl.rect_runs(_pl.block_rects(qs, z_own[:-1], cons, q_start, rows, hd,
