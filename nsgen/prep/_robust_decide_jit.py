@@ -21,6 +21,13 @@ from nsgen.prep._robust_box_jit import prefix_sums
 
 
 @nb.njit(**_JIT)
+def _middle(v, n):  # pragma: no cover - compiled
+    """NumPy's median of the ``n`` sorted values ``v[:n]`` (``n >= 1``): the middle one, or
+    the middle two's ``(a + b) / 2``."""
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2.0
+
+
+@nb.njit(**_JIT)
 def drop_bias(z, threshold, half, flag):  # pragma: no cover - compiled
     """``flag`` (rows, columns) bool = ``|z| > threshold``, less the columns with a column
     within ``half`` of them (same row) above ``threshold`` too, stronger (``|z|``) and of
@@ -150,7 +157,7 @@ def moving_runs(cs, z, q_lo, start, reach, n_rows_total, extent, level, lag, fou
                         abs(speeds[reach]) < stays:
                     continue
                 v = np.sort(vals[:m])
-                med = v[m // 2] if m % 2 == 1 else (v[m // 2 - 1] + v[m // 2]) / 2.0
+                med = _middle(v, m)
                 if abs(med) >= speed:
                     for t in range(c0, c1):
                         out[jj, t] = True
@@ -215,10 +222,8 @@ def median_signed(sign, zb, out):  # pragma: no cover - compiled
                 buf[k] = v
             if nan:
                 out[j, c] = np.nan
-            elif n_b % 2:
-                out[j, c] = buf[n_b // 2]
             else:
-                out[j, c] = (buf[n_b // 2 - 1] + buf[n_b // 2]) / 2.0
+                out[j, c] = _middle(buf, n_b)
 
 
 @nb.njit(**_JIT)
@@ -346,8 +351,8 @@ def mad_without(v, k):  # pragma: no cover - compiled
     if n == 0:
         return np.nan
     o.sort()
-    m = o[n // 2] if n % 2 else (o[n // 2 - 1] + o[n // 2]) / 2.0
+    m = _middle(o, n)
     for t in range(n):
         o[t] = abs(o[t] - m)
     o.sort()
-    return o[n // 2] if n % 2 else (o[n // 2 - 1] + o[n // 2]) / 2.0
+    return _middle(o, n)

@@ -20,8 +20,8 @@ chunking.
    (:func:`~nsgen.prep.robust_stack.stack_flags`: the 4 rows each side); the angle-bin
    means the decision
    asks for (rows of stripes over part of the scan: a few rows) come from the scan then
-   (:class:`~nsgen.stages.robust_scratch.RowBins`; storing every row's was half the scratch), and stores which
-   columns of each row it flagged at any angle;
+   (:class:`~nsgen.stages.robust_scratch.RowBins`; storing every row's was half the
+   scratch), and stores which columns of each row it flagged at any angle;
 4. :class:`RobustSecondOffsetStage` computes again the offsets of the rows whose compared
    rows hold flags of a defect over a few rows (:mod:`nsgen.prep.robust_second`: rows
    first once more, those flags left out of the backgrounds; from the features of ``hd``
@@ -219,8 +219,9 @@ class RobustOffsetStage(_RobustRowStage):
 class RobustDecideStage(_RobustRowStage):
     """Pass three: the mask of each row chunk from the offsets of its rows and ``hd`` rows
     each side and the angle-bin means of those of its rows the decision asks for
-    (:class:`~nsgen.stages.robust_scratch.RowBins`, from the scan ``source``); keeps the mask (like
-    :class:`~nsgen.stages.stripes.MergeStage`) and returns the per-row (patch) flags."""
+    (:class:`~nsgen.stages.robust_scratch.RowBins`, from the scan ``source``); keeps the
+    mask (like :class:`~nsgen.stages.stripes.MergeStage`) and returns the per-row (patch)
+    flags."""
 
     source: ScanSource | None = None
     dtype: str = "<u2"

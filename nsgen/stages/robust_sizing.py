@@ -53,8 +53,8 @@ def balanced(chunk_rows: int, n_rows: int, workers: int) -> int:
 
 
 def sizings(run: StageRunner, shape: tuple[int, int, int], dtype: str,
-             layouts: Mapping[str, tuple[tuple[int, ...], str]], params: DetectParams,
-             alongside: float = 0.0) -> tuple[Sizing, Sizing, Sizing]:
+            layouts: Mapping[str, tuple[tuple[int, ...], str]], params: DetectParams,
+            alongside: float = 0.0) -> tuple[Sizing, Sizing, Sizing]:
     """The three passes' chunking within ``run``'s memory limit (the first pass's workers
     holding ``alongside`` float32 copies of a row more: a pass run with it)."""
     n_angles, n_rows, n_cols = shape
