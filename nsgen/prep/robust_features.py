@@ -67,8 +67,8 @@ def row_features(x: np.ndarray) -> np.ndarray:
 
 def row_feature_parts(x: np.ndarray, means: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """:func:`row_features` in two parts: the ranks and strong defects (what
-    :func:`~nsgen.prep.stripe_robust.row_offsets` reads, with ``hd`` rows each side) and the angle-bin means (what
-    the decision reads of its rows only; ``(rows, 0, columns)`` with one block, or without
+    :func:`~nsgen.prep.stripe_robust.row_offsets` reads, with ``hd`` rows each side) and
+    the angle-bin means (what the decision reads of its rows only; ``(rows, 0, columns)`` with one block, or without
     ``means``: :func:`bin_means` gives them later, for the rows that need them)."""
     n_k = x.shape[0]
     edges = block_edges(n_k)

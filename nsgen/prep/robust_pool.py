@@ -216,7 +216,8 @@ def rectangles(reach: int) -> tuple[np.ndarray, np.ndarray]:
     """
     half = POOL_WIDTH - 1
     n_r, n_c = 2 * reach + 1, 2 * half + 1
-    boxes = [(a, h, b, w) for h in range(2, min(ROW_POOL_WIDTH, n_r) + 1)  # (one row: pool_columns's)
+    # (one row is pool_columns')
+    boxes = [(a, h, b, w) for h in range(2, min(ROW_POOL_WIDTH, n_r) + 1)
              for a in range(reach - h + 1, reach + 1) if a >= 0 and a + h <= n_r
              for w in range(max(1, -(-RECT_MIN // h)), POOL_WIDTH + 1)
              for b in range(half - w + 1, half + 1)]

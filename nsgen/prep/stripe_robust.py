@@ -130,8 +130,9 @@ GROW = 0.5
 HALO = 5
 #: a run of block rectangles (:func:`~nsgen.prep.robust_pool.rect_runs`) is flagged above
 #: this: every such run (each block's rectangle above RUN_LEVEL, its values rank consistent
-#: in the block) is a stripe's candidate, which :func:`~nsgen.prep.robust_angles.refine`'s step tests judge
-#: (labelled benchmark, seeds 1-4: at the runs' bar, 2.2 x the threshold, partial rows
+#: in the block) is a stripe's candidate, which
+#: :func:`~nsgen.prep.robust_angles.refine`'s step tests judge (labelled benchmark, seeds
+#: 1-4: at the runs' bar, 2.2 x the threshold, partial rows
 #: 142 of 154; here 147, no clean row more on any seed set; docs/detection.md, fourteenth
 #: round). A lone rectangle (a run of one block) needs the bar
 RECT_RUN_LEVEL = RUN_LEVEL
@@ -150,8 +151,8 @@ def robust_mask_rows(block: np.ndarray, block_start: int, rows: tuple[int, int],
     volume; :func:`decide_twice`) with ``hd`` of :func:`depth_rule`; the result (uint8
     0/1, ``(angles, stop - start, cols)``) is then the same whatever the chunking, given
     the volume's ``mass`` (:func:`~nsgen.prep.robust_mass.volume_mass` of every row's
-    :func:`~nsgen.prep.robust_features.bin_means`: the mass-conservation confirmation; computed here when the block
-    holds every row of the volume; without it, a block of part of the volume is decided
+    :func:`~nsgen.prep.robust_features.bin_means`: the mass-conservation confirmation;
+    computed here when the block holds every row of the volume; without it, a block of part of the volume is decided
     without that step).
     """
     x = np.asarray(block, np.float32)
@@ -339,8 +340,9 @@ def decide(feat: np.ndarray, feat_start: int, rows: tuple[int, int], n_rows_tota
            n_k: int, threshold: float = THRESHOLD, depth: int = 30) -> np.ndarray:
     """Robust mask ``(n_k, stop - start, columns)`` uint8 of volume rows ``rows`` from the
     :func:`~nsgen.prep.robust_features.row_features` ``feat`` of volume rows
-    ``feat_start ...``, which must hold the rows ``[start - 2 hd, stop + 2 hd)`` (clipped to the volume; ``hd`` of
-    :func:`depth_rule`): the same mask whatever the chunking (steps 2-5)."""
+    ``feat_start ...``, which must hold the rows ``[start - 2 hd, stop + 2 hd)`` (clipped
+    to the volume; ``hd`` of :func:`depth_rule`): the same mask whatever the chunking
+    (steps 2-5)."""
     hd = depth_rule(n_rows_total, depth)
     start, stop = rows
     _check_rows((feat_start, feat_start + feat.shape[0]), rows, n_rows_total, HALO * hd)
