@@ -257,11 +257,20 @@ def row_boxes(cand: np.ndarray, q: np.ndarray) -> list[tuple[int, int, int, int,
 
 
 def _runs(v: np.ndarray) -> list[tuple[int, int]]:
-    """``[start, stop)`` of the runs of consecutive values of the sorted ints ``v``."""
-    if not v.size:
-        return []
-    cut = np.flatnonzero(np.diff(v) > 1) + 1
-    return [(int(p[0]), int(p[-1]) + 1) for p in np.split(v, cut)]
+    """``[start, stop)`` of the runs of consecutive values of the sorted ints ``v``.
+
+    Examples
+    --------
+    >>> _runs(np.array([2, 3, 4, 7, 9, 10]))
+    [(2, 5), (7, 8), (9, 11)]
+    """
+    found: list[tuple[int, int]] = []
+    for x in v.tolist():   # (few values: Python's loop is the fastest)
+        if found and x == found[-1][1]:
+            found[-1] = (found[-1][0], x + 1)
+        else:
+            found.append((x, x + 1))
+    return found
 
 
 def confirm(out: np.ndarray, q: np.ndarray, z: list[np.ndarray], trace: np.ndarray,

@@ -74,6 +74,7 @@ from nsgen.prep.robust_scores import (HALF_WINDOW, STRONG, _interpolate, _robust
 
 _rj = kernels("nsgen.prep._robust_jit")
 _ro = kernels("nsgen.prep._robust_offsets_jit")
+_rt = kernels("nsgen.prep._robust_tall_jit")
 
 __all__ = ["BLOCK_AGREE", "CONSISTENCY", "ECHO", "MIRROR_MATCH", "MIRROR_MATCH_ONE_BLOCK",
            "MIRROR_TOL", "SIGN_FRACTION", "SYMMETRY", "TALL_SETS", "TALL_THRESHOLD", "block_scores",
@@ -134,11 +135,22 @@ def odd_windows(n_i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _median(x: np.ndarray, win: tuple[np.ndarray, np.ndarray, np.ndarray],
             cols: np.ndarray | slice = slice(None)) -> np.ndarray:
-    """Running median across columns of ``x`` ``(..., columns)`` at ``cols``, over the
-    :func:`odd_windows` ``win``."""
-    idx, anchor, flip = (w[:, cols] for w in win)
-    v = np.where(flip, 2 * x[..., anchor] - x[..., idx], x[..., idx])
-    return np.median(v, axis=-2)
+    """Running median across columns of ``x`` ``(..., columns)`` float32 at ``cols``, over
+    the :func:`odd_windows` ``win`` (compiled: :func:`~nsgen.prep._robust_tall_jit.
+    odd_median`)."""
+    cols = np.arange(x.shape[-1])[cols]
+    x2 = np.ascontiguousarray(x, np.float32).reshape(-1, x.shape[-1])
+    out = np.empty((x2.shape[0], cols.size), np.float32)
+    _rt.odd_median(x2, *win, cols, out)
+    return out.reshape(*x.shape[:-1], cols.size)
+
+
+def _rank_mean(srt: np.ndarray) -> np.ndarray:
+    """``srt.mean(axis=0, dtype=np.float64)`` of ranks ``(ranks, columns)`` float32, the same
+    numbers (compiled: :func:`~nsgen.prep._robust_tall_jit.rank_mean`)."""
+    out = np.empty(srt.shape[1])
+    _rt.rank_mean(np.ascontiguousarray(srt, np.float32), out)
+    return out
 
 
 def _running_median(p: np.ndarray, win: tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -194,14 +206,14 @@ def _background(srt: np.ndarray, win: tuple[np.ndarray, np.ndarray, np.ndarray]
     :data:`~nsgen.prep.robust_scores.STRONG` robust scales) replaced by their neighbouring
     columns, their mean rank profile, and the row-alone offsets ``q`` of the row's mean
     rank profile against them."""
-    prof = srt.mean(axis=0, dtype=np.float64).astype(np.float32).astype(np.float64)
+    prof = _rank_mean(srt).astype(np.float32).astype(np.float64)
     q = prof - _running_median(prof, win)
     strong = np.abs(q) > STRONG * _robust_scale(q)
     if not strong.any():
         return srt, prof, q
     bg = srt.copy()
     _interpolate(bg, strong)
-    bg_prof = bg.mean(axis=0, dtype=np.float64)
+    bg_prof = _rank_mean(bg)
     return bg, bg_prof, prof - _running_median(bg_prof, win)
 
 
