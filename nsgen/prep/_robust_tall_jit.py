@@ -8,9 +8,10 @@ values: ~60 us a call, 8 calls a row); here they are loops.
 
 Exactness: the mean adds the ranks in rank order in float64 to ``+0.0`` (NumPy's
 ``mean(axis=0, dtype=float64)`` of a C-ordered ``(ranks, columns)`` array: a column of
-``-0.0`` has the mean ``+0.0``), and divides by the count; a median of an odd window is one of its values (NumPy's ``median``
-may take another of tied zeros of both signs: no sum or comparison downstream tells
-``-0.0`` from ``+0.0``), NaN where the window holds a NaN, as NumPy's.
+``-0.0`` has the mean ``+0.0``), and divides by the count; a median of an odd window is one
+of its values (NumPy's ``median`` may take another of tied zeros of both signs: no sum or
+comparison downstream tells ``-0.0`` from ``+0.0``), NaN where the window holds a NaN, as
+NumPy's.
 """
 
 from __future__ import annotations
