@@ -32,5 +32,5 @@ def test_engine_preloads_fastexit_last(monkeypatch) -> None:
     monkeypatch.setattr(engine, "_start_processes", lambda: None)
     engine.start()
     engine.close()
-    assert seen == [["nsgen.engine.pipeline", "numpy", "nsgen.modes.raw",
+    assert seen == [["nsgen.engine.gcpause", "nsgen.engine.pipeline", "numpy", "nsgen.modes.raw",
                      "nsgen.engine.preload", "nsgen.engine.fastexit"]]

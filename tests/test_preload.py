@@ -52,3 +52,30 @@ def test_an_engine_started_with_the_mode_module_preloads_its_list(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          check=True, cwd=tmp_path, env=env).stdout
     assert out.strip() == "[[]]"
+
+
+def test_the_forkserver_children_collect_garbage_with_the_preload_frozen(tmp_path):
+    """The forkserver imports its preload with the garbage collector off
+    (:mod:`nsgen.engine.gcpause`) and turns it on again once the imports are done: a
+    worker starts with the collector on and the preloaded objects (NumPy's, ...) in the
+    permanent generation."""
+    script = tmp_path / "probe.py"
+    script.write_text(textwrap.dedent("""
+        import gc
+        from nsgen.engine.pipeline import Engine, Stage, WorkResult, row_chunks
+
+        class Probe(Stage):
+            def chunks(self):
+                return row_chunks(1, 1)
+
+            def work(self, chunk, data):
+                return WorkResult((gc.isenabled(), gc.get_freeze_count() > 10000))
+
+        if __name__ == "__main__":
+            with Engine(1, preload=["nsgen.modes.raw"]) as engine:
+                print(engine.run(Probe(), 1), gc.isenabled(), gc.get_freeze_count())
+    """))
+    env = {**os.environ, "PYTHONPATH": str(Path(nsgen.__file__).parents[1])}  # this tree
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         check=True, cwd=tmp_path, env=env).stdout
+    assert out.split() == ["[(True,", "True)]", "True", "0"]   # (the main process untouched)

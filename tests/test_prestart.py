@@ -139,6 +139,6 @@ def test_nsgen_mask_starts_its_forkserver_with_the_detectors_preload():
         "assert start_mask_early(['-h']) is None\n"
         "pid = start_mask_early(['--h5', 's.nxs', '-a', 'm.npz'])\n"
         "print(pid is not None, 'numpy' in sys.modules)\n"
-        "print(forkserver._forkserver._preload_modules[2])\n"
+        "print(forkserver._forkserver._preload_modules[3])\n"
         "stop_early(pid)\n")
     assert out.split() == ["True", "False", "nsgen.stages.robust"]

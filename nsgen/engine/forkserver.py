@@ -90,19 +90,20 @@ def mode_preload(mode: str) -> list[str]:
 
 
 def forkserver_preload(preload: Sequence[str]) -> list[str]:
-    """The modules the engine's forkserver imports, in order: what every child needs, the
-    run's ``preload``, :mod:`nsgen.engine.preload` (what the modes among them list in
+    """The modules the engine's forkserver imports, in order: first :mod:`nsgen.engine.gcpause`
+    (no garbage collection during the imports), what every child needs, the run's
+    ``preload``, :mod:`nsgen.engine.preload` (what the modes among them list in
     ``ENGINE_PRELOAD``) and last :mod:`nsgen.engine.fastexit` (the forkserver then ends
     without tearing its interpreter down).
 
     Examples
     --------
     >>> forkserver_preload(["nsgen.modes.raw"])  # doctest: +NORMALIZE_WHITESPACE
-    ['nsgen.engine.pipeline', 'numpy', 'nsgen.modes.raw', 'nsgen.engine.preload',
-     'nsgen.engine.fastexit']
+    ['nsgen.engine.gcpause', 'nsgen.engine.pipeline', 'numpy', 'nsgen.modes.raw',
+     'nsgen.engine.preload', 'nsgen.engine.fastexit']
     """
-    return ["nsgen.engine.pipeline", "numpy", *preload, "nsgen.engine.preload",
-            "nsgen.engine.fastexit"]
+    return ["nsgen.engine.gcpause", "nsgen.engine.pipeline", "numpy", *preload,
+            "nsgen.engine.preload", "nsgen.engine.fastexit"]
 
 
 def start(preload: Sequence[str]) -> int | None:

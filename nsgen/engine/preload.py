@@ -6,7 +6,9 @@ every module that a mode module already imported there (``nsgen.modes.*``) names
 ``ENGINE_PRELOAD``. So the main process can start the engine with the mode's module name
 alone (:func:`nsgen.runner.generate`), before it has imported the mode itself: importing a
 real mode took the main process 0.09 s, during which the forkserver, the longest start-up
-step (~1 s of imports), could not begin. Imported anywhere else, it does nothing.
+step (~1 s of imports), could not begin. Then it turns the garbage collector, off during the
+forkserver's imports, on again (:func:`nsgen.engine.gcpause.resume`). Imported anywhere else,
+it does nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from types import ModuleType
 
 from nsgen.engine.fastexit import in_forkserver
 from nsgen.engine.forkserver import MODE_PACKAGE
+from nsgen.engine.gcpause import resume
 
 __all__ = ["listed"]
 
@@ -50,3 +53,4 @@ def _import_listed() -> None:   # pragma: no cover - runs in the forkserver only
 
 if in_forkserver():   # pragma: no cover - runs in the forkserver only
     _import_listed()
+    resume()   # (the imports done: the garbage collector on again, their objects frozen)
