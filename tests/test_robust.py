@@ -18,16 +18,8 @@ from nsgen.stages.scan_source import ScanSource
 from helpers import normalised
 
 
-@pytest.fixture(scope="module")
-def scan(tmp_path_factory):
-    """A labelled scan of 6 angle blocks (stripes over part of the scan among them)."""
-    path = tmp_path_factory.mktemp("robust") / "5000.nxs"
-    write_scan(path, n_angles=360, n_rows=20, n_columns=96, seed=7, labelled=True)
-    return path
-
-
 @pytest.mark.parametrize("kept", [0, 7, 20])
-def test_mask_with_scratch_in_memory_and_on_disk_equals_the_library(scan, tmp_path,
+def test_mask_with_scratch_in_memory_and_on_disk_equals_the_library(robust_scan, tmp_path,
                                                                      monkeypatch, capsys,
                                                                      kept):
     """The archive holds the whole-volume mask whether the scratch rows are in memory, on
@@ -37,25 +29,25 @@ def test_mask_with_scratch_in_memory_and_on_disk_equals_the_library(scan, tmp_pa
     from nsgen.io import spill
     monkeypatch.setattr(spill, "memory_rows", lambda *a, **k: kept)
     archive = tmp_path / "m.npz"
-    assert mask_command.main(["--h5", str(scan), "-a", str(archive), "-C", "3", "-v"]) == 0
+    assert mask_command.main(["--h5", str(robust_scan), "-a", str(archive), "-C", "3", "-v"]) == 0
     err = capsys.readouterr().err
     assert f"scratch: {kept} of 20 rows in memory" in err
     asked = int(err.split("bin-mean rows ")[1].split(",")[0])
     assert asked > 0
-    x = normalised(scan)
+    x = normalised(robust_scan)
     with np.load(archive) as z:
         got = z["m5000"]
     want = detect_volume(x, "robust", DetectParams.for_scan(x.shape))
     # dead and saturated pixels are flagged at every angle after detection
-    want |= bad_pixels_of(ScanSource(str(scan), ScanLayout())).mask[None]
+    want |= bad_pixels_of(ScanSource(str(robust_scan), ScanLayout())).mask[None]
     assert np.array_equal(got, want)
     assert not [p for p in os.listdir("/dev/shm") if f"{os.getpid()}-robust" in p]
 
 
-def test_raw_feature_fields_are_the_feature_parts_apart(scan):
+def test_raw_feature_fields_are_the_feature_parts_apart(robust_scan):
     """The first pass writes raw_feature_fields: raw_feature_parts' fields, not joined."""
     from nsgen.prep.robust_features import raw_feature_fields, raw_feature_parts
-    with open_scan(str(scan)) as s:
+    with open_scan(str(robust_scan)) as s:
         rows = slice(0, s.shape[1])
         raw, flat, dark = s.read_projections(rows), s.flat_mean(rows), s.dark_mean(rows)
     fields = raw_feature_fields(raw, flat, dark)

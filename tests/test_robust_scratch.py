@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nsgen.io.scan_writer import write_scan
 from nsgen.io.spill import Spill
 from nsgen.prep.robust_features import row_feature_parts
 from nsgen.scan import ScanLayout
@@ -16,20 +15,12 @@ from nsgen.stages.scan_source import ScanSource
 from helpers import normalised
 
 
-@pytest.fixture(scope="module")
-def scan(tmp_path_factory):
-    """A labelled scan of 6 angle blocks."""
-    path = tmp_path_factory.mktemp("scratch") / "5000.nxs"
-    write_scan(path, n_angles=360, n_rows=20, n_columns=96, seed=7, labelled=True)
-    return path
-
-
-def test_row_bins_are_the_feature_pass_means(scan):
+def test_row_bins_are_the_feature_pass_means(robust_scan):
     """Rows of RowBins equal the bin means the features kernel takes on the way (the same
     bytes), however they are indexed."""
-    x = normalised(scan)
+    x = normalised(robust_scan)
     means = row_feature_parts(x)[1]
-    xb = RowBins(ScanSource(str(scan), ScanLayout()), x.shape, "<u2", (4, 11))
+    xb = RowBins(ScanSource(str(robust_scan), ScanLayout()), x.shape, "<u2", (4, 11))
     assert xb.shape == (7, means.shape[1], 96) and xb.rows == []
     assert xb[2].tobytes() == means[6].tobytes()
     assert np.array_equal(xb[3, :, 5:9], means[7, :, 5:9])
