@@ -42,6 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from nsgen.prep._lazy import kernels
+from nsgen.prep.robust_moving import runs
 
 _rdj = kernels("nsgen.prep._robust_decide_jit")
 
@@ -247,29 +248,12 @@ def row_boxes(cand: np.ndarray, q: np.ndarray) -> list[tuple[int, int, int, int,
     [(2, 5, 0, 2, 1.25)]
     """
     found = []
-    for c0, c1 in _runs(np.flatnonzero(cand.any(axis=0))):
-        for b0, b1 in _runs(np.flatnonzero(cand[:, c0:c1].any(axis=1))):
+    for c0, c1 in zip(*runs(cand.any(axis=0))):
+        for b0, b1 in zip(*runs(cand[:, c0:c1].any(axis=1))):
             own = c0 + np.flatnonzero(cand[b0:b1, c0:c1].any(axis=0))
             i, j = int(own[0]), int(own[-1]) + 1
             exp = float(np.mean([q[b, i:j][cand[b, i:j] != 0].sum() for b in range(b0, b1)]))
             found.append((i, j, int(b0), int(b1), exp))
-    return found
-
-
-def _runs(v: np.ndarray) -> list[tuple[int, int]]:
-    """``[start, stop)`` of the runs of consecutive values of the sorted ints ``v``.
-
-    Examples
-    --------
-    >>> _runs(np.array([2, 3, 4, 7, 9, 10]))
-    [(2, 5), (7, 8), (9, 11)]
-    """
-    found: list[tuple[int, int]] = []
-    for x in v.tolist():   # (few values: Python's loop is the fastest)
-        if found and x == found[-1][1]:
-            found[-1] = (found[-1][0], x + 1)
-        else:
-            found.append((x, x + 1))
     return found
 
 
