@@ -59,6 +59,30 @@ def test_bin_means_on_the_way_equal_numpys():
     assert np.array_equal(np.signbit(means[:, 2:]), np.signbit(want))
 
 
+def test_bin_means_of_a_volume_equal_numpys():
+    """The volume's bin means (each bin by the kernel's angle-bin mean) are the reference's
+    bytes, signs of zeros included."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(37, 3, 300)).astype(np.float32)
+    x[:, 2, 5] = -0.0
+    bins = np.array([0, 7, 14, 20, 29, 37])
+    means = np.empty((3, bins.size - 1, 300), np.float32)
+    rj.bin_means(x, bins, means)
+    assert means.tobytes() == bin_means(x, bins).tobytes()
+
+
+@pytest.mark.parametrize("n_r, n_i", [(1, 17), (30, 40), (32, 2563)])
+def test_bin_mean_into_float64_is_numpys_mean_bit_for_bit(n_r, n_i):
+    """Into a float64 row, the angle-bin mean is NumPy's ``mean(axis=0, dtype=float64)``
+    (the row-alone path's mean over the ranks)."""
+    rng = np.random.default_rng(n_i)
+    srt = np.sort(rng.normal(0, 1, (n_r, n_i)) ** 3, axis=0).astype(np.float32)
+    srt[:, 3] = -0.0                    # a column of negative zeros: NumPy's mean is +0.0
+    out = np.empty(n_i)
+    rj._bin_mean(srt, np.empty(n_i), out)
+    assert out.tobytes() == srt.mean(axis=0, dtype=np.float64).tobytes()
+
+
 def test_pooled_ranks_equal_numpy():
     from nsgen.prep.robust_scores import pooled
     rng = np.random.default_rng(5)

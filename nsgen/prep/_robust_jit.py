@@ -310,8 +310,10 @@ def ranked_int_sets(raw, top, dark, lo, hi, ln_den, edges, padded, kind_cut, kin
 
 @nb.njit(**_JIT)
 def _bin_mean(rows, acc, dst):  # pragma: no cover - compiled
-    """``dst`` = the mean of the normalised ``rows`` ``(angles, columns)`` float32 per
-    column: float64 sums in row order, divided by the count, rounded to float32."""
+    """``dst`` = the mean of ``rows`` ``(angles, columns)`` float32 per column: float64
+    sums in row order from ``+0.0``, divided by the count, in ``dst``'s precision (rounded
+    to float32 for a float32 ``dst``; into float64, NumPy's ``mean(axis=0,
+    dtype=float64)`` of C-ordered rows, the same numbers)."""
     n_i = dst.shape[0]
     for t in range(n_i):
         acc[t] = 0.0
@@ -321,7 +323,7 @@ def _bin_mean(rows, acc, dst):  # pragma: no cover - compiled
             acc[t] += np.float64(src[t])
     width = np.float64(rows.shape[0])
     for t in range(n_i):
-        dst[t] = np.float32(acc[t] / width)
+        dst[t] = dst.dtype.type(acc[t] / width)
 
 
 @nb.njit(**_JIT)
@@ -364,20 +366,10 @@ def bin_means(x, bins, means):  # pragma: no cover - compiled
     """``means[j, b]`` = the mean of ``x[bins[b]:bins[b + 1], j]`` ``(angles, rows,
     columns)`` per column, as :func:`ranked_rows` takes it on the way (float64 sums in
     angle order, divided by the bin's width, rounded to float32): the same values."""
-    n_j, n_i = x.shape[1], x.shape[2]
-    acc = np.zeros(n_i)
-    for j in range(n_j):
+    acc = np.zeros(x.shape[2])
+    for j in range(x.shape[1]):
         for b in range(bins.shape[0] - 1):
-            for t in range(n_i):
-                acc[t] = 0.0
-            for k in range(bins[b], bins[b + 1]):
-                src = x[k, j]
-                for t in range(n_i):
-                    acc[t] += np.float64(src[t])
-            width = np.float64(bins[b + 1] - bins[b])
-            mrow = means[j, b]
-            for t in range(n_i):
-                mrow[t] = np.float32(acc[t] / width)
+            _bin_mean(x[bins[b]:bins[b + 1], j], acc, means[j, b])
 
 
 @nb.njit(**_JIT)

@@ -1,17 +1,15 @@
-"""Compiled (Numba) kernels of the robust detector's row-alone path (:mod:`nsgen.prep.robust_tall`).
+"""Compiled (Numba) kernel of the robust detector's row-alone path (:mod:`nsgen.prep.robust_tall`).
 
-That path runs, for every row and angle set, a mean over the ranks and a running median
-across columns whose first and last columns take windows extended by point reflection
-(:func:`~nsgen.prep.robust_tall.odd_windows`). Written in NumPy, those two were half of its
-time (the windows of the edge columns gathered by fancy indexing, ``np.median`` of 17 x 16
-values: ~60 us a call, 8 calls a row); here they are loops.
+That path runs, for every row and angle set, a running median across columns whose first
+and last columns take windows extended by point reflection
+(:func:`~nsgen.prep.robust_tall.odd_windows`). Written in NumPy, those edge medians were
+a third of its time (the windows gathered by fancy indexing, ``np.median`` of 17 x 16
+values: ~60 us a call, 8 calls a row); here they are loops. (Its means over the ranks are
+the angle-bin mean of :mod:`nsgen.prep._robust_jit`, into float64.)
 
-Exactness: the mean adds the ranks in rank order in float64 to ``+0.0`` (NumPy's
-``mean(axis=0, dtype=float64)`` of a C-ordered ``(ranks, columns)`` array: a column of
-``-0.0`` has the mean ``+0.0``), and divides by the count; a median of an odd window is one
-of its values (NumPy's ``median`` may take another of tied zeros of both signs: no sum or
-comparison downstream tells ``-0.0`` from ``+0.0``), NaN where the window holds a NaN, as
-NumPy's.
+Exactness: a median of an odd window is one of its values (NumPy's ``median`` may take
+another of tied zeros of both signs: no sum or comparison downstream tells ``-0.0`` from
+``+0.0``), NaN where the window holds a NaN, as NumPy's.
 """
 
 from __future__ import annotations
@@ -20,24 +18,6 @@ import numba as nb
 import numpy as np
 
 from nsgen.prep._jit import JIT as _JIT
-
-
-@nb.njit(**_JIT)
-def rank_mean(srt, out):  # pragma: no cover - compiled
-    """``out`` (float64 per column) = the mean over the rows of ``srt`` ``(ranks, columns)``,
-    added in float64 in row order to ``+0.0``, divided by the count."""
-    n_r, n_i = srt.shape
-    for t in range(n_i):
-        out[np.uint64(t)] = 0.0
-    for r in range(n_r):
-        row = srt[r]
-        for t in range(n_i):
-            u = np.uint64(t)
-            out[u] += np.float64(row[u])
-    n = np.float64(n_r)
-    for t in range(n_i):
-        u = np.uint64(t)
-        out[u] = out[u] / n
 
 
 @nb.njit(**_JIT)

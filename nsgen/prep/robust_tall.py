@@ -147,9 +147,9 @@ def _median(x: np.ndarray, win: tuple[np.ndarray, np.ndarray, np.ndarray],
 
 def _rank_mean(srt: np.ndarray) -> np.ndarray:
     """``srt.mean(axis=0, dtype=np.float64)`` of ranks ``(ranks, columns)`` float32, the same
-    numbers (compiled: :func:`~nsgen.prep._robust_tall_jit.rank_mean`)."""
+    numbers (compiled: the angle-bin mean of :mod:`nsgen.prep._robust_jit`)."""
     out = np.empty(srt.shape[1])
-    _rt.rank_mean(np.ascontiguousarray(srt, np.float32), out)
+    _rj._bin_mean(np.ascontiguousarray(srt, np.float32), np.empty(srt.shape[1]), out)
     return out
 
 
