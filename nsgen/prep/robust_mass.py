@@ -248,8 +248,8 @@ def row_boxes(cand: np.ndarray, q: np.ndarray) -> list[tuple[int, int, int, int,
     [(2, 5, 0, 2, 1.25)]
     """
     found = []
-    for c0, c1 in zip(*runs(cand.any(axis=0))):
-        for b0, b1 in zip(*runs(cand[:, c0:c1].any(axis=1))):
+    for c0, c1 in zip(*runs(np.asarray(cand.any(axis=0)))):
+        for b0, b1 in zip(*runs(np.asarray(cand[:, c0:c1].any(axis=1)))):
             own = c0 + np.flatnonzero(cand[b0:b1, c0:c1].any(axis=0))
             i, j = int(own[0]), int(own[-1]) + 1
             exp = float(np.mean([q[b, i:j][cand[b, i:j] != 0].sum() for b in range(b0, b1)]))
