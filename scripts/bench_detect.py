@@ -79,13 +79,13 @@ def end_bucket(n_rows: int) -> np.ndarray:
 
 def offsets_key() -> str:
     """Digest of the code that makes the robust detector's offsets and bin means (the
-    features, rows first, the row-alone scores, the compiled kernels): what ``--offsets``
-    keeps must come from the same code."""
-    from nsgen.prep import (_robust_jit, _robust_offsets_jit, _robust_plan, normalise,
-                            robust_angles, robust_features, robust_scores, robust_tall,
-                            stripe_robust)
-    parts = [inspect.getsource(m) for m in (_robust_jit, _robust_offsets_jit, _robust_plan,
-                                            normalise, robust_tall)]
+    features, rows first, the row-alone scores, the compiled kernels: every kernel module's,
+    :func:`~nsgen.prep._jit.sources_digest`): what ``--offsets`` keeps must come from the
+    same code."""
+    from nsgen.prep import (normalise, robust_angles, robust_features, robust_scores,
+                            robust_tall, stripe_robust)
+    from nsgen.prep._jit import sources_digest
+    parts = [sources_digest()] + [inspect.getsource(m) for m in (normalise, robust_tall)]
     parts += [inspect.getsource(f) for f in (
         robust_scores.offsets, robust_scores.ranks, robust_scores.pooled,
         robust_scores._pool_index, robust_scores.strong_columns, robust_scores._interpolate,
